@@ -1,0 +1,207 @@
+"""The ``linlens`` command line (typer + rich): demo, analyze, reproduce, fibers.
+
+This is the only module that wires capabilities together (through :mod:`linlens.experiments`). Every
+command prints a summary table and writes a report folder (``metrics.json``, ``report.html``, PNGs).
+Errors caused by the user (bad files, shapes, NaN, …) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from linlens.errors import LinlensError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="linlens",
+    help="Look at trained neural networks through linear algebra.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+fibers_app = typer.Typer(help="Fibers of linear networks: strata, barcodes, bases.", no_args_is_help=True)
+app.add_typer(fibers_app, name="fibers")
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+# name → "module:function"; each function takes (out, force, seed, quick, device, console) and returns a
+# dict of headline numbers printed as the summary table.
+REPRODUCTIONS: dict[str, tuple[str, str]] = {
+    "koopman-yinyang": ("linlens.experiments.koopman_repro:run_yinyang", "Koopman hybrids on Yin-Yang"),
+    "koopman-mnist": ("linlens.experiments.koopman_repro:run_mnist", "Koopman hybrids on MNIST"),
+    "flows-linear": ("linlens.experiments.flows_repro:run_linear", "linear flow = PCA, penalty = shrinkage"),
+    "flows-stability": ("linlens.experiments.flows_repro:run_stability", "flows on a plane in 3-D"),
+    "flows-scurve": ("linlens.experiments.flows_repro:run_scurve", "local covariance on the S-curve"),
+    "flows-digits": ("linlens.experiments.flows_repro:run_digits", "un-whitened components of digits"),
+}
+
+
+def _load(spec: str) -> Any:
+    mod, attr = spec.split(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def print_summary(title: str, summary: dict[str, Any], out: Path | None = None) -> None:
+    """Print a two-column table of headline numbers, and where the report went."""
+    from linlens.report import format_number
+
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for k, v in summary.items():
+        table.add_row(str(k), format_number(v))
+    console.print(table)
+    if out is not None:
+        console.print(f"report written to [bold]{out}[/bold] (report.html, metrics.json, figures)")
+
+
+OutOpt = typer.Option(None, "--out", "-o", help="report folder (default: a name per command)")
+ForceOpt = typer.Option(False, "--force", help="overwrite an existing report folder")
+SeedOpt = typer.Option(0, "--seed", help="random seed")
+QuickOpt = typer.Option(False, "--quick", help="smaller, faster run (for smoke tests)")
+DeviceOpt = typer.Option("auto", "--device", help="torch device: auto, cpu, cuda, cuda:1 …")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("linlens-report"), "--out", "-o", help="report folder"),
+    force: bool = ForceOpt,
+    seed: int = SeedOpt,
+    quick: bool = QuickOpt,
+) -> None:
+    """Inverse-operator study: train MLPs that invert a Gaussian blur (n = 64) under two priors and ask
+    which linear operator each network's surrogate is closest to: A⁻¹, the Wiener estimator, or the
+    least-squares fit of the data."""
+    from linlens.experiments.demo import run_demo
+
+    summary = run_demo(out=out, force=force, seed=seed, quick=quick, console=console)
+    print_summary("linlens demo", summary, out)
+
+
+@app.command()
+def analyze(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="a TorchScript file (.pt/.ts), or 'package.module:attr' naming a torch callable. "
+        "WARNING: a module:attr spec imports and runs that Python code.",
+    ),
+    inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs: .npy, .npz, .pt, .csv or .zarr"),
+    reference: Path | None = typer.Option(None, "--reference", "-r", help="reference operator (.npy)"),
+    out: Path = typer.Option(Path("linlens-analyze"), "--out", "-o", help="report folder"),
+    force: bool = ForceOpt,
+    batch_size: int = typer.Option(4096, "--batch-size", help="rows per model call"),
+    fit_intercept: bool = typer.Option(True, "--fit-intercept/--no-intercept"),
+    dask: str | None = typer.Option(
+        None, "--dask", help="stream inputs on Dask: a scheduler address, or 'local' for a LocalCluster"
+    ),
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """Fit the global linear surrogate of your model on your inputs, and compare it with a reference."""
+    from linlens.experiments.analyze import run_analyze
+
+    summary = run_analyze(
+        model=model,
+        inputs=inputs,
+        reference=reference,
+        out=out,
+        force=force,
+        batch_size=batch_size,
+        fit_intercept=fit_intercept,
+        dask=dask,
+        device=device,
+        seed=seed,
+        console=console,
+    )
+    print_summary("linlens analyze", summary, out)
+
+
+@app.command()
+def reproduce(
+    name: str = typer.Argument(..., help="one of: " + ", ".join(REPRODUCTIONS)),
+    out: Path | None = OutOpt,
+    force: bool = ForceOpt,
+    seed: int = SeedOpt,
+    quick: bool = QuickOpt,
+    device: str = DeviceOpt,
+) -> None:
+    """Reproduce a paper's experiment with baselines; writes a report."""
+    if name not in REPRODUCTIONS:
+        raise LinlensError(f"unknown reproduction {name!r}; choose one of: {', '.join(REPRODUCTIONS)}")
+    spec, title = REPRODUCTIONS[name]
+    out = out or Path(f"linlens-{name}")
+    summary = _load(spec)(out=out, force=force, seed=seed, quick=quick, device=device, console=console)
+    print_summary(f"{name}: {title}", summary, out)
+
+
+@fibers_app.command("strata")
+def fibers_strata(
+    widths: str = typer.Option(..., "--widths", help="layer widths d_0,…,d_L, e.g. 2,3,2"),
+    rank: int = typer.Option(..., "--rank", help="rank of the product matrix W"),
+    out: Path | None = OutOpt,
+    force: bool = ForceOpt,
+) -> None:
+    """List every stratum of the fiber of a rank-r matrix: barcode, rank list, dim, codim; the closure
+    order goes into the report as a figure."""
+    from linlens.experiments.fibers_cmd import parse_widths, run_strata
+
+    w = parse_widths(widths)
+    summary = run_strata(widths=w, rank=rank, out=out or Path("linlens-fibers-strata"), force=force,
+                         console=console)
+    print_summary("fiber strata", summary, out or Path("linlens-fibers-strata"))
+
+
+@fibers_app.command("analyze")
+def fibers_analyze(
+    weights: Path = typer.Argument(..., help=".npz with W1 … WL (or arr_0 …), W_k of shape (d_k, d_{k-1})"),
+    out: Path | None = OutOpt,
+    force: bool = ForceOpt,
+    tol: float | None = typer.Option(None, "--tol", help="relative rank tolerance (default max(shape)·eps)"),
+) -> None:
+    """Which stratum are these weights on: ranks with gaps, barcode, dimensions, basis flow diagram."""
+    from linlens.experiments.fibers_cmd import run_analyze_weights
+
+    summary = run_analyze_weights(weights=weights, out=out or Path("linlens-fibers"), force=force, tol=tol,
+                                  console=console)
+    print_summary("fiber of the trained network", summary, out or Path("linlens-fibers"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app; user errors become one line on stderr and exit code 2."""
+    debug = bool(os.environ.get("LINLENS_DEBUG"))
+    try:
+        app(args=argv, standalone_mode=True)
+    except LinlensError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: never show a traceback to a user
+        if debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        err_console.print(
+            f"[red]internal error:[/red] {type(exc).__name__}: {msg} (set LINLENS_DEBUG=1 for the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

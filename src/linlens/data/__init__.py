@@ -1,0 +1,1 @@
+"""linlens.data (being built)."""

@@ -1,0 +1,1 @@
+"""linlens.fibers (being built)."""

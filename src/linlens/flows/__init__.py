@@ -1,0 +1,1 @@
+"""linlens.flows (being built)."""

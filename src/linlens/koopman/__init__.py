@@ -1,0 +1,1 @@
+"""linlens.koopman (being built)."""

@@ -1,0 +1,281 @@
+"""Small model builders and one training loop (seeded, progress bar, early stopping, history).
+
+Example:
+    >>> import torch
+    >>> net = mlp(3, [8], 2, seed=0)
+    >>> X = torch.randn(64, 3); Y = X @ torch.randn(3, 2)
+    >>> hist = train(net, X, Y, epochs=3, batch_size=16, progress=False)
+    >>> len(hist.train_loss)
+    3
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from linlens.errors import ConfigError, TrainingDiverged
+
+__all__ = ["mlp", "train", "TrainHistory", "seed_everything", "resolve_device", "progress_bar", "predict"]
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; returns a torch Generator seeded with ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/None → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} requested but CUDA is not available")
+    return dev
+
+
+def mlp(
+    d_in: int,
+    hidden: Sequence[int],
+    d_out: int,
+    activation: str = "relu",
+    *,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> nn.Sequential:
+    """A fully connected network ``Linear → act → … → Linear`` (no activation after the last layer).
+
+    Arguments:
+        d_in: input width.
+        hidden: hidden widths, e.g. ``[8, 6, 4, 3]``.
+        d_out: output width.
+        activation: one of ``relu, tanh, gelu, silu, elu, leaky_relu``.
+        seed: seeds the initialization when given.
+
+    Returns:
+        ``nn.Sequential`` of alternating ``nn.Linear`` and activation modules.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ConfigError(f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+    widths = [int(d_in), *[int(h) for h in hidden], int(d_out)]
+    if any(w <= 0 for w in widths):
+        raise ConfigError(f"all widths must be positive; got {widths}")
+    ctx = torch.random.fork_rng() if seed is not None else contextlib.nullcontext()
+    with ctx:
+        if seed is not None:
+            torch.manual_seed(seed)
+        layers: list[nn.Module] = []
+        for i in range(len(widths) - 1):
+            layers.append(nn.Linear(widths[i], widths[i + 1], dtype=dtype))
+            if i < len(widths) - 2:
+                layers.append(_ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class TrainHistory:
+    """Per-epoch losses of :func:`train`; ``best_epoch`` is the epoch whose weights were kept."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_metric: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def progress_bar(enabled: bool = True, transient: bool = True):
+    """A rich progress bar (or a no-op stand-in when disabled)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=transient,
+        disable=not enabled,
+    )
+
+
+def _as_tensor(x: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, X: Any, batch_size: int = 8192) -> torch.Tensor:
+    """Model outputs in eval mode, batched, without gradients; returns a CPU tensor."""
+    was = model.training
+    model.eval()
+    p = next(model.parameters(), None)
+    dev = p.device if p is not None else torch.device("cpu")
+    dt = p.dtype if p is not None else torch.float32
+    Xt = _as_tensor(X, dt, dev)
+    out = torch.cat([model(Xt[i : i + batch_size]).cpu() for i in range(0, len(Xt), batch_size)])
+    model.train(was)
+    return out
+
+
+def train(
+    model: nn.Module,
+    X: Any,
+    Y: Any,
+    *,
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "mse",
+    optimizer: str = "adam",
+    X_val: Any = None,
+    Y_val: Any = None,
+    metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+    patience: int | None = None,
+    lr_schedule: str | None = None,
+    grad_clip: float | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = "cpu",
+    progress: bool = True,
+    description: str = "training",
+) -> TrainHistory:
+    """Train ``model`` in place with minibatch gradient descent; returns the :class:`TrainHistory`.
+
+    Arguments:
+        X, Y: inputs ``(n_samples, d_in)`` and targets ``(n_samples, d_out)`` or class labels ``(n_samples,)``.
+        loss: ``"mse"``, ``"cross_entropy"``, ``"huber"`` or a callable ``(pred, target) -> scalar``.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        X_val, Y_val: validation data; with ``patience`` training stops after that many epochs without
+            improvement and the best weights (lowest validation loss, or highest ``metric``) are restored.
+        metric: optional validation metric (higher is better), e.g. accuracy.
+        lr_schedule: None or ``"cosine"``.
+        seed: seeds shuffling and dropout.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/Inf (message names the epoch and the last finite loss).
+    """
+    import time
+
+    dev = resolve_device(device)
+    p0 = next(model.parameters(), None)
+    if p0 is None:
+        raise ConfigError("model has no parameters to train")
+    dt = p0.dtype
+    model.to(dev)
+    Xt = _as_tensor(X, dt, dev)
+    Yt = _as_tensor(Y, dt, dev)
+    if len(Xt) != len(Yt):
+        raise ConfigError(f"X and Y must have the same number of samples; got {len(Xt)} and {len(Yt)}")
+    if len(Xt) == 0:
+        raise ConfigError("training data is empty")
+    has_val = X_val is not None and Y_val is not None
+    if has_val:
+        Xv, Yv = _as_tensor(X_val, dt, dev), _as_tensor(Y_val, dt, dev)
+    if isinstance(loss, str):
+        losses = {"mse": nn.MSELoss(), "cross_entropy": nn.CrossEntropyLoss(), "huber": nn.HuberLoss()}
+        if loss not in losses:
+            raise ConfigError(f"loss must be one of {sorted(losses)} or a callable; got {loss!r}")
+        loss_fn = losses[loss]
+    else:
+        loss_fn = loss
+    params = [p for p in model.parameters() if p.requires_grad]
+    opts = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    if optimizer not in opts:
+        raise ConfigError(f"optimizer must be one of {sorted(opts)}; got {optimizer!r}")
+    opt = opts[optimizer](params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if lr_schedule == "cosine" else None
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed)
+    hist = TrainHistory()
+    best_score, best_state, bad = -math.inf, None, 0
+    last_finite = None
+    t0 = time.perf_counter()
+    n = len(Xt)
+    with progress_bar(progress) as bar:
+        task = bar.add_task(description, total=epochs)
+        for epoch in range(epochs):
+            model.train()
+            perm = torch.randperm(n, generator=gen).to(dev)
+            total = 0.0
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                opt.zero_grad(set_to_none=True)
+                lval = loss_fn(model(Xt[idx]), Yt[idx])
+                if not torch.isfinite(lval):
+                    raise TrainingDiverged(
+                        f"training diverged at epoch {epoch}: loss is {lval.item()}; "
+                        f"last finite epoch loss {last_finite}",
+                        epoch=epoch,
+                        last_finite_loss=last_finite,
+                    )
+                lval.backward()
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                opt.step()
+                total += float(lval.detach()) * len(idx)
+            if sched is not None:
+                sched.step()
+            last_finite = total / n
+            hist.train_loss.append(last_finite)
+            if has_val:
+                model.eval()
+                with torch.no_grad():
+                    pv = model(Xv)
+                    vl = float(loss_fn(pv, Yv))
+                    hist.val_loss.append(vl)
+                    score = -vl
+                    if metric is not None:
+                        m = float(metric(pv, Yv))
+                        hist.val_metric.append(m)
+                        score = m
+                if score > best_score:
+                    best_score, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
+                    hist.best_epoch = epoch
+                else:
+                    bad += 1
+                if patience is not None and bad >= patience:
+                    hist.stopped_early = True
+                    bar.advance(task)
+                    break
+            else:
+                hist.best_epoch = epoch
+            bar.advance(task)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    hist.seconds = time.perf_counter() - t0
+    return hist
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of rows whose arg-max equals the label."""
+    return float((logits.argmax(dim=1) == labels).float().mean())
+
+
+__all__.append("accuracy")

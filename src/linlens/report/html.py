@@ -1,0 +1,132 @@
+"""A report: metrics, text, tables and figures, written as a folder with ``metrics.json``, one
+self-contained ``report.html`` (figures embedded as base64 PNG; no network needed) and the PNGs.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> rep = Report("demo")
+    >>> rep.add_text("Hello.")
+    >>> rep.add_table(["a", "b"], [[1, 2.5]])
+    >>> rep.metrics["x"] = 1.0
+    >>> out = rep.write(pathlib.Path(tempfile.mkdtemp()) / "r")
+    >>> sorted(p.name for p in out.iterdir())
+    ['metrics.json', 'report.html']
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from linlens.report.io import atomic_dir, dump_json
+
+__all__ = ["Report", "format_number"]
+
+
+def format_number(v: Any, digits: int = 4) -> str:
+    """Short human form of a number (``1.23e-05``, ``0.9812``, ``42``); other values via ``str``."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if f != f:
+        return "nan"
+    if f == 0:
+        return "0"
+    if abs(f) >= 1e5 or abs(f) < 1e-3:
+        return f"{f:.{digits - 1}e}"
+    return f"{f:.{digits}g}"
+
+
+@dataclass
+class _Block:
+    kind: str
+    payload: Any
+
+
+@dataclass
+class Report:
+    """Collects a report's content; :meth:`write` produces the folder atomically.
+
+    Arguments:
+        title: the page title.
+    """
+
+    title: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    _blocks: list[_Block] = field(default_factory=list)
+    _figures: dict[str, bytes] = field(default_factory=dict)
+
+    def add_heading(self, text: str) -> None:
+        self._blocks.append(_Block("h2", text))
+
+    def add_text(self, text: str) -> None:
+        """A paragraph (plain text; blank lines split paragraphs)."""
+        self._blocks.append(_Block("p", text))
+
+    def add_table(self, header: list[str], rows: list[list[Any]], caption: str | None = None) -> None:
+        self._blocks.append(_Block("table", (list(header), [list(r) for r in rows], caption)))
+
+    def add_figure(self, fig: Any, name: str, caption: str = "", dpi: int = 110) -> None:
+        """Embed a matplotlib figure and save it as ``name``.png; the figure is closed afterwards."""
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        stem = os.path.basename(name).removesuffix(".png")
+        self._figures[stem + ".png"] = buf.getvalue()
+        self._blocks.append(_Block("fig", (stem + ".png", caption)))
+
+    def to_html(self) -> str:
+        esc = html.escape
+        parts = [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            f"<title>{esc(self.title)}</title>",
+            "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;"
+            "color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+            "padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
+            "figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}img{max-width:100%}</style>",
+            f"</head><body><h1>{esc(self.title)}</h1>",
+        ]
+        for b in self._blocks:
+            if b.kind == "h2":
+                parts.append(f"<h2>{esc(b.payload)}</h2>")
+            elif b.kind == "p":
+                for para in str(b.payload).split("\n\n"):
+                    parts.append(f"<p>{esc(para)}</p>")
+            elif b.kind == "table":
+                header, rows, caption = b.payload
+                parts.append("<table>")
+                if caption:
+                    parts.append(f"<caption>{esc(caption)}</caption>")
+                parts.append("<tr>" + "".join(f"<th>{esc(str(h))}</th>" for h in header) + "</tr>")
+                for r in rows:
+                    parts.append("<tr>" + "".join(f"<td>{esc(format_number(c))}</td>" for c in r) + "</tr>")
+                parts.append("</table>")
+            elif b.kind == "fig":
+                fname, caption = b.payload
+                data = base64.b64encode(self._figures[fname]).decode("ascii")
+                parts.append(
+                    f"<figure><img alt='{esc(fname)}' src='data:image/png;base64,{data}'>"
+                    f"<figcaption>{esc(caption)}</figcaption></figure>"
+                )
+        parts.append("<h2>All metrics</h2><p>Every number is in <code>metrics.json</code>.</p></body></html>")
+        return "\n".join(parts)
+
+    def write(self, out: str | os.PathLike, force: bool = False) -> Path:
+        """Write ``metrics.json``, ``report.html`` and the PNGs to ``out`` atomically; returns the path."""
+        with atomic_dir(out, force=force) as tmp:
+            (tmp / "metrics.json").write_text(dump_json(self.metrics), encoding="utf-8")
+            (tmp / "report.html").write_text(self.to_html(), encoding="utf-8")
+            for fname, data in self._figures.items():
+                (tmp / fname).write_bytes(data)
+        return Path(out)
