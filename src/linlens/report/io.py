@@ -20,7 +20,7 @@ import numpy as np
 
 from linlens.errors import InputFileError, ReportExistsError
 
-__all__ = ["atomic_dir", "atomic_write_bytes", "atomic_write_text", "json_safe", "dump_json"]
+__all__ = ["check_destination", "atomic_dir", "atomic_write_bytes", "atomic_write_text", "json_safe", "dump_json"]
 
 
 def json_safe(obj: Any) -> Any:
@@ -87,6 +87,16 @@ def atomic_write_text(path: str | os.PathLike, text: str, force: bool = False) -
     _atomic_write(Path(path), text.encode("utf-8"), force)
 
 
+def check_destination(path: str | os.PathLike, force: bool = False) -> Path:
+    """Raise :class:`ReportExistsError` early (before long work) if ``path`` exists and ``force`` is off."""
+    dest = Path(path)
+    if dest.exists() and not force:
+        raise ReportExistsError(f"report folder {dest} exists; pass --force to overwrite it")
+    if dest.exists() and not dest.is_dir():
+        raise InputFileError(f"{dest} exists and is not a folder")
+    return dest
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder; on success it is renamed to ``path``, on error it is removed.
@@ -103,12 +113,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
         >>> (d / "a.txt").read_text()
         'hi'
     """
-    dest = Path(path)
-    if dest.exists():
-        if not force:
-            raise ReportExistsError(f"report folder {dest} exists; pass --force to overwrite it")
-        if not dest.is_dir():
-            raise InputFileError(f"{dest} exists and is not a folder")
+    dest = check_destination(path, force)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))

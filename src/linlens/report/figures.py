@@ -1,0 +1,179 @@
+"""Figures for global linear surrogates. Every function takes results (never recomputes), an optional
+``ax`` (or ``axes``), and returns the matplotlib figure.
+
+Example:
+    >>> import numpy as np
+    >>> fig = singular_spectra({"C": np.array([1.0, 0.1]), "A⁻¹": np.array([2.0, 0.01])})
+    >>> len(fig.axes)
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written headless; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = [
+    "singular_spectra",
+    "filter_factor_plot",
+    "principal_angle_plot",
+    "eigenvalue_plot",
+    "operator_heatmaps",
+    "training_curves",
+    "bar_chart",
+]
+
+
+def _ax(ax: Any, figsize: tuple[float, float] = (6, 4)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, title: str = "Singular values"):
+    """Overlay of descending singular values on a log scale, one line per operator."""
+    fig, ax = _ax(ax)
+    for name, s in spectra.items():
+        s = np.asarray(s, dtype=float)
+        ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-300), marker=".", label=name)
+    ax.set_xlabel("index i")
+    ax.set_ylabel("σᵢ")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def filter_factor_plot(
+    factors: Mapping[str, Any],
+    singular_values: np.ndarray | None = None,
+    ax: Any = None,
+    title: str = "Filter factors φᵢ = diag(Vᵀ C A V)",
+):
+    """Filter factors against the singular index of A (1 = A⁻¹, 0 = discarded); ``factors`` maps a name to
+    a FilterFactors result or an array. With ``singular_values`` a second axis shows σᵢ(A)."""
+    fig, ax = _ax(ax, (7, 4))
+    for name, f in factors.items():
+        vals = np.asarray(getattr(f, "factors", f), dtype=float)
+        ax.plot(np.arange(1, len(vals) + 1), vals, marker=".", label=name)
+    ax.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xlabel("singular index i of A")
+    ax.set_ylabel("φᵢ")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if singular_values is not None:
+        ax2 = ax.twinx()
+        s = np.asarray(singular_values, dtype=float)
+        ax2.semilogy(np.arange(1, len(s) + 1), s, color="gray", alpha=0.5, lw=1)
+        ax2.set_ylabel("σᵢ(A) (gray)")
+    ax.legend(loc="lower left")
+    return fig
+
+
+def principal_angle_plot(angles: Mapping[str, np.ndarray], ax: Any = None, title: str = "Principal angles"):
+    """Principal angles (degrees, ascending) between singular subspaces; one line per comparison."""
+    fig, ax = _ax(ax)
+    for name, a in angles.items():
+        a = np.degrees(np.asarray(a, dtype=float))
+        ax.plot(np.arange(1, len(a) + 1), a, marker=".", label=name)
+    ax.set_xlabel("k")
+    ax.set_ylabel("angle (degrees)")
+    ax.set_ylim(-2, 92)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def eigenvalue_plot(eigs: Mapping[str, np.ndarray], ax: Any = None, unit_circle: bool = False,
+                    title: str = "Eigenvalues", symlog: bool = True):
+    """Eigenvalues in the complex plane, one marker set per operator (symmetric-log axes by default,
+    because eigenvalues of inverse operators span many decades)."""
+    fig, ax = _ax(ax, (5.5, 5))
+    markers = "ox+sd^v"
+    for j, (name, e) in enumerate(eigs.items()):
+        e = np.asarray(e, dtype=complex)
+        ax.scatter(e.real, e.imag, marker=markers[j % len(markers)], s=18, label=name,
+                   facecolors="none" if markers[j % len(markers)] in "osd^v" else None,
+                   edgecolors=f"C{j}", color=f"C{j}")
+    if unit_circle:
+        t = np.linspace(0, 2 * np.pi, 400)
+        ax.plot(np.cos(t), np.sin(t), "k--", lw=0.8)
+        ax.set_aspect("equal")
+    elif symlog:
+        ax.set_xscale("symlog", linthresh=1e-2)
+        ax.set_yscale("symlog", linthresh=1e-2)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.axvline(0, color="k", lw=0.5)
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] | None = None,
+                      title: str = "Operators", robust: bool = True):
+    """Side-by-side heatmaps (diverging colormap, symmetric limits at the 99th percentile of |entries| when
+    ``robust``, so one huge entry does not wash out the picture)."""
+    k = len(mats)
+    if axes is None:
+        fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4))
+        axes = np.atleast_1d(axes)
+    fig = axes[0].figure
+    for ax, (name, M) in zip(axes, mats.items(), strict=True):
+        M = np.asarray(M, dtype=float)
+        lim = np.percentile(np.abs(M), 99) if robust else np.abs(M).max()
+        lim = lim if lim > 0 else 1.0
+        im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        ax.set_title(name)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title)
+    return fig
+
+
+def training_curves(histories: Mapping[str, Any], ax: Any = None, title: str = "Training curves"):
+    """Train (solid) and validation (dashed) loss per epoch, log scale; ``histories`` maps a name to a
+    TrainHistory (or anything with ``train_loss``/``val_loss``)."""
+    fig, ax = _ax(ax)
+    for j, (name, h) in enumerate(histories.items()):
+        tr = np.asarray(getattr(h, "train_loss", []), dtype=float)
+        va = np.asarray(getattr(h, "val_loss", []), dtype=float)
+        if len(tr):
+            ax.semilogy(np.arange(1, len(tr) + 1), tr, color=f"C{j}", label=f"{name} (train)")
+        if len(va):
+            ax.semilogy(np.arange(1, len(va) + 1), va, color=f"C{j}", ls="--", label=f"{name} (val)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def bar_chart(values: Mapping[str, float], errors: Mapping[str, tuple[float, float]] | None = None,
+              ax: Any = None, title: str = "", ylabel: str = "", log: bool = True):
+    """Horizontal bars (e.g. test MSE of network, surrogate, C_data, Wiener), optional [low, high] whiskers."""
+    fig, ax = _ax(ax, (7, 0.5 + 0.45 * len(values)))
+    names = list(values)
+    v = np.array([values[n] for n in names], dtype=float)
+    ax.barh(names, v, color=[f"C{j}" for j in range(len(names))])
+    if errors:
+        for j, n in enumerate(names):
+            if n in errors:
+                lo, hi = errors[n]
+                ax.plot([lo, hi], [j, j], color="k", lw=1.5)
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(ylabel)
+    ax.set_title(title)
+    ax.invert_yaxis()
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig
