@@ -249,15 +249,15 @@ def train_flow(
                         xb = xb + noise_std * torch.randn(xb.shape, generator=gen, dtype=dtype).to(dev)
                     opt.zero_grad()
                     loss, nll, fro = flow_loss(enc, xb, jacobian_penalty, method, n_probes, gen)
-                    _check_finite_loss(float(loss), epoch, last)
+                    _check_finite_loss(float(loss.detach()), epoch, last)
                     loss.backward()
                     if grad_clip is not None:
                         torch.nn.utils.clip_grad_norm_(params, grad_clip)
                     opt.step()
                     w = xb.shape[0] / n
-                    tot[0] += w * float(loss)
-                    tot[1] += w * float(nll)
-                    tot[2] += w * float(fro)
+                    tot[0] += w * float(loss.detach())
+                    tot[1] += w * float(nll.detach())
+                    tot[2] += w * float(fro.detach())
                 sched.step()
                 ep_loss, ep_nll, ep_pen = tot
             _check_finite_loss(ep_loss, epoch, last)
