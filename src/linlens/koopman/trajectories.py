@@ -1,0 +1,90 @@
+"""Trajectories through a scaled layer: the states x₀, x₁, …, x_N, x_{N+1} of every input.
+
+x₀ is the input of the target layer, x_i = g_i(x_{i−1}) the outputs of the inserted layers and
+x_{N+1} = L_ℓ(x_N) the target layer's output. States shorter than the widest one (x_{N+1} when the layer
+narrows, m < n) are padded at the end with a constant (−1 by default, as in the paper's Figure 2; the
+authors' code used −5 or −0.5).
+
+References:
+    N. Aswani, S. Jabari, M. Shafique, arXiv:2409.01308 (Fig. 2).
+
+Example:
+    >>> from linlens.nn import mlp
+    >>> from linlens.koopman.scaling import scale_layer
+    >>> sm = scale_layer(mlp(2, [8, 6], 3, seed=0), 1, 3, torch.rand(16, 2), epochs=0, progress=False)
+    >>> record_trajectories(sm, torch.rand(5, 2)).shape
+    torch.Size([5, 5, 8])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from linlens.errors import ShapeError
+
+__all__ = ["record_trajectories", "pad_state"]
+
+
+def pad_state(x: torch.Tensor, width: int, pad_value: float = -1.0) -> torch.Tensor:
+    """Pad the last axis of ``x`` to ``width`` with ``pad_value`` (no-op when already that wide).
+
+    Example:
+        >>> pad_state(torch.zeros(1, 2), 4).tolist()
+        [[0.0, 0.0, -1.0, -1.0]]
+    """
+    k = x.shape[-1]
+    if k == width:
+        return x
+    if k > width:
+        raise ShapeError(f"state width {k} exceeds the trajectory width {width}")
+    fill = torch.full((*x.shape[:-1], width - k), float(pad_value), dtype=x.dtype, device=x.device)
+    return torch.cat([x, fill], -1)
+
+
+@torch.no_grad()
+def record_trajectories(
+    scaled_model: nn.Module,
+    data: Any,
+    *,
+    pad_value: float = -1.0,
+    batch_size: int = 8192,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """States x₀ … x_{N+1} of every input through the scaled layer (a :class:`ScaledModel`).
+
+    Arguments:
+        scaled_model: :class:`linlens.koopman.scaling.ScaledModel` (``pre``, ``scaled``, ``target``).
+        data: inputs of the whole model (n_samples, d_in), numpy or tensor.
+        pad_value: constant used to pad shorter states to the common width max(n, m).
+        batch_size: inputs per forward pass.
+        dtype: dtype of the returned states (float64 for the linear algebra).
+
+    Returns:
+        (n_samples, N+2, max(n, m)) tensor on the model's device; axis 1 is time (x₀ first).
+    """
+    p = next(scaled_model.parameters())
+    dev, mdt = p.device, p.dtype
+    X = data if isinstance(data, torch.Tensor) else torch.as_tensor(np.asarray(data))
+    if X.ndim != 2:
+        raise ShapeError(f"data must be 2-D (n_samples, d_in); got shape {tuple(X.shape)}")
+    if len(X) == 0:
+        raise ShapeError("data is empty")
+    n, m = scaled_model.in_features, scaled_model.out_features
+    width = max(n, m)
+    was = scaled_model.training
+    scaled_model.eval()
+    out = []
+    for i in range(0, len(X), batch_size):
+        x = scaled_model.pre(X[i : i + batch_size].to(device=dev, dtype=mdt))
+        states = [x]
+        for g in scaled_model.scaled:
+            x = g(x)
+            states.append(x)
+        states.append(scaled_model.target(x))
+        out.append(torch.stack([pad_state(s, width, pad_value) for s in states], 1).to(dtype))
+    scaled_model.train(was)
+    return torch.cat(out, 0)
