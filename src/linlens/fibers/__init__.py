@@ -1,1 +1,65 @@
-"""linlens.fibers (being built)."""
+"""Fibers of linear networks: rank lists, barcodes, strata and their order, bases, moves.
+
+References:
+    | The Geometry of the Set of Equivalent Linear Neural Networks (Bhattacharya & Shewchuk, 2024)
+    | https://arxiv.org/abs/2404.14855
+"""
+
+from linlens.fibers.barcode import (
+    Stratum,
+    barcode_from_ranks,
+    format_barcode,
+    ranks_from_barcode,
+    strata,
+    stratum_order,
+)
+from linlens.fibers.bases import (
+    Prebasis,
+    normal_basis,
+    orthogonal_complement,
+    prebasis,
+    subspace_A,
+    subspace_B,
+    tangent_basis,
+    tangent_normal,
+)
+from linlens.fibers.moves import (
+    BarcodeMove,
+    apply_barcode_move,
+    barcode_moves,
+    end_move,
+    gl_move,
+    is_valid_rank_one,
+    rank_one_move,
+)
+from linlens.fibers.network import LinearNetwork, RankEntry, RankList
+from linlens.fibers.plots import plot_basis_flow, plot_hasse
+
+__all__ = [
+    "LinearNetwork",
+    "RankEntry",
+    "RankList",
+    "Stratum",
+    "strata",
+    "stratum_order",
+    "barcode_from_ranks",
+    "ranks_from_barcode",
+    "format_barcode",
+    "Prebasis",
+    "prebasis",
+    "subspace_A",
+    "subspace_B",
+    "tangent_basis",
+    "normal_basis",
+    "tangent_normal",
+    "orthogonal_complement",
+    "BarcodeMove",
+    "barcode_moves",
+    "gl_move",
+    "end_move",
+    "rank_one_move",
+    "is_valid_rank_one",
+    "apply_barcode_move",
+    "plot_basis_flow",
+    "plot_hasse",
+]
