@@ -120,6 +120,9 @@ def plot_hasse(order: nx.DiGraph, ax: Any = None, max_labels: int = 60):
         ax.scatter([x], [y], s=25, color=color, zorder=3)
         text = order.nodes[v]["label"] if n <= max_labels else str(v)
         ax.annotate(text, (x, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=6)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("dimension of stratum")
     ax.set_xticks([])
     ax.set_title(
