@@ -73,7 +73,7 @@ def test_recovers_eigenvalues_full_state(linear_data, exact: bool) -> None:
     assert np.isrealobj(dmd.operator)
     assert dmd.basis_.shape == (18, 6) and dmd.right_singular_vectors_.shape == (5 * 27, 6)
     # modes are eigenvectors of the full-state map: A_full Φ = Φ Λ on the delay space
-    A_full = dmd._YV.numpy() @ dmd.basis_.T
+    A_full = dmd.exact_basis_ @ dmd.basis_.T
     assert np.allclose(A_full @ dmd.modes, dmd.modes * dmd.eigs, atol=1e-9)
 
 
@@ -153,7 +153,7 @@ def test_exact_readout_differs_from_projected_off_span() -> None:
     dmd = HankelDMD(delays=1, rank=3, backend="numpy").fit(trajs)
     w = rng.normal(size=(5, 2, 4))
     z = w[:, ::-1].reshape(5, -1)
-    U, B = dmd.basis_, dmd._YV.numpy()
+    U, B = dmd.basis_, dmd.exact_basis_
     expected_exact = (z @ U @ B.T)[:, :4]
     expected_proj = (z @ U @ dmd.operator.T @ U.T)[:, :4]
     np.testing.assert_allclose(dmd.predict(w, readout="exact")[:, 0], expected_exact, atol=1e-12)
@@ -270,3 +270,15 @@ def test_bad_input() -> None:
         dmd.predict(x[:, :3])
     with pytest.raises(ConfigError, match="readout"):
         dmd.predict(x[:, :2], readout="both")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(linear_data) -> None:
+    _, trajs = linear_data
+    cpu = HankelDMD(delays=2, rank=6).fit(trajs)
+    gpu = HankelDMD(delays=2, rank=6, device="cuda").fit(trajs)
+    assert gpu.eigs.device.type == "cuda"
+    assert match_rel(gpu.eigs.cpu().numpy(), cpu.eigs.numpy()) < 1e-8
+    w = torch.as_tensor(trajs[:, :3], device="cuda")
+    np.testing.assert_allclose(gpu.predict(w, 4).cpu().numpy(), cpu.predict(trajs[:, :3], 4), atol=1e-8)

@@ -170,12 +170,15 @@ def randomized_svd(
     gen = torch.Generator(device=X.device)
     gen.manual_seed(seed)
     G = torch.randn(n, k, generator=gen, dtype=X.dtype, device=X.device)
-    Q, _ = torch.linalg.qr(X @ G)
+    # operands are made row-major (contiguous): a column-major factor from svd/qr times a transposed view
+    # hits a slow matmul path (measured ~5x slower at k = 30)
+    Q = torch.linalg.qr(X @ G)[0].contiguous()
     n_iter, U_prev = 0, None
     limit = max_power_iter if n_power_iter is None else n_power_iter
     while True:
         W = X.T @ Q  # (n, k); QᵀX = Wᵀ
         Vw, s, Uwt = torch.linalg.svd(W, full_matrices=False)  # W = Vw diag(s) Uwᵀ → QᵀX = Uw s Vwᵀ
+        Vw = Vw.contiguous()
         U = Q @ Uwt.T
         if n_power_iter is None and U_prev is not None:
             Ur, Pr = U[:, :rank], U_prev[:, :rank]
@@ -192,7 +195,7 @@ def randomized_svd(
                 )
             break
         U_prev = U
-        Q, _ = torch.linalg.qr(X @ Vw)
+        Q = torch.linalg.qr(X @ Vw)[0].contiguous()
         n_iter += 1
     return U, s, Vw, n_iter
 
@@ -234,11 +237,13 @@ class HankelDMD:
             torch on ``device``, attributes returned as numpy arrays).
         device: torch device of the computation (``"cpu"``, ``"cuda"``, None for the input's device).
         dtype: torch.float64 (default) or torch.float32, also ``"float64"``/``"float32"``.
-        svd: ``"auto"`` (randomized when ``rank`` is an int and rank + n_oversamples ≤ min(shape)/4 with
+        svd: ``"auto"`` (randomized when ``rank`` is an int and rank + p ≤ min(shape)/4 with
             min(shape) ≥ 256, full otherwise), ``"randomized"`` or ``"full"``. Rank rules other than an
             int need all singular values and always use the full SVD.
         seed: seed of the randomized sketch.
-        n_oversamples: oversampling of the randomized SVD.
+        n_oversamples: oversampling p of the randomized SVD (sketch width rank + p); None = max(10, 2·rank).
+            Wide sketches cost little more (each pass over X is memory-bound) and need far fewer power
+            iterations on slowly decaying spectra.
         n_power_iter: power iterations of the randomized SVD; None = adaptive until the leading subspace
             has converged (handles slowly decaying spectra).
 
@@ -249,8 +254,10 @@ class HankelDMD:
             trajectory** (z_h of trajectory 0), as PyDMD fits its first snapshot.
         operator: (r, r) real reduced operator Ã.
         basis_: (dim·(h+1), r) U_r.
+        exact_basis_: (dim·(h+1), r) Y V_r Σ_r⁻¹: exact modes are ``exact_basis_ @ W`` and the full-state map
+            of ``predict(readout="exact")`` is A_full = exact_basis_ @ basis_ᵀ.
         singular_values_: all computed singular values of X, descending (min(shape) of them with the full
-            SVD, rank + n_oversamples with the randomized SVD, of which the first ``rank_`` are accurate).
+            SVD, rank + p with the randomized SVD, of which the first ``rank_`` are accurate).
         right_singular_vectors_: (n_columns, r) V_r.
         rank_: the rank used. n_features_: dim. n_columns_: number of snapshot pairs.
         power_iterations_: power iterations run by the randomized SVD (0 for a full SVD).
@@ -275,7 +282,7 @@ class HankelDMD:
         dtype: torch.dtype | str = torch.float64,
         svd: str = "auto",
         seed: int = 0,
-        n_oversamples: int = 10,
+        n_oversamples: int | None = None,
         n_power_iter: int | None = None,
     ) -> None:
         self.delays = delays
@@ -310,7 +317,7 @@ class HankelDMD:
             )
         if self.n_power_iter is not None and self.n_power_iter < 0:
             raise ConfigError(f"n_power_iter must be >= 0 or None; got {self.n_power_iter!r}")
-        if self.n_oversamples < 0:
+        if self.n_oversamples is not None and self.n_oversamples < 0:
             raise ConfigError(f"n_oversamples must be >= 0; got {self.n_oversamples!r}")
         _resolve_dtype(self.dtype)
 
@@ -377,18 +384,21 @@ class HankelDMD:
                 f"rank={r_req} exceeds the largest possible rank min(dim*(delays+1), n_pairs) = "
                 f"min({D}, {n_cols}) = {min_dim}"
             )
+        n_over = self.n_oversamples
+        if n_over is None and isinstance(r_req, int | np.integer):
+            n_over = max(10, 2 * int(r_req))
         use_random = self.svd == "randomized" or (
             self.svd == "auto"
             and isinstance(r_req, int | np.integer)
             and min_dim >= 256
-            and (r_req + self.n_oversamples) * 4 <= min_dim
+            and (r_req + n_over) * 4 <= min_dim
         )
         if use_random and not isinstance(r_req, int | np.integer):
             raise ConfigError(f"svd='randomized' needs an integer rank; got rank={r_req!r}")
 
         if use_random:
             U, s, V, n_iter = randomized_svd(
-                X, int(r_req), n_oversamples=self.n_oversamples, n_power_iter=self.n_power_iter, seed=self.seed
+                X, int(r_req), n_oversamples=n_over, n_power_iter=self.n_power_iter, seed=self.seed
             )
         else:
             # SVD of the (n_cols, D) matrix Xᵀ = V Σ Uᵀ avoids a copy of the transposed view
@@ -443,6 +453,7 @@ class HankelDMD:
         self.amplitudes = out(amps)
         self.operator = out(A_tilde)
         self.basis_ = out(U_r)
+        self.exact_basis_ = out(YV)
         self.singular_values_ = out(s)
         self.right_singular_vectors_ = out(V_r)
         return self
