@@ -62,6 +62,8 @@ class KoopmanHybrid(nn.Module):
         readout: ``"projected"`` (y ← Ã y in span(U_r), read the newest block of U_r y) or ``"exact"``
             (z ← A_full z, no projection back onto span(U_r)).
         pad_value: value used to pad states narrower than ``width`` (only when m > n).
+        constant: the states carry a trailing constant 1 (EDMD constant observable, see
+            :func:`record_trajectories`).
 
     Attributes:
         delays: h. width: state width max(n, m). steps: N+1−h DMD steps.
@@ -70,7 +72,7 @@ class KoopmanHybrid(nn.Module):
 
     def __init__(self, pre: nn.Module, scaled: nn.ModuleList, basis: torch.Tensor, operator: torch.Tensor,
                  full_map: torch.Tensor, post: nn.Module, *, n_scaled: int, out_features: int,
-                 readout: str = "projected", pad_value: float = -1.0) -> None:
+                 readout: str = "projected", pad_value: float = -1.0, constant: bool = False) -> None:
         super().__init__()
         if readout not in ("projected", "exact"):
             raise ConfigError(f"readout must be 'projected' or 'exact'; got {readout!r}")
@@ -89,7 +91,7 @@ class KoopmanHybrid(nn.Module):
         self.register_buffer("full_map", full_map.detach().clone())
         self.n_scaled, self.delays, self.out_features = int(n_scaled), h, int(out_features)
         self.width = D // (h + 1)
-        self.readout, self.pad_value = readout, float(pad_value)
+        self.readout, self.pad_value, self.constant = readout, float(pad_value), bool(constant)
         self.dmd_: HankelDMD | None = None
 
     @property
@@ -118,7 +120,10 @@ class KoopmanHybrid(nn.Module):
         for g in self.scaled:
             s = g(s)
             states.append(s)
-        states = [pad_state(t, self.width, self.pad_value) for t in states]
+        w = self.width - int(self.constant)
+        states = [pad_state(t, w, self.pad_value) for t in states]
+        if self.constant:
+            states = [torch.cat([t, torch.ones(len(t), 1, dtype=t.dtype, device=t.device)], -1) for t in states]
         return torch.cat(states[::-1], -1).to(self.basis.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,7 +226,8 @@ def fit_least_squares(model: nn.Module, layer: int, data: Any, n_layers: int = 0
 
 
 def fit_hybrid(scaled_model: ScaledModel, trajectories: torch.Tensor, delays: int, rank: int | float | str | None,
-               readout: str = "projected", *, pad_value: float = -1.0, **dmd_kwargs: Any) -> KoopmanHybrid:
+               readout: str = "projected", *, pad_value: float = -1.0, constant: bool = False,
+               **dmd_kwargs: Any) -> KoopmanHybrid:
     """Fit HankelDMD on recorded trajectories and build the hybrid (no retraining of the scaled layers).
 
     Arguments:
@@ -231,6 +237,7 @@ def fit_hybrid(scaled_model: ScaledModel, trajectories: torch.Tensor, delays: in
         rank: DMD rank (see :class:`HankelDMD`).
         readout: ``"projected"`` or ``"exact"``.
         pad_value: the padding used when recording (only matters when m > n).
+        constant: the trajectories were recorded with ``constant=True``.
         dmd_kwargs: further :class:`HankelDMD` arguments (``svd``, ``seed``, ``device``, …).
 
     Returns:
@@ -255,6 +262,7 @@ def fit_hybrid(scaled_model: ScaledModel, trajectories: torch.Tensor, delays: in
         scaled_model.pre, nn.ModuleList(list(scaled_model.scaled)[: int(delays)]), U.to(dev),
         dmd.operator.to(device=dev, dtype=torch.float64), full_map.to(dev), scaled_model.post,
         n_scaled=N, out_features=scaled_model.out_features, readout=readout, pad_value=pad_value,
+        constant=constant,
     ).eval()
     hyb.dmd_ = dmd
     return hyb
@@ -271,6 +279,7 @@ def linearize_layer(
     *,
     scaled: ScaledModel | None = None,
     pad_value: float = -1.0,
+    constant: bool = False,
     n_trajectories: int | None = None,
     scale_kwargs: dict[str, Any] | None = None,
     seed: int = 0,
@@ -290,6 +299,7 @@ def linearize_layer(
         n_scaled: N scaled layers; delays: h ≤ N; rank: DMD rank; readout: ``"projected"``/``"exact"``.
         scaled: an already trained :class:`ScaledModel` to reuse (skips :func:`scale_layer`).
         pad_value: padding of narrower states (default −1).
+        constant: add a constant observable 1 to every state (lets the operator be affine).
         n_trajectories: use a random subset of this many inputs as trajectories (seeded); None = all.
         scale_kwargs: extra arguments of :func:`scale_layer` (``epochs``, ``lr``, ``init``, …).
         seed, device, progress: as in :func:`scale_layer`.
@@ -307,5 +317,5 @@ def linearize_layer(
     if n_trajectories is not None and n_trajectories < len(X):
         idx = np.random.default_rng(seed).choice(len(X), size=int(n_trajectories), replace=False)
         X = X[torch.as_tensor(np.sort(idx))]
-    traj = record_trajectories(scaled, X, pad_value=pad_value)
-    return fit_hybrid(scaled, traj, delays, rank, readout, pad_value=pad_value)
+    traj = record_trajectories(scaled, X, pad_value=pad_value, constant=constant)
+    return fit_hybrid(scaled, traj, delays, rank, readout, pad_value=pad_value, constant=constant)

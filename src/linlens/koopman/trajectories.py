@@ -53,6 +53,7 @@ def record_trajectories(
     pad_value: float = -1.0,
     batch_size: int = 8192,
     dtype: torch.dtype = torch.float64,
+    constant: bool = False,
 ) -> torch.Tensor:
     """States x₀ … x_{N+1} of every input through the scaled layer (a :class:`ScaledModel`).
 
@@ -62,9 +63,12 @@ def record_trajectories(
         pad_value: constant used to pad shorter states to the common width max(n, m).
         batch_size: inputs per forward pass.
         dtype: dtype of the returned states (float64 for the linear algebra).
+        constant: append a constant 1 to every state (an EDMD constant observable, which lets the linear
+            operator represent affine maps; the hybrid must then be built with ``constant=True``).
 
     Returns:
-        (n_samples, N+2, max(n, m)) tensor on the model's device; axis 1 is time (x₀ first).
+        (n_samples, N+2, max(n, m) (+1 with ``constant``)) tensor on the model's device; axis 1 is time
+        (x₀ first).
     """
     p = next(scaled_model.parameters())
     dev, mdt = p.device, p.dtype
@@ -85,6 +89,9 @@ def record_trajectories(
             x = g(x)
             states.append(x)
         states.append(scaled_model.target(x))
-        out.append(torch.stack([pad_state(s, width, pad_value) for s in states], 1).to(dtype))
+        t = torch.stack([pad_state(s, width, pad_value) for s in states], 1).to(dtype)
+        if constant:
+            t = torch.cat([t, torch.ones(*t.shape[:2], 1, dtype=dtype, device=t.device)], -1)
+        out.append(t)
     scaled_model.train(was)
     return torch.cat(out, 0)

@@ -1,0 +1,155 @@
+"""Figures for Koopman hybrids: DMD eigenvalues, right singular vectors, decision boundaries, accuracy grids.
+
+Every function takes results (arrays, rows) and an optional ``ax`` and returns the figure; none recomputes.
+
+Example:
+    >>> fig = eigenvalue_figure({"h=1": np.array([0.5 + 0.5j, 0.5 - 0.5j])})
+    >>> len(fig.axes)
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["eigenvalue_figure", "right_singular_vectors_figure", "decision_boundaries_figure",
+           "accuracy_grid_figure"]
+
+
+def _ax(ax: Any, figsize: tuple[float, float]):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+        return fig, ax
+    return ax.figure, ax
+
+
+def eigenvalue_figure(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD eigenvalues"):
+    """DMD eigenvalues in the complex plane with the unit circle, one marker set per fit.
+
+    Arguments:
+        eigs: name → (r,) complex eigenvalues.
+        ax: optional matplotlib axes.
+
+    Returns:
+        The matplotlib figure.
+    """
+    fig, ax = _ax(ax, (5, 5))
+    t = np.linspace(0, 2 * np.pi, 400)
+    ax.plot(np.cos(t), np.sin(t), "k--", lw=0.8, label="unit circle")
+    for j, (name, e) in enumerate(eigs.items()):
+        e = np.asarray(e.detach().cpu() if hasattr(e, "detach") else e, dtype=complex)
+        ax.scatter(e.real, e.imag, s=16, facecolors="none", edgecolors=f"C{j}", label=name)
+    lim = max(1.2, float(max((np.abs(np.asarray(e.detach().cpu() if hasattr(e, "detach") else e)).max()
+                              for e in eigs.values()), default=1.0)) * 1.1)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.axhline(0, color="k", lw=0.4)
+    ax.axvline(0, color="k", lw=0.4)
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def right_singular_vectors_figure(V: Any, steps: int, n_traj: int = 3, n_vectors: int = 4, ax: Any = None,
+                                  title: str = "Right singular vectors of the Hankel matrix"):
+    """Leading right singular vectors v_k of the Hankel matrix along the first trajectories' columns.
+
+    Columns of the (per-trajectory) Hankel matrix are ordered trajectory by trajectory, ``steps`` columns each,
+    so each v_k is drawn as one curve over the first ``n_traj·steps`` columns with trajectory boundaries marked.
+
+    Arguments:
+        V: (n_columns, r) right singular vectors.
+        steps: snapshot pairs per trajectory (N+1−h).
+        n_traj: trajectories shown. n_vectors: vectors shown.
+
+    Returns:
+        The matplotlib figure.
+    """
+    V = np.asarray(V.detach().cpu() if hasattr(V, "detach") else V, dtype=float)
+    fig, ax = _ax(ax, (7, 3.5))
+    k = min(n_traj * steps, len(V))
+    for j in range(min(n_vectors, V.shape[1])):
+        ax.plot(np.arange(k), V[:k, j], marker=".", label=f"v{j + 1}")
+    for b in range(steps, k, steps):
+        ax.axvline(b - 0.5, color="k", lw=0.5, ls=":")
+    ax.set_xlabel("column (trajectory-major, one block per trajectory)")
+    ax.set_ylabel("entry")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def decision_boundaries_figure(xx: Any, yy: Any, predictions: Mapping[str, Any], points: Any = None,
+                               labels: Any = None, titles: Mapping[str, str] | None = None, axes: Any = None):
+    """Decision regions on a 2-D grid, one panel per model (e.g. original and each hybrid).
+
+    Arguments:
+        xx, yy: (g, g) grid coordinates.
+        predictions: name → (g, g) predicted classes on the grid.
+        points, labels: optional (n, 2) test points and their (n,) labels, drawn on top.
+        titles: optional name → panel title (e.g. with the accuracy).
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(predictions)
+    if axes is None:
+        fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.3), squeeze=False)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    for ax, (name, pred) in zip(axes, predictions.items(), strict=False):
+        ax.contourf(xx, yy, np.asarray(pred), levels=np.arange(-0.5, 3.5, 1.0), cmap="coolwarm", alpha=0.6)
+        if points is not None:
+            p = np.asarray(points)
+            ax.scatter(p[:, 0], p[:, 1], c=np.asarray(labels), cmap="coolwarm", s=3, edgecolors="none",
+                       vmin=0, vmax=2)
+        ax.set_title((titles or {}).get(name, name), fontsize=8)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def accuracy_grid_figure(rows: Sequence[Mapping[str, Any]], x: str = "delays", y: str = "rank",
+                         value: str = "accuracy", ax: Any = None, title: str = "Hybrid accuracy"):
+    """Heatmap of ``value`` over a grid of two row fields (the best value where several rows share a cell).
+
+    Arguments:
+        rows: result rows (dicts) holding fields ``x``, ``y`` and ``value``.
+
+    Returns:
+        The matplotlib figure.
+    """
+    fig, ax = _ax(ax, (6, 3.5))
+    xs = sorted({r[x] for r in rows}, key=lambda v: (str(type(v)), v))
+    ys = sorted({str(r[y]) for r in rows})
+    M = np.full((len(ys), len(xs)), np.nan)
+    for r in rows:
+        i, j = ys.index(str(r[y])), xs.index(r[x])
+        M[i, j] = np.nanmax([M[i, j], r[value]])
+    im = ax.imshow(M, cmap="viridis", aspect="auto", vmin=0, vmax=1)
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if np.isfinite(M[i, j]):
+                ax.text(j, i, f"{M[i, j]:.3f}", ha="center", va="center", fontsize=7, color="w")
+    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    return fig
