@@ -1,0 +1,347 @@
+"""Tests of linlens.surrogate against independent routes (lstsq, closed forms, sklearn, Wiener theory)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+from sklearn.metrics import r2_score
+
+from linlens.errors import (
+    ConfigError,
+    ModelError,
+    NonFiniteError,
+    NotFittedError,
+    NumericalWarning,
+    ShapeError,
+)
+from linlens.surrogate import LinearSurrogate, bootstrap, compare_operators, filter_factors
+
+
+def _lstsq(X, Y, intercept=True):
+    A = np.hstack([X, np.ones((len(X), 1))]) if intercept else X
+    sol = np.linalg.lstsq(A, Y, rcond=None)[0]
+    return (sol[:-1].T, sol[-1]) if intercept else (sol.T, np.zeros(Y.shape[1]))
+
+
+def _orth(n, seed):
+    return np.linalg.qr(np.random.default_rng(seed).normal(size=(n, n)))[0]
+
+
+def _data(n=400, d=5, p=3, seed=0, noise=0.3):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) + rng.normal(size=d)
+    Y = X @ rng.normal(size=(d, p)) + noise * rng.normal(size=(n, p)) + rng.normal(size=p)
+    return X, Y
+
+
+# ------------------------------------------------------------------------------------------- exact models
+def test_exactly_linear_model_recovered():
+    rng = np.random.default_rng(0)
+    M, b = rng.normal(size=(4, 6)), rng.normal(size=4)
+    X = rng.normal(size=(300, 6))
+    sur = LinearSurrogate().fit(X, X @ M.T + b)
+    np.testing.assert_allclose(sur.coef_, M, atol=1e-10)
+    np.testing.assert_allclose(sur.intercept_, b, atol=1e-10)
+    assert sur.n_samples_seen_ == 300 and sur.n_features_in_ == 6 and sur.solver_ == "gram"
+    assert sur.condition_number_ == pytest.approx(np.linalg.cond(X - X.mean(0)), rel=1e-8)
+
+
+def test_from_model_float64_linear_layer():
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(6, 4).double()
+    X = np.random.default_rng(1).normal(size=(1000, 6))
+    sur = LinearSurrogate.from_model(lin, X, batch_size=128)
+    np.testing.assert_allclose(sur.coef_, lin.weight.detach().numpy(), atol=1e-10)
+    np.testing.assert_allclose(sur.intercept_, lin.bias.detach().numpy(), atol=1e-10)
+    assert sur.n_samples_seen_ == 1000
+    # an iterable of tensor batches gives the same surrogate; training flag restored
+    lin.train()
+    sur2 = LinearSurrogate.from_model(lin, (torch.tensor(X[i : i + 300]) for i in range(0, 1000, 300)))
+    np.testing.assert_allclose(sur2.coef_, sur.coef_, atol=1e-12)
+    assert lin.training
+
+
+@pytest.mark.filterwarnings("ignore::linlens.errors.NumericalWarning")
+def test_from_model_errors():
+    def boom(x):
+        raise RuntimeError("kaboom")
+
+    class Raises(torch.nn.Module):
+        def forward(self, x):
+            return boom(x)
+
+    class NaNs(torch.nn.Module):
+        def forward(self, x):
+            out = x.clone()
+            if x[0, 0] > 100:
+                out[0, 0] = float("nan")
+            return out
+
+    X = np.zeros((20, 2))
+    with pytest.raises(ModelError, match="kaboom"):
+        LinearSurrogate.from_model(Raises(), X)
+    X[10, 0] = 1000
+    with pytest.raises(NonFiniteError, match="batch 2"):
+        LinearSurrogate.from_model(NaNs(), X, batch_size=5)
+
+
+# ---------------------------------------------------------------------------------------------- solvers
+@pytest.mark.parametrize("solver", ["auto", "gram", "qr", "svd"])
+@pytest.mark.parametrize("intercept", [True, False])
+def test_solvers_agree_with_lstsq(solver, intercept):
+    X, Y = _data()
+    sur = LinearSurrogate(fit_intercept=intercept, solver=solver).fit(X, Y)
+    coef, b = _lstsq(X, Y, intercept)
+    np.testing.assert_allclose(sur.coef_, coef, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sur.intercept_, b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sur.predict(X), X @ coef.T + b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["auto", "gram", "qr", "svd"])
+def test_ridge_closed_form_and_sklearn(solver):
+    X, Y = _data(seed=3)
+    alpha = 12.5
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    C = Yc.T @ Xc @ np.linalg.inv(Xc.T @ Xc + alpha * np.eye(X.shape[1]))
+    sur = LinearSurrogate(alpha=alpha, solver=solver).fit(X, Y)
+    np.testing.assert_allclose(sur.coef_, C, rtol=1e-10)
+    sk = Ridge(alpha=alpha).fit(X, Y)
+    np.testing.assert_allclose(sur.coef_, sk.coef_, rtol=1e-8)
+    np.testing.assert_allclose(sur.intercept_, sk.intercept_, rtol=1e-8)
+    nofit = LinearSurrogate(alpha=alpha, fit_intercept=False, solver=solver).fit(X, Y)
+    np.testing.assert_allclose(nofit.coef_, np.linalg.solve(X.T @ X + alpha * np.eye(5), X.T @ Y).T, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::linlens.errors.NumericalWarning")  # the 3-row first chunk is underdetermined
+@pytest.mark.parametrize("solver", ["auto", "gram", "qr", "svd"])
+def test_partial_fit_equals_fit(solver):
+    X, Y = _data(n=1000, seed=4)
+    batch = LinearSurrogate(solver=solver).fit(X, Y)
+    stream = LinearSurrogate(solver=solver)
+    for a, b in [(0, 3), (3, 250), (250, 251), (251, 1000)]:
+        stream.partial_fit(X[a:b], Y[a:b])
+    np.testing.assert_allclose(stream.coef_, batch.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(stream.intercept_, batch.intercept_, rtol=1e-10, atol=1e-12)
+    assert stream.n_samples_seen_ == 1000
+    np.testing.assert_allclose(stream.outputs_mean_, Y.mean(0), rtol=1e-12)
+
+
+def _ill_conditioned(kappa, n=3000, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.normal(size=(n, d)))[0]
+    s = np.logspace(0, -np.log10(kappa), d) * np.sqrt(n)
+    X = (U * s) @ _orth(d, seed + 1).T + 3.0
+    M = rng.normal(size=(2, d))
+    Y = X @ M.T + 1e-3 * rng.normal(size=(n, 2)) + 0.5
+    return X, Y
+
+
+@pytest.mark.parametrize("kappa,route", [(1e6, "gram+refine"), (1e8, "qr")])
+def test_ill_conditioned_auto_matches_lstsq(kappa, route):
+    X, Y = _ill_conditioned(kappa)
+    coef, b = _lstsq(X, Y)
+    sur = LinearSurrogate().fit(X, Y)
+    assert sur.solver_ == route
+    assert sur.condition_number_ == pytest.approx(kappa, rel=0.05)
+    err = np.linalg.norm(sur.coef_ - coef) / np.linalg.norm(coef)
+    assert err < 1e-6
+    # the plain Gram route loses about twice the digits (this is what the fallback is for)
+    with pytest.warns(NumericalWarning):
+        gram = LinearSurrogate(solver="gram").fit(X, Y)
+    err_gram = np.linalg.norm(gram.coef_ - coef) / np.linalg.norm(coef)
+    assert err_gram > 10 * err
+
+
+def test_streaming_auto_warns_when_ill_conditioned_and_qr_streams_stably():
+    X, Y = _ill_conditioned(1e8)
+    coef, _ = _lstsq(X, Y)
+    with pytest.warns(NumericalWarning, match="solver='qr'"):
+        LinearSurrogate().partial_fit(X[:1500], Y[:1500])
+    qr = LinearSurrogate(solver="qr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumericalWarning)
+        for i in range(0, 3000, 500):
+            qr.partial_fit(X[i : i + 500], Y[i : i + 500])
+    assert np.linalg.norm(qr.coef_ - coef) / np.linalg.norm(coef) < 1e-6
+
+
+def test_underdetermined_gives_min_norm_with_warning():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(4, 10)), rng.normal(size=(4, 2))
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    ref = (np.linalg.pinv(Xc) @ Yc).T
+    for solver in ("auto", "gram", "svd"):
+        with pytest.warns(NumericalWarning, match="minimum-norm"):
+            sur = LinearSurrogate(solver=solver).fit(X, Y)
+        np.testing.assert_allclose(sur.coef_, ref, atol=1e-10)
+        assert sur.rank_ == 3
+
+
+# ------------------------------------------------------------------------------ score, types, bad input
+def test_score_matches_sklearn_and_1d():
+    X, Y = _data(seed=7, noise=2.0)
+    sur = LinearSurrogate().fit(X[:300], Y[:300])
+    assert sur.score(X[300:], Y[300:]) == pytest.approx(r2_score(Y[300:], sur.predict(X[300:])), rel=1e-12)
+    s1 = LinearSurrogate().fit(X, Y[:, 0])
+    assert s1.coef_.shape == (1, 5) and s1.predict(X).shape == (400,)
+    assert s1.score(X, Y[:, 0]) == pytest.approx(r2_score(Y[:, 0], s1.predict(X)), rel=1e-12)
+    Yc = np.column_stack([Y[:, 0], np.full(400, 3.0)])  # a constant output is predicted exactly: R² = 1
+    sc = LinearSurrogate().fit(X, Yc)
+    assert sc.score(X, Yc) == pytest.approx(r2_score(Yc, sc.predict(X)), rel=1e-10)
+
+
+def test_torch_inputs_and_predict_type():
+    X, Y = _data(seed=8)
+    sur = LinearSurrogate().fit(torch.tensor(X, dtype=torch.float32), torch.tensor(Y))
+    ref = LinearSurrogate().fit(X.astype(np.float32).astype(np.float64), Y)
+    np.testing.assert_allclose(sur.coef_, ref.coef_, rtol=1e-12)
+    out = sur.predict(torch.tensor(X, dtype=torch.float32))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), sur.predict(X), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_input():
+    X, Y = _data()
+    with pytest.raises(ConfigError, match="solver"):
+        LinearSurrogate(solver="lu").fit(X, Y)
+    with pytest.raises(ConfigError, match="alpha"):
+        LinearSurrogate(alpha=-1).fit(X, Y)
+    with pytest.raises(ShapeError, match="same number of rows"):
+        LinearSurrogate().fit(X, Y[:-1])
+    Xn = X.copy()
+    Xn[5, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="X"):
+        LinearSurrogate().fit(Xn, Y)
+    with pytest.raises(NotFittedError):
+        LinearSurrogate().predict(X)
+    sur = LinearSurrogate().fit(X, Y)
+    with pytest.raises(ShapeError):
+        sur.predict(X[:, :3])
+    with pytest.raises(ShapeError):
+        sur.partial_fit(X, Y).partial_fit(X[:, :2], Y)
+    sur = LinearSurrogate(alpha=1.0, solver="gram")
+    assert (sur.alpha, sur.solver, sur.fit_intercept) == (1.0, "gram", True)
+
+
+# ---------------------------------------------------------------------------------------- filter factors
+def test_filter_factors_wiener_setup_from_data():
+    """x ~ N(0, λI), y = A x + σ e; the least-squares fit of x on y has φᵢ = sᵢ²/(sᵢ² + σ²/λ)."""
+    n, lam, sigma = 8, 2.0, 0.05
+    s = np.logspace(0, -2, n)
+    U, V = _orth(n, 10), _orth(n, 11)
+    A = (U * s) @ V.T
+    rng = np.random.default_rng(12)
+    m = 200_000
+    X = np.sqrt(lam) * rng.normal(size=(m, n))
+    Y = X @ A.T + sigma * rng.normal(size=(m, n))
+    C_data = LinearSurrogate().fit(Y, X).coef_
+    ff = filter_factors(C_data, A)
+    expected = s**2 / (s**2 + sigma**2 / lam)
+    np.testing.assert_allclose(ff.singular_values, s, rtol=1e-12)
+    np.testing.assert_allclose(ff.factors, expected, atol=1e-2)
+    assert ff.leakage < 0.05
+    # closed-form Wiener estimator: exact factors, no leakage; A⁻¹: all ones
+    C_star = (V * (s / (s**2 + sigma**2 / lam))) @ U.T
+    exact = filter_factors(C_star, A)
+    np.testing.assert_allclose(exact.factors, expected, atol=1e-12)
+    assert exact.leakage < 1e-12
+    np.testing.assert_allclose(filter_factors(np.linalg.inv(A), A).factors, 1.0, atol=1e-10)
+    json.dumps(ff.to_dict())
+
+
+def test_filter_factors_rectangular_and_shapes():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(7, 4))  # more data than unknowns
+    ff = filter_factors(np.linalg.pinv(A), A)
+    assert ff.matrix.shape == (4, 4)
+    np.testing.assert_allclose(ff.factors, 1.0, atol=1e-12)
+    A2 = rng.normal(size=(3, 6))  # underdetermined: A⁺A is a projector onto the row space
+    np.testing.assert_allclose(filter_factors(np.linalg.pinv(A2), A2).factors, 1.0, atol=1e-12)
+    with pytest.raises(ShapeError, match="C must have the shape"):
+        filter_factors(A, A)
+
+
+# ------------------------------------------------------------------------------------- compare operators
+def test_compare_identical_is_zero():
+    rng = np.random.default_rng(1)
+    R = rng.normal(size=(6, 6))
+    cmp = compare_operators(R, R, probes=rng.normal(size=(50, 6)))
+    assert cmp.rel_fro_error == 0 and cmp.rel_spectral_error == 0 and cmp.data_weighted_error == 0
+    assert cmp.k == 6 and cmp.log_spectral_distance == 0
+    assert np.all(cmp.singular_value_rel_error == 0)
+    assert np.max(cmp.left_angles) < 1e-7 and np.max(cmp.right_angles) < 1e-7
+    np.testing.assert_allclose(cmp.eig_distances, 0, atol=1e-12)
+    json.dumps(cmp.to_dict())  # complex eigenvalues must serialize
+
+
+def test_compare_scaled_and_data_weighted_closed_form():
+    rng = np.random.default_rng(2)
+    R = rng.normal(size=(5, 5))
+    C = 2.0 * R
+    cmp = compare_operators(C, R)
+    assert cmp.rel_fro_error == pytest.approx(1.0) and cmp.rel_spectral_error == pytest.approx(1.0)
+    np.testing.assert_allclose(cmp.singular_value_rel_error, 1.0)
+    assert cmp.log_spectral_distance == pytest.approx(np.log(2))
+    np.testing.assert_allclose(cmp.eigs_C, 2 * cmp.eigs_R, atol=1e-10)
+    assert cmp.data_weighted_error is None
+    # data-weighted error = tr(D Σ Dᵀ)/tr(R Σ Rᵀ) with Σ the probes' second moment
+    C2 = R + 0.1 * rng.normal(size=(5, 5))
+    P = rng.normal(size=(200, 5)) @ rng.normal(size=(5, 5))
+    S = P.T @ P / len(P)
+    D = C2 - R
+    expected = np.trace(D @ S @ D.T) / np.trace(R @ S @ R.T)
+    assert compare_operators(C2, R, probes=P).data_weighted_error == pytest.approx(expected, rel=1e-10)
+
+
+def test_compare_eigen_matching_with_permuted_similar():
+    rng = np.random.default_rng(3)
+    Q = _orth(4, 3)
+    lam = np.array([3.0, -1.0, 0.5, 2.0])
+    R = Q @ np.diag(lam) @ Q.T
+    C = Q @ np.diag(lam + 1e-3 * np.array([1, 2, 3, 4])) @ Q.T
+    cmp = compare_operators(C, R)
+    np.testing.assert_allclose(np.sort(cmp.eig_distances), 1e-3 * np.array([1, 2, 3, 4]), atol=1e-10)
+    np.testing.assert_allclose(cmp.eig_condition_C, 1.0, rtol=1e-8)
+    del rng
+
+
+def test_compare_rectangular_rank_deficient():
+    rng = np.random.default_rng(4)
+    R = rng.normal(size=(7, 2)) @ rng.normal(size=(2, 5))  # rank 2
+    C = R + 1e-6 * rng.normal(size=(7, 5))  # full rank, but only 2 directions shared
+    cmp = compare_operators(C, R)
+    assert cmp.rank_info_R.rank == 2 and cmp.rank_info_C.rank == 5 and cmp.k == 2
+    assert cmp.rank_info_R.gap > 1e8
+    assert cmp.left_angles.shape == (2,) and cmp.left_angles.max() < 1e-5
+    assert cmp.eigs_C is None and cmp.eig_distances is None
+    assert cmp.singular_value_rel_error[-1] > 1e6  # σ(R) there is rounding noise
+    d = cmp.to_dict()
+    assert d["eigs_C"] is None and d["rank_info_R"]["rank"] == 2
+    json.dumps(d)
+    with pytest.raises(ShapeError, match=r"\(7, 5\).*\(5, 7\)"):
+        compare_operators(C, R.T)
+    with pytest.raises(ShapeError, match="probes"):
+        compare_operators(C, R, probes=np.ones((3, 7)))
+
+
+# ----------------------------------------------------------------------------------------------- bootstrap
+def test_bootstrap_interval_and_dict_statistic():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 2))
+    Y = X @ np.array([[1.5], [-0.5]]) + 0.5 * rng.normal(size=(300, 1))
+    res = bootstrap(X, Y, lambda c, b: float(c[0, 0]), n_boot=100, seed=1)
+    assert res.low < 1.5 < res.high and res.samples.shape == (100,)
+    # the bootstrap standard error matches the analytic OLS one within Monte-Carlo noise
+    Xc = X - X.mean(0)
+    resid = Y - LinearSurrogate().fit(X, Y).predict(X)
+    se = np.sqrt(resid.var() * np.linalg.inv(Xc.T @ Xc)[0, 0])
+    assert np.std(res.samples) == pytest.approx(se, rel=0.25)
+    res2 = bootstrap(X, Y, lambda c, b: {"a": c[0, 0], "b": b[0]}, n_boot=20, seed=1)
+    assert set(res2.low) == {"a", "b"} and res2.samples["a"].shape == (20,)
+    np.testing.assert_allclose(res2.samples["a"], res.samples[:20])
+    json.dumps(res2.to_dict())
