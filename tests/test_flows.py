@@ -195,3 +195,16 @@ def test_align_signs_recovers_random_flips():
     np.testing.assert_allclose(aligned, g * tangent, atol=1e-12)
     aligned3, signs3 = align_signs(X, np.stack([tangent * flips[:, None], X], axis=2), radius=0.1)
     assert signs3.shape == (300, 2) and (signs3[:, 1] == 1).all()
+
+
+def test_encoder_jacobians_agree_with_linlens_jacobian_module():
+    # independent route: torch.func vmap(jacrev) in linlens.jacobian against our batched reverse passes
+    from linlens.jacobian import jacobian_frobenius_sq, jacobians
+
+    f = coupling_flow(3, transforms=2, hidden_features=(16,)).double()
+    x = torch.randn(40, 3, dtype=torch.float64)
+    _, J = encoder_jacobians(f, x)
+    ref = jacobians(lambda u: f(u)[0], x).detach().numpy()
+    np.testing.assert_allclose(J, ref, rtol=1e-10, atol=1e-12)
+    fro = float(flow_loss(f, x, 1.0, "exact")[2].detach())
+    assert fro == pytest.approx(float(jacobian_frobenius_sq(lambda u: f(u)[0], x).mean().detach()), rel=1e-10)
