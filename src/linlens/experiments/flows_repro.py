@@ -240,18 +240,19 @@ def run_stability(out: Path, force: bool = False, seed: int = 0, quick: bool = F
 
 # ----------------------------------------------------------------------------------------------- flows-scurve
 def _scurve_variant(name: str, scale: float, noise: float, n: int, epochs: int, seed: int, dev: str,
-                    console: Any) -> tuple[dict[str, Any], Any, np.ndarray]:
+                    console: Any, transforms: int = 3) -> tuple[dict[str, Any], Any]:
     from scipy.stats import spearmanr
     from sklearn.decomposition import PCA
 
     from linlens.data.scurve import make_s_curve, s_curve_tangent, s_curve_true_std
 
-    X, t = make_s_curve(n, scale_eta0=scale, noise=noise, seed=seed)
+    X, _ = make_s_curve(n, scale_eta0=scale, noise=noise, seed=seed)
+    Xe, t = make_s_curve(2000, scale_eta0=scale, noise=noise, seed=seed + 1000)  # held-out evaluation points
     torch.manual_seed(seed)
-    f = spline_flow(3, transforms=3, hidden_features=(64, 64)).double()
-    h = train_flow(f, X, epochs=epochs, lr=5e-3, lr_decay=0.02, batch_size=500, seed=seed, device=dev,
-                   progress=console is not None, description=f"S-curve {name}")
-    lc = local_covariance(f, X, on_singular="mask")
+    f = spline_flow(3, transforms=transforms, hidden_features=(64, 64)).double()
+    h = train_flow(f, X, epochs=epochs, lr=5e-3, lr_decay=0.02, batch_size=500, X_val=Xe, seed=seed, device=dev,
+                   progress=console is not None, description=f"S-curve {name}, {transforms} transforms")
+    lc = local_covariance(f, Xe, on_singular="mask")
     ok = ~lc.singular
     truth = s_curve_true_std(scale, noise)
     med = np.median(lc.local_std[ok], axis=0)
@@ -260,22 +261,23 @@ def _scurve_variant(name: str, scale: float, noise: float, n: int, epochs: int, 
     cosang = np.abs(np.einsum("ni,ni->n", lc.directions[:, :, 0], tan))
     ang = np.degrees(np.arccos(np.clip(cosang, 0, 1)))
     frac25 = float(np.mean(ang[ok] <= 25))
-    comp = unwhitened_components(f, X, on_singular="mask")
+    comp = unwhitened_components(f, Xe, on_singular="mask")
     rho_flow = abs(float(spearmanr(comp.components[ok, 0], t[ok])[0]))
-    rho_pca = abs(float(spearmanr(PCA(1).fit_transform(X)[:, 0], t)[0]))
-    # the local *direction* is identifiable: the top direction's projection on the data, signs aligned
-    _, sg = align_signs(X, lc.directions[:, :, 0], radius=0.3)
+    rho_pca = abs(float(spearmanr(PCA(1).fit(X).transform(Xe)[:, 0], t)[0]))
+    # the local *direction* is identifiable up to sign: align signs along the curve (spanning-tree propagation)
+    _, sg = align_signs(Xe, lc.directions[:, :, 0], radius=0.3)
     res = {
-        "scale_eta0": scale, "noise": noise, "n": n, "epochs": epochs, "final_nll": h.nll[-1],
+        "scale_eta0": scale, "noise": noise, "n_train": n, "n_eval": len(Xe), "epochs": epochs,
+        "transforms": transforms, "final_train_nll": h.nll[-1], "heldout_nll": h.val_nll[-1],
         "median_local_std": med, "true_std": truth, "rel_err": rel,
         "targets_rel": [0.1, 0.1, 0.2], "pass_std": bool(np.all(rel <= np.array([0.1, 0.1, 0.2]))),
         "tangent_angle_median_deg": float(np.median(ang[ok])), "frac_tangent_within_25deg": frac25,
         "pass_tangent": frac25 >= 0.9, "spearman_top_component_vs_t": rho_flow, "spearman_pca1_vs_t": rho_pca,
         "n_singular": int(lc.singular.sum()), "sign_flips_after_alignment": int(np.sum(sg < 0)),
     }
-    fig = plots.local_covariance_plot(X, lc.covariance, lc.directions, lc.local_std, dims=(0, 2),
+    fig = plots.local_covariance_plot(Xe, lc.covariance, lc.directions, lc.local_std, dims=(0, 2),
                                       title=f"{name}: local covariance ellipses (×0.25 std) and top direction")
-    return res, fig, ang
+    return res, fig
 
 
 def run_scurve(out: Path, force: bool = False, seed: int = 0, quick: bool = False, device: str = "auto",
@@ -283,14 +285,15 @@ def run_scurve(out: Path, force: bool = False, seed: int = 0, quick: bool = Fals
     """Neural spline flow on the S-curve: local standard deviations and directions against the truth."""
     _setup(out, force, seed)
     dev = str(resolve_device(device))
-    n, epochs = (1000, 30) if quick else (3000, 120)
-    metrics: dict[str, Any] = {"seed": seed, "quick": quick, "variants": {}}
+    n, epochs = (1000, 30) if quick else (3000, 60)
+    metrics: dict[str, Any] = {"seed": seed, "quick": quick, "variants": {}, "capacity_sweep": {}}
     summary: dict[str, Any] = {}
     rep = Report("flows-scurve: a flow's Jacobian recovers the S-curve's local covariance")
     rep.add_text(
         f"Reproduces the local-covariance claim of {_PAPER} on the authors' S-curve (Gaussian density along the "
         "curve, t = 3π·η0 with η0 ~ N(0, scale²), uniform across it, isotropic noise 0.05). Flow: zuko's neural "
-        f"spline flow (3 autoregressive transforms, 2 × 64 hidden), minibatch Adam, {epochs} epochs, n = {n}. "
+        f"spline flow (3 autoregressive transforms, 2 × 64 hidden), minibatch Adam, {epochs} epochs, n = {n} "
+        "training points; every number below is measured on 2000 held-out points. "
         "Σ(x) = V diag(1/s²) Vᵀ from the SVD of J(x) = ∂z/∂x. True local standard deviations: 3π·scale along "
         "the curve (arc length = t), 2/√12 ≈ 0.577 across (uniform on [0, 2]; an exact flow's median would be "
         "2φ(0.674) ≈ 0.636), and the noise 0.05. Targets (issue 4, narrow variant): medians within 10/10/20 %, "
@@ -299,7 +302,7 @@ def run_scurve(out: Path, force: bool = False, seed: int = 0, quick: bool = Fals
     rows, figs = [], []
     for name, scale in (("narrow", 0.15), ("wide", 0.3)):
         _say(console, f"S-curve, {name} variant")
-        res, fig, _ = _scurve_variant(name, scale, 0.05, n, epochs, seed, dev, console)
+        res, fig = _scurve_variant(name, scale, 0.05, n, epochs, seed, dev, console)
         metrics["variants"][name] = res
         figs.append((name, fig))
         m, tr = res["median_local_std"], res["true_std"]
@@ -313,21 +316,40 @@ def run_scurve(out: Path, force: bool = False, seed: int = 0, quick: bool = Fals
     rep.add_table(["variant", "along: ours / true", "across: ours / true", "noise: ours / true",
                    "fraction ≤ 25° from tangent", "|ρ| top un-whitened comp. vs t", "|ρ| PCA 1 vs t",
                    "targets (10/10/20 %, ≥ 0.9)"], rows)
-    nw = metrics["variants"]["wide"]
+    nw, nn_ = metrics["variants"]["wide"], metrics["variants"]["narrow"]
     rep.add_text(
         "Finding (stated, not tuned away): the local covariance — scales and directions — is what the flow "
         "identifies. The *values* of the un-whitened components ẑ = diag(1/s)Uᵀz are computed from the full "
         "latent z, which carries a rotation of latent space that the likelihood cannot identify, so the top "
-        "component need not be monotone in t: its |Spearman ρ| with t is "
-        f"{metrics['variants']['narrow']['spearman_top_component_vs_t']:.3f} (narrow) and "
-        f"{nw['spearman_top_component_vs_t']:.3f} (wide), against PCA's "
-        f"{metrics['variants']['narrow']['spearman_pca1_vs_t']:.3f} and {nw['spearman_pca1_vs_t']:.3f} "
+        f"component need not be monotone in t: its |Spearman ρ| with t is {nn_['spearman_top_component_vs_t']:.3f} "
+        f"(narrow) and {nw['spearman_top_component_vs_t']:.3f} (wide), against PCA's "
+        f"{nn_['spearman_pca1_vs_t']:.3f} and {nw['spearman_pca1_vs_t']:.3f} "
         "(prototype: 0.20–0.88 for well-fitting flows, PCA 0.993 narrow). On the wide variant the curve folds "
         "back on itself (|t| > π is common), so 3π·scale is the spread of t, not a local standard deviation: "
         "its 'along' truth does not apply there."
     )
+    if not quick:
+        sweep_rows = []
+        for transforms in (2, 3, 5):
+            _say(console, f"capacity sweep: {transforms} transforms")
+            res, fig = _scurve_variant("narrow", 0.15, 0.05, n, epochs, seed, dev, console, transforms)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            metrics["capacity_sweep"][str(transforms)] = res
+            sweep_rows.append([transforms, res["heldout_nll"], *res["median_local_std"],
+                               res["frac_tangent_within_25deg"]])
+        rep.add_heading("Flow capacity against the local-covariance readout (narrow variant)")
+        rep.add_table(["NSF transforms", "held-out NLL", "along", "across", "noise", "fraction ≤ 25°"], sweep_rows)
+        rep.add_text(
+            "A better density fit does not make the Jacobian readout more accurate: the along-curve local std "
+            "falls as capacity grows and the held-out NLL improves. A measure-preserving twist of latent space "
+            "(e.g. a rotation whose angle depends on ‖z‖) leaves the likelihood unchanged but changes J's "
+            "singular values, so the likelihood alone does not pin down the local covariance of a non-linear "
+            "flow — the same non-identifiability that scrambles the component values."
+        )
     for name, fig in figs:
-        rep.add_figure(fig, f"scurve_{name}", f"{name} variant, x–z projection.")
+        rep.add_figure(fig, f"scurve_{name}", f"{name} variant, x–z projection of held-out points.")
     rep.metrics.update(metrics)
     rep.write(out, force)
     return summary

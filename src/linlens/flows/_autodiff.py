@@ -3,6 +3,11 @@
 Each sample's z depends only on its own x (no batch-coupled layers such as train-mode BatchNorm), so the
 Jacobian row i of every sample is ∂(Σ_b z_b,i)/∂x: d reverse passes give the whole (B, d, d) batch and the
 same forward pass also gives the NLL. Hutchinson probes use one vector-Jacobian product each.
+
+Why not ``linlens.jacobian.jacobians`` (vmap of jacrev): for square flows with small d this route needs d
+reverse passes of the whole batch and reuses the NLL's forward graph. Measured on 500 points, d = 3 (one
+shared core, float64): invertible MLP 1 ms here against 12.7 s through vmap (slogdet per vmapped sample),
+zuko spline flows 0.11 s against 0.37 s. The two routes agree to 1e-14 (tested in tests/test_flows.py).
 """
 
 from __future__ import annotations
