@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import networkx as nx
@@ -232,9 +233,9 @@ class Stratum:
         """Rank of the product ``W`` (the multiplicity of the full bar ``[0, L]``)."""
         return self.multiplicities.get((0, self.L), 0)
 
-    @property
+    @cached_property
     def rank_list(self) -> dict[tuple[int, int], int]:
-        """``{(j, i): r_ji}`` for ``0 ≤ i < j ≤ L``."""
+        """``{(j, i): r_ji}`` for ``0 ≤ i < j ≤ L`` (computed once; treat as read-only)."""
         return ranks_from_barcode(self.barcode, self.L)
 
     @property
@@ -262,7 +263,7 @@ class Stratum:
             return self.widths[j]
         return self.rank_list[(j, i)]
 
-    @property
+    @cached_property
     def dim(self) -> int:
         """Dimension of the stratum: ``Σ d_k² − Σ_bars ω_ba (d_a − r_{b+1,a}) − r (d_0 + d_L − r)``."""
         ranks = self.rank_list
