@@ -173,3 +173,23 @@ def test_subspaces_A_B_dimensions_and_containment():
                     # orthogonality A_kji ⊥ B_k'ji' for i ≤ i' (here i' = i, k' = k)
                     if A.size and B.size:
                         assert np.abs(A.T @ B).max() < 1e-9
+
+
+@pytest.mark.parametrize("widths,rank", [((2, 3, 2), 1), ((2, 3, 3, 2), 1), ((3, 2, 2), 0)])
+def test_transpose_duality(widths, rank):
+    for n, s in enumerate(strata(widths, rank)):
+        net = LinearNetwork(s.random_point(seed=n))
+        L = net.L
+        tnet = LinearNetwork([w.T for w in reversed(net.weights)])
+        mirrored = {(L - b, L - a): m for (a, b), m in s.barcode}
+        assert tnet.stratum().multiplicities == mirrored
+        pb = prebasis(net)
+        duals = [np.linalg.inv(U).T for U in pb.bases]  # columns: a prebasis of the transposed network
+        for j in range(L):
+            Wt = net.weights[j].T  # maps layer j+1 back to layer j
+            for col, (bar, c) in enumerate(pb.labels[j + 1]):
+                img = Wt @ duals[j + 1][:, col]
+                if bar[0] == j + 1:  # the bar is born at j+1: dead in the transposed direction
+                    assert np.linalg.norm(img) < 1e-9 * max(1.0, np.linalg.norm(duals[j + 1][:, col]))
+                else:
+                    assert np.allclose(img, duals[j][:, pb.column(j, bar, c)], atol=1e-9)
