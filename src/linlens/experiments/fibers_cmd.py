@@ -173,6 +173,11 @@ def analyze_network(net: LinearNetwork, tol: float | None = None, tangent: bool 
         T, N = tangent_normal(net, tol)
         out["tangent_dim_numerical"] = int(T.shape[1])
         out["normal_dim_numerical"] = int(N.shape[1])
+        if T.shape[1] != st.dim:
+            out["warnings"].append(
+                f"numerical tangent rank {T.shape[1]} differs from the stratum dimension {st.dim}: the point is "
+                "ill-conditioned (close to another stratum)"
+            )
     return out
 
 

@@ -296,7 +296,7 @@ def _dmu_transpose(net: LinearNetwork) -> np.ndarray:
 
 
 def tangent_normal(
-    net: LinearNetwork, tol: float | None = None, method: str = "auto"
+    net: LinearNetwork, tol: float | None = None, method: str = "auto", tangent: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Orthonormal bases of the tangent ``(D, dim S)`` and normal ``(D, codim S)`` spaces of the point's stratum.
 
@@ -307,12 +307,13 @@ def tangent_normal(
         :func:`orthogonal_complement` the tangent space. ``"auto"`` uses it when it applies.
 
     The tangent rank in ``"orbit"`` is decided numerically (cut at ``1e3 · max(shape) · eps · σ_max``), not
-    taken from the dimension formula.
+    taken from the dimension formula; ``"kernel"`` uses the known rank ``r (d_0 + d_L − r)`` of ``dμ``.
 
     Arguments:
         net: the network (the point).
         tol: relative rank tolerance for the rank list.
         method: ``"auto"``, ``"orbit"`` or ``"kernel"``.
+        tangent: with ``"kernel"``, False skips the tangent basis (returns an empty ``(D, 0)`` array for it).
 
     Returns:
         ``(T, N)``, orthonormal columns in weight-space coordinates (:meth:`LinearNetwork.flat` order).
@@ -339,7 +340,7 @@ def tangent_normal(
         k = r * (net.widths[0] + net.widths[-1] - r)
         # full column rank (square invertible W): a thin QR suffices; otherwise the leading SVD subspace
         N = np.linalg.qr(J)[0] if k == J.shape[1] else _col(J, k)
-        return orthogonal_complement(N), N
+        return (orthogonal_complement(N) if tangent else np.zeros((net.weight_dim, 0))), N
     A = _orbit_generators(net, st.rank)
     D = net.weight_dim
     if A.shape[1] == 0:
@@ -367,4 +368,4 @@ def normal_basis(net: LinearNetwork, tol: float | None = None, method: str = "au
         >>> normal_basis(LinearNetwork([np.eye(2), np.eye(2)])).shape
         (8, 4)
     """
-    return tangent_normal(net, tol, method)[1]
+    return tangent_normal(net, tol, method, tangent=False)[1]
