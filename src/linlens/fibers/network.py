@@ -16,17 +16,19 @@ import numpy as np
 
 from linlens.errors import ConfigError, EmptyInputError, NumericalWarning, ShapeError
 from linlens.fibers.barcode import Bar, Stratum
+from linlens.linalg import numerical_rank
 from linlens.validation import as_array
 
-__all__ = ["LinearNetwork", "RankEntry", "RankList", "numerical_rank"]
+__all__ = ["LinearNetwork", "RankEntry", "RankList"]
 
 
 @dataclass(frozen=True)
 class RankEntry:
     """One numerical rank ``r_ji = rank(W_j ⋯ W_{i+1})`` with the singular values at its cut.
 
-    ``gap = σ_r / σ_{r+1}`` (``inf`` when ``σ_{r+1}`` is zero or absent; for ``r = 0`` the numerator is the
-    scale ``Π‖W_k‖₂``). ``threshold`` is the absolute cut ``tol · Π‖W_k‖₂``.
+    ``gap = σ_r / σ_{r+1}`` (``inf`` when ``σ_{r+1}`` is zero or absent; for ``r = 0``: ``threshold / σ_1``), as
+    :func:`linlens.linalg.numerical_rank` reports it. ``threshold`` is the absolute cut ``tol · Π‖W_k‖₂``;
+    ``sigma_above`` is ``σ_r`` (the threshold itself when ``r = 0``) and ``sigma_below`` is ``σ_{r+1}`` (0 if absent).
     """
 
     j: int
@@ -86,20 +88,6 @@ class RankList:
             "fragile": [f"r_{j}_{i}" for j, i in self.fragile],
             "ranks": {f"r_{j}_{i}": e.to_dict() for (j, i), e in sorted(self.entries.items())},
         }
-
-
-def numerical_rank(s: np.ndarray, threshold: float, scale: float) -> tuple[int, float, float, float]:
-    """Rank of descending singular values ``s`` at an absolute ``threshold``: ``(rank, σ_r, σ_{r+1}, gap)``.
-
-    Example:
-        >>> numerical_rank(np.array([2.0, 1.0, 1e-17]), 1e-15, 2.0)
-        (2, 1.0, 1e-17, 1e+17)
-    """
-    r = int((s > threshold).sum())
-    above = float(s[r - 1]) if r > 0 else float(scale)
-    below = float(s[r]) if r < s.size else 0.0
-    gap = above / below if below > 0 else float("inf")
-    return r, above, below, gap
 
 
 class LinearNetwork:
@@ -216,8 +204,11 @@ class LinearNetwork:
                 scale = float(np.prod(norms[i:j]))
                 t = tol if tol is not None else max(M.shape) * (j - i) * eps
                 thr = t * scale
-                r, above, below, gap = numerical_rank(s, thr, scale)
-                entries[(j, i)] = RankEntry(j, i, r, above, below, gap, thr)
+                info = numerical_rank(s, tol=thr, shape=M.shape)
+                r = info.rank
+                above = float(s[r - 1]) if r > 0 else thr
+                below = float(s[r]) if r < s.size else 0.0
+                entries[(j, i)] = RankEntry(j, i, r, above, below, float(info.gap), thr)
         rl = RankList(entries, float(tol) if tol is not None else float("nan"), float(min_gap))
         if warn and rl.fragile:
             j, i = rl.fragile[0]
