@@ -217,6 +217,11 @@ def test_bad_input():
     Xn[5, 2] = np.nan
     with pytest.raises(NonFiniteError, match="X"):
         LinearSurrogate().fit(Xn, Y)
+    Yi = Y.copy()
+    Yi[7, 0] = np.inf
+    for solver in ("auto", "qr"):
+        with pytest.raises(NonFiniteError, match="Y.*row 7"):
+            LinearSurrogate(solver=solver).partial_fit(X, Yi)
     with pytest.raises(NotFittedError):
         LinearSurrogate().predict(X)
     sur = LinearSurrogate().fit(X, Y)

@@ -22,7 +22,7 @@ import scipy.linalg as sla
 from scipy.optimize import linear_sum_assignment
 
 from linlens.errors import ConfigError, EmptyInputError, NumericalWarning, ShapeError
-from linlens.validation import as_array, is_torch
+from linlens.validation import as_array, check_finite, is_torch
 
 __all__ = [
     "svd",
@@ -109,8 +109,6 @@ def _as_matrix(A: Any, name: str) -> np.ndarray:
     if a.ndim != 2:
         raise ShapeError(f"{name} must be 2-D; got shape {tuple(a.shape)}")
     if not np.isfinite(a).all():
-        from linlens.validation import check_finite
-
         check_finite(a, name)
     return a
 
@@ -437,13 +435,23 @@ class LstsqSolution:
 
 
 def _split_xy(X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
-    x = as_array(X, "X", ndim=2)
-    y = as_array(Y, "Y", ndim=(1, 2))
+    # finiteness is checked later through the column means (one pass fewer over the data)
+    x = as_array(X, "X", ndim=2, finite=False, allow_empty=True)
+    y = as_array(Y, "Y", ndim=(1, 2), finite=False, allow_empty=True)
     if y.ndim == 1:
         y = y[:, None]
     if x.shape[0] != y.shape[0]:
         raise ShapeError(f"X and Y must have the same number of rows; got X {x.shape} and Y {y.shape}")
     return x, y
+
+
+def _finite_means(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means; a NaN/Inf anywhere makes a mean non-finite, and then the full check names it."""
+    mx, my = x.mean(axis=0), y.mean(axis=0)
+    if not (np.isfinite(mx).all() and np.isfinite(my).all()):
+        check_finite(x, "X")
+        check_finite(y, "Y")
+    return mx, my
 
 
 class _Accumulator:
@@ -503,7 +511,7 @@ class GramAccumulator(_Accumulator):
         m = x.shape[0]
         if m == 0:
             return self
-        mx, my = x.mean(axis=0), y.mean(axis=0)
+        mx, my = _finite_means(x, y)
         Z = np.empty((m, x.shape[1] + y.shape[1]))
         np.subtract(x, mx, out=Z[:, : x.shape[1]])
         np.subtract(y, my, out=Z[:, x.shape[1]:])
@@ -638,7 +646,7 @@ class TSQRAccumulator(_Accumulator):
         m = x.shape[0]
         if m == 0:
             return self
-        mx, my = x.mean(axis=0), y.mean(axis=0)
+        mx, my = _finite_means(x, y)
         Z = np.empty((m, x.shape[1] + y.shape[1]))
         np.subtract(x, mx, out=Z[:, : x.shape[1]])
         np.subtract(y, my, out=Z[:, x.shape[1]:])

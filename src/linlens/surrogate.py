@@ -125,9 +125,9 @@ class LinearSurrogate:
             raise ConfigError(f"alpha must be a non-negative finite number; got {self.alpha!r}")
         return alpha
 
-    def _validate(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-        x = as_array(X, "X", ndim=2)
-        y = as_array(Y, "Y", ndim=(1, 2))
+    def _validate(self, X: Any, Y: Any, finite: bool = True) -> tuple[np.ndarray, np.ndarray, bool]:
+        x = as_array(X, "X", ndim=2, finite=finite)
+        y = as_array(Y, "Y", ndim=(1, 2), finite=finite)
         if x.shape[0] != y.shape[0]:
             raise ShapeError(f"X and Y must have the same number of rows; got X {x.shape} and Y {y.shape}")
         one_d = y.ndim == 1
@@ -155,7 +155,7 @@ class LinearSurrogate:
             self.
         """
         alpha = self._check_params()
-        x, y, one_d = self._validate(X, Y)
+        x, y, one_d = self._validate(X, Y, finite=False)  # the accumulators check finiteness
         for attr in ("_acc", "_acc_solver"):
             self.__dict__.pop(attr, None)
         if self.solver in ("qr", "svd"):
@@ -190,7 +190,7 @@ class LinearSurrogate:
             self.
         """
         alpha = self._check_params()
-        x, y, one_d = self._validate(X, Y)
+        x, y, one_d = self._validate(X, Y, finite=False)  # the accumulators check finiteness
         acc = self.__dict__.get("_acc")
         if acc is not None and self.__dict__.get("_acc_solver") != self.solver:
             raise ConfigError(
