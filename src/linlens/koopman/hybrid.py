@@ -152,7 +152,8 @@ class LeastSquaresReplacement(nn.Module):
     Arguments:
         pre, post: the layers around the replaced one.
         layers: k square layers (``nn.ModuleList``, possibly empty).
-        readout: ``nn.Linear(n·(k+1), m)`` (fitted by :func:`fit_least_squares`).
+        readout: ``nn.Linear(n·(k+1), m)`` (fitted by :func:`fit_least_squares`, kept in float64 because
+            least-squares coefficients of nearly collinear ReLU features can be large).
     """
 
     def __init__(self, pre: nn.Module, layers: nn.ModuleList, readout: nn.Linear, post: nn.Module) -> None:
@@ -173,7 +174,8 @@ class LeastSquaresReplacement(nn.Module):
         return torch.cat(states[::-1], -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.post(self.readout(self.features(x)))
+        f = self.features(x)
+        return self.post(self.readout(f.to(self.readout.weight.dtype)).to(f.dtype))
 
 
 def _tensor(x: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -185,7 +187,7 @@ def _tensor(x: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def fit_least_squares(model: nn.Module, layer: int, data: Any, n_layers: int = 0, *, noise: float = 0.01,
-                      seed: int = 0, ridge: float = 1e-10) -> LeastSquaresReplacement:
+                      seed: int = 0, ridge: float = 1e-12) -> LeastSquaresReplacement:
     """Fit the least-squares baseline for layer ``layer`` on ``data`` (float64 normal equations).
 
     Arguments:
@@ -194,7 +196,8 @@ def fit_least_squares(model: nn.Module, layer: int, data: Any, n_layers: int = 0
         data: model inputs (n_samples, d_in).
         n_layers: k untrained near-identity layers (0: affine replacement).
         noise, seed: initialization of the k layers (as :func:`near_identity_layers`).
-        ridge: relative Tikhonov term (times the mean diagonal of the Gram matrix) for stability.
+        ridge: eigenvalues of the (column-normalized) Gram matrix below ``ridge``·max are dropped
+            (minimum-norm solution on the kept subspace; 1e-12 ≈ singular values below 1e-6 relative).
 
     Returns:
         :class:`LeastSquaresReplacement`.
@@ -212,16 +215,22 @@ def fit_least_squares(model: nn.Module, layer: int, data: Any, n_layers: int = 0
     X = _tensor(data, dt, dev)
     layers = near_identity_layers(lin.in_features, n_layers, noise=noise, seed=seed, dtype=dt).to(dev) \
         if n_layers > 0 else nn.ModuleList()
-    readout = nn.Linear(lin.in_features * (n_layers + 1), lin.out_features, dtype=dt).to(dev)
+    readout = nn.Linear(lin.in_features * (n_layers + 1), lin.out_features, dtype=torch.float64).to(dev)
     model_ls = LeastSquaresReplacement(pre, layers, readout, post).eval()
     F = model_ls.features(X).double()
     Y = target(pre(X)).double()
     F1 = torch.cat([F, torch.ones(len(F), 1, dtype=F.dtype, device=F.device)], 1)
-    G = F1.T @ F1
-    G = G + ridge * G.diagonal().mean() * torch.eye(len(G), dtype=G.dtype, device=G.device)
-    coef = torch.linalg.solve(G, F1.T @ Y)  # (p+1, m)
-    readout.weight.copy_(coef[:-1].T.to(dt))
-    readout.bias.copy_(coef[-1].to(dt))
+    # normal equations on unit-norm columns, truncated eigen-solve: minimum-norm fit that stays stable when
+    # ReLU features are dead or collinear (rank-deficient design)
+    scale = F1.norm(dim=0).clamp_min(torch.finfo(F1.dtype).tiny)
+    Fs = F1 / scale
+    lam, Q = torch.linalg.eigh(Fs.T @ Fs)
+    keep = lam > max(float(ridge), 1e-300) * float(lam.max())
+    Qk = Q[:, keep]
+    coef = (Qk / lam[keep]) @ (Qk.T @ (Fs.T @ Y))
+    coef = coef / scale[:, None]  # (p+1, m)
+    readout.weight.copy_(coef[:-1].T)
+    readout.bias.copy_(coef[-1])
     return model_ls
 
 
