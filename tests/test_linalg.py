@@ -251,3 +251,11 @@ def test_tsqr_solvers_and_ridge_closed_form():
     for method in ("qr", "svd"):
         np.testing.assert_allclose(acc.solve(alpha, method=method).coef, ridge, rtol=1e-10)
     np.testing.assert_allclose(GramAccumulator().update(X, Y).solve(alpha).coef, ridge, rtol=1e-10)
+
+
+def test_gram_accumulator_multi_block_chunk_matches_lstsq():
+    X, Y = _problem(n=20_000, d=4, p=2, seed=9)  # one update spanning several internal centring blocks
+    sol = GramAccumulator().update(X, Y).solve()
+    coef, b0 = _lstsq_with_intercept(X, Y)
+    np.testing.assert_allclose(sol.coef, coef, rtol=1e-10)
+    np.testing.assert_allclose(sol.intercept, b0, rtol=1e-10)
