@@ -73,7 +73,15 @@ def _train_original(data: dict, hidden: list[int], n_classes: int, seeds: list[i
         runs.append({"seed": s, "val_accuracy": va, "seconds": hist.seconds})
         if best is None or va > best[0]:
             best = (va, net)
-    return best[1], runs
+    net = best[1]
+    if cfg.get("refine_epochs"):
+        hist = train(net, Xtr, ytr, epochs=cfg["refine_epochs"], batch_size=cfg["refine_batch_size"],
+                     lr=cfg["refine_lr"], loss="cross_entropy", optimizer="adam", X_val=Xv, Y_val=yv,
+                     metric=accuracy, lr_schedule="cosine", seed=seeds[0], device=device, progress=progress,
+                     description="refining the best original MLP")
+        net = net.cpu()
+        runs.append({"refined_best": True, "val_accuracy": _acc(net, Xv, yv), "seconds": hist.seconds})
+    return net, runs
 
 
 def _layer_name(net: nn.Module, layer: int) -> str:
@@ -103,11 +111,14 @@ def _study_layer(net: nn.Module, layer: int, data: dict, grid: dict, scale_cfg: 
     baselines["affine_least_squares"] = base_row("affine least-squares", fit_least_squares(net, layer, Xtr), 0, 0)
     best_fit: dict[str, Any] = {}
     for N in grid["n_scaled"]:
-        ctrl = fit_least_squares(net, layer, Xtr, N, seed=seed)
-        baselines[f"control_N{N}"] = base_row(f"control: {N} untrained layers + LS readout", ctrl, N, N)
+      for noise in grid.get("noise", [0.01]):
+        ctrl = fit_least_squares(net, layer, Xtr, N, noise=noise, seed=seed)
+        baselines[f"control_N{N}_noise{noise}"] = {
+            **base_row(f"control: {N} untrained layers (noise {noise}) + LS readout", ctrl, N, N),
+            "init_noise": noise}
         t0 = time.perf_counter()
         sm = scale_layer(net, layer, N, Xtr, epochs=scale_cfg["epochs"], batch_size=scale_cfg["batch_size"],
-                         lr=scale_cfg["lr"], seed=seed, progress=False)
+                         lr=scale_cfg["lr"], noise=noise, seed=seed, progress=False)
         scale_s = time.perf_counter() - t0
         scaled_acc = _acc(sm, Xte, yte)
         traj = record_trajectories(sm, Xtraj)
@@ -119,7 +130,8 @@ def _study_layer(net: nn.Module, layer: int, data: dict, grid: dict, scale_cfg: 
                         hyb = fit_hybrid(sm, traj, h, rank, readout)
                     row = {"layer": name, "kind": "koopman hybrid", "n_scaled": N, "delays": h,
                            "rank": hyb.rank, "rank_rule": "numerical" if rank is None else rank,
-                           "readout": readout, "dmd_steps": hyb.steps, "nonlinear_layers_at_inference": h,
+                           "readout": readout, "init_noise": noise, "dmd_steps": hyb.steps,
+                           "nonlinear_layers_at_inference": h,
                            "params": hyb.replacement_params(), "accuracy": _acc(hyb, Xte, yte),
                            "val_accuracy": _acc(hyb, Xv, yv), "scaled_model_accuracy": scaled_acc,
                            "scaling_seconds": scale_s}
@@ -135,11 +147,11 @@ def _study_layer(net: nn.Module, layer: int, data: dict, grid: dict, scale_cfg: 
 
 
 def _table(res: dict) -> tuple[list[str], list[list[Any]]]:
-    header = ["kind", "N", "h", "rank", "readout", "DMD steps", "nonlinear layers at inference", "params",
+    header = ["kind", "N", "init noise", "h", "rank", "readout", "DMD steps", "nonlinear layers at inference", "params",
               "val acc", "test acc"]
     out = []
     for r in [*res["baselines"].values(), *sorted(res["rows"], key=lambda r: -r["val_accuracy"])]:
-        out.append([r["kind"], r["n_scaled"], r["delays"], r["rank"], r["readout"], r["dmd_steps"],
+        out.append([r["kind"], r["n_scaled"], r.get("init_noise"), r["delays"], r["rank"], r["readout"], r["dmd_steps"],
                     r["nonlinear_layers_at_inference"], r["params"], r["val_accuracy"], r["accuracy"]])
     return header, out
 
@@ -160,7 +172,8 @@ def _run(*, dataset: str, data: dict, hidden: list[int], n_classes: int, layers:
     t_train = time.perf_counter() - t_start
     results = []
     with progress_bar(progress) as bar:
-        task = bar.add_task("Koopman hybrids (layer × N)", total=len(layers) * len(grid["n_scaled"]))
+        task = bar.add_task("Koopman hybrids (layer × N × noise)",
+                            total=len(layers) * len(grid["n_scaled"]) * len(grid.get("noise", [0.01])))
         for layer in layers:
             results.append(_study_layer(net, layer, data, grid, scale_cfg, seed, progress, bar, task))
     total_s = time.perf_counter() - t_start
@@ -181,7 +194,8 @@ def _run(*, dataset: str, data: dict, hidden: list[int], n_classes: int, layers:
         "dataset": dataset, "quick": quick, "seed": seed, "device": str(dev), "hidden": hidden,
         "original_accuracy": orig_acc, "original_runs": runs, "paper": paper,
         "seconds": {"original_training": t_train, "total": total_s},
-        "grid": {"n_scaled": grid["n_scaled"], "delays": "see rows", "ranks": [str(r) for r in grid["ranks"]],
+        "grid": {"n_scaled": grid["n_scaled"], "noise": grid.get("noise", [0.01]), "delays": "see rows",
+                 "ranks": [str(r) for r in grid["ranks"]],
                  "readouts": grid["readouts"]},
         "layers": {},
     }
@@ -260,9 +274,11 @@ def run_yinyang(out: Path, force: bool = False, seed: int = 0, quick: bool = Fal
         grid = {"n_scaled": [4], "delays": lambda N: [0, 1, N], "ranks": [None], "readouts": ["projected"]}
     else:
         seeds = [seed + i for i in range(8)]
-        train_cfg = {"epochs": 400, "batch_size": 200, "lr": 1e-2}
+        train_cfg = {"epochs": 400, "batch_size": 200, "lr": 1e-2, "refine_epochs": 150, "refine_batch_size": 50,
+                     "refine_lr": 1e-3}
         scale_cfg = {"epochs": 100, "batch_size": 500, "lr": 2e-3}
-        grid = {"n_scaled": [4, 10], "delays": lambda N: [0, 1, N // 2, N - 1, N], "ranks": [None, "optimal"],
+        grid = {"n_scaled": [4, 10], "noise": [0.01, 0.1], "delays": lambda N: [0, 1, N // 2, N - 1, N],
+                "ranks": [None, "optimal"],
                 "readouts": ["projected", "exact"]}
     return _run(dataset="yinyang", data=data, hidden=[8, 6, 4, 3], n_classes=3, layers=[1, 2, 3], seeds=seeds,
                 train_cfg=train_cfg, scale_cfg=scale_cfg, grid=grid, out=out, force=force, seed=seed,
