@@ -31,12 +31,14 @@ def _ax(ax: Any, figsize: tuple[float, float]):
     return ax.figure, ax
 
 
-def eigenvalue_figure(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD eigenvalues"):
+def eigenvalue_figure(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD eigenvalues",
+                      lim: float = 2.0):
     """DMD eigenvalues in the complex plane with the unit circle, one marker set per fit.
 
     Arguments:
         eigs: name → (r,) complex eigenvalues.
         ax: optional matplotlib axes.
+        lim: axes span [−lim, lim] (the authors' plots use 2); eigenvalues outside are counted in a note.
 
     Returns:
         The matplotlib figure.
@@ -47,8 +49,12 @@ def eigenvalue_figure(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD
     for j, (name, e) in enumerate(eigs.items()):
         e = np.asarray(e.detach().cpu() if hasattr(e, "detach") else e, dtype=complex)
         ax.scatter(e.real, e.imag, s=16, facecolors="none", edgecolors=f"C{j}", label=name)
-    lim = max(1.2, float(max((np.abs(np.asarray(e.detach().cpu() if hasattr(e, "detach") else e)).max()
-                              for e in eigs.values()), default=1.0)) * 1.1)
+    all_e = np.concatenate([np.ravel(np.asarray(e.detach().cpu() if hasattr(e, "detach") else e))
+                            for e in eigs.values()]) if eigs else np.zeros(0)
+    n_out = int(((np.abs(all_e.real) > lim) | (np.abs(all_e.imag) > lim)).sum()) if all_e.size else 0
+    if n_out:
+        ax.text(0.02, 0.02, f"{n_out} eigenvalue(s) outside the axes (max |λ| = {np.abs(all_e).max():.3g})",
+                transform=ax.transAxes, fontsize=7)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
