@@ -146,7 +146,7 @@ def _load_csv(p: Path, name: str) -> np.ndarray:
 
 
 def load_model(spec: str, device: str = "cpu") -> Any:
-    """Load a torch model from a TorchScript file, a ``torch.export`` archive (``.pt2``), or import ``package.module:attr``.
+    """Load a torch model: a TorchScript file, a ``torch.export`` archive (``.pt2``) or ``package.module:attr``.
 
     A ``module:attr`` spec IMPORTS AND RUNS that module's code; ``attr`` may be a module instance, a plain
     callable, or an ``nn.Module`` subclass that takes no arguments (it is instantiated). Files are loaded

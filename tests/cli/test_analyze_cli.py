@@ -1,0 +1,101 @@
+"""End-to-end tests of `linlens analyze` and of the CLI's error contract (one line, exit code 2)."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from linlens.cli import main
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture
+def linear_setup(tmp_path):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(5, 3).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(lin).save(str(tmp_path / "m.pt"))
+    Y = np.random.default_rng(0).standard_normal((3000, 5))
+    np.save(tmp_path / "y.npy", Y)
+    M = lin.weight.detach().numpy()
+    np.save(tmp_path / "ref.npy", M)
+    return tmp_path, M, lin.bias.detach().numpy()
+
+
+def test_analyze_recovers_an_affine_model(linear_setup, capsys):
+    d, M, b = linear_setup
+    code, out, err = _run(["analyze", "--model", str(d / "m.pt"), "--inputs", str(d / "y.npy"), "--reference",
+                           str(d / "ref.npy"), "--out", str(d / "rep"), "--batch-size", "500"], capsys)
+    assert code in (0, None), err
+    metrics = json.loads((d / "rep" / "metrics.json").read_text())
+    np.testing.assert_allclose(np.array(metrics["coef"]), M, atol=1e-10)
+    np.testing.assert_allclose(np.array(metrics["intercept"]), b, atol=1e-10)
+    assert metrics["r2"] == pytest.approx(1.0, abs=1e-10)
+    assert metrics["comparison"]["data_weighted_error"] < 1e-18
+    html = (d / "rep" / "report.html").read_text()
+    assert "data:image/png;base64" in html
+
+
+def test_analyze_refuses_to_overwrite_without_force(linear_setup, capsys):
+    d, _, _ = linear_setup
+    (d / "rep").mkdir()
+    (d / "rep" / "mine.txt").write_text("keep me")
+    code, _, err = _run(["analyze", "-m", str(d / "m.pt"), "-i", str(d / "y.npy"), "-o", str(d / "rep")], capsys)
+    assert code == 2 and "--force" in err
+    assert (d / "rep" / "mine.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing_inputs", "nan_inputs", "wrong_reference", "empty", "bad_csv", "model_raises", "not_torchscript",
+     "nan_outputs", "missing_model"],
+)
+def test_bad_input_is_one_line_exit_2(linear_setup, capsys, case):
+    d, _, _ = linear_setup
+    model, inputs, extra = str(d / "m.pt"), str(d / "y.npy"), []
+    if case == "missing_inputs":
+        inputs = str(d / "nope.npy")
+    elif case == "nan_inputs":
+        Y = np.ones((10, 5))
+        Y[7, 2] = np.nan
+        np.save(d / "nan.npy", Y)
+        inputs = str(d / "nan.npy")
+    elif case == "wrong_reference":
+        np.save(d / "r.npy", np.ones((5, 3)))
+        extra = ["--reference", str(d / "r.npy")]
+    elif case == "empty":
+        np.save(d / "e.npy", np.zeros((0, 5)))
+        inputs = str(d / "e.npy")
+    elif case == "bad_csv":
+        (d / "b.csv").write_text("1,2,3,4,5\n1,2,x,4,5\n")
+        inputs = str(d / "b.csv")
+    elif case == "model_raises":
+        np.save(d / "w.npy", np.ones((10, 4)))  # wrong width for the model
+        inputs = str(d / "w.npy")
+    elif case == "not_torchscript":
+        (d / "junk.pt").write_bytes(b"junk")
+        model = str(d / "junk.pt")
+    elif case == "nan_outputs":
+        model = "torch:log"  # log of negative inputs → NaN
+    elif case == "missing_model":
+        model = str(d / "none.pt")
+    code, out, err = _run(["analyze", "-m", model, "-i", inputs, "-o", str(d / f"rep_{case}"), *extra], capsys)
+    assert code == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert not (d / f"rep_{case}").exists()
+
+
+def test_help_warns_that_module_specs_run_code(capsys):
+    code, out, _ = _run(["analyze", "--help"], capsys)
+    assert code == 0
+    assert "runs" in out and "code" in out
