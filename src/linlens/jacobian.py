@@ -480,7 +480,19 @@ def _max_principal_angle(Q1: Tensor, Q2: Tensor) -> Tensor:
 
 
 def _iter_batches(X: Any) -> Iterator[Any]:
-    """Yield input batches from an array/tensor, or from an iterable (DataLoader) of batches or (x, y)."""
+    """Yield input batches from an array/tensor, a dask array (one computed row block at a time, streamed
+    on the client), or from an iterable (DataLoader) of batches or (x, y)."""
+    from linlens.scale import block_ranges, check_block_finite, is_dask
+
+    if is_dask(X):
+        if X.ndim != 2:
+            raise ShapeError(f"X must be 2-D (n_samples, d_in); got shape {X.shape}")
+        X = X.rechunk({1: -1})
+        for i, (start, _) in enumerate(block_ranges(X.chunks[0])):
+            b = np.asarray(X.blocks[i].compute())
+            check_block_finite(b, "X", i, start)
+            yield b
+        return
     if is_torch(X) or isinstance(X, np.ndarray):
         yield X
         return
@@ -582,7 +594,9 @@ class JacobianField:
         """Compute the statistics over X (array/tensor (n_samples, d_in) or an iterable of batches).
 
         Arguments:
-            X: inputs, or a DataLoader/iterable yielding batches (or (x, y) tuples).
+            X: inputs, a ``dask.array`` with rows chunked (blocks are computed one at a time and streamed
+                through the model on the client, where the model lives; memory is bounded by one block),
+                or a DataLoader/iterable yielding batches (or (x, y) tuples).
 
         Returns:
             self.

@@ -148,16 +148,22 @@ class LinearSurrogate:
         """Fit on all rows at once (chunked passes; memory beyond the data is a few chunks).
 
         Arguments:
-            X: inputs (n_samples, d_in), numpy or torch.
+            X: inputs (n_samples, d_in), numpy, torch (any device; statistics in float64 on the CPU) or a
+                ``dask.array`` with rows chunked (per-block statistics on the workers, reduced by merge;
+                Y is rechunked to X's row blocks). A block with NaN/Inf raises NonFiniteError naming it.
             Y: outputs (n_samples, d_out) or (n_samples,).
 
         Returns:
             self.
         """
         alpha = self._check_params()
-        x, y, one_d = self._validate(X, Y, finite=False)  # the accumulators check finiteness
         for attr in ("_acc", "_acc_solver"):
             self.__dict__.pop(attr, None)
+        from linlens.scale import is_dask
+
+        if is_dask(X) or is_dask(Y):
+            return self._fit_dask(X, Y, alpha)
+        x, y, one_d = self._validate(X, Y, finite=False)  # the accumulators check finiteness
         if self.solver in ("qr", "svd"):
             acc = _accumulate(TSQRAccumulator(), x, y)
             sol = acc.solve(alpha, self.fit_intercept, method=self.solver)
@@ -175,6 +181,48 @@ class LinearSurrogate:
                 if sol is None:
                     acc = _accumulate(TSQRAccumulator(), x, y)
                     sol = acc.solve(alpha, self.fit_intercept, method="qr")
+        self._one_d = one_d
+        self._set(sol, acc)
+        return self
+
+    def _fit_dask(self, X: Any, Y: Any, alpha: float) -> LinearSurrogate:
+        """``fit`` for dask arrays: per-block partial statistics on the workers, merged in a tree.
+
+        "auto" takes the Gram route and, when κ(X) > 1e5 (where the in-memory fit refines), makes one more
+        pass over the blocks with TSQR instead of several refinement passes.
+        """
+        from linlens.scale import align_rows, dask_accumulate
+
+        Xd, Yd, one_d = align_rows(X, Y)
+        if self.solver in ("qr", "svd"):
+            acc = dask_accumulate(Xd, Yd, "qr")
+            sol = acc.solve(alpha, self.fit_intercept, method=self.solver)
+        else:
+            acc = dask_accumulate(Xd, Yd, "gram")
+            if acc.n == 0:
+                raise EmptyInputError(f"X is empty (shape {Xd.shape})")
+            kappa = acc.condition_number(self.fit_intercept)
+            if self.solver == "gram" or kappa <= REFINE_THRESHOLD:
+                if self.solver == "gram" and REFINE_THRESHOLD < kappa < np.inf:
+                    _warn_gram(kappa, streaming=False)
+                sol = acc.solve(alpha, self.fit_intercept)
+            else:
+                acc = dask_accumulate(Xd, Yd, "qr")
+                sol = acc.solve(alpha, self.fit_intercept, method="qr")
+        self._one_d = one_d
+        self._set(sol, acc)
+        return self
+
+    def _fit_accumulator(self, acc: GramAccumulator | TSQRAccumulator, one_d: bool = False) -> LinearSurrogate:
+        """Set the fitted attributes from merged streaming statistics (e.g. reduced on Dask workers)."""
+        alpha = self._check_params()
+        if isinstance(acc, TSQRAccumulator):
+            sol = acc.solve(alpha, self.fit_intercept, method="svd" if self.solver == "svd" else "qr")
+        else:
+            kappa = acc.condition_number(self.fit_intercept)
+            if REFINE_THRESHOLD < kappa < np.inf:
+                _warn_gram(kappa, streaming=True)
+            sol = acc.solve(alpha, self.fit_intercept)
         self._one_d = one_d
         self._set(sol, acc)
         return self

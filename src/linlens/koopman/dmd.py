@@ -203,6 +203,17 @@ def randomized_svd(
 # ----------------------------------------------------------------------------------------------------------
 # HankelDMD
 # ----------------------------------------------------------------------------------------------------------
+def _hankel_block(t: np.ndarray, h: int, block: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """Xᵀ and Yᵀ rows of one chunk of trajectories (runs on a Dask worker)."""
+    from linlens.scale import check_block_finite
+
+    t = np.asarray(t, dtype=np.float64)
+    check_block_finite(t, "trajectories", block, start)
+    z = delay_embed(torch.as_tensor(t), h).numpy()  # (b, n_steps-h, D)
+    D = z.shape[-1]
+    return np.ascontiguousarray(z[:, :-1].reshape(-1, D)), np.ascontiguousarray(z[:, 1:].reshape(-1, D))
+
+
 class HankelDMD:
     r"""Dynamic mode decomposition on delay coordinates (Hankel DMD), one Hankel block per trajectory.
 
@@ -357,13 +368,45 @@ class HankelDMD:
         Yt = ys[0] if len(ys) == 1 else torch.cat(ys, 0)
         return Xt, Yt, Xt[0]
 
+    def _hankel_dask(self, traj: Any, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any, Any, int, int]:
+        """Transposed Hankel blocks Xᵀ, Yᵀ (n_columns, D) as dask arrays, one row block per trajectory chunk."""
+        import dask
+        import dask.array as da
+
+        from linlens.scale import block_ranges
+
+        if traj.ndim != 3:
+            raise ShapeError(f"dask trajectories must be 3-D (n_traj, n_steps, dim); got shape {traj.shape}")
+        h = self.delays
+        n_traj, n_steps, dim = traj.shape
+        if n_steps < h + 2:
+            raise ConfigError(
+                f"each trajectory needs n_steps >= delays + 2 = {h + 2} for one snapshot pair; got n_steps={n_steps}"
+            )
+        traj = traj.astype(np.float64).rechunk({1: -1, 2: -1})
+        D, per = dim * (h + 1), n_steps - h - 1
+        xs, ys = [], []
+        f = dask.delayed(_hankel_block, pure=True, nout=2)
+        for i, ((start, stop), blk) in enumerate(zip(block_ranges(traj.chunks[0]), traj.to_delayed().ravel(),
+                                                    strict=True)):
+            xb, yb = f(blk, h, i, start)
+            shape = ((stop - start) * per, D)
+            xs.append(da.from_delayed(xb, shape=shape, dtype=np.float64))
+            ys.append(da.from_delayed(yb, shape=shape, dtype=np.float64))
+        Xd, Yd = da.concatenate(xs), da.concatenate(ys)
+        z0 = torch.as_tensor(Xd[0].compute(), dtype=dtype, device=device)
+        return Xd, Yd, z0, n_traj * per, D
+
     def fit(self, trajectories: Any) -> HankelDMD:
         """Fit Hankel DMD on trajectories.
 
         Arguments:
             trajectories: (n_traj, n_steps, dim) numpy array or tensor (time along axis 1; PyDMD puts
                 snapshots in columns instead), or a list of (n_steps_i, dim) arrays of possibly different
-                lengths. Every trajectory needs n_steps ≥ delays + 2.
+                lengths. Every trajectory needs n_steps ≥ delays + 2. A ``dask.array`` (n_traj, n_steps, dim)
+                chunked along trajectories is also accepted: the Hankel blocks are built per chunk on the
+                workers and the exact SVD goes through Dask's TSQR (``svd`` is then ignored; two passes
+                over the data); a chunk with NaN/Inf raises NonFiniteError naming it.
 
         Returns:
             self.
@@ -371,10 +414,16 @@ class HankelDMD:
         self._check_params()
         dtype = _resolve_dtype(self.dtype)
         device = self._device_for(trajectories)
-        trajs = self._trajectories(trajectories, dtype, device)
-        Xt, Yt, z0 = self._hankel(trajs)  # (n_cols, D)
-        n_cols, D = Xt.shape
-        X = Xt.T  # (D, n_cols), a view
+        from linlens.scale import is_dask
+
+        dask_in = is_dask(trajectories)
+        if dask_in:
+            Xd, Yd, z0, n_cols, D = self._hankel_dask(trajectories, dtype, device)
+            Xt = Yt = None
+        else:
+            trajs = self._trajectories(trajectories, dtype, device)
+            Xt, Yt, z0 = self._hankel(trajs)  # (n_cols, D)
+            n_cols, D = Xt.shape
         min_dim = min(D, n_cols)
         eps = torch.finfo(dtype).eps
 
@@ -396,9 +445,23 @@ class HankelDMD:
         if use_random and not isinstance(r_req, int | np.integer):
             raise ConfigError(f"svd='randomized' needs an integer rank; got rank={r_req!r}")
 
-        if use_random:
+        if dask_in:
+            if n_cols < D:
+                raise ConfigError(
+                    f"dask trajectories need at least as many snapshot pairs as delay coordinates for the TSQR "
+                    f"route; got {n_cols} pairs < dim*(delays+1) = {D} (such data fits in memory: pass numpy)"
+                )
+            # exact SVD through Dask's TSQR: Xᵀ = Q R, R = U_R Σ W_Rᵀ, so X = W_R Σ (Q U_R)ᵀ; V follows below
+            import dask.array as da
+
+            R = da.linalg.tsqr(Xd, compute_svd=False)[1].compute()
+            U_R, s_np, WRt = np.linalg.svd(R)
+            U = torch.as_tensor(WRt.T.copy(), dtype=dtype, device=device)
+            s = torch.as_tensor(s_np, dtype=dtype, device=device)
+            V, n_iter = None, 0
+        elif use_random:
             U, s, V, n_iter = randomized_svd(
-                X, int(r_req), n_oversamples=n_over, n_power_iter=self.n_power_iter, seed=self.seed
+                Xt.T, int(r_req), n_oversamples=n_over, n_power_iter=self.n_power_iter, seed=self.seed
             )
         else:
             # SVD of the (n_cols, D) matrix Xᵀ = V Σ Uᵀ avoids a copy of the transposed view
@@ -426,9 +489,23 @@ class HankelDMD:
             )
             r = max(n_ok, 1)
 
-        U_r, V_r = _flip_signs(U[:, :r], V[:, :r])
-        s_r = s[:r]
-        YV = Yt.T @ V_r / s_r  # (D, r) = Y V_r Σ_r⁻¹
+        if V is None:  # dask: V_r = Xᵀ U_r Σ_r⁻¹ and Y V_r Σ_r⁻¹ in one more pass over the blocks
+            import dask
+
+            U_np = U[:, :r].cpu().numpy()
+            s_np = s[:r].cpu().numpy()
+            Vd = Xd @ (U_np / s_np)
+            V_np, YV_np = dask.compute(Vd, Yd.T @ Vd / s_np)
+            sg = np.sign(U_np[np.abs(U_np).argmax(0), np.arange(r)])
+            sg[sg == 0] = 1
+            U_r = torch.as_tensor(U_np * sg, dtype=dtype, device=device)
+            V_r = torch.as_tensor(V_np * sg, dtype=dtype, device=device)
+            s_r = s[:r]
+            YV = torch.as_tensor(YV_np * sg, dtype=dtype, device=device)
+        else:
+            U_r, V_r = _flip_signs(U[:, :r], V[:, :r])
+            s_r = s[:r]
+            YV = Yt.T @ V_r / s_r  # (D, r) = Y V_r Σ_r⁻¹
         A_tilde = U_r.T @ YV  # (r, r)
         lam, W = torch.linalg.eig(A_tilde)
         order = sorted(range(r), key=lambda i: (-abs(complex(lam[i])), math.atan2(lam[i].imag, lam[i].real)))
@@ -444,7 +521,7 @@ class HankelDMD:
         self._device_, self._dtype_ = device, dtype
         self._U, self._A, self._YV = U_r, A_tilde, YV
         self.rank_ = r
-        self.n_features_ = trajs[0].shape[-1]
+        self.n_features_ = trajectories.shape[-1] if dask_in else trajs[0].shape[-1]
         self.n_columns_ = n_cols
         self.power_iterations_ = n_iter
         out = self._out

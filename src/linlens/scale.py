@@ -1,0 +1,189 @@
+"""Backend seam for data larger than memory: streaming statistics from numpy, torch or ``dask.array``.
+
+The estimators of linlens keep fixed-size, picklable statistics (:class:`~linlens.linalg.GramAccumulator`,
+:class:`~linlens.linalg.TSQRAccumulator`) that combine with ``merge``. This module computes them from a
+``dask.array`` whose rows are chunked: one partial accumulator per row block, computed where the block lives
+(on the Dask workers), then reduced pairwise in a tree of ``dask.delayed`` merges, so only d×d states travel.
+For the SVD of a tall matrix Dask's own :func:`dask.array.linalg.tsqr` is used (see HankelDMD), and
+:func:`range_finder` wraps :func:`dask.array.linalg.svd_compressed`'s sketching idea for any backend.
+
+A block holding NaN/Inf raises :class:`~linlens.errors.NonFiniteError` naming the block index and its rows.
+
+Example:
+    >>> import dask.array as da
+    >>> rng = np.random.default_rng(0); X = rng.normal(size=(400, 3)); Y = X @ [[1.0], [2.0], [3.0]]
+    >>> acc = dask_accumulate(da.from_array(X, chunks=50), da.from_array(Y, chunks=50), "gram")
+    >>> np.round(acc.solve().coef, 10).tolist()
+    [[1.0, 2.0, 3.0]]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from linlens.errors import ConfigError, NonFiniteError, ShapeError
+from linlens.linalg import GramAccumulator, TSQRAccumulator
+
+__all__ = ["is_dask", "align_rows", "block_ranges", "dask_accumulate", "tree_reduce", "range_finder",
+           "check_block_finite"]
+
+
+def is_dask(x: Any) -> bool:
+    """True when ``x`` is a ``dask.array.Array`` (without importing dask for other inputs)."""
+    return type(x).__module__.startswith("dask.") and hasattr(x, "chunks") and hasattr(x, "to_delayed")
+
+
+def block_ranges(chunks: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Row ranges [start, stop) of the blocks of a chunked axis."""
+    stops = np.cumsum(chunks).tolist()
+    starts = [0] + stops[:-1]
+    return list(zip(starts, stops, strict=True))
+
+
+def check_block_finite(a: np.ndarray, name: str, block: int, start: int) -> None:
+    """Raise :class:`NonFiniteError` naming the block and its row range when ``a`` holds NaN/Inf."""
+    if not np.isfinite(a).all():
+        bad = np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))
+        raise NonFiniteError(
+            f"{name}: block {block} (rows {start}–{start + len(a) - 1}) contains NaN/Inf "
+            f"(first at row {start + int(bad[0])})"
+        )
+
+
+def align_rows(X: Any, Y: Any) -> tuple[Any, Any, bool]:
+    """Return X (n, d_in) and Y (n, d_out) as dask arrays chunked alike along rows (one column chunk).
+
+    Returns:
+        (X, Y, one_d) where one_d says Y was 1-D.
+    """
+    import dask.array as da
+
+    X = X if is_dask(X) else da.from_array(np.asarray(X), chunks=(65536, -1))
+    Y = Y if is_dask(Y) else da.from_array(np.asarray(Y), chunks=65536)
+    if X.ndim != 2:
+        raise ShapeError(f"X must be 2-D (n_samples, d_in); got shape {X.shape}")
+    if Y.ndim not in (1, 2):
+        raise ShapeError(f"Y must be 1-D or 2-D (n_samples, d_out); got shape {Y.shape}")
+    one_d = Y.ndim == 1
+    if one_d:
+        Y = Y[:, None]
+    if X.shape[0] != Y.shape[0]:
+        raise ShapeError(f"X and Y must have the same number of rows; got X {X.shape} and Y {Y.shape}")
+    if any(np.isnan(c) for c in X.chunks[0]):
+        raise ShapeError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+    X = X.rechunk({1: -1})
+    Y = Y.rechunk({0: X.chunks[0], 1: -1})  # the same row blocks as X
+    return X.astype(np.float64), Y.astype(np.float64), one_d
+
+
+def _block_acc(x: np.ndarray, y: np.ndarray, kind: str, block: int, start: int) -> Any:
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    check_block_finite(x, "X", block, start)
+    check_block_finite(y, "Y", block, start)
+    acc = GramAccumulator() if kind == "gram" else TSQRAccumulator()
+    return acc.update(x, y)
+
+
+def _merge(a: Any, b: Any) -> Any:
+    return a.merge(b)
+
+
+def tree_reduce(parts: list[Any], combine: Any = _merge, split_every: int = 2) -> Any:
+    """Reduce a list of ``dask.delayed`` values pairwise (depth ⌈log₂ n⌉) with ``combine(a, b)``."""
+    import dask
+
+    if not parts:
+        raise ConfigError("nothing to reduce: the input has no blocks")
+    f = dask.delayed(combine, pure=True)
+    while len(parts) > 1:
+        nxt = []
+        for i in range(0, len(parts), split_every):
+            group = parts[i : i + split_every]
+            acc = group[0]
+            for g in group[1:]:
+                acc = f(acc, g)
+            nxt.append(acc)
+        parts = nxt
+    return parts[0]
+
+
+def dask_accumulate(X: Any, Y: Any, kind: str = "gram") -> Any:
+    """Gram ("gram") or TSQR ("qr") statistics of [X | Y] from dask arrays, computed per block on the workers.
+
+    Each row block gives one partial accumulator (computed where the block lives); the partials are merged
+    in a binary tree of ``dask.delayed`` tasks and only the final d×d state is returned to the client.
+
+    Arguments:
+        X: (n_samples, d_in) dask (or numpy) array, rows chunked.
+        Y: (n_samples, d_out) or (n_samples,), rechunked to X's row blocks if needed.
+        kind: "gram" or "qr".
+
+    Returns:
+        A :class:`GramAccumulator` or :class:`TSQRAccumulator` holding all rows.
+    """
+    import dask
+
+    if kind not in ("gram", "qr"):
+        raise ConfigError(f"kind must be 'gram' or 'qr'; got {kind!r}")
+    X, Y, _ = align_rows(X, Y)
+    xb = X.to_delayed().ravel()
+    yb = Y.to_delayed().ravel()
+    f = dask.delayed(_block_acc, pure=True)
+    parts = [f(x, y, kind, i, s) for i, (x, y, (s, _)) in enumerate(zip(xb, yb, block_ranges(X.chunks[0]),
+                                                                           strict=True))]
+    return tree_reduce(parts).compute()
+
+
+def range_finder(A: Any, k: int, n_power_iter: int = 2, seed: int = 0) -> np.ndarray:
+    """Orthonormal basis (n_cols, k) approximating the row space of A (n_rows, n_cols) by a Gaussian sketch.
+
+    Works on numpy, torch (CPU/CUDA; the result comes back on the CPU in float64) or dask arrays (rows chunked;
+    each product with A is one pass over the blocks, summed on the workers).
+
+    References:
+        N. Halko, P.-G. Martinsson, J. A. Tropp, "Finding structure with randomness", arXiv:0909.4061.
+
+    Arguments:
+        A: (n_rows, n_cols) matrix.
+        k: sketch width.
+        n_power_iter: subspace iterations.
+        seed: seed of the Gaussian test matrix.
+
+    Returns:
+        Q: (n_cols, k) float64 with orthonormal columns.
+
+    Example:
+        >>> A = np.outer(np.arange(1.0, 7.0), [1.0, 2.0, 0.0])
+        >>> Q = range_finder(A, 1)
+        >>> bool(np.allclose(abs(Q[:, 0]), np.array([1.0, 2.0, 0.0]) / np.sqrt(5)))
+        True
+    """
+    from linlens.validation import is_torch
+
+    rng = np.random.default_rng(seed)
+    n_cols = A.shape[1]
+    Omega = rng.standard_normal((n_cols, k))
+    if is_torch(A):
+        import torch
+
+        At = A.to(torch.float64)
+        Q = torch.as_tensor(Omega, device=At.device)
+        for _ in range(n_power_iter + 1):
+            Q, _ = torch.linalg.qr(At.T @ (At @ Q))
+        return Q.cpu().numpy()
+    if is_dask(A):
+        import dask.array as da
+
+        A = A.astype(np.float64).rechunk({1: -1})
+        Q = Omega
+        for _ in range(n_power_iter + 1):
+            Q = np.linalg.qr(da.dot(A.T, A.dot(Q)).compute())[0]
+        return Q
+    A = np.asarray(A, dtype=np.float64)
+    Q = Omega
+    for _ in range(n_power_iter + 1):
+        Q = np.linalg.qr(A.T @ (A @ Q))[0]
+    return Q
