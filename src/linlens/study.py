@@ -172,6 +172,15 @@ class LinearityStudy:
         )
 
 
+def _local_stats(model: Any, C: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
+    # the Jacobian field is the local-linearization capability; the study only reads its summary
+    from linlens.jacobian import JacobianField
+
+    sv = np.linalg.svd(C, compute_uv=False)
+    k = int(max(1, min(C.shape[1] - 1, np.sum(sv >= 1e-2 * sv[0])))) if sv[0] > 0 else 1
+    return JacobianField(model).local_vs_global(C, Y, k=k).to_dict()
+
+
 def linearity_study(
     models: Mapping[str, Any],
     problem: InverseProblem,
@@ -183,6 +192,7 @@ def linearity_study(
     n_boot: int = 100,
     ci: float = 0.95,
     seed: int = 0,
+    local_samples: int = 0,
 ) -> LinearityStudy:
     """Compare each model's global linear surrogate with A⁻¹, the Wiener estimator and C_data.
 
@@ -195,6 +205,10 @@ def linearity_study(
         n_probe: held-out probes drawn from the problem (half fit the surrogate, half test it; all test
             MSEs use the second half).
         n_boot: bootstrap resamples of the probe set for the intervals.
+        local_samples: when > 0, the Jacobians J(y) of each model at that many test probes are compared with
+            its surrogate C (:meth:`linlens.jacobian.JacobianField.local_vs_global`): ‖J − C‖_F/‖C‖_F and
+            the largest principal angle between the top-k right singular subspaces, k = #{σᵢ(C) ≥ 1e-2 σ₁}
+            (for an invertible C the full row spaces coincide trivially, so the dominant ones are compared).
 
     Returns:
         :class:`LinearityStudy`.
@@ -252,6 +266,7 @@ def linearity_study(
             comparisons={k: compare_operators(sur.coef_, R, probes=Yt) for k, R in refs.items()},
             filter_factors=filter_factors(sur.coef_, A),
             closest=min(dwe, key=dwe.get),
+            local=_local_stats(model, sur.coef_, Yt[:local_samples]) if local_samples > 0 else None,
         )
     return LinearityStudy(
         problem=problem.name,

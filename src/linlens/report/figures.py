@@ -100,9 +100,9 @@ def eigenvalue_plot(eigs: Mapping[str, np.ndarray], ax: Any = None, unit_circle:
     markers = "ox+sd^v"
     for j, (name, e) in enumerate(eigs.items()):
         e = np.asarray(e, dtype=complex)
-        ax.scatter(e.real, e.imag, marker=markers[j % len(markers)], s=18, label=name,
-                   facecolors="none" if markers[j % len(markers)] in "osd^v" else None,
-                   edgecolors=f"C{j}", color=f"C{j}")
+        mk = markers[j % len(markers)]
+        style = {"facecolors": "none", "edgecolors": f"C{j}"} if mk in "osd^v" else {"color": f"C{j}"}
+        ax.scatter(e.real, e.imag, marker=mk, s=18, label=name, **style)
     if unit_circle:
         t = np.linspace(0, 2 * np.pi, 400)
         ax.plot(np.cos(t), np.sin(t), "k--", lw=0.8)
