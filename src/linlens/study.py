@@ -177,7 +177,7 @@ def _local_stats(model: Any, C: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
     from linlens.jacobian import JacobianField
 
     sv = np.linalg.svd(C, compute_uv=False)
-    k = int(max(1, min(C.shape[1] - 1, np.sum(sv >= 1e-2 * sv[0])))) if sv[0] > 0 else 1
+    k = int(max(1, min(C.shape[1] - 1, np.sum(sv >= 0.1 * sv[0])))) if sv[0] > 0 else 1
     return JacobianField(model).local_vs_global(C, Y, k=k).to_dict()
 
 
@@ -207,7 +207,7 @@ def linearity_study(
         n_boot: bootstrap resamples of the probe set for the intervals.
         local_samples: when > 0, the Jacobians J(y) of each model at that many test probes are compared with
             its surrogate C (:meth:`linlens.jacobian.JacobianField.local_vs_global`): ‖J − C‖_F/‖C‖_F and
-            the largest principal angle between the top-k right singular subspaces, k = #{σᵢ(C) ≥ 1e-2 σ₁}
+            the largest principal angle between the top-k right singular subspaces, k = #{σᵢ(C) ≥ 0.1 σ₁}
             (for an invertible C the full row spaces coincide trivially, so the dominant ones are compared).
 
     Returns:

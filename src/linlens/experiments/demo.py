@@ -33,7 +33,7 @@ def demo_problems(n: int = 64) -> list[tuple[str, InverseProblem]]:
     return [
         ("smooth", InverseProblem(A, SmoothPrior(n, length_scale=4.0), 1e-3,
                                   name=f"Gaussian blur n={n}, smooth GP prior (ℓ=4), σ=1e-3")),
-        ("piecewise", InverseProblem(A, PiecewiseConstantPrior(n, jump_probability=0.08), 1e-2,
+        ("piecewise", InverseProblem(A, PiecewiseConstantPrior(n, jump_probability=0.04), 1e-2,
                                      name=f"Gaussian blur n={n}, piecewise-constant prior, σ=1e-2")),
     ]
 
@@ -44,18 +44,29 @@ def _verdict(study: LinearityStudy, good: str) -> str:
     wien = study.test_mse["Wiener"]
     ratio = m.test_mse_model / lin
     inv = next(k for k in study.references if k.startswith("A"))
+    ranked = sorted(m.data_weighted_errors, key=m.data_weighted_errors.get)
+    first, second = ranked[0], ranked[1]
+    tie = m.intervals[second][0] <= m.intervals[first][1]
+    phi = np.asarray(m.filter_factors.factors)
+    phi_w = np.asarray(study.reference_filter_factors["Wiener"].factors)
+    rms_w = float(np.sqrt(np.mean((phi - phi_w) ** 2)))
+    rms_inv = float(np.sqrt(np.mean((phi - 1.0) ** 2)))
     parts = [
-        f"The trained network's surrogate is closest to {m.closest}: data-weighted error "
+        f"The trained network's surrogate is closest to {first}: data-weighted error "
         + ", ".join(f"{k} {v:.3g}" for k, v in m.data_weighted_errors.items())
-        + f". Its distance to {inv} is {m.data_weighted_errors[inv]:.3g}, so it is not 'spectrally close "
-        f"to {inv}' in any sense that matters on this data; its filter factors follow the Wiener filter "
-        f"(Tikhonov factors sᵢ²/(sᵢ²+σ²/λ)), which damp the directions that noise dominates."
+        + (f" ({first} and {second} are statistically indistinguishable: their {int(study.ci * 100)}% bootstrap "
+           "intervals overlap)" if tie else "")
+        + f". Its distance to {inv} is {m.data_weighted_errors[inv]:.3g}"
+        + (f", so it is not 'spectrally close to {inv}' in any sense that matters on this data."
+           if m.data_weighted_errors[inv] > 0.1 else ".")
+        + f" Its filter factors are {rms_w:.3g} (RMS over singular indices) from the Wiener filter's Tikhonov "
+        f"factors sᵢ²/(sᵢ²+σ²/λ) and {rms_inv:.3g} from {inv}'s factors of 1."
     ]
     if ratio > 1:
         parts.append(
             f"In test MSE the network ({m.test_mse_model:.3g}) is {ratio:.1f}× worse than the plain linear "
-            f"fit C_data ({lin:.3g}; Wiener {wien:.3g}): the best estimator here is linear and the network "
-            f"has not fully learned it."
+            f"fit C_data ({lin:.3g}; Wiener {wien:.3g}): it has not matched even the best linear estimator, "
+            f"so whatever it does beyond linear algebra costs accuracy here."
         )
     else:
         parts.append(
@@ -66,18 +77,28 @@ def _verdict(study: LinearityStudy, good: str) -> str:
     return " ".join(parts)
 
 
+#: Training of the "good" MLP per problem: (n_train, hidden, epochs, batch size, learning rate). The
+#: piecewise problem needs more data and width for its nonlinear gain to show (measured: [256, 256] on 20k
+#: samples stayed 22% worse than C_data; [512, 512] on 40k samples, 20 epochs, beat it by ~13%).
+TRAINING = {
+    "smooth": (20000, [256, 256], 30, 128, 1e-3),
+    "piecewise": (40000, [512, 512], 20, 256, 2e-3),
+}
+
+
 def _train_models(
-    prob: InverseProblem, seed: int, quick: bool, n_train: int, console: Any, key: str
+    prob: InverseProblem, seed: int, quick: bool, console: Any, key: str
 ) -> tuple[dict[str, torch.nn.Module], dict[str, Any], np.ndarray, np.ndarray]:
+    n_train, hidden, epochs, batch_size, lr = TRAINING[key]
+    if quick:
+        n_train, epochs = 6000, 6
     X, Y = prob.sample(n_train, seed=seed)
     Xv, Yv = prob.sample(max(1000, n_train // 10), seed=seed + 1)
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
-    hidden = [256, 256]
     good = lnn.mlp(prob.n_y, hidden, prob.n_x, seed=seed)
     weak = lnn.mlp(prob.n_y, [16], prob.n_x, seed=seed + 1)
     untrained = lnn.mlp(prob.n_y, hidden, prob.n_x, seed=seed + 2)
-    epochs = 6 if quick else 30
-    h_good = lnn.train(good, Y32, X32, epochs=epochs, batch_size=128, lr=1e-3, X_val=Yv, Y_val=Xv,
+    h_good = lnn.train(good, Y32, X32, epochs=epochs, batch_size=batch_size, lr=lr, X_val=Yv, Y_val=Xv,
                        patience=8, lr_schedule="cosine", seed=seed, description=f"{key}: MLP {hidden}")
     h_weak = lnn.train(weak, Y32, X32, epochs=2, batch_size=128, lr=1e-3, X_val=Yv, Y_val=Xv, seed=seed,
                        description=f"{key}: weak MLP [16], 2 epochs")
@@ -154,7 +175,6 @@ def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False,
     """Run the demo and write the report to ``out``; returns headline numbers."""
     check_destination(out, force)  # fail before minutes of training, not after
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    n_train = 6000 if quick else 20000
     rep = Report("linlens demo: is a network that inverts a Gaussian blur spectrally close to A⁻¹?")
     rep.add_text(
         "Each MLP is trained to map a blurred, noisy observation y = A x + σe (n = 64) back to x. Its global "
@@ -166,11 +186,11 @@ def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False,
         "metrics.json for them). An untrained and a weak network give 'close' a scale."
     )
     summary: dict[str, Any] = {}
-    metrics: dict[str, Any] = {"seed": seed, "quick": quick, "n_train": n_train, "problems": {}}
+    metrics: dict[str, Any] = {"seed": seed, "quick": quick, "training": TRAINING, "problems": {}}
     for key, prob in demo_problems():
         if console is not None:
             console.print(f"[bold]{prob.name}[/bold]")
-        models, hists, X, Y = _train_models(prob, seed, quick, n_train, console, key)
+        models, hists, X, Y = _train_models(prob, seed, quick, console, key)
         study = linearity_study(models, prob, X_train=X, Y_train=Y, n_probe=8000,
                                 n_boot=30 if quick else 100, seed=seed, local_samples=300 if quick else 1000)
         _add_problem_section(rep, key, study, hists)
