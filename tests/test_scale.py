@@ -215,3 +215,19 @@ def test_analyze_dask_nan_block_leaves_no_report(client, model_dir, tmp_path):
                          dask=client.scheduler.address, device="cpu")
     assert not (tmp_path / "rep").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.npy"]
+
+
+def test_from_npy_reads_blocks_on_workers(client, regression, tmp_path):
+    from linlens.scale import from_npy
+
+    X, Y = regression
+    np.save(tmp_path / "X.npy", X)
+    Xd = from_npy(tmp_path / "X.npy", chunk_rows=500)
+    assert Xd.numblocks[0] == 8
+    # the graph holds the path, not the data
+    import pickle
+
+    assert len(pickle.dumps(dict(Xd.__dask_graph__()))) < X.nbytes / 10
+    sur = LinearSurrogate().fit(Xd, da.from_array(Y, chunks=700))
+    sol = np.linalg.lstsq(np.hstack([X, np.ones((len(X), 1))]), Y, rcond=None)[0]
+    assert _rel(sur.coef_, sol[:-1].T) < 1e-10

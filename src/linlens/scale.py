@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,13 +27,58 @@ import numpy as np
 from linlens.errors import ConfigError, NonFiniteError, ShapeError
 from linlens.linalg import GramAccumulator, TSQRAccumulator
 
-__all__ = ["is_dask", "align_rows", "block_ranges", "dask_accumulate", "tree_reduce", "range_finder",
+__all__ = ["is_dask", "from_npy", "align_rows", "block_ranges", "dask_accumulate", "tree_reduce", "range_finder",
            "check_block_finite"]
 
 
 def is_dask(x: Any) -> bool:
     """True when ``x`` is a ``dask.array.Array`` (without importing dask for other inputs)."""
     return type(x).__module__.startswith("dask.") and hasattr(x, "chunks") and hasattr(x, "to_delayed")
+
+
+def _read_npy(path: str, start: int, stop: int) -> np.ndarray:
+    return np.array(np.load(path, mmap_mode="r", allow_pickle=False)[start:stop])
+
+
+def from_npy(path: Any, chunk_rows: int = 65536) -> Any:
+    """A ``dask.array`` over an ``.npy`` file whose row blocks are read where the task runs.
+
+    Unlike ``da.from_array(np.load(path, mmap_mode="r"))``, the graph holds only the path and row ranges,
+    not the memory map (which a distributed scheduler would pickle as its full contents).
+
+    Arguments:
+        path: ``.npy`` file of shape (n_samples, ...).
+        chunk_rows: rows per block.
+
+    Returns:
+        dask array (n_samples, ...) with row chunks of ``chunk_rows``.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npy"; np.save(p, np.arange(10.0).reshape(5, 2))
+        >>> A = from_npy(p, chunk_rows=2)
+        >>> A.chunks[0], float(A.sum().compute())
+        ((2, 2, 1), 45.0)
+    """
+    import dask
+    import dask.array as da
+
+    from linlens.errors import InputFileError
+
+    path = str(Path(path).expanduser().resolve())
+    try:
+        mm = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"path: cannot memory-map {path} as .npy ({exc})") from None
+    if mm.ndim < 1 or not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
+        raise ConfigError(f"chunk_rows must be a positive integer and the array at least 1-D; got {chunk_rows!r}, "
+                          f"shape {mm.shape}")
+    n, rest, dtype = mm.shape[0], mm.shape[1:], mm.dtype
+    del mm
+    read = dask.delayed(_read_npy, pure=True)
+    blocks = [da.from_delayed(read(path, s, min(s + chunk_rows, n)), shape=(min(s + chunk_rows, n) - s, *rest),
+                              dtype=dtype) for s in range(0, n, chunk_rows)]
+    return da.concatenate(blocks) if blocks else da.zeros((0, *rest), dtype=dtype)
 
 
 def block_ranges(chunks: tuple[int, ...]) -> list[tuple[int, int]]:
