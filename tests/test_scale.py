@@ -231,3 +231,12 @@ def test_from_npy_reads_blocks_on_workers(client, regression, tmp_path):
     sur = LinearSurrogate().fit(Xd, da.from_array(Y, chunks=700))
     sol = np.linalg.lstsq(np.hstack([X, np.ones((len(X), 1))]), Y, rcond=None)[0]
     assert _rel(sur.coef_, sol[:-1].T) < 1e-10
+
+
+def test_device_auto_resolves_and_results_are_float64_on_cpu():
+    T = _trajectories()[:2]
+    dmd = HankelDMD(delays=2, rank=4, device="auto").fit(T)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert dmd.eigs.device.type == expected
+    f = JacobianField(lambda x: torch.sin(x), device="auto").fit(np.random.default_rng(0).normal(size=(10, 3)))
+    assert f.mean_jacobian_.dtype == np.float64 and isinstance(f.mean_jacobian_, np.ndarray)

@@ -522,8 +522,8 @@ class JacobianField:
         max_memory: working-memory budget in bytes per chunk (capped at :data:`DEFAULT_WORK_MEMORY`).
         mode: "auto", "reverse" or "forward".
         top_k: number of leading singular values kept per sample; None keeps all min(d_out, d_in).
-        device: where numpy inputs are placed when ``f`` has no parameters ("cpu", "cuda", …); a module's
-            own device wins.
+        device: where numpy inputs are placed when ``f`` has no parameters ("cpu", "cuda", "auto" = CUDA when
+            available, …); a module's own device wins. Statistics come back on the CPU in float64.
 
     Attributes:
         mean_jacobian_: (d_out, d_in) mean of J(x).
@@ -559,7 +559,12 @@ class JacobianField:
     # -- helpers ------------------------------------------------------------------------------------------
     def _input(self, b: Any) -> Tensor:
         if not is_torch(b) and _module_param(self.f) is None:
-            b = torch.as_tensor(np.asarray(b)).to(self.device)
+            dev = self.device
+            if isinstance(dev, str) and dev == "auto":
+                from linlens.nn import resolve_device
+
+                dev = resolve_device("auto")
+            b = torch.as_tensor(np.asarray(b)).to(dev)
         return _to_input(self.f, b, name="X")
 
     def _k(self, d_out: int, d_in: int) -> int:

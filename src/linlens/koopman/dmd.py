@@ -246,7 +246,8 @@ class HankelDMD:
         exact: exact DMD modes (Tu et al.) instead of projected modes.
         backend: ``"torch"`` (attributes are tensors on ``device``) or ``"numpy"`` (the same computation in
             torch on ``device``, attributes returned as numpy arrays).
-        device: torch device of the computation (``"cpu"``, ``"cuda"``, None for the input's device).
+        device: torch device of the computation (``"cpu"``, ``"cuda"``, ``"auto"`` for CUDA when available,
+            None for the input's device).
         dtype: torch.float64 (default) or torch.float32, also ``"float64"``/``"float32"``.
         svd: ``"auto"`` (randomized when ``rank`` is an int and rank + p ≤ min(shape)/4 with
             min(shape) ≥ 256, full otherwise), ``"randomized"`` or ``"full"``. Rank rules other than an
@@ -335,6 +336,10 @@ class HankelDMD:
     def _device_for(self, x: Any) -> torch.device:
         if self.device is None:
             return x.device if is_torch(x) else torch.device("cpu")
+        if isinstance(self.device, str) and self.device == "auto":
+            from linlens.nn import resolve_device
+
+            return resolve_device("auto")
         return torch.device(self.device)
 
     def _trajectories(self, trajectories: Any, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
