@@ -240,3 +240,19 @@ def test_device_auto_resolves_and_results_are_float64_on_cpu():
     assert dmd.eigs.device.type == expected
     f = JacobianField(lambda x: torch.sin(x), device="auto").fit(np.random.default_rng(0).normal(size=(10, 3)))
     assert f.mean_jacobian_.dtype == np.float64 and isinstance(f.mean_jacobian_, np.ndarray)
+
+
+def test_run_analyze_dask_module_attr_model_is_imported_on_workers(client, model_dir, tmp_path):
+    from linlens.experiments.analyze_dask import run_analyze_dask
+
+    d, Y, _ = model_dir
+    s = run_analyze_dask("torch.nn:Tanh", d / "y.npy", out=tmp_path / "t", batch_size=1000,
+                         dask=client.scheduler.address, device="cpu")
+    m = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    F = torch.tanh(torch.as_tensor(Y, dtype=torch.float32)).double().numpy()  # parameter-free: float32
+    sol = np.linalg.lstsq(np.hstack([Y, np.ones((len(Y), 1))]), F, rcond=None)[0]
+    np.testing.assert_allclose(np.array(m["coef"]), sol[:-1].T, rtol=1e-9, atol=1e-12)
+    assert s["d_out"] == 5 and m["r2_split"].startswith("in-sample")  # 3 blocks: no held-out split
+    pred = Y @ np.array(m["coef"]).T + np.array(m["intercept"])
+    r2 = np.mean(1 - ((F - pred) ** 2).sum(0) / ((F - F.mean(0)) ** 2).sum(0))
+    assert m["r2"] == pytest.approx(r2, rel=1e-9)
