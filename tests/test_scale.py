@@ -256,3 +256,32 @@ def test_run_analyze_dask_module_attr_model_is_imported_on_workers(client, model
     pred = Y @ np.array(m["coef"]).T + np.array(m["intercept"])
     r2 = np.mean(1 - ((F - pred) ** 2).sum(0) / ((F - F.mean(0)) ** 2).sum(0))
     assert m["r2"] == pytest.approx(r2, rel=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["auto", "gram"])
+def test_surrogate_torch_gram_on_device_equals_numpy(regression, solver):
+    X, Y = regression
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    Xt, Yt = torch.as_tensor(X, device=dev), torch.as_tensor(Y, device=dev, dtype=torch.float32)
+    a = LinearSurrogate(solver=solver).fit(Xt, Yt)
+    b = LinearSurrogate(solver=solver).fit(X, Yt.cpu().double().numpy())
+    assert _rel(a.coef_, b.coef_) < 1e-10 and isinstance(a.coef_, np.ndarray) and a.coef_.dtype == np.float64
+    p = LinearSurrogate(solver=solver)
+    for s in range(0, len(X), 1000):
+        p.partial_fit(Xt[s : s + 1000], Yt[s : s + 1000, 0])
+    c = LinearSurrogate(solver=solver).fit(X, Yt[:, 0].cpu().double().numpy())
+    assert _rel(p.coef_, c.coef_) < 1e-10 and p.predict(X[:3]).shape == (3,)
+    Xn = Xt.clone()
+    Xn[1500, 2] = float("nan")
+    with pytest.raises(NonFiniteError, match="first at row 1500"):
+        LinearSurrogate(solver=solver).fit(Xn, Yt)
+
+
+def test_surrogate_torch_ill_conditioned_falls_back_to_refinement_or_qr():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(3000, 5)) * np.array([1.0, 1e-3, 1e-5, 1e-6, 1.0])
+    Y = X @ rng.normal(size=(5, 2))
+    sur = LinearSurrogate().fit(torch.as_tensor(X), torch.as_tensor(Y))
+    assert sur.solver_ in ("gram+refine", "qr")
+    sol = np.linalg.lstsq(np.hstack([X, np.ones((len(X), 1))]), Y, rcond=None)[0]
+    assert _rel(sur.coef_, sol[:-1].T) < 1e-8

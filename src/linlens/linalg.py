@@ -21,7 +21,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import linear_sum_assignment
 
-from linlens.errors import ConfigError, EmptyInputError, NumericalWarning, ShapeError
+from linlens.errors import ConfigError, EmptyInputError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.validation import as_array, check_finite, is_torch
 
 __all__ = [
@@ -510,7 +510,13 @@ class GramAccumulator(_Accumulator):
         self.S: np.ndarray | None = None  # (d_in + d_out, d_in + d_out) centred scatter
 
     def update(self, X: Any, Y: Any) -> GramAccumulator:
-        """Add a chunk of rows X (m, d_in), Y (m, d_out) or (m,); returns self."""
+        """Add a chunk of rows X (m, d_in), Y (m, d_out) or (m,); returns self.
+
+        Two torch tensors are reduced on their own device (CPU or CUDA) in float64; only the (d, d) result
+        comes back to the CPU.
+        """
+        if is_torch(X) and is_torch(Y):
+            return self._update_torch(X, Y)
         x, y = _split_xy(X, Y)
         self._check_dims(x.shape[1], y.shape[1])
         m = x.shape[0]
@@ -528,6 +534,32 @@ class GramAccumulator(_Accumulator):
             np.subtract(y[s : s + bs], my, out=zb[:, d:])
             S += zb.T @ zb
         return self._combine(m, mx, my, S)
+
+    def _update_torch(self, X: Any, Y: Any) -> GramAccumulator:
+        import torch
+
+        x = X.detach().to(torch.float64)
+        y = Y.detach().to(device=x.device, dtype=torch.float64)
+        y = y[:, None] if y.ndim == 1 else y
+        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+            raise ShapeError(f"X must be (m, d_in) and Y (m, d_out) with the same m; got X {tuple(X.shape)} and "
+                             f"Y {tuple(Y.shape)}")
+        self._check_dims(x.shape[1], y.shape[1])
+        m = x.shape[0]
+        if m == 0:
+            return self
+        mx, my = x.mean(0), y.mean(0)
+        if not bool(torch.isfinite(mx).all() & torch.isfinite(my).all()):
+            for t, name in ((x, "X"), (y, "Y")):
+                bad = (~torch.isfinite(t)).any(1)
+                if bool(bad.any()):
+                    raise NonFiniteError(f"{name} contains {int((~torch.isfinite(t)).sum())} NaN/Inf value(s), "
+                                         f"first at row {int(bad.nonzero()[0, 0])}")
+        S = 0
+        for st in range(0, m, _GRAM_BLOCK):  # centred blocks: one block-sized temporary on the device
+            zb = torch.cat([x[st : st + _GRAM_BLOCK] - mx, y[st : st + _GRAM_BLOCK] - my], 1)
+            S = S + zb.T @ zb
+        return self._combine(m, mx.cpu().numpy(), my.cpu().numpy(), S.cpu().numpy())
 
     def _combine(self, m: int, mx: np.ndarray, my: np.ndarray, S: np.ndarray) -> GramAccumulator:
         if self.n == 0:

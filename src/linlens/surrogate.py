@@ -163,6 +163,20 @@ class LinearSurrogate:
 
         if is_dask(X) or is_dask(Y):
             return self._fit_dask(X, Y, alpha)
+        if is_torch(X) and is_torch(Y) and self.solver in ("auto", "gram"):
+            # Gram pass on the tensors' device (CUDA or CPU); only a κ above 1e5 with "auto" needs the rows
+            # again, and then they are copied to the CPU for refinement / TSQR below
+            if X.ndim != 2 or X.shape[0] == 0:
+                raise (EmptyInputError if X.ndim == 2 else ShapeError)(
+                    f"X must be a non-empty (n_samples, d_in) tensor; got shape {tuple(X.shape)}")
+            acc = _accumulate(GramAccumulator(), X, Y)
+            kappa = acc.condition_number(self.fit_intercept)
+            if self.solver == "gram" or kappa <= REFINE_THRESHOLD:
+                if self.solver == "gram" and REFINE_THRESHOLD < kappa < np.inf:
+                    _warn_gram(kappa, streaming=False)
+                self._one_d = Y.ndim == 1
+                self._set(acc.solve(alpha, self.fit_intercept), acc)
+                return self
         x, y, one_d = self._validate(X, Y, finite=False)  # the accumulators check finiteness
         if self.solver in ("qr", "svd"):
             acc = _accumulate(TSQRAccumulator(), x, y)
@@ -238,7 +252,12 @@ class LinearSurrogate:
             self.
         """
         alpha = self._check_params()
-        x, y, one_d = self._validate(X, Y, finite=False)  # the accumulators check finiteness
+        if is_torch(X) and is_torch(Y) and self.solver in ("auto", "gram"):  # reduced on the tensors' device
+            if X.ndim != 2:
+                raise ShapeError(f"X must be 2-D (m, d_in); got shape {tuple(X.shape)}")
+            x, y, one_d = X, Y, Y.ndim == 1
+        else:
+            x, y, one_d = self._validate(X, Y, finite=False)  # the accumulators check finiteness
         acc = self.__dict__.get("_acc")
         if acc is not None and self.__dict__.get("_acc_solver") != self.solver:
             raise ConfigError(
