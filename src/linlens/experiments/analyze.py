@@ -78,7 +78,10 @@ def run_analyze(
 
     check_destination(out, force)
     if dask is not None:
-        raise ConfigError("--dask is not available in this build yet; run without it")
+        from linlens.experiments.analyze_dask import run_analyze_dask
+
+        return run_analyze_dask(model, inputs, reference, out, force, batch_size, fit_intercept, dask, device,
+                                seed, console)
     dev = str(resolve_device(device))
     Y = load_array(inputs, "inputs", mmap=True)
     R = load_array(reference, "reference") if reference is not None else None
@@ -131,21 +134,35 @@ def run_analyze(
         r2 = float(full.score(np.asarray(Y, dtype=np.float64), _all_outputs(net, Y, batch_size, dev)))
         r2_where = "in-sample (fewer than 5 batches: no held-out split)"
     C = full.coef_
-    P = np.concatenate(probes)
-    rep = Report(f"linlens analyze: {model}")
-    rep.add_text(
+    intro = (
         f"Global linear surrogate of the model, fitted by streaming least squares over {n} inputs "
         f"({n_batches} batches of {batch_size}); outputs ≈ inputs @ Cᵀ + c with C of shape {C.shape}. "
         f"R² of the surrogate against the model's outputs, {r2_where}: {r2:.6g} "
         f"(1 means the model is exactly affine on these inputs; 1 − R² is its nonlinear residual fraction)."
     )
+    return surrogate_report(f"linlens analyze: {model}", intro, full, r2, r2_where, np.concatenate(probes), R,
+                            out, force, {"model": model, "inputs": str(inputs), "n_samples": n})
+
+
+def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r2_where: str, P: np.ndarray,
+                     R: np.ndarray | None, out: Path, force: bool, extra_metrics: dict[str, Any]) -> dict[str, Any]:
+    """Write the analyze report (summary table, comparison with R when given, figures) atomically to ``out``
+    and return the summary. Shared by the in-memory and the Dask routes.
+
+    Arguments:
+        full: the surrogate fitted on all inputs; r2, r2_where: its R² and where it was measured.
+        P: (n_probes, d_in) sample of inputs for data-weighted errors; R: (d_out, d_in) reference or None.
+    """
+    C = full.coef_
+    n = extra_metrics.get("n_samples", full.n_samples_seen_)
+    rep = Report(title)
+    rep.add_text(intro)
     sv = np.linalg.svd(C, compute_uv=False)
     summary: dict[str, Any] = {"inputs": n, "d_in": C.shape[1], "d_out": C.shape[0], "R² (surrogate)": r2,
                                "nonlinear residual fraction": 1 - r2,
                                "condition number of inputs": full.condition_number_,
                                "σ_max(C)": float(sv[0]), "σ_min(C)": float(sv[-1])}
-    metrics: dict[str, Any] = {"model": model, "inputs": str(inputs), "n_samples": n, "r2": r2,
-                               "r2_split": r2_where, "coef": C, "intercept": full.intercept_,
+    metrics: dict[str, Any] = {**extra_metrics, "r2": r2, "r2_split": r2_where, "coef": C, "intercept": full.intercept_,
                                "singular_values": sv, "condition_number_inputs": full.condition_number_}
     spectra = {"C (surrogate)": sv}
     if R is not None:

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from linlens.errors import ConfigError, InputFileError, LinlensError, NonFiniteError, ShapeError
+from linlens.experiments.analyze import surrogate_report
 from linlens.linalg import GramAccumulator
 from linlens.loaders import load_array, load_model
-from linlens.report import Report, check_destination
-from linlens.report import figures as figs
+from linlens.report import check_destination
 from linlens.scale import check_block_finite
-from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
+from linlens.surrogate import LinearSurrogate
 
 __all__ = ["run_analyze_dask", "open_inputs", "read_rows"]
 
@@ -263,58 +263,15 @@ def _report(model: str, inputs: Path, n: int, n_batches: int, batch_size: int, f
             r2: float, r2_where: str, P: np.ndarray, R: np.ndarray | None, out: Path, force: bool,
             dask_info: dict[str, Any]) -> dict[str, Any]:
     C = full.coef_
-    rep = Report(f"linlens analyze (Dask): {model}")
-    rep.add_text(
+    intro = (
         f"Global linear surrogate of the model, fitted on a Dask cluster ({dask_info['workers']} workers) from "
         f"per-block streaming statistics over {n} inputs ({n_batches} blocks of {batch_size}, each probed on a "
         f"worker and reduced by merging Gram partials); outputs ≈ inputs @ Cᵀ + c with C of shape {C.shape}. "
         f"R² of the surrogate against the model's outputs, {r2_where}: {r2:.6g} "
         f"(1 means the model is exactly affine on these inputs; 1 − R² is its nonlinear residual fraction)."
     )
-    sv = np.linalg.svd(C, compute_uv=False)
-    summary: dict[str, Any] = {"inputs": n, "d_in": C.shape[1], "d_out": C.shape[0], "R² (surrogate)": r2,
-                               "nonlinear residual fraction": 1 - r2,
-                               "condition number of inputs": full.condition_number_,
-                               "σ_max(C)": float(sv[0]), "σ_min(C)": float(sv[-1])}
-    metrics: dict[str, Any] = {"model": model, "inputs": str(inputs), "n_samples": n, "r2": r2,
-                               "r2_split": r2_where, "coef": C, "intercept": full.intercept_,
-                               "singular_values": sv, "condition_number_inputs": full.condition_number_,
-                               "dask": dask_info}
-    spectra = {"C (surrogate)": sv}
-    if R is not None:
-        if R.shape != C.shape:
-            raise ShapeError(f"reference must be (d_out, d_in) = {C.shape} to match the model; got {R.shape}")
-        cmp = compare_operators(C, R, probes=P)
-        metrics["comparison"] = cmp.to_dict()
-        spectra["reference R"] = cmp.singular_values_R
-        summary.update({"data-weighted error vs R": cmp.data_weighted_error,
-                        "‖C−R‖_F/‖R‖_F": cmp.rel_fro_error, "‖C−R‖₂/‖R‖₂": cmp.rel_spectral_error,
-                        "max principal angle, right (deg)": float(np.degrees(np.max(cmp.right_angles)))
-                        if len(cmp.right_angles) else 0.0})
-        rep.add_heading("Comparison with the reference R")
-        rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
-        rep.add_text("The data-weighted error E‖(C−R)y‖²/E‖Ry‖² over your inputs is the headline: it weights "
-                     "each direction by how much your data uses it. Frobenius and spectral errors are shown "
-                     "but, for ill-conditioned references, are dominated by the tiniest singular values.")
-        rep.add_figure(figs.principal_angle_plot({"left": cmp.left_angles, "right": cmp.right_angles}),
-                       "principal_angles", f"Principal angles between the top-{cmp.k} singular subspaces.")
-        A = np.linalg.pinv(R)
-        ff = filter_factors(C, A)
-        metrics["filter_factors"] = ff.to_dict()
-        rep.add_figure(figs.filter_factor_plot({"C": ff}, np.linalg.svd(A, compute_uv=False)),
-                       "filter_factors", "Filter factors with R⁺ as the forward operator A (so R = A⁻¹ gives "
-                       f"φ = 1); leakage {ff.leakage:.3g}.")
-        if cmp.eigs_C is not None:
-            rep.add_figure(figs.eigenvalue_plot({"C": cmp.eigs_C, "R": cmp.eigs_R}), "eigenvalues",
-                           "Eigenvalues (matched by minimum-cost assignment in metrics.json).")
-        rep.add_figure(figs.operator_heatmaps({"C": C, "R": R, "C − R": C - R}), "heatmaps", "Heatmaps.")
-    else:
-        rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
-        rep.add_figure(figs.operator_heatmaps({"C": C}), "heatmaps", "The surrogate C.")
-    rep.add_figure(figs.singular_spectra(spectra), "singular_spectra", "Singular values (log scale).")
-    rep.metrics.update(metrics)
-    rep.write(out, force=force)
-    return summary
+    return surrogate_report(f"linlens analyze (Dask): {model}", intro, full, r2, r2_where, P, R, out, force,
+                            {"model": model, "inputs": str(inputs), "n_samples": n, "dask": dask_info})
 
 
 
