@@ -56,8 +56,81 @@ def _kaiming_init(net: nn.Module, seed: int) -> None:
                 m.bias.fill_(0.01)
 
 
+def _train_ensemble(data: dict, hidden: list[int], n_classes: int, seeds: list[int], cfg: dict, device: Any,
+                    progress: bool) -> tuple[nn.Module, list[dict]]:
+    """Train one small MLP per seed *at once* (weights stacked, batched matmuls) and keep the best on validation.
+
+    Each net gets its own Kaiming init (:func:`_kaiming_init`) and is trained independently — Adam is
+    element-wise and the summed loss has separate gradients per net — with a shared minibatch order,
+    cross-entropy, Adam and a per-step cosine learning rate. The FINAL weights are kept (no checkpoint
+    picking, which over-fits the 1000 validation points) and the net with the highest validation accuracy,
+    ties to the lower validation cross-entropy, is selected. Many seeds are cheap this way: narrow ReLU
+    nets often stall (median validation accuracy ~92 %), the good ones reach ~98–99 %.
+    """
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    nets = []
+    for s in seeds:
+        net = mlp(data["train"][0].shape[1], hidden, n_classes, seed=s)
+        _kaiming_init(net, s)
+        nets.append(net)
+    lins = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
+    n_lin = len(lins[0])
+    W = [torch.stack([ls[i].weight.detach().T for ls in lins]).to(dev).requires_grad_() for i in range(n_lin)]
+    B = [torch.stack([ls[i].bias.detach()[None] for ls in lins]).to(dev).requires_grad_() for i in range(n_lin)]
+    K = len(seeds)
+
+    def forward(X: torch.Tensor) -> torch.Tensor:
+        h = X.unsqueeze(0).expand(K, -1, -1)
+        for i in range(n_lin):
+            h = torch.baddbmm(B[i], h, W[i])
+            if i < n_lin - 1:
+                h = torch.relu(h)
+        return h
+
+    Xtr, ytr = (torch.as_tensor(a).to(dev) for a in data["train"])
+    Xv, yv = (torch.as_tensor(a).to(dev) for a in data["val"])
+    n, bs, epochs = len(Xtr), cfg["batch_size"], cfg["epochs"]
+    opt = torch.optim.Adam(W + B, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * -(-n // bs))
+    gen = torch.Generator().manual_seed(seeds[0])
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"original MLP, {K} seeds at once", total=epochs)
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=gen).to(dev)
+            for i in range(0, n, bs):
+                idx = perm[i: i + bs]
+                loss = nn.functional.cross_entropy(forward(Xtr[idx]).reshape(-1, n_classes), ytr[idx].repeat(K),
+                                                   reduction="sum") / len(idx)
+                if not torch.isfinite(loss):
+                    raise RuntimeError("original-MLP ensemble training diverged (non-finite loss)")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+            bar.advance(task)
+    with torch.no_grad():
+        logits = forward(Xv)
+        val_acc = (logits.argmax(-1) == yv).float().mean(1).cpu()
+        val_ce = torch.stack([nn.functional.cross_entropy(logits[k], yv) for k in range(K)]).cpu()
+        for k, ls in enumerate(lins):
+            for i, lin in enumerate(ls):
+                lin.weight.copy_(W[i][k].T.cpu())
+                lin.bias.copy_(B[i][k, 0].cpu())
+    secs = time.perf_counter() - t0
+    runs = [{"seed": s, "val_accuracy": float(val_acc[k]), "val_loss": float(val_ce[k]), "seconds": secs / K}
+            for k, s in enumerate(seeds)]
+    best = max(range(K), key=lambda k: (float(val_acc[k]), -float(val_ce[k])))
+    runs.append({"selected_seed": seeds[best]})
+    net = nets[best]
+    net.eval()
+    return net, runs
+
+
 def _train_original(data: dict, hidden: list[int], n_classes: int, seeds: list[int], cfg: dict, device: Any,
                     progress: bool) -> tuple[nn.Module, list[dict]]:
+    if cfg.get("ensemble"):
+        return _train_ensemble(data, hidden, n_classes, seeds, cfg, device, progress)
     Xtr, ytr = data["train"]
     Xv, yv = data["val"]
     Xv_t, yv_t = torch.as_tensor(Xv), torch.as_tensor(yv)
@@ -299,23 +372,25 @@ def run_yinyang(out: Path, force: bool = False, seed: int = 0, quick: bool = Fal
                 console: Any = None) -> dict:
     """Yin-Yang (3 classes, Kriener's features and splits), hidden [8, 6, 4, 3]; replace 8×6, 6×4, 4×3.
 
-    Full run: 16 original seeds (best 3 refined, selection on validation), N ∈ {4, 10}, init noise
-    ∈ {0.01, 0.1}, h ∈ {0, 1, N/2, N−1, N}, rank ∈ {numerical, optimal}, readout ∈ {projected, exact};
-    about 3 minutes on one CPU thread (measured 174 s on a shared 2-core machine). ``quick``: ~10 s.
+    Full run: 64 original seeds trained at once (final weights, selection on validation), N ∈ {4, 10},
+    init noise ∈ {0.01, 0.1}, h ∈ {0, 1, N/2, N−1, N}, rank ∈ {numerical, optimal}, readout ∈ {projected,
+    exact}; about 1 minute on one CPU thread (measured 49 s on a shared 2-core machine). ``quick``: ~5 s.
     """
     from linlens.data.yinyang import yinyang_splits
 
     data = yinyang_splits(features="kriener")
     if quick:
         data = {"train": tuple(a[:1500] for a in data["train"]), "val": data["val"], "test": data["test"]}
-        seeds = [seed, seed + 1]
-        train_cfg = {"epochs": 60, "batch_size": 100, "lr": 1e-2}
+        seeds = [seed + i for i in range(16)]
+        train_cfg = {"ensemble": True, "epochs": 100, "batch_size": 100, "lr": 1e-2}
         scale_cfg = {"epochs": 10, "batch_size": 500, "lr": 2e-3}
         grid = {"n_scaled": [4], "delays": lambda N: [0, 1, N], "ranks": [None], "readouts": ["projected"]}
     else:
-        seeds = [seed + i for i in range(16)]
-        train_cfg = {"epochs": 400, "batch_size": 200, "lr": 1e-2, "refine_epochs": 150, "refine_batch_size": 50,
-                     "refine_lr": 1e-3, "refine_top": 3}
+        # 64 seeds trained at once (see _train_ensemble): ~33 s on one thread. Seed 0 selects a net with 99.2 %
+        # validation / 98.8 % test; seeds 1000 and 2000 gave 99.2 % and 99.4 % test (the earlier 16 seeds
+        # trained one by one, best 3 refined: 98.2 % / 96.5 %).
+        seeds = [seed + i for i in range(64)]
+        train_cfg = {"ensemble": True, "epochs": 300, "batch_size": 100, "lr": 5e-3}
         scale_cfg = {"epochs": 100, "batch_size": 500, "lr": 2e-3}
         grid = {"n_scaled": [4, 10], "noise": [0.01, 0.1], "delays": lambda N: [0, 1, N // 2, N - 1, N],
                 "ranks": [None, "optimal"],
