@@ -174,7 +174,11 @@ def _add_problem_section(rep: Report, key: str, study: LinearityStudy, hists: di
 def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False, console: Any = None) -> dict:
     """Run the demo and write the report to ``out``; returns headline numbers."""
     check_destination(out, force)  # fail before minutes of training, not after
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    import os
+
+    # on 2 cores (hyperthreads of one, see shared/notes/performance.md) one thread is faster for these sizes
+    cpus = os.cpu_count() or 1
+    torch.set_num_threads(1 if cpus <= 2 else min(4, cpus))
     rep = Report("linlens demo: is a network that inverts a Gaussian blur spectrally close to A⁻¹?")
     rep.add_text(
         "Each MLP is trained to map a blurred, noisy observation y = A x + σe (n = 64) back to x. Its global "
