@@ -14,6 +14,7 @@ References:
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from pathlib import Path
@@ -310,8 +311,17 @@ def _run(*, dataset: str, data: dict, hidden: list[int], n_classes: int, layers:
         same = [v for k, v in bl.items() if k.startswith("control")
                 and v["nonlinear_layers_at_inference"] == best["nonlinear_layers_at_inference"]]
         ctrl_same = max(same, key=lambda r: r["val_accuracy"]) if same else ctrl_best
-        if best["accuracy"] > max(ctrl_same["accuracy"], bl["affine_least_squares"]["accuracy"]) + 0.005:
-            verdict = "the hybrid beats both the affine least-squares layer and the untrained control"
+        # "beats" only beyond two standard errors of a difference of two accuracies on len(yte) test points
+        rival = max(ctrl_same["accuracy"], bl["affine_least_squares"]["accuracy"])
+        se = math.sqrt((best["accuracy"] * (1 - best["accuracy"]) + rival * (1 - rival)) / max(1, len(yte)))
+        if best["accuracy"] > rival + 2 * se:
+            verdict = (f"the hybrid beats both the affine least-squares layer and the untrained control (by "
+                       f"{best['accuracy'] - rival:.3f}, more than two standard errors, {2 * se:.3f})")
+        elif best["accuracy"] > rival:
+            verdict = (f"the hybrid is ahead of the untrained control with as many nonlinear layers and of the "
+                       f"affine least-squares layer by only {best['accuracy'] - rival:.3f}, within two standard "
+                       f"errors ({2 * se:.3f}) on {len(yte)} test points: no evidence that the linear operator "
+                       "adds accuracy beyond the nonlinear layers still running")
         else:
             verdict = ("the hybrid does NOT beat the untrained control with as many nonlinear layers (or the "
                        "affine least-squares layer): its accuracy comes from the nonlinear layers still running, "
