@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from linlens.errors import ShapeError
 from linlens.problems import InverseProblem
@@ -42,8 +41,9 @@ from linlens.surrogate import (
     bootstrap,
     compare_operators,
     filter_factors,
+    probe_model,
 )
-from linlens.validation import as_array, check_finite
+from linlens.validation import as_array
 
 __all__ = ["ModelLinearity", "LinearityStudy", "linearity_study", "data_weighted_error"]
 
@@ -60,22 +60,8 @@ def _mse(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean((pred - target) ** 2))
 
 
-@torch.no_grad()
 def _outputs(model: Any, Y: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-    was = getattr(model, "training", None)
-    if was is not None:
-        model.eval()
-    p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-    dt = p.dtype if p is not None else torch.float32
-    dev = p.device if p is not None else torch.device("cpu")
-    out = []
-    for i in range(0, len(Y), batch_size):
-        out.append(model(torch.as_tensor(Y[i : i + batch_size], dtype=dt, device=dev)).double().cpu().numpy())
-    if was:
-        model.train()
-    F = np.concatenate(out)
-    check_finite(F, "model outputs")
-    return F
+    return np.concatenate([F for _, _, F in probe_model(model, Y, batch_size=batch_size)])
 
 
 @dataclass(frozen=True)

@@ -8,56 +8,18 @@ to fit in memory as model outputs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from linlens.errors import ConfigError, ModelError, ShapeError
+from linlens.errors import ShapeError
 from linlens.loaders import load_array, load_model
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
-from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
-from linlens.validation import check_finite
+from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors, probe_model
 
-__all__ = ["run_analyze", "probe_batches"]
-
-
-def probe_batches(model: Any, inputs: np.ndarray, batch_size: int, device: str = "cpu",
-                  dtype: torch.dtype | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield (batch index, inputs (b, d_in) float64, outputs (b, d_out) float64), probing ``model`` in eval
-    mode without gradients. A model that raises gives :class:`ModelError`; NaN/Inf in a batch of inputs or
-    outputs gives :class:`NonFiniteError` naming the batch."""
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be ≥ 1; got {batch_size}")
-    if dtype is None:
-        p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
-        dtype = p.dtype if p is not None and p.is_floating_point() else torch.float32
-    n = len(inputs)
-    for b, i in enumerate(range(0, n, batch_size)):
-        Yb = np.array(inputs[i : i + batch_size], dtype=np.float64)  # a copy: memory maps are read-only
-        check_finite(Yb, f"inputs (batch {b}, rows {i}–{i + len(Yb) - 1})")
-        try:
-            with torch.no_grad():
-                out = model(torch.as_tensor(Yb, dtype=dtype, device=device))
-        except Exception as exc:  # noqa: BLE001 - any failure of user code becomes one line
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ModelError(f"the model raised on batch {b} (input shape {tuple(Yb.shape)}): "
-                             f"{type(exc).__name__}: {first[:200]}") from None
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        if not isinstance(out, torch.Tensor):
-            raise ModelError(f"the model returned {type(out).__name__}, expected a tensor")
-        F = out.detach().double().cpu().numpy()
-        if F.ndim == 1 and len(Yb) > 1:
-            F = F[:, None]
-        if F.ndim != 2 or len(F) != len(Yb):
-            raise ShapeError(f"the model returned shape {tuple(F.shape)} for a batch of {len(Yb)} inputs; "
-                             f"expected ({len(Yb)}, d_out)")
-        check_finite(F, f"model outputs (batch {b}, rows {i}–{i + len(Yb) - 1})")
-        yield b, Yb, F
+__all__ = ["run_analyze", "surrogate_report"]
 
 
 def run_analyze(
@@ -102,7 +64,7 @@ def run_analyze(
 
     with progress_bar(console is not None) as bar:
         task = bar.add_task("probing the model", total=n_batches)
-        for b, Yb, F in probe_batches(net, Y, batch_size, dev):
+        for b, Yb, F in probe_model(net, Y, batch_size, dev):
             if holdout(b):
                 held.append(b)
             else:
@@ -120,7 +82,7 @@ def run_analyze(
             t2 = bar.add_task("held-out check", total=len(held))
             for b in held:
                 i = b * batch_size
-                _, Yb, F = next(probe_batches(net, Y[i : i + batch_size], batch_size, dev))
+                _, Yb, F = next(probe_model(net, Y[i : i + batch_size], batch_size, dev))
                 sse += float(np.sum((F - sur.predict(Yb)) ** 2, axis=0).sum())
                 sum_f = F.sum(0) if sum_f is None else sum_f + F.sum(0)
                 sum_f2 = (F**2).sum(0) if sum_f2 is None else sum_f2 + (F**2).sum(0)
@@ -202,4 +164,4 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
 
 
 def _all_outputs(net: Any, Y: np.ndarray, batch_size: int, dev: str) -> np.ndarray:
-    return np.concatenate([F for _, _, F in probe_batches(net, Y, batch_size, dev)])
+    return np.concatenate([F for _, _, F in probe_model(net, Y, batch_size, dev)])

@@ -84,14 +84,14 @@ def _model(spec: str, device: str) -> tuple[Any, str]:
 
 def _probe(source: tuple[str, str], spec: str, device: str, b: int, start: int, stop: int) -> tuple[np.ndarray,
                                                                                                      np.ndarray]:
-    from linlens.experiments.analyze import probe_batches
+    from linlens.surrogate import probe_model
 
     Yb = read_rows(source, start, stop)
     check_block_finite(Yb, "inputs", b, start)
     net, dev = _model(spec, device)
     where = f"block {b} (rows {start}–{stop - 1})"
     try:
-        _, Yb, F = next(probe_batches(net, Yb, len(Yb), dev))
+        _, Yb, F = next(probe_model(net, Yb, len(Yb), dev))
     except NonFiniteError:
         raise NonFiniteError(f"model outputs: {where} contain NaN/Inf") from None
     except LinlensError as exc:
