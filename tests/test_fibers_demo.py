@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from linlens.experiments.fibers_cmd import demo_section
 from linlens.fibers import strata
 from linlens.report import Report
+from linlens.workflows.fibers_cmd import demo_section
 
 
 def test_demo_section_small_random(tmp_path):

@@ -174,8 +174,8 @@ def _check_report(rep, Y, F):
 
 
 def test_run_analyze_dask_npy_matches_in_memory(client, model_dir, tmp_path):
-    from linlens.experiments.analyze import run_analyze
-    from linlens.experiments.analyze_dask import run_analyze_dask
+    from linlens.workflows.analyze import run_analyze
+    from linlens.workflows.analyze_dask import run_analyze_dask
 
     d, Y, F = model_dir
     s_dask = run_analyze_dask(str(d / "m.pt"), d / "y.npy", d / "ref.npy", out=tmp_path / "a", batch_size=500,
@@ -198,7 +198,7 @@ def test_analyze_cli_dask_local_zarr(model_dir, tmp_path, capsys):
 
 
 def test_analyze_dask_nan_block_leaves_no_report(client, model_dir, tmp_path):
-    from linlens.experiments.analyze_dask import run_analyze_dask
+    from linlens.workflows.analyze_dask import run_analyze_dask
 
     d, Y, _ = model_dir
     bad = Y.copy()
@@ -237,7 +237,7 @@ def test_device_auto_resolves_and_results_are_float64_on_cpu():
 
 
 def test_run_analyze_dask_module_attr_model_is_imported_on_workers(client, model_dir, tmp_path):
-    from linlens.experiments.analyze_dask import run_analyze_dask
+    from linlens.workflows.analyze_dask import run_analyze_dask
 
     d, Y, _ = model_dir
     s = run_analyze_dask("torch.nn:Tanh", d / "y.npy", out=tmp_path / "t", batch_size=1000,

@@ -1,6 +1,6 @@
 """The ``linlens`` command line (typer + rich): demo, analyze, reproduce, fibers.
 
-This is the only module that wires capabilities together (through :mod:`linlens.experiments`). Every
+This is the only module that wires capabilities together (through :mod:`linlens.workflows`). Every
 command prints a summary table and writes a report folder (``metrics.json``, ``report.html``, PNGs).
 Errors caused by the user (bad files, shapes, NaN, …) print one line and exit with code 2.
 """
@@ -37,12 +37,12 @@ err_console = Console(stderr=True)
 # name → "module:function"; each function takes (out, force, seed, quick, device, console) and returns a
 # dict of headline numbers printed as the summary table.
 REPRODUCTIONS: dict[str, tuple[str, str]] = {
-    "koopman-yinyang": ("linlens.experiments.koopman_repro:run_yinyang", "Koopman hybrids on Yin-Yang"),
-    "koopman-mnist": ("linlens.experiments.koopman_repro:run_mnist", "Koopman hybrids on MNIST"),
-    "flows-linear": ("linlens.experiments.flows_repro:run_linear", "linear flow = PCA, penalty = shrinkage"),
-    "flows-stability": ("linlens.experiments.flows_repro:run_stability", "flows on a plane in 3-D"),
-    "flows-scurve": ("linlens.experiments.flows_repro:run_scurve", "local covariance on the S-curve"),
-    "flows-digits": ("linlens.experiments.flows_repro:run_digits", "un-whitened components of digits"),
+    "koopman-yinyang": ("linlens.workflows.koopman_repro:run_yinyang", "Koopman hybrids on Yin-Yang"),
+    "koopman-mnist": ("linlens.workflows.koopman_repro:run_mnist", "Koopman hybrids on MNIST"),
+    "flows-linear": ("linlens.workflows.flows_repro:run_linear", "linear flow = PCA, penalty = shrinkage"),
+    "flows-stability": ("linlens.workflows.flows_repro:run_stability", "flows on a plane in 3-D"),
+    "flows-scurve": ("linlens.workflows.flows_repro:run_scurve", "local covariance on the S-curve"),
+    "flows-digits": ("linlens.workflows.flows_repro:run_digits", "un-whitened components of digits"),
 }
 
 
@@ -82,7 +82,7 @@ def demo(
     """Inverse-operator study: train MLPs that invert a Gaussian blur (n = 64) under two priors and ask
     which linear operator each network's surrogate is closest to: A⁻¹, the Wiener estimator, or the
     least-squares fit of the data."""
-    from linlens.experiments.demo import run_demo
+    from linlens.workflows.demo import run_demo
 
     summary = run_demo(out=out, force=force, seed=seed, quick=quick, console=console)
     print_summary("linlens demo", summary, out)
@@ -110,7 +110,7 @@ def analyze(
     seed: int = SeedOpt,
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs, and compare it with a reference."""
-    from linlens.experiments.analyze import run_analyze
+    from linlens.workflows.analyze import run_analyze
 
     summary = run_analyze(
         model=model,
@@ -155,7 +155,7 @@ def fibers_strata(
 ) -> None:
     """List every stratum of the fiber of a rank-r matrix: barcode, rank list, dim, codim; the closure
     order goes into the report as a figure."""
-    from linlens.experiments.fibers_cmd import parse_widths, run_strata
+    from linlens.workflows.fibers_cmd import parse_widths, run_strata
 
     w = parse_widths(widths)
     summary = run_strata(widths=w, rank=rank, out=out or Path("linlens-fibers-strata"), force=force,
@@ -171,7 +171,7 @@ def fibers_analyze(
     tol: float | None = typer.Option(None, "--tol", help="relative rank tolerance (default max(shape)·eps)"),
 ) -> None:
     """Which stratum are these weights on: ranks with gaps, barcode, dimensions, basis flow diagram."""
-    from linlens.experiments.fibers_cmd import run_analyze_weights
+    from linlens.workflows.fibers_cmd import run_analyze_weights
 
     summary = run_analyze_weights(weights=weights, out=out or Path("linlens-fibers"), force=force, tol=tol,
                                   console=console)

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.optimize import linear_sum_assignment
 
+from linlens._results import json_safe
 from linlens.errors import ConfigError, EmptyInputError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.validation import as_array, check_finite, is_torch
 
@@ -133,8 +134,6 @@ class RankInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary."""
-        from linlens.report import json_safe
-
         return json_safe(
             {"rank": self.rank, "tol": self.tol, "gap": self.gap, "singular_values": self.singular_values}
         )

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from linlens._results import json_safe
 from linlens.errors import ShapeError
 from linlens.problems import InverseProblem
-from linlens.report.io import json_safe
 from linlens.surrogate import (
     FilterFactors,
     LinearSurrogate,

@@ -7,7 +7,6 @@ replaced only with ``force=True`` (and then only after the new folder is complet
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -16,44 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from linlens._results import json_safe
 from linlens.errors import InputFileError, ReportExistsError
 
 __all__ = ["check_destination", "atomic_dir", "atomic_write_bytes", "atomic_write_text", "json_safe", "dump_json"]
-
-
-def json_safe(obj: Any) -> Any:
-    """Convert numpy/torch scalars and arrays, complex numbers, paths and non-finite floats to JSON types.
-
-    Complex numbers become ``{"re": …, "im": …}``; NaN and ±Inf become ``None`` (JSON has no NaN).
-    """
-    from linlens.validation import is_torch
-
-    if is_torch(obj):
-        obj = obj.detach().cpu().numpy()
-    if hasattr(obj, "to_dict") and callable(obj.to_dict):
-        return json_safe(obj.to_dict())
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [json_safe(v) for v in obj.tolist()] if obj.ndim else json_safe(obj.item())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, (complex, np.complexfloating)):
-        return {"re": json_safe(obj.real), "im": json_safe(obj.imag)}
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is None or isinstance(obj, str):
-        return obj
-    return str(obj)
 
 
 def dump_json(obj: Any) -> str:

@@ -40,7 +40,7 @@ def run_analyze(
 
     check_destination(out, force)
     if dask is not None:
-        from linlens.experiments.analyze_dask import run_analyze_dask
+        from linlens.workflows.analyze_dask import run_analyze_dask
 
         return run_analyze_dask(model, inputs, reference, out, force, batch_size, fit_intercept, dask, device,
                                 seed, console)

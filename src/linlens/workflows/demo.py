@@ -209,7 +209,7 @@ def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False,
         summary[f"{key}: weak MLP closest to"] = study.models["weak MLP"].closest
         if g.local:
             summary[f"{key}: median ‖J−C‖/‖C‖ (trained)"] = g.local["relative_distance_median"]
-    from linlens.experiments.fibers_cmd import demo_section
+    from linlens.workflows.fibers_cmd import demo_section
 
     _, prob = demo_problems()[0]
     X, Y = prob.sample(6000 if quick else 20000, seed=seed)

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from linlens.errors import ConfigError, InputFileError, LinlensError, NonFiniteError, ShapeError
-from linlens.experiments.analyze import surrogate_report
 from linlens.linalg import GramAccumulator
 from linlens.loaders import load_array, load_model
 from linlens.report import check_destination
 from linlens.scale import check_block_finite
 from linlens.surrogate import LinearSurrogate
+from linlens.workflows.analyze import surrogate_report
 
 __all__ = ["run_analyze_dask", "open_inputs", "read_rows"]
 
@@ -180,7 +180,7 @@ def run_analyze_dask(
         console: rich console for progress (None: quiet).
 
     Returns:
-        The summary dict (same keys as :func:`linlens.experiments.analyze.run_analyze`).
+        The summary dict (same keys as :func:`linlens.workflows.analyze.run_analyze`).
     """
     from dask.distributed import as_completed
 
