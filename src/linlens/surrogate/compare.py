@@ -24,7 +24,93 @@ from linlens.linalg import (
 )
 from linlens.validation import as_array
 
-__all__ = ["FilterFactors", "filter_factors", "OperatorComparison", "compare_operators"]
+__all__ = [
+    "data_weighted_error",
+    "probe_covariance",
+    "FilterFactors",
+    "filter_factors",
+    "singular_value_clusters",
+    "SignalNoiseSplit",
+    "signal_noise_split",
+    "OperatorComparison",
+    "compare_operators",
+]
+
+
+# ------------------------------------------------------------------------------------------ data-weighted error
+def _scaled(M: np.ndarray) -> tuple[np.ndarray, float]:
+    """M / max|M| and max|M| (1 for a zero matrix): squares of the scaled matrix neither under- nor overflow."""
+    s = float(np.max(np.abs(M))) if M.size else 0.0
+    return (M / s, s) if s > 0 and np.isfinite(s) else (M, 1.0)
+
+
+def probe_covariance(probes: Any) -> tuple[np.ndarray, float]:
+    """Centred second moment of probe rows, scaled: returns (Σ / s², s) with Σ = cov(probes) (ddof 0).
+
+    Data-weighted errors are ratios, so the scale s (the largest |centred entry|) cancels; keeping it apart
+    stops tiny (1e-200) or huge (1e200) probes from underflowing to 0 or overflowing to inf when squared.
+
+    Arguments:
+        probes: (n_probes, d) rows.
+
+    Returns:
+        (scaled covariance (d, d), scale s).
+    """
+    P = as_array(probes, "probes", ndim=2)
+    if P.shape[0] < 2:
+        raise ShapeError(f"probes must have at least 2 rows to be centred; got {P.shape[0]}")
+    Pc, s = _scaled(P - P.mean(axis=0))
+    return (Pc.T @ Pc) / P.shape[0], s
+
+
+def weighted_sq_norm(M: np.ndarray, covariance: np.ndarray) -> tuple[float, float]:
+    """tr(M Σ Mᵀ) as (mantissa, scale) with value = mantissa · scale²; Σ (d, d), M (m, d).
+
+    Keeping the scale apart lets ratios of two such norms be formed without under- or overflow."""
+    Ms, s = _scaled(M)
+    return float(np.sum((Ms @ covariance) * Ms)), s
+
+
+def data_weighted_error(C: Any, R: Any, probes: Any = None, *, covariance: Any = None) -> float:
+    """Centred data-weighted error E‖(C − R)(y − ȳ)‖² / E‖R(y − ȳ)‖² = tr(DΣDᵀ)/tr(RΣRᵀ), D = C − R.
+
+    The one definition in linlens. Centred because surrogates carry intercepts: the error of the linear part
+    is measured on the fluctuations of y, with Σ the covariance of the probes (or the ``covariance`` given,
+    e.g. a population Σ_y). The zero map scores exactly 1 against every reference.
+
+    Arguments:
+        C: operator (m, n) under test.
+        R: reference (m, n).
+        probes: rows y (n_probes, n); or
+        covariance: Σ_y (n, n) directly (keyword).
+
+    Returns:
+        The ratio (inf when RΣRᵀ = 0 ≠ DΣDᵀ, 0 when both vanish).
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(500, 3)) + 5.0
+        >>> R = np.eye(3); round(data_weighted_error(np.zeros((3, 3)), R, Y), 12)
+        1.0
+        >>> round(data_weighted_error(1e-200 * R, 2e-200 * R, Y * 1e-150), 12)  # no underflow to 0/0
+        0.25
+    """
+    c = as_array(C, "C", ndim=2)
+    r = as_array(R, "R", ndim=2)
+    if c.shape != r.shape:
+        raise ShapeError(f"C and R must have the same shape; got C {c.shape} and R {r.shape}")
+    if (probes is None) == (covariance is None):
+        raise ConfigError("give exactly one of probes (rows) or covariance (Σ_y)")
+    if covariance is None:
+        S, _ = probe_covariance(probes)
+    else:
+        S, _ = _scaled(as_array(covariance, "covariance", ndim=2))
+    if S.shape != (c.shape[1], c.shape[1]):
+        raise ShapeError(f"probes must have {c.shape[1]} columns (Σ_y {(c.shape[1],) * 2}); got Σ_y {S.shape}")
+    num, sn = weighted_sq_norm(c - r, S)
+    den, sd = weighted_sq_norm(r, S)
+    if den <= 0:
+        return 0.0 if num <= 0 else float("inf")
+    return float(num / den * (sn / sd) ** 2)
 
 
 # ------------------------------------------------------------------------------------------ filter factors
@@ -32,25 +118,58 @@ __all__ = ["FilterFactors", "filter_factors", "OperatorComparison", "compare_ope
 class FilterFactors(ResultMixin):
     """What an estimator C does to each singular component of a forward operator A.
 
-    Φ = Vᵀ C A V with A = U diag(s) Vᵀ: Φ = I for A⁻¹; diag(sᵢ²/(sᵢ² + σ²/λ)) for the Wiener estimator
-    (Tikhonov filter factors); 0/1 for truncated SVD.
+    Φ = Vᵀ C A V with A = U diag(s) Vᵀ: Φ = I for A⁻¹; 0/1 for a truncated SVD; for the Wiener estimator
+    C* = Σₓ Aᵀ(AΣₓAᵀ + σ²I)⁻¹ the factors are diag(Vᵀ C* A V), which equal Tikhonov's sᵢ²/(sᵢ² + σ²/λ) only
+    when Σₓ = λI.
+
+    When A has repeated singular values, the singular vectors of each cluster are defined only up to a
+    rotation within the cluster, and the diagonal entries of Φ depend on that arbitrary choice. linlens reports
+    per cluster of equal singular values the trace of Φ's diagonal block divided by its size (invariant), and
+    the block's spread around that multiple of I as part of the leakage.
 
     Arguments:
         singular_values: sᵢ of A, descending (k,).
-        factors: diag Φ (k,).
-        leakage: ‖Φ − diag Φ‖_F / ‖Φ‖_F (0 when Φ = 0).
-        matrix: Φ (k, k).
+        factors: per index, the mean factor of its cluster tr(Φ_bb)/|b| (k,); equals (Φ)ᵢᵢ for simple sᵢ.
+        leakage: ‖Φ − blockdiag_mean(Φ)‖_F / ‖Φ‖_F: all of Φ that is not a multiple of I on a cluster (0 when
+            Φ = 0).
+        clusters: (n_clusters, 2) [start, stop) index ranges of equal singular values.
+        cluster_spread: per index, ‖Φ_bb − φ̄_b I‖_F / (‖Φ_bb‖_F or 1) of its cluster (0 for simple sᵢ).
+        matrix: Φ (k, k) in the computed (arbitrary within clusters) basis.
     """
 
     singular_values: np.ndarray
     factors: np.ndarray
     leakage: float
+    clusters: np.ndarray
+    cluster_spread: np.ndarray
     matrix: np.ndarray
 
 
+def singular_value_clusters(s: np.ndarray, rtol: float = 1e-8, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """[start, stop) ranges of runs of equal singular values (descending s).
 
-def filter_factors(C: Any, A: Any) -> FilterFactors:
-    """Filter factors φᵢ = (Vᵀ C A V)ᵢᵢ of an estimator C against the forward operator A.
+    Two neighbours belong to one cluster when |sᵢ − sᵢ₊₁| ≤ rtol · sᵢ, or when both lie below the
+    numerical-zero level max(shape)·eps·s₀ (the numerical null space is one cluster).
+
+    Example:
+        >>> singular_value_clusters(np.array([3.0, 2.0, 2.0, 1.0])).tolist()
+        [[0, 1], [1, 3], [3, 4]]
+    """
+    s = np.asarray(s, dtype=np.float64)
+    if s.size == 0:
+        return np.zeros((0, 2), dtype=int)
+    zero = (max(shape) if shape else s.size) * np.finfo(np.float64).eps * s[0]
+    bounds = [0]
+    for i in range(1, s.size):
+        same = abs(s[i - 1] - s[i]) <= rtol * s[i - 1] or (s[i - 1] <= zero and s[i] <= zero)
+        if not same:
+            bounds.append(i)
+    bounds.append(s.size)
+    return np.array([[bounds[j], bounds[j + 1]] for j in range(len(bounds) - 1)], dtype=int)
+
+
+def filter_factors(C: Any, A: Any, rtol: float = 1e-8) -> FilterFactors:
+    """Filter factors of an estimator C against the forward operator A, per cluster of equal sᵢ.
 
     References:
         Hansen. Rank-Deficient and Discrete Ill-Posed Problems (SIAM, 1998), filter factors of regularized
@@ -60,6 +179,8 @@ def filter_factors(C: Any, A: Any) -> FilterFactors:
         C: estimator (n_x, n_y) mapping data y to x.
         A: forward operator (n_y, n_x) mapping x to y; rectangular or rank-deficient is fine (thin SVD,
             k = min(n_y, n_x); components with sᵢ = 0 get φᵢ = 0).
+        rtol: relative tolerance under which two singular values count as equal (see
+            :func:`singular_value_clusters`).
 
     Returns:
         :class:`FilterFactors` with (k,) factors and the (k, k) matrix Φ.
@@ -68,6 +189,9 @@ def filter_factors(C: Any, A: Any) -> FilterFactors:
         >>> A = np.diag([2.0, 0.5])
         >>> filter_factors(np.linalg.inv(A), A).factors.round(12).tolist()
         [1.0, 1.0]
+        >>> ff = filter_factors(np.diag([1.0, 0.0]), np.eye(2))  # equal sᵢ: only the cluster mean is defined
+        >>> ff.factors.tolist(), ff.clusters.tolist()
+        ([0.5, 0.5], [[0, 2]])
     """
     c = as_array(C, "C", ndim=2)
     a = as_array(A, "A", ndim=2)
@@ -75,10 +199,139 @@ def filter_factors(C: Any, A: Any) -> FilterFactors:
         raise ShapeError(f"C must have the shape of Aᵀ {a.T.shape} (C maps y to x, A maps x to y); got C {c.shape}")
     U, s, Vt = svd(a)
     Phi = Vt @ c @ (U * s)  # = Vᵀ C A V since A V = U diag(s)
-    d = np.diag(Phi).copy()
+    clusters = singular_value_clusters(s, rtol=rtol, shape=a.shape)
+    factors = np.zeros(s.size)
+    spread = np.zeros(s.size)
+    model = np.zeros_like(Phi)
+    for start, stop in clusters:
+        block = Phi[start:stop, start:stop]
+        mean = float(np.trace(block)) / (stop - start)
+        factors[start:stop] = mean
+        model[start:stop, start:stop] = mean * np.eye(stop - start)
+        nb = float(np.linalg.norm(block))
+        spread[start:stop] = float(np.linalg.norm(block - mean * np.eye(stop - start))) / (nb if nb > 0 else 1.0)
     total = np.linalg.norm(Phi)
-    leak = float(np.linalg.norm(Phi - np.diag(d)) / total) if total > 0 else 0.0
-    return FilterFactors(singular_values=s, factors=d, leakage=leak, matrix=Phi)
+    leak = float(np.linalg.norm(Phi - model) / total) if total > 0 else 0.0
+    return FilterFactors(singular_values=s, factors=factors, leakage=leak, clusters=clusters,
+                         cluster_spread=spread, matrix=Phi)
+
+
+# ------------------------------------------------------------------------------------------ signal and noise
+@dataclass(frozen=True)
+class SignalNoiseSplit(ResultMixin):
+    """The expected test error of an estimator C of x from y = A x + e, split into its sources.
+
+    With x of covariance Σₓ (centred) and independent noise e of covariance Σₑ,
+    E‖C y − x‖² = E‖(CA − I)x‖² + tr(C Σₑ Cᵀ). Every term below is divided by E‖x‖² = tr Σₓ, and the terms
+    add up to ``total`` exactly. P = A⁺A projects on what A can see (P = I for full column rank).
+
+    Arguments:
+        signal_error: tr((CA − P) Σₓ (CA − P)ᵀ)/tr Σₓ — how far CA is from the identity on A's row space.
+        null_space_error: the rest of E‖(CA − I)x‖²/tr Σₓ, from components of x that A does not see (0 when
+            A has full column rank).
+        noise_amplification: tr(C Σₑ Cᵀ)/tr Σₓ (σ²‖C‖²_F/tr Σₓ for white noise).
+        total: E‖Cy − x‖²/E‖x‖², the relative test error of C (signal + null space + noise).
+        singular_values_A: (n_x,) singular values of A padded with zeros to n_x.
+        bands: (n_bands, 2) [start, stop) ranges of singular indices (A's right singular basis V).
+        band_signal_error: (n_bands,) tr(V_bᵀ(CA − P)Σₓ(CA − P)ᵀV_b)/tr Σₓ; sums to ``signal_error``.
+        band_noise_amplification: (n_bands,) tr(V_bᵀ C Σₑ Cᵀ V_b)/tr Σₓ; sums to ``noise_amplification``.
+    """
+
+    signal_error: float
+    null_space_error: float
+    noise_amplification: float
+    total: float
+    singular_values_A: np.ndarray
+    bands: np.ndarray
+    band_signal_error: np.ndarray
+    band_noise_amplification: np.ndarray
+
+
+def _noise_cov(n_y: int, noise_std: float | None, noise_covariance: Any) -> np.ndarray:
+    if noise_covariance is not None:
+        S = as_array(noise_covariance, "noise_covariance", ndim=2)
+        if S.shape != (n_y, n_y):
+            raise ShapeError(f"noise_covariance must be {(n_y, n_y)}; got {S.shape}")
+        return S
+    if noise_std is None or not np.isfinite(noise_std) or noise_std < 0:
+        raise ConfigError(f"noise_std must be a finite number ≥ 0 (or give noise_covariance); got {noise_std!r}")
+    return float(noise_std) ** 2 * np.eye(n_y)
+
+
+def signal_noise_split(
+    C: Any, A: Any, prior_covariance: Any, noise_std: float | None = None, *, noise_covariance: Any = None,
+    n_bands: int = 8,
+) -> SignalNoiseSplit:
+    """Split the test error of C (an estimator of x from y = Ax + e) into signal error, null-space error
+    and noise amplification, and the signal error per band of A's singular index.
+
+    This replaces the data-weighted error against A⁻¹, which is pinned at ≈ 1 for every C on an
+    ill-conditioned A: E‖A⁻¹y‖² is almost all amplified noise.
+
+    References:
+        Hansen. Rank-Deficient and Discrete Ill-Posed Problems (SIAM, 1998), ch. 4 (perturbation and
+        regularization errors).
+
+    Arguments:
+        C: estimator (n_x, n_y).
+        A: forward operator (n_y, n_x).
+        prior_covariance: Σₓ (n_x, n_x).
+        noise_std: σ of white noise, or
+        noise_covariance: Σₑ (n_y, n_y).
+        n_bands: number of contiguous bands of singular index (equal counts).
+
+    Returns:
+        :class:`SignalNoiseSplit`.
+
+    Example:
+        >>> A = np.diag([1.0, 0.1]); S = np.eye(2)
+        >>> sp = signal_noise_split(np.linalg.inv(A), A, S, noise_std=0.1, n_bands=2)
+        >>> round(sp.signal_error, 12), round(sp.noise_amplification, 12)  # (1 + 100)·0.01/2
+        (0.0, 0.505)
+    """
+    c = as_array(C, "C", ndim=2)
+    a = as_array(A, "A", ndim=2)
+    Sx = as_array(prior_covariance, "prior_covariance", ndim=2)
+    n_y, n_x = a.shape
+    if c.shape != (n_x, n_y):
+        raise ShapeError(f"C must have the shape of Aᵀ {(n_x, n_y)}; got {c.shape}")
+    if Sx.shape != (n_x, n_x):
+        raise ShapeError(f"prior_covariance must be {(n_x, n_x)}; got {Sx.shape}")
+    Se = _noise_cov(n_y, noise_std, noise_covariance)
+    if not isinstance(n_bands, (int, np.integer)) or n_bands < 1:
+        raise ConfigError(f"n_bands must be a positive integer; got {n_bands!r}")
+    _, s, Vt = np.linalg.svd(a, full_matrices=True)
+    s_full = np.zeros(n_x)
+    s_full[: s.size] = s
+    rank = numerical_rank(s, shape=a.shape).rank
+    V = Vt.T
+    P = V[:, :rank] @ V[:, :rank].T
+    tr = float(np.trace(Sx))
+    if not tr > 0:
+        raise ConfigError("prior_covariance must have a positive trace")
+    CA = c @ a
+    E_sig = CA - P
+    E_all = CA - np.eye(n_x)
+    G_sig = Vt @ E_sig  # rows: error in each right singular component
+    band_sig_rows = np.sum((G_sig @ Sx) * G_sig, axis=1) / tr
+    G_noise = Vt @ c
+    band_noise_rows = np.sum((G_noise @ Se) * G_noise, axis=1) / tr
+    signal = float(band_sig_rows.sum())
+    total_signal = float(np.sum((E_all @ Sx) * E_all)) / tr
+    noise = float(band_noise_rows.sum())
+    null = 0.0 if rank == n_x else total_signal - signal
+    edges = np.unique(np.linspace(0, n_x, min(n_bands, n_x) + 1).round().astype(int))
+    bands = np.stack([edges[:-1], edges[1:]], axis=1)
+    return SignalNoiseSplit(
+        signal_error=signal,
+        null_space_error=null,
+        noise_amplification=noise,
+        total=signal + null + noise,
+        singular_values_A=s_full,
+        bands=bands,
+        band_signal_error=np.array([band_sig_rows[a0:b0].sum() for a0, b0 in bands]),
+        band_noise_amplification=np.array([band_noise_rows[a0:b0].sum() for a0, b0 in bands]),
+    )
 
 
 # ---------------------------------------------------------------------------------------- compare operators
@@ -90,7 +343,7 @@ class OperatorComparison(ResultMixin):
         shape: (m, n).
         rel_fro_error: ‖C − R‖_F / ‖R‖_F.
         rel_spectral_error: ‖C − R‖₂ / ‖R‖₂.
-        data_weighted_error: E‖(C − R)y‖² / E‖Ry‖² over the probe rows y (None without probes).
+        data_weighted_error: centred E‖(C − R)(y − ȳ)‖² / E‖R(y − ȳ)‖² over the probe rows (None without probes).
         singular_values_C: (min(m, n),) descending.
         singular_values_R: (min(m, n),) descending.
         singular_value_rel_error: |σᵢ(C) − σᵢ(R)| / σᵢ(R) per index (min(m, n),) (inf where σᵢ(R) = 0 ≠ σᵢ(C)).
@@ -133,7 +386,9 @@ def _rel(num: float, den: float) -> float:
     return 0.0 if num == 0 else float("inf")
 
 
-def compare_operators(C: Any, R: Any, k: int | None = None, probes: Any = None) -> OperatorComparison:
+def compare_operators(
+    C: Any, R: Any, k: int | None = None, probes: Any = None, eigenvalues: bool | None = None
+) -> OperatorComparison:
     """Compare an operator C with a reference R: norms, data-weighted error, spectra, subspaces, eigenvalues.
 
     Default ``k``: min(rank(C), rank(R)) with the default numerical-rank tolerance (max(shape)·eps·σ_max):
@@ -146,7 +401,10 @@ def compare_operators(C: Any, R: Any, k: int | None = None, probes: Any = None) 
         C: operator (m, n) under test (e.g. a surrogate's ``coef_``).
         R: reference (m, n) (e.g. A⁻¹, A⁺ or the Wiener estimator).
         k: number of leading singular directions for angles and the log-spectral distance.
-        probes: optional inputs (n_probes, n) to the operators for the data-weighted error.
+        probes: optional inputs (n_probes, n) to the operators for the (centred) data-weighted error.
+        eigenvalues: compute matched eigenvalues and their condition numbers (square case). Default: only
+            when n ≤ 1000 (the non-symmetric eigenproblem costs O(n³) with a large constant, and for
+            non-normal operators its answer is unstable anyway).
 
     Returns:
         :class:`OperatorComparison`.
@@ -173,7 +431,7 @@ def compare_operators(C: Any, R: Any, k: int | None = None, probes: Any = None) 
         P = as_array(probes, "probes", ndim=2)
         if P.shape[1] != n:
             raise ShapeError(f"probes must be (n_probes, {n}) for operators of shape {c.shape}; got {P.shape}")
-        dwe = _rel(np.sum((P @ D.T) ** 2), np.sum((P @ r.T) ** 2))
+        dwe = data_weighted_error(c, r, P)
     info_c = numerical_rank(sc, shape=c.shape)
     info_r = numerical_rank(sr, shape=r.shape)
     if k is None:
@@ -188,7 +446,9 @@ def compare_operators(C: Any, R: Any, k: int | None = None, probes: Any = None) 
     left = principal_angles(Uc[:, :k], Ur[:, :k])
     right = principal_angles(Vtc[:k].T, Vtr[:k].T)
     eig = {}
-    if m == n:
+    if eigenvalues is None:
+        eigenvalues = m == n and n <= 1000
+    if eigenvalues and m == n:
         ec, cc = eigenvalue_condition_numbers(c)
         er, cr = eigenvalue_condition_numbers(r)
         rows, cols, dist = match_eigenvalues(ec, er)
