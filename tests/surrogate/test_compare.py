@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from linlens.errors import ShapeError
+from linlens.errors import ConfigError, ShapeError
+from linlens.problems import wiener_estimator
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
+from linlens.surrogate.compare import data_weighted_error, signal_noise_split, singular_value_clusters
 
 
 def _orth(n, seed):
@@ -117,3 +119,122 @@ def test_compare_rectangular_rank_deficient():
         compare_operators(C, R, probes=np.ones((3, 7)))
 
 
+
+
+# ----------------------------------------------------------------------------------- data-weighted error
+def test_data_weighted_error_is_centred_and_scale_safe():
+    rng = np.random.default_rng(20)
+    P = rng.normal(size=(400, 5)) @ rng.normal(size=(5, 5)) + 50.0  # a large mean must not matter
+    R = rng.normal(size=(3, 5))
+    C = R + 0.2 * rng.normal(size=(3, 5))
+    Pc = P - P.mean(0)
+    expected = np.sum((Pc @ (C - R).T) ** 2) / np.sum((Pc @ R.T) ** 2)
+    assert data_weighted_error(C, R, P) == pytest.approx(expected, rel=1e-12)
+    assert data_weighted_error(np.zeros_like(R), R, P) == pytest.approx(1.0, rel=1e-12)
+    for scale_p, scale_m in [(1e-150, 1e-150), (1e150, 1e150), (1e-300, 1.0), (1.0, 1e200)]:
+        got = data_weighted_error(scale_m * C, scale_m * R, scale_p * P)
+        assert got == pytest.approx(expected, rel=1e-10), (scale_p, scale_m)
+    S = np.cov(P.T, bias=True)
+    assert data_weighted_error(C, R, covariance=S) == pytest.approx(expected, rel=1e-10)
+    with pytest.raises(ConfigError):
+        data_weighted_error(C, R)
+    with pytest.raises(ShapeError):
+        data_weighted_error(C, R, P[:, :4])
+
+
+# ----------------------------------------------------------------------------------- signal / noise split
+def _problem(n=8, seed=30, rank=None):
+    rng = np.random.default_rng(seed)
+    s = np.logspace(0, -3, n)
+    if rank is not None:
+        s[rank:] = 0.0
+    A = (_orth(n, seed) * s) @ _orth(n, seed + 1).T
+    L = rng.normal(size=(n, n)) / np.sqrt(n) + np.eye(n)
+    return A, L @ L.T
+
+
+def test_signal_noise_split_reproduces_monte_carlo_test_error():
+    """E‖Cy − x‖²/E‖x‖² by simulation equals signal + noise; the Wiener estimator's signal error equals the
+    Monte Carlo E‖(CA − I)x‖²/E‖x‖²; bands add up."""
+    A, Sx = _problem()
+    sigma = 1e-2
+    W = wiener_estimator(A, Sx, sigma)
+    sp = signal_noise_split(W, A, Sx, noise_std=sigma, n_bands=4)
+    rng = np.random.default_rng(31)
+    m = 400_000
+    X = rng.normal(size=(m, 8)) @ np.linalg.cholesky(Sx).T
+    Y = X @ A.T + sigma * rng.normal(size=(m, 8))
+    tr = np.trace(Sx)
+    mc_total = np.mean(np.sum((Y @ W.T - X) ** 2, axis=1)) / tr
+    mc_signal = np.mean(np.sum((X @ (W @ A - np.eye(8)).T) ** 2, axis=1)) / tr
+    assert sp.total == pytest.approx(mc_total, rel=0.01)
+    assert sp.signal_error == pytest.approx(mc_signal, rel=0.01)
+    assert sp.null_space_error == 0.0
+    assert sp.band_signal_error.sum() == pytest.approx(sp.signal_error, rel=1e-12)
+    assert sp.band_noise_amplification.sum() == pytest.approx(sp.noise_amplification, rel=1e-12)
+    assert sp.bands.tolist() == [[0, 2], [2, 4], [4, 6], [6, 8]]
+    # the zero map: signal error 1, no noise; A⁻¹: no signal error, all noise
+    z = signal_noise_split(np.zeros((8, 8)), A, Sx, noise_std=sigma)
+    assert (z.signal_error, z.noise_amplification) == (pytest.approx(1.0), 0.0)
+    inv = signal_noise_split(np.linalg.inv(A), A, Sx, noise_std=sigma)
+    assert inv.signal_error < 1e-12
+    assert inv.noise_amplification == pytest.approx(sigma**2 * np.sum(np.linalg.inv(A) ** 2) / tr, rel=1e-10)
+    # noise lives in the small singular values: the last band carries almost all of A⁻¹'s amplification
+    assert inv.band_noise_amplification[-1] > 0.8 * inv.noise_amplification
+
+
+def test_signal_noise_split_rank_deficient_and_noise_covariance():
+    A, Sx = _problem(rank=5)
+    rng = np.random.default_rng(33)
+    C = rng.normal(size=(8, 8)) * 0.1
+    Se = np.diag(rng.uniform(0.5, 2.0, size=8)) * 1e-3
+    sp = signal_noise_split(C, A, Sx, noise_covariance=Se)
+    tr = np.trace(Sx)
+    total = (np.trace((C @ A - np.eye(8)) @ Sx @ (C @ A - np.eye(8)).T) + np.trace(C @ Se @ C.T)) / tr
+    assert sp.total == pytest.approx(total, rel=1e-10)
+    P = np.linalg.pinv(A) @ A
+    assert sp.signal_error == pytest.approx(np.trace((C @ A - P) @ Sx @ (C @ A - P).T) / tr, rel=1e-10)
+    assert sp.null_space_error != 0.0
+    with pytest.raises(ConfigError):
+        signal_noise_split(C, A, Sx)  # no noise level given
+    with pytest.raises(ShapeError):
+        signal_noise_split(C[:, :7], A, Sx, noise_std=0.1)
+
+
+# ----------------------------------------------------------------------- filter factors, repeated sᵢ
+def _circular_blur_2d(m=16, width=1.0):
+    i = np.arange(m)
+    dist = np.minimum(i, m - i)
+    k = np.exp(-(dist**2) / (2 * width**2))
+    k /= k.sum()
+    C1 = np.stack([np.roll(k, j) for j in range(m)], axis=1)  # circulant
+    return np.kron(C1, C1)
+
+
+def test_filter_factors_do_not_depend_on_the_svd_basis_within_clusters():
+    """A circular blur of 16×16 images has its singular values in groups of 4 or 8: the diagonal of Φ changes
+    between two valid SVDs, the cluster means linlens reports do not."""
+    A = _circular_blur_2d()
+    clusters = singular_value_clusters(np.linalg.svd(A, compute_uv=False), shape=A.shape)
+    sizes = np.diff(clusters, axis=1).ravel()
+    assert sizes.max() >= 4 and sizes.sum() == 256
+    rng = np.random.default_rng(40)
+    C = np.linalg.pinv(A, rcond=1e-3) + 0.05 * rng.normal(size=A.shape)
+    ff = filter_factors(C, A)
+    # a second valid SVD: rotate singular vectors within each cluster by a random orthogonal matrix
+    U, s, Vt = np.linalg.svd(A)
+    Q = np.eye(256)
+    for a, b in clusters:
+        if b - a > 1:
+            Q[a:b, a:b] = _orth(b - a, int(a))
+    U2, V2 = U @ Q, Vt.T @ Q
+    np.testing.assert_allclose((U2 * s) @ V2.T, A, atol=1e-12)
+    Phi1, Phi2 = Vt @ C @ A @ Vt.T, V2.T @ C @ A @ V2
+    assert np.max(np.abs(np.diag(Phi1) - np.diag(Phi2))) > 0.02  # the raw diagonal is basis-dependent
+    for a, b in clusters:
+        np.testing.assert_allclose(ff.factors[a:b], np.trace(Phi2[a:b, a:b]) / (b - a), atol=1e-10)
+    # leakage is invariant too
+    model = np.zeros_like(Phi2)
+    for a, b in clusters:
+        model[a:b, a:b] = np.trace(Phi2[a:b, a:b]) / (b - a) * np.eye(b - a)
+    assert ff.leakage == pytest.approx(np.linalg.norm(Phi2 - model) / np.linalg.norm(Phi2), rel=1e-8)
