@@ -264,3 +264,27 @@ def test_local_vs_global_is_zero_for_linear_model_and_angles_match_scipy():
     assert math.isclose(d["max_angle_deg_q90"], math.degrees(np.quantile(res2.max_angle, 0.9)))
     with pytest.raises(ShapeError, match="C must have shape"):
         JacobianField(net).local_vs_global(C2.T, X)
+
+
+def test_weighted_local_distance_ignores_directions_the_data_does_not_visit():
+    """J = C + E with E acting only on an input direction of zero variance: unweighted distance large,
+    Σ-weighted distance 0; and on a random weighting it equals the closed form ‖(J−C)Σ^½‖/‖CΣ^½‖."""
+    rng = np.random.default_rng(0)
+    C = rng.normal(size=(3, 4))
+    E = np.zeros((3, 4))
+    E[:, 3] = 5.0
+    lin = torch.nn.Linear(4, 3, bias=False).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.as_tensor(C + E))
+    Sigma = np.diag([1.0, 2.0, 0.5, 0.0])
+    r = JacobianField(lin).local_vs_global(C, torch.randn(5, 4, dtype=torch.float64), covariance=Sigma)
+    assert r.relative_distance.min() > 1.0
+    np.testing.assert_allclose(r.weighted_distance, 0.0, atol=1e-12)
+    L = rng.normal(size=(4, 4))
+    S2 = L @ L.T
+    w, V = np.linalg.eigh(S2)
+    half = (V * np.sqrt(w)) @ V.T
+    expected = np.linalg.norm(E @ half) / np.linalg.norm(C @ half)
+    r2 = JacobianField(lin).local_vs_global(C, torch.randn(3, 4, dtype=torch.float64), covariance=S2)
+    np.testing.assert_allclose(r2.weighted_distance, expected, rtol=1e-10)
+    assert "weighted_distance_median" in r2.to_dict()

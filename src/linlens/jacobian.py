@@ -437,7 +437,10 @@ class LocalVsGlobal:
     """How far a network's local linear maps J(x) are from one global linear map C.
 
     Attributes:
-        relative_distance: (n_samples,) ‖J(x) − C‖_F / ‖C‖_F.
+        relative_distance: (n_samples,) ‖J(x) − C‖_F / ‖C‖_F (unweighted: on ill-conditioned inputs dominated by
+            directions the data never visits, where C is mostly estimation noise).
+        weighted_distance: (n_samples,) ‖(J(x) − C) Σ^½‖_F / ‖C Σ^½‖_F with Σ the input covariance given to
+            :meth:`JacobianField.local_vs_global` (None without it): the distance where the data lives.
         max_angle: (n_samples,) largest principal angle (radians) between the top-k right singular subspaces
             of J(x) and of C (the row spaces when k = rank C): 0 when J(x) reads the same input directions
             as C, π/2 when it ignores one of them.
@@ -447,11 +450,15 @@ class LocalVsGlobal:
     relative_distance: np.ndarray
     max_angle: np.ndarray
     k: int
+    weighted_distance: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary: median and 10/90% quantiles of both distributions (angles also in degrees)."""
+        """JSON-safe summary: median and 10/90% quantiles of the distributions (angles also in degrees)."""
         out: dict[str, Any] = {"n_samples": int(self.relative_distance.shape[0]), "k": int(self.k)}
-        for name, v in (("relative_distance", self.relative_distance), ("max_angle", self.max_angle)):
+        series = [("relative_distance", self.relative_distance), ("max_angle", self.max_angle)]
+        if self.weighted_distance is not None:
+            series.append(("weighted_distance", self.weighted_distance))
+        for name, v in series:
             q10, q50, q90 = (float(t) for t in np.quantile(v, [0.1, 0.5, 0.9]))
             out[f"{name}_median"] = q50
             out[f"{name}_q10"] = q10
@@ -646,7 +653,7 @@ class JacobianField:
         return self
 
     # -- comparison with a global map -----------------------------------------------------------------------
-    def local_vs_global(self, C: Any, X: Any, k: int | None = None) -> LocalVsGlobal:
+    def local_vs_global(self, C: Any, X: Any, k: int | None = None, covariance: Any = None) -> LocalVsGlobal:
         """Distribution over X of the distance between J(x) and a global linear map C.
 
         Arguments:
@@ -654,6 +661,8 @@ class JacobianField:
             X: inputs (n_samples, d_in) or an iterable of batches.
             k: dimension of the compared right singular subspaces; default the numerical rank of C
                 (tolerance max(shape)·eps·σ_max), capped by ``top_k`` when that is set.
+            covariance: Σ (d_in, d_in) of the inputs (e.g. ``np.cov(Y.T)``) for the weighted distance
+                ‖(J − C)Σ^½‖_F/‖CΣ^½‖_F, which ignores directions the data does not visit.
 
         Returns:
             :class:`LocalVsGlobal` with per-sample ``relative_distance`` and ``max_angle`` (radians).
@@ -682,19 +691,32 @@ class JacobianField:
             raise ConfigError(f"k must be an integer in [1, {min(Cn.shape)}]; got {k!r}")
         Ct = torch.as_tensor(Cn)
         Qc = _top_right_basis(Ct, int(k))
+        half = None
+        if covariance is not None:
+            Sg = np.asarray(covariance.detach().cpu().numpy() if is_torch(covariance) else covariance, dtype=np.float64)
+            if Sg.shape != (Cn.shape[1], Cn.shape[1]):
+                raise ShapeError(f"covariance must be {(Cn.shape[1],) * 2} (d_in × d_in); got {Sg.shape}")
+            w, V = np.linalg.eigh((Sg + Sg.T) / 2)
+            half = torch.as_tensor((V * np.sqrt(np.clip(w, 0, None))) @ V.T)  # Σ^½ (symmetric square root)
+            c_weighted = float(torch.linalg.matrix_norm(Ct @ half))
         dists: list[np.ndarray] = []
         angles: list[np.ndarray] = []
+        wdists: list[np.ndarray] = []
         for J in self._chunks(X):
             if tuple(J.shape[1:]) != Cn.shape:
                 raise ShapeError(f"C must have shape {tuple(J.shape[1:])} (d_out, d_in) of J; got {Cn.shape}")
             J = J.cpu()
             dists.append((torch.linalg.matrix_norm(J - Ct) / c_norm).numpy())
             angles.append(_max_principal_angle(_top_right_basis(J, int(k)), Qc).numpy())
+            if half is not None:
+                wdists.append((torch.linalg.matrix_norm((J.to(torch.float64) - Ct) @ half)
+                               / max(c_weighted, 1e-300)).numpy())
         if not dists:
             from linlens.errors import EmptyInputError
 
             raise EmptyInputError("X has no samples")
-        return LocalVsGlobal(np.concatenate(dists), np.concatenate(angles), int(k))
+        return LocalVsGlobal(np.concatenate(dists), np.concatenate(angles), int(k),
+                             np.concatenate(wdists) if wdists else None)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_samples_seen_"):

@@ -1,16 +1,28 @@
-"""The linearity study: is a network that inverts a known operator A "spectrally close to A⁻¹"?
+"""The linearity study: is a network that inverts an operator A "spectrally close to A⁻¹"?
 
-For a trained model f (y ↦ x̂) and an :class:`~linlens.problems.InverseProblem`, the study fits the model's
-global linear surrogate C on held-out probes and compares it with three references — A⁻¹ (or A⁺), the
-closed-form Wiener estimator C* and C_data, the least-squares fit of x on y from the training pairs — by
-data-weighted error (with bootstrap intervals), filter factors and the full :func:`compare_operators`
-picture. Test MSEs of the network, its surrogate, C_data and C* show how much of the network's accuracy is
-linear. The same metrics for an untrained and a weak network give "close" a scale.
+For trained models f (y ↦ x̂), held-out probe pairs (y, x), training pairs (for C_data) and optionally the
+forward operator A, the prior covariance Σₓ and the noise level σ, :func:`inverse_study` fits each model's
+global linear surrogate C on one half of the probes and measures on the other half:
+
+* its data-weighted error against each reference R (A⁻¹ or A⁺, the Wiener estimator, C_data), centred,
+  bias-corrected for the estimation noise of C, with a basic bootstrap interval that resamples both the fit
+  and the test rows (:mod:`linlens.surrogate.resampling`);
+* a verdict — which reference it is closest to, "tie" or "none" — from paired intervals of the differences;
+* against A: the signal error E‖(CA − P)x‖²/E‖x‖², noise amplification tr(CΣₑCᵀ)/E‖x‖² and the signal error
+  per band of A's singular index (they add up to C's test error; the data-weighted error against A⁻¹ is
+  ≈ 1 for every C on an ill-conditioned A and says nothing), bias-corrected with intervals;
+* filter factors in A's singular basis (per cluster of equal singular values);
+* the network's test MSE against C_data's, by a paired test on the same test points (its nonlinear gain);
+* the estimation noise (bootstrap spread) of every unweighted number (‖C‖_F, σ_max(C), ‖C − R‖_F/‖R‖_F,
+  filter-factor leakage), flagged when it is comparable to the value.
+
+:func:`linearity_study` runs it for a known :class:`~linlens.problems.InverseProblem`, drawing the probes.
+An untrained and a weak network give "close" a scale.
 
 References:
     The Wiener/LMMSE fact behind the three references: a squared-error optimum is E[x|y], whose best
-    linear fit is the LMMSE estimator (see ``shared/notes/surrogate.md``); Tikhonov filter factors:
-    P. C. Hansen, "Rank-Deficient and Discrete Ill-Posed Problems" (SIAM, 1998).
+    linear fit is the LMMSE estimator (see ``shared/notes/surrogate.md``); filter factors and the
+    signal/noise split: P. C. Hansen, "Rank-Deficient and Discrete Ill-Posed Problems" (SIAM, 1998).
 
 Example:
     >>> import torch
@@ -18,22 +30,24 @@ Example:
     >>> prob = InverseProblem(second_difference(8), GaussianPrior(8), noise_std=0.1)
     >>> X, Y = prob.sample(500, seed=0)
     >>> lin = torch.nn.Linear(8, 8).double()
-    >>> res = linearity_study({"net": lin}, prob, X_train=X, Y_train=Y, n_probe=400, n_boot=5)
+    >>> res = linearity_study({"net": lin}, prob, X_train=X, Y_train=Y, n_probe=400, n_boot=20)
     >>> round(res.models["net"].r2, 6)
     1.0
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from linlens._results import json_safe
-from linlens.errors import ShapeError
-from linlens.problems import InverseProblem
+from linlens._results import ResultMixin
+from linlens.errors import ConfigError, ShapeError
+from linlens.probing import probe_model
+from linlens.problems import InverseProblem, wiener_estimator
 from linlens.surrogate import (
     FilterFactors,
     LinearSurrogate,
@@ -41,18 +55,29 @@ from linlens.surrogate import (
     bootstrap,
     compare_operators,
     filter_factors,
-    probe_model,
+    r2_scores,
+)
+from linlens.surrogate.compare import SignalNoiseSplit, signal_noise_split
+from linlens.surrogate.resampling import (
+    ClosestVerdict,
+    OLSFit,
+    PairedDifference,
+    closest_reference,
+    corrected_data_weighted_error,
+    paired_mean_difference,
+    summarize,
 )
 from linlens.validation import as_array
 
-__all__ = ["ModelLinearity", "LinearityStudy", "linearity_study", "data_weighted_error"]
+__all__ = [
+    "ModelLinearity", "LinearityStudy", "inverse_study", "linearity_study", "NOISE_FLAG_RATIO", "NOISE_FLOOR_RATIO",
+]
 
-
-def data_weighted_error(C: np.ndarray, R: np.ndarray, probes: np.ndarray) -> float:
-    """E‖(C − R) y‖² / E‖R y‖² over the rows y of ``probes`` (n, d_in); C and R are (d_out, d_in)."""
-    num = np.sum((probes @ (C - R).T) ** 2)
-    den = np.sum((probes @ R.T) ** 2)
-    return float(num / den) if den > 0 else float("inf")
+#: An unweighted number is flagged as dominated by the estimation noise of C when its bootstrap standard
+#: deviation exceeds NOISE_FLAG_RATIO of its value, or when the noise floor — the size the number would have
+#: from C's estimation error alone, √E‖Ĉ − C‖²_F (HC2 estimate) — exceeds NOISE_FLOOR_RATIO of it.
+NOISE_FLAG_RATIO = 0.25
+NOISE_FLOOR_RATIO = 0.5
 
 
 def _mse(pred: np.ndarray, target: np.ndarray) -> float:
@@ -65,19 +90,28 @@ def _outputs(model: Any, Y: np.ndarray, batch_size: int = 8192) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ModelLinearity:
+class ModelLinearity(ResultMixin):
     """How linear one model is, and which reference its surrogate is closest to.
 
     Attributes:
+        name: the model's name.
         coef: surrogate C (d_out, d_in); intercept: (d_out,).
-        r2: R² of the surrogate against the model's outputs on held-out probes (1 = exactly linear).
-        nonlinear_fraction: ‖F − (Y Cᵀ + c)‖² / ‖F − mean F‖² on held-out probes.
-        test_mse_model, test_mse_surrogate: MSE per entry against the true x on the test set.
-        data_weighted_errors: reference name → E‖(C − R)y‖²/E‖Ry‖² on test probes.
-        intervals: reference name → (low, high) bootstrap percentile interval of that error.
-        comparisons: reference name → full :class:`OperatorComparison`.
-        filter_factors: Φ = Vᵀ C A V of the surrogate.
-        closest: the reference with the smallest data-weighted error.
+        r2: pooled R² of the surrogate against the model's outputs on held-out probes (1 = exactly linear);
+            r2_per_output: (d_out,) the same per output (:func:`linlens.surrogate.r2_scores`).
+        nonlinear_fraction: 1 − r2, the fraction of the output variance that is not linear in y.
+        test_mse_model, test_mse_surrogate: MSE per entry against the true x on the test probes.
+        errors: reference → {plug_in, estimate (bias-corrected), low, high, std} of the centred data-weighted
+            error E‖(C − R)(y − ȳ)‖²/E‖R(y − ȳ)‖² on the test probes.
+        verdict: :class:`~linlens.surrogate.resampling.ClosestVerdict` from paired intervals.
+        signal_noise: plug-in :class:`~linlens.surrogate.compare.SignalNoiseSplit` of C against A (None without A).
+        signal_noise_corrected: name → {plug_in, estimate, low, high, std} for signal_error,
+            noise_amplification, total and band_k (bias-corrected; None without A).
+        nonlinear_gain: paired t comparison of per-point squared error, network − C_data (negative: the
+            network is better), or None.
+        estimation_noise: unweighted number → {value, std (bootstrap), ratio std/|value|, noise_floor,
+            noise_dominated} (see :data:`NOISE_FLAG_RATIO`).
+        comparisons: reference → full :class:`OperatorComparison`.
+        filter_factors: Φ = Vᵀ C A V of the surrogate (None without A).
         local: optional statistics of the model's Jacobians against C (filled by the caller).
     """
 
@@ -85,86 +119,262 @@ class ModelLinearity:
     coef: np.ndarray
     intercept: np.ndarray
     r2: float
+    r2_per_output: np.ndarray
     nonlinear_fraction: float
     test_mse_model: float
     test_mse_surrogate: float
-    data_weighted_errors: dict[str, float]
-    intervals: dict[str, tuple[float, float]]
+    errors: dict[str, dict[str, float]]
+    verdict: ClosestVerdict
+    signal_noise: SignalNoiseSplit | None
+    signal_noise_corrected: dict[str, dict[str, float]] | None
+    nonlinear_gain: PairedDifference | None
+    estimation_noise: dict[str, dict[str, Any]]
     comparisons: dict[str, OperatorComparison]
-    filter_factors: FilterFactors
-    closest: str
+    filter_factors: FilterFactors | None
     local: dict[str, Any] | None = None
 
+    @property
+    def closest(self) -> str:
+        """The verdict in one word: a reference's name, "tie" or "none"."""
+        return self.verdict.verdict
+
     def to_dict(self) -> dict[str, Any]:
-        return json_safe(
-            {
-                "name": self.name,
-                "r2": self.r2,
-                "nonlinear_fraction": self.nonlinear_fraction,
-                "test_mse_model": self.test_mse_model,
-                "test_mse_surrogate": self.test_mse_surrogate,
-                "data_weighted_errors": self.data_weighted_errors,
-                "intervals": {k: list(v) for k, v in self.intervals.items()},
-                "closest": self.closest,
-                "filter_factors": self.filter_factors,
-                "comparisons": self.comparisons,
-                "local": self.local,
-            }
-        )
+        """JSON-safe dictionary (without the d_out × d_in coefficient matrix)."""
+        return super().to_dict() | {"coef": None, "closest": self.closest}
 
 
 @dataclass(frozen=True)
-class LinearityStudy:
-    """Result of :func:`linearity_study` (one problem, several models)."""
+class LinearityStudy(ResultMixin):
+    """Result of :func:`inverse_study` / :func:`linearity_study` (one problem, several models)."""
 
     problem: str
-    noise_std: float
-    singular_values_A: np.ndarray
+    noise_std: float | None
+    singular_values_A: np.ndarray | None
     references: dict[str, np.ndarray]
     reference_filter_factors: dict[str, FilterFactors]
+    reference_signal_noise: dict[str, SignalNoiseSplit]
     test_mse: dict[str, float]
     models: dict[str, ModelLinearity]
     ci: float
+    n_fit: int
+    n_test: int
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def inverse_name(self) -> str | None:
+        """"A⁻¹" or "A⁺" when the operator is known, else None."""
+        return next((k for k in self.references if k.startswith("A")), None)
+
     def summary(self, name: str) -> str:
-        """One sentence per model: which reference its surrogate is closest to, with numbers."""
+        """One sentence per model: the verdict with bias-corrected errors and intervals."""
         m = self.models[name]
-        errs = ", ".join(
-            f"{k}: {v:.3g} [{m.intervals[k][0]:.3g}, {m.intervals[k][1]:.3g}]"
-            for k, v in m.data_weighted_errors.items()
-        )
-        lin = self.test_mse.get("C_data")
-        gain = (1 - m.test_mse_model / lin) * 100 if lin else float("nan")
-        return (
-            f"{name}: surrogate closest to {m.closest} in data-weighted error ({errs}; "
-            f"{int(self.ci * 100)}% bootstrap intervals); surrogate R² = {m.r2:.4f}; test MSE network "
-            f"{m.test_mse_model:.3g} vs its surrogate {m.test_mse_surrogate:.3g} vs C_data {lin:.3g} "
-            f"({gain:+.1f}% {'better' if gain > 0 else 'worse'} than the best linear fit of the data)."
-        )
+        pct = int(round(self.ci * 100))
+        errs = ", ".join(f"{k}: {v['estimate']:.3g} [{v['low']:.3g}, {v['high']:.3g}]" for k, v in m.errors.items())
+        verdict = {"none": "no reference clearly closer than the zero map",
+                   "tie": f"a tie between {' and '.join(m.verdict.closest)}"}.get(m.closest, f"closest to {m.closest}")
+        gain = ""
+        if m.nonlinear_gain is not None:
+            d = m.nonlinear_gain
+            gain = (f"; test squared error network − C_data per point {d.estimate:.3g} [{d.low:.3g}, {d.high:.3g}], "
+                    f"p = {d.p_value:.2g}")
+        return (f"{name}: {verdict} (centred data-weighted errors, bias-corrected, {pct}% basic bootstrap "
+                f"intervals: {errs}); surrogate R² = {m.r2:.4f}{gain}.")
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe(
-            {
-                "problem": self.problem,
-                "noise_std": self.noise_std,
-                "singular_values_A": self.singular_values_A,
-                "test_mse": self.test_mse,
-                "reference_filter_factors": self.reference_filter_factors,
-                "models": {k: v.to_dict() for k, v in self.models.items()},
-                "ci": self.ci,
-                "notes": self.notes,
-            }
+        """JSON-safe dictionary (reference matrices left out: they go to .npy files)."""
+        return super().to_dict() | {"references": sorted(self.references)}
+
+
+def _noise_std_estimate(X: np.ndarray, Y: np.ndarray, A: np.ndarray) -> float:
+    r = Y - X @ A.T
+    return float(np.sqrt(np.mean((r - r.mean(axis=0)) ** 2)))
+
+
+def inverse_study(
+    models: Mapping[str, Any],
+    Y_probe: Any,
+    X_probe: Any,
+    X_train: Any,
+    Y_train: Any,
+    *,
+    A: Any = None,
+    prior_covariance: Any = None,
+    noise_std: float | None = None,
+    wiener: Any = None,
+    n_boot: int = 100,
+    ci: float = 0.95,
+    seed: int = 0,
+    n_bands: int = 8,
+    name: str = "problem",
+) -> LinearityStudy:
+    """Compare each model's global linear surrogate with A⁻¹ (or A⁺), the Wiener estimator and C_data.
+
+    Arguments:
+        models: name → torch callable mapping y (batch, n_y) to x̂ (batch, n_x); typically the trained
+            network plus an untrained and a weak one as a null scale.
+        Y_probe: held-out inputs (n_probe, n_y); the first half fits each surrogate, the second half tests it.
+        X_probe: the true x (n_probe, n_x) paired with ``Y_probe`` (test MSEs use the second half).
+        X_train, Y_train: training pairs (n, n_x), (n, n_y) for C_data (the least-squares fit of x on y).
+        A: forward operator (n_y, n_x), or None (then no A⁺ reference, signal split or filter factors).
+        prior_covariance: Σₓ (n_x, n_x); default the empirical covariance of ``X_train``.
+        noise_std: σ of white noise on y; default estimated from Y_train − X_train Aᵀ when A is given.
+        wiener: the Wiener estimator (n_x, n_y); default Σₓ Aᵀ(AΣₓAᵀ + σ²I)⁻¹ with A, or C_data's
+            empirical LMMSE estimate without A.
+        n_boot: bootstrap resamples (fit and test rows) for intervals and paired tests.
+        ci: confidence level.
+        seed: seed of the resampling.
+        n_bands: bands of A's singular index for the signal error.
+        name: a label for reports.
+
+    Returns:
+        :class:`LinearityStudy`.
+    """
+    Yp = as_array(Y_probe, "Y_probe", ndim=2)
+    Xp = as_array(X_probe, "X_probe", ndim=2)
+    Xtr = as_array(X_train, "X_train", ndim=2)
+    Ytr = as_array(Y_train, "Y_train", ndim=2)
+    n_x, n_y = Xtr.shape[1], Ytr.shape[1]
+    if len(Xtr) != len(Ytr):
+        raise ShapeError(f"X_train and Y_train must have the same number of rows; got {len(Xtr)} and {len(Ytr)}")
+    if Yp.shape[1] != n_y or Xp.shape[1] != n_x or len(Yp) != len(Xp):
+        raise ShapeError(f"probe pairs must be (n, {n_y}) inputs and (n, {n_x}) targets with the same n; "
+                         f"got {Yp.shape} and {Xp.shape}")
+    half = len(Yp) // 2
+    if half < 3:
+        raise ShapeError(f"need at least 6 probe pairs (half fit, half test); got {len(Yp)}")
+    Yf, Yt, Xt = Yp[:half], Yp[half:], Xp[half:]
+    notes: list[str] = []
+    Amat = None if A is None else as_array(A, "A", ndim=2)
+    if Amat is not None and Amat.shape != (n_y, n_x):
+        raise ShapeError(f"A must map x ({n_x}) to y ({n_y}): shape {(n_y, n_x)}; got {Amat.shape}")
+    Sx = (np.cov(Xtr.T, bias=True).reshape(n_x, n_x) if prior_covariance is None
+          else as_array(prior_covariance, "prior_covariance", ndim=2))
+    if Amat is not None and noise_std is None:
+        noise_std = _noise_std_estimate(Xtr, Ytr, Amat)
+        notes.append(f"noise σ estimated from the training pairs as the RMS of y − Ax: {noise_std:.4g}")
+
+    c_data = LinearSurrogate(fit_intercept=True).fit(Ytr, Xtr)
+    refs: dict[str, np.ndarray] = {}
+    if Amat is not None:
+        inv_name = "A⁻¹" if n_x == n_y else "A⁺"
+        refs[inv_name] = (np.linalg.solve(Amat, np.eye(n_y)) if n_x == n_y and np.linalg.matrix_rank(Amat) == n_x
+                          else np.linalg.pinv(Amat))
+        W = wiener_estimator(Amat, Sx, float(noise_std)) if wiener is None else as_array(wiener, "wiener", ndim=2)
+        refs["Wiener"] = W
+    elif wiener is not None:
+        refs["Wiener"] = as_array(wiener, "wiener", ndim=2)
+    refs["C_data"] = c_data.coef_
+    for k, R in refs.items():
+        if R.shape != (n_x, n_y):
+            raise ShapeError(f"reference {k} must be (n_x, n_y) = {(n_x, n_y)}; got {R.shape}")
+    test_mse = {"zero (predict the mean)": _mse(np.broadcast_to(Xtr.mean(0), Xt.shape), Xt),
+                "C_data": _mse(c_data.predict(Yt), Xt)}
+    if "Wiener" in refs:
+        test_mse["Wiener"] = _mse((Yt - Ytr.mean(0)) @ refs["Wiener"].T + Xtr.mean(0), Xt)
+    cdata_sq = np.sum((c_data.predict(Yt) - Xt) ** 2, axis=1)
+
+    sv_A = None
+    split_args: dict[str, Any] = {}
+    Vt_bands: list[np.ndarray] = []
+    if Amat is not None:
+        sv_A = np.linalg.svd(Amat, compute_uv=False)
+        split_args = dict(A=Amat, prior_covariance=Sx, noise_std=float(noise_std), n_bands=n_bands)
+        probe = signal_noise_split(np.zeros((n_x, n_y)), **split_args)
+        Vt_full = np.linalg.svd(Amat, full_matrices=True)[2]
+        Vt_bands = [Vt_full[a:b] for a, b in probe.bands]
+        AS = Amat @ Sx @ Amat.T
+        trS = float(np.trace(Sx))
+
+    results: dict[str, ModelLinearity] = {}
+    for mname, model in models.items():
+        Ff = _outputs(model, Yf)
+        Ft = _outputs(model, Yt)
+        if Ff.shape[1] != n_x:
+            raise ShapeError(f"model {mname!r} outputs {Ff.shape[1]} values; the targets x have {n_x}")
+        sur = LinearSurrogate(fit_intercept=True).fit(Yf, Ff)
+        pred = sur.predict(Yt)
+        r2, r2_out = r2_scores(Ft, pred)
+        split = signal_noise_split(sur.coef_, **split_args) if Amat is not None else None
+
+        def stat(fit: OLSFit, T: np.ndarray) -> dict[str, tuple[float, float]]:
+            out = {k: corrected_data_weighted_error(fit, R, T) for k, R in refs.items()}  # noqa: B023
+            if Amat is not None:
+                sp = signal_noise_split(fit.coef, **split_args)  # noqa: B023
+                b_sig = fit.quadratic_bias(AS) / trS  # noqa: B023
+                b_noise = fit.quadratic_bias(np.eye(n_y)) * float(noise_std) ** 2 / trS
+                out["signal_error"] = (sp.signal_error - b_sig, sp.signal_error)
+                out["noise_amplification"] = (sp.noise_amplification - b_noise, sp.noise_amplification)
+                out["total"] = (sp.total - b_sig - b_noise, sp.total)
+                for j, Vb in enumerate(Vt_bands):  # noqa: B023
+                    bb = fit.quadratic_bias(AS, O=Vb) / trS  # noqa: B023
+                    out[f"band_{j}"] = (float(sp.band_signal_error[j]) - bb, float(sp.band_signal_error[j]))
+            # unweighted numbers: their bootstrap spread is C's estimation noise (no correction)
+            c = fit.coef
+            sv = np.linalg.svd(c, compute_uv=False)
+            for key, val in (("‖C‖_F", float(np.linalg.norm(c))), ("σ_max(C)", float(sv[0]))):
+                out[key] = (val, val)
+            for k, R in refs.items():  # noqa: B023
+                v = float(np.linalg.norm(c - R) / max(np.linalg.norm(R), 1e-300))
+                out[f"‖C − {k}‖_F/‖{k}‖_F"] = (v, v)
+            if Amat is not None:
+                lk = filter_factors(c, Amat).leakage  # noqa: B023
+                out["filter-factor leakage"] = (lk, lk)
+            return out
+
+        boot = bootstrap(Yf, Ff, stat, test=Yt, n_boot=n_boot, seed=seed, ci=ci, bias="analytic")
+        table = summarize(boot)
+        errors = {k: table[k] for k in refs}
+        verdict = closest_reference(boot, list(refs))
+        sn_corr = None
+        if Amat is not None:
+            sn_corr = {k: table[k] for k in table if k in ("signal_error", "noise_amplification", "total")
+                       or k.startswith("band_")}
+        # noise floor of unweighted numbers: the Frobenius size of C's own estimation error, √E‖Ĉ − C‖²_F
+        floor = math.sqrt(max(OLSFit(Yf, Ff).quadratic_bias(np.eye(n_y)), 0.0))
+        floors = {"‖C‖_F": floor, "σ_max(C)": floor}
+        floors.update({f"‖C − {k}‖_F/‖{k}‖_F": floor / max(float(np.linalg.norm(R)), 1e-300) for k, R in refs.items()})
+        est_noise = {}
+        for k in (k for k in table if k in floors or k == "filter-factor leakage"):
+            v, sd = table[k]["plug_in"], table[k]["std"]
+            ratio = sd / abs(v) if v != 0 else math.inf
+            fl = floors.get(k)
+            dominated = ratio > NOISE_FLAG_RATIO or (fl is not None and fl > NOISE_FLOOR_RATIO * abs(v))
+            est_noise[k] = {"value": v, "std": sd, "ratio": ratio, "noise_floor": fl, "noise_dominated": dominated}
+        model_sq = np.sum((Ft - Xt) ** 2, axis=1)
+        gain = paired_mean_difference(model_sq, cdata_sq, mname, "C_data", ci=ci)
+        results[mname] = ModelLinearity(
+            name=mname,
+            coef=sur.coef_,
+            intercept=sur.intercept_,
+            r2=r2,
+            r2_per_output=r2_out,
+            nonlinear_fraction=1.0 - r2,
+            test_mse_model=_mse(Ft, Xt),
+            test_mse_surrogate=_mse(pred, Xt),
+            errors=errors,
+            verdict=verdict,
+            signal_noise=split,
+            signal_noise_corrected=sn_corr,
+            nonlinear_gain=gain,
+            estimation_noise=est_noise,
+            comparisons={k: compare_operators(sur.coef_, R, probes=Yt) for k, R in refs.items()},
+            filter_factors=filter_factors(sur.coef_, Amat) if Amat is not None else None,
         )
-
-
-def _local_stats(model: Any, C: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
-    # the Jacobian field is the local-linearization capability; the study only reads its summary
-    from linlens.jacobian import JacobianField
-
-    sv = np.linalg.svd(C, compute_uv=False)
-    k = int(max(1, min(C.shape[1] - 1, np.sum(sv >= 0.1 * sv[0])))) if sv[0] > 0 else 1
-    return JacobianField(model).local_vs_global(C, Y, k=k).to_dict()
+    return LinearityStudy(
+        problem=name,
+        noise_std=None if noise_std is None else float(noise_std),
+        singular_values_A=sv_A,
+        references=refs,
+        reference_filter_factors={k: filter_factors(R, Amat) for k, R in refs.items()} if Amat is not None else {},
+        reference_signal_noise={k: signal_noise_split(R, **split_args) for k, R in refs.items()}
+        if Amat is not None else {},
+        test_mse=test_mse,
+        models=results,
+        ci=ci,
+        n_fit=half,
+        n_test=len(Yp) - half,
+        notes=notes,
+    )
 
 
 def linearity_study(
@@ -178,89 +388,37 @@ def linearity_study(
     n_boot: int = 100,
     ci: float = 0.95,
     seed: int = 0,
-    local_samples: int = 0,
 ) -> LinearityStudy:
-    """Compare each model's global linear surrogate with A⁻¹, the Wiener estimator and C_data.
+    """:func:`inverse_study` on a known inverse problem: probes are drawn from it, and A, Σₓ, σ and the
+    closed-form Wiener estimator come from it.
 
     Arguments:
-        models: name → torch callable mapping y (batch, n_y) to x̂ (batch, n_x); typically the trained
-            network plus an untrained and a weak one as a null scale.
+        models: name → torch callable mapping y (batch, n_y) to x̂ (batch, n_x).
         problem: the inverse problem (A, prior, σ).
         X_train, Y_train: the training pairs (n, n_x), (n, n_y) used for C_data; drawn from ``problem``
             with ``seed`` when omitted.
-        n_probe: held-out probes drawn from the problem (half fit the surrogate, half test it; all test
-            MSEs use the second half).
-        n_boot: bootstrap resamples of the probe set for the intervals.
-        local_samples: when > 0, the Jacobians J(y) of each model at that many test probes are compared with
-            its surrogate C (:meth:`linlens.jacobian.JacobianField.local_vs_global`): ‖J − C‖_F/‖C‖_F and
-            the largest principal angle between the top-k right singular subspaces, k = #{σᵢ(C) ≥ 0.1 σ₁}
-            (for an invertible C the full row spaces coincide trivially, so the dominant ones are compared).
+        n_train: training pairs drawn when they are omitted.
+        n_probe: held-out probes drawn from the problem (half fit the surrogates, half test them).
+        n_boot: bootstrap resamples for the intervals and paired tests.
+        ci: confidence level.
+        seed: seed of the draws and the resampling.
 
     Returns:
         :class:`LinearityStudy`.
     """
-    A = problem.A
+    if not isinstance(n_probe, (int, np.integer)) or n_probe < 6:
+        raise ConfigError(f"n_probe must be an integer ≥ 6; got {n_probe!r}")
     if X_train is None or Y_train is None:
         X_train, Y_train = problem.sample(n_train, seed=seed + 1_000_003)
-    X_train = as_array(X_train, "X_train")
-    Y_train = as_array(Y_train, "Y_train")
+    X_train = as_array(X_train, "X_train", ndim=2)
+    Y_train = as_array(Y_train, "Y_train", ndim=2)
     if X_train.shape[1] != problem.n_x or Y_train.shape[1] != problem.n_y:
         raise ShapeError(
             f"training pairs must be (n, {problem.n_x}) and (n, {problem.n_y}); "
             f"got {X_train.shape} and {Y_train.shape}"
         )
     X_probe, Y_probe = problem.sample(n_probe, seed=seed + 2_000_003)
-    half = n_probe // 2
-    Yf, Yt, Xt = Y_probe[:half], Y_probe[half:], X_probe[half:]
+    return inverse_study(models, Y_probe, X_probe, X_train, Y_train, A=problem.A,
+                         prior_covariance=problem.prior.covariance(), noise_std=problem.noise_std,
+                         wiener=problem.wiener(), n_boot=n_boot, ci=ci, seed=seed, name=problem.name)
 
-    c_data = LinearSurrogate(fit_intercept=True).fit(Y_train, X_train)
-    refs = {"A⁻¹" if A.shape[0] == A.shape[1] else "A⁺": problem.pinv(), "Wiener": problem.wiener(),
-            "C_data": c_data.coef_}
-    test_mse = {
-        "zero (predict 0)": _mse(np.zeros_like(Xt), Xt),
-        "Wiener": _mse(Yt @ refs["Wiener"].T, Xt),
-        "C_data": _mse(c_data.predict(Yt), Xt),
-    }
-    sv_A = np.linalg.svd(A, compute_uv=False)
-    results: dict[str, ModelLinearity] = {}
-    for name, model in models.items():
-        Ff = _outputs(model, Yf)
-        Ft = _outputs(model, Yt)
-        if Ff.shape[1] != problem.n_x:
-            raise ShapeError(f"model {name!r} outputs {Ff.shape[1]} values; the problem's x has {problem.n_x}")
-        sur = LinearSurrogate(fit_intercept=True).fit(Yf, Ff)
-        pred = sur.predict(Yt)
-        resid = np.sum((Ft - pred) ** 2)
-        spread = np.sum((Ft - Ft.mean(0)) ** 2)
-        dwe = {k: data_weighted_error(sur.coef_, R, Yt) for k, R in refs.items()}
-
-        def stat(coef: np.ndarray, intercept: np.ndarray) -> dict[str, float]:
-            return {k: data_weighted_error(coef, R, Yt) for k, R in refs.items()}  # noqa: B023
-
-        boot = bootstrap(Yf, Ff, stat, n_boot=n_boot, seed=seed, ci=ci)
-        intervals = {k: (float(boot.low[k]), float(boot.high[k])) for k in refs}
-        results[name] = ModelLinearity(
-            name=name,
-            coef=sur.coef_,
-            intercept=sur.intercept_,
-            r2=float(sur.score(Yt, Ft)),
-            nonlinear_fraction=float(resid / spread) if spread > 0 else 0.0,
-            test_mse_model=_mse(Ft, Xt),
-            test_mse_surrogate=_mse(pred, Xt),
-            data_weighted_errors=dwe,
-            intervals=intervals,
-            comparisons={k: compare_operators(sur.coef_, R, probes=Yt) for k, R in refs.items()},
-            filter_factors=filter_factors(sur.coef_, A),
-            closest=min(dwe, key=dwe.get),
-            local=_local_stats(model, sur.coef_, Yt[:local_samples]) if local_samples > 0 else None,
-        )
-    return LinearityStudy(
-        problem=problem.name,
-        noise_std=float(problem.noise_std),
-        singular_values_A=sv_A,
-        references=refs,
-        reference_filter_factors={k: filter_factors(R, A) for k, R in refs.items()},
-        test_mse=test_mse,
-        models=results,
-        ci=ci,
-    )

@@ -18,7 +18,7 @@ from linlens.errors import (
     NumericalWarning,
     ShapeError,
 )
-from linlens.surrogate import LinearSurrogate
+from linlens.surrogate import LinearSurrogate, r2_scores
 
 
 def _lstsq(X, Y, intercept=True):
@@ -185,13 +185,25 @@ def test_underdetermined_gives_min_norm_with_warning():
 def test_score_matches_sklearn_and_1d():
     X, Y = _data(seed=7, noise=2.0)
     sur = LinearSurrogate().fit(X[:300], Y[:300])
-    assert sur.score(X[300:], Y[300:]) == pytest.approx(r2_score(Y[300:], sur.predict(X[300:])), rel=1e-12)
+    pred = sur.predict(X[300:])
+    assert sur.score(X[300:], Y[300:]) == pytest.approx(r2_score(Y[300:], pred, multioutput="variance_weighted"),
+                                                        rel=1e-12)
+    np.testing.assert_allclose(r2_scores(Y[300:], pred)[1], r2_score(Y[300:], pred, multioutput="raw_values"),
+                               rtol=1e-12)
+    # pooled, not averaged: outputs (100·y₀, sin 3y₁) — the big linear output dominates, the per-output
+    # values show the nonlinear one (issue: R² meant two things)
+    y = np.random.default_rng(3).normal(size=(1000, 2))
+    F = np.column_stack([100 * y[:, 0], np.sin(3 * y[:, 1])])
+    lin = LinearSurrogate().fit(y, F)
+    pooled, per = r2_scores(F, lin.predict(y))
+    assert pooled > 0.999 and per[0] == pytest.approx(1.0) and per[1] < 0.2
     s1 = LinearSurrogate().fit(X, Y[:, 0])
     assert s1.coef_.shape == (1, 5) and s1.predict(X).shape == (400,)
     assert s1.score(X, Y[:, 0]) == pytest.approx(r2_score(Y[:, 0], s1.predict(X)), rel=1e-12)
     Yc = np.column_stack([Y[:, 0], np.full(400, 3.0)])  # a constant output is predicted exactly: R² = 1
     sc = LinearSurrogate().fit(X, Yc)
-    assert sc.score(X, Yc) == pytest.approx(r2_score(Yc, sc.predict(X)), rel=1e-10)
+    assert sc.score(X, Yc) == pytest.approx(r2_score(Yc, sc.predict(X), multioutput="variance_weighted"),
+                                            rel=1e-10)
 
 
 def test_torch_inputs_and_predict_type():

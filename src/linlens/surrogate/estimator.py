@@ -34,7 +34,7 @@ from linlens.probing import probe_model
 from linlens.scale import align_rows, dask_accumulate, is_dask
 from linlens.validation import as_array, is_torch
 
-__all__ = ["LinearSurrogate"]
+__all__ = ["LinearSurrogate", "r2_scores"]
 
 _SOLVERS = ("auto", "gram", "qr", "svd")
 _CHUNK = 65536  # rows per pass in batch fits: bounds the extra memory to a few chunk copies
@@ -313,9 +313,9 @@ class LinearSurrogate:
         return out[:, 0] if self._one_d else out
 
     def score(self, X: Any, Y: Any) -> float:
-        """Coefficient of determination R², averaged uniformly over outputs (as scikit-learn's r2_score).
-
-        An output with zero variance scores 1 if predicted exactly, else 0.
+        """Coefficient of determination R², pooled over outputs (:func:`r2_scores`; scikit-learn's
+        ``r2_score(..., multioutput="variance_weighted")``): the fraction of the outputs' total variance that
+        the surrogate explains. Per-output values: ``r2_scores(Y, self.predict(X))[1]``.
         """
         self._check_fitted()
         x, y, _ = self._validate(X, Y)
@@ -323,10 +323,7 @@ class LinearSurrogate:
         pred = pred[:, None] if pred.ndim == 1 else pred
         if y.shape[1] != pred.shape[1]:
             raise ShapeError(f"Y must have {pred.shape[1]} outputs; got {y.shape[1]}")
-        ss_res = np.sum((y - pred) ** 2, axis=0)
-        ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), np.where(ss_res == 0, 1.0, 0.0))
-        return float(np.mean(r2))
+        return r2_scores(y, pred)[0]
 
     def __repr__(self) -> str:
         return f"LinearSurrogate(fit_intercept={self.fit_intercept!r}, alpha={self.alpha!r}, solver={self.solver!r})"
@@ -384,3 +381,39 @@ def _refine(
     return None
 
 
+
+
+def r2_scores(Y: np.ndarray, pred: np.ndarray) -> tuple[float, np.ndarray]:
+    """R² of predictions, the one definition in linlens: pooled over outputs, with the per-output values.
+
+    pooled = 1 − Σᵢⱼ (Yᵢⱼ − predᵢⱼ)² / Σᵢⱼ (Yᵢⱼ − Ȳⱼ)² — the fraction of the outputs' total variance explained
+    (scikit-learn's ``multioutput="variance_weighted"``); per output j the same ratio on column j. An output
+    (or all outputs) with zero variance scores 1 if predicted exactly, else 0.
+
+    Arguments:
+        Y: targets (n_samples, d_out).
+        pred: predictions (n_samples, d_out).
+
+    Returns:
+        (pooled R², per-output R² (d_out,)).
+
+    Example:
+        >>> Y = np.array([[0.0, 0.0], [100.0, 1.0], [200.0, 0.0]]); P = Y * [1.0, 0.0]
+        >>> pooled, per = r2_scores(Y, P); round(pooled, 6), per.round(6).tolist()
+        (0.999967, [1.0, -0.5])
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    pred = np.asarray(pred, dtype=np.float64)
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    pred = pred[:, None] if pred.ndim == 1 else pred
+    if Y.shape != pred.shape:
+        raise ShapeError(f"targets and predictions must have the same shape; got {Y.shape} and {pred.shape}")
+    ss_res = np.sum((Y - pred) ** 2, axis=0)
+    ss_tot = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0)
+
+    def ratio(res: np.ndarray | float, tot: np.ndarray | float) -> np.ndarray:
+        res, tot = np.asarray(res, dtype=np.float64), np.asarray(tot, dtype=np.float64)
+        safe = np.where(tot > 0, tot, 1.0)
+        return np.where(tot > 0, 1 - res / safe, np.where(res == 0, 1.0, 0.0))
+
+    return float(ratio(ss_res.sum(), ss_tot.sum())), ratio(ss_res, ss_tot)
