@@ -57,7 +57,7 @@ from linlens.surrogate import (
     filter_factors,
     r2_scores,
 )
-from linlens.surrogate.compare import SignalNoiseSplit, signal_noise_split
+from linlens.surrogate.compare import SignalNoiseModel, SignalNoiseSplit
 from linlens.surrogate.resampling import (
     ClosestVerdict,
     OLSFit,
@@ -274,16 +274,10 @@ def inverse_study(
     cdata_sq = np.sum((c_data.predict(Yt) - Xt) ** 2, axis=1)
 
     sv_A = None
-    split_args: dict[str, Any] = {}
-    Vt_bands: list[np.ndarray] = []
+    snm: SignalNoiseModel | None = None
     if Amat is not None:
         sv_A = np.linalg.svd(Amat, compute_uv=False)
-        split_args = dict(A=Amat, prior_covariance=Sx, noise_std=float(noise_std), n_bands=n_bands)
-        probe = signal_noise_split(np.zeros((n_x, n_y)), **split_args)
-        Vt_full = np.linalg.svd(Amat, full_matrices=True)[2]
-        Vt_bands = [Vt_full[a:b] for a, b in probe.bands]
-        AS = Amat @ Sx @ Amat.T
-        trS = float(np.trace(Sx))
+        snm = SignalNoiseModel(Amat, Sx, float(noise_std), n_bands=n_bands)
 
     results: dict[str, ModelLinearity] = {}
     for mname, model in models.items():
@@ -294,20 +288,21 @@ def inverse_study(
         sur = LinearSurrogate(fit_intercept=True).fit(Yf, Ff)
         pred = sur.predict(Yt)
         r2, r2_out = r2_scores(Ft, pred)
-        split = signal_noise_split(sur.coef_, **split_args) if Amat is not None else None
+        split = snm.split(sur.coef_) if snm is not None else None
 
         def stat(fit: OLSFit, T: np.ndarray) -> dict[str, tuple[float, float]]:
             out = {k: corrected_data_weighted_error(fit, R, T) for k, R in refs.items()}  # noqa: B023
-            if Amat is not None:
-                sp = signal_noise_split(fit.coef, **split_args)  # noqa: B023
-                b_sig = fit.quadratic_bias(AS) / trS  # noqa: B023
-                b_noise = fit.quadratic_bias(np.eye(n_y)) * float(noise_std) ** 2 / trS
+            if snm is not None:
+                sp = snm.split(fit.coef)
+                b_sig_rows = fit.bias_by_output(snm.AS, basis=snm.Vt) / snm.trace
+                b_sig = float(b_sig_rows.sum())
+                b_noise = fit.quadratic_bias(snm.noise_covariance) / snm.trace
                 out["signal_error"] = (sp.signal_error - b_sig, sp.signal_error)
                 out["noise_amplification"] = (sp.noise_amplification - b_noise, sp.noise_amplification)
                 out["total"] = (sp.total - b_sig - b_noise, sp.total)
-                for j, Vb in enumerate(Vt_bands):  # noqa: B023
-                    bb = fit.quadratic_bias(AS, O=Vb) / trS  # noqa: B023
-                    out[f"band_{j}"] = (float(sp.band_signal_error[j]) - bb, float(sp.band_signal_error[j]))
+                for j, bb in enumerate(snm.band_sums(b_sig_rows)):
+                    band = float(sp.band_signal_error[j])
+                    out[f"band_{j}"] = (band - float(bb), band)
             # unweighted numbers: their bootstrap spread is C's estimation noise (no correction)
             c = fit.coef
             sv = np.linalg.svd(c, compute_uv=False)
@@ -366,8 +361,7 @@ def inverse_study(
         singular_values_A=sv_A,
         references=refs,
         reference_filter_factors={k: filter_factors(R, Amat) for k, R in refs.items()} if Amat is not None else {},
-        reference_signal_noise={k: signal_noise_split(R, **split_args) for k, R in refs.items()}
-        if Amat is not None else {},
+        reference_signal_noise={k: snm.split(R) for k, R in refs.items()} if snm is not None else {},
         test_mse=test_mse,
         models=results,
         ci=ci,

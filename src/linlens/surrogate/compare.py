@@ -32,6 +32,7 @@ __all__ = [
     "singular_value_clusters",
     "SignalNoiseSplit",
     "signal_noise_split",
+    "SignalNoiseModel",
     "OperatorComparison",
     "compare_operators",
 ]
@@ -289,49 +290,74 @@ def signal_noise_split(
         >>> round(sp.signal_error, 12), round(sp.noise_amplification, 12)  # (1 + 100)·0.01/2
         (0.0, 0.505)
     """
-    c = as_array(C, "C", ndim=2)
-    a = as_array(A, "A", ndim=2)
-    Sx = as_array(prior_covariance, "prior_covariance", ndim=2)
-    n_y, n_x = a.shape
-    if c.shape != (n_x, n_y):
-        raise ShapeError(f"C must have the shape of Aᵀ {(n_x, n_y)}; got {c.shape}")
-    if Sx.shape != (n_x, n_x):
-        raise ShapeError(f"prior_covariance must be {(n_x, n_x)}; got {Sx.shape}")
-    Se = _noise_cov(n_y, noise_std, noise_covariance)
-    if not isinstance(n_bands, (int, np.integer)) or n_bands < 1:
-        raise ConfigError(f"n_bands must be a positive integer; got {n_bands!r}")
-    _, s, Vt = np.linalg.svd(a, full_matrices=True)
-    s_full = np.zeros(n_x)
-    s_full[: s.size] = s
-    rank = numerical_rank(s, shape=a.shape).rank
-    V = Vt.T
-    P = V[:, :rank] @ V[:, :rank].T
-    tr = float(np.trace(Sx))
-    if not tr > 0:
-        raise ConfigError("prior_covariance must have a positive trace")
-    CA = c @ a
-    E_sig = CA - P
-    E_all = CA - np.eye(n_x)
-    G_sig = Vt @ E_sig  # rows: error in each right singular component
-    band_sig_rows = np.sum((G_sig @ Sx) * G_sig, axis=1) / tr
-    G_noise = Vt @ c
-    band_noise_rows = np.sum((G_noise @ Se) * G_noise, axis=1) / tr
-    signal = float(band_sig_rows.sum())
-    total_signal = float(np.sum((E_all @ Sx) * E_all)) / tr
-    noise = float(band_noise_rows.sum())
-    null = 0.0 if rank == n_x else total_signal - signal
-    edges = np.unique(np.linspace(0, n_x, min(n_bands, n_x) + 1).round().astype(int))
-    bands = np.stack([edges[:-1], edges[1:]], axis=1)
-    return SignalNoiseSplit(
-        signal_error=signal,
-        null_space_error=null,
-        noise_amplification=noise,
-        total=signal + null + noise,
-        singular_values_A=s_full,
-        bands=bands,
-        band_signal_error=np.array([band_sig_rows[a0:b0].sum() for a0, b0 in bands]),
-        band_noise_amplification=np.array([band_noise_rows[a0:b0].sum() for a0, b0 in bands]),
-    )
+    return SignalNoiseModel(A, prior_covariance, noise_std, noise_covariance=noise_covariance,
+                            n_bands=n_bands).split(C)
+
+
+class SignalNoiseModel:
+    """A, Σₓ, Σₑ and A's SVD prepared once, to split many estimators (e.g. bootstrap refits) cheaply.
+
+    Arguments: as :func:`signal_noise_split` (without C).
+
+    Attributes:
+        Vt: (n_x, n_x) right singular vectors of A (rows; full basis, null space last).
+        P: (n_x, n_x) the projector A⁺A. bands: (n_bands, 2). AS: A Σₓ Aᵀ (n_y, n_y), the weight under which
+            the signal error is quadratic in C. noise_covariance: Σₑ. trace: tr Σₓ.
+    """
+
+    def __init__(self, A: Any, prior_covariance: Any, noise_std: float | None = None, *,
+                 noise_covariance: Any = None, n_bands: int = 8) -> None:
+        a = as_array(A, "A", ndim=2)
+        Sx = as_array(prior_covariance, "prior_covariance", ndim=2)
+        n_y, n_x = a.shape
+        if Sx.shape != (n_x, n_x):
+            raise ShapeError(f"prior_covariance must be {(n_x, n_x)}; got {Sx.shape}")
+        if not isinstance(n_bands, (int, np.integer)) or n_bands < 1:
+            raise ConfigError(f"n_bands must be a positive integer; got {n_bands!r}")
+        self.noise_covariance = _noise_cov(n_y, noise_std, noise_covariance)
+        _, s, self.Vt = np.linalg.svd(a, full_matrices=True)
+        self.singular_values = np.zeros(n_x)
+        self.singular_values[: s.size] = s
+        self.rank = numerical_rank(s, shape=a.shape).rank
+        V = self.Vt.T
+        self.P = V[:, : self.rank] @ V[:, : self.rank].T
+        self.trace = float(np.trace(Sx))
+        if not self.trace > 0:
+            raise ConfigError("prior_covariance must have a positive trace")
+        edges = np.unique(np.linspace(0, n_x, min(n_bands, n_x) + 1).round().astype(int))
+        self.bands = np.stack([edges[:-1], edges[1:]], axis=1)
+        self.A, self.Sx = a, Sx
+        self.AS = a @ Sx @ a.T
+
+    def split(self, C: Any) -> SignalNoiseSplit:
+        """The :class:`SignalNoiseSplit` of an estimator C (n_x, n_y)."""
+        c = as_array(C, "C", ndim=2)
+        n_y, n_x = self.A.shape
+        if c.shape != (n_x, n_y):
+            raise ShapeError(f"C must have the shape of Aᵀ {(n_x, n_y)}; got {c.shape}")
+        CA = c @ self.A
+        G_sig = self.Vt @ (CA - self.P)  # rows: error in each right singular component
+        sig_rows = np.sum((G_sig @ self.Sx) * G_sig, axis=1) / self.trace
+        G_noise = self.Vt @ c
+        noise_rows = np.sum((G_noise @ self.noise_covariance) * G_noise, axis=1) / self.trace
+        E_all = CA - np.eye(n_x)
+        signal = float(sig_rows.sum())
+        noise = float(noise_rows.sum())
+        null = 0.0 if self.rank == n_x else float(np.sum((E_all @ self.Sx) * E_all)) / self.trace - signal
+        return SignalNoiseSplit(
+            signal_error=signal,
+            null_space_error=null,
+            noise_amplification=noise,
+            total=signal + null + noise,
+            singular_values_A=self.singular_values,
+            bands=self.bands,
+            band_signal_error=self.band_sums(sig_rows),
+            band_noise_amplification=self.band_sums(noise_rows),
+        )
+
+    def band_sums(self, rows: np.ndarray) -> np.ndarray:
+        """Sums of per-singular-component values (n_x,) over the bands."""
+        return np.array([rows[a0:b0].sum() for a0, b0 in self.bands])
 
 
 # ---------------------------------------------------------------------------------------- compare operators

@@ -144,9 +144,14 @@ class OLSFit:
     def quadratic_bias(self, W: np.ndarray, O: np.ndarray | None = None, scale: float = 1.0) -> float:
         """Estimated E tr(O (Ĉ − C) W (Ĉ − C)ᵀ Oᵀ) / scale² for a weight W (d_in, d_in) and output rows O
         (k, d_out); ``scale`` divides the residuals first (no under- or overflow when forming ratios)."""
-        q = np.sum((self._Z @ W) * self._Z, axis=1)
-        r = (self.residuals if O is None else self.residuals @ np.asarray(O).T) / scale
-        return float(np.sum(np.sum(r * r, axis=1) * self._w * q))
+        return float(self.bias_by_output(W, O, scale).sum())
+
+    def bias_by_output(self, W: np.ndarray, basis: np.ndarray | None = None, scale: float = 1.0) -> np.ndarray:
+        """The bias of :meth:`quadratic_bias` per output row of ``basis`` (k, d_out) (default: per output):
+        entry j is E[(b_jᵀ(Ĉ − C)) W ((Ĉ − C)ᵀ b_j)] / scale²; one pass for all rows."""
+        q = np.sum((self._Z @ W) * self._Z, axis=1) * self._w
+        r = (self.residuals if basis is None else self.residuals @ np.asarray(basis).T) / scale
+        return (r * r).T @ q
 
 
 def _n_samples(samples: Any) -> int:
