@@ -318,6 +318,9 @@ def inverse_study(
 
         boot = bootstrap(Yf, Ff, stat, test=Yt, n_boot=n_boot, seed=seed, ci=ci, bias="analytic")
         table = summarize(boot)
+        for k, v in table.items():  # every error, signal and noise term is ≥ 0: clip the interval, not the estimate
+            if k in refs or k in ("signal_error", "noise_amplification", "total") or k.startswith("band_"):
+                v["low"] = max(v["low"], 0.0)
         errors = {k: table[k] for k in refs}
         verdict = closest_reference(boot, list(refs))
         sn_corr = None

@@ -54,7 +54,7 @@ def filter_factor_plot(
     factors: Mapping[str, Any],
     singular_values: np.ndarray | None = None,
     ax: Any = None,
-    title: str = "Filter factors φᵢ = diag(Vᵀ C A V)",
+    title: str = "Filter factors φ = diag(Vᵀ C A V), mean per cluster of equal σᵢ",
 ):
     """Filter factors against the singular index of A (1 = A⁻¹, 0 = discarded); ``factors`` maps a name to
     a FilterFactors result or an array. With ``singular_values`` a second axis shows σᵢ(A)."""
@@ -176,4 +176,29 @@ def bar_chart(values: Mapping[str, float], errors: Mapping[str, tuple[float, flo
     ax.set_title(title)
     ax.invert_yaxis()
     ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig
+
+
+def plot_signal_noise(splits: Mapping[str, Any], ax: Any = None,
+                      title: str = "Where the test error comes from, per band of A's singular index"):
+    """Signal error (solid) and noise amplification (dashed) per band of singular index of A, one colour per
+    estimator; ``splits`` maps a name to a :class:`~linlens.surrogate.compare.SignalNoiseSplit`. Both are
+    fractions of E‖x‖² and add up (with the null-space part) to the estimator's relative test error."""
+    fig, ax = _ax(ax, (7, 4))
+    labels: list[str] = []
+    for j, (name, sp) in enumerate(splits.items()):
+        x = np.arange(len(sp.bands))
+        ax.semilogy(x, np.maximum(np.asarray(sp.band_signal_error, float), 1e-300), marker="o", color=f"C{j}",
+                    label=f"{name}: signal")
+        ax.semilogy(x, np.maximum(np.asarray(sp.band_noise_amplification, float), 1e-300), marker="x", ls="--",
+                    color=f"C{j}", label=f"{name}: noise")
+        s = np.asarray(sp.singular_values_A, float)
+        labels = [f"{a + 1}–{b}\nσ≈{s[a]:.0e}" if s[a] > 0 else f"{a + 1}–{b}\nσ=0" for a, b in sp.bands]
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_xlabel("band of singular index of A (largest σ first)")
+    ax.set_ylabel("fraction of E‖x‖²")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
     return fig

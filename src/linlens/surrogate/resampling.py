@@ -334,6 +334,7 @@ class PairedDifference(ResultMixin):
         p_value: two-sided p-value of "a − b = 0" (the level at which the interval just reaches 0).
         ci: confidence level.
         method: "bootstrap (basic)" or "paired t".
+        resolution: the smallest p the method can resolve (2/B for the bootstrap, 0 for the t-test).
     """
 
     a: str
@@ -344,6 +345,13 @@ class PairedDifference(ResultMixin):
     p_value: float
     ci: float
     method: str
+    resolution: float = 0.0
+
+    def p_text(self) -> str:
+        """The p-value for a report: "p < 0.013" below the method's resolution, "p < 1e-16" when it underflows."""
+        if self.p_value < max(self.resolution, 1e-16):
+            return f"p < {max(self.resolution, 1e-16):.2g}"
+        return f"p = {self.p_value:.2g}"
 
     @property
     def excludes_zero(self) -> bool:
@@ -355,8 +363,9 @@ def paired_difference(result: BootstrapResult, a: str, b: str) -> PairedDifferen
     """Bias-corrected difference of two statistics of one :func:`bootstrap` run, with its basic interval.
 
     The replicates of a and b come from the same resamples, so their difference carries the pairing. The
-    p-value is the smallest level at which the basic interval reaches 0:
-    p = 2 min(#{Δ* ≤ 2Δ̂} + 1, #{Δ* ≥ 2Δ̂} + 1)/(B + 1), capped at 1.
+    p-value is the smallest level at which the basic interval reaches 0,
+    p = 2 min(#{Δ* ≤ c}, #{Δ* ≥ c})/B with c the reflection point of the interval, capped at 1; its
+    resolution is 2/B (p = 0 reads "p < 2/B").
 
     Example:
         >>> rng = np.random.default_rng(1); X = rng.normal(size=(300, 2)); Y = X @ [[1.0], [0.5]]
@@ -378,9 +387,9 @@ def paired_difference(result: BootstrapResult, a: str, b: str) -> PairedDifferen
         p = float("nan")
     else:
         c = est + (est if corrected is None else corrected)  # 0 lies in the interval iff q_lo ≤ c ≤ q_hi
-        p = min(1.0, 2 * min(np.sum(finite <= c) + 1, np.sum(finite >= c) + 1) / (B + 1))
+        p = min(1.0, 2 * min(np.sum(finite <= c), np.sum(finite >= c)) / B)
     return PairedDifference(a=a, b=b, estimate=bc, low=lo, high=hi, p_value=float(p), ci=result.ci,
-                            method="bootstrap (basic)")
+                            method="bootstrap (basic)", resolution=2.0 / B if B else 1.0)
 
 
 def paired_mean_difference(loss_a: Any, loss_b: Any, a: str = "a", b: str = "b", ci: float = 0.95) -> PairedDifference:
