@@ -39,10 +39,10 @@ err_console = Console(stderr=True)
 REPRODUCTIONS: dict[str, tuple[str, str]] = {
     "koopman-yinyang": ("linlens.workflows.koopman_repro:run_yinyang", "Koopman hybrids on Yin-Yang"),
     "koopman-mnist": ("linlens.workflows.koopman_repro:run_mnist", "Koopman hybrids on MNIST"),
-    "flows-linear": ("linlens.workflows.flows_repro:run_linear", "linear flow = PCA, penalty = shrinkage"),
-    "flows-stability": ("linlens.workflows.flows_repro:run_stability", "flows on a plane in 3-D"),
-    "flows-scurve": ("linlens.workflows.flows_repro:run_scurve", "local covariance on the S-curve"),
-    "flows-digits": ("linlens.workflows.flows_repro:run_digits", "un-whitened components of digits"),
+    "flows-linear": ("linlens.workflows.reproduce.flows_linear:run_linear", "linear flow = PCA, penalty = shrinkage"),
+    "flows-stability": ("linlens.workflows.reproduce.flows_stability:run_stability", "flows on a plane in 3-D"),
+    "flows-scurve": ("linlens.workflows.reproduce.flows_scurve:run_scurve", "local covariance on the S-curve"),
+    "flows-digits": ("linlens.workflows.reproduce.flows_digits:run_digits", "un-whitened components of digits"),
 }
 
 

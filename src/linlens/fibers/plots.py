@@ -38,7 +38,8 @@ def plot_basis_flow(pb: Prebasis, ax: Any = None, max_nodes: int = 400):
     Example:
         >>> import numpy as np
         >>> from linlens.fibers.network import LinearNetwork
-        >>> fig = plot_basis_flow(LinearNetwork([np.eye(2), np.eye(2)]).prebasis())
+        >>> from linlens.fibers.bases import prebasis
+        >>> fig = plot_basis_flow(prebasis(LinearNetwork([np.eye(2), np.eye(2)])))
     """
     import matplotlib.pyplot as plt
 
@@ -83,7 +84,7 @@ def plot_hasse(order: nx.DiGraph, ax: Any = None, max_labels: int = 60):
     """Hasse diagram of the closure order: strata placed by dimension (height), edges to covering strata.
 
     Arguments:
-        order: from :func:`linlens.fibers.barcode.stratum_order`.
+        order: from :func:`linlens.fibers.order.stratum_order`.
         ax: optional matplotlib axes.
         max_labels: above this many strata, nodes carry their index instead of the barcode.
 
@@ -91,7 +92,7 @@ def plot_hasse(order: nx.DiGraph, ax: Any = None, max_labels: int = 60):
         the matplotlib figure.
 
     Example:
-        >>> from linlens.fibers.barcode import stratum_order
+        >>> from linlens.fibers.order import stratum_order
         >>> fig = plot_hasse(stratum_order((2, 2, 2), 1))
     """
     import matplotlib.pyplot as plt

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from linlens.errors import ConfigError, InputFileError, NumericalWarning, ShapeError
-from linlens.fibers import LinearNetwork, plot_basis_flow, plot_hasse, stratum_order, tangent_normal
+from linlens.fibers import LinearNetwork, count_strata, plot_basis_flow, plot_hasse, prebasis, stratum_order, tangent_normal
 from linlens.report import Report
 
 __all__ = ["parse_widths", "run_strata", "run_analyze_weights", "analyze_network", "demo_section", "load_weights"]
@@ -210,7 +210,7 @@ def _add_network_section(rep: Report, net: LinearNetwork, info: dict[str, Any], 
                   caption="Every numerical rank with the singular values at its cut.")
     for w in info["warnings"]:
         rep.add_text(f"Warning: {w}")
-    rep.add_figure(plot_basis_flow(net.prebasis(tol)), f"{stem}flow",
+    rep.add_figure(plot_basis_flow(prebasis(net, tol)), f"{stem}flow",
                    "Basis flow diagram: one node per prebasis vector per layer; bars are paths.")
 
 
