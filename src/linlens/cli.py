@@ -152,25 +152,39 @@ def fibers_strata(
     rank: int = typer.Option(..., "--rank", help="rank of the product matrix W"),
     out: Path | None = OutOpt,
     force: bool = ForceOpt,
+    max_strata: int = typer.Option(
+        2000, "--max-strata", help="refuse fibers with more strata than this (counted before listing them)"
+    ),
 ) -> None:
     """List every stratum of the fiber of a rank-r matrix: barcode, rank list, dim, codim; the closure
-    order goes into the report as a figure."""
+    order goes into the report as a figure.
+
+    Example: linlens fibers strata --widths 2,2,2 --rank 0 --out strata-222
+    """
     from linlens.workflows.fibers_cmd import parse_widths, run_strata
 
     w = parse_widths(widths)
     summary = run_strata(widths=w, rank=rank, out=out or Path("linlens-fibers-strata"), force=force,
-                         console=console)
+                         console=console, max_strata=max_strata)
     print_summary("fiber strata", summary, out or Path("linlens-fibers-strata"))
 
 
 @fibers_app.command("analyze")
 def fibers_analyze(
-    weights: Path = typer.Argument(..., help=".npz with W1 … WL (or arr_0 …), W_k of shape (d_k, d_{k-1})"),
+    weights: Path = typer.Argument(
+        ...,
+        help="an .npz with W1 … WL (or arr_0 …), W_k of shape (d_k, d_{k-1}); or a .pt state dict of a "
+        "bias-free nn.Sequential of nn.Linear layers (keys 0.weight, 1.weight, …, read with weights_only=True)",
+    ),
     out: Path | None = OutOpt,
     force: bool = ForceOpt,
     tol: float | None = typer.Option(None, "--tol", help="relative rank tolerance (default max(shape)·eps)"),
 ) -> None:
-    """Which stratum are these weights on: ranks with gaps, barcode, dimensions, basis flow diagram."""
+    """Which stratum are these weights on: ranks with gaps, barcode, dimensions, basis flow diagram.
+
+    Example: python -c "import torch; torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2, bias=False),
+    torch.nn.Linear(2, 4, bias=False)).state_dict(), 'w.pt')" && linlens fibers analyze w.pt --out fiber-w
+    """
     from linlens.workflows.fibers_cmd import run_analyze_weights
 
     summary = run_analyze_weights(weights=weights, out=out or Path("linlens-fibers"), force=force, tol=tol,

@@ -489,8 +489,6 @@ def count_strata(widths: Sequence[int], rank: int, stop_above: int | None = None
     r = _check_rank(ws, rank)
     L = len(ws) - 1
     free = [d - r for d in ws]
-    if L == 0:
-        return 1
     states: dict[tuple[int, ...], int] = {(free[0],): 1}
     visited = 0
     for k in range(L):
