@@ -129,6 +129,41 @@ def analyze(
 
 
 @app.command()
+def flows(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="the flow: 'package.module:attr' naming a zuko flow (or a transform with call_and_ladj, or a "
+        "callable x -> (z, log|det dz/dx|)), or a TorchScript encoder file returning (z, logabsdet). "
+        "WARNING: a model is code: module:attr imports and runs that module, TorchScript runs its graph.",
+    ),
+    data: Path = typer.Option(..., "--data", "-d", help="data (n_samples, d): .npy, .npz, .pt or .csv"),
+    out: Path = typer.Option(Path("linlens-flows"), "--out", "-o", help="report folder"),
+    force: bool = ForceOpt,
+    alpha: float | None = typer.Option(
+        None, "--alpha", help="Jacobian penalty α the flow was trained with: compare σ_max(J) with 1/√(2α)"
+    ),
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+    max_points: int = typer.Option(2000, "--max-points", help="analyse at most this many rows (seeded sample)"),
+    tol: float | None = typer.Option(
+        None, "--tol", help="J counts as singular where σ_min ≤ tol·σ_max (default d·eps of the flow's dtype)"
+    ),
+) -> None:
+    """Local covariance (JᵀJ)⁻¹, local standard deviations and directions, un-whitened components and
+    traversals of your flow on your data, σ_max(J) over the data; PCA beside every component result.
+
+    Example: linlens flows --model mypkg.flows:flow --data x.npy --alpha 0.01 --out flow-report
+    """
+    from linlens.workflows.flows import run_flows
+
+    summary = run_flows(model=model, data=data, out=out, force=force, alpha=alpha, device=device, seed=seed,
+                        max_points=max_points, tol=tol, console=console)
+    print_summary("linlens flows", summary, out)
+
+
+@app.command()
 def reproduce(
     name: str = typer.Argument(..., help="one of: " + ", ".join(REPRODUCTIONS)),
     out: Path | None = OutOpt,
