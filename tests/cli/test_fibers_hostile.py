@@ -139,3 +139,4 @@ def test_existing_out_is_refused_before_reading(tmp_path, capsys):
     f = tmp_path / "w.npz"
     _lying_npz(f, (2, 2))
     _exit2(["fibers", "analyze", str(f), "--out", str(out)], capsys, "--force")
+    _exit2(["fibers", "strata", "--widths", "2,2,2", "--rank", "0", "--out", str(out)], capsys, "--force")

@@ -84,6 +84,7 @@ def run_strata(widths: list[int], rank: int, out: Path, force: bool = False, con
     Returns:
         headline numbers (number of strata, covers, dimensions, weight-space dimension).
     """
+    check_destination(out, force)
     ws = [int(w) for w in widths]
     if len(ws) < 2 or min(ws) < 1:
         raise ConfigError(f"widths must hold at least two positive integers; got {ws}")
