@@ -287,7 +287,7 @@ def align_signs(X: Any, vectors: Any, radius: float) -> tuple[np.ndarray, np.nda
     """
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
-    from sklearn.neighbors import radius_neighbors_graph
+    from sklearn.neighbors import radius_neighbors_graph  # lazy (with scipy.sparse): ~1 s, only needed here
 
     Xn = as_array(X, "X", ndim=2)
     V = as_array(vectors, "vectors", ndim=(2, 3))

@@ -30,10 +30,10 @@ __all__ = [
 
 
 def _fig_ax(ax: Any, figsize: tuple[float, float]):
-    import matplotlib
+    import matplotlib  # lazy: plotting is heavy, loaded when a figure is drawn
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
@@ -57,7 +57,7 @@ def components_vs_pca_plot(components: np.ndarray, pca_scores: np.ndarray, max_p
         >>> len(fig.axes)
         3
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     k = components.shape[1]
     fig, axes = plt.subplots(1, k, figsize=(2.6 * k, 2.6), squeeze=False)
@@ -94,7 +94,7 @@ def stability_plot(
         >>> len(fig.axes)
         2
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, (label, curve) in enumerate(nll_curves.items()):
@@ -148,7 +148,7 @@ def local_covariance_plot(
         >>> len(fig.axes)
         1
     """
-    from matplotlib.patches import Ellipse
+    from matplotlib.patches import Ellipse  # lazy: plotting is heavy, loaded when a figure is drawn
 
     fig, ax = _fig_ax(ax, (5, 5))
     i, j = dims
@@ -193,7 +193,7 @@ def traversal_grid(images: np.ndarray, steps: Sequence[float], row_labels: Seque
         >>> len(fig.axes)
         6
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     r, c = images.shape[:2]
     fig, axes = plt.subplots(r, c, figsize=(1.1 * c + 0.8, 1.1 * r), squeeze=False)
