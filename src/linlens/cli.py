@@ -154,7 +154,8 @@ def flows(
     """Local covariance (JᵀJ)⁻¹, local standard deviations and directions, un-whitened components and
     traversals of your flow on your data, σ_max(J) over the data; PCA beside every component result.
 
-    Example: linlens flows --model mypkg.flows:flow --data x.npy --alpha 0.01 --out flow-report
+    Example (myflows.py defines `flow`, a trained zuko flow; see the README): linlens flows --model myflows:flow
+    --data moons.npy --alpha 0.05 --out flow-report
     """
     from linlens.workflows.flows import run_flows
 
