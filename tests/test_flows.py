@@ -208,3 +208,53 @@ def test_encoder_jacobians_agree_with_linlens_jacobian_module():
     np.testing.assert_allclose(J, ref, rtol=1e-10, atol=1e-12)
     fro = float(flow_loss(f, x, 1.0, "exact")[2].detach())
     assert fro == pytest.approx(float(jacobian_frobenius_sq(lambda u: f(u)[0], x).mean().detach()), rel=1e-10)
+
+
+def test_transform_encoder_has_the_closed_form_jacobian():
+    # a transform with call_and_ladj (zuko's interface, duck-typed here): z = a + b ⊙ x, elementwise log-derivatives;
+    # J = diag(b), so the local stds are 1/|b| sorted, and the log-det is Σ log|b|
+    from linlens.flows import TransformEncoder, as_encoder
+
+    b = torch.tensor([2.0, 0.25, 1.0], dtype=torch.float64)
+    a = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+
+    class Affine:
+        def call_and_ladj(self, x):
+            return a + b * x, torch.log(b).expand(x.shape)
+
+        def inv(self, z):
+            return (z - a) / b
+
+    enc = as_encoder(Affine())
+    assert isinstance(enc, TransformEncoder)
+    X = np.random.default_rng(0).normal(size=(7, 3))
+    lc = local_covariance(enc, X)
+    np.testing.assert_allclose(lc.local_std, np.tile([4.0, 1.0, 0.5], (7, 1)), rtol=1e-12)
+    z, ladj = enc(torch.as_tensor(X))
+    np.testing.assert_allclose(ladj.numpy(), np.log(2.0 * 0.25 * 1.0), rtol=1e-12)
+    np.testing.assert_allclose(enc.inverse(z).numpy(), X, atol=1e-12)
+
+
+def test_precomputed_jacobians_are_reused_not_recomputed():
+    f = InvertibleMLP(3, n_layers=1, seed=2).double()
+    X = np.random.default_rng(1).normal(size=(20, 3))
+    z, J = encoder_jacobians(f, X)
+    calls = []
+
+    def counting(x):
+        calls.append(1)
+        return f(x)
+
+    lc = local_covariance(counting, X, jacobians=(z, J))
+    uc = unwhitened_components(counting, X, jacobians=(z, J))
+    assert not calls  # the encoder was not run again
+    np.testing.assert_allclose(lc.covariance, local_covariance(f, X).covariance, rtol=1e-12)
+    np.testing.assert_allclose(uc.components, unwhitened_components(f, X).components, rtol=1e-12)
+
+
+def test_a_network_without_log_determinant_is_not_a_flow():
+    net = torch.nn.Linear(2, 2).double()
+    with pytest.raises(ModelError, match="log-determinant"):
+        local_covariance(net, np.zeros((2, 2)))
+    with pytest.raises(ModelError, match="tuple of 3"):
+        local_covariance(lambda x: (x, x.sum(-1), x), np.zeros((2, 2)))

@@ -35,3 +35,28 @@ def test_noise_and_bad_arguments():
         make_s_curve(0)
     with pytest.raises(ConfigError):
         make_s_curve(10, noise=-1)
+
+
+def test_ideal_flow_across_truth_by_simulation():
+    # an ideal factorised flow maps x₁ = 2η₁ (+ noise) to N(0, 1) by z = Φ⁻¹(F(x₁)); its local std is
+    # 1/|dz/dx₁|. Simulate it with an empirical CDF and a numerical derivative on a grid, independent of the
+    # closed form in ideal_flow_local_std, and take the median over the data.
+    from scipy.stats import norm
+
+    from linlens.workflows.reproduce.flows_scurve import ideal_flow_local_std
+
+    rng = np.random.default_rng(0)
+    for noise in (0.0, 0.05):
+        x = 2 * rng.uniform(size=200_000) + noise * rng.standard_normal(200_000)
+        grid = np.linspace(np.quantile(x, 0.001), np.quantile(x, 0.999), 1001)
+        F = np.searchsorted(np.sort(x), grid) / len(x)
+        z = norm.ppf(np.clip(F, 1e-6, 1 - 1e-6))
+        dzdx = np.gradient(z, grid)
+        inner = (grid > np.quantile(x, 0.01)) & (grid < np.quantile(x, 0.99))
+        local_std = np.interp(x, grid[inner], 1 / dzdx[inner])
+        sim = np.median(local_std)
+        truth = ideal_flow_local_std(0.15, noise)
+        assert truth[1] == pytest.approx(sim, rel=0.01)
+        assert truth[1] != pytest.approx(2 / math.sqrt(12), rel=0.05)  # not the global std of U(0, 2)
+        assert truth[0] == pytest.approx(3 * math.pi * 0.15) and truth[2] == noise
+    assert ideal_flow_local_std(0.15, 0.0)[1] == pytest.approx(2 * norm.pdf(norm.ppf(0.75)), rel=1e-12)

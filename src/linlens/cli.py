@@ -39,10 +39,10 @@ err_console = Console(stderr=True)
 REPRODUCTIONS: dict[str, tuple[str, str]] = {
     "koopman-yinyang": ("linlens.workflows.koopman_repro:run_yinyang", "Koopman hybrids on Yin-Yang"),
     "koopman-mnist": ("linlens.workflows.koopman_repro:run_mnist", "Koopman hybrids on MNIST"),
-    "flows-linear": ("linlens.workflows.flows_repro:run_linear", "linear flow = PCA, penalty = shrinkage"),
-    "flows-stability": ("linlens.workflows.flows_repro:run_stability", "flows on a plane in 3-D"),
-    "flows-scurve": ("linlens.workflows.flows_repro:run_scurve", "local covariance on the S-curve"),
-    "flows-digits": ("linlens.workflows.flows_repro:run_digits", "un-whitened components of digits"),
+    "flows-linear": ("linlens.workflows.reproduce.flows_linear:run_linear", "linear flow = PCA, penalty = shrinkage"),
+    "flows-stability": ("linlens.workflows.reproduce.flows_stability:run_stability", "flows on a plane in 3-D"),
+    "flows-scurve": ("linlens.workflows.reproduce.flows_scurve:run_scurve", "local covariance on the S-curve"),
+    "flows-digits": ("linlens.workflows.reproduce.flows_digits:run_digits", "un-whitened components of digits"),
 }
 
 
@@ -129,6 +129,42 @@ def analyze(
 
 
 @app.command()
+def flows(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="the flow: 'package.module:attr' naming a zuko flow (or a transform with call_and_ladj, or a "
+        "callable x -> (z, log|det dz/dx|)), or a TorchScript encoder file returning (z, logabsdet). "
+        "WARNING: a model is code: module:attr imports and runs that module, TorchScript runs its graph.",
+    ),
+    data: Path = typer.Option(..., "--data", "-d", help="data (n_samples, d): .npy, .npz, .pt or .csv"),
+    out: Path = typer.Option(Path("linlens-flows"), "--out", "-o", help="report folder"),
+    force: bool = ForceOpt,
+    alpha: float | None = typer.Option(
+        None, "--alpha", help="Jacobian penalty α the flow was trained with: compare σ_max(J) with 1/√(2α)"
+    ),
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+    max_points: int = typer.Option(2000, "--max-points", help="analyse at most this many rows (seeded sample)"),
+    tol: float | None = typer.Option(
+        None, "--tol", help="J counts as singular where σ_min ≤ tol·σ_max (default d·eps of the flow's dtype)"
+    ),
+) -> None:
+    """Local covariance (JᵀJ)⁻¹, local standard deviations and directions, un-whitened components and
+    traversals of your flow on your data, σ_max(J) over the data; PCA beside every component result.
+
+    Example (myflows.py defines `flow`, a trained zuko flow; see the README): linlens flows --model myflows:flow
+    --data moons.npy --alpha 0.05 --out flow-report
+    """
+    from linlens.workflows.flows import run_flows
+
+    summary = run_flows(model=model, data=data, out=out, force=force, alpha=alpha, device=device, seed=seed,
+                        max_points=max_points, tol=tol, console=console)
+    print_summary("linlens flows", summary, out)
+
+
+@app.command()
 def reproduce(
     name: str = typer.Argument(..., help="one of: " + ", ".join(REPRODUCTIONS)),
     out: Path | None = OutOpt,
@@ -152,25 +188,39 @@ def fibers_strata(
     rank: int = typer.Option(..., "--rank", help="rank of the product matrix W"),
     out: Path | None = OutOpt,
     force: bool = ForceOpt,
+    max_strata: int = typer.Option(
+        2000, "--max-strata", help="refuse fibers with more strata than this (counted before listing them)"
+    ),
 ) -> None:
     """List every stratum of the fiber of a rank-r matrix: barcode, rank list, dim, codim; the closure
-    order goes into the report as a figure."""
+    order goes into the report as a figure.
+
+    Example: linlens fibers strata --widths 2,2,2 --rank 0 --out strata-222
+    """
     from linlens.workflows.fibers_cmd import parse_widths, run_strata
 
     w = parse_widths(widths)
     summary = run_strata(widths=w, rank=rank, out=out or Path("linlens-fibers-strata"), force=force,
-                         console=console)
+                         console=console, max_strata=max_strata)
     print_summary("fiber strata", summary, out or Path("linlens-fibers-strata"))
 
 
 @fibers_app.command("analyze")
 def fibers_analyze(
-    weights: Path = typer.Argument(..., help=".npz with W1 … WL (or arr_0 …), W_k of shape (d_k, d_{k-1})"),
+    weights: Path = typer.Argument(
+        ...,
+        help="an .npz with W1 … WL (or arr_0 …), W_k of shape (d_k, d_{k-1}); or a .pt state dict of a "
+        "bias-free nn.Sequential of nn.Linear layers (keys 0.weight, 1.weight, …, read with weights_only=True)",
+    ),
     out: Path | None = OutOpt,
     force: bool = ForceOpt,
     tol: float | None = typer.Option(None, "--tol", help="relative rank tolerance (default max(shape)·eps)"),
 ) -> None:
-    """Which stratum are these weights on: ranks with gaps, barcode, dimensions, basis flow diagram."""
+    """Which stratum are these weights on: ranks with gaps, barcode, dimensions, basis flow diagram.
+
+    Example: python -c "import torch; torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2, bias=False),
+    torch.nn.Linear(2, 4, bias=False)).state_dict(), 'w.pt')" && linlens fibers analyze w.pt --out fiber-w
+    """
     from linlens.workflows.fibers_cmd import run_analyze_weights
 
     summary = run_analyze_weights(weights=weights, out=out or Path("linlens-fibers"), force=force, tol=tol,

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from linlens.cli import app, main
@@ -83,3 +84,23 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     t = tmp_path / "text.npz"
     t.write_text("not a zip")
     _exit2(["fibers", "analyze", str(t), "--out", out], capsys, "could not read")
+
+
+def test_analyze_state_dict_of_a_torch_sequential(tmp_path):
+    # weights on a known stratum (canonical construction), loaded into a plain torch nn.Sequential and saved
+    # the way people save models; the command must name that stratum and its dimension
+    s = strata((4, 3, 2, 4), 1)[2]
+    w = s.random_point(seed=5)
+    model = torch.nn.Sequential(*[torch.nn.Linear(a.shape[1], a.shape[0], bias=False) for a in w]).double()
+    with torch.no_grad():
+        for layer, a in zip(model, w, strict=True):
+            layer.weight.copy_(torch.as_tensor(a))
+    f = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), f)
+    out = tmp_path / "a"
+    res = runner.invoke(app, ["fibers", "analyze", str(f), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["stratum"]["barcode_text"] == s.label and m["stratum"]["dim"] == s.dim
+    assert m["tangent_dim_numerical"] == s.dim
+    np.testing.assert_allclose(np.linalg.matrix_rank(w[2] @ w[1] @ w[0]), m["product_rank"])

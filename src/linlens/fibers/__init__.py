@@ -1,5 +1,9 @@
 """Fibers of linear networks: rank lists, barcodes, strata and their order, bases, moves.
 
+Modules import one way: ``barcode`` (rank lists, barcodes, strata) → ``order`` (closure order, combinatorial
+barcode moves) → ``network`` (weights, numerical rank lists) → ``bases`` (prebases, tangent and normal
+spaces) → ``moves`` (weight-space moves) → ``plots``.
+
 References:
     | The Geometry of the Set of Equivalent Linear Neural Networks (Bhattacharya & Shewchuk, 2024)
     | https://arxiv.org/abs/2404.14855
@@ -8,10 +12,10 @@ References:
 from linlens.fibers.barcode import (
     Stratum,
     barcode_from_ranks,
+    count_strata,
     format_barcode,
     ranks_from_barcode,
     strata,
-    stratum_order,
 )
 from linlens.fibers.bases import (
     Prebasis,
@@ -24,15 +28,14 @@ from linlens.fibers.bases import (
     tangent_normal,
 )
 from linlens.fibers.moves import (
-    BarcodeMove,
     apply_barcode_move,
-    barcode_moves,
     end_move,
     gl_move,
     is_valid_rank_one,
     rank_one_move,
 )
 from linlens.fibers.network import LinearNetwork, RankEntry, RankList
+from linlens.fibers.order import BarcodeMove, barcode_moves, stratum_order
 from linlens.fibers.plots import plot_basis_flow, plot_hasse
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "RankList",
     "Stratum",
     "strata",
+    "count_strata",
     "stratum_order",
     "barcode_from_ranks",
     "ranks_from_barcode",

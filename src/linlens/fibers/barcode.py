@@ -1,4 +1,4 @@
-"""Rank lists, barcodes and the strata of a fiber of a linear network, with their closure order.
+"""Rank lists, barcodes and the strata of a fiber of a linear network (their order is in ``order.py``).
 
 A network with widths ``(d_0, …, d_L)`` and weights ``W_k`` of shape ``(d_k, d_{k-1})`` has the rank list
 ``r_ji = rank(W_j ⋯ W_{i+1})`` for ``0 ≤ i < j ≤ L``. Its **barcode** is the multiset of intervals
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from linlens.errors import ConfigError, ShapeError
+from linlens.validation import as_array
 
 __all__ = [
     "Bar",
@@ -34,7 +34,7 @@ __all__ = [
     "ranks_from_barcode",
     "format_barcode",
     "strata",
-    "stratum_order",
+    "count_strata",
 ]
 
 Bar = tuple[int, int]
@@ -364,8 +364,6 @@ class Stratum:
         U = [rand_gl(n) for n in d]
         Uinv0 = np.linalg.inv(U[0])
         if W is not None:
-            from linlens.validation import as_array
-
             Wm = as_array(W, "W")
             if Wm.shape != (d[L], d[0]):
                 raise ShapeError(f"W must have shape (d_L, d_0) = {(d[L], d[0])}; got {Wm.shape}")
@@ -464,54 +462,52 @@ def strata(widths: Sequence[int], rank: int) -> list[Stratum]:
     return out
 
 
-def _rank_matrix(items: list[Stratum]) -> np.ndarray:
-    keys = sorted(items[0].rank_list)
-    return np.array([[s.rank_list[k] for k in keys] for s in items], dtype=np.int64)
+def count_strata(widths: Sequence[int], rank: int, stop_above: int | None = None) -> int:
+    """Number of strata of the fiber of a rank-``rank`` matrix, counted without listing them.
 
-
-def stratum_order(widths: Sequence[int], rank: int) -> nx.DiGraph:
-    """The closure order of the strata of a rank-``rank`` fiber, as its Hasse diagram.
-
-    ``S' ⊆ closure(S)`` iff ``r'_ji ≤ r_ji`` for all ``i < j``. Edges go from the lower stratum to the
-    stratum that covers it. Candidate covers are the single down-moves (cut, un-nest) of each stratum;
-    a candidate is kept when no stratum lies strictly between (checked on the rank lists).
-
-    References:
-        | The Hierarchy of Manifolds in a Stratification of the Set of Equivalent Linear Neural Networks
-        | (Bhattacharya & Shewchuk, SoCG 2026) https://doi.org/10.4230/LIPIcs.SoCG.2026.91
+    A dynamic programme over the layers: the state at layer k is how many bars alive at layer k were born at
+    each layer a ≤ k (full bars [0, L] set apart); from layer k to k + 1 each group keeps some of its bars and
+    the rest end at k, and new bars fill layer k + 1 up to its width. At the last layer no non-full bar may
+    still be alive since layer 0 (it would be a full bar). Each (state, continuation) pair visited is a
+    distinct partial barcode that extends to at least one stratum, so the work done is at most about the
+    number of strata, and with ``stop_above`` it stops as soon as more than that many are certain.
 
     Arguments:
         widths: ``(d_0, …, d_L)``.
-        rank: rank of the product.
+        rank: rank ``r`` of the product, ``0 ≤ r ≤ min d_k``.
+        stop_above: stop early once the count is known to exceed this; the value returned is then some
+            number ``> stop_above`` (a lower bound), not the count.
 
     Returns:
-        ``networkx.DiGraph`` with nodes ``0..n−1`` (in the order of :func:`strata`) carrying ``stratum``,
-        ``label`` (barcode text), ``dim`` and ``codim``; edge attribute ``move`` names the barcode move;
-        graph attributes ``minimal`` (node of the unique minimal stratum), ``maximal`` (list), ``widths``, ``rank``.
+        the number of strata (equal to ``len(strata(widths, rank))``).
 
     Example:
-        >>> g = stratum_order((2, 2, 2), 0)
-        >>> g.number_of_nodes(), g.nodes[g.graph["minimal"]]["dim"]
-        (6, 0)
+        >>> count_strata((2, 2, 2), 0), count_strata((2, 2, 2), 1)
+        (6, 3)
     """
-    from linlens.fibers.moves import barcode_moves
-
-    items = strata(widths, rank)
-    g = nx.DiGraph(widths=list(items[0].widths), rank=int(rank))
-    index = {s.barcode: n for n, s in enumerate(items)}
-    for n, s in enumerate(items):
-        g.add_node(n, stratum=s, label=s.label, dim=s.dim, codim=s.codim)
-    R = _rank_matrix(items)
-    for hi, s in enumerate(items):
-        below = np.flatnonzero((R <= R[hi]).all(axis=1))
-        below = below[below != hi]
-        Rb = R[below]
-        for mv in barcode_moves(s, "down"):
-            lo = index[mv.target.barcode]
-            between = (Rb >= R[lo]).all(axis=1) & (Rb != R[lo]).any(axis=1)
-            if not between.any():
-                g.add_edge(lo, hi, move=mv.kind, bars=[list(b) for b in mv.bars])
-    minimal = [n for n in g if g.in_degree(n) == 0]
-    g.graph["minimal"] = minimal[0] if len(minimal) == 1 else minimal
-    g.graph["maximal"] = [n for n in g if g.out_degree(n) == 0]
-    return g
+    ws = check_widths(widths)
+    r = _check_rank(ws, rank)
+    L = len(ws) - 1
+    free = [d - r for d in ws]
+    states: dict[tuple[int, ...], int] = {(free[0],): 1}
+    visited = 0
+    for k in range(L):
+        room, last = free[k + 1], k + 1 == L
+        nxt: dict[tuple[int, ...], int] = {}
+        for state, count in states.items():
+            # keep m_a ≤ n_a bars of each birth layer a, Σ m ≤ room; at the last layer m_0 = 0
+            stack: list[tuple[int, tuple[int, ...], int]] = [(0, (), 0)]
+            while stack:
+                a, kept, total = stack.pop()
+                if a == len(state):
+                    new = kept + (room - total,)
+                    nxt[new] = nxt.get(new, 0) + count
+                    visited += 1
+                    if stop_above is not None and visited > stop_above:
+                        return visited
+                    continue
+                top = 0 if (last and a == 0) else min(state[a], room - total)
+                for m in range(top + 1):
+                    stack.append((a + 1, kept + (m,), total + m))
+        states = nxt
+    return sum(states.values())

@@ -1,10 +1,9 @@
-"""Moves: maps of weight space that keep the product ``W = W_L ⋯ W_1`` fixed.
+"""Weight-space moves: maps of weight space that keep the product ``W = W_L ⋯ W_1`` fixed.
 
 Within a stratum: hidden-layer GL moves ``(W_{j+1}, W_j) ↦ (W_{j+1} G^{-1}, G W_j)`` and end moves
 ``(W_L, W_1) ↦ (G_L W_L, W_1 G_0^{-1})`` with ``G_L W G_0^{-1} = W``. Across strata: rank-one moves
 ``W_k ↦ W_k + t u vᵀ`` (valid when ``W_{Lk} u = 0`` or ``vᵀ W_{k−1,0} = 0``) and the barcode moves they
-realize: up the closure order (merge ``[a,b] + [b+1,d] → [a,d]``, nest ``{[a,b],[c,d]} → {[a,d],[c,b]}``) and
-down (cut, un-nest), never touching a full bar ``[0, L]``.
+realize (the combinatorial moves themselves, merge / nest / cut / un-nest, are in ``order.py``).
 
 References:
     | The Geometry of the Set of Equivalent Linear Neural Networks (Bhattacharya & Shewchuk, 2024)
@@ -16,111 +15,23 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from linlens.errors import ConfigError, ShapeError
-from linlens.fibers.barcode import Bar, Stratum
+from linlens.fibers.bases import prebasis
 from linlens.fibers.network import LinearNetwork
+from linlens.fibers.order import BarcodeMove
 from linlens.validation import as_array
 
 __all__ = [
-    "BarcodeMove",
-    "barcode_moves",
     "gl_move",
     "end_move",
     "rank_one_move",
     "is_valid_rank_one",
     "apply_barcode_move",
 ]
-
-
-@dataclass(frozen=True)
-class BarcodeMove:
-    """A single change of barcode between neighbouring strata.
-
-    Attributes:
-        kind: ``"merge"``, ``"nest"`` (up the order) or ``"cut"``, ``"unnest"`` (down).
-        bars: the bars involved: merge/nest ``([a,b], [c,d])`` (``[a,b]`` ends at ``b``, its successor runs to
-            ``d``); cut ``([a,d], [b,b])`` (cut after layer ``b``); unnest ``([a,d], [c,b])`` (``[c,b]`` nested).
-        source, target: the strata before and after.
-    """
-
-    kind: str
-    bars: tuple[Bar, Bar]
-    source: Stratum
-    target: Stratum
-
-    @property
-    def direction(self) -> str:
-        """``"up"`` or ``"down"``."""
-        return "up" if self.kind in ("merge", "nest") else "down"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "bars": [list(b) for b in self.bars],
-            "source": self.source.label,
-            "target": self.target.label,
-        }
-
-
-def _replace(st: Stratum, remove: list[Bar], add: list[Bar]) -> Stratum:
-    m = dict(st.barcode)
-    for b in remove:
-        m[b] -= 1
-    for b in add:
-        m[b] = m.get(b, 0) + 1
-    return Stratum(st.widths, tuple(sorted((b, k) for b, k in m.items() if k > 0)))
-
-
-def barcode_moves(stratum: Stratum, direction: str = "up") -> list[BarcodeMove]:
-    """All single barcode moves from ``stratum`` in one direction of the closure order.
-
-    Arguments:
-        stratum: the starting stratum.
-        direction: ``"up"`` (merge, nest) or ``"down"`` (cut, un-nest).
-
-    Returns:
-        list of :class:`BarcodeMove`, one per distinct target.
-
-    Example:
-        >>> s = Stratum.from_barcode((2, 2, 2), {(0, 0): 1, (0, 2): 1, (1, 1): 1, (2, 2): 1})
-        >>> sorted(m.target.dim for m in barcode_moves(s, "up"))
-        [4, 4]
-    """
-    if direction not in ("up", "down"):
-        raise ConfigError(f"direction must be 'up' or 'down'; got {direction!r}")
-    L = stratum.L
-    full = (0, L)
-    present = [bar for bar, _ in stratum.barcode]
-    mult = dict(stratum.barcode)
-    out: dict[tuple, BarcodeMove] = {}
-    if direction == "up":
-        for a, b in present:
-            for c, d in present:
-                if (a, b) == (c, d) and mult[(a, b)] < 2:
-                    continue
-                if c == b + 1 and (a, d) != full:  # merge
-                    t = _replace(stratum, [(a, b), (c, d)], [(a, d)])
-                    out.setdefault(t.barcode, BarcodeMove("merge", ((a, b), (c, d)), stratum, t))
-                elif a < c <= b < d and (a, d) != full:  # nest
-                    t = _replace(stratum, [(a, b), (c, d)], [(a, d), (c, b)])
-                    out.setdefault(t.barcode, BarcodeMove("nest", ((a, b), (c, d)), stratum, t))
-    else:
-        for a, d in present:
-            if (a, d) == full:
-                continue
-            for b in range(a, d):  # cut after layer b
-                t = _replace(stratum, [(a, d)], [(a, b), (b + 1, d)])
-                out.setdefault(t.barcode, BarcodeMove("cut", ((a, d), (b, b)), stratum, t))
-            for c, b in present:
-                if a < c <= b < d:
-                    t = _replace(stratum, [(a, d), (c, b)], [(a, b), (c, d)])
-                    out.setdefault(t.barcode, BarcodeMove("unnest", ((a, d), (c, b)), stratum, t))
-    return list(out.values())
 
 
 # ---------------------------------------------------------------------------------------------- weight moves
@@ -249,14 +160,14 @@ def apply_barcode_move(
         the moved :class:`LinearNetwork` (same product).
 
     Example:
+        >>> from linlens.fibers.barcode import Stratum
+        >>> from linlens.fibers.order import barcode_moves
         >>> s = Stratum.from_barcode((1, 1, 1), {(0, 0): 1, (1, 1): 1, (2, 2): 1})
         >>> net = LinearNetwork(s.random_point(seed=0))
         >>> up = barcode_moves(s, "up")[0]
         >>> apply_barcode_move(net, up, t=0.5).stratum() == up.target
         True
     """
-    from linlens.fibers.bases import prebasis
-
     pb = prebasis(net, tol=tol)
     if pb.stratum != move.source:
         raise ConfigError(f"move starts on {move.source.label}; the network is on {pb.stratum.label}")

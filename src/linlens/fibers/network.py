@@ -239,30 +239,5 @@ class LinearNetwork:
         except ConfigError as exc:
             raise ConfigError(f"numerical ranks at tol={tol!r} are inconsistent: {exc}") from None
 
-    # convenience wrappers around linlens.fibers.bases
-    def prebasis(self, tol: float | None = None):
-        """Per-layer bases along the bars; see :func:`linlens.fibers.bases.prebasis`."""
-        from linlens.fibers.bases import prebasis
-
-        return prebasis(self, tol=tol)
-
-    def tangent_basis(self, tol: float | None = None, method: str = "auto") -> np.ndarray:
-        """Orthonormal basis ``(D, dim S)`` of the tangent space; see :func:`linlens.fibers.bases.tangent_basis`."""
-        from linlens.fibers.bases import tangent_basis
-
-        return tangent_basis(self, tol=tol, method=method)
-
-    def normal_basis(self, tol: float | None = None, method: str = "auto") -> np.ndarray:
-        """Orthonormal basis ``(D, codim S)`` of the normal space; see :func:`linlens.fibers.bases.normal_basis`."""
-        from linlens.fibers.bases import normal_basis
-
-        return normal_basis(self, tol=tol, method=method)
-
-    def basis_flow_diagram(self, tol: float | None = None, ax: Any = None):
-        """A matplotlib figure: one node per prebasis vector per layer, edges along bars."""
-        from linlens.fibers.plots import plot_basis_flow
-
-        return plot_basis_flow(self.prebasis(tol=tol), ax=ax)
-
     def __repr__(self) -> str:
         return f"LinearNetwork(widths={self.widths})"

@@ -15,7 +15,7 @@ __all__ = ["plot_basis_flow", "plot_hasse"]
 
 
 def _colors(n: int) -> list[Any]:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
     return [cmap(k % cmap.N) for k in range(n)]
@@ -38,9 +38,10 @@ def plot_basis_flow(pb: Prebasis, ax: Any = None, max_nodes: int = 400):
     Example:
         >>> import numpy as np
         >>> from linlens.fibers.network import LinearNetwork
-        >>> fig = plot_basis_flow(LinearNetwork([np.eye(2), np.eye(2)]).prebasis())
+        >>> from linlens.fibers.bases import prebasis
+        >>> fig = plot_basis_flow(prebasis(LinearNetwork([np.eye(2), np.eye(2)])))
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     st = pb.stratum
     L = st.L
@@ -83,7 +84,7 @@ def plot_hasse(order: nx.DiGraph, ax: Any = None, max_labels: int = 60):
     """Hasse diagram of the closure order: strata placed by dimension (height), edges to covering strata.
 
     Arguments:
-        order: from :func:`linlens.fibers.barcode.stratum_order`.
+        order: from :func:`linlens.fibers.order.stratum_order`.
         ax: optional matplotlib axes.
         max_labels: above this many strata, nodes carry their index instead of the barcode.
 
@@ -91,10 +92,10 @@ def plot_hasse(order: nx.DiGraph, ax: Any = None, max_labels: int = 60):
         the matplotlib figure.
 
     Example:
-        >>> from linlens.fibers.barcode import stratum_order
+        >>> from linlens.fibers.order import stratum_order
         >>> fig = plot_hasse(stratum_order((2, 2, 2), 1))
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     n = order.number_of_nodes()
     by_dim: dict[int, list[int]] = {}
@@ -120,7 +121,7 @@ def plot_hasse(order: nx.DiGraph, ax: Any = None, max_labels: int = 60):
         ax.scatter([x], [y], s=25, color=color, zorder=3)
         text = order.nodes[v]["label"] if n <= max_labels else str(v)
         ax.annotate(text, (x, y), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=6)
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy: plotting is heavy, loaded when a figure is drawn
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("dimension of stratum")

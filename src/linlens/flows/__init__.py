@@ -16,6 +16,7 @@ from linlens.flows.components import (
 from linlens.flows.models import (
     InvertibleMLP,
     LinearFlow,
+    TransformEncoder,
     ZukoEncoder,
     as_encoder,
     coupling_flow,
@@ -29,6 +30,7 @@ __all__ = [
     "LinearFlow",
     "InvertibleMLP",
     "ZukoEncoder",
+    "TransformEncoder",
     "as_encoder",
     "encode",
     "nll",

@@ -103,10 +103,10 @@ def _check_on_singular(on_singular: str) -> None:
         raise ConfigError(f"on_singular must be 'raise' or 'mask'; got {on_singular!r}")
 
 
-def _jacobian_svd(encoder: Any, X: Any, rtol: float | None, on_singular: str):
+def _jacobian_svd(encoder: Any, X: Any, rtol: float | None, on_singular: str, jacobians: Any = None):
     _check_on_singular(on_singular)
     enc = as_encoder(encoder)
-    z, J = encoder_jacobians(enc, X)
+    z, J = encoder_jacobians(enc, X) if jacobians is None else (np.asarray(jacobians[0]), np.asarray(jacobians[1]))
     if J.shape[1] != J.shape[2]:  # pragma: no cover - encode() already enforces square maps
         raise ShapeError(f"encoder Jacobian must be square (d × d); got {J.shape[1:]}")
     if not np.isfinite(J).all():
@@ -155,7 +155,9 @@ class LocalCovariance:
         }
 
 
-def local_covariance(encoder: Any, X: Any, *, rtol: float | None = None, on_singular: str = "raise") -> LocalCovariance:
+def local_covariance(
+    encoder: Any, X: Any, *, rtol: float | None = None, on_singular: str = "raise", jacobians: Any = None
+) -> LocalCovariance:
     """Local covariance of a flow, Σ(x) = (JᵀJ)⁻¹ = V diag(1/s²) Vᵀ from the SVD of J(x) = ∂z/∂x.
 
     References:
@@ -168,6 +170,7 @@ def local_covariance(encoder: Any, X: Any, *, rtol: float | None = None, on_sing
         rtol: J counts as singular when σ_min ≤ rtol · σ_max (default d · eps of the model's dtype).
         on_singular: ``"raise"`` (ModelError naming the first singular row) or ``"mask"`` (NaN rows, flagged
             in ``singular``); never divides by zero.
+        jacobians: ``(z, J)`` from :func:`encoder_jacobians` at ``X``, to reuse them (the encoder is not run).
 
     Returns:
         :class:`LocalCovariance`.
@@ -180,7 +183,7 @@ def local_covariance(encoder: Any, X: Any, *, rtol: float | None = None, on_sing
         >>> bool(np.allclose(lc.covariance[0], np.linalg.inv(W.T @ W)))
         True
     """
-    _, _, s, Vt, inv_s, singular = _jacobian_svd(encoder, X, rtol, on_singular)
+    _, _, s, Vt, inv_s, singular = _jacobian_svd(encoder, X, rtol, on_singular, jacobians)
     V = np.swapaxes(Vt, 1, 2)[:, :, ::-1]
     std = inv_s[:, ::-1]
     cov = np.einsum("nik,nk,njk->nij", V, std**2, V)
@@ -217,7 +220,7 @@ class UnwhitenedComponents:
 
 
 def unwhitened_components(
-    encoder: Any, X: Any, *, rtol: float | None = None, on_singular: str = "raise"
+    encoder: Any, X: Any, *, rtol: float | None = None, on_singular: str = "raise", jacobians: Any = None
 ) -> UnwhitenedComponents:
     """Un-whitened latent components by the authors' algorithm: ẑ_i = diag(1/s_i) U_iᵀ g(x_i), reversed.
 
@@ -233,6 +236,7 @@ def unwhitened_components(
         X: data ``(n_samples, d)``.
         rtol: singularity threshold on σ_min/σ_max (default d · eps of the model's dtype).
         on_singular: ``"raise"`` or ``"mask"`` (NaN rows flagged in ``singular``).
+        jacobians: ``(z, J)`` from :func:`encoder_jacobians` at ``X``, to reuse them (the encoder is not run).
 
     Returns:
         :class:`UnwhitenedComponents`.
@@ -243,7 +247,7 @@ def unwhitened_components(
         >>> unwhitened_components(f, np.eye(2)).components.shape
         (2, 2)
     """
-    z, U, _, Vt, inv_s, singular = _jacobian_svd(encoder, X, rtol, on_singular)
+    z, U, _, Vt, inv_s, singular = _jacobian_svd(encoder, X, rtol, on_singular, jacobians)
     proj = np.einsum("nij,ni->nj", U, z)  # Uᵀ z
     comps = (inv_s * proj)[:, ::-1]
     return UnwhitenedComponents(
@@ -283,7 +287,7 @@ def align_signs(X: Any, vectors: Any, radius: float) -> tuple[np.ndarray, np.nda
     """
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
-    from sklearn.neighbors import radius_neighbors_graph
+    from sklearn.neighbors import radius_neighbors_graph  # lazy (with scipy.sparse): ~1 s, only needed here
 
     Xn = as_array(X, "X", ndim=2)
     V = as_array(vectors, "vectors", ndim=(2, 3))

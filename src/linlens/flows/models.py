@@ -23,11 +23,22 @@ import math
 from typing import Any
 
 import torch
+import zuko
 from torch import Tensor, nn
 
 from linlens.errors import ConfigError, ModelError, ShapeError
 
-__all__ = ["LinearFlow", "InvertibleMLP", "ZukoEncoder", "as_encoder", "encode", "coupling_flow", "spline_flow", "nll"]
+__all__ = [
+    "LinearFlow",
+    "InvertibleMLP",
+    "ZukoEncoder",
+    "TransformEncoder",
+    "as_encoder",
+    "encode",
+    "coupling_flow",
+    "spline_flow",
+    "nll",
+]
 
 _LOG2PI = math.log(2 * math.pi)
 
@@ -234,12 +245,41 @@ class ZukoEncoder(nn.Module):
         return self._transform().inv(z)
 
 
+class TransformEncoder(nn.Module):
+    """Wraps a transform x → z that has ``call_and_ladj`` (a zuko ``Transform``) as an encoder.
+
+    Arguments:
+        transform: the transform; its ``inv`` (when present) is the generator.
+
+    Example:
+        >>> import torch, zuko
+        >>> enc = TransformEncoder(zuko.transforms.MonotonicAffineTransform(torch.tensor(1.0), torch.tensor(0.5)))
+        >>> enc(torch.zeros(2, 3))[1].shape
+        torch.Size([2])
+    """
+
+    def __init__(self, transform: Any):
+        super().__init__()
+        self.transform = transform
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z, ladj = self.transform.call_and_ladj(x)
+        if ladj.shape == x.shape:  # elementwise transforms give per-coordinate log-derivatives
+            ladj = ladj.sum(-1)
+        return z, ladj
+
+    def inverse(self, z: Tensor) -> Tensor:
+        """Generator x = g⁻¹(z) through the transform's ``inv``."""
+        return self.transform.inv(z)
+
+
 def as_encoder(obj: Any) -> Any:
     """Return ``obj`` as a linlens encoder (callable x → (z, logabsdet)); zuko flows are wrapped.
 
     Arguments:
         obj: a linlens flow (:class:`LinearFlow`, :class:`InvertibleMLP`, :class:`ZukoEncoder`), a zuko
-            ``Flow``/``LazyDistribution`` or ``NormalizingFlow``, or any callable returning ``(z, logabsdet)``.
+            ``Flow``/``LazyDistribution`` or ``NormalizingFlow``, a transform with ``call_and_ladj`` (zuko's or
+            torch.distributions-like), or any callable returning ``(z, logabsdet)`` (e.g. a TorchScript encoder).
 
     Returns:
         The encoder.
@@ -250,13 +290,12 @@ def as_encoder(obj: Any) -> Any:
     """
     if isinstance(obj, (LinearFlow, InvertibleMLP, ZukoEncoder)):
         return obj
-    try:
-        import zuko
-
-        if isinstance(obj, (zuko.lazy.LazyDistribution, zuko.distributions.NormalizingFlow)):
-            return ZukoEncoder(obj)
-    except ImportError:  # pragma: no cover - zuko is a dependency
-        pass
+    if isinstance(obj, (zuko.lazy.LazyDistribution, zuko.distributions.NormalizingFlow)):
+        return ZukoEncoder(obj)
+    if isinstance(obj, zuko.transforms.Transform) or (
+        not isinstance(obj, nn.Module) and callable(getattr(obj, "call_and_ladj", None))
+    ):
+        return TransformEncoder(obj)
     if not callable(obj):
         raise ModelError(f"encoder must be a callable x -> (z, logabsdet); got {type(obj).__name__}")
     return obj
@@ -267,12 +306,20 @@ def encode(encoder: Any, x: Tensor) -> tuple[Tensor, Tensor]:
     try:
         out = encoder(x)
     except Exception as exc:  # noqa: BLE001 - report any model failure as a ModelError
-        raise ModelError(f"encoder raised {type(exc).__name__} on inputs of shape {tuple(x.shape)}: {exc}") from exc
-    if not (isinstance(out, tuple) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)):
+        text = str(exc).strip()
+        first = text.splitlines()[0][:200] if text else ""  # TorchScript errors span many lines
         raise ModelError(
-            f"encoder must return a tuple (z, logabsdet) of tensors; got {type(out).__name__} "
-            "(plain networks are not flows: wrap an invertible model)"
+            f"encoder raised {type(exc).__name__} on inputs of shape {tuple(x.shape)}: {first}"
+        ) from exc
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, Tensor) for t in out)):
+        found = type(out).__name__
+        if isinstance(out, (tuple, list)):
+            found += f" of {len(out)}"
+        raise ModelError(
+            f"encoder must return a tuple (z, logabsdet) of tensors, the latent and the log-determinant of its "
+            f"Jacobian; got {found} (a network that returns no log-determinant is not a flow encoder)"
         )
+    out = tuple(out)
     z, ladj = out
     if z.shape != x.shape:
         raise ShapeError(
@@ -325,8 +372,6 @@ def coupling_flow(features: int, transforms: int = 4, hidden_features: tuple[int
         >>> coupling_flow(3, transforms=2, hidden_features=(8,)).flow.transform.transforms.__len__()
         2
     """
-    import zuko
-
     return ZukoEncoder(zuko.flows.NSF(features, transforms=transforms, hidden_features=hidden_features,
                                       bins=bins, passes=2))
 
@@ -352,6 +397,4 @@ def spline_flow(features: int, transforms: int = 3, hidden_features: tuple[int, 
         >>> spline_flow(2, transforms=1, hidden_features=(8,))(__import__("torch").zeros(1, 2))[1].shape
         torch.Size([1])
     """
-    import zuko
-
     return ZukoEncoder(zuko.flows.NSF(features, transforms=transforms, hidden_features=hidden_features, bins=bins))

@@ -24,14 +24,16 @@ __all__ = [
     "traversal_grid",
     "spectrum_plot",
     "convergence_plot",
+    "sigma_max_plot",
+    "traversal_paths_plot",
 ]
 
 
 def _fig_ax(ax: Any, figsize: tuple[float, float]):
-    import matplotlib
+    import matplotlib  # lazy: plotting is heavy, loaded when a figure is drawn
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
@@ -55,7 +57,7 @@ def components_vs_pca_plot(components: np.ndarray, pca_scores: np.ndarray, max_p
         >>> len(fig.axes)
         3
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     k = components.shape[1]
     fig, axes = plt.subplots(1, k, figsize=(2.6 * k, 2.6), squeeze=False)
@@ -92,7 +94,7 @@ def stability_plot(
         >>> len(fig.axes)
         2
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, (label, curve) in enumerate(nll_curves.items()):
@@ -146,7 +148,7 @@ def local_covariance_plot(
         >>> len(fig.axes)
         1
     """
-    from matplotlib.patches import Ellipse
+    from matplotlib.patches import Ellipse  # lazy: plotting is heavy, loaded when a figure is drawn
 
     fig, ax = _fig_ax(ax, (5, 5))
     i, j = dims
@@ -191,7 +193,7 @@ def traversal_grid(images: np.ndarray, steps: Sequence[float], row_labels: Seque
         >>> len(fig.axes)
         6
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
 
     r, c = images.shape[:2]
     fig, axes = plt.subplots(r, c, figsize=(1.1 * c + 0.8, 1.1 * r), squeeze=False)
@@ -265,4 +267,70 @@ def convergence_plot(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]]
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
+    return fig
+
+
+def sigma_max_plot(sigma_max: np.ndarray, bound: float | None = None, ax: Any = None) -> Any:
+    """Histogram of σ_max(J) over the data (log scale), with the Tikhonov bound 1/√(2α) when given.
+
+    Arguments:
+        sigma_max: largest singular value of J at each point ``(n_samples,)``.
+        bound: 1/√(2α), drawn as a dashed line.
+        ax: optional axes.
+
+    Returns:
+        The matplotlib figure.
+
+    Example:
+        >>> sigma_max_plot(np.array([1.0, 2.0, 3.0]), bound=2.5).axes[0].get_xscale()
+        'log'
+    """
+    fig, ax = _fig_ax(ax, (6, 3.2))
+    v = np.asarray(sigma_max, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v):
+        lo, hi = v.min(), v.max()
+        if bound is not None:
+            lo, hi = min(lo, bound), max(hi, bound)
+        edges = np.geomspace(lo / 1.05, hi * 1.05, 40)
+        ax.hist(v, bins=edges, color="C0", alpha=0.8)
+    if bound is not None:
+        ax.axvline(bound, color="C3", ls="--", label=f"1/√(2α) = {bound:.3g}")
+        ax.legend(fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("σ_max(J(x)) = 1 / smallest local std")
+    ax.set_ylabel("points")
+    return fig
+
+
+def traversal_paths_plot(
+    X2: np.ndarray, flow_paths: np.ndarray, pca_paths: np.ndarray, labels: Sequence[str] | None = None,
+    ax: Any = None,
+) -> Any:
+    """Traversals drawn in a 2-D projection of the data: the flow's (solid) beside PCA's (dashed).
+
+    Arguments:
+        X2: data projected on two axes ``(n_samples, 2)`` (grey background).
+        flow_paths: ``(n_paths, n_steps, 2)`` projected traversal points along the flow's components.
+        pca_paths: ``(n_paths, n_steps, 2)`` the same steps along PCA's axes.
+        labels: one label per path.
+        ax: optional axes.
+
+    Returns:
+        The matplotlib figure.
+
+    Example:
+        >>> p = np.zeros((1, 3, 2)); p[0, :, 0] = [-1, 0, 1]
+        >>> len(traversal_paths_plot(np.zeros((5, 2)), p, p).axes)
+        1
+    """
+    fig, ax = _fig_ax(ax, (5.5, 5))
+    ax.scatter(X2[:, 0], X2[:, 1], s=2, c="0.75")
+    for k in range(len(flow_paths)):
+        lab = labels[k] if labels is not None else f"path {k + 1}"
+        ax.plot(flow_paths[k, :, 0], flow_paths[k, :, 1], "-o", ms=3, color=f"C{k % 10}", label=f"flow: {lab}")
+        ax.plot(pca_paths[k, :, 0], pca_paths[k, :, 1], "--", color=f"C{k % 10}", lw=1, alpha=0.7)
+    ax.set_xlabel("PCA axis 1")
+    ax.set_ylabel("PCA axis 2")
+    ax.legend(fontsize=7, title="dashed: PCA, same steps", title_fontsize=7)
     return fig

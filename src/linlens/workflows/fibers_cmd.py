@@ -8,18 +8,45 @@ from __future__ import annotations
 
 import re
 import warnings
+import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.lib.format as npformat
+import torch
 
 from linlens.errors import ConfigError, InputFileError, NumericalWarning, ShapeError
-from linlens.fibers import LinearNetwork, plot_basis_flow, plot_hasse, stratum_order, tangent_normal
-from linlens.report import Report
+from linlens.fibers import (
+    LinearNetwork,
+    count_strata,
+    plot_basis_flow,
+    plot_hasse,
+    prebasis,
+    stratum_order,
+    tangent_normal,
+)
+from linlens.nn import seed_everything, train
+from linlens.report import Report, check_destination
+from linlens.validation import as_array
 
-__all__ = ["parse_widths", "run_strata", "run_analyze_weights", "analyze_network", "demo_section", "load_weights"]
+__all__ = [
+    "MAX_STRATA",
+    "MAX_WEIGHT_BYTES",
+    "parse_widths",
+    "run_strata",
+    "run_analyze_weights",
+    "analyze_network",
+    "demo_section",
+    "load_weights",
+]
 
-_MAX_STRATA = 20000
+MAX_STRATA = 2000
+"""Default of ``--max-strata``: the closure order costs time ∝ strata² (about 15 s at 2000 on one core)."""
+MAX_LAYERS = 30
+MAX_WEIGHT_BYTES = 2**30
+"""Largest total size of the weights ``fibers analyze`` reads (dense SVDs of every subproduct follow)."""
 _MAX_TANGENT_D = 3000
 
 
@@ -47,24 +74,38 @@ def _quiet(console: Any) -> bool:
     return console is None
 
 
-def run_strata(widths: list[int], rank: int, out: Path, force: bool = False, console: Any = None) -> dict[str, Any]:
+def run_strata(widths: list[int], rank: int, out: Path, force: bool = False, console: Any = None,
+               max_strata: int = MAX_STRATA) -> dict[str, Any]:
     """Every stratum of the rank-``rank`` fiber for ``widths``: a table and the closure order (Hasse diagram).
+
+    The strata are counted first (without listing them, :func:`linlens.fibers.count_strata`); more than
+    ``max_strata`` is refused before any enumeration, with the option that raises the limit.
 
     Returns:
         headline numbers (number of strata, covers, dimensions, weight-space dimension).
     """
+    check_destination(out, force)
     ws = [int(w) for w in widths]
     if len(ws) < 2 or min(ws) < 1:
         raise ConfigError(f"widths must hold at least two positive integers; got {ws}")
+    if len(ws) > MAX_LAYERS + 1:
+        raise ConfigError(f"--widths must have at most {MAX_LAYERS + 1} layers (rank lists grow as L²); got {len(ws)}")
     if not isinstance(rank, int | np.integer) or rank < 0 or rank > min(ws):
         raise ConfigError(f"--rank must be an integer in [0, min(widths) = {min(ws)}] for widths {ws}; got {rank}")
-    if len(ws) > 8 or max(ws) > 12:
-        # the number of strata grows very fast; refuse sizes that would not finish
-        raise ConfigError(f"--widths too large for enumeration (at most 8 layers of width ≤ 12); got {ws}")
+    if max_strata < 1:
+        raise ConfigError(f"--max-strata must be >= 1; got {max_strata}")
+    n_strata = count_strata(ws, rank, stop_above=max_strata)
+    if n_strata > max_strata:
+        exact = count_strata(ws, rank, stop_above=10**5)  # exact when the count's own work is small
+        many = f"{exact}" if exact <= 10**5 else f"more than {10**5}"
+        raise ConfigError(
+            f"widths {','.join(map(str, ws))} at rank {rank} have {many} strata, more than --max-strata {max_strata} "
+            "(listing them and their closure order costs time ∝ strata²); raise --max-strata to list them anyway"
+        )
+    if console is not None:
+        console.print(f"{n_strata} strata; listing them and their closure order", highlight=False)
     order = stratum_order(ws, rank)
     items = [order.nodes[n]["stratum"] for n in sorted(order)]
-    if len(items) > _MAX_STRATA:
-        raise ConfigError(f"too many strata to report ({len(items)} > {_MAX_STRATA}) for widths {ws}")
     D = items[0].weight_dim
     expected = rank * (ws[0] + ws[-1] - rank)
     minimal = order.graph["minimal"]
@@ -117,40 +158,175 @@ def run_strata(widths: list[int], rank: int, out: Path, force: bool = False, con
     }
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def _check_npz_headers(p: Path) -> None:
+    """Read every member's .npy header (no data) and refuse shapes that the file cannot hold or that are too big."""
+    total = 0
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as fh:
+                    version = npformat.read_magic(fh)
+                    if version == (1, 0):
+                        shape, _, dtype = npformat.read_array_header_1_0(fh)
+                    else:
+                        shape, _, dtype = npformat.read_array_header_2_0(fh)
+                    offset = fh.tell()
+                n_bytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if n_bytes > info.file_size - offset:
+                    raise InputFileError(
+                        f"weights file {p}: member {info.filename} declares shape {tuple(shape)} ({n_bytes} bytes) but "
+                        f"holds {max(info.file_size - offset, 0)} bytes of data; refusing a corrupt or hostile header"
+                    )
+                total += n_bytes
+    except InputFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt archive raises anything; the user needs one line
+        raise InputFileError(f"weights file must be an .npz of arrays W1..WL; could not read {p}: {_first_line(exc)}") \
+            from None
+    _check_total_bytes(p, total)
+
+
+def _check_total_bytes(p: Path, total: int) -> None:
+    if total > MAX_WEIGHT_BYTES:
+        raise InputFileError(
+            f"weights file {p} declares {total / 2**30:.3g} GiB of weights, more than the "
+            f"{MAX_WEIGHT_BYTES / 2**30:.3g} GiB a dense fiber analysis can handle"
+        )
+
+
+def _load_npz(p: Path) -> dict[str, np.ndarray]:
+    _check_npz_headers(p)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001
+        raise InputFileError(f"weights file must be an .npz of arrays W1..WL; could not read {p}: {_first_line(exc)}") \
+            from None
+
+
+def _load_state_dict(p: Path) -> list[np.ndarray]:
+    """``0.weight, 1.weight, …`` of a bias-free ``nn.Sequential`` of Linear layers, loaded with weights_only=True."""
+    if zipfile.is_zipfile(p):  # torch's zip format: check the declared storage sizes before loading
+        try:
+            with zipfile.ZipFile(p) as zf:
+                total = sum(i.file_size for i in zf.infolist() if "/data/" in i.filename)
+        except Exception as exc:  # noqa: BLE001
+            raise InputFileError(f"weights file {p} is not a readable torch file: {_first_line(exc)}") from None
+        _check_total_bytes(p, total)
+    elif p.stat().st_size > MAX_WEIGHT_BYTES:
+        _check_total_bytes(p, p.stat().st_size)
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - hostile or corrupt files raise anything
+        raise InputFileError(
+            f"weights file {p} is not a state dict torch.load(weights_only=True) can read: {_first_line(exc)}"
+        ) from None
+    if not isinstance(obj, Mapping) or not obj:
+        raise InputFileError(
+            f"weights file {p} must hold the state dict of a bias-free nn.Sequential of Linear layers "
+            f"(keys 0.weight, 1.weight, …); found {type(obj).__name__}"
+        )
+    index: dict[int, str] = {}
+    for key in obj:
+        m = re.fullmatch(r"(\d+)\.(weight|bias)", str(key))
+        if m is None:
+            raise InputFileError(
+                f"weights file {p}: key {str(key)[:40]!r} is not a Linear layer's weight; expected only 0.weight, "
+                "1.weight, … of an nn.Sequential of bias-free Linear layers"
+            )
+        if m.group(2) == "bias":
+            raise InputFileError(
+                f"weights file {p}: layer {m.group(1)} has a bias ({key}); a fiber is defined for bias-free linear "
+                "networks (nn.Linear(…, bias=False))"
+            )
+        index[int(m.group(1))] = key
+    order = sorted(index)
+    if order != list(range(len(order))):
+        missing = sorted(set(range(order[-1] + 1)) - set(order))
+        raise InputFileError(
+            f"weights file {p}: keys must be 0.weight, 1.weight, … without gaps; layer {missing[0]} has no weight "
+            "(an activation or other layer between the Linear layers makes the network non-linear)"
+        )
+    ws = []
+    for k in order:
+        t = obj[index[k]]
+        if not isinstance(t, torch.Tensor):
+            raise InputFileError(f"weights file {p}: {index[k]} is a {type(t).__name__}, not a tensor")
+        if t.is_complex():
+            raise InputFileError(f"weights file {p}: {index[k]} is complex ({t.dtype}); expected real weights")
+        if t.ndim != 2:
+            raise ShapeError(
+                f"weights file {p}: {index[k]} has shape {tuple(t.shape)}; a Linear layer's weight is 2-D (out, in)"
+            )
+        ws.append(t.detach().to(torch.float64).numpy())
+    return ws
+
+
 def load_weights(path: Path) -> list[np.ndarray]:
-    """Load ``W1..WL`` (or ``arr_0..``) from an ``.npz`` with ``allow_pickle=False``.
+    """Load the weights ``W_1 … W_L`` of a linear network, each of shape ``(d_k, d_{k-1})``.
+
+    Two formats, both read without running code: an ``.npz`` with keys ``W1..WL`` (or ``arr_0..``), loaded with
+    ``allow_pickle=False`` after every member's header was checked against the bytes it holds; or a ``.pt``/``.pth``
+    state dict of a bias-free ``nn.Sequential`` of ``nn.Linear`` layers (keys ``0.weight``, ``1.weight``, …),
+    loaded with ``torch.load(weights_only=True)``.
 
     Raises:
-        InputFileError: missing/unreadable file or no weight keys; ShapeError: a weight that is not 2-D.
+        InputFileError: missing or unreadable file, a single ``.npy``, a header that claims more data than the file
+            holds, more than ``MAX_WEIGHT_BYTES``, biases, non-Linear keys, complex values;
+        ShapeError: a weight that is not 2-D.
+
+    Example:
+        >>> import tempfile, pathlib, torch
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "net.pt"
+        >>> torch.save(torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.Linear(2, 4, bias=False))
+        ...            .state_dict(), p)
+        >>> [w.shape for w in load_weights(p)]
+        [(2, 3), (4, 2)]
     """
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"weights file must exist; not found: {p}")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputFileError(f"weights file must be an .npz of arrays W1..WL; could not read {p}: {first}") from None
-    if not isinstance(data, dict):
-        raise InputFileError(f"weights file must be an .npz archive (not a single .npy); got {p}")
-    for pat in (r"W(\d+)", r"arr_(\d+)"):
-        keys = {int(m.group(1)): k for k in data if (m := re.fullmatch(pat, k))}
-        if keys:
-            lo = 1 if pat.startswith("W") else 0
-            idx = sorted(keys)
-            if idx != list(range(lo, lo + len(idx))):
-                name = pat.split("(")[0]
-                raise InputFileError(f"weights file keys must be consecutive {name}{lo}..; got {sorted(data)}")
-            ws = [data[keys[i]] for i in idx]
-            break
+    with open(p, "rb") as fh:
+        magic = fh.read(6)
+    suffix = p.suffix.lower()
+    if magic == b"\x93NUMPY" or suffix == ".npy":
+        raise InputFileError(
+            f"weights file {p} is a single .npy array; save the layers together: np.savez('w.npz', W1=…, W2=…) or a "
+            "state dict with torch.save(model.state_dict(), 'w.pt')"
+        )
+    if suffix in (".pt", ".pth"):
+        ws = _load_state_dict(p)
     else:
-        raise InputFileError(f"weights file must hold keys W1..WL or arr_0..; got {sorted(data)}")
+        if not magic.startswith(b"PK"):
+            raise InputFileError(
+                f"weights file must be an .npz of arrays W1..WL (a zip archive) or a .pt state dict; could not read "
+                f"{p}: not a zip archive"
+            )
+        data = _load_npz(p)
+        for pat in (r"W(\d+)", r"arr_(\d+)"):
+            keys = {int(m.group(1)): k for k in data if (m := re.fullmatch(pat, k))}
+            if keys:
+                lo = 1 if pat.startswith("W") else 0
+                idx = sorted(keys)
+                if idx != list(range(lo, lo + len(idx))):
+                    name = pat.split("(")[0]
+                    raise InputFileError(f"weights file keys must be consecutive {name}{lo}..; got {sorted(data)}")
+                ws = [data[keys[i]] for i in idx]
+                break
+        else:
+            raise InputFileError(f"weights file must hold keys W1..WL or arr_0..; got {sorted(data)[:8]}")
     for k, w in enumerate(ws, start=1):
         if w.ndim != 2:
             raise ShapeError(f"W{k} must be a 2-D matrix (d_k, d_(k-1)); got shape {w.shape}")
-        if not np.issubdtype(w.dtype, np.number):
-            raise InputFileError(f"W{k} must be numeric; got dtype {w.dtype}")
+        if not np.issubdtype(w.dtype, np.number) or np.issubdtype(w.dtype, np.complexfloating):
+            raise InputFileError(f"W{k} must be real numbers; got dtype {w.dtype}")
     return ws
 
 
@@ -210,15 +386,19 @@ def _add_network_section(rep: Report, net: LinearNetwork, info: dict[str, Any], 
                   caption="Every numerical rank with the singular values at its cut.")
     for w in info["warnings"]:
         rep.add_text(f"Warning: {w}")
-    rep.add_figure(plot_basis_flow(net.prebasis(tol)), f"{stem}flow",
+    rep.add_figure(plot_basis_flow(prebasis(net, tol)), f"{stem}flow",
                    "Basis flow diagram: one node per prebasis vector per layer; bars are paths.")
 
 
 def run_analyze_weights(weights: Path, out: Path, force: bool = False, tol: float | None = None,
                         console: Any = None) -> dict[str, Any]:
     """The stratum of a trained linear network stored as ``.npz``: ranks with gaps, barcode, dims, flow diagram."""
+    check_destination(out, force)
     ws = load_weights(weights)
     net = LinearNetwork(ws)
+    if console is not None:
+        console.print(f"widths {list(net.widths)}: numerical ranks, stratum, tangent space, basis flow diagram",
+                      highlight=False)
     info = analyze_network(net, tol)
     if console is not None:
         for w in info["warnings"]:
@@ -260,11 +440,6 @@ def demo_section(report: Report, Y_train: np.ndarray, X_train: np.ndarray, seed:
     Returns:
         headline numbers.
     """
-    import torch
-
-    from linlens.nn import seed_everything, train
-    from linlens.validation import as_array
-
     Y = as_array(Y_train, "Y_train")
     X = as_array(X_train, "X_train")
     if len(Y) != len(X):
