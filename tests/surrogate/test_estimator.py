@@ -18,7 +18,7 @@ from linlens.errors import (
     NumericalWarning,
     ShapeError,
 )
-from linlens.surrogate import LinearSurrogate, r2_scores
+from linlens.surrogate import LinearSurrogate, r2_scores, reduced_rank_regression
 
 
 def _lstsq(X, Y, intercept=True):
@@ -244,3 +244,31 @@ def test_bad_input():
     assert (sur.alpha, sur.solver, sur.fit_intercept) == (1.0, "gram", True)
 
 
+
+
+def test_reduced_rank_regression_eckart_young_and_optimality():
+    """On a whitened design (XᵀX = nI) the rank-r optimum is the truncated SVD of the least-squares map
+    (Eckart–Young); on any design it beats every other rank-r map tried, the truncated SVD included."""
+    rng = np.random.default_rng(0)
+    n, d, p, r = 400, 6, 5, 2
+    Q = np.linalg.qr(rng.normal(size=(n, d)))[0] * np.sqrt(n)  # QᵀQ = n I
+    Y = Q @ rng.normal(size=(d, p)) + 0.1 * rng.normal(size=(n, p))
+    B = reduced_rank_regression(Q, Y, r)
+    B0 = np.linalg.lstsq(Q, Y, rcond=None)[0].T
+    U, s, Vt = np.linalg.svd(B0)
+    np.testing.assert_allclose(B, (U[:, :r] * s[:r]) @ Vt[:r], atol=1e-10)
+    X = rng.normal(size=(n, d)) @ np.diag([10, 3, 1, 0.3, 0.1, 0.01])
+    Y = X @ rng.normal(size=(d, p)) + 0.1 * rng.normal(size=(n, p))
+    B = reduced_rank_regression(X, Y, r)
+    assert np.linalg.matrix_rank(B) == r
+    best = np.sum((Y - X @ B.T) ** 2)
+    B0 = np.linalg.lstsq(X, Y, rcond=None)[0].T
+    U, s, Vt = np.linalg.svd(B0)
+    assert best <= np.sum((Y - X @ ((U[:, :r] * s[:r]) @ Vt[:r]).T) ** 2) + 1e-9
+    for _ in range(200):  # random rank-r maps, and rank-r maps near the optimum, never do better
+        L, R = rng.normal(size=(p, r)), rng.normal(size=(r, d))
+        assert best <= np.sum((Y - X @ (L @ R).T) ** 2)
+        U2, s2, Vt2 = np.linalg.svd(B + 1e-3 * rng.normal(size=(p, d)))
+        assert best <= np.sum((Y - X @ ((U2[:, :r] * s2[:r]) @ Vt2[:r]).T) ** 2) + 1e-9
+    with pytest.raises(ConfigError):
+        reduced_rank_regression(X, Y, -1)
