@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from linlens.report.io import atomic_dir, dump_json
 
 __all__ = ["Report", "format_number"]
@@ -64,6 +66,12 @@ class Report:
     metrics: dict[str, Any] = field(default_factory=dict)
     _blocks: list[_Block] = field(default_factory=list)
     _figures: dict[str, bytes] = field(default_factory=dict)
+    _arrays: dict[str, Any] = field(default_factory=dict)
+
+    def add_array(self, name: str, array: Any) -> None:
+        """Save ``array`` as ``name``.npy beside metrics.json (matrices too large for JSON: d × d operators)."""
+        stem = os.path.basename(name).removesuffix(".npy")
+        self._arrays[stem + ".npy"] = np.asarray(array)
 
     def add_heading(self, text: str) -> None:
         self._blocks.append(_Block("h2", text))
@@ -129,4 +137,6 @@ class Report:
             (tmp / "report.html").write_text(self.to_html(), encoding="utf-8")
             for fname, data in self._figures.items():
                 (tmp / fname).write_bytes(data)
+            for fname, arr in self._arrays.items():
+                np.save(tmp / fname, arr, allow_pickle=False)
         return Path(out)
