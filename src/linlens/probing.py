@@ -17,7 +17,7 @@ import torch
 from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError
 from linlens.validation import as_array, check_finite, is_torch
 
-__all__ = ["probe_model"]
+__all__ = ["probe_model", "FlatModel"]
 
 
 def probe_model(
@@ -108,3 +108,31 @@ def _as_batch(batch: Any, i: int) -> Any:
         raise NonFiniteError(f"inputs batch {i} contains NaN/Inf")
     return batch
 
+
+
+class FlatModel(torch.nn.Module):
+    """A model that takes inputs of a native shape (images (C, H, W), sequences, …) seen as flat vectors.
+
+    ``FlatModel(model, in_shape)(y)`` reshapes y (batch, prod(in_shape)) to (batch, *in_shape), calls the model and
+    flattens its output to (batch, d_out): surrogates and references work on vectors, the model on its own shape.
+
+    Arguments:
+        model: a torch callable on (batch, *in_shape).
+        in_shape: the shape of one input.
+
+    Example:
+        >>> conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+        >>> FlatModel(conv, (1, 4, 4))(torch.zeros(5, 16)).shape
+        torch.Size([5, 32])
+    """
+
+    def __init__(self, model: Any, in_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.in_shape = tuple(int(s) for s in in_shape)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        out = self.model(y.reshape(y.shape[0], *self.in_shape))
+        if isinstance(out, torch.Tensor):
+            return out.reshape(out.shape[0], -1)
+        return out  # probe_model reports what came back

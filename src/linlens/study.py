@@ -206,6 +206,7 @@ def inverse_study(
     seed: int = 0,
     n_bands: int = 8,
     name: str = "problem",
+    batch_size: int = 8192,
 ) -> LinearityStudy:
     """Compare each model's global linear surrogate with A⁻¹ (or A⁺), the Wiener estimator and C_data.
 
@@ -225,6 +226,7 @@ def inverse_study(
         seed: seed of the resampling.
         n_bands: bands of A's singular index for the signal error.
         name: a label for reports.
+        batch_size: rows per model call.
 
     Returns:
         :class:`LinearityStudy`.
@@ -281,8 +283,8 @@ def inverse_study(
 
     results: dict[str, ModelLinearity] = {}
     for mname, model in models.items():
-        Ff = _outputs(model, Yf)
-        Ft = _outputs(model, Yt)
+        Ff = _outputs(model, Yf, batch_size)
+        Ft = _outputs(model, Yt, batch_size)
         if Ff.shape[1] != n_x:
             raise ShapeError(f"model {mname!r} outputs {Ff.shape[1]} values; the targets x have {n_x}")
         sur = LinearSurrogate(fit_intercept=True).fit(Yf, Ff)

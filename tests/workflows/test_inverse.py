@@ -1,0 +1,99 @@
+"""`analyze --targets`: the inverse study on files a user could have, against closed forms."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from linlens.errors import ShapeError
+from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum
+from linlens.workflows.inverse import noise_std_interval, run_inverse, split_rows
+
+S = np.logspace(0, -2, 8)
+SIGMA = 0.05
+
+
+class ImageLinear(torch.nn.Module):
+    """x̂ = W y on inputs shaped as 1×2×4 images, outputs as 2×4 images (plain torch)."""
+
+    def __init__(self, W: np.ndarray):
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8, bias=False).double()
+        with torch.no_grad():
+            self.lin.weight.copy_(torch.as_tensor(W))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.lin(y.reshape(y.shape[0], 8)).reshape(y.shape[0], 2, 4)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("inv")
+    prob = InverseProblem(prescribed_spectrum(S, seed=3), GaussianPrior(8), SIGMA)
+    X, Y = prob.sample(6000, seed=1)
+    np.save(d / "y.npy", Y.reshape(-1, 1, 2, 4))
+    np.save(d / "x.npy", X.reshape(-1, 2, 4))
+    np.save(d / "A.npy", prob.A)
+    torch.jit.script(ImageLinear(prob.wiener())).save(str(d / "wiener.pt"))
+    torch.jit.script(ImageLinear(np.zeros((8, 8)))).save(str(d / "zero.pt"))
+    return d, prob
+
+
+def test_wiener_model_on_image_shaped_files(files):
+    d, prob = files
+    out = d / "rep"
+    summary = run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x.npy", out, operator=str(d / "A.npy"),
+                          n_boot=40, local_samples=50)
+    m = json.loads((out / "metrics.json").read_text())
+    model = m["study"]["models"]["model"]
+    assert model["closest"] == "Wiener" and summary["verdict"] == "Wiener"
+    # σ estimated from y − Ax with a χ² interval that covers the truth
+    assert m["noise_std_interval"][0] <= SIGMA <= m["noise_std_interval"][1]
+    # closed-form signal error of the Wiener estimator (Σₓ = I): Σ(1 − φᵢ)²/n, φ = s²/(s² + σ²)
+    phi = S**2 / (S**2 + SIGMA**2)
+    sn = model["signal_noise_corrected"]["signal_error"]
+    assert sn["estimate"] == pytest.approx(np.sum((1 - phi) ** 2) / 8, rel=0.05)
+    assert model["r2"] == pytest.approx(1.0, abs=1e-10)
+    assert m["input_shape"] == [1, 2, 4] and m["target_shape"] == [2, 4]
+    assert np.load(out / "surrogate_coef.npy").shape == (8, 8)
+    np.testing.assert_allclose(np.load(out / "surrogate_coef.npy"), prob.wiener(), atol=1e-8)
+    assert m["local_vs_global"]["model"]["weighted_distance_median"] < 1e-8  # a linear model is its own surrogate
+    assert "signal error" in (out / "report.html").read_text()
+
+
+def test_zero_model_is_closest_to_nothing(files):
+    d, _ = files
+    run_inverse(str(d / "zero.pt"), d / "y.npy", d / "x.npy", d / "rep0", operator=str(d / "A.npy"), n_boot=20,
+                local_samples=0)
+    model = json.loads((d / "rep0" / "metrics.json").read_text())["study"]["models"]["model"]
+    assert model["closest"] == "none"
+
+
+def test_bad_inputs_are_refused_before_any_report(files):
+    d, _ = files
+    np.save(d / "x_short.npy", np.zeros((10, 2, 4)))
+    with pytest.raises(ShapeError, match="one row per input"):
+        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x_short.npy", d / "bad1")
+    np.save(d / "A_wrong.npy", np.zeros((7, 8)))
+    with pytest.raises(ShapeError, match="operator must map"):
+        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x.npy", d / "bad2", operator=str(d / "A_wrong.npy"))
+    np.save(d / "x_wide.npy", np.zeros((6000, 9)))
+    with pytest.raises(ShapeError, match="outputs 8 values"):
+        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x_wide.npy", d / "bad3", n_boot=5, local_samples=0)
+    np.save(d / "y_few.npy", np.zeros((20, 1, 2, 4)))
+    np.save(d / "x_few.npy", np.zeros((20, 2, 4)))
+    with pytest.raises(ShapeError, match="under-determined"):
+        run_inverse(str(d / "wiener.pt"), d / "y_few.npy", d / "x_few.npy", d / "bad4")
+    assert not any((d / f"bad{i}").exists() for i in range(1, 5))
+
+
+def test_row_split_and_noise_interval():
+    tr, pr = split_rows(1001, seed=3)
+    assert len(set(tr) | set(pr)) == 1001 and len(tr) == 500
+    cover = 0
+    for r in range(200):
+        res = np.random.default_rng(r).normal(scale=0.3, size=(200, 4)) + 5.0
+        _, lo, hi = noise_std_interval(res)
+        cover += lo <= 0.3 <= hi
+    assert cover / 200 >= 0.9
