@@ -449,5 +449,12 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
     if not callable(obj):
         raise ModelError(f"model: {spec} is a {type(obj).__name__}, not a callable")
     if isinstance(obj, torch.nn.Module):
-        obj = obj.to(device).eval()
+        if any(t.device.type == "meta" for t in list(obj.parameters()) + list(obj.buffers())):
+            raise ModelError(f"model: {spec} has parameters on the 'meta' device (shapes without values); load "
+                             "its weights first")
+        try:
+            obj = obj.to(device).eval()
+        except Exception as exc:  # noqa: BLE001 - user modules can fail to move in many ways
+            raise ModelError(f"model: cannot move {spec} to {device}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
     return obj
