@@ -125,3 +125,28 @@ def test_dask_local_failing_model_prints_one_line(tmp_path):
                        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "boom" in p.stderr, p.stderr
+
+
+def test_ill_conditioned_inputs_on_dask_use_tsqr(tmp_path, capsys, address):
+    """κ ≈ 2e7: the Gram-only Dask route reported ‖C−R‖/‖R‖ = 0.026 in the issue; the TSQR pass gets ~1e-10."""
+    rng = np.random.default_rng(0)
+    n, d = 3000, 6
+    U = np.linalg.qr(rng.standard_normal((n, d)))[0]
+    V = np.linalg.qr(rng.standard_normal((d, d)))[0]
+    Y = (U * np.logspace(0, -7.3, d)) @ V.T * np.sqrt(n) + 1.0
+    M = rng.standard_normal((3, d))
+    lin = torch.nn.Linear(d, 3).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor(M))
+        lin.bias.zero_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(lin).save(str(tmp_path / "m.pt"))
+    np.save(tmp_path / "y.npy", Y)
+    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / "rep",
+                         "--dask", address, "--batch-size", "256"], capsys)
+    assert code in (0, None), err
+    met = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert met["solver"] in ("qr", "svd") and met["model_passes"] == 2
+    assert met["condition_number_inputs"] == pytest.approx(np.linalg.cond(Y - Y.mean(0)), rel=1e-3)
+    assert np.linalg.norm(np.array(met["coef"]) - M) / np.linalg.norm(M) < 1e-7

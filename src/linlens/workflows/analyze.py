@@ -12,36 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from linlens.errors import ConfigError, ShapeError
+from linlens.errors import ShapeError
 from linlens.loaders import load_array, load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.probing import probe_model
 from linlens.report import check_destination
-from linlens.validation import check_device, check_seed
 from linlens.workflows.analyze_common import (
     BlockStats,
     block_stats,
     check_analyze_memory,
-    fit_surrogate,
-    input_warnings,
-    r2_and_split,
-    surrogate_report,
+    check_analyze_options,
+    finish_analyze,
+    needs_qr_pass,
 )
 
-__all__ = ["run_analyze", "check_analyze_options"]
-
-
-def check_analyze_options(batch_size: Any, device: Any, seed: Any, output_index: Any = None,
-                          output_key: Any = None) -> None:
-    """Option checks every route makes first (one-line :class:`ConfigError`)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"--batch-size must be a positive integer; got {batch_size!r}")
-    check_device(device)
-    check_seed(seed)
-    if output_index is not None and output_key is not None:
-        raise ConfigError("give --output-index or --output-key, not both")
+__all__ = ["run_analyze"]
 
 
 def run_analyze(
@@ -101,37 +86,28 @@ def run_analyze(
     R = load_array(reference, "reference", max_bytes=max_memory) if reference is not None else None
     net = load_model(model, device=dev, trust_model=trust_model)
     n_batches = -(-n // batch_size)
-    stats = BlockStats()
     with progress_bar(console is not None) as bar:
-        task = bar.add_task("probing the model", total=n_batches)
-        start = 0
-        for b, Yb, F in probe_model(net, Y, batch_size, dev, output_index=output_index, output_key=output_key):
-            if b == 0:
-                check_analyze_memory(d_in, F.shape[1], min(batch_size, n), max_memory)
-            stats.merge(block_stats(Yb, F, start, seed, n))
-            start += len(Yb)
-            bar.advance(task)
+
+        def one_pass(mode: str, what: str) -> BlockStats:
+            stats = BlockStats(mode=mode)
+            task = bar.add_task(what, total=n_batches)
+            start = 0
+            for b, Yb, F in probe_model(net, Y, batch_size, dev, output_index=output_index, output_key=output_key):
+                if b == 0:
+                    check_analyze_memory(d_in, F.shape[1], min(batch_size, n), max_memory)
+                stats.merge(block_stats(Yb, F, start, seed, n, mode))
+                start += len(Yb)
+                bar.advance(task)
+            return stats
+
+        stats = one_pass("gram", "probing the model")
+        passes = 1
+        if needs_qr_pass(stats, fit_intercept):  # ill-conditioned inputs: TSQR, as LinearSurrogate.fit does
+            probes = stats.probes
+            stats = one_pass("qr", "second pass (ill-conditioned inputs: TSQR)")
+            stats.probes = probes
+            passes = 2
     return finish_analyze(stats, fit_intercept, seed, R, out, force, f"linlens analyze: {model}",
-                          f"fitted by streaming least squares over {n} inputs (batches of {batch_size}, one pass "
-                          "of the model)", {"model": model, "inputs": str(inputs), "n_samples": n})
-
-
-def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndarray | None, out: Path, force: bool,
-                   title: str, how: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report.
-    Shared by the in-memory and the Dask routes."""
-    gram, qr = stats.full()
-    full, msgs = fit_surrogate(gram, qr, fit_intercept)
-    r2, per, info, msgs_train = r2_and_split(stats, full, fit_intercept, seed)
-    warn, flags = input_warnings(gram, full, per, msgs)
-    C = full.coef_
-    intro = (
-        f"Global linear surrogate of the model, {how}; outputs ≈ inputs @ Cᵀ + c with C of shape {C.shape}. "
-        f"Solver: {full.solver_} (κ of the inputs ≈ {full.condition_number_:.3g}; Gram/Cholesky when κ ≤ 1e5, "
-        f"TSQR above). R² of the surrogate against the model's outputs ({info['kind']}, {info['n_held_out']} "
-        f"held-out rows, pooled over outputs relative to each output's variance): {r2:.6g} (1 means the model is "
-        "exactly affine on these inputs; 1 − R² is its nonlinear residual fraction; per-output values in "
-        "metrics.json)."
-    )
-    extra = {**extra, "input_checks": flags, "r2_per_output": info["r2_per_output"]}
-    return surrogate_report(title, intro, full, r2, info, np.concatenate(stats.probes), R, out, force, extra, warn)
+                          f"fitted by streaming least squares over {n} inputs (batches of {batch_size}, {passes} "
+                          "pass(es) of the model)", {"model": model, "inputs": str(inputs), "n_samples": n,
+                                                    "model_passes": passes})

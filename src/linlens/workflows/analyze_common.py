@@ -4,17 +4,18 @@
   so the split depends on neither ``--batch-size`` nor the route (in memory or on Dask workers).
 - **Probe sample** for data-weighted errors: rows with ``splitmix64(seed + 1, i) mod ⌈n / 20000⌉ == 0``
   (about 20,000 rows, also independent of batches).
-- **Streaming statistics** per block (:func:`block_stats`): centred Gram and TSQR accumulators of the
-  training rows and of the held-out rows; merged in any order (:meth:`BlockStats.merge`).
-- **Solver policy** (:func:`fit_surrogate`): the library's :class:`~linlens.surrogate.LinearSurrogate` with its
-  thresholds: the Gram (Cholesky) solve when κ(inputs) ≤ 1e5, else the TSQR solve (stable at any κ). The
-  in-memory ``fit`` refines the Gram solve for 1e5 < κ ≤ 1e7; here the model's outputs are not kept, so the
-  TSQR factor, accumulated in the same pass, replaces the extra passes. κ is computed from the TSQR factor
-  (accurate at any κ; the Gram estimate saturates near 1e8).
+- **Streaming statistics** per block (:func:`block_stats`): centred accumulators (Gram, or TSQR in a second
+  pass) of the training rows and of the held-out rows; merged in any order (:meth:`BlockStats.merge`).
+- **Solver policy** (:func:`needs_qr_pass`, :func:`fit_surrogate`): the library's
+  :class:`~linlens.surrogate.LinearSurrogate` with its thresholds. One pass accumulates Gram matrices; when
+  κ(inputs) ≤ 1e5 the Gram (Cholesky) solve is used, as ``fit`` does. Above, ``fit`` refines with extra
+  passes over the data or switches to TSQR; here every pass over the data re-runs the model, so ``analyze``
+  makes one more pass that accumulates TSQR factors (stable at any κ) and solves from them, and κ is then
+  taken from the TSQR factor (the Gram estimate saturates near 1e8).
 - **One R²** (:func:`r2_from_stats`): pooled over outputs, R² = 1 − Σⱼ SSEⱼ / Σⱼ SSTⱼ with SSTⱼ the sum of
   squares of output j around its own mean on the scored rows (scikit-learn's ``r2_score(...,
   multioutput="variance_weighted")``); the per-output values 1 − SSEⱼ/SSTⱼ go to metrics.json. Scored on the
-  held-out rows by a surrogate fitted on the other rows; computed exactly from the held-out TSQR factor.
+  held-out rows by a surrogate fitted on the other rows, computed exactly from the held-out statistics.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from linlens.errors import NumericalWarning, ShapeError
+from linlens.errors import ConfigError, NumericalWarning, ShapeError
 from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator
 from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
-from linlens.validation import check_gram_range, check_memory, scaled_sq_norm
+from linlens.validation import check_device, check_gram_range, check_memory, check_seed, scaled_sq_norm
 
 __all__ = [
     "HOLDOUT_EVERY",
@@ -41,11 +42,16 @@ __all__ = [
     "probe_mask",
     "BlockStats",
     "block_stats",
+    "merge_stats",
+    "needs_qr_pass",
     "fit_surrogate",
     "r2_from_stats",
     "check_analyze_memory",
     "input_warnings",
     "surrogate_report",
+    "r2_and_split",
+    "check_analyze_options",
+    "finish_analyze",
 ]
 
 HOLDOUT_EVERY = 5  # one row in five is held out
@@ -85,110 +91,122 @@ def probe_mask(start: int, stop: int, seed: int, n: int) -> np.ndarray:
 
 @dataclass
 class BlockStats:
-    """Streaming statistics of some rows: Gram and TSQR accumulators of the training and the held-out rows,
-    and the probe rows kept for data-weighted errors. Picklable; ``merge`` in any order."""
+    """Streaming statistics of some rows: accumulators (Gram, or TSQR with ``mode="qr"``) of the training and
+    of the held-out rows, and the probe rows kept for data-weighted errors. Picklable; ``merge`` in any order."""
 
-    train_gram: GramAccumulator = field(default_factory=GramAccumulator)
-    train_qr: TSQRAccumulator = field(default_factory=TSQRAccumulator)
-    held_gram: GramAccumulator = field(default_factory=GramAccumulator)
-    held_qr: TSQRAccumulator = field(default_factory=TSQRAccumulator)
+    mode: str = "gram"
+    train: GramAccumulator | TSQRAccumulator | None = None
+    held: GramAccumulator | TSQRAccumulator | None = None
     probes: list[np.ndarray] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        make = TSQRAccumulator if self.mode == "qr" else GramAccumulator
+        self.train = make() if self.train is None else self.train
+        self.held = make() if self.held is None else self.held
+
     def merge(self, other: BlockStats) -> BlockStats:
-        """Fold ``other`` into this one; returns self."""
-        for name in ("train_gram", "train_qr", "held_gram", "held_qr"):
-            getattr(self, name).merge(getattr(other, name))
+        """Fold ``other`` (same mode) into this one; returns self."""
+        self.train.merge(other.train)
+        self.held.merge(other.held)
         self.probes.extend(other.probes)
         return self
 
-    def full(self) -> tuple[GramAccumulator, TSQRAccumulator]:
-        """Accumulators of all rows (training + held-out), as new objects."""
-        g = GramAccumulator().merge(self.train_gram).merge(self.held_gram)
-        q = TSQRAccumulator().merge(self.train_qr).merge(self.held_qr)
-        return g, q
+    def full(self) -> GramAccumulator | TSQRAccumulator:
+        """The accumulator of all rows (training + held-out), as a new object."""
+        return type(self.train)().merge(self.train).merge(self.held)
 
 
 def merge_stats(a: BlockStats, b: BlockStats) -> BlockStats:
     """A new :class:`BlockStats` holding both (for tree reductions)."""
-    return BlockStats().merge(a).merge(b)
+    return BlockStats(mode=a.mode).merge(a).merge(b)
 
 
-def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int) -> BlockStats:
+def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mode: str = "gram") -> BlockStats:
     """Statistics of one block: rows ``start …`` of inputs ``Yb`` (b, d_in) and model outputs ``F`` (b, d_out).
 
-    Values whose squares overflow the Gram matrix (|x| ≥ 1e150) are refused with one line.
+    Values whose squares overflow the Gram matrix (|x| ≥ 1e150) are refused with one line. Probe rows are kept
+    in the first (``"gram"``) pass only.
     """
     check_gram_range(Yb, "inputs", start)
     check_gram_range(F, "model outputs", start)
     held = holdout_mask(start, start + len(Yb), seed)
-    st = BlockStats()
+    st = BlockStats(mode=mode)
     if (~held).any():
-        st.train_gram.update(Yb[~held], F[~held])
-        st.train_qr.update(Yb[~held], F[~held])
+        st.train.update(Yb[~held], F[~held])
     if held.any():
-        st.held_gram.update(Yb[held], F[held])
-        st.held_qr.update(Yb[held], F[held])
-    keep = probe_mask(start, start + len(Yb), seed, n)
+        st.held.update(Yb[held], F[held])
+    keep = probe_mask(start, start + len(Yb), seed, n) if mode == "gram" else np.zeros(0, dtype=bool)
     if keep.any():
         st.probes.append(np.array(Yb[keep]))
     return st
 
 
+def needs_qr_pass(stats: BlockStats, fit_intercept: bool) -> bool:
+    """True when the Gram pass shows κ(inputs) > 1e5: the library's policy then needs more than the Gram solve,
+    and ``analyze`` makes a second pass accumulating TSQR factors."""
+    return stats.full().condition_number(fit_intercept) > REFINE_THRESHOLD
+
+
 def check_analyze_memory(d_in: int, d_out: int, batch_size: int, max_memory: int | None) -> None:
-    """Refuse before any work when the streaming statistics would not fit: about seven (d_in + d_out)²
-    float64 matrices (four accumulators, the solve and its workspace) and four copies of a batch."""
+    """Refuse before any work when the streaming statistics would not fit: about six (d_in + d_out)² float64
+    matrices (two accumulators, their merge, the solve and its workspace) and four copies of a batch."""
     p = d_in + d_out
-    need = 8.0 * (7 * p * p + 4 * batch_size * p)
+    need = 8.0 * (6 * p * p + 4 * batch_size * p)
     check_memory(need, f"analyze with {d_in} input and {d_out} output columns ((d_in + d_out)² statistics)",
                  max_memory)
 
 
-def fit_surrogate(gram: GramAccumulator, qr: TSQRAccumulator, fit_intercept: bool) -> tuple[LinearSurrogate,
-                                                                                           list[str]]:
-    """The surrogate from streamed statistics by the library's policy: Gram solve when κ ≤ 1e5, else TSQR.
+def fit_surrogate(acc: GramAccumulator | TSQRAccumulator, fit_intercept: bool) -> tuple[LinearSurrogate, list[str]]:
+    """The surrogate from streamed statistics (Gram accumulators only when κ ≤ 1e5; see :func:`needs_qr_pass`).
 
     Returns:
         (fitted :class:`LinearSurrogate`, messages of the numerical warnings raised while solving).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NumericalWarning)
-        kappa = qr.condition_number(fit_intercept)
-        acc = gram if kappa <= REFINE_THRESHOLD else qr
         sur = LinearSurrogate(fit_intercept=fit_intercept)._fit_accumulator(acc)
-        sur.condition_number_ = float(kappa)
     msgs = [str(w.message) for w in caught if issubclass(w.category, NumericalWarning)]
     return sur, msgs
 
 
-def r2_from_stats(qr: TSQRAccumulator, coef: np.ndarray, intercept: np.ndarray) -> tuple[float, np.ndarray]:
-    """R² of ``outputs ≈ inputs @ coef.T + intercept`` on the rows summarised by ``qr`` (see the module notes).
+def r2_from_stats(acc: GramAccumulator | TSQRAccumulator, coef: np.ndarray,
+                  intercept: np.ndarray) -> tuple[float, np.ndarray]:
+    """R² of ``outputs ≈ inputs @ coef.T + intercept`` on the rows summarised by ``acc`` (see the module notes).
 
-    SSEⱼ = ‖R [−coefᵀ; I]‖²ⱼ + n (ȳⱼ − coefⱼ·x̄ − cⱼ)² from the centred R factor of [inputs | outputs]
-    (no cancellation beyond that of the residuals themselves); SSTⱼ = ‖R[:, d_in + j]‖².
+    SSEⱼ = (residual scatter)ⱼ + n (ȳⱼ − coefⱼ·x̄ − cⱼ)², the scatter being ‖R [−coefᵀ; I]‖²ⱼ from a centred TSQR
+    factor R of [inputs | outputs] (no cancellation beyond that of the residuals themselves) or
+    [−coefᵀ; I]ᵀ S [−coefᵀ; I] from the centred Gram matrix S (used only when κ ≤ 1e5); SSTⱼ = its output
+    block's diagonal.
 
     Returns:
         (pooled R², per-output R² (d_out,); NaN for an output constant on these rows).
     """
-    R = qr.r_factor(fit_intercept=True)
-    d = qr.d_in
+    d = acc.d_in
     W = np.vstack([-coef.T, np.eye(coef.shape[0])])
-    s_res, q_res = scaled_sq_norm(R @ W, axis=0)
-    mean_res = qr.mean_y - qr.mean_x @ coef.T - intercept
-    sse = s_res**2 * q_res + qr.n * mean_res**2
-    s_tot, q_tot = scaled_sq_norm(R[:, d:], axis=0)
-    sst = s_tot**2 * q_tot
+    if isinstance(acc, TSQRAccumulator):
+        R = acc.r_factor(fit_intercept=True)
+        s_res, q_res = scaled_sq_norm(R @ W, axis=0)
+        scatter = s_res**2 * q_res
+        s_tot, q_tot = scaled_sq_norm(R[:, d:], axis=0)
+        sst = s_tot**2 * q_tot
+    else:
+        scatter = np.maximum(np.einsum("ij,ik,kj->j", W, acc.S, W), 0.0)
+        sst = np.diag(acc.S)[d:].copy()
+    mean_res = acc.mean_y - acc.mean_x @ coef.T - intercept
+    sse = scatter + acc.n * mean_res**2
     with np.errstate(divide="ignore", invalid="ignore"):
         per = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1.0), np.nan)
-        pooled = float(1 - sse.sum() / sst.sum()) if sst.sum() > 0 else float("nan")
+        ok = sst > 0
+        pooled = float(1 - sse[ok].sum() / sst[ok].sum()) if ok.any() else float("nan")
     return pooled, per
 
 
-def input_warnings(full_gram: GramAccumulator, sur: LinearSurrogate, per_output: np.ndarray,
+def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate, per_output: np.ndarray,
                    solver_msgs: list[str]) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """Warnings the report states in a box (and metrics.json lists): too few rows, constant inputs, a
     rank-deficient or ill-conditioned design, constant outputs, numerical warnings of the solve."""
-    n, d = full_gram.n, full_gram.d_in
-    var = np.diag(full_gram.S)[:d]
+    n, d = full.n, full.d_in
+    var = np.diag(full.S)[:d] if isinstance(full, GramAccumulator) else np.sum(full.r_factor(True)[:, :d] ** 2, 0)
     out: list[dict[str, str]] = []
     constant = [int(i) for i in np.flatnonzero(var <= 1e-30 * max(float(var.max()), 1e-300))] if n > 1 else \
         list(range(d))
@@ -306,19 +324,50 @@ def r2_and_split(stats: BlockStats, full: LinearSurrogate, fit_intercept: bool,
                  seed: int) -> tuple[float, np.ndarray, dict[str, Any], list[str]]:
     """The one R²: held-out when both parts have at least two rows (surrogate refitted on the training rows,
     same solver policy), else in-sample on all rows. Returns (pooled, per output, split info, solver messages)."""
-    n_train, n_held = stats.train_gram.n, stats.held_gram.n
+    n_train, n_held = stats.train.n, stats.held.n
     rule = (f"row i is held out when splitmix64(seed={seed}, i) mod {HOLDOUT_EVERY} = {HOLDOUT_EVERY - 1}: "
             "independent of --batch-size and of --dask")
     if n_train >= 2 and n_held >= 2:
-        sur, msgs = fit_surrogate(stats.train_gram, stats.train_qr, fit_intercept)
-        r2, per = r2_from_stats(stats.held_qr, sur.coef_, sur.intercept_)
+        sur, msgs = fit_surrogate(stats.train, fit_intercept)
+        r2, per = r2_from_stats(stats.held, sur.coef_, sur.intercept_)
         info = {"kind": "held-out", "n_train": n_train, "n_held_out": n_held, "rule": rule}
     else:
-        _, q = stats.full()
-        r2, per = r2_from_stats(q, full.coef_, full.intercept_)
+        r2, per = r2_from_stats(stats.full(), full.coef_, full.intercept_)
         msgs = []
         info = {"kind": "in-sample", "n_train": n_train + n_held, "n_held_out": 0,
                 "rule": "fewer than 2 rows on a side of the held-out split: R² in-sample on all rows"}
     info["r2_per_output"] = [None if not np.isfinite(v) else float(v) for v in per]
     info["definition"] = R2_DEFINITION
     return r2, per, info, msgs
+
+
+def check_analyze_options(batch_size: Any, device: Any, seed: Any, output_index: Any = None,
+                          output_key: Any = None) -> None:
+    """Option checks every route makes first (one-line :class:`ConfigError`)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"--batch-size must be a positive integer; got {batch_size!r}")
+    check_device(device)
+    check_seed(seed)
+    if output_index is not None and output_key is not None:
+        raise ConfigError("give --output-index or --output-key, not both")
+
+
+def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndarray | None, out: Path, force: bool,
+                   title: str, how: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report.
+    Shared by the in-memory and the Dask routes."""
+    acc = stats.full()
+    full, msgs = fit_surrogate(acc, fit_intercept)
+    r2, per, info, _ = r2_and_split(stats, full, fit_intercept, seed)
+    warn, flags = input_warnings(acc, full, per, msgs)
+    C = full.coef_
+    intro = (
+        f"Global linear surrogate of the model, {how}; outputs ≈ inputs @ Cᵀ + c with C of shape {C.shape}. "
+        f"Solver: {full.solver_} (κ of the inputs ≈ {full.condition_number_:.3g}; the Gram/Cholesky solve when "
+        "κ ≤ 1e5, else a second pass of the model accumulating TSQR factors). R² of the surrogate against the "
+        f"model's outputs ({info['kind']}, {info['n_held_out']} held-out rows, pooled over outputs relative to "
+        f"each output's variance): {r2:.6g} (1 means the model is exactly affine on these inputs; 1 − R² is its "
+        "nonlinear residual fraction; per-output values in metrics.json)."
+    )
+    extra = {**extra, "input_checks": flags, "r2_per_output": info["r2_per_output"]}
+    return surrogate_report(title, intro, full, r2, info, np.concatenate(stats.probes), R, out, force, extra, warn)

@@ -4,10 +4,10 @@ The inputs stay on disk as a chunked Zarr array (``.zarr`` folder) or an ``.npy`
 ``batch_size`` rows is one Dask task: the worker opens the file itself (``np.load(mmap_mode="r")`` or
 ``zarr.open_array``, reading only its rows), loads the model once per worker process (a model file → its
 path is sent, and it is inspected and loaded on the worker; a ``module:attr`` spec is imported there), probes
-the block and returns its :class:`~linlens.workflows.analyze_common.BlockStats` (Gram and TSQR partials of
-training and held-out rows). Partials are merged in a binary tree on the cluster. The held-out split of rows,
-the solver policy and the one R² are those of the in-memory route (:mod:`linlens.workflows.analyze_common`),
-so both give the same numbers. Worker tasks never raise: a failure comes back as a value and becomes one line
+the block and returns its :class:`~linlens.workflows.analyze_common.BlockStats` (Gram partials of training
+and held-out rows; TSQR partials in a second pass when the inputs are ill-conditioned). Partials are merged
+in a binary tree on the cluster. The held-out split of rows, the solver policy and the one R² are those of
+the in-memory route (:mod:`linlens.workflows.analyze_common`), so both give the same numbers. Worker tasks never raise: a failure comes back as a value and becomes one line
 on the client (no worker tracebacks in the logs). Nothing is written unless everything succeeded.
 """
 
@@ -28,8 +28,15 @@ from linlens.probing import probe_model
 from linlens.report import check_destination
 from linlens.scale import check_block_finite
 from linlens.validation import check_real
-from linlens.workflows.analyze import check_analyze_options, finish_analyze
-from linlens.workflows.analyze_common import BlockStats, block_stats, check_analyze_memory, merge_stats
+from linlens.workflows.analyze_common import (
+    BlockStats,
+    block_stats,
+    check_analyze_memory,
+    check_analyze_options,
+    finish_analyze,
+    merge_stats,
+    needs_qr_pass,
+)
 
 __all__ = ["run_analyze_dask", "open_inputs", "read_rows"]
 
@@ -87,7 +94,7 @@ def _model(spec: str, device: str, trust_model: bool) -> tuple[Any, str]:
 
 
 def _block_task(source: tuple[str, str], spec: str, device: str, b: int, start: int, stop: int, seed: int,
-                n: int, opts: dict[str, Any]) -> tuple[str, Any]:
+                n: int, opts: dict[str, Any], mode: str = "gram") -> tuple[str, Any]:
     """Probe one block on a worker; returns ("ok", BlockStats) or ("error", (error class name, one line)).
 
     Never raises, so no worker logs a traceback; the client turns an error into one line."""
@@ -103,7 +110,7 @@ def _block_task(source: tuple[str, str], spec: str, device: str, b: int, start: 
             raise NonFiniteError(f"model outputs: {where} contain NaN/Inf") from None
         except LinlensError as exc:
             raise type(exc)(str(exc).replace("batch 0", where)) from None
-        return "ok", block_stats(Yb, F, start, seed, n)
+        return "ok", block_stats(Yb, F, start, seed, n, mode)
     except LinlensError as exc:
         return "error", (type(exc).__name__, str(exc))
     except BaseException as exc:  # noqa: BLE001 - anything else on a worker is reported as a model failure
@@ -209,15 +216,25 @@ def run_analyze_dask(
     try:
         with progress_bar(console is not None) as bar:
             n_workers = len(client.scheduler_info()["workers"])
-            task = bar.add_task(f"probing the model on Dask ({n_workers} workers)", total=len(ranges))
-            parts = [client.submit(_block_task, source, spec, device, b, s, e, seed, n, opts, pure=False)
-                     for b, (s, e) in enumerate(ranges)]
-            for fut in as_completed(parts):
-                res = fut.result()
-                if res[0] != "ok":
-                    _unwrap(res)  # the first failure, as one line
-                bar.advance(task)
-            stats = _unwrap(_tree(client, parts).result())
+
+            def one_pass(mode: str, what: str) -> BlockStats:
+                task = bar.add_task(what, total=len(ranges))
+                parts = [client.submit(_block_task, source, spec, device, b, s, e, seed, n, opts, mode, pure=False)
+                         for b, (s, e) in enumerate(ranges)]
+                for fut in as_completed(parts):
+                    res = fut.result()
+                    if res[0] != "ok":
+                        _unwrap(res)  # the first failure, as one line
+                    bar.advance(task)
+                return _unwrap(_tree(client, parts).result())
+
+            stats = one_pass("gram", f"probing the model on Dask ({n_workers} workers)")
+            passes = 1
+            if needs_qr_pass(stats, fit_intercept):  # ill-conditioned inputs: TSQR partials, as fit does on Dask
+                probes = stats.probes
+                stats = one_pass("qr", "second pass (ill-conditioned inputs: TSQR)")
+                stats.probes = probes
+                passes = 2
     finally:
         client.close()
         if cluster is not None:
@@ -225,5 +242,6 @@ def run_analyze_dask(
     return finish_analyze(stats, fit_intercept, seed, R, out, force, f"linlens analyze (Dask): {model}",
                           f"fitted on a Dask cluster ({n_workers} workers) from per-block streaming statistics over "
                           f"{n} inputs ({len(ranges)} blocks of {batch_size}, each probed on a worker, partials "
-                          "merged in a tree)", {"model": model, "inputs": str(inputs), "n_samples": n,
-                                                "dask": {"address": dask, "workers": n_workers}})
+                          f"merged in a tree; {passes} pass(es) of the model)",
+                          {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
+                           "dask": {"address": dask, "workers": n_workers}})
