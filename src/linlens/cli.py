@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from linlens.errors import LinlensError
 
@@ -245,7 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     except LinlensError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # one line, whatever the message holds (newlines from user code, brackets that rich would read as markup)
+        err_console.print(Text("error: ", style="red") + Text(" ".join(str(exc).split())), highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

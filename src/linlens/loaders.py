@@ -434,8 +434,11 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
         sys.path.insert(0, os.getcwd())  # so that a user's local module can be named, as `python -m` does
     try:
         mod = importlib.import_module(mod_name)
+    except SystemExit as exc:  # user code must not end the process while being imported
+        raise ModelError(f"model: importing {mod_name!r} called sys.exit({exc.code!r})") from None
     except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
-        raise ModelError(f"model: cannot import {mod_name!r}: {type(exc).__name__}: {exc}") from None
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ModelError(f"model: cannot import {mod_name!r}: {type(exc).__name__}: {first}") from None
     obj: Any = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -444,8 +447,11 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
     if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
         try:
             obj = obj()
+        except SystemExit as exc:
+            raise ModelError(f"model: instantiating {spec} called sys.exit({exc.code!r})") from None
         except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"model: cannot instantiate {spec}: {type(exc).__name__}: {exc}") from None
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise ModelError(f"model: cannot instantiate {spec}: {type(exc).__name__}: {first}") from None
     if not callable(obj):
         raise ModelError(f"model: {spec} is a {type(obj).__name__}, not a callable")
     if isinstance(obj, torch.nn.Module):

@@ -275,6 +275,8 @@ def test_dict_output_needs_output_key(setup, capsys, monkeypatch):
 
 @pytest.mark.parametrize("body", [
     "import sys\ndef model(x):\n    sys.exit(0)\n",
+    "import sys\nsys.exit(0)\n",
+    "import torch\nclass model(torch.nn.Module):\n    def __init__(self):\n        raise RuntimeError('a\\nb\\nc')\n",
     "import torch\nmodel = torch.nn.Linear(4, 2, device='meta')\n",
     "import torch\ndef model(x):\n    return torch.complex(x, x)\n",
 ])

@@ -7,8 +7,9 @@ path is sent, and it is inspected and loaded on the worker; a ``module:attr`` sp
 the block and returns its :class:`~linlens.workflows.analyze_common.BlockStats` (Gram partials of training
 and held-out rows; TSQR partials in a second pass when the inputs are ill-conditioned). Partials are merged
 in a binary tree on the cluster. The held-out split of rows, the solver policy and the one R² are those of
-the in-memory route (:mod:`linlens.workflows.analyze_common`), so both give the same numbers. Worker tasks never raise: a failure comes back as a value and becomes one line
-on the client (no worker tracebacks in the logs). Nothing is written unless everything succeeded.
+the in-memory route (:mod:`linlens.workflows.analyze_common`), so both give the same numbers. Worker tasks
+never raise: a failure comes back as a value and becomes one line on the client (no worker tracebacks in
+the logs). Nothing is written unless everything succeeded.
 """
 
 from __future__ import annotations
