@@ -200,8 +200,9 @@ def ratio_of_sq_norms(num: Any, den: Any, axis: int | None = None) -> Any:
     sn, qn = scaled_sq_norm(num, axis)
     sd, qd = scaled_sq_norm(den, axis)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        r = np.where(sd > 0, (sn / np.where(sd > 0, sd, 1.0)) ** 2 * qn / np.where(qd > 0, qd, 1.0),
-                     np.where(sn > 0, np.inf, np.nan))
+        # ((s_n/s_d)·√(q_n/q_d))²: overflows or underflows only where the ratio itself is outside float64
+        root = (sn / np.where(sd > 0, sd, 1.0)) * np.sqrt(qn / np.where(qd > 0, qd, 1.0))
+        r = np.where(sd > 0, root**2, np.where(sn > 0, np.inf, np.nan))
     return float(r) if np.ndim(r) == 0 else r
 
 
