@@ -95,3 +95,18 @@ def test_complex_is_refused_not_cast():
     with pytest.raises(ComplexInputError):
         as_array([[1j, 2.0]], "X")
     assert as_array(np.array([[1 + 1j]]), "X", dtype=np.complex128)[0, 0] == 1 + 1j
+
+
+def test_meta_tensors_are_refused_by_the_api():
+    import torch
+
+    from linlens.errors import ModelError, ShapeError
+    from linlens.probing import probe_model
+
+    meta = torch.empty(4, 2, device="meta")
+    with pytest.raises(ShapeError, match="meta"):
+        as_array(meta, "X")
+    with pytest.raises(ShapeError, match="meta"):
+        list(probe_model(torch.nn.Linear(2, 1), meta))
+    with pytest.raises(ModelError, match="meta"):
+        list(probe_model(torch.nn.Linear(2, 1, device="meta"), np.ones((3, 2))))

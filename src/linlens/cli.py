@@ -24,7 +24,9 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="linlens",
-    help="Look at trained neural networks through linear algebra.",
+    help="Look at trained neural networks through linear algebra. Model files are programs: TorchScript and "
+    "torch.export files are inspected before they run, and a 'package.module:attr' model imports and runs "
+    "that code (see `linlens analyze --help`).",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
