@@ -66,3 +66,121 @@ def test_load_model_torch_export_archive(tmp_path):
     m = load_model(str(tmp_path / "m.pt2"))
     x = torch.randn(4, 3)
     torch.testing.assert_close(m(x), lin(x))
+
+
+# ------------------------------------------------------------------------------- hostile and careless (issue 15)
+import io  # noqa: E402
+import zipfile  # noqa: E402
+
+from linlens.errors import ComplexInputError, MemoryLimitError, UnsafeModelError  # noqa: E402
+from linlens.loaders import inspect_model_ops  # noqa: E402
+from linlens.surrogate import LinearSurrogate  # noqa: E402
+
+
+def test_text_files_header_bom_whitespace(tmp_path):
+    a = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.5]])
+    cases = {
+        "bom.csv": "\ufeff1,2,3\n4,5,6.5\n",  # a BOM before a data row: not a header
+        "bomhead.csv": "\ufeffx,y,z\n1,2,3\n4,5,6.5\n",
+        "ws.txt": "1 2 3\n4\t5   6.5\n",  # whitespace-separated: line 1 is data
+        "wshead.txt": "a b c\n1 2 3\n4 5 6.5\n",
+        "spaces.csv": " 1 , 2 ,3\n4,5, 6.5\n\n",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        np.testing.assert_array_equal(load_array(tmp_path / name), a, err_msg=name)
+    (tmp_path / "typo.csv").write_text("1,2x,3\n4,5,6.5\n")  # a typo in row 1 is not a header
+    with pytest.raises(InputFileError, match="line 1"):
+        load_array(tmp_path / "typo.csv")
+    (tmp_path / "only_header.csv").write_text("a,b\n")
+    with pytest.raises(EmptyInputError):
+        load_array(tmp_path / "only_header.csv")
+
+
+def test_empty_npz_and_huge_headers(tmp_path):
+    np.savez(tmp_path / "empty.npz")
+    with pytest.raises(EmptyInputError, match="holds no arrays"):
+        load_array(tmp_path / "empty.npz")
+    # an .npy header declaring 6.4 GB over 32 bytes of data: refused from the header, nothing allocated
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((2, 2)))
+    header["shape"] = (400_000_000, 2)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    buf.write(np.zeros(4).tobytes())
+    (tmp_path / "huge.npy").write_bytes(buf.getvalue())
+    with pytest.raises(InputFileError, match="declares"):
+        load_array(tmp_path / "huge.npy")
+    with pytest.raises(InputFileError, match="declares"):
+        load_array(tmp_path / "huge.npy", mmap=True)
+    # a real, compressible array over the memory limit: refused naming the option
+    np.savez_compressed(tmp_path / "zeros.npz", inputs=np.zeros((1000, 300)))
+    with pytest.raises(MemoryLimitError, match="--max-memory"):
+        load_array(tmp_path / "zeros.npz", max_bytes=1_000_000)
+    assert load_array(tmp_path / "zeros.npz").shape == (1000, 300)
+    with zipfile.ZipFile(tmp_path / "notnpy.npz", "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    with pytest.raises(EmptyInputError, match="holds no arrays"):
+        load_array(tmp_path / "notnpy.npz")
+
+
+def test_complex_refused_for_every_format_and_the_api(tmp_path):
+    Z = np.array([[1 + 2j, 3.0], [4.0, 5 - 1j], [1.0, 2.0]])
+    np.save(tmp_path / "z.npy", Z)
+    np.savez(tmp_path / "z.npz", inputs=Z)
+    torch.save(torch.tensor(Z), tmp_path / "z.pt")
+    torch.save({"inputs": torch.tensor(Z)}, tmp_path / "zd.pt")
+    for name in ("z.npy", "z.npz", "z.pt", "zd.pt"):
+        with pytest.raises(ComplexInputError, match="complex"):
+            load_array(tmp_path / name)
+    with pytest.raises(ComplexInputError):
+        LinearSurrogate().fit(Z, np.ones(3))
+    with pytest.raises(ComplexInputError):
+        LinearSurrogate().fit(torch.tensor(Z), torch.ones(3))
+    with pytest.raises(ComplexInputError):
+        LinearSurrogate().fit(np.ones((3, 2)), Z[:, 0])
+
+
+def test_model_graph_inspection_allow_list(tmp_path):
+    class FileToucher(torch.nn.Module):
+        def forward(self, x):
+            t = torch.from_file("/nonexistent/linlens-victim", shared=False, size=1, dtype=torch.uint8)
+            return x + t.float().sum() * 0
+
+    class Branchy(torch.nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:
+                return torch.relu(x) * 2
+            return torch.tanh(x)
+
+    torch.jit.script(FileToucher()).save(str(tmp_path / "f.pt"))
+    with pytest.raises(UnsafeModelError, match="aten::from_file"):
+        load_model(str(tmp_path / "f.pt"))
+    assert load_model(str(tmp_path / "f.pt"), trust_model=True) is not None  # loading is allowed when trusted
+    b = torch.jit.script(Branchy())
+    assert {"prim::If", "aten::relu", "aten::tanh"} <= inspect_model_ops(b)
+    b.save(str(tmp_path / "b.pt"))
+    x = torch.randn(3, 2)
+    torch.testing.assert_close(load_model(str(tmp_path / "b.pt"))(x), Branchy()(x))
+
+
+def test_torchscript_with_setstate_is_refused_before_loading(tmp_path):
+    class Stateful(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.k = 1
+
+        def forward(self, x):
+            return x * self.k
+
+        @torch.jit.export
+        def __getstate__(self):
+            return (self.k, self.training)
+
+        @torch.jit.export
+        def __setstate__(self, state: tuple[int, bool]):
+            self.k = state[0]
+            self.training = state[1]
+
+    torch.jit.script(Stateful()).save(str(tmp_path / "s.pt"))
+    with pytest.raises(UnsafeModelError, match="__setstate__"):
+        load_model(str(tmp_path / "s.pt"))

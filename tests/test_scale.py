@@ -169,7 +169,10 @@ def _check_report(rep, Y, F):
     sol = np.linalg.lstsq(np.hstack([Y, np.ones((len(Y), 1))]), F, rcond=None)[0]  # independent route
     np.testing.assert_allclose(np.array(metrics["coef"]), sol[:-1].T, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.array(metrics["intercept"]), sol[-1], rtol=1e-10, atol=1e-12)
-    assert "held-out (1 of 6 batches)" == metrics["r2_split"] and 0.5 < metrics["r2"] < 1
+    from linlens.workflows.analyze_common import holdout_mask  # the held-out split is of rows, not batches
+
+    assert metrics["r2_split"]["kind"] == "held-out" and 0.5 < metrics["r2"] < 1
+    assert metrics["r2_split"]["n_held_out"] == int(holdout_mask(0, len(Y), seed=0).sum())
     return metrics
 
 
@@ -246,10 +249,16 @@ def test_run_analyze_dask_module_attr_model_is_imported_on_workers(client, model
     F = torch.tanh(torch.as_tensor(Y, dtype=torch.float32)).double().numpy()  # parameter-free: float32
     sol = np.linalg.lstsq(np.hstack([Y, np.ones((len(Y), 1))]), F, rcond=None)[0]
     np.testing.assert_allclose(np.array(m["coef"]), sol[:-1].T, rtol=1e-9, atol=1e-12)
-    assert s["d_out"] == 5 and m["r2_split"].startswith("in-sample")  # 3 blocks: no held-out split
-    pred = Y @ np.array(m["coef"]).T + np.array(m["intercept"])
-    r2 = np.mean(1 - ((F - pred) ** 2).sum(0) / ((F - F.mean(0)) ** 2).sum(0))
-    assert m["r2"] == pytest.approx(r2, rel=1e-9)
+    from linlens.workflows.analyze_common import holdout_mask  # one R² (issue 10 item 6): held-out rows, pooled
+
+    held = holdout_mask(0, len(Y), seed=0)
+    assert s["d_out"] == 5 and m["r2_split"]["kind"] == "held-out"  # rows, whatever the number of blocks
+    A = np.hstack([Y, np.ones((len(Y), 1))])
+    sol_train = np.linalg.lstsq(A[~held], F[~held], rcond=None)[0]
+    sse = ((F[held] - A[held] @ sol_train) ** 2).sum(0)
+    sst = ((F[held] - F[held].mean(0)) ** 2).sum(0)
+    assert m["r2"] == pytest.approx(1 - sse.sum() / sst.sum(), rel=1e-9)
+    np.testing.assert_allclose(m["r2_per_output"], 1 - sse / sst, rtol=1e-9)
 
 
 @pytest.mark.parametrize("solver", ["auto", "gram"])

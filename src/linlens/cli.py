@@ -16,6 +16,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from linlens.errors import LinlensError
 
@@ -23,7 +24,9 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="linlens",
-    help="Look at trained neural networks through linear algebra.",
+    help="Look at trained neural networks through linear algebra. Model files are programs: TorchScript and "
+    "torch.export files are inspected before they run, and a 'package.module:attr' model imports and runs "
+    "that code (see `linlens analyze --help`).",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -65,16 +68,61 @@ def print_summary(title: str, summary: dict[str, Any], out: Path | None = None) 
         console.print(f"report written to [bold]{out}[/bold] (report.html, metrics.json, figures)")
 
 
-OutOpt = typer.Option(None, "--out", "-o", help="report folder (default: a name per command)")
-ForceOpt = typer.Option(False, "--force", help="overwrite an existing report folder")
-SeedOpt = typer.Option(0, "--seed", help="random seed")
+def _check_out(ctx: typer.Context, value: Path | None) -> Path | None:
+    """--out is checked before any computation, in every command: writable parent, name length, no dangling
+    link, and (without --force, which is parsed first) not an existing folder. Raises LinlensError → exit 2."""
+    from linlens.report import check_destination
+
+    if ctx.resilient_parsing:
+        return value
+    if value is None:  # the command's default name, in the current folder
+        check_destination(Path.cwd() / ".linlens-out-check", force=True)
+        return value
+    check_destination(value, force=bool(ctx.params.get("force", False)))
+    return value
+
+
+def _check_seed(ctx: typer.Context, value: int) -> int:
+    from linlens.validation import check_seed
+
+    return value if ctx.resilient_parsing else check_seed(value)
+
+
+def _check_device(ctx: typer.Context, value: str) -> str:
+    from linlens.validation import check_device
+
+    return value if ctx.resilient_parsing else check_device(value)
+
+
+def _check_batch_size(ctx: typer.Context, value: int) -> int:
+    from linlens.errors import ConfigError
+
+    if not ctx.resilient_parsing and value < 1:
+        raise ConfigError(f"--batch-size must be a positive integer; got {value}")
+    return value
+
+
+def _parse_memory(ctx: typer.Context, value: str | None) -> int | None:
+    from linlens.validation import parse_bytes
+
+    return None if value is None or ctx.resilient_parsing else parse_bytes(value)
+
+
+OutOpt = typer.Option(None, "--out", "-o", help="report folder (default: a name per command)", callback=_check_out)
+# eager: parsed before --out, so that --out's check knows whether an existing folder may be replaced
+ForceOpt = typer.Option(False, "--force", help="overwrite an existing report folder", is_eager=True)
+SeedOpt = typer.Option(0, "--seed", help="random seed, an integer in [0, 2^64)", callback=_check_seed)
 QuickOpt = typer.Option(False, "--quick", help="smaller, faster run (for smoke tests)")
-DeviceOpt = typer.Option("auto", "--device", help="torch device: auto, cpu, cuda, cuda:1 …")
+DeviceOpt = typer.Option("auto", "--device", help="torch device: auto, cpu, cuda, cuda:1 …", callback=_check_device)
+MODEL_IS_CODE = ("A model file is a program: TorchScript (.pt/.ts) and torch.export (.pt2) files are inspected "
+                 "before they run and refused if they call anything but tensor operations (files, processes, "
+                 "network; --trust-model runs them anyway). WARNING: a 'package.module:attr' spec imports and "
+                 "runs that Python code, uninspected: use it only for code you trust.")
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("linlens-report"), "--out", "-o", help="report folder"),
+    out: Path = typer.Option(Path("linlens-report"), "--out", "-o", help="report folder", callback=_check_out),
     force: bool = ForceOpt,
     seed: int = SeedOpt,
     quick: bool = QuickOpt,
@@ -88,28 +136,38 @@ def demo(
     print_summary("linlens demo", summary, out)
 
 
-@app.command()
+@app.command(help="Fit the global linear surrogate of your model on your inputs, and compare it with a "
+             "reference. " + MODEL_IS_CODE)
 def analyze(
     model: str = typer.Option(
         ...,
         "--model",
         "-m",
-        help="a TorchScript file (.pt/.ts), or 'package.module:attr' naming a torch callable. "
+        help="a TorchScript file (.pt/.ts), a torch.export archive (.pt2), or 'package.module:attr' naming a torch "
+        "callable. Model files are programs: inspected before they run (see --trust-model). "
         "WARNING: a module:attr spec imports and runs that Python code.",
     ),
-    inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs: .npy, .npz, .pt, .csv or .zarr"),
+    inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs: .npy, .npz, .pt, .csv/.txt or .zarr"),
     reference: Path | None = typer.Option(None, "--reference", "-r", help="reference operator (.npy)"),
-    out: Path = typer.Option(Path("linlens-analyze"), "--out", "-o", help="report folder"),
+    out: Path = typer.Option(Path("linlens-analyze"), "--out", "-o", help="report folder", callback=_check_out),
     force: bool = ForceOpt,
-    batch_size: int = typer.Option(4096, "--batch-size", help="rows per model call"),
+    batch_size: int = typer.Option(4096, "--batch-size", help="rows per model call (results do not depend on it)",
+                                   callback=_check_batch_size),
     fit_intercept: bool = typer.Option(True, "--fit-intercept/--no-intercept"),
     dask: str | None = typer.Option(
         None, "--dask", help="stream inputs on Dask: a scheduler address, or 'local' for a LocalCluster"
     ),
     device: str = DeviceOpt,
     seed: int = SeedOpt,
+    trust_model: bool = typer.Option(False, "--trust-model", help="run a model file even if its graph calls "
+                                     "operations outside the allow-list (file, process or network access)"),
+    output_index: int | None = typer.Option(None, "--output-index", help="analyse this element of a model that "
+                                            "returns a tuple or list (refused without it)"),
+    output_key: str | None = typer.Option(None, "--output-key", help="analyse this entry of a model that returns "
+                                          "a dict (refused without it)"),
+    max_memory: str | None = typer.Option(None, "--max-memory", help="memory limit for loading and statistics, "
+                                          "e.g. 8G (default: half the physical memory)", callback=_parse_memory),
 ) -> None:
-    """Fit the global linear surrogate of your model on your inputs, and compare it with a reference."""
     from linlens.workflows.analyze import run_analyze
 
     summary = run_analyze(
@@ -124,6 +182,10 @@ def analyze(
         device=device,
         seed=seed,
         console=console,
+        trust_model=trust_model,
+        output_index=output_index,
+        output_key=output_key,
+        max_memory=max_memory,
     )
     print_summary("linlens analyze", summary, out)
 
@@ -236,7 +298,9 @@ def main(argv: list[str] | None = None) -> None:
     except LinlensError as exc:
         if debug:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        # one line, whatever the message holds (newlines from user code, brackets that rich would read as markup)
+        err_console.print(Text("error: ", style="red") + Text(" ".join(str(exc).split())), highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -18,6 +18,9 @@ __all__ = [
     "NotFittedError",
     "ConfigError",
     "NumericalWarning",
+    "ComplexInputError",
+    "MemoryLimitError",
+    "UnsafeModelError",
 ]
 
 
@@ -68,3 +71,15 @@ class ConfigError(LinlensError, ValueError):
 
 class NumericalWarning(UserWarning):
     """A result is numerically fragile (small singular-value gap, ill-conditioning, …)."""
+
+
+class ComplexInputError(LinlensError, TypeError):
+    """Complex numbers were given where linlens analyses real-valued maps (refused for every format)."""
+
+
+class MemoryLimitError(LinlensError, MemoryError):
+    """A run would need more memory than allowed; the message names the estimate and the option to raise."""
+
+
+class UnsafeModelError(ModelError):
+    """A model file's graph holds an operation outside the allow-list (files, processes, network, Python)."""

@@ -23,7 +23,7 @@ from scipy.optimize import linear_sum_assignment
 
 from linlens._results import json_safe
 from linlens.errors import ConfigError, EmptyInputError, NonFiniteError, NumericalWarning, ShapeError
-from linlens.validation import as_array, check_finite, is_torch
+from linlens.validation import as_array, check_finite, check_real, is_torch
 
 __all__ = [
     "svd",
@@ -537,6 +537,8 @@ class GramAccumulator(_Accumulator):
     def _update_torch(self, X: Any, Y: Any) -> GramAccumulator:
         import torch
 
+        check_real(X, "X")  # a cast to float64 would drop an imaginary part silently
+        check_real(Y, "Y")
         x = X.detach().to(torch.float64)
         y = Y.detach().to(device=x.device, dtype=torch.float64)
         y = y[:, None] if y.ndim == 1 else y

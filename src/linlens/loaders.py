@@ -1,7 +1,15 @@
-"""Loading what users hand us — safely. Files may be hostile: arrays load with ``allow_pickle=False``, torch
-files with ``weights_only=True``, models as TorchScript; user text is never ``eval``-ed. A
-``package.module:attr`` model spec imports (and therefore runs) that module's code: the CLI's ``--help``
-says so.
+"""Loading what users hand us — safely. Data files may be hostile: arrays load with ``allow_pickle=False``,
+torch files with ``weights_only=True``, user text is never ``eval``-ed, array headers are read (and a
+declared size checked against the file and the memory limit) before anything is allocated, and complex
+numbers are refused the same way for every format.
+
+Model files are code. A TorchScript file or a ``torch.export`` archive is a program: it can call operations
+that read or write files (``torch.from_file``, ``torch.save``) or talk to other machines (RPC). Before a model
+file runs, :func:`load_model` inspects its whole graph (every method it calls, inlined) and refuses, naming
+the operation, anything outside an allow-list of tensor operations (``aten::*`` and ``prim::*`` control
+flow, minus the operations that touch files, processes or the network, Python callbacks and calls it
+cannot inline); ``trust_model=True`` (CLI ``--trust-model``) runs it anyway. A ``package.module:attr``
+spec IMPORTS AND RUNS that module's Python code: it is not inspected, so use it only for code you trust.
 
 Example:
     >>> import numpy as np, tempfile, pathlib
@@ -15,23 +23,29 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import warnings
+import zipfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from linlens.errors import EmptyInputError, InputFileError, ModelError, ShapeError
-from linlens.validation import check_finite
+from linlens.errors import EmptyInputError, InputFileError, LinlensError, ModelError, ShapeError, UnsafeModelError
+from linlens.validation import check_finite, check_memory, check_real
 
-__all__ = ["load_array", "load_model", "ARRAY_SUFFIXES"]
+__all__ = ["load_array", "load_model", "inspect_model_ops", "ARRAY_SUFFIXES"]
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv", ".txt")
 
 
 def _single_from_mapping(d: Any, path: Path, name: str, preferred: tuple[str, ...]) -> Any:
     keys = list(d.keys())
+    if not keys:
+        raise EmptyInputError(f"{name}: {path} holds no arrays")
     for k in preferred:
         if k in keys:
             return d[k]
@@ -42,6 +56,33 @@ def _single_from_mapping(d: Any, path: Path, name: str, preferred: tuple[str, ..
     )
 
 
+def _npy_header(fh: Any, where: str, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from an .npy header, without reading the data."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fh, max_header_size=100_000)
+    except Exception as exc:  # noqa: BLE001 - a corrupt header raises several types
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(f"{name}: cannot read {where}: {msg}") from None
+    if dtype.hasobject:
+        raise InputFileError(f"{name}: {where} holds Python objects (pickled); refusing to load it")
+    return tuple(int(s) for s in shape), dtype
+
+
+def _check_declared(shape: tuple[int, ...], dtype: np.dtype, stored: int | None, where: str, name: str,
+                    max_bytes: int | None) -> None:
+    """A header claiming more data than the file holds is refused, and so is one over the memory limit."""
+    check_real(np.zeros(0, dtype=dtype), f"{name} ({where})")
+    n = int(np.prod(shape, dtype=object))
+    declared = n * dtype.itemsize
+    if stored is not None and declared > stored:
+        raise InputFileError(f"{name}: {where} declares a {'×'.join(map(str, shape))} {dtype} array "
+                             f"({declared:,} bytes) but holds only {stored:,} bytes of data")
+    check_memory(n * 8 * 2, f"{name}: loading {where} ({'×'.join(map(str, shape))} values as float64)",
+                 max_bytes)
+
+
 def load_array(
     path: str | os.PathLike,
     name: str = "inputs",
@@ -50,9 +91,14 @@ def load_array(
     mmap: bool = False,
     finite: bool = True,
     preferred_keys: tuple[str, ...] = ("inputs", "X", "x", "arr_0"),
+    max_bytes: int | None = None,
 ) -> np.ndarray:
-    """Load a numeric array from ``.npy``, ``.npz``, ``.pt``/``.pth`` (a tensor or a dict holding one) or
-    ``.csv``/``.txt`` (comma-separated numbers; one header line is skipped if it is not numeric).
+    """Load a real numeric array from ``.npy``, ``.npz``, ``.pt``/``.pth`` (a tensor or a dict holding one)
+    or ``.csv``/``.txt``.
+
+    Text files: comma-separated, or whitespace-separated when the first data line has no comma; a UTF-8 BOM
+    is ignored; the first line is a header only when none of its fields is a number and the next lines are
+    all numbers (a first line with one typo is an error naming it, not a silently dropped row).
 
     Arguments:
         path: the file.
@@ -61,9 +107,15 @@ def load_array(
         mmap: memory-map ``.npy`` files instead of reading them (the finiteness check is then skipped here
             and must be done per chunk by the caller).
         finite: reject NaN/Inf.
+        max_bytes: memory limit for what is read (default half the physical memory); a header declaring a
+            bigger array, or more data than the file holds, is refused before anything is allocated.
 
     Returns:
         The array (float64 unless memory-mapped, which keeps the stored dtype).
+
+    Raises:
+        InputFileError, ComplexInputError (complex values, for every format), MemoryLimitError, ShapeError,
+        EmptyInputError, NonFiniteError.
     """
     p = Path(path)
     if not p.exists():
@@ -73,26 +125,38 @@ def load_array(
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":
+            with open(p, "rb") as fh:
+                shape, dtype = _npy_header(fh, str(p), name)
+                stored = os.fstat(fh.fileno()).st_size - fh.tell()
+            if mmap:
+                check_real(np.zeros(0, dtype=dtype), f"{name} ({p})")
+                if int(np.prod(shape, dtype=object)) * dtype.itemsize > stored:
+                    _check_declared(shape, dtype, stored, str(p), name, max_bytes)
+            else:
+                _check_declared(shape, dtype, stored, str(p), name, max_bytes)
             a = np.load(p, allow_pickle=False, mmap_mode="r" if mmap else None)
         elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as z:
-                a = np.asarray(_single_from_mapping(z, p, name, preferred_keys))
+            a = _load_npz(p, name, preferred_keys, max_bytes)
         elif suffix in (".pt", ".pth"):
-            import torch
-
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+            try:
+                obj = torch.load(p, map_location="cpu", weights_only=True, mmap=True)  # nothing allocated yet
+            except RuntimeError:
+                obj = torch.load(p, map_location="cpu", weights_only=True)  # legacy (non-zip) format
             if isinstance(obj, dict):
                 obj = _single_from_mapping(obj, p, name, preferred_keys)
             if not isinstance(obj, torch.Tensor):
                 raise InputFileError(f"{name}: {p} does not hold a tensor (found {type(obj).__name__})")
+            check_real(obj, f"{name} ({p})")
+            check_memory(obj.numel() * 8 * 2, f"{name}: loading {p} ({obj.numel():,} values as float64)", max_bytes)
             a = obj.detach().double().numpy()
         elif suffix in (".csv", ".txt"):
+            check_memory(p.stat().st_size * 16, f"{name}: parsing the text file {p}", max_bytes)
             a = _load_csv(p, name)
         else:
             raise InputFileError(
                 f"{name}: unsupported file type {suffix or '(none)'} for {p}; use one of {', '.join(ARRAY_SUFFIXES)}"
             )
-    except InputFileError:
+    except LinlensError:
         raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
@@ -101,7 +165,8 @@ def load_array(
     except Exception as exc:  # noqa: BLE001 - corrupt files raise anything; the user needs one line
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputFileError(f"{name}: cannot read {p}: {msg}") from None
-    if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+    check_real(a, f"{name} ({p})")
+    if not np.issubdtype(a.dtype, np.number) and a.dtype != np.bool_:
         raise InputFileError(f"{name}: {p} holds {a.dtype} values; expected real numbers")
     if ndim is not None and a.ndim != ndim:
         raise ShapeError(f"{name} must be {ndim}-D; {p} holds shape {tuple(a.shape)}")
@@ -114,50 +179,219 @@ def load_array(
     return a
 
 
+def _load_npz(p: Path, name: str, preferred: tuple[str, ...], max_bytes: int | None) -> np.ndarray:
+    try:
+        zf = zipfile.ZipFile(p)
+    except zipfile.BadZipFile:
+        raise InputFileError(f"{name}: {p} is not an .npz (zip) archive") from None
+    with zf:
+        members = {n.removesuffix(".npy"): n for n in zf.namelist() if n.endswith(".npy")}
+        if not members:
+            raise EmptyInputError(f"{name}: {p} holds no arrays")
+        keys = list(members)
+        chosen = next((k for k in preferred if k in members), keys[0] if len(keys) == 1 else None)
+        if chosen is None:
+            _single_from_mapping(dict.fromkeys(keys), p, name, preferred)  # raises the "several arrays" error
+        info = zf.getinfo(members[chosen])
+        with zf.open(info) as fh:
+            shape, dtype = _npy_header(fh, f"{p}[{chosen}]", name)
+            header_len = fh.tell()
+        _check_declared(shape, dtype, info.file_size - header_len, f"{p}[{chosen}]", name, max_bytes)
+    with np.load(p, allow_pickle=False) as z:
+        return np.asarray(z[chosen])
+
+
 def _load_csv(p: Path, name: str) -> np.ndarray:
-    with open(p, encoding="utf-8", errors="replace") as fh:
-        lines = [ln for ln in fh.read().splitlines() if ln.strip()]
+    raw = p.read_bytes()
+    text = raw.decode("utf-8-sig", errors="replace")  # utf-8-sig drops a byte-order mark
+    lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines()) if ln.strip()]
     if not lines:
         raise EmptyInputError(f"{name}: {p} is empty")
+    probe = lines[1][1] if len(lines) > 1 else lines[0][1]
+    sep: str | None = "," if ("," in probe or "," in lines[0][1]) else None  # None: any whitespace
 
-    def parse(line: str, lineno: int) -> list[float]:
-        out = []
-        for tok in line.split(","):
-            try:
-                out.append(float(tok))
-            except ValueError:
-                raise InputFileError(
-                    f"{name}: {p} line {lineno} has a non-numeric value {tok.strip()[:20]!r}"
-                ) from None
-        return out
+    def tokens(line: str) -> list[str]:
+        return [t.strip() for t in line.split(sep)]
 
+    def number(tok: str) -> float | None:
+        try:
+            return float(tok)
+        except ValueError:
+            return None
+
+    first = tokens(lines[0][1])
+    parsed_first = [number(t) for t in first]
     start = 0
-    try:
-        [float(t) for t in lines[0].split(",")]
-    except ValueError:
-        start = 1  # a header line
-    rows = [parse(ln, i + 1) for i, ln in enumerate(lines) if i >= start]
-    if not rows:
-        raise EmptyInputError(f"{name}: {p} has a header but no rows")
+    if all(v is None for v in parsed_first) and len(lines) > 1:
+        start = 1  # a header: no field is a number (the rows below must all be numbers)
+    elif all(v is None for v in parsed_first):
+        raise EmptyInputError(f"{name}: {p} has a header line but no rows of numbers")
+    rows = []
+    for lineno, line in lines[start:]:
+        vals = []
+        for tok in tokens(line):
+            v = number(tok)
+            if v is None:
+                raise InputFileError(f"{name}: {p} line {lineno} has a non-numeric value {tok[:20]!r}")
+            vals.append(v)
+        rows.append(vals)
     widths = {len(r) for r in rows}
     if len(widths) != 1:
         raise ShapeError(f"{name}: {p} has rows of different lengths {sorted(widths)[:5]}")
     return np.array(rows, dtype=np.float64)
 
 
-def load_model(spec: str, device: str = "cpu") -> Any:
+# ------------------------------------------------------------------------------------- model inspection
+_REFUSED: dict[str, str] = {
+    "aten::from_file": "maps a file into memory (it can overwrite the file)",
+    "aten::save": "writes a file",
+    "prim::rpc_async": "talks to other processes over the network",
+    "prim::rpc_sync": "talks to other processes over the network",
+    "prim::rpc_remote": "talks to other processes over the network",
+    "prim::PythonOp": "calls back into Python code",
+    "prim::CallFunction": "calls a function the inspection cannot see",
+    "prim::CallMethod": "calls a method the inspection cannot see",
+}
+_ALLOWED_NAMESPACES = ("aten", "prim")
+_ALLOWED_PYTHON = {"_operator.getitem", "operator.getitem"}
+
+
+@lru_cache(maxsize=1)
+def _file_ops() -> frozenset[str]:
+    """aten/prim operations with an argument naming a file (found from the registered schemas)."""
+    names = set()
+    for sch in torch._C._jit_get_all_schemas():
+        if sch.name.split("::")[0] in _ALLOWED_NAMESPACES and any(
+            a.name in ("filename", "file", "fname", "filepath") for a in sch.arguments
+        ):
+            names.add(sch.name)
+    return frozenset(names)
+
+
+def _refusal(op: str) -> str | None:
+    """Why ``op`` is outside the allow-list, or None when it is an allowed tensor / control-flow op."""
+    if op in _REFUSED:
+        return _REFUSED[op]
+    if op in _file_ops():
+        return "reads or writes a file"
+    if op.startswith("python::"):
+        return None if op[len("python::"):] in _ALLOWED_PYTHON else "runs a Python function"
+    ns = op.split("::")[0]
+    if ns not in _ALLOWED_NAMESPACES:
+        return f"is outside the allowed tensor operations (namespace {ns}::)"
+    return None
+
+
+def inspect_model_ops(model: Any) -> set[str]:
+    """The operations a TorchScript module/function or a ``torch.export`` program runs, calls inlined.
+
+    Arguments:
+        model: a ``torch.jit.ScriptModule`` / ``ScriptFunction`` (its ``forward`` graph with every method it
+            calls inlined) or a ``torch.export.ExportedProgram``.
+
+    Returns:
+        Operation names such as ``"aten::linear"``, ``"prim::If"``; Python callables in an exported graph as
+        ``"python::module.name"``.
+
+    Example:
+        >>> import torch
+        >>> sorted(inspect_model_ops(torch.jit.script(torch.nn.Linear(2, 1))))
+        ['aten::linear', 'prim::GetAttr']
+    """
+    ops: set[str] = set()
+    if isinstance(model, torch.export.ExportedProgram):
+        for gm in model.graph_module.modules():
+            graph = getattr(gm, "graph", None)
+            for node in graph.nodes if graph is not None else []:
+                if node.op == "call_function":
+                    t = node.target
+                    if isinstance(t, torch._ops.OpOverload):
+                        ops.add(t.name().split(".")[0] if "." in t.name().split("::")[-1] else t.name())
+                    elif isinstance(t, torch._ops.HigherOrderOperator):
+                        ops.add(f"higher_order::{t.name()}")
+                    else:
+                        ops.add(f"python::{getattr(t, '__module__', '?')}.{getattr(t, '__name__', repr(t))}")
+                elif node.op in ("call_module", "call_method"):
+                    ops.add(f"python::{node.op}:{node.target}")
+        return ops
+    graph = model.inlined_graph if hasattr(model, "inlined_graph") else model.graph
+
+    def walk(block: Any) -> None:
+        for node in block.nodes():
+            ops.add(node.kind())
+            for sub in node.blocks():
+                walk(sub)
+
+    walk(graph)
+    return ops
+
+
+def _check_ops(ops: set[str], where: Path) -> None:
+    for op in sorted(ops):
+        why = _refusal(op)
+        if why is not None:
+            raise UnsafeModelError(f"model: {where} calls {op}, which {why}; a model file is a program and this "
+                                   "one does more than tensor arithmetic: refusing to run it (--trust-model runs "
+                                   "it anyway)")
+
+
+class ExportedModel(torch.nn.Module):
+    """A ``torch.export`` program as a module. Exported graphs are fixed, so ``train()``/``eval()`` only set
+    the flag (the program's own module refuses them); parameters are the program's."""
+
+    def __init__(self, gm: Any) -> None:
+        super().__init__()
+        object.__setattr__(self, "_gm", gm)  # not a child module: train()/eval() must not reach it
+
+    def forward(self, x: Any) -> Any:
+        return self._gm(x)
+
+    def parameters(self, recurse: bool = True) -> Any:
+        return self._gm.parameters(recurse)
+
+    def train(self, mode: bool = True) -> ExportedModel:
+        self.training = bool(mode)
+        return self
+
+
+def _torchscript_sources(p: Path) -> dict[str, str]:
+    try:
+        with zipfile.ZipFile(p) as zf:
+            return {n: zf.read(n).decode("utf-8", errors="replace") for n in zf.namelist()
+                    if "/code/" in f"/{n}" and n.endswith(".py")}
+    except zipfile.BadZipFile:
+        return {}
+
+
+def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any:
     """Load a torch model: a TorchScript file, a ``torch.export`` archive (``.pt2``) or ``package.module:attr``.
 
-    A ``module:attr`` spec IMPORTS AND RUNS that module's code; ``attr`` may be a module instance, a plain
-    callable, or an ``nn.Module`` subclass that takes no arguments (it is instantiated). Files are loaded
-    with ``torch.jit.load`` only (a pickled full model is refused; a state dict cannot be analysed without
-    its code — pass ``module:attr`` instead).
+    Model files are programs. Before a file runs, its graph is inspected (:func:`inspect_model_ops`) and an
+    operation outside the allow-list (tensor operations ``aten::*``, ``prim::*`` control flow; minus those that
+    touch files, processes or the network, Python callbacks and calls that cannot be inlined) is refused with
+    :class:`UnsafeModelError` naming it; a TorchScript file defining ``__setstate__`` (code that runs while
+    loading) is refused before loading. ``trust_model=True`` skips both checks.
+
+    A ``module:attr`` spec IMPORTS AND RUNS that module's Python code (never inspected); ``attr`` may be a
+    module instance, a plain callable, or an ``nn.Module`` subclass that takes no arguments (it is
+    instantiated). A pickled full model is refused; a state dict cannot be analysed without its code — pass
+    ``module:attr`` instead.
+
+    Arguments:
+        spec: path of a TorchScript file / ``.pt2`` archive, or ``package.module:attr``.
+        device: where the model's parameters go.
+        trust_model: run a model file even if its graph holds refused operations.
 
     Returns:
         A callable mapping a (batch, d_in) tensor to (batch, d_out); modules are put in eval mode.
-    """
-    import torch
 
+    Example:
+        >>> import torch, tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.pt"
+        >>> torch.jit.script(torch.nn.Linear(2, 1)).save(str(p))
+        >>> load_model(str(p))(torch.ones(3, 2)).shape
+        torch.Size([3, 1])
+    """
     p = Path(spec)
     if p.exists():
         if p.is_dir():
@@ -167,9 +401,20 @@ def load_model(spec: str, device: str = "cpu") -> Any:
                 prog = torch.export.load(str(p))
             except Exception as exc:  # noqa: BLE001
                 raise ModelError(f"model: {p} is not a torch.export archive: {str(exc)[:120]}") from None
-            return prog.module().to(device)
+            if not trust_model:
+                _check_ops(inspect_model_ops(prog), p)
+            try:
+                gm = prog.module().to(device)
+            except Exception as exc:  # noqa: BLE001
+                raise ModelError(f"model: cannot prepare {p} on {device}: {str(exc)[:120]}") from None
+            return ExportedModel(gm)
+        if not trust_model:
+            for name, src in _torchscript_sources(p).items():
+                if re.search(r"\bdef __setstate__\b", src):
+                    raise UnsafeModelError(f"model: {p} defines __setstate__ ({name}), code that runs while the "
+                                           "file is loaded: refusing to load it (--trust-model loads it anyway)")
         try:
-            with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; it is still the safe format
+            with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; it is still the inspectable format
                 warnings.simplefilter("ignore", DeprecationWarning)
                 model = torch.jit.load(str(p), map_location=device)
         except Exception as exc:  # noqa: BLE001
@@ -178,6 +423,8 @@ def load_model(spec: str, device: str = "cpu") -> Any:
                 f"model: {p} is not a TorchScript file ({first[:120]}); save it with torch.jit.script(m).save(…)"
                 " or pass 'package.module:attr'"
             ) from None
+        if not trust_model:
+            _check_ops(inspect_model_ops(model), p)
         model.eval()
         return model
     if ":" not in spec or spec.count(":") != 1 or os.sep in spec.split(":")[0]:
@@ -187,8 +434,11 @@ def load_model(spec: str, device: str = "cpu") -> Any:
         sys.path.insert(0, os.getcwd())  # so that a user's local module can be named, as `python -m` does
     try:
         mod = importlib.import_module(mod_name)
+    except SystemExit as exc:  # user code must not end the process while being imported
+        raise ModelError(f"model: importing {mod_name!r} called sys.exit({exc.code!r})") from None
     except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
-        raise ModelError(f"model: cannot import {mod_name!r}: {type(exc).__name__}: {exc}") from None
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise ModelError(f"model: cannot import {mod_name!r}: {type(exc).__name__}: {first}") from None
     obj: Any = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -197,10 +447,20 @@ def load_model(spec: str, device: str = "cpu") -> Any:
     if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
         try:
             obj = obj()
+        except SystemExit as exc:
+            raise ModelError(f"model: instantiating {spec} called sys.exit({exc.code!r})") from None
         except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"model: cannot instantiate {spec}: {type(exc).__name__}: {exc}") from None
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise ModelError(f"model: cannot instantiate {spec}: {type(exc).__name__}: {first}") from None
     if not callable(obj):
         raise ModelError(f"model: {spec} is a {type(obj).__name__}, not a callable")
     if isinstance(obj, torch.nn.Module):
-        obj = obj.to(device).eval()
+        if any(t.device.type == "meta" for t in list(obj.parameters()) + list(obj.buffers())):
+            raise ModelError(f"model: {spec} has parameters on the 'meta' device (shapes without values); load "
+                             "its weights first")
+        try:
+            obj = obj.to(device).eval()
+        except Exception as exc:  # noqa: BLE001 - user modules can fail to move in many ways
+            raise ModelError(f"model: cannot move {spec} to {device}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:120] if str(exc) else ''}") from None
     return obj

@@ -15,13 +15,19 @@ import numpy as np
 import torch
 
 from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError
-from linlens.validation import as_array, check_finite, is_torch
+from linlens.validation import as_array, check_finite, check_real, is_torch
 
 __all__ = ["probe_model", "FlatModel"]
 
 
 def probe_model(
-    model: Any, inputs: Any, batch_size: int = 4096, device: Any = None
+    model: Any,
+    inputs: Any,
+    batch_size: int = 4096,
+    device: Any = None,
+    *,
+    output_index: int | None = None,
+    output_key: str | None = None,
 ) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
     """Run a torch model over ``inputs`` in batches, in eval mode under ``torch.no_grad()``, in the model's
     dtype; yields ``(batch index, inputs (b, d_in), outputs (b, d_out))`` as float64 numpy arrays.
@@ -29,68 +35,123 @@ def probe_model(
     The one place where linlens calls a user's model to probe it (surrogates, the linearity study, the
     ``analyze`` command and its Dask workers). The model's training flag is restored afterwards.
 
+    The model gets a private copy of each batch, so a model that modifies its input in place (an in-place
+    ReLU, ``x.sub_(1)``) changes neither what is recorded nor the caller's arrays. A model returning a tuple,
+    list or dict is refused unless ``output_index`` / ``output_key`` names the element to analyse.
+
     Arguments:
         model: a torch callable mapping (batch, d_in) to (batch, d_out) (or (batch,)).
         inputs: an array or tensor (n_samples, d_in), or an iterable of such batches (or (x, y) tuples).
         batch_size: rows per call when ``inputs`` is one array.
         device: where the model runs; default the device of its first parameter (CPU for plain callables).
+        output_index: element of a tuple/list output to analyse.
+        output_key: key of a dict output to analyse.
 
     Raises:
-        ModelError: the model raised (first line of its message, naming the batch) or returned no tensor or
-            a wrong shape. NonFiniteError: NaN/Inf in a batch of inputs or outputs (naming batch and rows).
+        ModelError: the model raised (first line of its message, naming the batch), called ``sys.exit``,
+            returned no tensor, a tuple/dict without ``output_index``/``output_key``, complex values or a
+            wrong shape; its parameters are on the meta device; inputs overflow the model's float dtype.
+        NonFiniteError: NaN/Inf in a batch of inputs or outputs (naming batch and rows).
 
     Example:
         >>> import torch
         >>> [F.shape for _, _, F in probe_model(torch.nn.Linear(3, 2), np.ones((5, 3)), batch_size=2)]
         [(2, 2), (2, 2), (1, 2)]
     """
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer; got {batch_size!r}")
+    if output_index is not None and output_key is not None:
+        raise ConfigError("give output_index or output_key, not both")
     params = list(model.parameters()) if hasattr(model, "parameters") else []
+    if any(p.device.type == "meta" for p in params):
+        raise ModelError("the model's parameters are on the 'meta' device (shapes without values); load its "
+                         "weights before probing it")
+    if any(p.is_complex() for p in params):
+        raise ModelError("the model has complex parameters; linlens analyses real-valued maps")
     dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
     if device is None:
         device = params[0].device if params else torch.device("cpu")
+    if torch.device(device).type == "meta":
+        raise ConfigError("device 'meta' holds no values: a model cannot be probed there")
     was_training = getattr(model, "training", None)
     if hasattr(model, "eval"):
         model.eval()
+    limit = torch.finfo(dtype).max
     row = 0
     try:
         for i, batch in enumerate(_batches(inputs, batch_size)):
             rows = f"batch {i}, rows {row}–{row + batch.shape[0] - 1}"
             row += batch.shape[0]
-            xb = batch.to(device=device, dtype=dtype)
+            recorded = batch.detach().to("cpu", torch.float64).numpy().copy()  # what we record: never the model's
+            if dtype != torch.float64 and recorded.size and float(np.max(np.abs(recorded))) > limit:
+                raise NonFiniteError(
+                    f"inputs ({rows}) reach |x| = {float(np.max(np.abs(recorded))):.3g}, beyond the range of the "
+                    f"model's {str(dtype).removeprefix('torch.')} (max {limit:.3g}); linlens casts inputs to the "
+                    "model's dtype, and that cast would give Inf: rescale the inputs or use a float64 model")
+            xb = batch.detach().to(device=device, dtype=dtype, copy=True)  # the model's own copy
             try:
                 with torch.no_grad():
                     out = model(xb)
+            except SystemExit as exc:  # a model must not end the process (sys.exit in user code)
+                raise ModelError(f"the model called sys.exit({exc.code!r}) on batch {i}; a model must return "
+                                 "outputs") from None
             except Exception as exc:  # noqa: BLE001 - any failure of user code is a ModelError, in one line
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise ModelError(f"the model raised on batch {i} (input shape {tuple(xb.shape)}): "
                                  f"{type(exc).__name__}: {first[:200]}") from None
-            if isinstance(out, (tuple, list)) and out and is_torch(out[0]):
-                out = out[0]
+            out = _select_output(out, output_index, output_key, i)
             if not is_torch(out):
                 raise ModelError(f"model must return a tensor; got {type(out).__name__} on batch {i}")
+            if out.is_complex():
+                raise ModelError(f"the model returned complex outputs on batch {i}; linlens analyses real-valued "
+                                 "maps (return torch.view_as_real(z).flatten(1) to analyse both parts)")
+            if out.device.type == "meta":
+                raise ModelError(f"the model returned a 'meta' tensor (no values) on batch {i}")
             if out.ndim == 1:
                 out = out[:, None]
             if out.ndim != 2 or out.shape[0] != xb.shape[0]:
                 raise ModelError(f"model output must be (batch, d_out) with batch {xb.shape[0]}; "
                                  f"got {tuple(out.shape)} on batch {i}")
-            F = check_finite(out.detach().to("cpu", torch.float64).numpy(), f"model outputs ({rows})")
-            yield i, batch.detach().to("cpu", torch.float64).numpy(), F
+            F = check_finite(out.detach().to("cpu", torch.float64).numpy().copy(), f"model outputs ({rows})")
+            yield i, recorded, F
     finally:
         if was_training and hasattr(model, "train"):
             model.train(was_training)
 
 
+def _select_output(out: Any, index: int | None, key: str | None, i: int) -> Any:
+    """The analysed element of a tuple/list/dict output; refuse to guess."""
+    if isinstance(out, dict):
+        if key is None:
+            raise ModelError(f"the model returned a dict with keys {list(out)[:8]} on batch {i}; name the output "
+                             "to analyse (CLI --output-key, API output_key)")
+        if key not in out:
+            raise ModelError(f"output_key {key!r} is not among the model's outputs {list(out)[:8]}")
+        return out[key]
+    if isinstance(out, (tuple, list)):
+        if index is None:
+            raise ModelError(f"the model returned a {type(out).__name__} of {len(out)} elements on batch {i}; name "
+                             "the output to analyse (CLI --output-index, API output_index)")
+        if not -len(out) <= index < len(out):
+            raise ModelError(f"output_index {index} is out of range for the model's {len(out)} outputs")
+        return out[index]
+    if index is not None or key is not None:
+        raise ModelError(f"output_index/output_key given but the model returned a single {type(out).__name__}")
+    return out
+
+
 def _batches(inputs: Any, batch_size: int) -> Iterable[Any]:
     if is_torch(inputs) or isinstance(inputs, np.ndarray):
+        if is_torch(inputs) and inputs.device.type == "meta":
+            raise ShapeError("inputs are on the 'meta' device (shapes without values)")
+        check_real(inputs, "inputs")
         if inputs.ndim != 2:
             raise ShapeError(f"inputs must be 2-D (n_samples, d_in); got shape {tuple(inputs.shape)}")
         for start in range(0, inputs.shape[0], batch_size):
             yield _as_batch(inputs[start : start + batch_size], start // batch_size)
         return
     if isinstance(inputs, (list, tuple)) and inputs and np.ndim(inputs[0]) <= 1:
-        yield from _batches(np.asarray(inputs, dtype=np.float64), batch_size)
+        yield from _batches(as_array(inputs, "inputs", ndim=2), batch_size)
         return
     for i, batch in enumerate(inputs):
         if isinstance(batch, (list, tuple)) and len(batch) and is_torch(batch[0]):  # (x, y) from a DataLoader
@@ -99,15 +160,18 @@ def _batches(inputs: Any, batch_size: int) -> Iterable[Any]:
 
 
 def _as_batch(batch: Any, i: int) -> Any:
-    if not is_torch(batch):
+    if is_torch(batch):
+        if batch.device.type == "meta":
+            raise ShapeError(f"inputs batch {i} is on the 'meta' device (shapes without values)")
+        check_real(batch, f"inputs batch {i}")
+    else:
         a = as_array(batch, f"inputs batch {i}", ndim=2)
-        batch = torch.as_tensor(a if a.flags.writeable else a.copy())  # memory maps are read-only
+        batch = torch.from_numpy(np.array(a, dtype=np.float64, copy=True))  # never shares the caller's memory
     if batch.ndim != 2:
         raise ShapeError(f"inputs batch {i} must be 2-D (batch, d_in); got shape {tuple(batch.shape)}")
     if batch.is_floating_point() and not torch.isfinite(batch).all():
         raise NonFiniteError(f"inputs batch {i} contains NaN/Inf")
     return batch
-
 
 
 class FlatModel(torch.nn.Module):

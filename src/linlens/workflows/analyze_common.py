@@ -1,0 +1,373 @@
+"""What ``linlens analyze`` computes, shared by the in-memory and the Dask routes (one place for each rule).
+
+- **Held-out split of rows**: row i is held out when ``splitmix64(seed, i) mod 5 == 4`` (:func:`holdout_mask`),
+  so the split depends on neither ``--batch-size`` nor the route (in memory or on Dask workers).
+- **Probe sample** for data-weighted errors: rows with ``splitmix64(seed + 1, i) mod ⌈n / 20000⌉ == 0``
+  (about 20,000 rows, also independent of batches).
+- **Streaming statistics** per block (:func:`block_stats`): centred accumulators (Gram, or TSQR in a second
+  pass) of the training rows and of the held-out rows; merged in any order (:meth:`BlockStats.merge`).
+- **Solver policy** (:func:`needs_qr_pass`, :func:`fit_surrogate`): the library's
+  :class:`~linlens.surrogate.LinearSurrogate` with its thresholds. One pass accumulates Gram matrices; when
+  κ(inputs) ≤ 1e5 the Gram (Cholesky) solve is used, as ``fit`` does. Above, ``fit`` refines with extra
+  passes over the data or switches to TSQR; here every pass over the data re-runs the model, so ``analyze``
+  makes one more pass that accumulates TSQR factors (stable at any κ) and solves from them, and κ is then
+  taken from the TSQR factor (the Gram estimate saturates near 1e8).
+- **One R²** (:func:`r2_from_stats`): pooled over outputs, R² = 1 − Σⱼ SSEⱼ / Σⱼ SSTⱼ with SSTⱼ the sum of
+  squares of output j around its own mean on the scored rows (scikit-learn's ``r2_score(...,
+  multioutput="variance_weighted")``); the per-output values 1 − SSEⱼ/SSTⱼ go to metrics.json. Scored on the
+  held-out rows by a surrogate fitted on the other rows, computed exactly from the held-out statistics.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from linlens.errors import ConfigError, NumericalWarning, ShapeError
+from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator
+from linlens.report import Report
+from linlens.report import figures as figs
+from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
+from linlens.validation import check_device, check_gram_range, check_memory, check_seed, scaled_sq_norm
+
+__all__ = [
+    "HOLDOUT_EVERY",
+    "PROBE_ROWS",
+    "R2_DEFINITION",
+    "holdout_mask",
+    "probe_mask",
+    "BlockStats",
+    "block_stats",
+    "merge_stats",
+    "needs_qr_pass",
+    "fit_surrogate",
+    "r2_from_stats",
+    "check_analyze_memory",
+    "input_warnings",
+    "surrogate_report",
+    "r2_and_split",
+    "check_analyze_options",
+    "finish_analyze",
+]
+
+HOLDOUT_EVERY = 5  # one row in five is held out
+PROBE_ROWS = 20_000  # about this many rows are kept for data-weighted errors
+R2_DEFINITION = ("pooled over outputs: 1 − Σⱼ SSEⱼ / Σⱼ SSTⱼ, SSTⱼ around output j's own mean on the scored rows "
+                 "(scikit-learn r2_score multioutput='variance_weighted'); per-output values in r2_per_output")
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(idx: np.ndarray, seed: int) -> np.ndarray:
+    """A 64-bit hash of row indices (splitmix64 finaliser), vectorised; same on every machine."""
+    with np.errstate(over="ignore"):
+        z = idx.astype(np.uint64) + np.uint64((int(seed) * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) & _MASK64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def holdout_mask(start: int, stop: int, seed: int) -> np.ndarray:
+    """Which of the rows [start, stop) are held out for R² (about one in five; a function of the row index and
+    the seed only).
+
+    Example:
+        >>> m = holdout_mask(0, 100_000, seed=0)
+        >>> bool(abs(m.mean() - 0.2) < 0.01), bool((holdout_mask(400, 500, 0) == m[400:500]).all())
+        (True, True)
+    """
+    return _splitmix64(np.arange(start, stop, dtype=np.uint64), seed) % np.uint64(HOLDOUT_EVERY) == np.uint64(
+        HOLDOUT_EVERY - 1)
+
+
+def probe_mask(start: int, stop: int, seed: int, n: int) -> np.ndarray:
+    """Which of the rows [start, stop) of ``n`` are kept as probes for data-weighted errors (≈ 20,000 rows)."""
+    every = max(1, -(-n // PROBE_ROWS))
+    return _splitmix64(np.arange(start, stop, dtype=np.uint64), seed + 1) % np.uint64(every) == 0
+
+
+@dataclass
+class BlockStats:
+    """Streaming statistics of some rows: accumulators (Gram, or TSQR with ``mode="qr"``) of the training and
+    of the held-out rows, and the probe rows kept for data-weighted errors. Picklable; ``merge`` in any order."""
+
+    mode: str = "gram"
+    train: GramAccumulator | TSQRAccumulator | None = None
+    held: GramAccumulator | TSQRAccumulator | None = None
+    probes: list[np.ndarray] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        make = TSQRAccumulator if self.mode == "qr" else GramAccumulator
+        self.train = make() if self.train is None else self.train
+        self.held = make() if self.held is None else self.held
+
+    def merge(self, other: BlockStats) -> BlockStats:
+        """Fold ``other`` (same mode) into this one; returns self."""
+        self.train.merge(other.train)
+        self.held.merge(other.held)
+        self.probes.extend(other.probes)
+        return self
+
+    def full(self) -> GramAccumulator | TSQRAccumulator:
+        """The accumulator of all rows (training + held-out), as a new object."""
+        return type(self.train)().merge(self.train).merge(self.held)
+
+
+def merge_stats(a: BlockStats, b: BlockStats) -> BlockStats:
+    """A new :class:`BlockStats` holding both (for tree reductions)."""
+    return BlockStats(mode=a.mode).merge(a).merge(b)
+
+
+def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mode: str = "gram") -> BlockStats:
+    """Statistics of one block: rows ``start …`` of inputs ``Yb`` (b, d_in) and model outputs ``F`` (b, d_out).
+
+    Values whose squares overflow the Gram matrix (|x| ≥ 1e150) are refused with one line. Probe rows are kept
+    in the first (``"gram"``) pass only.
+    """
+    check_gram_range(Yb, "inputs", start)
+    check_gram_range(F, "model outputs", start)
+    held = holdout_mask(start, start + len(Yb), seed)
+    st = BlockStats(mode=mode)
+    if (~held).any():
+        st.train.update(Yb[~held], F[~held])
+    if held.any():
+        st.held.update(Yb[held], F[held])
+    keep = probe_mask(start, start + len(Yb), seed, n) if mode == "gram" else np.zeros(0, dtype=bool)
+    if keep.any():
+        st.probes.append(np.array(Yb[keep]))
+    return st
+
+
+def needs_qr_pass(stats: BlockStats, fit_intercept: bool) -> bool:
+    """True when the Gram pass shows κ(inputs) > 1e5: the library's policy then needs more than the Gram solve,
+    and ``analyze`` makes a second pass accumulating TSQR factors."""
+    return stats.full().condition_number(fit_intercept) > REFINE_THRESHOLD
+
+
+def check_analyze_memory(d_in: int, d_out: int, batch_size: int, max_memory: int | None) -> None:
+    """Refuse before any work when the streaming statistics would not fit: about six (d_in + d_out)² float64
+    matrices (two accumulators, their merge, the solve and its workspace) and four copies of a batch."""
+    p = d_in + d_out
+    need = 8.0 * (6 * p * p + 4 * batch_size * p)
+    check_memory(need, f"analyze with {d_in} input and {d_out} output columns ((d_in + d_out)² statistics)",
+                 max_memory)
+
+
+def fit_surrogate(acc: GramAccumulator | TSQRAccumulator, fit_intercept: bool) -> tuple[LinearSurrogate, list[str]]:
+    """The surrogate from streamed statistics (Gram accumulators only when κ ≤ 1e5; see :func:`needs_qr_pass`).
+
+    Returns:
+        (fitted :class:`LinearSurrogate`, messages of the numerical warnings raised while solving).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NumericalWarning)
+        sur = LinearSurrogate(fit_intercept=fit_intercept)._fit_accumulator(acc)
+    msgs = [str(w.message) for w in caught if issubclass(w.category, NumericalWarning)]
+    return sur, msgs
+
+
+def r2_from_stats(acc: GramAccumulator | TSQRAccumulator, coef: np.ndarray,
+                  intercept: np.ndarray) -> tuple[float, np.ndarray]:
+    """R² of ``outputs ≈ inputs @ coef.T + intercept`` on the rows summarised by ``acc`` (see the module notes).
+
+    SSEⱼ = (residual scatter)ⱼ + n (ȳⱼ − coefⱼ·x̄ − cⱼ)², the scatter being ‖R [−coefᵀ; I]‖²ⱼ from a centred TSQR
+    factor R of [inputs | outputs] (no cancellation beyond that of the residuals themselves) or
+    [−coefᵀ; I]ᵀ S [−coefᵀ; I] from the centred Gram matrix S (used only when κ ≤ 1e5); SSTⱼ = its output
+    block's diagonal.
+
+    Returns:
+        (pooled R², per-output R² (d_out,); NaN for an output constant on these rows).
+    """
+    d = acc.d_in
+    W = np.vstack([-coef.T, np.eye(coef.shape[0])])
+    if isinstance(acc, TSQRAccumulator):
+        R = acc.r_factor(fit_intercept=True)
+        s_res, q_res = scaled_sq_norm(R @ W, axis=0)
+        scatter = s_res**2 * q_res
+        s_tot, q_tot = scaled_sq_norm(R[:, d:], axis=0)
+        sst = s_tot**2 * q_tot
+    else:
+        scatter = np.maximum(np.einsum("ij,ik,kj->j", W, acc.S, W), 0.0)
+        sst = np.diag(acc.S)[d:].copy()
+    mean_res = acc.mean_y - acc.mean_x @ coef.T - intercept
+    sse = scatter + acc.n * mean_res**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1.0), np.nan)
+        ok = sst > 0
+        pooled = float(1 - sse[ok].sum() / sst[ok].sum()) if ok.any() else float("nan")
+    return pooled, per
+
+
+def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate, per_output: np.ndarray,
+                   solver_msgs: list[str]) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """Warnings the report states in a box (and metrics.json lists): too few rows, constant inputs, a
+    rank-deficient or ill-conditioned design, constant outputs, numerical warnings of the solve."""
+    n, d = full.n, full.d_in
+    var = np.diag(full.S)[:d] if isinstance(full, GramAccumulator) else np.sum(full.r_factor(True)[:, :d] ** 2, 0)
+    out: list[dict[str, str]] = []
+    constant = [int(i) for i in np.flatnonzero(var <= 1e-30 * max(float(var.max()), 1e-300))] if n > 1 else \
+        list(range(d))
+    need = d + (1 if sur.fit_intercept else 0)
+    underdetermined = n < need
+    if underdetermined:
+        out.append({"code": "underdetermined",
+                    "message": f"{n} rows for {d} input features{' and an intercept' if sur.fit_intercept else ''}: "
+                               "fewer rows than unknowns, so an affine map fits the model's outputs exactly on these "
+                               "rows whatever the model is; R² and the nonlinear fraction say nothing about "
+                               "linearity, and C is the minimum-norm solution. Probe with more rows than features."})
+    if len(constant) == d:
+        out.append({"code": "constant_inputs",
+                    "message": "every input column is constant: the surrogate's C is undetermined (set to 0) and "
+                               "R² says nothing about the model. Probe with varying inputs."})
+    elif constant:
+        out.append({"code": "constant_input_columns",
+                    "message": f"{len(constant)} input column(s) are constant (first: {constant[:10]}): C is not "
+                               "determined along them (minimum-norm, set to 0)."})
+    if sur.rank_ < d and not underdetermined and len(constant) < d:
+        out.append({"code": "rank_deficient",
+                    "message": f"the inputs have numerical rank {sur.rank_} < {d} features (collinear columns): C "
+                               "is the minimum-norm solution, determined only on the inputs' span."})
+    if sur.condition_number_ > REFINE_THRESHOLD and np.isfinite(sur.condition_number_):
+        out.append({"code": "ill_conditioned",
+                    "message": f"the inputs are ill-conditioned (κ ≈ {sur.condition_number_:.3g} > "
+                               f"{REFINE_THRESHOLD:.0e}); the surrogate was solved by TSQR (solver "
+                               f"{sur.solver_!r}), accurate to about κ·eps relative."})
+    const_out = [int(j) for j in np.flatnonzero(~np.isfinite(per_output))]
+    if const_out:
+        out.append({"code": "constant_outputs",
+                    "message": f"{len(const_out)} model output(s) are constant on the scored rows (first: "
+                               f"{const_out[:10]}): their R² is undefined and left out of the pooled R²."})
+    for m in solver_msgs:
+        if not any(w["code"] in ("underdetermined", "rank_deficient", "constant_inputs", "constant_input_columns")
+                   for w in out) or "rank" not in m:
+            out.append({"code": "numerical", "message": m})
+    flags = {"underdetermined": underdetermined, "constant_input_columns": constant,
+             "all_inputs_constant": len(constant) == d, "rank_deficient": bool(sur.rank_ < d),
+             "constant_outputs": const_out}
+    return out, flags
+
+
+def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r2_info: dict[str, Any],
+                     P: np.ndarray, R: np.ndarray | None, out: Path, force: bool, extra_metrics: dict[str, Any],
+                     warn: list[dict[str, str]]) -> dict[str, Any]:
+    """Write the analyze report (warnings box, summary table, comparison with R when given, figures)
+    atomically to ``out`` and return the summary. Shared by the in-memory and the Dask routes.
+
+    Arguments:
+        full: the surrogate fitted on all rows; r2, r2_info: its one R² and how it was measured.
+        P: (n_probes, d_in) sample of inputs for data-weighted errors; R: (d_out, d_in) reference or None.
+        warn: warnings (code, message) shown in a box at the top of the report and listed in metrics.json.
+    """
+    C = full.coef_
+    n = extra_metrics.get("n_samples", full.n_samples_seen_)
+    if R is not None and R.shape != C.shape:
+        raise ShapeError(f"reference must be (d_out, d_in) = {C.shape} to match the model; got {R.shape}")
+    rep = Report(title)
+    if warn:
+        rep.add_heading("⚠ Warnings")
+        rep.add_table(["warning", "what it means"], [[w["code"], w["message"]] for w in warn])
+    rep.add_text(intro)
+    sv = np.linalg.svd(C, compute_uv=False)
+    summary: dict[str, Any] = {"inputs": n, "d_in": C.shape[1], "d_out": C.shape[0],
+                               "R² (pooled, " + r2_info["kind"] + ")": r2,
+                               "nonlinear residual fraction": 1 - r2 if np.isfinite(r2) else float("nan"),
+                               "solver": full.solver_,
+                               "condition number of inputs": full.condition_number_,
+                               "σ_max(C)": float(sv[0]) if len(sv) else 0.0,
+                               "σ_min(C)": float(sv[-1]) if len(sv) else 0.0}
+    if warn:
+        summary["warnings"] = ", ".join(w["code"] for w in warn)
+    metrics: dict[str, Any] = {**extra_metrics, "r2": r2, "r2_definition": R2_DEFINITION, "r2_split": r2_info,
+                               "nonlinear_residual_fraction": 1 - r2 if np.isfinite(r2) else None,
+                               "coef": C, "intercept": full.intercept_, "singular_values": sv,
+                               "solver": full.solver_, "condition_number_inputs": full.condition_number_,
+                               "rank_inputs": full.rank_, "warnings": warn}
+    spectra = {"C (surrogate)": sv}
+    if R is not None:
+        cmp = compare_operators(C, R, probes=P)
+        metrics["comparison"] = cmp.to_dict()
+        spectra["reference R"] = cmp.singular_values_R
+        summary.update({"data-weighted error vs R": cmp.data_weighted_error,
+                        "‖C−R‖_F/‖R‖_F": cmp.rel_fro_error, "‖C−R‖₂/‖R‖₂": cmp.rel_spectral_error,
+                        "max principal angle, right (deg)": float(np.degrees(np.max(cmp.right_angles)))
+                        if len(cmp.right_angles) else 0.0})
+        rep.add_heading("Comparison with the reference R")
+        rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
+        rep.add_text("The data-weighted error E‖(C−R)y‖²/E‖Ry‖² over your inputs is the headline: it weights "
+                     "each direction by how much your data uses it. Frobenius and spectral errors are shown "
+                     "but, for ill-conditioned references, are dominated by the tiniest singular values.")
+        rep.add_figure(figs.principal_angle_plot({"left": cmp.left_angles, "right": cmp.right_angles}),
+                       "principal_angles", f"Principal angles between the top-{cmp.k} singular subspaces.")
+        A = np.linalg.pinv(R)
+        ff = filter_factors(C, A)
+        metrics["filter_factors"] = ff.to_dict()
+        rep.add_figure(figs.filter_factor_plot({"C": ff}, np.linalg.svd(A, compute_uv=False)),
+                       "filter_factors", "Filter factors with R⁺ as the forward operator A (so R = A⁻¹ gives "
+                       f"φ = 1); leakage {ff.leakage:.3g}.")
+        if cmp.eigs_C is not None:
+            rep.add_figure(figs.eigenvalue_plot({"C": cmp.eigs_C, "R": cmp.eigs_R}), "eigenvalues",
+                           "Eigenvalues (matched by minimum-cost assignment in metrics.json).")
+        rep.add_figure(figs.operator_heatmaps({"C": C, "R": R, "C − R": C - R}), "heatmaps", "Heatmaps.")
+    else:
+        rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
+        rep.add_figure(figs.operator_heatmaps({"C": C}), "heatmaps", "The surrogate C.")
+    rep.add_figure(figs.singular_spectra(spectra), "singular_spectra", "Singular values (log scale).")
+    rep.metrics.update(metrics)
+    rep.write(out, force=force)
+    return summary
+
+
+def r2_and_split(stats: BlockStats, full: LinearSurrogate, fit_intercept: bool,
+                 seed: int) -> tuple[float, np.ndarray, dict[str, Any], list[str]]:
+    """The one R²: held-out when both parts have at least two rows (surrogate refitted on the training rows,
+    same solver policy), else in-sample on all rows. Returns (pooled, per output, split info, solver messages)."""
+    n_train, n_held = stats.train.n, stats.held.n
+    rule = (f"row i is held out when splitmix64(seed={seed}, i) mod {HOLDOUT_EVERY} = {HOLDOUT_EVERY - 1}: "
+            "independent of --batch-size and of --dask")
+    if n_train >= 2 and n_held >= 2:
+        sur, msgs = fit_surrogate(stats.train, fit_intercept)
+        r2, per = r2_from_stats(stats.held, sur.coef_, sur.intercept_)
+        info = {"kind": "held-out", "n_train": n_train, "n_held_out": n_held, "rule": rule}
+    else:
+        r2, per = r2_from_stats(stats.full(), full.coef_, full.intercept_)
+        msgs = []
+        info = {"kind": "in-sample", "n_train": n_train + n_held, "n_held_out": 0,
+                "rule": "fewer than 2 rows on a side of the held-out split: R² in-sample on all rows"}
+    info["r2_per_output"] = [None if not np.isfinite(v) else float(v) for v in per]
+    info["definition"] = R2_DEFINITION
+    return r2, per, info, msgs
+
+
+def check_analyze_options(batch_size: Any, device: Any, seed: Any, output_index: Any = None,
+                          output_key: Any = None) -> None:
+    """Option checks every route makes first (one-line :class:`ConfigError`)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"--batch-size must be a positive integer; got {batch_size!r}")
+    check_device(device)
+    check_seed(seed)
+    if output_index is not None and output_key is not None:
+        raise ConfigError("give --output-index or --output-key, not both")
+
+
+def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndarray | None, out: Path, force: bool,
+                   title: str, how: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report.
+    Shared by the in-memory and the Dask routes."""
+    acc = stats.full()
+    full, msgs = fit_surrogate(acc, fit_intercept)
+    r2, per, info, _ = r2_and_split(stats, full, fit_intercept, seed)
+    warn, flags = input_warnings(acc, full, per, msgs)
+    C = full.coef_
+    intro = (
+        f"Global linear surrogate of the model, {how}; outputs ≈ inputs @ Cᵀ + c with C of shape {C.shape}. "
+        f"Solver: {full.solver_} (κ of the inputs ≈ {full.condition_number_:.3g}; the Gram/Cholesky solve when "
+        "κ ≤ 1e5, else a second pass of the model accumulating TSQR factors). R² of the surrogate against the "
+        f"model's outputs ({info['kind']}, {info['n_held_out']} held-out rows, pooled over outputs relative to "
+        f"each output's variance): {r2:.6g} (1 means the model is exactly affine on these inputs; 1 − R² is its "
+        "nonlinear residual fraction; per-output values in metrics.json)."
+    )
+    extra = {**extra, "input_checks": flags, "r2_per_output": info["r2_per_output"]}
+    return surrogate_report(title, intro, full, r2, info, np.concatenate(stats.probes), R, out, force, extra, warn)
