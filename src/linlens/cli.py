@@ -167,7 +167,33 @@ def analyze(
                                           "a dict (refused without it)"),
     max_memory: str | None = typer.Option(None, "--max-memory", help="memory limit for loading and statistics, "
                                           "e.g. 8G (default: half the physical memory)", callback=_parse_memory),
+    targets: Path | None = typer.Option(None, "--targets", "-t", help="the ground truth x paired with each input "
+                                        "(same row count, any shape): runs the whole inverse-operator study"),
+    operator: str | None = typer.Option(None, "--operator", "-A", help="the forward operator A (x ↦ y): a .npy "
+                                        "matrix, or 'package.module:attr' naming a matrix, a scipy LinearOperator, "
+                                        "a pair (A, Aᵀ) of torch callables or a deepinv-style object (imports code)"),
+    noise_std: float | None = typer.Option(None, "--noise-std", help="σ of the noise on y (default: estimated "
+                                           "from y − Ax, with an interval)"),
+    n_boot: int = typer.Option(100, "--n-boot", help="bootstrap resamples for intervals and paired tests"),
 ) -> None:
+    """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
+    inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,
+    the network's nonlinear gain, verdicts from paired tests.
+
+    Example (files a user has: a TorchScript model, inputs y, ground truth x, the operator A):
+
+        linlens analyze --model net.pt --inputs y.npy --targets x.npy --operator A.npy --out report/
+    """
+    if targets is not None or (operator is not None and inputs.suffix.lower() == ".npz"):
+        from linlens.workflows.inverse import run_inverse
+
+        if dask is not None:
+            raise LinlensError("--dask streams the surrogate only; the inverse study (--targets) runs in memory")
+        summary = run_inverse(model, inputs, targets, out, operator=operator, noise_std=noise_std, force=force,
+                              batch_size=batch_size, device=device, seed=seed, n_boot=n_boot, console=console,
+                              load_model_kwargs={"trust_model": trust_model})
+        print_summary("linlens analyze (inverse study)", summary, out)
+        return
     from linlens.workflows.analyze import run_analyze
 
     summary = run_analyze(
