@@ -414,17 +414,20 @@ def as_operator(
     if isinstance(obj, spla.LinearOperator) or hasattr(obj, "tocsr"):
         op = spla.aslinearoperator(obj)
         m, n = op.shape
+        out_shape = tuple(out_shape) if out_shape is not None else (
+            tuple(in_shape) if in_shape is not None and m == n else (m,))  # square: output shaped like input
         in_shape = tuple(in_shape) if in_shape is not None else (n,)
-        out_shape = tuple(out_shape) if out_shape is not None else (m,)
         if (int(np.prod(out_shape)), int(np.prod(in_shape))) != (m, n):
-            raise ShapeError(f"in_shape {in_shape} / out_shape {out_shape} disagree with the operator's shape {op.shape}")
+            raise ShapeError(f"in_shape {in_shape} / out_shape {out_shape} disagree with the operator shape "
+                             f"{op.shape}")
         return LinearMap(lambda X: np.asarray(op.matmat(X.T)).T, lambda Y: np.asarray(op.rmatmat(Y.T)).T,
                          in_shape, out_shape, "scipy", "float64", circular)
     if isinstance(obj, np.ndarray) or is_torch(obj) or isinstance(obj, list):
         M = as_array(obj, "operator", ndim=2)
         m, n = M.shape
+        out_shape = tuple(out_shape) if out_shape is not None else (
+            tuple(in_shape) if in_shape is not None and m == n else (m,))  # square: output shaped like input
         in_shape = tuple(in_shape) if in_shape is not None else (n,)
-        out_shape = tuple(out_shape) if out_shape is not None else (m,)
         if (int(np.prod(out_shape)), int(np.prod(in_shape))) != (m, n):
             raise ShapeError(f"in_shape {in_shape} / out_shape {out_shape} disagree with the matrix's shape {M.shape}")
         return LinearMap(lambda X: X @ M.T, lambda Y: Y @ M, in_shape, out_shape, "dense", "float64", circular)

@@ -20,7 +20,6 @@ from typing import Protocol
 
 import numpy as np
 import scipy.linalg as sla
-
 import torch
 import torch.nn.functional as tF
 

@@ -652,8 +652,10 @@ def spectral_analysis(
         for o in names:
             if o == best:
                 continue
-            v, first = (paired[f"{best} − {o}"], True) if f"{best} − {o}" in paired else (paired[f"{o} − {best}"], False)
-            beats.append(v["high"] < 0 if first else v["low"] > 0)
+            if f"{best} − {o}" in paired:
+                beats.append(paired[f"{best} − {o}"]["high"] < 0)
+            else:
+                beats.append(paired[f"{o} − {best}"]["low"] > 0)
         closest = best if all(beats) else "tie"
     phi, phiW = surrogate.transfer_ * H, W * H
     radii, r_phi = radial_average(phi.real, shp)
