@@ -230,8 +230,9 @@ def wiener_filter(transfer: Any, prior: Any, noise_std: float) -> np.ndarray:
 def _basic(est: np.ndarray, reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
     """Basic bootstrap interval [2θ̂ − q_hi, 2θ̂ − q_lo] along axis 0 of ``reps`` (NaN replicates skipped)."""
     a = (1 - ci) / 2
+    quantile = np.nanquantile if np.isnan(reps).any() else np.quantile  # nanquantile is ~10× slower
     with np.errstate(invalid="ignore"):
-        qlo, qhi = np.nanquantile(reps, [a, 1 - a], axis=0)
+        qlo, qhi = quantile(reps, [a, 1 - a], axis=0)
     return 2 * est - qhi, 2 * est - qlo
 
 
@@ -510,13 +511,24 @@ class SpectralSurrogate:
         sur._reset()
         batches = (np.asarray(inputs[s : s + batch_size], dtype=np.float64).reshape(-1, int(np.prod(shape)))
                    for s in range(0, n, batch_size))
+        buf: list[tuple[np.ndarray, np.ndarray]] = []
         for _, yb, fb in probe_model(flat, batches, device=device):
-            sur.partial_fit(yb.reshape(-1, *shape), fb.reshape(-1, *shape))
+            buf.append((yb, fb))
+            if sum(len(b[0]) for b in buf) >= _BATCH:  # bootstrap updates are cheaper on larger blocks
+                sur.partial_fit(*_stack(buf, shape))
+                buf = []
+        if buf:
+            sur.partial_fit(*_stack(buf, shape))
         return sur
 
     def __repr__(self) -> str:
         return (f"SpectralSurrogate(image_shape={self.image_shape}, fit_intercept={self.fit_intercept}, "
                 f"n_boot={self.n_boot}, seed={self.seed})")
+
+
+def _stack(buf: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.concatenate([b[0] for b in buf]).reshape(-1, *shape),
+            np.concatenate([b[1] for b in buf]).reshape(-1, *shape))
 
 
 class _Flat(torch.nn.Module):
