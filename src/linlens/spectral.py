@@ -555,9 +555,13 @@ class SpectralAnalysis(ResultMixin):
         errors: reference name → data-weighted error E‖(C − R)y‖² / E‖Ry‖² over the probes (Parseval:
             Σ_k |Ĉ − R̂|² S_yy / Σ_k |R̂|² S_yy), for "A⁻¹" (pseudo-inverse 1/H where |H| > rcond·max|H|),
             "Wiener" and "C_data" (when given).
+        errors_corrected: name → bias-corrected error 2θ̂ − mean of the replicates (estimation noise in Ĉ biases
+            a squared distance upward; the basic interval is centred on this, not on θ̂).
         error_intervals: name → (low, high) basic bootstrap interval.
-        closest: the reference with the smallest error when its paired interval against every other excludes 0,
-            else "tie".
+        closest: the reference with the smallest error, joined ("Wiener ≈ C_data") by every reference whose
+            paired interval against it contains 0; "tie" when that is all of them. The intervals resample the
+            probe images only: references estimated from data (C_data, a Wiener filter with an estimated prior)
+            are treated as fixed.
         paired: "R1 − R2" → {"difference", "low", "high", "p_value"} of the paired bootstrap of the errors.
         radial_filter_factors: (n_bins,) radial mean of Re φ; radial_operator_abs: radial mean of |H|;
         radial_wiener_abs: radial mean of |Ŵ|; radii: (n_bins,).
@@ -571,6 +575,7 @@ class SpectralAnalysis(ResultMixin):
     filter_factors: np.ndarray
     wiener_filter_factors: np.ndarray
     errors: dict[str, float]
+    errors_corrected: dict[str, float]
     error_intervals: dict[str, tuple[float, float]]
     closest: str
     paired: dict[str, dict[str, float]]
@@ -659,21 +664,26 @@ def spectral_analysis(
                 paired[f"{a} − {b}"] = {"difference": diff, "low": float(lo), "high": float(hi), "p_value": p}
     best = min(errors, key=errors.get)
     closest = "tie"
+    corrected: dict[str, float] = dict(errors)
     if paired:
-        beats = []
+        group = [best]
         for o in names:
             if o == best:
                 continue
             if f"{best} − {o}" in paired:
-                beats.append(paired[f"{best} − {o}"]["high"] < 0)
+                tied = paired[f"{best} − {o}"]["high"] >= 0
             else:
-                beats.append(paired[f"{o} − {best}"]["low"] > 0)
-        closest = best if all(beats) else "tie"
+                tied = paired[f"{o} − {best}"]["low"] <= 0
+            if tied:
+                group.append(o)
+        closest = "tie" if len(group) == len(names) else " ≈ ".join(group)
+        corrected = {k: float(2 * errors[k] - np.mean(reps[k])) for k in names}
     phi, phiW = surrogate.transfer_ * H, W * H
     radii, r_phi = radial_average(phi.real, shp)
     return SpectralAnalysis(
         surrogate=res, operator_transfer=H, wiener=W, prior_spectrum=P, noise_std=float(noise_std),
-        filter_factors=phi, wiener_filter_factors=phiW, errors=errors, error_intervals=intervals, closest=closest,
+        filter_factors=phi, wiener_filter_factors=phiW, errors=errors, errors_corrected=corrected,
+        error_intervals=intervals, closest=closest,
         paired=paired, radii=radii, radial_filter_factors=r_phi,
         radial_wiener_filter_factors=radial_average(phiW.real, shp)[1],
         radial_operator_abs=radial_average(absH, shp)[1], radial_wiener_abs=radial_average(np.abs(W), shp)[1],
