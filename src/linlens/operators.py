@@ -192,7 +192,7 @@ class LinearMap:
         if max(d_out, d_in) > max_dim:
             raise ConfigError(f"to_dense: operator of shape {self.shape} is larger than max_dim={max_dim} "
                               f"(a dense copy needs {d_out * d_in * 8 / 2**30:.1f} GiB); use matvec/rmatvec")
-        cols = [self.matvec(np.eye(d_in)[s : s + 1024]) for s in range(0, d_in, 1024)]
+        cols = [self.matvec(np.eye(min(1024, d_in - s), d_in, k=s)) for s in range(0, d_in, 1024)]
         return np.concatenate(cols, axis=0).T.copy()
 
     def to_scipy(self) -> spla.LinearOperator:
