@@ -1,0 +1,276 @@
+"""Tests of linlens.spectral against independent routes: the dense LinearSurrogate on shift-augmented
+images, kernels' closed-form transfer functions, the dense Wiener estimator, and interval coverage by
+simulation of a linear shift-invariant network plus independent noise (known Ĉ and γ²)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg as sla
+import torch
+
+from linlens.errors import ConfigError, NotFittedError, NumericalWarning, ShapeError
+from linlens.operators import as_operator
+from linlens.problems import CircularBlur, wiener_estimator
+from linlens.spectral import (
+    SpectralSurrogate,
+    full_plane,
+    prior_spectrum,
+    radial_average,
+    spectral_analysis,
+    wiener_filter,
+)
+from linlens.surrogate import LinearSurrogate, filter_factors
+
+
+def _all_shifts(imgs: np.ndarray) -> np.ndarray:
+    """Every circular shift of every image, flattened: (n · d, d)."""
+    shp = imgs.shape[1:]
+    axes = tuple(range(1, len(shp) + 1))
+    out = [np.roll(imgs, s, axis=axes) for s in np.ndindex(*shp)]
+    return np.concatenate(out, axis=0).reshape(-1, int(np.prod(shp)))
+
+
+def _network(y: np.ndarray) -> np.ndarray:
+    """A nonlinear map (not shift-equivariant): anything works for the least-squares identity."""
+    z = np.tanh(1.5 * y + 0.2 * np.roll(y, 1, axis=-1)) + 0.1 * y**2 + 0.3
+    z.reshape(len(y), -1)[:, 0] += 0.5 * y.reshape(len(y), -1)[:, 1]
+    return z
+
+
+def _circ2d(c: np.ndarray) -> np.ndarray:
+    """Dense block-circulant matrix of the 2-D circular convolution with c (index formula, no FFT)."""
+    H, W = c.shape
+    i = np.arange(H * W)
+    r, s = i // W, i % W
+    return c[(r[:, None] - r[None, :]) % H, (s[:, None] - s[None, :]) % W]
+
+
+@pytest.mark.parametrize("shape,n", [((64,), 3), ((16, 16), 3), ((32, 32), 2), ((12, 20), 2)])
+def test_fourier_route_equals_dense_route_on_shift_augmented_data(shape, n):
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((n, *shape)) + 0.7
+    F = _network(Y)
+    sur = SpectralSurrogate(n_boot=0).fit(Y, F)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericalWarning)
+        dense = LinearSurrogate().fit(_all_shifts(Y), _all_shifts(F))
+    C = sur.to_dense()
+    assert np.linalg.norm(C - dense.coef_) / np.linalg.norm(dense.coef_) < 1e-8
+    np.testing.assert_allclose(dense.intercept_, sur.intercept_, atol=1e-8)
+    # predictions agree too (on fresh images)
+    Yt = rng.standard_normal((2, *shape))
+    np.testing.assert_allclose(sur.predict(Yt).reshape(2, -1), dense.predict(Yt.reshape(2, -1)), atol=1e-8)
+
+
+def test_linear_shift_invariant_network_has_coherence_one_and_its_kernels_transfer():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=False).double()
+    w = conv.weight.detach()[0, 0].numpy()
+    h = np.zeros((12, 16))  # impulse response of cross-correlation: h[j] = w[c − j], wrapped
+    for a in range(3):
+        for b in range(3):
+            h[(1 - a) % 12, (1 - b) % 16] += w[a, b]
+    Y = np.random.default_rng(1).standard_normal((40, 1, 12, 16))
+    sur = SpectralSurrogate.from_model(conv, Y, batch_size=16, n_boot=50)
+    np.testing.assert_allclose(sur.transfer_, np.fft.rfft2(h), atol=1e-10)
+    np.testing.assert_allclose(sur.coherence_, 1.0, atol=1e-10)
+    res = sur.result()
+    assert abs(res.linear_fraction - 1) < 1e-10 and res.n_samples == 40
+    np.testing.assert_allclose(res.radial.coherence, 1.0, atol=1e-10)
+    d = res.to_dict()
+    assert d["image_shape"] == [12, 16] and d["transfer"][0][0]["re"] == pytest.approx(np.sum(w))
+
+
+def test_wiener_filter_matches_dense_closed_form_1d_and_2d():
+    rng = np.random.default_rng(2)
+    # 1-D: circulant A (a random kernel) and circulant Σx from a decaying spectrum
+    n = 64
+    a = rng.standard_normal(n) * np.exp(-np.arange(n) / 3.0)
+    k = np.fft.rfftfreq(n)
+    P = 1.0 / (1.0 + (k / 0.05) ** 2)
+    cov = np.fft.irfft(P, n=n)  # autocovariance with spectrum P
+    W = wiener_filter(np.fft.rfft(a), P, 0.1)
+    dense = wiener_estimator(sla.circulant(a), sla.circulant(cov), 0.1)
+    from linlens.operators import circulant
+
+    D = circulant(W, (n,)).to_dense()
+    assert np.linalg.norm(D - dense) / np.linalg.norm(dense) < 1e-8
+    # 2-D: the blur of CircularBlur and a 2-D stationary prior
+    blur = CircularBlur(1.0, size=5)
+    A = as_operator(blur, in_shape=(1, 16, 16))
+    H = A.transfer_function()
+    P2 = 1.0 / (1.0 + (np.sqrt(np.fft.fftfreq(16)[:, None] ** 2 + np.fft.rfftfreq(16)[None] ** 2) / 0.1) ** 2)
+    cov2 = np.fft.irfft2(P2, s=(16, 16))
+    dense2 = wiener_estimator(A.to_dense(), _circ2d(cov2), 0.05)
+    D2 = circulant(wiener_filter(H, P2, 0.05), (16, 16)).to_dense()
+    assert np.linalg.norm(D2 - dense2) / np.linalg.norm(dense2) < 1e-8
+
+
+def test_prior_spectrum_of_a_known_stationary_field():
+    rng = np.random.default_rng(3)
+    c = np.zeros(32)
+    c[:3] = [1.0, 0.5, 0.25]
+    X = np.fft.irfft(np.fft.rfft(rng.standard_normal((20000, 32))) * np.fft.rfft(c), n=32) + 3.0
+    P = prior_spectrum(X)
+    np.testing.assert_allclose(P[1:], np.abs(np.fft.rfft(c)[1:]) ** 2, rtol=0.05)
+    assert abs(P[0] - np.abs(np.sum(c)) ** 2) / np.sum(c) ** 2 < 0.05  # the mean 3.0 is removed
+
+
+def test_intervals_cover_closed_form_truth_by_simulation():
+    """f = h ⊛ y + e, y white, e white (σ_e): Ĉ = ĥ and γ² = |ĥ|² / (|ĥ|² + σ_e²). Nominal 95%."""
+    L, n, s_e = 32, 120, 0.8
+    h = np.zeros(L)
+    h[:4] = [1.0, -0.6, 0.3, 0.2]
+    Hk = np.fft.rfft(h)
+    g_true = np.abs(Hk) ** 2 / (np.abs(Hk) ** 2 + s_e**2)
+    inner = np.arange(1, L // 2)  # DC (mean removed) and Nyquist (real) have fewer degrees of freedom
+    hits_re, hits_im, hits_g, hits_lin = [], [], [], []
+    w = np.r_[1.0, np.full(L // 2 - 1, 2.0), 1.0]
+    lin_true = np.sum(w * np.abs(Hk) ** 2) / np.sum(w * (np.abs(Hk) ** 2 + s_e**2))
+    # data-weighted errors of the population surrogate Ĉ = ĥ against fixed references (S_yy = 1 for white y)
+    HA = np.fft.rfft(np.r_[1.0, 0.4, np.zeros(L - 2)])
+    refs = {"A⁻¹": 1 / HA, "Wiener": wiener_filter(HA, 1.0, 0.3)}
+    err_true = {k: np.sum(w * np.abs(Hk - R) ** 2) / np.sum(w * np.abs(R) ** 2) for k, R in refs.items()}
+    hits_err = {k: [] for k in refs}
+    for rep in range(40):
+        rng = np.random.default_rng(100 + rep)
+        Y = rng.standard_normal((n, L))
+        F = np.fft.irfft(np.fft.rfft(Y) * Hk, n=L) + s_e * rng.standard_normal((n, L))
+        sur = SpectralSurrogate(n_boot=200, seed=rep).fit(Y, F)
+        res = sur.result(0.95)
+        an = spectral_analysis(sur, HA, 0.3, prior=1.0)
+        for name in refs:
+            lo, hi = an.error_intervals[name]
+            hits_err[name].append(lo <= err_true[name] <= hi)
+        hits_re.append((res.transfer_real_low <= Hk.real) & (Hk.real <= res.transfer_real_high))
+        hits_im.append(((res.transfer_imag_low <= Hk.imag) & (Hk.imag <= res.transfer_imag_high))[inner])
+        hits_g.append((res.coherence_low <= g_true) & (g_true <= res.coherence_high))
+        hits_lin.append(res.linear_fraction_interval[0] <= lin_true <= res.linear_fraction_interval[1])
+    cov = {k: float(np.mean(v)) for k, v in (("re", hits_re), ("im", hits_im), ("coh", hits_g))}
+    cov["linear_fraction"] = float(np.mean(hits_lin))
+    cov.update({f"error vs {k}": float(np.mean(v)) for k, v in hits_err.items()})
+    print("coverage at nominal 95%:", cov)
+    assert all(0.85 <= c <= 0.995 for c in cov.values()), cov
+
+
+def test_radial_profile_intervals_cover_truth_2d():
+    """2-D: f = h ⊛ y + e with y white; radial means of |ĥ| and of γ² are the truth for the radial profiles."""
+    shp, n, s_e = (16, 16), 60, 0.7
+    h = np.zeros(shp)
+    h[0, 0], h[0, 1], h[1, 0], h[-1, -1] = 1.0, 0.5, -0.4, 0.3
+    Hk = np.fft.rfft2(h)
+    g_true = np.abs(Hk) ** 2 / (np.abs(Hk) ** 2 + s_e**2)
+    _, prof_c = radial_average(np.abs(Hk), shp)
+    _, prof_g = radial_average(g_true, shp)
+    hits_c, hits_g = [], []
+    for rep in range(24):
+        rng = np.random.default_rng(500 + rep)
+        Y = rng.standard_normal((n, *shp))
+        F = np.fft.irfft2(np.fft.rfft2(Y) * Hk, s=shp) + s_e * rng.standard_normal((n, *shp))
+        r = SpectralSurrogate(n_boot=200, seed=rep).fit(Y, F).result().radial
+        hits_c.append(((r.transfer_abs_low <= prof_c) & (prof_c <= r.transfer_abs_high))[1:])
+        hits_g.append(((r.coherence_low <= prof_g) & (prof_g <= r.coherence_high))[1:])
+    cov = {"radial |C|": float(np.mean(hits_c)), "radial coherence": float(np.mean(hits_g))}
+    print("2-D radial coverage at nominal 95%:", cov)
+    assert all(0.85 <= c <= 0.995 for c in cov.values()), cov
+
+
+def test_partial_fit_equals_fit_including_bootstrap():
+    rng = np.random.default_rng(4)
+    Y = rng.standard_normal((70, 8, 8))
+    F = _network(Y)
+    a = SpectralSurrogate(n_boot=30, seed=1).fit(Y, F)
+    b = SpectralSurrogate(n_boot=30, seed=1)
+    for s in (0, 13, 40):
+        b.partial_fit(Y[s : {0: 13, 13: 40, 40: 70}[s]], F[s : {0: 13, 13: 40, 40: 70}[s]])
+    np.testing.assert_allclose(a.transfer_, b.transfer_, atol=1e-10)
+    ra, rb = a.result(), b.result()
+    np.testing.assert_allclose(ra.coherence_low, rb.coherence_low, atol=1e-10)
+    np.testing.assert_allclose(ra.radial.transfer_abs_high, rb.radial.transfer_abs_high, atol=1e-10)
+    # flat input with image_shape is the same as images
+    c = SpectralSurrogate(image_shape=(8, 8), n_boot=0).fit(Y.reshape(70, -1), F.reshape(70, -1))
+    np.testing.assert_allclose(c.transfer_, a.transfer_, atol=1e-12)
+
+
+def test_spectral_analysis_errors_match_dense_route_and_verdict():
+    rng = np.random.default_rng(5)
+    shp, sigma = (16, 16), 0.05
+    blur = CircularBlur(1.0, size=5)
+    A = as_operator(blur, in_shape=(1, 16, 16))
+    H = A.transfer_function()
+    P = 1.0 / (1.0 + (np.sqrt(np.fft.fftfreq(16)[:, None] ** 2 + np.fft.rfftfreq(16)[None] ** 2) / 0.1) ** 2)
+    x = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((300, 16, 16))) * np.sqrt(P), s=shp)
+    y = A.matvec(x.reshape(300, -1)).reshape(300, *shp) + sigma * rng.standard_normal((300, *shp))
+    Wk = wiener_filter(H, P, sigma)
+    from linlens.operators import circulant
+
+    Wd = circulant(Wk, shp).to_dense()
+    fy = y.reshape(300, -1) @ Wd.T + 0.01 * np.tanh(y.reshape(300, -1))  # nearly the Wiener filter
+    sur = SpectralSurrogate(n_boot=100).fit(y, fy.reshape(300, *shp))
+    an = spectral_analysis(sur, A, sigma, prior=P)
+    assert an.closest == "Wiener"
+    assert an.paired["A⁻¹ − Wiener"]["low"] > 0 and an.paired["A⁻¹ − Wiener"]["p_value"] < 0.05
+    # dense route for the data-weighted errors: Σ‖(C − R)(y − ȳ)‖² / Σ‖R(y − ȳ)‖², ȳ the constant mean image
+    C = sur.to_dense()
+    yc = y.reshape(300, -1) - y.mean()
+    Ad = A.to_dense()
+    for name, R in (("Wiener", Wd), ("A⁻¹", np.linalg.inv(Ad))):
+        ref = np.sum((yc @ (C - R).T) ** 2) / np.sum((yc @ R.T) ** 2)
+        assert abs(an.errors[name] - ref) / ref < 1e-8, name
+    np.testing.assert_allclose(an.wiener_filter_factors.imag, 0, atol=1e-12)
+    assert an.to_dict()["closest"] == "Wiener"
+
+
+def test_filter_factors_match_dense_filter_factors_1d():
+    rng = np.random.default_rng(6)
+    n = 32
+    a = np.exp(-0.5 * (np.minimum(np.arange(n), n - np.arange(n)) / 1.5) ** 2)  # symmetric kernel, real H
+    H = np.fft.rfft(a)
+    y = rng.standard_normal((200, n))
+    f = np.fft.irfft(np.fft.rfft(y) * wiener_filter(H, 1.0, 0.1), n=n) + 0.05 * np.sin(3 * y)
+    sur = SpectralSurrogate(n_boot=20).fit(y, f)
+    an = spectral_analysis(sur, H, 0.1, prior=1.0)
+    ff = filter_factors(sur.to_dense(), sla.circulant(a))
+    # each conjugate pair ±k is a 2-D singular subspace of A; its diagonal entries are Re φ(k)
+    phi_full = np.concatenate([an.filter_factors.real, an.filter_factors.real[1 : n // 2][::-1]])
+    np.testing.assert_allclose(np.sort(ff.factors), np.sort(phi_full), atol=1e-8)
+
+
+def test_radial_average_and_full_plane_against_brute_force():
+    shp = (6, 8)
+    rng = np.random.default_rng(7)
+    img = rng.standard_normal(shp)
+    spec = np.abs(np.fft.rfft2(img)) ** 2
+    full = np.abs(np.fft.fft2(img)) ** 2
+    np.testing.assert_allclose(full_plane(spec, shp), np.fft.fftshift(full), atol=1e-10)
+    Xc = np.fft.fft2(img)
+    np.testing.assert_allclose(full_plane(np.fft.rfft2(img), shp), np.fft.fftshift(Xc), atol=1e-10)
+    ky, kx = np.meshgrid(np.fft.fftfreq(6), np.fft.fftfreq(8), indexing="ij")
+    b = np.rint(np.sqrt(ky**2 + kx**2) * 6).astype(int)
+    b[np.sqrt(ky**2 + kx**2) > 0.5 + 1e-12] = -1
+    r, prof = radial_average(spec, shp)
+    for j in range(len(r)):
+        assert prof[j] == pytest.approx(full[b == j].mean())
+
+
+def test_bad_inputs():
+    with pytest.raises(ShapeError, match="single-channel"):
+        SpectralSurrogate().fit(np.ones((3, 2, 4, 4)), np.ones((3, 2, 4, 4)))
+    with pytest.raises(ShapeError, match="same shape"):
+        SpectralSurrogate().fit(np.ones((3, 4, 4)), np.ones((3, 4, 5)))
+    with pytest.raises(ShapeError):
+        SpectralSurrogate().fit(np.ones((3,)), np.ones((3,)))
+    with pytest.raises(NotFittedError):
+        SpectralSurrogate().predict(np.ones((2, 4)))
+    with pytest.raises(ConfigError, match="n_boot"):
+        SpectralSurrogate(n_boot=-1).fit(np.ones((3, 4)), np.ones((3, 4)))
+    sur = SpectralSurrogate(n_boot=0).fit(np.random.default_rng(0).standard_normal((5, 8, 8)), np.ones((5, 8, 8)))
+    with pytest.raises(ConfigError, match="targets"):
+        spectral_analysis(sur, as_operator(np.eye(64), in_shape=(8, 8)), 0.1)
+    with pytest.raises(ConfigError, match="circular"):
+        spectral_analysis(sur, as_operator(np.triu(np.ones((64, 64))), in_shape=(8, 8)), 0.1, prior=1.0)
+    with pytest.raises(ShapeError, match="rfft shape"):
+        spectral_analysis(sur, as_operator(np.eye(16), in_shape=(4, 4), circular=True), 0.1, prior=1.0)
