@@ -97,3 +97,23 @@ def test_row_split_and_noise_interval():
         _, lo, hi = noise_std_interval(res)
         cover += lo <= 0.3 <= hi
     assert cover / 200 >= 0.9
+
+
+def test_cli_analyze_with_targets_and_bad_operator(files, capsys):
+    from linlens.cli import main
+
+    d, _ = files
+    out = d / "cli_rep"
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--model", str(d / "wiener.pt"), "--inputs", str(d / "y.npy"), "--targets",
+              str(d / "x.npy"), "--operator", str(d / "A.npy"), "--n-boot", "20", "--out", str(out)])
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    assert "Wiener" in capsys.readouterr().out
+    assert (out / "metrics.json").exists()
+    np.save(d / "A_bad.npy", np.zeros((5, 8)))
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--model", str(d / "wiener.pt"), "--inputs", str(d / "y.npy"), "--targets",
+              str(d / "x.npy"), "--operator", str(d / "A_bad.npy"), "--out", str(d / "cli_bad")])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and "operator" in err
+    assert not (d / "cli_bad").exists()
