@@ -30,6 +30,7 @@ from linlens.linalg.lstsq import (
 from linlens.linalg.rank import RANK_RULES, RankInfo, default_tol, numerical_rank, numerical_ranks
 from linlens.linalg.subspaces import (
     DEFAULT_MIN_GAP,
+    DEFAULT_MIN_NORM_GAP,
     SubspaceAngleProfile,
     SubspaceComparison,
     eigenvalue_condition_numbers,
@@ -56,6 +57,7 @@ __all__ = [
     "SubspaceComparison",
     "SubspaceAngleProfile",
     "DEFAULT_MIN_GAP",
+    "DEFAULT_MIN_NORM_GAP",
     "match_eigenvalues",
     "eigenvalue_condition_numbers",
     "LstsqSolution",

@@ -44,6 +44,7 @@ __all__ = [
     "SubspaceComparison",
     "subspace_comparison",
     "DEFAULT_MIN_GAP",
+    "DEFAULT_MIN_NORM_GAP",
     "match_eigenvalues",
     "eigenvalue_condition_numbers",
 ]
@@ -51,6 +52,10 @@ __all__ = [
 #: Default "clear gap" threshold of :func:`subspace_comparison`: relative gap (σ_k − σ_{k+1})/σ_k ≥ 0.5 in
 #: both spectra, i.e. σ_{k+1} at most half of σ_k.
 DEFAULT_MIN_GAP = 0.5
+#: Default second condition of a clear gap: (σ_k − σ_{k+1})/σ_1 ≥ 0.1 in both spectra, so a cut in the tail
+#: (where a relative gap is large only because σ_k is tiny) does not count. Over 200 pairs of unrelated
+#: 64×64 Gaussian matrices the largest tail gap meeting the first condition was 0.038·σ_1.
+DEFAULT_MIN_NORM_GAP = 0.1
 
 
 def principal_angles(A: Any, B: Any) -> np.ndarray:
@@ -114,12 +119,13 @@ class SubspaceAngleProfile(ResultMixin):
         gaps_C: relative gap (σ_k − σ_{k+1})/σ_k of C at each k (K,) (0 where σ_k = 0; σ_{k+1} = 0 past
             the end of the spectrum).
         gaps_R: the same for R (K,).
+        norm_gaps_C: (σ_k − σ_{k+1})/σ_1 of C at each k (K,). norm_gaps_R: the same for R.
         deltas: Wedin's δ at each k (K,): the larger of σ_k(R) − σ_{k+1}(C) and σ_k(C) − σ_{k+1}(R), the
             orientation whose bound is used; ≤ 0 means no separation (no bound).
         wedin_bounds: Wedin's bound on sin θ_max at each k (K,) (inf where δ ≤ 0).
-        clear: k is a clear gap of both operators (K,) bool: both relative gaps ≥ ``min_gap``,
-            k ≤ min(rank C, rank R) and k < min(m, n).
-        min_gap: the threshold used.
+        clear: k is a clear gap of both operators (K,) bool: both relative gaps ≥ ``min_gap``, both
+            norm gaps ≥ ``min_norm_gap``, k ≤ min(rank C, rank R) and k < min(m, n).
+        min_gap: the threshold on the relative gaps. min_norm_gap: the threshold on the norm gaps.
     """
 
     ks: np.ndarray
@@ -128,10 +134,13 @@ class SubspaceAngleProfile(ResultMixin):
     right_max_angles: np.ndarray
     gaps_C: np.ndarray
     gaps_R: np.ndarray
+    norm_gaps_C: np.ndarray
+    norm_gaps_R: np.ndarray
     deltas: np.ndarray
     wedin_bounds: np.ndarray
     clear: np.ndarray
     min_gap: float
+    min_norm_gap: float
 
 
 @dataclass(frozen=True)
@@ -153,7 +162,7 @@ class SubspaceComparison(ResultMixin):
         norm_bound: the simpler ‖C − R‖₂/δ (≥ ``wedin_bound``); inf when δ ≤ 0, None when k is None.
         gap_C: relative gap (σ_k − σ_{k+1})/σ_k of C at k; None when k is None.
         gap_R: the same for R.
-        min_gap: threshold of a clear gap.
+        min_gap: threshold of a clear relative gap. min_norm_gap: threshold of a clear gap relative to σ_1.
         rank_C: numerical rank of C with its gap. rank_R: that of R.
         singular_values_C: (min(m, n),) descending. singular_values_R: (min(m, n),).
         profile: :class:`SubspaceAngleProfile`, the largest angle against every k (for a figure).
@@ -171,6 +180,7 @@ class SubspaceComparison(ResultMixin):
     gap_C: float | None
     gap_R: float | None
     min_gap: float
+    min_norm_gap: float
     rank_C: RankInfo
     rank_R: RankInfo
     singular_values_C: np.ndarray
@@ -183,6 +193,11 @@ def _relative_gaps(s: np.ndarray, K: int) -> np.ndarray:
     sk = s[:K]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(sk > 0, (sk - nxt) / np.where(sk > 0, sk, 1.0), 0.0)
+
+
+def _norm_gaps(s: np.ndarray, K: int) -> np.ndarray:
+    nxt = np.append(s[1:], 0.0)[:K]
+    return (s[:K] - nxt) / s[0] if len(s) and s[0] > 0 else np.zeros(K)
 
 
 def _leading_block_extreme(M: np.ndarray, K: int, largest: bool, psd: bool) -> np.ndarray:
@@ -218,13 +233,20 @@ def _bound(res: np.ndarray, delta: np.ndarray) -> np.ndarray:
 
 
 def subspace_comparison(
-    C: Any, R: Any, k: int | None = None, min_gap: float = DEFAULT_MIN_GAP, max_k: int | None = 128
+    C: Any,
+    R: Any,
+    k: int | None = None,
+    min_gap: float = DEFAULT_MIN_GAP,
+    min_norm_gap: float = DEFAULT_MIN_NORM_GAP,
+    max_k: int | None = 128,
 ) -> SubspaceComparison:
     """Principal angles between the top-k singular subspaces of C and R, with k cut at a clear spectral gap.
 
-    A **clear gap** at k: both operators' relative gaps (σ_k − σ_{k+1})/σ_k reach ``min_gap`` (default 0.5:
-    σ_{k+1} at most half of σ_k in both spectra), k is at most both numerical ranks, and k < min(m, n) (at
-    the full dimension two square operators share the whole space and every angle is trivially 0). When
+    A **clear gap** at k, in both spectra: the relative gap (σ_k − σ_{k+1})/σ_k reaches ``min_gap`` (default
+    0.5: σ_{k+1} at most half of σ_k) and the gap is a visible part of the operator, (σ_k − σ_{k+1})/σ_1 ≥
+    ``min_norm_gap`` (default 0.1; a perturbation of relative size ε moves a subspace by up to ~ε/that);
+    moreover k is at most both numerical ranks and k < min(m, n) (at the full dimension two square
+    operators share the whole space and every angle is trivially 0). When
     ``k`` is None the cut is the clear gap with the largest min(gap_C, gap_R) (ties: the smaller k); when
     there is none, no angles are reported (``k`` None, ``reason`` says why). A ``k`` given by the caller
     is used as is, and ``clear`` says whether it is a clear gap.
@@ -243,7 +265,8 @@ def subspace_comparison(
         C: operator (m, n) under test, numpy or torch.
         R: reference operator (m, n).
         k: a cut to use instead of the automatic one, 1 ≤ k ≤ min(m, n).
-        min_gap: threshold of a clear relative gap, in (0, 1].
+        min_gap: threshold of a clear relative gap (σ_k − σ_{k+1})/σ_k, in (0, 1].
+        min_norm_gap: threshold of a clear gap relative to the norm, (σ_k − σ_{k+1})/σ_1, in [0, 1].
         max_k: the largest k examined for the automatic cut and the profile (None: min(m, n)); the profile
             costs O(K⁴) for K cuts.
 
@@ -261,6 +284,8 @@ def subspace_comparison(
         raise ShapeError(f"C and R must have the same shape; got C {c.shape} and R {r.shape}")
     if not (isinstance(min_gap, (int, float)) and 0 < min_gap <= 1):
         raise ConfigError(f"min_gap must be a relative gap in (0, 1]; got {min_gap!r}")
+    if not (isinstance(min_norm_gap, (int, float)) and 0 <= min_norm_gap <= 1):
+        raise ConfigError(f"min_norm_gap must be in [0, 1]; got {min_norm_gap!r}")
     m, n = c.shape
     mn = min(m, n)
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= mn):
@@ -279,6 +304,7 @@ def subspace_comparison(
     # ---- profile over k = 1..K (block-wise from two small products per side; cosines only)
     ks = np.arange(1, K + 1)
     gC, gR = _relative_gaps(sc, K), _relative_gaps(sr, K)
+    nC, nR = _norm_gaps(sc, K), _norm_gaps(sr, K)
     left = np.arccos(np.clip(_leading_block_extreme(Uc[:, :K].T @ Ur[:, :K], K, False, False), 0.0, 1.0))
     right = np.arccos(np.clip(_leading_block_extreme(Vtc[:K] @ Vtr[:K].T, K, False, False), 0.0, 1.0))
     dR, dC = _wedin(sr, sc, K), _wedin(sc, sr, K)
@@ -288,37 +314,44 @@ def subspace_comparison(
     deltas = np.where(use_c, dC, dR)
     bounds = np.where(use_c, bC, bR)
     ok_rank = ks <= min(info_c.rank, info_r.rank)
-    clear = (gC >= min_gap) & (gR >= min_gap) & ok_rank & (ks < mn)
-    profile = SubspaceAngleProfile(ks, np.maximum(left, right), left, right, gC, gR, deltas, bounds, clear,
-                                   float(min_gap))
+    clear = (gC >= min_gap) & (gR >= min_gap) & (nC >= min_norm_gap) & (nR >= min_norm_gap) & ok_rank & (ks < mn)
+    profile = SubspaceAngleProfile(ks, np.maximum(left, right), left, right, gC, gR, nC, nR, deltas, bounds,
+                                   clear, float(min_gap), float(min_norm_gap))
 
-    common = dict(min_gap=float(min_gap), rank_C=info_c, rank_R=info_r, singular_values_C=sc,
-                  singular_values_R=sr, profile=profile)
+    common = dict(min_gap=float(min_gap), min_norm_gap=float(min_norm_gap), rank_C=info_c, rank_R=info_r,
+                  singular_values_C=sc, singular_values_R=sr, profile=profile)
     if k is None:
         if not clear.any():
-            score = np.where(ok_rank & (ks < mn), np.minimum(gC, gR), -np.inf)
-            if K == 0 or not np.isfinite(score).any():
+            score = np.where(ok_rank & (ks < mn) & (nC >= min_norm_gap) & (nR >= min_norm_gap),
+                             np.minimum(gC, gR), -np.inf)
+            if K == 0 or min(info_c.rank, info_r.rank) == 0 or mn == 1:
                 why = (f"no cut to compare: numerical ranks {info_c.rank} (C) and {info_r.rank} (R), "
                        f"min(m, n) = {mn}")
+            elif not np.isfinite(score).any():
+                why = (f"no clear spectral gap of both operators: no k in [1, {min(K, mn - 1)}] has gaps "
+                       f"(σ_k − σ_k+1)/σ_1 ≥ {min_norm_gap:g} in both spectra; the top-k subspaces are not well "
+                       "defined, so no angles are reported")
             else:
                 j = int(np.argmax(score))
                 why = (f"no clear spectral gap of both operators: no k in [1, {min(K, mn - 1)}] has relative gaps "
-                       f"(σ_k − σ_k+1)/σ_k ≥ {min_gap:g} in both spectra (best: {score[j]:.3g} at k = {j + 1}); "
-                       "the top-k subspaces are not well defined, so no angles are reported")
+                       f"(σ_k − σ_k+1)/σ_k ≥ {min_gap:g} and (σ_k − σ_k+1)/σ_1 ≥ {min_norm_gap:g} in both spectra "
+                       f"(best relative gap where the second holds: {score[j]:.3g} at k = {j + 1}); the top-k "
+                       "subspaces are not well defined, so no angles are reported")
             return SubspaceComparison(k=None, reason=why, clear=False, left_angles=None, right_angles=None,
                                       max_angle=None, delta=None, wedin_bound=None, norm_bound=None, gap_C=None,
                                       gap_R=None, **common)
         score = np.where(clear, np.minimum(gC, gR), -np.inf)
         kk = int(np.argmax(score)) + 1
         why = (f"clear spectral gap of both operators at k = {kk}: relative gaps {gC[kk - 1]:.3g} (C) and "
-               f"{gR[kk - 1]:.3g} (R) ≥ {min_gap:g}")
+               f"{gR[kk - 1]:.3g} (R) ≥ {min_gap:g}, gaps/σ_1 {nC[kk - 1]:.3g} (C) and {nR[kk - 1]:.3g} (R) ≥ "
+               f"{min_norm_gap:g}")
     else:
         kk = int(k)
         j = kk - 1
+        trivial = ", k = min(m, n): angles trivially 0 for square operators" if kk == mn else ""
         why = (f"k = {kk} given by the caller; it is " + ("" if clear[j] else "NOT ") +
-               f"a clear gap of both operators (relative gaps {gC[j]:.3g} (C), {gR[j]:.3g} (R), "
-               f"min_gap {min_gap:g}" + (", k = min(m, n): angles trivially 0 for square operators" if kk == mn
-                                         else "") + ")")
+               f"a clear gap of both operators (relative gaps {gC[j]:.3g} (C), {gR[j]:.3g} (R), min_gap "
+               f"{min_gap:g}; gaps/σ_1 {nC[j]:.3g} (C), {nR[j]:.3g} (R), min_norm_gap {min_norm_gap:g}{trivial})")
     # ---- accurate values at the cut
     la = principal_angles(Uc[:, :kk], Ur[:, :kk])
     ra = principal_angles(Vtc[:kk].T, Vtr[:kk].T)
