@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from linlens.errors import ConfigError, NonFiniteError, ShapeError
-from linlens.linalg import principal_angles, randomized_svd, svd, truncated_svd
+from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
+from linlens.linalg import SVDResult, fix_signs, principal_angles, randomized_svd, sign_flips, svd, truncated_svd
 
 
 def _with_spectrum(m: int, n: int, s: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -76,3 +76,61 @@ def test_truncated_svd_bad_args():
         truncated_svd(np.eye(3), 0)
     with pytest.raises(ConfigError):
         truncated_svd(np.eye(3), 2, method="magic")
+
+
+# ------------------------------------------------------------------------------------------- sign rule
+def test_fix_signs_batched_numpy_torch_and_complex():
+    rng = np.random.default_rng(5)
+    J = rng.normal(size=(6, 4, 4))
+    U, s, Vt = np.linalg.svd(J)
+    Ub, Vtb = fix_signs(U, Vt)
+    for i in range(len(J)):  # batched = one matrix at a time = the thin svd()
+        Ui, Vti = fix_signs(U[i], Vt[i])
+        np.testing.assert_array_equal(Ub[i], Ui)
+        np.testing.assert_array_equal(Vtb[i], Vti)
+        Us, _, Vts = svd(J[i])
+        np.testing.assert_allclose(Ub[i], Us, atol=1e-12)
+        np.testing.assert_allclose(Vtb[i], Vts, atol=1e-12)
+    np.testing.assert_allclose(Ub * s[:, None, :] @ Vtb, J, atol=1e-12)
+    Ut, Vtt = fix_signs(torch.as_tensor(U), torch.as_tensor(Vt))
+    np.testing.assert_array_equal(Ut.numpy(), Ub)
+    np.testing.assert_array_equal(Vtt.numpy(), Vtb)
+    again = fix_signs(Ub, Vtb)  # idempotent
+    np.testing.assert_array_equal(again[0], Ub)
+    # complex: the largest entry of each column becomes real positive, the product is unchanged
+    Z = rng.normal(size=(5, 3)) + 1j * rng.normal(size=(5, 3))
+    Uz, sz, Vz = np.linalg.svd(Z, full_matrices=False)
+    Uf, Vf = fix_signs(Uz, Vz)
+    top = Uf[np.argmax(np.abs(Uf), axis=0), np.arange(3)]
+    np.testing.assert_allclose(top.imag, 0, atol=1e-14)
+    assert np.all(top.real > 0)
+    np.testing.assert_allclose((Uf * sz) @ Vf, Z, atol=1e-12)
+    assert sign_flips(np.zeros((3, 2))).tolist() == [1.0, 1.0]
+
+
+# ------------------------------------------------------------------------------------ randomized svd
+def test_randomized_svd_numpy_torch_float32_and_options():
+    A = _with_spectrum(120, 90, np.logspace(0, -3, 30), seed=6)
+    ref = np.linalg.svd(A, compute_uv=False)
+    res, n_iter = randomized_svd(A, 6, return_n_iter=True)
+    assert isinstance(res, SVDResult) and res.U.shape == (120, 6) and res.Vt.shape == (6, 90)
+    np.testing.assert_allclose(res.s, ref[:6], rtol=1e-10)
+    assert n_iter >= 1
+    t = randomized_svd(torch.as_tensor(A), 6)
+    np.testing.assert_allclose(t.U.numpy(), res.U, atol=1e-9)  # same sketch, same sign rule
+    sk = randomized_svd(A, 6, n_oversamples=4, full_sketch=True)
+    assert len(sk.s) == 10 and sk.U.shape == (120, 10)
+    f32 = randomized_svd(torch.as_tensor(A, dtype=torch.float32), 6, dtype=torch.float32)
+    assert f32.s.dtype == torch.float32
+    np.testing.assert_allclose(f32.s.numpy(), ref[:6], rtol=1e-4)
+    fixed, it = randomized_svd(A, 6, n_iter=0, return_n_iter=True)
+    assert it == 0 and np.all(fixed.s <= ref[:6] * (1 + 1e-12))  # Ritz values never exceed the true ones
+    with pytest.raises(NonFiniteError):
+        randomized_svd(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), 1)
+
+
+def test_randomized_svd_warns_when_not_converged():
+    s = 1.0 / np.arange(1, 101)  # slow decay: the leading subspace needs many iterations
+    A = _with_spectrum(200, 150, s, seed=7)
+    with pytest.warns(NumericalWarning, match="did not converge"):
+        randomized_svd(A, 10, n_oversamples=0, max_iter=1)
