@@ -27,7 +27,7 @@ from linlens.linalg.lstsq import (
     TSQRAccumulator,
     _solve_gram,
 )
-from linlens.linalg.rank import RANK_RULES, RankInfo, default_tol, numerical_rank, numerical_ranks
+from linlens.linalg.rank import RANK_RULES, RankInfo, default_tol, gap_at, numerical_rank, numerical_ranks
 from linlens.linalg.subspaces import (
     DEFAULT_MIN_GAP,
     DEFAULT_MIN_NORM_GAP,
@@ -51,6 +51,7 @@ __all__ = [
     "RANK_RULES",
     "numerical_rank",
     "numerical_ranks",
+    "gap_at",
     "default_tol",
     "principal_angles",
     "subspace_comparison",

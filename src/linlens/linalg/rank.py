@@ -29,7 +29,7 @@ from linlens.errors import ConfigError, ShapeError
 from linlens.linalg.svd import _as_matrix
 from linlens.validation import as_array, is_torch
 
-__all__ = ["RankInfo", "numerical_rank", "numerical_ranks", "default_tol", "RANK_RULES"]
+__all__ = ["RankInfo", "numerical_rank", "numerical_ranks", "gap_at", "default_tol", "RANK_RULES"]
 
 #: Rank rules of :func:`numerical_rank`.
 RANK_RULES = ("tol", "energy", "optimal")
@@ -82,6 +82,26 @@ def _gap(s: np.ndarray, r: int, threshold: float) -> float:
     if r == len(s) or s[r] == 0:
         return float("inf")
     return float(s[r - 1] / s[r])
+
+
+def gap_at(s: Any, r: int) -> float:
+    """The singular-value gap σ_r/σ_{r+1} at a cut r chosen elsewhere (a fixed rank, a given k).
+
+    Arguments:
+        s: singular values (k,), descending; numpy or torch.
+        r: the cut, 0 ≤ r ≤ k.
+
+    Returns:
+        σ_r/σ_{r+1}; inf when r = k or σ_{r+1} = 0; for r = 0, inf (nothing kept).
+
+    Example:
+        >>> gap_at(np.array([4.0, 2.0, 1.0]), 1)
+        2.0
+    """
+    s = np.asarray(s.detach().cpu().double().numpy() if is_torch(s) else s, dtype=np.float64)
+    if not 0 <= r <= len(s):
+        raise ConfigError(f"r must be in [0, {len(s)}]; got {r!r}")
+    return _gap(s, r, 0.0) if r else float("inf")
 
 
 def _gavish_donoho_omega(beta: float) -> float:
