@@ -22,7 +22,7 @@ from linlens.errors import ConfigError, InputFileError, LinlensError, NonFiniteE
 from linlens.linalg import GramAccumulator
 from linlens.loaders import load_array, load_model
 from linlens.report import check_destination
-from linlens.scale import check_block_finite
+from linlens.scale import check_block_finite, tree_reduce
 from linlens.surrogate import LinearSurrogate
 from linlens.workflows.analyze import surrogate_report
 
@@ -125,10 +125,7 @@ def _merge(a: GramAccumulator, b: GramAccumulator) -> GramAccumulator:
 
 
 def _tree(client: Any, futures: list[Any]) -> Any:
-    while len(futures) > 1:
-        futures = [client.submit(_merge, futures[i], futures[i + 1], pure=False) if i + 1 < len(futures)
-                   else futures[i] for i in range(0, len(futures), 2)]
-    return futures[0]
+    return tree_reduce(futures, _merge, submit=lambda f, a, b: client.submit(f, a, b, pure=False))
 
 
 # ------------------------------------------------------------------------------------------------ cluster
