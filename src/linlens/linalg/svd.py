@@ -206,8 +206,6 @@ def randomized_svd(
     if torch_in:
         X = A.detach()
         X = X.to(dtype if dtype is not None else (torch.complex128 if X.is_complex() else torch.float64))
-        if not bool(torch.isfinite(X).all()):
-            raise NonFiniteError(f"A contains {int((~torch.isfinite(X)).sum())} NaN/Inf value(s)")
     else:
         a = _as_matrix(A, "A")
         X = torch.from_numpy(a if a.flags.writeable else a.copy())
@@ -222,7 +220,11 @@ def randomized_svd(
     Xh = X.mH
     # operands are made row-major (contiguous): a column-major factor from svd/qr times a transposed view
     # hits a slow matmul path (measured ~5x slower at L = 30)
-    Q = torch.linalg.qr(X @ G)[0].contiguous()
+    Y = X @ G
+    # NaN/Inf in A reach the Gaussian sketch (a pass over the small (m, L) product, not over A)
+    if torch_in and not bool(torch.isfinite(Y).all()):
+        raise NonFiniteError(f"A contains {int((~torch.isfinite(X)).sum())} NaN/Inf value(s)")
+    Q = torch.linalg.qr(Y)[0].contiguous()
     done, U_prev, change = 0, None, float("nan")
     limit = max_iter if n_iter is None else n_iter
     while True:
