@@ -120,8 +120,8 @@ class SubspaceAngleProfile(ResultMixin):
             the end of the spectrum).
         gaps_R: the same for R (K,).
         norm_gaps_C: (σ_k − σ_{k+1})/σ_1 of C at each k (K,). norm_gaps_R: the same for R.
-        deltas: Wedin's δ at each k (K,): the larger of σ_k(R) − σ_{k+1}(C) and σ_k(C) − σ_{k+1}(R), the
-            orientation whose bound is used; ≤ 0 means no separation (no bound).
+        deltas: Wedin's δ at each k (K,): σ_k(R) − σ_{k+1}(C) or σ_k(C) − σ_{k+1}(R), whichever orientation
+            gives the smaller bound; ≤ 0 in both means no separation (no bound).
         wedin_bounds: Wedin's bound on sin θ_max at each k (K,) (inf where δ ≤ 0).
         clear: k is a clear gap of both operators (K,) bool: both relative gaps ≥ ``min_gap``, both
             norm gaps ≥ ``min_norm_gap``, k ≤ min(rank C, rank R) and k < min(m, n).
