@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from linlens.errors import ConfigError
-from linlens.linalg import default_tol, numerical_rank, numerical_ranks
+from linlens.linalg import default_tol, gap_at, numerical_rank, numerical_ranks
 
 
 # --------------------------------------------------------------------------------------- numerical rank
@@ -104,3 +104,15 @@ def test_batched_ranks_equal_one_at_a_time(n, k, seed, zero):
         info = numerical_rank(s[i], shape=(k + 2, k))
         assert ranks[i] == info.rank
         assert gaps[i] == pytest.approx(info.gap)
+
+
+def test_gap_at_a_given_cut_agrees_with_the_rank_rule():
+    s = np.array([5.0, 4.0, 1e-3, 1e-9, 0.0])
+    for t in (1e-12, 1e-6, 1e-2, 0.5):
+        info = numerical_rank(s, tol=t)
+        assert gap_at(s, info.rank) == pytest.approx(info.gap) or info.rank == 0
+    assert gap_at(s, 1) == pytest.approx(5.0 / 4.0)
+    assert gap_at(s, 4) == np.inf and gap_at(s, 5) == np.inf and gap_at(s, 0) == np.inf
+    assert gap_at(torch.tensor([2.0, 1.0]), 1) == pytest.approx(2.0)
+    with pytest.raises(ConfigError):
+        gap_at(s, 6)
