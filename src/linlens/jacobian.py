@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from linlens.errors import ConfigError, ModelError, NonFiniteError, NotFittedError, ShapeError
+from linlens.linalg import gap_at, numerical_rank
 from linlens.validation import is_torch
 
 __all__ = [
@@ -445,16 +446,19 @@ class LocalVsGlobal:
             of J(x) and of C (the row spaces when k = rank C): 0 when J(x) reads the same input directions
             as C, π/2 when it ignores one of them.
         k: dimension of the compared subspaces.
+        k_gap: singular-value gap σ_k/σ_{k+1} of C at k (inf at the end of the spectrum).
     """
 
     relative_distance: np.ndarray
     max_angle: np.ndarray
     k: int
     weighted_distance: np.ndarray | None = None
+    k_gap: float = float("inf")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary: median and 10/90% quantiles of the distributions (angles also in degrees)."""
-        out: dict[str, Any] = {"n_samples": int(self.relative_distance.shape[0]), "k": int(self.k)}
+        out: dict[str, Any] = {"n_samples": int(self.relative_distance.shape[0]), "k": int(self.k),
+                               "k_gap": float(self.k_gap) if np.isfinite(self.k_gap) else None}
         series = [("relative_distance", self.relative_distance), ("max_angle", self.max_angle)]
         if self.weighted_distance is not None:
             series.append(("weighted_distance", self.weighted_distance))
@@ -683,8 +687,8 @@ class JacobianField:
         c_norm = float(np.linalg.norm(Cn))
         if c_norm == 0.0:
             raise ConfigError("C must be nonzero (its Frobenius norm divides the distance)")
-        sv = np.linalg.svd(Cn, compute_uv=False)
-        rank = int((sv > max(Cn.shape) * np.finfo(np.float64).eps * sv[0]).sum())
+        info = numerical_rank(Cn)
+        rank = info.rank
         if k is None:
             k = rank if self.top_k is None else min(rank, int(self.top_k))
         if int(k) != k or not 1 <= k <= min(Cn.shape):
@@ -716,7 +720,7 @@ class JacobianField:
 
             raise EmptyInputError("X has no samples")
         return LocalVsGlobal(np.concatenate(dists), np.concatenate(angles), int(k),
-                             np.concatenate(wdists) if wdists else None)
+                             np.concatenate(wdists) if wdists else None, gap_at(info.singular_values, int(k)))
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_samples_seen_"):

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from linlens.errors import ConfigError, NonFiniteError, ShapeError
-from linlens.linalg import GramAccumulator, TSQRAccumulator
+from linlens.linalg import GramAccumulator, TSQRAccumulator, randomized_svd
+from linlens.validation import is_torch
 
 __all__ = ["is_dask", "from_npy", "align_rows", "block_ranges", "dask_accumulate", "tree_reduce", "range_finder",
            "check_block_finite"]
@@ -137,20 +138,37 @@ def _merge(a: Any, b: Any) -> Any:
     return a.merge(b)
 
 
-def tree_reduce(parts: list[Any], combine: Any = _merge, split_every: int = 2) -> Any:
-    """Reduce a list of ``dask.delayed`` values pairwise (depth ⌈log₂ n⌉) with ``combine(a, b)``."""
-    import dask
+def tree_reduce(parts: list[Any], combine: Any = _merge, split_every: int = 2, submit: Any = None) -> Any:
+    """Reduce a list of ``dask.delayed`` values (or futures) pairwise (depth ⌈log₂ n⌉) with ``combine(a, b)``.
 
+    The one tree reduction of linlens: in-graph (``dask.delayed``, the default) or on a distributed cluster
+    (``submit=lambda f, a, b: client.submit(f, a, b, pure=False)``, used by ``analyze --dask``).
+
+    Arguments:
+        parts: the partial results (delayed values, futures or plain objects).
+        combine: merges two partials into one.
+        split_every: partials merged per node.
+        submit: schedules one ``combine`` as ``submit(combine, a, b)``; None wraps it in ``dask.delayed``.
+
+    Returns:
+        The root of the tree (a delayed value or future).
+    """
     if not parts:
         raise ConfigError("nothing to reduce: the input has no blocks")
-    f = dask.delayed(combine, pure=True)
+    if submit is None:
+        import dask
+
+        step = dask.delayed(combine, pure=True)
+    else:
+        def step(a: Any, b: Any) -> Any:
+            return submit(combine, a, b)
     while len(parts) > 1:
         nxt = []
         for i in range(0, len(parts), split_every):
             group = parts[i : i + split_every]
             acc = group[0]
             for g in group[1:]:
-                acc = f(acc, g)
+                acc = step(acc, g)
             nxt.append(acc)
         parts = nxt
     return parts[0]
@@ -187,15 +205,16 @@ def range_finder(A: Any, k: int, n_power_iter: int = 2, seed: int = 0) -> np.nda
     """Orthonormal basis (n_cols, k) approximating the row space of A (n_rows, n_cols) by a Gaussian sketch.
 
     Works on numpy, torch (CPU/CUDA; the result comes back on the CPU in float64) or dask arrays (rows chunked;
-    each product with A is one pass over the blocks, summed on the workers).
+    reduced to AᵀA in one pass over the blocks, summed on the workers). The sketch is the subspace iteration of
+    :func:`linlens.linalg.randomized_svd` (the top-k right singular vectors), the one randomized SVD of linlens.
 
     References:
         N. Halko, P.-G. Martinsson, J. A. Tropp, "Finding structure with randomness", arXiv:0909.4061.
 
     Arguments:
         A: (n_rows, n_cols) matrix.
-        k: sketch width.
-        n_power_iter: subspace iterations.
+        k: sketch width, 1 ≤ k ≤ min(shape).
+        n_power_iter: power iterations.
         seed: seed of the Gaussian test matrix.
 
     Returns:
@@ -207,29 +226,10 @@ def range_finder(A: Any, k: int, n_power_iter: int = 2, seed: int = 0) -> np.nda
         >>> bool(np.allclose(abs(Q[:, 0]), np.array([1.0, 2.0, 0.0]) / np.sqrt(5)))
         True
     """
-    from linlens.validation import is_torch
-
-    rng = np.random.default_rng(seed)
-    n_cols = A.shape[1]
-    Omega = rng.standard_normal((n_cols, k))
-    if is_torch(A):
-        import torch
-
-        At = A.to(torch.float64)
-        Q = torch.as_tensor(Omega, device=At.device)
-        for _ in range(n_power_iter + 1):
-            Q, _ = torch.linalg.qr(At.T @ (At @ Q))
-        return Q.cpu().numpy()
+    # the same subspace iteration as linalg.randomized_svd (one algorithm): the top-k right singular vectors;
+    # a dask array is reduced to its Gram matrix AᵀA (one pass, summed on the workers), which has them too
     if is_dask(A):
-        import dask.array as da
-
         A = A.astype(np.float64).rechunk({1: -1})
-        Q = Omega
-        for _ in range(n_power_iter + 1):
-            Q = np.linalg.qr(da.dot(A.T, A.dot(Q)).compute())[0]
-        return Q
-    A = np.asarray(A, dtype=np.float64)
-    Q = Omega
-    for _ in range(n_power_iter + 1):
-        Q = np.linalg.qr(A.T @ (A @ Q))[0]
-    return Q
+        A = (A.T @ A).compute()
+    Vt = randomized_svd(A, k, n_oversamples=0, n_iter=n_power_iter, seed=seed).Vt
+    return np.asarray(Vt.T.cpu().numpy() if is_torch(Vt) else Vt.T, dtype=np.float64)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from linlens.errors import ConfigError, ShapeError
+from linlens.linalg import numerical_rank
 from linlens.validation import as_array
 
 __all__ = [
@@ -367,11 +368,11 @@ class Stratum:
             Wm = as_array(W, "W")
             if Wm.shape != (d[L], d[0]):
                 raise ShapeError(f"W must have shape (d_L, d_0) = {(d[L], d[0])}; got {Wm.shape}")
-            s = np.linalg.svd(Wm, compute_uv=False)
-            tol = max(Wm.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
-            rank_W = int((s > tol).sum())
+            info = numerical_rank(Wm)
+            rank_W = info.rank
             if rank_W != r:
-                raise ConfigError(f"W must have rank {r} (the stratum's full bars); found numerical rank {rank_W}")
+                raise ConfigError(f"W must have rank {r} (the stratum's full bars); found numerical rank {rank_W} "
+                                  f"(gap σ_r/σ_r+1 = {info.gap:.3g})")
             P, sv, Qt = np.linalg.svd(Wm)
             F = P[:, :r] * np.sqrt(sv[:r])
             G = np.sqrt(sv[:r])[:, None] * Qt[:r]

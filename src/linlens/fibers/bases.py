@@ -25,6 +25,7 @@ import scipy.linalg as sla
 from linlens.errors import ConfigError
 from linlens.fibers.barcode import Bar, Stratum
 from linlens.fibers.network import LinearNetwork
+from linlens.linalg import default_tol, numerical_rank
 
 __all__ = [
     "Prebasis",
@@ -346,8 +347,7 @@ def tangent_normal(
     if A.shape[1] == 0:
         return np.zeros((D, 0)), np.eye(D)
     U, s, _ = np.linalg.svd(A, full_matrices=True)
-    cut = 1e3 * max(A.shape) * np.finfo(float).eps * (s[0] if s.size else 0.0)
-    k = int((s > cut).sum())
+    k = numerical_rank(s, tol=1e3 * default_tol(A.shape), shape=A.shape).rank
     return U[:, :k], U[:, k:]
 
 

@@ -204,7 +204,7 @@ class LinearNetwork:
                 scale = float(np.prod(norms[i:j]))
                 t = tol if tol is not None else max(M.shape) * (j - i) * eps
                 thr = t * scale
-                info = numerical_rank(s, tol=thr, shape=M.shape)
+                info = numerical_rank(s, tol=t, scale=scale, shape=M.shape)
                 r = info.rank
                 above = float(s[r - 1]) if r > 0 else thr
                 below = float(s[r]) if r < s.size else 0.0

@@ -30,6 +30,7 @@ import torch
 from linlens.errors import ConfigError, ModelError, ShapeError
 from linlens.flows._autodiff import jacobian_from_graph
 from linlens.flows.models import as_encoder, encode
+from linlens.linalg import fix_signs, numerical_ranks
 from linlens.validation import as_array
 
 __all__ = [
@@ -83,19 +84,9 @@ def encoder_jacobians(encoder: Any, X: Any, batch_size: int = 2048) -> tuple[np.
     return np.concatenate(zs), np.concatenate(Js)
 
 
-def _svd_flip_batched(U: np.ndarray, Vt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's ``svd_flip`` (u-based) per matrix: the largest-|entry| of each column of U is positive."""
-    idx = np.argmax(np.abs(U), axis=1)  # (n, k): row of the largest entry in each column
-    signs = np.sign(np.take_along_axis(U, idx[:, None, :], axis=1))[:, 0, :]
-    signs[signs == 0] = 1.0
-    return U * signs[:, None, :], Vt * signs[:, :, None]
-
-
 def _singular_mask(s: np.ndarray, rtol: float | None, dtype: torch.dtype) -> np.ndarray:
     d = s.shape[1]
-    tol = d * torch.finfo(dtype).eps if rtol is None else rtol
-    with np.errstate(invalid="ignore"):
-        return ~np.isfinite(s).all(axis=1) | (s[:, -1] <= tol * s[:, 0])
+    return ~np.isfinite(s).all(axis=1) | (numerical_ranks(s, tol=rtol, shape=(d, d), dtype=dtype)[0] < d)
 
 
 def _check_on_singular(on_singular: str) -> None:
@@ -113,7 +104,7 @@ def _jacobian_svd(encoder: Any, X: Any, rtol: float | None, on_singular: str, ja
         bad = int(np.argwhere(~np.isfinite(J).all(axis=(1, 2)))[0, 0])
         raise ModelError(f"encoder Jacobian has NaN/Inf values (first at row {bad}); the encoder is not usable there")
     U, s, Vt = np.linalg.svd(J)
-    U, Vt = _svd_flip_batched(U, Vt)
+    U, Vt = fix_signs(U, Vt)
     singular = _singular_mask(s, rtol, _model_dtype_device(enc)[0])
     if singular.any() and on_singular == "raise":
         i = int(np.argmax(singular))

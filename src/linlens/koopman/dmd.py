@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from linlens.errors import ConfigError, NonFiniteError, NotFittedError, NumericalWarning, ShapeError
+from linlens.linalg import gap_at, numerical_rank, randomized_svd, sign_flips
 from linlens.validation import is_torch
 
 __all__ = ["HankelDMD", "delay_embed", "optimal_hard_threshold_rank", "randomized_svd"]
@@ -65,14 +66,6 @@ def _as_tensor(x: Any, name: str, dtype: torch.dtype, device: torch.device, ndim
         n_bad = int((~torch.isfinite(t)).sum())
         raise NonFiniteError(f"{name} contains {n_bad} NaN/Inf value(s)")
     return t
-
-
-def _flip_signs(U: torch.Tensor, V: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Deterministic signs: the largest-|entry| of each column of ``U`` is made positive (``V`` follows)."""
-    idx = U.abs().argmax(dim=0)
-    signs = torch.sign(U[idx, torch.arange(U.shape[1], device=U.device)])
-    signs[signs == 0] = 1
-    return U * signs, V * signs
 
 
 def delay_embed(trajectory: torch.Tensor, delays: int) -> torch.Tensor:
@@ -117,87 +110,7 @@ def optimal_hard_threshold_rank(singular_values: torch.Tensor, n_rows: int, n_co
         >>> optimal_hard_threshold_rank(torch.tensor([100.0, 50.0] + [1.0] * 98), 100, 400)
         2
     """
-    beta = min(n_rows, n_cols) / max(n_rows, n_cols)
-    omega = 0.56 * beta**3 - 0.95 * beta**2 + 1.82 * beta + 1.43
-    tau = float(torch.median(singular_values.double()).item()) * omega
-    return max(1, int((singular_values > tau).sum().item()))
-
-
-def randomized_svd(
-    X: torch.Tensor,
-    rank: int,
-    *,
-    n_oversamples: int = 10,
-    n_power_iter: int | None = None,
-    tol: float | None = None,
-    max_power_iter: int = 60,
-    seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """Truncated SVD by randomized subspace iteration with Rayleigh–Ritz, adaptive in the iteration count.
-
-    With ``n_power_iter=None`` the subspace iteration continues until the leading ``rank`` left singular
-    vectors change by less than ``tol`` (Frobenius norm of the change after aligning the bases) between
-    two iterations, up to ``max_power_iter`` — so data with slowly decaying singular values gets the extra
-    iterations it needs while easy data stops after one or two.
-
-    References:
-        N. Halko, P.-G. Martinsson, J. A. Tropp, "Finding structure with randomness: Probabilistic
-        algorithms for constructing approximate matrix decompositions", arXiv:0909.4061 (Alg. 4.4).
-
-    Arguments:
-        X: (m, n) real matrix.
-        rank: number of singular triplets wanted.
-        n_oversamples: extra columns of the sketch (k = rank + n_oversamples).
-        n_power_iter: fixed number of power iterations, or None for the adaptive rule.
-        tol: convergence tolerance of the adaptive rule (default 1e-10 in float64, 1e-4 in float32).
-        max_power_iter: cap of the adaptive rule.
-        seed: seed of the Gaussian sketch.
-
-    Returns:
-        ``(U, s, V, n_iter)``: U (m, k), s (k,) descending, V (n, k) with X ≈ U diag(s) Vᵀ; the first
-        ``rank`` triplets are the accurate ones. ``n_iter`` is the number of power iterations run.
-
-    Example:
-        >>> A = torch.randn(200, 8, dtype=torch.float64) @ torch.randn(8, 300, dtype=torch.float64)
-        >>> U, s, V, _ = randomized_svd(A, 8)
-        >>> bool(torch.allclose(s[:8], torch.linalg.svdvals(A)[:8]))
-        True
-    """
-    m, n = X.shape
-    k = min(rank + n_oversamples, m, n)
-    if tol is None:
-        tol = 1e-10 if X.dtype == torch.float64 else 1e-4
-    gen = torch.Generator(device=X.device)
-    gen.manual_seed(seed)
-    G = torch.randn(n, k, generator=gen, dtype=X.dtype, device=X.device)
-    # operands are made row-major (contiguous): a column-major factor from svd/qr times a transposed view
-    # hits a slow matmul path (measured ~5x slower at k = 30)
-    Q = torch.linalg.qr(X @ G)[0].contiguous()
-    n_iter, U_prev = 0, None
-    limit = max_power_iter if n_power_iter is None else n_power_iter
-    while True:
-        W = X.T @ Q  # (n, k); QᵀX = Wᵀ
-        Vw, s, Uwt = torch.linalg.svd(W, full_matrices=False)  # W = Vw diag(s) Uwᵀ → QᵀX = Uw s Vwᵀ
-        Vw = Vw.contiguous()
-        U = Q @ Uwt.T
-        if n_power_iter is None and U_prev is not None:
-            Ur, Pr = U[:, :rank], U_prev[:, :rank]
-            change = torch.linalg.matrix_norm(Ur - Pr @ (Pr.T @ Ur)).item()
-            if change < tol:
-                break
-        if n_iter >= limit:
-            if n_power_iter is None:
-                warnings.warn(
-                    f"randomized SVD did not converge in {limit} power iterations (subspace change {change:.1e}"
-                    f" > tol {tol:.1e}); singular values decay slowly near rank {rank}: use svd='full'",
-                    NumericalWarning,
-                    stacklevel=3,
-                )
-            break
-        U_prev = U
-        Q = torch.linalg.qr(X @ Vw)[0].contiguous()
-        n_iter += 1
-    return U, s, Vw, n_iter
+    return max(1, numerical_rank(singular_values, rule="optimal", shape=(n_rows, n_cols)).rank)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -271,7 +184,8 @@ class HankelDMD:
         singular_values_: all computed singular values of X, descending (min(shape) of them with the full
             SVD, rank + p with the randomized SVD, of which the first ``rank_`` are accurate).
         right_singular_vectors_: (n_columns, r) V_r.
-        rank_: the rank used. n_features_: dim. n_columns_: number of snapshot pairs.
+        rank_: the rank used. rank_gap_: σ_r/σ_{r+1} at that cut (inf at the end of the computed spectrum).
+        n_features_: dim. n_columns_: number of snapshot pairs.
         power_iterations_: power iterations run by the randomized SVD (0 for a full SVD).
 
     Example:
@@ -430,7 +344,6 @@ class HankelDMD:
             Xt, Yt, z0 = self._hankel(trajs)  # (n_cols, D)
             n_cols, D = Xt.shape
         min_dim = min(D, n_cols)
-        eps = torch.finfo(dtype).eps
 
         r_req = self.rank
         if isinstance(r_req, int | np.integer) and r_req > min_dim:
@@ -465,26 +378,27 @@ class HankelDMD:
             s = torch.as_tensor(s_np, dtype=dtype, device=device)
             V, n_iter = None, 0
         elif use_random:
-            U, s, V, n_iter = randomized_svd(
-                Xt.T, int(r_req), n_oversamples=n_over, n_power_iter=self.n_power_iter, seed=self.seed
+            (U, s, Vt), n_iter = randomized_svd(
+                Xt.T, int(r_req), n_oversamples=n_over, n_iter=self.n_power_iter, seed=self.seed, dtype=dtype,
+                full_sketch=True, return_n_iter=True,
             )
+            V = Vt.T
         else:
             # SVD of the (n_cols, D) matrix Xᵀ = V Σ Uᵀ avoids a copy of the transposed view
             V, s, Ut = torch.linalg.svd(Xt, full_matrices=False)
             U, n_iter = Ut.T, 0
 
-        tol_num = max(D, n_cols) * eps * float(s[0]) if s.numel() else 0.0
+        floor = numerical_rank(s, shape=(D, n_cols), dtype=dtype)
+        tol_num = floor.threshold
         if r_req is None:
-            r = int((s > tol_num).sum())
+            r = floor.rank
         elif r_req == "optimal":
             r = optimal_hard_threshold_rank(s, D, n_cols)
         elif isinstance(r_req, float):
-            energy = torch.cumsum(s.double() ** 2, 0) / (s.double() ** 2).sum()
-            r = int(torch.searchsorted(energy, torch.tensor([r_req], dtype=torch.float64, device=s.device)))
-            r = min(r + 1, s.numel())
+            r = numerical_rank(s, rule="energy", energy=r_req).rank
         else:
             r = int(r_req)
-        n_ok = int((s[:r] > tol_num).sum())
+        n_ok = min(r, floor.rank)
         if n_ok < r:
             warnings.warn(
                 f"rank={r} exceeds the numerical rank {n_ok} of the Hankel matrix (σ below {tol_num:.2e}); "
@@ -501,14 +415,14 @@ class HankelDMD:
             s_np = s[:r].cpu().numpy()
             Vd = Xd @ (U_np / s_np)
             V_np, YV_np = dask.compute(Vd, Yd.T @ Vd / s_np)
-            sg = np.sign(U_np[np.abs(U_np).argmax(0), np.arange(r)])
-            sg[sg == 0] = 1
+            sg = sign_flips(U_np)
             U_r = torch.as_tensor(U_np * sg, dtype=dtype, device=device)
             V_r = torch.as_tensor(V_np * sg, dtype=dtype, device=device)
             s_r = s[:r]
             YV = torch.as_tensor(YV_np * sg, dtype=dtype, device=device)
         else:
-            U_r, V_r = _flip_signs(U[:, :r], V[:, :r])
+            sg = sign_flips(U[:, :r])
+            U_r, V_r = U[:, :r] * sg, V[:, :r] * sg
             s_r = s[:r]
             YV = Yt.T @ V_r / s_r  # (D, r) = Y V_r Σ_r⁻¹
         A_tilde = U_r.T @ YV  # (r, r)
@@ -526,6 +440,7 @@ class HankelDMD:
         self._device_, self._dtype_ = device, dtype
         self._U, self._A, self._YV = U_r, A_tilde, YV
         self.rank_ = r
+        self.rank_gap_ = gap_at(s, r)
         self.n_features_ = trajectories.shape[-1] if dask_in else trajs[0].shape[-1]
         self.n_columns_ = n_cols
         self.power_iterations_ = n_iter

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from linlens.report.figures import eigenvalue_plot
+
 __all__ = ["eigenvalue_figure", "right_singular_vectors_figure", "decision_boundaries_figure",
            "accuracy_grid_figure"]
 
@@ -43,26 +45,18 @@ def eigenvalue_figure(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD
     Returns:
         The matplotlib figure.
     """
-    fig, ax = _ax(ax, (5, 5))
-    t = np.linspace(0, 2 * np.pi, 400)
-    ax.plot(np.cos(t), np.sin(t), "k--", lw=0.8, label="unit circle")
-    for j, (name, e) in enumerate(eigs.items()):
-        e = np.asarray(e.detach().cpu() if hasattr(e, "detach") else e, dtype=complex)
-        ax.scatter(e.real, e.imag, s=16, facecolors="none", edgecolors=f"C{j}", label=name)
-    all_e = np.concatenate([np.ravel(np.asarray(e.detach().cpu() if hasattr(e, "detach") else e))
-                            for e in eigs.values()]) if eigs else np.zeros(0)
+    # the one eigenvalue plot of linlens (report.figures) with the unit circle; DMD's fixed span and note added
+    eigs = {name: np.asarray(e.detach().cpu() if hasattr(e, "detach") else e, dtype=complex)
+            for name, e in eigs.items()}
+    fig = eigenvalue_plot(eigs, ax=ax, unit_circle=True, title=title)
+    ax = fig.axes[0] if ax is None else ax
+    all_e = np.concatenate([np.ravel(e) for e in eigs.values()]) if eigs else np.zeros(0)
     n_out = int(((np.abs(all_e.real) > lim) | (np.abs(all_e.imag) > lim)).sum()) if all_e.size else 0
     if n_out:
         ax.text(0.02, 0.02, f"{n_out} eigenvalue(s) outside the axes (max |λ| = {np.abs(all_e).max():.3g})",
                 transform=ax.transAxes, fontsize=7)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.axhline(0, color="k", lw=0.4)
-    ax.axvline(0, color="k", lw=0.4)
-    ax.set_xlabel("Re λ")
-    ax.set_ylabel("Im λ")
-    ax.set_title(title)
     ax.legend(fontsize=7)
     return fig
 

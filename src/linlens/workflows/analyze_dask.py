@@ -27,7 +27,7 @@ from linlens.loaders import load_array, load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.probing import probe_model
 from linlens.report import check_destination
-from linlens.scale import check_block_finite
+from linlens.scale import check_block_finite, tree_reduce
 from linlens.validation import check_real
 from linlens.workflows.analyze_common import (
     BlockStats,
@@ -136,10 +136,7 @@ def _merge(a: tuple[str, Any], b: tuple[str, Any]) -> tuple[str, Any]:
 
 
 def _tree(client: Any, futures: list[Any]) -> Any:
-    while len(futures) > 1:
-        futures = [client.submit(_merge, futures[i], futures[i + 1], pure=False) if i + 1 < len(futures)
-                   else futures[i] for i in range(0, len(futures), 2)]
-    return futures[0]
+    return tree_reduce(futures, _merge, submit=lambda f, a, b: client.submit(f, a, b, pure=False))
 
 
 # ------------------------------------------------------------------------------------------------ cluster

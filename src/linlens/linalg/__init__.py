@@ -1,0 +1,70 @@
+"""Shared float64 numerics — the floor every capability stands on.
+
+One SVD with one sign rule (:mod:`~linlens.linalg.svd`), numerical rank with its gap
+(:mod:`~linlens.linalg.rank`), subspaces and eigenvalues with the gap-aware comparison of two operators
+(:mod:`~linlens.linalg.subspaces`) and streaming least squares (:mod:`~linlens.linalg.lstsq`).
+
+Conventions (``shared/design.md``): samples along axis 0; singular values descending; the largest-|entry|
+of every left singular vector is made positive (right vectors flipped with it); ``tol`` is always a relative
+tolerance (default ``max(shape)·eps``, times σ_max); a reported rank always comes with the singular-value gap
+at its cut.
+
+Example:
+    >>> A = np.arange(12.0).reshape(4, 3)
+    >>> numerical_rank(A).rank
+    2
+"""
+
+from __future__ import annotations
+
+import numpy as np  # noqa: F401  (used by the module doctest)
+
+from linlens.linalg.lstsq import (
+    QR_THRESHOLD,
+    REFINE_THRESHOLD,
+    GramAccumulator,
+    LstsqSolution,
+    TSQRAccumulator,
+    _solve_gram,
+)
+from linlens.linalg.rank import RANK_RULES, RankInfo, default_tol, gap_at, numerical_rank, numerical_ranks
+from linlens.linalg.subspaces import (
+    DEFAULT_MIN_GAP,
+    DEFAULT_MIN_NORM_GAP,
+    SubspaceAngleProfile,
+    SubspaceComparison,
+    eigenvalue_condition_numbers,
+    match_eigenvalues,
+    principal_angles,
+    subspace_comparison,
+)
+from linlens.linalg.svd import SVDResult, fix_signs, randomized_svd, sign_flips, svd, truncated_svd
+
+__all__ = [
+    "svd",
+    "SVDResult",
+    "fix_signs",
+    "sign_flips",
+    "truncated_svd",
+    "randomized_svd",
+    "RankInfo",
+    "RANK_RULES",
+    "numerical_rank",
+    "numerical_ranks",
+    "gap_at",
+    "default_tol",
+    "principal_angles",
+    "subspace_comparison",
+    "SubspaceComparison",
+    "SubspaceAngleProfile",
+    "DEFAULT_MIN_GAP",
+    "DEFAULT_MIN_NORM_GAP",
+    "match_eigenvalues",
+    "eigenvalue_condition_numbers",
+    "LstsqSolution",
+    "GramAccumulator",
+    "TSQRAccumulator",
+    "REFINE_THRESHOLD",
+    "QR_THRESHOLD",
+    "_solve_gram",
+]

@@ -1,0 +1,309 @@
+"""The one SVD of the package: float64, descending σ, one sign rule, a named tuple.
+
+Every SVD in linlens goes through this module: :func:`svd` (thin or full, LAPACK), :func:`truncated_svd`
+(top-k by full SVD, ARPACK or sketching) and :func:`randomized_svd` (randomized subspace iteration, numpy or
+torch on any device). All return an :class:`SVDResult` ``(U, s, Vt)`` with ``A ≈ U diag(s) Vt``, singular
+values descending, and the same sign rule (:func:`fix_signs`): in each column of U the entry of largest
+magnitude is real and positive, and the matching row of Vt follows — scikit-learn's ``svd_flip`` (u-based).
+
+Example:
+    >>> U, s, Vt = svd(np.array([[0.0, -2.0], [1.0, 0.0]]))
+    >>> s.tolist(), (U + 0.0).tolist(), (Vt + 0.0).tolist()
+    ([2.0, 1.0], [[1.0, 0.0], [0.0, 1.0]], [[0.0, -1.0], [1.0, 0.0]])
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+import scipy.linalg as sla
+import torch
+from scipy.sparse.linalg import svds
+
+from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
+from linlens.validation import as_array, check_finite, is_torch
+
+__all__ = ["SVDResult", "svd", "truncated_svd", "randomized_svd", "fix_signs", "sign_flips"]
+
+
+class SVDResult(NamedTuple):
+    """Singular triplets ``A ≈ U diag(s) Vt``; unpacks as ``U, s, Vt``.
+
+    Arguments:
+        U: left singular vectors (m, k), columns orthonormal.
+        s: singular values (k,), descending.
+        Vt: right singular vectors as rows (k, n).
+    """
+
+    U: Any
+    s: Any
+    Vt: Any
+
+
+# ------------------------------------------------------------------------------------------------ sign rule
+def sign_flips(U: Any) -> Any:
+    """The one sign rule: per column of U, the phase that makes its largest-|entry| real and positive.
+
+    Arguments:
+        U: (..., m, k) numpy array or torch tensor (a batch of matrices allowed; real or complex).
+
+    Returns:
+        (..., k) signs ±1 (unit-modulus phases for complex U; 1 for an all-zero column), same type as U.
+        Multiply the columns of U by ``conj(signs)`` and the rows of Vt by ``signs``.
+
+    Example:
+        >>> sign_flips(np.array([[1.0, 0.5], [-3.0, 0.0]])).tolist()
+        [-1.0, 1.0]
+    """
+    if is_torch(U):
+        idx = U.abs().argmax(dim=-2, keepdim=True)
+        top = torch.take_along_dim(U, idx, dim=-2).squeeze(-2)
+        mag = top.abs()
+        return torch.where(mag == 0, torch.ones_like(top), top / torch.where(mag == 0, torch.ones_like(mag), mag))
+    U = np.asarray(U)
+    idx = np.argmax(np.abs(U), axis=-2)[..., None, :]
+    top = np.take_along_axis(U, idx, axis=-2)[..., 0, :]
+    mag = np.abs(top)
+    return np.where(mag == 0, 1.0, top / np.where(mag == 0, 1.0, mag)).astype(U.dtype, copy=False)
+
+
+def fix_signs(U: Any, Vt: Any) -> tuple[Any, Any]:
+    """Apply the sign rule of :func:`sign_flips`: largest-|entry| of each column of U positive, Vt follows.
+
+    ``U diag(s) Vt`` is unchanged. Idempotent, batched over leading axes, numpy or torch.
+
+    Arguments:
+        U: (..., m, k). Vt: (..., k, n).
+
+    Returns:
+        (U, Vt) with the rule applied.
+
+    Example:
+        >>> U, Vt = fix_signs(-np.eye(2), np.eye(2))
+        >>> U.tolist(), Vt.tolist()
+        ([[1.0, 0.0], [0.0, 1.0]], [[-1.0, -0.0], [-0.0, -1.0]])
+    """
+    if U.shape[-1] == 0:
+        return U, Vt
+    sg = sign_flips(U)
+    return U * sg.conj()[..., None, :], Vt * sg[..., :, None]
+
+
+# ---------------------------------------------------------------------------------------------- full SVD
+def _as_matrix(A: Any, name: str) -> np.ndarray:
+    """2-D float64 (or complex128) numpy copy-free view of A; NaN/Inf rejected."""
+    if is_torch(A) and A.is_complex():
+        a = A.detach().cpu().numpy().astype(np.complex128)
+    elif np.iscomplexobj(A):
+        a = np.asarray(A, dtype=np.complex128)
+    else:
+        return as_array(A, name, ndim=2, allow_empty=True)
+    if a.ndim != 2:
+        raise ShapeError(f"{name} must be 2-D; got shape {tuple(a.shape)}")
+    if not np.isfinite(a).all():
+        check_finite(a, name)
+    return a
+
+
+def svd(A: Any, full_matrices: bool = False) -> SVDResult:
+    """Singular value decomposition in float64 with descending σ and deterministic signs.
+
+    The largest-|entry| of each column of U is positive; the matching row of Vᵀ is flipped with it.
+    Falls back from LAPACK ``gesdd`` to the slower, more robust ``gesvd`` if the former fails.
+
+    Arguments:
+        A: matrix (m, n), numpy or torch (converted to float64 numpy; complex stays complex).
+        full_matrices: return square U (m, m) and Vᵀ (n, n) instead of the thin factors.
+
+    Returns:
+        :class:`SVDResult` U (m, k), s (k,), Vt (k, n) with k = min(m, n) (thin), A = U diag(s) Vt.
+
+    Example:
+        >>> U, s, Vt = svd(np.diag([1.0, 3.0]))
+        >>> s.tolist()
+        [3.0, 1.0]
+    """
+    a = _as_matrix(A, "A")
+    try:
+        U, s, Vt = sla.svd(a, full_matrices=full_matrices, lapack_driver="gesdd", check_finite=False)
+    except (np.linalg.LinAlgError, ValueError):
+        U, s, Vt = sla.svd(a, full_matrices=full_matrices, lapack_driver="gesvd", check_finite=False)
+    k = len(s)
+    Uf, Vtf = fix_signs(U[:, :k], Vt[:k])
+    if full_matrices:
+        return SVDResult(np.concatenate([Uf, U[:, k:]], axis=1), s, np.concatenate([Vtf, Vt[k:]], axis=0))
+    return SVDResult(Uf, s, Vtf)
+
+
+def _check_k(k: int, A: Any) -> int:
+    shape = tuple(A.shape)
+    if len(shape) != 2:
+        raise ShapeError(f"A must be 2-D; got shape {shape}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(shape):
+        raise ConfigError(f"k must be an integer in [1, {min(shape)}] for A of shape {shape}; got {k!r}")
+    return int(k)
+
+
+# -------------------------------------------------------------------------------------------- randomized
+def randomized_svd(
+    A: Any,
+    k: int,
+    *,
+    n_oversamples: int = 10,
+    n_iter: int | None = None,
+    tol: float | None = None,
+    max_iter: int = 60,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+    full_sketch: bool = False,
+    return_n_iter: bool = False,
+) -> Any:
+    """Top-k SVD by randomized subspace iteration with Rayleigh–Ritz, adaptive in the iteration count.
+
+    A Gaussian sketch of width L = k + ``n_oversamples`` is pushed through A and Aᴴ; each iteration takes the
+    SVD of the small (n, L) matrix AᴴQ (Rayleigh–Ritz; its right factor re-orthonormalizes the basis). With
+    ``n_iter=None`` the iteration stops when the leading k left singular vectors change by less than ``tol``
+    (Frobenius norm of the change after aligning the bases) between two iterations, up to ``max_iter``, with a
+    :class:`NumericalWarning` if they have not converged — slowly decaying spectra get the iterations they
+    need, easy ones stop after one or two. Runs in torch (numpy inputs on the CPU), so a CUDA tensor stays
+    on its device.
+
+    References:
+        Halko, Martinsson, Tropp. Finding structure with randomness: probabilistic algorithms for
+        constructing approximate matrix decompositions (2011), Alg. 4.4. https://arxiv.org/abs/0909.4061
+
+    Arguments:
+        A: matrix (m, n), numpy or torch.
+        k: number of singular triplets, 1 ≤ k ≤ min(m, n).
+        n_oversamples: extra sketch columns p (sketch width min(k + p, m, n)).
+        n_iter: fixed number of power iterations, or None for the adaptive rule.
+        tol: convergence tolerance of the adaptive rule (default 1e-10, 1e-4 in float32).
+        max_iter: cap of the adaptive rule.
+        seed: seed of the Gaussian sketch (a torch generator on A's device).
+        dtype: torch dtype of the computation for torch inputs (default float64; float32 for speed on an
+            accelerator); numpy inputs always run in float64.
+        full_sketch: return all L Ritz triplets (the first k are the accurate ones) instead of k.
+        return_n_iter: also return the number of power iterations run.
+
+    Returns:
+        :class:`SVDResult` U (m, k), s (k,) descending, Vt (k, n) in the input's array type, signs by
+        :func:`fix_signs`; with ``return_n_iter`` the pair ``(SVDResult, n_iter)``.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> A = rng.normal(size=(50, 5)) @ rng.normal(size=(5, 40))
+        >>> s = randomized_svd(A, 5).s
+        >>> bool(np.allclose(s, np.linalg.svd(A, compute_uv=False)[:5]))
+        True
+    """
+    k = _check_k(k, A)
+    if n_oversamples < 0 or (n_iter is not None and n_iter < 0) or max_iter < 0:
+        raise ConfigError(f"n_oversamples, n_iter and max_iter must be >= 0; got {n_oversamples}, {n_iter}, "
+                          f"{max_iter}")
+    torch_in = is_torch(A)
+    if torch_in:
+        X = A.detach()
+        X = X.to(dtype if dtype is not None else (torch.complex128 if X.is_complex() else torch.float64))
+    else:
+        a = _as_matrix(A, "A")
+        X = torch.from_numpy(a if a.flags.writeable else a.copy())
+    m, n = X.shape
+    L = min(k + n_oversamples, m, n)
+    if tol is None:
+        tol = 1e-4 if X.dtype in (torch.float32, torch.float16, torch.bfloat16, torch.complex64) else 1e-10
+    gen = torch.Generator(device=X.device)
+    gen.manual_seed(seed)
+    real = X.real.dtype if X.is_complex() else X.dtype
+    G = torch.randn(n, L, generator=gen, dtype=real, device=X.device).to(X.dtype)
+    Xh = X.mH
+    # operands are made row-major (contiguous): a column-major factor from svd/qr times a transposed view
+    # hits a slow matmul path (measured ~5x slower at L = 30)
+    Y = X @ G
+    # NaN/Inf in A reach the Gaussian sketch (a pass over the small (m, L) product, not over A)
+    if torch_in and not bool(torch.isfinite(Y).all()):
+        raise NonFiniteError(f"A contains {int((~torch.isfinite(X)).sum())} NaN/Inf value(s)")
+    Q = torch.linalg.qr(Y)[0].contiguous()
+    done, U_prev, change = 0, None, float("nan")
+    limit = max_iter if n_iter is None else n_iter
+    while True:
+        W = Xh @ Q  # (n, L); QᴴX = Wᴴ
+        Vw, s, Uwh = torch.linalg.svd(W, full_matrices=False)  # W = Vw diag(s) Uwᴴ → QᴴX = Uw s Vwᴴ
+        Vw = Vw.contiguous()
+        U = Q @ Uwh.mH
+        if n_iter is None and U_prev is not None:
+            Ur, Pr = U[:, :k], U_prev[:, :k]
+            change = torch.linalg.matrix_norm(Ur - Pr @ (Pr.mH @ Ur)).item()
+            if change < tol:
+                break
+        if done >= limit:
+            if n_iter is None:
+                warnings.warn(
+                    f"randomized SVD did not converge in {limit} power iterations (subspace change {change:.1e}"
+                    f" > tol {tol:.1e}); singular values decay slowly near k = {k}: use a full SVD or more "
+                    "oversampling",
+                    NumericalWarning,
+                    stacklevel=2,
+                )
+            break
+        U_prev = U
+        Q = torch.linalg.qr(X @ Vw)[0].contiguous()
+        done += 1
+    keep = L if full_sketch else k
+    U, Vt = fix_signs(U[:, :keep], Vw[:, :keep].mH)
+    s = s[:keep]
+    out = SVDResult(U, s, Vt) if torch_in else SVDResult(U.numpy(), s.numpy(), Vt.resolve_conj().numpy())
+    return (out, done) if return_n_iter else out
+
+
+# --------------------------------------------------------------------------------------------- truncated
+def truncated_svd(A: Any, k: int, method: str = "auto", seed: int = 0) -> SVDResult:
+    """Top-k singular triplets with deterministic signs.
+
+    ``method="auto"`` takes the full thin SVD for small matrices (min(shape) ≤ 256) or large k
+    (k > min(shape)/4), else ARPACK (``scipy.sparse.linalg.svds``, accurate on any spectrum). "randomized"
+    is :func:`randomized_svd` (fast; accurate when the spectrum decays past k).
+
+    Arguments:
+        A: matrix (m, n), numpy or torch (the torch path keeps the tensor's device for "full"/"randomized").
+        k: number of triplets, 1 ≤ k ≤ min(m, n).
+        method: "auto", "full", "arpack" or "randomized".
+        seed: seed of the random start vector / test matrix.
+
+    Returns:
+        :class:`SVDResult` U (m, k), s (k,) descending, Vt (k, n), in the input's array type.
+
+    Example:
+        >>> U, s, Vt = truncated_svd(np.diag([1.0, 5.0, 3.0]), 2)
+        >>> s.tolist()
+        [5.0, 3.0]
+    """
+    if method not in ("auto", "full", "arpack", "randomized"):
+        raise ConfigError(f"method must be 'auto', 'full', 'arpack' or 'randomized'; got {method!r}")
+    k = _check_k(k, A)
+    mn = min(A.shape)
+    if method == "auto":
+        method = "full" if (mn <= 256 or k > mn / 4 or k >= mn - 1) else "arpack"
+    if method == "arpack" and k >= mn:
+        method = "full"
+    if method == "randomized":
+        return randomized_svd(A, k, seed=seed)
+    if is_torch(A):
+        if method == "full":
+            a = A.detach().to(torch.complex128 if A.is_complex() else torch.float64)
+            U, s, Vt = torch.linalg.svd(a, full_matrices=False)
+            U, Vt = fix_signs(U[:, :k], Vt[:k])
+            return SVDResult(U, s[:k], Vt)
+        U, s, Vt = truncated_svd(A.detach().cpu().double().numpy(), k, method, seed)
+        return SVDResult(torch.as_tensor(U, device=A.device), torch.as_tensor(s, device=A.device),
+                         torch.as_tensor(Vt, device=A.device))
+    if method == "full":
+        U, s, Vt = svd(A)
+        return SVDResult(U[:, :k], s[:k], Vt[:k])
+    a = _as_matrix(A, "A")
+    v0 = np.random.default_rng(seed).standard_normal(min(a.shape))
+    U, s, Vt = svds(a, k=k, v0=v0, solver="arpack")
+    order = np.argsort(s)[::-1]
+    U, Vt = fix_signs(U[:, order], Vt[order])
+    return SVDResult(U, s[order], Vt)

@@ -1,0 +1,194 @@
+"""Tests of linlens.linalg.subspaces against scipy, brute force, closed forms and perturbation theory."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.linalg import subspace_angles
+from scipy.stats import ortho_group
+
+from linlens.errors import ConfigError, ShapeError
+from linlens.linalg import eigenvalue_condition_numbers, match_eigenvalues, principal_angles, subspace_comparison
+
+
+# --------------------------------------------------------------------------------------- principal angles
+def test_principal_angles_closed_form():
+    t = 0.3
+    a = np.array([[1.0], [0.0]])
+    b = np.array([[np.cos(t)], [np.sin(t)]])
+    assert principal_angles(a, b)[0] == pytest.approx(t)
+    with pytest.raises(ShapeError):
+        principal_angles(np.eye(3), np.eye(2))
+    rng = np.random.default_rng(0)
+    A, B = rng.normal(size=(9, 3)), rng.normal(size=(9, 4))
+    np.testing.assert_allclose(principal_angles(A, B), np.sort(subspace_angles(A, B)), atol=1e-12)
+    P = rng.normal(size=(3, 2))  # two planes in R^3 share a line: one angle is exactly 0
+    assert principal_angles(P, rng.normal(size=(3, 2)))[0] < 1e-14
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(3, 10), p=st.integers(1, 3), q=st.integers(1, 3), seed=st.integers(0, 10**6))
+def test_principal_angles_invariant_to_basis(m, p, q, seed):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(m, p))
+    B = rng.normal(size=(m, q))
+    ref = principal_angles(A, B)
+    flips = rng.choice([-1.0, 1.0], size=p)
+    Qp = ortho_group.rvs(p, random_state=seed) if p > 1 else np.array([[-1.0]])
+    Qq = ortho_group.rvs(q, random_state=seed + 1) if q > 1 else np.array([[1.0]])
+    np.testing.assert_allclose(principal_angles(A * flips, B), ref, atol=1e-10)
+    np.testing.assert_allclose(principal_angles(A @ Qp, B @ Qq), ref, atol=1e-10)
+    np.testing.assert_allclose(principal_angles(B, A), ref, atol=1e-10)
+    assert np.all(np.diff(ref) >= -1e-15) and len(ref) == min(p, q)
+
+
+# ------------------------------------------------------------------------------------------ eigenvalues
+@pytest.mark.parametrize("p,q", [(3, 3), (4, 2), (2, 5), (5, 5)])
+def test_match_eigenvalues_vs_brute_force(p, q):
+    rng = np.random.default_rng(p * 10 + q)
+    lam = rng.normal(size=p) + 1j * rng.normal(size=p)
+    mu = rng.normal(size=q) + 1j * rng.normal(size=q)
+    rows, cols, dist = match_eigenvalues(lam, mu)
+    best = np.inf
+    if p <= q:
+        for perm in itertools.permutations(range(q), p):
+            best = min(best, sum(abs(lam[i] - mu[j]) for i, j in enumerate(perm)))
+    else:
+        for perm in itertools.permutations(range(p), q):
+            best = min(best, sum(abs(lam[i] - mu[j]) for j, i in enumerate(perm)))
+    assert dist.sum() == pytest.approx(best, rel=1e-12)
+    np.testing.assert_allclose(dist, np.abs(lam[rows] - mu[cols]))
+    assert len(rows) == min(p, q) and len(set(cols)) == len(cols)
+
+
+def test_eigenvalue_condition_numbers_closed_form():
+    a, d, b = 1.0, 3.0, 5.0
+    eigs, cond = eigenvalue_condition_numbers(np.array([[a, b], [0.0, d]]))
+    np.testing.assert_allclose(eigs, [3.0, 1.0])
+    np.testing.assert_allclose(cond, np.sqrt(1 + (b / (a - d)) ** 2) * np.ones(2), rtol=1e-12)
+    Q = ortho_group.rvs(6, random_state=0)
+    S = Q @ np.diag(np.arange(1.0, 7.0)) @ Q.T  # normal: all condition numbers 1
+    _, c = eigenvalue_condition_numbers(S)
+    np.testing.assert_allclose(c, 1.0, rtol=1e-10)
+    with pytest.raises(ShapeError):
+        eigenvalue_condition_numbers(np.ones((2, 3)))
+
+
+# ------------------------------------------------------------------------------ gap-aware comparison
+def _wedin_bound_numpy(C, R, k):
+    """Independent Wedin bound (Stewart & Sun Thm V.4.4) in both orientations, the smaller one, by numpy."""
+    E = C - R
+    out = []
+    for A, B in ((R, C), (C, R)):
+        U, s, Vt = np.linalg.svd(A)
+        sb = np.linalg.svd(B, compute_uv=False)
+        delta = s[k - 1] - (sb[k] if k < len(sb) else 0.0)
+        res = max(np.linalg.norm(E @ Vt[:k].T, 2), np.linalg.norm(E.T @ U[:, :k], 2))
+        out.append(res / delta if delta > 0 else np.inf)
+    return min(out)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_unrelated_random_operators_get_no_trivially_small_angles(seed):
+    rng = np.random.default_rng(seed)
+    C, R = rng.normal(size=(64, 64)), rng.normal(size=(64, 64))
+    res = subspace_comparison(C, R)
+    assert res.k is None and res.left_angles is None and res.max_angle is None
+    assert "no clear spectral gap" in res.reason
+    for k in (1, 5, 32, 63):  # forced cuts: the subspaces of unrelated operators are far apart
+        forced = subspace_comparison(C, R, k=k)
+        assert forced.k == k and not forced.clear
+        assert forced.max_angle > 1.0  # radians (57°); scipy agrees
+        Uc, Ur = np.linalg.svd(C)[0], np.linalg.svd(R)[0]
+        assert np.max(subspace_angles(Uc[:, :k], Ur[:, :k])) == pytest.approx(
+            forced.left_angles.max(), abs=1e-10)
+    # the old default (k = full dimension) is the trivial comparison: flagged, angles ~ 0
+    full = subspace_comparison(C, R, k=64)
+    assert not full.clear and "trivially" in full.reason and full.max_angle < 1e-6
+    # the profile: every proper cut has a large largest angle, no cut is marked clear
+    assert res.profile.max_angles[:-1].min() > 0.5 and not res.profile.clear.any()
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(6, 30), n=st.integers(6, 30), data=st.data())
+def test_low_rank_plus_perturbation_obeys_wedin(m, n, data):
+    r = data.draw(st.integers(1, min(m, n) - 2))
+    eps = data.draw(st.floats(1e-7, 1e-2))
+    seed = data.draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(1.0, 1.9, size=r)  # relative gaps inside the signal stay below 0.5: the only clear cut is r
+    U = np.linalg.qr(rng.normal(size=(m, r)))[0]
+    V = np.linalg.qr(rng.normal(size=(n, r)))[0]
+    R = (U * s) @ V.T
+    C = R + eps * rng.normal(size=(m, n))
+    res = subspace_comparison(C, R)
+    assert res.k == r and res.clear
+    # independent route: scipy angles against the Wedin bound computed here with numpy
+    Uc, sc, Vct = np.linalg.svd(C)
+    Ur, sr, Vrt = np.linalg.svd(R)
+    theta = max(np.max(subspace_angles(Uc[:, :r], Ur[:, :r])), np.max(subspace_angles(Vct[:r].T, Vrt[:r].T)))
+    simple = np.linalg.norm(C - R, 2) / (sr[r - 1] - sc[r])
+    assert np.sin(theta) <= simple * (1 + 1e-9) + 1e-15
+    assert res.max_angle == pytest.approx(theta, rel=1e-6, abs=1e-12)
+    assert res.wedin_bound == pytest.approx(_wedin_bound_numpy(C, R, r), rel=1e-9)
+    assert np.sin(res.max_angle) <= res.wedin_bound * (1 + 1e-9) + 1e-15
+    assert res.wedin_bound <= res.norm_bound * (1 + 1e-12)
+    assert res.delta > 0  # small angles are guaranteed by the bound checked above
+
+
+def test_subspace_comparison_closed_form_rotation():
+    t = 0.3
+    C = np.diag([4.0, 1.0, 0.5])
+    G = np.array([[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0.0, 0.0, 1.0]])
+    res = subspace_comparison(C, G @ C)  # left vectors rotated by t, right vectors unchanged
+    assert res.k == 1  # clear at k = 1 (gaps 0.75) and k = 2 (0.5); the larger gap wins
+    assert res.left_angles[0] == pytest.approx(t, abs=1e-12) and res.right_angles[0] == pytest.approx(0, abs=1e-12)
+    assert res.profile.clear.tolist() == [True, True, False]
+    np.testing.assert_allclose(res.profile.left_max_angles[:2], [t, 0.0], atol=1e-7)  # k = 2: the same plane
+    assert np.sin(t) <= res.wedin_bound <= res.norm_bound
+    assert res.delta == pytest.approx(4.0 - 1.0)  # σ_1 − σ_2 of the other operator (both spectra are equal)
+    d = res.to_dict()
+    json.dumps(d)
+    assert d["k"] == 1 and d["profile"]["clear"] == [True, True, False]
+
+
+def test_subspace_comparison_inputs():
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(10, 2)) @ rng.normal(size=(2, 8))
+    a = subspace_comparison(torch.as_tensor(R), R + 1e-9)
+    assert a.k == 2 and a.rank_C.rank == 2
+    none = subspace_comparison(np.zeros((4, 4)), np.eye(4))
+    assert none.k is None and "no cut" in none.reason
+    with pytest.raises(ShapeError):
+        subspace_comparison(np.eye(3), np.eye(4))
+    with pytest.raises(ConfigError):
+        subspace_comparison(np.eye(3), np.eye(3), min_gap=0.0)
+    with pytest.raises(ConfigError):
+        subspace_comparison(np.eye(3), np.eye(3), k=4)
+
+
+def test_plot_subspace_angles_marks_gaps_and_the_cut():
+    import matplotlib.pyplot as plt
+
+    from linlens.report.figures import plot_subspace_angles
+
+    C = np.diag([4.0, 1.0, 0.5])
+    res = subspace_comparison(C, C)
+    fig = plot_subspace_angles(res)
+    ax = fig.axes[0]
+    assert len(ax.patches) == int(res.profile.clear.sum()) == 2  # one band per clear gap
+    star = [ln for ln in ax.lines if ln.get_marker() == "*"]
+    assert len(star) == 1 and star[0].get_xdata()[0] == res.k
+    plt.close(fig)
+    rng = np.random.default_rng(0)
+    none = subspace_comparison(rng.normal(size=(8, 8)), rng.normal(size=(8, 8)), min_gap=0.99)
+    fig = plot_subspace_angles(none)
+    assert "no angles reported" in fig.axes[0].get_title()
+    assert not [ln for ln in fig.axes[0].lines if ln.get_marker() == "*"]
+    plt.close(fig)

@@ -1,0 +1,136 @@
+"""Tests of linlens.linalg.svd against independent routes (numpy/scipy, torch, closed forms)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
+from linlens.linalg import SVDResult, fix_signs, principal_angles, randomized_svd, sign_flips, svd, truncated_svd
+
+
+def _with_spectrum(m: int, n: int, s: np.ndarray, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.normal(size=(m, len(s))))[0]
+    V = np.linalg.qr(rng.normal(size=(n, len(s))))[0]
+    return (U * s) @ V.T
+
+
+# -------------------------------------------------------------------------------------------------- svd
+@pytest.mark.parametrize("shape", [(7, 4), (4, 7), (5, 5)])
+def test_svd_reconstructs_with_sign_rule(shape):
+    A = np.random.default_rng(1).normal(size=shape)
+    U, s, Vt = svd(A)
+    np.testing.assert_allclose((U * s) @ Vt, A, atol=1e-13)
+    np.testing.assert_allclose(s, np.linalg.svd(A, compute_uv=False), rtol=1e-13)
+    assert np.all(np.diff(s) <= 0)
+    idx = np.argmax(np.abs(U), axis=0)
+    assert np.all(U[idx, np.arange(U.shape[1])] > 0)
+    # the same matrix with flipped columns of U (a different but valid SVD) gives the same factors
+    U2, s2, Vt2 = svd(-A)
+    np.testing.assert_allclose(U2, U, atol=1e-12)
+    np.testing.assert_allclose(Vt2, -Vt, atol=1e-12)
+
+
+def test_svd_full_matrices_orthogonal():
+    A = np.random.default_rng(2).normal(size=(6, 3))
+    U, s, Vt = svd(A, full_matrices=True)
+    assert U.shape == (6, 6) and Vt.shape == (3, 3)
+    np.testing.assert_allclose(U.T @ U, np.eye(6), atol=1e-13)
+    np.testing.assert_allclose(U[:, :3] * s @ Vt, A, atol=1e-13)
+
+
+def test_svd_rejects_nan():
+    with pytest.raises(NonFiniteError):
+        svd(np.array([[1.0, np.nan]]))
+    with pytest.raises(ShapeError):
+        svd(np.ones(3))
+
+
+# ------------------------------------------------------------------------------------------ truncated svd
+@pytest.mark.parametrize("method", ["full", "arpack", "randomized", "auto"])
+def test_truncated_svd_matches_full(method):
+    s_true = np.logspace(0, -6, 40)
+    A = _with_spectrum(300, 280, s_true, seed=3)
+    U, s, Vt = truncated_svd(A, 8, method=method, seed=1)
+    np.testing.assert_allclose(s, s_true[:8], rtol=1e-8)
+    Uf, _, Vtf = np.linalg.svd(A)
+    assert principal_angles(U, Uf[:, :8]).max() < 1e-6
+    assert principal_angles(Vt.T, Vtf[:8].T).max() < 1e-6
+    idx = np.argmax(np.abs(U), axis=0)
+    assert np.all(U[idx, np.arange(8)] > 0)
+
+
+def test_randomized_svd_torch_keeps_type_and_agrees():
+    A = _with_spectrum(60, 50, np.logspace(0, -4, 20), seed=4)
+    U, s, Vt = randomized_svd(torch.tensor(A), 5, seed=0)
+    assert isinstance(U, torch.Tensor) and U.dtype == torch.float64
+    np.testing.assert_allclose(s.numpy(), np.linalg.svd(A, compute_uv=False)[:5], rtol=1e-10)
+    Ut, st_, Vtt = truncated_svd(torch.tensor(A), 5, method="full")
+    np.testing.assert_allclose(U.numpy(), Ut.numpy(), atol=1e-8)
+
+
+def test_truncated_svd_bad_args():
+    with pytest.raises(ConfigError):
+        truncated_svd(np.eye(3), 0)
+    with pytest.raises(ConfigError):
+        truncated_svd(np.eye(3), 2, method="magic")
+
+
+# ------------------------------------------------------------------------------------------- sign rule
+def test_fix_signs_batched_numpy_torch_and_complex():
+    rng = np.random.default_rng(5)
+    J = rng.normal(size=(6, 4, 4))
+    U, s, Vt = np.linalg.svd(J)
+    Ub, Vtb = fix_signs(U, Vt)
+    for i in range(len(J)):  # batched = one matrix at a time = the thin svd()
+        Ui, Vti = fix_signs(U[i], Vt[i])
+        np.testing.assert_array_equal(Ub[i], Ui)
+        np.testing.assert_array_equal(Vtb[i], Vti)
+        Us, _, Vts = svd(J[i])
+        np.testing.assert_allclose(Ub[i], Us, atol=1e-12)
+        np.testing.assert_allclose(Vtb[i], Vts, atol=1e-12)
+    np.testing.assert_allclose(Ub * s[:, None, :] @ Vtb, J, atol=1e-12)
+    Ut, Vtt = fix_signs(torch.as_tensor(U), torch.as_tensor(Vt))
+    np.testing.assert_array_equal(Ut.numpy(), Ub)
+    np.testing.assert_array_equal(Vtt.numpy(), Vtb)
+    again = fix_signs(Ub, Vtb)  # idempotent
+    np.testing.assert_array_equal(again[0], Ub)
+    # complex: the largest entry of each column becomes real positive, the product is unchanged
+    Z = rng.normal(size=(5, 3)) + 1j * rng.normal(size=(5, 3))
+    Uz, sz, Vz = np.linalg.svd(Z, full_matrices=False)
+    Uf, Vf = fix_signs(Uz, Vz)
+    top = Uf[np.argmax(np.abs(Uf), axis=0), np.arange(3)]
+    np.testing.assert_allclose(top.imag, 0, atol=1e-14)
+    assert np.all(top.real > 0)
+    np.testing.assert_allclose((Uf * sz) @ Vf, Z, atol=1e-12)
+    assert sign_flips(np.zeros((3, 2))).tolist() == [1.0, 1.0]
+
+
+# ------------------------------------------------------------------------------------ randomized svd
+def test_randomized_svd_numpy_torch_float32_and_options():
+    A = _with_spectrum(120, 90, np.logspace(0, -3, 30), seed=6)
+    ref = np.linalg.svd(A, compute_uv=False)
+    res, n_iter = randomized_svd(A, 6, return_n_iter=True)
+    assert isinstance(res, SVDResult) and res.U.shape == (120, 6) and res.Vt.shape == (6, 90)
+    np.testing.assert_allclose(res.s, ref[:6], rtol=1e-10)
+    assert n_iter >= 1
+    t = randomized_svd(torch.as_tensor(A), 6)
+    np.testing.assert_allclose(t.U.numpy(), res.U, atol=1e-9)  # same sketch, same sign rule
+    sk = randomized_svd(A, 6, n_oversamples=4, full_sketch=True)
+    assert len(sk.s) == 10 and sk.U.shape == (120, 10)
+    f32 = randomized_svd(torch.as_tensor(A, dtype=torch.float32), 6, dtype=torch.float32)
+    assert f32.s.dtype == torch.float32
+    np.testing.assert_allclose(f32.s.numpy(), ref[:6], rtol=1e-4)
+    fixed, it = randomized_svd(A, 6, n_iter=0, return_n_iter=True)
+    assert it == 0 and np.all(fixed.s <= ref[:6] * (1 + 1e-12))  # Ritz values never exceed the true ones
+    with pytest.raises(NonFiniteError):
+        randomized_svd(torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), 1)
+
+
+def test_randomized_svd_warns_when_not_converged():
+    s = 1.0 / np.arange(1, 101)  # slow decay: the leading subspace needs many iterations
+    A = _with_spectrum(200, 150, s, seed=7)
+    with pytest.warns(NumericalWarning, match="did not converge"):
+        randomized_svd(A, 10, n_oversamples=0, max_iter=1)
