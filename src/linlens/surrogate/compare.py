@@ -16,10 +16,11 @@ from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import (
     RankInfo,
+    SubspaceComparison,
     eigenvalue_condition_numbers,
     match_eigenvalues,
     numerical_rank,
-    principal_angles,
+    subspace_comparison,
     svd,
 )
 from linlens.validation import as_array
@@ -373,12 +374,16 @@ class OperatorComparison(ResultMixin):
         singular_values_C: (min(m, n),) descending.
         singular_values_R: (min(m, n),) descending.
         singular_value_rel_error: |σᵢ(C) − σᵢ(R)| / σᵢ(R) per index (min(m, n),) (inf where σᵢ(R) = 0 ≠ σᵢ(C)).
-        log_spectral_distance: RMS over i < k of ln(σᵢ(C)/σᵢ(R)).
-        k: number of leading singular directions compared (see :func:`compare_operators`).
+        log_spectral_distance: RMS over i < min(rank C, rank R) of ln(σᵢ(C)/σᵢ(R)).
+        k: number of leading singular directions whose subspaces are compared — cut only at a clear spectral
+            gap of both operators (:func:`~linlens.linalg.subspace_comparison`); None when there is none.
         rank_info_C: numerical rank of C with the gap at its cut.
         rank_info_R: numerical rank of R with the gap at its cut.
-        left_angles: principal angles (k,) between the top-k left singular subspaces, ascending, radians.
-        right_angles: principal angles (k,) between the top-k right singular subspaces.
+        left_angles: principal angles (k,) between the top-k left singular subspaces, ascending, radians
+            (None without a clear gap: full-dimensional subspaces would give trivially zero angles).
+        right_angles: principal angles (k,) between the top-k right singular subspaces (or None).
+        subspaces: the full :class:`~linlens.linalg.SubspaceComparison`: the gap δ, Wedin's bound
+            ‖C−R‖/δ on sin θ, the reason for k, and the largest angle against every k.
         eigs_C: (n,) eigenvalues of C (square case, else None), by descending modulus.
         eigs_R: (n,) eigenvalues of R matched to ``eigs_C`` by minimum-cost assignment.
         eig_distances: |eigs_C − eigs_R| (n,).
@@ -394,11 +399,12 @@ class OperatorComparison(ResultMixin):
     singular_values_R: np.ndarray
     singular_value_rel_error: np.ndarray
     log_spectral_distance: float
-    k: int
+    k: int | None
     rank_info_C: RankInfo
     rank_info_R: RankInfo
-    left_angles: np.ndarray
-    right_angles: np.ndarray
+    left_angles: np.ndarray | None
+    right_angles: np.ndarray | None
+    subspaces: SubspaceComparison
     eigs_C: np.ndarray | None = None
     eigs_R: np.ndarray | None = None
     eig_distances: np.ndarray | None = None
@@ -417,16 +423,17 @@ def compare_operators(
 ) -> OperatorComparison:
     """Compare an operator C with a reference R: norms, data-weighted error, spectra, subspaces, eigenvalues.
 
-    Default ``k``: min(rank(C), rank(R)) with the default numerical-rank tolerance (max(shape)·eps·σ_max):
-    the largest index at which both spectra are still above their own numerical-zero cut, so the top-k
-    subspaces of both operators are well defined; each rank comes with its gap (``rank_info_*``).
+    Principal angles compare top-k singular subspaces only where both spectra have a clear gap at k (default;
+    see :func:`~linlens.linalg.subspace_comparison`, which also gives δ and Wedin's bound): without one, no
+    angles are reported — two unrelated full-rank operators would otherwise get "angles" of 1e-15 between
+    their full-dimensional subspaces. Each numerical rank comes with its gap (``rank_info_*``).
     Eigenvalues (square case) are matched by minimum-cost assignment on |λᵢ − μⱼ| and come with their
     condition numbers: for non-normal operators they are unstable, prefer singular values.
 
     Arguments:
         C: operator (m, n) under test (e.g. a surrogate's ``coef_``).
         R: reference (m, n) (e.g. A⁻¹, A⁺ or the Wiener estimator).
-        k: number of leading singular directions for angles and the log-spectral distance.
+        k: a cut for the principal angles instead of the automatic clear-gap one (reported with ``clear``).
         probes: optional inputs (n_probes, n) to the operators for the (centred) data-weighted error.
         eigenvalues: compute matched eigenvalues and their condition numbers (square case). Default: only
             when n ≤ 1000 (the non-symmetric eigenproblem costs O(n³) with a large constant, and for
@@ -438,8 +445,11 @@ def compare_operators(
     Example:
         >>> R = np.array([[2.0, 1.0], [0.0, 1.0]])
         >>> cmp = compare_operators(R, R)
-        >>> cmp.rel_fro_error, cmp.k, cmp.right_angles.round(12).tolist()
-        (0.0, 2, [0.0, 0.0])
+        >>> cmp.rel_fro_error, cmp.k, round(cmp.subspaces.max_angle, 12)  # clear gap: σ = 2.29, 0.87
+        (0.0, 1, 0.0)
+        >>> rng = np.random.default_rng(0)  # two unrelated operators: no clear gap, no (trivial) angles
+        >>> compare_operators(rng.normal(size=(64, 64)), rng.normal(size=(64, 64))).k is None
+        True
     """
     c = as_array(C, "C", ndim=2)
     r = as_array(R, "R", ndim=2)
@@ -447,8 +457,8 @@ def compare_operators(
         raise ShapeError(f"C and R must have the same shape; got C {c.shape} and R {r.shape}")
     m, n = c.shape
     D = c - r
-    Uc, sc, Vtc = svd(c)
-    Ur, sr, Vtr = svd(r)
+    sc = np.linalg.svd(c, compute_uv=False)
+    sr = np.linalg.svd(r, compute_uv=False)
     sd = np.linalg.svd(D, compute_uv=False)
     rel_fro = _rel(np.linalg.norm(D), np.linalg.norm(r))
     rel_spec = _rel(sd[0] if len(sd) else 0.0, sr[0] if len(sr) else 0.0)
@@ -460,17 +470,14 @@ def compare_operators(
         dwe = data_weighted_error(c, r, P)
     info_c = numerical_rank(sc, shape=c.shape)
     info_r = numerical_rank(sr, shape=r.shape)
-    if k is None:
-        k = min(info_c.rank, info_r.rank)
-    elif not isinstance(k, (int, np.integer)) or not 0 <= k <= min(m, n):
-        raise ConfigError(f"k must be an integer in [0, {min(m, n)}]; got {k!r}")
-    k = int(k)
+    if k is not None and (not isinstance(k, (int, np.integer)) or not 1 <= k <= min(m, n)):
+        raise ConfigError(f"k must be an integer in [1, {min(m, n)}]; got {k!r}")
+    sub = subspace_comparison(c, r, k=None if k is None else int(k))
+    k_sv = min(info_c.rank, info_r.rank)
     with np.errstate(divide="ignore", invalid="ignore"):
         sv_rel = np.where(sr > 0, np.abs(sc - sr) / np.where(sr > 0, sr, 1.0), np.where(sc == sr, 0.0, np.inf))
-        logs = np.log(sc[:k]) - np.log(sr[:k])
-    lsd = float(np.sqrt(np.mean(logs**2))) if k else 0.0
-    left = principal_angles(Uc[:, :k], Ur[:, :k])
-    right = principal_angles(Vtc[:k].T, Vtr[:k].T)
+        logs = np.log(sc[:k_sv]) - np.log(sr[:k_sv])
+    lsd = float(np.sqrt(np.mean(logs**2))) if k_sv else 0.0
     eig = {}
     if eigenvalues is None:
         eigenvalues = m == n and n <= 1000
@@ -489,11 +496,12 @@ def compare_operators(
         singular_values_R=sr,
         singular_value_rel_error=sv_rel,
         log_spectral_distance=lsd,
-        k=k,
+        k=sub.k,
         rank_info_C=info_c,
         rank_info_R=info_r,
-        left_angles=left,
-        right_angles=right,
+        left_angles=sub.left_angles,
+        right_angles=sub.right_angles,
+        subspaces=sub,
         **eig,
     )
 

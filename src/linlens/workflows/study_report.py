@@ -185,6 +185,14 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
 
 def _add_operator_figures(rep: Report, key: str, study: LinearityStudy, gm: Any, null_models: tuple[str, ...]) -> None:
     inv = study.inverse_name
+    sub = gm.comparisons["Wiener"].subspaces
+    what = (f"a clear gap of both at k = {sub.k}: largest angle {sub.max_angle:.3g} rad, Wedin's bound on its sine "
+            f"{sub.wedin_bound:.3g} (δ = {sub.delta:.3g})" if sub.k is not None and sub.clear
+            else "no clear spectral gap of both operators, so no principal angles are reported (between "
+            "full-dimensional subspaces they would be trivially 0)")
+    rep.add_figure(figs.plot_subspace_angles(sub), f"{key}_subspace_angles",
+                   "Largest principal angle between the top-k singular subspaces of the surrogate and the Wiener "
+                   f"estimator, against k, with the spectral gaps marked: {what}.")
     ff = {"Wiener": study.reference_filter_factors["Wiener"], "C_data": study.reference_filter_factors["C_data"]}
     ff.update({f"C ({n})": m.filter_factors for n, m in study.models.items() if n not in null_models})
     rep.add_figure(figs.filter_factor_plot(ff, study.singular_values_A), f"{key}_filter_factors",
