@@ -43,6 +43,7 @@ REPRODUCTIONS: dict[str, tuple[str, str]] = {
     "flows-stability": ("linlens.workflows.flows_repro:run_stability", "flows on a plane in 3-D"),
     "flows-scurve": ("linlens.workflows.flows_repro:run_scurve", "local covariance on the S-curve"),
     "flows-digits": ("linlens.workflows.flows_repro:run_digits", "un-whitened components of digits"),
+    "denoiser-jacobian": ("linlens.workflows.reproduce.denoiser_jacobian:run_denoiser_jacobian", "bias-free denoisers"),
 }
 
 

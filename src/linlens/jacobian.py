@@ -955,7 +955,10 @@ def jacobian_svd(
         f: module or callable on batches, (n_inputs, *in_shape) → (n_inputs, *out_shape).
         inputs: (n_inputs, *in_shape) numpy array or tensor; ``y[None]`` for one input y.
         k: number of singular triplets, 1 ≤ k ≤ min(d_in, d_out).
-        block_size: vectors per block; default k + 8 (capped at min(d_in, d_out)).
+        block_size: vectors per block; default min(max(k, 2), 8). A block of b vectors resolves singular
+            values of multiplicity up to b; smaller blocks need fewer products in all (deblurring CNN,
+            128×128 image, top-32 to tol 1e-3: 504 products with b = 4, 608 with b = 8, 1232 with b = 40;
+            b = 1 missed a repeated singular value), larger ones need fewer sequential iterations.
         tol: relative residual target (against σ_1 of the same input).
         max_iter: largest number of block iterations.
         seed: seed of the random start block.
@@ -978,7 +981,7 @@ def jacobian_svd(
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= dmin:
         raise ConfigError(f"k must be an integer in [1, {dmin}] (min(d_in, d_out)); got {k!r}")
     k = int(k)
-    b = min(k + 8, dmin) if block_size is None else block_size
+    b = min(max(k, 2), 8, dmin) if block_size is None else block_size
     if not isinstance(b, (int, np.integer)) or b < 1:
         raise ConfigError(f"block_size must be a positive integer; got {block_size!r}")
     b = min(int(b), dmin)

@@ -1,0 +1,1 @@
+"""Reproductions of paper experiments, one module per experiment (``linlens reproduce …``)."""
