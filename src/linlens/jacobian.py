@@ -996,19 +996,25 @@ def jacobian_svd(
     vjp = _vjp_function(m)
 
     V_new = _orth_block(torch.randn((n, m.d_in, b), generator=gen, dtype=f64).to(dev), None, gen)
-    V = U = AV = None
+    V = U = AV = B = None
     n_jvp = n_vjp = it = 0
     while True:
         it += 1
         W = _jvp_block(m, V_new, chunk_size)
         n_jvp += V_new.shape[-1]
         V = V_new if V is None else torch.cat([V, V_new], dim=2)
-        AV = W if AV is None else torch.cat([AV, W], dim=2)
         U_new = _orth_block(W, U, gen)
+        # B = Uᵀ J V (n, dim, dim), grown by the new block row and column: O(d · dim · b) per iteration
+        if B is None:
+            B = U_new.transpose(1, 2) @ W
+        else:
+            col = U.transpose(1, 2) @ W
+            row = U_new.transpose(1, 2) @ torch.cat([AV, W], dim=2)
+            B = torch.cat([torch.cat([B, col], dim=2), row], dim=1)
+        AV = W if AV is None else torch.cat([AV, W], dim=2)
         U = U_new if U is None else torch.cat([U, U_new], dim=2)
         Z = _project_out(vjp(U_new, chunk_size), V)  # the part of Jᵀ U_new outside span(V)
         n_vjp += U_new.shape[-1]
-        B = U.transpose(1, 2) @ AV  # (n, dim, dim), = Uᵀ J V
         P, S, Rh = torch.linalg.svd(B)
         kk = min(k, S.shape[-1])
         # Jᵀ u_i − σ_i v_i = Z P_i[last block]: the Krylov relation Jᵀ U = V Bᵀ + Z E_lastᵀ
