@@ -190,3 +190,18 @@ def test_numpy_inputs_and_auto_device() -> None:
     assert isinstance(out.singular_values, np.ndarray) and out.singular_values.dtype == np.float64
     d = out.to_dict()
     assert "left_vectors" not in d and len(d["error_bounds"][0]) == 2
+
+
+def test_figures_draw_results_without_recomputing() -> None:
+    from linlens.report import jacobian_figures as jfig
+
+    net = relu_cnn(bias=False)
+    y = torch.randn(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    res = jacobian_svd(net, y, k=3)
+    filt = adaptive_filters(net, y, [(0, 2, 3), (0, 5, 5)])
+    for fig in (jfig.plot_singular_spectrum(res), jfig.plot_singular_vectors(res, n=3),
+                jfig.plot_adaptive_filters(filt, image=y[0].numpy()),
+                jfig.plot_euler_test([0.1], {"net": [euler_test(net, y)]})):
+        assert len(fig.axes) == 1
+    tiles = jfig.mosaic(np.ones((3, 4, 4)), ncols=2)
+    assert tiles.shape == (9, 9) and np.isnan(tiles[4]).all()
