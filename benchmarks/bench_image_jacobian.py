@@ -154,6 +154,8 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1, choices=[1, 2])
     ap.add_argument("--no-arpack", action="store_true")
+    ap.add_argument("--no-dense", action="store_true", help="skip the dense route and its projection")
+    ap.add_argument("--block-size", type=int, default=None, help="block size of ours (default: the library's)")
     args = ap.parse_args()
     size = args.size or (128 if args.quick else 256)
     k = args.k or (8 if args.quick else 32)
@@ -176,17 +178,20 @@ def main() -> None:
     print(f"check at d = {small['d']}: max |σᵢ(ours) − σᵢ(dense svdvals)| / σ₁ = {err:.2e} (top {k})")
 
     # ------------------------------------------------------------------------------------------- ours
-    times, res = [], None
+    times, cpu, res = [], [], None
     for _ in range(repeats):
         gc.collect()
         with PeakMemory() as pm:
-            t = time.perf_counter()
-            res = jacobian_svd(net, y, k=k, tol=args.tol, max_iter=60)
+            t, c = time.perf_counter(), time.process_time()
+            res = jacobian_svd(net, y, k=k, tol=args.tol, max_iter=60, block_size=args.block_size)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
     assert res is not None
     t_ours = min(times)
     rel = res.error_bounds[0] / res.singular_values[0, 0]
-    print(f"ours   : min {t_ours:.1f} s, median {statistics.median(times):.1f} s over {repeats}; peak +{gib(pm.peak)}; "
+    print(f"machine load average (1 min) {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"ours   : min {t_ours:.1f} s, median {statistics.median(times):.1f} s over {repeats} (process CPU min "
+          f"{min(cpu):.1f} s); block size {res.block_size}; peak +{gib(pm.peak)}; "
           f"{res.n_iter} iterations, Krylov dim {res.krylov_dim}, {res.n_jvp} jvp + {res.n_vjp} vjp; "
           f"σ₁ = {res.singular_values[0, 0]:.4g}, σ_{k} = {res.singular_values[0, -1]:.4g}; "
           f"max error bound / σ₁ = {rel.max():.1e}; converged {int(res.converged.sum())}/{k} at tol {args.tol:g}")
@@ -211,14 +216,17 @@ def main() -> None:
             return vjp_fn(t)[0].double().numpy().reshape(-1)
 
         op = LinearOperator((d, d), matvec=mv, rmatvec=rmv, dtype=np.float64)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         s_arp = np.sort(svds(op, k=k, return_singular_vectors=False, tol=args.tol,
                              v0=np.random.default_rng(0).standard_normal(d)))[::-1]
-        t_arp = time.perf_counter() - t
+        t_arp, c_arp = time.perf_counter() - t, time.process_time() - c
         agree = float(np.max(np.abs(s_arp - res.singular_values[0]) / res.singular_values[0, 0]))
-        print(f"arpack : {t_arp:.1f} s ({count['mv']} jvp + {count['rmv']} vjp, one at a time); "
+        print(f"arpack : {t_arp:.1f} s (process CPU {c_arp:.1f} s; {count['mv']} jvp + {count['rmv']} vjp, "
+              "one at a time); "
               f"max |σᵢ(arpack) − σᵢ(ours)| / σ₁ = {agree:.1e}")
-        print(f"ratio=arpack/ours time {t_arp / t_ours:.2f}")
+        print(f"ratio=arpack/ours time {t_arp / t_ours:.2f} (CPU time {c_arp / min(cpu):.2f})")
+    if args.no_dense:
+        return
 
     # ------------------------------------------------------------------------------ dense, projected
     rows = [dense_route(net, s, torch.Generator().manual_seed(3)) for s in dense_sizes]
