@@ -46,6 +46,7 @@ REPRODUCTIONS: dict[str, tuple[str, str]] = {
     "flows-stability": ("linlens.workflows.reproduce.flows_stability:run_stability", "flows on a plane in 3-D"),
     "flows-scurve": ("linlens.workflows.reproduce.flows_scurve:run_scurve", "local covariance on the S-curve"),
     "flows-digits": ("linlens.workflows.reproduce.flows_digits:run_digits", "un-whitened components of digits"),
+    "denoiser-jacobian": ("linlens.workflows.reproduce.denoiser_jacobian:run_denoiser_jacobian", "bias-free denoisers"),
 }
 
 

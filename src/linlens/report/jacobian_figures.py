@@ -1,0 +1,202 @@
+"""Figures for local linearizations of image networks: Jacobian singular spectra and vectors, adaptive
+filters as image grids, the Euler test and effective dimension against the noise level, and PSNR curves.
+Every function takes results (never recomputes), an optional ``ax``, and returns the matplotlib figure.
+
+Example:
+    >>> import numpy as np
+    >>> fig = plot_effective_dimension([0.1, 0.2, 0.4], {"net": np.array([[40.0, 20.0, 10.0]])})
+    >>> len(fig.axes)
+    1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports are written headless; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:  # only for annotations: figures never import the capability that made the result
+    from linlens.jacobian import AdaptiveFilters, EulerTest, JacobianSVD
+
+__all__ = [
+    "mosaic",
+    "plot_singular_spectrum",
+    "plot_singular_vectors",
+    "plot_adaptive_filters",
+    "plot_euler_test",
+    "plot_effective_dimension",
+    "plot_psnr",
+]
+
+
+def _ax(ax: Any, figsize: tuple[float, float] = (6, 4)):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def _as_images(a: np.ndarray) -> np.ndarray:
+    """(n, *shape) → (n, H, W): a single channel is squeezed, several are laid side by side."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 2:  # (n, d): square images when possible
+        side = int(round(np.sqrt(a.shape[1])))
+        if side * side != a.shape[1]:
+            return a[:, None, :]
+        return a.reshape(a.shape[0], side, side)
+    if a.ndim == 4:  # (n, C, H, W)
+        return np.concatenate(list(np.moveaxis(a, 1, 0)), axis=2)
+    return a
+
+
+def mosaic(images: np.ndarray, ncols: int | None = None, pad: int = 1, symmetric: bool = False) -> np.ndarray:
+    """Tile images (n, H, W) into one array with NaN gutters (drawn blank); each tile scaled to [-1, 1]
+    (``symmetric``: by its largest |value|, so 0 stays 0) or left as is."""
+    imgs = _as_images(images)
+    n, h, w = imgs.shape
+    ncols = ncols or n
+    nrows = -(-n // ncols)
+    out = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad), np.nan)
+    for i, im in enumerate(imgs):
+        if symmetric:
+            m = np.nanmax(np.abs(im))
+            im = im / m if m > 0 else im
+        r, c = divmod(i, ncols)
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = im
+    return out
+
+
+def plot_singular_spectrum(result: JacobianSVD, ax: Any = None, index: int = 0, label: str | None = None):
+    """Top-k singular values of J(y) for input ``index``, with the error bound of each as a bar."""
+    fig, ax = _ax(ax)
+    s = result.singular_values[index]
+    err = result.error_bounds[index]
+    i = np.arange(1, len(s) + 1)
+    ax.errorbar(i, s, yerr=err, marker=".", capsize=2, label=label or f"input {index}")
+    ax.set_yscale("log")
+    ax.set_xlabel("index i")
+    ax.set_ylabel("σᵢ(J(y))")
+    ax.set_title(f"Jacobian singular values (Krylov dim {result.krylov_dim}, {result.n_iter} iterations)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def plot_singular_vectors(result: JacobianSVD, ax: Any = None, index: int = 0, n: int = 8, side: str = "right"):
+    """The first ``n`` singular vectors (``side`` "right": input space v_i, "left": output space u_i) of
+    input ``index`` as images, each scaled to its largest |entry|."""
+    fig, ax = _ax(ax, figsize=(1.3 * min(n, 8), 1.6 * -(-n // 8)))
+    vecs = result.right_vectors if side == "right" else result.left_vectors
+    k = min(n, vecs.shape[1])
+    ax.imshow(mosaic(vecs[index, :k], ncols=min(k, 8), symmetric=True), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_axis_off()
+    s = result.singular_values[index, :k]
+    ax.set_title(f"{side} singular vectors; σ = " + ", ".join(f"{v:.3g}" for v in s[:4]) + ("…" if k > 4 else ""))
+    return fig
+
+
+def plot_adaptive_filters(result: AdaptiveFilters, ax: Any = None, index: int = 0, image: np.ndarray | None = None,
+                          title: str | None = None):
+    """The adaptive filters (rows of J(y)) of input ``index`` as a row of images, each scaled to its largest
+    |weight| (red positive, blue negative), the filter's pixel marked; with ``image`` (*in_shape, e.g. the
+    noisy input) it comes first, in gray, with every pixel marked."""
+    filt = _as_images(result.filters[index])
+    h, w = filt.shape[1:]
+    tiles = [plt.get_cmap("RdBu_r")(0.5 + 0.5 * mosaic(f[None], symmetric=True))[..., :3] for f in filt]
+    if image is not None:
+        im = _as_images(np.asarray(image, dtype=float)[None])[0]
+        lo, hi = float(np.min(im)), float(np.max(im))
+        tiles.insert(0, plt.get_cmap("gray")((im - lo) / (hi - lo) if hi > lo else im * 0)[..., :3])
+    gutter = np.ones((h, 1, 3))
+    row = np.concatenate([x for t in tiles for x in (t, gutter)][:-1], axis=1)
+    fig, ax = _ax(ax, figsize=(1.6 * len(tiles), 1.9))
+    ax.imshow(row)
+    off = 0 if image is None else 1
+    for j, pix in enumerate(result.pixels):
+        r, c = int(pix[-2]), int(pix[-1])
+        for t in ([0, j + off] if image is not None else [j]):
+            ax.plot(t * (w + 1) + c, r, marker="s", ms=4, mfc="none", mec="lime", mew=1.0)
+    ax.set_axis_off()
+    ax.set_title(title or "adaptive filters: rows of J(y) (pixel marked)", fontsize=9)
+    return fig
+
+
+def plot_euler_test(noise_levels: Sequence[float], results: Mapping[str, Sequence[EulerTest]], ax: Any = None,
+                    train_max: float | None = None):
+    """Median (10-90% band) of ‖f(y) − J(y) y‖/‖f(y)‖ against the noise level, one line per network;
+    ``results[name][j]`` is the :class:`EulerTest` at ``noise_levels[j]``."""
+    fig, ax = _ax(ax)
+    x = np.asarray(noise_levels, dtype=float)
+    for name, tests in results.items():
+        exact = all(np.all(t.relative_residual == 0) for t in tests)
+        r = [np.maximum(t.relative_residual, 1e-18) for t in tests]
+        med = np.array([np.median(v) for v in r])
+        lo = np.array([np.quantile(v, 0.1) for v in r])
+        hi = np.array([np.quantile(v, 0.9) for v in r])
+        ax.plot(x, med, marker="o", label=name + (" (exactly 0, drawn at 1e-18)" if exact else ""))
+        ax.fill_between(x, lo, hi, alpha=0.2)
+    ax.set_yscale("log")
+    if train_max is not None:
+        ax.axvspan(0, train_max, color="0.9", zorder=0, label="training noise range")
+    ax.set_xlabel("noise level σ")
+    ax.set_ylabel("‖f(y) − J(y) y‖ / ‖f(y)‖")
+    ax.set_title("Euler test (0 ⇔ f is homogeneous: f(y) = J(y) y)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def plot_effective_dimension(noise_levels: Sequence[float], curves: Mapping[str, np.ndarray], ax: Any = None,
+                             reference_slope: float | None = -1.0, train_max: float | None = None):
+    """Effective dimension against the noise level on log-log axes; ``curves[name]`` is (n_images, n_levels)
+    (mean ± range drawn) or (n_levels,). A dashed line of slope ``reference_slope`` (the paper's d ∝ 1/σ)
+    goes through the first curve's first point."""
+    fig, ax = _ax(ax)
+    x = np.asarray(noise_levels, dtype=float)
+    first = None
+    for name, c in curves.items():
+        c = np.atleast_2d(np.asarray(c, dtype=float))
+        mean = c.mean(axis=0)
+        ax.plot(x, mean, marker="o", label=name)
+        if c.shape[0] > 1:
+            ax.fill_between(x, c.min(axis=0), c.max(axis=0), alpha=0.2)
+        if first is None:
+            first = mean[0]
+    if reference_slope is not None and first is not None:
+        ax.plot(x, first * (x / x[0]) ** reference_slope, "k--", lw=1, label=f"∝ σ^{reference_slope:g} (paper's trend)")
+    if train_max is not None:
+        ax.axvline(train_max, color="0.5", lw=1, ls=":", label="top of training range")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("noise level σ")
+    ax.set_ylabel("effective dimension Σσᵢ²(J)")
+    ax.set_title("Effective dimension of the local linear map")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+def plot_psnr(noise_levels: Sequence[float], curves: Mapping[str, np.ndarray], ax: Any = None,
+              train_max: float | None = None):
+    """Mean PSNR (dB) against the noise level; ``curves[name]`` is (n_images, n_levels), the band is the
+    mean ± 2 standard errors."""
+    fig, ax = _ax(ax)
+    x = np.asarray(noise_levels, dtype=float)
+    for name, c in curves.items():
+        c = np.atleast_2d(np.asarray(c, dtype=float))
+        mean = c.mean(axis=0)
+        se = c.std(axis=0, ddof=1) / np.sqrt(c.shape[0]) if c.shape[0] > 1 else np.zeros_like(mean)
+        ax.plot(x, mean, marker="o", label=name)
+        ax.fill_between(x, mean - 2 * se, mean + 2 * se, alpha=0.2)
+    if train_max is not None:
+        ax.axvspan(x.min(), train_max, color="0.92", zorder=0, label="training noise range")
+    ax.set_xlabel("noise level σ")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title("Denoising PSNR")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return fig

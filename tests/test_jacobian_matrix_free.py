@@ -1,0 +1,207 @@
+"""Matrix-free local linearization (linlens.jacobian.jacobian_svd, euler_test, adaptive_filters,
+effective_dimension), checked against the dense Jacobian from torch.func.jacrev, torch.linalg.svd and
+scipy.linalg.subspace_angles, and against closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg as sla
+import torch
+from torch import nn
+
+from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError
+from linlens.jacobian import (
+    adaptive_filters,
+    effective_dimension,
+    euler_test,
+    jacobian_svd,
+)
+
+
+def relu_cnn(bias: bool, c_in: int = 1, c_out: int = 1, width: int = 6, stride: int = 1, seed: int = 0) -> nn.Module:
+    """A plain-torch ReLU CNN in float64, with or without additive constants."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(c_in, width, 3, padding=1, bias=bias),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1, stride=stride, bias=bias),
+        nn.ReLU(),
+        nn.Conv2d(width, c_out, 3, padding=1, bias=bias),
+    ).double().eval()
+    net.requires_grad_(False)
+    if bias:
+        with torch.no_grad():
+            for mod in net:
+                if isinstance(mod, nn.Conv2d):
+                    mod.bias.uniform_(-0.5, 0.5)
+    return net
+
+
+def dense_jacobian(f: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """(d_out, d_in) Jacobian of one sample y (*in_shape) by torch.func.jacrev (the independent route)."""
+    J = torch.func.jacrev(lambda x: f(x[None])[0])(y)
+    d_out = int(np.prod(J.shape[: J.ndim - y.ndim]))
+    return J.reshape(d_out, y.numel()).detach()
+
+
+def _gap_k(s: np.ndarray, lo: int, hi: int) -> int:
+    """The k in [lo, hi] with the largest relative gap σ_k / σ_{k+1} of the dense spectrum."""
+    return int(lo + np.argmax(s[lo - 1 : hi] / s[lo:hi + 1]))
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 16), (2, 16, 16), (1, 32, 32)])
+def test_top_k_singular_values_and_vectors_match_dense(shape: tuple[int, int, int]) -> None:
+    net = relu_cnn(bias=True, c_in=shape[0], c_out=shape[0])
+    y = torch.randn(1, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    J = dense_jacobian(net, y[0])
+    assert J.shape[0] == J.shape[1] <= 2048
+    Ud, sd, Vdh = torch.linalg.svd(J)
+    sd = sd.numpy()
+    k = _gap_k(sd, 4, 10)
+    res = jacobian_svd(net, y, k=k, tol=1e-10, max_iter=200)
+    s = res.singular_values[0]
+    np.testing.assert_allclose(s, sd[:k], rtol=1e-6)
+    # subspaces: principal angles between span of our top-k vectors and the dense ones (scipy as a peer)
+    v = res.right_vectors[0].reshape(k, -1).T
+    u = res.left_vectors[0].reshape(k, -1).T
+    assert np.max(sla.subspace_angles(v, Vdh[:k].T.numpy())) < 1e-5
+    assert np.max(sla.subspace_angles(u, Ud[:, :k].numpy())) < 1e-5
+    # each isolated singular vector equals the dense one up to sign
+    for i in range(k):
+        gap = min(abs(sd[i] - sd[j]) for j in range(len(sd)) if j != i) / sd[0]
+        if gap > 1e-3:
+            assert abs(abs(float(v[:, i] @ Vdh[i].numpy())) - 1) < 1e-6
+    # the reported residuals are the true ones (recomputed with the dense J) and small
+    Jn = J.numpy()
+    true_res = np.linalg.norm(Jn @ v - u * s, axis=0)
+    true_adj = np.linalg.norm(Jn.T @ u - v * s, axis=0)
+    np.testing.assert_allclose(res.residuals[0], true_res, atol=1e-12 * sd[0])
+    np.testing.assert_allclose(res.adjoint_residuals[0], true_adj, atol=1e-12 * sd[0])
+    assert res.residuals.max() <= 1e-8 * sd[0] and res.adjoint_residuals.max() <= 1e-8 * sd[0]
+    assert res.converged.all()
+    # the error bound holds
+    assert np.all(np.abs(s - sd[:k]) <= res.error_bounds[0] + 1e-12 * sd[0])
+
+
+def test_rectangular_jacobian_and_batch_of_inputs() -> None:
+    # stride 2 and 2 output channels: (1, 12, 12) -> (2, 6, 6), d_in = 144, d_out = 72
+    net = relu_cnn(bias=True, c_in=1, c_out=2, stride=2, seed=3)
+    Y = torch.randn(3, 1, 12, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    res = jacobian_svd(net, Y, k=5, tol=1e-10, max_iter=100)
+    assert res.singular_values.shape == (3, 5)
+    assert res.left_vectors.shape == (3, 5, 2, 6, 6)
+    assert res.right_vectors.shape == (3, 5, 1, 12, 12)
+    for i in range(3):
+        sd = torch.linalg.svdvals(dense_jacobian(net, Y[i])).numpy()
+        np.testing.assert_allclose(res.singular_values[i], sd[:5], rtol=1e-6)
+
+
+def test_low_rank_jacobian_breakdown() -> None:
+    # J = A of rank 3 (a linear map): the Krylov space breaks down after 3 directions per side
+    rng = np.random.default_rng(0)
+    A = torch.as_tensor(rng.normal(size=(20, 3)) @ rng.normal(size=(3, 30)))
+    res = jacobian_svd(lambda x: x @ A.T, torch.randn(2, 30, dtype=torch.float64), k=5, block_size=4, tol=1e-10)
+    sd = np.linalg.svd(A.numpy(), compute_uv=False)
+    np.testing.assert_allclose(res.singular_values[:, :3], np.tile(sd[:3], (2, 1)), rtol=1e-8)
+    assert np.all(res.singular_values[:, 3:] < 1e-10 * sd[0])
+
+
+def test_float32_model_residuals_are_honest() -> None:
+    net = relu_cnn(bias=True).float()
+    y = torch.randn(1, 1, 12, 12, generator=torch.Generator().manual_seed(5))
+    res = jacobian_svd(net, y, k=4, tol=1e-12, max_iter=20)
+    J = dense_jacobian(net.double(), y[0].double()).numpy()
+    sd = np.linalg.svd(J, compute_uv=False)
+    np.testing.assert_allclose(res.singular_values[0], sd[:4], rtol=1e-4)
+    # tol below float32's floor is not reached, and the result says so
+    assert not res.converged.all()
+    assert res.residuals.max() < 1e-4 * sd[0]
+
+
+def test_euler_test_bias_free_is_zero_biased_is_not() -> None:
+    Y = torch.rand(4, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    free = euler_test(relu_cnn(bias=False), Y)
+    biased = euler_test(relu_cnn(bias=True), Y)
+    assert free.relative_residual.shape == (4,)
+    assert free.relative_residual.max() <= 1e-6
+    assert biased.relative_residual.min() > 1e-2
+    # independent route: ‖f(y) − J y‖ with the dense Jacobian
+    net = relu_cnn(bias=True)
+    J = dense_jacobian(net, Y[0])
+    fy = net(Y[:1]).detach().reshape(-1)
+    ref = float(torch.linalg.vector_norm(fy - J @ Y[0].reshape(-1)) / torch.linalg.vector_norm(fy))
+    assert biased.relative_residual[0] == pytest.approx(ref, rel=1e-10)
+
+
+def test_adaptive_filter_is_the_dense_row() -> None:
+    net = relu_cnn(bias=False, c_out=2, seed=4)
+    Y = torch.randn(2, 1, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    pix = [(0, 4, 5), (1, 0, 9), (0, 9, 0)]
+    res = adaptive_filters(net, Y, pix)
+    assert res.filters.shape == (2, 3, 1, 10, 10)
+    for i in range(2):
+        J = dense_jacobian(net, Y[i]).numpy()
+        for j, p in enumerate(pix):
+            row = J[np.ravel_multi_index(p, (2, 10, 10))]
+            np.testing.assert_allclose(res.filters[i, j].reshape(-1), row, atol=1e-13)
+    # bias-free: f(y)_p = ⟨filter_p, y⟩
+    np.testing.assert_allclose(res.filter_dot_input, res.outputs, atol=1e-12)
+    flat = adaptive_filters(net, Y, [np.ravel_multi_index(p, (2, 10, 10)) for p in pix])
+    np.testing.assert_array_equal(flat.filters, res.filters)
+
+
+def test_effective_dimension_closed_forms() -> None:
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.normal(size=(50, 7)))[0]
+    s = np.linalg.svd(Q @ Q.T, compute_uv=False)  # an orthogonal projection of rank 7
+    assert float(effective_dimension(s)) == pytest.approx(7.0, rel=1e-12)
+    assert float(effective_dimension(s, "count", fraction=0.5)) == 7.0
+    shrink = np.array([[2.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(effective_dimension(shrink, "stable_rank"), [1.25, 3.0])
+    with pytest.raises(ConfigError):
+        effective_dimension(s, "entropy")
+
+
+def test_bad_input() -> None:
+    net = relu_cnn(bias=False)
+    y = torch.randn(1, 1, 6, 6, dtype=torch.float64)
+    with pytest.raises(ConfigError):
+        jacobian_svd(net, y, k=0)
+    with pytest.raises(ConfigError):
+        jacobian_svd(net, y, k=37)
+    with pytest.raises(ShapeError):
+        jacobian_svd(net, torch.randn(5, dtype=torch.float64), k=1)
+    bad = y.clone()
+    bad[0, 0, 1, 1] = float("nan")
+    with pytest.raises(NonFiniteError):
+        euler_test(net, bad)
+    with pytest.raises(ModelError):
+        euler_test(lambda x: x.reshape(7, -1), y)
+    with pytest.raises(ShapeError):
+        adaptive_filters(net, y, [(0, 6, 0)])
+
+
+def test_numpy_inputs_and_auto_device() -> None:
+    A = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    res = euler_test(lambda x: x @ A.T, np.random.default_rng(0).normal(size=(3, 6)), device="auto")
+    assert res.relative_residual.dtype == np.float64 and res.relative_residual.max() < 1e-14
+    out = jacobian_svd(lambda x: x @ A.T, np.ones((1, 6)), k=2, device="auto")
+    assert isinstance(out.singular_values, np.ndarray) and out.singular_values.dtype == np.float64
+    d = out.to_dict()
+    assert "left_vectors" not in d and len(d["error_bounds"][0]) == 2
+
+
+def test_figures_draw_results_without_recomputing() -> None:
+    from linlens.report import jacobian_figures as jfig
+
+    net = relu_cnn(bias=False)
+    y = torch.randn(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    res = jacobian_svd(net, y, k=3)
+    filt = adaptive_filters(net, y, [(0, 2, 3), (0, 5, 5)])
+    for fig in (jfig.plot_singular_spectrum(res), jfig.plot_singular_vectors(res, n=3),
+                jfig.plot_adaptive_filters(filt, image=y[0].numpy()),
+                jfig.plot_euler_test([0.1], {"net": [euler_test(net, y)]})):
+        assert len(fig.axes) == 1
+    tiles = jfig.mosaic(np.ones((3, 4, 4)), ncols=2)
+    assert tiles.shape == (9, 9) and np.isnan(tiles[4]).all()
