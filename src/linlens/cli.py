@@ -37,8 +37,8 @@ err_console = Console(stderr=True)
 # name → "module:function"; each function takes (out, force, seed, quick, device, console) and returns a
 # dict of headline numbers printed as the summary table.
 REPRODUCTIONS: dict[str, tuple[str, str]] = {
-    "koopman-yinyang": ("linlens.workflows.koopman_repro:run_yinyang", "Koopman hybrids on Yin-Yang"),
-    "koopman-mnist": ("linlens.workflows.koopman_repro:run_mnist", "Koopman hybrids on MNIST"),
+    "koopman-yinyang": ("linlens.workflows.reproduce.koopman_yinyang:run_yinyang", "Koopman hybrids on Yin-Yang"),
+    "koopman-mnist": ("linlens.workflows.reproduce.koopman_mnist:run_mnist", "Koopman hybrids on MNIST"),
     "flows-linear": ("linlens.workflows.flows_repro:run_linear", "linear flow = PCA, penalty = shrinkage"),
     "flows-stability": ("linlens.workflows.flows_repro:run_stability", "flows on a plane in 3-D"),
     "flows-scurve": ("linlens.workflows.flows_repro:run_scurve", "local covariance on the S-curve"),

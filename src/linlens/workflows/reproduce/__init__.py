@@ -1,0 +1,1 @@
+"""Reproductions of papers' experiments, one file per experiment (``linlens reproduce …``)."""
