@@ -36,6 +36,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import product
 from typing import Any
 
 import numpy as np
@@ -254,7 +255,8 @@ def study_layer(net: nn.Module, layer: int, data: dict, grid: dict, scale_cfg: d
         layer: index ℓ ≥ 1 of the replaced Linear.
         data: ``{"train": (X, y), "val": (X, y), "test": (X, y)}``; X (n_samples, d_in).
         grid: ``n_scaled`` (list of N), ``noise`` (init noises), ``delays`` (N ↦ list of h), ``ranks``,
-            ``readouts``, optional ``n_trajectories`` (first rows of the training inputs used as trajectories).
+            ``readouts``, optional ``n_trajectories`` (first rows of the training inputs used as trajectories)
+            and ``constant`` (list of booleans: states with an EDMD constant observable 1, default [False]).
         scale_cfg: ``epochs``, ``batch_size``, ``lr`` of :func:`linlens.koopman.scale_layer`.
         task: :class:`Task`.
         advance: called once per (N, noise) (progress).
@@ -311,26 +313,24 @@ def study_layer(net: nn.Module, layer: int, data: dict, grid: dict, scale_cfg: d
                 tls = fit_least_squares(net, layer, Xtr, layers=list(sm.scaled)[:k])
                 base("trained_scaled_ls", f"trained scaled layers g1..g{k} (N={N}, noise {noise}) + LS readout",
                      tls, k, n_scaled=N, init_noise=noise)
-            traj = record_trajectories(sm, Xtraj)
-            for h in delays:
-                for rank in grid["ranks"]:
-                    n_pairs = len(traj) * (N + 1 - h)
-                    if isinstance(rank, int) and rank >= min(traj.shape[2] * (h + 1), n_pairs):
-                        continue  # no truncation possible: same as the numerical-rank row
-                    for readout in grid["readouts"]:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore", NumericalWarning)
-                            hyb = fit_hybrid(sm, traj, h, rank, readout)
-                        row = {"layer": name, "family": "hybrid", "kind": "koopman hybrid", "n_scaled": N,
-                               "init_noise": noise, "delays": h, "rank": hyb.rank,
-                               "rank_rule": "numerical" if rank is None else rank, "readout": readout,
-                               "dmd_steps": hyb.steps, "nonlinear_layers_at_inference": h,
-                               f"scaled_model_{m}": scaled_metric, "scaling_seconds": scale_s}
-                        rows.append(score(hyb, row))
-                        for cat, ok in (("best", True), ("best_one_step", hyb.steps == 1),
-                                        ("best_multi_step", hyb.steps >= 3)):
-                            if ok and (cat not in keep or task.val_key(row) > task.val_key(keep[cat][0])):
-                                keep[cat] = (row, hyb)
+            trajs = {c: record_trajectories(sm, Xtraj, constant=c) for c in grid.get("constant", [False])}
+            for const, h, rank, readout in product(trajs, delays, grid["ranks"], grid["readouts"]):
+                traj = trajs[const]
+                if isinstance(rank, int) and rank >= min(traj.shape[2] * (h + 1), len(traj) * (N + 1 - h)):
+                    continue  # no truncation possible: same as the numerical-rank row
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", NumericalWarning)
+                    hyb = fit_hybrid(sm, traj, h, rank, readout, constant=const)
+                row = {"layer": name, "family": "hybrid",
+                       "kind": "koopman hybrid" + (" (constant observable)" if const else ""),
+                       "n_scaled": N, "init_noise": noise, "delays": h, "rank": hyb.rank,
+                       "rank_rule": "numerical" if rank is None else rank, "readout": readout,
+                       "constant_observable": const, "dmd_steps": hyb.steps, "nonlinear_layers_at_inference": h,
+                       f"scaled_model_{m}": scaled_metric, "scaling_seconds": scale_s}
+                rows.append(score(hyb, row))
+                for cat, ok in (("best", True), ("best_one_step", hyb.steps == 1), ("best_multi_step", hyb.steps >= 3)):
+                    if ok and (cat not in keep or task.val_key(row) > task.val_key(keep[cat][0])):
+                        keep[cat] = (row, hyb)
             if advance is not None:
                 advance()
     return {"layer": name, "layer_index": layer, "original_layer_params": orig_params,
@@ -344,6 +344,8 @@ def _rival(res: dict, family: str, hyb_row: dict, task: Task) -> dict | None:
     k = hyb_row["nonlinear_layers_at_inference"]
     if family == "hybrid_h0":
         pool = [r for r in res["rows"] if r["delays"] == 0]
+    elif family == "trained_scaled_ls" and k == 0:  # no scaled layer runs: the affine least-squares layer
+        pool = [r for r in res["baseline_rows"] if r["family"] == "affine_least_squares"]
     elif family == "trained_scaled_ls":  # exactly the hybrid's trained scaled layers (isolates the DMD step)
         pool = [r for r in res["baseline_rows"] if r["family"] == family and r["n_scaled"] == hyb_row["n_scaled"]
                 and r["init_noise"] == hyb_row["init_noise"] and r["nonlinear_layers_at_inference"] == k]
