@@ -3,10 +3,15 @@ whose p-values match scipy's binomial test, rivals chosen on validation, labelle
 
 import json
 
+import numpy as np
 import pytest
+import torch
 from scipy import stats as sps
 
 from linlens.cli import main
+from linlens.errors import TrainingDiverged
+from linlens.nn import mlp, train
+from linlens.workflows.reproduce.koopman import _kaiming_init, train_seeds
 
 FIELDS = {"layer", "n_scaled", "delays", "rank", "readout", "nonlinear_layers_at_inference", "params", "accuracy",
           "val_accuracy", "params_ratio", "dmd_steps"}
@@ -49,3 +54,33 @@ def test_koopman_yinyang_quick_writes_report(tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert "one-step regression" in html and "McNemar" in html
     assert (out / "decision_boundaries.png").exists()
+
+
+def _blobs(n, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = (rng.normal(size=(n, 2)) * 0.3 + np.eye(3)[y][:, :2]).astype(np.float32)
+    return X, y
+
+
+def test_ensemble_training_equals_training_each_net_alone():
+    """K nets trained at once through nn.train (summed loss, one Adam) = each trained alone by nn.train."""
+    data = {"train": _blobs(120, 0), "val": _blobs(60, 1)}
+    cfg = {"ensemble": True, "epochs": 3, "batch_size": 40, "lr": 1e-2}
+    net, runs = train_seeds(data, [5, 4], 3, [3, 4, 5], cfg, "cpu", progress=False)
+    s = runs[-1]["selected_seed"]
+    alone = mlp(2, [5, 4], 3, seed=s)
+    _kaiming_init(alone, s)
+    train(alone, *data["train"], epochs=3, batch_size=40, lr=1e-2, loss="cross_entropy", optimizer="adam",
+          lr_schedule="cosine", seed=3, progress=False)
+    for a, b in zip(net.parameters(), alone.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert runs[-2]["val_accuracy"] >= 0 and {r["seed"] for r in runs[:-1]} == {3, 4, 5}
+
+
+def test_ensemble_training_divergence_is_typed():
+    X, y = _blobs(50, 0)
+    X[3, 0] = np.nan
+    with pytest.raises(TrainingDiverged):
+        train_seeds({"train": (X, y), "val": _blobs(20, 1)}, [4], 3, [0, 1],
+                    {"ensemble": True, "epochs": 2, "batch_size": 25, "lr": 1e-2}, "cpu", progress=False)
