@@ -72,7 +72,7 @@ def test_ensemble_training_equals_training_each_net_alone():
     alone = mlp(2, [5, 4], 3, seed=s)
     _kaiming_init(alone, s)
     train(alone, *data["train"], epochs=3, batch_size=40, lr=1e-2, loss="cross_entropy", optimizer="adam",
-          lr_schedule="cosine", seed=3, progress=False)
+          lr_schedule="cosine_per_step", seed=3, progress=False)
     for a, b in zip(net.parameters(), alone.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert runs[-2]["val_accuracy"] >= 0 and {r["seed"] for r in runs[:-1]} == {3, 4, 5}

@@ -176,8 +176,8 @@ def train_ensemble(data: dict, hidden: list[int], n_classes: int, seeds: list[in
     """Train one ReLU MLP per seed *at once* with :func:`linlens.nn.train`; keep the best on validation.
 
     Each net gets its own Kaiming init; the stacked nets are trained by the one training loop
-    (:func:`linlens.nn.train`: cross-entropy summed over the nets, Adam, cosine learning rate, a shared
-    minibatch order; a non-finite loss raises :class:`linlens.errors.TrainingDiverged`). The FINAL weights
+    (:func:`linlens.nn.train`: cross-entropy summed over the nets, Adam, cosine learning rate stepped per
+    minibatch, a shared minibatch order; a non-finite loss raises :class:`linlens.errors.TrainingDiverged`). The FINAL weights
     are kept (no checkpoint picking, which over-fits the validation points) and the net with the highest
     validation accuracy, ties to the lower validation cross-entropy, is selected.
 
@@ -198,7 +198,7 @@ def train_ensemble(data: dict, hidden: list[int], n_classes: int, seeds: list[in
 
     train(stacked, data["train"][0], data["train"][1], epochs=cfg["epochs"], batch_size=cfg["batch_size"],
           lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), loss=loss, optimizer="adam",
-          lr_schedule="cosine", seed=seeds[0], device=device, progress=progress,
+          lr_schedule="cosine_per_step", seed=seeds[0], device=device, progress=progress,
           description=f"original MLP, {K} seeds at once")
     stacked.copy_to(nets)
     Xv, yv = torch.as_tensor(data["val"][0]), torch.as_tensor(data["val"][1])
