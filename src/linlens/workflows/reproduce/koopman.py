@@ -178,8 +178,8 @@ def train_ensemble(data: dict, hidden: list[int], n_classes: int, seeds: list[in
     Each net gets its own Kaiming init; the stacked nets are trained by the one training loop
     (:func:`linlens.nn.train`: cross-entropy summed over the nets, Adam, cosine learning rate stepped per
     minibatch, a shared minibatch order; a non-finite loss raises :class:`linlens.errors.TrainingDiverged`).
-    The FINAL weights are kept (no checkpoint picking, which over-fits the validation points) and the net with the highest
-    validation accuracy, ties to the lower validation cross-entropy, is selected.
+    The FINAL weights are kept (no checkpoint picking, which over-fits the validation points) and the net with
+    the highest validation accuracy, ties to the lower validation cross-entropy, is selected.
 
     Returns:
         (selected net in eval mode on the CPU, one dict per seed plus ``{"selected_seed": …}``).
