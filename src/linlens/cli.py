@@ -40,8 +40,8 @@ err_console = Console(stderr=True)
 # name → "module:function"; each function takes (out, force, seed, quick, device, console) and returns a
 # dict of headline numbers printed as the summary table.
 REPRODUCTIONS: dict[str, tuple[str, str]] = {
-    "koopman-yinyang": ("linlens.workflows.koopman_repro:run_yinyang", "Koopman hybrids on Yin-Yang"),
-    "koopman-mnist": ("linlens.workflows.koopman_repro:run_mnist", "Koopman hybrids on MNIST"),
+    "koopman-yinyang": ("linlens.workflows.reproduce.koopman_yinyang:run_yinyang", "Koopman hybrids on Yin-Yang"),
+    "koopman-mnist": ("linlens.workflows.reproduce.koopman_mnist:run_mnist", "Koopman hybrids on MNIST"),
     "flows-linear": ("linlens.workflows.reproduce.flows_linear:run_linear", "linear flow = PCA, penalty = shrinkage"),
     "flows-stability": ("linlens.workflows.reproduce.flows_stability:run_stability", "flows on a plane in 3-D"),
     "flows-scurve": ("linlens.workflows.reproduce.flows_scurve:run_scurve", "local covariance on the S-curve"),
@@ -215,6 +215,51 @@ def analyze(
         max_memory=max_memory,
     )
     print_summary("linlens analyze", summary, out)
+
+
+@app.command(epilog="""Example (runnable as is; an untrained net labels its own data — use your trained model):
+
+  python -c "if 1:
+    import numpy as np, torch; from torch import nn
+    net = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 6),
+                        nn.ReLU(), nn.Linear(6, 3))
+    torch.jit.script(net).save('mlp.pt'); rng = np.random.default_rng(0)
+    for k, n in [('train', 2000), ('val', 500), ('test', 500)]:
+        x = rng.random((n, 2), dtype=np.float32)
+        y = net(torch.from_numpy(x)).argmax(1).numpy()
+        np.savez(k + '.npz', inputs=x, labels=y)"
+  linlens koopman --model mlp.pt --layer 1 --train train.npz \\
+    --val val.npz --test test.npz --out koop-report --quick
+""")
+def koopman(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="your trained nn.Sequential of Linear + activation layers: a TorchScript file (torch.jit.script(m)"
+        ".save(…)) or 'package.module:attr'. WARNING: a module:attr spec imports and runs that Python code.",
+    ),
+    layer: int = typer.Option(..., "--layer", help="index of the Linear to replace (0-based over Linear layers, ≥ 1)"),
+    train: Path = typer.Option(..., "--train", help=".npz with 'inputs' and 'labels' (or 'targets'): scaling, DMD, LS"),
+    val: Path = typer.Option(..., "--val", help=".npz like --train: selection of hybrids and rivals"),
+    test: Path = typer.Option(..., "--test", help=".npz like --train: reported numbers and paired tests"),
+    out: Path = typer.Option(Path("linlens-koopman"), "--out", "-o", help="report folder"),
+    task: str | None = typer.Option(
+        None, "--task", help="classification or regression (default: 'labels' in the files → classification)"
+    ),
+    device: str = DeviceOpt,
+    seed: int = SeedOpt,
+    quick: bool = QuickOpt,
+    force: bool = ForceOpt,
+) -> None:
+    """Replace a hidden layer of your trained MLP by Koopman (DMD) hybrids, next to the affine least-squares
+    layer, an untrained control, the same trained scaled layers with a least-squares readout and h = 0; paired
+    tests on your test file."""
+    from linlens.workflows.koopman import run_koopman
+
+    summary = run_koopman(model=model, layer=layer, train=train, val=val, test=test, out=out, task=task,
+                          device=device, seed=seed, quick=quick, force=force, console=console)
+    print_summary("linlens koopman", summary, out)
 
 
 @app.command()

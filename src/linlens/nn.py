@@ -174,7 +174,8 @@ def train(
         X_val, Y_val: validation data; with ``patience`` training stops after that many epochs without
             improvement and the best weights (lowest validation loss, or highest ``metric``) are restored.
         metric: optional validation metric (higher is better), e.g. accuracy.
-        lr_schedule: None or ``"cosine"``.
+        lr_schedule: None, ``"cosine"`` (cosine annealing stepped once per epoch) or ``"cosine_per_step"``
+            (stepped after every minibatch, over epochs × batches per epoch).
         seed: seeds shuffling and dropout.
 
     Raises:
@@ -209,7 +210,11 @@ def train(
     if optimizer not in opts:
         raise ConfigError(f"optimizer must be one of {sorted(opts)}; got {optimizer!r}")
     opt = opts[optimizer](params, lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs) if lr_schedule == "cosine" else None
+    if lr_schedule not in (None, "cosine", "cosine_per_step"):
+        raise ConfigError(f"lr_schedule must be None, 'cosine' or 'cosine_per_step'; got {lr_schedule!r}")
+    per_step = lr_schedule == "cosine_per_step"
+    t_max = epochs * -(-len(Xt) // batch_size) if per_step else epochs
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max) if lr_schedule else None
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
     hist = TrainHistory()
@@ -238,8 +243,10 @@ def train(
                 if grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, grad_clip)
                 opt.step()
+                if per_step:
+                    sched.step()
                 total += float(lval.detach()) * len(idx)
-            if sched is not None:
+            if sched is not None and not per_step:
                 sched.step()
             last_finite = total / n
             hist.train_loss.append(last_finite)

@@ -187,7 +187,8 @@ def _tensor(x: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def fit_least_squares(model: nn.Module, layer: int, data: Any, n_layers: int = 0, *, noise: float = 0.01,
-                      seed: int = 0, ridge: float = 1e-12) -> LeastSquaresReplacement:
+                      seed: int = 0, ridge: float = 1e-12,
+                      layers: nn.ModuleList | None = None) -> LeastSquaresReplacement:
     """Fit the least-squares baseline for layer ``layer`` on ``data`` (float64 normal equations).
 
     Arguments:
@@ -196,6 +197,10 @@ def fit_least_squares(model: nn.Module, layer: int, data: Any, n_layers: int = 0
         data: model inputs (n_samples, d_in).
         n_layers: k untrained near-identity layers (0: affine replacement).
         noise, seed: initialization of the k layers (as :func:`near_identity_layers`).
+        layers: k given square layers instead of untrained ones — e.g. the first k TRAINED scaled layers of a
+            :class:`ScaledModel` (``list(sm.scaled)[:k]``): the baseline that isolates the DMD step of a hybrid
+            with h = k (same nonlinear layers, affine least-squares readout instead of DMD). Overrides
+            ``n_layers``.
         ridge: eigenvalues of the (column-normalized) Gram matrix below ``ridge``·max are dropped
             (minimum-norm solution on the kept subspace; 1e-12 ≈ singular values below 1e-6 relative).
 
@@ -213,8 +218,13 @@ def fit_least_squares(model: nn.Module, layer: int, data: Any, n_layers: int = 0
     lin = target[0]
     dev, dt = lin.weight.device, lin.weight.dtype
     X = _tensor(data, dt, dev)
-    layers = near_identity_layers(lin.in_features, n_layers, noise=noise, seed=seed, dtype=dt).to(dev) \
-        if n_layers > 0 else nn.ModuleList()
+    if layers is not None:
+        layers = nn.ModuleList(list(layers))
+        n_layers = len(layers)
+    elif n_layers > 0:
+        layers = near_identity_layers(lin.in_features, n_layers, noise=noise, seed=seed, dtype=dt).to(dev)
+    else:
+        layers = nn.ModuleList()
     readout = nn.Linear(lin.in_features * (n_layers + 1), lin.out_features, dtype=torch.float64).to(dev)
     model_ls = LeastSquaresReplacement(pre, layers, readout, post).eval()
     F = model_ls.features(X).double()

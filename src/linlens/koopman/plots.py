@@ -125,11 +125,14 @@ def decision_boundaries_figure(xx: Any, yy: Any, predictions: Mapping[str, Any],
 
 
 def accuracy_grid_figure(rows: Sequence[Mapping[str, Any]], x: str = "delays", y: str = "rank",
-                         value: str = "accuracy", ax: Any = None, title: str = "Hybrid accuracy"):
+                         value: str = "accuracy", ax: Any = None, title: str = "Hybrid accuracy",
+                         higher_is_better: bool = True, vmin: float | None = 0.0, vmax: float | None = 1.0):
     """Heatmap of ``value`` over a grid of two row fields (the best value where several rows share a cell).
 
     Arguments:
         rows: result rows (dicts) holding fields ``x``, ``y`` and ``value``.
+        higher_is_better: the best of a cell is its maximum (accuracy) or its minimum (an error such as MSE).
+        vmin, vmax: colour range (None: the data's range).
 
     Returns:
         The matplotlib figure.
@@ -140,12 +143,12 @@ def accuracy_grid_figure(rows: Sequence[Mapping[str, Any]], x: str = "delays", y
     M = np.full((len(ys), len(xs)), np.nan)
     for r in rows:
         i, j = ys.index(str(r[y])), xs.index(r[x])
-        M[i, j] = np.nanmax([M[i, j], r[value]])
-    im = ax.imshow(M, cmap="viridis", aspect="auto", vmin=0, vmax=1)
+        M[i, j] = (np.nanmax if higher_is_better else np.nanmin)([M[i, j], r[value]])
+    im = ax.imshow(M, cmap="viridis" if higher_is_better else "viridis_r", aspect="auto", vmin=vmin, vmax=vmax)
     for i in range(len(ys)):
         for j in range(len(xs)):
             if np.isfinite(M[i, j]):
-                ax.text(j, i, f"{M[i, j]:.3f}", ha="center", va="center", fontsize=7, color="w")
+                ax.text(j, i, f"{M[i, j]:.3g}", ha="center", va="center", fontsize=7, color="w")
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlabel(x)

@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, NumericalWarning, ShapeError
 from linlens.linalg import numerical_rank
+from linlens.stats import paired_squared_error_test
 from linlens.surrogate.compare import probe_covariance, weighted_sq_norm
 from linlens.surrogate.estimator import LinearSurrogate
 from linlens.validation import as_array
@@ -414,21 +414,9 @@ def paired_mean_difference(loss_a: Any, loss_b: Any, a: str = "a", b: str = "b",
     lb = np.asarray(as_array(loss_b, "loss_b", ndim=1))
     if la.shape != lb.shape:
         raise ShapeError(f"loss_a and loss_b must be paired (same shape); got {la.shape} and {lb.shape}")
-    n = la.shape[0]
-    if n < 2:
-        raise ShapeError(f"a paired test needs at least 2 points; got {n}")
-    diff = la - lb
-    mean = float(diff.mean())
-    se = float(diff.std(ddof=1) / math.sqrt(n))
-    if se == 0:
-        p = 1.0 if mean == 0 else 0.0
-        lo = hi = mean
-    else:
-        t = sps.t.ppf((1 + ci) / 2, df=n - 1)
-        lo, hi = mean - t * se, mean + t * se
-        p = float(2 * sps.t.sf(abs(mean) / se, df=n - 1))
-    return PairedDifference(a=a, b=b, estimate=mean, low=float(lo), high=float(hi), p_value=p, ci=float(ci),
-                            method="paired t")
+    t = paired_squared_error_test(la, lb, confidence=ci)  # the one paired t-test (linlens.stats)
+    return PairedDifference(a=a, b=b, estimate=t.difference, low=t.ci_low, high=t.ci_high, p_value=t.p_value,
+                            ci=float(ci), method="paired t")
 
 
 # -------------------------------------------------------------------------------------------------- verdicts

@@ -1,0 +1,277 @@
+"""``linlens koopman``: Koopman linearization of a hidden layer of the user's own trained MLP, on the user's data.
+
+The model is an ``nn.Sequential`` of ``nn.Linear`` and activation modules (a TorchScript file or a
+``package.module:attr`` spec, loaded by :func:`linlens.loaders.load_model`); the data are three ``.npz`` files
+(train, validation, test), each holding ``inputs`` (n_samples, d_in) and ``labels`` (n_samples,) integer classes
+or ``targets`` (n_samples, d_out). The study is the one of the reproductions
+(:mod:`linlens.workflows.reproduce.koopman`): hybrids over a grid of N, init noise, h, rank, readout and the
+constant observable, chosen on the validation file; the affine least-squares layer, the untrained control, the
+same trained scaled layers with a least-squares readout and the h = 0 hybrid as baselines; paired tests
+(McNemar / paired t on squared errors) on the test file; parameters and nonlinear layers at inference; figures.
+
+References:
+    N. Aswani, S. Jabari, M. Shafique, "Representing Neural Network Layers as Linear Operations via Koopman
+    Operator Theory", arXiv:2409.01308 (https://arxiv.org/abs/2409.01308).
+
+Example:
+    >>> from torch import nn
+    >>> net = as_sequential(nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)))
+    >>> [type(m).__name__ for m in net]
+    ['Linear', 'ReLU', 'Linear', 'Tanh', 'Linear']
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from linlens.errors import ConfigError, InputFileError, ModelError, ShapeError
+from linlens.loaders import load_model
+from linlens.nn import resolve_device
+from linlens.report import Report, check_destination
+from linlens.validation import check_finite
+from linlens.workflows.reproduce.koopman import HEADLINE_HEADER, Task, add_study_report, run_study
+
+__all__ = ["run_koopman", "as_sequential", "load_split", "check_layer", "QUICK_GRID", "FULL_GRID"]
+
+#: activations a Koopman-linearizable MLP may use, by class name → builder from the (scripted) module
+_ACTIVATIONS: dict[str, Any] = {
+    "ReLU": lambda m: nn.ReLU(),
+    "Tanh": lambda m: nn.Tanh(),
+    "Sigmoid": lambda m: nn.Sigmoid(),
+    "GELU": lambda m: nn.GELU(approximate=str(getattr(m, "approximate", "none"))),
+    "SiLU": lambda m: nn.SiLU(),
+    "ELU": lambda m: nn.ELU(alpha=float(getattr(m, "alpha", 1.0))),
+    "LeakyReLU": lambda m: nn.LeakyReLU(negative_slope=float(getattr(m, "negative_slope", 0.01))),
+    "Softplus": lambda m: nn.Softplus(beta=float(getattr(m, "beta", 1.0)),
+                                      threshold=float(getattr(m, "threshold", 20.0))),
+    "Identity": lambda m: nn.Identity(),
+}
+
+QUICK_GRID: dict[str, Any] = {
+    "grid": {"n_scaled": [3], "noise": [0.1], "delays": lambda N: [0, 1, N], "ranks": [None],
+             "readouts": ["projected", "exact"], "constant": [False, True], "n_trajectories": 2000},
+    "scale": {"epochs": 20, "batch_size": 500, "lr": 2e-3},
+}
+FULL_GRID: dict[str, Any] = {
+    "grid": {"n_scaled": [4, 10], "noise": [0.1, 0.3], "delays": lambda N: [0, 1, N // 2, N - 1, N],
+             "ranks": [None, "optimal"], "readouts": ["projected", "exact"], "constant": [False, True],
+             "n_trajectories": 5000},
+    "scale": {"epochs": 200, "batch_size": 500, "lr": 2e-3},
+}
+
+
+def _kind(m: Any) -> str:
+    """Class name of a module, also for TorchScript modules (their ``original_name``)."""
+    return str(getattr(m, "original_name", type(m).__name__))
+
+
+def as_sequential(model: Any) -> nn.Sequential:
+    """A plain ``nn.Sequential`` of ``nn.Linear`` and activations equal to ``model`` (a Sequential or its
+    TorchScript), or :class:`linlens.errors.ModelError` naming what is not allowed.
+
+    Arguments:
+        model: ``nn.Sequential`` or a ``torch.jit.script``-ed ``nn.Sequential`` (``torch.jit.load``).
+
+    Returns:
+        The model itself when it is already a plain Sequential of allowed modules, else a rebuilt copy.
+    """
+    if _kind(model) != "Sequential" or not isinstance(model, nn.Module):
+        raise ModelError(f"model must be an nn.Sequential of Linear and activation layers; got {_kind(model)}")
+    children = list(model.children())
+    if not children or _kind(children[0]) != "Linear":
+        raise ModelError("model must be an nn.Sequential that starts with an nn.Linear"
+                         + (f"; its first module is {_kind(children[0])}" if children else "; it is empty"))
+    layers: list[nn.Module] = []
+    for i, child in enumerate(children):
+        kind = _kind(child)
+        if kind == "Linear":
+            w = child.weight.detach()
+            b = child.bias.detach() if getattr(child, "bias", None) is not None else None
+            lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, dtype=w.dtype)
+            with torch.no_grad():
+                lin.weight.copy_(w)
+                if b is not None:
+                    lin.bias.copy_(b)
+            layers.append(lin)
+        elif kind in _ACTIVATIONS:
+            layers.append(_ACTIVATIONS[kind](child))
+        else:
+            raise ModelError(f"model must be an nn.Sequential of Linear and activation layers "
+                             f"({', '.join(_ACTIVATIONS)}); module {i} is {kind}")
+    lins = [m for m in layers if isinstance(m, nn.Linear)]
+    for a, b in zip(lins, lins[1:], strict=False):
+        if b.in_features != a.out_features:
+            raise ShapeError(f"model: the Linear layers do not chain: a layer with {a.out_features} outputs is "
+                             f"followed by one with {b.in_features} inputs")
+    return nn.Sequential(*layers).eval()
+
+
+def load_split(path: Path, name: str, task: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Load ``inputs`` and ``labels`` (classification) or ``targets`` (regression) from an ``.npz``.
+
+    Arguments:
+        path: the ``.npz`` file.
+        name: what it is called in messages (``"--train"``, …).
+        task: ``"classification"``, ``"regression"`` or None (labels present → classification, targets →
+            regression).
+
+    Returns:
+        (inputs (n, d_in) float64, labels (n,) int64 or targets (n, d_out) float64, task).
+    """
+    p = Path(path)
+    if not p.exists() or p.is_dir():
+        raise InputFileError(f"{name}: file not found: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: np.asarray(z[k]) for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - corrupt files raise anything; the user needs one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputFileError(f"{name}: cannot read {p} as .npz with arrays 'inputs' and 'labels'/'targets' "
+                             f"({first[:100]})") from None
+    if task is None:
+        task = "classification" if "labels" in arrays else "regression" if "targets" in arrays else None
+    want = "labels" if task == "classification" else "targets"
+    missing = [k for k in ("inputs", want) if k not in arrays]
+    if task is None or missing:
+        need = "'inputs' and 'labels' (classification) or 'targets' (regression)" if task is None else \
+            f"'inputs' and '{want}' for --task {task}"
+        raise InputFileError(f"{name}: {p} must hold arrays {need}; found {sorted(arrays) or 'none'}")
+    X, y = arrays["inputs"], arrays[want]
+    for key, a in (("inputs", X), (want, y)):
+        if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
+            raise InputFileError(f"{name}: '{key}' in {p} holds {a.dtype} values; expected real numbers")
+    if X.ndim != 2:
+        raise ShapeError(f"{name}: 'inputs' must be 2-D (n_samples, d_in); {p} holds shape {X.shape}")
+    if len(y) != len(X):
+        raise ShapeError(f"{name}: '{want}' has {len(y)} rows but 'inputs' has {len(X)}")
+    if len(X) < 2:
+        raise ShapeError(f"{name}: needs at least 2 rows; {p} has {len(X)}")
+    X = np.asarray(X, dtype=np.float64)
+    check_finite(X, f"{name} inputs")
+    if task == "classification":
+        if y.ndim != 1:
+            raise ShapeError(f"{name}: 'labels' must be 1-D (n_samples,) class indices; got shape {y.shape}")
+        yf = np.asarray(y, dtype=np.float64)
+        bad = ~np.isfinite(yf) | (yf != np.round(yf)) | (yf < 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ConfigError(f"{name}: labels must be non-negative integers for --task classification; "
+                              f"row {i} holds {y[i]!r} (use --task regression for real-valued targets)")
+        return X, yf.astype(np.int64), task
+    y = np.asarray(y, dtype=np.float64)
+    y = y[:, None] if y.ndim == 1 else y
+    if y.ndim != 2:
+        raise ShapeError(f"{name}: 'targets' must be (n_samples, d_out); got shape {y.shape}")
+    check_finite(y, f"{name} targets")
+    return X, y, task
+
+
+def check_layer(net: nn.Sequential, layer: int) -> None:
+    """Raise :class:`ConfigError` unless ``layer`` indexes a Linear that can be replaced (not the first)."""
+    n = sum(isinstance(m, nn.Linear) for m in net)
+    if n < 2:
+        raise ConfigError(f"--layer: the model has {n} Linear layer; a hidden layer needs at least 2")
+    if isinstance(layer, bool) or not isinstance(layer, int | np.integer) or not 1 <= layer <= n - 1:
+        raise ConfigError(f"--layer must be in [1, {n - 1}] (index of a Linear layer, counting from 0; the first "
+                          f"cannot be replaced because the scaled layers need its output); got {layer!r}")
+
+
+def _check_shapes(net: nn.Sequential, data: dict, task: str) -> None:
+    lins = [m for m in net if isinstance(m, nn.Linear)]
+    d_in, d_out = lins[0].in_features, lins[-1].out_features
+    for split, (X, y) in data.items():
+        if X.shape[1] != d_in:
+            raise ShapeError(f"--{split}: inputs have {X.shape[1]} columns but the model's first Linear takes {d_in}")
+        if task == "classification" and int(y.max()) >= d_out:
+            raise ShapeError(f"--{split}: label {int(y.max())} but the model has {d_out} outputs "
+                             f"(classes 0..{d_out - 1})")
+        if task == "regression" and y.shape[1] != d_out:
+            raise ShapeError(f"--{split}: targets have {y.shape[1]} columns but the model has {d_out} outputs")
+
+
+def run_koopman(model: str, layer: int, train: Path, val: Path, test: Path, out: Path, *, task: str | None = None,
+                device: str = "auto", seed: int = 0, quick: bool = False, force: bool = False,
+                console: Any = None) -> dict[str, Any]:
+    """Replace hidden layer ``layer`` of the user's MLP by Koopman hybrids and baselines; write a report.
+
+    Arguments:
+        model: TorchScript file of an ``nn.Sequential`` of Linear + activation layers, or ``package.module:attr``.
+        layer: index of the Linear to replace (0-based over Linear layers, ≥ 1).
+        train, val, test: ``.npz`` files with ``inputs`` and ``labels`` or ``targets``.
+        out: report folder (written atomically; an existing one only with ``force``).
+        task: ``"classification"``, ``"regression"`` or None (from the arrays present).
+        device: torch device (``"auto"``: CUDA when available).
+        seed: seeds scaling, controls and selection ties.
+        quick: a small grid (N = 3, one noise, 20 scaling epochs).
+        console: a rich console for progress (None: no progress).
+
+    Returns:
+        Headline numbers for the console summary.
+    """
+    if task is not None and task not in ("classification", "regression"):
+        raise ConfigError(f"--task must be 'classification' or 'regression'; got {task!r}")
+    check_destination(out, force)
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split, path in (("train", train), ("val", val), ("test", test)):
+        X, y, task = load_split(path, f"--{split}", task)
+        data[split] = (X, y)
+    loaded = load_model(model, device="cpu")
+    net = as_sequential(loaded)
+    check_layer(net, layer)
+    _check_shapes(net, data, task)
+    dtype = next(net.parameters()).dtype
+    with torch.no_grad():  # the rebuilt Sequential must compute what the user's model computes
+        x = torch.as_tensor(data["train"][0][:64], dtype=dtype)
+        try:
+            ref = loaded(x)
+        except Exception as exc:  # noqa: BLE001 - user code may raise anything
+            raise ModelError(f"model raised on the training inputs: {type(exc).__name__}: {exc}") from None
+        if not isinstance(ref, torch.Tensor) or ref.shape != net(x).shape or not torch.allclose(
+                ref, net(x), rtol=1e-4, atol=1e-5):
+            raise ModelError("model: its forward is not the composition of its Linear and activation modules "
+                             "(a Sequential is required)")
+    t = Task(task)
+    cfg = QUICK_GRID if quick else FULL_GRID
+    data_t = {k: (v[0].astype(np.float32) if dtype == torch.float32 else v[0], v[1]) for k, v in data.items()}
+    if console is not None:
+        console.print(f"linlens koopman: layer {layer} of {model} ({task}); "
+                      f"{len(data['train'][0])}/{len(data['val'][0])}/{len(data['test'][0])} train/val/test rows")
+    results, orig_pts = run_study(net, data_t, [layer], cfg["grid"], cfg["scale"], task=t, seed=seed, device=dev,
+                                  progress=console is not None)
+    orig = float(orig_pts.mean())
+    rep = Report(f"Koopman linearization of layer {layer} — {model}")
+    rep.add_text(
+        "Koopman layer linearization (Aswani, Jabari & Shafique, arXiv:2409.01308): N square Linear+ReLU layers "
+        "are trained to reproduce the replaced layer, their states form trajectories, and a DMD operator on delay "
+        "coordinates (h delays) replaces the replaced layer and the last N−h scaled layers (N+1−h DMD steps). "
+        "The h first scaled layers still RUN at inference ('nonlinear layers at inference'). Hybrids and rivals "
+        f"are chosen on the validation file; verdicts are paired tests ({t.test_name}) on the test file, and a "
+        "hybrid 'beats' a baseline only when p < 0.05. 'trained scaled layers + LS readout' isolates the DMD step: "
+        "same nonlinear layers, affine least-squares readout instead of DMD.")
+    rep.add_heading("Original model")
+    rep.add_table(["", f"test {t.metric}"], [["original model", orig]])
+    layers_metrics, summary, headline = add_study_report(rep, results, t, orig)
+    rep.add_heading("Summary")
+    rep.add_table(HEADLINE_HEADER[:-1], [h[:-1] for h in headline], caption=f"p: {t.test_name}, test file")
+    total = time.perf_counter() - t0
+    rep.metrics = {
+        "model": model, "layer": layer, "task": task, "device": str(dev), "seed": seed, "quick": quick,
+        "files": {"train": str(train), "val": str(val), "test": str(test)},
+        "n_rows": {k: len(v[0]) for k, v in data.items()}, f"original_{t.metric}": orig,
+        "grid": {**{k: v for k, v in cfg["grid"].items() if k != "delays"},
+                 "delays": {str(N): cfg["grid"]["delays"](N) for N in cfg["grid"]["n_scaled"]},
+                 "ranks": [str(r) for r in cfg["grid"]["ranks"]]},
+        "scaling": cfg["scale"], "layers": layers_metrics,
+        "headline": [dict(zip(HEADLINE_HEADER[:-1], h[:-1], strict=True)) for h in headline],
+        "seconds": total,
+    }
+    rep.write(out, force=force)
+    return {f"original {t.metric}": orig, **summary, "seconds": round(total, 1)}
