@@ -49,6 +49,7 @@ from linlens._results import ResultMixin
 from linlens.errors import ConfigError, NotFittedError, ShapeError
 from linlens.operators import DENSE_MAX_DIM, LinearMap, as_operator, circulant
 from linlens.probing import probe_model
+from linlens.stats import ClosestVerdict, bootstrap_from_replicates, closest_reference, paired_difference
 from linlens.validation import as_array, is_torch
 
 __all__ = [
@@ -558,10 +559,11 @@ class SpectralAnalysis(ResultMixin):
         errors_corrected: name → bias-corrected error 2θ̂ − mean of the replicates (estimation noise in Ĉ biases
             a squared distance upward; the basic interval is centred on this, not on θ̂).
         error_intervals: name → (low, high) basic bootstrap interval.
-        closest: the reference with the smallest error, joined ("Wiener ≈ C_data") by every reference whose
-            paired interval against it contains 0; "tie" when that is all of them. The intervals resample the
-            probe images only: references estimated from data (C_data, a Wiener filter with an estimated prior)
-            are treated as fixed.
+        closest: the verdict of :func:`linlens.surrogate.resampling.closest_reference` (the same rule as the
+            dense route): a reference's name, "tie" (see ``verdict.closest``) or "none". The intervals resample
+            the probe images only: references estimated from data (C_data, a Wiener filter with an estimated
+            prior) are treated as fixed.
+        verdict: the full :class:`~linlens.surrogate.resampling.ClosestVerdict` (None without replicates).
         paired: "R1 − R2" → {"difference", "low", "high", "p_value"} of the paired bootstrap of the errors.
         radial_filter_factors: (n_bins,) radial mean of Re φ; radial_operator_abs: radial mean of |H|;
         radial_wiener_abs: radial mean of |Ŵ|; radii: (n_bins,).
@@ -578,6 +580,7 @@ class SpectralAnalysis(ResultMixin):
     errors_corrected: dict[str, float]
     error_intervals: dict[str, tuple[float, float]]
     closest: str
+    verdict: ClosestVerdict | None
     paired: dict[str, dict[str, float]]
     radii: np.ndarray
     radial_filter_factors: np.ndarray
@@ -649,41 +652,28 @@ def spectral_analysis(
     intervals: dict[str, tuple[float, float]] = {}
     paired: dict[str, dict[str, float]] = {}
     names = list(refs)
+    corrected: dict[str, float] = dict(errors)
+    closest = "tie"
+    verdict = None
     if surrogate.n_boot:
+        # the same bias correction, basic intervals, paired tests and verdict rule as the dense route
         Syy_b, _, _, C_b, _ = surrogate._replicates()
-        reps = {k: err(C_b, R, Syy_b) for k, R in refs.items()}
-        for k in names:
-            lo, hi = _basic(np.float64(errors[k]), reps[k], ci)
-            intervals[k] = (float(lo), float(hi))
+        reps = {k: np.asarray(err(C_b, R, Syy_b), dtype=np.float64) for k, R in refs.items()}
+        boot = bootstrap_from_replicates(errors, reps, ci)
+        corrected = {k: float(boot.bias_corrected[k]) for k in names}
+        intervals = {k: (float(boot.low[k]), float(boot.high[k])) for k in names}
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
-                diff = errors[a] - errors[b]
-                db = reps[a] - reps[b]
-                lo, hi = _basic(np.float64(diff), db, ci)
-                p = float(min(1.0, np.mean(np.abs(db - diff) >= abs(diff)) + 1.0 / (len(db) + 1)))
-                paired[f"{a} − {b}"] = {"difference": diff, "low": float(lo), "high": float(hi), "p_value": p}
-    best = min(errors, key=errors.get)
-    closest = "tie"
-    corrected: dict[str, float] = dict(errors)
-    if paired:
-        group = [best]
-        for o in names:
-            if o == best:
-                continue
-            if f"{best} − {o}" in paired:
-                tied = paired[f"{best} − {o}"]["high"] >= 0
-            else:
-                tied = paired[f"{o} − {best}"]["low"] <= 0
-            if tied:
-                group.append(o)
-        closest = "tie" if len(group) == len(names) else " ≈ ".join(group)
-        corrected = {k: float(2 * errors[k] - np.mean(reps[k])) for k in names}
+                d = paired_difference(boot, a, b)
+                paired[f"{a} − {b}"] = {"difference": d.estimate, "low": d.low, "high": d.high, "p_value": d.p_value}
+        verdict = closest_reference(boot, names)
+        closest = verdict.verdict
     phi, phiW = surrogate.transfer_ * H, W * H
     radii, r_phi = radial_average(phi.real, shp)
     return SpectralAnalysis(
         surrogate=res, operator_transfer=H, wiener=W, prior_spectrum=P, noise_std=float(noise_std),
         filter_factors=phi, wiener_filter_factors=phiW, errors=errors, errors_corrected=corrected,
-        error_intervals=intervals, closest=closest,
+        error_intervals=intervals, closest=closest, verdict=verdict,
         paired=paired, radii=radii, radial_filter_factors=r_phi,
         radial_wiener_filter_factors=radial_average(phiW.real, shp)[1],
         radial_operator_abs=radial_average(absH, shp)[1], radial_wiener_abs=radial_average(np.abs(W), shp)[1],

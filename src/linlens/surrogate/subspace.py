@@ -104,7 +104,7 @@ class SubspaceSurrogate:
         mx = x.mean(0) if self.fit_intercept else np.zeros(x.shape[1])
         my = y.mean(0) if self.fit_intercept else np.zeros(y.shape[1])
         xc, yc = x - mx, y - my
-        _, _, Vt = randomized_svd(xc, m, oversample=self.oversample, n_iter=self.n_iter, seed=self.seed)
+        _, _, Vt = randomized_svd(xc, m, n_oversamples=self.oversample, n_iter=self.n_iter, seed=self.seed)
         Z = xc @ Vt.T
         G, cross = Z.T @ Z, Z.T @ yc  # (m, m), (m, d_out)
         self._set(x.shape[0], mx, my, Vt, G, cross, float(np.sum(xc**2)), float(np.sum(yc**2)))
