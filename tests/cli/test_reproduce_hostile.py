@@ -1,9 +1,10 @@
 """`linlens reproduce` with careless options: --out, --seed and --device are refused (one line, exit 2)
 before any training."""
 
-import linlens.workflows.reproduce.flows_linear as flows_repro
 import pytest
 from _hostile_out import OUT_CASES, assert_one_line_exit_2, bad_out, run
+
+import linlens.workflows.reproduce.flows_linear as flows_repro
 
 
 @pytest.fixture
