@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg as sla
 import torch
 
-from linlens.errors import ConfigError, NotFittedError, NumericalWarning, ShapeError
+from linlens.errors import ConfigError, NonFiniteError, NotFittedError, NumericalWarning, ShapeError
 from linlens.operators import as_operator
 from linlens.problems import CircularBlur, wiener_estimator
 from linlens.spectral import (
@@ -265,6 +265,12 @@ def test_bad_inputs():
         SpectralSurrogate().fit(np.ones((3,)), np.ones((3,)))
     with pytest.raises(NotFittedError):
         SpectralSurrogate().predict(np.ones((2, 4)))
+    bad = np.ones((70, 4, 4), np.float32)
+    bad[66, 1, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="rows 64"):
+        SpectralSurrogate(n_boot=0).fit(np.random.default_rng(0).standard_normal((70, 4, 4)), bad)
+    with pytest.raises(ShapeError, match="real numeric"):
+        SpectralSurrogate().fit(np.ones((3, 4), complex), np.ones((3, 4)))
     with pytest.raises(ConfigError, match="n_boot"):
         SpectralSurrogate(n_boot=-1).fit(np.ones((3, 4)), np.ones((3, 4)))
     sur = SpectralSurrogate(n_boot=0).fit(np.random.default_rng(0).standard_normal((5, 8, 8)), np.ones((5, 8, 8)))

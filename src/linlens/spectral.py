@@ -46,11 +46,11 @@ import numpy as np
 import torch
 
 from linlens._results import ResultMixin
-from linlens.errors import ConfigError, NotFittedError, ShapeError
+from linlens.errors import ConfigError, EmptyInputError, NotFittedError, ShapeError
 from linlens.operators import DENSE_MAX_DIM, LinearMap, as_operator, circulant
 from linlens.probing import probe_model
 from linlens.stats import ClosestVerdict, bootstrap_from_replicates, closest_reference, paired_difference
-from linlens.validation import as_array, is_torch
+from linlens.validation import check_finite, is_torch
 
 __all__ = [
     "SpectralSurrogate",
@@ -77,8 +77,11 @@ def _check_shape(image_shape: Any) -> tuple[int, ...]:
 
 
 def _images(X: Any, image_shape: tuple[int, ...] | None, name: str) -> tuple[np.ndarray, tuple[int, ...]]:
-    """(n, L), (n, H, W), (n, 1, H, W) or flat (n, d) with image_shape → float64 (n, *shape), shape."""
-    x = X.detach().cpu().double().numpy() if is_torch(X) else np.asarray(X)
+    """(n, L), (n, H, W), (n, 1, H, W) or flat (n, d) with image_shape → (n, *shape) view in the input's real
+    dtype (no float64 copy of a large array: blocks are converted by :func:`_block`), and the shape."""
+    x = X.detach().cpu().numpy() if is_torch(X) else np.asarray(X)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise ShapeError(f"{name} must be a real numeric array; got dtype {x.dtype}")
     if x.ndim == 4:
         if x.shape[1] != 1:
             raise ShapeError(f"{name}: only single-channel images are supported; got shape {x.shape} (C = "
@@ -91,8 +94,19 @@ def _images(X: Any, image_shape: tuple[int, ...] | None, name: str) -> tuple[np.
         x = x.reshape(x.shape[0], *shp)
     elif x.ndim not in (2, 3):
         raise ShapeError(f"{name} must be (n, L), (n, H, W) or (n, 1, H, W); got shape {x.shape}")
-    x = as_array(x, name, ndim=(2, 3))
+    if x.shape[0] == 0:
+        raise EmptyInputError(f"{name} is empty (shape {x.shape})")
     return x, _check_shape(x.shape[1:])
+
+
+def _block(x: np.ndarray, s: int, name: str) -> np.ndarray:
+    """Rows s … s + _BATCH as float64, checked finite (the error names the rows)."""
+    return check_finite(np.asarray(x[s : s + _BATCH], dtype=np.float64), f"{name} (rows {s}–{s + _BATCH - 1})")
+
+
+def _mean(x: np.ndarray) -> float:
+    """Mean of all entries in float64, block by block (no float64 copy of the whole array)."""
+    return float(sum(np.sum(x[s : s + _BATCH], dtype=np.float64) for s in range(0, len(x), _BATCH)) / x.size)
 
 
 def frequency_radii(image_shape: tuple[int, ...]) -> np.ndarray:
@@ -192,11 +206,11 @@ def prior_spectrum(X: Any, image_shape: tuple[int, ...] | None = None, fit_inter
     x, shp = _images(X, image_shape, "targets")
     axes = tuple(range(1, len(shp) + 1))
     d = int(np.prod(shp))
-    c = x.mean() if fit_intercept else 0.0
+    c = _mean(x) if fit_intercept else 0.0
     P = np.zeros(frequency_radii(shp).shape)
     dc = 0.0
     for s in range(0, x.shape[0], _BATCH):
-        Xh = np.fft.rfftn(x[s : s + _BATCH] - c, axes=axes)
+        Xh = np.fft.rfftn(_block(x, s, "targets") - c, axes=axes)
         P += np.sum(Xh.real**2 + Xh.imag**2, axis=0)
         dc += float(np.sum(Xh[(slice(None),) + (0,) * len(shp)].real))
     n = x.shape[0]
@@ -355,8 +369,8 @@ class SpectralSurrogate:
             B = int(self.n_boot)
             self._acc = {
                 "n": 0, "rng": np.random.default_rng(self.seed),
-                "cy": float(y.mean()) if self.fit_intercept else 0.0,  # pilot shifts (accuracy at k = 0)
-                "cf": float(f.mean()) if self.fit_intercept else 0.0,
+                "cy": _mean(y) if self.fit_intercept else 0.0,  # pilot shifts (accuracy at k = 0)
+                "cf": _mean(f) if self.fit_intercept else 0.0,
                 "sy": 0.0, "sf": 0.0, "yy": np.zeros(K), "ff": np.zeros(K), "fy": np.zeros(K, complex),
                 "bw": np.zeros(B), "bsy": np.zeros(B), "bsf": np.zeros(B), "byy": np.zeros((B, *K)),
                 "bff": np.zeros((B, *K)), "bfy_re": np.zeros((B, *K)), "bfy_im": np.zeros((B, *K)),
@@ -367,8 +381,8 @@ class SpectralSurrogate:
         axes = tuple(range(1, len(shp) + 1))
         dc = (slice(None),) + (0,) * len(shp)
         for s in range(0, y.shape[0], _BATCH):
-            Yh = np.fft.rfftn(y[s : s + _BATCH] - acc["cy"], axes=axes)
-            Fh = np.fft.rfftn(f[s : s + _BATCH] - acc["cf"], axes=axes)
+            Yh = np.fft.rfftn(_block(y, s, "inputs") - acc["cy"], axes=axes)
+            Fh = np.fft.rfftn(_block(f, s, "outputs") - acc["cf"], axes=axes)
             pyy, pff = Yh.real**2 + Yh.imag**2, Fh.real**2 + Fh.imag**2
             pfy = Fh * np.conj(Yh)
             acc["n"] += Yh.shape[0]
