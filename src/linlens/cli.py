@@ -154,7 +154,8 @@ def analyze(
     force: bool = ForceOpt,
     batch_size: int = typer.Option(4096, "--batch-size", help="rows per model call (results do not depend on it)",
                                    callback=_check_batch_size),
-    fit_intercept: bool = typer.Option(True, "--fit-intercept/--no-intercept"),
+    fit_intercept: bool = typer.Option(True, "--fit-intercept/--no-fit-intercept", "--fit-intercept/--no-intercept",
+                                       help="fit the surrogate's offset c (--no-intercept is an alias)"),
     dask: str | None = typer.Option(
         None, "--dask", help="stream inputs on Dask: a scheduler address, or 'local' for a LocalCluster"
     ),
@@ -272,7 +273,8 @@ def flows(
         "callable x -> (z, log|det dz/dx|)), or a TorchScript encoder file returning (z, logabsdet). "
         "WARNING: a model is code: module:attr imports and runs that module, TorchScript runs its graph.",
     ),
-    data: Path = typer.Option(..., "--data", "-d", help="data (n_samples, d): .npy, .npz, .pt or .csv"),
+    data: Path = typer.Option(..., "--inputs", "--data", "-i", "-d", help="the data x fed to the flow "
+                              "(n_samples, d): .npy, .npz, .pt or .csv (--data is an alias)"),
     out: Path = typer.Option(Path("linlens-flows"), "--out", "-o", help="report folder"),
     force: bool = ForceOpt,
     alpha: float | None = typer.Option(
