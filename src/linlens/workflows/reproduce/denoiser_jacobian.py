@@ -479,8 +479,8 @@ def run_denoiser_jacobian(out: Path, force: bool = False, seed: int = 0, quick: 
         f"The linear baseline: at σ = {sigmas[j_far]:g} the Wiener filter of the digits' covariance is "
         + (f"better than the bias-free CNN by {-fw['mean_difference']:.3g} dB (95% CI [{-fw['ci95_high']:.3g}, "
            f"{-fw['ci95_low']:.3g}]): beyond its training range our small network generalizes better than the "
-           "biased one but not to the level of the best linear denoiser, unlike the paper's state-of-the-art "
-           "BF-CNN (which was not compared with a Wiener filter there)." if fw["ci95_high"] < 0 else
+           "biased one but not to the level of the best linear denoiser; the paper's much larger BF-CNN on "
+           "natural images stays at state-of-the-art level beyond its training range." if fw["ci95_high"] < 0 else
            f"not better than the bias-free CNN (difference {fw['mean_difference']:+.3g} dB, 95% CI "
            f"[{fw['ci95_low']:.3g}, {fw['ci95_high']:.3g}]).")
         + (f" At the top of the training range, bias-free − Wiener at σ = {inside[-1]}: "
