@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,8 +29,16 @@ test: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
+# The documentation site, offline, warnings as errors; open site/index.html. Its code blocks run in tests/test_docs.py.
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict --clean --site-dir site
+
 bench: install
 	$(BIN)/python benchmarks/bench_surrogate.py
 
 clean:
-	rm -rf $(VENV) linlens-report
+	rm -rf $(VENV) linlens-report site

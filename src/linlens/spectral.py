@@ -323,9 +323,9 @@ class SpectralSurrogate:
         seed: seed of the bootstrap weights.
         tol: relative threshold under which S_yy(k) counts as zero (Ĉ = 0 and γ² = NaN there).
 
-    Attributes:
-        image_shape_, n_samples_, spectrum_in_ (S_yy), spectrum_out_ (S_ff), cross_spectrum_ (S_fy, complex),
-        transfer_ (Ĉ), coherence_ (γ²), intercept_ (constant pixel value), mean_in_, mean_out_.
+    Fitted attributes: ``image_shape_``, ``n_samples_``, ``spectrum_in_`` (S_yy), ``spectrum_out_`` (S_ff),
+    ``cross_spectrum_`` (S_fy, complex), ``transfer_`` (Ĉ), ``coherence_`` (γ²), ``intercept_`` (constant pixel
+    value), ``mean_in_``, ``mean_out_``.
 
     Example:
         >>> rng = np.random.default_rng(0); Y = rng.standard_normal((200, 8, 8))

@@ -301,7 +301,7 @@ def tangent_normal(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Orthonormal bases of the tangent ``(D, dim S)`` and normal ``(D, codim S)`` spaces of the point's stratum.
 
-    Methods:
+    Choice of method:
         ``"orbit"``: SVD of the orbit generators ``(X_k W_k − W_k X_{k−1})`` (any stratum; ``O(D³)``).
         ``"kernel"``: on strata of the expected dimension (no excess codimension) the tangent space is
         ``ker dμ``: an SVD of ``dμᵀ`` ``(D, d_L d_0)`` gives the normal space, and

@@ -112,8 +112,7 @@ class GramAccumulator(_Accumulator):
     References:
         Chan, Golub, LeVeque. Updating formulae and a pairwise algorithm for computing sample variances (1979).
 
-    Arguments:
-        None; dimensions are taken from the first chunk.
+    Takes no arguments: dimensions are taken from the first chunk.
 
     Example:
         >>> rng = np.random.default_rng(0); X = rng.normal(size=(100, 3)); Y = X @ [[1.0], [2.0], [3.0]] + 4

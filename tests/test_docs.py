@@ -1,0 +1,137 @@
+"""The documentation site's sources: every ``>>>`` example on its pages runs here, and its pages cover the API.
+
+The site itself is built (offline, warnings as errors) by ``make docs``; this file checks what the build
+cannot: that the worked examples on the pages run and print what the pages say they print.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import importlib.util
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+
+from linlens.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+# A fenced code block: ```lang ... ``` (the language tag is optional).
+FENCE = re.compile(r"^```[\w-]*[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+PAGES = sorted(p for p in DOCS.rglob("*.md") if "_griffe" not in p.parts)
+RUNNABLE = [p for p in PAGES if any(">>>" in b for b in FENCE.findall(p.read_text(encoding="utf-8")))]
+# Pages that explain a capability: each carries at least one worked example that runs here.
+CAPABILITY_PAGES = ["guide/inverse.md", "guide/local.md", "guide/koopman.md", "guide/fibers.md", "images.md",
+                    "larger_than_memory.md", "guide/bad_input.md", "guide/cli.md"]
+# The public modules the API reference must cover (issue 13).
+PUBLIC_MODULES = ["linlens", "linlens.surrogate", "linlens.surrogate.estimator", "linlens.surrogate.compare",
+                  "linlens.surrogate.resampling", "linlens.study", "linlens.linalg", "linlens.operators",
+                  "linlens.spectral", "linlens.jacobian", "linlens.probing", "linlens.stats", "linlens.flows",
+                  "linlens.koopman", "linlens.fibers", "linlens.scale", "linlens.report"]
+
+
+def page_doctest(path: Path) -> doctest.DocTest:
+    """All ``>>>`` examples of a page's fenced blocks, in order, as one doctest sharing one namespace."""
+    text = path.read_text(encoding="utf-8")
+    examples: list[doctest.Example] = []
+    parser = doctest.DocTestParser()
+    for m in FENCE.finditer(text):
+        block = m.group(1)
+        if ">>>" not in block:
+            continue
+        lineno = text.count("\n", 0, m.start(1))
+        for ex in parser.get_examples(block):
+            ex.lineno += lineno
+            examples.append(ex)
+    return doctest.DocTest(examples, {"__name__": "__docs__"}, path.name, str(path), 0, text)
+
+
+@pytest.mark.parametrize("path", RUNNABLE, ids=[str(p.relative_to(DOCS)) for p in RUNNABLE])
+def test_page_examples_run(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    test = page_doctest(path)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    out: list[str] = []
+    result = runner.run(test, out=out.append)
+    assert result.failed == 0, "".join(out)
+    assert result.attempted > 0
+
+
+@pytest.mark.parametrize("page", CAPABILITY_PAGES)
+def test_capability_pages_have_worked_examples(page: str) -> None:
+    assert DOCS / page in RUNNABLE, f"{page} has no >>> example that runs"
+
+
+def test_extractor_finds_and_checks_examples(tmp_path: Path) -> None:
+    # the runner above must fail on a wrong output and see examples in any fenced block
+    page = tmp_path / "p.md"
+    page.write_text("text\n\n```pycon\n>>> 1 + 1\n3\n\n```\n\n```python\nx = 1\n```\n", encoding="utf-8")
+    test = page_doctest(page)
+    assert len(test.examples) == 1
+    runner = doctest.DocTestRunner()
+    assert runner.run(test, out=lambda s: None).failed == 1
+
+
+def test_api_reference_covers_public_modules() -> None:
+    directives = set()
+    for p in (DOCS / "api").glob("*.md"):
+        directives |= set(re.findall(r"^::: ([\w.]+)", p.read_text(encoding="utf-8"), re.MULTILINE))
+    missing = [m for m in PUBLIC_MODULES if m not in directives]
+    assert not missing, f"API reference misses {missing}"
+
+
+@pytest.mark.parametrize("module", [m for m in PUBLIC_MODULES if m.count(".") <= 1])
+def test_api_reference_documents_every_public_callable(module: str) -> None:
+    # a name in a module's __all__ is documented where it is defined, or by its own directive
+    directives = set()
+    for p in (DOCS / "api").glob("*.md"):
+        directives |= set(re.findall(r"^::: ([\w.]+)", p.read_text(encoding="utf-8"), re.MULTILINE))
+    mod = importlib.import_module(module)
+    missing = []
+    for name in getattr(mod, "__all__", []):
+        obj = getattr(mod, name)
+        home = getattr(obj, "__module__", None)
+        if callable(obj) and home and home not in directives and f"{module}.{name}" not in directives:
+            missing.append(f"{name} (defined in {home})")
+    assert not missing, f"{module} exports {missing}, which no page of docs/api renders"
+
+
+def test_nav_lists_every_page() -> None:
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    listed = set(re.findall(r":\s*([\w/]+\.md)\s*$", config, re.MULTILINE))
+    on_disk = {str(p.relative_to(DOCS)) for p in PAGES}
+    assert on_disk == listed, f"pages not in the nav: {sorted(on_disk - listed)}; missing: {sorted(listed - on_disk)}"
+
+
+def _commands(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, list[str]]]:
+    """(command line, its long options) for every leaf command of the CLI."""
+    if hasattr(cmd, "commands"):
+        for name, sub in cmd.commands.items():
+            yield from _commands(sub, (*path, name))
+    else:
+        yield " ".join(path), [o for p in cmd.params for o in p.opts if o.startswith("--")]
+
+
+@pytest.mark.parametrize("command,options", list(_commands(typer.main.get_command(app))))
+def test_cli_page_has_a_section_with_every_option(command: str, options: list[str]) -> None:
+    page = (DOCS / "guide" / "cli.md").read_text(encoding="utf-8")
+    m = re.search(rf"^## linlens {re.escape(command)}\n(.*?)(?=^## |\Z)", page, re.MULTILINE | re.DOTALL)
+    assert m, f"docs/guide/cli.md has no section for `linlens {command}`"
+    missing = [o for o in options if not re.search(rf"{re.escape(o)}\b", m.group(1))]
+    assert not missing, f"`linlens {command} --help` has {missing}, the page does not: regenerate its help block"
+
+
+def test_griffe_extension_rewrites_zuko_titles_only() -> None:
+    pytest.importorskip("griffe")  # installed with the docs extra (make docs)
+    spec = importlib.util.spec_from_file_location("linlens_docstrings", DOCS / "_griffe" / "linlens_docstrings.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    text = "Sum.\n\n    Example:\n        >>> 1\n        1\n\nSee :func:`~linlens.jacobian.jacobians`; Example: stays."
+    out = mod.rewrite(text)
+    assert "    Examples:\n" in out and "Example: stays" in out
+    assert "``linlens.jacobian.jacobians``" in out and ":func:" not in out
