@@ -25,6 +25,8 @@ import torch
 
 from linlens.errors import ConfigError, NonFiniteError, NotFittedError, NumericalWarning, ShapeError
 from linlens.linalg import gap_at, numerical_rank, randomized_svd, sign_flips
+from linlens.nn import resolve_device
+from linlens.scale import block_ranges, check_block_finite, is_dask
 from linlens.validation import is_torch
 
 __all__ = ["HankelDMD", "delay_embed", "optimal_hard_threshold_rank", "randomized_svd"]
@@ -118,8 +120,6 @@ def optimal_hard_threshold_rank(singular_values: torch.Tensor, n_rows: int, n_co
 # ----------------------------------------------------------------------------------------------------------
 def _hankel_block(t: np.ndarray, h: int, block: int, start: int) -> tuple[np.ndarray, np.ndarray]:
     """Xᵀ and Yᵀ rows of one chunk of trajectories (runs on a Dask worker)."""
-    from linlens.scale import check_block_finite
-
     t = np.asarray(t, dtype=np.float64)
     check_block_finite(t, "trajectories", block, start)
     z = delay_embed(torch.as_tensor(t), h).numpy()  # (b, n_steps-h, D)
@@ -251,8 +251,6 @@ class HankelDMD:
         if self.device is None:
             return x.device if is_torch(x) else torch.device("cpu")
         if isinstance(self.device, str) and self.device == "auto":
-            from linlens.nn import resolve_device
-
             return resolve_device("auto")
         return torch.device(self.device)
 
@@ -291,8 +289,6 @@ class HankelDMD:
         """Transposed Hankel blocks Xᵀ, Yᵀ (n_columns, D) as dask arrays, one row block per trajectory chunk."""
         import dask
         import dask.array as da
-
-        from linlens.scale import block_ranges
 
         if traj.ndim != 3:
             raise ShapeError(f"dask trajectories must be 3-D (n_traj, n_steps, dim); got shape {traj.shape}")
@@ -333,8 +329,6 @@ class HankelDMD:
         self._check_params()
         dtype = _resolve_dtype(self.dtype)
         device = self._device_for(trajectories)
-        from linlens.scale import is_dask
-
         dask_in = is_dask(trajectories)
         if dask_in:
             Xd, Yd, z0, n_cols, D = self._hankel_dask(trajectories, dtype, device)

@@ -22,6 +22,7 @@ from linlens import nn as lnn
 from linlens.problems import InverseProblem, PiecewiseConstantPrior, SmoothPrior, gaussian_blur
 from linlens.report import Report, check_destination
 from linlens.study import linearity_study
+from linlens.workflows.fibers_cmd import demo_section
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global, verdict_text
 
 __all__ = ["run_demo", "demo_problems"]
@@ -120,8 +121,6 @@ def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False,
             summary[f"{key}: {other} verdict"] = o.closest
             summary[f"{key}: {other} signal error"] = ci_text(o.signal_noise_corrected["signal_error"])
         summary[f"{key}: median weighted ‖J−C‖ (trained)"] = local["trained MLP"]["weighted_distance_median"]
-    from linlens.workflows.fibers_cmd import demo_section
-
     _, prob = demo_problems()[0]
     X, Y = prob.sample(6000 if quick else 20000, seed=seed)
     rep.add_text("A deep linear network (3 layers, no activations) trained on the smooth-prior problem: which "
