@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import inspect
 import pkgutil
 from pathlib import Path
 
@@ -182,3 +183,22 @@ def test_function_level_imports_say_why():
             if in_function and not type_only and not any("#" in lines[i] for i in (line - 1, line - 2)):
                 bad.append(f"{name}:{line} imports {dst} inside a function without a comment")
     assert not bad, bad
+
+
+def _device_default(fn) -> object:
+    return inspect.signature(fn).parameters["device"].default
+
+
+@pytest.mark.parametrize("path", [
+    "linlens.jacobian:JacobianField", "linlens.jacobian:jacobian_svd", "linlens.koopman.dmd:HankelDMD",
+    "linlens.koopman.scaling:scale_layer", "linlens.koopman.hybrid:linearize_layer", "linlens.nn:train",
+    "linlens.flows.train:train_flow", "linlens.probing:probe_model",
+    "linlens.surrogate.estimator:LinearSurrogate.from_model",
+])
+def test_device_defaults_to_auto(path):
+    # one name per idea (issue 13): a computation's device defaults to "auto" (linlens.nn.resolve_device)
+    mod, attr = path.split(":")
+    obj = importlib.import_module(mod)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    assert _device_default(obj) == "auto"

@@ -557,7 +557,7 @@ class JacobianField:
         max_memory: float | None = None,
         mode: str = "auto",
         top_k: int | None = None,
-        device: str | torch.device = "cpu",
+        device: str | torch.device = "auto",
     ):
         self.f = f
         self.chunk_size = chunk_size

@@ -161,7 +161,7 @@ def train(
     lr_schedule: str | None = None,
     grad_clip: float | None = None,
     seed: int = 0,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     progress: bool = True,
     description: str = "training",
 ) -> TrainHistory:

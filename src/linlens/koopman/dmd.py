@@ -185,7 +185,7 @@ class HankelDMD:
             SVD, rank + p with the randomized SVD, of which the first ``rank_`` are accurate).
         right_singular_vectors_: (n_columns, r) V_r.
         rank_: the rank used. rank_gap_: σ_r/σ_{r+1} at that cut (inf at the end of the computed spectrum).
-        n_features_: dim. n_columns_: number of snapshot pairs.
+        n_features_in_: dim. n_columns_: number of snapshot pairs.
         power_iterations_: power iterations run by the randomized SVD (0 for a full SVD).
 
     Example:
@@ -204,7 +204,7 @@ class HankelDMD:
         rank: int | float | str | None = None,
         exact: bool = False,
         backend: str = "torch",
-        device: str | torch.device | None = "cpu",
+        device: str | torch.device | None = "auto",
         dtype: torch.dtype | str = torch.float64,
         svd: str = "auto",
         seed: int = 0,
@@ -435,7 +435,7 @@ class HankelDMD:
         self._U, self._A, self._YV = U_r, A_tilde, YV
         self.rank_ = r
         self.rank_gap_ = gap_at(s, r)
-        self.n_features_ = trajectories.shape[-1] if dask_in else trajs[0].shape[-1]
+        self.n_features_in_ = trajectories.shape[-1] if dask_in else trajs[0].shape[-1]
         self.n_columns_ = n_cols
         self.power_iterations_ = n_iter
         out = self._out
@@ -448,6 +448,12 @@ class HankelDMD:
         self.singular_values_ = out(s)
         self.right_singular_vectors_ = out(V_r)
         return self
+
+    @property
+    def n_features_(self) -> int:
+        """Deprecated alias of ``n_features_in_`` (the scikit-learn name)."""
+        warnings.warn("HankelDMD.n_features_ is deprecated; use n_features_in_", DeprecationWarning, stacklevel=2)
+        return self.n_features_in_
 
     def _out(self, t: torch.Tensor) -> Any:
         return t.detach().cpu().numpy() if self.backend == "numpy" else t
@@ -479,7 +485,7 @@ class HankelDMD:
             (batch, r) real coordinates (tensor on the input's device, or numpy for numpy input).
         """
         self._check_fitted()
-        w, like = self._in(window, "window", 3, self.n_features_)
+        w, like = self._in(window, "window", 3, self.n_features_in_)
         if w.shape[1] != self.delays + 1:
             raise ShapeError(f"window must have delays+1 = {self.delays + 1} snapshots on axis 1; "
                              f"got shape {tuple(w.shape)}")
@@ -513,7 +519,7 @@ class HankelDMD:
         """
         self._check_fitted()
         t, like = self._in(y, "y", 2, self.rank_)
-        return self._back(t @ self._U[: self.n_features_].T, like)
+        return self._back(t @ self._U[: self.n_features_in_].T, like)
 
     def predict(self, window: Any, steps: int = 1, readout: str = "projected") -> Any:
         """Predict the next ``steps`` snapshots after each window.
@@ -537,11 +543,11 @@ class HankelDMD:
         if int(steps) < 1:
             raise ConfigError(f"steps must be >= 1; got {steps!r}")
         self._check_fitted()
-        w, like = self._in(window, "window", 3, self.n_features_)
+        w, like = self._in(window, "window", 3, self.n_features_in_)
         if w.shape[1] != self.delays + 1:
             raise ShapeError(f"window must have delays+1 = {self.delays + 1} snapshots on axis 1; "
                              f"got shape {tuple(w.shape)}")
-        d = self.n_features_
+        d = self.n_features_in_
         z = w.flip(1).reshape(w.shape[0], -1)
         y = z @ self._U
         outs = []
