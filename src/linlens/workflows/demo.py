@@ -12,6 +12,7 @@ Wiener estimator and C_data (the linear least-squares fit of the training pairs)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,6 @@ def _train_models(
 def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False, console: Any = None) -> dict:
     """Run the demo and write the report to ``out``; returns headline numbers."""
     check_destination(out, force)  # fail before minutes of training, not after
-    import os
-
     # on 2 cores (hyperthreads of one, see shared/notes/performance.md) one thread is faster for these sizes
     cpus = os.cpu_count() or 1
     torch.set_num_threads(1 if cpus <= 2 else min(4, cpus))
