@@ -1,5 +1,6 @@
 """LinearNetwork: input checks, rank list with gaps (vs numpy SVD), warnings for ranks in tiny gaps."""
 
+import json
 import warnings
 
 import numpy as np
@@ -60,3 +61,16 @@ def test_bad_input():
         LinearNetwork([np.eye(2)]).rank_list(tol=2.0)
     with pytest.raises(ConfigError, match="subproduct"):
         LinearNetwork([np.eye(2)]).subproduct(0, 1)
+
+
+def test_rank_entry_to_dict_is_every_field_json_safe():
+    # RankEntry takes the one to_dict (linlens._results.ResultMixin): every field, inf → None
+    W1 = np.diag([1.0, 1.0, 0.0])
+    rl = LinearNetwork([W1, np.eye(3)]).rank_list(warn=False)
+    e = rl.entries[(1, 0)]
+    d = e.to_dict()
+    assert set(d) == {"j", "i", "rank", "sigma_above", "sigma_below", "gap", "threshold"}
+    assert (d["j"], d["i"], d["rank"]) == (1, 0, 2)  # rank of W1 = diag(1, 1, 0), closed form
+    assert d["sigma_above"] == pytest.approx(1.0) and d["sigma_below"] == pytest.approx(0.0, abs=1e-300)
+    assert d["gap"] is None  # σ_3 = 0: the gap is inf, and JSON has no inf
+    assert json.loads(json.dumps(rl.to_dict()))["ranks"]["r_1_0"] == d

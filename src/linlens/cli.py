@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from linlens.errors import LinlensError
+from linlens.errors import ConfigError, LinlensError
+from linlens.report import check_destination, format_number
+from linlens.validation import check_device, check_seed, parse_bytes
 
 __all__ = ["app", "main"]
 
@@ -57,8 +59,6 @@ def _load(spec: str) -> Any:
 
 def print_summary(title: str, summary: dict[str, Any], out: Path | None = None) -> None:
     """Print a two-column table of headline numbers, and where the report went."""
-    from linlens.report import format_number
-
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("quantity")
     table.add_column("value", justify="right")
@@ -72,8 +72,6 @@ def print_summary(title: str, summary: dict[str, Any], out: Path | None = None) 
 def _check_out(ctx: typer.Context, value: Path | None) -> Path | None:
     """--out is checked before any computation, in every command: writable parent, name length, no dangling
     link, and (without --force, which is parsed first) not an existing folder. Raises LinlensError → exit 2."""
-    from linlens.report import check_destination
-
     if ctx.resilient_parsing:
         return value
     if value is None:  # the command's default name, in the current folder
@@ -84,28 +82,20 @@ def _check_out(ctx: typer.Context, value: Path | None) -> Path | None:
 
 
 def _check_seed(ctx: typer.Context, value: int) -> int:
-    from linlens.validation import check_seed
-
     return value if ctx.resilient_parsing else check_seed(value)
 
 
 def _check_device(ctx: typer.Context, value: str) -> str:
-    from linlens.validation import check_device
-
     return value if ctx.resilient_parsing else check_device(value)
 
 
 def _check_batch_size(ctx: typer.Context, value: int) -> int:
-    from linlens.errors import ConfigError
-
     if not ctx.resilient_parsing and value < 1:
         raise ConfigError(f"--batch-size must be a positive integer; got {value}")
     return value
 
 
 def _parse_memory(ctx: typer.Context, value: str | None) -> int | None:
-    from linlens.validation import parse_bytes
-
     return None if value is None or ctx.resilient_parsing else parse_bytes(value)
 
 
@@ -131,6 +121,7 @@ def demo(
     """Inverse-operator study: train MLPs that invert a Gaussian blur (n = 64) under two priors and ask
     which linear operator each network's surrogate is closest to: A⁻¹, the Wiener estimator, or the
     least-squares fit of the data."""
+    # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.demo import run_demo
 
     summary = run_demo(out=out, force=force, seed=seed, quick=quick, console=console)
@@ -187,6 +178,7 @@ def analyze(
         linlens analyze --model net.pt --inputs y.npy --targets x.npy --operator A.npy --out report/
     """
     if targets is not None or (operator is not None and inputs.suffix.lower() == ".npz"):
+        # lazy: workflows load matplotlib; --help stays fast
         from linlens.workflows.inverse import run_inverse
 
         if dask is not None:
@@ -196,6 +188,7 @@ def analyze(
                               load_model_kwargs={"trust_model": trust_model})
         print_summary("linlens analyze (inverse study)", summary, out)
         return
+    # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.analyze import run_analyze
 
     summary = run_analyze(
@@ -256,6 +249,7 @@ def koopman(
     """Replace a hidden layer of your trained MLP by Koopman (DMD) hybrids, next to the affine least-squares
     layer, an untrained control, the same trained scaled layers with a least-squares readout and h = 0; paired
     tests on your test file."""
+    # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.koopman import run_koopman
 
     summary = run_koopman(model=model, layer=layer, train=train, val=val, test=test, out=out, task=task,
@@ -293,6 +287,7 @@ def flows(
     Example (myflows.py defines `flow`, a trained zuko flow; see the README): linlens flows --model myflows:flow
     --data moons.npy --alpha 0.05 --out flow-report
     """
+    # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.flows import run_flows
 
     summary = run_flows(model=model, data=data, out=out, force=force, alpha=alpha, device=device, seed=seed,
@@ -333,6 +328,7 @@ def fibers_strata(
 
     Example: linlens fibers strata --widths 2,2,2 --rank 0 --out strata-222
     """
+    # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.fibers_cmd import parse_widths, run_strata
 
     w = parse_widths(widths)
@@ -357,6 +353,7 @@ def fibers_analyze(
     Example: python -c "import torch; torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2, bias=False),
     torch.nn.Linear(2, 4, bias=False)).state_dict(), 'w.pt')" && linlens fibers analyze w.pt --out fiber-w
     """
+    # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.fibers_cmd import run_analyze_weights
 
     summary = run_analyze_weights(weights=weights, out=out or Path("linlens-fibers"), force=force, tol=tol,

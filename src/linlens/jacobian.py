@@ -45,9 +45,10 @@ import torch
 from torch import Tensor, nn
 
 from linlens._results import ResultMixin
-from linlens.errors import ConfigError, ModelError, NonFiniteError, NotFittedError, ShapeError
+from linlens.errors import ConfigError, EmptyInputError, ModelError, NonFiniteError, NotFittedError, ShapeError
 from linlens.linalg import gap_at, numerical_rank
 from linlens.nn import resolve_device
+from linlens.scale import block_ranges, check_block_finite, is_dask
 from linlens.validation import is_torch
 
 __all__ = [
@@ -125,8 +126,6 @@ def _to_input(f: Any, x: Any, name: str = "x") -> Tensor:
     if t.ndim != 2:
         raise ShapeError(f"{name} must be 2-D (n_samples, d_in); got shape {tuple(t.shape)}")
     if t.shape[0] == 0 or t.shape[1] == 0:
-        from linlens.errors import EmptyInputError
-
         raise EmptyInputError(f"{name} is empty (shape {tuple(t.shape)})")
     with torch.no_grad():
         ok = torch.isfinite(t)
@@ -495,8 +494,6 @@ def _max_principal_angle(Q1: Tensor, Q2: Tensor) -> Tensor:
 def _iter_batches(X: Any) -> Iterator[Any]:
     """Yield input batches from an array/tensor, a dask array (one computed row block at a time, streamed
     on the client), or from an iterable (DataLoader) of batches or (x, y)."""
-    from linlens.scale import block_ranges, check_block_finite, is_dask
-
     if is_dask(X):
         if X.ndim != 2:
             raise ShapeError(f"X must be 2-D (n_samples, d_in); got shape {X.shape}")
@@ -560,7 +557,7 @@ class JacobianField:
         max_memory: float | None = None,
         mode: str = "auto",
         top_k: int | None = None,
-        device: str | torch.device = "cpu",
+        device: str | torch.device = "auto",
     ):
         self.f = f
         self.chunk_size = chunk_size
@@ -574,8 +571,6 @@ class JacobianField:
         if not is_torch(b) and _module_param(self.f) is None:
             dev = self.device
             if isinstance(dev, str) and dev == "auto":
-                from linlens.nn import resolve_device
-
                 dev = resolve_device("auto")
             b = torch.as_tensor(np.asarray(b)).to(dev)
         return _to_input(self.f, b, name="X")
@@ -647,8 +642,6 @@ class JacobianField:
                 self._lads.append(lad.cpu().numpy())
             n_new += c
         if n_new == 0 and self._sum_j is None:
-            from linlens.errors import EmptyInputError
-
             raise EmptyInputError("X has no samples")
         n = sum(s.shape[0] for s in self._svs)
         self.n_samples_seen_ = n
@@ -718,8 +711,6 @@ class JacobianField:
                 wdists.append((torch.linalg.matrix_norm((J.to(torch.float64) - Ct) @ half)
                                / max(c_weighted, 1e-300)).numpy())
         if not dists:
-            from linlens.errors import EmptyInputError
-
             raise EmptyInputError("X has no samples")
         return LocalVsGlobal(np.concatenate(dists), np.concatenate(angles), int(k),
                              np.concatenate(wdists) if wdists else None, gap_at(info.singular_values, int(k)))
@@ -796,8 +787,6 @@ def _image_map(f: Any, inputs: Any, device: str | torch.device = "auto", name: s
             f"(use y[None] for a single input)"
         )
     if t.numel() == 0:
-        from linlens.errors import EmptyInputError
-
         raise EmptyInputError(f"{name} is empty (shape {tuple(t.shape)})")
     ok = torch.isfinite(t)
     if not bool(ok.all()):

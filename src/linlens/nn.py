@@ -15,14 +15,16 @@ import contextlib
 import copy
 import math
 import random
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from linlens._results import ResultMixin
 from linlens.errors import ConfigError, TrainingDiverged
 
 __all__ = ["mlp", "train", "TrainHistory", "seed_everything", "resolve_device", "progress_bar", "predict"]
@@ -96,7 +98,7 @@ def mlp(
 
 
 @dataclass
-class TrainHistory:
+class TrainHistory(ResultMixin):
     """Per-epoch losses of :func:`train`; ``best_epoch`` is the epoch whose weights were kept."""
 
     train_loss: list[float] = field(default_factory=list)
@@ -105,9 +107,6 @@ class TrainHistory:
     best_epoch: int = -1
     stopped_early: bool = False
     seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def progress_bar(enabled: bool = True, transient: bool = True):
@@ -161,7 +160,7 @@ def train(
     lr_schedule: str | None = None,
     grad_clip: float | None = None,
     seed: int = 0,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     progress: bool = True,
     description: str = "training",
 ) -> TrainHistory:
@@ -181,8 +180,6 @@ def train(
     Raises:
         TrainingDiverged: the loss became NaN/Inf (message names the epoch and the last finite loss).
     """
-    import time
-
     dev = resolve_device(device)
     p0 = next(model.parameters(), None)
     if p0 is None:

@@ -24,7 +24,7 @@ def probe_model(
     model: Any,
     inputs: Any,
     batch_size: int = 4096,
-    device: Any = None,
+    device: Any = "auto",
     *,
     output_index: int | None = None,
     output_key: str | None = None,
@@ -43,7 +43,8 @@ def probe_model(
         model: a torch callable mapping (batch, d_in) to (batch, d_out) (or (batch,)).
         inputs: an array or tensor (n_samples, d_in), or an iterable of such batches (or (x, y) tuples).
         batch_size: rows per call when ``inputs`` is one array.
-        device: where the model runs; default the device of its first parameter (CPU for plain callables).
+        device: where the model runs; ``"auto"`` (or None): the device of its first parameter (CPU for plain
+            callables), since the model is never moved.
         output_index: element of a tuple/list output to analyse.
         output_key: key of a dict output to analyse.
 
@@ -69,7 +70,7 @@ def probe_model(
     if any(p.is_complex() for p in params):
         raise ModelError("the model has complex parameters; linlens analyses real-valued maps")
     dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
-    if device is None:
+    if device is None or (isinstance(device, str) and device == "auto"):  # the model stays where it is
         device = params[0].device if params else torch.device("cpu")
     if torch.device(device).type == "meta":
         raise ConfigError("device 'meta' holds no values: a model cannot be probed there")

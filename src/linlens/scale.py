@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from linlens.errors import ConfigError, NonFiniteError, ShapeError
+from linlens.errors import ConfigError, InputFileError, NonFiniteError, ShapeError
 from linlens.linalg import GramAccumulator, TSQRAccumulator, randomized_svd
 from linlens.validation import is_torch
 
@@ -63,8 +63,6 @@ def from_npy(path: Any, chunk_rows: int = 65536) -> Any:
     """
     import dask
     import dask.array as da
-
-    from linlens.errors import InputFileError
 
     path = str(Path(path).expanduser().resolve())
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Any
 
 import numpy as np
@@ -44,8 +45,6 @@ GRAM_MAX_ABS = 1e150
 
 def is_torch(x: Any) -> bool:
     """True when ``x`` is a ``torch.Tensor`` (without importing torch when it is not loaded)."""
-    import sys
-
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 

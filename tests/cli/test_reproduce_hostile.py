@@ -4,7 +4,7 @@ before any training."""
 import pytest
 from _hostile_out import OUT_CASES, assert_one_line_exit_2, bad_out, run
 
-import linlens.workflows.reproduce.flows_linear as flows_repro
+import linlens.workflows.reproduce.flows_linear as flows_linear
 
 
 @pytest.fixture
@@ -12,7 +12,7 @@ def no_training(monkeypatch):
     def fail(**kwargs):
         raise AssertionError("the reproduction started although its options were bad")
 
-    monkeypatch.setattr(flows_repro, "run_linear", fail)
+    monkeypatch.setattr(flows_linear, "run_linear", fail)
 
 
 @pytest.mark.parametrize("case", OUT_CASES)

@@ -159,6 +159,7 @@ class Prebasis:
         return [float(np.linalg.cond(U)) if U.size else 1.0 for U in self.bases]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary, written by hand on purpose: decomposition and condition numbers, not the bases."""
         return {
             "stratum": self.stratum.to_dict(),
             "decomposition": self.decomposition(),

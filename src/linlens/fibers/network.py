@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from linlens._results import ResultMixin
 from linlens.errors import ConfigError, EmptyInputError, NumericalWarning, ShapeError
 from linlens.fibers.barcode import Bar, Stratum
 from linlens.linalg import numerical_rank
@@ -23,7 +24,7 @@ __all__ = ["LinearNetwork", "RankEntry", "RankList"]
 
 
 @dataclass(frozen=True)
-class RankEntry:
+class RankEntry(ResultMixin):
     """One numerical rank ``r_ji = rank(W_j ⋯ W_{i+1})`` with the singular values at its cut.
 
     ``gap = σ_r / σ_{r+1}`` (``inf`` when ``σ_{r+1}`` is zero or absent; for ``r = 0``: ``threshold / σ_1``), as
@@ -38,17 +39,6 @@ class RankEntry:
     sigma_below: float
     gap: float
     threshold: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "j": self.j,
-            "i": self.i,
-            "rank": self.rank,
-            "sigma_above": self.sigma_above,
-            "sigma_below": self.sigma_below,
-            "gap": self.gap,
-            "threshold": self.threshold,
-        }
 
 
 @dataclass(frozen=True)
@@ -81,6 +71,8 @@ class RankList:
         return [k for k, e in sorted(self.entries.items()) if e.gap < self.min_gap]
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary, written by hand on purpose: entries keyed ``r_j_i`` with the derived
+        ``smallest_gap`` and ``fragile`` beside them (tuple keys are not JSON)."""
         return {
             "tol": self.tol,
             "min_gap": self.min_gap,

@@ -50,6 +50,7 @@ class BarcodeMove:
         return "up" if self.kind in ("merge", "nest") else "down"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary, written by hand on purpose: the strata by their labels, not in full."""
         return {
             "kind": self.kind,
             "bars": [list(b) for b in self.bars],

@@ -137,6 +137,7 @@ class LocalCovariance:
     singular: np.ndarray
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary, written by hand on purpose: counts and medians, not the per-sample arrays."""
         ok = ~self.singular
         return {
             "n_samples": int(len(self.singular)),
@@ -201,6 +202,7 @@ class UnwhitenedComponents:
     singular: np.ndarray
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary, written by hand on purpose: counts, variances and medians, not the arrays."""
         ok = ~self.singular
         return {
             "n_samples": int(len(ok)),

@@ -5,7 +5,7 @@ Plotting never recomputes anything: pass the outputs of :func:`~linlens.flows.lo
 
 Example:
     >>> import numpy as np
-    >>> fig = spectrum_plot({"a": np.array([3.0, 1.0])})
+    >>> fig = plot_spectrum({"a": np.array([3.0, 1.0])})
     >>> len(fig.axes)
     1
 """
@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "components_vs_pca_plot",
-    "stability_plot",
-    "local_covariance_plot",
-    "traversal_grid",
-    "spectrum_plot",
-    "convergence_plot",
-    "sigma_max_plot",
-    "traversal_paths_plot",
+    "plot_components_vs_pca",
+    "plot_stability",
+    "plot_local_covariance",
+    "plot_traversal_grid",
+    "plot_spectrum",
+    "plot_convergence",
+    "plot_sigma_max",
+    "plot_traversal_paths",
 ]
 
 
@@ -41,7 +41,7 @@ def _fig_ax(ax: Any, figsize: tuple[float, float]):
     return ax.figure, ax
 
 
-def components_vs_pca_plot(components: np.ndarray, pca_scores: np.ndarray, max_points: int = 500) -> Any:
+def plot_components_vs_pca(components: np.ndarray, pca_scores: np.ndarray, max_points: int = 500) -> Any:
     """Scatter of each un-whitened component against the matching PCA score (one panel per component).
 
     Arguments:
@@ -53,7 +53,7 @@ def components_vs_pca_plot(components: np.ndarray, pca_scores: np.ndarray, max_p
         The matplotlib figure.
 
     Example:
-        >>> fig = components_vs_pca_plot(np.eye(3), np.eye(3))
+        >>> fig = plot_components_vs_pca(np.eye(3), np.eye(3))
         >>> len(fig.axes)
         3
     """
@@ -74,7 +74,7 @@ def components_vs_pca_plot(components: np.ndarray, pca_scores: np.ndarray, max_p
     return fig
 
 
-def stability_plot(
+def plot_stability(
     nll_curves: Mapping[str, Sequence[float]],
     sigma_curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     targets: Mapping[str, float] | None = None,
@@ -90,7 +90,7 @@ def stability_plot(
         The matplotlib figure.
 
     Example:
-        >>> fig = stability_plot({"a": [1.0, 0.5]}, {"a": ([0, 1], [1.0, 2.0])}, {"a": 2.0})
+        >>> fig = plot_stability({"a": [1.0, 0.5]}, {"a": ([0, 1], [1.0, 2.0])}, {"a": 2.0})
         >>> len(fig.axes)
         2
     """
@@ -116,7 +116,7 @@ def stability_plot(
     return fig
 
 
-def local_covariance_plot(
+def plot_local_covariance(
     X: np.ndarray,
     covariance: np.ndarray,
     directions: np.ndarray | None = None,
@@ -144,7 +144,7 @@ def local_covariance_plot(
         The matplotlib figure.
 
     Example:
-        >>> fig = local_covariance_plot(np.zeros((2, 3)), np.stack([np.eye(3)] * 2), n_show=2)
+        >>> fig = plot_local_covariance(np.zeros((2, 3)), np.stack([np.eye(3)] * 2), n_show=2)
         >>> len(fig.axes)
         1
     """
@@ -177,7 +177,7 @@ def local_covariance_plot(
     return fig
 
 
-def traversal_grid(images: np.ndarray, steps: Sequence[float], row_labels: Sequence[str] | None = None) -> Any:
+def plot_traversal_grid(images: np.ndarray, steps: Sequence[float], row_labels: Sequence[str] | None = None) -> Any:
     """Image grid: one row per component, one column per step along it.
 
     Arguments:
@@ -189,7 +189,7 @@ def traversal_grid(images: np.ndarray, steps: Sequence[float], row_labels: Seque
         The matplotlib figure.
 
     Example:
-        >>> fig = traversal_grid(np.zeros((2, 3, 8, 8)), [-1, 0, 1])
+        >>> fig = plot_traversal_grid(np.zeros((2, 3, 8, 8)), [-1, 0, 1])
         >>> len(fig.axes)
         6
     """
@@ -211,7 +211,7 @@ def traversal_grid(images: np.ndarray, steps: Sequence[float], row_labels: Seque
     return fig
 
 
-def spectrum_plot(spectra: Mapping[str, np.ndarray], ax: Any = None, ylabel: str = "variance",
+def plot_spectrum(spectra: Mapping[str, np.ndarray], ax: Any = None, ylabel: str = "variance",
                   title: str = "") -> Any:
     """Descending spectra (log scale), e.g. component variances against PCA eigenvalues.
 
@@ -225,7 +225,7 @@ def spectrum_plot(spectra: Mapping[str, np.ndarray], ax: Any = None, ylabel: str
         The matplotlib figure.
 
     Example:
-        >>> spectrum_plot({"x": np.array([2.0, 1.0])}).axes[0].get_yscale()
+        >>> plot_spectrum({"x": np.array([2.0, 1.0])}).axes[0].get_yscale()
         'log'
     """
     fig, ax = _fig_ax(ax, (6, 3.5))
@@ -240,7 +240,7 @@ def spectrum_plot(spectra: Mapping[str, np.ndarray], ax: Any = None, ylabel: str
     return fig
 
 
-def convergence_plot(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], ax: Any = None,
+def plot_convergence(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], ax: Any = None,
                      ylabel: str = "relative error", title: str = "") -> Any:
     """Error against epochs/steps for several runs (log-log).
 
@@ -254,7 +254,7 @@ def convergence_plot(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]]
         The matplotlib figure.
 
     Example:
-        >>> convergence_plot({"a": ([1, 2], [1.0, 0.1])}).axes[0].get_xscale()
+        >>> plot_convergence({"a": ([1, 2], [1.0, 0.1])}).axes[0].get_xscale()
         'log'
     """
     fig, ax = _fig_ax(ax, (6, 3.8))
@@ -270,7 +270,7 @@ def convergence_plot(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]]
     return fig
 
 
-def sigma_max_plot(sigma_max: np.ndarray, bound: float | None = None, ax: Any = None) -> Any:
+def plot_sigma_max(sigma_max: np.ndarray, bound: float | None = None, ax: Any = None) -> Any:
     """Histogram of σ_max(J) over the data (log scale), with the Tikhonov bound 1/√(2α) when given.
 
     Arguments:
@@ -282,7 +282,7 @@ def sigma_max_plot(sigma_max: np.ndarray, bound: float | None = None, ax: Any = 
         The matplotlib figure.
 
     Example:
-        >>> sigma_max_plot(np.array([1.0, 2.0, 3.0]), bound=2.5).axes[0].get_xscale()
+        >>> plot_sigma_max(np.array([1.0, 2.0, 3.0]), bound=2.5).axes[0].get_xscale()
         'log'
     """
     fig, ax = _fig_ax(ax, (6, 3.2))
@@ -303,7 +303,7 @@ def sigma_max_plot(sigma_max: np.ndarray, bound: float | None = None, ax: Any = 
     return fig
 
 
-def traversal_paths_plot(
+def plot_traversal_paths(
     X2: np.ndarray, flow_paths: np.ndarray, pca_paths: np.ndarray, labels: Sequence[str] | None = None,
     ax: Any = None,
 ) -> Any:
@@ -321,7 +321,7 @@ def traversal_paths_plot(
 
     Example:
         >>> p = np.zeros((1, 3, 2)); p[0, :, 0] = [-1, 0, 1]
-        >>> len(traversal_paths_plot(np.zeros((5, 2)), p, p).axes)
+        >>> len(plot_traversal_paths(np.zeros((5, 2)), p, p).axes)
         1
     """
     fig, ax = _fig_ax(ax, (5.5, 5))
@@ -334,3 +334,14 @@ def traversal_paths_plot(
     ax.set_ylabel("PCA axis 2")
     ax.legend(fontsize=7, title="dashed: PCA, same steps", title_fontsize=7)
     return fig
+
+
+# deprecated aliases: the names before issue 13, kept so that external code does not break
+components_vs_pca_plot = plot_components_vs_pca
+stability_plot = plot_stability
+local_covariance_plot = plot_local_covariance
+traversal_grid = plot_traversal_grid
+spectrum_plot = plot_spectrum
+convergence_plot = plot_convergence
+sigma_max_plot = plot_sigma_max
+traversal_paths_plot = plot_traversal_paths

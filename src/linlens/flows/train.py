@@ -56,6 +56,7 @@ class FlowHistory:
     records: tuple[tuple[int, dict[str, Any]], ...]
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, written by hand on purpose: ``records`` become ``{"epoch": e, …}`` dictionaries."""
         d = asdict(self)
         d["records"] = [{"epoch": e, **r} for e, r in self.records]
         return d

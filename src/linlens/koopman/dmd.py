@@ -25,6 +25,8 @@ import torch
 
 from linlens.errors import ConfigError, NonFiniteError, NotFittedError, NumericalWarning, ShapeError
 from linlens.linalg import gap_at, numerical_rank, randomized_svd, sign_flips
+from linlens.nn import resolve_device
+from linlens.scale import block_ranges, check_block_finite, is_dask
 from linlens.validation import is_torch
 
 __all__ = ["HankelDMD", "delay_embed", "optimal_hard_threshold_rank", "randomized_svd"]
@@ -118,8 +120,6 @@ def optimal_hard_threshold_rank(singular_values: torch.Tensor, n_rows: int, n_co
 # ----------------------------------------------------------------------------------------------------------
 def _hankel_block(t: np.ndarray, h: int, block: int, start: int) -> tuple[np.ndarray, np.ndarray]:
     """Xᵀ and Yᵀ rows of one chunk of trajectories (runs on a Dask worker)."""
-    from linlens.scale import check_block_finite
-
     t = np.asarray(t, dtype=np.float64)
     check_block_finite(t, "trajectories", block, start)
     z = delay_embed(torch.as_tensor(t), h).numpy()  # (b, n_steps-h, D)
@@ -185,7 +185,7 @@ class HankelDMD:
             SVD, rank + p with the randomized SVD, of which the first ``rank_`` are accurate).
         right_singular_vectors_: (n_columns, r) V_r.
         rank_: the rank used. rank_gap_: σ_r/σ_{r+1} at that cut (inf at the end of the computed spectrum).
-        n_features_: dim. n_columns_: number of snapshot pairs.
+        n_features_in_: dim. n_columns_: number of snapshot pairs.
         power_iterations_: power iterations run by the randomized SVD (0 for a full SVD).
 
     Example:
@@ -204,7 +204,7 @@ class HankelDMD:
         rank: int | float | str | None = None,
         exact: bool = False,
         backend: str = "torch",
-        device: str | torch.device | None = "cpu",
+        device: str | torch.device | None = "auto",
         dtype: torch.dtype | str = torch.float64,
         svd: str = "auto",
         seed: int = 0,
@@ -251,8 +251,6 @@ class HankelDMD:
         if self.device is None:
             return x.device if is_torch(x) else torch.device("cpu")
         if isinstance(self.device, str) and self.device == "auto":
-            from linlens.nn import resolve_device
-
             return resolve_device("auto")
         return torch.device(self.device)
 
@@ -291,8 +289,6 @@ class HankelDMD:
         """Transposed Hankel blocks Xᵀ, Yᵀ (n_columns, D) as dask arrays, one row block per trajectory chunk."""
         import dask
         import dask.array as da
-
-        from linlens.scale import block_ranges
 
         if traj.ndim != 3:
             raise ShapeError(f"dask trajectories must be 3-D (n_traj, n_steps, dim); got shape {traj.shape}")
@@ -333,8 +329,6 @@ class HankelDMD:
         self._check_params()
         dtype = _resolve_dtype(self.dtype)
         device = self._device_for(trajectories)
-        from linlens.scale import is_dask
-
         dask_in = is_dask(trajectories)
         if dask_in:
             Xd, Yd, z0, n_cols, D = self._hankel_dask(trajectories, dtype, device)
@@ -441,7 +435,7 @@ class HankelDMD:
         self._U, self._A, self._YV = U_r, A_tilde, YV
         self.rank_ = r
         self.rank_gap_ = gap_at(s, r)
-        self.n_features_ = trajectories.shape[-1] if dask_in else trajs[0].shape[-1]
+        self.n_features_in_ = trajectories.shape[-1] if dask_in else trajs[0].shape[-1]
         self.n_columns_ = n_cols
         self.power_iterations_ = n_iter
         out = self._out
@@ -454,6 +448,12 @@ class HankelDMD:
         self.singular_values_ = out(s)
         self.right_singular_vectors_ = out(V_r)
         return self
+
+    @property
+    def n_features_(self) -> int:
+        """Deprecated alias of ``n_features_in_`` (the scikit-learn name)."""
+        warnings.warn("HankelDMD.n_features_ is deprecated; use n_features_in_", DeprecationWarning, stacklevel=2)
+        return self.n_features_in_
 
     def _out(self, t: torch.Tensor) -> Any:
         return t.detach().cpu().numpy() if self.backend == "numpy" else t
@@ -485,7 +485,7 @@ class HankelDMD:
             (batch, r) real coordinates (tensor on the input's device, or numpy for numpy input).
         """
         self._check_fitted()
-        w, like = self._in(window, "window", 3, self.n_features_)
+        w, like = self._in(window, "window", 3, self.n_features_in_)
         if w.shape[1] != self.delays + 1:
             raise ShapeError(f"window must have delays+1 = {self.delays + 1} snapshots on axis 1; "
                              f"got shape {tuple(w.shape)}")
@@ -519,7 +519,7 @@ class HankelDMD:
         """
         self._check_fitted()
         t, like = self._in(y, "y", 2, self.rank_)
-        return self._back(t @ self._U[: self.n_features_].T, like)
+        return self._back(t @ self._U[: self.n_features_in_].T, like)
 
     def predict(self, window: Any, steps: int = 1, readout: str = "projected") -> Any:
         """Predict the next ``steps`` snapshots after each window.
@@ -543,11 +543,11 @@ class HankelDMD:
         if int(steps) < 1:
             raise ConfigError(f"steps must be >= 1; got {steps!r}")
         self._check_fitted()
-        w, like = self._in(window, "window", 3, self.n_features_)
+        w, like = self._in(window, "window", 3, self.n_features_in_)
         if w.shape[1] != self.delays + 1:
             raise ShapeError(f"window must have delays+1 = {self.delays + 1} snapshots on axis 1; "
                              f"got shape {tuple(w.shape)}")
-        d = self.n_features_
+        d = self.n_features_in_
         z = w.flip(1).reshape(w.shape[0], -1)
         y = z @ self._U
         outs = []

@@ -302,7 +302,7 @@ def linearize_layer(
     n_trajectories: int | None = None,
     scale_kwargs: dict[str, Any] | None = None,
     seed: int = 0,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     progress: bool = True,
 ) -> KoopmanHybrid:
     """Replace layer ``layer`` of ``model`` by a Koopman (Hankel DMD) operator: scale, record, fit, assemble.

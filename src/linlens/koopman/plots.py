@@ -3,7 +3,7 @@
 Every function takes results (arrays, rows) and an optional ``ax`` and returns the figure; none recomputes.
 
 Example:
-    >>> fig = eigenvalue_figure({"h=1": np.array([0.5 + 0.5j, 0.5 - 0.5j])})
+    >>> fig = plot_eigenvalues({"h=1": np.array([0.5 + 0.5j, 0.5 - 0.5j])})
     >>> len(fig.axes)
     1
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from linlens.report.figures import eigenvalue_plot
+from linlens.report.figures import plot_eigenvalues as _plot_eigenvalues
 
-__all__ = ["eigenvalue_figure", "right_singular_vectors_figure", "decision_boundaries_figure",
-           "accuracy_grid_figure"]
+__all__ = ["plot_eigenvalues", "plot_right_singular_vectors", "plot_decision_boundaries",
+           "plot_accuracy_grid"]
 
 
 def _ax(ax: Any, figsize: tuple[float, float]):
@@ -33,8 +33,8 @@ def _ax(ax: Any, figsize: tuple[float, float]):
     return ax.figure, ax
 
 
-def eigenvalue_figure(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD eigenvalues",
-                      lim: float = 2.0):
+def plot_eigenvalues(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD eigenvalues",
+                     lim: float = 2.0):
     """DMD eigenvalues in the complex plane with the unit circle, one marker set per fit.
 
     Arguments:
@@ -48,7 +48,7 @@ def eigenvalue_figure(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD
     # the one eigenvalue plot of linlens (report.figures) with the unit circle; DMD's fixed span and note added
     eigs = {name: np.asarray(e.detach().cpu() if hasattr(e, "detach") else e, dtype=complex)
             for name, e in eigs.items()}
-    fig = eigenvalue_plot(eigs, ax=ax, unit_circle=True, title=title)
+    fig = _plot_eigenvalues(eigs, ax=ax, unit_circle=True, title=title)
     ax = fig.axes[0] if ax is None else ax
     all_e = np.concatenate([np.ravel(e) for e in eigs.values()]) if eigs else np.zeros(0)
     n_out = int(((np.abs(all_e.real) > lim) | (np.abs(all_e.imag) > lim)).sum()) if all_e.size else 0
@@ -61,8 +61,8 @@ def eigenvalue_figure(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD
     return fig
 
 
-def right_singular_vectors_figure(V: Any, steps: int, n_traj: int = 3, n_vectors: int = 4, ax: Any = None,
-                                  title: str = "Right singular vectors of the Hankel matrix"):
+def plot_right_singular_vectors(V: Any, steps: int, n_traj: int = 3, n_vectors: int = 4, ax: Any = None,
+                                title: str = "Right singular vectors of the Hankel matrix"):
     """Leading right singular vectors v_k of the Hankel matrix along the first trajectories' columns.
 
     Columns of the (per-trajectory) Hankel matrix are ordered trajectory by trajectory, ``steps`` columns each,
@@ -90,8 +90,8 @@ def right_singular_vectors_figure(V: Any, steps: int, n_traj: int = 3, n_vectors
     return fig
 
 
-def decision_boundaries_figure(xx: Any, yy: Any, predictions: Mapping[str, Any], points: Any = None,
-                               labels: Any = None, titles: Mapping[str, str] | None = None, axes: Any = None):
+def plot_decision_boundaries(xx: Any, yy: Any, predictions: Mapping[str, Any], points: Any = None,
+                             labels: Any = None, titles: Mapping[str, str] | None = None, axes: Any = None):
     """Decision regions on a 2-D grid, one panel per model (e.g. original and each hybrid).
 
     Arguments:
@@ -124,9 +124,9 @@ def decision_boundaries_figure(xx: Any, yy: Any, predictions: Mapping[str, Any],
     return fig
 
 
-def accuracy_grid_figure(rows: Sequence[Mapping[str, Any]], x: str = "delays", y: str = "rank",
-                         value: str = "accuracy", ax: Any = None, title: str = "Hybrid accuracy",
-                         higher_is_better: bool = True, vmin: float | None = 0.0, vmax: float | None = 1.0):
+def plot_accuracy_grid(rows: Sequence[Mapping[str, Any]], x: str = "delays", y: str = "rank",
+                       value: str = "accuracy", ax: Any = None, title: str = "Hybrid accuracy",
+                       higher_is_better: bool = True, vmin: float | None = 0.0, vmax: float | None = 1.0):
     """Heatmap of ``value`` over a grid of two row fields (the best value where several rows share a cell).
 
     Arguments:
@@ -156,3 +156,10 @@ def accuracy_grid_figure(rows: Sequence[Mapping[str, Any]], x: str = "delays", y
     ax.set_title(title)
     fig.colorbar(im, ax=ax)
     return fig
+
+
+# deprecated aliases: the names before issue 13, kept so that external code does not break
+eigenvalue_figure = plot_eigenvalues
+right_singular_vectors_figure = plot_right_singular_vectors
+decision_boundaries_figure = plot_decision_boundaries
+accuracy_grid_figure = plot_accuracy_grid

@@ -174,7 +174,7 @@ def scale_layer(
     weight_decay: float = 0.0,
     val_data: Any = None,
     seed: int = 0,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     progress: bool = True,
 ) -> ScaledModel:
     """Insert ``n_scaled`` square Linear+ReLU layers before layer ``layer`` and train them (Huber loss).

@@ -3,7 +3,7 @@
 
 Example:
     >>> import numpy as np
-    >>> fig = singular_spectra({"C": np.array([1.0, 0.1]), "A⁻¹": np.array([2.0, 0.01])})
+    >>> fig = plot_singular_spectra({"C": np.array([1.0, 0.1]), "A⁻¹": np.array([2.0, 0.01])})
     >>> len(fig.axes)
     1
 """
@@ -20,13 +20,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 __all__ = [
-    "singular_spectra",
-    "filter_factor_plot",
-    "principal_angle_plot",
-    "eigenvalue_plot",
-    "operator_heatmaps",
-    "training_curves",
-    "bar_chart",
+    "plot_singular_spectra",
+    "plot_filter_factors",
+    "plot_principal_angles",
+    "plot_eigenvalues",
+    "plot_operator_heatmaps",
+    "plot_training_curves",
+    "plot_bar_chart",
 ]
 
 
@@ -36,7 +36,7 @@ def _ax(ax: Any, figsize: tuple[float, float] = (6, 4)):
     return ax.figure, ax
 
 
-def singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, title: str = "Singular values"):
+def plot_singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, title: str = "Singular values"):
     """Overlay of descending singular values on a log scale, one line per operator."""
     fig, ax = _ax(ax)
     for name, s in spectra.items():
@@ -50,7 +50,7 @@ def singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, title: s
     return fig
 
 
-def filter_factor_plot(
+def plot_filter_factors(
     factors: Mapping[str, Any],
     singular_values: np.ndarray | None = None,
     ax: Any = None,
@@ -77,7 +77,7 @@ def filter_factor_plot(
     return fig
 
 
-def principal_angle_plot(angles: Mapping[str, np.ndarray], ax: Any = None, title: str = "Principal angles"):
+def plot_principal_angles(angles: Mapping[str, np.ndarray], ax: Any = None, title: str = "Principal angles"):
     """Principal angles (degrees, ascending) between singular subspaces; one line per comparison."""
     fig, ax = _ax(ax)
     for name, a in angles.items():
@@ -92,8 +92,8 @@ def principal_angle_plot(angles: Mapping[str, np.ndarray], ax: Any = None, title
     return fig
 
 
-def eigenvalue_plot(eigs: Mapping[str, np.ndarray], ax: Any = None, unit_circle: bool = False,
-                    title: str = "Eigenvalues", symlog: bool = True):
+def plot_eigenvalues(eigs: Mapping[str, np.ndarray], ax: Any = None, unit_circle: bool = False,
+                     title: str = "Eigenvalues", symlog: bool = True):
     """Eigenvalues in the complex plane, one marker set per operator (symmetric-log axes by default,
     because eigenvalues of inverse operators span many decades)."""
     fig, ax = _ax(ax, (5.5, 5))
@@ -119,8 +119,8 @@ def eigenvalue_plot(eigs: Mapping[str, np.ndarray], ax: Any = None, unit_circle:
     return fig
 
 
-def operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] | None = None,
-                      title: str = "Operators", robust: bool = True):
+def plot_operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] | None = None,
+                           title: str = "Operators", robust: bool = True):
     """Side-by-side heatmaps (diverging colormap, symmetric limits at the 99th percentile of |entries| when
     ``robust``, so one huge entry does not wash out the picture)."""
     k = len(mats)
@@ -139,7 +139,7 @@ def operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] | None
     return fig
 
 
-def training_curves(histories: Mapping[str, Any], ax: Any = None, title: str = "Training curves"):
+def plot_training_curves(histories: Mapping[str, Any], ax: Any = None, title: str = "Training curves"):
     """Train (solid) and validation (dashed) loss per epoch, log scale; ``histories`` maps a name to a
     TrainHistory (or anything with ``train_loss``/``val_loss``)."""
     fig, ax = _ax(ax)
@@ -158,8 +158,8 @@ def training_curves(histories: Mapping[str, Any], ax: Any = None, title: str = "
     return fig
 
 
-def bar_chart(values: Mapping[str, float], errors: Mapping[str, tuple[float, float]] | None = None,
-              ax: Any = None, title: str = "", ylabel: str = "", log: bool = True):
+def plot_bar_chart(values: Mapping[str, float], errors: Mapping[str, tuple[float, float]] | None = None,
+                   ax: Any = None, title: str = "", ylabel: str = "", log: bool = True):
     """Horizontal bars (e.g. test MSE of network, surrogate, C_data, Wiener), optional [low, high] whiskers."""
     fig, ax = _ax(ax, (7, 0.5 + 0.45 * len(values)))
     names = list(values)
@@ -264,3 +264,13 @@ def plot_subspace_angles(result: Any, ax: Any = None, title: str = "Largest prin
 
 
 __all__ += ["plot_subspace_angles"]  # added with the gap-aware comparison (linlens.linalg.subspaces)
+
+
+# deprecated aliases: the names before issue 13, kept so that external code does not break
+singular_spectra = plot_singular_spectra
+filter_factor_plot = plot_filter_factors
+principal_angle_plot = plot_principal_angles
+eigenvalue_plot = plot_eigenvalues
+operator_heatmaps = plot_operator_heatmaps
+training_curves = plot_training_curves
+bar_chart = plot_bar_chart

@@ -249,7 +249,7 @@ class LinearSurrogate:
         model: Any,
         inputs: Any,
         batch_size: int = 4096,
-        device: Any = "cpu",
+        device: Any = "auto",
         fit_intercept: bool = True,
         alpha: float = 0.0,
         solver: str = "auto",
@@ -280,7 +280,9 @@ class LinearSurrogate:
         """
         sur = cls(fit_intercept=fit_intercept, alpha=alpha, solver=solver)
         sur._check_params()
-        for _, xb, F in probe_model(model, inputs, batch_size=batch_size, device=resolve_device(device)):
+        # "auto": probe_model keeps the model where it is (it never moves it); a named device is checked here
+        dev = device if device is None or (isinstance(device, str) and device == "auto") else resolve_device(device)
+        for _, xb, F in probe_model(model, inputs, batch_size=batch_size, device=dev):
             sur.partial_fit(xb, F)
         if not hasattr(sur, "coef_"):
             raise EmptyInputError("inputs is empty: no batches to probe the model with")

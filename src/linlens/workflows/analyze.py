@@ -25,6 +25,7 @@ from linlens.workflows.analyze_common import (
     finish_analyze,
     needs_qr_pass,
 )
+from linlens.workflows.analyze_dask import run_analyze_dask
 
 __all__ = ["run_analyze"]
 
@@ -72,8 +73,6 @@ def run_analyze(
     check_destination(out, force)
     check_analyze_options(batch_size, device, seed, output_index, output_key)
     if dask is not None:
-        from linlens.workflows.analyze_dask import run_analyze_dask  # dask starts a cluster: only when asked
-
         return run_analyze_dask(model, inputs, reference, out, force, batch_size, fit_intercept, dask, device,
                                 seed, console, trust_model=trust_model, output_index=output_index,
                                 output_key=output_key, max_memory=max_memory)

@@ -12,6 +12,7 @@ Wiener estimator and C_data (the linear least-squares fit of the training pairs)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from linlens import nn as lnn
 from linlens.problems import InverseProblem, PiecewiseConstantPrior, SmoothPrior, gaussian_blur
 from linlens.report import Report, check_destination
 from linlens.study import linearity_study
+from linlens.workflows.fibers_cmd import demo_section
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global, verdict_text
 
 __all__ = ["run_demo", "demo_problems"]
@@ -70,8 +72,6 @@ def _train_models(
 def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False, console: Any = None) -> dict:
     """Run the demo and write the report to ``out``; returns headline numbers."""
     check_destination(out, force)  # fail before minutes of training, not after
-    import os
-
     # on 2 cores (hyperthreads of one, see shared/notes/performance.md) one thread is faster for these sizes
     cpus = os.cpu_count() or 1
     torch.set_num_threads(1 if cpus <= 2 else min(4, cpus))
@@ -120,8 +120,6 @@ def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False,
             summary[f"{key}: {other} verdict"] = o.closest
             summary[f"{key}: {other} signal error"] = ci_text(o.signal_noise_corrected["signal_error"])
         summary[f"{key}: median weighted ‖J−C‖ (trained)"] = local["trained MLP"]["weighted_distance_median"]
-    from linlens.workflows.fibers_cmd import demo_section
-
     _, prob = demo_problems()[0]
     X, Y = prob.sample(6000 if quick else 20000, seed=seed)
     rep.add_text("A deep linear network (3 layers, no activations) trained on the smooth-prior problem: which "

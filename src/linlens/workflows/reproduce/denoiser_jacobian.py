@@ -42,7 +42,7 @@ from linlens.nn import predict, resolve_device, seed_everything, train
 from linlens.problems import wiener_estimator
 from linlens.report import Report, check_destination
 from linlens.report import jacobian_figures as jfig
-from linlens.report.figures import singular_spectra
+from linlens.report.figures import plot_singular_spectra
 
 __all__ = ["DenoiserJacobianConfig", "ResidualDenoiser", "run_denoiser_jacobian"]
 
@@ -405,7 +405,7 @@ def run_denoiser_jacobian(out: Path, force: bool = False, seed: int = 0, quick: 
                    "Dashed: slope −1, the paper's d ∝ 1/σ, through the first point.")
     sel = {k: v for k, v in spectra.items() if k.startswith("bias-free") or k.startswith("Wiener")}
     sel = {k: v[:200] for k, v in sel.items() if any(k.endswith(f"= {s:g}") for s in sigmas[[0, len(sigmas) // 2, -1]])}
-    rep.add_figure(singular_spectra(sel, title="Jacobian singular values (first 200; CNN: mean over digits)"),
+    rep.add_figure(plot_singular_spectra(sel, title="Jacobian singular values (first 200; CNN: mean over digits)"),
                    "jacobian_spectra", "Singular values of the bias-free CNN's dense Jacobian and of the Wiener "
                    "filter at three noise levels.")
 

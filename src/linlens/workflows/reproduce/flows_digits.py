@@ -99,12 +99,12 @@ def run_digits(out: Path, force: bool = False, seed: int = 0, quick: bool = Fals
         ["max |x − g⁻¹(g(x))|", recon_err], ["points with singular J", int(comp.singular.sum())],
     ])
     for b, imgs in enumerate(grids):
-        rep.add_figure(plots.traversal_grid(imgs, steps, [f"comp. {k + 1}" for k in range(k_top)]),
+        rep.add_figure(plots.plot_traversal_grid(imgs, steps, [f"comp. {k + 1}" for k in range(k_top)]),
                        f"traversals_{b}", f"Test digit {b}: rows = top un-whitened components, columns = steps.")
-    rep.add_figure(plots.spectrum_plot({"var(ẑ) un-whitened components": var,
+    rep.add_figure(plots.plot_spectrum({"var(ẑ) un-whitened components": var,
                                         "PCA eigenvalues": pca.explained_variance_}),
                    "spectrum", "Variance of each un-whitened component (ordered by local std) and PCA's spectrum.")
-    rep.add_figure(plots.convergence_plot({"train NLL − min + 1e-3": (np.arange(1, epochs + 1),
+    rep.add_figure(plots.plot_convergence({"train NLL − min + 1e-3": (np.arange(1, epochs + 1),
                                                                      np.array(h.nll) - min(h.nll) + 1e-3)},
                                           ylabel="NLL excess (nats)"), "training", "Training NLL (shifted).")
     rep.metrics.update(metrics)

@@ -45,7 +45,7 @@ from torch import nn
 
 from linlens.errors import ConfigError, NumericalWarning
 from linlens.koopman import fit_hybrid, fit_least_squares, record_trajectories, scale_layer
-from linlens.koopman.plots import accuracy_grid_figure, eigenvalue_figure, right_singular_vectors_figure
+from linlens.koopman.plots import plot_accuracy_grid, plot_eigenvalues, plot_right_singular_vectors
 from linlens.nn import accuracy, mlp, predict, progress_bar, resolve_device, train
 from linlens.report import Report, check_destination
 from linlens.stats import mcnemar, paired_squared_error_test
@@ -547,17 +547,17 @@ def add_study_report(rep: Report, results: list[dict], task: Task, original_metr
                     if hyb.steps > 1 else
                     f"one-step regression (h = N = {r['n_scaled']}: one DMD step per trajectory)")
             tag = "multi_step" if hyb.steps > 1 else "one_step"
-            rep.add_figure(eigenvalue_figure({f"{r['readout']} h={r['delays']}": hyb.dmd_.eigs},
+            rep.add_figure(plot_eigenvalues({f"{r['readout']} h={r['delays']}": hyb.dmd_.eigs},
                                              title=f"DMD eigenvalues, {name}, {what}"),
                            f"eigenvalues_{name}_{tag}",
                            f"Eigenvalues of Ã with the unit circle: {what}."
                            + (" With one snapshot pair per trajectory Ã is a one-step regression from the window "
                               "to the layer's output, not a dynamical system." if hyb.steps == 1 else ""))
-            rep.add_figure(right_singular_vectors_figure(hyb.dmd_.right_singular_vectors_, hyb.steps,
+            rep.add_figure(plot_right_singular_vectors(hyb.dmd_.right_singular_vectors_, hyb.steps,
                                                          title=f"Right singular vectors, {name}, {what}"),
                            f"right_singular_vectors_{name}_{tag}",
                            f"Leading right singular vectors of the Hankel matrix along the first trajectories: {what}.")
-        rep.add_figure(accuracy_grid_figure([r for r in res["rows"] if r["readout"] == "projected"] or res["rows"],
+        rep.add_figure(plot_accuracy_grid([r for r in res["rows"] if r["readout"] == "projected"] or res["rows"],
                                             x="delays", y="n_scaled", value=m,
                                             title=f"{name}: test {m} (projected readout)",
                                             higher_is_better=task.higher_is_better,

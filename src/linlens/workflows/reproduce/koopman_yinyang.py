@@ -15,7 +15,7 @@ import numpy as np
 from torch import nn
 
 from linlens.data.yinyang import yinyang_splits
-from linlens.koopman.plots import decision_boundaries_figure
+from linlens.koopman.plots import plot_decision_boundaries
 from linlens.nn import predict
 from linlens.report import Report
 from linlens.workflows.reproduce.koopman import reproduce
@@ -37,7 +37,7 @@ def _boundaries(data: dict) -> Any:
             hyb, row = res["hybrids"]["best"], res["selected"]["best"]
             preds[res["layer"]] = predict(hyb, feats).argmax(1).numpy().reshape(xx.shape)
             titles[res["layer"]] = f"{res['layer']} hybrid {row['accuracy']:.3f}"
-        rep.add_figure(decision_boundaries_figure(xx, yy, preds, data["test"][0][:, :2], data["test"][1], titles),
+        rep.add_figure(plot_decision_boundaries(xx, yy, preds, data["test"][0][:, :2], data["test"][1], titles),
                        "decision_boundaries", "Decision regions of the original and the best hybrid per layer.")
     return add
 

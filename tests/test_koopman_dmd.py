@@ -282,3 +282,24 @@ def test_cuda_matches_cpu(linear_data) -> None:
     assert match_rel(gpu.eigs.cpu().numpy(), cpu.eigs.numpy()) < 1e-8
     w = torch.as_tensor(trajs[:, :3], device="cuda")
     np.testing.assert_allclose(gpu.predict(w, 4).cpu().numpy(), cpu.predict(trajs[:, :3], 4), atol=1e-8)
+
+
+def test_n_features_in_and_deprecated_alias(linear_data) -> None:
+    _, trajs = linear_data
+    dmd = HankelDMD(delays=1, rank=6, backend="numpy").fit(trajs)
+    assert dmd.n_features_in_ == trajs.shape[-1] == 6
+    with pytest.warns(DeprecationWarning, match="n_features_in_"):
+        assert dmd.n_features_ == 6
+    assert not hasattr(HankelDMD(), "n_features_in_")  # learned attributes exist only after fit
+
+
+def test_default_device_is_auto(linear_data) -> None:
+    # one name per idea (issue 13): "auto" everywhere, resolved by linlens.nn.resolve_device
+    _, trajs = linear_data
+    dmd = HankelDMD(delays=2, rank=6).fit(trajs)
+    assert dmd.device == "auto"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert dmd.eigs.device.type == expected
+    if expected == "cpu":  # CPU-only machines compute exactly what the old default "cpu" computed
+        old = HankelDMD(delays=2, rank=6, device="cpu").fit(trajs)
+        assert torch.equal(dmd.eigs, old.eigs) and torch.equal(dmd.operator, old.operator)

@@ -1,0 +1,68 @@
+"""linlens.nn: devices ("auto" resolved in one place), model builders, the training loop and its history."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from linlens.errors import ConfigError, TrainingDiverged
+from linlens.nn import TrainHistory, mlp, resolve_device, train
+
+
+def test_resolve_device_auto_and_none():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device(None).type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resolve_device_refuses_missing_cuda():
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device("cuda")
+
+
+def test_mlp_layers_and_parameter_count():
+    net = mlp(3, [5, 4], 2, activation="tanh", seed=0)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(3, 5), (5, 4), (4, 2)]
+    assert isinstance(net[-1], torch.nn.Linear)  # no activation after the last layer
+    assert sum(p.numel() for p in net.parameters()) == 3 * 5 + 5 + 5 * 4 + 4 + 4 * 2 + 2
+
+
+def test_train_fits_a_linear_map_and_default_device_is_cpu_identical():
+    # least squares has a closed form: a bias-free linear model trained with MSE approaches it
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 3))
+    B = np.array([[1.0, -2.0, 0.5], [0.0, 1.5, -1.0]])
+    Y = X @ B.T
+    runs = []
+    for device in ("auto", "cpu") if not torch.cuda.is_available() else ("cpu",):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2, bias=False).double()
+        hist = train(model, X, Y, epochs=150, lr=0.05, batch_size=64, seed=0, device=device, progress=False)
+        runs.append(model.weight.detach().numpy().copy())
+        assert hist.train_loss[-1] < 1e-6 < hist.train_loss[0]
+    np.testing.assert_allclose(runs[0], B, atol=1e-3)
+    if len(runs) == 2:  # on a CPU-only machine "auto" is exactly the old default "cpu"
+        np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_train_history_to_dict_is_every_field_json_safe():
+    h = TrainHistory(train_loss=[1.0, 0.5], val_loss=[float("nan")], best_epoch=1, seconds=0.25)
+    d = h.to_dict()
+    assert set(d) == {f.name for f in dataclasses.fields(TrainHistory)}
+    assert d["train_loss"] == [1.0, 0.5] and d["val_loss"] == [None] and d["best_epoch"] == 1
+    json.dumps(d)
+
+
+def test_train_diverges_loudly():
+    model = torch.nn.Linear(2, 1).double()
+    X = np.ones((8, 2))
+    with pytest.raises(TrainingDiverged):
+        train(model, X, np.full((8, 1), math.inf), epochs=2, progress=False)

@@ -1,0 +1,81 @@
+"""linlens.probing.probe_model, the one place a user's model is run: against the closed form of an affine
+model, on copies of the inputs, on the model's own device by default ("auto")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from linlens.errors import ConfigError, ModelError
+from linlens.probing import probe_model
+
+
+def _linear(seed: int = 0) -> torch.nn.Linear:
+    torch.manual_seed(seed)
+    return torch.nn.Linear(4, 3).double()
+
+
+def _collect(model, X, **kw):
+    parts = list(probe_model(model, X, **kw))
+    return [i for i, _, _ in parts], np.vstack([x for _, x, _ in parts]), np.vstack([f for _, _, f in parts])
+
+
+def test_outputs_match_the_affine_closed_form():
+    lin = _linear()
+    X = np.random.default_rng(0).normal(size=(10, 4))
+    idx, xs, F = _collect(lin, X, batch_size=3)
+    W, b = lin.weight.detach().numpy(), lin.bias.detach().numpy()
+    assert idx == [0, 1, 2, 3]  # ceil(10 / 3) batches, in order
+    np.testing.assert_array_equal(xs, X)
+    np.testing.assert_allclose(F, X @ W.T + b, rtol=0, atol=1e-12)
+
+
+def test_default_device_auto_is_the_models_device():
+    # "auto" (the default, one name per idea) and None both mean: where the model's parameters are, since
+    # probe_model never moves the model; the outputs are the same as with that device named explicitly
+    lin = _linear()
+    X = np.random.default_rng(1).normal(size=(7, 4))
+    _, _, F_auto = _collect(lin, X)
+    _, _, F_none = _collect(lin, X, device=None)
+    _, _, F_cpu = _collect(lin, X, device="cpu")
+    np.testing.assert_array_equal(F_auto, F_none)
+    np.testing.assert_array_equal(F_auto, F_cpu)
+
+
+def test_plain_callable_runs_on_cpu_by_default():
+    seen = []
+
+    def f(x):
+        seen.append(x.device.type)
+        return 2 * x
+
+    _, _, F = _collect(f, np.ones((3, 2)))
+    assert seen == ["cpu"] and np.array_equal(F, 2 * np.ones((3, 2)))
+
+
+def test_in_place_model_changes_neither_record_nor_caller():
+    X = np.arange(6.0).reshape(3, 2)
+    X0 = X.copy()
+    _, xs, F = _collect(lambda x: x.sub_(1), X)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(xs, X0)
+    np.testing.assert_array_equal(F, X0 - 1)
+
+
+def test_tuple_outputs_need_an_index_and_training_flag_is_restored():
+    class Two(torch.nn.Module):
+        def forward(self, x):
+            return x, 3 * x
+
+    m = Two().train()
+    with pytest.raises(ModelError, match="output_index"):
+        _collect(m, np.ones((2, 2)))
+    _, _, F = _collect(m, np.ones((2, 2)), output_index=1)
+    assert np.array_equal(F, 3 * np.ones((2, 2))) and m.training
+
+
+@pytest.mark.parametrize("bs", [0, -1, 2.5, True])
+def test_bad_batch_size(bs):
+    with pytest.raises(ConfigError, match="batch_size"):
+        _collect(_linear(), np.ones((2, 4)), batch_size=bs)

@@ -1,0 +1,48 @@
+"""linlens.report.figures: every figure function is ``plot_*(…, ax=None) -> Figure``, draws what it is given
+(read back from the artists) and keeps its pre-issue-13 name as an alias."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import linlens.report.figures as figs  # noqa: E402
+
+ALIASES = {"singular_spectra": "plot_singular_spectra", "filter_factor_plot": "plot_filter_factors",
+           "principal_angle_plot": "plot_principal_angles", "eigenvalue_plot": "plot_eigenvalues",
+           "operator_heatmaps": "plot_operator_heatmaps", "training_curves": "plot_training_curves",
+           "bar_chart": "plot_bar_chart"}
+
+
+@pytest.mark.parametrize("old", sorted(ALIASES))
+def test_deprecated_names_are_the_plot_functions(old):
+    assert getattr(figs, old) is getattr(figs, ALIASES[old])
+    assert old not in figs.__all__ and ALIASES[old] in figs.__all__
+
+
+def test_every_public_figure_is_plot_star():
+    assert all(name.startswith("plot_") for name in figs.__all__)
+
+
+def test_plot_singular_spectra_draws_the_values_on_the_given_axes():
+    fig, ax = plt.subplots()
+    s = np.array([3.0, 1.0, 0.25])
+    out = figs.plot_singular_spectra({"C": s}, ax=ax)
+    assert out is fig and isinstance(out, Figure)
+    x, y = ax.lines[0].get_data()
+    np.testing.assert_array_equal(x, [1, 2, 3])
+    np.testing.assert_array_equal(y, s)
+    assert ax.get_yscale() == "log"
+    plt.close(fig)
+
+
+def test_plot_eigenvalues_places_each_eigenvalue_at_re_im():
+    e = np.array([2.0 + 1.0j, -0.5 - 0.25j])
+    fig = figs.plot_eigenvalues({"A": e})
+    np.testing.assert_array_equal(fig.axes[0].collections[0].get_offsets(), np.column_stack([e.real, e.imag]))
+    plt.close(fig)
