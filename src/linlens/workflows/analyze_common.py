@@ -299,22 +299,22 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         rep.add_text("The data-weighted error E‖(C−R)y‖²/E‖Ry‖² over your inputs is the headline: it weights "
                      "each direction by how much your data uses it. Frobenius and spectral errors are shown "
                      "but, for ill-conditioned references, are dominated by the tiniest singular values.")
-        rep.add_figure(figs.principal_angle_plot({"left": cmp.left_angles, "right": cmp.right_angles}),
+        rep.add_figure(figs.plot_principal_angles({"left": cmp.left_angles, "right": cmp.right_angles}),
                        "principal_angles", f"Principal angles between the top-{cmp.k} singular subspaces.")
         A = np.linalg.pinv(R)
         ff = filter_factors(C, A)
         metrics["filter_factors"] = ff.to_dict()
-        rep.add_figure(figs.filter_factor_plot({"C": ff}, np.linalg.svd(A, compute_uv=False)),
+        rep.add_figure(figs.plot_filter_factors({"C": ff}, np.linalg.svd(A, compute_uv=False)),
                        "filter_factors", "Filter factors with R⁺ as the forward operator A (so R = A⁻¹ gives "
                        f"φ = 1); leakage {ff.leakage:.3g}.")
         if cmp.eigs_C is not None:
-            rep.add_figure(figs.eigenvalue_plot({"C": cmp.eigs_C, "R": cmp.eigs_R}), "eigenvalues",
+            rep.add_figure(figs.plot_eigenvalues({"C": cmp.eigs_C, "R": cmp.eigs_R}), "eigenvalues",
                            "Eigenvalues (matched by minimum-cost assignment in metrics.json).")
-        rep.add_figure(figs.operator_heatmaps({"C": C, "R": R, "C − R": C - R}), "heatmaps", "Heatmaps.")
+        rep.add_figure(figs.plot_operator_heatmaps({"C": C, "R": R, "C − R": C - R}), "heatmaps", "Heatmaps.")
     else:
         rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
-        rep.add_figure(figs.operator_heatmaps({"C": C}), "heatmaps", "The surrogate C.")
-    rep.add_figure(figs.singular_spectra(spectra), "singular_spectra", "Singular values (log scale).")
+        rep.add_figure(figs.plot_operator_heatmaps({"C": C}), "heatmaps", "The surrogate C.")
+    rep.add_figure(figs.plot_singular_spectra(spectra), "singular_spectra", "Singular values (log scale).")
     rep.metrics.update(metrics)
     rep.write(out, force=force)
     return summary

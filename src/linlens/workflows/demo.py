@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from linlens import nn as lnn
 from linlens.problems import InverseProblem, PiecewiseConstantPrior, SmoothPrior, gaussian_blur
@@ -72,9 +73,16 @@ def _train_models(
 def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False, console: Any = None) -> dict:
     """Run the demo and write the report to ``out``; returns headline numbers."""
     check_destination(out, force)  # fail before minutes of training, not after
-    # on 2 cores (hyperthreads of one, see shared/notes/performance.md) one thread is faster for these sizes
+    # on 2 cores (hyperthreads of one, see shared/notes/performance.md) one thread is faster for these sizes —
+    # for torch and for numpy's BLAS alike: measured, the quick demo took 29 s with one BLAS thread and 706 s
+    # with two on a loaded 2-core machine (the bootstrap's many small products spin-wait for a busy core)
     cpus = os.cpu_count() or 1
     torch.set_num_threads(1 if cpus <= 2 else min(4, cpus))
+    with threadpool_limits(limits=1 if cpus <= 2 else None):
+        return _run_demo(out, force, seed, quick, console)
+
+
+def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any) -> dict:
     rep = Report("linlens demo: is a network that inverts a Gaussian blur spectrally close to A⁻¹?")
     rep.add_text(
         "Each MLP is trained to map a blurred, noisy observation y = A x + σe (n = 64) back to x. Its global "

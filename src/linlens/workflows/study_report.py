@@ -173,13 +173,13 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
     spectra = {k: np.linalg.svd(R, compute_uv=False) for k, R in study.references.items()}
     for name, m in study.models.items():
         spectra[f"C ({name})"] = m.comparisons["C_data"].singular_values_C
-    rep.add_figure(figs.singular_spectra(spectra, title="Singular values of the surrogates and references"),
+    rep.add_figure(figs.plot_singular_spectra(spectra, title="Singular values of the surrogates and references"),
                    f"{key}_singular_spectra", "Singular spectra (log scale). The surrogates' small singular values "
                    "are dominated by estimation noise (see the table above).")
     if inv:
         _add_operator_figures(rep, key, study, gm, null_models)
     if hists:
-        rep.add_figure(figs.training_curves(hists), f"{key}_training", "Training curves (MSE).")
+        rep.add_figure(figs.plot_training_curves(hists), f"{key}_training", "Training curves (MSE).")
     _add_local(rep, local, good)
 
 
@@ -195,13 +195,13 @@ def _add_operator_figures(rep: Report, key: str, study: LinearityStudy, gm: Any,
                    f"estimator, against k, with the spectral gaps marked: {what}.")
     ff = {"Wiener": study.reference_filter_factors["Wiener"], "C_data": study.reference_filter_factors["C_data"]}
     ff.update({f"C ({n})": m.filter_factors for n, m in study.models.items() if n not in null_models})
-    rep.add_figure(figs.filter_factor_plot(ff, study.singular_values_A), f"{key}_filter_factors",
+    rep.add_figure(figs.plot_filter_factors(ff, study.singular_values_A), f"{key}_filter_factors",
                    "Filter factors φ = diag(Vᵀ C A V), averaged over clusters of equal singular values: 1 keeps "
                    "singular component i as A⁻¹ would, 0 discards it. The Wiener estimator's factors equal Tikhonov's "
                    "sᵢ²/(sᵢ²+σ²/λ) only for a white prior (Σₓ = λI), not for these priors. Leakage of the "
                    f"surrogate off the cluster diagonal: {gm.filter_factors.leakage:.3g}.")
     rep.add_figure(
-        figs.operator_heatmaps({"C (model)": gm.coef, inv: study.references[inv],
+        figs.plot_operator_heatmaps({"C (model)": gm.coef, inv: study.references[inv],
                                 f"C − {inv}": gm.coef - study.references[inv],
                                 "C − Wiener": gm.coef - study.references["Wiener"]}),
         f"{key}_heatmaps", "Heatmaps (colour limits at the 99th percentile of |entries|).")
