@@ -857,22 +857,27 @@ def _project_out(X: Tensor, Q: Tensor | None) -> Tensor:
 def _orth_block(X: Tensor, Q: Tensor | None, gen: torch.Generator) -> Tensor:
     """Orthonormal basis (n, d, b) of the part of X (n, d, b) outside span(Q), orthogonal to Q.
 
-    Directions that X does not supply (|R_ii| ≤ 1e-12 of the block's scale: breakdown, X in span(Q) or
-    rank-deficient) are replaced by random ones, so the block keeps its size and span(X) stays inside.
+    The basis comes from the SVD of the projected block (not a QR, whose columns depend on the order of the
+    columns: a near-zero first column would give a noise direction that takes part of a later, real one).
+    Directions that X does not supply (singular value ≤ 1e-12 of the block's scale: breakdown, X in span(Q)
+    or rank-deficient) are filled with random ones orthogonal to Q and to the kept directions, so the block
+    keeps its size and span(X) stays inside.
     """
     scale = X.norm(dim=1).amax(dim=1, keepdim=True).clamp_min(torch.finfo(X.dtype).tiny)  # (n, 1)
     X = _project_out(X, Q)
-    for _attempt in range(3):
-        Qx, R = torch.linalg.qr(X)
-        diag = torch.diagonal(R, dim1=1, dim2=2).abs()  # (n, b)
-        weak = diag <= 1e-12 * scale
-        if not bool(weak.any()):
-            return Qx
-        rnd = torch.randn(X.shape, generator=gen, dtype=X.dtype).to(X.device)
-        X = torch.where(weak[:, None, :], rnd, Qx)
-        X = _project_out(X, Q)
-        scale = torch.ones_like(scale)
-    return torch.linalg.qr(X)[0]
+    Us, S, _ = torch.linalg.svd(X, full_matrices=False)  # (n, d, b), (n, b): descending
+    strong = S > 1e-12 * scale
+    if bool(strong.all()):
+        return Us
+    out = []
+    for i in range(X.shape[0]):  # per input: keep its strong directions, fill the rest at random
+        keep = Us[i][:, strong[i]]
+        need = X.shape[-1] - keep.shape[-1]
+        base = keep[None] if Q is None else torch.cat([Q[i : i + 1], keep[None]], dim=2)
+        fill = torch.randn((1, X.shape[1], need), generator=gen, dtype=X.dtype).to(X.device)
+        fill = torch.linalg.qr(_project_out(fill, base))[0]
+        out.append(torch.cat([keep, fill[0]], dim=1))
+    return torch.stack(out)
 
 
 @dataclass(frozen=True)
@@ -1025,7 +1030,8 @@ def jacobian_svd(
         W = _jvp_block(m, V_new, chunk_size)
         n_jvp += V_new.shape[-1]
         V = V_new if V is None else torch.cat([V, V_new], dim=2)
-        U_new = _orth_block(W, U, gen)
+        room_u = m.d_out - (0 if U is None else U.shape[-1])  # U lives in the output space: it can fill up
+        U_new = _orth_block(W[..., :room_u] if room_u < W.shape[-1] else W, U, gen)
         # B = Uᵀ J V (n, dim, dim), grown by the new block row and column: O(d · dim · b) per iteration
         if B is None:
             B = U_new.transpose(1, 2) @ W
@@ -1035,6 +1041,21 @@ def jacobian_svd(
             B = torch.cat([torch.cat([B, col], dim=2), row], dim=1)
         AV = W if AV is None else torch.cat([AV, W], dim=2)
         U = U_new if U is None else torch.cat([U, U_new], dim=2)
+        if U.shape[-1] >= m.d_out:
+            # U spans the whole output space: B = UᵀJV is exact once V holds the row space span(JᵀU). Add the
+            # part of JᵀU outside span(V) (at most d_out directions), then the SVD of B is J's, and stop.
+            Zall = _project_out(vjp(U, chunk_size), V)
+            n_vjp += U.shape[-1]
+            room_v = m.d_in - V.shape[-1]
+            if room_v > 0 and bool((Zall.norm(dim=1) > 1e-12 * B.abs().amax().clamp_min(1e-300)).any()):
+                V_ext = _orth_block(Zall[..., :room_v], V, gen)
+                W_ext = _jvp_block(m, V_ext, chunk_size)
+                n_jvp += V_ext.shape[-1]
+                B = torch.cat([B, U.transpose(1, 2) @ W_ext], dim=2)
+                AV = torch.cat([AV, W_ext], dim=2)
+                V = torch.cat([V, V_ext], dim=2)
+            P, S, Rh = torch.linalg.svd(B, full_matrices=False)
+            break
         Z = _project_out(vjp(U_new, chunk_size), V)  # the part of Jᵀ U_new outside span(V)
         n_vjp += U_new.shape[-1]
         P, S, Rh = torch.linalg.svd(B)
@@ -1042,7 +1063,7 @@ def jacobian_svd(
         # Jᵀ u_i − σ_i v_i = Z P_i[last block]: the Krylov relation Jᵀ U = V Bᵀ + Z E_lastᵀ
         est = (Z @ P[:, -U_new.shape[-1]:, :kk]).norm(dim=1)  # (n, kk)
         done = kk == k and bool((est <= tol * S[:, :1]).all())
-        room = dmin - V.shape[-1]
+        room = m.d_in - V.shape[-1]  # V lives in the input space
         if done or room <= 0 or it >= max_iter:
             break
         V_new = _orth_block(Z[..., : min(b, room)] if room < b else Z, V, gen)
