@@ -272,3 +272,15 @@ def test_reduced_rank_regression_eckart_young_and_optimality():
         assert best <= np.sum((Y - X @ ((U2[:, :r] * s2[:r]) @ Vt2[:r]).T) ** 2) + 1e-9
     with pytest.raises(ConfigError):
         reduced_rank_regression(X, Y, -1)
+
+
+@pytest.mark.parametrize("solver", ["auto", "gram", "qr"])
+def test_partial_fit_after_fit_continues(solver):
+    """scikit-learn's convention: fit starts over, a partial_fit after it adds data (it used to start over)."""
+    X, Y = _data(n=400, seed=11)
+    sur = LinearSurrogate(solver=solver).fit(X[:200], Y[:200]).partial_fit(X[200:], Y[200:])
+    assert sur.n_samples_seen_ == 400
+    coef, icpt = _lstsq(X, Y)
+    np.testing.assert_allclose(sur.coef_, coef, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(sur.intercept_, icpt, rtol=1e-9, atol=1e-10)
+    assert LinearSurrogate(solver=solver).fit(X[:200], Y[:200]).fit(X[200:], Y[200:]).n_samples_seen_ == 200

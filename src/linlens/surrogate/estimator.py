@@ -141,6 +141,7 @@ class LinearSurrogate:
                     _warn_gram(kappa, streaming=False)
                 self._one_d = Y.ndim == 1
                 self._set(acc.solve(alpha, self.fit_intercept), acc)
+                self._acc, self._acc_solver = acc, self.solver  # a later partial_fit continues from here
                 return self
         x, y, one_d = self._validate(X, Y, finite=False)  # the accumulators check finiteness
         if self.solver in ("qr", "svd"):
@@ -162,6 +163,7 @@ class LinearSurrogate:
                     sol = acc.solve(alpha, self.fit_intercept, method="qr")
         self._one_d = one_d
         self._set(sol, acc)
+        self._acc, self._acc_solver = acc, self.solver  # a later partial_fit continues from here
         return self
 
     def _fit_dask(self, X: Any, Y: Any, alpha: float) -> LinearSurrogate:
@@ -233,8 +235,8 @@ class LinearSurrogate:
         _accumulate(acc, x, y)
         if acc.n == 0:
             raise EmptyInputError(f"X is empty (shape {x.shape})")
-        if isinstance(acc, TSQRAccumulator):
-            sol = acc.solve(alpha, self.fit_intercept, method=self.solver)
+        if isinstance(acc, TSQRAccumulator):  # "auto" lands here when fit fell back to TSQR
+            sol = acc.solve(alpha, self.fit_intercept, method=self.solver if self.solver in ("qr", "svd") else "qr")
         else:
             kappa = acc.condition_number(self.fit_intercept)
             if REFINE_THRESHOLD < kappa < np.inf:
