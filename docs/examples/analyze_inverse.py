@@ -1,6 +1,7 @@
 """Files a user could have, for `linlens analyze --targets --operator`: made with plain numpy and torch.
 
-A 1-D Gaussian blur A (n = 32, circular boundary, σ_noise = 0.01) of piecewise-constant signals; an MLP trained
+A 1-D Gaussian blur A (n = 32, zero boundary — a circular one would send `analyze` to the Fourier route —
+σ_noise = 0.01) of piecewise-constant signals; an MLP trained
 with plain torch to invert it, saved as TorchScript; the observations y, the signals x and A as .npy. Then:
 
     linlens analyze --model ex/net.pt --inputs ex/y.npy --targets ex/x.npy --operator ex/A.npy --out ex/report
@@ -22,7 +23,7 @@ def make_files(folder: Path, quick: bool = False, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     n, m = 32, (3000 if quick else 20000)
     i = np.arange(n)
-    dist = np.minimum(np.abs(i[:, None] - i[None, :]), n - np.abs(i[:, None] - i[None, :]))
+    dist = np.abs(i[:, None] - i[None, :])
     A = np.exp(-(dist**2) / (2 * 1.5**2))
     A /= A.sum(axis=1, keepdims=True)
     jumps = rng.random((m, n)) < 0.08  # piecewise-constant signals

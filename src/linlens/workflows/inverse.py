@@ -142,7 +142,13 @@ def run_inverse(
     n = len(Y)
     Yf, Xf = Y.reshape(n, -1), X.reshape(n, -1)
     d_in, d_x = Yf.shape[1], Xf.shape[1]
-    op = load_operator(operator, in_shape=x_shape, out_shape=in_shape) if operator is not None else None
+    op = None
+    if operator is not None:
+        try:
+            op = load_operator(operator, in_shape=x_shape, out_shape=in_shape)
+        except ShapeError as exc:
+            raise ShapeError(f"operator must map targets {x_shape} ({d_x} values) to inputs {in_shape} ({d_in} "
+                             f"values): {exc}") from None
     if op is not None and op.shape != (d_in, d_x):
         raise ShapeError(f"operator must map targets ({d_x} values) to inputs ({d_in} values): shape "
                          f"{(d_in, d_x)}; got {op.shape}")
