@@ -288,3 +288,12 @@ def test_weighted_local_distance_ignores_directions_the_data_does_not_visit():
     r2 = JacobianField(lin).local_vs_global(C, torch.randn(3, 4, dtype=torch.float64), covariance=S2)
     np.testing.assert_allclose(r2.weighted_distance, expected, rtol=1e-10)
     assert "weighted_distance_median" in r2.to_dict()
+
+
+def test_meta_tensors_are_refused_in_one_line():
+    from linlens.errors import ShapeError
+
+    with pytest.raises(ShapeError, match="meta"):
+        jacobians(torch.nn.Linear(3, 2), torch.ones((4, 3), device="meta"))
+    with pytest.raises(ShapeError, match="meta"):
+        JacobianField(torch.nn.Linear(3, 2)).fit(torch.ones((4, 3), device="meta"))

@@ -303,3 +303,16 @@ def test_default_device_is_auto(linear_data) -> None:
     if expected == "cpu":  # CPU-only machines compute exactly what the old default "cpu" computed
         old = HankelDMD(delays=2, rank=6, device="cpu").fit(trajs)
         assert torch.equal(dmd.eigs, old.eigs) and torch.equal(dmd.operator, old.operator)
+
+
+def test_meta_tensors_are_refused_in_one_line():
+    """Issue 15: meta-device tensors (shapes without values) gave a NotImplementedError traceback."""
+    import torch
+
+    from linlens.errors import ShapeError
+    from linlens.koopman.dmd import HankelDMD
+
+    with pytest.raises(ShapeError, match="meta"):
+        HankelDMD(delays=1, rank=1).fit(torch.ones((3, 5, 2), device="meta"))
+    with pytest.raises(ShapeError, match="meta"):
+        HankelDMD(delays=1, rank=1).fit([torch.ones((5, 2), device="meta")])

@@ -104,6 +104,8 @@ def _module_param(f: Any) -> Tensor | None:
 def _to_input(f: Any, x: Any, name: str = "x") -> Tensor:
     """x as a 2-D floating tensor on the right device/dtype; NaN → NonFiniteError."""
     p = _module_param(f)
+    if is_torch(x) and x.device.type == "meta":
+        raise ShapeError(f"{name} is a tensor on the 'meta' device (it has shapes but no values)")
     if is_torch(x):
         t = x
         if p is not None and t.is_floating_point() and p.is_floating_point() and t.dtype != p.dtype:

@@ -51,6 +51,8 @@ def _as_tensor(x: Any, name: str, dtype: torch.dtype, device: torch.device, ndim
     """Convert ``x`` to a finite tensor of ``ndim`` dimensions, naming ``name`` in errors."""
     if is_torch(x):
         t = x.detach()
+        if t.device.type == "meta":
+            raise ShapeError(f"{name} is a tensor on the 'meta' device (it has shapes but no values)")
         if t.is_complex():
             raise ShapeError(f"{name} must be real; got complex dtype {t.dtype}")
         t = t.to(device=device, dtype=dtype)
@@ -328,6 +330,8 @@ class HankelDMD:
         """
         self._check_params()
         dtype = _resolve_dtype(self.dtype)
+        if is_torch(trajectories) and trajectories.device.type == "meta":
+            raise ShapeError("trajectories is a tensor on the 'meta' device (it has shapes but no values)")
         device = self._device_for(trajectories)
         dask_in = is_dask(trajectories)
         if dask_in:
