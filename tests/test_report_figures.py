@@ -46,3 +46,17 @@ def test_plot_eigenvalues_places_each_eigenvalue_at_re_im():
     fig = figs.plot_eigenvalues({"A": e})
     np.testing.assert_array_equal(fig.axes[0].collections[0].get_offsets(), np.column_stack([e.real, e.imag]))
     plt.close(fig)
+
+
+def test_plot_operator_rows_draws_each_row_as_its_image():
+    import numpy as np
+
+    from linlens.report.figures import plot_operator_rows
+
+    rng = np.random.default_rng(0)
+    C = rng.normal(size=(12, 12))
+    fig = plot_operator_rows({"C": C, "2C": 2 * C}, (3, 4), [0, 5])
+    grid = np.asarray(fig.axes[0].images[0].get_array())
+    np.testing.assert_allclose(grid[:3, :4], C[0].reshape(3, 4) / np.abs(C[0]).max())
+    np.testing.assert_allclose(grid[4:7, 5:9], C[5].reshape(3, 4) / np.abs(C[5]).max())  # scaled to itself
+    assert np.isnan(grid[3]).all()  # gutter between operators

@@ -60,6 +60,7 @@ def test_wiener_model_on_image_shaped_files(files):
     np.testing.assert_allclose(np.load(out / "surrogate_coef.npy"), prob.wiener(), atol=1e-8)
     assert m["local_vs_global"]["model"]["weighted_distance_median"] < 1e-8  # a linear model is its own surrogate
     assert "signal error" in (out / "report.html").read_text()
+    assert (out / "operator_rows.png").exists()  # 2-D images: rows of C and the references as images
 
 
 def test_zero_model_is_closest_to_nothing(files):

@@ -274,3 +274,27 @@ eigenvalue_plot = plot_eigenvalues
 operator_heatmaps = plot_operator_heatmaps
 training_curves = plot_training_curves
 bar_chart = plot_bar_chart
+
+
+def plot_operator_rows(rows: Mapping[str, np.ndarray], image_shape: tuple[int, int], pixels: Sequence[int],
+                       ax: Any = None, title: str = "Operator rows as images (one output pixel each)"):
+    """Rows of (d_out, d_in) operators shown as images of the input: row p is the linear filter that output pixel
+    p applies to the input. ``rows`` maps a name to an operator; one line of tiles per operator, one tile per
+    pixel in ``pixels``, each tile scaled to its own largest |entry| (blue < 0 < red)."""
+    names = list(rows)
+    H, W = image_shape
+    fig, ax = _ax(ax, (1.4 * len(pixels) + 1.5, 1.4 * len(names) + 0.6))
+    grid = np.full((len(names) * (H + 1) - 1, len(pixels) * (W + 1) - 1), np.nan)
+    for i, name in enumerate(names):
+        M = np.asarray(rows[name], dtype=float)
+        for j, p in enumerate(pixels):
+            tile = M[int(p)].reshape(H, W)
+            s = np.max(np.abs(tile))
+            grid[i * (H + 1): i * (H + 1) + H, j * (W + 1): j * (W + 1) + W] = tile / s if s > 0 else tile
+    ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_yticks([i * (H + 1) + H / 2 for i in range(len(names))])
+    ax.set_yticklabels(names)
+    ax.set_xticks([j * (W + 1) + W / 2 for j in range(len(pixels))])
+    ax.set_xticklabels([f"pixel {int(p)}" for p in pixels], fontsize=7)
+    ax.set_title(title)
+    return fig

@@ -26,6 +26,7 @@ from linlens.nn import resolve_device
 from linlens.operators import load_operator
 from linlens.probing import FlatModel
 from linlens.report import Report, check_destination
+from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, spectral_analysis
 from linlens.study import LinearityStudy, inverse_study
@@ -206,6 +207,14 @@ def run_inverse(
            f"[{sigma_ci[0]:.4g}, {sigma_ci[1]:.4g}] for i.i.d. Gaussian noise)." if sigma_ci else "")
     )
     add_study_section(rep, "analyze", study, good="model", total_var=total_var, local=local)
+    img = _image_shape(in_shape)
+    if img is not None and len(img) == 2 and _image_shape(x_shape) == img:
+        H, W = img
+        pixels = [(H // 2) * W + W // 2, (H // 4) * W + W // 4, (H // 2) * W + 1, 1]
+        ops = {"surrogate C": m.coef, **{k: R for k, R in study.references.items() if not k.startswith("A")}}
+        rep.add_figure(figs.plot_operator_rows(ops, img, pixels), "operator_rows",
+                       "Rows of the surrogate and the references as images: the linear filter each output pixel "
+                       "applies to the input (centre, off-centre and border pixels; each tile scaled to itself).")
     rep.add_array("surrogate_coef", m.coef)
     for k, R in study.references.items():
         rep.add_array({"A⁻¹": "A_inverse", "A⁺": "A_pinv"}.get(k, k), R)
