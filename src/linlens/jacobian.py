@@ -101,23 +101,29 @@ def _module_param(f: Any) -> Tensor | None:
     return None
 
 
+def _as_tensor_input(x: Any, name: str) -> Tensor:
+    """x as a tensor (a tensor as is; array-likes converted); meta tensors and non-numeric data refused."""
+    if is_torch(x):
+        if x.device.type == "meta":
+            raise ShapeError(f"{name} is a tensor on the 'meta' device (it has shapes but no values)")
+        return x
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise ShapeError(f"{name} must be a numeric array; could not convert: {exc}") from None
+    if not np.issubdtype(arr.dtype, np.number):
+        raise ShapeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
+    return torch.as_tensor(arr)
+
+
 def _to_input(f: Any, x: Any, name: str = "x") -> Tensor:
     """x as a 2-D floating tensor on the right device/dtype; NaN → NonFiniteError."""
     p = _module_param(f)
-    if is_torch(x) and x.device.type == "meta":
-        raise ShapeError(f"{name} is a tensor on the 'meta' device (it has shapes but no values)")
+    t = _as_tensor_input(x, name)
     if is_torch(x):
-        t = x
         if p is not None and t.is_floating_point() and p.is_floating_point() and t.dtype != p.dtype:
             t = t.to(p.dtype)
     else:
-        try:
-            arr = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise ShapeError(f"{name} must be a numeric array; could not convert: {exc}") from None
-        if not np.issubdtype(arr.dtype, np.number):
-            raise ShapeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
         if p is not None and p.is_floating_point():
             t = t.to(device=p.device, dtype=p.dtype)
     if not t.is_floating_point():
@@ -767,16 +773,9 @@ def _image_map(f: Any, inputs: Any, device: str | torch.device = "auto", name: s
     if not callable(f):
         raise ConfigError(f"f must be a torch module or callable; got {type(f).__name__}")
     p = _module_param(f)
+    t = _as_tensor_input(inputs, name)
     if is_torch(inputs):
-        t = inputs.detach()
-    else:
-        try:
-            arr = np.asarray(inputs)
-        except (TypeError, ValueError) as exc:
-            raise ShapeError(f"{name} must be a numeric array; could not convert: {exc}") from None
-        if not np.issubdtype(arr.dtype, np.number):
-            raise ShapeError(f"{name} must be a numeric array; got dtype {arr.dtype}")
-        t = torch.as_tensor(arr)
+        t = t.detach()
     if p is not None:
         t = t.to(device=p.device, dtype=p.dtype if p.is_floating_point() else None)
     elif not is_torch(inputs):
