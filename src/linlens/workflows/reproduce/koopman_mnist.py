@@ -23,7 +23,8 @@ def run_mnist(out: Path, force: bool = False, seed: int = 0, quick: bool = False
     """MNIST, hidden [256, 128, 64, 32]; replace each hidden layer (256×128, 128×64, 64×32).
 
     Full run: 2 seeds × 20 epochs, N = 10, h ∈ {0, 1, 5, 8, 10}, rank ∈ {numerical, 500}, both readouts,
-    10 000 trajectories (about 8 minutes on one CPU thread; ``--device cuda`` speeds up the training).
+    10 000 trajectories (measured 3993 s wall on a shared, overloaded 2-core machine, about 20 minutes of CPU
+    time; ``--device cuda`` speeds up the training).
     ``quick``: 5 000 training images, one layer, ~20 s.
     """
     data = {k: load_mnist(k) for k in ("train", "val", "test")}

@@ -48,7 +48,8 @@ def run_yinyang(out: Path, force: bool = False, seed: int = 0, quick: bool = Fal
 
     Full run: 64 original seeds trained at once (final weights, selection on validation), scaled layers trained
     300 epochs, N ∈ {4, 10, 16}, init noise ∈ {0.01, 0.1, 0.2, 0.3}, h ∈ {0, 1, N/2, N−1, N}, rank ∈
-    {numerical, optimal}, readout ∈ {projected, exact}; about 4 minutes on one CPU thread. ``quick``: ~10 s.
+    {numerical, optimal}, readout ∈ {projected, exact}; about 5 minutes of CPU time on one thread (1251 s wall on
+    a shared, overloaded 2-core machine). ``quick``: ~10 s.
     """
     data = yinyang_splits(features="kriener")
     if quick:
