@@ -168,6 +168,11 @@ def analyze(
     noise_std: float | None = typer.Option(None, "--noise-std", help="σ of the noise on y (default: estimated "
                                            "from y − Ax, with an interval)"),
     n_boot: int = typer.Option(100, "--n-boot", help="bootstrap resamples for intervals and paired tests"),
+    train_inputs: Path | None = typer.Option(None, "--train-inputs", help="separate training inputs for C_data, "
+                                             "Σₓ and σ (then every row of --inputs is a held-out probe)"),
+    train_targets: Path | None = typer.Option(None, "--train-targets", help="the targets of --train-inputs"),
+    prior_covariance: Path | None = typer.Option(None, "--prior-covariance", help="Σₓ (.npy, n_x × n_x) "
+                                                 "instead of the training targets' empirical covariance"),
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
     inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,
@@ -185,7 +190,8 @@ def analyze(
             raise LinlensError("--dask streams the surrogate only; the inverse study (--targets) runs in memory")
         summary = run_inverse(model, inputs, targets, out, operator=operator, noise_std=noise_std, force=force,
                               batch_size=batch_size, device=device, seed=seed, n_boot=n_boot, console=console,
-                              load_model_kwargs={"trust_model": trust_model})
+                              load_model_kwargs={"trust_model": trust_model}, train_inputs=train_inputs,
+                              train_targets=train_targets, prior_covariance=prior_covariance)
         print_summary("linlens analyze (inverse study)", summary, out)
         return
     # lazy: workflows load matplotlib; --help stays fast

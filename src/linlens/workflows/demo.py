@@ -13,6 +13,7 @@ Wiener estimator and C_data (the linear least-squares fit of the training pairs)
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from threadpoolctl import threadpool_limits
 from linlens import nn as lnn
 from linlens.problems import InverseProblem, PiecewiseConstantPrior, SmoothPrior, gaussian_blur
 from linlens.report import Report, check_destination
-from linlens.study import linearity_study
 from linlens.workflows.fibers_cmd import demo_section
+from linlens.workflows.inverse import inverse_study_from_files
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global, verdict_text
 
 __all__ = ["run_demo", "demo_problems"]
@@ -70,6 +71,27 @@ def _train_models(
     return models, {"trained MLP": h_good, "weak MLP": h_weak}, X, Y
 
 
+def write_problem_files(folder: Path, prob: InverseProblem, models: dict[str, torch.nn.Module], X_train: np.ndarray,
+                        Y_train: np.ndarray, n_probe: int, seed: int) -> dict[str, Any]:
+    """Write what a user would have — TorchScript models, probe and training pairs, A and Σₓ as ``.npy`` — so
+    that the demo runs the same study as ``linlens analyze --targets``; returns the paths.
+
+    The probes are drawn from the problem with ``seed + 2_000_003`` (as :func:`linlens.study.linearity_study`).
+    """
+    X_probe, Y_probe = prob.sample(n_probe, seed=seed + 2_000_003)
+    paths: dict[str, Any] = {"models": {}}
+    for key, arr in (("inputs", Y_probe), ("targets", X_probe), ("train_inputs", Y_train),
+                     ("train_targets", X_train), ("operator", prob.A), ("prior_covariance", prob.prior.covariance())):
+        paths[key] = folder / f"{key}.npy"
+        np.save(paths[key], np.asarray(arr, dtype=np.float64))
+    paths["operator"] = str(paths["operator"])
+    for i, (name, model) in enumerate(models.items()):
+        path = folder / f"model_{i}.pt"
+        torch.jit.script(model.eval()).save(str(path))
+        paths["models"][name] = str(path)
+    return paths
+
+
 def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False, console: Any = None) -> dict:
     """Run the demo and write the report to ``out``; returns headline numbers."""
     check_destination(out, force)  # fail before minutes of training, not after
@@ -103,8 +125,15 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any) -> d
         models, hists, X, Y = _train_models(prob, seed, quick, console, key)
         if console is not None:
             console.print("fitting surrogates, bootstrap intervals and paired tests …")
-        study = linearity_study(models, prob, X_train=X, Y_train=Y, n_probe=8000, n_boot=30 if quick else 100,
-                                seed=seed)
+        # the demo writes its files and runs the study `linlens analyze --targets` runs on them (one code path)
+        with tempfile.TemporaryDirectory(prefix="linlens-demo-") as tmp:
+            files = write_problem_files(Path(tmp), prob, models, X, Y, n_probe=8000, seed=seed)
+            study = inverse_study_from_files(
+                files["models"], files["inputs"], files["targets"], operator=files["operator"],
+                noise_std=prob.noise_std, train_inputs=files["train_inputs"], train_targets=files["train_targets"],
+                prior_covariance=files["prior_covariance"], batch_size=8192, device="cpu", seed=seed,
+                n_boot=30 if quick else 100, name=prob.name,
+            ).study
         _, Y_local = prob.sample(300 if quick else 1000, seed=seed + 3_000_017)
         local = local_vs_global(models, study, Y_local)
         total_var = float(np.trace(prob.prior.covariance()))

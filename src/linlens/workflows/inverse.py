@@ -12,15 +12,15 @@ the network's nonlinear gain over C_data by a paired test; Σ-weighted local Jac
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from scipy import stats as sps
 
 from linlens.errors import ConfigError, InputFileError, ShapeError
-from linlens.jacobian import JacobianField
 from linlens.loaders import load_array, load_model
 from linlens.nn import resolve_device
 from linlens.operators import load_operator
@@ -30,9 +30,9 @@ from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, spectral_analysis
 from linlens.study import LinearityStudy, inverse_study
-from linlens.workflows.study_report import add_study_section, ci_text
+from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
 
-__all__ = ["run_inverse", "split_rows", "noise_std_interval", "DENSE_LIMIT"]
+__all__ = ["run_inverse", "inverse_study_from_files", "FileStudy", "split_rows", "noise_std_interval", "DENSE_LIMIT"]
 
 #: Largest d_in · d_out for which the dense study runs (references and surrogates are d × d matrices).
 DENSE_LIMIT = 4096 * 4096
@@ -105,6 +105,9 @@ def run_inverse(
     console: Any = None,
     load_model_kwargs: dict[str, Any] | None = None,
     assume: str | None = None,
+    train_inputs: Path | None = None,
+    train_targets: Path | None = None,
+    prior_covariance: Path | None = None,
 ) -> dict[str, Any]:
     """Run the inverse-operator study on the user's files and write the report to ``out``.
 
@@ -126,6 +129,9 @@ def run_inverse(
         load_model_kwargs: extra arguments for :func:`linlens.loaders.load_model`.
         assume: "shift-invariant" to use the Fourier route (O(n d log d), no d × d matrices) — also chosen
             automatically when the operator passes the circular-convolution test; "dense" to force the dense study.
+        train_inputs, train_targets: separate training pairs (C_data, Σₓ, σ); then every row of ``inputs`` is a
+            probe (dense route).
+        prior_covariance: Σₓ as ``.npy`` instead of the training targets' empirical covariance (dense route).
 
     Returns:
         headline numbers for the summary table.
@@ -162,43 +168,27 @@ def run_inverse(
         return _run_fourier(model, Y, X, op, out, noise_std=noise_std, force=force, batch_size=batch_size,
                             device=device, seed=seed, n_boot=n_boot, say=say, name=Path(str(model)).name,
                             load_model_kwargs=load_model_kwargs, inputs=inputs)
-    if d_in * d_x > DENSE_LIMIT:
-        raise ConfigError(f"d_in × d_out = {d_in} × {d_x} is beyond the dense study's limit ({DENSE_LIMIT:.3g} "
-                          "entries per matrix); use the Fourier route for shift-invariant problems")
-    train, probe = split_rows(n, seed)
-    n_fit = len(probe) // 2
-    if n_fit < d_in + 2 or len(train) < d_in + 2:
-        raise ShapeError(f"the surrogate is under-determined: {n} rows give {n_fit} rows to fit a map with {d_in} "
-                         f"input features (+ intercept); give at least {4 * (d_in + 2)} rows")
-    A = op.to_dense() if op is not None else None
-    dev = str(resolve_device(device))
-    net = FlatModel(load_model(model, device=dev, **(load_model_kwargs or {})), in_shape)
-    sigma_ci = None
-    if A is not None and noise_std is None:
-        noise_std, lo, hi = noise_std_interval(Yf[train] - Xf[train] @ A.T)
-        sigma_ci = (lo, hi)
-    elif noise_std is not None and not (math.isfinite(noise_std) and noise_std >= 0):
-        raise ConfigError(f"--noise-std must be a finite number ≥ 0; got {noise_std}")
-    say(f"probing the model on {len(probe)} held-out rows; C_data from {len(train)} training rows; "
-        f"{n_boot} bootstrap resamples …")
-    study = inverse_study({"model": net}, Yf[probe], Xf[probe], Xf[train], Yf[train], A=A, noise_std=noise_std,
-                          n_boot=n_boot, seed=seed, name=f"{Path(str(model)).name} on {Path(inputs).name}",
-                          batch_size=batch_size)
+    core = inverse_study_from_files({"model": str(model)}, inputs, targets, operator=operator,
+                                    noise_std=noise_std, train_inputs=train_inputs, train_targets=train_targets,
+                                    prior_covariance=prior_covariance, batch_size=batch_size, device=device, seed=seed,
+                                    n_boot=n_boot, load_model_kwargs=load_model_kwargs, say=say,
+                                    name=f"{Path(str(model)).name} on {Path(inputs).name}")
+    study, train, probe, n_fit = core.study, core.train, core.probe, core.study.n_fit
+    noise_std, sigma_ci, A = core.noise_std, core.noise_std_interval, core.A
     m = study.models["model"]
-    if m.coef.shape != (d_x, d_in):
-        raise ShapeError(f"model outputs {m.coef.shape[0]} values per row; the targets have {d_x}")
     local = None
     if local_samples > 0:
         say(f"Jacobians at {min(local_samples, len(probe) - n_fit)} test rows …")
-        Yt = Yf[probe][n_fit:][:local_samples]
-        cov = np.cov(Yf[probe][n_fit:].T, bias=True).reshape(d_in, d_in)
-        local = {"model": JacobianField(net).local_vs_global(m.coef, torch.as_tensor(Yt), covariance=cov).to_dict()}
-    total_var = float(np.trace(np.cov(Xf[train].T, bias=True).reshape(d_x, d_x)))
+        local = local_vs_global(core.nets, study, core.test_inputs[:local_samples],
+                                covariance=np.cov(core.test_inputs.T, bias=True).reshape(d_in, d_in))
+    total_var = core.total_var
     rep = Report(f"linlens analyze: {study.problem}")
     rep.add_text(
-        f"{n} rows (inputs {in_shape}, targets {x_shape}) were split by a seeded permutation: {len(train)} training "
-        f"pairs give C_data (the least-squares fit of x on y), the prior covariance Σₓ and the noise level; of the "
-        f"{len(probe)} held-out pairs, {n_fit} fit the model's global linear surrogate C and {len(probe) - n_fit} "
+        (f"{n} rows (inputs {in_shape}, targets {x_shape}) were split by a seeded permutation: {len(train)} training "
+         f"pairs give C_data (the least-squares fit of x on y), the prior covariance Σₓ and the noise level; of the "
+         if train_inputs is None else
+         f"The training pairs ({train_inputs}) give C_data, Σₓ and the noise level; of the ")
+        + f"{len(probe)} held-out pairs, {n_fit} fit the model's global linear surrogate C and {len(probe) - n_fit} "
         "test every number below. "
         + ("" if A is not None else "No operator was given: the study compares C with C_data only (the "
            "empirical Wiener estimator); give --operator for A⁺, the Wiener estimator, the signal/noise split and "
@@ -226,6 +216,121 @@ def run_inverse(
                         "arrays": "surrogate_coef.npy and one .npy per reference, beside this file"})
     rep.write(out, force=force)
     return _summary(study)
+
+
+@dataclass
+class FileStudy:
+    """What :func:`inverse_study_from_files` returns: the study and what a report needs beside it."""
+
+    study: LinearityStudy
+    nets: dict[str, Any]
+    test_inputs: np.ndarray
+    train: np.ndarray
+    probe: np.ndarray
+    A: np.ndarray | None
+    noise_std: float | None
+    noise_std_interval: tuple[float, float] | None
+    total_var: float
+    in_shape: tuple[int, ...]
+    x_shape: tuple[int, ...]
+
+
+def inverse_study_from_files(
+    models: Mapping[str, str],
+    inputs: Path,
+    targets: Path | None,
+    *,
+    operator: str | None = None,
+    noise_std: float | None = None,
+    train_inputs: Path | None = None,
+    train_targets: Path | None = None,
+    prior_covariance: Path | None = None,
+    batch_size: int = 4096,
+    device: str = "auto",
+    seed: int = 0,
+    n_boot: int = 100,
+    load_model_kwargs: dict[str, Any] | None = None,
+    say: Any = None,
+    name: str = "problem",
+) -> FileStudy:
+    """The dense inverse-operator study from files: the one path of ``linlens analyze --targets`` and of the demo.
+
+    Arguments:
+        models: name → model spec (a TorchScript/``.pt2`` file or ``module:attr``; files are inspected first).
+        inputs, targets: probe inputs y and ground truth x (any row shape). Without ``train_inputs`` the rows are
+            split by a seeded permutation into training pairs and probes; with them, every row is a probe.
+        operator: the forward operator A (``.npy`` or ``module:attr``), or None.
+        noise_std: σ; estimated from y − Ax on the training pairs (with a χ² interval) when A is given.
+        train_inputs, train_targets: separate training pairs for C_data, Σₓ and σ.
+        prior_covariance: Σₓ as a ``.npy`` (n_x, n_x); default the empirical covariance of the training targets.
+        batch_size, device, seed, n_boot: as :func:`run_inverse`.
+        load_model_kwargs: extra arguments of :func:`linlens.loaders.load_model`.
+        say: a callable for progress lines, or None.
+        name: the problem's label.
+
+    Returns:
+        :class:`FileStudy`.
+    """
+    say = say or (lambda msg: None)
+    Y, X = _load_pair(inputs, targets)
+    in_shape, x_shape = tuple(Y.shape[1:]), tuple(X.shape[1:])
+    n = len(Y)
+    Yf, Xf = Y.reshape(n, -1), X.reshape(n, -1)
+    d_in, d_x = Yf.shape[1], Xf.shape[1]
+    if d_in * d_x > DENSE_LIMIT:
+        raise ConfigError(f"d_in × d_out = {d_in} × {d_x} is beyond the dense study's limit ({DENSE_LIMIT:.3g} "
+                          "entries per matrix); use the Fourier route for shift-invariant problems")
+    if (train_inputs is None) != (train_targets is None):
+        raise ConfigError("give both --train-inputs and --train-targets, or neither")
+    if train_inputs is not None:
+        Ytr, Xtr = _load_pair(train_inputs, train_targets)
+        if Ytr.shape[1:] != Y.shape[1:] or Xtr.shape[1:] != X.shape[1:]:
+            raise ShapeError(f"training pairs must have the probes' row shapes {in_shape} and {x_shape}; got "
+                             f"{tuple(Ytr.shape[1:])} and {tuple(Xtr.shape[1:])}")
+        Ytr, Xtr = Ytr.reshape(len(Ytr), -1), Xtr.reshape(len(Xtr), -1)
+        train, probe = np.arange(0), np.arange(n)
+    else:
+        train, probe = split_rows(n, seed)
+        Ytr, Xtr = Yf[train], Xf[train]
+    n_fit = len(probe) // 2
+    if n_fit < d_in + 2 or len(Ytr) < d_in + 2:
+        raise ShapeError(f"the surrogate is under-determined: {n} rows give {n_fit} rows to fit a map with {d_in} "
+                         f"input features (+ intercept); give at least {4 * (d_in + 2)} rows")
+    A = None
+    if operator is not None:
+        try:
+            A = load_operator(operator, in_shape=x_shape, out_shape=in_shape).to_dense()
+        except ShapeError as exc:
+            raise ShapeError(f"operator must map targets {x_shape} ({d_x} values) to inputs {in_shape} ({d_in} "
+                             f"values): {exc}") from None
+        if A.shape != (d_in, d_x):
+            raise ShapeError(f"operator must map targets ({d_x} values) to inputs ({d_in} values): shape "
+                             f"{(d_in, d_x)}; got {A.shape}")
+    Sx = None
+    if prior_covariance is not None:
+        Sx = load_array(prior_covariance, "prior covariance", ndim=2)
+        if Sx.shape != (d_x, d_x):
+            raise ShapeError(f"prior covariance must be ({d_x}, {d_x}); got {Sx.shape}")
+    sigma_ci = None
+    if A is not None and noise_std is None:
+        noise_std, lo, hi = noise_std_interval(Ytr - Xtr @ A.T)
+        sigma_ci = (lo, hi)
+    elif noise_std is not None and not (math.isfinite(noise_std) and noise_std >= 0):
+        raise ConfigError(f"--noise-std must be a finite number ≥ 0; got {noise_std}")
+    dev = str(resolve_device(device))
+    nets = {k: FlatModel(load_model(spec, device=dev, **(load_model_kwargs or {})), in_shape)
+            for k, spec in models.items()}
+    say(f"probing {len(nets)} model(s) on {len(probe)} held-out rows; C_data from {len(Ytr)} training rows; "
+        f"{n_boot} bootstrap resamples …")
+    study = inverse_study(nets, Yf[probe], Xf[probe], Xtr, Ytr, A=A, prior_covariance=Sx, noise_std=noise_std,
+                          n_boot=n_boot, seed=seed, name=name, batch_size=batch_size)
+    for k, mod in study.models.items():
+        if mod.coef.shape != (d_x, d_in):
+            raise ShapeError(f"model {k!r} outputs {mod.coef.shape[0]} values per row; the targets have {d_x}")
+    total_var = float(np.trace(Sx)) if Sx is not None else float(np.trace(np.cov(Xtr.T, bias=True).reshape(d_x, d_x)))
+    return FileStudy(study=study, nets=nets, test_inputs=Yf[probe][n_fit:], train=train, probe=probe, A=A,
+                     noise_std=noise_std, noise_std_interval=sigma_ci, total_var=total_var, in_shape=in_shape,
+                     x_shape=x_shape)
 
 
 def _summary(study: LinearityStudy) -> dict[str, Any]:

@@ -98,9 +98,11 @@ def verdict_text(study: LinearityStudy, good: str, total_var: float) -> str:
 
 
 
-def local_vs_global(models: dict[str, Any], study: LinearityStudy, Y: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Jacobians at the rows of Y against each model's surrogate, Σ_y-weighted and unweighted."""
-    cov = np.cov(Y.T, bias=True)
+def local_vs_global(models: dict[str, Any], study: LinearityStudy, Y: np.ndarray,
+                    covariance: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+    """Jacobians at the rows of Y against each model's surrogate, Σ_y-weighted (Σ_y: ``covariance``, default the
+    covariance of Y) and unweighted."""
+    cov = np.cov(np.asarray(Y).T, bias=True).reshape(Y.shape[1], Y.shape[1]) if covariance is None else covariance
     out = {}
     for name, model in models.items():
         C = study.models[name].coef
