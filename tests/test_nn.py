@@ -66,3 +66,18 @@ def test_train_diverges_loudly():
     X = np.ones((8, 2))
     with pytest.raises(TrainingDiverged):
         train(model, X, np.full((8, 1), math.inf), epochs=2, progress=False)
+
+
+def test_progress_is_plain_lines_when_stdout_is_not_a_terminal(capsys):
+    """Issue 11: no progress was shown when the output was not a terminal (logs, CI); now plain lines."""
+    from linlens.nn import PlainProgress, progress_bar
+
+    bar = progress_bar(True)  # pytest captures stdout: not a terminal
+    assert isinstance(bar, PlainProgress)
+    with bar:
+        t = bar.add_task("probing the model", total=20)
+        for _ in range(20):
+            bar.advance(t)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("probing the model: 0/20") and lines[-1].startswith("probing the model: 20/20")
+    assert 3 <= len(lines) <= 13  # a line per tenth, not one per step

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -110,9 +111,13 @@ class TrainHistory(ResultMixin):
 
 
 def progress_bar(enabled: bool = True, transient: bool = True):
-    """A rich progress bar (or a no-op stand-in when disabled)."""
+    """A rich progress bar on a terminal; plain progress lines on stdout when it is not a terminal (a log file,
+    CI, a pipe: a live bar would show nothing there until the end); a no-op stand-in when disabled. Errors keep
+    stderr to themselves (one line)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if enabled and not sys.stdout.isatty():
+        return PlainProgress()
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -121,6 +126,58 @@ def progress_bar(enabled: bool = True, transient: bool = True):
         transient=transient,
         disable=not enabled,
     )
+
+
+class PlainProgress:
+    """The part of rich's ``Progress`` linlens uses (``add_task``, ``advance``, ``update``), as plain lines on
+    stdout: one when a task starts, one per tenth of it done, one at the end, each with the elapsed time.
+
+    Example:
+        >>> with PlainProgress(stream=sys.stdout) as bar:
+        ...     t = bar.add_task("probing", total=2)
+        ...     bar.advance(t); bar.advance(t)  # doctest: +ELLIPSIS
+        probing: 0/2 (0 s)
+        probing: 1/2 (... s)
+        probing: 2/2 (... s)
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream
+        self._tasks: dict[int, dict[str, Any]] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def _say(self, t: dict[str, Any]) -> None:
+        total = "?" if t["total"] is None else int(t["total"])
+        print(f"{t['description']}: {int(t['done'])}/{total} ({time.perf_counter() - t['start']:.0f} s)",
+              file=self._stream or sys.stdout, flush=True)
+
+    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+        tid = len(self._tasks)
+        self._tasks[tid] = {"description": description, "total": total, "done": 0, "start": time.perf_counter(),
+                            "next": 0.0}
+        self._say(self._tasks[tid])
+        return tid
+
+    def update(self, task: int, *, advance: float = 0, completed: float | None = None,
+               description: str | None = None, total: float | None = None, **_: Any) -> None:
+        t = self._tasks[task]
+        if description is not None:
+            t["description"] = description
+        if total is not None:
+            t["total"] = total
+        t["done"] = completed if completed is not None else t["done"] + advance
+        frac = t["done"] / t["total"] if t["total"] else 0.0
+        if frac >= t["next"] or (t["total"] and t["done"] >= t["total"]):
+            t["next"] = frac + 0.1
+            self._say(t)
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, advance=advance)
 
 
 def _as_tensor(x: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
