@@ -99,3 +99,21 @@ def test_help_warns_that_module_specs_run_code(capsys):
     code, out, _ = _run(["analyze", "--help"], capsys)
     assert code == 0
     assert "runs" in out and "code" in out
+
+
+def test_reference_without_a_clear_spectral_gap_reports_no_angles(tmp_path, capsys):
+    """Regression: with the gap-aware angles a reference with no clear gap gave no angles, and the report
+    crashed on len(None); it now says so."""
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(16, 16).double()
+    torch.jit.script(lin).save(str(tmp_path / "m.pt"))
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "y.npy", rng.normal(size=(500, 16)))
+    np.save(tmp_path / "R.npy", rng.normal(size=(16, 16)))
+    code, out, err = _run(["analyze", "--model", str(tmp_path / "m.pt"), "--inputs", str(tmp_path / "y.npy"),
+                           "--reference", str(tmp_path / "R.npy"), "--out", str(tmp_path / "rep")], capsys)
+    assert code in (0, None), err
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert m["comparison"]["k"] is None and m["comparison"]["left_angles"] is None
+    assert (tmp_path / "rep" / "surrogate_coef.npy").exists()

@@ -282,25 +282,31 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         summary["warnings"] = ", ".join(w["code"] for w in warn)
     metrics: dict[str, Any] = {**extra_metrics, "r2": r2, "r2_definition": R2_DEFINITION, "r2_split": r2_info,
                                "nonlinear_residual_fraction": 1 - r2 if np.isfinite(r2) else None,
-                               "coef": C, "intercept": full.intercept_, "singular_values": sv,
+                               # large matrices go to .npy beside metrics.json (a 4096² matrix is ~300 MB of JSON)
+                               "coef": C if C.size <= 65536 else "surrogate_coef.npy",
+                               "intercept": full.intercept_, "singular_values": sv,
                                "solver": full.solver_, "condition_number_inputs": full.condition_number_,
                                "rank_inputs": full.rank_, "warnings": warn}
+    rep.add_array("surrogate_coef", C)
     spectra = {"C (surrogate)": sv}
     if R is not None:
         cmp = compare_operators(C, R, probes=P)
+        angles = (f"k = {cmp.k} (clear gap), largest {np.degrees(cmp.subspaces.max_angle):.3g}°"
+                  if cmp.k is not None else "none: no clear spectral gap of both")
         metrics["comparison"] = cmp.to_dict()
         spectra["reference R"] = cmp.singular_values_R
         summary.update({"data-weighted error vs R": cmp.data_weighted_error,
                         "‖C−R‖_F/‖R‖_F": cmp.rel_fro_error, "‖C−R‖₂/‖R‖₂": cmp.rel_spectral_error,
-                        "max principal angle, right (deg)": float(np.degrees(np.max(cmp.right_angles)))
-                        if len(cmp.right_angles) else 0.0})
+                        "principal angles": angles})
         rep.add_heading("Comparison with the reference R")
         rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
         rep.add_text("The data-weighted error E‖(C−R)y‖²/E‖Ry‖² over your inputs is the headline: it weights "
                      "each direction by how much your data uses it. Frobenius and spectral errors are shown "
                      "but, for ill-conditioned references, are dominated by the tiniest singular values.")
-        rep.add_figure(figs.plot_principal_angles({"left": cmp.left_angles, "right": cmp.right_angles}),
-                       "principal_angles", f"Principal angles between the top-{cmp.k} singular subspaces.")
+        rep.add_figure(figs.plot_subspace_angles(cmp.subspaces), "principal_angles",
+                       "Largest principal angle between the top-k singular subspaces of C and R against k, with the "
+                       "spectral gaps marked; angles are reported only at a clear gap of both ("
+                       + (f"k = {cmp.k})." if cmp.k is not None else "none here)."))
         A = np.linalg.pinv(R)
         ff = filter_factors(C, A)
         metrics["filter_factors"] = ff.to_dict()
