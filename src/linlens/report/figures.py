@@ -30,10 +30,15 @@ __all__ = [
 ]
 
 
-def _ax(ax: Any, figsize: tuple[float, float] = (6, 4)):
+def new_axes(ax: Any, figsize: tuple[float, float] = (6, 4)) -> tuple[Any, Any]:
+    """(figure, axes): ``ax`` and its figure when given, else a new figure of ``figsize`` — the one helper every
+    ``plot_*`` function of the report modules starts with."""
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
     return ax.figure, ax
+
+
+_ax = new_axes
 
 
 def plot_singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, title: str = "Singular values"):

@@ -20,6 +20,8 @@ matplotlib.use("Agg")  # reports are written headless; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from linlens.report.figures import new_axes as _ax  # noqa: E402
+
 if TYPE_CHECKING:  # only for annotations: figures never import the capability that made the result
     from linlens.jacobian import AdaptiveFilters, EulerTest, JacobianSVD
 
@@ -32,12 +34,6 @@ __all__ = [
     "plot_effective_dimension",
     "plot_psnr",
 ]
-
-
-def _ax(ax: Any, figsize: tuple[float, float] = (6, 4)):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    return ax.figure, ax
 
 
 def _as_images(a: np.ndarray) -> np.ndarray:

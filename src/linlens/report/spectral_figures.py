@@ -19,18 +19,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # reports are written headless; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from linlens.report.figures import new_axes as _ax  # noqa: E402
 from linlens.spectral import SpectralAnalysis, SpectralSurrogateResult, full_plane  # noqa: E402
 
 __all__ = ["plot_transfer", "plot_coherence", "plot_transfer_map", "plot_coherence_map", "plot_filter_factors"]
-
-
-def _ax(ax: Any, figsize: tuple[float, float] = (6, 4)):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    return ax.figure, ax
 
 
 def _surrogate(result: Any) -> SpectralSurrogateResult:
