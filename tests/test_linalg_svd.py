@@ -7,7 +7,17 @@ import pytest
 import torch
 
 from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
-from linlens.linalg import SVDResult, fix_signs, principal_angles, randomized_svd, sign_flips, svd, truncated_svd
+from linlens.linalg import (
+    SVDResult,
+    fix_signs,
+    pinv_svd,
+    principal_angles,
+    randomized_svd,
+    sign_flips,
+    spectral_norm,
+    svd,
+    truncated_svd,
+)
 
 
 def _with_spectrum(m: int, n: int, s: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -134,3 +144,30 @@ def test_randomized_svd_warns_when_not_converged():
     A = _with_spectrum(200, 150, s, seed=7)
     with pytest.warns(NumericalWarning, match="did not converge"):
         randomized_svd(A, 10, n_oversamples=0, max_iter=1)
+
+
+# ------------------------------------------------------------------------------- spectral norm, A⁺ from SVD
+@pytest.mark.parametrize("shape", [(5, 3), (300, 520), (600, 400)])
+def test_spectral_norm_matches_numpy(shape):
+    """Both routes (all singular values for small, ARPACK for large) against numpy's 2-norm."""
+    A = np.random.default_rng(1).normal(size=shape)
+    assert spectral_norm(A) == pytest.approx(np.linalg.norm(A, 2), rel=1e-12)
+    assert spectral_norm(np.zeros(shape)) == 0.0
+    # a cluster at the top: ARPACK still returns the largest value
+    B = _with_spectrum(*shape, np.r_[3.0, 3.0 - 1e-9, np.linspace(1.0, 0.1, min(shape) - 2)])
+    assert spectral_norm(B) == pytest.approx(3.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4, 6), (5, 5)])
+def test_pinv_svd_matches_numpy_pinv_also_when_rank_deficient(shape):
+    rng = np.random.default_rng(2)
+    for s in (np.array([4.0, 2.0, 0.5, 0.1]), np.array([4.0, 1.0])):  # full rank / rank 2
+        A = _with_spectrum(*shape, s)
+        U, sp, Vt = pinv_svd(svd(A), A.shape)
+        assert U.shape == (shape[1], min(shape)) and Vt.shape == (min(shape), shape[0])
+        np.testing.assert_allclose((U * sp) @ Vt, np.linalg.pinv(A), atol=1e-10)
+        assert np.all(np.diff(sp[sp > 0]) <= 0) and np.all(sp[len(s):] == 0)
+        np.testing.assert_allclose(np.sort(sp[: len(s)]), np.sort(1 / s), rtol=1e-10)
+        np.testing.assert_array_equal(sign_flips(U), np.ones(U.shape[1]))  # the one sign rule
+    with pytest.raises(ShapeError, match="thin SVD"):
+        pinv_svd(svd(rng.normal(size=(3, 3))), (4, 3))

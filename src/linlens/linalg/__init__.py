@@ -27,7 +27,15 @@ from linlens.linalg.lstsq import (
     TSQRAccumulator,
     _solve_gram,
 )
-from linlens.linalg.rank import RANK_RULES, RankInfo, default_tol, gap_at, numerical_rank, numerical_ranks
+from linlens.linalg.rank import (
+    RANK_RULES,
+    RankInfo,
+    default_tol,
+    gap_at,
+    numerical_rank,
+    numerical_ranks,
+    pinv_svd,
+)
 from linlens.linalg.subspaces import (
     DEFAULT_MIN_GAP,
     DEFAULT_MIN_NORM_GAP,
@@ -38,7 +46,16 @@ from linlens.linalg.subspaces import (
     principal_angles,
     subspace_comparison,
 )
-from linlens.linalg.svd import SVDResult, fix_signs, randomized_svd, sign_flips, svd, truncated_svd
+from linlens.linalg.svd import (
+    SVDResult,
+    check_svd,
+    fix_signs,
+    randomized_svd,
+    sign_flips,
+    spectral_norm,
+    svd,
+    truncated_svd,
+)
 
 __all__ = [
     "svd",
@@ -47,6 +64,9 @@ __all__ = [
     "sign_flips",
     "truncated_svd",
     "randomized_svd",
+    "spectral_norm",
+    "pinv_svd",
+    "check_svd",
     "RankInfo",
     "RANK_RULES",
     "numerical_rank",

@@ -26,10 +26,10 @@ import torch
 
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
-from linlens.linalg.svd import _as_matrix
+from linlens.linalg.svd import SVDResult, _as_matrix, check_svd, fix_signs
 from linlens.validation import as_array, is_torch
 
-__all__ = ["RankInfo", "numerical_rank", "numerical_ranks", "gap_at", "default_tol", "RANK_RULES"]
+__all__ = ["RankInfo", "numerical_rank", "numerical_ranks", "gap_at", "default_tol", "RANK_RULES", "pinv_svd"]
 
 #: Rank rules of :func:`numerical_rank`.
 RANK_RULES = ("tol", "energy", "optimal")
@@ -226,3 +226,26 @@ def numerical_ranks(s: Any, tol: float | None = None, shape: tuple[int, int] | N
         gaps = np.where(ranks == 0, np.where(s[..., 0] == 0, np.inf, t), gaps)
         gaps = np.where(np.isnan(s).any(axis=-1), np.nan, gaps)
     return ranks.astype(int), gaps
+
+
+def pinv_svd(result: SVDResult, shape: tuple[int, int], tol: float | None = None) -> SVDResult:
+    """The SVD of the pseudo-inverse A⁺ from a thin SVD ``A = U diag(s) Vt`` of an (m, n) matrix, without a
+    new factorization: A⁺ = V diag(1/s) Uᵀ on the numerical rank r (:func:`~linlens.linalg.numerical_rank`, the
+    one rank cut), zero beyond. Singular values descending (1/s_r, …, 1/s_1, then zeros), signs by the rule.
+
+    Returns:
+        :class:`SVDResult` of A⁺ (n, m): U (n, k), s (k,), Vt (k, m), k = min(m, n).
+
+    Example:
+        >>> from linlens.linalg import svd
+        >>> A = np.array([[2.0, 0.0], [0.0, 0.5], [0.0, 0.0]])
+        >>> U, s, Vt = pinv_svd(svd(A), A.shape); bool(np.allclose((U * s) @ Vt, np.linalg.pinv(A)))
+        True
+    """
+    U, s_, Vt = check_svd(result, shape)
+    r = numerical_rank(s_, tol, shape=shape).rank
+    order = np.r_[np.arange(r)[::-1], np.arange(r, len(s_))]
+    inv = np.zeros_like(s_)
+    inv[:r] = 1.0 / s_[r - 1::-1] if r else inv[:0]
+    Up, Vtp = fix_signs(Vt[order].T.copy(), U[:, order].T.copy())
+    return SVDResult(Up, inv, Vtp)

@@ -35,7 +35,7 @@ from scipy.optimize import linear_sum_assignment
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg.rank import RankInfo, numerical_rank
-from linlens.linalg.svd import _as_matrix, svd
+from linlens.linalg.svd import SVDResult, _as_matrix, check_svd, spectral_norm, svd
 from linlens.validation import as_array, is_torch
 
 __all__ = [
@@ -239,6 +239,9 @@ def subspace_comparison(
     min_gap: float = DEFAULT_MIN_GAP,
     min_norm_gap: float = DEFAULT_MIN_NORM_GAP,
     max_k: int | None = 128,
+    *,
+    svd_C: SVDResult | None = None,
+    svd_R: SVDResult | None = None,
 ) -> SubspaceComparison:
     """Principal angles between the top-k singular subspaces of C and R, with k cut at a clear spectral gap.
 
@@ -269,6 +272,8 @@ def subspace_comparison(
         min_norm_gap: threshold of a clear gap relative to the norm, (σ_k − σ_{k+1})/σ_1, in [0, 1].
         max_k: the largest k examined for the automatic cut and the profile (None: min(m, n)); the profile
             costs O(K⁴) for K cuts.
+        svd_C, svd_R: thin SVDs of C and R already computed by the caller (:func:`~linlens.linalg.svd`), so that
+            a d × d operator is factorized once per report (each is checked against the operator's shape).
 
     Returns:
         :class:`SubspaceComparison`.
@@ -292,8 +297,8 @@ def subspace_comparison(
         raise ConfigError(f"k must be an integer in [1, {mn}] or None; got {k!r}")
     if max_k is not None and (isinstance(max_k, bool) or not isinstance(max_k, (int, np.integer)) or max_k < 1):
         raise ConfigError(f"max_k must be a positive integer or None; got {max_k!r}")
-    Uc, sc, Vtc = svd(c)
-    Ur, sr, Vtr = svd(r)
+    Uc, sc, Vtc = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C")
+    Ur, sr, Vtr = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R")
     E = c - r
     info_c = numerical_rank(sc, shape=c.shape)
     info_r = numerical_rank(sr, shape=r.shape)
@@ -362,7 +367,7 @@ def subspace_comparison(
     br = res_r / dr if dr > 0 else float("inf")
     bc = res_c / dc if dc > 0 else float("inf")
     delta, bound = (dc, bc) if bc < br else (dr, br)
-    e2 = float(sla.svdvals(E, check_finite=False)[0]) if E.size else 0.0
+    e2 = spectral_norm(E)
     nb = e2 / delta if delta > 0 else float("inf")
     return SubspaceComparison(
         k=kk, reason=why, clear=bool(clear[j]), left_angles=la, right_angles=ra,

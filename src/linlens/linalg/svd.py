@@ -25,7 +25,8 @@ from scipy.sparse.linalg import svds
 from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.validation import as_array, check_finite, is_torch
 
-__all__ = ["SVDResult", "svd", "truncated_svd", "randomized_svd", "fix_signs", "sign_flips"]
+__all__ = ["SVDResult", "svd", "truncated_svd", "randomized_svd", "fix_signs", "sign_flips", "spectral_norm",
+           "check_svd"]
 
 
 class SVDResult(NamedTuple):
@@ -135,6 +136,41 @@ def svd(A: Any, full_matrices: bool = False) -> SVDResult:
     if full_matrices:
         return SVDResult(np.concatenate([Uf, U[:, k:]], axis=1), s, np.concatenate([Vtf, Vt[k:]], axis=0))
     return SVDResult(Uf, s, Vtf)
+
+
+def check_svd(result: Any, shape: tuple[int, int], name: str = "svd") -> SVDResult:
+    """Check that a precomputed :class:`SVDResult` is a thin SVD of a matrix of ``shape`` (a caller passing
+    the SVD of one matrix saves recomputing it; a mismatch would silently give wrong numbers)."""
+    if not isinstance(result, tuple) or len(result) != 3:
+        raise ConfigError(f"{name} must be an SVDResult (U, s, Vt); got {type(result).__name__}")
+    U, s_, Vt = (np.asarray(x) for x in result)
+    m, n = shape
+    k = min(m, n)
+    if U.shape != (m, k) or s_.shape != (k,) or Vt.shape != (k, n):
+        raise ShapeError(f"{name} must be the thin SVD of a {shape} matrix (U {(m, k)}, s {(k,)}, Vt {(k, n)}); "
+                         f"got U {U.shape}, s {s_.shape}, Vt {Vt.shape}")
+    return SVDResult(U, s_, Vt)
+
+
+def spectral_norm(A: Any) -> float:
+    """‖A‖₂ = σ_max(A) in float64: all singular values for small matrices (min(shape) ≤ 256), else ARPACK
+    (``scipy.sparse.linalg.svds`` with k = 1, a few dozen products with A and Aᵀ instead of an O(n³) SVD;
+    converged to machine precision, tol = 0).
+
+    Example:
+        >>> spectral_norm(np.diag([1.0, -4.0, 2.0])), round(spectral_norm(np.eye(400) * 3.0), 12)
+        (4.0, 3.0)
+    """
+    a = _as_matrix(A, "A")
+    if a.size == 0:
+        return 0.0
+    if min(a.shape) <= 256:
+        return float(sla.svdvals(a, check_finite=False)[0])
+    if not np.any(a):
+        return 0.0
+    v0 = np.random.default_rng(0).standard_normal(min(a.shape))  # deterministic start
+    s = svds(a, k=1, tol=0, v0=v0, return_singular_vectors=False, random_state=0)
+    return float(np.max(s))
 
 
 def _check_k(k: int, A: Any) -> int:
