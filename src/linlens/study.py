@@ -46,6 +46,7 @@ import numpy as np
 
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
+from linlens.linalg import SVDResult, pinv_svd, spectral_norm, svd
 from linlens.probing import probe_model
 from linlens.problems import InverseProblem, wiener_estimator
 from linlens.surrogate import (
@@ -257,10 +258,16 @@ def inverse_study(
 
     c_data = LinearSurrogate(fit_intercept=True).fit(Ytr, Xtr)
     refs: dict[str, np.ndarray] = {}
+    sv_A = None
+    snm: SignalNoiseModel | None = None
+    ref_svds: dict[str, SVDResult] = {}  # each reference is factorized once for all models
     if Amat is not None:
+        snm = SignalNoiseModel(Amat, Sx, float(noise_std), n_bands=n_bands)
+        sv_A = snm.singular_values[: min(n_x, n_y)]
         inv_name = "A⁻¹" if n_x == n_y else "A⁺"
-        refs[inv_name] = (np.linalg.solve(Amat, np.eye(n_y)) if n_x == n_y and np.linalg.matrix_rank(Amat) == n_x
-                          else np.linalg.pinv(Amat))
+        ref_svds[inv_name] = pinv_svd(snm.svd_A, Amat.shape)  # A⁺ from A's one SVD (A⁻¹ when invertible)
+        refs[inv_name] = (np.linalg.solve(Amat, np.eye(n_y)) if n_x == n_y and snm.rank == n_x
+                          else (ref_svds[inv_name].U * ref_svds[inv_name].s) @ ref_svds[inv_name].Vt)
         W = wiener_estimator(Amat, Sx, float(noise_std)) if wiener is None else as_array(wiener, "wiener", ndim=2)
         refs["Wiener"] = W
     elif wiener is not None:
@@ -275,11 +282,10 @@ def inverse_study(
         test_mse["Wiener"] = _mse((Yt - Ytr.mean(0)) @ refs["Wiener"].T + Xtr.mean(0), Xt)
     cdata_sq = np.sum((c_data.predict(Yt) - Xt) ** 2, axis=1)
 
-    sv_A = None
-    snm: SignalNoiseModel | None = None
-    if Amat is not None:
-        sv_A = np.linalg.svd(Amat, compute_uv=False)
-        snm = SignalNoiseModel(Amat, Sx, float(noise_std), n_bands=n_bands)
+    for k, R in refs.items():
+        if k not in ref_svds:
+            ref_svds[k] = svd(R)
+    svd_A = snm.svd_A if snm is not None else None
 
     results: dict[str, ModelLinearity] = {}
     for mname, model in models.items():
@@ -288,6 +294,7 @@ def inverse_study(
         if Ff.shape[1] != n_x:
             raise ShapeError(f"model {mname!r} outputs {Ff.shape[1]} values; the targets x have {n_x}")
         sur = LinearSurrogate(fit_intercept=True).fit(Yf, Ff)
+        svd_C = svd(sur.coef_)
         pred = sur.predict(Yt)
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(sur.coef_) if snm is not None else None
@@ -307,14 +314,13 @@ def inverse_study(
                     out[f"band_{j}"] = (band - float(bb), band)
             # unweighted numbers: their bootstrap spread is C's estimation noise (no correction)
             c = fit.coef
-            sv = np.linalg.svd(c, compute_uv=False)
-            for key, val in (("‖C‖_F", float(np.linalg.norm(c))), ("σ_max(C)", float(sv[0]))):
+            for key, val in (("‖C‖_F", float(np.linalg.norm(c))), ("σ_max(C)", spectral_norm(c))):
                 out[key] = (val, val)
             for k, R in refs.items():  # noqa: B023
                 v = float(np.linalg.norm(c - R) / max(np.linalg.norm(R), 1e-300))
                 out[f"‖C − {k}‖_F/‖{k}‖_F"] = (v, v)
             if Amat is not None:
-                lk = filter_factors(c, Amat).leakage  # noqa: B023
+                lk = filter_factors(c, Amat, svd_A=svd_A).leakage  # noqa: B023
                 out["filter-factor leakage"] = (lk, lk)
             return out
 
@@ -357,15 +363,17 @@ def inverse_study(
             signal_noise_corrected=sn_corr,
             nonlinear_gain=gain,
             estimation_noise=est_noise,
-            comparisons={k: compare_operators(sur.coef_, R, probes=Yt) for k, R in refs.items()},
-            filter_factors=filter_factors(sur.coef_, Amat) if Amat is not None else None,
+            comparisons={k: compare_operators(sur.coef_, R, probes=Yt, svd_C=svd_C, svd_R=ref_svds[k])
+                         for k, R in refs.items()},
+            filter_factors=filter_factors(sur.coef_, Amat, svd_A=svd_A) if Amat is not None else None,
         )
     return LinearityStudy(
         problem=name,
         noise_std=None if noise_std is None else float(noise_std),
         singular_values_A=sv_A,
         references=refs,
-        reference_filter_factors={k: filter_factors(R, Amat) for k, R in refs.items()} if Amat is not None else {},
+        reference_filter_factors=({k: filter_factors(R, Amat, svd_A=svd_A) for k, R in refs.items()}
+                                  if Amat is not None else {}),
         reference_signal_noise={k: snm.split(R) for k, R in refs.items()} if snm is not None else {},
         test_mse=test_mse,
         models=results,

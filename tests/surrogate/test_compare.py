@@ -256,3 +256,30 @@ def test_unrelated_random_operators_get_no_trivially_small_angles():
         assert cmp.k is None and cmp.left_angles is None and "gap" in cmp.subspaces.reason
         forced = compare_operators(C, R, k=8)
         assert forced.subspaces.max_angle > 1.0 and not forced.subspaces.clear
+
+
+def test_precomputed_svds_give_the_same_comparison_and_filter_factors():
+    """A caller that already factorized C and R (the analyze report does, once per operator) gets exactly what
+    the self-contained call gives; ‖C − R‖₂ (ARPACK above 256) agrees with numpy's 2-norm; SVDs of the wrong
+    matrix shape are refused instead of giving silently wrong numbers."""
+    from linlens.linalg import pinv_svd, svd
+
+    rng = np.random.default_rng(5)
+    n = 300
+    U = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    R = (U[:, :3] * [10.0, 5.0, 1.0]) @ U[:, :3].T + 0.01 * rng.normal(size=(n, n))  # a clear gap at k = 3
+    C = R + 0.002 * rng.normal(size=(n, n))
+    P = rng.normal(size=(400, n))
+    a = compare_operators(C, R, probes=P)
+    b = compare_operators(C, R, probes=P, svd_C=svd(C), svd_R=svd(R))
+    assert a.k == b.k and a.k is not None
+    np.testing.assert_allclose(b.subspaces.left_angles, a.subspaces.left_angles, atol=1e-12)
+    assert b.rel_spectral_error == pytest.approx(np.linalg.norm(C - R, 2) / np.linalg.norm(R, 2), rel=1e-10)
+    assert b.subspaces.norm_bound == pytest.approx(a.subspaces.norm_bound, rel=1e-10)
+    A = np.linalg.pinv(R)
+    f1 = filter_factors(C, A)
+    f2 = filter_factors(C, A, svd_A=pinv_svd(svd(R), R.shape))
+    np.testing.assert_allclose(f2.singular_values, f1.singular_values, rtol=1e-8)
+    np.testing.assert_allclose(f2.factors, f1.factors, atol=1e-8)
+    with pytest.raises(ShapeError, match="thin SVD"):
+        compare_operators(C, R, svd_C=svd(C[:, :-1]))

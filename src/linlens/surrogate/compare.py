@@ -17,9 +17,12 @@ from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import (
     RankInfo,
     SubspaceComparison,
+    SVDResult,
+    check_svd,
     eigenvalue_condition_numbers,
     match_eigenvalues,
     numerical_rank,
+    spectral_norm,
     subspace_comparison,
     svd,
 )
@@ -170,7 +173,7 @@ def singular_value_clusters(s: np.ndarray, rtol: float = 1e-8, shape: tuple[int,
     return np.array([[bounds[j], bounds[j + 1]] for j in range(len(bounds) - 1)], dtype=int)
 
 
-def filter_factors(C: Any, A: Any, rtol: float = 1e-8) -> FilterFactors:
+def filter_factors(C: Any, A: Any, rtol: float = 1e-8, *, svd_A: SVDResult | None = None) -> FilterFactors:
     """Filter factors of an estimator C against the forward operator A, per cluster of equal sᵢ.
 
     References:
@@ -183,6 +186,8 @@ def filter_factors(C: Any, A: Any, rtol: float = 1e-8) -> FilterFactors:
             k = min(n_y, n_x); components with sᵢ = 0 get φᵢ = 0).
         rtol: relative tolerance under which two singular values count as equal (see
             :func:`singular_value_clusters`).
+        svd_A: the thin SVD of A when the caller has it (e.g. from :func:`~linlens.linalg.pinv_svd` for A = R⁺);
+            saves a d × d factorization; checked against A's shape.
 
     Returns:
         :class:`FilterFactors` with (k,) factors and the (k, k) matrix Φ.
@@ -199,7 +204,7 @@ def filter_factors(C: Any, A: Any, rtol: float = 1e-8) -> FilterFactors:
     a = as_array(A, "A", ndim=2)
     if c.shape != a.T.shape:
         raise ShapeError(f"C must have the shape of Aᵀ {a.T.shape} (C maps y to x, A maps x to y); got C {c.shape}")
-    U, s, Vt = svd(a)
+    U, s, Vt = svd(a) if svd_A is None else check_svd(svd_A, a.shape, "svd_A")
     Phi = Vt @ c @ (U * s)  # = Vᵀ C A V since A V = U diag(s)
     clusters = singular_value_clusters(s, rtol=rtol, shape=a.shape)
     factors = np.zeros(s.size)
@@ -302,6 +307,7 @@ class SignalNoiseModel:
 
     Attributes:
         Vt: (n_x, n_x) right singular vectors of A (rows; full basis, null space last).
+        svd_A: the thin :class:`~linlens.linalg.SVDResult` of A (the one factorization of A a study needs).
         P: (n_x, n_x) the projector A⁺A. bands: (n_bands, 2). AS: A Σₓ Aᵀ (n_y, n_y), the weight under which
             the signal error is quadratic in C. noise_covariance: Σₑ. trace: tr Σₓ.
     """
@@ -316,7 +322,8 @@ class SignalNoiseModel:
         if not isinstance(n_bands, (int, np.integer)) or n_bands < 1:
             raise ConfigError(f"n_bands must be a positive integer; got {n_bands!r}")
         self.noise_covariance = _noise_cov(n_y, noise_std, noise_covariance)
-        _, s, self.Vt = np.linalg.svd(a, full_matrices=True)
+        Ufull, s, self.Vt = svd(a, full_matrices=True)
+        self.svd_A = SVDResult(Ufull[:, : s.size], s, self.Vt[: s.size])  # thin, for filter factors and A⁺
         self.singular_values = np.zeros(n_x)
         self.singular_values[: s.size] = s
         self.rank = numerical_rank(s, shape=a.shape).rank
@@ -419,7 +426,8 @@ def _rel(num: float, den: float) -> float:
 
 
 def compare_operators(
-    C: Any, R: Any, k: int | None = None, probes: Any = None, eigenvalues: bool | None = None
+    C: Any, R: Any, k: int | None = None, probes: Any = None, eigenvalues: bool | None = None, *,
+    svd_C: SVDResult | None = None, svd_R: SVDResult | None = None,
 ) -> OperatorComparison:
     """Compare an operator C with a reference R: norms, data-weighted error, spectra, subspaces, eigenvalues.
 
@@ -438,6 +446,8 @@ def compare_operators(
         eigenvalues: compute matched eigenvalues and their condition numbers (square case). Default: only
             when n ≤ 1000 (the non-symmetric eigenproblem costs O(n³) with a large constant, and for
             non-normal operators its answer is unstable anyway).
+        svd_C, svd_R: thin SVDs of C and R the caller already has (each d × d operator is factorized once;
+            ‖C − R‖₂ comes from ARPACK, not from a third SVD).
 
     Returns:
         :class:`OperatorComparison`.
@@ -457,11 +467,11 @@ def compare_operators(
         raise ShapeError(f"C and R must have the same shape; got C {c.shape} and R {r.shape}")
     m, n = c.shape
     D = c - r
-    sc = np.linalg.svd(c, compute_uv=False)
-    sr = np.linalg.svd(r, compute_uv=False)
-    sd = np.linalg.svd(D, compute_uv=False)
+    svd_C = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C")
+    svd_R = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R")
+    sc, sr = svd_C.s, svd_R.s
     rel_fro = _rel(np.linalg.norm(D), np.linalg.norm(r))
-    rel_spec = _rel(sd[0] if len(sd) else 0.0, sr[0] if len(sr) else 0.0)
+    rel_spec = _rel(spectral_norm(D), sr[0] if len(sr) else 0.0)
     dwe = None
     if probes is not None:
         P = as_array(probes, "probes", ndim=2)
@@ -472,7 +482,7 @@ def compare_operators(
     info_r = numerical_rank(sr, shape=r.shape)
     if k is not None and (not isinstance(k, (int, np.integer)) or not 1 <= k <= min(m, n)):
         raise ConfigError(f"k must be an integer in [1, {min(m, n)}]; got {k!r}")
-    sub = subspace_comparison(c, r, k=None if k is None else int(k))
+    sub = subspace_comparison(c, r, k=None if k is None else int(k), svd_C=svd_C, svd_R=svd_R)
     k_sv = min(info_c.rank, info_r.rank)
     with np.errstate(divide="ignore", invalid="ignore"):
         sv_rel = np.where(sr > 0, np.abs(sc - sr) / np.where(sr > 0, sr, 1.0), np.where(sc == sr, 0.0, np.inf))
