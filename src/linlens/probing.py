@@ -30,7 +30,8 @@ def probe_model(
     output_key: str | None = None,
 ) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
     """Run a torch model over ``inputs`` in batches, in eval mode under ``torch.no_grad()``, in the model's
-    dtype; yields ``(batch index, inputs (b, d_in), outputs (b, d_out))`` as float64 numpy arrays.
+    dtype; yields ``(batch index, inputs (b, d_in), outputs (b, d_out))`` as float64 numpy arrays (outputs of
+    a native shape (b, *shape) are flattened to (b, prod(shape))).
 
     The one place where linlens calls a user's model to probe it (surrogates, the linearity study, the
     ``analyze`` command and its Dask workers). The model's training flag is restored afterwards.
@@ -110,6 +111,8 @@ def probe_model(
                 raise ModelError(f"the model returned a 'meta' tensor (no values) on batch {i}")
             if out.ndim == 1:
                 out = out[:, None]
+            elif out.ndim > 2 and out.shape[0] == xb.shape[0]:  # native shape (batch, C, H, W): as vectors
+                out = out.reshape(out.shape[0], -1)
             if out.ndim != 2 or out.shape[0] != xb.shape[0]:
                 raise ModelError(f"model output must be (batch, d_out) with batch {xb.shape[0]}; "
                                  f"got {tuple(out.shape)} on batch {i}")

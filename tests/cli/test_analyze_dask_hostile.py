@@ -150,3 +150,24 @@ def test_ill_conditioned_inputs_on_dask_use_tsqr(tmp_path, capsys, address):
     assert met["solver"] in ("qr", "svd") and met["model_passes"] == 2
     assert met["condition_number_inputs"] == pytest.approx(np.linalg.cond(Y - Y.mean(0)), rel=1e-3)
     assert np.linalg.norm(np.array(met["coef"]) - M) / np.linalg.norm(M) < 1e-7
+
+
+def test_images_in_their_native_shape_on_dask(tmp_path, capsys, address):
+    """(n, 1, H, W) inputs: the workers call the model on images, as the in-memory route does (same numbers)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Tanh(), torch.nn.Flatten(),
+                              torch.nn.Linear(2 * 36, 5)).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(net).save(str(tmp_path / "m.pt"))
+    np.save(tmp_path / "y.npy", np.random.default_rng(0).normal(size=(400, 1, 6, 6)))
+    res = {}
+    for key, extra in {"mem": [], "dask": ["--dask", address, "--batch-size", "90"]}.items():
+        code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / key,
+                             *extra], capsys)
+        assert code in (0, None), err
+        res[key] = json.loads((tmp_path / key / "metrics.json").read_text())
+    assert res["dask"]["input_shape"] == res["mem"]["input_shape"] == [1, 6, 6]
+    assert res["dask"]["r2"] == pytest.approx(res["mem"]["r2"], abs=1e-12)
+    np.testing.assert_allclose(res["dask"]["coef"], res["mem"]["coef"], rtol=1e-10, atol=1e-12)
+    assert np.asarray(res["mem"]["coef"]).shape == (5, 36)

@@ -15,7 +15,7 @@ from typing import Any
 from linlens.errors import ShapeError
 from linlens.loaders import load_array, load_model
 from linlens.nn import progress_bar, resolve_device
-from linlens.probing import probe_model
+from linlens.probing import FlatModel, probe_model
 from linlens.report import check_destination
 from linlens.workflows.analyze_common import (
     BlockStats,
@@ -53,7 +53,9 @@ def run_analyze(
     Arguments:
         model: a TorchScript file, a ``torch.export`` archive (both inspected before they run; see
             :func:`linlens.loaders.load_model`) or ``package.module:attr`` (imports and runs that code).
-        inputs: (n_samples, d_in) in .npy (memory-mapped), .npz, .pt, .csv/.txt (or .zarr with ``dask``).
+        inputs: (n_samples, d_in), or (n_samples, *shape) such as images (n, C, H, W) on which the model is called
+            (surrogate and reference act on the flattened rows), in .npy (memory-mapped), .npz, .pt, .csv/.txt
+            (or .zarr with ``dask``).
         reference: optional (d_out, d_in) operator to compare with.
         out: report folder (checked writable first, written atomically at the end).
         force: replace an existing report folder.
@@ -77,13 +79,21 @@ def run_analyze(
                                 seed, console, trust_model=trust_model, output_index=output_index,
                                 output_key=output_key, max_memory=max_memory)
     dev = str(resolve_device(device))
-    Y = load_array(inputs, "inputs", mmap=True, max_bytes=max_memory)
-    n, d_in = Y.shape
+    Y = load_array(inputs, "inputs", ndim=None, mmap=True, max_bytes=max_memory)
+    if Y.ndim < 2:
+        raise ShapeError(f"inputs need a row axis and at least one feature axis (n_samples, d_in) or "
+                         f"(n_samples, *shape); got shape {tuple(Y.shape)}")
+    in_shape = tuple(int(k) for k in Y.shape[1:])
+    n = len(Y)
+    Y = Y.reshape(n, -1)  # a view (memory-mapped files stay on disk); the model sees rows of in_shape
+    d_in = Y.shape[1]
     if n < 2:
         raise ShapeError(f"inputs must have at least 2 rows to fit a surrogate; got {n}")
     check_analyze_memory(d_in, 1, min(batch_size, n), max_memory)
     R = load_array(reference, "reference", max_bytes=max_memory) if reference is not None else None
     net = load_model(model, device=dev, trust_model=trust_model)
+    if len(in_shape) > 1:
+        net = FlatModel(net, in_shape)
     n_batches = -(-n // batch_size)
     with progress_bar(console is not None) as bar:
 
@@ -109,4 +119,4 @@ def run_analyze(
     return finish_analyze(stats, fit_intercept, seed, R, out, force, f"linlens analyze: {model}",
                           f"fitted by streaming least squares over {n} inputs (batches of {batch_size}, {passes} "
                           "pass(es) of the model)", {"model": model, "inputs": str(inputs), "n_samples": n,
-                                                    "model_passes": passes})
+                                                    "model_passes": passes, "input_shape": list(in_shape)})

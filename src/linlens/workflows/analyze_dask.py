@@ -25,7 +25,7 @@ from linlens import errors as _errors
 from linlens.errors import ConfigError, InputFileError, LinlensError, ModelError, NonFiniteError, ShapeError
 from linlens.loaders import load_array, load_model
 from linlens.nn import progress_bar, resolve_device
-from linlens.probing import probe_model
+from linlens.probing import FlatModel, probe_model
 from linlens.report import check_destination
 from linlens.scale import check_block_finite, tree_reduce
 from linlens.validation import check_real
@@ -41,12 +41,16 @@ from linlens.workflows.analyze_common import (
 
 __all__ = ["run_analyze_dask", "open_inputs", "read_rows"]
 
-_MODELS: dict[tuple[str, str, bool], Any] = {}  # per worker process: the model, loaded once
+_MODELS: dict[tuple[str, str, bool, tuple[int, ...]], Any] = {}  # per worker process: the model, loaded once
 
 
 # ------------------------------------------------------------------------------------------------- inputs
-def open_inputs(path: Path) -> tuple[tuple[str, str], int, int]:
-    """Check an ``.npy`` file or a Zarr array folder without reading it; return ((kind, abs path), n, d)."""
+def open_inputs(path: Path) -> tuple[tuple[str, str], int, int, tuple[int, ...]]:
+    """Check an ``.npy`` file or a Zarr array folder without reading it.
+
+    Returns:
+        ((kind, abs path), n rows, d = values per row, the shape of one row (d,) or native, e.g. (C, H, W)).
+    """
     p = Path(path).expanduser().resolve()
     if not p.exists():
         raise InputFileError(f"inputs: file not found: {path}")
@@ -67,30 +71,35 @@ def open_inputs(path: Path) -> tuple[tuple[str, str], int, int]:
         del arr
     else:
         raise InputFileError(f"inputs: with --dask, expected a .npy file or a .zarr folder; got {path}")
-    if len(shape) != 2:
-        raise ShapeError(f"inputs must be 2-D (n_samples, d_in); got shape {tuple(shape)}")
+    if len(shape) < 2:
+        raise ShapeError(f"inputs need a row axis and at least one feature axis (n_samples, d_in) or "
+                         f"(n_samples, *shape); got shape {tuple(shape)}")
     check_real(np.zeros(0, dtype=dtype), f"inputs ({path})")
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise InputFileError(f"inputs must hold real numbers; got dtype {dtype}")
-    return (kind, str(p)), int(shape[0]), int(shape[1])
+    return (kind, str(p)), int(shape[0]), int(np.prod(shape[1:])), tuple(int(k) for k in shape[1:])
 
 
 def read_rows(source: tuple[str, str], start: int, stop: int) -> np.ndarray:
-    """Rows [start, stop) of the inputs as float64, read from disk (only those rows)."""
+    """Rows [start, stop) of the inputs as float64 vectors (b, d), read from disk (only those rows)."""
     kind, path = source
     if kind == "npy":
-        return np.array(np.load(path, mmap_mode="r", allow_pickle=False)[start:stop], dtype=np.float64)
-    import zarr
+        rows = np.array(np.load(path, mmap_mode="r", allow_pickle=False)[start:stop], dtype=np.float64)
+    else:
+        import zarr
 
-    return np.asarray(zarr.open_array(path, mode="r")[start:stop], dtype=np.float64)
+        rows = np.asarray(zarr.open_array(path, mode="r")[start:stop], dtype=np.float64)
+    return rows.reshape(len(rows), -1)
 
 
 # ------------------------------------------------------------------------------------------ worker tasks
-def _model(spec: str, device: str, trust_model: bool) -> tuple[Any, str]:
+def _model(spec: str, device: str, trust_model: bool, in_shape: tuple[int, ...]) -> tuple[Any, str]:
+    """The model, loaded once per worker, called on rows of their native shape ``in_shape``."""
     dev = str(resolve_device(device))
-    key = (spec, dev, trust_model)
+    key = (spec, dev, trust_model, in_shape)
     if key not in _MODELS:
-        _MODELS[key] = load_model(spec, device=dev, trust_model=trust_model)
+        net = load_model(spec, device=dev, trust_model=trust_model)
+        _MODELS[key] = FlatModel(net, in_shape) if len(in_shape) > 1 else net
     return _MODELS[key], dev
 
 
@@ -103,7 +112,7 @@ def _block_task(source: tuple[str, str], spec: str, device: str, b: int, start: 
     try:
         Yb = read_rows(source, start, stop)
         check_block_finite(Yb, "inputs", b, start)
-        net, dev = _model(spec, device, opts["trust_model"])
+        net, dev = _model(spec, device, opts["trust_model"], tuple(opts["in_shape"]))
         try:
             _, Yb, F = next(probe_model(net, Yb, len(Yb), dev, output_index=opts["output_index"],
                                         output_key=opts["output_key"]))
@@ -181,7 +190,8 @@ def run_analyze_dask(
 
     Arguments:
         model: model file or ``package.module:attr`` (loaded, and a file inspected, on each worker).
-        inputs: ``.npy`` file or ``.zarr`` array folder (n_samples, d_in), read block by block on the workers.
+        inputs: ``.npy`` file or ``.zarr`` array folder (n_samples, d_in) or (n_samples, *shape) (images: the
+            model is called on that shape), read block by block on the workers.
         reference: optional (d_out, d_in) operator to compare with.
         out: report folder (checked first, written atomically at the end, only on success).
         force: replace an existing report folder.
@@ -200,7 +210,7 @@ def run_analyze_dask(
 
     check_destination(out, force)
     check_analyze_options(batch_size, device, seed, output_index, output_key)
-    source, n, d = open_inputs(inputs)
+    source, n, d, in_shape = open_inputs(inputs)
     if n < 2:
         raise ShapeError(f"inputs must have at least 2 rows to fit a surrogate; got {n}")
     check_analyze_memory(d, 1, min(batch_size, n), max_memory)
@@ -208,7 +218,8 @@ def run_analyze_dask(
     spec = _model_spec(model)
     load_model(spec, device="cpu", trust_model=trust_model)  # fail early, on the client (missing, unsafe)
     ranges = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
-    opts = {"trust_model": trust_model, "output_index": output_index, "output_key": output_key}
+    opts = {"trust_model": trust_model, "output_index": output_index, "output_key": output_key,
+            "in_shape": in_shape}
 
     client, cluster = _connect(dask)
     try:
@@ -242,4 +253,4 @@ def run_analyze_dask(
                           f"{n} inputs ({len(ranges)} blocks of {batch_size}, each probed on a worker, partials "
                           f"merged in a tree; {passes} pass(es) of the model)",
                           {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
-                           "dask": {"address": dask, "workers": n_workers}})
+                           "input_shape": list(in_shape), "dask": {"address": dask, "workers": n_workers}})
