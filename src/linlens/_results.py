@@ -50,11 +50,36 @@ def json_safe(obj: Any) -> Any:
     return str(obj)
 
 
+#: Arrays with more entries than this are not written into a result's JSON dictionary (a 4096² matrix is ~300 MB
+#: of JSON text and minutes to write); the report saves the ones it shows as ``.npy`` beside metrics.json.
+JSON_ARRAY_LIMIT = 65_536
+
+
+def _field_value(v: Any) -> Any:
+    if isinstance(v, np.ndarray) and v.size > JSON_ARRAY_LIMIT:
+        return {"omitted": f"array of shape {tuple(v.shape)}: more than {JSON_ARRAY_LIMIT} entries, not in JSON "
+                           "(kept on the result object; reports save the matrices they show as .npy)",
+                "shape": list(v.shape)}
+    return v
+
+
 def dataclass_dict(obj: Any) -> dict[str, Any]:
-    """JSON-safe dictionary of a dataclass's fields."""
+    """JSON-safe dictionary of a dataclass's fields (arrays over ``JSON_ARRAY_LIMIT`` entries replaced by their
+    shape and a note).
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class R:
+        ...     small: np.ndarray
+        ...     big: np.ndarray
+        >>> d = dataclass_dict(R(np.ones(2), np.zeros((300, 300))))
+        >>> d["small"], d["big"]["shape"]
+        ([1.0, 1.0], [300, 300])
+    """
     if not is_dataclass(obj):
         raise TypeError(f"dataclass_dict needs a dataclass instance; got {type(obj).__name__}")
-    return json_safe({f.name: getattr(obj, f.name) for f in fields(obj)})
+    return json_safe({f.name: _field_value(getattr(obj, f.name)) for f in fields(obj)})
 
 
 class ResultMixin:

@@ -117,3 +117,35 @@ def test_reference_without_a_clear_spectral_gap_reports_no_angles(tmp_path, caps
     m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert m["comparison"]["k"] is None and m["comparison"]["left_angles"] is None
     assert (tmp_path / "rep" / "surrogate_coef.npy").exists()
+
+
+def test_images_in_their_native_shape(tmp_path, capsys):
+    """Inputs (n, 1, H, W) go to a plain torch conv net in that shape; the surrogate of a linear conv is its
+    matrix, built here independently by applying the conv to the basis images."""
+    torch.manual_seed(0)
+    H = W = 8
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1, bias=True)).double()
+    torch.jit.script(conv).save(str(tmp_path / "conv.pt"))
+    with torch.no_grad():
+        basis = torch.eye(H * W, dtype=torch.float64).reshape(H * W, 1, H, W)
+        M = (conv(basis) - conv(torch.zeros(1, 1, H, W, dtype=torch.float64))).reshape(H * W, H * W).T.numpy()
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "y.npy", rng.normal(size=(1500, 1, H, W)))
+    np.save(tmp_path / "R.npy", M)
+    code, out, err = _run(["analyze", "--model", str(tmp_path / "conv.pt"), "--inputs", str(tmp_path / "y.npy"),
+                           "--reference", str(tmp_path / "R.npy"), "--out", str(tmp_path / "rep")], capsys)
+    assert code in (0, None), err
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    np.testing.assert_allclose(np.asarray(m["coef"]), M, atol=1e-9)
+    assert m["input_shape"] == [1, H, W] and m["r2"] > 1 - 1e-12
+    assert m["comparison"]["data_weighted_error"] < 1e-18
+    # C = R: every filter factor is 1 (R⁺ as the forward operator)
+    np.testing.assert_allclose(m["filter_factors"]["factors"], 1.0, atol=1e-8)
+    for fig in ("operator_rows.png", "filter_factor_images.png"):
+        assert (tmp_path / "rep" / fig).is_file()
+    # 1-D rows without a feature axis are refused in one line
+    np.save(tmp_path / "flat.npy", rng.normal(size=100))
+    code, out, err = _run(["analyze", "--model", str(tmp_path / "conv.pt"), "--inputs", str(tmp_path / "flat.npy"),
+                           "--out", str(tmp_path / "rep2")], capsys)
+    assert code == 2 and "feature axis" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "rep2").exists()

@@ -61,6 +61,9 @@ def test_wiener_model_on_image_shaped_files(files):
     assert m["local_vs_global"]["model"]["weighted_distance_median"] < 1e-8  # a linear model is its own surrogate
     assert "signal error" in (out / "report.html").read_text()
     assert (out / "operator_rows.png").exists()  # 2-D images: rows of C and the references as images
+    # filter factors (also drawn as images of A's singular vectors): the Wiener model's are s²/(s² + σ²)
+    assert (out / "filter_factor_images.png").exists()
+    np.testing.assert_allclose(model["filter_factors"]["factors"], np.sort(phi)[::-1], atol=1e-8)
 
 
 def test_zero_model_is_closest_to_nothing(files):

@@ -27,6 +27,10 @@ __all__ = [
     "plot_operator_heatmaps",
     "plot_training_curves",
     "plot_bar_chart",
+    "plot_signal_noise",
+    "plot_subspace_angles",
+    "plot_operator_rows",
+    "plot_singular_images",
 ]
 
 
@@ -268,7 +272,6 @@ def plot_subspace_angles(result: Any, ax: Any = None, title: str = "Largest prin
     return fig
 
 
-__all__ += ["plot_subspace_angles"]  # added with the gap-aware comparison (linlens.linalg.subspaces)
 
 
 # deprecated aliases: the names before issue 13, kept so that external code does not break
@@ -301,5 +304,61 @@ def plot_operator_rows(rows: Mapping[str, np.ndarray], image_shape: tuple[int, i
     ax.set_yticklabels(names)
     ax.set_xticks([j * (W + 1) + W / 2 for j in range(len(pixels))])
     ax.set_xticklabels([f"pixel {int(p)}" for p in pixels], fontsize=7)
+    ax.set_title(title)
+    return fig
+
+
+def row_pixels(image_shape: tuple[int, int], d_out: int) -> list[int]:
+    """Which output rows :func:`plot_operator_rows` shows: the centre, an off-centre, a left-border and a corner
+    pixel when the output is an image of ``image_shape`` (d_out = H·W), else four outputs spread evenly.
+
+    Example:
+        >>> row_pixels((8, 8), 64), row_pixels((8, 8), 10)
+        ([36, 18, 33, 1], [0, 3, 6, 9])
+    """
+    H, W = image_shape
+    if d_out == H * W:
+        return [(H // 2) * W + W // 2, (H // 4) * W + W // 4, (H // 2) * W + 1, 1]
+    return sorted({int(round(i)) for i in np.linspace(0, d_out - 1, min(4, d_out))})
+
+
+def singular_indices(s: np.ndarray, count: int = 8) -> list[int]:
+    """About ``count`` indices spread log-evenly over the nonzero part of a descending spectrum (first and last
+    included), for showing singular vectors from the best- to the worst-resolved.
+
+    Example:
+        >>> singular_indices(np.r_[np.ones(100), 0.0], 5)
+        [0, 2, 9, 31, 99]
+    """
+    r = int(np.sum(np.asarray(s) > 0))
+    if r == 0:
+        return []
+    return sorted({int(round(v)) - 1 for v in np.geomspace(1, r, min(count, r))})
+
+
+def plot_singular_images(Vt: np.ndarray, singular_values: np.ndarray, factors: Mapping[str, np.ndarray],
+                         image_shape: tuple[int, int], count: int = 8, ax: Any = None,
+                         title: str = "Filter factors as images"):
+    """Right singular vectors vᵢ (rows of ``Vt``, (k, H·W)) of a forward operator A as images, at about
+    ``count`` indices spread log-evenly over its spectrum, each captioned with i, σᵢ and the filter factor φᵢ of
+    every estimator in ``factors`` (name → (k,) factors): which image patterns each estimator passes (φ ≈ 1)
+    and which it suppresses (φ ≈ 0). Each tile is scaled to its own largest |entry| (blue < 0 < red)."""
+    H, W = image_shape
+    idx = singular_indices(singular_values, count)
+    fig, ax = _ax(ax, (1.5 * max(len(idx), 1) + 0.5, 2.6 + 0.25 * len(factors)))
+    grid = np.full((H, max(len(idx), 1) * (W + 1) - 1), np.nan)
+    for j, i in enumerate(idx):
+        tile = np.asarray(Vt[i], dtype=float).reshape(H, W)
+        sc = np.max(np.abs(tile))
+        grid[:, j * (W + 1): j * (W + 1) + W] = tile / sc if sc > 0 else tile
+    ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_yticks([])
+    ax.set_xticks([j * (W + 1) + W / 2 for j in range(len(idx))])
+    labels = []
+    for i in idx:
+        lines = [f"i = {i + 1}", f"σ = {singular_values[i]:.2g}"]
+        lines += [f"φ {name} = {np.asarray(f)[i]:.2f}" for name, f in factors.items()]
+        labels.append("\n".join(lines))
+    ax.set_xticklabels(labels, fontsize=7)
     ax.set_title(title)
     return fig

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from linlens._results import JSON_ARRAY_LIMIT
 from linlens.errors import ConfigError, NumericalWarning, ShapeError
-from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator
+from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator, pinv_svd, svd
 from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
@@ -52,6 +53,7 @@ __all__ = [
     "r2_and_split",
     "check_analyze_options",
     "finish_analyze",
+    "image_shape",
 ]
 
 HOLDOUT_EVERY = 5  # one row in five is held out
@@ -109,11 +111,15 @@ class BlockStats:
         self.train.merge(other.train)
         self.held.merge(other.held)
         self.probes.extend(other.probes)
+        self.__dict__.pop("_full", None)
         return self
 
     def full(self) -> GramAccumulator | TSQRAccumulator:
-        """The accumulator of all rows (training + held-out), as a new object."""
-        return type(self.train)().merge(self.train).merge(self.held)
+        """The accumulator of all rows (training + held-out), a new object, remembered until the next merge (so
+        that its condition number, asked by the solver policy and by the fit, is computed once)."""
+        if "_full" not in self.__dict__:
+            self._full = type(self.train)().merge(self.train).merge(self.held)
+        return self._full
 
 
 def merge_stats(a: BlockStats, b: BlockStats) -> BlockStats:
@@ -190,7 +196,10 @@ def r2_from_stats(acc: GramAccumulator | TSQRAccumulator, coef: np.ndarray,
         s_tot, q_tot = scaled_sq_norm(R[:, d:], axis=0)
         sst = s_tot**2 * q_tot
     else:
-        scatter = np.maximum(np.einsum("ij,ik,kj->j", W, acc.S, W), 0.0)
+        # Wᵀ S W column by column, with S W = S[:, d:] − S[:, :d] coefᵀ by BLAS (a three-operand einsum runs
+        # as an unblocked triple loop: minutes at d = 4096)
+        SW = acc.S[:, d:] - acc.S[:, :d] @ coef.T
+        scatter = np.maximum(np.sum(W * SW, axis=0), 0.0)
         sst = np.diag(acc.S)[d:].copy()
     mean_res = acc.mean_y - acc.mean_x @ coef.T - intercept
     sse = scatter + acc.n * mean_res**2
@@ -250,9 +259,15 @@ def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate
     return out, flags
 
 
+def image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """(H, W) when one row is a single-channel image of shape (H, W) or (1, H, W) with H, W ≥ 2; else None."""
+    core = tuple(shape[1:]) if len(shape) == 3 and shape[0] == 1 else tuple(shape)
+    return (int(core[0]), int(core[1])) if len(core) == 2 and min(core) >= 2 else None
+
+
 def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r2_info: dict[str, Any],
                      P: np.ndarray, R: np.ndarray | None, out: Path, force: bool, extra_metrics: dict[str, Any],
-                     warn: list[dict[str, str]]) -> dict[str, Any]:
+                     warn: list[dict[str, str]], image: tuple[int, int] | None = None) -> dict[str, Any]:
     """Write the analyze report (warnings box, summary table, comparison with R when given, figures)
     atomically to ``out`` and return the summary. Shared by the in-memory and the Dask routes.
 
@@ -260,6 +275,8 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         full: the surrogate fitted on all rows; r2, r2_info: its one R² and how it was measured.
         P: (n_probes, d_in) sample of inputs for data-weighted errors; R: (d_out, d_in) reference or None.
         warn: warnings (code, message) shown in a box at the top of the report and listed in metrics.json.
+        image: (H, W) when the inputs are single-channel images: rows of C (and R) and the filter factors are
+            also shown as images.
     """
     C = full.coef_
     n = extra_metrics.get("n_samples", full.n_samples_seen_)
@@ -270,7 +287,8 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         rep.add_heading("⚠ Warnings")
         rep.add_table(["warning", "what it means"], [[w["code"], w["message"]] for w in warn])
     rep.add_text(intro)
-    sv = np.linalg.svd(C, compute_uv=False)
+    svd_C = svd(C)  # each d × d operator is factorized once per report (three SVDs at d = 4096 are ~1.5 min)
+    sv = svd_C.s
     summary: dict[str, Any] = {"inputs": n, "d_in": C.shape[1], "d_out": C.shape[0],
                                "R² (pooled, " + r2_info["kind"] + ")": r2,
                                "nonlinear residual fraction": 1 - r2 if np.isfinite(r2) else float("nan"),
@@ -283,14 +301,15 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
     metrics: dict[str, Any] = {**extra_metrics, "r2": r2, "r2_definition": R2_DEFINITION, "r2_split": r2_info,
                                "nonlinear_residual_fraction": 1 - r2 if np.isfinite(r2) else None,
                                # large matrices go to .npy beside metrics.json (a 4096² matrix is ~300 MB of JSON)
-                               "coef": C if C.size <= 65536 else "surrogate_coef.npy",
+                               "coef": C if C.size <= JSON_ARRAY_LIMIT else "surrogate_coef.npy",
                                "intercept": full.intercept_, "singular_values": sv,
                                "solver": full.solver_, "condition_number_inputs": full.condition_number_,
                                "rank_inputs": full.rank_, "warnings": warn}
     rep.add_array("surrogate_coef", C)
     spectra = {"C (surrogate)": sv}
     if R is not None:
-        cmp = compare_operators(C, R, probes=P)
+        svd_R = svd(R)
+        cmp = compare_operators(C, R, probes=P, svd_C=svd_C, svd_R=svd_R)
         angles = (f"k = {cmp.k} (clear gap), largest {np.degrees(cmp.subspaces.max_angle):.3g}°"
                   if cmp.k is not None else "none: no clear spectral gap of both")
         metrics["comparison"] = cmp.to_dict()
@@ -307,12 +326,26 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                        "Largest principal angle between the top-k singular subspaces of C and R against k, with the "
                        "spectral gaps marked; angles are reported only at a clear gap of both ("
                        + (f"k = {cmp.k})." if cmp.k is not None else "none here)."))
-        A = np.linalg.pinv(R)
-        ff = filter_factors(C, A)
+        svd_A = pinv_svd(svd_R, R.shape)  # A = R⁺ from R's SVD, no new factorization
+        A = (svd_A.U * svd_A.s) @ svd_A.Vt
+        ff = filter_factors(C, A, svd_A=svd_A)
         metrics["filter_factors"] = ff.to_dict()
-        rep.add_figure(figs.plot_filter_factors({"C": ff}, np.linalg.svd(A, compute_uv=False)),
+        if ff.matrix.size > JSON_ARRAY_LIMIT:
+            rep.add_array("filter_factor_matrix", ff.matrix)
+            metrics["filter_factors"]["matrix"] = "filter_factor_matrix.npy"
+        rep.add_figure(figs.plot_filter_factors({"C": ff}, ff.singular_values),
                        "filter_factors", "Filter factors with R⁺ as the forward operator A (so R = A⁻¹ gives "
                        f"φ = 1); leakage {ff.leakage:.3g}.")
+        if image is not None and C.shape[0] == C.shape[1] == int(np.prod(image)):
+            rep.add_figure(figs.plot_singular_images(svd_A.Vt, ff.singular_values, {"C": ff.factors}, image),
+                           "filter_factor_images", "Filter factors as images: right singular vectors vᵢ of A = R⁺ "
+                           "(the patterns of the target image, from the best-seen to the worst-seen), each with its "
+                           "σᵢ and C's filter factor φᵢ (1: passed as R passes it; 0: suppressed).")
+        if image is not None and C.shape[1] == int(np.prod(image)):
+            rep.add_figure(figs.plot_operator_rows({"surrogate C": C, "reference R": R}, image,
+                                                   figs.row_pixels(image, C.shape[0])), "operator_rows",
+                           "Rows of C and R as images: the linear filter each output value applies to the input "
+                           "image (each tile scaled to itself).")
         if cmp.eigs_C is not None:
             rep.add_figure(figs.plot_eigenvalues({"C": cmp.eigs_C, "R": cmp.eigs_R}), "eigenvalues",
                            "Eigenvalues (matched by minimum-cost assignment in metrics.json).")
@@ -320,6 +353,10 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
     else:
         rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
         rep.add_figure(figs.plot_operator_heatmaps({"C": C}), "heatmaps", "The surrogate C.")
+        if image is not None and C.shape[1] == int(np.prod(image)):
+            rep.add_figure(figs.plot_operator_rows({"surrogate C": C}, image, figs.row_pixels(image, C.shape[0])),
+                           "operator_rows", "Rows of C as images: the linear filter each output value applies to "
+                           "the input image (each tile scaled to itself).")
     rep.add_figure(figs.plot_singular_spectra(spectra), "singular_spectra", "Singular values (log scale).")
     rep.metrics.update(metrics)
     rep.write(out, force=force)
@@ -376,4 +413,6 @@ def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndar
         "nonlinear residual fraction; per-output values in metrics.json)."
     )
     extra = {**extra, "input_checks": flags, "r2_per_output": info["r2_per_output"]}
-    return surrogate_report(title, intro, full, r2, info, np.concatenate(stats.probes), R, out, force, extra, warn)
+    image = image_shape(tuple(extra.get("input_shape", ())))
+    return surrogate_report(title, intro, full, r2, info, np.concatenate(stats.probes), R, out, force, extra, warn,
+                            image=image)

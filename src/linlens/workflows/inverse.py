@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats as sps
 
 from linlens.errors import ConfigError, InputFileError, ShapeError
+from linlens.linalg import svd
 from linlens.loaders import load_array, load_model
 from linlens.nn import resolve_device
 from linlens.operators import load_operator
@@ -30,6 +31,7 @@ from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, spectral_analysis
 from linlens.study import LinearityStudy, inverse_study
+from linlens.workflows.analyze_common import image_shape
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
 
 __all__ = ["run_inverse", "inverse_study_from_files", "FileStudy", "split_rows", "noise_std_interval", "DENSE_LIMIT"]
@@ -197,14 +199,22 @@ def run_inverse(
            f"[{sigma_ci[0]:.4g}, {sigma_ci[1]:.4g}] for i.i.d. Gaussian noise)." if sigma_ci else "")
     )
     add_study_section(rep, "analyze", study, good="model", total_var=total_var, local=local)
-    img = _image_shape(in_shape)
-    if img is not None and len(img) == 2 and _image_shape(x_shape) == img:
-        H, W = img
-        pixels = [(H // 2) * W + W // 2, (H // 4) * W + W // 4, (H // 2) * W + 1, 1]
+    img = image_shape(in_shape)
+    if img is not None and image_shape(x_shape) == img:
         ops = {"surrogate C": m.coef, **{k: R for k, R in study.references.items() if not k.startswith("A")}}
-        rep.add_figure(figs.plot_operator_rows(ops, img, pixels), "operator_rows",
+        rep.add_figure(figs.plot_operator_rows(ops, img, figs.row_pixels(img, m.coef.shape[0])), "operator_rows",
                        "Rows of the surrogate and the references as images: the linear filter each output pixel "
                        "applies to the input (centre, off-centre and border pixels; each tile scaled to itself).")
+        if A is not None and m.filter_factors is not None:
+            Vt_A = svd(A).Vt  # A's right singular vectors: patterns of the target image
+            ff = {"C": m.filter_factors.factors,
+                  **{k: study.reference_filter_factors[k].factors for k in ("Wiener", "C_data")
+                     if k in study.reference_filter_factors}}
+            rep.add_figure(figs.plot_singular_images(Vt_A, m.filter_factors.singular_values, ff, img),
+                           "filter_factor_images",
+                           "Filter factors as images: right singular vectors vᵢ of A (patterns of the target image, "
+                           "from the best-seen to the worst-seen), each with σᵢ and the filter factor φᵢ of the "
+                           "surrogate C and of the references (1: passed, 0: suppressed).")
     rep.add_array("surrogate_coef", m.coef)
     for k, R in study.references.items():
         rep.add_array({"A⁻¹": "A_inverse", "A⁺": "A_pinv"}.get(k, k), R)
@@ -295,7 +305,10 @@ def inverse_study_from_files(
     n_fit = len(probe) // 2
     if n_fit < d_in + 2 or len(Ytr) < d_in + 2:
         raise ShapeError(f"the surrogate is under-determined: {n} rows give {n_fit} rows to fit a map with {d_in} "
-                         f"input features (+ intercept); give at least {4 * (d_in + 2)} rows")
+                         f"input features (+ intercept); give at least {4 * (d_in + 2)} rows (half train C_data, a "
+                         "quarter fit the surrogate, a quarter test), or separate --train-inputs/--train-targets, or "
+                         "--assume shift-invariant for a convolution, or analyze without --targets (the surrogate "
+                         "alone, fitted on 4/5 of the rows)")
     A = None
     if operator is not None:
         try:
