@@ -123,7 +123,8 @@ def test_cli_page_has_a_section_with_every_option(command: str, options: list[st
     m = re.search(rf"^## linlens {re.escape(command)}\n(.*?)(?=^## |\Z)", page, re.MULTILINE | re.DOTALL)
     assert m, f"docs/guide/cli.md has no section for `linlens {command}`"
     missing = [o for o in options if not re.search(rf"{re.escape(o)}\b", m.group(1))]
-    assert not missing, f"`linlens {command} --help` has {missing}, the page does not: regenerate its help block"
+    assert not missing, (f"`linlens {command} --help` has {missing}, the page does not: regenerate its help block "
+                         "(python tools/regen_cli_help.py)")
 
 
 def test_griffe_extension_rewrites_zuko_titles_only() -> None:

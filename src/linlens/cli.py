@@ -111,12 +111,13 @@ MODEL_IS_CODE = ("A model file is a program: TorchScript (.pt/.ts) and torch.exp
                  "runs that Python code, uninspected: use it only for code you trust.")
 
 
-@app.command()
+@app.command(epilog="Example (about 90 s; --quick for a smoke test in ~20 s): linlens demo --out demo-report")
 def demo(
     out: Path = typer.Option(Path("linlens-report"), "--out", "-o", help="report folder", callback=_check_out),
     force: bool = ForceOpt,
     seed: int = SeedOpt,
     quick: bool = QuickOpt,
+    device: str = DeviceOpt,
 ) -> None:
     """Inverse-operator study: train MLPs that invert a Gaussian blur (n = 64) under two priors and ask
     which linear operator each network's surrogate is closest to: A⁻¹, the Wiener estimator, or the
@@ -124,12 +125,31 @@ def demo(
     # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.demo import run_demo
 
-    summary = run_demo(out=out, force=force, seed=seed, quick=quick, console=console)
+    summary = run_demo(out=out, force=force, seed=seed, quick=quick, console=console, device=device)
     print_summary("linlens demo", summary, out)
 
 
+ANALYZE_EXAMPLE = """Example (runnable as is; a linear "network" that is the Wiener estimator of a blur, on images):
+
+  python -c "if 1:
+    import numpy as np, torch
+    rng = np.random.default_rng(0); i = np.arange(8)
+    B = np.exp(-0.5 * (i[:, None] - i[None, :]) ** 2); B /= B.sum(1, keepdims=True)
+    A = np.kron(B, B); x = rng.normal(size=(8000, 64)); y = x @ A.T + 0.05 * rng.normal(size=x.shape)
+    W = A.T @ np.linalg.inv(A @ A.T + 0.05**2 * np.eye(64))
+    lin = torch.nn.Linear(64, 64, bias=False).double(); lin.weight.data = torch.from_numpy(W)
+    net = torch.nn.Sequential(torch.nn.Flatten(), lin)
+    torch.jit.script(net).save('net.pt'); np.save('A.npy', A)
+    np.save('y.npy', y.reshape(-1, 1, 8, 8)); np.save('x.npy', x.reshape(-1, 8, 8))"
+  linlens analyze --model net.pt --inputs y.npy --targets x.npy --operator A.npy --out report
+  linlens analyze --model net.pt --inputs y.npy --out surrogate-only
+"""
+
+
 @app.command(help="Fit the global linear surrogate of your model on your inputs, and compare it with a "
-             "reference. " + MODEL_IS_CODE)
+             "reference; with --targets and --operator, the whole inverse-operator study (C against A⁺, the "
+             "Wiener estimator and the least-squares fit of your data). " + MODEL_IS_CODE,
+             epilog=ANALYZE_EXAMPLE)
 def analyze(
     model: str = typer.Option(
         ...,
@@ -176,11 +196,7 @@ def analyze(
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
     inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,
-    the network's nonlinear gain, verdicts from paired tests.
-
-    Example (files a user has: a TorchScript model, inputs y, ground truth x, the operator A):
-
-        linlens analyze --model net.pt --inputs y.npy --targets x.npy --operator A.npy --out report/
+    the network's nonlinear gain, verdicts from paired tests. --help shows ``ANALYZE_EXAMPLE``.
     """
     if targets is not None or (operator is not None and inputs.suffix.lower() == ".npz"):
         # lazy: workflows load matplotlib; --help stays fast
@@ -263,7 +279,12 @@ def koopman(
     print_summary("linlens koopman", summary, out)
 
 
-@app.command()
+@app.command(epilog="""Example (runnable as is; an untrained zuko flow — name your trained one the same way):
+
+  printf 'import zuko\\nflow = zuko.flows.MAF(2, transforms=2, hidden_features=(16,))\\n' > myflows.py
+  python -c "import numpy as np; np.save('data.npy', np.random.default_rng(0).normal(size=(500, 2)))"
+  linlens flows --model myflows:flow --data data.npy --alpha 0.05 --out flow-report
+""")
 def flows(
     model: str = typer.Option(
         ...,
@@ -290,8 +311,7 @@ def flows(
     """Local covariance (JᵀJ)⁻¹, local standard deviations and directions, un-whitened components and
     traversals of your flow on your data, σ_max(J) over the data; PCA beside every component result.
 
-    Example (myflows.py defines `flow`, a trained zuko flow; see the README): linlens flows --model myflows:flow
-    --data moons.npy --alpha 0.05 --out flow-report
+    Example: see below (runnable as is; use your trained flow instead of the untrained one).
     """
     # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.flows import run_flows
@@ -301,7 +321,8 @@ def flows(
     print_summary("linlens flows", summary, out)
 
 
-@app.command()
+@app.command(epilog="Example (a linear flow's components against PCA, ~40 s): linlens reproduce flows-linear "
+             "--quick --out flows-linear")
 def reproduce(
     name: str = typer.Argument(..., help="one of: " + ", ".join(REPRODUCTIONS)),
     out: Path | None = OutOpt,

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from linlens import nn as lnn
 from linlens.problems import InverseProblem, PiecewiseConstantPrior, SmoothPrior, gaussian_blur
 from linlens.report import Report, check_destination
+from linlens.validation import check_device
 from linlens.workflows.fibers_cmd import demo_section
 from linlens.workflows.inverse import inverse_study_from_files
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global, verdict_text
@@ -52,7 +53,7 @@ TRAINING = {
 
 
 def _train_models(
-    prob: InverseProblem, seed: int, quick: bool, console: Any, key: str
+    prob: InverseProblem, seed: int, quick: bool, console: Any, key: str, device: str = "auto"
 ) -> tuple[dict[str, torch.nn.Module], dict[str, Any], np.ndarray, np.ndarray]:
     n_train, hidden, epochs, batch_size, lr = TRAINING[key]
     if quick:
@@ -64,10 +65,12 @@ def _train_models(
     weak = lnn.mlp(prob.n_y, [16], prob.n_x, seed=seed + 1)
     untrained = lnn.mlp(prob.n_y, hidden, prob.n_x, seed=seed + 2)
     h_good = lnn.train(good, Y32, X32, epochs=epochs, batch_size=batch_size, lr=lr, X_val=Yv, Y_val=Xv,
-                       patience=8, lr_schedule="cosine", seed=seed, description=f"{key}: MLP {hidden}")
+                       patience=8, lr_schedule="cosine", seed=seed, description=f"{key}: MLP {hidden}",
+                       device=device)
     h_weak = lnn.train(weak, Y32, X32, epochs=2, batch_size=128, lr=1e-3, X_val=Yv, Y_val=Xv, seed=seed,
-                       description=f"{key}: weak MLP [16], 2 epochs")
-    models = {"trained MLP": good, "weak MLP": weak, "untrained MLP": untrained}
+                       description=f"{key}: weak MLP [16], 2 epochs", device=device)
+    # back on the CPU: the files written for the study and the Jacobians do not depend on where training ran
+    models = {"trained MLP": good.cpu(), "weak MLP": weak.cpu(), "untrained MLP": untrained.cpu()}
     return models, {"trained MLP": h_good, "weak MLP": h_weak}, X, Y
 
 
@@ -92,8 +95,13 @@ def write_problem_files(folder: Path, prob: InverseProblem, models: dict[str, to
     return paths
 
 
-def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False, console: Any = None) -> dict:
-    """Run the demo and write the report to ``out``; returns headline numbers."""
+def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False, console: Any = None,
+             device: str = "auto") -> dict:
+    """Run the demo and write the report to ``out``; returns headline numbers.
+
+    ``device`` is where the MLPs are trained and probed ("auto": CUDA when available); the figures' numbers were
+    measured on the CPU, and a GPU's different rounding gives slightly different trained networks."""
+    check_device(device)
     check_destination(out, force)  # fail before minutes of training, not after
     # on 2 cores (hyperthreads of one, see shared/notes/performance.md) one thread is faster for these sizes —
     # for torch and for numpy's BLAS alike: measured, the quick demo took 29 s with one BLAS thread and 706 s
@@ -101,10 +109,10 @@ def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False,
     cpus = os.cpu_count() or 1
     torch.set_num_threads(1 if cpus <= 2 else min(4, cpus))
     with threadpool_limits(limits=1 if cpus <= 2 else None):
-        return _run_demo(out, force, seed, quick, console)
+        return _run_demo(out, force, seed, quick, console, device)
 
 
-def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any) -> dict:
+def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any, device: str) -> dict:
     rep = Report("linlens demo: is a network that inverts a Gaussian blur spectrally close to A⁻¹?")
     rep.add_text(
         "Each MLP is trained to map a blurred, noisy observation y = A x + σe (n = 64) back to x. Its global "
@@ -122,7 +130,7 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any) -> d
     for key, prob in demo_problems():
         if console is not None:
             console.print(f"[bold]{prob.name}[/bold]")
-        models, hists, X, Y = _train_models(prob, seed, quick, console, key)
+        models, hists, X, Y = _train_models(prob, seed, quick, console, key, device)
         if console is not None:
             console.print("fitting surrogates, bootstrap intervals and paired tests …")
         # the demo writes its files and runs the study `linlens analyze --targets` runs on them (one code path)
@@ -131,7 +139,7 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any) -> d
             study = inverse_study_from_files(
                 files["models"], files["inputs"], files["targets"], operator=files["operator"],
                 noise_std=prob.noise_std, train_inputs=files["train_inputs"], train_targets=files["train_targets"],
-                prior_covariance=files["prior_covariance"], batch_size=8192, device="cpu", seed=seed,
+                prior_covariance=files["prior_covariance"], batch_size=8192, device=device, seed=seed,
                 n_boot=30 if quick else 100, name=prob.name,
             ).study
         _, Y_local = prob.sample(300 if quick else 1000, seed=seed + 3_000_017)
