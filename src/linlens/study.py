@@ -72,7 +72,11 @@ from linlens.validation import as_array
 
 __all__ = [
     "ModelLinearity", "LinearityStudy", "inverse_study", "linearity_study", "NOISE_FLAG_RATIO", "NOISE_FLOOR_RATIO",
+    "FEW_ROWS_PER_FEATURE",
 ]
+
+#: Fewer fit rows per unknown than this get a note in the study (estimation noise dominates quadratic statistics).
+FEW_ROWS_PER_FEATURE = 3
 
 #: An unweighted number is flagged as dominated by the estimation noise of C when its bootstrap standard
 #: deviation exceeds NOISE_FLAG_RATIO of its value, or when the noise floor — the size the number would have
@@ -247,6 +251,11 @@ def inverse_study(
         raise ShapeError(f"need at least 6 probe pairs (half fit, half test); got {len(Yp)}")
     Yf, Yt, Xt = Yp[:half], Yp[half:], Xp[half:]
     notes: list[str] = []
+    if half < FEW_ROWS_PER_FEATURE * (n_y + 1):
+        notes.append(f"each surrogate is fitted on {half} rows for {n_y} input features (+ intercept), fewer than "
+                     f"{FEW_ROWS_PER_FEATURE} per unknown: its estimation noise is large, quadratic statistics "
+                     "carry a large bias correction, and their intervals can be unreliable — terms whose estimate "
+                     "falls outside its own interval are marked noise-dominated; more probe rows help")
     Amat = None if A is None else as_array(A, "A", ndim=2)
     if Amat is not None and Amat.shape != (n_y, n_x):
         raise ShapeError(f"A must map x ({n_x}) to y ({n_y}): shape {(n_y, n_x)}; got {Amat.shape}")
@@ -328,7 +337,11 @@ def inverse_study(
         table = summarize(boot)
         for k, v in table.items():  # every error, signal and noise term is ≥ 0: clip the interval, not the estimate
             if k in refs or k in ("signal_error", "noise_amplification", "total") or k.startswith("band_"):
-                v["low"] = max(v["low"], 0.0)
+                v["low"], v["high"] = max(v["low"], 0.0), max(v["high"], 0.0)
+                # when the bias (from C's estimation noise) is much larger than the value, the resampled fits can
+                # say that the analytic correction is still short and the basic interval lies below the estimate:
+                # the number is noise-dominated, and only the interval's upper end is informative
+                v["noise_dominated"] = not v["low"] <= v["estimate"] <= v["high"]
         errors = {k: table[k] for k in refs}
         verdict = closest_reference(boot, list(refs))
         sn_corr = None

@@ -22,7 +22,10 @@ MAX_DENSE_FIGURE = 1024
 
 
 def ci_text(v: dict[str, float]) -> str:
-    """"estimate [low, high]" of a summarized bootstrap entry."""
+    """"estimate [low, high]" of a summarized bootstrap entry; a noise-dominated one (its estimate outside its own
+    interval, see :func:`linlens.study.inverse_study`) says so."""
+    if v.get("noise_dominated"):
+        return f"{v['estimate']:.3g}, noise-dominated (its interval [{v['low']:.3g}, {v['high']:.3g}] excludes it)"
     return f"{v['estimate']:.3g} [{v['low']:.3g}, {v['high']:.3g}]"
 
 
@@ -128,6 +131,8 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
     inv = study.inverse_name
     pct = int(round(study.ci * 100))
     rep.add_heading(study.problem)
+    if study.notes:
+        rep.add_text("Notes: " + " ".join(n if n.endswith(".") else n + "." for n in study.notes))
     header = ["model / reference", "test MSE", "surrogate R²"] + [
         f"error vs {k} [{pct}% CI]" for k in study.references] + ["verdict"]
     rows: list[list[Any]] = []
