@@ -171,3 +171,18 @@ def test_pinv_svd_matches_numpy_pinv_also_when_rank_deficient(shape):
         np.testing.assert_array_equal(sign_flips(U), np.ones(U.shape[1]))  # the one sign rule
     with pytest.raises(ShapeError, match="thin SVD"):
         pinv_svd(svd(rng.normal(size=(3, 3))), (4, 3))
+
+
+def test_randomized_svd_of_an_operator_known_only_by_its_products():
+    """Data read from disk is an operator (matmat/rmatmat passes): same triplets as the full SVD, same signs."""
+    from scipy.sparse.linalg import LinearOperator
+
+    A = _with_spectrum(300, 80, np.r_[np.geomspace(10.0, 1.0, 6), 1e-3 * np.ones(74)], seed=4)
+    op = LinearOperator(A.shape, matvec=lambda v: A @ v, rmatvec=lambda v: A.T @ v, matmat=lambda M: A @ M,
+                        rmatmat=lambda M: A.T @ M, dtype=np.float64)
+    (U, s, Vt), n_iter = randomized_svd(op, 6, return_n_iter=True)
+    Uf, sf, Vtf = svd(A)
+    np.testing.assert_allclose(s, sf[:6], rtol=1e-10)
+    np.testing.assert_allclose(Vt, Vtf[:6], atol=1e-8)
+    np.testing.assert_allclose(U, Uf[:, :6], atol=1e-8)
+    assert n_iter >= 1

@@ -193,11 +193,30 @@ def analyze(
     train_targets: Path | None = typer.Option(None, "--train-targets", help="the targets of --train-inputs"),
     prior_covariance: Path | None = typer.Option(None, "--prior-covariance", help="Σₓ (.npy, n_x × n_x) "
                                                  "instead of the training targets' empirical covariance"),
+    components: int | None = typer.Option(None, "--components", help="fit the surrogate on the top-m principal "
+                                           "subspace of the inputs, C = B V_mᵀ: no d × d matrix, for sizes where "
+                                           "the dense route does not fit in memory (--reference may then be a "
+                                           "module:attr operator)"),
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
     inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,
     the network's nonlinear gain, verdicts from paired tests. --help shows ``ANALYZE_EXAMPLE``.
     """
+    if components is not None:
+        if targets is not None or operator is not None or dask is not None:
+            raise ConfigError("--components fits the subspace surrogate alone: give it without --targets, "
+                              "--operator and --dask")
+        if not fit_intercept:
+            raise ConfigError("--components always fits the offset c (the subspace is that of the centred inputs)")
+        # lazy: workflows load matplotlib; --help stays fast
+        from linlens.workflows.analyze_subspace import run_analyze_subspace
+
+        summary = run_analyze_subspace(model, inputs, components, None if reference is None else str(reference),
+                                       out=out, force=force, batch_size=batch_size, device=device, seed=seed,
+                                       console=console, trust_model=trust_model, output_index=output_index,
+                                       output_key=output_key, max_memory=max_memory)
+        print_summary("linlens analyze (subspace surrogate)", summary, out)
+        return
     if targets is not None or (operator is not None and inputs.suffix.lower() == ".npz"):
         # lazy: workflows load matplotlib; --help stays fast
         from linlens.workflows.inverse import run_inverse

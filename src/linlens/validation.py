@@ -307,9 +307,10 @@ def _fmt_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
-def check_memory(need: float, what: str, limit: int | None = None, option: str = "--max-memory") -> None:
+def check_memory(need: float, what: str, limit: int | None = None, option: str = "--max-memory",
+                 alternative: str = "reduce the size") -> None:
     """Refuse work whose memory estimate ``need`` (bytes) exceeds ``limit`` (default :func:`default_max_memory`),
-    naming the estimate, ``what`` needs it and the option that raises the limit.
+    naming the estimate, ``what`` needs it, the option that raises the limit and the ``alternative``.
 
     Example:
         >>> check_memory(1e3, "a tiny Gram matrix", limit=2**20)
@@ -317,4 +318,4 @@ def check_memory(need: float, what: str, limit: int | None = None, option: str =
     lim = default_max_memory() if limit is None else int(limit)
     if need > lim:
         raise MemoryLimitError(f"{what} needs about {_fmt_bytes(need)}, over the memory limit of {_fmt_bytes(lim)}; "
-                               f"raise it with {option} (or reduce the size)")
+                               f"raise it with {option} (or {alternative})")

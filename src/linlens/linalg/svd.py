@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.linalg as sla
 import torch
-from scipy.sparse.linalg import svds
+from scipy.sparse.linalg import LinearOperator, svds
 
 from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.validation import as_array, check_finite, is_torch
@@ -211,7 +211,9 @@ def randomized_svd(
         constructing approximate matrix decompositions (2011), Alg. 4.4. https://arxiv.org/abs/0909.4061
 
     Arguments:
-        A: matrix (m, n), numpy or torch.
+        A: matrix (m, n), numpy or torch; or a real ``scipy.sparse.linalg.LinearOperator`` giving only the
+            products ``matmat`` and ``rmatmat`` (e.g. data read from disk chunk by chunk: each product is one
+            pass over it), run in float64 numpy with the same iteration, stopping rule and sign rule.
         k: number of singular triplets, 1 ≤ k ≤ min(m, n).
         n_oversamples: extra sketch columns p (sketch width min(k + p, m, n)).
         n_iter: fixed number of power iterations, or None for the adaptive rule.
@@ -234,6 +236,9 @@ def randomized_svd(
         >>> bool(np.allclose(s, np.linalg.svd(A, compute_uv=False)[:5]))
         True
     """
+    if isinstance(A, LinearOperator):
+        return _randomized_svd_operator(A, k, n_oversamples=n_oversamples, n_iter=n_iter, tol=tol,
+                                        max_iter=max_iter, seed=seed, return_n_iter=return_n_iter)
     k = _check_k(k, A)
     if n_oversamples < 0 or (n_iter is not None and n_iter < 0) or max_iter < 0:
         raise ConfigError(f"n_oversamples, n_iter and max_iter must be >= 0; got {n_oversamples}, {n_iter}, "
@@ -290,6 +295,46 @@ def randomized_svd(
     U, Vt = fix_signs(U[:, :keep], Vw[:, :keep].mH)
     s = s[:keep]
     out = SVDResult(U, s, Vt) if torch_in else SVDResult(U.numpy(), s.numpy(), Vt.resolve_conj().numpy())
+    return (out, done) if return_n_iter else out
+
+
+def _randomized_svd_operator(A: LinearOperator, k: int, *, n_oversamples: int, n_iter: int | None,
+                             tol: float | None, max_iter: int, seed: int, return_n_iter: bool) -> Any:
+    """:func:`randomized_svd` of an operator known only by its products (the same algorithm on numpy arrays:
+    the matrix-free case cannot hand torch a tensor)."""
+    k = _check_k(k, A)
+    if n_oversamples < 0 or (n_iter is not None and n_iter < 0) or max_iter < 0:
+        raise ConfigError(f"n_oversamples, n_iter and max_iter must be >= 0; got {n_oversamples}, {n_iter}, "
+                          f"{max_iter}")
+    m, n = A.shape
+    L = min(k + n_oversamples, m, n)
+    tol = 1e-10 if tol is None else tol
+    G = np.random.default_rng(seed).standard_normal((n, L))
+    Y = np.asarray(A.matmat(G), dtype=np.float64)
+    if not np.isfinite(Y).all():
+        raise NonFiniteError("the operator's products contain NaN/Inf")
+    Q = np.linalg.qr(Y)[0]
+    done, U_prev, change = 0, None, float("nan")
+    limit = max_iter if n_iter is None else n_iter
+    while True:
+        W = np.asarray(A.rmatmat(Q), dtype=np.float64)  # (n, L); QᵀA = Wᵀ
+        Vw, s, Uwt = np.linalg.svd(W, full_matrices=False)
+        U = Q @ Uwt.T
+        if n_iter is None and U_prev is not None:
+            change = float(np.linalg.norm(U[:, :k] - U_prev[:, :k] @ (U_prev[:, :k].T @ U[:, :k])))
+            if change < tol:
+                break
+        if done >= limit:
+            if n_iter is None:
+                warnings.warn(f"randomized SVD did not converge in {limit} power iterations (subspace change "
+                              f"{change:.1e} > tol {tol:.1e}); singular values decay slowly near k = {k}",
+                              NumericalWarning, stacklevel=3)
+            break
+        U_prev = U
+        Q = np.linalg.qr(np.asarray(A.matmat(Vw), dtype=np.float64))[0]
+        done += 1
+    U, Vt = fix_signs(U[:, :k], Vw[:, :k].T)
+    out = SVDResult(U, s[:k], Vt)
     return (out, done) if return_n_iter else out
 
 

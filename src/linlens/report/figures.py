@@ -285,10 +285,12 @@ bar_chart = plot_bar_chart
 
 
 def plot_operator_rows(rows: Mapping[str, np.ndarray], image_shape: tuple[int, int], pixels: Sequence[int],
-                       ax: Any = None, title: str = "Operator rows as images (one output pixel each)"):
+                       ax: Any = None, title: str = "Operator rows as images (one output pixel each)",
+                       labels: Sequence[int] | None = None):
     """Rows of (d_out, d_in) operators shown as images of the input: row p is the linear filter that output pixel
     p applies to the input. ``rows`` maps a name to an operator; one line of tiles per operator, one tile per
-    pixel in ``pixels``, each tile scaled to its own largest |entry| (blue < 0 < red)."""
+    pixel in ``pixels``, each tile scaled to its own largest |entry| (blue < 0 < red). ``labels``: the output
+    indices to print under the tiles when ``rows`` holds only the selected rows (then ``pixels`` indexes them)."""
     names = list(rows)
     H, W = image_shape
     fig, ax = _ax(ax, (1.4 * len(pixels) + 1.5, 1.4 * len(names) + 0.6))
@@ -303,7 +305,7 @@ def plot_operator_rows(rows: Mapping[str, np.ndarray], image_shape: tuple[int, i
     ax.set_yticks([i * (H + 1) + H / 2 for i in range(len(names))])
     ax.set_yticklabels(names)
     ax.set_xticks([j * (W + 1) + W / 2 for j in range(len(pixels))])
-    ax.set_xticklabels([f"pixel {int(p)}" for p in pixels], fontsize=7)
+    ax.set_xticklabels([f"pixel {int(p)}" for p in (pixels if labels is None else labels)], fontsize=7)
     ax.set_title(title)
     return fig
 

@@ -111,6 +111,18 @@ class SubspaceSurrogate:
         self.__dict__.pop("_sketch", None)  # a later partial_fit starts a new stream
         return self
 
+    def _fit_statistics(self, n: int, mean_in: np.ndarray, mean_out: np.ndarray, components: np.ndarray,
+                        G: np.ndarray, cross: np.ndarray, ss_x: float, ss_y: float) -> SubspaceSurrogate:
+        """Set the fitted attributes from statistics streamed elsewhere (``linlens analyze --components``): n rows,
+        their means, the components Vt (m, d_in), G = ZᵀZ and cross = Zᵀ(Y − ȳ) of the scores Z = (X − x̄)Vtᵀ,
+        and the total sums of squares of the centred inputs and outputs; returns self."""
+        self._check_params(components.shape[1])
+        if components.shape[0] != self.n_components:
+            raise ShapeError(f"components must have {self.n_components} rows; got {components.shape}")
+        self._set(n, mean_in, mean_out, components, G, cross, ss_x, ss_y)
+        self.__dict__.pop("_sketch", None)
+        return self
+
     def _set(self, n: int, mx: np.ndarray, my: np.ndarray, Vt: np.ndarray, G: np.ndarray, cross: np.ndarray,
              ss_x: float, ss_y: float) -> None:
         m = Vt.shape[0]

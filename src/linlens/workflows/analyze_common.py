@@ -159,7 +159,8 @@ def check_analyze_memory(d_in: int, d_out: int, batch_size: int, max_memory: int
     p = d_in + d_out
     need = 8.0 * (6 * p * p + 4 * batch_size * p)
     check_memory(need, f"analyze with {d_in} input and {d_out} output columns ((d_in + d_out)² statistics)",
-                 max_memory)
+                 max_memory, alternative="use --components m: the surrogate on the inputs' top-m principal "
+                 "subspace, without d × d matrices")
 
 
 def fit_surrogate(acc: GramAccumulator | TSQRAccumulator, fit_intercept: bool) -> tuple[LinearSurrogate, list[str]]:

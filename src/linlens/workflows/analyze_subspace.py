@@ -1,0 +1,297 @@
+"""``linlens analyze --components m``: the global surrogate at sizes where no d × d matrix fits in memory.
+
+The surrogate is fitted on the top-m principal subspace of the inputs (:class:`~linlens.surrogate.SubspaceSurrogate`,
+C = B V_mᵀ), exactly, from three kinds of passes:
+
+1. **Inputs only** (read from disk, no model call): the training rows' mean, then their top-m right singular
+   vectors V_m by randomized subspace iteration (:func:`~linlens.linalg.randomized_svd` on an operator whose
+   products are passes over the memory-mapped file).
+2. **Model on the training rows**: scores Z = (y − ȳ)V_m and the model's outputs F give ZᵀZ (m × m) and
+   Zᵀ(F − F̄) (m × d_out); B solves the least squares in the subspace.
+3. **Model on the held-out rows** (the same seeded hash as the dense route, one row in five): the pooled R² and,
+   with ``--reference``, the centred data-weighted error E‖(C − R)(y − ȳ)‖²/E‖R(y − ȳ)‖², R applied matrix-free
+   (a ``.npy`` matrix or a ``module:attr`` operator).
+
+Memory is O(m · (d_in + d_out) + batch · (d_in + d_out)), never d². What the subspace leaves out is reported:
+the fraction of the inputs' variance outside it, about which the surrogate says nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from linlens._results import JSON_ARRAY_LIMIT
+from linlens.errors import ConfigError, NumericalWarning, ShapeError
+from linlens.linalg import randomized_svd
+from linlens.loaders import load_array, load_model
+from linlens.nn import progress_bar, resolve_device
+from linlens.operators import load_operator
+from linlens.probing import FlatModel, probe_model
+from linlens.report import Report, check_destination
+from linlens.report import figures as figs
+from linlens.surrogate.subspace import SubspaceSurrogate
+from linlens.validation import check_memory
+from linlens.workflows.analyze_common import (
+    HOLDOUT_EVERY,
+    R2_DEFINITION,
+    check_analyze_options,
+    holdout_mask,
+    image_shape,
+)
+
+__all__ = ["run_analyze_subspace", "MAX_POWER_ITERATIONS"]
+
+#: Power iterations of the randomized SVD at most (each is two passes over the inputs on disk).
+MAX_POWER_ITERATIONS = 8
+
+
+class _Moments:
+    """Per-column count, mean and centred sum of squares, merged batch by batch (Chan et al.)."""
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, None, None
+
+    def update(self, F: np.ndarray) -> None:
+        if len(F) == 0:
+            return
+        b, mb = len(F), F.mean(axis=0)
+        m2b = ((F - mb) ** 2).sum(axis=0)
+        if self.n == 0:
+            self.n, self.mean, self.m2 = b, mb, m2b
+            return
+        n = self.n + b
+        delta = mb - self.mean
+        self.m2 = self.m2 + m2b + delta**2 * (self.n * b / n)
+        self.mean = self.mean + delta * (b / n)
+        self.n = n
+
+
+def _training_rows(Y: np.ndarray, batch_size: int, seed: int) -> list[tuple[int, np.ndarray]]:
+    """(start, boolean mask of training rows) per batch of the inputs."""
+    n = len(Y)
+    return [(s, ~holdout_mask(s, min(s + batch_size, n), seed)) for s in range(0, n, batch_size)]
+
+
+def _centred_operator(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], mean: np.ndarray) -> LinearOperator:
+    """The centred training rows (n_train, d) as an operator: each product is one pass over the file."""
+    n_train = int(sum(int(m.sum()) for _, m in batches))
+    d = Y.shape[1]
+
+    def matmat(M: np.ndarray) -> np.ndarray:
+        out, row = np.empty((n_train, M.shape[1])), 0
+        for s, m in batches:
+            rows = np.asarray(Y[s:s + len(m)][m], dtype=np.float64) - mean
+            out[row:row + len(rows)] = rows @ M
+            row += len(rows)
+        return out
+
+    def rmatmat(Q: np.ndarray) -> np.ndarray:
+        out, row = np.zeros((d, Q.shape[1])), 0
+        for s, m in batches:
+            rows = np.asarray(Y[s:s + len(m)][m], dtype=np.float64) - mean
+            out += rows.T @ Q[row:row + len(rows)]
+            row += len(rows)
+        return out
+
+    return LinearOperator((n_train, d), matvec=lambda v: matmat(v[:, None])[:, 0],
+                          rmatvec=lambda v: rmatmat(v[:, None])[:, 0], matmat=matmat, rmatmat=rmatmat,
+                          dtype=np.float64)
+
+
+def run_analyze_subspace(
+    model: str,
+    inputs: Path,
+    components: int,
+    reference: str | None = None,
+    out: Path = Path("linlens-analyze"),
+    force: bool = False,
+    batch_size: int = 4096,
+    device: str = "auto",
+    seed: int = 0,
+    console: Any = None,
+    *,
+    trust_model: bool = False,
+    output_index: int | None = None,
+    output_key: str | None = None,
+    max_memory: int | None = None,
+) -> dict[str, Any]:
+    """Fit the top-m subspace surrogate of ``model`` on ``inputs`` (no d × d matrix), compare with ``reference``.
+
+    Arguments:
+        model, inputs, out, force, batch_size, device, seed, console, trust_model, output_index, output_key,
+            max_memory: as :func:`linlens.workflows.analyze.run_analyze` (inputs of any row shape).
+        components: m, the dimension of the inputs' principal subspace the surrogate lives on.
+        reference: an operator R (d_out, d_in): a ``.npy`` matrix or ``module:attr`` (imports that code).
+
+    Returns:
+        The summary dict.
+    """
+    check_destination(out, force)
+    check_analyze_options(batch_size, device, seed, output_index, output_key)
+    Y = load_array(inputs, "inputs", ndim=None, mmap=True, max_bytes=max_memory)
+    if Y.ndim < 2:
+        raise ShapeError(f"inputs need a row axis and at least one feature axis; got shape {tuple(Y.shape)}")
+    in_shape = tuple(int(k) for k in Y.shape[1:])
+    n = len(Y)
+    Y = Y.reshape(n, -1)
+    d_in = Y.shape[1]
+    batches = _training_rows(Y, batch_size, seed)
+    n_train = int(sum(int(m.sum()) for _, m in batches))
+    n_held = n - n_train
+    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 1:
+        raise ConfigError(f"--components must be a positive integer; got {components!r}")
+    if components > min(d_in, n_train - 1):
+        raise ConfigError(f"--components {components} must be at most min(d_in, training rows − 1) = "
+                          f"{min(d_in, n_train - 1)} ({n_train} of {n} rows train, one in {HOLDOUT_EVERY} is held "
+                          "out)")
+    if n_held < 2:
+        raise ShapeError(f"{n} rows leave {n_held} held-out rows; give more rows to score the surrogate")
+    m = int(components)
+    check_memory(8.0 * (4 * m * d_in + 6 * batch_size * d_in + 64 * (d_in + m)),
+                 f"analyze --components {m} on {d_in} input features", max_memory)
+    R = None
+    if reference is not None:
+        R = load_operator(reference)
+        if R.shape[1] != d_in:
+            raise ShapeError(f"reference must take the inputs' {d_in} values (shape (d_out, {d_in})); got "
+                             f"{R.shape}")
+    dev = str(resolve_device(device))
+    net = load_model(model, device=dev, trust_model=trust_model)
+    if len(in_shape) > 1:
+        net = FlatModel(net, in_shape)
+
+    with progress_bar(console is not None) as bar:
+        # 1. inputs only: mean and top-m principal subspace of the training rows
+        mean = np.zeros(d_in)
+        task = bar.add_task("inputs: mean and principal subspace", total=None)
+        for s, msk in batches:
+            mean += np.asarray(Y[s:s + len(msk)][msk], dtype=np.float64).sum(axis=0)
+        mean /= n_train
+        op = _centred_operator(Y, batches, mean)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NumericalWarning)
+            (_, sv, Vt), n_iter = randomized_svd(op, m, n_iter=None, tol=1e-6, max_iter=MAX_POWER_ITERATIONS,
+                                                 seed=seed, return_n_iter=True)
+        converged = not any(issubclass(w.category, NumericalWarning) for w in caught)
+        bar.update(task, completed=1, total=1)
+
+        # 2. the model on the training rows: least squares on the scores
+        G, cross, ss_x, mom_train = np.zeros((m, m)), None, 0.0, _Moments()
+        task = bar.add_task("probing the model (training rows)", total=len(batches))
+        for s, msk in batches:
+            rows = np.asarray(Y[s:s + len(msk)][msk], dtype=np.float64)
+            if len(rows):
+                _, _, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
+                                           output_key=output_key))
+                if cross is None:
+                    check_memory(8.0 * (4 * m * (d_in + F.shape[1]) + 6 * batch_size * (d_in + F.shape[1])),
+                                 f"analyze --components {m} with {d_in} inputs and {F.shape[1]} outputs", max_memory)
+                    cross = np.zeros((m, F.shape[1]))
+                Z = (rows - mean) @ Vt.T
+                G += Z.T @ Z
+                cross += Z.T @ F  # Σ Z = 0 over the training rows, so this is Zᵀ(F − F̄) up to rounding
+                ss_x += float(np.sum((rows - mean) ** 2))
+                mom_train.update(F)
+            bar.advance(task)
+        sur = SubspaceSurrogate(n_components=m, seed=seed)._fit_statistics(
+            n_train, mean, mom_train.mean, Vt, G, cross, ss_x, float(mom_train.m2.sum()))
+
+        # 3. the model on the held-out rows: R² and the data-weighted error against R
+        d_out = sur.coef_subspace_.shape[0]
+        if R is not None and R.shape[0] != d_out:
+            raise ShapeError(f"reference must be (d_out, d_in) = ({d_out}, {d_in}) to match the model; got {R.shape}")
+        sse, mom_held = np.zeros(d_out), _Moments()
+        dw = {"D_sum": np.zeros(d_out), "D_sq": 0.0, "R_sum": np.zeros(d_out), "R_sq": 0.0, "n": 0}
+        task = bar.add_task("probing the model (held-out rows)", total=len(batches))
+        for s, msk in batches:
+            rows = np.asarray(Y[s:s + len(msk)][~msk], dtype=np.float64)
+            if len(rows):
+                _, _, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
+                                           output_key=output_key))
+                sse += ((F - sur.predict(rows)) ** 2).sum(axis=0)
+                mom_held.update(F)
+                if R is not None:
+                    yc = rows - mean  # centred by the training mean; the rest of the shift is removed below
+                    Ry = R.matvec(yc)
+                    Dy = (yc @ Vt.T) @ sur.coef_subspace_.T - Ry
+                    dw["D_sum"] += Dy.sum(axis=0)
+                    dw["D_sq"] += float(np.sum(Dy**2))
+                    dw["R_sum"] += Ry.sum(axis=0)
+                    dw["R_sq"] += float(np.sum(Ry**2))
+                    dw["n"] += len(rows)
+            bar.advance(task)
+
+    sst = mom_held.m2
+    ok = sst > 0
+    r2 = float(1 - sse[ok].sum() / sst[ok].sum()) if ok.any() else float("nan")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2_out = np.where(ok, 1 - sse / np.where(ok, sst, 1.0), np.nan)
+    dwe = None
+    if R is not None and dw["n"]:
+        k = dw["n"]
+        num = dw["D_sq"] / k - float(np.sum((dw["D_sum"] / k) ** 2))
+        den = dw["R_sq"] / k - float(np.sum((dw["R_sum"] / k) ** 2))
+        dwe = float(num / den) if den > 0 else (0.0 if num <= 0 else math.inf)
+    return _report(model, inputs, reference, out, force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
+                   n_iter, converged, sv, seed)
+
+
+def _report(model: str, inputs: Path, reference: str | None, out: Path, force: bool, sur: SubspaceSurrogate,
+            r2: float, r2_out: np.ndarray, dwe: float | None, n: int, n_train: int, n_held: int,
+            in_shape: tuple[int, ...], n_iter: int, converged: bool, sv: np.ndarray, seed: int) -> dict[str, Any]:
+    m, d_in = sur.components_.shape
+    d_out = sur.coef_subspace_.shape[0]
+    rep = Report(f"linlens analyze (subspace surrogate, m = {m}): {model}")
+    rep.add_text(
+        f"Global linear surrogate of the model restricted to the top-{m} principal subspace of its inputs: outputs ≈ "
+        f"(y − ȳ) V_m Bᵀ + c, so C = B V_mᵀ ({d_out} × {d_in}) is never formed. V_m comes from a randomized SVD of "
+        f"the {n_train} centred training rows read from disk ({n_iter} power iteration(s)); B is the least-squares "
+        f"fit of the model's outputs on the scores. {n_held} held-out rows (one in {HOLDOUT_EVERY}, a seeded hash "
+        f"of the row index, as in the dense route) score it: pooled R² {r2:.6g} (1 − R² is what neither the "
+        "subspace nor linearity explains). The fraction of the inputs' variance outside the subspace, "
+        f"{sur.outside_variance_fraction_:.3g}, is what the surrogate says nothing about: raise --components if it "
+        "is large. No d × d matrix is formed, so spectra, principal angles and filter factors of C (which need "
+        "one) are not computed here; the dense route (without --components) gives them where d allows."
+        + ("" if converged else f" The subspace iteration did not converge in {n_iter} power iterations: the "
+           f"inputs' spectrum has no clear gap at m = {m}, so V_m is one of many nearly-equivalent top-m subspaces "
+           "(the surrogate is still the least-squares fit on it, and the held-out R² measures it)."))
+    summary: dict[str, Any] = {"inputs": n, "d_in": d_in, "d_out": d_out, "components m": m,
+                               "inputs' variance outside the subspace": sur.outside_variance_fraction_,
+                               "R² (pooled, held-out)": r2,
+                               "nonlinear + outside-subspace residual fraction": 1 - r2 if np.isfinite(r2) else None}
+    if dwe is not None:
+        summary["data-weighted error vs R (held-out rows)"] = dwe
+    rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
+    rep.add_figure(figs.plot_singular_spectra({"inputs (top m)": sv}, title="Singular values of the centred "
+                                              "training inputs (the subspace)"), "input_spectrum",
+                   "Singular values of the centred inputs along the m components: a spectrum still high at m means "
+                   "directions the surrogate does not see.")
+    img = image_shape(in_shape)
+    if img is not None:
+        rep.add_figure(figs.plot_singular_images(sur.components_, sur.singular_values_, {}, img,
+                                                 title="Principal components of the inputs"),
+                       "components", "Principal components of the inputs (rows of V_mᵀ) as images.")
+        pix = figs.row_pixels(img, d_out)
+        rows = sur.coef_subspace_[pix] @ sur.components_
+        rep.add_figure(figs.plot_operator_rows({"surrogate C": rows}, img, range(len(pix)), labels=pix),
+                       "operator_rows", "Rows of C = B V_mᵀ as images: the linear filter each output value applies "
+                       "to the input image (each tile scaled to itself).")
+    rep.add_array("components", sur.components_)
+    rep.add_array("coef_subspace", sur.coef_subspace_)
+    rep.metrics.update({
+        "route": "subspace", "model": model, "inputs": str(inputs), "reference": reference, "n_samples": n,
+        "input_shape": list(in_shape), "n_components": m, "n_train": n_train, "n_held_out": n_held, "seed": seed,
+        "power_iterations": n_iter, "subspace_converged": converged, "r2": r2, "r2_definition": R2_DEFINITION,
+        "r2_per_output": r2_out if r2_out.size <= JSON_ARRAY_LIMIT else None,
+        "outside_variance_fraction": sur.outside_variance_fraction_,
+        "explained_variance": sur.explained_variance_, "total_variance": sur.total_variance_,
+        "data_weighted_error": dwe, "intercept": sur.intercept_ if sur.intercept_.size <= JSON_ARRAY_LIMIT else None,
+        "arrays": "components.npy (m, d_in) = V_mᵀ and coef_subspace.npy (d_out, m) = B: C = B V_mᵀ"})
+    rep.write(out, force=force)
+    return summary

@@ -1,0 +1,111 @@
+"""`linlens analyze --components m`: the subspace surrogate on the user's files, checked against closed forms
+(inputs of exact rank m), the dense route (m = d) and a direct numpy evaluation on the held-out rows."""
+
+import json
+import textwrap
+import uuid
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from linlens.cli import main
+from linlens.workflows.analyze_common import holdout_mask
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def _script(module, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(module).save(str(path))
+
+
+def test_inputs_of_rank_m_are_fitted_exactly_and_match_the_reference(tmp_path, capsys, monkeypatch):
+    """y = Z Wᵀ + offset with Z of rank m; a linear model M y + b: the subspace surrogate reproduces the model on
+    the data (R² = 1 held out), nothing lies outside the subspace, and (C − M)y = 0 on every input, so the
+    data-weighted error against M is 0 — with M as a .npy matrix or as a scipy LinearOperator (module:attr)."""
+    rng = np.random.default_rng(0)
+    d, m, n = 40, 5, 1500
+    Y = rng.normal(size=(n, m)) @ rng.normal(size=(m, d)) + 3.0
+    np.save(tmp_path / "y.npy", Y)
+    lin = torch.nn.Linear(d, 7).double()
+    _script(lin, tmp_path / "m.pt")
+    M = lin.weight.detach().numpy()
+    np.save(tmp_path / "M.npy", M)
+    name = f"refop_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(f"""
+        import numpy as np
+        from scipy.sparse.linalg import aslinearoperator
+        R = aslinearoperator(np.load(r"{tmp_path / 'M.npy'}"))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for ref, rep in ((tmp_path / "M.npy", "a"), (f"{name}:R", "b")):
+        code, out, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "--components", m,
+                               "-r", ref, "-o", tmp_path / rep], capsys)
+        assert code in (0, None), err
+        met = json.loads((tmp_path / rep / "metrics.json").read_text())
+        assert met["route"] == "subspace" and met["n_components"] == m
+        assert met["r2"] == pytest.approx(1.0, abs=1e-10)
+        assert met["outside_variance_fraction"] < 1e-12
+        assert met["data_weighted_error"] < 1e-18
+        C = np.load(tmp_path / rep / "coef_subspace.npy") @ np.load(tmp_path / rep / "components.npy")
+        Yc = Y - Y.mean(axis=0)
+        np.testing.assert_allclose(Yc @ C.T, Yc @ M.T, atol=1e-8)  # C agrees with M on the data's span
+
+
+def test_full_subspace_equals_the_dense_route_and_a_direct_evaluation(tmp_path, capsys):
+    """m = d: the subspace surrogate is ordinary least squares by another algorithm, so its held-out R² equals
+    the dense route's; its data-weighted error against a random R equals a numpy evaluation on the held-out rows."""
+    rng = np.random.default_rng(1)
+    d, n = 12, 2000
+    Y = rng.normal(size=(n, d)) * np.linspace(1.0, 0.2, d)
+    np.save(tmp_path / "y.npy", Y)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.Tanh(), torch.nn.Linear(16, 6)).double()
+    _script(net, tmp_path / "m.pt")
+    R = rng.normal(size=(6, d))
+    np.save(tmp_path / "R.npy", R)
+    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "--components", d,
+                         "-r", tmp_path / "R.npy", "-o", tmp_path / "sub"], capsys)
+    assert code in (0, None), err
+    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / "dense"],
+                        capsys)
+    assert code in (0, None), err
+    sub = json.loads((tmp_path / "sub" / "metrics.json").read_text())
+    dense = json.loads((tmp_path / "dense" / "metrics.json").read_text())
+    assert sub["r2"] == pytest.approx(dense["r2"], abs=1e-9)
+    assert sub["n_held_out"] == dense["r2_split"]["n_held_out"]
+    C = np.load(tmp_path / "sub" / "coef_subspace.npy") @ np.load(tmp_path / "sub" / "components.npy")
+    held = Y[holdout_mask(0, n, 0)]
+    yc = held - held.mean(axis=0)
+    expected = np.sum((yc @ (C - R).T) ** 2) / np.sum((yc @ R.T) ** 2)
+    assert sub["data_weighted_error"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_images_and_bad_input(tmp_path, capsys):
+    torch.manual_seed(0)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1), torch.nn.Tanh()).double()
+    _script(conv, tmp_path / "c.pt")
+    np.save(tmp_path / "y.npy", np.random.default_rng(0).normal(size=(600, 1, 8, 8)))
+    base = ["analyze", "-m", tmp_path / "c.pt", "-i", tmp_path / "y.npy"]
+    code, _, err = _run([*base, "--components", 10, "-o", tmp_path / "img"], capsys)
+    assert code in (0, None), err
+    for fig in ("components.png", "operator_rows.png", "input_spectrum.png"):
+        assert (tmp_path / "img" / fig).is_file()
+    # white-noise images have no spectral gap at m: the subspace is approximate, and the report says so
+    met = json.loads((tmp_path / "img" / "metrics.json").read_text())
+    assert met["subspace_converged"] is False and "not converge" in (tmp_path / "img" / "report.html").read_text()
+    np.save(tmp_path / "bad_R.npy", np.zeros((64, 63)))
+    for extra, msg in (([0], "positive integer"), ([65], "at most"),
+                       ([4, "--targets", tmp_path / "y.npy"], "without --targets"),
+                       ([4, "-r", tmp_path / "bad_R.npy"], "reference must")):
+        code, _, err = _run([*base, "--components", *extra, "-o", tmp_path / "x"], capsys)
+        assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "x").exists()
