@@ -111,12 +111,4 @@ def test_analyze_state_dict_of_a_torch_sequential(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["stratum"]["barcode_text"] == s.label and m["stratum"]["dim"] == s.dim
     assert m["tangent_dim_numerical"] == s.dim
-    # the older positional form gives the same report; both or neither is a one-line error
-    res = runner.invoke(app, ["fibers", "analyze", str(f), "--out", str(tmp_path / "positional")])
-    assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "positional" / "metrics.json").read_text())["stratum"] == m["stratum"]
-    for args in (["--model", str(f), str(f)], []):
-        with pytest.raises(SystemExit) as exc:
-            main(["fibers", "analyze", *args, "--out", str(tmp_path / "c")])
-        assert exc.value.code == 2 and not (tmp_path / "c").exists()
     np.testing.assert_allclose(np.linalg.matrix_rank(w[2] @ w[1] @ w[0]), m["product_rank"])

@@ -23,6 +23,7 @@ from linlens.workflows.analyze_common import (
     check_analyze_memory,
     check_analyze_options,
     finish_analyze,
+    load_inputs,
     needs_qr_pass,
 )
 from linlens.workflows.analyze_dask import run_analyze_dask
@@ -79,14 +80,8 @@ def run_analyze(
                                 seed, console, trust_model=trust_model, output_index=output_index,
                                 output_key=output_key, max_memory=max_memory)
     dev = str(resolve_device(device))
-    Y = load_array(inputs, "inputs", ndim=None, mmap=True, max_bytes=max_memory)
-    if Y.ndim < 2:
-        raise ShapeError(f"inputs need a row axis and at least one feature axis (n_samples, d_in) or "
-                         f"(n_samples, *shape); got shape {tuple(Y.shape)}")
-    in_shape = tuple(int(k) for k in Y.shape[1:])
-    n = len(Y)
-    Y = Y.reshape(n, -1)  # a view (memory-mapped files stay on disk); the model sees rows of in_shape
-    d_in = Y.shape[1]
+    Y, in_shape = load_inputs(inputs, max_memory)  # rows; the model sees them in in_shape
+    n, d_in = Y.shape
     if n < 2:
         raise ShapeError(f"inputs must have at least 2 rows to fit a surrogate; got {n}")
     check_analyze_memory(d_in, 1, min(batch_size, n), max_memory)

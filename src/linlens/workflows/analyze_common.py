@@ -30,6 +30,7 @@ import numpy as np
 from linlens._results import JSON_ARRAY_LIMIT
 from linlens.errors import ConfigError, NumericalWarning, ShapeError
 from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator, pinv_svd, svd
+from linlens.loaders import load_array
 from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
@@ -54,6 +55,7 @@ __all__ = [
     "check_analyze_options",
     "finish_analyze",
     "image_shape",
+    "load_inputs",
 ]
 
 HOLDOUT_EVERY = 5  # one row in five is held out
@@ -383,6 +385,17 @@ def r2_and_split(stats: BlockStats, full: LinearSurrogate, fit_intercept: bool,
     info["r2_per_output"] = [None if not np.isfinite(v) else float(v) for v in per]
     info["definition"] = R2_DEFINITION
     return r2, per, info, msgs
+
+
+def load_inputs(inputs: Path, max_memory: int | None) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The inputs as rows (n, d_in) — a view of the memory-mapped file for ``.npy`` — and the shape of one row
+    (``(d_in,)``, or native such as (C, H, W), on which the model is called)."""
+    Y = load_array(inputs, "inputs", ndim=None, mmap=True, max_bytes=max_memory)
+    if Y.ndim < 2:
+        raise ShapeError(f"inputs need a row axis and at least one feature axis (n_samples, d_in) or "
+                         f"(n_samples, *shape); got shape {tuple(Y.shape)}")
+    in_shape = tuple(int(k) for k in Y.shape[1:])
+    return Y.reshape(len(Y), -1), in_shape
 
 
 def check_analyze_options(batch_size: Any, device: Any, seed: Any, output_index: Any = None,

@@ -29,7 +29,7 @@ from scipy.sparse.linalg import LinearOperator
 from linlens._results import JSON_ARRAY_LIMIT
 from linlens.errors import ConfigError, NumericalWarning, ShapeError
 from linlens.linalg import randomized_svd
-from linlens.loaders import load_array, load_model
+from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.operators import load_operator
 from linlens.probing import FlatModel, probe_model
@@ -43,6 +43,7 @@ from linlens.workflows.analyze_common import (
     check_analyze_options,
     holdout_mask,
     image_shape,
+    load_inputs,
 )
 
 __all__ = ["run_analyze_subspace", "MAX_POWER_ITERATIONS"]
@@ -134,13 +135,8 @@ def run_analyze_subspace(
     """
     check_destination(out, force)
     check_analyze_options(batch_size, device, seed, output_index, output_key)
-    Y = load_array(inputs, "inputs", ndim=None, mmap=True, max_bytes=max_memory)
-    if Y.ndim < 2:
-        raise ShapeError(f"inputs need a row axis and at least one feature axis; got shape {tuple(Y.shape)}")
-    in_shape = tuple(int(k) for k in Y.shape[1:])
-    n = len(Y)
-    Y = Y.reshape(n, -1)
-    d_in = Y.shape[1]
+    Y, in_shape = load_inputs(inputs, max_memory)
+    n, d_in = Y.shape
     batches = _training_rows(Y, batch_size, seed)
     n_train = int(sum(int(m.sum()) for _, m in batches))
     n_held = n - n_train
