@@ -297,3 +297,15 @@ def test_meta_tensors_are_refused_in_one_line():
         jacobians(torch.nn.Linear(3, 2), torch.ones((4, 3), device="meta"))
     with pytest.raises(ShapeError, match="meta"):
         JacobianField(torch.nn.Linear(3, 2)).fit(torch.ones((4, 3), device="meta"))
+
+
+def test_local_angles_at_the_full_input_dimension_are_not_reported():
+    """k = d_in: the top-k right subspaces of J and C are both all of R^d_in, so the 'angle' is 0 whatever J is;
+    it is left out (NaN), not reported as agreement."""
+    net = _mlp(4, 4, seed=3)
+    X = np.random.default_rng(3).normal(size=(5, 4))
+    C = np.random.default_rng(4).normal(size=(4, 4))  # unrelated to the net, full rank: k = 4 = d_in
+    res = JacobianField(net).local_vs_global(C, X)
+    assert res.k == 4 and np.isnan(res.max_angle).all()
+    assert res.to_dict()["max_angle_median"] is None or math.isnan(res.to_dict()["max_angle_median"])
+    assert res.relative_distance.min() > 0.1

@@ -672,7 +672,9 @@ class JacobianField:
                 ‖(J − C)Σ^½‖_F/‖CΣ^½‖_F, which ignores directions the data does not visit.
 
         Returns:
-            :class:`LocalVsGlobal` with per-sample ``relative_distance`` and ``max_angle`` (radians).
+            :class:`LocalVsGlobal` with per-sample ``relative_distance`` and ``max_angle`` (radians; NaN when
+            k = d_in, where both right subspaces are the whole input space and the angle is 0 by construction —
+            it is not computed, which also saves one SVD of J per sample).
 
         Example:
             >>> import torch
@@ -697,7 +699,8 @@ class JacobianField:
         if int(k) != k or not 1 <= k <= min(Cn.shape):
             raise ConfigError(f"k must be an integer in [1, {min(Cn.shape)}]; got {k!r}")
         Ct = torch.as_tensor(Cn)
-        Qc = _top_right_basis(Ct, int(k))
+        trivial = int(k) >= Cn.shape[1]  # right subspaces of dimension d_in: the whole input space
+        Qc = None if trivial else _top_right_basis(Ct, int(k))
         half = None
         if covariance is not None:
             Sg = np.asarray(covariance.detach().cpu().numpy() if is_torch(covariance) else covariance, dtype=np.float64)
@@ -714,7 +717,10 @@ class JacobianField:
                 raise ShapeError(f"C must have shape {tuple(J.shape[1:])} (d_out, d_in) of J; got {Cn.shape}")
             J = J.cpu()
             dists.append((torch.linalg.matrix_norm(J - Ct) / c_norm).numpy())
-            angles.append(_max_principal_angle(_top_right_basis(J, int(k)), Qc).numpy())
+            if trivial:  # k = d_in: both subspaces are the whole input space, every angle 0 by construction
+                angles.append(np.full(J.shape[0], np.nan))
+            else:
+                angles.append(_max_principal_angle(_top_right_basis(J, int(k)), Qc).numpy())
             if half is not None:
                 wdists.append((torch.linalg.matrix_norm((J.to(torch.float64) - Ct) @ half)
                                / max(c_weighted, 1e-300)).numpy())
