@@ -58,7 +58,7 @@ from linlens.surrogate import (
     filter_factors,
     r2_scores,
 )
-from linlens.surrogate.compare import SignalNoiseModel, SignalNoiseSplit
+from linlens.surrogate.compare import SignalNoiseModel, SignalNoiseSplit, probe_covariance
 from linlens.surrogate.resampling import (
     ClosestVerdict,
     OLSFit,
@@ -309,7 +309,8 @@ def inverse_study(
         split = snm.split(sur.coef_) if snm is not None else None
 
         def stat(fit: OLSFit, T: np.ndarray) -> dict[str, tuple[float, float]]:
-            out = {k: corrected_data_weighted_error(fit, R, T) for k, R in refs.items()}  # noqa: B023
+            S_T = probe_covariance(T)[0]  # one Σ (and one set of leverage weights under it) for every reference
+            out = {k: corrected_data_weighted_error(fit, R, covariance=S_T) for k, R in refs.items()}  # noqa: B023
             if snm is not None:
                 sp = snm.split(fit.coef)
                 b_sig_rows = fit.bias_by_output(snm.AS, basis=snm.Vt) / snm.trace

@@ -172,3 +172,22 @@ def test_bad_arguments():
         bootstrap(Y, F, lambda fit: {"a": (1.0, 1.0)}, bias="analytic", alpha=1.0)
     with pytest.raises(ConfigError):
         bootstrap(Y, F, lambda c, b: 0.0, test=Y)  # statistic must take the test rows
+
+
+def test_corrected_error_from_a_shared_covariance_equals_the_one_from_probes():
+    """Several references on one set of probes: Σ (and the leverage weights under it) computed once give the same
+    numbers as each call computing its own; exactly one of probes / covariance is accepted."""
+    from linlens.surrogate.compare import probe_covariance
+
+    rng = np.random.default_rng(3)
+    Y, T = rng.normal(size=(300, 4)), rng.normal(size=(200, 4)) + 2.0
+    fit = OLSFit(Y, Y @ rng.normal(size=(4, 3)) + 0.3 * rng.normal(size=(300, 3)))
+    S = probe_covariance(T)[0]
+    for R in (rng.normal(size=(3, 4)), fit.coef + 0.01, np.zeros((3, 4)) + 1.0):
+        a = corrected_data_weighted_error(fit, R, T)
+        b = corrected_data_weighted_error(fit, R, covariance=S)
+        assert a == pytest.approx(b, rel=1e-13)
+    with pytest.raises(ConfigError):
+        corrected_data_weighted_error(fit, R)
+    with pytest.raises(ConfigError):
+        corrected_data_weighted_error(fit, R, T, covariance=S)

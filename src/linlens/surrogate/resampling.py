@@ -123,8 +123,14 @@ class OLSFit:
 
     def bias_by_output(self, W: np.ndarray, basis: np.ndarray | None = None, scale: float = 1.0) -> np.ndarray:
         """The bias of :meth:`quadratic_bias` per output row of ``basis`` (k, d_out) (default: per output):
-        entry j is E[(b_jᵀ(Ĉ − C)) W ((Ĉ − C)ᵀ b_j)] / scale²; one pass for all rows."""
-        q = np.sum((self._Z @ W) * self._Z, axis=1) * self._w
+        entry j is E[(b_jᵀ(Ĉ − C)) W ((Ĉ − C)ᵀ b_j)] / scale²; one pass for all rows. The leverage weights under
+        W are remembered for the next call with the same W object (do not modify W in place between calls)."""
+        cached = self.__dict__.get("_q")
+        if cached is not None and cached[0] is W:  # the same weight again (several references, one Σ)
+            q = cached[1]
+        else:
+            q = np.sum((self._Z @ W) * self._Z, axis=1) * self._w
+            self._q = (W, q)
         r = (self.residuals if basis is None else self.residuals @ np.asarray(basis).T) / scale
         return (r * r).T @ q
 
@@ -243,11 +249,14 @@ def bootstrap(
                            ci=float(ci), method=method)
 
 
-def corrected_data_weighted_error(fit: OLSFit, R: np.ndarray, probes: np.ndarray) -> tuple[float, float]:
+def corrected_data_weighted_error(fit: OLSFit, R: np.ndarray, probes: np.ndarray | None = None, *,
+                                  covariance: np.ndarray | None = None) -> tuple[float, float]:
     """Data-weighted error of ``fit.coef`` against R on centred probes, less its estimation-noise bias.
 
     (tr(DΣDᵀ) − bias)/tr(RΣRᵀ), D = Ĉ − R, Σ the probes' covariance, bias from :meth:`OLSFit.quadratic_bias`.
-    Unbiased for the population value; it may come out slightly negative when the truth is ≈ 0.
+    Unbiased for the population value; it may come out slightly negative when the truth is ≈ 0. Give the
+    probes, or ``covariance`` = the (scaled) Σ of :func:`~linlens.surrogate.compare.probe_covariance` when several
+    references share one set of probes (Σ and the leverage weights under it are then computed once).
 
     Returns:
         (corrected, plug-in) — the pair a ``bias="analytic"`` statistic of :func:`bootstrap` returns.
@@ -259,7 +268,9 @@ def corrected_data_weighted_error(fit: OLSFit, R: np.ndarray, probes: np.ndarray
         >>> round(plug_in, 4), round(corrected, 4)  # the plug-in is mostly noise: bias ≈ σ²·3·3/400/3 = 0.0019
         (0.0021, 0.0002)
     """
-    S, _ = probe_covariance(probes)
+    if (probes is None) == (covariance is None):
+        raise ConfigError("give exactly one of probes (rows) or covariance (their scaled Σ)")
+    S = probe_covariance(probes)[0] if covariance is None else covariance
     R = np.asarray(R, dtype=np.float64)
     if R.shape != fit.coef.shape:
         raise ShapeError(f"R must have the surrogate's shape {fit.coef.shape}; got {R.shape}")
