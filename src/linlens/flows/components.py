@@ -178,7 +178,7 @@ def local_covariance(
     _, _, s, Vt, inv_s, singular = _jacobian_svd(encoder, X, rtol, on_singular, jacobians)
     V = np.swapaxes(Vt, 1, 2)[:, :, ::-1]
     std = inv_s[:, ::-1]
-    cov = np.einsum("nik,nk,njk->nij", V, std**2, V)
+    cov = (V * std[:, None, :] ** 2) @ np.swapaxes(V, 1, 2)  # V diag(std²) Vᵀ per point, batched BLAS
     return LocalCovariance(cov, np.ascontiguousarray(std), np.ascontiguousarray(V), s, singular)
 
 
