@@ -13,7 +13,11 @@ time of each stage (from a cProfile of the run with ``--profile``), and whether 
 Every library is pinned to ONE thread (set before numpy/torch import; see shared/notes/performance.md): the
 target is stated for 2 cores, and one thread is the reproducible lower bound of what 2 cores give here.
 
-Usage: python benchmarks/bench_analyze.py [--side 64] [--n 10000] [--profile] [--keep DIR]
+With ``--components m`` it runs the subspace route instead (``analyze --components m``: no d × d matrix, for
+sizes such as 128×128, d = 16,384, where the dense statistics need ~50 GB), against scikit-learn's
+``PCA(m, svd_solver="randomized")`` + ``LinearRegression`` on the scores, in memory, as the peer.
+
+Usage: python benchmarks/bench_analyze.py [--side 64] [--n 10000] [--components M] [--profile] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUME
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import importlib  # noqa: E402
 import pstats  # noqa: E402
 import resource  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -36,35 +42,67 @@ import torch  # noqa: E402
 from scipy.ndimage import gaussian_filter  # noqa: E402
 
 from linlens.workflows.analyze import run_analyze  # noqa: E402
+from linlens.workflows.analyze_subspace import run_analyze_subspace  # noqa: E402
 
 torch.set_num_threads(1)
 TARGET_S = 300.0
 
 
-def blur_matrix(side: int, width: float) -> np.ndarray:
-    """The dense (side², side²) Gaussian blur with zero boundary: A = B ⊗ B for the 1-D blur B (not circular)."""
+def blur_1d(side: int, width: float) -> np.ndarray:
+    """The 1-D Gaussian blur with zero boundary (rows normalized); the image blur is A = B ⊗ B (not circular)."""
     i = np.arange(side)
     B = np.exp(-0.5 * ((i[:, None] - i[None, :]) / width) ** 2)
-    B /= B.sum(axis=1, keepdims=True)
-    return np.kron(B, B)
+    return B / B.sum(axis=1, keepdims=True)
 
 
-def make_case(folder: Path, side: int, n: int, seed: int = 0) -> tuple[Path, Path, Path]:
-    """Write the user's files: inputs.npy (n, 1, side, side) float32, model.pt (TorchScript), reference.npy."""
-    inputs, model, reference = folder / "inputs.npy", folder / "model.pt", folder / "reference.npy"
-    if inputs.exists() and model.exists() and reference.exists() and np.load(inputs, mmap_mode="r").shape == (
+REFOP = '''"""Tikhonov inverse R = V diag(s/(s² + λ)) Uᵀ of the separable blur A = B ⊗ B, matrix-free."""
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+_z = np.load(__file__.replace(".py", ".npz"))
+UB, VtB, F = _z["U"], _z["Vt"], _z["F"]
+SIDE = UB.shape[0]
+
+
+def _apply(M, left, right_t):
+    X = np.asarray(M, dtype=np.float64).T.reshape(-1, SIDE, SIDE)
+    Z = (left.T @ X @ left) * F  # coefficients in the first basis, filtered (batched BLAS products)
+    return (right_t @ Z @ right_t.T).reshape(len(X), -1).T
+
+
+R = LinearOperator((SIDE * SIDE, SIDE * SIDE), dtype=np.float64,
+                   matvec=lambda v: _apply(v[:, None], UB, VtB.T)[:, 0],
+                   rmatvec=lambda v: _apply(v[:, None], VtB.T, UB)[:, 0],
+                   matmat=lambda M: _apply(M, UB, VtB.T), rmatmat=lambda M: _apply(M, VtB.T, UB))
+'''
+
+
+def make_case(folder: Path, side: int, n: int, seed: int = 0) -> tuple[Path, Path, str]:
+    """Write the user's files: inputs.npy (n, 1, side, side) float32, model.pt (TorchScript) and the reference R
+    (the Tikhonov inverse of the blur): ``reference.npy`` up to 64×64, else a matrix-free ``module:attr``
+    operator (``refop_<side>.py``, a scipy LinearOperator; a 128×128 dense R would be 2 GiB)."""
+    inputs, model = folder / "inputs.npy", folder / "model.pt"
+    dense = side <= 64
+    reference = str(folder / "reference.npy") if dense else f"refop_{side}:R"
+    ref_file = folder / ("reference.npy" if dense else f"refop_{side}.py")
+    if inputs.exists() and model.exists() and ref_file.exists() and np.load(inputs, mmap_mode="r").shape == (
             n, 1, side, side):  # a case kept with --keep is reused
         return inputs, model, reference
     rng = np.random.default_rng(seed)
     d = side * side
     x = gaussian_filter(rng.standard_normal((n, side, side)), sigma=(0, 2.0, 2.0), mode="constant")
-    A = blur_matrix(side, 1.5)
-    y = x.reshape(n, d) @ A.T + 0.01 * rng.standard_normal((n, d))
+    B = blur_1d(side, 1.5)
+    # A x = B X Bᵀ per image, as batched BLAS products (a three-operand einsum would loop unblocked)
+    y = B @ x @ B.T + 0.01 * rng.standard_normal((n, side, side))
     np.save(inputs, y.reshape(n, 1, side, side).astype(np.float32))
+    UB, sB, VtB = np.linalg.svd(B)
+    sA = np.outer(sB, sB)
     lam = 1e-2
-    U, s, Vt = np.linalg.svd(A)
-    R = (Vt.T * (s / (s**2 + lam))) @ U.T  # Tikhonov inverse of A
-    np.save(reference, R)
+    np.savez(folder / f"refop_{side}.npz", U=UB, Vt=VtB, F=sA / (sA**2 + lam))
+    (folder / f"refop_{side}.py").write_text(REFOP)
+    if dense:
+        sys.path.insert(0, str(folder))
+        np.save(folder / "reference.npy", importlib.import_module(f"refop_{side}").R.matmat(np.eye(d)))
     torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(d, 512), torch.nn.GELU(), torch.nn.Linear(512, d),
                               torch.nn.Unflatten(1, (1, side, side)))
@@ -72,15 +110,20 @@ def make_case(folder: Path, side: int, n: int, seed: int = 0) -> tuple[Path, Pat
     return inputs, model, reference
 
 
-def peers(inputs: Path, model: Path) -> dict[str, float]:
-    """sklearn LinearRegression on the probed outputs, and one d × d SVD (timed on their own)."""
-    from sklearn.linear_model import LinearRegression
-
+def _probe(inputs: Path, model: Path) -> tuple[np.ndarray, np.ndarray]:
     Y = np.load(inputs).reshape(len(np.load(inputs, mmap_mode="r")), -1).astype(np.float64)
     net = torch.jit.load(str(model))
     with torch.no_grad():
         F = np.concatenate([net(torch.from_numpy(np.load(inputs, mmap_mode="r")[i:i + 2048].copy())).reshape(
             min(2048, len(Y) - i), -1).double().numpy() for i in range(0, len(Y), 2048)])
+    return Y, F
+
+
+def peers(inputs: Path, model: Path) -> dict[str, float]:
+    """sklearn LinearRegression on the probed outputs, and one d × d SVD (timed on their own)."""
+    from sklearn.linear_model import LinearRegression
+
+    Y, F = _probe(inputs, model)
     t = time.perf_counter()
     LinearRegression().fit(Y, F)
     t_lr = time.perf_counter() - t
@@ -91,6 +134,18 @@ def peers(inputs: Path, model: Path) -> dict[str, float]:
     return {"sklearn LinearRegression.fit": t_lr, "numpy.linalg.svd (d × d)": t_svd}
 
 
+def subspace_peer(inputs: Path, model: Path, m: int) -> dict[str, float]:
+    """sklearn PCA (randomized) + LinearRegression on the scores, on the probed outputs held in memory."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LinearRegression
+
+    Y, F = _probe(inputs, model)
+    t = time.perf_counter()
+    Z = PCA(n_components=m, svd_solver="randomized", random_state=0).fit_transform(Y)
+    LinearRegression().fit(Z, F)
+    return {"sklearn PCA(randomized) + LinearRegression": time.perf_counter() - t}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--side", type=int, default=64)
@@ -98,6 +153,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print the 25 most expensive calls")
     ap.add_argument("--keep", type=Path, default=None, help="write the case and the report here")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--components", type=int, default=None, help="run the subspace route with this m")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
@@ -111,20 +167,30 @@ def main() -> None:
         t = time.perf_counter()
         if prof:
             prof.enable()
-        summary = run_analyze(str(model), inputs, reference, out=folder / "report", force=True, seed=0)
+        sys.path.insert(0, str(folder))  # a module:attr reference lives in the case folder
+        if args.components is None:
+            if not reference.endswith(".npy"):
+                raise SystemExit(f"the dense route needs a d × d reference; at side {args.side} use --components")
+            summary = run_analyze(str(model), inputs, Path(reference), out=folder / "report", force=True, seed=0)
+        else:
+            summary = run_analyze_subspace(str(model), inputs, args.components, reference,
+                                           out=folder / "report", force=True, seed=0)
         if prof:
             prof.disable()
         wall = time.perf_counter() - t
         rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 2**20
-        print(f"linlens analyze --reference: {wall:.1f} s (target {TARGET_S:.0f} s: "
+        route = "--reference" if args.components is None else f"--components {args.components} --reference"
+        print(f"linlens analyze {route}: {wall:.1f} s (target {TARGET_S:.0f} s: "
               f"{'met' if wall <= TARGET_S else 'NOT met'}), peak RSS growth {rss:.2f} GiB")
-        for k in ("R² (pooled, held-out)", "data-weighted error vs R", "principal angles"):
+        for k in ("R² (pooled, held-out)", "data-weighted error vs R", "principal angles",
+                  "data-weighted error vs R (held-out rows)", "inputs' variance outside the subspace"):
             if k in summary:
                 print(f"  {k}: {summary[k]}")
         if prof:
             pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
         if not args.no_peers:
-            for name, secs in peers(inputs, model).items():
+            found = peers(inputs, model) if args.components is None else subspace_peer(inputs, model, args.components)
+            for name, secs in found.items():
                 print(f"peer {name}: {secs:.1f} s; analyze / peer = {wall / secs:.1f}")
 
 
