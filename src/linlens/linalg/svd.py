@@ -21,6 +21,7 @@ import numpy as np
 import scipy.linalg as sla
 import torch
 from scipy.sparse.linalg import LinearOperator, svds
+from torch import Tensor
 
 from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.validation import as_array, check_finite, is_torch
@@ -236,40 +237,55 @@ def randomized_svd(
         >>> bool(np.allclose(s, np.linalg.svd(A, compute_uv=False)[:5]))
         True
     """
-    if isinstance(A, LinearOperator):
-        return _randomized_svd_operator(A, k, n_oversamples=n_oversamples, n_iter=n_iter, tol=tol,
-                                        max_iter=max_iter, seed=seed, return_n_iter=return_n_iter)
     k = _check_k(k, A)
     if n_oversamples < 0 or (n_iter is not None and n_iter < 0) or max_iter < 0:
         raise ConfigError(f"n_oversamples, n_iter and max_iter must be >= 0; got {n_oversamples}, {n_iter}, "
                           f"{max_iter}")
     torch_in = is_torch(A)
-    if torch_in:
-        X = A.detach()
-        X = X.to(dtype if dtype is not None else (torch.complex128 if X.is_complex() else torch.float64))
+    if isinstance(A, LinearOperator):  # products only (e.g. passes over a file), in float64 on the CPU
+        def prod(M: Tensor) -> Tensor:
+            return torch.from_numpy(np.ascontiguousarray(A.matmat(M.numpy()), dtype=np.float64))
+
+        def prod_h(M: Tensor) -> Tensor:
+            return torch.from_numpy(np.ascontiguousarray(A.rmatmat(M.numpy()), dtype=np.float64))
+
+        m, n = A.shape
+        device, dtype_, check_nan = torch.device("cpu"), torch.float64, True
     else:
-        a = _as_matrix(A, "A")
-        X = torch.from_numpy(a if a.flags.writeable else a.copy())
-    m, n = X.shape
+        if torch_in:
+            X = A.detach()
+            X = X.to(dtype if dtype is not None else (torch.complex128 if X.is_complex() else torch.float64))
+        else:
+            a = _as_matrix(A, "A")
+            X = torch.from_numpy(a if a.flags.writeable else a.copy())
+        Xh = X.mH
+        # operands are made row-major (contiguous): a column-major factor from svd/qr times a transposed view
+        # hits a slow matmul path (measured ~5x slower at L = 30)
+        def prod(M: Tensor) -> Tensor:
+            return X @ M
+
+        def prod_h(M: Tensor) -> Tensor:
+            return Xh @ M
+
+        m, n = X.shape
+        device, dtype_, check_nan = X.device, X.dtype, torch_in
     L = min(k + n_oversamples, m, n)
     if tol is None:
-        tol = 1e-4 if X.dtype in (torch.float32, torch.float16, torch.bfloat16, torch.complex64) else 1e-10
-    gen = torch.Generator(device=X.device)
+        tol = 1e-4 if dtype_ in (torch.float32, torch.float16, torch.bfloat16, torch.complex64) else 1e-10
+    gen = torch.Generator(device=device)
     gen.manual_seed(seed)
-    real = X.real.dtype if X.is_complex() else X.dtype
-    G = torch.randn(n, L, generator=gen, dtype=real, device=X.device).to(X.dtype)
-    Xh = X.mH
-    # operands are made row-major (contiguous): a column-major factor from svd/qr times a transposed view
-    # hits a slow matmul path (measured ~5x slower at L = 30)
-    Y = X @ G
+    real = dtype_.to_real() if dtype_.is_complex else dtype_
+    G = torch.randn(n, L, generator=gen, dtype=real, device=device).to(dtype_)
+    Y = prod(G)
     # NaN/Inf in A reach the Gaussian sketch (a pass over the small (m, L) product, not over A)
-    if torch_in and not bool(torch.isfinite(Y).all()):
-        raise NonFiniteError(f"A contains {int((~torch.isfinite(X)).sum())} NaN/Inf value(s)")
+    if check_nan and not bool(torch.isfinite(Y).all()):
+        bad = int((~torch.isfinite(X)).sum()) if torch_in else "some"
+        raise NonFiniteError(f"A contains {bad} NaN/Inf value(s)")
     Q = torch.linalg.qr(Y)[0].contiguous()
     done, U_prev, change = 0, None, float("nan")
     limit = max_iter if n_iter is None else n_iter
     while True:
-        W = Xh @ Q  # (n, L); QᴴX = Wᴴ
+        W = prod_h(Q)  # (n, L); QᴴX = Wᴴ
         Vw, s, Uwh = torch.linalg.svd(W, full_matrices=False)  # W = Vw diag(s) Uwᴴ → QᴴX = Uw s Vwᴴ
         Vw = Vw.contiguous()
         U = Q @ Uwh.mH
@@ -289,52 +305,12 @@ def randomized_svd(
                 )
             break
         U_prev = U
-        Q = torch.linalg.qr(X @ Vw)[0].contiguous()
+        Q = torch.linalg.qr(prod(Vw))[0].contiguous()
         done += 1
     keep = L if full_sketch else k
     U, Vt = fix_signs(U[:, :keep], Vw[:, :keep].mH)
     s = s[:keep]
     out = SVDResult(U, s, Vt) if torch_in else SVDResult(U.numpy(), s.numpy(), Vt.resolve_conj().numpy())
-    return (out, done) if return_n_iter else out
-
-
-def _randomized_svd_operator(A: LinearOperator, k: int, *, n_oversamples: int, n_iter: int | None,
-                             tol: float | None, max_iter: int, seed: int, return_n_iter: bool) -> Any:
-    """:func:`randomized_svd` of an operator known only by its products (the same algorithm on numpy arrays:
-    the matrix-free case cannot hand torch a tensor)."""
-    k = _check_k(k, A)
-    if n_oversamples < 0 or (n_iter is not None and n_iter < 0) or max_iter < 0:
-        raise ConfigError(f"n_oversamples, n_iter and max_iter must be >= 0; got {n_oversamples}, {n_iter}, "
-                          f"{max_iter}")
-    m, n = A.shape
-    L = min(k + n_oversamples, m, n)
-    tol = 1e-10 if tol is None else tol
-    G = np.random.default_rng(seed).standard_normal((n, L))
-    Y = np.asarray(A.matmat(G), dtype=np.float64)
-    if not np.isfinite(Y).all():
-        raise NonFiniteError("the operator's products contain NaN/Inf")
-    Q = np.linalg.qr(Y)[0]
-    done, U_prev, change = 0, None, float("nan")
-    limit = max_iter if n_iter is None else n_iter
-    while True:
-        W = np.asarray(A.rmatmat(Q), dtype=np.float64)  # (n, L); QᵀA = Wᵀ
-        Vw, s, Uwt = np.linalg.svd(W, full_matrices=False)
-        U = Q @ Uwt.T
-        if n_iter is None and U_prev is not None:
-            change = float(np.linalg.norm(U[:, :k] - U_prev[:, :k] @ (U_prev[:, :k].T @ U[:, :k])))
-            if change < tol:
-                break
-        if done >= limit:
-            if n_iter is None:
-                warnings.warn(f"randomized SVD did not converge in {limit} power iterations (subspace change "
-                              f"{change:.1e} > tol {tol:.1e}); singular values decay slowly near k = {k}",
-                              NumericalWarning, stacklevel=3)
-            break
-        U_prev = U
-        Q = np.linalg.qr(np.asarray(A.matmat(Vw), dtype=np.float64))[0]
-        done += 1
-    U, Vt = fix_signs(U[:, :k], Vw[:, :k].T)
-    out = SVDResult(U, s[:k], Vt)
     return (out, done) if return_n_iter else out
 
 
