@@ -281,5 +281,9 @@ def test_precomputed_svds_give_the_same_comparison_and_filter_factors():
     f2 = filter_factors(C, A, svd_A=pinv_svd(svd(R), R.shape))
     np.testing.assert_allclose(f2.singular_values, f1.singular_values, rtol=1e-8)
     np.testing.assert_allclose(f2.factors, f1.factors, atol=1e-8)
+    f3 = filter_factors(C, svd_A=pinv_svd(svd(R), R.shape))  # A is not needed when its SVD is given
+    np.testing.assert_array_equal(f3.factors, f2.factors)
+    with pytest.raises(ConfigError, match="give the forward operator"):
+        filter_factors(C)
     with pytest.raises(ShapeError, match="thin SVD"):
         compare_operators(C, R, svd_C=svd(C[:, :-1]))

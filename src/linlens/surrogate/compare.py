@@ -173,7 +173,7 @@ def singular_value_clusters(s: np.ndarray, rtol: float = 1e-8, shape: tuple[int,
     return np.array([[bounds[j], bounds[j + 1]] for j in range(len(bounds) - 1)], dtype=int)
 
 
-def filter_factors(C: Any, A: Any, rtol: float = 1e-8, *, svd_A: SVDResult | None = None) -> FilterFactors:
+def filter_factors(C: Any, A: Any = None, rtol: float = 1e-8, *, svd_A: SVDResult | None = None) -> FilterFactors:
     """Filter factors of an estimator C against the forward operator A, per cluster of equal sᵢ.
 
     References:
@@ -187,7 +187,8 @@ def filter_factors(C: Any, A: Any, rtol: float = 1e-8, *, svd_A: SVDResult | Non
         rtol: relative tolerance under which two singular values count as equal (see
             :func:`singular_value_clusters`).
         svd_A: the thin SVD of A when the caller has it (e.g. from :func:`~linlens.linalg.pinv_svd` for A = R⁺);
-            saves a d × d factorization; checked against A's shape.
+            saves a d × d factorization; checked against the shape Cᵀ. A may then be None (it is not needed,
+            and forming it from the factors would cost a d³ product).
 
     Returns:
         :class:`FilterFactors` with (k,) factors and the (k, k) matrix Φ.
@@ -201,12 +202,16 @@ def filter_factors(C: Any, A: Any, rtol: float = 1e-8, *, svd_A: SVDResult | Non
         ([0.5, 0.5], [[0, 2]])
     """
     c = as_array(C, "C", ndim=2)
-    a = as_array(A, "A", ndim=2)
-    if c.shape != a.T.shape:
-        raise ShapeError(f"C must have the shape of Aᵀ {a.T.shape} (C maps y to x, A maps x to y); got C {c.shape}")
-    U, s, Vt = svd(a) if svd_A is None else check_svd(svd_A, a.shape, "svd_A")
+    if A is None and svd_A is None:
+        raise ConfigError("give the forward operator A or its SVD svd_A")
+    a = None if A is None else as_array(A, "A", ndim=2)
+    a_shape = c.T.shape if a is None else a.shape
+    if c.shape != a_shape[::-1]:
+        raise ShapeError(f"C must have the shape of Aᵀ {a_shape[::-1]} (C maps y to x, A maps x to y); got C "
+                         f"{c.shape}")
+    U, s, Vt = svd(a) if svd_A is None else check_svd(svd_A, a_shape, "svd_A")
     Phi = Vt @ c @ (U * s)  # = Vᵀ C A V since A V = U diag(s)
-    clusters = singular_value_clusters(s, rtol=rtol, shape=a.shape)
+    clusters = singular_value_clusters(s, rtol=rtol, shape=a_shape)
     factors = np.zeros(s.size)
     spread = np.zeros(s.size)
     model = np.zeros_like(Phi)

@@ -329,9 +329,8 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                        "Largest principal angle between the top-k singular subspaces of C and R against k, with the "
                        "spectral gaps marked; angles are reported only at a clear gap of both ("
                        + (f"k = {cmp.k})." if cmp.k is not None else "none here)."))
-        svd_A = pinv_svd(svd_R, R.shape)  # A = R⁺ from R's SVD, no new factorization
-        A = (svd_A.U * svd_A.s) @ svd_A.Vt
-        ff = filter_factors(C, A, svd_A=svd_A)
+        svd_A = pinv_svd(svd_R, R.shape)  # A = R⁺ from R's SVD, no new factorization (A itself is not needed)
+        ff = filter_factors(C, svd_A=svd_A)
         metrics["filter_factors"] = ff.to_dict()
         if ff.matrix.size > JSON_ARRAY_LIMIT:
             rep.add_array("filter_factor_matrix", ff.matrix)
