@@ -79,6 +79,11 @@ def _training_rows(Y: np.ndarray, batch_size: int, seed: int) -> list[tuple[int,
     return [(s, ~holdout_mask(s, min(s + batch_size, n), seed)) for s in range(0, n, batch_size)]
 
 
+def _rows(Y: np.ndarray, start: int, keep: np.ndarray) -> np.ndarray:
+    """The rows ``start + i`` with ``keep[i]``, read from the (memory-mapped) inputs as float64."""
+    return np.asarray(Y[start:start + len(keep)][keep], dtype=np.float64)
+
+
 def _centred_operator(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], mean: np.ndarray) -> LinearOperator:
     """The centred training rows (n_train, d) as an operator: each product is one pass over the file."""
     n_train = int(sum(int(m.sum()) for _, m in batches))
@@ -87,7 +92,7 @@ def _centred_operator(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], mean
     def matmat(M: np.ndarray) -> np.ndarray:
         out, row = np.empty((n_train, M.shape[1])), 0
         for s, m in batches:
-            rows = np.asarray(Y[s:s + len(m)][m], dtype=np.float64) - mean
+            rows = _rows(Y, s, m) - mean
             out[row:row + len(rows)] = rows @ M
             row += len(rows)
         return out
@@ -95,7 +100,7 @@ def _centred_operator(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], mean
     def rmatmat(Q: np.ndarray) -> np.ndarray:
         out, row = np.zeros((d, Q.shape[1])), 0
         for s, m in batches:
-            rows = np.asarray(Y[s:s + len(m)][m], dtype=np.float64) - mean
+            rows = _rows(Y, s, m) - mean
             out += rows.T @ Q[row:row + len(rows)]
             row += len(rows)
         return out
@@ -167,7 +172,7 @@ def run_analyze_subspace(
         mean = np.zeros(d_in)
         task = bar.add_task("inputs: mean and principal subspace", total=None)
         for s, msk in batches:
-            mean += np.asarray(Y[s:s + len(msk)][msk], dtype=np.float64).sum(axis=0)
+            mean += _rows(Y, s, msk).sum(axis=0)
         mean /= n_train
         op = _centred_operator(Y, batches, mean)
         with warnings.catch_warnings(record=True) as caught:
@@ -181,7 +186,7 @@ def run_analyze_subspace(
         G, cross, ss_x, mom_train = np.zeros((m, m)), None, 0.0, _Moments()
         task = bar.add_task("probing the model (training rows)", total=len(batches))
         for s, msk in batches:
-            rows = np.asarray(Y[s:s + len(msk)][msk], dtype=np.float64)
+            rows = _rows(Y, s, msk)
             if len(rows):
                 _, _, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
                                            output_key=output_key))
@@ -206,7 +211,7 @@ def run_analyze_subspace(
         dw = {"D_sum": np.zeros(d_out), "D_sq": 0.0, "R_sum": np.zeros(d_out), "R_sq": 0.0, "n": 0}
         task = bar.add_task("probing the model (held-out rows)", total=len(batches))
         for s, msk in batches:
-            rows = np.asarray(Y[s:s + len(msk)][~msk], dtype=np.float64)
+            rows = _rows(Y, s, ~msk)
             if len(rows):
                 _, _, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
                                            output_key=output_key))
