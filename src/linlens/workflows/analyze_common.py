@@ -55,6 +55,7 @@ __all__ = [
     "check_analyze_options",
     "finish_analyze",
     "image_shape",
+    "signal_shape",
     "load_inputs",
 ]
 
@@ -262,10 +263,16 @@ def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate
     return out, flags
 
 
+def signal_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """(L,) or (H, W) for single-channel signals/images of shape (L,), (H, W), (1, L) or (1, H, W); else None."""
+    core = tuple(shape[1:]) if len(shape) >= 2 and shape[0] == 1 else tuple(shape)
+    return tuple(int(k) for k in core) if 1 <= len(core) <= 2 else None
+
+
 def image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
     """(H, W) when one row is a single-channel image of shape (H, W) or (1, H, W) with H, W ≥ 2; else None."""
-    core = tuple(shape[1:]) if len(shape) == 3 and shape[0] == 1 else tuple(shape)
-    return (int(core[0]), int(core[1])) if len(core) == 2 and min(core) >= 2 else None
+    core = signal_shape(shape)
+    return (core[0], core[1]) if core is not None and len(core) == 2 and min(core) >= 2 else None
 
 
 def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r2_info: dict[str, Any],

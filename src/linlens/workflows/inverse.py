@@ -31,7 +31,7 @@ from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, spectral_analysis
 from linlens.study import LinearityStudy, inverse_study
-from linlens.workflows.analyze_common import image_shape
+from linlens.workflows.analyze_common import image_shape, signal_shape
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
 
 __all__ = ["run_inverse", "inverse_study_from_files", "FileStudy", "split_rows", "noise_std_interval", "DENSE_LIMIT"]
@@ -162,7 +162,7 @@ def run_inverse(
         raise ShapeError(f"operator must map targets ({d_x} values) to inputs ({d_in} values): shape "
                          f"{(d_in, d_x)}; got {op.shape}")
     fourier = assume == "shift-invariant" or (
-        assume is None and op is not None and in_shape == x_shape and _image_shape(in_shape) is not None
+        assume is None and op is not None and in_shape == x_shape and signal_shape(in_shape) is not None
         and _is_circular(op))
     if fourier:
         if op is None:
@@ -361,12 +361,6 @@ def _summary(study: LinearityStudy) -> dict[str, Any]:
     return out
 
 
-def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """(L,) or (H, W) for single-channel signals/images of shape (L,), (H, W), (1, L) or (1, H, W); else None."""
-    core = shape[1:] if len(shape) >= 2 and shape[0] == 1 else shape
-    return tuple(core) if 1 <= len(core) <= 2 else None
-
-
 def _is_circular(op: Any) -> bool:
     try:
         return bool(op.is_circular())
@@ -378,7 +372,7 @@ def _run_fourier(model: str, Y: np.ndarray, X: np.ndarray, op: Any, out: Path, *
                  force: bool, batch_size: int, device: str, seed: int, n_boot: int, say: Any, name: str,
                  load_model_kwargs: dict[str, Any] | None, inputs: Path) -> dict[str, Any]:
     """The Fourier route: transfer function, coherence, Wiener filter and filter factors from cross-spectra."""
-    shp = _image_shape(tuple(Y.shape[1:]))
+    shp = signal_shape(tuple(Y.shape[1:]))
     if shp is None or Y.shape[1:] != X.shape[1:]:
         raise ShapeError(f"the Fourier route needs single-channel signals or images of one shape for inputs and "
                          f"targets; got {tuple(Y.shape[1:])} and {tuple(X.shape[1:])}")
