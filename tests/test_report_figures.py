@@ -60,3 +60,17 @@ def test_plot_operator_rows_draws_each_row_as_its_image():
     np.testing.assert_allclose(grid[:3, :4], C[0].reshape(3, 4) / np.abs(C[0]).max())
     np.testing.assert_allclose(grid[4:7, 5:9], C[5].reshape(3, 4) / np.abs(C[5]).max())  # scaled to itself
     assert np.isnan(grid[3]).all()  # gutter between operators
+
+
+def test_plot_singular_images_labels_each_tile_with_its_index_sigma_and_factors():
+    s = np.r_[np.geomspace(10.0, 0.1, 30), 0.0, 0.0]  # two zero singular values: never shown
+    Vt = np.linalg.qr(np.random.default_rng(0).normal(size=(36, 36)))[0][:32]
+    phi = s**2 / (s**2 + 1.0)
+    fig = figs.plot_singular_images(Vt, s, {"W": phi}, (6, 6), count=5)
+    idx = figs.singular_indices(s, 5)
+    assert idx[0] == 0 and idx[-1] == 29 and len(idx) == 5  # log-spread over the 30 nonzero values
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert len(labels) == len(idx)
+    for lab, i in zip(labels, idx, strict=True):
+        assert f"i = {i + 1}" in lab and f"φ W = {phi[i]:.2f}" in lab
+    assert figs.row_pixels((6, 6), 36)[0] == 3 * 6 + 3  # the centre pixel first
