@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import linlens.jacobian as jac
+import linlens.jacobian.dense as jac_dense
 from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError
 from linlens.jacobian import (
     JacobianField,
@@ -104,14 +105,14 @@ def test_max_memory_bounds_the_chunk_size(monkeypatch):
     assert 1 <= small < 200
     # the chunks actually used follow the estimate, and the result is unchanged
     seen: list[int] = []
-    orig = jac._iter_chunks
+    orig = jac_dense._iter_chunks
 
     def spy(prep, xt, mode, chunk, create_graph):
         for i, J in orig(prep, xt, mode, chunk, create_graph):
             seen.append(J.shape[0])
             yield i, J
 
-    monkeypatch.setattr(jac, "_iter_chunks", spy)
+    monkeypatch.setattr(jac_dense, "_iter_chunks", spy)
     J = jacobians(net, x, max_memory=out_bytes + 20_000)
     assert len(seen) > 1 and max(seen) == small and sum(seen) == 200
     torch.testing.assert_close(J, _loop_jacobians(net, x), atol=1e-12, rtol=1e-10)
