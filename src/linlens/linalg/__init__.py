@@ -2,7 +2,8 @@
 
 One SVD with one sign rule (:mod:`~linlens.linalg.svd`), numerical rank with its gap
 (:mod:`~linlens.linalg.rank`), subspaces and eigenvalues with the gap-aware comparison of two operators
-(:mod:`~linlens.linalg.subspaces`) and streaming least squares (:mod:`~linlens.linalg.lstsq`).
+(:mod:`~linlens.linalg.subspaces`), streaming least squares (:mod:`~linlens.linalg.lstsq`) and squared
+norms without underflow or overflow (:mod:`~linlens.linalg.norms`).
 
 Conventions (``shared/design.md``): samples along axis 0; singular values descending; the largest-|entry|
 of every left singular vector is made positive (right vectors flipped with it); ``tol`` is always a relative
@@ -27,6 +28,7 @@ from linlens.linalg.lstsq import (
     TSQRAccumulator,
     _solve_gram,
 )
+from linlens.linalg.norms import ratio_of_sq_norms, scaled_sq_norm
 from linlens.linalg.rank import (
     RANK_RULES,
     RankInfo,
@@ -73,6 +75,8 @@ __all__ = [
     "numerical_ranks",
     "gap_at",
     "default_tol",
+    "scaled_sq_norm",
+    "ratio_of_sq_norms",
     "principal_angles",
     "subspace_comparison",
     "SubspaceComparison",

@@ -29,12 +29,12 @@ import numpy as np
 
 from linlens._results import JSON_ARRAY_LIMIT
 from linlens.errors import ConfigError, NumericalWarning, ShapeError
-from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator, pinv_svd, svd
+from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator, pinv_svd, scaled_sq_norm, svd
 from linlens.loaders import load_array
 from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
-from linlens.validation import check_device, check_gram_range, check_memory, check_seed, scaled_sq_norm
+from linlens.validation import check_device, check_gram_range, check_memory, check_seed
 
 __all__ = [
     "HOLDOUT_EVERY",
