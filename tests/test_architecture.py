@@ -202,3 +202,15 @@ def test_device_defaults_to_auto(path):
     for part in attr.split("."):
         obj = getattr(obj, part)
     assert _device_default(obj) == "auto"
+
+
+def test_import_linlens_does_not_import_torch():
+    # the package root loads its names on first use (PEP 562): the ground floor and the root stay light, as
+    # linlens.validation's docstring says; an independent route: a fresh interpreter's sys.modules
+    import subprocess
+    import sys
+
+    code = ("import sys, linlens, linlens.errors, linlens.validation, linlens._results; "
+            "print('torch' in sys.modules); linlens.LinearSurrogate; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "True"]
