@@ -171,10 +171,11 @@ def main() -> None:
         if args.components is None:
             if not reference.endswith(".npy"):
                 raise SystemExit(f"the dense route needs a d × d reference; at side {args.side} use --components")
-            summary = run_analyze(str(model), inputs, Path(reference), out=folder / "report", force=True, seed=0)
+            summary = run_analyze(str(model), inputs, Path(reference), out=folder / "report", force=True, seed=0,
+                                  trust_model=True)
         else:
             summary = run_analyze_subspace(str(model), inputs, args.components, reference,
-                                           out=folder / "report", force=True, seed=0)
+                                           out=folder / "report", force=True, seed=0, trust_model=True)
         if prof:
             prof.disable()
         wall = time.perf_counter() - t

@@ -45,12 +45,14 @@ def test_hostile_and_bad_files(tmp_path):
 def test_load_model_torchscript_and_errors(tmp_path):
     lin = torch.nn.Linear(3, 2)
     torch.jit.script(lin).save(str(tmp_path / "m.pt"))
-    m = load_model(str(tmp_path / "m.pt"))
+    with pytest.raises(UnsafeModelError, match="--trust-model.*module:attr"):  # a program: only when trusted
+        load_model(str(tmp_path / "m.pt"))
+    m = load_model(str(tmp_path / "m.pt"), trust_model=True)
     x = torch.randn(4, 3)
     torch.testing.assert_close(m(x), lin(x))
     torch.save(lin.state_dict(), tmp_path / "sd.pt")
-    with pytest.raises(ModelError, match="TorchScript"):
-        load_model(str(tmp_path / "sd.pt"))
+    with pytest.raises(ModelError, match="no model code.*load_weights"):
+        load_model(str(tmp_path / "sd.pt"), trust_model=True)
     with pytest.raises(InputFileError):
         load_model(str(tmp_path / "nothing.pt"))
     with pytest.raises(ModelError):
@@ -63,7 +65,9 @@ def test_load_model_torch_export_archive(tmp_path):
     lin = torch.nn.Linear(3, 2)
     prog = torch.export.export(lin, (torch.randn(4, 3),))
     torch.export.save(prog, str(tmp_path / "m.pt2"))
-    m = load_model(str(tmp_path / "m.pt2"))
+    with pytest.raises(UnsafeModelError, match="torch.export archive.*--trust-model"):
+        load_model(str(tmp_path / "m.pt2"))
+    m = load_model(str(tmp_path / "m.pt2"), trust_model=True)
     x = torch.randn(4, 3)
     torch.testing.assert_close(m(x), lin(x))
 
@@ -153,14 +157,13 @@ def test_model_graph_inspection_allow_list(tmp_path):
             return torch.tanh(x)
 
     torch.jit.script(FileToucher()).save(str(tmp_path / "f.pt"))
-    with pytest.raises(UnsafeModelError, match="aten::from_file"):
-        load_model(str(tmp_path / "f.pt"))
-    assert load_model(str(tmp_path / "f.pt"), trust_model=True) is not None  # loading is allowed when trusted
+    with pytest.raises(UnsafeModelError, match="aten::from_file.*even with --trust-model"):
+        load_model(str(tmp_path / "f.pt"), trust_model=True)  # trust loads it; the inspection still refuses it
     b = torch.jit.script(Branchy())
     assert {"prim::If", "aten::relu", "aten::tanh"} <= inspect_model_ops(b)
     b.save(str(tmp_path / "b.pt"))
     x = torch.randn(3, 2)
-    torch.testing.assert_close(load_model(str(tmp_path / "b.pt"))(x), Branchy()(x))
+    torch.testing.assert_close(load_model(str(tmp_path / "b.pt"), trust_model=True)(x), Branchy()(x))
 
 
 def test_torchscript_with_setstate_is_refused_before_loading(tmp_path):
@@ -183,4 +186,4 @@ def test_torchscript_with_setstate_is_refused_before_loading(tmp_path):
 
     torch.jit.script(Stateful()).save(str(tmp_path / "s.pt"))
     with pytest.raises(UnsafeModelError, match="__setstate__"):
-        load_model(str(tmp_path / "s.pt"))
+        load_model(str(tmp_path / "s.pt"), trust_model=True)

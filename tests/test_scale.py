@@ -182,9 +182,9 @@ def test_run_analyze_dask_npy_matches_in_memory(client, model_dir, tmp_path):
 
     d, Y, F = model_dir
     s_dask = run_analyze_dask(str(d / "m.pt"), d / "y.npy", d / "ref.npy", out=tmp_path / "a", batch_size=500,
-                              dask=client.scheduler.address, device="cpu")
+                              dask=client.scheduler.address, device="cpu", trust_model=True)
     s_mem = run_analyze(str(d / "m.pt"), d / "y.npy", d / "ref.npy", out=tmp_path / "b", batch_size=500,
-                        device="cpu")
+                        device="cpu", trust_model=True)
     m_dask = _check_report(tmp_path / "a", Y, F)
     m_mem = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert set(s_dask) == set(s_mem)
@@ -209,7 +209,7 @@ def test_analyze_dask_nan_block_leaves_no_report(client, model_dir, tmp_path):
     np.save(tmp_path / "bad.npy", bad)
     with pytest.raises(NonFiniteError, match=r"inputs: block 3 \(rows 1500–1999\)"):
         run_analyze_dask(str(d / "m.pt"), tmp_path / "bad.npy", out=tmp_path / "rep", batch_size=500,
-                         dask=client.scheduler.address, device="cpu")
+                         dask=client.scheduler.address, device="cpu", trust_model=True)
     assert not (tmp_path / "rep").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.npy"]
 
@@ -244,7 +244,7 @@ def test_run_analyze_dask_module_attr_model_is_imported_on_workers(client, model
 
     d, Y, _ = model_dir
     s = run_analyze_dask("torch.nn:Tanh", d / "y.npy", out=tmp_path / "t", batch_size=1000,
-                         dask=client.scheduler.address, device="cpu")
+                         dask=client.scheduler.address, device="cpu", trust_model=True)
     m = json.loads((tmp_path / "t" / "metrics.json").read_text())
     F = torch.tanh(torch.as_tensor(Y, dtype=torch.float32)).double().numpy()  # parameter-free: float32
     sol = np.linalg.lstsq(np.hstack([Y, np.ones((len(Y), 1))]), F, rcond=None)[0]

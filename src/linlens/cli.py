@@ -27,8 +27,8 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="linlens",
     help="Look at trained neural networks through linear algebra. Model files are programs: TorchScript and "
-    "torch.export files are inspected before they run, and a 'package.module:attr' model imports and runs "
-    "that code (see `linlens analyze --help`).",
+    "torch.export files are loaded only with --trust-model (and still inspected); the safe way is your own "
+    "code named 'package.module:attr' with a weights-only state dict (see `linlens analyze --help`).",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -105,10 +105,15 @@ ForceOpt = typer.Option(False, "--force", help="overwrite an existing report fol
 SeedOpt = typer.Option(0, "--seed", help="random seed, an integer in [0, 2^64)", callback=_check_seed)
 QuickOpt = typer.Option(False, "--quick", help="smaller, faster run (for smoke tests)")
 DeviceOpt = typer.Option("auto", "--device", help="torch device: auto, cpu, cuda, cuda:1 …", callback=_check_device)
-MODEL_IS_CODE = ("A model file is a program: TorchScript (.pt/.ts) and torch.export (.pt2) files are inspected "
-                 "before they run and refused if they call anything but tensor operations (files, processes, "
-                 "network; --trust-model runs them anyway). WARNING: a 'package.module:attr' spec imports and "
-                 "runs that Python code, uninspected: use it only for code you trust.")
+MODEL_IS_CODE = ("A model file is a program: TorchScript (.pt/.ts) and torch.export (.pt2) files can run code "
+                 "while they load, so they are loaded only with --trust-model, and then still refused if their "
+                 "graph touches files, processes or the network. The safe way: your architecture as "
+                 "'package.module:attr' in your own code, its weights loaded there from a weights-only state dict "
+                 "(linlens.loaders.load_weights: .safetensors or torch.save). WARNING: a module:attr spec imports "
+                 "and runs that Python code, uninspected: use it only for code you trust.")
+TrustOpt = typer.Option(False, "--trust-model", help="load a TorchScript or torch.export model file (a program that "
+                        "can run code while loading); refused without it. Its graph is still inspected: operations "
+                        "on files, processes or the network are refused")
 
 
 @app.command(epilog="Example (about 90 s; --quick for a smoke test in ~20 s): linlens demo --out demo-report")
@@ -141,8 +146,8 @@ ANALYZE_EXAMPLE = """Example (runnable as is; a linear "network" that is the Wie
     net = torch.nn.Sequential(torch.nn.Flatten(), lin)
     torch.jit.script(net).save('net.pt'); np.save('A.npy', A)
     np.save('y.npy', y.reshape(-1, 1, 8, 8)); np.save('x.npy', x.reshape(-1, 8, 8))"
-  linlens analyze --model net.pt --inputs y.npy --targets x.npy --operator A.npy --out report
-  linlens analyze --model net.pt --inputs y.npy --out surrogate-only
+  linlens analyze --model net.pt --trust-model --inputs y.npy --targets x.npy --operator A.npy --out report
+  linlens analyze --model net.pt --trust-model --inputs y.npy --out surrogate-only
 """
 
 
@@ -156,7 +161,7 @@ def analyze(
         "--model",
         "-m",
         help="a TorchScript file (.pt/.ts), a torch.export archive (.pt2), or 'package.module:attr' naming a torch "
-        "callable. Model files are programs: inspected before they run (see --trust-model). "
+        "callable. Model files are programs: loaded only with --trust-model. "
         "WARNING: a module:attr spec imports and runs that Python code.",
     ),
     inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs: .npy, .npz, .pt, .csv/.txt or .zarr"),
@@ -172,8 +177,7 @@ def analyze(
     ),
     device: str = DeviceOpt,
     seed: int = SeedOpt,
-    trust_model: bool = typer.Option(False, "--trust-model", help="run a model file even if its graph calls "
-                                     "operations outside the allow-list (file, process or network access)"),
+    trust_model: bool = TrustOpt,
     output_index: int | None = typer.Option(None, "--output-index", help="analyse this element of a model that "
                                             "returns a tuple or list (refused without it)"),
     output_key: str | None = typer.Option(None, "--output-key", help="analyse this entry of a model that returns "
@@ -263,7 +267,7 @@ def analyze(
         x = rng.random((n, 2), dtype=np.float32)
         y = net(torch.from_numpy(x)).argmax(1).numpy()
         np.savez(k + '.npz', inputs=x, labels=y)"
-  linlens koopman --model mlp.pt --layer 1 --train train.npz \\
+  linlens koopman --model mlp.pt --trust-model --layer 1 --train train.npz \\
     --val val.npz --test test.npz --out koop-report --quick
 """)
 def koopman(
@@ -272,7 +276,8 @@ def koopman(
         "--model",
         "-m",
         help="your trained nn.Sequential of Linear + activation layers: a TorchScript file (torch.jit.script(m)"
-        ".save(…)) or 'package.module:attr'. WARNING: a module:attr spec imports and runs that Python code.",
+        ".save(…), needs --trust-model) or 'package.module:attr'. WARNING: a module:attr spec imports and runs "
+        "that Python code.",
     ),
     layer: int = typer.Option(..., "--layer", help="index of the Linear to replace (0-based over Linear layers, ≥ 1)"),
     train: Path = typer.Option(..., "--train", help=".npz with 'inputs' and 'labels' (or 'targets'): scaling, DMD, LS"),
@@ -286,6 +291,7 @@ def koopman(
     seed: int = SeedOpt,
     quick: bool = QuickOpt,
     force: bool = ForceOpt,
+    trust_model: bool = TrustOpt,
 ) -> None:
     """Replace a hidden layer of your trained MLP by Koopman (DMD) hybrids, next to the affine least-squares
     layer, an untrained control, the same trained scaled layers with a least-squares readout and h = 0; paired
@@ -294,7 +300,8 @@ def koopman(
     from linlens.workflows.koopman import run_koopman
 
     summary = run_koopman(model=model, layer=layer, train=train, val=val, test=test, out=out, task=task,
-                          device=device, seed=seed, quick=quick, force=force, console=console)
+                          device=device, seed=seed, quick=quick, force=force, console=console,
+                          trust_model=trust_model)
     print_summary("linlens koopman", summary, out)
 
 
@@ -310,8 +317,9 @@ def flows(
         "--model",
         "-m",
         help="the flow: 'package.module:attr' naming a zuko flow (or a transform with call_and_ladj, or a "
-        "callable x -> (z, log|det dz/dx|)), or a TorchScript encoder file returning (z, logabsdet). "
-        "WARNING: a model is code: module:attr imports and runs that module, TorchScript runs its graph.",
+        "callable x -> (z, log|det dz/dx|)), or a TorchScript encoder file returning (z, logabsdet) (needs "
+        "--trust-model). WARNING: a model is code: module:attr imports and runs that module, TorchScript runs its "
+        "graph.",
     ),
     data: Path = typer.Option(..., "--inputs", "--data", "-i", "-d", help="the data x fed to the flow "
                               "(n_samples, d): .npy, .npz, .pt or .csv (--data is an alias)"),
@@ -326,6 +334,7 @@ def flows(
     tol: float | None = typer.Option(
         None, "--tol", help="J counts as singular where σ_min ≤ tol·σ_max (default d·eps of the flow's dtype)"
     ),
+    trust_model: bool = TrustOpt,
 ) -> None:
     """Local covariance (JᵀJ)⁻¹, local standard deviations and directions, un-whitened components and
     traversals of your flow on your data, σ_max(J) over the data; PCA beside every component result.
@@ -336,7 +345,7 @@ def flows(
     from linlens.workflows.flows import run_flows
 
     summary = run_flows(model=model, data=data, out=out, force=force, alpha=alpha, device=device, seed=seed,
-                        max_points=max_points, tol=tol, console=console)
+                        max_points=max_points, tol=tol, console=console, trust_model=trust_model)
     print_summary("linlens flows", summary, out)
 
 

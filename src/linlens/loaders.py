@@ -3,13 +3,18 @@ torch files with ``weights_only=True``, user text is never ``eval``-ed, array he
 declared size checked against the file and the memory limit) before anything is allocated, and complex
 numbers are refused the same way for every format.
 
-Model files are code. A TorchScript file or a ``torch.export`` archive is a program: it can call operations
-that read or write files (``torch.from_file``, ``torch.save``) or talk to other machines (RPC). Before a model
-file runs, :func:`load_model` inspects its whole graph (every method it calls, inlined) and refuses, naming
-the operation, anything outside an allow-list of tensor operations (``aten::*`` and ``prim::*`` control
-flow, minus the operations that touch files, processes or the network, Python callbacks and calls it
-cannot inline); ``trust_model=True`` (CLI ``--trust-model``) runs it anyway. A ``package.module:attr``
-spec IMPORTS AND RUNS that module's Python code: it is not inspected, so use it only for code you trust.
+Model files are code. A TorchScript file or a ``torch.export`` archive is a program: ``torch.export.load``
+evaluates parts of the archive (symbolic expressions, pickled constants) and ``torch.jit.load`` runs
+``__setstate__`` methods, before any inspection is possible. So :func:`load_model` loads them only with
+``trust_model=True`` (CLI ``--trust-model``), and refuses them otherwise in one line that points to the safe
+way: the architecture as ``package.module:attr`` in the user's own code, its weights loaded there with
+:func:`load_weights` from a weights-only file (``.safetensors``, or a ``torch.save`` state dict read with
+``weights_only=True``). A trusted file is still inspected, as a second line: a TorchScript archive defining
+``__setstate__`` is refused before loading (archive names matched case-insensitively, every duplicated entry
+read, as torch's reader may take the first), and the loaded graph (every method of every submodule, scripted
+hooks, work started with ``torch.jit.fork``, calls inlined) is refused when it calls an operation touching
+files, processes or the network or calling back into Python. A ``package.module:attr`` spec IMPORTS AND
+RUNS that module's Python code: it is not inspected, so use it only for code you trust (your own).
 
 Example:
     >>> import numpy as np, tempfile, pathlib
@@ -23,7 +28,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 import warnings
 import zipfile
@@ -37,7 +41,7 @@ import torch
 from linlens.errors import EmptyInputError, InputFileError, LinlensError, ModelError, ShapeError, UnsafeModelError
 from linlens.validation import check_finite, check_memory, check_real
 
-__all__ = ["load_array", "load_model", "inspect_model_ops", "ARRAY_SUFFIXES"]
+__all__ = ["load_array", "load_model", "load_weights", "inspect_model_ops", "ARRAY_SUFFIXES", "SAFE_WAY"]
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv", ".txt")
 
@@ -314,25 +318,52 @@ def inspect_model_ops(model: Any) -> set[str]:
                 elif node.op in ("call_module", "call_method"):
                     ops.add(f"python::{node.op}:{node.target}")
         return ops
-    graph = model.inlined_graph if hasattr(model, "inlined_graph") else model.graph
+    seen: set[int] = set()
+
+    def walk_graph(graph: Any) -> None:
+        g = graph.copy()
+        torch._C._jit_pass_inline(g)  # calls of other methods and functions become their code
+        walk(g.block())
 
     def walk(block: Any) -> None:
         for node in block.nodes():
             ops.add(node.kind())
             for sub in node.blocks():
                 walk(sub)
+            for attr in node.attributeNames():  # prim::fork / closures carry their code as a subgraph
+                if node.kindOf(attr) == "g":
+                    walk_graph(node.g(attr))
+                elif node.kindOf(attr) == "gs":
+                    for sg in node.gs(attr):
+                        walk_graph(sg)
 
-    walk(graph)
+    modules = list(model.modules()) if isinstance(model, torch.jit.ScriptModule) else []
+    if not modules:
+        walk_graph(model.graph)
+    for m in modules:  # every method of every submodule (not only forward), and its scripted hooks
+        c = m._c
+        for name in c._method_names():
+            key = id(c._get_method(name).graph)
+            if key not in seen:
+                seen.add(key)
+                walk_graph(c._get_method(name).graph)
+        for hook in list(c._get_forward_pre_hooks()) + list(c._get_forward_hooks()):
+            walk_graph(hook.graph)
     return ops
 
 
-def _check_ops(ops: set[str], where: Path) -> None:
+def _check_ops(ops: set[str], where: Path, trusted: bool = False) -> None:
+    """Refuse an operation outside the allow-list; a trusted model is still refused the operations that touch
+    files, processes or the network or call back into Python (the second line behind ``--trust-model``)."""
     for op in sorted(ops):
         why = _refusal(op)
+        if why is not None and trusted and op not in _REFUSED and op not in _file_ops():
+            continue  # trusted: other namespaces (quantized::, …) and Python targets of exported graphs run
         if why is not None:
             raise UnsafeModelError(f"model: {where} calls {op}, which {why}; a model file is a program and this "
-                                   "one does more than tensor arithmetic: refusing to run it (--trust-model runs "
-                                   "it anyway)")
+                                   "one does more than tensor arithmetic: refusing to run it even with "
+                                   "--trust-model (name the architecture as 'package.module:attr' in your own "
+                                   "code instead)")
 
 
 class ExportedModel(torch.nn.Module):
@@ -354,33 +385,130 @@ class ExportedModel(torch.nn.Module):
         return self
 
 
-def _torchscript_sources(p: Path) -> dict[str, str]:
+#: the most bytes of code entries read from one archive by :func:`_torchscript_sources`
+_CODE_READ_MAX = 256 * 2**20
+SAFE_WAY = ("the safe way: name the architecture as 'package.module:attr' in your own code and load its weights "
+            "there with linlens.loaders.load_weights(module, 'weights.safetensors' or a torch.save state dict, "
+            "read weights-only)")
+
+
+def _zip_entries(p: Path) -> list[zipfile.ZipInfo] | None:
+    """Every entry of a zip archive, duplicates included (None when ``p`` is not a zip archive)."""
     try:
         with zipfile.ZipFile(p) as zf:
-            return {n: zf.read(n).decode("utf-8", errors="replace") for n in zf.namelist()
-                    if "/code/" in f"/{n}" and n.endswith(".py")}
-    except zipfile.BadZipFile:
-        return {}
+            return zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+
+
+def _is_code_entry(name: str) -> bool:
+    """torch looks archive names up case-insensitively: ``CODE/x.PY`` is code as much as ``code/x.py``."""
+    low = name.lower().replace("\\", "/")
+    return "/code/" in f"/{low}" or low.endswith(".py") or low.endswith(".pyc")
+
+
+def _torchscript_sources(p: Path) -> dict[str, str]:
+    """Text of every code entry of a TorchScript archive: names matched case-insensitively and EVERY entry of a
+    duplicated name read (Python's zipfile reads the last of duplicates, torch's reader the first)."""
+    out: dict[str, str] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(p) as zf:
+            for i, info in enumerate(zf.infolist()):
+                if not _is_code_entry(info.filename):
+                    continue
+                total += info.file_size
+                if total > _CODE_READ_MAX:
+                    raise UnsafeModelError(f"model: {p} holds over {_CODE_READ_MAX // 2**20} MiB of code; refusing "
+                                           "to inspect it")
+                with zf.open(info) as fh:
+                    out[f"{info.filename}#{i}"] = fh.read(_CODE_READ_MAX).decode("utf-8", errors="replace")
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError) as exc:
+        if isinstance(exc, LinlensError):
+            raise
+        raise UnsafeModelError(f"model: {p} is an archive linlens cannot read to inspect ({type(exc).__name__}); "
+                               "refusing to load it") from None
+    return out
+
+
+def _refuse_untrusted(p: Path, kind: str) -> None:
+    raise UnsafeModelError(f"model: {p} is {kind}, a program that can run code while it is loaded (before any "
+                           "inspection); it is loaded only with --trust-model (Python: trust_model=True); "
+                           + SAFE_WAY)
+
+
+def load_weights(module: Any, path: str | os.PathLike, *, strict: bool = True) -> Any:
+    """Load a state dict into ``module`` without running code from the file: ``.safetensors`` (needs the optional
+    ``safetensors`` package: ``pip install linlens[safetensors]``) or a ``torch.save`` state dict read with
+    ``torch.load(weights_only=True)``. The safe way to hand linlens a trained model: the architecture is your own
+    code (named ``package.module:attr``), the file holds numbers only.
+
+    Arguments:
+        module: an ``nn.Module`` whose parameter names match the file's keys.
+        path: the weights file.
+        strict: every key must match (missing and unexpected keys are named in the error).
+
+    Returns:
+        ``module``, with the weights loaded, in eval mode.
+
+    Raises:
+        InputFileError: a missing or unreadable file, or one that does not hold a state dict. ModelError: keys or
+        shapes that do not match the module.
+
+    Example:
+        >>> import torch, tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.pt"
+        >>> torch.save(torch.nn.Linear(2, 1).state_dict(), p)
+        >>> load_weights(torch.nn.Linear(2, 1), p).weight.shape
+        torch.Size([1, 2])
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"weights: file not found: {p}")
+    if not isinstance(module, torch.nn.Module):
+        raise ModelError(f"weights: load_weights needs an nn.Module; got {type(module).__name__}")
+    try:
+        if p.suffix.lower() == ".safetensors":
+            try:
+                from safetensors.torch import load_file
+            except ImportError:
+                raise InputFileError(f"weights: reading {p} needs the optional package safetensors (pip install "
+                                     "'linlens[safetensors]'), or save a state dict with torch.save") from None
+            sd = load_file(str(p), device="cpu")
+        else:
+            sd = torch.load(p, map_location="cpu", weights_only=True)
+    except LinlensError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - corrupt or hostile files raise anything
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputFileError(f"weights: cannot read {p} as a weights-only state dict: {msg[:160]}") from None
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        raise InputFileError(f"weights: {p} does not hold a state dict (names → tensors); save one with "
+                             "torch.save(model.state_dict(), …)")
+    try:
+        module.load_state_dict(sd, strict=strict)
+    except RuntimeError as exc:
+        raise ModelError(f"weights: {p} does not fit the module: {' '.join(str(exc).split())[:300]}") from None
+    return module.eval()
 
 
 def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any:
     """Load a torch model: a TorchScript file, a ``torch.export`` archive (``.pt2``) or ``package.module:attr``.
 
-    Model files are programs. Before a file runs, its graph is inspected (:func:`inspect_model_ops`) and an
-    operation outside the allow-list (tensor operations ``aten::*``, ``prim::*`` control flow; minus those that
-    touch files, processes or the network, Python callbacks and calls that cannot be inlined) is refused with
-    :class:`UnsafeModelError` naming it; a TorchScript file defining ``__setstate__`` (code that runs while
-    loading) is refused before loading. ``trust_model=True`` skips both checks.
+    Model files are programs that can run code while they load: they are refused with
+    :class:`UnsafeModelError` unless ``trust_model=True``. A trusted file is still inspected (second line): a
+    TorchScript file defining ``__setstate__`` is refused before loading, and a graph calling an operation that
+    touches files, processes or the network (:func:`inspect_model_ops`) is refused after loading.
 
     A ``module:attr`` spec IMPORTS AND RUNS that module's Python code (never inspected); ``attr`` may be a
     module instance, a plain callable, or an ``nn.Module`` subclass that takes no arguments (it is
-    instantiated). A pickled full model is refused; a state dict cannot be analysed without its code — pass
-    ``module:attr`` instead.
+    instantiated). This is the safe way for a trained model: the architecture is your code, and its weights
+    are loaded there with :func:`load_weights` (numbers only). A state dict alone cannot be analysed.
 
     Arguments:
         spec: path of a TorchScript file / ``.pt2`` archive, or ``package.module:attr``.
         device: where the model's parameters go.
-        trust_model: run a model file even if its graph holds refused operations.
+        trust_model: load a TorchScript file or ``.pt2`` archive at all (refused without it).
 
     Returns:
         A callable mapping a (batch, d_in) tensor to (batch, d_out); modules are put in eval mode.
@@ -389,30 +517,40 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
         >>> import torch, tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.pt"
         >>> torch.jit.script(torch.nn.Linear(2, 1)).save(str(p))
-        >>> load_model(str(p))(torch.ones(3, 2)).shape
+        >>> load_model(str(p), trust_model=True)(torch.ones(3, 2)).shape
         torch.Size([3, 1])
     """
     p = Path(spec)
     if p.exists():
         if p.is_dir():
             raise InputFileError(f"model: {p} is a folder, expected a TorchScript file")
-        if p.suffix.lower() == ".pt2":  # torch.export archive: graph + weights, no pickled code
+        entries = _zip_entries(p)
+        is_pt2 = p.suffix.lower() == ".pt2"
+        if entries is None:
+            raise ModelError(f"model: {p} is not a {'torch.export archive' if is_pt2 else 'TorchScript file'} (not a "
+                             "zip archive); save it with torch.jit.script(m).save(…) or pass 'package.module:attr'")
+        if not is_pt2 and entries is not None and not any(_is_code_entry(e.filename) for e in entries):
+            raise ModelError(f"model: {p} holds no model code (a state dict or pickled object?); " + SAFE_WAY)
+        if not trust_model:
+            _refuse_untrusted(p, "a torch.export archive (.pt2)" if is_pt2 else "a TorchScript file")
+        if is_pt2:  # torch.export archive: torch.export.load itself evaluates parts of it (trusted above)
             try:
                 prog = torch.export.load(str(p))
+            except SystemExit as exc:
+                raise ModelError(f"model: loading {p} called sys.exit({exc.code!r})") from None
             except Exception as exc:  # noqa: BLE001
                 raise ModelError(f"model: {p} is not a torch.export archive: {str(exc)[:120]}") from None
-            if not trust_model:
-                _check_ops(inspect_model_ops(prog), p)
+            _check_ops(inspect_model_ops(prog), p, trusted=True)
             try:
                 gm = prog.module().to(device)
             except Exception as exc:  # noqa: BLE001
                 raise ModelError(f"model: cannot prepare {p} on {device}: {str(exc)[:120]}") from None
             return ExportedModel(gm)
-        if not trust_model:
-            for name, src in _torchscript_sources(p).items():
-                if re.search(r"\bdef __setstate__\b", src):
-                    raise UnsafeModelError(f"model: {p} defines __setstate__ ({name}), code that runs while the "
-                                           "file is loaded: refusing to load it (--trust-model loads it anyway)")
+        for name, src in _torchscript_sources(p).items():
+            if "__setstate__" in src:
+                raise UnsafeModelError(f"model: {p} defines __setstate__ ({name.rsplit('#', 1)[0]}), code that runs "
+                                       "while the file is loaded, before any inspection: refusing to load it even "
+                                       "with --trust-model; " + SAFE_WAY)
         try:
             with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; it is still the inspectable format
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -423,8 +561,7 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
                 f"model: {p} is not a TorchScript file ({first[:120]}); save it with torch.jit.script(m).save(…)"
                 " or pass 'package.module:attr'"
             ) from None
-        if not trust_model:
-            _check_ops(inspect_model_ops(model), p)
+        _check_ops(inspect_model_ops(model), p, trusted=True)
         model.eval()
         return model
     if ":" not in spec or spec.count(":") != 1 or os.sep in spec.split(":")[0]:

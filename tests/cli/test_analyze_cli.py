@@ -33,7 +33,8 @@ def linear_setup(tmp_path):
 
 def test_analyze_recovers_an_affine_model(linear_setup, capsys):
     d, M, b = linear_setup
-    code, out, err = _run(["analyze", "--model", str(d / "m.pt"), "--inputs", str(d / "y.npy"), "--reference",
+    code, out, err = _run(["analyze", "--trust-model", "--model", str(d / "m.pt"), "--inputs", str(d / "y.npy"),
+                           "--reference",
                            str(d / "ref.npy"), "--out", str(d / "rep"), "--batch-size", "500"], capsys)
     assert code in (0, None), err
     metrics = json.loads((d / "rep" / "metrics.json").read_text())
@@ -49,7 +50,8 @@ def test_analyze_refuses_to_overwrite_without_force(linear_setup, capsys):
     d, _, _ = linear_setup
     (d / "rep").mkdir()
     (d / "rep" / "mine.txt").write_text("keep me")
-    code, _, err = _run(["analyze", "-m", str(d / "m.pt"), "-i", str(d / "y.npy"), "-o", str(d / "rep")], capsys)
+    code, _, err = _run(["analyze", "--trust-model", "-m", str(d / "m.pt"), "-i", str(d / "y.npy"), "-o",
+                         str(d / "rep")], capsys)
     assert code == 2 and "--force" in err
     assert (d / "rep" / "mine.txt").read_text() == "keep me"
 
@@ -88,7 +90,8 @@ def test_bad_input_is_one_line_exit_2(linear_setup, capsys, case):
         model = "torch:log"  # log of negative inputs → NaN
     elif case == "missing_model":
         model = str(d / "none.pt")
-    code, out, err = _run(["analyze", "-m", model, "-i", inputs, "-o", str(d / f"rep_{case}"), *extra], capsys)
+    code, out, err = _run(["analyze", "--trust-model", "-m", model, "-i", inputs, "-o", str(d / f"rep_{case}"),
+                           *extra], capsys)
     assert code == 2, (out, err)
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
@@ -111,7 +114,8 @@ def test_reference_without_a_clear_spectral_gap_reports_no_angles(tmp_path, caps
     rng = np.random.default_rng(0)
     np.save(tmp_path / "y.npy", rng.normal(size=(500, 16)))
     np.save(tmp_path / "R.npy", rng.normal(size=(16, 16)))
-    code, out, err = _run(["analyze", "--model", str(tmp_path / "m.pt"), "--inputs", str(tmp_path / "y.npy"),
+    code, out, err = _run(["analyze", "--trust-model", "--model", str(tmp_path / "m.pt"), "--inputs",
+                           str(tmp_path / "y.npy"),
                            "--reference", str(tmp_path / "R.npy"), "--out", str(tmp_path / "rep")], capsys)
     assert code in (0, None), err
     m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
@@ -132,7 +136,8 @@ def test_images_in_their_native_shape(tmp_path, capsys):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "y.npy", rng.normal(size=(1500, 1, H, W)))
     np.save(tmp_path / "R.npy", M)
-    code, out, err = _run(["analyze", "--model", str(tmp_path / "conv.pt"), "--inputs", str(tmp_path / "y.npy"),
+    code, out, err = _run(["analyze", "--trust-model", "--model", str(tmp_path / "conv.pt"), "--inputs",
+                           str(tmp_path / "y.npy"),
                            "--reference", str(tmp_path / "R.npy"), "--out", str(tmp_path / "rep")], capsys)
     assert code in (0, None), err
     m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
@@ -145,7 +150,8 @@ def test_images_in_their_native_shape(tmp_path, capsys):
         assert (tmp_path / "rep" / fig).is_file()
     # 1-D rows without a feature axis are refused in one line
     np.save(tmp_path / "flat.npy", rng.normal(size=100))
-    code, out, err = _run(["analyze", "--model", str(tmp_path / "conv.pt"), "--inputs", str(tmp_path / "flat.npy"),
+    code, out, err = _run(["analyze", "--trust-model", "--model", str(tmp_path / "conv.pt"), "--inputs",
+                           str(tmp_path / "flat.npy"),
                            "--out", str(tmp_path / "rep2")], capsys)
     assert code == 2 and "feature axis" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "rep2").exists()

@@ -95,7 +95,8 @@ def test_in_place_model_on_dask(tmp_path, capsys, address):
         torch.jit.script(InPlace()).save(str(tmp_path / "m.pt"))
     Y = np.random.default_rng(2).standard_normal((400, 3))
     np.save(tmp_path / "y.npy", Y)
-    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / "rep",
+    code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o",
+                         tmp_path / "rep",
                          "--dask", address, "--batch-size", "100"], capsys)
     assert code in (0, None), err
     met = json.loads((tmp_path / "rep" / "metrics.json").read_text())
@@ -143,7 +144,8 @@ def test_ill_conditioned_inputs_on_dask_use_tsqr(tmp_path, capsys, address):
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.script(lin).save(str(tmp_path / "m.pt"))
     np.save(tmp_path / "y.npy", Y)
-    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / "rep",
+    code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o",
+                         tmp_path / "rep",
                          "--dask", address, "--batch-size", "256"], capsys)
     assert code in (0, None), err
     met = json.loads((tmp_path / "rep" / "metrics.json").read_text())
@@ -163,7 +165,8 @@ def test_images_in_their_native_shape_on_dask(tmp_path, capsys, address):
     np.save(tmp_path / "y.npy", np.random.default_rng(0).normal(size=(400, 1, 6, 6)))
     res = {}
     for key, extra in {"mem": [], "dask": ["--dask", address, "--batch-size", "90"]}.items():
-        code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / key,
+        code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o",
+                             tmp_path / key,
                              *extra], capsys)
         assert code in (0, None), err
         res[key] = json.loads((tmp_path / key / "metrics.json").read_text())

@@ -67,14 +67,15 @@ def setup(tmp_path):
                                  ["--max-memory", "lots"], ["--output-index", "0", "--output-key", "a"]])
 def test_bad_options_exit_2_one_line(setup, capsys, opt):
     d, _ = setup
-    code, out, err = _run(["analyze", "-m", d / "m.pt", "-i", d / "y.npy", "-o", d / "rep", *opt], capsys)
+    code, out, err = _run(["analyze", "--trust-model", "-m", d / "m.pt", "-i", d / "y.npy", "-o", d / "rep", *opt],
+                          capsys)
     _one_line_exit_2(code, out, err)
     assert not (d / "rep").exists()
 
 
 def test_largest_seed_is_accepted(setup, capsys):
     d, _ = setup
-    code, _, err = _run(["analyze", "-m", d / "m.pt", "-i", d / "y.npy", "-o", d / "rep", "--seed",
+    code, _, err = _run(["analyze", "--trust-model", "-m", d / "m.pt", "-i", d / "y.npy", "-o", d / "rep", "--seed",
                          str(2**64 - 1)], capsys)
     assert code in (0, None), err
 
@@ -106,7 +107,7 @@ def test_report_folder_has_normal_permissions(setup, capsys):
     d, _ = setup
     old = os.umask(0o022)
     try:
-        code, _, err = _run(["analyze", "-m", d / "m.pt", "-i", d / "y.npy", "-o", d / "rep"], capsys)
+        code, _, err = _run(["analyze", "--trust-model", "-m", d / "m.pt", "-i", d / "y.npy", "-o", d / "rep"], capsys)
     finally:
         os.umask(old)
     assert code in (0, None), err
@@ -121,7 +122,8 @@ def test_two_processes_one_out_exactly_one_wins(setup):
     """Two concurrent runs to one --out: exactly one exits 0, the other exits 2 with one line, and the winner's
     report is intact (nothing destroyed, no temp folder left)."""
     d, _ = setup
-    cmd = [sys.executable, "-m", "linlens.cli", "analyze", "-m", str(d / "m.pt"), "-i", str(d / "y.npy"), "-o",
+    cmd = [sys.executable, "-m", "linlens.cli", "analyze", "--trust-model", "-m", str(d / "m.pt"), "-i",
+           str(d / "y.npy"), "-o",
            str(d / "rep"), "--batch-size", "50"]
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -157,12 +159,13 @@ def test_torchscript_touching_a_file_is_refused_naming_the_op(setup, capsys):
     d, _ = setup
     evil, victim = _evil(d)
     code, out, err = _run(["analyze", "-m", evil, "-i", d / "y.npy", "-o", d / "rep"], capsys)
-    _one_line_exit_2(code, out, err)
-    assert "aten::from_file" in err and "--trust-model" in err
+    _one_line_exit_2(code, out, err)  # untrusted: not even loaded
+    assert "--trust-model" in err
     assert victim.read_bytes() == b"\0\0\0\0"
-    code, _, err = _run(["analyze", "-m", evil, "-i", d / "y.npy", "-o", d / "rep2", "--trust-model"], capsys)
-    assert code in (0, None), err
-    assert victim.read_bytes() == b"\7\7\7\7"  # it did run, as asked
+    code, out, err = _run(["analyze", "-m", evil, "-i", d / "y.npy", "-o", d / "rep2", "--trust-model"], capsys)
+    _one_line_exit_2(code, out, err)  # trusted: loaded, and the inspection (second line) refuses the op
+    assert "aten::from_file" in err
+    assert victim.read_bytes() == b"\0\0\0\0"
 
 
 def test_torch_export_archive_is_analysed(setup, capsys):
@@ -170,7 +173,8 @@ def test_torch_export_archive_is_analysed(setup, capsys):
     prog = torch.export.export(lin, (torch.randn(8, 4, dtype=torch.float64),),
                                dynamic_shapes={"input": {0: torch.export.Dim("batch")}})
     torch.export.save(prog, str(d / "m.pt2"))
-    code, _, err = _run(["analyze", "-m", d / "m.pt2", "-i", d / "y.npy", "-o", d / "rep", "--batch-size", "64"],
+    code, _, err = _run(["analyze", "--trust-model", "-m", d / "m.pt2", "-i", d / "y.npy", "-o", d / "rep",
+                         "--batch-size", "64"],
                         capsys)
     assert code in (0, None), err
     coef = np.array(json.loads((d / "rep" / "metrics.json").read_text())["coef"])
@@ -212,7 +216,7 @@ def test_in_place_model_does_not_change_what_is_recorded(tmp_path, capsys):
     res = {}
     for name, m in (("inplace", InPlace()), ("clean", Clean())):
         _script(m, tmp_path / f"{name}.pt")
-        code, _, err = _run(["analyze", "-m", tmp_path / f"{name}.pt", "-i", tmp_path / "y.npy", "-o",
+        code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / f"{name}.pt", "-i", tmp_path / "y.npy", "-o",
                              tmp_path / name], capsys)
         assert code in (0, None), err
         res[name] = json.loads((tmp_path / name / "metrics.json").read_text())
@@ -293,7 +297,7 @@ def test_models_that_exit_live_on_meta_or_return_complex(setup, capsys, monkeypa
 def test_float32_model_with_huge_inputs_says_the_cast_is_ours(tmp_path, capsys):
     _script(torch.nn.Linear(2, 1), tmp_path / "m32.pt")
     np.save(tmp_path / "big.npy", np.full((10, 2), 1e155) * np.arange(1, 11)[:, None])
-    code, out, err = _run(["analyze", "-m", tmp_path / "m32.pt", "-i", tmp_path / "big.npy", "-o",
+    code, out, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m32.pt", "-i", tmp_path / "big.npy", "-o",
                            tmp_path / "rep"], capsys)
     _one_line_exit_2(code, out, err)
     assert "float32" in err and "cast" in err
@@ -302,7 +306,7 @@ def test_float32_model_with_huge_inputs_says_the_cast_is_ours(tmp_path, capsys):
 def test_gram_overflow_is_refused(tmp_path, capsys):
     _script(torch.nn.Linear(2, 1).double(), tmp_path / "m64.pt")
     np.save(tmp_path / "big.npy", np.random.default_rng(0).standard_normal((10, 2)) * 1e155)
-    code, out, err = _run(["analyze", "-m", tmp_path / "m64.pt", "-i", tmp_path / "big.npy", "-o",
+    code, out, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m64.pt", "-i", tmp_path / "big.npy", "-o",
                            tmp_path / "rep"], capsys)
     _one_line_exit_2(code, out, err)
     assert "overflow" in err
@@ -324,7 +328,8 @@ def test_ill_conditioned_inputs_use_the_library_solver(tmp_path, capsys):
     _script(lin, tmp_path / "m.pt")
     np.save(tmp_path / "y.npy", Y)
     np.save(tmp_path / "R.npy", M)
-    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-r", tmp_path / "R.npy",
+    code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-r",
+                         tmp_path / "R.npy",
                          "-o", tmp_path / "rep", "--batch-size", "256"], capsys)
     assert code in (0, None), err
     met = json.loads((tmp_path / "rep" / "metrics.json").read_text())
@@ -344,7 +349,8 @@ def test_underdetermined_and_constant_inputs_are_stated(tmp_path, capsys, case):
     rng = np.random.default_rng(0)
     Y = rng.standard_normal((5, 8)) if case == "underdetermined" else np.ones((50, 8))
     np.save(tmp_path / "y.npy", Y)
-    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / "rep"],
+    code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o",
+                         tmp_path / "rep"],
                         capsys)
     assert code in (0, None), err
     met = json.loads((tmp_path / "rep" / "metrics.json").read_text())
@@ -400,7 +406,8 @@ def test_complex_inputs_refused_the_same_way_for_every_format(tmp_path, capsys, 
         np.savez(path, inputs=Z)
     else:
         torch.save(torch.tensor(Z), path)
-    code, out, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", path, "-o", tmp_path / "rep"], capsys)
+    code, out, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", path, "-o", tmp_path / "rep"],
+                          capsys)
     _one_line_exit_2(code, out, err)
     assert "complex" in err
 
@@ -408,7 +415,7 @@ def test_complex_inputs_refused_the_same_way_for_every_format(tmp_path, capsys, 
 def test_forty_thousand_columns_refused_before_work_naming_the_option(tmp_path, capsys):
     _script(torch.nn.Linear(40_000, 1), tmp_path / "m.pt")
     np.save(tmp_path / "wide.npy", np.zeros((3, 40_000), dtype=np.float32))
-    code, out, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "wide.npy", "-o",
+    code, out, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "wide.npy", "-o",
                            tmp_path / "rep", "--max-memory", "4G"], capsys)
     _one_line_exit_2(code, out, err)
     assert "--max-memory" in err and "GiB" in err
@@ -427,7 +434,7 @@ def test_npz_header_claiming_a_huge_array_is_refused_before_allocation(tmp_path,
     buf.write(np.zeros(4).tobytes())
     with zipfile.ZipFile(tmp_path / "huge.npz", "w") as zf:
         zf.writestr("inputs.npy", buf.getvalue())
-    code, out, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "huge.npz", "-o",
+    code, out, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "huge.npz", "-o",
                            tmp_path / "rep"], capsys)
     _one_line_exit_2(code, out, err)
     assert "declares" in err

@@ -47,7 +47,8 @@ def test_inputs_of_rank_m_are_fitted_exactly_and_match_the_reference(tmp_path, c
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     for ref, rep in ((tmp_path / "M.npy", "a"), (f"{name}:R", "b")):
-        code, out, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "--components", m,
+        code, out, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy",
+                               "--components", m,
                                "-r", ref, "-o", tmp_path / rep], capsys)
         assert code in (0, None), err
         met = json.loads((tmp_path / rep / "metrics.json").read_text())
@@ -72,10 +73,12 @@ def test_full_subspace_equals_the_dense_route_and_a_direct_evaluation(tmp_path, 
     _script(net, tmp_path / "m.pt")
     R = rng.normal(size=(6, d))
     np.save(tmp_path / "R.npy", R)
-    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "--components", d,
+    code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy",
+                         "--components", d,
                          "-r", tmp_path / "R.npy", "-o", tmp_path / "sub"], capsys)
     assert code in (0, None), err
-    code, _, err = _run(["analyze", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / "dense"],
+    code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "-o",
+                         tmp_path / "dense"],
                         capsys)
     assert code in (0, None), err
     sub = json.loads((tmp_path / "sub" / "metrics.json").read_text())
@@ -94,7 +97,7 @@ def test_images_and_bad_input(tmp_path, capsys):
     conv = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1), torch.nn.Tanh()).double()
     _script(conv, tmp_path / "c.pt")
     np.save(tmp_path / "y.npy", np.random.default_rng(0).normal(size=(600, 1, 8, 8)))
-    base = ["analyze", "-m", tmp_path / "c.pt", "-i", tmp_path / "y.npy"]
+    base = ["analyze", "--trust-model", "-m", tmp_path / "c.pt", "-i", tmp_path / "y.npy"]
     code, _, err = _run([*base, "--components", 10, "-o", tmp_path / "img"], capsys)
     assert code in (0, None), err
     for fig in ("components.png", "operator_rows.png", "input_spectrum.png"):

@@ -116,7 +116,8 @@ def test_flows_linear_whitening_flow_is_pca(tmp_path, capsys):
     model = tmp_path / "whiten.pt"
     torch.jit.script(_Whiten(W, -W @ X.mean(0))).save(str(model))
     out = tmp_path / "rep"
-    code, cap = _flows(["--model", str(model), "--data", str(f), "--out", str(out), "--alpha", "0.05"], capsys)
+    code, cap = _flows(["--trust-model", "--model", str(model), "--data", str(f), "--out", str(out), "--alpha",
+                        "0.05"], capsys)
     assert code in (0, None), cap.err
     m = json.loads((out / "metrics.json").read_text())
     truth = np.sqrt(lam[::-1])
@@ -178,7 +179,7 @@ def test_flows_singular_points_are_counted_and_left_out(tmp_path, capsys):
     model = tmp_path / "cube.pt"
     torch.jit.script(_Cube()).save(str(model))
     out = tmp_path / "rep"
-    code, cap = _flows(["--model", str(model), "--data", str(f), "--out", str(out)], capsys)
+    code, cap = _flows(["--trust-model", "--model", str(model), "--data", str(f), "--out", str(out)], capsys)
     assert code in (0, None), cap.err
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_singular_left_out"] == 3 and m["n_used"] == 57
@@ -193,22 +194,24 @@ def test_flows_bad_input_one_line_exit_2(tmp_path, capsys):
     out = str(tmp_path / "o")
     zonly = tmp_path / "zonly.pt"
     torch.jit.script(_ZOnly()).save(str(zonly))
-    _exit2(["--model", str(zonly), "--data", str(f), "--out", out], capsys, "log-determinant")
+    _exit2(["--trust-model", "--model", str(zonly), "--data", str(f), "--out", out], capsys, "log-determinant")
     whiten = tmp_path / "w4.pt"
     torch.jit.script(_Whiten(np.eye(4), np.zeros(4))).save(str(whiten))
-    _exit2(["--model", str(whiten), "--data", str(f), "--out", out], capsys, "d = 3")
+    _exit2(["--trust-model", "--model", str(whiten), "--data", str(f), "--out", out], capsys, "d = 3")
     sing = tmp_path / "sing.pt"
     torch.jit.script(_Whiten(np.diag([1.0, 1.0, 0.0]), np.zeros(3))).save(str(sing))
-    _exit2(["--model", str(sing), "--data", str(f), "--out", out], capsys, "singular", "all 50 points")
+    _exit2(["--trust-model", "--model", str(sing), "--data", str(f), "--out", out], capsys, "singular", "all 50 points")
     (tmp_path / "zf.py").write_text("import zuko\nflow = zuko.flows.NSF(2, transforms=1, hidden_features=(8,))\n")
     sys.path.insert(0, str(tmp_path))
     try:
         _exit2(["--model", "zf:flow", "--data", str(f), "--out", out], capsys, "d = 3", "2 features")
     finally:
         sys.path.remove(str(tmp_path))
-    _exit2(["--model", str(whiten), "--data", str(f), "--out", out, "--alpha", "-1"], capsys, "--alpha")
-    _exit2(["--model", str(whiten), "--data", str(f), "--out", out, "--max-points", "0"], capsys, "--max-points")
+    _exit2(["--trust-model", "--model", str(whiten), "--data", str(f), "--out", out, "--alpha", "-1"], capsys,
+           "--alpha")
+    _exit2(["--trust-model", "--model", str(whiten), "--data", str(f), "--out", out, "--max-points", "0"], capsys,
+           "--max-points")
     big = tmp_path / "big.npy"
     np.save(big, np.zeros((3, 5000)))
-    _exit2(["--model", str(whiten), "--data", str(big), "--out", out], capsys, "--max-points")
+    _exit2(["--trust-model", "--model", str(whiten), "--data", str(big), "--out", out], capsys, "--max-points")
     assert not (tmp_path / "o").exists()

@@ -130,7 +130,8 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, case, expect):
         files = _files(tmp_path, X, labels=labels * 5)
     files = files or _files(tmp_path, X, labels=labels)
     out = tmp_path / "rep"
-    rc, cap = _run(["koopman", "--model", _script(tmp_path, model), "--layer", layer, *files, "--out", str(out)],
+    rc, cap = _run(["koopman", "--trust-model", "--model", _script(tmp_path, model), "--layer", layer, *files,
+                    "--out", str(out)],
                    capsys)
     assert rc == 2
     assert expect in cap.err and len(cap.err.strip().splitlines()) == 1, cap.err

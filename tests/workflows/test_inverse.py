@@ -10,6 +10,8 @@ from linlens.errors import ShapeError
 from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum
 from linlens.workflows.inverse import noise_std_interval, run_inverse, split_rows
 
+TRUST = {"trust_model": True}  # these tests load the TorchScript files they wrote
+
 S = np.logspace(0, -2, 8)
 SIGMA = 0.05
 
@@ -44,7 +46,7 @@ def test_wiener_model_on_image_shaped_files(files):
     d, prob = files
     out = d / "rep"
     summary = run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x.npy", out, operator=str(d / "A.npy"),
-                          n_boot=40, local_samples=50)
+                          n_boot=40, local_samples=50, load_model_kwargs=TRUST)
     m = json.loads((out / "metrics.json").read_text())
     model = m["study"]["models"]["model"]
     assert model["closest"] == "Wiener" and summary["verdict"] == "Wiener"
@@ -69,7 +71,7 @@ def test_wiener_model_on_image_shaped_files(files):
 def test_zero_model_is_closest_to_nothing(files):
     d, _ = files
     run_inverse(str(d / "zero.pt"), d / "y.npy", d / "x.npy", d / "rep0", operator=str(d / "A.npy"), n_boot=20,
-                local_samples=0)
+                local_samples=0, load_model_kwargs=TRUST)
     model = json.loads((d / "rep0" / "metrics.json").read_text())["study"]["models"]["model"]
     assert model["closest"] == "none"
 
@@ -78,17 +80,19 @@ def test_bad_inputs_are_refused_before_any_report(files):
     d, _ = files
     np.save(d / "x_short.npy", np.zeros((10, 2, 4)))
     with pytest.raises(ShapeError, match="one row per input"):
-        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x_short.npy", d / "bad1")
+        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x_short.npy", d / "bad1", load_model_kwargs=TRUST)
     np.save(d / "A_wrong.npy", np.zeros((7, 8)))
     with pytest.raises(ShapeError, match="operator must map"):
-        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x.npy", d / "bad2", operator=str(d / "A_wrong.npy"))
+        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x.npy", d / "bad2", operator=str(d / "A_wrong.npy"),
+                    load_model_kwargs=TRUST)
     np.save(d / "x_wide.npy", np.zeros((6000, 9)))
     with pytest.raises(ShapeError, match="outputs 8 values"):
-        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x_wide.npy", d / "bad3", n_boot=5, local_samples=0)
+        run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x_wide.npy", d / "bad3", n_boot=5, local_samples=0,
+                    load_model_kwargs=TRUST)
     np.save(d / "y_few.npy", np.zeros((20, 1, 2, 4)))
     np.save(d / "x_few.npy", np.zeros((20, 2, 4)))
     with pytest.raises(ShapeError, match="under-determined"):
-        run_inverse(str(d / "wiener.pt"), d / "y_few.npy", d / "x_few.npy", d / "bad4")
+        run_inverse(str(d / "wiener.pt"), d / "y_few.npy", d / "x_few.npy", d / "bad4", load_model_kwargs=TRUST)
     assert not any((d / f"bad{i}").exists() for i in range(1, 5))
 
 
@@ -109,14 +113,14 @@ def test_cli_analyze_with_targets_and_bad_operator(files, capsys):
     d, _ = files
     out = d / "cli_rep"
     with pytest.raises(SystemExit) as exc:
-        main(["analyze", "--model", str(d / "wiener.pt"), "--inputs", str(d / "y.npy"), "--targets",
+        main(["analyze", "--trust-model", "--model", str(d / "wiener.pt"), "--inputs", str(d / "y.npy"), "--targets",
               str(d / "x.npy"), "--operator", str(d / "A.npy"), "--n-boot", "20", "--out", str(out)])
     assert exc.value.code in (0, None), capsys.readouterr().err
     assert "Wiener" in capsys.readouterr().out
     assert (out / "metrics.json").exists()
     np.save(d / "A_bad.npy", np.zeros((5, 8)))
     with pytest.raises(SystemExit) as exc:
-        main(["analyze", "--model", str(d / "wiener.pt"), "--inputs", str(d / "y.npy"), "--targets",
+        main(["analyze", "--trust-model", "--model", str(d / "wiener.pt"), "--inputs", str(d / "y.npy"), "--targets",
               str(d / "x.npy"), "--operator", str(d / "A_bad.npy"), "--out", str(d / "cli_bad")])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and len(err.splitlines()) == 1 and "operator" in err
@@ -138,7 +142,7 @@ def test_readme_worked_example_runs(tmp_path, capsys):
     ex = tmp_path / "ex"
     mod.make_files(ex, quick=True)
     with pytest.raises(SystemExit) as exc:
-        main(["analyze", "--model", str(ex / "net.pt"), "--inputs", str(ex / "y.npy"), "--targets",
+        main(["analyze", "--trust-model", "--model", str(ex / "net.pt"), "--inputs", str(ex / "y.npy"), "--targets",
               str(ex / "x.npy"), "--operator", str(ex / "A.npy"), "--n-boot", "20", "--out", str(ex / "report")])
     assert exc.value.code in (0, None), capsys.readouterr().err
     m = json.loads((ex / "report" / "metrics.json").read_text())
@@ -173,13 +177,13 @@ def test_fourier_route_is_chosen_for_a_circular_blur_and_dense_on_request(tmp_pa
     np.save(tmp_path / "A.npy", A)
     torch.jit.script(CircConv()).save(str(tmp_path / "net.pt"))
     s = run_inverse(str(tmp_path / "net.pt"), tmp_path / "y.npy", tmp_path / "x.npy", tmp_path / "f",
-                    operator=str(tmp_path / "A.npy"), n_boot=20)
+                    operator=str(tmp_path / "A.npy"), n_boot=20, load_model_kwargs=TRUST)
     m_f = json.loads((tmp_path / "f" / "metrics.json").read_text())
     assert m_f["route"] == "fourier" and s["route"].startswith("Fourier")
     assert s["linear fraction of output power"] > 0.999  # a linear convolution is all linear
     assert m_f["noise_std_interval"][0] <= 0.01 <= m_f["noise_std_interval"][1]
     run_inverse(str(tmp_path / "net.pt"), tmp_path / "y.npy", tmp_path / "x.npy", tmp_path / "d",
-                operator=str(tmp_path / "A.npy"), n_boot=10, local_samples=0, assume="dense")
+                operator=str(tmp_path / "A.npy"), n_boot=10, local_samples=0, assume="dense", load_model_kwargs=TRUST)
     m_d = json.loads((tmp_path / "d" / "metrics.json").read_text())
     assert "route" not in m_d and m_d["study"]["models"]["model"]["r2"] > 0.999
     # both routes see the same surrogate: its error against the Wiener estimator agrees within the intervals
@@ -201,7 +205,7 @@ def test_separate_training_files_and_prior_covariance(files, capsys):
     np.save(d / "xpr.npy", X[3000:])
     np.save(d / "prior.npy", np.eye(8))
     with pytest.raises(SystemExit) as exc:
-        main(["analyze", "--model", str(d / "wiener.pt"), "--inputs", str(d / "ypr.npy"), "--targets",
+        main(["analyze", "--trust-model", "--model", str(d / "wiener.pt"), "--inputs", str(d / "ypr.npy"), "--targets",
               str(d / "xpr.npy"), "--operator", str(d / "A.npy"), "--train-inputs", str(d / "ytr.npy"),
               "--train-targets", str(d / "xtr.npy"), "--prior-covariance", str(d / "prior.npy"),
               "--noise-std", str(SIGMA), "--n-boot", "20", "--out", str(d / "rep_tr")])
@@ -212,6 +216,6 @@ def test_separate_training_files_and_prior_covariance(files, capsys):
     # with the true Σₓ = I and σ given, the Wiener reference is the closed form: the model's error to it is 0
     assert abs(model["errors"]["Wiener"]["estimate"]) < 1e-12
     with pytest.raises(SystemExit) as exc:
-        main(["analyze", "--model", str(d / "wiener.pt"), "--inputs", str(d / "ypr.npy"), "--targets",
+        main(["analyze", "--trust-model", "--model", str(d / "wiener.pt"), "--inputs", str(d / "ypr.npy"), "--targets",
               str(d / "xpr.npy"), "--train-inputs", str(d / "ytr.npy"), "--out", str(d / "rep_bad")])
     assert exc.value.code == 2 and "train" in capsys.readouterr().err

@@ -141,6 +141,7 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any, devi
                 noise_std=prob.noise_std, train_inputs=files["train_inputs"], train_targets=files["train_targets"],
                 prior_covariance=files["prior_covariance"], batch_size=8192, device=device, seed=seed,
                 n_boot=30 if quick else 100, name=prob.name,
+                load_model_kwargs={"trust_model": True},  # the TorchScript files it has just written itself
             ).study
         _, Y_local = prob.sample(300 if quick else 1000, seed=seed + 3_000_017)
         local = local_vs_global(models, study, Y_local)

@@ -51,18 +51,19 @@ _N_CI = 10  # components with bootstrap intervals
 _N_BOOT = 500
 
 
-def load_flow(spec: str, device: str = "cpu") -> Any:
+def load_flow(spec: str, device: str = "cpu", trust_model: bool = False) -> Any:
     """Load the user's flow as a linlens encoder: a TorchScript file or ``package.module:attr`` (code runs).
 
     Arguments:
         spec: path of a TorchScript encoder returning ``(z, logabsdet)``, or ``package.module:attr`` naming a
             zuko flow, a transform with ``call_and_ladj`` or any callable returning ``(z, logabsdet)``.
         device: torch device.
+        trust_model: load a TorchScript file (a program: refused without it).
 
     Returns:
         An encoder (callable x → (z, logabsdet)).
     """
-    return as_encoder(load_model(spec, device=device))
+    return as_encoder(load_model(spec, device=device, trust_model=trust_model))
 
 
 def _flow_features(enc: Any) -> int | None:
@@ -173,6 +174,7 @@ def run_flows(
     max_points: int = 2000,
     tol: float | None = None,
     console: Any = None,
+    trust_model: bool = False,
 ) -> dict[str, Any]:
     """Local covariance, local standard deviations and directions, un-whitened components and traversals of a
     flow on data, σ_max(J) over the data, with PCA of the same data beside every component result.
@@ -188,6 +190,7 @@ def run_flows(
         max_points: at most this many rows are analysed (a seeded random sample).
         tol: J counts as singular where σ_min ≤ tol · σ_max (default d · eps of the flow's dtype).
         console: rich console for progress lines (None: silent).
+        trust_model: load a TorchScript file (a program: refused without it).
 
     Returns:
         headline numbers (also in ``metrics.json`` with every other number).
@@ -215,7 +218,7 @@ def run_flows(
             f"{m} points × d² = {m * d * d:.3g} Jacobian entries exceed the {MAX_JACOBIAN_NUMBERS:.3g} this command "
             f"keeps in memory; lower --max-points to at most {max(1, MAX_JACOBIAN_NUMBERS // (d * d))}"
         )
-    enc = load_flow(model, device=str(dev))
+    enc = load_flow(model, device=str(dev), trust_model=trust_model)
     dtype = _prepare(enc, X, dev)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, m, replace=False)) if m < n else np.arange(n)

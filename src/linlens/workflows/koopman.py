@@ -197,7 +197,7 @@ def _check_shapes(net: nn.Sequential, data: dict, task: str) -> None:
 
 def run_koopman(model: str, layer: int, train: Path, val: Path, test: Path, out: Path, *, task: str | None = None,
                 device: str = "auto", seed: int = 0, quick: bool = False, force: bool = False,
-                console: Any = None) -> dict[str, Any]:
+                console: Any = None, trust_model: bool = False) -> dict[str, Any]:
     """Replace hidden layer ``layer`` of the user's MLP by Koopman hybrids and baselines; write a report.
 
     Arguments:
@@ -210,6 +210,7 @@ def run_koopman(model: str, layer: int, train: Path, val: Path, test: Path, out:
         seed: seeds scaling, controls and selection ties.
         quick: a small grid (N = 3, one noise, 20 scaling epochs).
         console: a rich console for progress (None: no progress).
+        trust_model: load a TorchScript file (a program: refused without it).
 
     Returns:
         Headline numbers for the console summary.
@@ -223,7 +224,7 @@ def run_koopman(model: str, layer: int, train: Path, val: Path, test: Path, out:
     for split, path in (("train", train), ("val", val), ("test", test)):
         X, y, task = load_split(path, f"--{split}", task)
         data[split] = (X, y)
-    loaded = load_model(model, device="cpu")
+    loaded = load_model(model, device="cpu", trust_model=trust_model)
     net = as_sequential(loaded)
     check_layer(net, layer)
     _check_shapes(net, data, task)
