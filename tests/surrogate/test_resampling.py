@@ -191,3 +191,21 @@ def test_corrected_error_from_a_shared_covariance_equals_the_one_from_probes():
         corrected_data_weighted_error(fit, R)
     with pytest.raises(ConfigError):
         corrected_data_weighted_error(fit, R, T, covariance=S)
+
+
+@pytest.mark.parametrize("n", [12, 20, 50])
+def test_hc2_bias_is_unbiased_in_small_samples(n):
+    """HC2 with the intercept's leverage 1/n: the mean bias estimate equals the closed form σ² d_out tr(W(ỸᵀỸ)⁻¹)
+    within 2% even at n = 12 (without the 1/n it was 12% short there). 6000 noise draws on one design; the Monte
+    Carlo s.e. of the mean is < 0.5%."""
+    rng = np.random.default_rng(n)
+    d, p, sigma = 3, 3, 0.5
+    Y = rng.normal(size=(n, d))
+    C = rng.normal(size=(p, d))
+    W = np.diag([1.0, 2.0, 0.5])
+    Yc = Y - Y.mean(0)
+    expected = sigma**2 * p * np.trace(W @ np.linalg.inv(Yc.T @ Yc))
+    est = np.array([OLSFit(Y, Y @ C.T + 1.0 + sigma * rng.normal(size=(n, p))).quadratic_bias(W)
+                    for _ in range(6000)])
+    assert est.std() / np.sqrt(len(est)) < 0.005 * expected
+    assert est.mean() == pytest.approx(expected, rel=0.02)

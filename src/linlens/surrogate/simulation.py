@@ -17,7 +17,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -62,3 +64,58 @@ class KnownSurrogate:
     def true_error(self, R: np.ndarray) -> float:
         """The population data-weighted error of the surrogate C₀ against R."""
         return data_weighted_error(self.C0, R, covariance=self.covariance)
+
+    def references_at(self, errors: Sequence[float], seed: int = 0) -> list[np.ndarray]:
+        """References R_k = C₀ + ε_k E_k whose true data-weighted errors are exactly ``errors`` (each in [0, 1)).
+
+        E_k is random, Σ-orthogonal to C₀ (tr(C₀ Σ E_kᵀ) = 0) and of unit Σ-norm, so the error against R_k is
+        ε_k²/(‖C₀‖²_Σ + ε_k²) in closed form: equal errors are an exact tie. Needs C₀ ≠ 0.
+
+        Example:
+            >>> sim = KnownSurrogate.make(d_in=3, d_out=2, seed=0)
+            >>> [round(sim.true_error(R), 12) for R in sim.references_at([0.2, 0.2, 0.3])]
+            [0.2, 0.2, 0.3]
+        """
+        S = self.covariance
+        c0 = float(np.trace(self.C0 @ S @ self.C0.T))
+        if c0 <= 0:
+            raise ValueError("references_at needs a nonzero population surrogate C₀")
+        rng = np.random.default_rng(seed)
+        out = []
+        for e in errors:
+            if not 0 <= e < 1:
+                raise ValueError(f"an error of a reference C₀ + εE lies in [0, 1); got {e}")
+            E = rng.normal(size=self.C0.shape)
+            E -= np.trace(E @ S @ self.C0.T) / c0 * self.C0
+            E /= np.sqrt(np.trace(E @ S @ E.T))
+            out.append(self.C0 + np.sqrt(e * c0 / (1 - e)) * E)
+        return out
+
+    def verdicts(self, references: Mapping[str, np.ndarray], repeats: int, n: int = 200, n_boot: int = 100,
+                 seed: int = 0) -> list[str]:
+        """The verdict of :func:`linlens.stats.closest_reference` on ``repeats`` independent data sets.
+
+        Each data set: n fit rows and n test rows from the model, the analytic-bias bootstrap of the data-weighted
+        errors against ``references`` (the dense study's route), then the verdict.
+
+        Example:
+            >>> sim = KnownSurrogate.make(d_in=3, d_out=2, seed=0)
+            >>> R1, R2 = sim.references_at([0.05, 0.5])
+            >>> sim.verdicts({"R1": R1, "R2": R2}, repeats=2, n_boot=50)
+            ['R1', 'R1']
+        """
+        from linlens.stats import closest_reference
+        from linlens.surrogate.resampling import bootstrap, corrected_data_weighted_error
+
+        refs = dict(references)
+
+        def stat(fit: Any, T: np.ndarray) -> dict[str, tuple[float, float]]:
+            return {k: corrected_data_weighted_error(fit, R, T) for k, R in refs.items()}
+
+        out = []
+        for r in range(repeats):
+            Y, F = self.sample(n, seed=seed + 2 * r)
+            T, _ = self.sample(n, seed=seed + 2 * r + 1)
+            res = bootstrap(Y, F, stat, test=T, n_boot=n_boot, seed=seed + r, bias="analytic")
+            out.append(closest_reference(res, list(refs)).verdict)
+        return out
