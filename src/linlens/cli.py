@@ -101,7 +101,8 @@ def _parse_memory(ctx: typer.Context, value: str | None) -> int | None:
 
 OutOpt = typer.Option(None, "--out", "-o", help="report folder (default: a name per command)", callback=_check_out)
 # eager: parsed before --out, so that --out's check knows whether an existing folder may be replaced
-ForceOpt = typer.Option(False, "--force", help="overwrite an existing report folder", is_eager=True)
+ForceOpt = typer.Option(False, "--force", help="replace an existing report folder that linlens wrote (any other "
+                        "folder is refused, nothing deleted)", is_eager=True)
 SeedOpt = typer.Option(0, "--seed", help="random seed, an integer in [0, 2^64)", callback=_check_seed)
 QuickOpt = typer.Option(False, "--quick", help="smaller, faster run (for smoke tests)")
 DeviceOpt = typer.Option("auto", "--device", help="torch device: auto, cpu, cuda, cuda:1 …", callback=_check_device)

@@ -3,8 +3,10 @@
 Files are written into a temporary folder beside the destination (same file system), then published with
 a rename that the operating system refuses when the destination exists (``renameat2(RENAME_NOREPLACE)`` on
 Linux; elsewhere a lock folder created with ``os.mkdir`` serialises linlens runs, and a plain rename of a
-folder fails on a non-empty destination). An existing destination is replaced only with ``force=True``:
-it is first renamed aside, the new folder is published, then the old one is removed.
+folder fails on a non-empty destination). An existing destination is replaced only with ``force=True`` and
+only when linlens wrote it (every report folder holds the marker file :data:`MARKER`; an empty folder is also
+replaced): it is first renamed aside, the new folder is published, then the old one is removed. Any other
+folder — a user's — is refused with ``--force`` too, and nothing in it is touched.
 
 Temporary folders are removed on every exit Python can catch (exceptions, Ctrl-C, SIGTERM/SIGHUP, normal
 interpreter exit); those of a run killed with ``kill -9`` are removed by the next run to the same
@@ -42,10 +44,14 @@ __all__ = [
     "json_safe",
     "dump_json",
     "temp_folders",
+    "MARKER",
+    "is_linlens_report",
 ]
 
 _TAG = ".linlens-"  # temporary names: .<name[:40]>.linlens-<hash of name>-<kind>-<pid>-<random>
 _LIVE: set[Path] = set()  # temporary folders of this process (removed at exit)
+#: the file every report folder holds, so that ``--force`` replaces only folders linlens wrote
+MARKER = ".linlens-report"
 NAME_MAX = 255
 PATH_MAX = 4096
 
@@ -148,6 +154,30 @@ def _clean_stale(dest: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def is_linlens_report(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder linlens wrote (it holds the :data:`MARKER` file) or an empty folder.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "thesis.tex").write_text("years of work")
+        >>> is_linlens_report(d)
+        False
+    """
+    p = Path(path)
+    if not p.is_dir() or p.is_symlink():
+        return False
+    if (p / MARKER).is_file() and not (p / MARKER).is_symlink():
+        return True
+    return not any(p.iterdir())
+
+
+def _refuse_foreign(dest: Path) -> None:
+    if not is_linlens_report(dest):
+        raise ReportExistsError(f"--out: {dest} exists and is not a linlens report (no {MARKER} file in it); --force "
+                                "replaces only folders linlens wrote, so nothing was deleted: choose another --out")
+
+
 def _nearest_existing(p: Path) -> Path:
     q = p.parent
     while not os.path.lexists(q) and q != q.parent:
@@ -159,7 +189,8 @@ def check_destination(path: str | os.PathLike, force: bool = False) -> Path:
     """Check, before any long work, that a report folder can be written at ``path``.
 
     Refuses (one-line errors): an empty name; a name over 255 bytes or a path over 4096; a dangling symbolic
-    link; an existing file; an existing folder without ``force`` (:class:`ReportExistsError`); a parent that
+    link; an existing file; an existing folder without ``force``, or with ``force`` one that linlens did not
+    write (no :data:`MARKER` file, not empty) (:class:`ReportExistsError`); a parent that
     is a file or cannot be written (probed by creating and removing a folder there, so read-only file
     systems are caught too). Temporary folders of crashed runs to the same destination are removed.
 
@@ -193,6 +224,7 @@ def check_destination(path: str | os.PathLike, force: bool = False) -> Path:
             raise InputFileError(f"--out: {dest} exists and is not a folder")
         if not force:
             raise ReportExistsError(f"report folder {dest} exists; pass --force to overwrite it")
+        _refuse_foreign(dest)
     anc = _nearest_existing(dest)
     if not anc.is_dir():
         raise InputFileError(f"--out: cannot create {dest}: {anc} is not a folder")
@@ -322,6 +354,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = _mkdir_temp(dest, "tmp")
+            (tmp / MARKER).write_text("written by linlens; `--force` may replace this folder\n", encoding="utf-8")
         except OSError as exc:
             raise InputFileError(f"cannot create the report folder {dest}: {exc.strerror}") from None
         old: Path | None = None
@@ -333,6 +366,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
                 if not force or not dest.is_dir():
                     raise ReportExistsError(f"report folder {dest} appeared while this run was writing (another "
                                             "run?); nothing was replaced; pass --force to overwrite it") from None
+                _refuse_foreign(dest)  # checked again: the folder may have changed since check_destination
                 old = _mkdir_temp(dest, "old")
                 os.rename(dest, old / "previous")
                 _rename_noreplace(tmp, dest)
