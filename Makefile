@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: install demo test lint bench docs clean
+.PHONY: install demo test lint bench docs docs-serve clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ $(DOCS_STAMP): $(STAMP)
 
 docs: $(DOCS_STAMP)
 	$(BIN)/mkdocs build --strict --clean --site-dir site
+
+# The same site served at http://127.0.0.1:8000 (rebuilt on every change).
+docs-serve: $(DOCS_STAMP)
+	$(BIN)/mkdocs serve --strict
 
 bench: install
 	$(BIN)/python benchmarks/bench_surrogate.py

@@ -15,14 +15,49 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from linlens.errors import ConfigError, LinlensError
+from linlens.errors import ConfigError, LinlensError, one_line
 from linlens.report import check_destination, format_number
 from linlens.validation import check_device, check_seed, parse_bytes
 
 __all__ = ["app", "main"]
+
+
+def _tidy_help() -> None:
+    """How every option of this CLI renders in ``--help`` (generic, for all commands).
+
+    Flags take no value, so they show no ``<bool>`` type placeholder; a flag declared with an alias
+    (``"--fit-intercept/--no-fit-intercept", "--fit-intercept/--no-intercept"``) lists each name once.
+    """
+    from typer.core import TyperOption
+
+    if getattr(TyperOption, "_linlens_tidy", False):
+        return
+    parse, display = TyperOption._parse_decls, TyperOption.display_type_rich
+
+    def _parse_decls(self: Any, decls: Any, expose_value: bool) -> Any:
+        name, opts, secondary = parse(self, decls, expose_value)
+        return name, list(dict.fromkeys(opts)), list(dict.fromkeys(secondary))
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if self.is_flag else display(self, ctx)
+
+    TyperOption._parse_decls = _parse_decls
+    TyperOption.display_type_rich = display_type_rich
+    TyperOption._linlens_tidy = True
+    # typer joins a flag's negative names with "," into one unbreakable word that a narrow terminal cuts
+    # ("--no-fit-intercep…"): join them with spaces so that they wrap instead
+    from typer import rich_utils
+
+    negative = getattr(rich_utils, "negative_highlighter", None)
+    if callable(negative):
+        rich_utils.negative_highlighter = lambda text: negative(text.replace(",", " "))
+
+
+_tidy_help()
 
 app = typer.Typer(
     name="linlens",
@@ -33,6 +68,24 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from linlens import __version__
+
+        typer.echo(f"linlens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="print linlens's version and exit"),
+) -> None:
+    """Look at trained neural networks through linear algebra."""
+
+
 fibers_app = typer.Typer(help="Fibers of linear networks: strata, barcodes, bases.", no_args_is_help=True)
 app.add_typer(fibers_app, name="fibers")
 
@@ -426,7 +479,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; user errors become one line on stderr and exit code 2."""
     debug = bool(os.environ.get("LINLENS_DEBUG"))
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=argv, prog_name="linlens", standalone_mode=True)
     except LinlensError as exc:
         if debug:
             raise
@@ -440,9 +493,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - last line of defence: never show a traceback to a user
         if debug:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else ""
         err_console.print(
-            f"[red]internal error:[/red] {type(exc).__name__}: {msg} (set LINLENS_DEBUG=1 for the traceback)",
+            f"[red]internal error:[/red] {escape(one_line(exc))} (set LINLENS_DEBUG=1 for the traceback)",
             highlight=False,
             soft_wrap=True,
         )

@@ -6,6 +6,8 @@ message and exit code 2. Messages name the argument, what was expected and what 
 
 from __future__ import annotations
 
+import re as _re
+
 __all__ = [
     "LinlensError",
     "ShapeError",
@@ -21,7 +23,55 @@ __all__ = [
     "ComplexInputError",
     "MemoryLimitError",
     "UnsafeModelError",
+    "one_line",
 ]
+
+# TorchScript wraps the real error in its own traceback: the cause is the last "SomethingError: ..." line
+_SCRIPT_HEADER = "The following operation failed in the TorchScript interpreter"
+_CAUSE = _re.compile(r"^(?:[\w.]+(?:Error|Exception)): .+$", _re.MULTILINE)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    r"""The message of ``exc`` that tells the user what went wrong, on one line, cut only at a word.
+
+    For an error raised inside a TorchScript program, whose first line is only "The following operation failed
+    in the TorchScript interpreter.", the underlying error (the traceback's last ``...Error: ...`` line) is
+    returned, as the Python API would show it. Whitespace runs become single spaces; a message longer than
+    ``limit`` characters is cut at the last space before it and ends with "…".
+
+    Arguments:
+        exc: the exception.
+        limit: the most characters kept.
+
+    Returns:
+        ``"TypeName: message"`` (just the type's name when the message is empty).
+
+    Example:
+        >>> one_line(ValueError("shapes differ\n  (more detail)"))
+        'ValueError: shapes differ (more detail)'
+        >>> err = RuntimeError("The following operation failed in the TorchScript interpreter.\nTraceback ...\n"
+        ...                    "RuntimeError: mat1 and mat2 shapes cannot be multiplied (10x16 and 32x8)")
+        >>> one_line(err)
+        'RuntimeError: mat1 and mat2 shapes cannot be multiplied (10x16 and 32x8)'
+        >>> one_line(OSError("word " * 100), limit=22)
+        'OSError: word word…'
+    """
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if text.startswith(_SCRIPT_HEADER):
+        causes = _CAUSE.findall(text)
+        if causes:
+            return _cut(" ".join(causes[-1].split()), limit)
+    if not text:
+        return name
+    return _cut(f"{name}: {' '.join(text.split())}", limit)
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    return (head.rsplit(" ", 1)[0] if " " in head else head) + "…"
 
 
 class LinlensError(Exception):

@@ -38,7 +38,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from linlens.errors import EmptyInputError, InputFileError, LinlensError, ModelError, ShapeError, UnsafeModelError
+from linlens.errors import (
+    EmptyInputError,
+    InputFileError,
+    LinlensError,
+    ModelError,
+    ShapeError,
+    UnsafeModelError,
+    one_line,
+)
 from linlens.validation import check_finite, check_memory, check_real
 
 __all__ = ["load_array", "load_model", "load_weights", "inspect_model_ops", "ARRAY_SUFFIXES", "SAFE_WAY"]
@@ -556,10 +564,10 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
                 warnings.simplefilter("ignore", DeprecationWarning)
                 model = torch.jit.load(str(p), map_location=device)
         except Exception as exc:  # noqa: BLE001
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(
-                f"model: {p} is not a TorchScript file ({first[:120]}); save it with torch.jit.script(m).save(…)"
-                " or pass 'package.module:attr'"
+                f"model: {p} is not a TorchScript file ({one_line(exc, 100)}); if it is a state dict, its "
+                "architecture belongs in code: pass 'package.module:attr' naming the model that loads it (or save a "
+                "torch.export .pt2)"
             ) from None
         _check_ops(inspect_model_ops(model), p, trusted=True)
         model.eval()

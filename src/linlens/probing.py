@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError
+from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError, one_line
 from linlens.validation import as_array, check_finite, check_real, is_torch
 
 __all__ = ["probe_model", "FlatModel"]
@@ -98,9 +98,8 @@ def probe_model(
                 raise ModelError(f"the model called sys.exit({exc.code!r}) on batch {i}; a model must return "
                                  "outputs") from None
             except Exception as exc:  # noqa: BLE001 - any failure of user code is a ModelError, in one line
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise ModelError(f"the model raised on batch {i} (input shape {tuple(xb.shape)}): "
-                                 f"{type(exc).__name__}: {first[:200]}") from None
+                                 f"{one_line(exc)}") from None
             out = _select_output(out, output_index, output_key, i)
             if not is_torch(out):
                 raise ModelError(f"model must return a tensor; got {type(out).__name__} on batch {i}")

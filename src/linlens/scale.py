@@ -28,8 +28,30 @@ from linlens.errors import ConfigError, InputFileError, NonFiniteError, ShapeErr
 from linlens.linalg import GramAccumulator, TSQRAccumulator, randomized_svd
 from linlens.validation import is_torch
 
-__all__ = ["is_dask", "from_npy", "align_rows", "block_ranges", "dask_accumulate", "tree_reduce", "range_finder",
-           "check_block_finite"]
+__all__ = ["require_dask", "is_dask", "from_npy", "align_rows", "block_ranges", "dask_accumulate", "tree_reduce",
+           "range_finder", "check_block_finite"]
+
+
+def require_dask(what: str, modules: tuple[str, ...] = ("dask", "distributed", "zarr")) -> None:
+    """Raise a one-line :class:`~linlens.errors.ConfigError` when the ``[dask]`` extra is not installed.
+
+    Arguments:
+        what: what needs it, e.g. "--dask" (starts the message).
+        modules: the modules that must be importable.
+
+    Example:
+        >>> require_dask("--dask", modules=("numpy",))  # present: nothing happens
+        >>> require_dask("--dask", modules=("no_such_module_xyz",))
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ConfigError: --dask needs no_such_module_xyz, which is not installed: pip install 'linlens[dask]'
+    """
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                          "installed: pip install 'linlens[dask]'")
 
 
 def is_dask(x: Any) -> bool:
@@ -61,6 +83,7 @@ def from_npy(path: Any, chunk_rows: int = 65536) -> Any:
         >>> A.chunks[0], float(A.sum().compute())
         ((2, 2, 1), 45.0)
     """
+    require_dask("linlens.scale.from_npy", modules=("dask",))
     import dask
     import dask.array as da
 

@@ -27,7 +27,7 @@ from linlens.loaders import load_array, load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.probing import FlatModel, probe_model
 from linlens.report import check_destination
-from linlens.scale import check_block_finite, tree_reduce
+from linlens.scale import check_block_finite, require_dask, tree_reduce
 from linlens.validation import check_real
 from linlens.workflows.analyze_common import (
     BlockStats,
@@ -206,6 +206,7 @@ def run_analyze_dask(
     Returns:
         The summary dict (same keys as :func:`linlens.workflows.analyze.run_analyze`).
     """
+    require_dask("--dask")  # the [dask] extra: one line naming it, before anything runs
     from dask.distributed import as_completed  # optional heavy dependency: only for --dask
 
     check_destination(out, force)
