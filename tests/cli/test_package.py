@@ -76,7 +76,8 @@ def test_dask_without_the_extra_is_one_line_naming_it(tmp_path, capsys, monkeypa
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name.split(".")[0] in {"dask", "distributed", "zarr"} else real(name, *a))
-    code, _, err = _run(["analyze", "-m", str(tmp_path / "m.pt"), "-i", str(tmp_path / "y.npy"), "--dask", "local",
+    code, _, err = _run(["analyze", "-m", str(tmp_path / "m.pt"), "--trust-model", "-i", str(tmp_path / "y.npy"),
+                         "--dask", "local",
                          "-o", str(tmp_path / "rep")], capsys)
     assert code == 2
     assert err.count("\n") == 1 and "pip install 'linlens[dask]'" in err and "dask" in err.split("needs")[1]
@@ -90,7 +91,7 @@ def test_torchscript_failure_shows_the_underlying_error(tmp_path, capsys):
     np.save(tmp_path / "y.npy", x)
     with pytest.raises(RuntimeError) as direct:  # what the Python API says for the same call
         net(torch.as_tensor(x, dtype=torch.float32))
-    code, _, err = _run(["analyze", "-m", str(tmp_path / "m.pt"), "-i", str(tmp_path / "y.npy"),
+    code, _, err = _run(["analyze", "-m", str(tmp_path / "m.pt"), "--trust-model", "-i", str(tmp_path / "y.npy"),
                          "-o", str(tmp_path / "rep")], capsys)
     assert code == 2 and err.count("\n") == 1
     assert str(direct.value).splitlines()[0] in err
