@@ -74,11 +74,11 @@ def test_dask_without_the_extra_is_one_line_naming_it(tmp_path, capsys, monkeypa
     torch.jit.script(net).save(str(tmp_path / "m.pt"))
     np.save(tmp_path / "y.npy", np.random.default_rng(0).standard_normal((50, 3)))
     real = importlib.util.find_spec
+    extra = {"dask", "distributed", "zarr"}
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name.split(".")[0] in {"dask", "distributed", "zarr"} else real(name, *a))
+                        lambda name, *a: None if name.split(".")[0] in extra else real(name, *a))
     code, _, err = _run(["analyze", "-m", str(tmp_path / "m.pt"), "--trust-model", "-i", str(tmp_path / "y.npy"),
-                         "--dask", "local",
-                         "-o", str(tmp_path / "rep")], capsys)
+                         "--dask", "local", "-o", str(tmp_path / "rep")], capsys)
     assert code == 2
     assert err.count("\n") == 1 and "pip install 'linlens[dask]'" in err and "dask" in err.split("needs")[1]
     assert not (tmp_path / "rep").exists()
