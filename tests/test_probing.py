@@ -31,16 +31,27 @@ def test_outputs_match_the_affine_closed_form():
     np.testing.assert_allclose(F, X @ W.T + b, rtol=0, atol=1e-12)
 
 
-def test_default_device_auto_is_the_models_device():
+def test_default_device_auto_is_the_models_device(monkeypatch):
     # "auto" (the default, one name per idea) and None both mean: where the model's parameters are, since
-    # probe_model never moves the model; the outputs are the same as with that device named explicitly
-    lin = _linear()
+    # probe_model never moves the model, even where CUDA is available (simulated here, so that a CPU-only machine
+    # tells "the model's device" from "CUDA when available"; sending the inputs to CUDA would fail or be seen)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    seen = []
+
+    class Spy(torch.nn.Linear):
+        def forward(self, x):
+            seen.append(x.device.type)
+            return super().forward(x)
+
+    torch.manual_seed(0)
+    lin = Spy(4, 3).double()
     X = np.random.default_rng(1).normal(size=(7, 4))
-    _, _, F_auto = _collect(lin, X)
-    _, _, F_none = _collect(lin, X, device=None)
-    _, _, F_cpu = _collect(lin, X, device="cpu")
-    np.testing.assert_array_equal(F_auto, F_none)
-    np.testing.assert_array_equal(F_auto, F_cpu)
+    W, b = lin.weight.detach().numpy(), lin.bias.detach().numpy()
+    for kw in ({}, {"device": None}, {"device": "auto"}):
+        seen.clear()
+        _, _, F = _collect(lin, X, **kw)
+        assert seen and set(seen) == {"cpu"}, kw
+        np.testing.assert_allclose(F, X @ W.T + b, rtol=0, atol=1e-12)
 
 
 def test_plain_callable_runs_on_cpu_by_default():
