@@ -192,3 +192,37 @@ def test_plot_subspace_angles_marks_gaps_and_the_cut():
     assert "no angles reported" in fig.axes[0].get_title()
     assert not [ln for ln in fig.axes[0].lines if ln.get_marker() == "*"]
     plt.close(fig)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (12, 7), (6, 10)])
+def test_operator_against_itself_has_angles_below_1e_12(shape):
+    """Issue 21: the profile took arccos of cosines within eps of 1 (3.65e-8 rad for an operator against itself);
+    the sine/cosine combination (Knyazev & Argentati 2002) gives rounding-level angles at every k."""
+    rng = np.random.default_rng(sum(shape))
+    m, n = shape
+    C = rng.normal(size=(m, min(m, n))) @ np.diag(np.logspace(1, -2, min(m, n))) @ rng.normal(size=(min(m, n), n))
+    res = subspace_comparison(C, C.copy(), k=2)
+    assert res.profile.max_angles.max() <= 1e-12
+    assert res.max_angle <= 1e-12
+    assert principal_angles(C[:, : min(m, n)], C[:, : min(m, n)].copy()).max() <= 1e-12
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("eps", [1e-6, 1e-2, 1.0])
+def test_angle_profile_matches_scipy_subspace_angles(seed, eps):
+    """Every k of the profile (small, medium and large angles) against scipy.linalg.subspace_angles, an
+    independent implementation, on the same singular vectors."""
+    rng = np.random.default_rng(seed)
+    m, n = 9, 6
+    C = rng.normal(size=(m, n))
+    R = C + eps * rng.normal(size=(m, n))
+    res = subspace_comparison(C, R, max_k=None)
+    Uc, _, Vtc = np.linalg.svd(C, full_matrices=False)
+    Ur, _, Vtr = np.linalg.svd(R, full_matrices=False)
+    for k in range(1, n + 1):
+        left = subspace_angles(Uc[:, :k], Ur[:, :k]).max()
+        right = subspace_angles(Vtc[:k].T, Vtr[:k].T).max()
+        assert res.profile.left_max_angles[k - 1] == pytest.approx(left, rel=1e-8, abs=1e-14)
+        assert res.profile.right_max_angles[k - 1] == pytest.approx(right, rel=1e-8, abs=1e-14)
+    A, B = rng.normal(size=(m, 3)), rng.normal(size=(m, 4))
+    np.testing.assert_allclose(principal_angles(A, B), np.sort(subspace_angles(A, B)), rtol=1e-10, atol=1e-14)
