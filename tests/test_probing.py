@@ -90,3 +90,49 @@ def test_tuple_outputs_need_an_index_and_training_flag_is_restored():
 def test_bad_batch_size(bs):
     with pytest.raises(ConfigError, match="batch_size"):
         _collect(_linear(), np.ones((2, 4)), batch_size=bs)
+
+
+def _ill_conditioned_inputs(n=400, d=5, kappa=2e8, seed=0):
+    rng = np.random.default_rng(seed)
+    Q1, _ = np.linalg.qr(rng.normal(size=(n, d)))
+    Q2, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    Y = Q1 @ np.diag(np.logspace(0, -np.log10(kappa), d)) @ Q2 * np.sqrt(n) + 3.0
+    assert np.linalg.cond(Y - Y.mean(0)) == pytest.approx(kappa, rel=0.05)
+    return Y
+
+
+class _Float64Buffer(torch.nn.Module):
+    """Exactly linear: x = W y computed in float64 from whatever inputs it is given."""
+
+    def __init__(self, W, param_dtype=None):
+        super().__init__()
+        self.register_buffer("W", torch.as_tensor(W, dtype=torch.float64))
+        if param_dtype is not None:  # a parameter that sets the dtype probe_model casts the inputs to
+            self.scale = torch.nn.Parameter(torch.ones((), dtype=param_dtype))
+
+    def forward(self, y):
+        return y.to(torch.float64) @ self.W.T
+
+
+@pytest.mark.parametrize("param_dtype", [None, torch.float32], ids=["float64 buffer only", "float32 parameter"])
+def test_exactly_linear_model_recovers_its_own_matrix_on_ill_conditioned_inputs(param_dtype):
+    """Issue 21: the surrogate must be fitted on exactly the inputs the model received. With a float32 parameter
+    the probes are cast to float32; fitting on the uncast float64 probes put the surrogate ~10% away from W at
+    condition number 2e8 (the cast error times κ), fitting on the cast ones recovers W to rounding."""
+    from linlens.probing import cast_note, model_input_dtype, probe_all
+    from linlens.surrogate import LinearSurrogate
+
+    W = np.random.default_rng(1).normal(size=(3, 5))
+    model = _Float64Buffer(W, param_dtype)
+    Y = _ill_conditioned_inputs()
+    got, F = probe_all(model, Y, batch_size=128)
+    if param_dtype is None:
+        assert model_input_dtype(model) == torch.float64 and cast_note(model) is None
+        np.testing.assert_array_equal(got, Y)
+    else:
+        assert "float32" in cast_note(model)
+        np.testing.assert_array_equal(got, Y.astype(np.float32).astype(np.float64))
+        uncast = LinearSurrogate(solver="qr").fit(Y, F).coef_
+        assert np.linalg.norm(uncast - W) / np.linalg.norm(W) > 1e-3  # what fitting on the uncast inputs gives
+    sur = LinearSurrogate.from_model(model, Y, batch_size=128, solver="qr")  # streamed, stable solver
+    assert np.linalg.norm(sur.coef_ - W) / np.linalg.norm(W) < 1e-6

@@ -47,7 +47,7 @@ import numpy as np
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import SVDResult, pinv_svd, spectral_norm, svd
-from linlens.probing import probe_model
+from linlens.probing import cast_note, probe_all
 from linlens.problems import InverseProblem, wiener_estimator
 from linlens.surrogate import (
     FilterFactors,
@@ -90,8 +90,9 @@ def _mse(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean((pred - target) ** 2))
 
 
-def _outputs(model: Any, Y: np.ndarray, batch_size: int = 8192) -> np.ndarray:
-    return np.concatenate([F for _, _, F in probe_model(model, Y, batch_size=batch_size)])
+def _outputs(model: Any, Y: np.ndarray, batch_size: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs as the model received them, after any cast to its dtype; outputs): see :func:`probe_all`."""
+    return probe_all(model, Y, batch_size=batch_size)
 
 
 @dataclass(frozen=True)
@@ -298,13 +299,15 @@ def inverse_study(
 
     results: dict[str, ModelLinearity] = {}
     for mname, model in models.items():
-        Ff = _outputs(model, Yf, batch_size)
-        Ft = _outputs(model, Yt, batch_size)
+        Yf_m, Ff = _outputs(model, Yf, batch_size)  # fit on exactly the inputs the model received (issue 21)
+        Yt_m, Ft = _outputs(model, Yt, batch_size)
+        if cast_note(model):
+            notes.append(f"{mname}: {cast_note(model)}")
         if Ff.shape[1] != n_x:
             raise ShapeError(f"model {mname!r} outputs {Ff.shape[1]} values; the targets x have {n_x}")
-        sur = LinearSurrogate(fit_intercept=True).fit(Yf, Ff)
+        sur = LinearSurrogate(fit_intercept=True).fit(Yf_m, Ff)
         svd_C = svd(sur.coef_)
-        pred = sur.predict(Yt)
+        pred = sur.predict(Yt_m)
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(sur.coef_) if snm is not None else None
 
@@ -334,7 +337,7 @@ def inverse_study(
                 out["filter-factor leakage"] = (lk, lk)
             return out
 
-        boot = bootstrap(Yf, Ff, stat, test=Yt, n_boot=n_boot, seed=seed, ci=ci, bias="analytic")
+        boot = bootstrap(Yf_m, Ff, stat, test=Yt_m, n_boot=n_boot, seed=seed, ci=ci, bias="analytic")
         table = summarize(boot)
         for k, v in table.items():  # every error, signal and noise term is ≥ 0: clip the interval, not the estimate
             if k in refs or k in ("signal_error", "noise_amplification", "total") or k.startswith("band_"):
@@ -350,7 +353,7 @@ def inverse_study(
             sn_corr = {k: table[k] for k in table if k in ("signal_error", "noise_amplification", "total")
                        or k.startswith("band_")}
         # noise floor of unweighted numbers: the Frobenius size of C's own estimation error, √E‖Ĉ − C‖²_F
-        floor = math.sqrt(max(OLSFit(Yf, Ff).quadratic_bias(np.eye(n_y)), 0.0))
+        floor = math.sqrt(max(OLSFit(Yf_m, Ff).quadratic_bias(np.eye(n_y)), 0.0))
         floors = {"‖C‖_F": floor, "σ_max(C)": floor}
         floors.update({f"‖C − {k}‖_F/‖{k}‖_F": floor / max(float(np.linalg.norm(R)), 1e-300) for k, R in refs.items()})
         est_noise = {}

@@ -15,7 +15,7 @@ from typing import Any
 from linlens.errors import ShapeError
 from linlens.loaders import load_array, load_model
 from linlens.nn import progress_bar, resolve_device
-from linlens.probing import FlatModel, probe_model
+from linlens.probing import FlatModel, cast_note, probe_model
 from linlens.report import check_destination
 from linlens.workflows.analyze_common import (
     BlockStats,
@@ -113,5 +113,6 @@ def run_analyze(
             passes = 2
     return finish_analyze(stats, fit_intercept, seed, R, out, force, f"linlens analyze: {model}",
                           f"fitted by streaming least squares over {n} inputs (batches of {batch_size}, {passes} "
-                          "pass(es) of the model)", {"model": model, "inputs": str(inputs), "n_samples": n,
-                                                    "model_passes": passes, "input_shape": list(in_shape)})
+                          "pass(es) of the model)" + (f"; {cast_note(net)}" if cast_note(net) else ""),
+                          {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
+                           "input_shape": list(in_shape), "input_cast": cast_note(net)})
