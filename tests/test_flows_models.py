@@ -17,15 +17,6 @@ from linlens.flows import (
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def gaussian():
-    rng = np.random.default_rng(0)
-    d, n = 4, 1500
-    A = rng.normal(size=(d, d))
-    X = rng.normal(size=(n, d)) @ A.T + rng.normal(size=d)
-    return X, np.cov(X.T, bias=True)
-
-
 def test_nll_equals_scipy_gaussian_logpdf(gaussian):
     X, _ = gaussian
     f = LinearFlow(4, seed=1).double()

@@ -22,15 +22,6 @@ from linlens.flows import (
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="module")
-def gaussian():
-    rng = np.random.default_rng(0)
-    d, n = 4, 1500
-    A = rng.normal(size=(d, d))
-    X = rng.normal(size=(n, d)) @ A.T + rng.normal(size=d)
-    return X, np.cov(X.T, bias=True)
-
-
 @pytest.mark.parametrize("alpha", [0.0, 0.1])
 def test_linear_flow_matches_shrinkage_closed_form_and_pca(gaussian, alpha):
     X, S = gaussian

@@ -128,18 +128,9 @@ def test_dask_local_failing_model_prints_one_line(tmp_path):
     assert len(p.stderr.strip().splitlines()) == 1 and "boom" in p.stderr, p.stderr
 
 
-def test_ill_conditioned_inputs_on_dask_use_tsqr(tmp_path, capsys, address):
+def test_ill_conditioned_inputs_on_dask_use_tsqr(tmp_path, capsys, address, ill_conditioned_linear):
     """κ ≈ 2e7: the Gram-only Dask route reported ‖C−R‖/‖R‖ = 0.026 in the issue; the TSQR pass gets ~1e-10."""
-    rng = np.random.default_rng(0)
-    n, d = 3000, 6
-    U = np.linalg.qr(rng.standard_normal((n, d)))[0]
-    V = np.linalg.qr(rng.standard_normal((d, d)))[0]
-    Y = (U * np.logspace(0, -7.3, d)) @ V.T * np.sqrt(n) + 1.0
-    M = rng.standard_normal((3, d))
-    lin = torch.nn.Linear(d, 3).double()
-    with torch.no_grad():
-        lin.weight.copy_(torch.tensor(M))
-        lin.bias.zero_()
+    Y, M, lin = ill_conditioned_linear
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.script(lin).save(str(tmp_path / "m.pt"))

@@ -313,18 +313,9 @@ def test_gram_overflow_is_refused(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------- the numbers
-def test_ill_conditioned_inputs_use_the_library_solver(tmp_path, capsys):
+def test_ill_conditioned_inputs_use_the_library_solver(tmp_path, capsys, ill_conditioned_linear):
     """κ ≈ 2e7: the Gram solve alone gave ‖C−R‖/‖R‖ = 0.026 here; TSQR gets the truth (≈ 1e-10 or better)."""
-    rng = np.random.default_rng(0)
-    n, d = 3000, 6
-    U = np.linalg.qr(rng.standard_normal((n, d)))[0]
-    V = np.linalg.qr(rng.standard_normal((d, d)))[0]
-    Y = (U * np.logspace(0, -7.3, d)) @ V.T * np.sqrt(n) + 1.0
-    M = rng.standard_normal((3, d))
-    lin = torch.nn.Linear(d, 3).double()
-    with torch.no_grad():
-        lin.weight.copy_(torch.tensor(M))
-        lin.bias.zero_()
+    Y, M, lin = ill_conditioned_linear
     _script(lin, tmp_path / "m.pt")
     np.save(tmp_path / "y.npy", Y)
     np.save(tmp_path / "R.npy", M)

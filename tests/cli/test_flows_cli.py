@@ -83,9 +83,8 @@ class _Cube(torch.nn.Module):
         return x**3, torch.log(3 * x * x).sum(-1)
 
 
-def _gaussian(tmp_path, n=400, d=3, seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)).T + rng.normal(size=d)
+def _gaussian(tmp_path, sample, n=400, d=3):
+    X = sample(n, d)
     f = tmp_path / "x.npy"
     np.save(f, X)
     return X, f
@@ -105,10 +104,10 @@ def _exit2(argv, capsys, *match):
         assert m in err, err
 
 
-def test_flows_linear_whitening_flow_is_pca(tmp_path, capsys):
+def test_flows_linear_whitening_flow_is_pca(tmp_path, capsys, gaussian_sample):
     # closed form: a linear flow W = R Λ^(-1/2) Vᵀ (PCA whitening, any rotation R) has local std = PCA std at
     # every point and un-whitened components = PCA scores, whose variances are the eigenvalues of S
-    X, f = _gaussian(tmp_path)
+    X, f = _gaussian(tmp_path, gaussian_sample)
     S = np.cov(X.T, bias=True)
     lam, V = np.linalg.eigh(S)
     R = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))[0]
@@ -189,8 +188,8 @@ def test_flows_singular_points_are_counted_and_left_out(tmp_path, capsys):
     np.testing.assert_allclose(m["median_local_std"], np.median(std, axis=0), rtol=1e-9)
 
 
-def test_flows_bad_input_one_line_exit_2(tmp_path, capsys):
-    X, f = _gaussian(tmp_path, n=50)
+def test_flows_bad_input_one_line_exit_2(tmp_path, capsys, gaussian_sample):
+    X, f = _gaussian(tmp_path, gaussian_sample, n=50)
     out = str(tmp_path / "o")
     zonly = tmp_path / "zonly.pt"
     torch.jit.script(_ZOnly()).save(str(zonly))
