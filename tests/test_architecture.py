@@ -166,7 +166,9 @@ def test_capabilities_do_not_import_each_other():
 
 
 def test_only_the_cli_imports_the_cli():
-    assert not _violations({m for m in MODULES if not _in(m, {"linlens.cli"})}, {"linlens.cli"})
+    # `python -m linlens` (linlens.__main__) is the command line's second entry point
+    others = {m for m in MODULES if not _in(m, {"linlens.cli"})} - {"linlens.__main__"}
+    assert not _violations(others, {"linlens.cli"}, {("linlens.__main__", "linlens.cli")})
 
 
 def test_report_and_workflows_do_not_import_the_cli():

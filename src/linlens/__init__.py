@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # what the names below are, for readers and type checkers; at
         filter_factors,
     )
 
-__version__ = "0.1.0"
+from linlens._version import __version__
 
 _SUBPACKAGES = ("flows", "koopman", "fibers", "data", "report", "nn")
 # public name → the module that defines it; loaded on first access (PEP 562), so ``import linlens`` and

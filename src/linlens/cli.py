@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from linlens._version import __version__
 from linlens.errors import ConfigError, LinlensError, one_line
 from linlens.report import check_destination, format_number
 from linlens.validation import check_device, check_seed, parse_bytes
@@ -72,8 +73,6 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from linlens import __version__
-
         typer.echo(f"linlens {__version__}")
         raise typer.Exit()
 

@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from linlens.stats import closest_reference
 from linlens.surrogate.compare import data_weighted_error
+from linlens.surrogate.resampling import bootstrap, corrected_data_weighted_error
 
 __all__ = ["KnownSurrogate"]
 
@@ -104,9 +106,6 @@ class KnownSurrogate:
             >>> sim.verdicts({"R1": R1, "R2": R2}, repeats=2, n_boot=50)
             ['R1', 'R1']
         """
-        from linlens.stats import closest_reference
-        from linlens.surrogate.resampling import bootstrap, corrected_data_weighted_error
-
         refs = dict(references)
 
         def stat(fit: Any, T: np.ndarray) -> dict[str, tuple[float, float]]:
