@@ -101,3 +101,20 @@ def test_progress_is_plain_lines_when_stdout_is_not_a_terminal(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("probing the model: 0/20") and lines[-1].startswith("probing the model: 20/20")
     assert 3 <= len(lines) <= 13  # a line per tenth, not one per step
+
+
+def test_plateau_schedule_lowers_the_rate_when_validation_stalls_and_needs_validation_data():
+    # validation targets unrelated to the inputs: the validation loss cannot keep falling, so the rate must drop
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 3))
+    Y = X @ np.array([[1.0], [2.0], [-1.0]])
+    Xv, Yv = rng.normal(size=(32, 3)), rng.normal(size=(32, 1))
+    model = torch.nn.Linear(3, 1).double()
+    hist = train(model, X, Y, epochs=30, lr=0.05, batch_size=16, X_val=Xv, Y_val=Yv, lr_schedule="plateau",
+                 plateau_factor=0.5, plateau_patience=0, patience=30, progress=False)
+    lrs = hist.learning_rate
+    assert len(lrs) == 30 and lrs[0] == 0.05 and min(lrs) < 0.05
+    ratios = np.array(lrs[1:]) / np.array(lrs[:-1])
+    assert np.all(np.isclose(ratios, 1.0) | np.isclose(ratios, 0.5))
+    with pytest.raises(ConfigError, match="plateau"):
+        train(model, X, Y, epochs=1, lr_schedule="plateau", progress=False)

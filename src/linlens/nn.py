@@ -100,11 +100,13 @@ def mlp(
 
 @dataclass
 class TrainHistory(ResultMixin):
-    """Per-epoch losses of :func:`train`; ``best_epoch`` is the epoch whose weights were kept."""
+    """Per-epoch losses (and the learning rate each epoch ran at) of :func:`train`; ``best_epoch`` is the epoch
+    whose weights were kept."""
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_metric: list[float] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
     best_epoch: int = -1
     stopped_early: bool = False
     seconds: float = 0.0
@@ -215,6 +217,8 @@ def train(
     metric: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
     patience: int | None = None,
     lr_schedule: str | None = None,
+    plateau_factor: float = 0.2,
+    plateau_patience: int = 2,
     grad_clip: float | None = None,
     seed: int = 0,
     device: str | torch.device | None = "auto",
@@ -230,8 +234,11 @@ def train(
         X_val, Y_val: validation data; with ``patience`` training stops after that many epochs without
             improvement and the best weights (lowest validation loss, or highest ``metric``) are restored.
         metric: optional validation metric (higher is better), e.g. accuracy.
-        lr_schedule: None, ``"cosine"`` (cosine annealing stepped once per epoch) or ``"cosine_per_step"``
-            (stepped after every minibatch, over epochs × batches per epoch).
+        lr_schedule: None, ``"cosine"`` (cosine annealing stepped once per epoch), ``"cosine_per_step"``
+            (stepped after every minibatch, over epochs × batches per epoch) or ``"plateau"`` (the rate is
+            multiplied by ``plateau_factor`` after ``plateau_patience`` epochs without a lower validation loss;
+            needs validation data; with ``patience`` larger than ``plateau_patience`` training stops only after
+            a lowered rate has not helped either).
         seed: seeds shuffling and dropout.
 
     Raises:
@@ -264,11 +271,19 @@ def train(
     if optimizer not in opts:
         raise ConfigError(f"optimizer must be one of {sorted(opts)}; got {optimizer!r}")
     opt = opts[optimizer](params, lr=lr, weight_decay=weight_decay)
-    if lr_schedule not in (None, "cosine", "cosine_per_step"):
-        raise ConfigError(f"lr_schedule must be None, 'cosine' or 'cosine_per_step'; got {lr_schedule!r}")
+    if lr_schedule not in (None, "cosine", "cosine_per_step", "plateau"):
+        raise ConfigError(f"lr_schedule must be None, 'cosine', 'cosine_per_step' or 'plateau'; got {lr_schedule!r}")
     per_step = lr_schedule == "cosine_per_step"
     t_max = epochs * -(-len(Xt) // batch_size) if per_step else epochs
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max) if lr_schedule else None
+    if lr_schedule == "plateau":
+        if not has_val:
+            raise ConfigError("lr_schedule='plateau' needs validation data (X_val, Y_val)")
+        if not 0 < plateau_factor < 1 or int(plateau_patience) != plateau_patience or plateau_patience < 0:
+            raise ConfigError(f"plateau_factor must be in (0, 1) and plateau_patience a non-negative integer; got "
+                              f"{plateau_factor!r}, {plateau_patience!r}")
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=plateau_factor, patience=int(plateau_patience))
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max) if lr_schedule else None
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
     hist = TrainHistory()
@@ -280,6 +295,7 @@ def train(
         task = bar.add_task(description, total=epochs)
         for epoch in range(epochs):
             model.train()
+            hist.learning_rate.append(float(opt.param_groups[0]["lr"]))
             perm = torch.randperm(n, generator=gen).to(dev)
             total = 0.0
             for i in range(0, n, batch_size):
@@ -300,7 +316,7 @@ def train(
                 if per_step:
                     sched.step()
                 total += float(lval.detach()) * len(idx)
-            if sched is not None and not per_step:
+            if sched is not None and not per_step and lr_schedule != "plateau":
                 sched.step()
             last_finite = total / n
             hist.train_loss.append(last_finite)
@@ -315,6 +331,8 @@ def train(
                         m = float(metric(pv, Yv))
                         hist.val_metric.append(m)
                         score = m
+                if lr_schedule == "plateau":
+                    sched.step(-score)
                 if score > best_score:
                     best_score, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
                     hist.best_epoch = epoch
