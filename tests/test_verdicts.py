@@ -105,3 +105,31 @@ def test_clearly_closer_reference_is_named():
     R = SIM.references_at([0.1, 0.2], seed=3)
     rate, n = _rate(SIM.verdicts({"near": R[0], "far": R[1]}, repeats=20, seed=30, **MC), lambda v: v == "near")
     assert rate >= 0.9, rate
+
+
+# ----------------------------------------------------------------------------------------- detection limit
+@pytest.mark.parametrize("eps, flagged", [(1e-3, True), (1.0, False)], ids=["true error ~1e-6", "true error 0.27"])
+def test_below_detection_is_flagged_and_its_upper_bound_covers_the_truth(eps, flagged):
+    """A tiny true error (closed form, KnownSurrogate) is reported as "below detection: < upper bound" in most
+    data sets, and the upper bound covers the truth; a large one is never flagged."""
+    from linlens.stats import interval_text, summarize
+    from linlens.surrogate import bootstrap
+    from linlens.surrogate.resampling import corrected_data_weighted_error
+
+    sim = KnownSurrogate.make(d_in=6, d_out=4, seed=0)
+    R = sim.C0 + eps * np.random.default_rng(99).normal(size=sim.C0.shape)
+    truth = sim.true_error(R)
+    flags, covered = [], []
+    for r in range(25):
+        Y, F = sim.sample(300, seed=100 + r)
+        T, _ = sim.sample(300, seed=900 + r)
+        res = bootstrap(Y, F, lambda fit, Tr: {"R": corrected_data_weighted_error(fit, R, Tr)}, test=T, n_boot=40,
+                        seed=r, bias="analytic")
+        v = summarize(res)["R"]
+        flags.append(v["below_detection"])
+        covered.append(truth <= v["upper_bound"])
+        assert interval_text(v).startswith("below detection: <") == v["below_detection"]
+    if flagged:
+        assert truth < 1e-5 and np.mean(flags) >= 0.8 and np.mean(covered) >= 0.9
+    else:
+        assert truth > 0.1 and not any(flags)

@@ -49,6 +49,7 @@ from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import SVDResult, pinv_svd, spectral_norm, svd
 from linlens.probing import cast_note, probe_all
 from linlens.problems import InverseProblem, wiener_estimator
+from linlens.stats import interval_text
 from linlens.surrogate import (
     FilterFactors,
     LinearSurrogate,
@@ -175,7 +176,7 @@ class LinearityStudy(ResultMixin):
         """One sentence per model: the verdict with bias-corrected errors and intervals."""
         m = self.models[name]
         pct = int(round(self.ci * 100))
-        errs = ", ".join(f"{k}: {v['estimate']:.3g} [{v['low']:.3g}, {v['high']:.3g}]" for k, v in m.errors.items())
+        errs = ", ".join(f"{k}: {interval_text(v)}" for k, v in m.errors.items())
         verdict = {"none": "no reference clearly closer than the zero map",
                    "tie": f"a tie between {' and '.join(m.verdict.closest)}"}.get(m.closest, f"closest to {m.closest}")
         gain = ""
