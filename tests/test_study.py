@@ -43,7 +43,12 @@ def study():
 
 def test_wiener_net_verdict_and_closed_form_signal_error(study):
     m = study.models["wiener-net"]
-    assert m.closest == "Wiener"
+    # C_data is resampled with its own training rows: on a Gaussian problem its population value IS the Wiener
+    # estimator, so the honest verdict is a tie of the two (issue 21: "closer to Wiener than to C_data" was built in
+    # while C_data was held fixed); A⁻¹ is clearly farther
+    assert m.closest == "tie" and set(m.verdict.closest) == {"Wiener", "C_data"}
+    assert study.reference_status["C_data"].startswith("estimated")
+    assert study.reference_status["Wiener"].startswith("fixed")
     assert abs(m.errors["Wiener"]["estimate"]) < 1e-20
     assert m.r2 == pytest.approx(1.0, abs=1e-12)
     phi = S**2 / (S**2 + SIGMA**2)  # Σₓ = I: the Wiener factors are Tikhonov's here
@@ -56,7 +61,7 @@ def test_wiener_net_verdict_and_closed_form_signal_error(study):
     assert m.test_mse_model == pytest.approx(PROB.mmse_linear() / 10, rel=0.08)
     d = study.to_dict()
     json.dumps(d)
-    assert d["models"]["wiener-net"]["closest"] == "Wiener"
+    assert d["models"]["wiener-net"]["closest"] == "tie"
 
 
 def test_zero_map_is_closest_to_nothing_and_has_signal_error_one(study):
@@ -147,7 +152,7 @@ def test_noise_dominated_terms_have_consistent_intervals_and_say_so():
     X, Y = PROB.sample(4000, seed=0)
     for seed in range(3):
         res = linearity_study({"f": Fixed(np.zeros((10, 10)), G, beta=1.0)}, PROB, X_train=X, Y_train=Y,
-                              n_probe=600, n_boot=30, seed=seed)
+                              n_probe=600, n_boot=200, seed=seed)
         m = res.models["f"]
         for key, v in {**m.errors, **m.signal_noise_corrected}.items():
             assert 0.0 <= v["low"] <= v["high"], (key, v)

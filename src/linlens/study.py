@@ -46,26 +46,24 @@ import numpy as np
 
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
-from linlens.linalg import SVDResult, pinv_svd, spectral_norm, svd
+from linlens.linalg import SVDResult, pinv_svd, svd
 from linlens.probing import cast_note, probe_all
 from linlens.problems import InverseProblem, wiener_estimator
-from linlens.stats import interval_text
+from linlens.stats import BootstrapResult, _basic, interval_text
 from linlens.surrogate import (
     FilterFactors,
     LinearSurrogate,
     OperatorComparison,
-    bootstrap,
     compare_operators,
     filter_factors,
     r2_scores,
 )
 from linlens.surrogate.compare import SignalNoiseModel, SignalNoiseSplit, probe_covariance
+from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap, Perturbation, wiener_perturbation
 from linlens.surrogate.resampling import (
     ClosestVerdict,
-    OLSFit,
     PairedDifference,
     closest_reference,
-    corrected_data_weighted_error,
     paired_mean_difference,
     summarize,
 )
@@ -166,6 +164,7 @@ class LinearityStudy(ResultMixin):
     n_fit: int
     n_test: int
     notes: list[str] = field(default_factory=list)
+    reference_status: dict[str, str] = field(default_factory=dict)
 
     @property
     def inverse_name(self) -> str | None:
@@ -197,6 +196,99 @@ def _noise_std_estimate(X: np.ndarray, Y: np.ndarray, A: np.ndarray) -> float:
     return float(np.sqrt(np.mean((r - r.mean(axis=0)) ** 2)))
 
 
+def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.ndarray,
+                           refs: dict[str, np.ndarray], ref_pert: dict[str, Perturbation | None], S_T: np.ndarray,
+                           T_c: np.ndarray, snm: SignalNoiseModel | None, A: np.ndarray | None,
+                           svd_A: SVDResult | None, svd_C: SVDResult, ci: float) -> BootstrapResult:
+    """Every number of one model with its bias correction and multiplier-bootstrap replicates.
+
+    Data-weighted errors against each reference (the reference's own estimation noise included when it is an
+    estimate, numerator and denominator), the signal error per band, noise amplification and their total
+    (bias-corrected, O(n²) per replicate), and the unweighted numbers to first order (their spread is C's
+    estimation noise). Test rows are resampled too (multinomial counts). ``fit`` is the surrogate's
+    :meth:`~linlens.surrogate.multiplier.FixedDesign.perturbation` on the fit rows.
+    """
+    plug: dict[str, float] = {}
+    corr: dict[str, float] = {}
+    reps: dict[str, np.ndarray] = {}
+    for k, R in refs.items():
+        rp = ref_pert[k]
+        rho = float(np.max(np.abs(R))) or 1.0
+        num = mb.quadratic(C - R, S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho)
+        if rp is None:
+            den_plug = float(np.sum((R / rho @ S_T) * (R / rho)))
+            den_corr, den_reps = den_plug, np.full(mb.n_boot, den_plug)
+        else:
+            den = mb.quadratic(R, S_T, [(1.0, rp)], scale=rho)
+            den_plug, den_corr, den_reps = den.plug_in, den.corrected, den.replicates - den.expected
+        if not (den_plug > 0 and den_corr > 0):
+            plug[k] = corr[k] = math.inf
+            reps[k] = np.full(mb.n_boot, math.inf)
+            continue
+        plug[k], corr[k] = num.plug_in / den_plug, num.corrected / den_corr
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reps[k] = ((num.replicates - num.expected) / den_reps
+                       + mb.test_ratio_deltas(T_c, (C - R) / rho, R / rho))
+    if snm is not None:
+        sp = snm.split(C)
+        fit_A = fit.times(A)
+        CA_P = C @ A - snm.P
+        sig_c, sig_r = 0.0, np.zeros(mb.n_boot)
+        for j, (a0, b0) in enumerate(snm.bands):
+            q = mb.quadratic(CA_P, snm.Sx, [(1.0, fit_A)], O=snm.Vt[a0:b0])
+            key = f"band_{j}"
+            plug[key] = float(sp.band_signal_error[j])
+            corr[key] = q.corrected / snm.trace
+            reps[key] = (q.replicates - q.expected) / snm.trace
+            sig_c += corr[key]
+            sig_r = sig_r + reps[key]
+        q = mb.quadratic(C, snm.noise_covariance, [(1.0, fit)])
+        plug["signal_error"], corr["signal_error"], reps["signal_error"] = sp.signal_error, sig_c, sig_r
+        plug["noise_amplification"] = sp.noise_amplification
+        corr["noise_amplification"] = q.corrected / snm.trace
+        reps["noise_amplification"] = (q.replicates - q.expected) / snm.trace
+        plug["total"] = sp.total
+        corr["total"] = sig_c + corr["noise_amplification"] + sp.null_space_error
+        reps["total"] = sig_r + reps["noise_amplification"] + sp.null_space_error
+    # unweighted numbers, to first order: value + ⟨gradient, E(ω)⟩
+    cn = float(np.linalg.norm(C))
+    unweighted: dict[str, tuple[float, np.ndarray]] = {}
+    unweighted["‖C‖_F"] = (cn, mb.linear(C / cn, [(1.0, fit)]) if cn > 0 else np.zeros(mb.n_boot))
+    smax = float(svd_C.s[0]) if svd_C.s.size else 0.0
+    unweighted["σ_max(C)"] = (smax, mb.linear(np.outer(svd_C.U[:, 0], svd_C.Vt[0]), [(1.0, fit)]) if smax > 0
+                             else np.zeros(mb.n_boot))
+    for k, R in refs.items():
+        D = C - R
+        nd, nr = float(np.linalg.norm(D)), float(np.linalg.norm(R))
+        v = nd / max(nr, 1e-300)
+        lin = np.zeros(mb.n_boot)
+        if nd > 0 and nr > 0:
+            lin = mb.linear(D / (nd * nr), [(1.0, fit)])
+            if ref_pert[k] is not None:  # dD = −E_R, d‖R‖ = ⟨R, E_R⟩/‖R‖
+                lin = lin + mb.linear(-D / (nd * nr) - nd * R / nr**3, [(1.0, ref_pert[k])])
+        unweighted[f"‖C − {k}‖_F/‖{k}‖_F"] = (v, lin)
+    if A is not None and svd_A is not None:
+        ff = filter_factors(C, A, svd_A=svd_A)
+        Phi = ff.matrix
+        model = np.zeros_like(Phi)
+        for a0, b0 in ff.clusters:
+            model[a0:b0, a0:b0] = ff.factors[a0] * np.eye(b0 - a0)
+        nphi, noff = float(np.linalg.norm(Phi)), float(np.linalg.norm(Phi - model))
+        lin = np.zeros(mb.n_boot)
+        if nphi > 0 and noff > 0:  # dℓ = ⟨Γ, dΦ⟩, dΦ = Vᵀ dC U diag(s)
+            Gam = (Phi - model) / (noff * nphi) - ff.leakage * Phi / nphi**2
+            lin = mb.linear(svd_A.Vt.T @ Gam @ (svd_A.U * svd_A.s).T, [(1.0, fit)])
+        unweighted["filter-factor leakage"] = (ff.leakage, lin)
+    for k, (v, lin) in unweighted.items():
+        plug[k] = corr[k] = v
+        reps[k] = v + lin
+    parts = {k: _basic(plug[k], reps[k], ci, corr[k]) for k in plug}
+    return BootstrapResult(estimate=plug, bias_corrected={k: p[0] for k, p in parts.items()},
+                           low={k: p[1] for k, p in parts.items()}, high={k: p[2] for k, p in parts.items()},
+                           std={k: p[3] for k, p in parts.items()}, samples=reps, ci=float(ci),
+                           method="basic, analytic bias (multiplier bootstrap, designs fixed)")
+
+
 def inverse_study(
     models: Mapping[str, Any],
     Y_probe: Any,
@@ -208,6 +300,7 @@ def inverse_study(
     prior_covariance: Any = None,
     noise_std: float | None = None,
     wiener: Any = None,
+    noise_std_estimated: bool | None = None,
     n_boot: int = 100,
     ci: float = 0.95,
     seed: int = 0,
@@ -228,7 +321,9 @@ def inverse_study(
         noise_std: σ of white noise on y; default estimated from Y_train − X_train Aᵀ when A is given.
         wiener: the Wiener estimator (n_x, n_y); default Σₓ Aᵀ(AΣₓAᵀ + σ²I)⁻¹ with A, or C_data's
             empirical LMMSE estimate without A.
-        n_boot: bootstrap resamples (fit and test rows) for intervals and paired tests.
+        noise_std_estimated: True when the σ given was estimated from these training pairs (the Wiener estimator
+            is then resampled with them); default: True exactly when σ is estimated here.
+        n_boot: multiplier-bootstrap replicates (fit, test and training rows) for intervals and paired tests.
         ci: confidence level.
         seed: seed of the resampling.
         n_bands: bands of A's singular index for the signal error.
@@ -263,6 +358,8 @@ def inverse_study(
         raise ShapeError(f"A must map x ({n_x}) to y ({n_y}): shape {(n_y, n_x)}; got {Amat.shape}")
     Sx = (np.cov(Xtr.T, bias=True).reshape(n_x, n_x) if prior_covariance is None
           else as_array(prior_covariance, "prior_covariance", ndim=2))
+    sigma_estimated = Amat is not None and (noise_std is None if noise_std_estimated is None
+                                            else bool(noise_std_estimated))
     if Amat is not None and noise_std is None:
         noise_std = _noise_std_estimate(Xtr, Ytr, Amat)
         notes.append(f"noise σ estimated from the training pairs as the RMS of y − Ax: {noise_std:.4g}")
@@ -297,6 +394,23 @@ def inverse_study(
         if k not in ref_svds:
             ref_svds[k] = svd(R)
     svd_A = snm.svd_A if snm is not None else None
+    # the statistics' replicates: a multiplier bootstrap with the designs fixed (no refit, no O(d³) per replicate);
+    # references that are estimates carry their own training rows' multipliers
+    design = FixedDesign(Yf)
+    ref_pert: dict[str, Perturbation | None] = dict.fromkeys(refs)
+    ref_pert["C_data"] = FixedDesign(Ytr).perturbation(Xtr, "train")
+    status = {k: "fixed (given or exact)" for k in refs}
+    status["C_data"] = f"estimated: resampled with its own {len(Ytr)} training rows"
+    if "Wiener" in refs and wiener is None and (prior_covariance is None or sigma_estimated):
+        ref_pert["Wiener"] = wiener_perturbation(Amat, Sx, float(noise_std), Xtr, Ytr,
+                                                 prior_estimated=prior_covariance is None,
+                                                 noise_estimated=sigma_estimated)
+        what = " and ".join(w for w, e in (("Σₓ", prior_covariance is None), ("σ", sigma_estimated)) if e)
+        status["Wiener"] = (f"estimated ({what} from the training pairs): resampled with its own {len(Ytr)} "
+                            "training rows (first-order re-estimation)")
+    mb = MultiplierBootstrap({"fit": half, "train": len(Ytr)}, n_boot=n_boot, seed=seed)
+    S_T, s_T = probe_covariance(Yt)
+    T_c = (Yt - Yt.mean(axis=0)) / s_T
 
     results: dict[str, ModelLinearity] = {}
     for mname, model in models.items():
@@ -312,33 +426,14 @@ def inverse_study(
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(sur.coef_) if snm is not None else None
 
-        def stat(fit: OLSFit, T: np.ndarray) -> dict[str, tuple[float, float]]:
-            S_T = probe_covariance(T)[0]  # one Σ (and one set of leverage weights under it) for every reference
-            out = {k: corrected_data_weighted_error(fit, R, covariance=S_T) for k, R in refs.items()}  # noqa: B023
-            if snm is not None:
-                sp = snm.split(fit.coef)
-                b_sig_rows = fit.bias_by_output(snm.AS, basis=snm.Vt) / snm.trace
-                b_sig = float(b_sig_rows.sum())
-                b_noise = fit.quadratic_bias(snm.noise_covariance) / snm.trace
-                out["signal_error"] = (sp.signal_error - b_sig, sp.signal_error)
-                out["noise_amplification"] = (sp.noise_amplification - b_noise, sp.noise_amplification)
-                out["total"] = (sp.total - b_sig - b_noise, sp.total)
-                for j, bb in enumerate(snm.band_sums(b_sig_rows)):
-                    band = float(sp.band_signal_error[j])
-                    out[f"band_{j}"] = (band - float(bb), band)
-            # unweighted numbers: their bootstrap spread is C's estimation noise (no correction)
-            c = fit.coef
-            for key, val in (("‖C‖_F", float(np.linalg.norm(c))), ("σ_max(C)", spectral_norm(c))):
-                out[key] = (val, val)
-            for k, R in refs.items():  # noqa: B023
-                v = float(np.linalg.norm(c - R) / max(np.linalg.norm(R), 1e-300))
-                out[f"‖C − {k}‖_F/‖{k}‖_F"] = (v, v)
-            if Amat is not None:
-                lk = filter_factors(c, Amat, svd_A=svd_A).leakage  # noqa: B023
-                out["filter-factor leakage"] = (lk, lk)
-            return out
-
-        boot = bootstrap(Yf_m, Ff, stat, test=Yt_m, n_boot=n_boot, seed=seed, ci=ci, bias="analytic")
+        design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
+        if np.array_equal(Yt_m, Yt):
+            S_m, T_m = S_T, T_c
+        else:
+            S_m, s_m = probe_covariance(Yt_m)
+            T_m = (Yt_m - Yt_m.mean(axis=0)) / s_m
+        fitp = design_m.perturbation(Ff, "fit")
+        boot = _multiplier_statistics(mb, fitp, sur.coef_, refs, ref_pert, S_m, T_m, snm, Amat, svd_A, svd_C, ci)
         table = summarize(boot)
         for k, v in table.items():  # every error, signal and noise term is ≥ 0: clip the interval, not the estimate
             if k in refs or k in ("signal_error", "noise_amplification", "total") or k.startswith("band_"):
@@ -354,7 +449,8 @@ def inverse_study(
             sn_corr = {k: table[k] for k in table if k in ("signal_error", "noise_amplification", "total")
                        or k.startswith("band_")}
         # noise floor of unweighted numbers: the Frobenius size of C's own estimation error, √E‖Ĉ − C‖²_F
-        floor = math.sqrt(max(OLSFit(Yf_m, Ff).quadratic_bias(np.eye(n_y)), 0.0))
+        floor = math.sqrt(max(mb.expected(fitp, np.eye(n_y)), 0.0))
+        mb.clear()
         floors = {"‖C‖_F": floor, "σ_max(C)": floor}
         floors.update({f"‖C − {k}‖_F/‖{k}‖_F": floor / max(float(np.linalg.norm(R)), 1e-300) for k, R in refs.items()})
         est_noise = {}
@@ -399,6 +495,7 @@ def inverse_study(
         n_fit=half,
         n_test=len(Yp) - half,
         notes=notes,
+        reference_status=status,
     )
 
 

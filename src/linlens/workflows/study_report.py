@@ -137,6 +137,10 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
     rep.add_heading(study.problem)
     if study.notes:
         rep.add_text("Notes: " + " ".join(n if n.endswith(".") else n + "." for n in study.notes))
+    if study.reference_status:
+        rep.add_text("References: " + "; ".join(f"{k}: {v}" for k, v in study.reference_status.items()) + ". Every "
+                     "interval and paired verdict resamples the surrogate's fit and test rows and each estimated "
+                     "reference's own training rows (multiplier bootstrap, designs fixed).")
     header = ["model / reference", "test MSE", "surrogate R²"] + [
         f"error vs {k} [{pct}% CI]" for k in study.references] + ["verdict"]
     rows: list[list[Any]] = []

@@ -1,0 +1,105 @@
+"""The multiplier bootstrap: exact against brute force, bias against closed forms, coverage by simulation."""
+
+import numpy as np
+import pytest
+
+from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap, Perturbation, wiener_perturbation
+
+
+def _explicit(p: Perturbation, w: np.ndarray) -> np.ndarray:
+    E = p.L.T @ (w[:, None] * p.M)
+    if p.g is not None:
+        E = E + float(w @ p.g) * p.N
+    return E
+
+
+@pytest.mark.parametrize("method", ["explicit", "gram"])
+def test_replicates_equal_the_statistic_of_the_explicitly_perturbed_operator(method):
+    """Second algorithm: form D* = D + Σ ±E(ω_b) explicitly and evaluate tr(O D* W D*ᵀ Oᵀ) directly."""
+    rng = np.random.default_rng(0)
+    n, n_tr, d_in, d_out = 30, 40, 5, 4
+    fit = FixedDesign(rng.normal(size=(n, d_in))).perturbation(rng.normal(size=(n, d_out)), "fit")
+    ref = Perturbation("train", rng.normal(size=(d_out, d_in)), rng.normal(size=(n_tr, d_out)),
+                       rng.normal(size=(n_tr, d_in)), rng.normal(size=n_tr), rng.normal(size=(d_out, d_in)))
+    ref2 = Perturbation("train", rng.normal(size=(d_out, d_in)), np.zeros((n_tr, d_out)), np.zeros((n_tr, d_in)),
+                        rng.normal(size=n_tr), rng.normal(size=(d_out, d_in)))
+    W = np.cov(rng.normal(size=(50, d_in)).T)
+    O = rng.normal(size=(2, d_out))
+    D = rng.normal(size=(d_out, d_in))
+    mb = MultiplierBootstrap({"fit": n, "train": n_tr}, n_boot=7, seed=3, method=method)
+    for pieces in ([(1.0, fit)], [(1.0, fit), (-1.0, ref)], [(1.0, ref2), (-1.0, fit), (2.0, ref)]):
+        for o in (None, O):
+            q = mb.quadratic(D, W, pieces, O=o, scale=2.0)
+            for b in range(mb.n_boot):
+                Ds = D + sum(s * _explicit(p, mb.omega[p.source][b]) for s, p in pieces)
+                OD = Ds if o is None else o @ Ds
+                assert q.replicates[b] == pytest.approx(np.trace(OD @ W @ OD.T) / 4.0, rel=1e-10)
+            # the expected quadratic term, by averaging over every multiplier draw is costly: check it against
+            # its definition E_ω tr(O E W Eᵀ Oᵀ) = Σₖ tr(O eₖ W eₖᵀ Oᵀ) for the per-row pieces eₖ (ω iid ±1)
+            E_rows = 0.0
+            for src, m in (("fit", n), ("train", n_tr)):
+                if not any(p.source == src for _, p in pieces):
+                    continue
+                for k in range(m):
+                    w = np.zeros(m)
+                    w[k] = 1.0
+                    Ek = sum(s * _explicit(p, w) for s, p in pieces if p.source == src)
+                    OE = Ek if o is None else o @ Ek
+                    E_rows += float(np.trace(OE @ W @ OE.T))
+            assert q.expected == pytest.approx(E_rows / 4.0, rel=1e-10)
+    g = rng.normal(size=(d_out, d_in))
+    lin = mb.linear(g, [(1.0, fit), (-1.0, ref)])
+    for b in range(mb.n_boot):
+        E = _explicit(fit, mb.omega["fit"][b]) - _explicit(ref, mb.omega["train"][b])
+        assert lin[b] == pytest.approx(np.sum(g * E), rel=1e-10)
+
+
+def test_fixed_design_gram_and_svd_routes_agree_with_lstsq():
+    rng = np.random.default_rng(1)
+    Y = rng.normal(size=(60, 4))
+    F = rng.normal(size=(60, 3))
+    ref = np.linalg.lstsq(np.c_[Y, np.ones(60)], F, rcond=None)[0]
+    for Yd in (Y, np.c_[Y, Y[:, :1]]):  # full rank (Gram route) and rank-deficient (SVD route)
+        des = FixedDesign(Yd)
+        coef, icpt, r = des.fit(F)
+        assert des.method == ("gram" if Yd.shape[1] == 4 else "svd")
+        np.testing.assert_allclose(Yd @ coef.T + icpt, np.c_[Y, np.ones(60)] @ ref, atol=1e-10)
+        H = np.c_[Yd, np.ones(60)] @ np.linalg.pinv(np.c_[Yd, np.ones(60)])  # hat matrix with the intercept
+        np.testing.assert_allclose(des.leverage, np.diag(H), atol=1e-10)
+
+
+def test_hc2_bias_of_the_squared_error_matches_the_truth_for_homoscedastic_noise():
+    """E‖Ĉ − C‖²_Σ for OLS with homoscedastic noise σ² is σ² d_out tr(Σ (ỸᵀỸ)⁻¹): HC2 is unbiased for it."""
+    rng = np.random.default_rng(2)
+    n, d_in, d_out = 12, 3, 2
+    Y = rng.normal(size=(n, d_in))
+    des = FixedDesign(Y)
+    S = np.eye(d_in)
+    truth = d_out * np.trace(S @ np.linalg.inv((Y - Y.mean(0)).T @ (Y - Y.mean(0))))
+    mb = MultiplierBootstrap({"fit": n}, n_boot=2)
+    est = [mb.expected(des.perturbation(rng.normal(size=(n, d_out)), "fit"), S) for _ in range(20000)]
+    assert np.mean(est) == pytest.approx(truth, rel=0.02)
+
+
+def test_wiener_perturbation_matches_the_refitted_estimator_to_first_order():
+    """Second route: re-estimate Σₓ and σ from reweighted rows and rebuild W; the linearization must match."""
+    rng = np.random.default_rng(3)
+    n, d = 4000, 3
+    A = rng.normal(size=(d, d)) + 2 * np.eye(d)
+    X = rng.normal(size=(n, d)) @ rng.normal(size=(d, d))
+    Y = X @ A.T + 0.3 * rng.normal(size=(n, d))
+
+    def estimate(wt):
+        mx = (wt @ X) / wt.sum()
+        Sx = ((X - mx).T * wt) @ (X - mx) / wt.sum()
+        E = Y - X @ A.T
+        me = (wt @ E) / wt.sum()
+        s2 = float(wt @ np.sum((E - me) ** 2, axis=1)) / wt.sum() / d
+        return Sx, s2, Sx @ A.T @ np.linalg.inv(A @ Sx @ A.T + s2 * np.eye(d))
+
+    Sx, s2, W = estimate(np.ones(n))
+    p = wiener_perturbation(A, Sx, np.sqrt(s2), X, Y, prior_estimated=True, noise_estimated=True)
+    np.testing.assert_allclose(p.coef, W, atol=1e-12)
+    w = 0.05 * rng.choice([-1.0, 1.0], size=n)  # a small reweighting 1 + w of the rows
+    dW = estimate(1.0 + w)[2] - W
+    np.testing.assert_allclose(_explicit(p, w), dW, atol=0.05 * np.abs(dW).max())
