@@ -336,7 +336,8 @@ def inverse_study_from_files(
     say(f"probing {len(nets)} model(s) on {len(probe)} held-out rows; C_data from {len(Ytr)} training rows; "
         f"{n_boot} bootstrap resamples …")
     study = inverse_study(nets, Yf[probe], Xf[probe], Xtr, Ytr, A=A, prior_covariance=Sx, noise_std=noise_std,
-                          noise_std_estimated=sigma_ci is not None, n_boot=n_boot, seed=seed, name=name, batch_size=batch_size)
+                          noise_std_estimated=sigma_ci is not None, n_boot=n_boot, seed=seed, name=name,
+                          batch_size=batch_size)
     for k, mod in study.models.items():
         if mod.coef.shape != (d_x, d_in):
             raise ShapeError(f"model {k!r} outputs {mod.coef.shape[0]} values per row; the targets have {d_x}")
