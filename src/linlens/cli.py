@@ -23,6 +23,7 @@ from linlens._version import __version__
 from linlens.errors import ConfigError, LinlensError, one_line
 from linlens.report import check_destination, format_number
 from linlens.validation import check_device, check_seed, parse_bytes
+from linlens.workflows.analyze_options import routes_text
 
 __all__ = ["app", "main"]
 
@@ -158,6 +159,13 @@ ForceOpt = typer.Option(False, "--force", help="replace an existing report folde
 SeedOpt = typer.Option(0, "--seed", help="random seed, an integer in [0, 2^64)", callback=_check_seed)
 QuickOpt = typer.Option(False, "--quick", help="smaller, faster run (for smoke tests)")
 DeviceOpt = typer.Option("auto", "--device", help="torch device: auto, cpu, cuda, cuda:1 …", callback=_check_device)
+
+
+def _r(option: str) -> str:
+    """' (routes: …)': which routes of ``analyze`` use an option (the rest refuse it)."""
+    return f" ({routes_text(option)})"
+
+
 MODEL_IS_CODE = ("A model file is a program: TorchScript (.pt/.ts) and torch.export (.pt2) files can run code "
                  "while they load, so they are loaded only with --trust-model, and then still refused if their "
                  "graph touches files, processes or the network. The safe way: your architecture as "
@@ -206,7 +214,11 @@ ANALYZE_EXAMPLE = """Example (runnable as is; a linear "network" that is the Wie
 
 @app.command(help="Fit the global linear surrogate of your model on your inputs, and compare it with a "
              "reference; with --targets and --operator, the whole inverse-operator study (C against A⁺, the "
-             "Wiener estimator and the least-squares fit of your data). " + MODEL_IS_CODE,
+             "Wiener estimator and the least-squares fit of your data). Routes, chosen from the problem and printed "
+             "first with the reason: dense (in memory), Dask (--dask), subspace (--components m), study (--targets: "
+             "the dense inverse study), Fourier (--targets with a circular-convolution operator, or --assume "
+             "shift-invariant); an option the route does not use is refused (each option's help names its routes). "
+             + MODEL_IS_CODE,
              epilog=ANALYZE_EXAMPLE)
 def analyze(
     model: str = typer.Option(
@@ -217,96 +229,78 @@ def analyze(
         "callable. Model files are programs: loaded only with --trust-model. "
         "WARNING: a module:attr spec imports and runs that Python code.",
     ),
-    inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs: .npy, .npz, .pt, .csv/.txt or .zarr"),
-    reference: Path | None = typer.Option(None, "--reference", "-r", help="reference operator (.npy)"),
+    inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs: .npy, .npz, .pt, .csv/.txt or .zarr "
+                                "(.zarr: --dask)" + _r("inputs")),
+    reference: Path | None = typer.Option(None, "--reference", "-r", help="reference operator R to compare the "
+                                          "surrogate with (.npy; on the subspace route also 'package.module:attr')"
+                                          + _r("reference")),
     out: Path = typer.Option(Path("linlens-analyze"), "--out", "-o", help="report folder", callback=_check_out),
     force: bool = ForceOpt,
     batch_size: int = typer.Option(4096, "--batch-size", help="rows per model call (results do not depend on it)",
                                    callback=_check_batch_size),
     fit_intercept: bool = typer.Option(True, "--fit-intercept/--no-fit-intercept", "--fit-intercept/--no-intercept",
-                                       help="fit the surrogate's offset c (--no-intercept is an alias)"),
+                                       help="fit the surrogate's offset c (--no-intercept is an alias)"
+                                       + _r("fit_intercept")),
     dask: str | None = typer.Option(
-        None, "--dask", help="stream inputs on Dask: a scheduler address, or 'local' for a LocalCluster"
+        None, "--dask", help="stream inputs on Dask: a scheduler address, or 'local' for a LocalCluster" + _r("dask")
     ),
     device: str = DeviceOpt,
     seed: int = SeedOpt,
     trust_model: bool = TrustOpt,
     output_index: int | None = typer.Option(None, "--output-index", help="analyse this element of a model that "
-                                            "returns a tuple or list (refused without it)"),
+                                            "returns a tuple or list (refused without it)" + _r("output_index")),
     output_key: str | None = typer.Option(None, "--output-key", help="analyse this entry of a model that returns "
-                                          "a dict (refused without it)"),
+                                          "a dict (refused without it)" + _r("output_key")),
     max_memory: str | None = typer.Option(None, "--max-memory", help="memory limit for loading and statistics, "
-                                          "e.g. 8G (default: half the physical memory)", callback=_parse_memory),
+                                          "e.g. 8G (default: half the physical memory)" + _r("max_memory"),
+                                          callback=_parse_memory),
     targets: Path | None = typer.Option(None, "--targets", "-t", help="the ground truth x paired with each input "
-                                        "(same row count, any shape): runs the whole inverse-operator study"),
+                                        "(same row count, any shape): runs the whole inverse-operator study"
+                                        + _r("targets")),
     operator: str | None = typer.Option(None, "--operator", "-A", help="the forward operator A (x ↦ y): a .npy "
                                         "matrix, or 'package.module:attr' naming a matrix, a scipy LinearOperator, "
-                                        "a pair (A, Aᵀ) of torch callables or a deepinv-style object (imports code)"),
+                                        "a pair (A, Aᵀ) of torch callables or a deepinv-style object (imports code)"
+                                        + _r("operator")),
     noise_std: float | None = typer.Option(None, "--noise-std", help="σ of the noise on y (default: estimated "
-                                           "from y − Ax, with an interval)"),
-    n_boot: int = typer.Option(100, "--n-boot", help="bootstrap resamples for intervals and paired tests"),
+                                           "from y − Ax, with an interval)" + _r("noise_std")),
+    n_boot: int | None = typer.Option(None, "--n-boot", help="bootstrap resamples for intervals and paired tests "
+                                       "(default 100)" + _r("n_boot")),
     train_inputs: Path | None = typer.Option(None, "--train-inputs", help="separate training inputs for C_data, "
-                                             "Σₓ and σ (then every row of --inputs is a held-out probe)"),
-    train_targets: Path | None = typer.Option(None, "--train-targets", help="the targets of --train-inputs"),
+                                             "Σₓ and σ (then every row of --inputs is a held-out probe)"
+                                             + _r("train_inputs")),
+    train_targets: Path | None = typer.Option(None, "--train-targets", help="the targets of --train-inputs"
+                                              + _r("train_targets")),
     prior_covariance: Path | None = typer.Option(None, "--prior-covariance", help="Σₓ (.npy, n_x × n_x) "
-                                                 "instead of the training targets' empirical covariance"),
+                                                 "instead of the training targets' empirical covariance"
+                                                 + _r("prior_covariance")),
     components: int | None = typer.Option(None, "--components", help="fit the surrogate on the top-m principal "
                                            "subspace of the inputs, C = B V_mᵀ: no d × d matrix, for sizes where "
                                            "the dense route does not fit in memory (--reference may then be a "
-                                           "module:attr operator)"),
+                                           "module:attr operator)" + _r("components")),
+    assume: str | None = typer.Option(None, "--assume", help="the structure you assert, which names the route: "
+                                      "'shift-invariant' (Fourier route: --targets with a convolution operator), "
+                                      "'dense' (dense study even for a circular operator, or the dense surrogate) or "
+                                      "'subspace' (with --components); default: chosen from the problem"),
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
     inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,
     the network's nonlinear gain, verdicts from paired tests. --help shows ``ANALYZE_EXAMPLE``.
+
+    This command only parses: the options become one :class:`AnalyzeOptions` and
+    :func:`linlens.workflows.analyze.run` plans the route (printed first), refuses the options it does not use
+    and runs it.
     """
-    if components is not None:
-        if targets is not None or operator is not None or dask is not None:
-            raise ConfigError("--components fits the subspace surrogate alone: give it without --targets, "
-                              "--operator and --dask")
-        if not fit_intercept:
-            raise ConfigError("--components always fits the offset c (the subspace is that of the centred inputs)")
-        # lazy: workflows load matplotlib; --help stays fast
-        from linlens.workflows.analyze_subspace import run_analyze_subspace
-
-        summary = run_analyze_subspace(model, inputs, components, None if reference is None else str(reference),
-                                       out=out, force=force, batch_size=batch_size, device=device, seed=seed,
-                                       console=console, trust_model=trust_model, output_index=output_index,
-                                       output_key=output_key, max_memory=max_memory)
-        print_summary("linlens analyze (subspace surrogate)", summary, out)
-        return
-    if targets is not None or (operator is not None and inputs.suffix.lower() == ".npz"):
-        # lazy: workflows load matplotlib; --help stays fast
-        from linlens.workflows.inverse import run_inverse
-
-        if dask is not None:
-            raise LinlensError("--dask streams the surrogate only; the inverse study (--targets) runs in memory")
-        summary = run_inverse(model, inputs, targets, out, operator=operator, noise_std=noise_std, force=force,
-                              batch_size=batch_size, device=device, seed=seed, n_boot=n_boot, console=console,
-                              load_model_kwargs={"trust_model": trust_model}, train_inputs=train_inputs,
-                              train_targets=train_targets, prior_covariance=prior_covariance)
-        print_summary("linlens analyze (inverse study)", summary, out)
-        return
     # lazy: workflows load matplotlib; --help stays fast
-    from linlens.workflows.analyze import run_analyze
+    from linlens.workflows.analyze import AnalyzeOptions, run
 
-    summary = run_analyze(
-        model=model,
-        inputs=inputs,
-        reference=reference,
-        out=out,
-        force=force,
-        batch_size=batch_size,
-        fit_intercept=fit_intercept,
-        dask=dask,
-        device=device,
-        seed=seed,
-        console=console,
-        trust_model=trust_model,
-        output_index=output_index,
-        output_key=output_key,
-        max_memory=max_memory,
-    )
-    print_summary("linlens analyze", summary, out)
+    options = AnalyzeOptions(
+        model=model, inputs=inputs, out=out, force=force, batch_size=batch_size, device=device, seed=seed,
+        trust_model=trust_model, reference=reference, fit_intercept=fit_intercept, dask=dask,
+        output_index=output_index, output_key=output_key, max_memory=max_memory, components=components,
+        targets=targets, operator=operator, noise_std=noise_std, n_boot=n_boot, train_inputs=train_inputs,
+        train_targets=train_targets, prior_covariance=prior_covariance, assume=assume)
+    summary = run(options, console)
+    print_summary(f"linlens analyze ({summary['route']})", summary, out)
 
 
 @app.command(epilog="""Example (runnable as is; an untrained net labels its own data — use your trained model):

@@ -190,7 +190,7 @@ def test_fourier_route_is_chosen_for_a_circular_blur_and_dense_on_request(tmp_pa
     run_inverse(str(tmp_path / "net.pt"), tmp_path / "y.npy", tmp_path / "x.npy", tmp_path / "d",
                 operator=str(tmp_path / "A.npy"), n_boot=10, local_samples=0, assume="dense", load_model_kwargs=TRUST)
     m_d = json.loads((tmp_path / "d" / "metrics.json").read_text())
-    assert "route" not in m_d and m_d["study"]["models"]["model"]["r2"] > 0.999
+    assert m_d["route"] == "study" and m_d["study"]["models"]["model"]["r2"] > 0.999
     # both routes see the same surrogate: its error against the Wiener estimator agrees within the intervals
     e_d = m_d["study"]["models"]["model"]["errors"]["Wiener"]
     lo, hi = m_f["analysis"]["error_intervals"]["Wiener"]

@@ -1,10 +1,23 @@
-"""``linlens analyze``: the global linear surrogate of a user's model on the user's inputs, compared with a
-reference operator when one is given.
+"""``linlens analyze``: one dispatch over every route.
 
-The model is probed once, batch by batch (in eval mode, without gradients, on copies of the inputs); each
-batch adds to streaming statistics (:mod:`linlens.workflows.analyze_common`: Gram and TSQR accumulators of
-training and held-out rows), so the inputs never need to fit in memory as model outputs. The rules (the
-held-out split of rows, the solver policy, the one R²) live in ``analyze_common`` and are the same on Dask.
+The CLI only parses its options into an :class:`~linlens.workflows.analyze_options.AnalyzeOptions` (Python
+builds the same object); :func:`plan` picks the :class:`~linlens.workflows.analyze_options.Route` from the
+problem and from ``--assume``, and refuses — in one line naming the option and the route, before any work —
+every option that route does not use; :func:`run` prints the route and its reason as the first line of output
+and runs that route's module, which records both in metrics.json and report.html.
+
+=========================================  ========================================================
+route                                      taken when
+=========================================  ========================================================
+dense (in memory)                          no ``--targets``, no ``--components``, no ``--dask``
+dense (Dask)                               ``--dask ADDRESS|local``
+subspace (top-m principal subspace)        ``--components m``
+inverse study (dense)                      ``--targets``, and an operator that is not a circular
+                                           convolution (or none, or ``--assume dense``)
+Fourier (shift-invariant inverse study)    ``--targets --operator`` with a circular convolution
+                                           (tested in the operator's own precision), or
+                                           ``--assume shift-invariant``
+=========================================  ========================================================
 """
 
 from __future__ import annotations
@@ -12,23 +25,88 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from linlens.errors import ShapeError
-from linlens.loaders import load_array, load_model
-from linlens.nn import progress_bar, resolve_device
-from linlens.probing import FlatModel, cast_note, probe_model
-from linlens.report import check_destination
-from linlens.workflows.analyze_common import (
-    BlockStats,
-    block_stats,
-    check_analyze_memory,
-    check_analyze_options,
-    finish_analyze,
-    load_inputs,
-    needs_qr_pass,
-)
-from linlens.workflows.analyze_dask import run_analyze_dask
+from rich.text import Text
 
-__all__ = ["run_analyze"]
+from linlens.errors import ConfigError
+from linlens.report import check_destination
+from linlens.workflows.analyze_dask import run_dask
+from linlens.workflows.analyze_dense import run_dense
+from linlens.workflows.analyze_options import ASSUME, OPTION_ROUTES, ROUTES, AnalyzeOptions, Route, refuse_unused
+from linlens.workflows.analyze_subspace import run_subspace
+from linlens.workflows.inverse import plan_inverse, run_fourier, run_study
+
+__all__ = ["AnalyzeOptions", "Route", "ROUTES", "OPTION_ROUTES", "plan", "run", "run_analyze"]
+
+_INVERSE = frozenset({"study", "fourier"})
+
+
+def plan(options: AnalyzeOptions) -> Route:
+    """Pick the route for ``options`` and refuse every given option it does not use (one line, exit 2).
+
+    Options that no route of the problem's family uses (e.g. ``--reference`` with ``--targets``) are refused
+    before anything is read; the inverse study's operator is then loaded once and tested for shift invariance
+    (in its own precision) to choose between the dense study and the Fourier route.
+
+    Arguments:
+        options: the options of the run.
+
+    Returns:
+        :class:`Route` (name, reason, and the loaded operator on the inverse routes).
+
+    Raises:
+        ConfigError: an option the route does not use, or ``--assume`` naming a route these options cannot take.
+
+    Example:
+        >>> plan(AnalyzeOptions(model="m.pt", inputs="y.npy", components=4)).name
+        'subspace'
+        >>> plan(AnalyzeOptions(model="m.pt", inputs="y.npy", n_boot=50))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        linlens.errors.ConfigError: --n-boot is not used by the dense (in memory) route (it is used by: ...
+    """
+    o = options
+    if o.components is not None or o.assume == "subspace":
+        if o.components is None:
+            raise ConfigError("--assume subspace needs --components m (the dimension of the inputs' principal "
+                              "subspace the surrogate lives on)")
+        route = Route("subspace", f"--components {o.components}: the surrogate on the inputs' top-{o.components} "
+                                  "principal subspace, C = B V_mᵀ (no d × d matrix)")
+    elif o.targets is not None or (o.operator is not None and o.inputs.suffix.lower() == ".npz"):
+        refuse_unused(o, _INVERSE, "inverse study")  # before the operator is loaded (module:attr imports code)
+        o.check_values()
+        route = plan_inverse(o)
+    elif o.dask is not None:
+        route = Route("dask", f"--dask {o.dask}: the dense surrogate, inputs streamed block by block on Dask workers")
+    else:
+        route = Route("dense", "no --targets: the model's global linear surrogate alone, statistics streamed in "
+                               "memory ((d_in + d_out)² numbers)")
+    if o.assume is not None and route.name not in ASSUME[o.assume]:
+        need = {"shift-invariant": "give --targets and --operator (the Fourier route is the inverse study)",
+                "dense": "drop --components", "subspace": "give --components m"}[o.assume]
+        raise ConfigError(f"--assume {o.assume} does not fit the {route.label} route these options take: {need}")
+    refuse_unused(o, {route.name}, route.label)
+    o.check_values()
+    return route
+
+
+_RUNNERS = {"dense": run_dense, "dask": run_dask, "subspace": run_subspace, "study": run_study,
+            "fourier": run_fourier}
+
+
+def run(options: AnalyzeOptions, console: Any = None) -> dict[str, Any]:
+    """Plan the route, print it (the first line of output), run it and return its summary (route first).
+
+    Arguments:
+        options: the options of the run.
+        console: a rich console for the route line and progress, or None (quiet).
+
+    Returns:
+        The summary dict (headline numbers), ``{"route": label, ...}``.
+    """
+    check_destination(options.out, options.force)
+    route = plan(options)
+    if console is not None:
+        console.print(Text(route.line), highlight=False, soft_wrap=True)
+    return route.summary(_RUNNERS[route.name](options, route, console))
 
 
 def run_analyze(
@@ -49,70 +127,9 @@ def run_analyze(
     output_key: str | None = None,
     max_memory: int | None = None,
 ) -> dict[str, Any]:
-    """Fit the surrogate of ``model`` on ``inputs``, compare with ``reference``, write a report.
-
-    Arguments:
-        model: a TorchScript file, a ``torch.export`` archive (both inspected before they run; see
-            :func:`linlens.loaders.load_model`) or ``package.module:attr`` (imports and runs that code).
-        inputs: (n_samples, d_in), or (n_samples, *shape) such as images (n, C, H, W) on which the model is called
-            (surrogate and reference act on the flattened rows), in .npy (memory-mapped), .npz, .pt, .csv/.txt
-            (or .zarr with ``dask``).
-        reference: optional (d_out, d_in) operator to compare with.
-        out: report folder (checked writable first, written atomically at the end).
-        force: replace an existing report folder.
-        batch_size: rows per model call (results do not depend on it).
-        fit_intercept: fit the offset of the surrogate.
-        dask: None (in memory), a scheduler address, or "local".
-        device: torch device for the model.
-        seed: seed of the held-out split and of the probe sample.
-        console: rich console for progress (None: quiet).
-        trust_model: run a model file whose graph holds refused operations.
-        output_index, output_key: the element of a tuple/dict output to analyse.
-        max_memory: memory limit in bytes for what is loaded and accumulated (default half the RAM).
-
-    Returns:
-        The summary dict (headline numbers).
-    """
-    check_destination(out, force)
-    check_analyze_options(batch_size, device, seed, output_index, output_key)
-    if dask is not None:
-        return run_analyze_dask(model, inputs, reference, out, force, batch_size, fit_intercept, dask, device,
-                                seed, console, trust_model=trust_model, output_index=output_index,
-                                output_key=output_key, max_memory=max_memory)
-    dev = str(resolve_device(device))
-    Y, in_shape = load_inputs(inputs, max_memory)  # rows; the model sees them in in_shape
-    n, d_in = Y.shape
-    if n < 2:
-        raise ShapeError(f"inputs must have at least 2 rows to fit a surrogate; got {n}")
-    check_analyze_memory(d_in, 1, min(batch_size, n), max_memory)
-    R = load_array(reference, "reference", max_bytes=max_memory) if reference is not None else None
-    net = load_model(model, device=dev, trust_model=trust_model)
-    if len(in_shape) > 1:
-        net = FlatModel(net, in_shape)
-    n_batches = -(-n // batch_size)
-    with progress_bar(console is not None) as bar:
-
-        def one_pass(mode: str, what: str) -> BlockStats:
-            stats = BlockStats(mode=mode)
-            task = bar.add_task(what, total=n_batches)
-            start = 0
-            for b, Yb, F in probe_model(net, Y, batch_size, dev, output_index=output_index, output_key=output_key):
-                if b == 0:
-                    check_analyze_memory(d_in, F.shape[1], min(batch_size, n), max_memory)
-                stats.merge(block_stats(Yb, F, start, seed, n, mode))
-                start += len(Yb)
-                bar.advance(task)
-            return stats
-
-        stats = one_pass("gram", "probing the model")
-        passes = 1
-        if needs_qr_pass(stats, fit_intercept):  # ill-conditioned inputs: TSQR, as LinearSurrogate.fit does
-            probes = stats.probes
-            stats = one_pass("qr", "second pass (ill-conditioned inputs: TSQR)")
-            stats.probes = probes
-            passes = 2
-    return finish_analyze(stats, fit_intercept, seed, R, out, force, f"linlens analyze: {model}",
-                          f"fitted by streaming least squares over {n} inputs (batches of {batch_size}, {passes} "
-                          "pass(es) of the model)" + (f"; {cast_note(net)}" if cast_note(net) else ""),
-                          {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
-                           "input_shape": list(in_shape), "input_cast": cast_note(net)})
+    """The surrogate routes (dense in memory, or on Dask) with the older signature: builds the options and
+    calls :func:`run` (the same plan and refusals)."""
+    return run(AnalyzeOptions(model=model, inputs=inputs, reference=reference, out=out, force=force,
+                              batch_size=batch_size, fit_intercept=fit_intercept, dask=dask, device=device, seed=seed,
+                              trust_model=trust_model, output_index=output_index, output_key=output_key,
+                              max_memory=max_memory), console)

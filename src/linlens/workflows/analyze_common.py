@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 
 from linlens._results import JSON_ARRAY_LIMIT
-from linlens.errors import ConfigError, NumericalWarning, ShapeError
+from linlens.errors import NumericalWarning, ShapeError
 from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator, pinv_svd, scaled_sq_norm, svd
 from linlens.loaders import load_array
 from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
-from linlens.validation import check_device, check_gram_range, check_memory, check_seed
+from linlens.validation import check_gram_range, check_memory
+from linlens.workflows.analyze_options import Route
 
 __all__ = [
     "HOLDOUT_EVERY",
@@ -52,11 +53,11 @@ __all__ = [
     "input_warnings",
     "surrogate_report",
     "r2_and_split",
-    "check_analyze_options",
     "finish_analyze",
     "image_shape",
     "signal_shape",
     "load_inputs",
+    "add_route",
 ]
 
 HOLDOUT_EVERY = 5  # one row in five is held out
@@ -277,7 +278,8 @@ def image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
 
 def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r2_info: dict[str, Any],
                      P: np.ndarray, R: np.ndarray | None, out: Path, force: bool, extra_metrics: dict[str, Any],
-                     warn: list[dict[str, str]], image: tuple[int, int] | None = None) -> dict[str, Any]:
+                     warn: list[dict[str, str]], image: tuple[int, int] | None = None,
+                     route: Route | None = None) -> dict[str, Any]:
     """Write the analyze report (warnings box, summary table, comparison with R when given, figures)
     atomically to ``out`` and return the summary. Shared by the in-memory and the Dask routes.
 
@@ -287,12 +289,15 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         warn: warnings (code, message) shown in a box at the top of the report and listed in metrics.json.
         image: (H, W) when the inputs are single-channel images: rows of C (and R) and the filter factors are
             also shown as images.
+        route: the dispatch's route, stated first in the report and recorded in metrics.json.
     """
     C = full.coef_
     n = extra_metrics.get("n_samples", full.n_samples_seen_)
     if R is not None and R.shape != C.shape:
         raise ShapeError(f"reference must be (d_out, d_in) = {C.shape} to match the model; got {R.shape}")
     rep = Report(title)
+    if route is not None:
+        add_route(rep, route)
     if warn:
         rep.add_heading("⚠ Warnings")
         rep.add_table(["warning", "what it means"], [[w["code"], w["message"]] for w in warn])
@@ -404,19 +409,8 @@ def load_inputs(inputs: Path, max_memory: int | None) -> tuple[np.ndarray, tuple
     return Y.reshape(len(Y), -1), in_shape
 
 
-def check_analyze_options(batch_size: Any, device: Any, seed: Any, output_index: Any = None,
-                          output_key: Any = None) -> None:
-    """Option checks every route makes first (one-line :class:`ConfigError`)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ConfigError(f"--batch-size must be a positive integer; got {batch_size!r}")
-    check_device(device)
-    check_seed(seed)
-    if output_index is not None and output_key is not None:
-        raise ConfigError("give --output-index or --output-key, not both")
-
-
 def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndarray | None, out: Path, force: bool,
-                   title: str, how: str, extra: dict[str, Any]) -> dict[str, Any]:
+                   title: str, how: str, extra: dict[str, Any], route: Route | None = None) -> dict[str, Any]:
     """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report.
     Shared by the in-memory and the Dask routes."""
     acc = stats.full()
@@ -435,4 +429,10 @@ def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndar
     extra = {**extra, "input_checks": flags, "r2_per_output": info["r2_per_output"]}
     image = image_shape(tuple(extra.get("input_shape", ())))
     return surrogate_report(title, intro, full, r2, info, np.concatenate(stats.probes), R, out, force, extra, warn,
-                            image=image)
+                            image=image, route=route)
+
+
+def add_route(rep: Report, route: Route) -> None:
+    """State the route and its reason first in a report, and record both in its metrics.json (every route)."""
+    rep.add_text(route.line)
+    rep.metrics.update({"route": route.name, "route_label": route.label, "route_reason": route.reason})

@@ -33,13 +33,13 @@ from linlens.workflows.analyze_common import (
     BlockStats,
     block_stats,
     check_analyze_memory,
-    check_analyze_options,
     finish_analyze,
     merge_stats,
     needs_qr_pass,
 )
+from linlens.workflows.analyze_options import AnalyzeOptions, Route
 
-__all__ = ["run_analyze_dask", "open_inputs", "read_rows"]
+__all__ = ["run_dask", "run_analyze_dask", "open_inputs", "read_rows"]
 
 _MODELS: dict[tuple[str, str, bool, tuple[int, ...]], Any] = {}  # per worker process: the model, loaded once
 
@@ -186,31 +186,40 @@ def run_analyze_dask(
     output_key: str | None = None,
     max_memory: int | None = None,
 ) -> dict[str, Any]:
-    """Fit the surrogate of ``model`` on ``inputs`` with Dask, compare with ``reference``, write a report.
+    """:func:`run_dask` with the older signature (every argument is one the Dask route uses)."""
+    o = AnalyzeOptions(model=model, inputs=inputs, reference=reference, out=out, force=force, batch_size=batch_size,
+                       fit_intercept=fit_intercept, dask=dask, device=device, seed=seed, trust_model=trust_model,
+                       output_index=output_index, output_key=output_key, max_memory=max_memory)
+    o.check_values()
+    route = Route("dask", f"--dask {dask}: called as run_analyze_dask")
+    return route.summary(run_dask(o, route, console))
+
+
+def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict[str, Any]:
+    """Fit the surrogate of the model on the inputs with Dask, compare with the reference, write a report.
 
     Arguments:
-        model: model file or ``package.module:attr`` (loaded, and a file inspected, on each worker).
-        inputs: ``.npy`` file or ``.zarr`` array folder (n_samples, d_in) or (n_samples, *shape) (images: the
-            model is called on that shape), read block by block on the workers.
-        reference: optional (d_out, d_in) operator to compare with.
-        out: report folder (checked first, written atomically at the end, only on success).
-        force: replace an existing report folder.
-        batch_size: rows per task (results do not depend on it).
-        fit_intercept: fit the offset of the surrogate.
-        dask: scheduler address, or "local" to start a ``LocalCluster`` (closed afterwards).
-        device: torch device on the workers ("auto" → CUDA where the worker has one).
-        seed: seed of the held-out split and of the probe sample.
+        options: the run's options (:class:`~linlens.workflows.analyze_options.AnalyzeOptions`). Fields used:
+            model (loaded, and a file inspected, on each worker); inputs, an ``.npy`` file or ``.zarr`` array
+            folder (n_samples, d_in) or (n_samples, *shape) (images: the model is called on that shape), read block
+            by block on the workers; reference (d_out, d_in); out (checked first, written atomically at the end,
+            only on success); force; batch_size (rows per task; results do not depend on it); fit_intercept;
+            dask (scheduler address, or "local" to start a ``LocalCluster``, closed afterwards); device ("auto" →
+            CUDA where the worker has one); seed; trust_model, output_index, output_key, max_memory.
+        route: the plan's route (recorded in the report).
         console: rich console for progress (None: quiet).
-        trust_model, output_index, output_key, max_memory: as in :func:`linlens.workflows.analyze.run_analyze`.
 
     Returns:
-        The summary dict (same keys as :func:`linlens.workflows.analyze.run_analyze`).
+        The summary dict (same keys as the in-memory route's).
     """
+    o = options
+    model, inputs, reference, out, force = o.model, o.inputs, o.reference, o.out, o.force
+    batch_size, fit_intercept, dask, device, seed = o.batch_size, o.fit_intercept, o.dask, o.device, o.seed
+    trust_model, output_index, output_key, max_memory = o.trust_model, o.output_index, o.output_key, o.max_memory
     require_dask("--dask")  # the [dask] extra: one line naming it, before anything runs
     from dask.distributed import as_completed  # optional heavy dependency: only for --dask
 
     check_destination(out, force)
-    check_analyze_options(batch_size, device, seed, output_index, output_key)
     source, n, d, in_shape = open_inputs(inputs)
     if n < 2:
         raise ShapeError(f"inputs must have at least 2 rows to fit a surrogate; got {n}")
@@ -254,4 +263,5 @@ def run_analyze_dask(
                           f"{n} inputs ({len(ranges)} blocks of {batch_size}, each probed on a worker, partials "
                           f"merged in a tree; {passes} pass(es) of the model)",
                           {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
-                           "input_shape": list(in_shape), "dask": {"address": dask, "workers": n_workers}})
+                           "input_shape": list(in_shape), "dask": {"address": dask, "workers": n_workers}},
+                          route=route)

@@ -40,13 +40,14 @@ from linlens.validation import check_memory
 from linlens.workflows.analyze_common import (
     HOLDOUT_EVERY,
     R2_DEFINITION,
-    check_analyze_options,
+    add_route,
     holdout_mask,
     image_shape,
     load_inputs,
 )
+from linlens.workflows.analyze_options import AnalyzeOptions, Route
 
-__all__ = ["run_analyze_subspace", "MAX_POWER_ITERATIONS"]
+__all__ = ["run_subspace", "run_analyze_subspace", "MAX_POWER_ITERATIONS"]
 
 #: Power iterations of the randomized SVD at most (each is two passes over the inputs on disk).
 MAX_POWER_ITERATIONS = 8
@@ -127,19 +128,35 @@ def run_analyze_subspace(
     output_key: str | None = None,
     max_memory: int | None = None,
 ) -> dict[str, Any]:
-    """Fit the top-m subspace surrogate of ``model`` on ``inputs`` (no d × d matrix), compare with ``reference``.
+    """:func:`run_subspace` with the older signature (every argument is one the subspace route uses)."""
+    o = AnalyzeOptions(model=model, inputs=inputs, components=components, reference=reference, out=out, force=force,
+                       batch_size=batch_size, device=device, seed=seed, trust_model=trust_model,
+                       output_index=output_index, output_key=output_key, max_memory=max_memory)
+    o.check_values()
+    route = Route("subspace", f"--components {components}: called as run_analyze_subspace")
+    return route.summary(run_subspace(o, route, console))
+
+
+def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> dict[str, Any]:
+    """Fit the top-m subspace surrogate of the model on the inputs (no d × d matrix), compare with the reference.
 
     Arguments:
-        model, inputs, out, force, batch_size, device, seed, console, trust_model, output_index, output_key,
-            max_memory: as :func:`linlens.workflows.analyze.run_analyze` (inputs of any row shape).
-        components: m, the dimension of the inputs' principal subspace the surrogate lives on.
-        reference: an operator R (d_out, d_in): a ``.npy`` matrix or ``module:attr`` (imports that code).
+        options: the run's options (:class:`~linlens.workflows.analyze_options.AnalyzeOptions`). Fields used:
+            components (m, the dimension of the inputs' principal subspace the surrogate lives on); reference (an
+            operator R (d_out, d_in): a ``.npy`` matrix or ``module:attr``, which imports that code); model,
+            inputs (any row shape), out, force, batch_size, device, seed, trust_model, output_index, output_key,
+            max_memory as on the dense route.
+        route: the plan's route (recorded in the report).
+        console: rich console for progress (None: quiet).
 
     Returns:
         The summary dict.
     """
+    o = options
+    model, inputs, components, reference, out, force = o.model, o.inputs, o.components, o.reference, o.out, o.force
+    batch_size, device, seed = o.batch_size, o.device, o.seed
+    trust_model, output_index, output_key, max_memory = o.trust_model, o.output_index, o.output_key, o.max_memory
     check_destination(out, force)
-    check_analyze_options(batch_size, device, seed, output_index, output_key)
     Y, in_shape = load_inputs(inputs, max_memory)
     n, d_in = Y.shape
     batches = _training_rows(Y, batch_size, seed)
@@ -240,15 +257,17 @@ def run_analyze_subspace(
         den = dw["R_sq"] / k - float(np.sum((dw["R_sum"] / k) ** 2))
         dwe = float(num / den) if den > 0 else (0.0 if num <= 0 else math.inf)
     return _report(model, inputs, reference, out, force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
-                   n_iter, converged, sv, seed)
+                   n_iter, converged, sv, seed, route)
 
 
 def _report(model: str, inputs: Path, reference: str | None, out: Path, force: bool, sur: SubspaceSurrogate,
             r2: float, r2_out: np.ndarray, dwe: float | None, n: int, n_train: int, n_held: int,
-            in_shape: tuple[int, ...], n_iter: int, converged: bool, sv: np.ndarray, seed: int) -> dict[str, Any]:
+            in_shape: tuple[int, ...], n_iter: int, converged: bool, sv: np.ndarray, seed: int,
+            route: Route) -> dict[str, Any]:
     m, d_in = sur.components_.shape
     d_out = sur.coef_subspace_.shape[0]
     rep = Report(f"linlens analyze (subspace surrogate, m = {m}): {model}")
+    add_route(rep, route)
     rep.add_text(
         f"Global linear surrogate of the model restricted to the top-{m} principal subspace of its inputs: outputs ≈ "
         f"(y − ȳ) V_m Bᵀ + c, so C = B V_mᵀ ({d_out} × {d_in}) is never formed. V_m comes from a randomized SVD of "
@@ -289,7 +308,7 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
     rep.add_array("components", sur.components_)
     rep.add_array("coef_subspace", sur.coef_subspace_)
     rep.metrics.update({
-        "route": "subspace", "model": model, "inputs": str(inputs), "reference": reference, "n_samples": n,
+        "model": model, "inputs": str(inputs), "reference": reference, "n_samples": n,
         "input_shape": list(in_shape), "n_components": m, "n_train": n_train, "n_held_out": n_held, "seed": seed,
         "power_iterations": n_iter, "subspace_converged": converged, "r2": r2, "r2_definition": R2_DEFINITION,
         "r2_per_output": r2_out if r2_out.size <= JSON_ARRAY_LIMIT else None,

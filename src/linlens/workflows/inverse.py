@@ -24,17 +24,19 @@ from linlens.errors import ConfigError, InputFileError, ShapeError
 from linlens.linalg import svd
 from linlens.loaders import load_array, load_model
 from linlens.nn import resolve_device
-from linlens.operators import load_operator
+from linlens.operators import LinearMap, load_operator
 from linlens.probing import FlatModel
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, spectral_analysis
 from linlens.study import LinearityStudy, inverse_study
-from linlens.workflows.analyze_common import image_shape, signal_shape
+from linlens.workflows.analyze_common import add_route, image_shape, signal_shape
+from linlens.workflows.analyze_options import AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
 
-__all__ = ["run_inverse", "inverse_study_from_files", "FileStudy", "split_rows", "noise_std_interval", "DENSE_LIMIT"]
+__all__ = ["run_study", "run_fourier", "plan_inverse", "run_inverse", "row_shapes", "load_forward_operator",
+           "inverse_study_from_files", "FileStudy", "split_rows", "noise_std_interval", "DENSE_LIMIT"]
 
 #: Largest d_in · d_out for which the dense study runs (references and surrogates are d × d matrices).
 DENSE_LIMIT = 4096 * 4096
@@ -90,6 +92,89 @@ def _load_pair(inputs: Path, targets: Path | None) -> tuple[np.ndarray, np.ndarr
     return Y, X
 
 
+def row_shapes(inputs: Path, targets: Path | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shape of one row of the inputs and of the targets (``targets`` None: from an ``inputs`` .npz), read
+    without loading ``.npy`` data (memory-mapped)."""
+    if targets is None and Path(inputs).suffix.lower() != ".npz":
+        raise InputFileError("targets: give --targets, or an .npz holding arrays named 'inputs' and 'targets'")
+    Y = load_array(inputs, "inputs", ndim=None, mmap=True)
+    X = load_array(targets if targets is not None else inputs, "targets", ndim=None, mmap=True,
+                   preferred_keys=TARGET_KEYS)
+    if Y.ndim < 2 or X.ndim < 2:
+        raise ShapeError(f"inputs and targets need a row axis and at least one feature axis; got shapes "
+                         f"{Y.shape} and {X.shape}")
+    return tuple(int(k) for k in Y.shape[1:]), tuple(int(k) for k in X.shape[1:])
+
+
+def load_forward_operator(spec: str | LinearMap, x_shape: tuple[int, ...], in_shape: tuple[int, ...]) -> LinearMap:
+    """The forward operator A (targets x ↦ inputs y) of an inverse study, checked against both row shapes.
+
+    Arguments:
+        spec: a ``.npy`` matrix (n_y, n_x), ``module:attr`` (imports that code: see
+            :func:`linlens.operators.load_operator`), or a :class:`~linlens.operators.LinearMap` already loaded.
+        x_shape, in_shape: the shape of one target row and of one input row.
+
+    Returns:
+        :class:`~linlens.operators.LinearMap` of shape (prod(in_shape), prod(x_shape)).
+    """
+    d_in, d_x = int(np.prod(in_shape)), int(np.prod(x_shape))
+    try:
+        op = spec if isinstance(spec, LinearMap) else load_operator(spec, in_shape=x_shape, out_shape=in_shape)
+    except ShapeError as exc:
+        raise ShapeError(f"operator must map targets {x_shape} ({d_x} values) to inputs {in_shape} ({d_in} "
+                         f"values): {exc}") from None
+    if op.shape != (d_in, d_x):
+        raise ShapeError(f"operator must map targets ({d_x} values) to inputs ({d_in} values): shape "
+                         f"{(d_in, d_x)}; got {op.shape}")
+    return op
+
+
+def plan_inverse(o: AnalyzeOptions) -> Route:
+    """The inverse study's route: dense or Fourier. Loads the operator once (the route carries it) and tests it
+    for shift invariance in its own precision (an operator that raises stops here, with one line).
+
+    Arguments:
+        o: the run's options (targets given, or an ``inputs`` .npz with an operator).
+
+    Returns:
+        :class:`~linlens.workflows.analyze_options.Route` named "study" or "fourier".
+    """
+    if o.assume == "dense":
+        return Route("study", "--targets with --assume dense: the dense study (d × d matrices), whatever the "
+                              "operator's structure")
+    if o.operator is None:
+        if o.assume == "shift-invariant":
+            raise ConfigError("--assume shift-invariant: the Fourier route needs the forward operator (--operator)")
+        return Route("study", "--targets without --operator: the dense study against C_data (the least-squares fit "
+                              "of your data) alone")
+    in_shape, x_shape = row_shapes(o.inputs, o.targets)
+    op = load_forward_operator(o.operator, x_shape, in_shape)
+    same = in_shape == x_shape and signal_shape(in_shape) is not None
+    if o.assume == "shift-invariant":
+        if not same:
+            raise ConfigError(f"--assume shift-invariant: the Fourier route needs single-channel signals or images "
+                              f"of one shape for inputs and targets; got {in_shape} and {x_shape}")
+        chk = op.shift_invariance_check()
+        op.circular = True  # declared by the user; the test's error is recorded beside the declaration
+        return Route("fourier", f"--assume shift-invariant (the operator's shift-equivariance error is "
+                                f"{chk.max_error:.2g}; a circular convolution gives ≤ {chk.tol:.0e})", op)
+    if not same:
+        return Route("study", f"--targets with inputs {in_shape} and targets {x_shape}, not single-channel signals "
+                              "or images of one shape: the dense study (the Fourier route needs one shape)", op)
+    if op.circular is not None:
+        return (Route("fourier", f"--targets with an operator declared a circular convolution ({op.kind})", op)
+                if op.circular else
+                Route("study", f"--targets with an operator declared not circular ({op.kind}): the dense study", op))
+    chk = op.shift_invariance_check()  # in the operator's own precision; an operator that raises stops here
+    op.circular = chk.passed
+    if chk.passed:
+        return Route("fourier", f"--targets with a circular-convolution operator (shift-equivariance error "
+                                f"{chk.max_error:.2g} ≤ {chk.tol:.0e} in {op.precision}): diagonal in the Fourier "
+                                "basis, no d × d matrix", op)
+    return Route("study", f"--targets with an operator that is not a circular convolution (shift-equivariance "
+                          f"error {chk.max_error:.2g} > {chk.tol:.0e}): the dense study", op)
+
+
 def run_inverse(
     model: str,
     inputs: Path,
@@ -111,72 +196,84 @@ def run_inverse(
     train_targets: Path | None = None,
     prior_covariance: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the inverse-operator study on the user's files and write the report to ``out``.
+    """The inverse study with the older signature: builds the options, plans (dense or Fourier, with the same
+    refusals as ``linlens analyze``) and runs :func:`run_study` or :func:`run_fourier`.
 
     Arguments:
-        model: a model spec as ``linlens analyze --model`` takes it (a file is a program: see its help).
-        inputs: the network's inputs y, (n, *in_shape).
-        targets: the ground truth x, (n, *out_shape); None to read ``targets`` from an ``inputs`` .npz.
-        out: the report folder.
-        operator: the forward operator A (x ↦ y): a ``.npy`` matrix (n_y, n_x) or ``module:attr`` (a matrix, a
-            scipy LinearOperator, a pair (A, Aᵀ) of torch callables or a deepinv-style object; imports code).
-        noise_std: σ of the noise on y; estimated from y − Ax (with a χ² interval) when A is given and σ is not.
-        force: replace an existing report folder.
-        batch_size: rows per model call (results do not depend on it).
-        device: torch device for the model ("auto": CUDA when available).
-        seed: seed of the row split and the resampling.
-        n_boot: bootstrap resamples.
-        local_samples: test probes at which Jacobians are compared with the surrogate (0: none).
+        model, inputs, targets, out, operator, noise_std, force, batch_size, device, seed, n_boot, assume,
+            train_inputs, train_targets, prior_covariance: as the fields of
+            :class:`~linlens.workflows.analyze_options.AnalyzeOptions` (``targets`` None: read from an ``inputs``
+            .npz).
+        local_samples: test probes at which Jacobians are compared with the surrogate (0: none; dense study).
         console: a rich console for progress lines, or None.
-        load_model_kwargs: extra arguments for :func:`linlens.loaders.load_model`.
-        assume: "shift-invariant" to use the Fourier route (O(n d log d), no d × d matrices) — also chosen
-            automatically when the operator passes the circular-convolution test; "dense" to force the dense study.
-        train_inputs, train_targets: separate training pairs (C_data, Σₓ, σ); then every row of ``inputs`` is a
-            probe (dense route).
-        prior_covariance: Σₓ as ``.npy`` instead of the training targets' empirical covariance (dense route).
+        load_model_kwargs: ``{"trust_model": bool}`` at most.
 
     Returns:
         headline numbers for the summary table.
     """
+    extra = set(load_model_kwargs or {}) - {"trust_model"}
+    if extra:
+        raise ConfigError(f"load_model_kwargs: only 'trust_model' is an option of the inverse study; got "
+                          f"{sorted(extra)}")
+    if targets is None and Path(inputs).suffix.lower() == ".npz":
+        targets = inputs
+    o = AnalyzeOptions(model=model, inputs=inputs, targets=targets, out=out, operator=operator, noise_std=noise_std,
+                       force=force, batch_size=batch_size, device=device, seed=seed,
+                       n_boot=None if n_boot == 100 else n_boot, local_samples=None if local_samples == 200 else
+                       local_samples, assume=assume, train_inputs=train_inputs, train_targets=train_targets,
+                       prior_covariance=prior_covariance,
+                       trust_model=bool((load_model_kwargs or {}).get("trust_model", False)))
+    if o.targets is None:
+        raise InputFileError("targets: give --targets, or an .npz holding arrays named 'inputs' and 'targets'")
     check_destination(out, force)
-    if assume not in (None, "shift-invariant", "dense"):
-        raise ConfigError(f"--assume must be 'shift-invariant' or 'dense'; got {assume!r}")
+    refuse_unused(o, {"study", "fourier"}, "inverse study")
+    o.check_values()
+    route = plan_inverse(o)
+    refuse_unused(o, {route.name}, route.label)
+    return route.summary((run_fourier if route.name == "fourier" else run_study)(o, route, console))
+
+
+def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dict[str, Any]:
+    """The dense inverse-operator study on the user's files; writes the report to ``options.out``.
+
+    Arguments:
+        options: the run's options (:class:`~linlens.workflows.analyze_options.AnalyzeOptions`). Fields used:
+            model (a file is a program: see ``linlens analyze --help``); inputs y (n, *in_shape); targets x
+            (n, *out_shape); operator A (x ↦ y), taken from ``route.operator`` when the plan loaded it, else a
+            ``.npy`` matrix (n_y, n_x) or ``module:attr``; noise_std (σ of the noise on y; estimated from y − Ax with
+            a χ² interval when A is given and σ is not); out, force, batch_size, device ("auto": CUDA when
+            available), seed (the row split and the resampling), n_boot (bootstrap resamples, default 100),
+            local_samples (test probes at which Jacobians are compared with the surrogate, 0: none; default 200),
+            trust_model; train_inputs, train_targets (separate training pairs for C_data, Σₓ and σ; then every
+            row of ``inputs`` is a probe); prior_covariance (Σₓ as ``.npy`` instead of the training targets'
+            empirical covariance).
+        route: the plan's route (recorded in the report).
+        console: a rich console for progress lines, or None.
+
+    Returns:
+        headline numbers for the summary table.
+    """
+    o = options
+    model, inputs, targets, out, force, seed = o.model, o.inputs, o.targets, o.out, o.force, o.seed
+    n_boot = 100 if o.n_boot is None else o.n_boot
+    local_samples = 200 if o.local_samples is None else o.local_samples
+    train_inputs = o.train_inputs
+    check_destination(out, force)
 
     def say(msg: str) -> None:
         if console is not None:
             console.print(msg)
 
-    Y, X = _load_pair(inputs, targets)
-    in_shape, x_shape = tuple(Y.shape[1:]), tuple(X.shape[1:])
-    n = len(Y)
-    Yf, Xf = Y.reshape(n, -1), X.reshape(n, -1)
-    d_in, d_x = Yf.shape[1], Xf.shape[1]
-    op = None
-    if operator is not None:
-        try:
-            op = load_operator(operator, in_shape=x_shape, out_shape=in_shape)
-        except ShapeError as exc:
-            raise ShapeError(f"operator must map targets {x_shape} ({d_x} values) to inputs {in_shape} ({d_in} "
-                             f"values): {exc}") from None
-    if op is not None and op.shape != (d_in, d_x):
-        raise ShapeError(f"operator must map targets ({d_x} values) to inputs ({d_in} values): shape "
-                         f"{(d_in, d_x)}; got {op.shape}")
-    fourier = assume == "shift-invariant" or (
-        assume is None and op is not None and in_shape == x_shape and signal_shape(in_shape) is not None
-        and _is_circular(op))
-    if fourier:
-        if op is None:
-            raise ConfigError("the Fourier route (--assume shift-invariant) needs --operator")
-        return _run_fourier(model, Y, X, op, out, noise_std=noise_std, force=force, batch_size=batch_size,
-                            device=device, seed=seed, n_boot=n_boot, say=say, name=Path(str(model)).name,
-                            load_model_kwargs=load_model_kwargs, inputs=inputs)
-    core = inverse_study_from_files({"model": str(model)}, inputs, targets, operator=operator,
-                                    noise_std=noise_std, train_inputs=train_inputs, train_targets=train_targets,
-                                    prior_covariance=prior_covariance, batch_size=batch_size, device=device, seed=seed,
-                                    n_boot=n_boot, load_model_kwargs=load_model_kwargs, say=say,
-                                    name=f"{Path(str(model)).name} on {Path(inputs).name}")
+    core = inverse_study_from_files({"model": str(model)}, inputs, targets,
+                                    operator=route.operator if route.operator is not None else o.operator,
+                                    noise_std=o.noise_std, train_inputs=train_inputs, train_targets=o.train_targets,
+                                    prior_covariance=o.prior_covariance, batch_size=o.batch_size, device=o.device,
+                                    seed=seed, n_boot=n_boot, load_model_kwargs={"trust_model": o.trust_model},
+                                    say=say, name=f"{Path(str(model)).name} on {Path(inputs).name}")
     study, train, probe, n_fit = core.study, core.train, core.probe, core.study.n_fit
     noise_std, sigma_ci, A = core.noise_std, core.noise_std_interval, core.A
+    in_shape, x_shape, n = core.in_shape, core.x_shape, core.n_rows
+    d_in = int(np.prod(in_shape))
     m = study.models["model"]
     local = None
     if local_samples > 0:
@@ -185,6 +282,7 @@ def run_inverse(
                                 covariance=np.cov(core.test_inputs.T, bias=True).reshape(d_in, d_in))
     total_var = core.total_var
     rep = Report(f"linlens analyze: {study.problem}")
+    add_route(rep, route)
     rep.add_text(
         (f"{n} rows (inputs {in_shape}, targets {x_shape}) were split by a seeded permutation: {len(train)} training "
          f"pairs give C_data (the least-squares fit of x on y), the prior covariance Σₓ and the noise level; of the "
@@ -243,6 +341,7 @@ class FileStudy:
     total_var: float
     in_shape: tuple[int, ...]
     x_shape: tuple[int, ...]
+    n_rows: int = 0
 
 
 def inverse_study_from_files(
@@ -250,7 +349,7 @@ def inverse_study_from_files(
     inputs: Path,
     targets: Path | None,
     *,
-    operator: str | None = None,
+    operator: str | LinearMap | None = None,
     noise_std: float | None = None,
     train_inputs: Path | None = None,
     train_targets: Path | None = None,
@@ -269,7 +368,8 @@ def inverse_study_from_files(
         models: name → model spec (a TorchScript/``.pt2`` file or ``module:attr``; files are inspected first).
         inputs, targets: probe inputs y and ground truth x (any row shape). Without ``train_inputs`` the rows are
             split by a seeded permutation into training pairs and probes; with them, every row is a probe.
-        operator: the forward operator A (``.npy`` or ``module:attr``), or None.
+        operator: the forward operator A (``.npy``, ``module:attr`` or a loaded
+            :class:`~linlens.operators.LinearMap`), or None.
         noise_std: σ; estimated from y − Ax on the training pairs (with a χ² interval) when A is given.
         train_inputs, train_targets: separate training pairs for C_data, Σₓ and σ.
         prior_covariance: Σₓ as a ``.npy`` (n_x, n_x); default the empirical covariance of the training targets.
@@ -309,16 +409,7 @@ def inverse_study_from_files(
                          "quarter fit the surrogate, a quarter test), or separate --train-inputs/--train-targets, or "
                          "--assume shift-invariant for a convolution, or analyze without --targets (the surrogate "
                          "alone, fitted on 4/5 of the rows)")
-    A = None
-    if operator is not None:
-        try:
-            A = load_operator(operator, in_shape=x_shape, out_shape=in_shape).to_dense()
-        except ShapeError as exc:
-            raise ShapeError(f"operator must map targets {x_shape} ({d_x} values) to inputs {in_shape} ({d_in} "
-                             f"values): {exc}") from None
-        if A.shape != (d_in, d_x):
-            raise ShapeError(f"operator must map targets ({d_x} values) to inputs ({d_in} values): shape "
-                             f"{(d_in, d_x)}; got {A.shape}")
+    A = None if operator is None else load_forward_operator(operator, x_shape, in_shape).to_dense()
     Sx = None
     if prior_covariance is not None:
         Sx = load_array(prior_covariance, "prior covariance", ndim=2)
@@ -344,7 +435,7 @@ def inverse_study_from_files(
     total_var = float(np.trace(Sx)) if Sx is not None else float(np.trace(np.cov(Xtr.T, bias=True).reshape(d_x, d_x)))
     return FileStudy(study=study, nets=nets, test_inputs=Yf[probe][n_fit:], train=train, probe=probe, A=A,
                      noise_std=noise_std, noise_std_interval=sigma_ci, total_var=total_var, in_shape=in_shape,
-                     x_shape=x_shape)
+                     x_shape=x_shape, n_rows=n)
 
 
 def _summary(study: LinearityStudy) -> dict[str, Any]:
@@ -362,17 +453,32 @@ def _summary(study: LinearityStudy) -> dict[str, Any]:
     return out
 
 
-def _is_circular(op: Any) -> bool:
-    try:
-        return bool(op.is_circular())
-    except Exception:  # noqa: BLE001 - an operator that cannot be tested for shift invariance is not used as one
-        return False
+def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> dict[str, Any]:
+    """The Fourier route: transfer function, coherence, Wiener filter and filter factors from cross-spectra.
 
+    Arguments:
+        options: the run's options (fields used: model, inputs, targets, operator (or ``route.operator``, loaded
+            by the plan), noise_std, n_boot, out, force, batch_size, device, seed, trust_model).
+        route: the plan's route (recorded in the report).
+        console: a rich console for progress lines, or None.
 
-def _run_fourier(model: str, Y: np.ndarray, X: np.ndarray, op: Any, out: Path, *, noise_std: float | None,
-                 force: bool, batch_size: int, device: str, seed: int, n_boot: int, say: Any, name: str,
-                 load_model_kwargs: dict[str, Any] | None, inputs: Path) -> dict[str, Any]:
-    """The Fourier route: transfer function, coherence, Wiener filter and filter factors from cross-spectra."""
+    Returns:
+        headline numbers for the summary table.
+    """
+    o = options
+    model, out, force, batch_size, device, seed = o.model, o.out, o.force, o.batch_size, o.device, o.seed
+    n_boot, inputs, noise_std = 100 if o.n_boot is None else o.n_boot, o.inputs, o.noise_std
+    load_model_kwargs = {"trust_model": o.trust_model}
+    name = Path(str(model)).name
+    check_destination(out, force)
+
+    def say(msg: str) -> None:
+        if console is not None:
+            console.print(msg)
+
+    Y, X = _load_pair(inputs, o.targets)
+    op = route.operator if route.operator is not None else load_forward_operator(
+        str(o.operator), tuple(X.shape[1:]), tuple(Y.shape[1:]))
     shp = signal_shape(tuple(Y.shape[1:]))
     if shp is None or Y.shape[1:] != X.shape[1:]:
         raise ShapeError(f"the Fourier route needs single-channel signals or images of one shape for inputs and "
@@ -395,6 +501,7 @@ def _run_fourier(model: str, Y: np.ndarray, X: np.ndarray, op: Any, out: Path, *
     data = SpectralSurrogate(image_shape=shp, n_boot=0).fit(Ytr, Xtr)
     an = spectral_analysis(sur, op, float(noise_std), targets=Xtr, data_surrogate=data)
     rep = Report(f"linlens analyze (Fourier route): {name} on {Path(inputs).name}")
+    add_route(rep, route)
     rep.add_text(
         f"The operator is a circular convolution (or was declared shift-invariant), so the surrogate, A⁻¹, the "
         f"Wiener filter and C_data are all diagonal in the Fourier basis: everything below comes from cross-spectra "
@@ -416,10 +523,10 @@ def _run_fourier(model: str, Y: np.ndarray, X: np.ndarray, op: Any, out: Path, *
                    "and the Wiener filter.")
     rep.add_figure(sfigs.plot_coherence(an), "coherence", "Coherence γ²(k): per-frequency R² of the surrogate.")
     rep.add_figure(sfigs.plot_filter_factors(an), "filter_factors", "Filter factors φ(k) = Ĉ(k)H(k) against |H(k)|.")
-    rep.metrics.update({"route": "fourier", "image_shape": list(shp), "n_train": len(train), "n_probe": len(probe),
+    rep.metrics.update({"image_shape": list(shp), "n_train": len(train), "n_probe": len(probe),
                         "noise_std": noise_std, "noise_std_interval": sigma_ci, "analysis": an.to_dict()})
     rep.write(out, force=force)
-    summary: dict[str, Any] = {"route": "Fourier (shift-invariant)", "verdict": an.closest,
+    summary: dict[str, Any] = {"route": route.label, "verdict": an.closest,
                                "linear fraction of output power": lf}
     for k, v in an.errors_corrected.items():
         lo_hi = an.error_intervals.get(k)

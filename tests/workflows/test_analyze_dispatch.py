@@ -1,0 +1,165 @@
+"""`linlens analyze`: one dispatch. Options × routes: each combination takes a route that uses every option
+given, or is refused in one line naming the option and the route (exit 2), before any work."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import fields
+
+import numpy as np
+import pytest
+import torch
+
+from linlens.cli import main
+from linlens.errors import ConfigError
+from linlens.workflows.analyze import AnalyzeOptions, plan
+from linlens.workflows.analyze_options import ASSUME, FLAGS, OPTION_ROUTES, ROUTES
+
+L, N = 8, 400  # 1-D signals of length 8
+
+
+def _circulant(k: np.ndarray) -> np.ndarray:
+    return np.stack([np.roll(k, j) for j in range(len(k))], axis=1)
+
+
+@pytest.fixture(scope="module")
+def d(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dispatch")
+    rng = np.random.default_rng(0)
+    k = np.exp(-np.minimum(np.arange(L), L - np.arange(L)) ** 2 / 2.0)
+    A = _circulant(k / k.sum())
+    X = rng.normal(size=(N, L))
+    Y = X @ A.T + 0.05 * rng.normal(size=(N, L))
+    np.save(d / "y.npy", Y)
+    np.save(d / "x.npy", X)
+    np.save(d / "A_circ.npy", A)
+    np.save(d / "A_dense.npy", A + 0.3 * np.triu(rng.normal(size=(L, L))))  # not shift-invariant
+    np.save(d / "ref.npy", np.eye(L))
+    np.save(d / "S.npy", np.eye(L))
+    np.save(d / "ytr.npy", Y[:200])
+    np.save(d / "xtr.npy", X[:200])
+    lin = torch.nn.Linear(L, L).double()
+    torch.jit.script(lin).save(str(d / "m.pt"))
+    return d
+
+
+def _base(d) -> dict[str, dict]:
+    return {"dense": {}, "dask": {"dask": "local"}, "subspace": {"components": 2},
+            "study": {"targets": d / "x.npy", "operator": str(d / "A_dense.npy")},
+            "fourier": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy")}}
+
+
+def _value(d, option: str, route: str):
+    return {"reference": d / "ref.npy", "fit_intercept": False, "dask": "local", "output_index": 0,
+            "output_key": "out", "max_memory": 10**9, "components": 2, "targets": d / "x.npy",
+            "operator": str(d / ("A_dense.npy" if route == "study" else "A_circ.npy")), "noise_std": 0.05,
+            "n_boot": 5, "train_inputs": d / "ytr.npy",
+            "train_targets": d / "xtr.npy", "prior_covariance": d / "S.npy", "local_samples": 5,
+            "assume": {"dense": "dense", "dask": "dense", "subspace": "subspace", "study": "dense",
+                       "fourier": "shift-invariant"}[route],
+            "force": True, "batch_size": 64, "device": "cpu", "seed": 3, "trust_model": True}[option]
+
+
+ROUTE_OPTIONS = [f.name for f in fields(AnalyzeOptions) if f.name not in ("model", "inputs", "out")]
+
+
+def test_the_table_covers_every_option():
+    assert set(OPTION_ROUTES) == {f.name for f in fields(AnalyzeOptions)}
+    assert all(r in ROUTES for used in OPTION_ROUTES.values() for r in used)
+
+
+SELECTS_ROUTE = ("targets", "components", "dask")  # options that take another route when added
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("option", ROUTE_OPTIONS)
+def test_options_times_routes(d, route, option):
+    """One option added to the options that name a route: an option the route uses keeps that route; any other
+    is refused in one line naming it and the route (or, for an option that selects a route, takes a route
+    that uses every option given, or refuses one of them)."""
+    kw = {**_base(d)[route], option: _value(d, option, route)}
+    o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", out=d / "never", **kw)
+    if route in OPTION_ROUTES[option]:
+        assert plan(o).name == route
+        return
+    if option not in SELECTS_ROUTE:
+        with pytest.raises(ConfigError) as exc:
+            plan(o)
+        msg = str(exc.value)
+        assert msg.startswith(f"{FLAGS[option]} is not used by the ") and "\n" not in msg, msg
+        assert ROUTES[route] in msg or (route in ("study", "fourier") and "inverse study" in msg), msg
+        return
+    try:
+        got = plan(o)
+    except ConfigError as exc:
+        msg = str(exc)
+        assert any(msg.startswith(FLAGS[k] + " is not used by the ") for k in o.given()), msg
+    else:
+        assert all(got.name in OPTION_ROUTES[k] for k in o.given()), (got, o.given())
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize("assume", list(ASSUME))
+def test_assume_names_the_route_or_is_refused(d, route, assume):
+    o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", assume=assume, **_base(d)[route])
+    if route in ASSUME[assume]:
+        assert plan(o).name == route
+    elif assume == "shift-invariant" and route == "study":
+        assert plan(o).name == "fourier"  # the user's assertion wins; the test's error is in the reason
+        assert "shift-equivariance error" in plan(o).reason
+    elif assume == "dense" and route == "fourier":
+        assert plan(o).name == "study"
+    else:
+        with pytest.raises(ConfigError, match="^--assume"):
+            plan(o)
+
+
+def _cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("extra, flag, route", [
+    # the issue's first example: exited 0 with a surrogate-only report
+    (["--operator", "does-not-exist.npy", "--noise-std", "-5", "--train-targets", "nope.npy"], "--operator",
+     "dense (in memory)"),
+    (["--noise-std", "-5"], "--noise-std", "dense (in memory)"),
+    (["--train-targets", "nope.npy"], "--train-targets", "dense (in memory)"),
+    # the issue's second example: silently ignored with --targets
+    (["--targets", "x.npy", "--reference", "missing.npy"], "--reference", "inverse study"),
+    (["--targets", "x.npy", "--no-intercept"], "--no-intercept", "inverse study"),
+    (["--targets", "x.npy", "--output-key", "foo"], "--output-key", "inverse study"),
+    (["--targets", "x.npy", "--max-memory", "1K"], "--max-memory", "inverse study"),
+    (["--targets", "x.npy", "--dask", "local"], "--dask", "inverse study"),
+    (["--targets", "x.npy", "--operator", "A_circ.npy", "--train-inputs", "ytr.npy"], "--train-inputs",
+     "Fourier (shift-invariant inverse study)"),
+    (["--components", "2", "--no-intercept"], "--no-intercept", "subspace"),
+    (["--assume", "shift-invariant"], "--assume", "dense (in memory)"),
+])
+def test_cli_refuses_unused_options_before_any_work(d, capsys, monkeypatch, extra, flag, route):
+    monkeypatch.chdir(d)
+    # a model that does not exist: the refusal must come before the model (or anything else) is read
+    code, out, err = _cli(["analyze", "-m", "no-such-model.pt", "-i", "y.npy", "-o", "rep", *extra], capsys)
+    assert code == 2 and err.startswith(f"error: {flag} ") and route in err, err
+    assert len(err.strip().splitlines()) == 1 and not (d / "rep").exists()
+
+
+@pytest.mark.parametrize("route, extra", [
+    ("dense", ["--reference", "ref.npy"]),
+    ("subspace", ["--components", "3"]),
+    ("study", ["--targets", "x.npy", "--operator", "A_dense.npy", "--n-boot", "5"]),
+    ("fourier", ["--targets", "x.npy", "--operator", "A_circ.npy", "--n-boot", "5"]),
+])
+def test_each_route_runs_and_says_so_first(d, capsys, monkeypatch, route, extra):
+    monkeypatch.chdir(d)
+    code, out, err = _cli(["analyze", "-m", "m.pt", "--trust-model", "-i", "y.npy", "-o", f"rep-{route}", *extra],
+                          capsys)
+    assert code in (0, None), err
+    first = out.strip().splitlines()[0]
+    assert first.startswith(f"route: {ROUTES[route]} — "), first
+    met = json.loads((d / f"rep-{route}" / "metrics.json").read_text())
+    assert met["route"] == route and met["route_reason"] in first
+    assert html.escape(first) in (d / f"rep-{route}" / "report.html").read_text()
