@@ -3,7 +3,17 @@ a pair of torch callables (A, Aᵀ) with a shape, or an object with deepinv's in
 ``A_adjoint(y)`` on image tensors (B, C, H, W)), duck-typed (deepinv is never imported).
 
 A map acts on batches of flattened vectors (n, d) in float64, whatever it wraps; dense matrices are formed
-only on request and only for small d (:meth:`LinearMap.to_dense`). Circular convolutions are diagonal in the
+only on request and only for small d (:meth:`LinearMap.to_dense`).
+
+One conversion rule (:func:`as_operator`, used by the CLI and by the Python API alike): computations are float64
+(a float32/bfloat16 matrix is converted exactly; a torch operator is called in float64, or converted with
+``.double()`` on a copy when it is a module, or else called in its own dtype); the operator's own precision is
+kept (:attr:`LinearMap.native_dtype`) because it limits what can be known: a zero of a float32 blur's transfer
+function is only known to within float32 rounding, so the pseudo-inverse cuts there (:meth:`LinearMap.rank_tol`,
+:meth:`LinearMap.transfer_rcond`) and :attr:`LinearMap.notes` says so. User code is probed before use: linearity
+(A(x + y) = Ax + Ay and A(0) = 0 — an affine map is refused), real outputs (a complex output is refused unless
+its imaginary part is rounding, which is then dropped and said), and it is always called on private copies (an
+operator that modifies its input cannot touch the caller's arrays). Circular convolutions are diagonal in the
 Fourier basis: :meth:`LinearMap.transfer_function` returns their transfer function H(k) (declared, or detected
 by testing shift-equivariance on random probes), in ``numpy.fft.rfftn`` layout.
 
@@ -15,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import importlib
 import os
 import sys
@@ -28,7 +39,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from linlens._results import ResultMixin
-from linlens.errors import ConfigError, InputFileError, ModelError, ShapeError
+from linlens.errors import ComplexInputError, ConfigError, InputFileError, ModelError, ShapeError
 from linlens.validation import as_array, is_torch
 
 __all__ = [
@@ -40,7 +51,12 @@ __all__ = [
     "circulant",
     "apply_transfer",
     "DENSE_MAX_DIM",
+    "operator_matrix",
 ]
+
+_EPS = {"float64": float(np.finfo(np.float64).eps), "float32": float(np.finfo(np.float32).eps),
+        "float16": float(np.finfo(np.float16).eps), "bfloat16": 2.0**-7}
+_LOW_TORCH = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 
 #: default largest dimension for which :meth:`LinearMap.to_dense` forms a matrix (4096² float64 = 128 MiB).
 DENSE_MAX_DIM = 4096
@@ -121,6 +137,9 @@ class LinearMap:
         precision: working precision of the wrapped code ("float64" or "float32"); sets check tolerances.
         circular: True (declared a circular convolution), False (declared not), None (detect when asked).
         transfer: a known rfftn-layout transfer function (circulant maps), or None.
+        native_dtype: the precision the operator's own numbers carry ("float64", "float32", "float16",
+            "bfloat16"): computations are float64, but what is below this rounding level is unknown.
+        notes: sentences for reports (casts, dropped imaginary rounding).
     """
 
     def __init__(
@@ -133,11 +152,46 @@ class LinearMap:
         precision: str = "float64",
         circular: bool | None = None,
         transfer: np.ndarray | None = None,
+        native_dtype: str = "float64",
+        notes: tuple[str, ...] = (),
     ):
         self._forward, self._adjoint = forward, adjoint
         self.in_shape, self.out_shape = tuple(int(s) for s in in_shape), tuple(int(s) for s in out_shape)
         self.kind, self.precision, self.circular = kind, precision, circular
         self._transfer = transfer
+        self.native_dtype = native_dtype
+        self.notes = tuple(notes)
+
+    @property
+    def eps(self) -> float:
+        """Machine epsilon of :attr:`native_dtype` (the relative rounding of the operator's own numbers)."""
+        return _EPS.get(self.native_dtype, _EPS["float64"])
+
+    def rank_tol(self, singular_values: Any = None) -> float:
+        """Relative singular-value cut (to σ_max) for A⁺ that respects the operator's own precision.
+
+        Entries rounded with relative error ≤ eps/2 move every singular value by at most ‖δA‖₂ ≤ eps/2 · ‖A‖_F, so
+        σ below eps · ‖A‖_F is not known to differ from 0. Returns max(float64's ``max(shape) · eps``, eps ·
+        ‖A‖_F / σ_max) with ‖A‖_F from ``singular_values`` (all of them), or √min(shape) · eps without them.
+        """
+        base = max(self.shape) * _EPS["float64"]
+        if self.native_dtype == "float64":
+            return base
+        if singular_values is None:
+            return max(base, float(np.sqrt(min(self.shape))) * self.eps)
+        sv = np.abs(np.asarray(singular_values, dtype=np.float64))
+        top = float(sv.max()) if sv.size else 0.0
+        return max(base, self.eps * float(np.linalg.norm(sv)) / top) if top > 0 else base
+
+    def transfer_rcond(self) -> float:
+        """Relative cut of |H(k)| for 1/H: 0 for a float64 operator; otherwise eps · ‖h‖₁ / max|H| (a transfer
+        function computed from weights h rounded with relative error ≤ eps/2 is off by at most eps/2 · ‖h‖₁ at
+        every frequency, so |H(k)| below eps · ‖h‖₁ is not known to differ from 0)."""
+        if self.native_dtype == "float64":
+            return 0.0
+        H = self.transfer_function()
+        h = np.fft.irfftn(H, s=self.image_shape)
+        return float(self.eps * np.abs(h).sum() / max(float(np.abs(H).max()), np.finfo(float).tiny))
 
     # ------------------------------------------------------------------ shape and application
     @property
@@ -180,7 +234,7 @@ class LinearMap:
             raise ConfigError(f"this {self.kind} operator has no adjoint")
         tr = None if self._transfer is None else np.conj(self._transfer)
         return LinearMap(self._adjoint, self._forward, self.out_shape, self.in_shape, f"adjoint of {self.kind}",
-                         self.precision, self.circular, tr)
+                         self.precision, self.circular, tr, self.native_dtype, self.notes)
 
     def to_dense(self, max_dim: int = DENSE_MAX_DIM) -> np.ndarray:
         """The matrix (d_out, d_in), formed by applying the map to basis vectors; only when max(d) ≤ max_dim.
@@ -205,7 +259,9 @@ class LinearMap:
 
     # ------------------------------------------------------------------ checks
     def _tol(self) -> float:
-        return 1e-10 if self.precision == "float64" else 1e-4
+        if self.precision == "float64" and self.native_dtype == "float64":
+            return 1e-10
+        return max(1e-4, 30 * self.eps)
 
     def adjoint_check(self, n_probes: int = 4, seed: int = 0, tol: float | None = None) -> AdjointCheck:
         """Dot-product test ⟨Ax, y⟩ = ⟨x, Aᵀy⟩ on ``n_probes`` Gaussian vectors (a wrong adjoint fails it).
@@ -304,38 +360,162 @@ def circulant(transfer: Any, image_shape: tuple[int, ...]) -> LinearMap:
                      "circulant", circular=True, transfer=H)
 
 
-def _torch_fn(fn: Callable, in_shape: tuple[int, ...], dtype: torch.dtype, device: Any, batch_size: int
-              ) -> Callable[[np.ndarray], np.ndarray]:
+def _first_line(exc: BaseException) -> str:
+    return ((str(exc).strip().splitlines() or [""])[0])[:200]
+
+
+def _real_output(out: np.ndarray | Any, eps: float, what: str) -> np.ndarray:
+    """Real part of an operator's output when its imaginary part is rounding (≤ 100 · eps of the largest value);
+    a genuinely complex output is refused (never a silent drop of the imaginary part)."""
+    a = np.asarray(out)
+    if not np.iscomplexobj(a):
+        return a
+    big = float(np.max(np.abs(a))) if a.size else 0.0
+    im = float(np.max(np.abs(a.imag))) if a.size else 0.0
+    if im > 100 * eps * big:
+        raise ComplexInputError(f"{what} returns complex values (max |Im| = {im:.3g} of max |value| {big:.3g}); "
+                                "linlens analyses real-valued maps: return a real tensor (e.g. .real, if the "
+                                "imaginary part is meant to vanish)")
+    return a.real
+
+
+def _torch_fn(fn: Callable, in_shape: tuple[int, ...], dtype: torch.dtype, device: Any, batch_size: int,
+              eps: float = _EPS["float64"]) -> Callable[[np.ndarray], np.ndarray]:
     def apply(X: np.ndarray) -> np.ndarray:
         outs = []
         for s in range(0, X.shape[0], batch_size):
-            xb = torch.as_tensor(X[s : s + batch_size], dtype=dtype, device=device).reshape(-1, *in_shape)
+            # a private copy: an operator that modifies its input in place cannot touch the caller's arrays
+            xb = torch.tensor(np.array(X[s : s + batch_size]), dtype=dtype, device=device).reshape(-1, *in_shape)
             try:
                 with torch.no_grad():
                     out = fn(xb)
+            except SystemExit as exc:
+                raise ModelError(f"operator called sys.exit({exc.code!r})") from None
             except Exception as exc:  # noqa: BLE001 - user code may raise anything
-                first = (str(exc).strip().splitlines() or [""])[0]
                 raise ModelError(f"operator raised on input of shape {tuple(xb.shape)}: "
-                                 f"{type(exc).__name__}: {first[:200]}") from None
+                                 f"{type(exc).__name__}: {_first_line(exc)}") from None
             if not is_torch(out):
                 raise ModelError(f"operator must return a tensor; got {type(out).__name__}")
-            outs.append(out.detach().to("cpu", torch.float64).reshape(xb.shape[0], -1).numpy())
+            out = out.detach().to("cpu")
+            if out.is_complex():
+                o = _real_output(out.to(torch.complex128).numpy(), eps, "the operator")
+            else:
+                o = out.to(torch.float64).numpy()
+            outs.append(np.array(o, dtype=np.float64).reshape(xb.shape[0], -1))
         return np.concatenate(outs, axis=0)
 
     return apply
+
+
+_DTYPE_WORDS = ("dtype", "double", "float", "scalar type", "same type", "expected both")
 
 
 def _out_shape(fn: Callable, in_shape: tuple[int, ...], dtype: torch.dtype, device: Any) -> tuple[int, ...]:
     try:
         with torch.no_grad():
             out = fn(torch.zeros((1, *in_shape), dtype=dtype, device=device))
+    except SystemExit as exc:
+        raise ModelError(f"operator called sys.exit({exc.code!r})") from None
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"operator raised on a zero input of shape {(1, *in_shape)}: {type(exc).__name__}: "
-                         f"{str(exc)[:200]}") from None
+                         f"{_first_line(exc)}") from None
     if not is_torch(out) or out.shape[0] != 1:
         raise ModelError(f"operator must map a batch (1, *in_shape) to a tensor (1, …); got {type(out).__name__} "
                          f"{tuple(getattr(out, 'shape', ()))}")
     return tuple(out.shape[1:])
+
+
+def _native_torch(fns: tuple[Callable, ...], in_shape: tuple[int, ...], device: Any
+                  ) -> tuple[tuple[Callable, ...], torch.dtype, str, list[str]]:
+    """How to call torch operator code in float64: (callables, dtype to call them with, native dtype, notes).
+
+    Called with float64 probes first. A float64 call that fails on dtypes, or returns a lower precision, marks
+    the operator as float32/bfloat16/float16; an ``nn.Module`` (deepinv's physics are) is then converted with
+    ``.double()`` on a copy, otherwise it is called in its own dtype (its inputs rounded to it)."""
+    x = torch.zeros((1, *in_shape), dtype=torch.float64, device=device)
+    x.view(-1)[:: max(1, x.numel() // 7)] = 1.0
+    native, err = "float64", None
+    try:
+        with torch.no_grad():
+            out = fns[0](x.clone())
+        if is_torch(out):
+            low = out.dtype if out.dtype in _LOW_TORCH else {torch.complex64: torch.float32}.get(out.dtype)
+            if low is not None:
+                native = _LOW_TORCH[low]
+    except SystemExit as exc:
+        raise ModelError(f"operator called sys.exit({exc.code!r})") from None
+    except Exception as exc:  # noqa: BLE001 - a dtype clash is how a float32 operator answers a float64 input
+        if not any(w in str(exc).lower() for w in _DTYPE_WORDS):
+            raise ModelError(f"operator raised on a float64 probe of shape {tuple(x.shape)}: {type(exc).__name__}: "
+                             f"{_first_line(exc)}") from None
+        err = exc
+    owners = [getattr(f, "__self__", f) for f in fns]
+    if native == "float64" and err is None and all(isinstance(o, torch.nn.Module) for o in owners):
+        native = _module_dtype(owners[0]) or "float64"  # float32 weights promoted by a float64 input: still float32
+    if native == "float64" and err is None:
+        return fns, torch.float64, "float64", []
+    if all(isinstance(o, torch.nn.Module) for o in owners):
+        try:
+            conv = {id(o): copy.deepcopy(o).double() for o in owners}
+            new = tuple(getattr(conv[id(o)], f.__name__) if o is not f else conv[id(o)]
+                        for o, f in zip(owners, fns, strict=True))
+            with torch.no_grad():
+                out = new[0](x.clone())
+            if is_torch(out) and out.dtype in (torch.float64, torch.complex128):
+                kind = native if err is None else (_module_dtype(owners[0]) or "float32")
+                return new, torch.float64, kind, [
+                    f"the operator computes in {kind}: it was converted to float64 (.double() on a copy), so its "
+                    f"arithmetic is float64, but its {kind} weights carry relative rounding ~{_EPS[kind]:.1g}: "
+                    "singular values / transfer-function values below that level are treated as zero in A⁺ (a "
+                    f"{kind} zero is not exactly zero)"]
+        except Exception:  # noqa: BLE001 - a module that cannot be copied or converted is called as it is
+            pass
+    if err is not None:
+        for dt in (torch.float32, torch.bfloat16, torch.float16):
+            try:
+                with torch.no_grad():
+                    out = fns[0](x.clone().to(dt))
+            except Exception:  # noqa: BLE001
+                continue
+            native = _LOW_TORCH[dt]
+            return fns, dt, native, [
+                f"the operator only accepts {native} inputs: it is called in {native} (inputs rounded to {native}, "
+                f"relative rounding ~{_EPS[native]:.1g}) and its outputs converted to float64; singular values / "
+                "transfer-function values below that level are treated as zero in A⁺"]
+        raise ModelError(f"operator raised on float64 and float32 probes of shape {tuple(x.shape)}: "
+                         f"{type(err).__name__}: {_first_line(err)}") from None
+    return fns, torch.float64, native, [
+        f"the operator returns {native} results for float64 inputs: its outputs carry relative rounding "
+        f"~{_EPS[native]:.1g}; singular values / transfer-function values below that level are treated as zero in "
+        "A⁺ (return float64 for float64 inputs to avoid it)"]
+
+
+def _module_dtype(m: Any) -> str | None:
+    """The lowest floating precision among a module's parameters and buffers below float64, or None."""
+    found = [_LOW_TORCH[t.dtype] for t in list(m.parameters()) + list(m.buffers()) if t.dtype in _LOW_TORCH]
+    return max(found, key=lambda k: _EPS[k]) if found else None
+
+
+def _check_linear(op: LinearMap, seed: int = 0) -> LinearMap:
+    """Refuse an operator that is not linear: A(x + y) = Ax + Ay and A(0) = 0 on random probes (an affine map
+    Ax + b, or a nonlinear one, would make every reference built from it silently wrong)."""
+    rng = np.random.default_rng(seed)
+    d = op.shape[1]
+    x, y = rng.standard_normal(d), rng.standard_normal(d)
+    out = op.matvec(np.stack([x, y, x + y, np.zeros(d)]))
+    scale = max(float(np.linalg.norm(out[0]) + np.linalg.norm(out[1])), np.finfo(float).tiny)
+    tol = min(0.1, 1e3 * op.eps) if op.native_dtype != "float64" else 1e-8
+    add = float(np.linalg.norm(out[2] - out[0] - out[1])) / scale
+    zero = float(np.linalg.norm(out[3])) / scale
+    if not np.all(np.isfinite(out)):
+        raise ConfigError(f"operator ({op.kind}) returns NaN/Inf on random probes")
+    if zero > tol:
+        raise ConfigError(f"operator ({op.kind}) is not linear: A(0) ≠ 0 (‖A(0)‖ = {zero:.3g} relative to ‖Ax‖), "
+                          "so it is affine (Ax + b) or nonlinear; pass the linear part (subtract A(0))")
+    if add > tol:
+        raise ConfigError(f"operator ({op.kind}) is not linear: ‖A(x + y) − Ax − Ay‖ / (‖Ax‖ + ‖Ay‖) = {add:.3g} on "
+                          f"random probes (tolerance {tol:.1g} for {op.native_dtype})")
+    return op
 
 
 def as_operator(
@@ -384,33 +564,44 @@ def as_operator(
     """
     if isinstance(obj, LinearMap):
         return obj
-    prec = "float64" if dtype == torch.float64 else "float32"
     if isinstance(obj, tuple) and len(obj) == 2 and all(callable(f) for f in obj):
-        fwd, adj = obj
         if in_shape is None:
             if shape is None:
                 raise ConfigError("a pair of callables (A, At) needs shape=(d_out, d_in) or in_shape=…")
             in_shape = (int(shape[1]),)
         in_shape = tuple(int(s) for s in in_shape)
+        fns, call_dt, native, notes = _native_torch(tuple(obj), in_shape, device)
+        if dtype != torch.float64:  # asked for: called in that dtype, checked with its tolerance
+            call_dt = dtype
+            native = _LOW_TORCH.get(dtype, native) if native == "float64" else native
+        fwd, adj = fns
         out_shape = tuple(out_shape) if out_shape is not None else (
-            (int(shape[0]),) if shape is not None else _out_shape(fwd, in_shape, dtype, device))
+            (int(shape[0]),) if shape is not None else _out_shape(fwd, in_shape, call_dt, device))
         if shape is not None and tuple(shape) != (int(np.prod(out_shape)), int(np.prod(in_shape))):
             raise ShapeError(f"shape {tuple(shape)} disagrees with in_shape {in_shape} and out_shape {out_shape}")
-        return LinearMap(_torch_fn(fwd, in_shape, dtype, device, batch_size),
-                         _torch_fn(adj, out_shape, dtype, device, batch_size), in_shape, out_shape, "torch-pair",
-                         prec, circular)
+        eps = _EPS[native]
+        return _check_linear(LinearMap(_torch_fn(fwd, in_shape, call_dt, device, batch_size, eps),
+                                       _torch_fn(adj, out_shape, call_dt, device, batch_size, eps), in_shape,
+                                       out_shape, "torch-pair", "float64" if native == "float64" else "float32",
+                                       circular, native_dtype=native, notes=tuple(notes)))
     if callable(getattr(obj, "A", None)) and callable(getattr(obj, "A_adjoint", None)):
         if in_shape is None:
             raise ConfigError(f"a deepinv-like operator ({type(obj).__name__}) needs in_shape=(C, H, W) "
                               "(its image size is not part of its interface)")
         in_shape = tuple(int(s) for s in in_shape)
         call_in = (1, *in_shape) if len(in_shape) == 2 else in_shape  # deepinv takes (B, C, H, W)
-        o_call = tuple(out_shape) if out_shape is not None else _out_shape(obj.A, call_in, dtype, device)
+        fns, call_dt, native, notes = _native_torch((obj.A, obj.A_adjoint), call_in, device)
+        if dtype != torch.float64:  # asked for: called in that dtype, checked with its tolerance
+            call_dt = dtype
+            native = _LOW_TORCH.get(dtype, native) if native == "float64" else native
+        o_call = tuple(out_shape) if out_shape is not None else _out_shape(fns[0], call_in, call_dt, device)
         # the adjoint is called on (B, *o_call); an (H, W) input reports its output as (H, W) too
         out_report = o_call[1:] if len(in_shape) == 2 and len(o_call) == 3 and o_call[0] == 1 else o_call
-        return LinearMap(_torch_fn(obj.A, call_in, dtype, device, batch_size),
-                         _torch_fn(obj.A_adjoint, o_call, dtype, device, batch_size), in_shape, out_report,
-                         "deepinv-like", prec, circular)
+        eps = _EPS[native]
+        return _check_linear(LinearMap(_torch_fn(fns[0], call_in, call_dt, device, batch_size, eps),
+                                       _torch_fn(fns[1], o_call, call_dt, device, batch_size, eps), in_shape,
+                                       out_report, "deepinv-like", "float64" if native == "float64" else "float32",
+                                       circular, native_dtype=native, notes=tuple(notes)))
     if isinstance(obj, spla.LinearOperator) or hasattr(obj, "tocsr"):
         op = spla.aslinearoperator(obj)
         m, n = op.shape
@@ -420,9 +611,27 @@ def as_operator(
         if (int(np.prod(out_shape)), int(np.prod(in_shape))) != (m, n):
             raise ShapeError(f"in_shape {in_shape} / out_shape {out_shape} disagree with the operator shape "
                              f"{op.shape}")
-        return LinearMap(lambda X: np.asarray(op.matmat(X.T)).T, lambda Y: np.asarray(op.rmatmat(Y.T)).T,
-                         in_shape, out_shape, "scipy", "float64", circular)
+        dt = np.dtype(op.dtype) if getattr(op, "dtype", None) is not None else np.dtype(np.float64)
+        native = {"float32": "float32", "complex64": "float32", "float16": "float16"}.get(dt.name, "float64")
+        eps = _EPS[native]
+
+        def call(f: Callable, X: np.ndarray, what: str) -> np.ndarray:
+            try:
+                r = f(np.array(X.T, dtype=np.float64))  # a private copy, as for every user operator
+            except SystemExit as exc:
+                raise ModelError(f"operator called sys.exit({exc.code!r})") from None
+            except Exception as exc:  # noqa: BLE001 - user code may raise anything
+                raise ModelError(f"operator {what} raised: {type(exc).__name__}: {_first_line(exc)}") from None
+            return np.asarray(_real_output(np.asarray(r), eps, "the operator"), dtype=np.float64).T
+
+        notes = [] if native == "float64" else [
+            f"the operator declares dtype {dt.name}: its numbers carry relative rounding ~{eps:.1g}; singular values "
+            "below that level are treated as zero in A⁺"]
+        return _check_linear(LinearMap(lambda X: call(op.matmat, X, "matmat"),
+                                       lambda Y: call(op.rmatmat, Y, "rmatmat"), in_shape, out_shape, "scipy",
+                                       "float64", circular, native_dtype=native, notes=tuple(notes)))
     if isinstance(obj, np.ndarray) or is_torch(obj) or isinstance(obj, list):
+        native = _array_native(obj)
         M = as_array(obj, "operator", ndim=2)
         m, n = M.shape
         out_shape = tuple(out_shape) if out_shape is not None else (
@@ -430,9 +639,69 @@ def as_operator(
         in_shape = tuple(in_shape) if in_shape is not None else (n,)
         if (int(np.prod(out_shape)), int(np.prod(in_shape))) != (m, n):
             raise ShapeError(f"in_shape {in_shape} / out_shape {out_shape} disagree with the matrix's shape {M.shape}")
-        return LinearMap(lambda X: X @ M.T, lambda Y: Y @ M, in_shape, out_shape, "dense", "float64", circular)
+        notes = [] if native == "float64" else [
+            f"the operator's matrix is {native}: converted to float64 exactly, but its entries carry relative rounding "
+            f"~{_EPS[native]:.1g}; singular values / transfer-function values below that level are treated as zero in "
+            "A⁺ (a rounded zero is not exactly zero)"]
+        lm = LinearMap(lambda X: X @ M.T, lambda Y: Y @ M, in_shape, out_shape, "dense", "float64", circular,
+                       native_dtype=native, notes=tuple(notes))
+        lm.matrix = M  # the float64 matrix itself (operator_matrix returns it without forming it again)
+        return lm
     raise ConfigError(f"cannot use a {type(obj).__name__} as a linear operator; expected an array, a scipy "
                       "LinearOperator, a pair (A, At) of torch callables or an object with A and A_adjoint")
+
+
+def _array_native(obj: Any) -> str:
+    if is_torch(obj):
+        return _LOW_TORCH.get(obj.dtype, {torch.complex64: "float32"}.get(obj.dtype, "float64"))
+    name = getattr(getattr(obj, "dtype", None), "name", "float64")
+    return {"float32": "float32", "float16": "float16", "complex64": "float32"}.get(name, "float64")
+
+
+def operator_matrix(A: Any, name: str = "A", *, shape: tuple[int, int] | None = None,
+                    in_shape: tuple[int, ...] | None = None, max_dim: int = DENSE_MAX_DIM
+                    ) -> tuple[np.ndarray, LinearMap]:
+    """The dense float64 matrix of any operator :func:`as_operator` takes, through the same conversion rule (and
+    checks) as the CLI: the Python API's entry for ``A`` (``inverse_study``, ``compare_operators``,
+    ``filter_factors``).
+
+    Arguments:
+        A: a matrix, a scipy ``LinearOperator``, a pair (A, Aᵀ) of torch callables, a deepinv-like object (give
+            ``in_shape`` or wrap it with :func:`as_operator` first) or a :class:`LinearMap`.
+        name: how ``A`` is called in errors.
+        shape: (d_out, d_in) expected (required for a pair of callables).
+        in_shape: shape of one input, for callables and deepinv-like objects.
+        max_dim: largest dimension for which the matrix is formed.
+
+    Returns:
+        (matrix (d_out, d_in) float64, the :class:`LinearMap`) — the map carries ``native_dtype``, ``notes`` and
+        :meth:`LinearMap.rank_tol`.
+
+    Example:
+        >>> import scipy.sparse.linalg as spla
+        >>> M, op = operator_matrix(spla.aslinearoperator(np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)))
+        >>> M.tolist(), op.native_dtype
+        ([[1.0, 2.0], [3.0, 4.0]], 'float32')
+    """
+    if isinstance(A, (np.ndarray, list)) or is_torch(A):
+        try:
+            op = as_operator(A)
+        except ShapeError as exc:
+            raise ShapeError(f"{name}: {exc}") from None
+        M = op.matrix
+    elif isinstance(A, LinearMap) and getattr(A, "matrix", None) is not None:
+        op, M = A, A.matrix
+    else:
+        if in_shape is None and shape is not None and not (callable(getattr(A, "A", None))):
+            in_shape = (int(shape[1]),)
+        try:
+            op = as_operator(A, shape=shape if isinstance(A, tuple) else None, in_shape=in_shape)
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        M = op.to_dense(max_dim=max_dim)
+    if shape is not None and M.shape != tuple(shape):
+        raise ShapeError(f"{name} must have shape {tuple(shape)}; got {M.shape}")
+    return M, op
 
 
 def load_operator(spec: str | os.PathLike, **kwargs: Any) -> LinearMap:
@@ -469,8 +738,10 @@ def load_operator(spec: str | os.PathLike, **kwargs: Any) -> LinearMap:
         sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(mod_name)
+    except SystemExit as exc:  # user code must not end the process while being imported
+        raise ModelError(f"operator: importing {mod_name!r} called sys.exit({exc.code!r})") from None
     except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
-        raise ModelError(f"operator: cannot import {mod_name!r}: {type(exc).__name__}: {exc}") from None
+        raise ModelError(f"operator: cannot import {mod_name!r}: {type(exc).__name__}: {_first_line(exc)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ModelError(f"operator: {mod_name!r} has no attribute {attr!r}")

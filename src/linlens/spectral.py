@@ -637,9 +637,11 @@ def spectral_analysis(
     if isinstance(operator, np.ndarray) and np.iscomplexobj(operator) and operator.shape == K:
         H = operator.astype(np.complex128)
     else:
-        H = as_operator(operator).transfer_function()
+        op = as_operator(operator)
+        H = op.transfer_function()
         if H.shape != K:
             raise ShapeError(f"operator acts on images of rfft shape {H.shape}; the surrogate's is {K}")
+        rcond = max(rcond, op.transfer_rcond())  # a float32 operator's |H| below its rounding is not known ≠ 0
     if prior is None:
         if targets is None:
             raise ConfigError("spectral_analysis needs targets (clean images) or prior (their power spectrum)")

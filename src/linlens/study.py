@@ -47,6 +47,7 @@ import numpy as np
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import SVDResult, pinv_svd, svd
+from linlens.operators import operator_matrix
 from linlens.probing import cast_note, probe_all
 from linlens.problems import InverseProblem, wiener_estimator
 from linlens.stats import BootstrapResult, _basic, interval_text
@@ -353,7 +354,14 @@ def inverse_study(
                      f"{FEW_ROWS_PER_FEATURE} per unknown: its estimation noise is large, quadratic statistics "
                      "carry a large bias correction, and their intervals can be unreliable — terms whose estimate "
                      "falls outside its own interval are marked noise-dominated; more probe rows help")
-    Amat = None if A is None else as_array(A, "A", ndim=2)
+    a_op = None
+    if A is None:
+        Amat = None
+    else:  # the one conversion rule of linlens.operators: arrays, scipy operators, (A, Aᵀ) pairs, deepinv-like
+        Amat, a_op = operator_matrix(A, "A", shape=(n_y, n_x) if isinstance(A, tuple) else None,
+                                     max_dim=max(n_x, n_y))
+        notes.extend(a_op.notes)
+    low_precision_A = a_op is not None and a_op.native_dtype != "float64"
     if Amat is not None and Amat.shape != (n_y, n_x):
         raise ShapeError(f"A must map x ({n_x}) to y ({n_y}): shape {(n_y, n_x)}; got {Amat.shape}")
     Sx = (np.cov(Xtr.T, bias=True).reshape(n_x, n_x) if prior_covariance is None
@@ -373,8 +381,10 @@ def inverse_study(
         snm = SignalNoiseModel(Amat, Sx, float(noise_std), n_bands=n_bands)
         sv_A = snm.singular_values[: min(n_x, n_y)]
         inv_name = "A⁻¹" if n_x == n_y else "A⁺"
-        ref_svds[inv_name] = pinv_svd(snm.svd_A, Amat.shape)  # A⁺ from A's one SVD (A⁻¹ when invertible)
-        refs[inv_name] = (np.linalg.solve(Amat, np.eye(n_y)) if n_x == n_y and snm.rank == n_x
+        # A⁺ from A's one SVD (A⁻¹ when invertible); a float32 A's singular values below its rounding are cut
+        ref_svds[inv_name] = pinv_svd(snm.svd_A, Amat.shape,
+                                      tol=a_op.rank_tol(snm.singular_values) if low_precision_A else None)
+        refs[inv_name] = (np.linalg.solve(Amat, np.eye(n_y)) if n_x == n_y and snm.rank == n_x and not low_precision_A
                           else (ref_svds[inv_name].U * ref_svds[inv_name].s) @ ref_svds[inv_name].Vt)
         W = wiener_estimator(Amat, Sx, float(noise_std)) if wiener is None else as_array(wiener, "wiener", ndim=2)
         refs["Wiener"] = W

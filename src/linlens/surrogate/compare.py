@@ -26,6 +26,7 @@ from linlens.linalg import (
     subspace_comparison,
     svd,
 )
+from linlens.operators import operator_matrix
 from linlens.validation import as_array
 
 __all__ = [
@@ -100,7 +101,7 @@ def data_weighted_error(C: Any, R: Any, probes: Any = None, *, covariance: Any =
         0.25
     """
     c = as_array(C, "C", ndim=2)
-    r = as_array(R, "R", ndim=2)
+    r = operator_matrix(R, "R", shape=c.shape if isinstance(R, tuple) else None)[0]  # any operator, one rule
     if c.shape != r.shape:
         raise ShapeError(f"C and R must have the same shape; got C {c.shape} and R {r.shape}")
     if (probes is None) == (covariance is None):
@@ -204,7 +205,8 @@ def filter_factors(C: Any, A: Any = None, rtol: float = 1e-8, *, svd_A: SVDResul
     c = as_array(C, "C", ndim=2)
     if A is None and svd_A is None:
         raise ConfigError("give the forward operator A or its SVD svd_A")
-    a = None if A is None else as_array(A, "A", ndim=2)
+    # the one conversion rule of linlens.operators: arrays, scipy operators, (A, Aᵀ) pairs, deepinv-like objects
+    a = None if A is None else operator_matrix(A, "A", shape=c.T.shape if isinstance(A, tuple) else None)[0]
     a_shape = c.T.shape if a is None else a.shape
     if c.shape != a_shape[::-1]:
         raise ShapeError(f"C must have the shape of Aᵀ {a_shape[::-1]} (C maps y to x, A maps x to y); got C "
@@ -319,7 +321,7 @@ class SignalNoiseModel:
 
     def __init__(self, A: Any, prior_covariance: Any, noise_std: float | None = None, *,
                  noise_covariance: Any = None, n_bands: int = 8) -> None:
-        a = as_array(A, "A", ndim=2)
+        a = operator_matrix(A, "A")[0]  # any operator linlens.operators takes (a pair needs its shape there)
         Sx = as_array(prior_covariance, "prior_covariance", ndim=2)
         n_y, n_x = a.shape
         if Sx.shape != (n_x, n_x):
@@ -467,7 +469,7 @@ def compare_operators(
         True
     """
     c = as_array(C, "C", ndim=2)
-    r = as_array(R, "R", ndim=2)
+    r = operator_matrix(R, "R", shape=c.shape if isinstance(R, tuple) else None)[0]  # any operator, one rule
     if c.shape != r.shape:
         raise ShapeError(f"C and R must have the same shape; got C {c.shape} and R {r.shape}")
     m, n = c.shape
