@@ -39,6 +39,7 @@ __all__ = [
     "McNemarResult",
     "PairedTestResult",
     "mcnemar",
+    "holm",
     "paired_squared_error_test",
     "BootstrapResult",
     "bootstrap_from_replicates",
@@ -224,6 +225,40 @@ def paired_squared_error_test(squared_error_a: Any, squared_error_b: Any,
         n=n, mean_a=float(a.mean()), mean_b=float(b.mean()), difference=mean, standard_error=se,
         ci_low=mean - tq * se, ci_high=mean + tq * se, confidence=conf, t_statistic=t, p_value=min(p, 1.0),
     )
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values of one family of tests (family-wise error rate ≤ α when every
+    adjusted p ≤ α is rejected, whatever the dependence between the tests).
+
+    With the m p-values sorted, p₍₁₎ ≤ … ≤ p₍ₘ₎: p̃₍ᵢ₎ = max_{j ≤ i} min(1, (m − j + 1) p₍ⱼ₎). NaN entries are left NaN
+    and do not count in m.
+
+    References:
+        S. Holm, "A simple sequentially rejective multiple test procedure", Scand. J. Statist. 6 (1979) 65–70.
+
+    Arguments:
+        p_values: (m,) p-values of the family.
+
+    Returns:
+        (m,) adjusted p-values, in the input order.
+
+    Example:
+        >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
+        [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=np.float64).ravel()
+    if np.any((p < 0) | (p > 1)):
+        raise ConfigError("p-values must lie in [0, 1]")
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adj = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    out[order] = adj
+    return out
 
 
 # ============================================================ bootstrap results, paired differences, verdicts

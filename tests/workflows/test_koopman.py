@@ -123,7 +123,15 @@ def test_rivals_chosen_on_validation_and_mcnemar_p_matches_scipy():
     a, b = res["points"]["h"], res["points"]["c_val"]
     nb, nc = int((a & ~b).sum()), int((~a & b).sum())
     assert c["test"]["p_value"] == pytest.approx(sps.binomtest(nb, nb + nc, 0.5).pvalue)
-    word = "beats" if c["test"]["p_value"] < 0.05 and nb > nc else None
+    # Holm over the layer's distinct (hybrid, rival) pairs: best and best_one_step are the same hybrid here
+    pairs = {(x["hybrid_id"], x["rival_id"]): x["test"]["p_value"] for x in cmp}
+    m = len(pairs)
+    assert all(x["test"]["family_size"] == m for x in cmp)
+    raw = sorted(pairs.values())
+    p = c["test"]["p_value"]
+    holm = min(1.0, max(min(1.0, (m - j) * raw[j]) for j in range(m) if raw[j] <= p))
+    assert c["test"]["p_adjusted"] == pytest.approx(holm)
+    word = "beats" if c["test"]["p_adjusted"] < 0.05 and nb > nc else None
     assert (word is not None) == c["verdict"].startswith("beats")
 
 

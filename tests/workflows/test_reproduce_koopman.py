@@ -45,7 +45,8 @@ def test_koopman_yinyang_quick_writes_report(tmp_path, capsys):
                 ref = 1.0 if t["b"] + t["c"] == 0 else sps.binomtest(t["b"], t["b"] + t["c"], 0.5).pvalue
                 assert t["p_value"] == pytest.approx(ref)
                 assert t["difference"] == pytest.approx(c["hybrid_accuracy"] - c["rival_accuracy"])
-                assert c["verdict"].startswith("beats") == (t["p_value"] < 0.05 and t["b"] > t["c"])
+                assert t["p_value"] <= t["p_adjusted"] <= 1
+                assert c["verdict"].startswith("beats") == (t["p_adjusted"] < 0.05 and t["b"] > t["c"])
             tsl = next(c for c in cmp if c["baseline"] == "trained_scaled_ls")
             assert tsl["rival_nonlinear_layers_at_inference"] == sel[cat]["nonlinear_layers_at_inference"]
     for name in ("8x6", "6x4", "4x3"):

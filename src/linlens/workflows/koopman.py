@@ -254,14 +254,16 @@ def run_koopman(model: str, layer: int, train: Path, val: Path, test: Path, out:
         "are trained to reproduce the replaced layer, their states form trajectories, and a DMD operator on delay "
         "coordinates (h delays) replaces the replaced layer and the last N−h scaled layers (N+1−h DMD steps). "
         "The h first scaled layers still RUN at inference ('nonlinear layers at inference'). Hybrids and rivals "
-        f"are chosen on the validation file; verdicts are paired tests ({t.test_name}) on the test file, and a "
-        "hybrid 'beats' a baseline only when p < 0.05. 'trained scaled layers + LS readout' isolates the DMD step: "
+        f"are chosen on the validation file; verdicts are paired tests ({t.test_name}) on the test file, "
+        "Holm-adjusted over the layer's family of comparisons, and a hybrid 'beats' a baseline only when the "
+        "adjusted p < 0.05. 'trained scaled layers + LS readout' isolates the DMD step: "
         "same nonlinear layers, affine least-squares readout instead of DMD.")
     rep.add_heading("Original model")
     rep.add_table(["", f"test {t.metric}"], [["original model", orig]])
     layers_metrics, summary, headline = add_study_report(rep, results, t, orig)
     rep.add_heading("Summary")
-    rep.add_table(HEADLINE_HEADER[:-1], [h[:-1] for h in headline], caption=f"p: {t.test_name}, test file")
+    rep.add_table(HEADLINE_HEADER[:-1], [h[:-1] for h in headline],
+                  caption=f"p: {t.test_name}, test file, Holm-adjusted")
     total = time.perf_counter() - t0
     rep.metrics = {
         "model": model, "layer": layer, "task": task, "device": str(dev), "seed": seed, "quick": quick,

@@ -16,7 +16,9 @@ steps) and, for each of them and each family, the rival — the family member wi
 nonlinear layers at inference where one exists (for ``trained_scaled_ls`` the readout of exactly the
 hybrid's scaled layers), best by validation. Every verdict is a paired test on the test points (McNemar's
 exact test for classification, a paired t-test on per-point squared errors for regression); its p-value
-and interval are in metrics.json, and a hybrid "beats" a baseline only when p < 0.05.
+and interval are in metrics.json. The comparisons of one layer (up to 3 selected hybrids × 5 rivals, each
+distinct pair counted once) form one family: their p-values are Holm-adjusted (:func:`linlens.stats.holm`,
+family-wise error ≤ 0.05), and a hybrid "beats" a baseline only when the ADJUSTED p < 0.05.
 
 References:
     N. Aswani, S. Jabari, M. Shafique, "Representing Neural Network Layers as Linear Operations via Koopman
@@ -48,7 +50,7 @@ from linlens.koopman import fit_hybrid, fit_least_squares, record_trajectories, 
 from linlens.koopman.plots import plot_accuracy_grid, plot_eigenvalues, plot_right_singular_vectors
 from linlens.nn import accuracy, mlp, predict, progress_bar, resolve_device, train
 from linlens.report import Report, check_destination
-from linlens.stats import mcnemar, paired_squared_error_test
+from linlens.stats import holm, mcnemar, paired_squared_error_test
 
 __all__ = [
     "Task",
@@ -355,28 +357,38 @@ def _rival(res: dict, family: str, hyb_row: dict, task: Task) -> dict | None:
     return max(pool, key=task.val_key) if pool else None
 
 
-def _p_words(task: Task, p: float) -> str:
-    return f"{task.test_name} p = {p:.3g}"
+def _p_words(task: Task, test: dict[str, Any]) -> str:
+    if "p_adjusted" in test:
+        return (f"{task.test_name} p = {float(test['p_value']):.3g}, Holm-adjusted over "
+                f"{test['family_size']} comparisons p = {float(test['p_adjusted']):.3g}")
+    return f"{task.test_name} p = {float(test['p_value']):.3g}"
 
 
 def verdict(task: Task, test: dict[str, Any], rival: str) -> str:
-    """Words for a paired comparison of a hybrid (A) with ``rival`` (B): 'beats' only when p < 0.05.
+    """Words for a paired comparison of a hybrid (A) with ``rival`` (B): 'beats' only when p < 0.05, the
+    Holm-adjusted p (``test["p_adjusted"]``, set by :func:`compare_layer`) when there is one.
 
     Example:
         >>> verdict(Task(), {"p_value": 0.2, "difference": 0.01}, "the control")
         'no significant difference from the control (McNemar p = 0.2)'
+        >>> verdict(Task(), {"p_value": 0.039, "p_adjusted": 0.39, "family_size": 10, "difference": 0.01}, "it")
+        'no significant difference from it (McNemar p = 0.039, Holm-adjusted over 10 comparisons p = 0.39)'
     """
-    p = float(test["p_value"])
+    p = float(test.get("p_adjusted", test["p_value"]))
     if p < ALPHA and task.a_better(test):
-        return f"beats {rival} ({_p_words(task, p)})"
+        return f"beats {rival} ({_p_words(task, test)})"
     if p < ALPHA:
-        return f"is significantly worse than {rival} ({_p_words(task, p)})"
-    return f"no significant difference from {rival} ({_p_words(task, p)})"
+        return f"is significantly worse than {rival} ({_p_words(task, test)})"
+    return f"no significant difference from {rival} ({_p_words(task, test)})"
 
 
 def compare_layer(res: dict, task: Task, original_points: np.ndarray) -> list[dict[str, Any]]:
     """Paired tests of each selected hybrid (best, best one-step, best multi-step) against the original
     model and the validation-chosen rival of every baseline family.
+
+    The layer's comparisons are one family: each distinct (hybrid, rival) pair counts once, and its p-value
+    is Holm-adjusted over the family (``test["p_adjusted"]``, ``test["family_size"]``); the verdict words
+    follow the adjusted p.
 
     Returns:
         One dict per (hybrid, baseline): ids and metrics of both, the test result and the verdict words.
@@ -403,8 +415,16 @@ def compare_layer(res: dict, task: Task, original_points: np.ndarray) -> list[di
                         "baseline": fam, "rival_id": r["id"], "rival_kind": r["kind"], f"hybrid_{m}": hyb[m],
                         f"rival_{m}": r[m], f"rival_val_{m}": r.get(f"val_{m}"),
                         "rival_nonlinear_layers_at_inference": r["nonlinear_layers_at_inference"],
-                        "rival_params": r["params"], "test": test, "verdict": verdict(task, test, words)})
+                        "rival_params": r["params"], "test": test, "verdict": words})
         seen.add(hyb["id"])
+    # Holm over the layer's family of distinct (hybrid, rival) comparisons
+    pairs = list(dict.fromkeys((c["hybrid_id"], c["rival_id"]) for c in out))
+    first = {pair: next(c for c in out if (c["hybrid_id"], c["rival_id"]) == pair)["test"]["p_value"] for pair in pairs}
+    adjusted = dict(zip(pairs, holm([first[pair] for pair in pairs]), strict=True))
+    for c in out:
+        c["test"] = {**c["test"], "p_adjusted": float(adjusted[(c["hybrid_id"], c["rival_id"])]),
+                     "family_size": len(pairs), "adjustment": "Holm (1979) over the layer's distinct comparisons"}
+        c["verdict"] = verdict(task, c["test"], c["verdict"])
     return out
 
 
@@ -490,13 +510,16 @@ def add_study_report(rep: Report, results: list[dict], task: Task, original_metr
             else:
                 cells = _row_cells(r, m)
                 cells[0] = f"[{next(iter(cs.values()))['baseline']}] {r['kind']}"
-            p_one = cs.get("best_one_step", {}).get("test", {}).get("p_value")
-            p_multi = cs.get("best_multi_step", {}).get("test", {}).get("p_value")
+            p_one = cs.get("best_one_step", {}).get("test", {}).get("p_adjusted")
+            p_multi = cs.get("best_multi_step", {}).get("test", {}).get("p_adjusted")
             vrows.append([*cells, p_one, p_multi])
-        rep.add_table([*_COLS, f"val {m}", f"test {m}", f"{task.test_name} p vs best one-step",
-                       f"{task.test_name} p vs best multi-step"], vrows,
+        rep.add_table([*_COLS, f"val {m}", f"test {m}", f"{task.test_name} p (Holm) vs best one-step",
+                       f"{task.test_name} p (Holm) vs best multi-step"], vrows,
                       caption=f"{name}: selection and rivals by validation {m}; p-values are paired tests on the "
-                              f"test points. Paper's hybrid: {paper_h}; original: {original_metric:.4f}")
+                              f"test points, Holm-adjusted over the layer's "
+                              f"{cmp[0]['test']['family_size'] if cmp else 0} comparisons (raw p in metrics.json). "
+                              f"Paper's hybrid: {paper_h}; original: "
+                              f"{original_metric:.4f}")
         # words
         lines = []
         for cat, label in (("best", "Best hybrid"), ("best_multi_step", "Best multi-step hybrid")):
@@ -524,18 +547,18 @@ def add_study_report(rep: Report, results: list[dict], task: Task, original_metr
             summary[f"{name} best multi-step hybrid {m}"] = multi[m]
         if ctrl is not None:
             summary[f"{name} control {m}"] = ctrl[f"rival_{m}"]
-            summary[f"{name} {task.test_name} p vs control"] = ctrl["test"]["p_value"]
+            summary[f"{name} {task.test_name} p (Holm) vs control"] = ctrl["test"]["p_adjusted"]
         if tsl is not None:
             summary[f"{name} trained scaled + LS {m}"] = tsl[f"rival_{m}"]
-            summary[f"{name} {task.test_name} p vs trained scaled + LS"] = tsl["test"]["p_value"]
+            summary[f"{name} {task.test_name} p (Holm) vs trained scaled + LS"] = tsl["test"]["p_adjusted"]
         h0 = next((c for c in cmp if c["hybrid"] == "best" and c["baseline"] == "hybrid_h0"), None)
         aff = next((c for c in cmp if c["hybrid"] == "best" and c["baseline"] == "affine_least_squares"), None)
         headline.append([name, res["original_layer_params"], best[m], best["nonlinear_layers_at_inference"],
                          best["dmd_steps"], best["params"], None if multi is None else multi[m],
                          None if multi is None else multi["dmd_steps"],
                          None if aff is None else aff[f"rival_{m}"], None if ctrl is None else ctrl[f"rival_{m}"],
-                         None if ctrl is None else ctrl["test"]["p_value"],
-                         None if tsl is None else tsl[f"rival_{m}"], None if tsl is None else tsl["test"]["p_value"],
+                         None if ctrl is None else ctrl["test"]["p_adjusted"],
+                         None if tsl is None else tsl[f"rival_{m}"], None if tsl is None else tsl["test"]["p_adjusted"],
                          None if h0 is None else h0[f"rival_{m}"], paper_h])
         # figures: eigenvalues and right singular vectors, labelled for what they show
         for cat in ("best_multi_step", "best_one_step"):
@@ -572,8 +595,8 @@ def add_study_report(rep: Report, results: list[dict], task: Task, original_metr
 
 
 HEADLINE_HEADER = ["layer", "replaced params", "best hybrid", "its nonlinear layers", "its DMD steps", "its params",
-                   "best multi-step", "multi-step DMD steps", "affine LS", "untrained control", "p vs control",
-                   "trained scaled + LS", "p vs trained scaled + LS", "hybrid h=0", "paper"]
+                   "best multi-step", "multi-step DMD steps", "affine LS", "untrained control", "p (Holm) vs control",
+                   "trained scaled + LS", "p (Holm) vs trained scaled + LS", "hybrid h=0", "paper"]
 
 
 def reproduce(*, dataset: str, data: dict, hidden: list[int], n_classes: int, layers: list[int], seeds: list[int],
@@ -609,8 +632,9 @@ def reproduce(*, dataset: str, data: dict, hidden: list[int], n_classes: int, la
         "the replaced layer and the remaining N−h scaled layers become linear (N+1−h DMD steps). 'nonlinear "
         "layers at inference' counts those h layers (pre- and post-layers always run); 'params' counts the "
         "parameters standing in for the replaced layer. Hybrids and rivals are chosen on VALIDATION accuracy; "
-        "every verdict is McNemar's exact test on the same test points (Dietterich 1998), 'beats' only when "
-        f"p < {ALPHA}. The baseline 'trained scaled layers + LS readout' runs exactly the hybrid's trained "
+        "every verdict is McNemar's exact test on the same test points (Dietterich 1998), Holm-adjusted over each "
+        f"layer's family of comparisons (Holm 1979), 'beats' only when the adjusted p < {ALPHA}. The baseline "
+        "'trained scaled layers + LS readout' runs exactly the hybrid's trained "
         f"scaled layers and replaces only its DMD step by an affine least-squares readout. {extra_text}")
     paper_layers = paper.get("hybrid_accuracy") or {r["layer"]: paper.get("best_hybrid_accuracy") for r in results}
     rep.add_heading("Original model")
@@ -618,7 +642,8 @@ def reproduce(*, dataset: str, data: dict, hidden: list[int], n_classes: int, la
     layers_metrics, summary, headline = add_study_report(rep, results, task, orig_acc, paper_layers)
     rep.add_heading("Summary: best hybrids against every baseline")
     rep.add_table(HEADLINE_HEADER, headline, caption=f"original MLP: ours {orig_acc:.4f}, paper "
-                                                      f"{paper['original_accuracy']}; p: McNemar exact, test points")
+                                                      f"{paper['original_accuracy']}; p: McNemar exact, test points, "
+                                                      "Holm-adjusted per layer")
     if extra_figures is not None:
         extra_figures(rep, net, results, orig_acc)
     total_s = time.perf_counter() - t_start
@@ -626,6 +651,7 @@ def reproduce(*, dataset: str, data: dict, hidden: list[int], n_classes: int, la
     rep.metrics = {
         "dataset": dataset, "quick": quick, "seed": seed, "device": str(dev), "hidden": hidden, "task": task.kind,
         "original_accuracy": orig_acc, "original_runs": runs, "paper": paper, "alpha": ALPHA,
+        "multiplicity": "Holm (1979) within each layer's family of distinct (hybrid, rival) comparisons",
         "seconds": {"original_training": t_train, "total": total_s},
         "grid": {"n_scaled": grid["n_scaled"], "noise": grid.get("noise", [0.01]),
                  "delays": {str(N): grid["delays"](N) for N in grid["n_scaled"]},
