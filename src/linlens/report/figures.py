@@ -45,18 +45,39 @@ def new_axes(ax: Any, figsize: tuple[float, float] = (6, 4)) -> tuple[Any, Any]:
 _ax = new_axes
 
 
-def plot_singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, title: str = "Singular values"):
-    """Overlay of descending singular values on a log scale, one line per operator."""
+def plot_singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, title: str = "Singular values",
+                          noise_floors: Mapping[str, float] | None = None):
+    """Overlay of descending singular values on a log scale, one line per operator.
+
+    ``noise_floors`` maps an operator's name to the size of its estimation noise (e.g. √E‖Ĉ − C‖²_F): drawn as a
+    horizontal dashed line in that operator's colour, singular values below it are not told apart from noise."""
     fig, ax = _ax(ax)
-    for name, s in spectra.items():
+    styles = _line_styles()
+    for j, (name, s) in enumerate(spectra.items()):
         s = np.asarray(s, dtype=float)
-        ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-300), marker=".", label=name)
+        ax.semilogy(np.arange(1, len(s) + 1), np.maximum(s, 1e-300), label=name, **next(styles))
+        if noise_floors and name in noise_floors and noise_floors[name] > 0:
+            ax.axhline(noise_floors[name], color=f"C{j}", ls=(0, (6, 3)), lw=1.2,
+                       label=f"{name}: estimation-noise floor {noise_floors[name]:.2g}")
     ax.set_xlabel("index i")
     ax.set_ylabel("σᵢ")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     return fig
+
+
+def _line_styles():
+    """Colour, line style and marker per curve, all three changing, so that curves lying on top of each other stay
+    distinguishable (the later ones are thinner and drawn above)."""
+    dashes = ["-", "--", "-.", ":", (0, (5, 1, 1, 1))]
+    markers = ["o", "s", "^", "x", "d", "v", "+"]
+    j = 0
+    while True:
+        yield {"color": f"C{j % 10}", "ls": dashes[j % len(dashes)], "marker": markers[j % len(markers)],
+               "ms": max(6 - j, 3), "lw": max(2.6 - 0.5 * j, 1.0), "markerfacecolor": "none" if j % 2 else None,
+               "zorder": 2 + j}
+        j += 1
 
 
 def plot_filter_factors(
@@ -68,9 +89,10 @@ def plot_filter_factors(
     """Filter factors against the singular index of A (1 = A⁻¹, 0 = discarded); ``factors`` maps a name to
     a FilterFactors result or an array. With ``singular_values`` a second axis shows σᵢ(A)."""
     fig, ax = _ax(ax, (7, 4))
+    styles = _line_styles()
     for name, f in factors.items():
         vals = np.asarray(getattr(f, "factors", f), dtype=float)
-        ax.plot(np.arange(1, len(vals) + 1), vals, marker=".", label=name)
+        ax.plot(np.arange(1, len(vals) + 1), vals, label=name, markevery=max(len(vals) // 24, 1), **next(styles))
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xlabel("singular index i of A")
@@ -129,21 +151,35 @@ def plot_eigenvalues(eigs: Mapping[str, np.ndarray], ax: Any = None, unit_circle
 
 
 def plot_operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] | None = None,
-                           title: str = "Operators", robust: bool = True):
-    """Side-by-side heatmaps (diverging colormap, symmetric limits at the 99th percentile of |entries| when
-    ``robust``, so one huge entry does not wash out the picture)."""
+                           title: str = "Operators", robust: bool = True, ncols: int | None = None):
+    """Heatmaps, each on a colour scale of its own (diverging colormap, symmetric limits at the 99th percentile of
+    |entries| when ``robust``, so one huge entry does not wash out the picture); the limit is in each title, and
+    the colour bars are laid out so that their numbers never run into a neighbouring panel.
+
+    ``mats`` maps a title to a matrix; a value may also be ``(matrix, note)``, the note going under the title
+    (e.g. a difference's size relative to its reference). Panels wrap after ``ncols`` (default: all in one row)."""
     k = len(mats)
     if axes is None:
-        fig, axes = plt.subplots(1, k, figsize=(4.2 * k, 4))
-        axes = np.atleast_1d(axes)
+        cols = min(k, ncols or k)
+        rows = -(-k // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 4.0 * rows), layout="constrained", squeeze=False)
+        axes = axes.ravel()
+        for ax in axes[k:]:
+            ax.set_visible(False)
     fig = axes[0].figure
-    for ax, (name, M) in zip(axes, mats.items(), strict=True):
+    for ax, (name, M) in zip(axes, mats.items(), strict=False):
+        note = ""
+        if isinstance(M, tuple):
+            M, note = M
         M = np.asarray(M, dtype=float)
         lim = np.percentile(np.abs(M), 99) if robust else np.abs(M).max()
         lim = lim if lim > 0 else 1.0
         im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set_title(name)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title(f"{name}\n(colour scale ±{lim:.2g}{'; ' + note if note else ''})", fontsize=9)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cb.ax.tick_params(labelsize=7)
+        cb.formatter.set_powerlimits((-2, 3))  # big entries as ×10ⁿ above the bar, not wide tick labels
+        cb.update_ticks()
     fig.suptitle(title)
     return fig
 
@@ -189,27 +225,82 @@ def plot_bar_chart(values: Mapping[str, float], errors: Mapping[str, tuple[float
 
 
 def plot_signal_noise(splits: Mapping[str, Any], ax: Any = None,
-                      title: str = "Where the test error comes from, per band of A's singular index"):
-    """Signal error (solid) and noise amplification (dashed) per band of singular index of A, one colour per
-    estimator; ``splits`` maps a name to a :class:`~linlens.surrogate.compare.SignalNoiseSplit`. Both are
-    fractions of E‖x‖² and add up (with the null-space part) to the estimator's relative test error."""
-    fig, ax = _ax(ax, (7, 4))
+                      title: str = "Where the test error comes from, per band of A's singular index",
+                      corrected: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None):
+    """Signal error per band of A's singular index (left) and the totals of signal error and noise amplification
+    (right), one colour per estimator, as fractions of E‖x‖².
+
+    Arguments:
+        splits: name → :class:`~linlens.surrogate.compare.SignalNoiseSplit` (bands, singular values; for the
+            names not in ``corrected`` — closed-form references — its values are drawn).
+        ax: optional axes for the band panel alone (the totals panel is then left out).
+        title: the figure's title.
+        corrected: name → the study's bias-corrected table (``signal_noise_corrected``: ``band_j``,
+            ``signal_error``, ``noise_amplification``, each with ``estimate``, ``low``, ``high`` and
+            ``noise_dominated``). These are the values drawn for that name, with their intervals — the numbers of
+            the report's tables, not the plug-in ones. A value whose interval excludes it (noise-dominated) or that
+            is not above 0 is drawn as a hollow ▽ at its interval's upper end: only that bound is informative.
+
+    Returns:
+        The matplotlib figure.
+    """
+    corrected = corrected or {}
+    if ax is None:
+        fig, (ax, axt) = plt.subplots(1, 2, figsize=(10, 4), width_ratios=[2.2, 1], layout="constrained")
+    else:
+        fig, axt = ax.figure, None
     labels: list[str] = []
-    for j, (name, sp) in enumerate(splits.items()):
-        x = np.arange(len(sp.bands))
-        ax.semilogy(x, np.maximum(np.asarray(sp.band_signal_error, float), 1e-300), marker="o", color=f"C{j}",
-                    label=f"{name}: signal")
-        ax.semilogy(x, np.maximum(np.asarray(sp.band_noise_amplification, float), 1e-300), marker="x", ls="--",
-                    color=f"C{j}", label=f"{name}: noise")
+    floor = 1e-300
+
+    def draw(a: Any, x: float, v: Mapping[str, Any] | float, color: str, marker: str, label: str | None) -> float:
+        if not isinstance(v, Mapping):
+            a.plot([x], [max(float(v), floor)], marker=marker, color=color, ls="none", label=label)
+            return float(v)
+        est, lo, hi = float(v["estimate"]), max(float(v["low"]), 0.0), float(v["high"])
+        if v.get("noise_dominated") or est <= 0:
+            a.plot([x], [max(hi, floor)], marker="v", mfc="none", color=color, ls="none", label=label)
+            return hi
+        a.errorbar([x], [est], yerr=[[est - max(lo, est * 1e-3)], [max(hi - est, 0.0)]], marker=marker,
+                   color=color, ls="none", capsize=2, label=label)
+        return est
+
+    names = list(splits)
+    width = 0.8 / max(len(names), 1)
+    for j, name in enumerate(names):
+        sp = splits[name]
+        color = f"C{j}"
+        x = np.arange(len(sp.bands)) + (j - (len(names) - 1) / 2) * width
+        table = corrected.get(name)
+        ys = []
+        for b in range(len(sp.bands)):
+            v = table[f"band_{b}"] if table is not None else float(sp.band_signal_error[b])
+            ys.append(draw(ax, float(x[b]), v, color, "o", None))
+        ax.plot(x, np.maximum(ys, floor), color=color, lw=1, alpha=0.6,
+                label=name + (" (bias-corrected, interval)" if table is not None else " (closed form)"))
         s = np.asarray(sp.singular_values_A, float)
         labels = [f"{a + 1}–{b}\nσ≈{s[a]:.0e}" if s[a] > 0 else f"{a + 1}–{b}\nσ=0" for a, b in sp.bands]
+        if axt is not None:
+            for i, key in enumerate(("signal_error", "noise_amplification")):
+                v = table[key] if table is not None else float(getattr(sp, key))
+                draw(axt, i + (j - (len(names) - 1) / 2) * width, v, color, "o" if i == 0 else "s", None)
+    ax.set_yscale("log")
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_xlabel("band of singular index of A (largest σ first)")
-    ax.set_ylabel("fraction of E‖x‖²")
-    ax.set_title(title)
+    ax.set_ylabel("signal error in the band, fraction of E‖x‖²")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.plot([], [], marker="v", mfc="none", color="gray", ls="none", label="noise-dominated: upper end only")
+    ax.legend(fontsize=7)
+    if axt is not None:
+        axt.set_yscale("log")
+        axt.set_xticks([0, 1])
+        axt.set_xticklabels(["signal error\n(all bands)", "noise\namplification"], fontsize=8)
+        axt.set_xlim(-0.6, 1.6)
+        axt.set_title("totals (the table's values)", fontsize=9)
+        axt.grid(True, which="both", alpha=0.3)
+        fig.suptitle(title)
+    else:
+        ax.set_title(title)
     return fig
 
 
@@ -219,8 +310,8 @@ def plot_subspace_angles(result: Any, ax: Any = None, title: str = "Largest prin
     Draws the largest angle (left and right subspaces together, and each faintly), Wedin's bound
     arcsin(min(1, bound)) where it exists, the smaller of the two operators' relative gaps on a second
     axis, a vertical band at every clear gap of both operators, and a star at the k the comparison used.
-    Angles at cuts without a clear gap are drawn but are not well defined (the title says so when no k
-    was chosen).
+    When the comparison reports no angle (no clear gap of both operators), no angle is drawn either: only the
+    gap profile that decided it, and the title says so.
 
     Arguments:
         result: a :class:`~linlens.linalg.SubspaceComparison` (or its ``profile``).
@@ -243,6 +334,21 @@ def plot_subspace_angles(result: Any, ax: Any = None, title: str = "Largest prin
     fig, ax = _ax(ax, (7, 4))
     ks = np.asarray(prof.ks)
     deg = np.degrees
+    reported = k_used is not None and bool(getattr(result, "clear", True))
+    if not reported and hasattr(result, "reason"):
+        # no angle is reported: none is drawn (they would not be well defined), only the gaps that decide it
+        ax.step(ks, np.minimum(prof.gaps_C, prof.gaps_R), where="mid", color="gray", lw=1.2,
+                label="min relative gap of C and R")
+        ax.axhline(prof.min_gap, color="k", lw=0.8, ls=":", label=f"required gap {prof.min_gap:.2g}")
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("k (top-k singular subspaces)")
+        ax.set_ylabel("min relative gap (σ_k − σ_k+1)/σ_k")
+        ax.text(0.5, 0.55, "no clear gap of both operators:\nno principal angles reported", transform=ax.transAxes,
+                ha="center", va="center", fontsize=10, color="0.3")
+        ax.set_title(title + " — no clear gap of both operators: no angles reported", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+        return fig
     for x in ks[np.asarray(prof.clear, dtype=bool)]:
         ax.axvspan(x - 0.4, x + 0.4, color="C2", alpha=0.15, lw=0)
     ax.plot(ks, deg(prof.max_angles), marker=".", color="C0", label="largest angle")

@@ -67,6 +67,13 @@ class Report:
     _blocks: list[_Block] = field(default_factory=list)
     _figures: dict[str, bytes] = field(default_factory=dict)
     _arrays: dict[str, Any] = field(default_factory=dict)
+    answer: list[str] = field(default_factory=list)
+    answer_next: str = ""
+
+    def add_answer(self, line: str) -> None:
+        """A line of the short answer that opens the page (the verdict and the numbers that decide it); keep the
+        answer to about five lines with :attr:`answer_next`, the line that says what to look at next."""
+        self.answer.append(line)
 
     def add_array(self, name: str, array: Any) -> None:
         """Save ``array`` as ``name``.npy beside metrics.json (matrices too large for JSON: d × d operators)."""
@@ -102,9 +109,16 @@ class Report:
             "<style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;"
             "color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
             "padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
-            "figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}img{max-width:100%}</style>",
+            "figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}img{max-width:100%}"
+            ".answer{border:2px solid #3a6;border-radius:6px;padding:.4em 1em;background:#f4fbf6}"
+            ".answer h2{margin:.3em 0}.answer ul{margin:.3em 0;padding-left:1.2em}</style>",
             f"</head><body><h1>{esc(self.title)}</h1>",
         ]
+        if self.answer or self.answer_next:
+            items = [f"<li>{esc(a)}</li>" for a in self.answer]
+            if self.answer_next:
+                items.append(f"<li><b>Look next:</b> {esc(self.answer_next)}</li>")
+            parts.append("<section class='answer'><h2>The answer</h2><ul>" + "".join(items) + "</ul></section>")
         for b in self._blocks:
             if b.kind == "h2":
                 parts.append(f"<h2>{esc(b.payload)}</h2>")

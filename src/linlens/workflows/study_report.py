@@ -16,7 +16,7 @@ from linlens.report import figures as figs
 from linlens.stats import interval_text
 from linlens.study import LinearityStudy
 
-__all__ = ["ci_text", "verdict_text", "local_vs_global", "add_study_section", "MAX_DENSE_FIGURE"]
+__all__ = ["ci_text", "verdict_text", "answer_lines", "local_vs_global", "add_study_section", "MAX_DENSE_FIGURE"]
 
 #: Above this dimension the dense operator figures (spectra, heatmaps, filter factors) are left out.
 MAX_DENSE_FIGURE = 1024
@@ -105,6 +105,36 @@ def verdict_text(study: LinearityStudy, good: str, total_var: float) -> str:
 
 
 
+def answer_lines(study: LinearityStudy, good: str, label: str) -> list[str]:
+    """Two lines for the top of the report: the verdict with the numbers that decide it, and the network against
+    the best linear fit in test MSE (every number from the study's tables)."""
+    m = study.models[good]
+    v = m.verdict
+    if m.closest == "none":
+        first = (f"{label}: {good}'s surrogate is closest to no reference — none is clearly closer than the zero "
+                 f"map (smallest adjusted p = {v.none_p_value:.2g}).")
+    else:
+        named = v.closest if m.closest == "tie" else (m.closest,)
+        errs = ", ".join(f"vs {k} {ci_text(m.errors[k])}" for k in named if k in m.errors)
+        diffs = "; ".join(f"{k} {d.p_text()}" for k, d in v.differences.items())
+        words = (f"tied between {' and '.join(named)}" if m.closest == "tie" else f"closest to {m.closest}")
+        first = f"{label}: {good}'s surrogate is {words} (data-weighted error {errs}" + (
+            f"; paired differences: {diffs})." if diffs else ").")
+    g = m.nonlinear_gain
+    lin = study.test_mse["C_data"]
+    rel = m.test_mse_model / lin
+    if g.high < 0:
+        second = (f"{label}: in test MSE it beats the best linear fit C_data by {(1 - rel) * 100:.1f}% "
+                  f"({m.test_mse_model:.3g} vs {lin:.3g}, paired {g.p_text()}): a nonlinear gain.")
+    elif g.low > 0:
+        second = (f"{label}: in test MSE it is {rel:.3g}× worse than the best linear fit C_data "
+                  f"({m.test_mse_model:.3g} vs {lin:.3g}, paired {g.p_text()}).")
+    else:
+        second = (f"{label}: in test MSE it and C_data cannot be told apart ({m.test_mse_model:.3g} vs {lin:.3g}, "
+                  f"paired {g.p_text()}).")
+    return [first, second]
+
+
 def local_vs_global(models: dict[str, Any], study: LinearityStudy, Y: np.ndarray,
                     covariance: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """Jacobians at the rows of Y against each model's surrogate, Σ_y-weighted (Σ_y: ``covariance``, default the
@@ -134,6 +164,13 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
     """
     inv = study.inverse_name
     pct = int(round(study.ci * 100))
+    for line in answer_lines(study, good, key):
+        rep.add_answer(line)
+    if not rep.answer_next:
+        rep.answer_next = ("the split of the test error into signal error and noise amplification (table and figure "
+                           "per band of A's singular index), then the filter factors: they show which singular "
+                           "directions of A each estimator keeps." if inv else
+                           "the error table and its paired differences, then the singular spectra.")
     rep.add_heading(study.problem)
     if study.notes:
         rep.add_text("Notes: " + " ".join(n if n.endswith(".") else n + "." for n in study.notes))
@@ -169,10 +206,22 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
             "E‖Cy − x‖²/E‖x‖² = signal error E‖(CA − I)x‖²/E‖x‖² + noise amplification σ²‖C‖²_F/E‖x‖² (closed forms "
             "with the prior's Σₓ; surrogates' values bias-corrected with intervals). The measured column checks the "
             "split on the test probes."))
-        splits = {f"C ({n})": m.signal_noise for n, m in study.models.items() if n not in null_models}
+        shown = [n for n in study.models if n not in null_models]
+        splits = {f"C ({n})": study.models[n].signal_noise for n in shown}
         splits["Wiener"] = study.reference_signal_noise["Wiener"]
-        rep.add_figure(figs.plot_signal_noise(splits), f"{key}_signal_noise",
-                       "Signal error and noise amplification per band of A's singular index (plug-in values).")
+        corrected = {f"C ({n})": study.models[n].signal_noise_corrected for n in shown}
+        w = study.reference_signal_noise["Wiener"]
+        band_rows = [[f"{a + 1}–{b}"] + [ci_text(corrected[f"C ({n})"][f"band_{j}"]) for n in shown]
+                     + [float(w.band_signal_error[j])] for j, (a, b) in enumerate(w.bands)]
+        rep.add_table(["band of A's singular index"] + [f"signal error, C ({n})" for n in shown] + ["Wiener"],
+                      band_rows, caption=(
+            "Signal error per band of A's singular index (fractions of E‖x‖²; surrogates bias-corrected, with "
+            "intervals; the Wiener estimator in closed form). The figure below draws these values."))
+        rep.add_figure(figs.plot_signal_noise(splits, corrected=corrected), f"{key}_signal_noise",
+                       "Left: signal error per band of A's singular index, the values of the table above "
+                       "(bias-corrected, with their intervals; ▽ marks a noise-dominated value, drawn at its "
+                       "interval's upper end). Right: the totals of signal error and noise amplification from the "
+                       "split table.")
     gm = study.models[good]
     rows = [[k, v["value"], v["std"], v["noise_floor"] if v["noise_floor"] is not None else "",
              "yes" if v["noise_dominated"] else "no"] for k, v in gm.estimation_noise.items()]
@@ -188,9 +237,16 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
     spectra = {k: np.linalg.svd(R, compute_uv=False) for k, R in study.references.items()}
     for name, m in study.models.items():
         spectra[f"C ({name})"] = m.comparisons["C_data"].singular_values_C
-    rep.add_figure(figs.plot_singular_spectra(spectra, title="Singular values of the surrogates and references"),
-                   f"{key}_singular_spectra", "Singular spectra (log scale). The surrogates' small singular values "
-                   "are dominated by estimation noise (see the table above).")
+    floors = {}
+    for name, m in study.models.items():
+        flags = [v for k, v in m.estimation_noise.items() if k in ("‖C‖_F", "σ_max(C)")]
+        if any(v["noise_dominated"] for v in flags) and flags[0]["noise_floor"] is not None:
+            floors[f"C ({name})"] = float(flags[0]["noise_floor"])
+    rep.add_figure(figs.plot_singular_spectra(spectra, title="Singular values of the surrogates and references",
+                                              noise_floors=floors),
+                   f"{key}_singular_spectra", "Singular spectra (log scale). Dashed horizontal lines: the "
+                   "estimation-noise floor √E‖Ĉ − C‖²_F of each surrogate whose unweighted norms are flagged as "
+                   "noise-dominated; its singular values near or below that line are not told apart from noise.")
     if inv:
         _add_operator_figures(rep, key, study, gm, null_models)
     if hists:
@@ -215,11 +271,20 @@ def _add_operator_figures(rep: Report, key: str, study: LinearityStudy, gm: Any,
                    "singular component i as A⁻¹ would, 0 discards it. The Wiener estimator's factors equal Tikhonov's "
                    "sᵢ²/(sᵢ²+σ²/λ) only for a white prior (Σₓ = λI), not for these priors. Leakage of the "
                    f"surrogate off the cluster diagonal: {gm.filter_factors.leakage:.3g}.")
+    mats: dict[str, Any] = {"C (model)": gm.coef}
+    for k in ("Wiener", inv):
+        mats[k] = study.references[k]
+    for k in ("Wiener", "C_data", inv):
+        if k in study.references:
+            R = study.references[k]
+            rel = float(np.linalg.norm(gm.coef - R) / max(np.linalg.norm(R), 1e-300))
+            mats[f"C − {k}"] = (gm.coef - R, f"‖C − {k}‖_F/‖{k}‖_F = {rel:.3g}")
     rep.add_figure(
-        figs.plot_operator_heatmaps({"C (model)": gm.coef, inv: study.references[inv],
-                                f"C − {inv}": gm.coef - study.references[inv],
-                                "C − Wiener": gm.coef - study.references["Wiener"]}),
-        f"{key}_heatmaps", "Heatmaps (colour limits at the 99th percentile of |entries|).")
+        figs.plot_operator_heatmaps(mats, ncols=3),
+        f"{key}_heatmaps", "Heatmaps, each on a colour scale of its own (limits at the 99th percentile of |entries|, "
+        "in each title). Top: the surrogate and two references; bottom: differences, with their size relative to "
+        f"the reference. A difference of relative size ≈ 1 is the reference itself (C is negligible next to it, as "
+        f"C − {inv} is whenever {inv} amplifies noise).")
 
 
 def _add_local(rep: Report, local: dict[str, dict[str, Any]] | None, good: str) -> None:
