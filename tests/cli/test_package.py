@@ -31,7 +31,13 @@ def _run(argv, capsys):
 
 
 def _pyproject_version() -> str:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    """The version the wheel carries: pyproject's own, or the file its dynamic version names (read as text)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    if "version" in project["project"]:
+        return project["project"]["version"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]  # "linlens._version.__version__"
+    path = ROOT / "src" / (attr.rsplit(".", 1)[0].replace(".", "/") + ".py")
+    return re.search(r"__version__\s*=\s*[\"']([^\"']+)", path.read_text(encoding="utf-8")).group(1)
 
 
 def test_version_is_the_packages(capsys):
