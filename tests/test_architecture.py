@@ -1,10 +1,18 @@
-"""The house rules of the package layout, checked on the source (design.md, "Layout"; issue 13).
+"""The house rules of the package layout, checked on the source (design.md, "Layout" and "Data flows one way").
 
-Imports run one way — ground floor → foundation → capabilities → workflows → CLI — and never in a circle.
+Floors, lowest first: the ground floor (errors, validation, _results, _version); the shared floor (linalg, operators,
+probing, scale, nn, stats: design.md's "except through the ground floor, stats, linalg, operators, probing,
+scale and nn"); the inputs (problems, data, loaders: what comes in, used by workflows); the capabilities
+(surrogate, spectral, jacobian, koopman, flows, fibers), which do not import each other; ``report``, the floor
+of figures and pages that takes the capabilities' results and that no capability imports; the workflows, which
+wire everything; the CLI, which only parses. Every module of the package is placed on exactly one floor, and an
+import is allowed only by the table ALLOWED below (a module may always import its own package).
+
 The graph of linlens → linlens imports is read from the AST of every module found by ``pkgutil.walk_packages``,
 top-level and function-level imports alike (a lazy import is still a dependency), so these tests fail on an
 import that would only run inside a function. Dynamic imports by string (``importlib.import_module`` in the
-CLI's table of reproductions) are not seen; they point from the CLI downwards.
+CLI's table of reproductions) are not seen; they point from the CLI downwards. The checker itself is tested on
+a planted violation.
 """
 
 from __future__ import annotations
@@ -21,14 +29,56 @@ import pytest
 
 import linlens
 
-GROUND = {"linlens.errors", "linlens.validation", "linlens._results"}
-FOUNDATION = GROUND | {"linlens.linalg", "linlens.stats", "linlens.probing", "linlens.operators", "linlens.scale",
-                       "linlens.problems"}
-CAPABILITIES = {"linlens.surrogate", "linlens.jacobian", "linlens.spectral", "linlens.flows", "linlens.koopman",
-                "linlens.fibers", "linlens.study"}
-UPPER = {"linlens.report", "linlens.workflows", "linlens.cli"}
-# a capability may build on another only where it composes it; each entry says why
-CAPABILITY_USES = {("linlens.study", "linlens.surrogate")}  # the linearity study is made of surrogate fits
+FLOORS: dict[str, set[str]] = {
+    "ground": {"linlens.errors", "linlens.validation", "linlens._results", "linlens._version"},
+    "shared": {"linlens.linalg", "linlens.operators", "linlens.probing", "linlens.scale", "linlens.nn",
+               "linlens.stats"},
+    "inputs": {"linlens.problems", "linlens.data", "linlens.loaders"},
+    "capability": {"linlens.surrogate", "linlens.spectral", "linlens.jacobian", "linlens.koopman", "linlens.flows",
+                   "linlens.fibers"},
+    "report": {"linlens.report"},
+    # study.py is workflow-level (design.md lists it under workflows/: it wires problems, models and surrogate
+    # fits); it still sits at the top of the package because other work edits it this session, and moves into
+    # linlens/workflows/ later. Encoded here where it belongs, not where it lies.
+    "workflow": {"linlens.workflows", "linlens.study"},
+    "cli": {"linlens.cli", "linlens.__main__"},
+    "root": {"linlens"},  # the public API: re-exports (lazily) from every floor but the CLI
+}
+# which floors a module of each floor may import (besides its own package)
+ALLOWED: dict[str, set[str]] = {
+    "ground": {"ground"},
+    "shared": {"ground", "shared"},
+    "inputs": {"ground", "shared", "inputs"},
+    "capability": {"ground", "shared"},  # not "capability": capabilities do not import each other
+    "report": {"ground", "shared", "capability", "report"},  # figures and pages take the capabilities' results
+    "workflow": {"ground", "shared", "inputs", "capability", "report", "workflow"},
+    "cli": {"ground", "shared", "inputs", "capability", "report", "workflow", "cli", "root"},
+    "root": {"ground", "shared", "inputs", "capability", "report", "workflow"},
+}
+
+
+def _top(name: str) -> str:
+    """The package or top-level module that ``name`` belongs to: linlens.jacobian.dense → linlens.jacobian."""
+    return ".".join(name.split(".")[:2])
+
+
+def floor_of(name: str) -> str | None:
+    """The floor of module ``name`` (None when it is placed nowhere)."""
+    found = [f for f, members in FLOORS.items() if _top(name) in members]
+    return found[0] if len(found) == 1 else None
+
+
+def layering_violations(edges: dict[str, list[str]]) -> list[str]:
+    """Imports that break the floors: ``edges`` maps a module to the linlens modules it imports."""
+    bad = []
+    for src, dsts in edges.items():
+        for dst in dsts:
+            if _top(src) == _top(dst):
+                continue
+            fs, fd = floor_of(src), floor_of(dst)
+            if fs is None or fd is None or fd not in ALLOWED[fs]:
+                bad.append(f"{src} ({fs}) imports {dst} ({fd})")
+    return sorted(set(bad))
 
 
 def _modules() -> dict[str, bool]:
@@ -40,11 +90,6 @@ def _modules() -> dict[str, bool]:
 
 
 MODULES = _modules()
-
-
-def _in(name: str, groups: set[str]) -> bool:
-    """Whether module ``name`` is one of ``groups`` or inside one of those packages."""
-    return any(name == g or name.startswith(g + ".") for g in groups)
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -100,17 +145,6 @@ def _graph() -> nx.DiGraph:
     return g
 
 
-def _violations(sources: set[str], targets: set[str], allowed: set[tuple[str, str]] = frozenset()) -> list[str]:
-    bad = []
-    for src, imports in EDGES.items():
-        if not _in(src, sources):
-            continue
-        for dst, line, *_ in imports:
-            if _in(dst, targets) and not any(_in(src, {a}) and _in(dst, {b}) for a, b in allowed):
-                bad.append(f"{src}:{line} imports {dst}")
-    return sorted(set(bad))
-
-
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_every_module_imports(name):
     # optional dependencies (dask, zarr, zuko, pydmd) are imported lazily, so every module imports without them
@@ -118,10 +152,17 @@ def test_every_module_imports(name):
 
 
 def test_walk_finds_the_layout():
-    # the groups below name real modules: a rename that empties a group must not silently pass the other tests
-    for group in FOUNDATION | CAPABILITIES | UPPER:
-        assert group in MODULES, group
+    # the floors name real modules: a rename that empties a floor must not silently pass the other tests
+    for members in FLOORS.values():
+        for name in members:
+            assert name in MODULES, name
     assert len(MODULES) > 50
+
+
+def test_every_module_is_on_exactly_one_floor():
+    # a new top-level module or package must be placed (nn, loaders and data once were on no floor)
+    unplaced = sorted({_top(m) for m in MODULES if floor_of(m) is None})
+    assert not unplaced, f"modules on no floor (or on two): {unplaced}"
 
 
 def test_the_graph_sees_function_level_and_relative_imports():
@@ -146,33 +187,43 @@ def test_no_module_imports_its_own_package():
     assert not bad, bad
 
 
-def test_ground_floor_imports_only_itself():
-    assert not _violations(GROUND, {m for m in MODULES if m != "linlens" and not _in(m, GROUND)})
+def _edges() -> dict[str, list[str]]:
+    return {src: [dst for dst, *_ in imports] for src, imports in EDGES.items()}
 
 
-def test_foundation_does_not_import_upwards():
-    assert not _violations(FOUNDATION, CAPABILITIES | UPPER)
-
-
-def test_capabilities_do_not_import_workflows_or_cli():
-    assert not _violations(CAPABILITIES, {"linlens.workflows", "linlens.cli"})
-
-
-def test_capabilities_do_not_import_each_other():
-    bad = []
-    for cap in CAPABILITIES:
-        bad += _violations({cap}, CAPABILITIES - {cap}, CAPABILITY_USES)
+def test_imports_follow_the_floors():
+    bad = layering_violations(_edges())
     assert not bad, bad
 
 
-def test_only_the_cli_imports_the_cli():
-    # `python -m linlens` (linlens.__main__) is the command line's second entry point
-    others = {m for m in MODULES if not _in(m, {"linlens.cli"})} - {"linlens.__main__"}
-    assert not _violations(others, {"linlens.cli"}, {("linlens.__main__", "linlens.cli")})
+@pytest.mark.parametrize("src,dst", [
+    ("linlens.koopman.plots", "linlens.report.figures"),  # a capability importing the report floor
+    ("linlens.koopman.dmd", "linlens.flows.models"),  # capabilities importing each other
+    ("linlens.linalg.svd", "linlens.jacobian.dense"),  # the shared floor importing a capability
+    ("linlens.errors", "linlens.linalg"),  # the ground floor importing upwards
+    ("linlens.jacobian.field", "linlens.problems"),  # a capability importing the inputs
+    ("linlens.report.figures", "linlens.workflows.inverse"),  # the report importing a workflow
+    ("linlens.workflows.demo", "linlens.cli"),  # a workflow importing the CLI
+    ("linlens.study", "linlens.cli"),
+])
+def test_a_planted_violation_fails_the_check(src, dst):
+    # the real graph plus one planted import: exactly that import is reported
+    edges = _edges()
+    edges[src] = [*edges[src], dst]
+    bad = layering_violations(edges)
+    assert len(bad) == 1 and bad[0].startswith(f"{src} (") and f"imports {dst} (" in bad[0], bad
 
 
-def test_report_and_workflows_do_not_import_the_cli():
-    assert not _violations({"linlens.report", "linlens.workflows"}, {"linlens.cli"})
+def test_the_checker_allows_what_the_design_allows():
+    # a synthetic graph of allowed imports, one per rule
+    ok = {"linlens.validation": ["linlens.errors"], "linlens.scale": ["linlens.linalg.svd"],
+          "linlens.koopman.plots": ["linlens.koopman.dmd", "linlens.nn", "linlens.stats"],
+          "linlens.report.spectral_figures": ["linlens.spectral"], "linlens.workflows.demo": ["linlens.report",
+          "linlens.problems", "linlens.surrogate"], "linlens.study": ["linlens.surrogate", "linlens.problems"],
+          "linlens.cli": ["linlens.workflows.demo", "linlens"]}
+    assert layering_violations(ok) == []
+    assert layering_violations({"linlens.newthing": ["linlens.errors"]}) == [
+        "linlens.newthing (None) imports linlens.errors (ground)"]  # an unplaced module is reported
 
 
 def test_function_level_imports_say_why():

@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from linlens.report.figures import plot_eigenvalues as _plot_eigenvalues
-
 __all__ = ["plot_eigenvalues", "plot_right_singular_vectors", "plot_decision_boundaries",
            "plot_accuracy_grid"]
 
@@ -45,11 +43,24 @@ def plot_eigenvalues(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD 
     Returns:
         The matplotlib figure.
     """
-    # the one eigenvalue plot of linlens (report.figures) with the unit circle; DMD's fixed span and note added
+    # drawn here, not with linlens.report.figures.plot_eigenvalues: a capability does not import the report
+    # floor (design.md); DMD's picture is its own (unit circle, fixed span, a note for what falls outside)
     eigs = {name: np.asarray(e.detach().cpu() if hasattr(e, "detach") else e, dtype=complex)
             for name, e in eigs.items()}
-    fig = _plot_eigenvalues(eigs, ax=ax, unit_circle=True, title=title)
-    ax = fig.axes[0] if ax is None else ax
+    fig, ax = _ax(ax, (5.5, 5))
+    markers = "ox+sd^v"
+    for j, (name, e) in enumerate(eigs.items()):
+        mk = markers[j % len(markers)]
+        style = {"facecolors": "none", "edgecolors": f"C{j}"} if mk in "osd^v" else {"color": f"C{j}"}
+        ax.scatter(e.real, e.imag, marker=mk, s=18, label=name, **style)
+    t = np.linspace(0, 2 * np.pi, 400)
+    ax.plot(np.cos(t), np.sin(t), "k--", lw=0.8)
+    ax.set_aspect("equal")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.axvline(0, color="k", lw=0.5)
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+    ax.set_title(title)
     all_e = np.concatenate([np.ravel(e) for e in eigs.values()]) if eigs else np.zeros(0)
     n_out = int(((np.abs(all_e.real) > lim) | (np.abs(all_e.imag) > lim)).sum()) if all_e.size else 0
     if n_out:
