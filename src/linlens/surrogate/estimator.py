@@ -34,7 +34,7 @@ from linlens.probing import probe_model
 from linlens.scale import align_rows, dask_accumulate, is_dask
 from linlens.validation import as_array, is_torch
 
-__all__ = ["LinearSurrogate", "r2_scores", "reduced_rank_regression"]
+__all__ = ["LinearSurrogate", "r2_scores", "r2_from_sums", "reduced_rank_regression"]
 
 _SOLVERS = ("auto", "gram", "qr", "svd")
 _CHUNK = 65536  # rows per pass in batch fits: bounds the extra memory to a few chunk copies
@@ -387,12 +387,40 @@ def _refine(
 
 
 
-def r2_scores(Y: np.ndarray, pred: np.ndarray) -> tuple[float, np.ndarray]:
-    """R² of predictions, the one definition in linlens: pooled over outputs, with the per-output values.
+def r2_from_sums(sse: Any, sst: Any) -> tuple[float, np.ndarray]:
+    """R² from per-output sums of squares: the one rule of linlens (every route and estimator calls it).
 
-    pooled = 1 − Σᵢⱼ (Yᵢⱼ − predᵢⱼ)² / Σᵢⱼ (Yᵢⱼ − Ȳⱼ)² — the fraction of the outputs' total variance explained
-    (scikit-learn's ``multioutput="variance_weighted"``); per output j the same ratio on column j. An output
-    (or all outputs) with zero variance scores 1 if predicted exactly, else 0.
+    Per output j: 1 − SSEⱼ/SSTⱼ; a constant output (SSTⱼ = 0) scores 1 when predicted exactly, else 0. Pooled:
+    1 − Σⱼ SSEⱼ / Σⱼ SSTⱼ over the outputs with SSTⱼ > 0 — the fraction of the outputs' total variance explained,
+    each output weighted by its variance, so constant outputs weigh nothing (when every output is constant, the
+    mean of their 1s and 0s). This is scikit-learn's ``r2_score(..., multioutput="variance_weighted")`` (per output:
+    ``"raw_values"``). Streaming routes pass sums accumulated over batches; scored on held-out rows by a
+    surrogate fitted on the others, it is the held-out R².
+
+    Arguments:
+        sse: (d_out,) Σᵢ (Yᵢⱼ − predᵢⱼ)².
+        sst: (d_out,) Σᵢ (Yᵢⱼ − Ȳⱼ)² on the same rows.
+
+    Returns:
+        (pooled R², per-output R² (d_out,)).
+
+    Example:
+        >>> pooled, per = r2_from_sums([1.0, 2.0, 0.0], [4.0, 4.0, 0.0])
+        >>> pooled, per.tolist()
+        (0.625, [0.75, 0.5, 1.0])
+    """
+    sse = np.atleast_1d(np.asarray(sse, dtype=np.float64))
+    sst = np.atleast_1d(np.asarray(sst, dtype=np.float64))
+    if sse.shape != sst.shape:
+        raise ShapeError(f"sse and sst must have one value per output; got shapes {sse.shape} and {sst.shape}")
+    ok = sst > 0
+    per = np.where(ok, 1 - sse / np.where(ok, sst, 1.0), np.where(sse == 0, 1.0, 0.0))
+    pooled = float(1 - sse[ok].sum() / sst[ok].sum()) if ok.any() else float(per.mean())
+    return pooled, per
+
+
+def r2_scores(Y: np.ndarray, pred: np.ndarray) -> tuple[float, np.ndarray]:
+    """R² of predictions (:func:`r2_from_sums`, the one rule): pooled over outputs, with the per-output values.
 
     Arguments:
         Y: targets (n_samples, d_out).
@@ -412,15 +440,7 @@ def r2_scores(Y: np.ndarray, pred: np.ndarray) -> tuple[float, np.ndarray]:
     pred = pred[:, None] if pred.ndim == 1 else pred
     if Y.shape != pred.shape:
         raise ShapeError(f"targets and predictions must have the same shape; got {Y.shape} and {pred.shape}")
-    ss_res = np.sum((Y - pred) ** 2, axis=0)
-    ss_tot = np.sum((Y - Y.mean(axis=0)) ** 2, axis=0)
-
-    def ratio(res: np.ndarray | float, tot: np.ndarray | float) -> np.ndarray:
-        res, tot = np.asarray(res, dtype=np.float64), np.asarray(tot, dtype=np.float64)
-        safe = np.where(tot > 0, tot, 1.0)
-        return np.where(tot > 0, 1 - res / safe, np.where(res == 0, 1.0, 0.0))
-
-    return float(ratio(ss_res.sum(), ss_tot.sum())), ratio(ss_res, ss_tot)
+    return r2_from_sums(np.sum((Y - pred) ** 2, axis=0), np.sum((Y - Y.mean(axis=0)) ** 2, axis=0))
 
 
 def reduced_rank_regression(X: Any, Y: Any, rank: int) -> np.ndarray:

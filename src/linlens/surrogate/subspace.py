@@ -36,6 +36,7 @@ import numpy as np
 from linlens.errors import ConfigError, NotFittedError, ShapeError
 from linlens.linalg import randomized_svd, svd
 from linlens.operators import LinearMap
+from linlens.surrogate.estimator import r2_scores
 from linlens.validation import as_array
 
 __all__ = ["SubspaceSurrogate"]
@@ -196,11 +197,10 @@ class SubspaceSurrogate:
         return (x @ self.components_.T) @ self.coef_subspace_.T + self.intercept_
 
     def score(self, X: Any, Y: Any) -> float:
-        """R² of the surrogate's predictions (uniform average over outputs, as scikit-learn's ``r2_score``)."""
+        """R² of the surrogate's predictions, pooled over outputs and variance-weighted: the one rule of linlens
+        (:func:`linlens.surrogate.r2_from_sums`, as :meth:`LinearSurrogate.score`)."""
         x, y = self._validate(X, Y)
-        res = np.sum((y - self.predict(x)) ** 2, axis=0)
-        tot = np.sum((y - y.mean(0)) ** 2, axis=0)
-        return float(np.mean(1 - res / np.where(tot > 0, tot, 1.0)))
+        return r2_scores(y, self.predict(x))[0]
 
     def as_operator(self) -> LinearMap:
         """The linear part C_m = B V_mᵀ as a :class:`linlens.operators.LinearMap` (never formed densely)."""

@@ -12,9 +12,10 @@
   passes over the data or switches to TSQR; here every pass over the data re-runs the model, so ``analyze``
   makes one more pass that accumulates TSQR factors (stable at any κ) and solves from them, and κ is then
   taken from the TSQR factor (the Gram estimate saturates near 1e8).
-- **One R²** (:func:`r2_from_stats`): pooled over outputs, R² = 1 − Σⱼ SSEⱼ / Σⱼ SSTⱼ with SSTⱼ the sum of
-  squares of output j around its own mean on the scored rows (scikit-learn's ``r2_score(...,
-  multioutput="variance_weighted")``); the per-output values 1 − SSEⱼ/SSTⱼ go to metrics.json. Scored on the
+- **One R²** (:func:`r2_from_stats` → :func:`linlens.surrogate.r2_from_sums`, the library's one rule): pooled
+  over outputs, R² = 1 − Σⱼ SSEⱼ / Σⱼ SSTⱼ with SSTⱼ the sum of squares of output j around its own mean on the
+  scored rows (scikit-learn's ``r2_score(..., multioutput="variance_weighted")``); the per-output values
+  1 − SSEⱼ/SSTⱼ go to metrics.json. Scored on the
   held-out rows by a surrogate fitted on the other rows, computed exactly from the held-out statistics.
 """
 
@@ -33,7 +34,7 @@ from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator, p
 from linlens.loaders import load_array
 from linlens.report import Report
 from linlens.report import figures as figs
-from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
+from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors, r2_from_sums
 from linlens.validation import check_gram_range, check_memory
 from linlens.workflows.analyze_options import Route
 
@@ -190,7 +191,7 @@ def r2_from_stats(acc: GramAccumulator | TSQRAccumulator, coef: np.ndarray,
     block's diagonal.
 
     Returns:
-        (pooled R², per-output R² (d_out,); NaN for an output constant on these rows).
+        (pooled R², per-output R² (d_out,)) by :func:`linlens.surrogate.r2_from_sums` (the one rule).
     """
     d = acc.d_in
     W = np.vstack([-coef.T, np.eye(coef.shape[0])])
@@ -207,12 +208,7 @@ def r2_from_stats(acc: GramAccumulator | TSQRAccumulator, coef: np.ndarray,
         scatter = np.maximum(np.sum(W * SW, axis=0), 0.0)
         sst = np.diag(acc.S)[d:].copy()
     mean_res = acc.mean_y - acc.mean_x @ coef.T - intercept
-    sse = scatter + acc.n * mean_res**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1.0), np.nan)
-        ok = sst > 0
-        pooled = float(1 - sse[ok].sum() / sst[ok].sum()) if ok.any() else float("nan")
-    return pooled, per
+    return r2_from_sums(scatter + acc.n * mean_res**2, sst)
 
 
 def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate, per_output: np.ndarray,
@@ -249,11 +245,13 @@ def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate
                     "message": f"the inputs are ill-conditioned (κ ≈ {sur.condition_number_:.3g} > "
                                f"{REFINE_THRESHOLD:.0e}); the surrogate was solved by TSQR (solver "
                                f"{sur.solver_!r}), accurate to about κ·eps relative."})
-    const_out = [int(j) for j in np.flatnonzero(~np.isfinite(per_output))]
+    var_out = np.diag(full.S)[d:] if isinstance(full, GramAccumulator) else np.sum(full.r_factor(True)[:, d:] ** 2, 0)
+    const_out = [int(j) for j in np.flatnonzero(var_out <= 0)] if n > 1 else list(range(len(var_out)))
     if const_out:
         out.append({"code": "constant_outputs",
-                    "message": f"{len(const_out)} model output(s) are constant on the scored rows (first: "
-                               f"{const_out[:10]}): their R² is undefined and left out of the pooled R²."})
+                    "message": f"{len(const_out)} model output(s) are constant over the inputs (first: "
+                               f"{const_out[:10]}): their R² is 1 if predicted exactly, else 0, and they weigh nothing "
+                               "in the pooled R² (scikit-learn's rule)."})
     for m in solver_msgs:
         if not any(w["code"] in ("underdetermined", "rank_deficient", "constant_inputs", "constant_input_columns")
                    for w in out) or "rank" not in m:

@@ -35,6 +35,7 @@ from linlens.operators import load_operator
 from linlens.probing import FlatModel, probe_model
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
+from linlens.surrogate import r2_from_sums
 from linlens.surrogate.subspace import SubspaceSurrogate
 from linlens.validation import check_memory
 from linlens.workflows.analyze_common import (
@@ -246,10 +247,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
             bar.advance(task)
 
     sst = mom_held.m2
-    ok = sst > 0
-    r2 = float(1 - sse[ok].sum() / sst[ok].sum()) if ok.any() else float("nan")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2_out = np.where(ok, 1 - sse / np.where(ok, sst, 1.0), np.nan)
+    r2, r2_out = r2_from_sums(sse, sst)  # the one R² rule
     dwe = None
     if R is not None and dw["n"]:
         k = dw["n"]
