@@ -50,7 +50,7 @@ from linlens.errors import ConfigError, EmptyInputError, NotFittedError, ShapeEr
 from linlens.operators import DENSE_MAX_DIM, LinearMap, as_operator, circulant
 from linlens.probing import probe_model
 from linlens.stats import ClosestVerdict, bootstrap_from_replicates, closest_reference, paired_difference
-from linlens.validation import check_finite, is_torch
+from linlens.validation import check_finite, check_noise_std, is_torch
 
 __all__ = [
     "SpectralSurrogate",
@@ -648,7 +648,7 @@ def spectral_analysis(
         P = prior_spectrum(targets, shp, surrogate.fit_intercept)
     else:
         P = np.broadcast_to(np.asarray(prior, dtype=np.float64), K).copy()
-    W = wiener_filter(H, P, noise_std)
+    W = wiener_filter(H, P, check_noise_std(noise_std, "noise_std"))
     absH = np.abs(H)
     ok = absH > rcond * absH.max()
     Hinv = np.where(ok, 1.0 / np.where(ok, H, 1.0), 0.0)

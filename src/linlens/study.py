@@ -68,7 +68,7 @@ from linlens.surrogate.resampling import (
     paired_mean_difference,
     summarize,
 )
-from linlens.validation import as_array
+from linlens.validation import as_array, check_covariance, check_noise_std
 
 __all__ = [
     "ModelLinearity", "LinearityStudy", "inverse_study", "linearity_study", "NOISE_FLAG_RATIO", "NOISE_FLOOR_RATIO",
@@ -365,7 +365,9 @@ def inverse_study(
     if Amat is not None and Amat.shape != (n_y, n_x):
         raise ShapeError(f"A must map x ({n_x}) to y ({n_y}): shape {(n_y, n_x)}; got {Amat.shape}")
     Sx = (np.cov(Xtr.T, bias=True).reshape(n_x, n_x) if prior_covariance is None
-          else as_array(prior_covariance, "prior_covariance", ndim=2))
+          else check_covariance(prior_covariance, n_x, "prior_covariance"))
+    if noise_std is not None:
+        noise_std = check_noise_std(noise_std, "noise_std")
     sigma_estimated = Amat is not None and (noise_std is None if noise_std_estimated is None
                                             else bool(noise_std_estimated))
     if Amat is not None and noise_std is None:

@@ -9,7 +9,6 @@ module imports it; it imports no route.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from linlens.errors import ConfigError
-from linlens.validation import check_device, check_seed
+from linlens.validation import check_device, check_noise_std, check_seed
 
 __all__ = ["AnalyzeOptions", "Route", "ROUTES", "OPTION_ROUTES", "ASSUME", "FLAGS", "refuse_unused", "uses",
            "routes_text", "SHORT"]
@@ -198,10 +197,7 @@ class AnalyzeOptions:
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low):
                 raise ConfigError(f"{FLAGS[k]} must be a {'positive' if low else 'non-negative'} integer; got {v!r}")
         if self.noise_std is not None:
-            s = self.noise_std
-            if isinstance(s, bool) or not isinstance(s, (int, float, np.floating, np.integer)) \
-                    or not math.isfinite(float(s)) or s < 0:
-                raise ConfigError(f"--noise-std must be a finite number ≥ 0; got {s!r}")
+            check_noise_std(self.noise_std)  # finite and > 0 (linlens.validation: the one σ check)
         if self.max_memory is not None and (isinstance(self.max_memory, bool) or self.max_memory <= 0):
             raise ConfigError(f"--max-memory must be a positive number of bytes; got {self.max_memory!r}")
 

@@ -31,6 +31,7 @@ from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, spectral_analysis
 from linlens.study import LinearityStudy, inverse_study
+from linlens.validation import check_covariance, check_noise_std, check_rows, noise_std_disagreement
 from linlens.workflows.analyze_common import add_route, image_shape, signal_shape
 from linlens.workflows.analyze_options import AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
@@ -412,15 +413,17 @@ def inverse_study_from_files(
     A = None if operator is None else load_forward_operator(operator, x_shape, in_shape).to_dense()
     Sx = None
     if prior_covariance is not None:
-        Sx = load_array(prior_covariance, "prior covariance", ndim=2)
-        if Sx.shape != (d_x, d_x):
-            raise ShapeError(f"prior covariance must be ({d_x}, {d_x}); got {Sx.shape}")
-    sigma_ci = None
+        Sx = check_covariance(load_array(prior_covariance, "prior covariance", ndim=2), d_x)
+    sigma_ci, sigma_note = None, None
     if A is not None and noise_std is None:
         noise_std, lo, hi = noise_std_interval(Ytr - Xtr @ A.T)
         sigma_ci = (lo, hi)
-    elif noise_std is not None and not (math.isfinite(noise_std) and noise_std >= 0):
-        raise ConfigError(f"--noise-std must be a finite number ≥ 0; got {noise_std}")
+    elif noise_std is not None:
+        noise_std = check_noise_std(noise_std)
+        if A is not None:  # a given σ is checked against what the residuals say
+            sigma_note = noise_std_disagreement(noise_std, *noise_std_interval(Ytr - Xtr @ A.T))
+            if sigma_note:
+                say(f"warning: {sigma_note}")
     dev = str(resolve_device(device))
     nets = {k: FlatModel(load_model(spec, device=dev, **(load_model_kwargs or {})), in_shape)
             for k, spec in models.items()}
@@ -429,6 +432,8 @@ def inverse_study_from_files(
     study = inverse_study(nets, Yf[probe], Xf[probe], Xtr, Ytr, A=A, prior_covariance=Sx, noise_std=noise_std,
                           noise_std_estimated=sigma_ci is not None, n_boot=n_boot, seed=seed, name=name,
                           batch_size=batch_size)
+    if sigma_note:
+        study.notes.append(sigma_note)
     for k, mod in study.models.items():
         if mod.coef.shape != (d_x, d_in):
             raise ShapeError(f"model {k!r} outputs {mod.coef.shape[0]} values per row; the targets have {d_x}")
@@ -484,14 +489,21 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
         raise ShapeError(f"the Fourier route needs single-channel signals or images of one shape for inputs and "
                          f"targets; got {tuple(Y.shape[1:])} and {tuple(X.shape[1:])}")
     n = len(Y)
+    check_rows(Y, 8, "inputs", "the Fourier route (training pairs for σ and C_data, held-out probes)")
+    check_rows(X, 8, "targets", "the Fourier route")
     train, probe = split_rows(n, seed)
     Ytr, Xtr = Y[train].reshape(len(train), *shp), X[train].reshape(len(train), *shp)
+    A_x = op.matvec(Xtr.reshape(len(train), -1))
+    sigma_note = None
     if noise_std is None:
-        A_x = op.matvec(Xtr.reshape(len(train), -1))
         noise_std, lo, hi = noise_std_interval(Ytr.reshape(len(train), -1) - A_x)
         sigma_ci: tuple[float, float] | None = (lo, hi)
     else:
         sigma_ci = None
+        noise_std = check_noise_std(noise_std)
+        sigma_note = noise_std_disagreement(noise_std, *noise_std_interval(Ytr.reshape(len(train), -1) - A_x))
+        if sigma_note:
+            say(f"warning: {sigma_note}")
     dev = str(resolve_device(device))
     net = load_model(model, device=dev, **(load_model_kwargs or {}))
     say(f"Fourier route: probing the model on {len(probe)} held-out images ({n_boot} Poisson-bootstrap replicates)")
@@ -502,6 +514,8 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     an = spectral_analysis(sur, op, float(noise_std), targets=Xtr, data_surrogate=data)
     rep = Report(f"linlens analyze (Fourier route): {name} on {Path(inputs).name}")
     add_route(rep, route)
+    if sigma_note:
+        rep.add_text(f"Warning: {sigma_note}.")
     rep.add_text(
         f"The operator is a circular convolution (or was declared shift-invariant), so the surrogate, A⁻¹, the "
         f"Wiener filter and C_data are all diagonal in the Fourier basis: everything below comes from cross-spectra "
