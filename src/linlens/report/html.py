@@ -9,7 +9,7 @@ Example:
     >>> rep.metrics["x"] = 1.0
     >>> out = rep.write(pathlib.Path(tempfile.mkdtemp()) / "r")
     >>> sorted(p.name for p in out.iterdir())
-    ['metrics.json', 'report.html']
+    ['.linlens-report', 'metrics.json', 'report.html']
 """
 
 from __future__ import annotations
