@@ -17,7 +17,15 @@ With ``--components m`` it runs the subspace route instead (``analyze --componen
 sizes such as 128×128, d = 16,384, where the dense statistics need ~50 GB), against scikit-learn's
 ``PCA(m, svd_solver="randomized")`` + ``LinearRegression`` on the scores, in memory, as the peer.
 
-Usage: python benchmarks/bench_analyze.py [--side 64] [--n 10000] [--components M] [--profile] [--keep DIR]
+With ``--targets`` it runs the dense inverse-operator study instead (``analyze --targets --operator
+--train-inputs --train-targets``, issue 19): the same blur A = B ⊗ B (dense, 4096 × 4096 at side 64), x smooth
+random images, y = A x + 0.01 e, ``--n`` probe pairs plus ``--n`` separate training pairs, the whole study with
+its intervals (multiplier bootstrap, 100 replicates, C_data and the Wiener estimator from estimated Σₓ and σ
+resampled with their training rows), against the same peers (sklearn LinearRegression on the probes, one d × d
+SVD). Target: < 300 s on one thread.
+
+Usage: python benchmarks/bench_analyze.py [--side 64] [--n 10000] [--components M | --targets] [--profile]
+[--keep DIR]
 """
 
 from __future__ import annotations
@@ -110,6 +118,26 @@ def make_case(folder: Path, side: int, n: int, seed: int = 0) -> tuple[Path, Pat
     return inputs, model, reference
 
 
+def make_targets_case(folder: Path, side: int, n: int, seed: int = 0) -> dict[str, Path]:
+    """Files of the ``--targets`` study: probes (inputs.npy, targets.npy), separate training pairs (train_*.npy),
+    the dense operator A.npy (the blur B ⊗ B with zero boundary) and the MLP of :func:`make_case` (model.pt)."""
+    names = ("inputs", "targets", "train_inputs", "train_targets", "A")
+    files = {k: folder / f"t_{k}.npy" for k in names} | {"model": folder / "model.pt"}
+    if all(f.exists() for f in files.values()) and np.load(files["inputs"], mmap_mode="r").shape == (n, 1, side, side):
+        return files
+    rng = np.random.default_rng(seed + 7)
+    B = blur_1d(side, 1.5)
+    np.save(files["A"], np.kron(B, B))  # x.ravel() ↦ (B X Bᵀ).ravel() for row-major images
+    for pre in ("", "train_"):
+        x = gaussian_filter(rng.standard_normal((n, side, side)), sigma=(0, 2.0, 2.0), mode="constant")
+        y = B @ x @ B.T + 0.01 * rng.standard_normal((n, side, side))
+        np.save(files[pre + "inputs"], y.reshape(n, 1, side, side).astype(np.float32))
+        np.save(files[pre + "targets"], x.reshape(n, 1, side, side).astype(np.float32))
+    if not files["model"].exists():
+        make_case(folder, side, 8, seed)  # the same MLP (its inputs file is not used here)
+    return files
+
+
 def _probe(inputs: Path, model: Path) -> tuple[np.ndarray, np.ndarray]:
     Y = np.load(inputs).reshape(len(np.load(inputs, mmap_mode="r")), -1).astype(np.float64)
     net = torch.jit.load(str(model))
@@ -154,7 +182,11 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="write the case and the report here")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--components", type=int, default=None, help="run the subspace route with this m")
+    ap.add_argument("--targets", action="store_true", help="run the dense inverse study (--targets) instead")
+    ap.add_argument("--local-samples", type=int, default=200, help="Jacobian rows of the --targets study")
     args = ap.parse_args()
+    if args.targets:
+        return main_targets(args)
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -193,6 +225,41 @@ def main() -> None:
             found = peers(inputs, model) if args.components is None else subspace_peer(inputs, model, args.components)
             for name, secs in found.items():
                 print(f"peer {name}: {secs:.1f} s; analyze / peer = {wall / secs:.1f}")
+
+
+def main_targets(args: argparse.Namespace) -> None:
+    """The d = side² dense ``--targets`` study with intervals, timed (wall and CPU), against the same peers."""
+    from linlens.workflows.inverse import run_inverse
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        f = make_targets_case(folder, args.side, args.n)
+        print(f"case: d = {args.side ** 2}, {args.n} probe pairs + {args.n} training pairs, A dense (blur B ⊗ B), "
+              f"MLP {args.side ** 2}-512-{args.side ** 2}; written in {time.perf_counter() - t:.1f} s; one thread per "
+              "library")
+        prof = cProfile.Profile() if args.profile else None
+        t, c = time.perf_counter(), time.process_time()
+        if prof:
+            prof.enable()
+        summary = run_inverse(str(f["model"]), f["inputs"], f["targets"], folder / "report_targets",
+                              operator=str(f["A"]), train_inputs=f["train_inputs"], train_targets=f["train_targets"],
+                              force=True, seed=0, local_samples=args.local_samples,
+                              load_model_kwargs={"trust_model": True})  # the bench wrote this file itself
+        if prof:
+            prof.disable()
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        print(f"linlens analyze --targets (dense study, 100 multiplier-bootstrap replicates, local Jacobians at "
+              f"{args.local_samples} rows): {wall:.1f} s wall, {cpu:.1f} s CPU (target {TARGET_S:.0f} s: "
+              f"{'met' if wall <= TARGET_S else 'NOT met'})")
+        for k, v in summary.items():
+            print(f"  {k}: {v}")
+        if prof:
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(30)
+        if not args.no_peers:
+            for name, secs in peers(f["inputs"], f["model"]).items():
+                print(f"peer {name}: {secs:.1f} s; analyze --targets / peer = {wall / secs:.1f}")
 
 
 if __name__ == "__main__":
