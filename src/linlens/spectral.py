@@ -19,8 +19,9 @@ normalised as S(k) = mean over images of |x̂(k)|² / d (white noise of variance
 
 Intervals: a Poisson bootstrap over probe images (each image gets an independent Poisson(1) weight per
 replicate, accumulated in one streaming pass, so ``partial_fit`` needs no second pass and ``fit`` on all data
-equals ``partial_fit`` on its chunks), with basic intervals [2θ̂ − q_hi, 2θ̂ − q_lo] (the coherence and the
-data-weighted errors are biased upward; the basic interval corrects that bias to first order).
+equals ``partial_fit`` on its chunks), with basic intervals [2θ̂ − q_hi, 2θ̂ − q_lo] (the data-weighted errors
+are biased upward; the basic interval corrects that bias to first order). The coherence, bounded in [0, 1], gets
+its interval on Fisher's z scale (:func:`coherence_interval`).
 
 References:
     Welch. The use of fast Fourier transform for the estimation of power spectra (1967).
@@ -44,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import norm
 
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, EmptyInputError, NotFittedError, ShapeError
@@ -61,6 +63,8 @@ __all__ = [
     "wiener_filter",
     "prior_spectrum",
     "radial_average",
+    "coherence_interval",
+    "self_conjugate",
     "frequency_radii",
     "full_plane",
 ]
@@ -249,6 +253,74 @@ def _basic(est: np.ndarray, reps: np.ndarray, ci: float) -> tuple[np.ndarray, np
     with np.errstate(invalid="ignore"):
         qlo, qhi = quantile(reps, [a, 1 - a], axis=0)
     return 2 * est - qhi, 2 * est - qlo
+
+
+def _z_normal(est: np.ndarray, reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    """A [0, 1] statistic's interval on the z = atanh(√·) scale: 2ẑ − mean z* ± z_{(1+ci)/2}·sd(z*)."""
+    z = np.arctanh(np.sqrt(np.clip(est, 0.0, 1.0 - 1e-15)))
+    with np.errstate(invalid="ignore"):
+        zb = np.arctanh(np.sqrt(np.clip(reps, 0.0, 1.0 - 1e-15)))
+        zc, sd = 2 * z - np.nanmean(zb, axis=0), np.nanstd(zb, axis=0, ddof=1)
+    half = float(norm.ppf((1 + ci) / 2)) * sd
+    return np.tanh(np.maximum(zc - half, 0.0)) ** 2, np.tanh(np.maximum(zc + half, 0.0)) ** 2
+
+
+def self_conjugate(image_shape: tuple[int, ...]) -> np.ndarray:
+    """Boolean mask (rfftn layout) of the real-valued frequencies: k ≡ −k on every axis (DC, Nyquist).
+
+    Example:
+        >>> self_conjugate((4,)).tolist(), int(self_conjugate((4, 6)).sum())
+        ([True, False, True], 4)
+    """
+    masks = []
+    for a, n in enumerate(image_shape):
+        idx = np.arange(n // 2 + 1 if a == len(image_shape) - 1 else n)
+        masks.append(idx == (-idx) % n)
+    out = masks[0]
+    for m in masks[1:]:
+        out = out[..., None] & m
+    return out
+
+
+def coherence_interval(g: np.ndarray, g_b: np.ndarray, ci: float, n_images: float,
+                       real: np.ndarray | bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of the magnitude-squared coherence γ² on Fisher's z = atanh(|γ|) scale, mapped back into [0, 1].
+
+    On the z scale the estimate of ν = n_images − 1 independent images (one degree of freedom goes to the
+    intercept) has bias 1/(2(ν − 1)) and standard error 1/√(2(ν − 1)) for complex Gaussian Fourier coefficients
+    (Enochson & Goodman 1965; Bendat & Piersol, Random Data §9.3); at real (self-conjugate) frequencies it is
+    the correlation of real variables, unbiased to first order with standard error 1/√(ν − 2). The interval is
+    ẑ − bias ± z_{(1+ci)/2} · max(that standard error, the bootstrap's), so heavy-tailed (non-Gaussian) outputs
+    widen it; its ends are tanh²(max(·, 0)). Simulated coverage at 30 images (``tests/test_spectral.py``,
+    ``benchmarks/bench_intervals.py``): ≥ 0.92 at every frequency, where the basic interval on γ² itself gave
+    0.80–0.90.
+
+    Arguments:
+        g: (...) estimates γ̂² in [0, 1] (NaN where undefined).
+        g_b: (n_boot, ...) bootstrap replicates.
+        ci: confidence level.
+        n_images: the number of independent images the estimate averages (after any intercept: give n − 1 + 1).
+        real: boolean mask (broadcast to ``g``) of real-valued frequencies.
+
+    Returns:
+        (low, high) arrays of ``g``'s shape in [0, 1].
+
+    Example:
+        >>> lo, hi = coherence_interval(np.array([0.5]), np.full((50, 1), 0.5), 0.95, n_images=30)
+        >>> bool(0 < lo[0] < 0.5 < hi[0] < 1)
+        True
+    """
+    nu = max(float(n_images) - 1.0, 3.0)
+    real = np.broadcast_to(np.asarray(real, dtype=bool), np.shape(g))
+    bias = np.where(real, 0.0, 1.0 / (2.0 * (nu - 1.0)))
+    se = np.where(real, 1.0 / np.sqrt(nu - 2.0), 1.0 / np.sqrt(2.0 * (nu - 1.0)))
+    z = np.arctanh(np.sqrt(np.clip(g, 0.0, 1.0 - 1e-15)))
+    with np.errstate(invalid="ignore"):
+        zb = np.arctanh(np.sqrt(np.clip(g_b, 0.0, 1.0 - 1e-15)))
+        sd = np.nanstd(zb, axis=0, ddof=1) if len(g_b) > 1 else np.zeros(np.shape(g))
+    half = float(norm.ppf((1 + ci) / 2)) * np.fmax(se, np.nan_to_num(sd))
+    zc = z - bias
+    return np.tanh(np.maximum(zc - half, 0.0)) ** 2, np.tanh(np.maximum(zc + half, 0.0)) ** 2
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -489,15 +561,15 @@ class SpectralSurrogate:
             _, Sff_b, _, C_b, g_b = self._replicates()
             iv["rl"], iv["rh"] = _basic(C.real, C_b.real, ci)
             iv["il"], iv["ih"] = _basic(C.imag, C_b.imag, ci)
-            iv["gl"], iv["gh"] = _basic(g, g_b, ci)
-            iv["gl"], iv["gh"] = np.clip(iv["gl"], 0, 1), np.clip(iv["gh"], 0, 1)
+            n_img = float(self.n_samples_) if self.fit_intercept else float(self.n_samples_) + 1.0
+            iv["gl"], iv["gh"] = coherence_interval(g, g_b, ci, n_img, self_conjugate(shp))
             iv["pcl"], iv["pch"] = _basic(prof_c, radial_average(np.abs(C_b), shp)[1], ci)
-            iv["pgl"], iv["pgh"] = _basic(prof_g, radial_average(g_b, shp)[1], ci)
-            iv["pgl"], iv["pgh"] = np.clip(iv["pgl"], 0, 1), np.clip(iv["pgh"], 0, 1)
+            # an annulus averages many frequencies: the bootstrap's spread on the z scale (no per-bin formula)
+            iv["pgl"], iv["pgh"] = _z_normal(prof_g, radial_average(g_b, shp)[1], ci)
             axes = tuple(range(1, 1 + len(shp)))
             lin_b = np.nansum(w * np.nan_to_num(g_b) * Sff_b, axis=axes) / np.sum(w * Sff_b, axis=axes)
-            lo, hi = _basic(np.float64(lin), lin_b, ci)
-            lin_iv = (float(np.clip(lo, 0, 1)), float(np.clip(hi, 0, 1)))
+            lo, hi = _z_normal(np.float64(lin), lin_b, ci)
+            lin_iv = (float(lo), float(hi))
         radial = RadialProfile(radii, prof_c, iv["pcl"], iv["pch"], prof_g, iv["pgl"], iv["pgh"], float(ci))
         return SpectralSurrogateResult(
             image_shape=tuple(shp), n_samples=int(self.n_samples_), radii=frequency_radii(shp), transfer=C.copy(),
