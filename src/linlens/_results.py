@@ -23,6 +23,10 @@ def json_safe(obj: Any) -> Any:
     """Convert numpy/torch scalars and arrays, complex numbers, paths and non-finite floats to JSON types.
 
     Complex numbers become ``{"re": …, "im": …}``; NaN and ±Inf become ``None`` (JSON has no NaN).
+
+    Example:
+        >>> json_safe({"a": np.array([1.5, np.nan]), 2: 1 - 2j, "n": np.int64(3), "p": Path("out")})
+        {'a': [1.5, None], '2': {'re': 1.0, 'im': -2.0}, 'n': 3, 'p': 'out'}
     """
     if is_torch(obj):
         obj = obj.detach().cpu().numpy()
@@ -83,7 +87,17 @@ def dataclass_dict(obj: Any) -> dict[str, Any]:
 
 
 class ResultMixin:
-    """Gives a result dataclass the one ``to_dict()`` (JSON-safe, every field)."""
+    """Gives a result dataclass the one ``to_dict()`` (JSON-safe, every field).
+
+    Example:
+        >>> from dataclasses import dataclass
+        >>> @dataclass(frozen=True)
+        ... class Fit(ResultMixin):
+        ...     coef: np.ndarray
+        ...     r2: float
+        >>> Fit(np.array([[1.0, 2.0]]), float("nan")).to_dict()
+        {'coef': [[1.0, 2.0]], 'r2': None}
+    """
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary of every field."""

@@ -75,23 +75,55 @@ def _cut(text: str, limit: int) -> str:
 
 
 class LinlensError(Exception):
-    """Base class of every error linlens raises on bad input or failed numerics."""
+    """Base class of every error linlens raises on bad input or failed numerics.
+
+    Each subclass also derives from the built-in exception its case would raise (``ShapeError`` is a
+    ``ValueError``, ``InputFileError`` an ``OSError``, …), so code that catches those keeps working.
+
+    Example:
+        >>> try:
+        ...     raise ConfigError("alpha must be ≥ 0; got -1")
+        ... except LinlensError as e:
+        ...     print(type(e).__name__, "|", e)
+        ConfigError | alpha must be ≥ 0; got -1
+    """
 
 
 class ShapeError(LinlensError, ValueError):
-    """An array has the wrong number of dimensions or the wrong sizes."""
+    """An array has the wrong number of dimensions or the wrong sizes.
+
+    Example:
+        >>> isinstance(ShapeError("m"), LinlensError), isinstance(ShapeError("m"), ValueError)
+        (True, True)
+    """
 
 
 class NonFiniteError(LinlensError, ValueError):
-    """An array holds NaN or Inf where finite numbers are required."""
+    """An array holds NaN or Inf where finite numbers are required.
+
+    Example:
+        >>> isinstance(NonFiniteError("m"), LinlensError), isinstance(NonFiniteError("m"), ValueError)
+        (True, True)
+    """
 
 
 class EmptyInputError(LinlensError, ValueError):
-    """An array or data set has no samples."""
+    """An array or data set has no samples.
+
+    Example:
+        >>> isinstance(EmptyInputError("m"), LinlensError), isinstance(EmptyInputError("m"), ValueError)
+        (True, True)
+    """
 
 
 class TrainingDiverged(LinlensError, RuntimeError):
-    """Training produced a non-finite loss; the message names the epoch and the last finite loss."""
+    """Training produced a non-finite loss; the message names the epoch and the last finite loss.
+
+    Example:
+        >>> e = TrainingDiverged("loss is NaN at epoch 3", epoch=3, last_finite_loss=0.5)
+        >>> isinstance(e, LinlensError), isinstance(e, RuntimeError), e.epoch, e.last_finite_loss
+        (True, True, 3, 0.5)
+    """
 
     def __init__(self, message: str, epoch: int | None = None, last_finite_loss: float | None = None):
         super().__init__(message)
@@ -100,36 +132,85 @@ class TrainingDiverged(LinlensError, RuntimeError):
 
 
 class InputFileError(LinlensError, OSError):
-    """A file is missing, unreadable, or does not hold what was expected."""
+    """A file is missing, unreadable, or does not hold what was expected.
+
+    Example:
+        >>> isinstance(InputFileError("m"), LinlensError), isinstance(InputFileError("m"), OSError)
+        (True, True)
+    """
 
 
 class ModelError(LinlensError, RuntimeError):
-    """A user's model could not be loaded or raised when called."""
+    """A user's model could not be loaded or raised when called.
+
+    Example:
+        >>> isinstance(ModelError("m"), LinlensError), isinstance(ModelError("m"), RuntimeError)
+        (True, True)
+    """
 
 
 class ReportExistsError(LinlensError, FileExistsError):
-    """The report folder exists and overwriting it was not requested."""
+    """The report folder exists and overwriting it was not requested.
+
+    Example:
+        >>> isinstance(ReportExistsError("m"), LinlensError), isinstance(ReportExistsError("m"), FileExistsError)
+        (True, True)
+    """
 
 
 class NotFittedError(LinlensError, AttributeError):
-    """An estimator was used before ``fit``."""
+    """An estimator was used before ``fit``.
+
+    Example:
+        >>> isinstance(NotFittedError("m"), LinlensError), isinstance(NotFittedError("m"), AttributeError)
+        (True, True)
+    """
 
 
 class ConfigError(LinlensError, ValueError):
-    """A hyper-parameter or option has an invalid value."""
+    """A hyper-parameter or option has an invalid value.
+
+    Example:
+        >>> isinstance(ConfigError("m"), LinlensError), isinstance(ConfigError("m"), ValueError)
+        (True, True)
+    """
 
 
 class NumericalWarning(UserWarning):
-    """A result is numerically fragile (small singular-value gap, ill-conditioning, …)."""
+    """A result is numerically fragile (small singular-value gap, ill-conditioning, …).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     warnings.simplefilter("always")
+        ...     warnings.warn("gap σ_k/σ_k+1 = 1.01", NumericalWarning)
+        >>> w[0].category.__name__, issubclass(NumericalWarning, UserWarning)
+        ('NumericalWarning', True)
+    """
 
 
 class ComplexInputError(LinlensError, TypeError):
-    """Complex numbers were given where linlens analyses real-valued maps (refused for every format)."""
+    """Complex numbers were given where linlens analyses real-valued maps (refused for every format).
+
+    Example:
+        >>> isinstance(ComplexInputError("m"), LinlensError), isinstance(ComplexInputError("m"), TypeError)
+        (True, True)
+    """
 
 
 class MemoryLimitError(LinlensError, MemoryError):
-    """A run would need more memory than allowed; the message names the estimate and the option to raise."""
+    """A run would need more memory than allowed; the message names the estimate and the option to raise.
+
+    Example:
+        >>> isinstance(MemoryLimitError("m"), LinlensError), isinstance(MemoryLimitError("m"), MemoryError)
+        (True, True)
+    """
 
 
 class UnsafeModelError(ModelError):
-    """A model file's graph holds an operation outside the allow-list (files, processes, network, Python)."""
+    """A model file's graph holds an operation outside the allow-list (files, processes, network, Python).
+
+    Example:
+        >>> isinstance(UnsafeModelError("m"), LinlensError), isinstance(UnsafeModelError("m"), ModelError)
+        (True, True)
+    """

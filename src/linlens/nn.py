@@ -41,7 +41,14 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch; returns a torch Generator seeded with ``seed``."""
+    """Seed python, numpy and torch; returns a torch Generator seeded with ``seed``.
+
+    Example:
+        >>> g = seed_everything(3)
+        >>> a = torch.rand(2, generator=g)
+        >>> bool(torch.equal(a, torch.rand(2, generator=seed_everything(3))))
+        True
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -51,7 +58,12 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
+    """``"auto"``/None → CUDA when available, else CPU; anything else is passed to ``torch.device``.
+
+    Example:
+        >>> resolve_device("cpu"), resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+        (device(type='cpu'), True)
+    """
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
@@ -80,6 +92,11 @@ def mlp(
 
     Returns:
         ``nn.Sequential`` of alternating ``nn.Linear`` and activation modules.
+
+    Example:
+        >>> net = mlp(3, [5, 4], 2, activation="tanh", seed=0)
+        >>> [type(m).__name__ for m in net], sum(p.numel() for p in net.parameters())
+        (['Linear', 'Tanh', 'Linear', 'Tanh', 'Linear'], 54)
     """
     if activation not in _ACTIVATIONS:
         raise ConfigError(f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
@@ -101,7 +118,13 @@ def mlp(
 @dataclass
 class TrainHistory(ResultMixin):
     """Per-epoch losses (and the learning rate each epoch ran at) of :func:`train`; ``best_epoch`` is the epoch
-    whose weights were kept."""
+    whose weights were kept.
+
+    Example:
+        >>> h = TrainHistory(train_loss=[1.0, 0.25], best_epoch=1)
+        >>> h.to_dict()["train_loss"], h.best_epoch
+        ([1.0, 0.25], 1)
+    """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
@@ -115,7 +138,15 @@ class TrainHistory(ResultMixin):
 def progress_bar(enabled: bool = True, transient: bool = True):
     """A rich progress bar on a terminal; plain progress lines on stdout when it is not a terminal (a log file,
     CI, a pipe: a live bar would show nothing there until the end); a no-op stand-in when disabled. Errors keep
-    stderr to themselves (one line)."""
+    stderr to themselves (one line).
+
+    Example:
+        >>> with progress_bar(enabled=False) as bar:
+        ...     task = bar.add_task("work", total=3)
+        ...     bar.advance(task, 3)
+        >>> bar.tasks[0].completed
+        3
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if enabled and not sys.stdout.isatty():
@@ -189,7 +220,14 @@ def _as_tensor(x: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor
 
 @torch.no_grad()
 def predict(model: nn.Module, X: Any, batch_size: int = 8192) -> torch.Tensor:
-    """Model outputs in eval mode, batched, without gradients; returns a CPU tensor."""
+    """Model outputs in eval mode, batched, without gradients; returns a CPU tensor.
+
+    Example:
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5)).train()
+        >>> out = predict(net, np.ones((5, 2)), batch_size=2)  # dropout off while predicting, batches of 2
+        >>> out.shape, bool(torch.equal(out, net[0](torch.ones(5, 2)).detach())), net.training
+        (torch.Size([5, 2]), True, True)
+    """
     was = model.training
     model.eval()
     p = next(model.parameters(), None)
@@ -243,6 +281,13 @@ def train(
 
     Raises:
         TrainingDiverged: the loss became NaN/Inf (message names the epoch and the last finite loss).
+
+    Example:
+        >>> X = np.random.default_rng(0).standard_normal((64, 2))
+        >>> model = torch.nn.Linear(2, 1, bias=False).double()
+        >>> hist = train(model, X, X @ [[2.0], [-1.0]], epochs=200, lr=0.05, device="cpu", progress=False)
+        >>> np.round(model.weight.detach().numpy(), 3).tolist(), len(hist.train_loss)
+        ([[2.0, -1.0]], 200)
     """
     dev = resolve_device(device)
     p0 = next(model.parameters(), None)
@@ -353,7 +398,12 @@ def train(
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of rows whose arg-max equals the label."""
+    """Fraction of rows whose arg-max equals the label.
+
+    Example:
+        >>> accuracy(torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), torch.tensor([0, 1, 1]))
+        0.6666666865348816
+    """
     return float((logits.argmax(dim=1) == labels).float().mean())
 
 

@@ -55,7 +55,13 @@ def require_dask(what: str, modules: tuple[str, ...] = ("dask", "distributed", "
 
 
 def is_dask(x: Any) -> bool:
-    """True when ``x`` is a ``dask.array.Array`` (without importing dask for other inputs)."""
+    """True when ``x`` is a ``dask.array.Array`` (without importing dask for other inputs).
+
+    Example:
+        >>> import dask.array as da
+        >>> is_dask(da.ones(4, chunks=2)), is_dask(np.ones(4))
+        (True, False)
+    """
     return type(x).__module__.startswith("dask.") and hasattr(x, "chunks") and hasattr(x, "to_delayed")
 
 
@@ -104,14 +110,27 @@ def from_npy(path: Any, chunk_rows: int = 65536) -> Any:
 
 
 def block_ranges(chunks: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Row ranges [start, stop) of the blocks of a chunked axis."""
+    """Row ranges [start, stop) of the blocks of a chunked axis.
+
+    Example:
+        >>> block_ranges((3, 3, 2))
+        [(0, 3), (3, 6), (6, 8)]
+    """
     stops = np.cumsum(chunks).tolist()
     starts = [0] + stops[:-1]
     return list(zip(starts, stops, strict=True))
 
 
 def check_block_finite(a: np.ndarray, name: str, block: int, start: int) -> None:
-    """Raise :class:`NonFiniteError` naming the block and its row range when ``a`` holds NaN/Inf."""
+    """Raise :class:`NonFiniteError` naming the block and its row range when ``a`` holds NaN/Inf.
+
+    Example:
+        >>> try:
+        ...     check_block_finite(np.array([[1.0], [np.inf]]), "X", block=1, start=3)
+        ... except NonFiniteError as e:
+        ...     print(e)
+        X: block 1 (rows 3–4) contains NaN/Inf (first at row 4)
+    """
     if not np.isfinite(a).all():
         bad = np.flatnonzero(~np.isfinite(a).reshape(len(a), -1).all(axis=1))
         raise NonFiniteError(
@@ -125,6 +144,12 @@ def align_rows(X: Any, Y: Any) -> tuple[Any, Any, bool]:
 
     Returns:
         (X, Y, one_d) where one_d says Y was 1-D.
+
+    Example:
+        >>> import dask.array as da
+        >>> X, Y, one_d = align_rows(da.ones((5, 2), chunks=(3, 1)), np.arange(5.0))
+        >>> X.chunks, Y.chunks, one_d
+        (((3, 2), (2,)), ((3, 2), (1,)), True)
     """
     import dask.array as da
 
@@ -173,6 +198,12 @@ def tree_reduce(parts: list[Any], combine: Any = _merge, split_every: int = 2, s
 
     Returns:
         The root of the tree (a delayed value or future).
+
+    Example:
+        >>> tree_reduce([1, 2, 3, 4, 5], combine=lambda a, b: a + b, submit=lambda f, a, b: f(a, b))
+        15
+        >>> tree_reduce([[1], [2], [3]], combine=lambda a, b: a + b).compute()  # dask.delayed
+        [1, 2, 3]
     """
     if not parts:
         raise ConfigError("nothing to reduce: the input has no blocks")
@@ -208,6 +239,14 @@ def dask_accumulate(X: Any, Y: Any, kind: str = "gram") -> Any:
 
     Returns:
         A :class:`GramAccumulator` or :class:`TSQRAccumulator` holding all rows.
+
+    Example:
+        >>> import dask.array as da
+        >>> X = np.random.default_rng(0).standard_normal((100, 3))
+        >>> acc = dask_accumulate(da.from_array(X, chunks=(30, 3)), X @ [1.0, -2.0, 0.5] + 4.0, kind="qr")
+        >>> sol = acc.solve()
+        >>> np.round(sol.coef, 10).tolist(), np.round(sol.intercept, 10).tolist()
+        ([[1.0, -2.0, 0.5]], [4.0])
     """
     import dask
 

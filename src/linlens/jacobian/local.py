@@ -73,6 +73,12 @@ class EulerTest(ResultMixin):
         relative_residual: (n_inputs,) ‖f(y) − J(y) y‖ / ‖f(y)‖.
         residual_norm: (n_inputs,) ‖f(y) − J(y) y‖ (the "net bias" of Mohan et al.).
         output_norm: (n_inputs,) ‖f(y)‖.
+
+    Example:
+        >>> import torch
+        >>> res = euler_test(lambda y: y + 1.0, torch.zeros(2, 3, dtype=torch.float64))  # f(0) = 1, J(0)·0 = 0
+        >>> res.relative_residual.tolist(), res.residual_norm.round(6).tolist()
+        ([1.0, 1.0], [1.732051, 1.732051])
     """
 
     relative_residual: np.ndarray
@@ -131,6 +137,13 @@ class AdaptiveFilters(ResultMixin):
         outputs: (n_inputs, n_pixels) f(y) at the pixel.
         filter_dot_input: (n_inputs, n_pixels) ⟨row p of J(y), y⟩ = (J(y) y)_p.
         filter_sums: (n_inputs, n_pixels) Σ of the weights (Mohan et al. find ≈ 1: a local average).
+
+    Example:
+        >>> import torch
+        >>> avg = lambda y: (y + y.roll(1, dims=1)) / 2  # each output averages two neighbouring inputs
+        >>> res = adaptive_filters(avg, torch.ones(1, 4, dtype=torch.float64), [2])
+        >>> res.filters[0, 0].tolist(), res.filter_sums.tolist()
+        ([0.0, 0.5, 0.5, 0.0], [[1.0]])
     """
 
     pixels: np.ndarray

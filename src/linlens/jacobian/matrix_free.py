@@ -136,6 +136,15 @@ class JacobianSVD(ResultMixin):
         n_vjp: vector-Jacobian products per input (Jᵀ u), including the residual check.
 
     ``to_dict()`` leaves out the singular vectors unless ``include_vectors=True``.
+
+    Example:
+        >>> import torch
+        >>> A = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+        >>> res = jacobian_svd(lambda x: x @ A.T, torch.ones(1, 2, dtype=torch.float64), k=1)
+        >>> res.left_vectors.shape, res.right_vectors.shape, bool(res.converged.all())
+        ((1, 1, 3), (1, 1, 2), True)
+        >>> sorted(set(res.to_dict()) & {"singular_values", "left_vectors", "error_bounds"})
+        ['error_bounds', 'singular_values']
     """
 
     singular_values: np.ndarray

@@ -47,6 +47,11 @@ class RankInfo(ResultMixin):
         singular_values: all singular values, descending (k,).
         threshold: absolute cut applied (σᵢ > threshold are kept).
         rule: "tol", "energy" or "optimal".
+
+    Example:
+        >>> info = numerical_rank(np.diag([1.0, 1e-3, 1e-20]))
+        >>> info.rank, info.gap, info.rule
+        (2, 1e+17, 'tol')
     """
 
     rank: int

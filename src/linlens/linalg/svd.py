@@ -37,6 +37,11 @@ class SVDResult(NamedTuple):
         U: left singular vectors (m, k), columns orthonormal.
         s: singular values (k,), descending.
         Vt: right singular vectors as rows (k, n).
+
+    Example:
+        >>> U, s, Vt = svd(np.array([[0.0, 2.0], [1.0, 0.0]]))
+        >>> s.tolist(), np.allclose(U @ np.diag(s) @ Vt, [[0.0, 2.0], [1.0, 0.0]])
+        ([2.0, 1.0], True)
     """
 
     U: Any
@@ -141,7 +146,18 @@ def svd(A: Any, full_matrices: bool = False) -> SVDResult:
 
 def check_svd(result: Any, shape: tuple[int, int], name: str = "svd") -> SVDResult:
     """Check that a precomputed :class:`SVDResult` is a thin SVD of a matrix of ``shape`` (a caller passing
-    the SVD of one matrix saves recomputing it; a mismatch would silently give wrong numbers)."""
+    the SVD of one matrix saves recomputing it; a mismatch would silently give wrong numbers).
+
+    Example:
+        >>> A = np.arange(6.0).reshape(2, 3)
+        >>> check_svd(svd(A), A.shape).Vt.shape
+        (2, 3)
+        >>> try:
+        ...     check_svd(svd(A), (3, 2))
+        ... except ShapeError as e:
+        ...     print(str(e).split(" (U")[0])
+        svd must be the thin SVD of a (3, 2) matrix
+    """
     if not isinstance(result, tuple) or len(result) != 3:
         raise ConfigError(f"{name} must be an SVDResult (U, s, Vt); got {type(result).__name__}")
     U, s_, Vt = (np.asarray(x) for x in result)
