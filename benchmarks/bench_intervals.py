@@ -10,7 +10,11 @@ surrogate is exactly C₀, so the true data-weighted error against R = C₀ + ε
 
 Printed per ε: true error, coverage of each interval (nominal 95%), mean estimate / truth − 1 (bias), and the
 ratio of the plug-in's bias to the truth. A second part checks the study's signal-error and noise-amplification
-intervals on a known inverse problem (Wiener estimator + |Gy| nonlinearity).
+intervals on a known inverse problem (Wiener estimator + |Gy| nonlinearity). A third part (``verdicts``) measures
+the verdict rule of ``linlens.stats.closest_reference``: the wrong-verdict rate on a true tie (2 and 3 references at
+exactly equal true errors), the false "closest to something" rate when every true error is the zero map's 1 (1 and 3
+references), the power at error ratios 1.1 and 1.3, and the HC2 bias estimate at n = 12, 20, 50, each with its
+Monte Carlo standard error (the small version runs in ``tests/test_verdicts.py``).
 
 Run: ``python benchmarks/bench_intervals.py [--repeats 200] [--boot 200]`` (about 10 minutes on one core).
 """
@@ -90,15 +94,61 @@ def study_coverage(repeats: int, n_boot: int) -> dict[str, float]:
     return {k: v / repeats for k, v in hits.items()}
 
 
+def _rate(hits: list[bool]) -> tuple[float, float]:
+    """Rate and its Monte Carlo standard error √(r(1 − r)/n)."""
+    r = float(np.mean(hits))
+    return r, float(np.sqrt(max(r * (1 - r), 1e-12) / len(hits)))
+
+
+def verdict_rates(repeats: int, n_boot: int, n: int) -> dict[str, tuple[float, float, str]]:
+    """Error rates and power of linlens.stats.closest_reference on the dense route, against truths in closed
+    form (KnownSurrogate: references at exactly chosen true errors; a surrogate with C₀ = 0 for "none")."""
+    sim = KnownSurrogate.make(d_in=3, d_out=2, seed=0)
+    zero = KnownSurrogate(C0=np.zeros_like(sim.C0), G=sim.G, L=sim.L)
+    kw = dict(repeats=repeats, n=n, n_boot=n_boot)
+    out: dict[str, tuple[float, float, str]] = {}
+    for K in (2, 3):
+        R = sim.references_at([0.2] * K, seed=K)
+        v = sim.verdicts(dict(zip("abc", R, strict=False)), seed=1000 * K, **kw)
+        out[f"wrong verdict on a true tie, {K} references"] = (*_rate([x not in ("tie", "none") for x in v]), "≤ 0.05")
+    for K in (1, 3):
+        R = sim.references_at([0.1, 0.2, 0.3][:K], seed=10 + K)
+        v = zero.verdicts(dict(zip("abc", R, strict=False)), seed=5000 + K, **kw)
+        out[f"'none' false rate (all errors 1), {K} reference(s)"] = (*_rate([x != "none" for x in v]), "≤ 0.025")
+    for ratio in (1.1, 1.3):
+        R = sim.references_at([0.2, 0.2 * ratio], seed=20)
+        v = sim.verdicts({"near": R[0], "far": R[1]}, seed=7000 + int(ratio * 10), **kw)
+        out[f"power: names the closer at error ratio {ratio}"] = (*_rate([x == "near" for x in v]), "high")
+    return out
+
+
+def hc2_bias(n: int, draws: int) -> tuple[float, float]:
+    """Mean HC2 bias estimate / its closed form σ² d_out tr(W(ỸᵀỸ)⁻¹) − 1 on one design, with its MC s.e."""
+    from linlens.surrogate.resampling import OLSFit
+
+    rng = np.random.default_rng(n)
+    d, p, sigma = 3, 3, 0.5
+    Y = rng.normal(size=(n, d))
+    C = rng.normal(size=(p, d))
+    W = np.diag([1.0, 2.0, 0.5])
+    Yc = Y - Y.mean(0)
+    truth = sigma**2 * p * np.trace(W @ np.linalg.inv(Yc.T @ Yc))
+    est = np.array([OLSFit(Y, Y @ C.T + sigma * rng.normal(size=(n, p))).quadratic_bias(W) for _ in range(draws)])
+    return float(est.mean() / truth - 1), float(est.std(ddof=1) / np.sqrt(draws) / truth)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--n", type=int, default=300, help="fit rows = test rows per data set")
     ap.add_argument("--study-repeats", type=int, default=60)
-    ap.add_argument("--parts", default="dwe,study", help="comma-separated: dwe (data-weighted error), study")
+    ap.add_argument("--parts", default="dwe,study,verdicts",
+                    help="comma-separated: dwe (data-weighted error), study, verdicts (rates of the verdict rule, HC2)")
+    ap.add_argument("--verdict-repeats", type=int, default=1000, help="data sets per verdict rate")
+    ap.add_argument("--verdict-boot", type=int, default=100, help="resamples per data set for the verdicts")
     args = ap.parse_args()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     parts = set(args.parts.split(","))
     if "dwe" in parts:
         print(f"data-weighted error, {args.repeats} repeats, {args.boot} resamples, n = {args.n}, nominal 95%")
@@ -112,7 +162,17 @@ def main() -> None:
         print(f"study on a known inverse problem (f = Wiener + |Gy|), {args.study_repeats} repeats, coverage:")
         for k, v in study_coverage(args.study_repeats, min(args.boot, 100)).items():
             print(f"    {k:<34} {v:.3f}")
-    print(f"total {time.perf_counter() - t0:.0f} s")
+    if "verdicts" in parts:
+        print(f"verdict rule (linlens.stats.closest_reference), d_in = 3, d_out = 2, n = 200 fit + 200 test rows, "
+              f"{args.verdict_repeats} data sets per line, {args.verdict_boot} resamples; rate ± Monte Carlo s.e.:")
+        for k, (r, se, target) in verdict_rates(args.verdict_repeats, args.verdict_boot, 200).items():
+            err = f"± {se:.3f}" if 0 < r < 1 else f"(none seen; 95% bound {3 / args.verdict_repeats:.3f})"
+            print(f"    {k:<52} {r:.3f} {err}   (target {target})")
+        print("HC2 bias estimate (intercept leverage 1/n included), mean / closed form − 1, 20000 draws:")
+        for n in (12, 20, 50):
+            b, se = hc2_bias(n, 20000)
+            print(f"    n = {n:<3} {b:+.4f} ± {se:.4f}   (target |bias| ≤ 0.02)")
+    print(f"total {time.perf_counter() - t0:.0f} s (CPU {time.process_time() - c0:.0f} s)")
 
 
 if __name__ == "__main__":
