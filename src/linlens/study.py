@@ -50,7 +50,7 @@ from linlens.linalg import SVDResult, pinv_svd, svd
 from linlens.operators import operator_matrix
 from linlens.probing import cast_note, probe_all
 from linlens.problems import InverseProblem, wiener_estimator
-from linlens.stats import BootstrapResult, _basic, interval_text
+from linlens.stats import BootstrapResult, _basic, interval_text, noise_std_estimate
 from linlens.surrogate import (
     FilterFactors,
     LinearSurrogate,
@@ -190,11 +190,6 @@ class LinearityStudy(ResultMixin):
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary (reference matrices left out: they go to .npy files)."""
         return super().to_dict() | {"references": sorted(self.references)}
-
-
-def _noise_std_estimate(X: np.ndarray, Y: np.ndarray, A: np.ndarray) -> float:
-    r = Y - X @ A.T
-    return float(np.sqrt(np.mean((r - r.mean(axis=0)) ** 2)))
 
 
 def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.ndarray,
@@ -371,8 +366,9 @@ def inverse_study(
     sigma_estimated = Amat is not None and (noise_std is None if noise_std_estimated is None
                                             else bool(noise_std_estimated))
     if Amat is not None and noise_std is None:
-        noise_std = _noise_std_estimate(Xtr, Ytr, Amat)
-        notes.append(f"noise σ estimated from the training pairs as the RMS of y − Ax: {noise_std:.4g}")
+        noise_std = noise_std_estimate(Ytr - Xtr @ Amat.T).value  # the one estimate (ν = n·d − d)
+        notes.append(f"noise σ estimated from the training pairs as the RMS of the centred y − Ax (ν = n·d − d): "
+                     f"{noise_std:.4g}")
 
     c_data = LinearSurrogate(fit_intercept=True).fit(Ytr, Xtr)
     refs: dict[str, np.ndarray] = {}

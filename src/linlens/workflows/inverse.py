@@ -11,14 +11,12 @@ the network's nonlinear gain over C_data by a paired test; Σ-weighted local Jac
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from linlens.errors import ConfigError, InputFileError, ShapeError
 from linlens.linalg import svd
@@ -30,6 +28,7 @@ from linlens.report import Report, check_destination
 from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, spectral_analysis
+from linlens.stats import noise_std_estimate
 from linlens.study import LinearityStudy, inverse_study
 from linlens.validation import check_covariance, check_noise_std, check_rows, noise_std_disagreement
 from linlens.workflows.analyze_common import add_route, image_shape, signal_shape
@@ -58,24 +57,15 @@ def split_rows(n: int, seed: int, train_fraction: float = 0.5) -> tuple[np.ndarr
 
 
 def noise_std_interval(residuals: np.ndarray, ci: float = 0.95) -> tuple[float, float, float]:
-    """σ̂ = RMS of centred residuals y − Ax, with a χ² interval for i.i.d. Gaussian noise (ν = n·d − d).
-
-    Returns:
-        (σ̂, low, high).
+    """(σ̂, low, high) of :func:`linlens.stats.noise_std_estimate` (the one estimate; ν = n·d − d).
 
     Example:
         >>> r = np.random.default_rng(0).normal(scale=0.1, size=(2000, 5))
         >>> s, lo, hi = noise_std_interval(r); bool(lo < 0.1 < hi), round(s, 2)
         (True, 0.1)
     """
-    r = np.asarray(residuals, dtype=np.float64)
-    rc = r - r.mean(axis=0)
-    nu = max(rc.shape[0] * rc.shape[1] - rc.shape[1], 1)
-    ss = float(np.sum(rc**2))
-    s = math.sqrt(ss / nu)
-    lo = math.sqrt(ss / sps.chi2.ppf((1 + ci) / 2, nu))
-    hi = math.sqrt(ss / sps.chi2.ppf((1 - ci) / 2, nu))
-    return s, lo, hi
+    e = noise_std_estimate(residuals, ci)
+    return e.value, e.low, e.high
 
 
 def _load_pair(inputs: Path, targets: Path | None) -> tuple[np.ndarray, np.ndarray]:
