@@ -1,6 +1,5 @@
-"""Matrix-free local linearization (linlens.jacobian.jacobian_svd, euler_test, adaptive_filters,
-effective_dimension), checked against the dense Jacobian from torch.func.jacrev, torch.linalg.svd and
-scipy.linalg.subspace_angles, and against closed forms."""
+"""linlens.jacobian.matrix_free: jacobian_svd checked against the dense Jacobian from torch.func.jacrev,
+torch.linalg.svd and scipy.linalg.subspace_angles."""
 
 from __future__ import annotations
 
@@ -8,41 +7,14 @@ import numpy as np
 import pytest
 import scipy.linalg as sla
 import torch
-from torch import nn
+from _jacobian_cases import dense_jacobian, relu_cnn
 
-from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError
+from linlens.errors import ConfigError, ShapeError
 from linlens.jacobian import (
     adaptive_filters,
-    effective_dimension,
     euler_test,
     jacobian_svd,
 )
-
-
-def relu_cnn(bias: bool, c_in: int = 1, c_out: int = 1, width: int = 6, stride: int = 1, seed: int = 0) -> nn.Module:
-    """A plain-torch ReLU CNN in float64, with or without additive constants."""
-    torch.manual_seed(seed)
-    net = nn.Sequential(
-        nn.Conv2d(c_in, width, 3, padding=1, bias=bias),
-        nn.ReLU(),
-        nn.Conv2d(width, width, 3, padding=1, stride=stride, bias=bias),
-        nn.ReLU(),
-        nn.Conv2d(width, c_out, 3, padding=1, bias=bias),
-    ).double().eval()
-    net.requires_grad_(False)
-    if bias:
-        with torch.no_grad():
-            for mod in net:
-                if isinstance(mod, nn.Conv2d):
-                    mod.bias.uniform_(-0.5, 0.5)
-    return net
-
-
-def dense_jacobian(f: nn.Module, y: torch.Tensor) -> torch.Tensor:
-    """(d_out, d_in) Jacobian of one sample y (*in_shape) by torch.func.jacrev (the independent route)."""
-    J = torch.func.jacrev(lambda x: f(x[None])[0])(y)
-    d_out = int(np.prod(J.shape[: J.ndim - y.ndim]))
-    return J.reshape(d_out, y.numel()).detach()
 
 
 def _gap_k(s: np.ndarray, lo: int, hi: int) -> int:
@@ -119,50 +91,6 @@ def test_float32_model_residuals_are_honest() -> None:
     assert res.residuals.max() < 1e-4 * sd[0]
 
 
-def test_euler_test_bias_free_is_zero_biased_is_not() -> None:
-    Y = torch.rand(4, 1, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    free = euler_test(relu_cnn(bias=False), Y)
-    biased = euler_test(relu_cnn(bias=True), Y)
-    assert free.relative_residual.shape == (4,)
-    assert free.relative_residual.max() <= 1e-6
-    assert biased.relative_residual.min() > 1e-2
-    # independent route: ‖f(y) − J y‖ with the dense Jacobian
-    net = relu_cnn(bias=True)
-    J = dense_jacobian(net, Y[0])
-    fy = net(Y[:1]).detach().reshape(-1)
-    ref = float(torch.linalg.vector_norm(fy - J @ Y[0].reshape(-1)) / torch.linalg.vector_norm(fy))
-    assert biased.relative_residual[0] == pytest.approx(ref, rel=1e-10)
-
-
-def test_adaptive_filter_is_the_dense_row() -> None:
-    net = relu_cnn(bias=False, c_out=2, seed=4)
-    Y = torch.randn(2, 1, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    pix = [(0, 4, 5), (1, 0, 9), (0, 9, 0)]
-    res = adaptive_filters(net, Y, pix)
-    assert res.filters.shape == (2, 3, 1, 10, 10)
-    for i in range(2):
-        J = dense_jacobian(net, Y[i]).numpy()
-        for j, p in enumerate(pix):
-            row = J[np.ravel_multi_index(p, (2, 10, 10))]
-            np.testing.assert_allclose(res.filters[i, j].reshape(-1), row, atol=1e-13)
-    # bias-free: f(y)_p = ⟨filter_p, y⟩
-    np.testing.assert_allclose(res.filter_dot_input, res.outputs, atol=1e-12)
-    flat = adaptive_filters(net, Y, [np.ravel_multi_index(p, (2, 10, 10)) for p in pix])
-    np.testing.assert_array_equal(flat.filters, res.filters)
-
-
-def test_effective_dimension_closed_forms() -> None:
-    rng = np.random.default_rng(0)
-    Q = np.linalg.qr(rng.normal(size=(50, 7)))[0]
-    s = np.linalg.svd(Q @ Q.T, compute_uv=False)  # an orthogonal projection of rank 7
-    assert float(effective_dimension(s)) == pytest.approx(7.0, rel=1e-12)
-    assert float(effective_dimension(s, "count", fraction=0.5)) == 7.0
-    shrink = np.array([[2.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
-    np.testing.assert_allclose(effective_dimension(shrink, "stable_rank"), [1.25, 3.0])
-    with pytest.raises(ConfigError):
-        effective_dimension(s, "entropy")
-
-
 def test_bad_input() -> None:
     net = relu_cnn(bias=False)
     y = torch.randn(1, 1, 6, 6, dtype=torch.float64)
@@ -172,14 +100,6 @@ def test_bad_input() -> None:
         jacobian_svd(net, y, k=37)
     with pytest.raises(ShapeError):
         jacobian_svd(net, torch.randn(5, dtype=torch.float64), k=1)
-    bad = y.clone()
-    bad[0, 0, 1, 1] = float("nan")
-    with pytest.raises(NonFiniteError):
-        euler_test(net, bad)
-    with pytest.raises(ModelError):
-        euler_test(lambda x: x.reshape(7, -1), y)
-    with pytest.raises(ShapeError):
-        adaptive_filters(net, y, [(0, 6, 0)])
 
 
 def test_numpy_inputs_and_auto_device() -> None:
