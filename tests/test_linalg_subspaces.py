@@ -226,3 +226,25 @@ def test_angle_profile_matches_scipy_subspace_angles(seed, eps):
         assert res.profile.right_max_angles[k - 1] == pytest.approx(right, rel=1e-8, abs=1e-14)
     A, B = rng.normal(size=(m, 3)), rng.normal(size=(m, 4))
     np.testing.assert_allclose(principal_angles(A, B), np.sort(subspace_angles(A, B)), rtol=1e-10, atol=1e-14)
+
+
+
+@pytest.mark.parametrize("seed", [25, 80, 92, 169, 193])
+def test_lambda_max_of_near_identity_blocks(seed):
+    # regression: these blocks (the identity up to rounding, as two equal subspaces give) made LAPACK's syevr
+    # (scipy eigvalsh with subset_by_index) raise "Internal Error" mid-report; the largest eigenvalue is 1 ± 1e-14
+    from linlens.linalg.subspaces import _lambda_max
+
+    E = np.random.default_rng(seed).normal(size=(10, 10)) * 3e-16
+    assert abs(_lambda_max(np.eye(10) + (E + E.T) / 2) - 1.0) < 1e-14
+
+
+def test_profile_of_equal_subspaces_near_identity_blocks():
+    # regression: LAPACK's syevr raised "Internal Error" on this near-identity 10 x 10 block (an operator
+    # compared with a copy of itself up to rounding); every angle must be ~0
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.normal(size=(64, 64)))
+    C = Q @ np.diag(np.logspace(0, -3, 64)) @ Q.T
+    R = C + 1e-15 * rng.normal(size=C.shape)
+    out = subspace_comparison(C, R, max_k=20)
+    assert np.all(out.profile.max_angles <= 1e-6)

@@ -201,13 +201,22 @@ def _norm_gaps(s: np.ndarray, K: int) -> np.ndarray:
     return (s[:K] - nxt) / s[0] if len(s) and s[0] > 0 else np.zeros(K)
 
 
+def _lambda_max(B: np.ndarray) -> float:
+    """The largest eigenvalue of a symmetric matrix B (k, k), by LAPACK's divide and conquer (syevd).
+
+    Not ``scipy.linalg.eigvalsh(subset_by_index=...)``: its MRRR driver (syevr) fails with "Internal Error" (and
+    syevx does not converge) on matrices within rounding of the identity, which is exactly what two equal
+    subspaces give here."""
+    return float(np.linalg.eigvalsh(B)[-1])
+
+
 def _leading_block_extreme(M: np.ndarray, K: int, largest: bool, psd: bool) -> np.ndarray:
     """For k = 1..K the largest eigenvalue (psd) or the smallest singular value of M[:k, :k]."""
     out = np.empty(K)
     for k in range(1, K + 1):
         B = M[:k, :k]
         if psd:
-            out[k - 1] = sla.eigvalsh(B, subset_by_index=[k - 1, k - 1], check_finite=False)[0]
+            out[k - 1] = _lambda_max(B)
         else:
             sv = sla.svdvals(B, check_finite=False)
             out[k - 1] = sv[0] if largest else sv[-1]
@@ -229,7 +238,7 @@ def _leading_max_angles(Qa: np.ndarray, Qb: np.ndarray, K: int) -> np.ndarray:
     S = G[K:].T @ G[K:] + P.T @ P
     sin2 = np.empty(K)
     for k in range(K, 0, -1):
-        sin2[k - 1] = sla.eigvalsh(S[:k, :k], subset_by_index=[k - 1, k - 1], check_finite=False)[0]
+        sin2[k - 1] = _lambda_max(S[:k, :k])
         S += np.outer(G[k - 1], G[k - 1])
     sin = np.sqrt(np.clip(sin2, 0.0, 1.0))
     return np.where(sin * sin <= 0.5, np.arcsin(sin), np.arccos(cos))
