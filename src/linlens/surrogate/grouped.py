@@ -1,0 +1,207 @@
+"""Row-group sufficient statistics of a least-squares fit on few features: a streamed, bias-corrected
+data-weighted error with a group-bootstrap interval (the subspace route, ``analyze --components``).
+
+The subspace surrogate regresses the outputs F (d_out) on m principal-component scores z of the inputs,
+B̂ = X̃ᵀG̃⁻¹ (G̃ = Σ z̃z̃ᵀ, X̃ = Σ z̃F̃ᵀ), and is tested on held-out rows against a reference's outputs t = R y:
+
+    θ = E‖B z − t‖² / E‖t‖²   (centred over the held-out rows).
+
+The plug-in θ̂ is biased upward by the estimation noise of B̂ (+41% to +69% of the truth on a case with a known
+population surrogate). Rows are hashed into g groups, and each group keeps its own sums (n, Σz, ΣF, Σzzᵀ, ΣzFᵀ
+for training rows; the error sums for held-out rows), so that after the streamed passes
+
+* the bias E tr((B̂ − B) S (B̂ − B)ᵀ) (S the held-out score covariance) is estimated by the cluster-robust
+  sandwich G̃⁻¹ (Σ_g u_g u_gᵀ) G̃⁻¹, u_g = Σ_{i∈g} z̃ᵢ rᵢᵀ, with the g/(g − 1) small-sample factor, and subtracted;
+* a replicate re-weights the training groups (multinomial counts), solves one m × m system for B*, and re-weights
+  the held-out groups: O(g m d_out + m³) per replicate, no model call;
+* the basic interval is taken around the corrected estimate (as everywhere in linlens).
+
+Coverage and bias are checked by simulation against a model whose population surrogate is known in closed form
+(``tests/surrogate/test_grouped.py``, ``benchmarks/bench_intervals.py``).
+
+References:
+    A. C. Cameron, D. L. Miller. A practitioner's guide to cluster-robust inference. J. Human Resources 50 (2015)
+    317–372 (cluster-robust variance, the g/(g − 1) factor, the pairs cluster bootstrap).
+
+Example:
+    >>> rng = np.random.default_rng(0); Z = rng.normal(size=(4000, 2)); F = Z @ [[1.0, 0.0], [0.0, 1.0]]
+    >>> F = F + 0.5 * rng.normal(size=F.shape); Zh = rng.normal(size=(1000, 2))
+    >>> acc = GroupedFit(2, 2, n_groups=20); acc.update_train(Z, F, np.arange(4000) % 20)
+    >>> B = acc.coef(); acc.update_held(Zh, Zh @ (0.9 * np.eye(2)), B, np.arange(1000) % 20)
+    >>> e = acc.error(n_boot=200, seed=0)  # truth ‖I − 0.9 I‖²/‖0.9 I‖² = 0.0123
+    >>> bool(e.low <= 0.0123 <= e.high), e.plug_in > e.estimate
+    (True, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from linlens._results import ResultMixin
+from linlens.errors import ConfigError, ShapeError
+from linlens.stats import BootstrapResult, _basic
+
+__all__ = ["GroupedFit", "GroupedError"]
+
+
+@dataclass(frozen=True)
+class GroupedError(ResultMixin):
+    """The data-weighted error of a grouped fit against a reference, bias-corrected, with its interval.
+
+    Arguments:
+        plug_in: θ̂ on the held-out rows.
+        estimate: θ̂ less the cluster-robust estimate of its estimation bias.
+        bias: that estimate (in units of θ).
+        low: basic interval, lower end (clipped at 0).
+        high: upper end.
+        std: standard deviation of the replicates.
+        ci: level.
+        n_boot: replicates.
+        n_groups: row groups.
+        method: the procedure in words.
+        boot: the :class:`~linlens.stats.BootstrapResult` (name "R") for the verdict rule.
+    """
+
+    plug_in: float
+    estimate: float
+    bias: float
+    low: float
+    high: float
+    std: float
+    ci: float
+    n_boot: int
+    n_groups: int
+    method: str
+    boot: BootstrapResult | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-safe dictionary (the replicates left out)."""
+        return super().to_dict() | {"boot": None}
+
+
+class GroupedFit:
+    """Per-group sums of a least-squares fit of F (d_out) on m features (with intercept) and of its held-out error.
+
+    Arguments:
+        m: features. d_out: outputs. n_groups: row groups (each row's group comes with it; a seeded hash keeps
+            the result independent of the batch size).
+    """
+
+    def __init__(self, m: int, d_out: int, n_groups: int = 32) -> None:
+        if n_groups < 4:
+            raise ConfigError(f"n_groups must be at least 4; got {n_groups}")
+        g = int(n_groups)
+        self.m, self.d_out, self.n_groups = int(m), int(d_out), g
+        self.n = np.zeros(g)
+        self.sz = np.zeros((g, m))
+        self.sf = np.zeros((g, d_out))
+        self.zz = np.zeros((g, m, m))
+        self.zf = np.zeros((g, m, d_out))
+        # held-out: per group error sums under the full-data fit, pooled score moments for the replicates
+        self.hn = np.zeros(g)
+        self.hd = np.zeros((g, d_out))
+        self.hdd = np.zeros(g)
+        self.ht = np.zeros((g, d_out))
+        self.htt = np.zeros(g)
+        self.hz = np.zeros(m)
+        self.hzz = np.zeros((m, m))
+        self.hzt = np.zeros((m, d_out))
+
+    def update_train(self, Z: np.ndarray, F: np.ndarray, groups: np.ndarray) -> None:
+        """Add training rows: scores Z (k, m), outputs F (k, d_out), their groups (k,) in [0, n_groups)."""
+        Z, F, groups = np.asarray(Z, float), np.asarray(F, float), np.asarray(groups)
+        if Z.shape[1] != self.m or F.shape[1] != self.d_out or len(Z) != len(F) or len(groups) != len(Z):
+            raise ShapeError(f"need Z (k, {self.m}), F (k, {self.d_out}) and k groups; got {Z.shape}, {F.shape}, "
+                             f"{groups.shape}")
+        for g in np.unique(groups):
+            sel = groups == g
+            z, f = Z[sel], F[sel]
+            self.n[g] += len(z)
+            self.sz[g] += z.sum(axis=0)
+            self.sf[g] += f.sum(axis=0)
+            self.zz[g] += z.T @ z
+            self.zf[g] += z.T @ f
+
+    @staticmethod
+    def _solve(n: float, sz: np.ndarray, sf: np.ndarray, zz: np.ndarray, zf: np.ndarray) -> np.ndarray:
+        G = zz - np.outer(sz, sz) / n
+        X = zf - np.outer(sz, sf) / n
+        return np.linalg.lstsq(G, X, rcond=None)[0].T  # (d_out, m)
+
+    def coef(self, w: np.ndarray | None = None) -> np.ndarray:
+        """B (d_out, m) from all training groups, or from groups weighted by w (n_groups,)."""
+        w = np.ones(self.n_groups) if w is None else np.asarray(w, float)
+        return self._solve(w @ self.n, w @ self.sz, w @ self.sf, np.tensordot(w, self.zz, 1),
+                           np.tensordot(w, self.zf, 1))
+
+    def update_held(self, Z: np.ndarray, T: np.ndarray, B: np.ndarray, groups: np.ndarray) -> None:
+        """Add held-out rows: scores Z (k, m), reference outputs T = R y (k, d_out) (any common shift of y cancels),
+        the full-data fit B (d_out, m) and the rows' groups (k,)."""
+        Z, T, groups = np.asarray(Z, float), np.asarray(T, float), np.asarray(groups)
+        D = Z @ np.asarray(B).T - T
+        for g in np.unique(groups):
+            sel = groups == g
+            self.hn[g] += int(sel.sum())
+            self.hd[g] += D[sel].sum(axis=0)
+            self.hdd[g] += float(np.sum(D[sel] ** 2))
+            self.ht[g] += T[sel].sum(axis=0)
+            self.htt[g] += float(np.sum(T[sel] ** 2))
+        self.hz += Z.sum(axis=0)
+        self.hzz += Z.T @ Z
+        self.hzt += Z.T @ T
+
+    def _held(self, v: np.ndarray) -> tuple[float, float]:
+        k = v @ self.hn
+        d, t = v @ self.hd / k, v @ self.ht / k
+        return float(v @ self.hdd / k - d @ d), float(v @ self.htt / k - t @ t)
+
+    def error(self, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> GroupedError:
+        """The bias-corrected data-weighted error with its basic group-bootstrap interval (see the module)."""
+        if self.hn.sum() < 2 or self.n.sum() <= self.m + 1:
+            raise ShapeError("need training rows beyond the features + 1 and at least 2 held-out rows")
+        g = self.n_groups
+        ones = np.ones(g)
+        num, den = self._held(ones)
+        if not den > 0:
+            raise ShapeError("the reference's outputs have no variance on the held-out rows")
+        B = self.coef()
+        k = self.hn.sum()
+        zbar, tbar = self.hz / k, self.ht.sum(axis=0) / k
+        S = self.hzz / k - np.outer(zbar, zbar)  # held-out score covariance
+        Szt = self.hzt / k - np.outer(zbar, tbar)
+        ntr = self.n.sum()
+        zb, fb = self.sz.sum(axis=0) / ntr, self.sf.sum(axis=0) / ntr
+        G = self.zz.sum(axis=0) - ntr * np.outer(zb, zb)
+        Ginv = np.linalg.pinv(G, hermitian=True)
+        M = Ginv @ S @ Ginv
+        bias = 0.0
+        for j in range(g):  # u_g = Σ z̃ r̃ᵀ over the group's rows, from its sums (full-data centring)
+            zz = self.zz[j] - np.outer(self.sz[j], zb) - np.outer(zb, self.sz[j]) + self.n[j] * np.outer(zb, zb)
+            zf = self.zf[j] - np.outer(self.sz[j], fb) - np.outer(zb, self.sf[j]) + self.n[j] * np.outer(zb, fb)
+            u = zf - zz @ B.T
+            bias += float(np.sum((M @ u) * u))
+        bias *= g / (g - 1)
+        plug = num / den
+        corrected = (num - bias) / den
+        rng = np.random.default_rng(seed)
+        reps = np.empty(n_boot)
+        c_tt = num  # the held-out part of the numerator that does not involve B*: handled through the identity below
+        for b in range(n_boot):
+            w = rng.multinomial(g, np.full(g, 1.0 / g)).astype(float)
+            v = rng.multinomial(g, np.full(g, 1.0 / g)).astype(float)
+            Bb = self.coef(w)
+            # training side: tr(B* S B*ᵀ) − 2 tr(B* Szt) against the same for B̂ (the rest of the numerator cancels)
+            fit_num = float(np.sum((Bb @ S) * Bb) - 2 * np.sum(Bb * Szt.T) - np.sum((B @ S) * B)
+                            + 2 * np.sum(B * Szt.T)) + c_tt
+            held_num, held_den = self._held(v)
+            reps[b] = (fit_num - bias) / den + (held_num / held_den - plug if held_den > 0 else 0.0)
+        est, lo, hi, sd = _basic(plug, reps, ci, corrected)
+        boot = BootstrapResult(estimate={"R": plug}, bias_corrected={"R": est}, low={"R": lo}, high={"R": hi},
+                               std={"R": sd}, samples={"R": reps}, ci=float(ci),
+                               method="basic, analytic bias (cluster-robust), row-group bootstrap")
+        return GroupedError(plug_in=plug, estimate=est, bias=bias / den, low=max(lo, 0.0), high=max(hi, 0.0), std=sd,
+                            ci=float(ci), n_boot=int(n_boot), n_groups=g,
+                            method=f"cluster-robust bias over {g} row groups; basic interval from {n_boot} group-"
+                                   "bootstrap replicates (training and held-out groups resampled)", boot=boot)
