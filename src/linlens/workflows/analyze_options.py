@@ -42,7 +42,7 @@ OPTION_ROUTES: dict[str, frozenset[str]] = {
     "dask": frozenset({"dask"}),
     "output_index": _SURROGATE, "output_key": _SURROGATE, "max_memory": _SURROGATE,
     "components": frozenset({"subspace"}),
-    "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE,
+    "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE | {"subspace"},
     "train_inputs": frozenset({"study"}), "train_targets": frozenset({"study"}),
     "prior_covariance": frozenset({"study"}), "local_samples": frozenset({"study"}),
 }

@@ -10,7 +10,9 @@ C = B V_mᵀ), exactly, from three kinds of passes:
    Zᵀ(F − F̄) (m × d_out); B solves the least squares in the subspace.
 3. **Model on the held-out rows** (the same seeded hash as the dense route, one row in five): the pooled R² and,
    with ``--reference``, the centred data-weighted error E‖(C − R)(y − ȳ)‖²/E‖R(y − ȳ)‖², R applied matrix-free
-   (a ``.npy`` matrix or a ``module:attr`` operator).
+   (a ``.npy`` matrix or a ``module:attr`` operator), bias-corrected for the estimation noise of B with a basic
+   interval and the paired verdict, from per-row-group sums (:class:`~linlens.surrogate.grouped.GroupedFit`:
+   cluster-robust bias, row-group bootstrap; the subspace V_m is held fixed).
 
 Memory is O(m · (d_in + d_out) + batch · (d_in + d_out)), never d². What the subspace leaves out is reported:
 the fraction of the inputs' variance outside it, about which the surrogate says nothing.
@@ -35,7 +37,9 @@ from linlens.operators import load_operator
 from linlens.probing import FlatModel, probe_model
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
+from linlens.stats import closest_reference, interval_text, summarize
 from linlens.surrogate import r2_from_sums
+from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.surrogate.subspace import SubspaceSurrogate
 from linlens.validation import check_memory
 from linlens.workflows.analyze_common import (
@@ -52,6 +56,9 @@ __all__ = ["run_subspace", "run_analyze_subspace", "MAX_POWER_ITERATIONS"]
 
 #: Power iterations of the randomized SVD at most (each is two passes over the inputs on disk).
 MAX_POWER_ITERATIONS = 8
+
+#: Row groups (row index mod N_GROUPS) whose sums the error's bias correction and group bootstrap use.
+N_GROUPS = 32
 
 
 class _Moments:
@@ -212,7 +219,13 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                     check_memory(8.0 * (4 * m * (d_in + F.shape[1]) + 6 * batch_size * (d_in + F.shape[1])),
                                  f"analyze --components {m} with {d_in} inputs and {F.shape[1]} outputs", max_memory)
                     cross = np.zeros((m, F.shape[1]))
+                    if R is not None:
+                        check_memory(8.0 * N_GROUPS * m * (m + F.shape[1]),
+                                     f"the error statistics of --components {m} ({N_GROUPS} row groups)", max_memory)
+                        grp = GroupedFit(m, F.shape[1], N_GROUPS)
                 Z = (rows - mean) @ Vt.T
+                if R is not None:
+                    grp.update_train(Z, F, (s + np.flatnonzero(msk)) % N_GROUPS)
                 G += Z.T @ Z
                 cross += Z.T @ F  # Σ Z = 0 over the training rows, so this is Zᵀ(F − F̄) up to rounding
                 ss_x += float(np.sum((rows - mean) ** 2))
@@ -238,7 +251,9 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                 if R is not None:
                     yc = rows - mean  # centred by the training mean; the rest of the shift is removed below
                     Ry = R.matvec(yc)
-                    Dy = (yc @ Vt.T) @ sur.coef_subspace_.T - Ry
+                    Zh = yc @ Vt.T
+                    Dy = Zh @ sur.coef_subspace_.T - Ry
+                    grp.update_held(Zh, Ry, sur.coef_subspace_, (s + np.flatnonzero(~msk)) % N_GROUPS)
                     dw["D_sum"] += Dy.sum(axis=0)
                     dw["D_sq"] += float(np.sum(Dy**2))
                     dw["R_sum"] += Ry.sum(axis=0)
@@ -254,14 +269,15 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         num = dw["D_sq"] / k - float(np.sum((dw["D_sum"] / k) ** 2))
         den = dw["R_sq"] / k - float(np.sum((dw["R_sum"] / k) ** 2))
         dwe = float(num / den) if den > 0 else (0.0 if num <= 0 else math.inf)
+    err = grp.error(n_boot=o.n_boot or 200, seed=seed) if dwe is not None and math.isfinite(dwe) and den > 0 else None
     return _report(model, inputs, reference, out, force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
-                   n_iter, converged, sv, seed, route)
+                   n_iter, converged, sv, seed, route, err)
 
 
 def _report(model: str, inputs: Path, reference: str | None, out: Path, force: bool, sur: SubspaceSurrogate,
             r2: float, r2_out: np.ndarray, dwe: float | None, n: int, n_train: int, n_held: int,
             in_shape: tuple[int, ...], n_iter: int, converged: bool, sv: np.ndarray, seed: int,
-            route: Route) -> dict[str, Any]:
+            route: Route, err: GroupedError | None = None) -> dict[str, Any]:
     m, d_in = sur.components_.shape
     d_out = sur.coef_subspace_.shape[0]
     rep = Report(f"linlens analyze (subspace surrogate, m = {m}): {model}")
@@ -274,11 +290,12 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         f"of the row index, as in the dense route) score it: pooled R² {r2:.6g} (1 − R² is what neither the "
         "subspace nor linearity explains). The fraction of the inputs' variance outside the subspace, "
         f"{sur.outside_variance_fraction_:.3g}, is what the surrogate says nothing about: raise --components if it "
-        "is large. The data-weighted error against the reference is a plug-in value on the held-out rows: it is "
-        "not corrected for the estimation noise of B (which biases it upward) and carries no interval here; the "
-        "dense route gives both where d allows. No d × d matrix is formed, so spectra, principal angles and filter "
-        "factors of C (which need "
-        "one) are not computed here; the dense route (without --components) gives them where d allows."
+        "is large. The data-weighted error against the reference is measured on the held-out rows and corrected for "
+        "the estimation noise of B (which biases the plug-in upward), with a basic interval from a bootstrap over "
+        f"{N_GROUPS} row groups that resamples the training and the held-out rows; the subspace V_m is held fixed, "
+        "so the interval is about the surrogate on this subspace. No d × d matrix is formed, so spectra, principal "
+        "angles and filter factors of C (which need one) are not computed here; the dense route (without "
+        "--components) gives them where d allows."
         + ("" if converged else f" The subspace iteration did not converge in {n_iter} power iterations: the "
            f"inputs' spectrum has no clear gap at m = {m}, so V_m is one of many nearly-equivalent top-m subspaces "
            "(the surrogate is still the least-squares fit on it, and the held-out R² measures it)."))
@@ -286,7 +303,16 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
                                "inputs' variance outside the subspace": sur.outside_variance_fraction_,
                                "R² (pooled, held-out)": r2,
                                "nonlinear + outside-subspace residual fraction": 1 - r2 if np.isfinite(r2) else None}
-    if dwe is not None:
+    verdict = None
+    if err is not None:
+        table = summarize(err.boot)["R"]
+        table["low"], table["high"] = err.low, err.high
+        verdict = closest_reference(err.boot, ["R"])
+        summary["data-weighted error vs R (held-out rows)"] = interval_text(table) + " (bias-corrected)"
+        summary["plug-in (biased up)"] = dwe
+        summary["verdict"] = ("closer to R than the zero map" if verdict.verdict == "R"
+                              else "no clearer than the zero map")
+    elif dwe is not None:
         summary["data-weighted error vs R (held-out rows)"] = dwe
     rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
     rep.add_figure(figs.plot_singular_spectra({"inputs (top m)": sv}, title="Singular values of the centred "
@@ -312,7 +338,10 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         "r2_per_output": r2_out if r2_out.size <= JSON_ARRAY_LIMIT else None,
         "outside_variance_fraction": sur.outside_variance_fraction_,
         "explained_variance": sur.explained_variance_, "total_variance": sur.total_variance_,
-        "data_weighted_error": dwe, "intercept": sur.intercept_ if sur.intercept_.size <= JSON_ARRAY_LIMIT else None,
+        "data_weighted_error": dwe,
+        "data_weighted_error_corrected": None if err is None else err.to_dict(),
+        "verdict": None if verdict is None else verdict.to_dict(),
+        "intercept": sur.intercept_ if sur.intercept_.size <= JSON_ARRAY_LIMIT else None,
         "arrays": "components.npy (m, d_in) = V_mᵀ and coef_subspace.npy (d_out, m) = B: C = B V_mᵀ"})
     rep.write(out, force=force)
     return summary
