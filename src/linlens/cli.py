@@ -468,11 +468,34 @@ def fibers_analyze(
     print_summary("fiber of the trained network", summary, out or Path("linlens-fibers"))
 
 
+def _user_exit_origin(exc: SystemExit) -> str | None:
+    """Where a SystemExit was raised (``file:line``) when that is user code; None when click, typer or linlens
+    raised it (help, usage errors, the end of a command, a caught SIGTERM)."""
+    tb, last = exc.__traceback__, None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    if last is None:
+        return None
+    path = Path(last.tb_frame.f_code.co_filename)
+    ours = ("click", "typer", "rich", "linlens")
+    if any(part in ours for part in path.parts[-4:-1]) or path.name == "cli.py" and "linlens" in path.parts:
+        return None
+    return f"{path.name}:{last.tb_lineno}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; user errors become one line on stderr and exit code 2."""
     debug = bool(os.environ.get("LINLENS_DEBUG"))
     try:
         app(args=argv, prog_name="linlens", standalone_mode=True)
+    except SystemExit as exc:
+        where = _user_exit_origin(exc)
+        if where is None or debug:
+            raise  # click's own exit (help, usage errors, success) or a caught signal: as it is
+        err_console.print(Text("error: ", style="red") + Text(
+            f"user code called sys.exit({exc.code!r}) at {where}: a model, operator, reference or flow module must "
+            "return, not end the process; nothing was written"), highlight=False, soft_wrap=True)
+        sys.exit(2)
     except LinlensError as exc:
         if debug:
             raise

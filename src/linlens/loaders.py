@@ -49,7 +49,8 @@ from linlens.errors import (
 )
 from linlens.validation import check_finite, check_memory, check_real
 
-__all__ = ["load_array", "load_model", "load_weights", "inspect_model_ops", "ARRAY_SUFFIXES", "SAFE_WAY"]
+__all__ = ["load_array", "load_model", "load_weights", "npz_members", "load_npz_member", "inspect_model_ops",
+           "ARRAY_SUFFIXES", "SAFE_WAY"]
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv", ".txt")
 
@@ -211,6 +212,58 @@ def _load_npz(p: Path, name: str, preferred: tuple[str, ...], max_bytes: int | N
         _check_declared(shape, dtype, info.file_size - header_len, f"{p}[{chosen}]", name, max_bytes)
     with np.load(p, allow_pickle=False) as z:
         return np.asarray(z[chosen])
+
+
+def npz_members(path: str | os.PathLike, name: str) -> list[str]:
+    """The array names of an ``.npz`` archive, read from its directory only (no member is decompressed).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npz"
+        >>> np.savez(p, inputs=np.ones(2), labels=np.zeros(2))
+        >>> npz_members(p, "--train")
+        ['inputs', 'labels']
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{name}: file not found: {p}")
+    try:
+        with zipfile.ZipFile(p) as zf:
+            return [n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputFileError(f"{name}: {p} is not an .npz (zip) archive ({type(exc).__name__})") from None
+
+
+def load_npz_member(path: str | os.PathLike, key: str, name: str, max_bytes: int | None = None) -> np.ndarray:
+    """One array of an ``.npz``, in its stored dtype, reading only that member: its header is checked first
+    (pickled objects refused, a declared size larger than the stored data or the memory limit refused), and
+    the other members are never decompressed (an unused member that inflates to gigabytes costs nothing).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npz"
+        >>> np.savez(p, inputs=np.ones((2, 3)), labels=np.zeros(2, dtype=int))
+        >>> load_npz_member(p, "labels", "--train").dtype.kind
+        'i'
+    """
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as zf:
+            info = zf.getinfo(f"{key}.npy")
+            with zf.open(info) as fh:
+                shape, dtype = _npy_header(fh, f"{p}[{key}]", name)
+                header_len = fh.tell()
+            _check_declared(shape, dtype, info.file_size - header_len, f"{p}[{key}]", name, max_bytes)
+            with zf.open(info) as fh:
+                a = np.lib.format.read_array(fh, allow_pickle=False)
+    except LinlensError:
+        raise
+    except KeyError:
+        raise InputFileError(f"{name}: {p} holds no array named {key!r}") from None
+    except Exception as exc:  # noqa: BLE001 - corrupt members raise anything; the user needs one line
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputFileError(f"{name}: cannot read {key!r} from {p}: {msg[:120]}") from None
+    return a
 
 
 def _load_csv(p: Path, name: str) -> np.ndarray:

@@ -33,6 +33,9 @@ _ALL = frozenset(ROUTES)
 _SURROGATE = frozenset({"dense", "dask", "subspace"})
 _INVERSE = frozenset({"study", "fourier"})
 
+#: the most bootstrap resamples --n-boot may ask for
+MAX_N_BOOT = 100_000
+
 #: option (field of :class:`AnalyzeOptions`) → the routes that use it; any other route refuses it when given
 OPTION_ROUTES: dict[str, frozenset[str]] = {
     "model": _ALL, "inputs": _ALL, "out": _ALL, "force": _ALL, "batch_size": _ALL, "device": _ALL,
@@ -40,7 +43,7 @@ OPTION_ROUTES: dict[str, frozenset[str]] = {
     "reference": _SURROGATE,
     "fit_intercept": frozenset({"dense", "dask"}),
     "dask": frozenset({"dask"}),
-    "output_index": _SURROGATE, "output_key": _SURROGATE, "max_memory": _SURROGATE,
+    "output_index": _SURROGATE, "output_key": _SURROGATE, "max_memory": _SURROGATE | {"fourier"},
     "components": frozenset({"subspace"}),
     "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE | {"subspace"},
     "train_inputs": frozenset({"study"}), "train_targets": frozenset({"study"}),
@@ -196,6 +199,9 @@ class AnalyzeOptions:
             v = getattr(self, k)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low):
                 raise ConfigError(f"{FLAGS[k]} must be a {'positive' if low else 'non-negative'} integer; got {v!r}")
+        if self.n_boot is not None and self.n_boot > MAX_N_BOOT:
+            raise ConfigError(f"--n-boot must be at most {MAX_N_BOOT:,} (intervals and paired tests settle long "
+                              f"before; each resample costs time and memory); got {self.n_boot:,}")
         if self.noise_std is not None:
             check_noise_std(self.noise_std)  # finite and > 0 (linlens.validation: the one σ check)
         if self.max_memory is not None and (isinstance(self.max_memory, bool) or self.max_memory <= 0):

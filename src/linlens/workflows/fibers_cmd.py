@@ -45,6 +45,8 @@ __all__ = [
 
 MAX_STRATA = 2000
 """Default of ``--max-strata``: the closure order costs time ∝ strata² (about 15 s at 2000 on one core)."""
+#: largest layer width `fibers strata` lists (its enumeration loops up to a width per bar: 10⁵ stays fast)
+MAX_WIDTH = 10**5
 MAX_LAYERS = 30
 MAX_WEIGHT_BYTES = 2**30
 """Largest total size of the weights ``fibers analyze`` reads (dense SVDs of every subproduct follow)."""
@@ -91,6 +93,9 @@ def run_strata(widths: list[int], rank: int, out: Path, force: bool = False, con
         raise ConfigError(f"widths must hold at least two positive integers; got {ws}")
     if len(ws) > MAX_LAYERS + 1:
         raise ConfigError(f"--widths must have at most {MAX_LAYERS + 1} layers (rank lists grow as L²); got {len(ws)}")
+    if max(ws) > MAX_WIDTH:
+        raise ConfigError(f"--widths: each width must be at most {MAX_WIDTH:,} (listing the strata loops over the "
+                          f"multiplicities of each bar, up to a width); got {max(ws):,}")
     if not isinstance(rank, int | np.integer) or rank < 0 or rank > min(ws):
         raise ConfigError(f"--rank must be an integer in [0, min(widths) = {min(ws)}] for widths {ws}; got {rank}")
     if max_strata < 1:

@@ -30,7 +30,7 @@ from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, spectral_analysis
 from linlens.stats import noise_std_estimate
 from linlens.study import LinearityStudy, inverse_study
-from linlens.validation import check_covariance, check_noise_std, check_rows, noise_std_disagreement
+from linlens.validation import check_covariance, check_memory, check_noise_std, check_rows, noise_std_disagreement
 from linlens.workflows.analyze_common import add_route, image_shape, signal_shape
 from linlens.workflows.analyze_options import AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
@@ -479,6 +479,10 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
         raise ShapeError(f"the Fourier route needs single-channel signals or images of one shape for inputs and "
                          f"targets; got {tuple(Y.shape[1:])} and {tuple(X.shape[1:])}")
     n = len(Y)
+    K = int(np.prod(shp[:-1])) * (shp[-1] // 2 + 1)  # rfft coefficients per image
+    # the bootstrap keeps ~16 arrays of n_boot × K float64 (4 accumulators, then spectra, ratios, temporaries)
+    check_memory(16 * 8 * n_boot * K, f"the Fourier route's {n_boot} bootstrap replicates of {K:,} spectral values",
+                 o.max_memory, alternative="lower --n-boot")
     check_rows(Y, 8, "inputs", "the Fourier route (training pairs for σ and C_data, held-out probes)")
     check_rows(X, 8, "targets", "the Fourier route")
     train, probe = split_rows(n, seed)

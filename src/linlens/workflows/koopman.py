@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from linlens.errors import ConfigError, InputFileError, ModelError, ShapeError
-from linlens.loaders import load_model
+from linlens.loaders import load_model, load_npz_member, npz_members
 from linlens.nn import resolve_device
 from linlens.report import Report, check_destination
 from linlens.validation import check_finite
@@ -127,22 +127,16 @@ def load_split(path: Path, name: str, task: str | None) -> tuple[np.ndarray, np.
     p = Path(path)
     if not p.exists() or p.is_dir():
         raise InputFileError(f"{name}: file not found: {p}")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            arrays = {k: np.asarray(z[k]) for k in z.files}
-    except Exception as exc:  # noqa: BLE001 - corrupt files raise anything; the user needs one line
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputFileError(f"{name}: cannot read {p} as .npz with arrays 'inputs' and 'labels'/'targets' "
-                             f"({first[:100]})") from None
+    names = npz_members(p, name)  # the directory only: unused members are never decompressed
     if task is None:
-        task = "classification" if "labels" in arrays else "regression" if "targets" in arrays else None
+        task = "classification" if "labels" in names else "regression" if "targets" in names else None
     want = "labels" if task == "classification" else "targets"
-    missing = [k for k in ("inputs", want) if k not in arrays]
+    missing = [k for k in ("inputs", want) if k not in names]
     if task is None or missing:
         need = "'inputs' and 'labels' (classification) or 'targets' (regression)" if task is None else \
             f"'inputs' and '{want}' for --task {task}"
-        raise InputFileError(f"{name}: {p} must hold arrays {need}; found {sorted(arrays) or 'none'}")
-    X, y = arrays["inputs"], arrays[want]
+        raise InputFileError(f"{name}: {p} must hold arrays {need}; found {sorted(names) or 'none'}")
+    X, y = load_npz_member(p, "inputs", name), load_npz_member(p, want, name)
     for key, a in (("inputs", X), (want, y)):
         if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
             raise InputFileError(f"{name}: '{key}' in {p} holds {a.dtype} values; expected real numbers")
