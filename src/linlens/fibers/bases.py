@@ -120,6 +120,12 @@ class Prebasis:
         bases: ``bases[j]`` is ``(d_j, d_j)``; its columns follow ``stratum.layer_order(j)``.
         labels: ``labels[j][p] = ((a, b), copy)``, the bar of column ``p`` at layer ``j``.
         tol: rank tolerance used.
+
+    Example:
+        >>> net = LinearNetwork([np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([[0.0, 1.0]])])
+        >>> pb = prebasis(net)
+        >>> pb.labels[0], bool(np.allclose(pb.dual(0) @ pb.bases[0], np.eye(2)))
+        ((((0, 0), 0), ((0, 1), 0)), True)
     """
 
     stratum: Stratum

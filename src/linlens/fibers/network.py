@@ -30,6 +30,11 @@ class RankEntry(ResultMixin):
     ``gap = σ_r / σ_{r+1}`` (``inf`` when ``σ_{r+1}`` is zero or absent; for ``r = 0``: ``threshold / σ_1``), as
     :func:`linlens.linalg.numerical_rank` reports it. ``threshold`` is the absolute cut ``tol · Π‖W_k‖₂``;
     ``sigma_above`` is ``σ_r`` (the threshold itself when ``r = 0``) and ``sigma_below`` is ``σ_{r+1}`` (0 if absent).
+
+    Example:
+        >>> e = LinearNetwork([np.diag([2.0, 0.0]), np.array([[1.0, 0.0]])]).rank_list().entries[(1, 0)]
+        >>> e.rank, e.sigma_above, e.sigma_below, e.to_dict()["gap"]  # gap inf, None in JSON
+        (1, 2.0, 0.0, None)
     """
 
     j: int
@@ -49,6 +54,11 @@ class RankList:
         entries: ``{(j, i): RankEntry}`` for ``0 ≤ i < j ≤ L``.
         tol: relative tolerance used (the cut is ``tol`` times the product of the factors' spectral norms).
         min_gap: the gap under which a rank counts as fragile.
+
+    Example:
+        >>> rl = LinearNetwork([np.diag([1.0, 1e-15, 1e-17])]).rank_list(warn=False)  # σ₂/σ₃ = 100 at the cut
+        >>> rl.ranks, rl.smallest_gap, rl.fragile
+        ({(1, 0): 2}, 100.0, [(1, 0)])
     """
 
     entries: dict[tuple[int, int], RankEntry]

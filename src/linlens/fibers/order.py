@@ -37,6 +37,12 @@ class BarcodeMove:
         bars: the bars involved: merge/nest ``([a,b], [c,d])`` (``[a,b]`` ends at ``b``, its successor runs to
             ``d``); cut ``([a,d], [b,b])`` (cut after layer ``b``); unnest ``([a,d], [c,b])`` (``[c,b]`` nested).
         source, target: the strata before and after.
+
+    Example:
+        >>> s = Stratum.from_barcode((2, 2, 2), {(0, 0): 1, (0, 2): 1, (1, 1): 1, (2, 2): 1})
+        >>> m = barcode_moves(s, "up")[0]  # [0,0] and [1,1] merge into [0,1]
+        >>> m.kind, m.bars, m.direction, m.to_dict()["target"]
+        ('merge', ((0, 0), (1, 1)), 'up', '[0,1] [0,2] [2,2]')
     """
 
     kind: str

@@ -128,6 +128,16 @@ class LocalCovariance:
         directions: ``(n_samples, d, d)``; column k is the input-space direction of ``local_std[:, k]``.
         singular_values: singular values s of J ``(n_samples, d)``, descending.
         singular: ``(n_samples,)`` True where J is numerically singular (σ_min ≤ rtol σ_max).
+
+    Example:
+        >>> import torch
+        >>> from linlens.flows.models import LinearFlow
+        >>> f = LinearFlow(2, init_scale=None).double()  # z = x: unit local std everywhere
+        >>> with torch.no_grad():
+        ...     _ = f.weight.copy_(torch.diag(torch.tensor([0.5, 4.0], dtype=torch.float64)))
+        >>> lc = local_covariance(f, np.zeros((3, 2)))
+        >>> lc.local_std[0].tolist(), lc.to_dict()["n_singular"]
+        ([2.0, 0.25], 0)
     """
 
     covariance: np.ndarray
@@ -193,6 +203,16 @@ class UnwhitenedComponents:
             component k.
         latent_directions: ``(n_samples, d, d)``; column k is the latent direction (left singular vector).
         singular: ``(n_samples,)`` True where J is singular (NaN rows).
+
+    Example:
+        >>> import torch
+        >>> from linlens.flows.models import LinearFlow
+        >>> f = LinearFlow(2, init_scale=None).double()
+        >>> with torch.no_grad():
+        ...     _ = f.weight.copy_(torch.diag(torch.tensor([0.5, 4.0], dtype=torch.float64)))
+        >>> uc = unwhitened_components(f, np.array([[2.0, 1.0]]))  # components: x along each local direction
+        >>> np.abs(uc.components).tolist(), uc.local_std.tolist()
+        ([[2.0, 1.0]], [[2.0, 0.25]])
     """
 
     components: np.ndarray

@@ -302,7 +302,19 @@ def as_encoder(obj: Any) -> Any:
 
 
 def encode(encoder: Any, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Call ``encoder`` on ``x`` and check that it behaves like an invertible flow encoder."""
+    """Call ``encoder`` on ``x`` and check that it behaves like an invertible flow encoder.
+
+    Example:
+        >>> import torch
+        >>> z, ladj = encode(LinearFlow(2, init_scale=None), torch.ones(3, 2))
+        >>> z.shape, ladj.tolist()
+        (torch.Size([3, 2]), [0.0, 0.0, 0.0])
+        >>> try:
+        ...     encode(torch.nn.Linear(2, 2), torch.ones(3, 2))
+        ... except ModelError as e:
+        ...     print(str(e)[:48])
+        encoder must return a tuple (z, logabsdet) of te
+    """
     try:
         out = encoder(x)
     except Exception as exc:  # noqa: BLE001 - report any model failure as a ModelError

@@ -47,6 +47,11 @@ class FlowHistory:
         penalty: mean ‖J‖_F² per epoch (0 when α = 0 and not requested).
         val_nll: validation NLL per epoch (empty without ``X_val``).
         records: what ``callback`` returned, as ``(epoch, dict)`` pairs.
+
+    Example:
+        >>> h = FlowHistory(loss=(2.0, 1.5), nll=(2.0, 1.5), penalty=(0.0, 0.0), val_nll=(), records=((1, {"a": 3}),))
+        >>> h.to_dict()["records"], len(h.loss)
+        ([{'epoch': 1, 'a': 3}], 2)
     """
 
     loss: tuple[float, ...]
