@@ -258,6 +258,8 @@ def train(
     plateau_factor: float = 0.2,
     plateau_patience: int = 2,
     grad_clip: float | None = None,
+    batch_transform: Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
     seed: int = 0,
     device: str | torch.device | None = "auto",
     progress: bool = True,
@@ -277,7 +279,11 @@ def train(
             multiplied by ``plateau_factor`` after ``plateau_patience`` epochs without a lower validation loss;
             needs validation data; with ``patience`` larger than ``plateau_patience`` training stops only after
             a lowered rate has not helped either).
-        seed: seeds shuffling and dropout.
+        batch_transform: optional ``(X_batch, Y_batch, generator) -> (X_batch, Y_batch)`` applied to every
+            training minibatch before the forward pass (fresh noise per batch for a denoiser: X clean, the
+            transform returns the noisy copy); validation data are used as given. ``generator`` is a CPU
+            ``torch.Generator`` seeded from ``seed``.
+        seed: seeds shuffling, dropout and ``batch_transform``'s generator.
 
     Raises:
         TrainingDiverged: the loss became NaN/Inf (message names the epoch and the last finite loss).
@@ -331,6 +337,8 @@ def train(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max) if lr_schedule else None
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
+    tgen = torch.Generator(device="cpu")
+    tgen.manual_seed(seed + 1)
     hist = TrainHistory()
     best_score, best_state, bad = -math.inf, None, 0
     last_finite = None
@@ -346,7 +354,10 @@ def train(
             for i in range(0, n, batch_size):
                 idx = perm[i : i + batch_size]
                 opt.zero_grad(set_to_none=True)
-                lval = loss_fn(model(Xt[idx]), Yt[idx])
+                xb, yb = Xt[idx], Yt[idx]
+                if batch_transform is not None:
+                    xb, yb = batch_transform(xb, yb, tgen)
+                lval = loss_fn(model(xb), yb)
                 if not torch.isfinite(lval):
                     raise TrainingDiverged(
                         f"training diverged at epoch {epoch}: loss is {lval.item()}; "

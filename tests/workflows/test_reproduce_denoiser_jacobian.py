@@ -57,6 +57,21 @@ def test_untrained_network_fails_the_gate_and_the_report_compares_nothing_with_t
     assert m["training"]["bias-free"]["epochs_run"] == 0
 
 
+def test_a_passed_gate_brings_the_paper_comparison(tmp_path, monkeypatch) -> None:
+    # the report's branch for a passed gate, on the untrained network with the verdict forced
+    import dataclasses
+
+    import linlens.workflows.reproduce.denoiser_jacobian as dj
+
+    real = dj.denoiser_gate
+    monkeypatch.setattr(dj, "denoiser_gate", lambda *a, **k: dataclasses.replace(real(*a, **k), passed=True))
+    summary = run_denoiser_jacobian(tmp_path / "rep", seed=0, device="cpu", config=UNTRAINED)
+    m = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert m["paper_slope"] == -1.0 and len(m["paper_comparison"]) == 4
+    assert "Comparison with the paper" in (tmp_path / "rep" / "report.html").read_text()
+    assert summary["d_eff slope bias-free [95% CI]"].endswith("(paper −1)")
+
+
 def test_report_numbers_against_independent_routes(untrained) -> None:
     out, _, m = untrained
     assert {"metrics.json", "report.html", "euler_test.png", "psnr.png", "effective_dimension.png",
