@@ -161,3 +161,31 @@ def test_sys_exit_in_an_operator_is_one_line(tmp_path, monkeypatch, capsys):
     assert e.value.code == 2 and "affine" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "rep").exists()
     sys.modules.pop(name, None)
+
+
+def test_dense_study_with_a_float32_operator_matches_the_exact_one():
+    """Truth: a rank-deficient float64 A (an exact zero singular value, cut by the pseudo-inverse). Its float32 copy
+    has that singular value at ~1e-8 σ_max; the study's error vs A⁻¹ with the float32 A (cut at its rounding) equals
+    the exact one's, where a float64 cut would invert the rounding (error ≈ 1)."""
+    from linlens.linalg import pinv_svd, svd
+    from linlens.study import inverse_study
+
+    n = 8
+    rng = np.random.default_rng(5)
+    U, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    V, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    A64 = (U * np.r_[np.linspace(1.0, 0.2, n - 1), 0.0]) @ V.T
+    A32 = A64.astype(np.float32)
+    assert np.linalg.svd(A32.astype(np.float64), compute_uv=False)[-1] > 1e-12  # rounding, far above a float64 cut
+    X = rng.normal(size=(1200, n))
+    Y = X @ A64.T + 0.05 * rng.normal(size=X.shape)
+    net = torch.nn.Linear(n, n, bias=False, dtype=torch.float64)
+    with torch.no_grad():
+        net.weight.copy_(torch.from_numpy(np.linalg.pinv(A64)))
+    kw = dict(noise_std=0.05, n_boot=5, seed=0)
+    e64 = inverse_study({"net": net}, Y[:600], X[:600], X[600:], Y[600:], A=A64, **kw).models["net"].errors
+    e32 = inverse_study({"net": net}, Y[:600], X[:600], X[600:], Y[600:], A=A32, **kw).models["net"].errors
+    key = "A⁻¹"
+    assert e32[key]["estimate"] == pytest.approx(e64[key]["estimate"], rel=1e-3, abs=1e-6)
+    U_, s_, Vt_ = pinv_svd(svd(A32.astype(np.float64)), (n, n))  # the float64 cut keeps the rounding's 1/σ
+    assert s_.max() > 1e6

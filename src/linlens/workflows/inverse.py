@@ -400,7 +400,10 @@ def inverse_study_from_files(
                          "quarter fit the surrogate, a quarter test), or separate --train-inputs/--train-targets, or "
                          "--assume shift-invariant for a convolution, or analyze without --targets (the surrogate "
                          "alone, fitted on 4/5 of the rows)")
-    A = None if operator is None else load_forward_operator(operator, x_shape, in_shape).to_dense()
+    A_op = None if operator is None else load_forward_operator(operator, x_shape, in_shape)
+    A = None if A_op is None else A_op.to_dense()
+    if A_op is not None:
+        A_op.matrix = A  # inverse_study takes the map: its native precision sets the A⁺ cut (a float32 zero ≠ 0)
     Sx = None
     if prior_covariance is not None:
         Sx = check_covariance(load_array(prior_covariance, "prior covariance", ndim=2), d_x)
@@ -419,7 +422,7 @@ def inverse_study_from_files(
             for k, spec in models.items()}
     say(f"probing {len(nets)} model(s) on {len(probe)} held-out rows; C_data from {len(Ytr)} training rows; "
         f"{n_boot} bootstrap resamples …")
-    study = inverse_study(nets, Yf[probe], Xf[probe], Xtr, Ytr, A=A, prior_covariance=Sx, noise_std=noise_std,
+    study = inverse_study(nets, Yf[probe], Xf[probe], Xtr, Ytr, A=A_op, prior_covariance=Sx, noise_std=noise_std,
                           noise_std_estimated=sigma_ci is not None, n_boot=n_boot, seed=seed, name=name,
                           batch_size=batch_size)
     if sigma_note:
