@@ -26,9 +26,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import warnings
 import zipfile
 from functools import lru_cache
@@ -47,7 +45,7 @@ from linlens.errors import (
     UnsafeModelError,
     one_line,
 )
-from linlens.validation import check_finite, check_memory, check_real
+from linlens.validation import check_finite, check_memory, check_real, import_attr
 
 __all__ = ["load_array", "load_model", "load_weights", "npz_members", "load_npz_member", "inspect_model_ops",
            "ARRAY_SUFFIXES", "SAFE_WAY"]
@@ -627,21 +625,7 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
         return model
     if ":" not in spec or spec.count(":") != 1 or os.sep in spec.split(":")[0]:
         raise InputFileError(f"model: file not found: {spec} (and it is not a 'package.module:attr' spec)")
-    mod_name, attr = spec.split(":")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # so that a user's local module can be named, as `python -m` does
-    try:
-        mod = importlib.import_module(mod_name)
-    except SystemExit as exc:  # user code must not end the process while being imported
-        raise ModelError(f"model: importing {mod_name!r} called sys.exit({exc.code!r})") from None
-    except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise ModelError(f"model: cannot import {mod_name!r}: {type(exc).__name__}: {first}") from None
-    obj: Any = mod
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ModelError(f"model: {mod_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    obj = import_attr(spec, "model")  # the one module:attr importer (linlens.validation)
     if isinstance(obj, type) and issubclass(obj, torch.nn.Module):
         try:
             obj = obj()

@@ -26,9 +26,7 @@ Example:
 from __future__ import annotations
 
 import copy
-import importlib
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,7 @@ import torch
 
 from linlens._results import ResultMixin
 from linlens.errors import ComplexInputError, ConfigError, InputFileError, ModelError, ShapeError
-from linlens.validation import as_array, is_torch
+from linlens.validation import as_array, import_attr, is_torch
 
 __all__ = [
     "LinearMap",
@@ -730,22 +728,7 @@ def load_operator(spec: str | os.PathLike, **kwargs: Any) -> LinearMap:
         if M.ndim != 2:
             raise InputFileError(f"operator: {p} must hold a 2-D matrix (d_out, d_in); got shape {M.shape}")
         return as_operator(M, **kwargs)
-    s = str(spec)
-    if s.count(":") != 1 or os.sep in s.split(":")[0]:
-        raise InputFileError(f"operator: file not found: {s} (and it is not a 'package.module:attr' spec)")
-    mod_name, attr = s.split(":")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(mod_name)
-    except SystemExit as exc:  # user code must not end the process while being imported
-        raise ModelError(f"operator: importing {mod_name!r} called sys.exit({exc.code!r})") from None
-    except Exception as exc:  # noqa: BLE001 - user code may raise anything on import
-        raise ModelError(f"operator: cannot import {mod_name!r}: {type(exc).__name__}: {_first_line(exc)}") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ModelError(f"operator: {mod_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
+    obj: Any = import_attr(str(spec), "operator")  # the one module:attr importer (linlens.validation)
     if isinstance(obj, tuple) and len(obj) == 3 and callable(obj[0]):
         kwargs.setdefault("in_shape", tuple(obj[2]))
         obj = obj[:2]

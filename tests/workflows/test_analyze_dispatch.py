@@ -179,3 +179,53 @@ def test_dense_and_subspace_routes_agree_at_m_equal_d(d, capsys, monkeypatch):
         r2[name] = json.loads((d / f"x-{name}" / "metrics.json").read_text())["r2"]
     assert 0.5 < r2["dense"] < 0.999  # a nonlinear model: the test can tell the surrogates apart
     assert r2["subspace"] == pytest.approx(r2["dense"], rel=1e-9)
+
+
+BLUR32 = '''
+import torch
+import torch.nn.functional as F
+
+
+class Blur:
+    """deepinv-style circular blur: a float32 filter, A / A_adjoint on (B, 1, H, W) by conv2d (as deepinv's Blur)."""
+
+    def __init__(self):
+        i = torch.arange(5) - 2
+        k = torch.exp(-(i[:, None] ** 2 + i[None, :] ** 2).float() / 2)
+        self.filter = (k / k.sum())[None, None].to(torch.float32)
+
+    def A(self, x):
+        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="circular"), self.filter)
+
+    def A_adjoint(self, y):
+        return F.conv2d(F.pad(y, (2, 2, 2, 2), mode="circular"), self.filter.flip(-1, -2))
+
+
+physics = Blur()
+'''
+
+
+def test_a_float32_deepinv_style_circular_blur_takes_the_fourier_route(tmp_path, capsys, monkeypatch):
+    """Its shift-invariance probe used to raise a dtype error that was swallowed: the dense route ran."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dispatch_blur32.py").write_text(BLUR32)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from dispatch_blur32 import physics
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 1, 8, 8))
+    with torch.no_grad():
+        Y = physics.A(torch.as_tensor(X, dtype=torch.float32)).double().numpy() + 0.05 * rng.normal(size=X.shape)
+    np.save("y.npy", Y)
+    np.save("x.npy", X)
+    torch.jit.script(torch.nn.Identity()).save("id.pt")
+    o = AnalyzeOptions(model="id.pt", inputs="y.npy", targets="x.npy", operator="dispatch_blur32:physics")
+    route = plan(o)
+    assert route.name == "fourier" and "float32" in route.reason, route
+    code, out, err = _cli(["analyze", "-m", "id.pt", "--trust-model", "-i", "y.npy", "-t", "x.npy", "-A",
+                           "dispatch_blur32:physics", "--n-boot", "5", "-o", "rep"], capsys)
+    assert code in (0, None), err
+    assert out.splitlines()[0].startswith("route: Fourier")
+    met = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert met["route"] == "fourier"
+    assert met["noise_std_interval"][0] <= 0.05 <= met["noise_std_interval"][1]  # A applied right, in float32
