@@ -30,7 +30,7 @@ import pytest
 import linlens
 
 FLOORS: dict[str, set[str]] = {
-    "ground": {"linlens.errors", "linlens.validation", "linlens._results", "linlens._version"},
+    "ground": {"linlens.errors", "linlens.validation", "linlens._results", "linlens._version", "linlens._progress"},
     "shared": {"linlens.linalg", "linlens.operators", "linlens.probing", "linlens.scale", "linlens.nn",
                "linlens.stats"},
     "inputs": {"linlens.problems", "linlens.data", "linlens.loaders"},

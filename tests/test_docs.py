@@ -32,7 +32,8 @@ CAPABILITY_PAGES = ["guide/inverse.md", "guide/local.md", "guide/koopman.md", "g
 PUBLIC_MODULES = ["linlens", "linlens.surrogate", "linlens.surrogate.estimator", "linlens.surrogate.compare",
                   "linlens.surrogate.resampling", "linlens.study", "linlens.linalg", "linlens.operators",
                   "linlens.spectral", "linlens.jacobian", "linlens.probing", "linlens.stats", "linlens.flows",
-                  "linlens.koopman", "linlens.fibers", "linlens.scale", "linlens.report"]
+                  "linlens.koopman", "linlens.fibers", "linlens.scale", "linlens.report", "linlens.data",
+                  "linlens.loaders", "linlens.problems", "linlens.errors", "linlens.nn"]
 
 
 def page_doctest(path: Path) -> doctest.DocTest:

@@ -57,6 +57,19 @@ def _tidy_help() -> None:
     negative = getattr(rich_utils, "negative_highlighter", None)
     if callable(negative):
         rich_utils.negative_highlighter = lambda text: negative(text.replace(",", " "))
+    # a help word wider than its column ('package.module:attr') is folded onto the next line, not cut with "…"
+    parameter_help = getattr(rich_utils, "_get_parameter_help", None)
+    if callable(parameter_help):
+        from rich.text import Text as _Text
+
+        def _folded_help(*args: Any, **kwargs: Any) -> Any:
+            out = parameter_help(*args, **kwargs)
+            for item in getattr(out, "renderables", [out]):
+                if isinstance(item, _Text):
+                    item.overflow = "fold"
+            return out
+
+        rich_utils._get_parameter_help = _folded_help
 
 
 _tidy_help()

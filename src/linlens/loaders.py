@@ -125,8 +125,12 @@ def load_array(
         The array (float64 unless memory-mapped, which keeps the stored dtype).
 
     Raises:
-        InputFileError, ComplexInputError (complex values, for every format), MemoryLimitError, ShapeError,
-        EmptyInputError, NonFiniteError.
+        InputFileError: a missing, unreadable or malformed file.
+        ComplexInputError: complex values, for every format.
+        MemoryLimitError: more data than the memory limit.
+        ShapeError: the wrong number of dimensions.
+        EmptyInputError: no rows.
+        NonFiniteError: NaN or Inf.
     """
     p = Path(path)
     if not p.exists():
@@ -511,8 +515,8 @@ def load_weights(module: Any, path: str | os.PathLike, *, strict: bool = True) -
         ``module``, with the weights loaded, in eval mode.
 
     Raises:
-        InputFileError: a missing or unreadable file, or one that does not hold a state dict. ModelError: keys or
-        shapes that do not match the module.
+        InputFileError: a missing or unreadable file, or one that does not hold a state dict.
+        ModelError: keys or shapes that do not match the module.
 
     Example:
         >>> import torch, tempfile, pathlib

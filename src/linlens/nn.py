@@ -161,6 +161,29 @@ def progress_bar(enabled: bool = True, transient: bool = True):
     )
 
 
+def progress_listener(bar: Any, prefix: str = "") -> Callable[[str, int, int], None]:
+    """A listener for :func:`linlens._progress.progress_to` that shows library loops on ``bar`` (from
+    :func:`progress_bar`): a new task each time a loop starts (``done == 1``), advanced at every step.
+
+    Example:
+        >>> from linlens._progress import progress_to, report_progress
+        >>> with PlainProgress(stream=sys.stdout) as bar, progress_to(progress_listener(bar, "demo: ")):
+        ...     for i in range(2):
+        ...         report_progress("resamples", i + 1, 2)  # doctest: +ELLIPSIS
+        demo: resamples (1): 0/2 (0 s)
+        ...
+    """
+    state: dict[str, Any] = {"task": None, "loops": 0}
+
+    def listen(label: str, done: int, total: int) -> None:
+        if done == 1 or state["task"] is None:
+            state["loops"] += 1
+            state["task"] = bar.add_task(f"{prefix}{label} ({state['loops']})", total=total)
+        bar.advance(state["task"])
+
+    return listen
+
+
 class PlainProgress:
     """The part of rich's ``Progress`` linlens uses (``add_task``, ``advance``, ``update``), as plain lines on
     stdout: one when a task starts, one per tenth of it done, one at the end, each with the elapsed time.

@@ -65,6 +65,7 @@ def test_help_has_no_bool_placeholder_and_each_flag_once(columns):
         res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": columns, "NO_COLOR": "1", "TERM": "dumb"})
         assert res.exit_code == 0, res.output
         assert "<bool>" not in res.output, f"linlens {' '.join(path)} --help"
+        assert not re.search(r"\w…", res.output), f"linlens {' '.join(path)} --help cuts a word"
         for p in getattr(cmd, "params", []):
             for name in [*p.opts, *getattr(p, "secondary_opts", [])]:
                 if name.startswith("--"):

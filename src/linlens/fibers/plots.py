@@ -124,6 +124,12 @@ def plot_hasse(order: nx.DiGraph, ax: Any = None, max_labels: int = 60):
     from matplotlib.ticker import MaxNLocator  # lazy: plotting is heavy, loaded when a figure is drawn
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    # room for the labels: half a column beside the outermost nodes, a label's height above the top row
+    xs = [x for x, _ in pos.values()] or [0.0]
+    ys = sorted({y for _, y in pos.values()}) or [0]
+    step = min((b - a for a, b in zip(ys, ys[1:], strict=False)), default=1)
+    ax.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+    ax.set_ylim(ys[0] - 0.3 * step, ys[-1] + 0.45 * step)
     ax.set_ylabel("dimension of stratum")
     ax.set_xticks([])
     ax.set_title(

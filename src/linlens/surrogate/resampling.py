@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from linlens._progress import report_progress
 from linlens.errors import ConfigError, NumericalWarning, ShapeError
 from linlens.linalg import numerical_rank
 from linlens.stats import (
@@ -220,10 +221,11 @@ def bootstrap(
     draws = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NumericalWarning)
-        for _ in range(n_boot):
+        for b in range(n_boot):
             idx = rng.integers(0, n, size=n)
             tidx = None if T is None else rng.integers(0, T.shape[0], size=T.shape[0])
             draws.append(evaluate(idx, tidx))
+            report_progress("bootstrap resamples", b + 1, n_boot)
     if bias == "analytic":
         if not isinstance(est, dict) or not all(isinstance(v, tuple) and len(v) == 2 for v in est.values()):
             raise ConfigError("with bias='analytic' the statistic must return a dict name → (corrected, plug_in)")

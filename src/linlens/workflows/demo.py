@@ -22,6 +22,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from linlens import nn as lnn
+from linlens._progress import progress_to
+from linlens.nn import progress_bar, progress_listener
 from linlens.problems import InverseProblem, PiecewiseConstantPrior, SmoothPrior, gaussian_blur
 from linlens.report import Report, check_destination
 from linlens.validation import check_device
@@ -132,9 +134,11 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any, devi
             console.print(f"[bold]{prob.name}[/bold]")
         models, hists, X, Y = _train_models(prob, seed, quick, console, key, device)
         if console is not None:
-            console.print("fitting surrogates, bootstrap intervals and paired tests …")
-        # the demo writes its files and runs the study `linlens analyze --targets` runs on them (one code path)
-        with tempfile.TemporaryDirectory(prefix="linlens-demo-") as tmp:
+            console.print("fitting surrogates, bootstrap intervals and paired tests (one resample loop per model) …")
+        # the demo writes its files and runs the study `linlens analyze --targets` runs on them (one code path);
+        # the bootstrap, the demo's longest step, shows its resamples as progress
+        with tempfile.TemporaryDirectory(prefix="linlens-demo-") as tmp, \
+                progress_bar(console is not None) as bar, progress_to(progress_listener(bar, f"{key}: ")):
             files = write_problem_files(Path(tmp), prob, models, X, Y, n_probe=8000, seed=seed)
             study = inverse_study_from_files(
                 files["models"], files["inputs"], files["targets"], operator=files["operator"],
