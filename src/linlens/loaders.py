@@ -436,12 +436,14 @@ class ExportedModel(torch.nn.Module):
     def __init__(self, gm: Any) -> None:
         super().__init__()
         object.__setattr__(self, "_gm", gm)  # not a child module: train()/eval() must not reach it
+        # the program's tensors registered here too (shared, not copied), so that a wrapper around this module
+        # (e.g. probing.FlatModel for images) sees their dtype: a float64 program gets float64 inputs
+        self.program_parameters = torch.nn.ParameterList(list(gm.parameters()))
+        for i, b in enumerate(gm.buffers()):
+            self.register_buffer(f"program_buffer_{i}", b, persistent=False)
 
     def forward(self, x: Any) -> Any:
         return self._gm(x)
-
-    def parameters(self, recurse: bool = True) -> Any:
-        return self._gm.parameters(recurse)
 
     def train(self, mode: bool = True) -> ExportedModel:
         self.training = bool(mode)

@@ -227,3 +227,23 @@ def test_safe_way_module_attr_with_weights_only_state_dict(tmp_path, capsys, mon
                                 str(tmp_path / "w.safetensors"))
     m = load_weights(torch.nn.Linear(3, 2).double(), tmp_path / "w.safetensors")
     torch.testing.assert_close(m.weight, lin.weight)
+
+
+def test_float64_export_archive_on_images_gets_float64_inputs(tmp_path, capsys):
+    """The image wrapper used to hide the program's parameters, so float64 .pt2 convs got float32 inputs and
+    failed ("float != double"). Truth: the conv's matrix, built by applying it to the basis images."""
+    import json
+
+    torch.manual_seed(0)
+    conv = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1, bias=False)).double()
+    prog = torch.export.export(conv, (torch.randn(4, 1, 6, 6, dtype=torch.float64),),
+                               dynamic_shapes={"input": {0: torch.export.Dim("batch")}})
+    torch.export.save(prog, str(tmp_path / "c.pt2"))
+    with torch.no_grad():
+        M = conv(torch.eye(36, dtype=torch.float64).reshape(36, 1, 6, 6)).reshape(36, 36).T.numpy()
+    np.save(tmp_path / "img.npy", np.random.default_rng(0).normal(size=(400, 1, 6, 6)))
+    code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "c.pt2", "-i", tmp_path / "img.npy", "-o",
+                         tmp_path / "rep"], capsys)
+    assert code in (0, None), err
+    coef = np.asarray(json.loads((tmp_path / "rep" / "metrics.json").read_text())["coef"])
+    np.testing.assert_allclose(coef, M, atol=1e-10)
