@@ -269,7 +269,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         num = dw["D_sq"] / k - float(np.sum((dw["D_sum"] / k) ** 2))
         den = dw["R_sq"] / k - float(np.sum((dw["R_sum"] / k) ** 2))
         dwe = float(num / den) if den > 0 else (0.0 if num <= 0 else math.inf)
-    err = grp.error(n_boot=o.n_boot or 200, seed=seed) if dwe is not None and math.isfinite(dwe) and den > 0 else None
+    err = grp.error(n_boot=o.n_boot or 100, seed=seed) if dwe is not None and math.isfinite(dwe) and den > 0 else None
     return _report(model, inputs, reference, out, force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
                    n_iter, converged, sv, seed, route, err)
 
