@@ -104,3 +104,21 @@ def test_fourier_memory_is_estimated_and_n_boot_bounded(tmp_path, capsys):
     code, _, err = _run([*base, "--n-boot", "100000000", "-o", tmp_path / "r"], capsys)
     _one_line_2(code, err)  # beyond the bound: refused before anything is loaded
     assert "--n-boot" in err
+
+
+def test_koopman_inputs_beyond_the_models_range_are_refused(tmp_path, capsys):
+    """1e200 inputs overflowed a float32 model to inf and 'accuracy 1.0' was reported; now one line naming the
+    file, the row and the range."""
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4), torch.nn.ReLU(),
+                              torch.nn.Linear(4, 2))
+    torch.jit.script(net).save(str(tmp_path / "m.pt"))
+    rng = np.random.default_rng(0)
+    for k in ("train", "val", "test"):
+        np.savez(tmp_path / f"{k}.npz", inputs=rng.random((30, 2)) * 1e200, labels=np.arange(30) % 2)
+    code, _, err = _run(["koopman", "--trust-model", "-m", tmp_path / "m.pt", "--layer", "1", "--train",
+                         tmp_path / "train.npz", "--val", tmp_path / "val.npz", "--test", tmp_path / "test.npz",
+                         "-o", tmp_path / "k", "--quick"], capsys)
+    _one_line_2(code, err)
+    assert "--train" in err and "row 0" in err and "float32" in err and not (tmp_path / "k").exists()

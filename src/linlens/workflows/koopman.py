@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from linlens.errors import ConfigError, InputFileError, ModelError, ShapeError
+from linlens.errors import ConfigError, InputFileError, ModelError, NonFiniteError, ShapeError
 from linlens.loaders import load_model, load_npz_member, npz_members
 from linlens.nn import resolve_device
 from linlens.report import Report, check_destination
@@ -223,12 +223,23 @@ def run_koopman(model: str, layer: int, train: Path, val: Path, test: Path, out:
     check_layer(net, layer)
     _check_shapes(net, data, task)
     dtype = next(net.parameters()).dtype
+    limit = torch.finfo(dtype).max
+    for split, (X, _) in data.items():  # the cast to the model's dtype must not overflow (accuracy 1.0 on inf)
+        big = np.abs(X) > limit
+        if dtype != torch.float64 and big.any():
+            kind = str(dtype).removeprefix("torch.")
+            raise NonFiniteError(f"--{split}: inputs reach |x| = {float(np.abs(X).max()):.3g} (first at row "
+                                 f"{int(np.argwhere(big)[0][0])}), beyond the model's {kind} range (max "
+                                 f"{limit:.3g}); the cast would give Inf: rescale the inputs")
     with torch.no_grad():  # the rebuilt Sequential must compute what the user's model computes
         x = torch.as_tensor(data["train"][0][:64], dtype=dtype)
         try:
             ref = loaded(x)
         except Exception as exc:  # noqa: BLE001 - user code may raise anything
             raise ModelError(f"model raised on the training inputs: {type(exc).__name__}: {exc}") from None
+        if isinstance(ref, torch.Tensor) and not bool(torch.isfinite(ref).all()):
+            raise NonFiniteError("model: its outputs on the first --train rows hold NaN/Inf (inputs too large for "
+                                 "its arithmetic?); rescale the inputs")
         if not isinstance(ref, torch.Tensor) or ref.shape != net(x).shape or not torch.allclose(
                 ref, net(x), rtol=1e-4, atol=1e-5):
             raise ModelError("model: its forward is not the composition of its Linear and activation modules "
