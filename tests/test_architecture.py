@@ -226,6 +226,22 @@ def test_the_checker_allows_what_the_design_allows():
         "linlens.newthing (None) imports linlens.errors (ground)"]  # an unplaced module is reported
 
 
+def test_library_modules_export_every_public_definition():
+    # a module's __all__ is its public API (the docs test and `from m import *` walk it): on the library floors
+    # every top-level function or class without a leading underscore is in it (private modules, _name.py, and
+    # the application floors — inputs, report, workflows, CLI commands — are not checked here)
+    bad = []
+    for name in MODULES:
+        if floor_of(name) not in ("ground", "shared", "capability") or name.rpartition(".")[2].startswith("_"):
+            continue
+        tree = ast.parse(Path(importlib.util.find_spec(name).origin).read_text(encoding="utf-8"))
+        public = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+                  and not n.name.startswith("_")]
+        exported = set(getattr(importlib.import_module(name), "__all__", ()))
+        bad += [f"{name}.{d}" for d in public if d not in exported]
+    assert not bad, f"public definitions missing from their module's __all__: {bad}"
+
+
 def test_function_level_imports_say_why():
     # issue 13: imports of linlens modules sit at the top of the file; a lazy one carries a comment saying why
     # (an optional or heavy dependency, a true cycle), on its line or the line above

@@ -28,7 +28,8 @@ from torch import nn
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, TrainingDiverged
 
-__all__ = ["mlp", "train", "TrainHistory", "seed_everything", "resolve_device", "progress_bar", "predict"]
+__all__ = ["mlp", "train", "TrainHistory", "seed_everything", "resolve_device", "progress_bar", "PlainProgress",
+           "predict"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,

@@ -40,6 +40,7 @@ __all__ = [
     "SignalNoiseModel",
     "OperatorComparison",
     "compare_operators",
+    "weighted_sq_norm",
 ]
 
 
@@ -72,7 +73,13 @@ def probe_covariance(probes: Any) -> tuple[np.ndarray, float]:
 def weighted_sq_norm(M: np.ndarray, covariance: np.ndarray) -> tuple[float, float]:
     """tr(M Σ Mᵀ) as (mantissa, scale) with value = mantissa · scale²; Σ (d, d), M (m, d).
 
-    Keeping the scale apart lets ratios of two such norms be formed without under- or overflow."""
+    Keeping the scale apart lets ratios of two such norms be formed without under- or overflow.
+
+    Example:
+        >>> m, s = weighted_sq_norm(np.array([[3e-200, 0.0]]), np.eye(2))  # tr(MΣMᵀ) = 9e-400: below float64
+        >>> m, s
+        (1.0, 3e-200)
+    """
     Ms, s = _scaled(M)
     return float(np.sum((Ms @ covariance) * Ms)), s
 
