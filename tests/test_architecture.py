@@ -1,12 +1,13 @@
 """The house rules of the package layout, checked on the source (design.md, "Layout" and "Data flows one way").
 
-Floors, lowest first: the ground floor (errors, validation, _results, _version); the shared floor (linalg, operators,
-probing, scale, nn, stats: design.md's "except through the ground floor, stats, linalg, operators, probing,
-scale and nn"); the inputs (problems, data, loaders: what comes in, used by workflows); the capabilities
-(surrogate, spectral, jacobian, koopman, flows, fibers), which do not import each other; ``report``, the floor
-of figures and pages that takes the capabilities' results and that no capability imports; the workflows, which
-wire everything; the CLI, which only parses. Every module of the package is placed on exactly one floor, and an
-import is allowed only by the table ALLOWED below (a module may always import its own package).
+Floors, lowest first: the ground floor (errors, validation, _results, _version, _progress); the shared floor
+(linalg, operators, probing, scale, nn, stats: design.md's "except through the ground floor, stats, linalg,
+operators, probing, scale and nn"); the inputs (problems, data, loaders: what comes in, used by workflows); the
+capabilities (surrogate, spectral, jacobian, koopman, flows, fibers), which do not import each other; ``report``,
+the floor of figures and pages that takes the capabilities' results and that no capability imports; the
+workflows, which wire everything; the CLI, which only parses. Every module of the package is placed on exactly
+one floor, and an import is allowed only by the table ALLOWED below (a module may always import its own package).
+On the library floors (ground, shared, capabilities) every public definition is in its module's ``__all__``.
 
 The graph of linlens → linlens imports is read from the AST of every module found by ``pkgutil.walk_packages``,
 top-level and function-level imports alike (a lazy import is still a dependency), so these tests fail on an

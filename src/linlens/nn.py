@@ -29,7 +29,7 @@ from linlens._results import ResultMixin
 from linlens.errors import ConfigError, TrainingDiverged
 
 __all__ = ["mlp", "train", "TrainHistory", "seed_everything", "resolve_device", "progress_bar", "PlainProgress",
-           "predict"]
+           "progress_listener", "predict"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
