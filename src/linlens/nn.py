@@ -174,13 +174,16 @@ def progress_listener(bar: Any, prefix: str = "") -> Callable[[str, int, int], N
         demo: resamples (1): 0/2 (0 s)
         ...
     """
-    state: dict[str, Any] = {"task": None, "loops": 0}
+    state: dict[str, Any] = {"task": None, "loops": 0, "prev": None}
 
     def listen(label: str, done: int, total: int) -> None:
-        if done == 1 or state["task"] is None:
+        # a loop starts at done = 0 (announced before its first step) or at its first step done = 1
+        if done == 0 or (done == 1 and state["prev"] != (label, 0)) or state["task"] is None:
             state["loops"] += 1
             state["task"] = bar.add_task(f"{prefix}{label} ({state['loops']})", total=total)
-        bar.advance(state["task"])
+        if done > 0:
+            bar.advance(state["task"])
+        state["prev"] = (label, done)
 
     return listen
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from linlens._progress import report_progress
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import SVDResult, pinv_svd, svd
@@ -421,7 +422,8 @@ def inverse_study(
     T_c = (Yt - Yt.mean(axis=0)) / s_T
 
     results: dict[str, ModelLinearity] = {}
-    for mname, model in models.items():
+    for i_model, (mname, model) in enumerate(models.items()):
+        report_progress("models: surrogate, bootstrap, paired tests", i_model, len(models))
         Yf_m, Ff = _outputs(model, Yf, batch_size)  # fit on exactly the inputs the model received (issue 21)
         Yt_m, Ft = _outputs(model, Yt, batch_size)
         if cast_note(model):
@@ -489,6 +491,7 @@ def inverse_study(
                          for k, R in refs.items()},
             filter_factors=filter_factors(sur.coef_, Amat, svd_A=svd_A) if Amat is not None else None,
         )
+    report_progress("models: surrogate, bootstrap, paired tests", len(models), len(models))
     return LinearityStudy(
         problem=name,
         noise_std=None if noise_std is None else float(noise_std),

@@ -134,7 +134,7 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any, devi
             console.print(f"[bold]{prob.name}[/bold]")
         models, hists, X, Y = _train_models(prob, seed, quick, console, key, device)
         if console is not None:
-            console.print("fitting surrogates, bootstrap intervals and paired tests (one resample loop per model) …")
+            console.print("fitting surrogates, bootstrap intervals and paired tests, model by model …")
         # the demo writes its files and runs the study `linlens analyze --targets` runs on them (one code path);
         # the bootstrap, the demo's longest step, shows its resamples as progress
         with tempfile.TemporaryDirectory(prefix="linlens-demo-") as tmp, \
@@ -148,6 +148,9 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any, devi
                 load_model_kwargs={"trust_model": True},  # the TorchScript files it has just written itself
             ).study
         _, Y_local = prob.sample(300 if quick else 1000, seed=seed + 3_000_017)
+        if console is not None:
+            console.print(f"{key}: Jacobians at {len(Y_local)} inputs against the surrogates, then the report's "
+                          "figures …")
         local = local_vs_global(models, study, Y_local)
         total_var = float(np.trace(prob.prior.covariance()))
         add_study_section(rep, key, study, good="trained MLP", total_var=total_var, local=local, hists=hists,
