@@ -25,8 +25,10 @@ from linlens.linalg.lstsq import (
     REFINE_THRESHOLD,
     GramAccumulator,
     LstsqSolution,
+    SolverChoice,
     TSQRAccumulator,
     _solve_gram,
+    solver_policy,
 )
 from linlens.linalg.norms import ratio_of_sq_norms, scaled_sq_norm
 from linlens.linalg.rank import (
@@ -90,5 +92,7 @@ __all__ = [
     "TSQRAccumulator",
     "REFINE_THRESHOLD",
     "QR_THRESHOLD",
+    "SolverChoice",
+    "solver_policy",
     "_solve_gram",
 ]

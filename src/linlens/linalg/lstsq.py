@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from linlens._results import ResultMixin
-from linlens.errors import EmptyInputError, NonFiniteError, NumericalWarning, ShapeError
+from linlens.errors import ConfigError, EmptyInputError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.linalg.rank import numerical_rank
 from linlens.linalg.svd import svd
 from linlens.validation import as_array, check_finite, check_real, is_torch
@@ -31,6 +32,8 @@ __all__ = [
     "TSQRAccumulator",
     "REFINE_THRESHOLD",
     "QR_THRESHOLD",
+    "SolverChoice",
+    "solver_policy",
 ]
 
 #: κ(X) above which the Gram route is refined (batch) or warned about (streaming).
@@ -38,6 +41,62 @@ REFINE_THRESHOLD = 1e5
 #: κ(X) above which a batch fit goes straight to QR (refinement contracts only by ~κ²·eps per pass).
 QR_THRESHOLD = 1e7
 _GRAM_BLOCK = 8192  # rows centred at a time in GramAccumulator.update
+
+
+# ------------------------------------------------------------------------------------------ solver policy
+@dataclass(frozen=True)
+class SolverChoice:
+    """What :func:`solver_policy` decided.
+
+    Arguments:
+        method: "gram" (the Cholesky solve of the Gram pass), "refine" (Gram + iterative refinement, one more
+            pass over the data per step), "qr" (TSQR: one more pass), or "svd" (TSQR + SVD of R).
+        warn: the Gram solve is used above :data:`REFINE_THRESHOLD` (accurate only to about κ²·eps): say so.
+        reason: one sentence for reports.
+    """
+
+    method: str
+    warn: bool
+    reason: str
+
+
+def solver_policy(kappa: float, solver: str = "auto", passes: str = "many") -> SolverChoice:
+    """The one solver policy of linlens's least squares, from κ(X) of a Gram pass and what revisiting the data costs.
+
+    - ``solver="qr"``/``"svd"``: TSQR from the start (κ is not needed).
+    - ``solver="gram"``: the Gram solve, warned above κ = 1e5.
+    - ``solver="auto"``: the Gram solve up to κ = 1e5 (:data:`REFINE_THRESHOLD`); above it, what the data allow:
+      ``passes="many"`` (rows in memory) refines up to κ = 1e7 (:data:`QR_THRESHOLD`) and takes TSQR beyond;
+      ``passes="one"`` (each pass is costly: Dask blocks, or a model re-run by ``linlens analyze``) takes one TSQR
+      pass; ``passes="none"`` (streaming: the rows are gone, as in ``partial_fit``) keeps the Gram solve and warns.
+
+    Arguments:
+        kappa: κ₂ of the (centred) design from the Gram pass (inf: rank-deficient).
+        solver: "auto", "gram", "qr" or "svd".
+        passes: "many", "one" or "none": the extra passes over the data that are affordable.
+
+    Returns:
+        :class:`SolverChoice`.
+
+    Example:
+        >>> [solver_policy(k, passes=p).method for k, p in ((1e3, "many"), (1e6, "many"), (1e8, "many"),
+        ...                                                 (1e6, "one"), (1e6, "none"))]
+        ['gram', 'refine', 'qr', 'qr', 'gram']
+    """
+    if solver in ("qr", "svd"):
+        return SolverChoice(solver, False, f"solver={solver!r}: TSQR from the start")
+    if solver not in ("auto", "gram") or passes not in ("many", "one", "none"):
+        raise ConfigError(f"solver must be auto, gram, qr or svd and passes many, one or none; got {solver!r}, "
+                          f"{passes!r}")
+    ill = bool(kappa > REFINE_THRESHOLD) and not math.isinf(kappa)
+    if kappa <= REFINE_THRESHOLD or solver == "gram" or passes == "none":
+        why = ("κ ≤ 1e5: the Gram (Cholesky) solve" if kappa <= REFINE_THRESHOLD else
+               f"κ ≈ {kappa:.2g} > 1e5 but " + ("solver='gram'" if solver == "gram" else "the rows are gone")
+               + ": the Gram solve, accurate to about κ²·eps")
+        return SolverChoice("gram", ill, why)
+    if passes == "many" and kappa <= QR_THRESHOLD:
+        return SolverChoice("refine", False, f"1e5 < κ ≈ {kappa:.2g} ≤ 1e7: Gram + iterative refinement")
+    return SolverChoice("qr", False, f"κ ≈ {kappa:.2g} > {'1e7' if passes == 'many' else '1e5'}: one TSQR pass")
 
 
 # ---------------------------------------------------------------------------------- streaming least squares

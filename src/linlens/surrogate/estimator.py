@@ -22,12 +22,12 @@ import torch
 
 from linlens.errors import ConfigError, EmptyInputError, NotFittedError, NumericalWarning, ShapeError
 from linlens.linalg import (
-    QR_THRESHOLD,
     REFINE_THRESHOLD,
     GramAccumulator,
     LstsqSolution,
     TSQRAccumulator,
     _solve_gram,
+    solver_policy,
 )
 from linlens.nn import resolve_device
 from linlens.probing import probe_model
@@ -136,8 +136,9 @@ class LinearSurrogate:
                     f"X must be a non-empty (n_samples, d_in) tensor; got shape {tuple(X.shape)}")
             acc = _accumulate(GramAccumulator(), X, Y)
             kappa = acc.condition_number(self.fit_intercept)
-            if self.solver == "gram" or kappa <= REFINE_THRESHOLD:
-                if self.solver == "gram" and REFINE_THRESHOLD < kappa < np.inf:
+            choice = solver_policy(kappa, self.solver, "many")  # the one solver policy (linlens.linalg)
+            if choice.method == "gram":
+                if choice.warn:
                     _warn_gram(kappa, streaming=False)
                 self._one_d = Y.ndim == 1
                 self._set(acc.solve(alpha, self.fit_intercept), acc)
@@ -150,13 +151,14 @@ class LinearSurrogate:
         else:
             acc = _accumulate(GramAccumulator(), x, y)
             kappa = acc.condition_number(self.fit_intercept)
-            if self.solver == "gram" or kappa <= REFINE_THRESHOLD:
-                if self.solver == "gram" and REFINE_THRESHOLD < kappa < np.inf:
+            choice = solver_policy(kappa, self.solver, "many")  # the one solver policy (linlens.linalg)
+            if choice.method == "gram":
+                if choice.warn:
                     _warn_gram(kappa, streaming=False)
                 sol = acc.solve(alpha, self.fit_intercept)
             else:
                 sol = None
-                if kappa <= QR_THRESHOLD:
+                if choice.method == "refine":
                     sol = _refine(acc, x, y, alpha, self.fit_intercept, kappa)
                 if sol is None:
                     acc = _accumulate(TSQRAccumulator(), x, y)
@@ -181,8 +183,9 @@ class LinearSurrogate:
             if acc.n == 0:
                 raise EmptyInputError(f"X is empty (shape {Xd.shape})")
             kappa = acc.condition_number(self.fit_intercept)
-            if self.solver == "gram" or kappa <= REFINE_THRESHOLD:
-                if self.solver == "gram" and REFINE_THRESHOLD < kappa < np.inf:
+            choice = solver_policy(kappa, self.solver, "one")  # each pass over the blocks is costly
+            if choice.method == "gram":
+                if choice.warn:
                     _warn_gram(kappa, streaming=False)
                 sol = acc.solve(alpha, self.fit_intercept)
             else:
@@ -192,14 +195,31 @@ class LinearSurrogate:
         self._set(sol, acc)
         return self
 
-    def _fit_accumulator(self, acc: GramAccumulator | TSQRAccumulator, one_d: bool = False) -> LinearSurrogate:
-        """Set the fitted attributes from merged streaming statistics (e.g. reduced on Dask workers)."""
+    def fit_statistics(self, acc: GramAccumulator | TSQRAccumulator, one_d: bool = False) -> LinearSurrogate:
+        """Fit from streaming statistics accumulated elsewhere (batches of a model's outputs, Dask workers): a
+        :class:`~linlens.linalg.TSQRAccumulator` is solved by QR (SVD with ``solver="svd"``), a
+        :class:`~linlens.linalg.GramAccumulator` by the Gram solve, warned above κ = 1e5 (the rows are not here
+        to refine; :func:`linlens.linalg.solver_policy` with ``passes="one"`` says when to accumulate TSQR instead).
+
+        Arguments:
+            acc: merged statistics of inputs (n, d_in) and outputs (n, d_out).
+            one_d: the outputs were 1-D (predict then returns 1-D).
+
+        Returns:
+            self.
+
+        Example:
+            >>> from linlens.linalg import GramAccumulator
+            >>> x = np.arange(8.0).reshape(4, 2) ** 2; acc = GramAccumulator().update(x, x @ [[1.0], [2.0]] + 3)
+            >>> s = LinearSurrogate().fit_statistics(acc); s.coef_.round(8).tolist(), s.intercept_.round(8).tolist()
+            ([[1.0, 2.0]], [3.0])
+        """
         alpha = self._check_params()
         if isinstance(acc, TSQRAccumulator):
             sol = acc.solve(alpha, self.fit_intercept, method="svd" if self.solver == "svd" else "qr")
         else:
             kappa = acc.condition_number(self.fit_intercept)
-            if REFINE_THRESHOLD < kappa < np.inf:
+            if solver_policy(kappa, "auto", "none").warn:
                 _warn_gram(kappa, streaming=True)
             sol = acc.solve(alpha, self.fit_intercept)
         self._one_d = one_d
@@ -239,7 +259,7 @@ class LinearSurrogate:
             sol = acc.solve(alpha, self.fit_intercept, method=self.solver if self.solver in ("qr", "svd") else "qr")
         else:
             kappa = acc.condition_number(self.fit_intercept)
-            if REFINE_THRESHOLD < kappa < np.inf:
+            if solver_policy(kappa, "auto", "none").warn:  # the rows are gone: Gram, warned
                 _warn_gram(kappa, streaming=True)
             sol = acc.solve(alpha, self.fit_intercept)
         self._set(sol, acc)

@@ -112,8 +112,8 @@ class SubspaceSurrogate:
         self.__dict__.pop("_sketch", None)  # a later partial_fit starts a new stream
         return self
 
-    def _fit_statistics(self, n: int, mean_in: np.ndarray, mean_out: np.ndarray, components: np.ndarray,
-                        G: np.ndarray, cross: np.ndarray, ss_x: float, ss_y: float) -> SubspaceSurrogate:
+    def fit_statistics(self, n: int, mean_in: np.ndarray, mean_out: np.ndarray, components: np.ndarray,
+                       G: np.ndarray, cross: np.ndarray, ss_x: float, ss_y: float) -> SubspaceSurrogate:
         """Set the fitted attributes from statistics streamed elsewhere (``linlens analyze --components``): n rows,
         their means, the components Vt (m, d_in), G = ZᵀZ and cross = Zᵀ(Y − ȳ) of the scores Z = (X − x̄)Vtᵀ,
         and the total sums of squares of the centred inputs and outputs; returns self."""

@@ -30,7 +30,15 @@ import numpy as np
 
 from linlens._results import JSON_ARRAY_LIMIT
 from linlens.errors import NumericalWarning, ShapeError
-from linlens.linalg import REFINE_THRESHOLD, GramAccumulator, TSQRAccumulator, pinv_svd, scaled_sq_norm, svd
+from linlens.linalg import (
+    REFINE_THRESHOLD,
+    GramAccumulator,
+    TSQRAccumulator,
+    pinv_svd,
+    scaled_sq_norm,
+    solver_policy,
+    svd,
+)
 from linlens.loaders import load_array
 from linlens.report import Report
 from linlens.report import figures as figs
@@ -153,9 +161,9 @@ def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mo
 
 
 def needs_qr_pass(stats: BlockStats, fit_intercept: bool) -> bool:
-    """True when the Gram pass shows κ(inputs) > 1e5: the library's policy then needs more than the Gram solve,
-    and ``analyze`` makes a second pass accumulating TSQR factors."""
-    return stats.full().condition_number(fit_intercept) > REFINE_THRESHOLD
+    """True when the library's one solver policy (:func:`linlens.linalg.solver_policy`), told that another pass
+    is costly (each one re-runs the model), asks for a TSQR pass: κ(inputs) > 1e5 on the Gram pass."""
+    return solver_policy(stats.full().condition_number(fit_intercept), "auto", passes="one").method == "qr"
 
 
 def check_analyze_memory(d_in: int, d_out: int, batch_size: int, max_memory: int | None) -> None:
@@ -176,7 +184,7 @@ def fit_surrogate(acc: GramAccumulator | TSQRAccumulator, fit_intercept: bool) -
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NumericalWarning)
-        sur = LinearSurrogate(fit_intercept=fit_intercept)._fit_accumulator(acc)
+        sur = LinearSurrogate(fit_intercept=fit_intercept).fit_statistics(acc)
     msgs = [str(w.message) for w in caught if issubclass(w.category, NumericalWarning)]
     return sur, msgs
 

@@ -231,7 +231,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                 ss_x += float(np.sum((rows - mean) ** 2))
                 mom_train.update(F)
             bar.advance(task)
-        sur = SubspaceSurrogate(n_components=m, seed=seed)._fit_statistics(
+        sur = SubspaceSurrogate(n_components=m, seed=seed).fit_statistics(
             n_train, mean, mom_train.mean, Vt, G, cross, ss_x, float(mom_train.m2.sum()))
 
         # 3. the model on the held-out rows: R² and the data-weighted error against R
