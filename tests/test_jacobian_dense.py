@@ -9,11 +9,8 @@ import torch
 from _jacobian_cases import loop_jacobians, mlp
 from torch import nn
 
-import linlens.jacobian as jac
-import linlens.jacobian.dense as jac_dense
 from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError
 from linlens.jacobian import (
-    estimate_chunk_size,
     jacobian_frobenius_sq,
     jacobians,
 )
@@ -79,31 +76,6 @@ def test_chunked_equals_unchunked_and_forward_equals_reverse():
         torch.testing.assert_close(jacobians(net, x, chunk_size=c), full, atol=1e-15, rtol=1e-13)
     torch.testing.assert_close(jacobians(net, x, mode="forward", chunk_size=7), full, atol=1e-13, rtol=1e-12)
     torch.testing.assert_close(jacobians(net, x, mode="reverse", chunk_size=9), full, atol=1e-13, rtol=1e-12)
-
-
-def test_max_memory_bounds_the_chunk_size(monkeypatch):
-    net = mlp(8, 3)
-    x = torch.randn(200, 8, dtype=torch.float64)
-    out_bytes = 200 * 3 * 8 * 8 + jac.FIXED_OVERHEAD
-    big = estimate_chunk_size(net, x, max_memory=1e9)
-    assert big == 200
-    small = estimate_chunk_size(net, x, max_memory=out_bytes + 20_000)
-    assert 1 <= small < 200
-    # the chunks actually used follow the estimate, and the result is unchanged
-    seen: list[int] = []
-    orig = jac_dense._iter_chunks
-
-    def spy(prep, xt, mode, chunk, create_graph):
-        for i, J in orig(prep, xt, mode, chunk, create_graph):
-            seen.append(J.shape[0])
-            yield i, J
-
-    monkeypatch.setattr(jac_dense, "_iter_chunks", spy)
-    J = jacobians(net, x, max_memory=out_bytes + 20_000)
-    assert len(seen) > 1 and max(seen) == small and sum(seen) == 200
-    torch.testing.assert_close(J, loop_jacobians(net, x), atol=1e-12, rtol=1e-10)
-    with pytest.raises(ConfigError, match="max_memory"):
-        jacobians(net, x, max_memory=out_bytes)
 
 
 def test_create_graph_is_differentiable_wrt_parameters():
