@@ -3,7 +3,7 @@ Wiener (linear minimum-mean-square-error) estimator.
 
 A problem is y = A x + σ e with x drawn from a prior of known covariance Σ_x and e ~ N(0, I). A network
 trained to output x from y approaches E[x | y]; its best linear fit is the Wiener estimator
-C* = Σ_x Aᵀ (A Σ_x Aᵀ + σ² I)⁻¹, not A⁻¹ (see ``shared/notes/surrogate.md``).
+C* = Σ_x Aᵀ (A Σ_x Aᵀ + σ² I)⁻¹, not A⁻¹ (guide page "The inverse-operator study").
 
 Example:
     >>> A = gaussian_blur(16, width=1.0)

@@ -21,7 +21,7 @@ An untrained and a weak network give "close" a scale.
 
 References:
     The Wiener/LMMSE fact behind the three references: a squared-error optimum is E[x|y], whose best
-    linear fit is the LMMSE estimator (see ``shared/notes/surrogate.md``); filter factors and the
+    linear fit is the LMMSE estimator (guide page "The inverse-operator study"); filter factors and the
     signal/noise split: P. C. Hansen, "Rank-Deficient and Discrete Ill-Posed Problems" (SIAM, 1998).
 
 Example:

@@ -5,7 +5,7 @@ One SVD with one sign rule (:mod:`~linlens.linalg.svd`), numerical rank with its
 (:mod:`~linlens.linalg.subspaces`), streaming least squares (:mod:`~linlens.linalg.lstsq`) and squared
 norms without underflow or overflow (:mod:`~linlens.linalg.norms`).
 
-Conventions (``shared/design.md``): samples along axis 0; singular values descending; the largest-|entry|
+Conventions (the documentation's home page): samples along axis 0; singular values descending; the largest-|entry|
 of every left singular vector is made positive (right vectors flipped with it); ``tol`` is always a relative
 tolerance (default ``max(shape)·eps``, times σ_max); a reported rank always comes with the singular-value gap
 at its cut.

@@ -1,7 +1,7 @@
 """The global linear surrogate of a model: streaming least squares with a conditioning check.
 
 A model's surrogate is the least-squares linear map C, c with ``outputs ≈ inputs @ C.T + c``
-(:class:`LinearSurrogate`). See ``shared/notes/surrogate.md`` for why a good network's surrogate approaches
+(:class:`LinearSurrogate`). The guide page "The inverse-operator study" says why a good network's surrogate approaches
 the Wiener estimator, not A⁻¹.
 
 Example:
