@@ -137,3 +137,30 @@ def test_griffe_extension_rewrites_zuko_titles_only() -> None:
     out = mod.rewrite(text)
     assert "    Examples:\n" in out and "Example: stays" in out
     assert "``linlens.jacobian.jacobians``" in out and ":func:" not in out
+
+
+FIGURE_PAGES = ["guide/inverse.md", "guide/local.md", "guide/koopman.md", "guide/fibers.md", "images.md",
+                "larger_than_memory.md"]
+
+
+@pytest.mark.parametrize("page", FIGURE_PAGES)
+def test_capability_pages_show_a_figure_made_by_a_committed_script(page: str) -> None:
+    path = DOCS / page
+    images = re.findall(r"!\[[^\]]+\]\(([^)]+\.png)\)", path.read_text(encoding="utf-8"))
+    assert images, f"{page} shows no figure"
+    scripts = "".join(p.read_text(encoding="utf-8") for p in (DOCS / "figures").glob("*.py"))
+    for rel in images:
+        target = (path.parent / rel).resolve()
+        assert target.is_file(), f"{page}: {rel} does not exist"
+        assert target.name in scripts, f"{target.name} is made by no script in docs/figures/"
+
+
+def test_readme_shows_a_figure_and_stays_a_guide() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    assert len(lines) <= 200
+    assert lines[3].startswith("make demo") and lines[4].startswith("make test")  # the two commands come first
+    figures = re.findall(r"!\[[^\]]+\]\(([^)]+\.png)\)", readme)
+    assert figures
+    for rel in figures:
+        assert (ROOT / rel).is_file(), rel
