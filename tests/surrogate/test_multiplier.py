@@ -103,3 +103,23 @@ def test_wiener_perturbation_matches_the_refitted_estimator_to_first_order():
     w = 0.05 * rng.choice([-1.0, 1.0], size=n)  # a small reweighting 1 + w of the rows
     dW = estimate(1.0 + w)[2] - W
     np.testing.assert_allclose(_explicit(p, w), dW, atol=0.05 * np.abs(dW).max())
+
+
+def test_sketch_follows_the_exact_replicates_with_the_exact_mean():
+    """The Hutchinson sketch (large operators on many rows) against the exact Gram route on the same multipliers:
+    the same mean (the exact expectation), a spread within 25% and replicates that move together."""
+    rng = np.random.default_rng(4)
+    n, d = 400, 20
+    Y = rng.normal(size=(n, d))
+    fit = FixedDesign(Y).perturbation(Y @ rng.normal(size=(d, d)).T + np.abs(Y @ rng.normal(size=(d, d)).T), "fit")
+    W = np.cov(rng.normal(size=(100, d)).T)
+    D = 0.05 * rng.normal(size=(d, d))
+    out = {}
+    for method in ("gram", "sketch"):
+        mb = MultiplierBootstrap({"fit": n}, n_boot=300, seed=1, method=method)
+        out[method] = mb.quadratic(D, W, [(1.0, fit)])
+    g, s = out["gram"], out["sketch"]
+    assert s.expected == pytest.approx(g.expected, rel=1e-12) and s.plug_in == g.plug_in
+    assert np.mean(s.replicates) == pytest.approx(g.plug_in + g.expected, rel=0.02)
+    assert np.std(s.replicates) == pytest.approx(np.std(g.replicates), rel=0.25)
+    assert np.corrcoef(s.replicates, g.replicates)[0, 1] > 0.8

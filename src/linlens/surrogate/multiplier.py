@@ -53,7 +53,10 @@ from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import numerical_rank
 
 __all__ = ["Perturbation", "FixedDesign", "MultiplierBootstrap", "Quadratic", "wiener_perturbation",
-           "GRAM_KAPPA_LIMIT"]
+           "GRAM_KAPPA_LIMIT", "SKETCH_PROBES"]
+
+#: Rademacher probes of the Hutchinson sketch of the quadratic term's fluctuations (large operators on many rows).
+SKETCH_PROBES = 32
 
 #: A design whose condition number (from its Gram matrix) is below this is factorized through the Gram matrix
 #: (O(n d²) BLAS products and one d × d symmetric eigendecomposition); above it, through the SVD of the rows.
@@ -219,8 +222,10 @@ class MultiplierBootstrap:
         n_boot: replicates B (≥ 2).
         seed: seed of the multipliers.
         method: how the quadratic terms are evaluated: "explicit" (form each replicate's perturbation: cheap for
-            small operators), "gram" (n × n Gram matrices: cheap for large ones) or "auto" (the cheaper by a
-            flop count); the replicates are the same up to rounding.
+            small operators), "gram" (n × n Gram matrices: cheap for large operators on few rows), "sketch" (a
+            Hutchinson sketch of the fluctuations with :data:`SKETCH_PROBES` probes, their mean set to the exact
+            expectation: large operators on many rows) or "auto" (the cheapest by a flop count). "explicit" and
+            "gram" give the same replicates up to rounding; "sketch" adds a little spread to the quadratic term.
 
     The Gram matrices Kₚq are cached per (pieces, weight, output rows) until :meth:`clear` (they are n × n).
     """
@@ -228,8 +233,8 @@ class MultiplierBootstrap:
     def __init__(self, sizes: dict[str, int], n_boot: int = 200, seed: int = 0, method: str = "auto") -> None:
         if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
             raise ConfigError(f"n_boot must be an integer ≥ 2; got {n_boot!r}")
-        if method not in ("auto", "explicit", "gram"):
-            raise ConfigError(f"method must be 'auto', 'explicit' or 'gram'; got {method!r}")
+        if method not in ("auto", "explicit", "gram", "sketch"):
+            raise ConfigError(f"method must be 'auto', 'explicit', 'gram' or 'sketch'; got {method!r}")
         self.method = method
         rng = np.random.default_rng(seed)
         self.n_boot = int(n_boot)
@@ -318,11 +323,36 @@ class MultiplierBootstrap:
         d_out, d_in = np.shape(D)
         k = d_out if O is None else O.shape[0]
         rows = [p.n_rows for _, p in pieces]
-        explicit_cost = B * sum(rows) * d_out * d_in + B * k * d_in * (d_in + d_out)
-        gram_cost = sum(a * b for a in rows for b in rows) * (k + d_in + B)
-        explicit = self.method == "explicit" or (self.method == "auto" and explicit_cost <= gram_cost)
-        quad = (self._quad_explicit if explicit else self._quad_gram)(pieces, W, O, ON, LO)
+        costs = {"explicit": B * sum(rows) * d_out * d_in + B * k * d_in * (d_in + d_out),
+                 "gram": sum(a * b for a in rows for b in rows) * (k + d_in + B),
+                 "sketch": SKETCH_PROBES * (B * (sum(rows) * d_in + d_in * d_in) + sum(rows) * k)}
+        method = min(costs, key=costs.get) if self.method == "auto" else self.method
+        if method == "sketch":
+            # Hutchinson sketch of the fluctuations only; their mean is replaced by the exact expectation
+            quad = self._quad_sketch(pieces, W, O, ON, LO)
+            quad = quad - quad.mean() + expected * s2
+        else:
+            quad = (self._quad_explicit if method == "explicit" else self._quad_gram)(pieces, W, O, ON, LO)
         return Quadratic(plug_in=plug, expected=expected, replicates=plug + lin + quad / s2)
+
+    def _quad_sketch(self, pieces: Sequence[tuple[float, Perturbation]], W: np.ndarray, O: np.ndarray | None,
+                     ON: dict[int, np.ndarray], LO: dict[int, np.ndarray]) -> np.ndarray:
+        """tr(O E_b W E_bᵀ Oᵀ) ≈ (1/p) Σⱼ ‖W^½ E_bᵀ Oᵀ uⱼ‖² with p Rademacher probes uⱼ shared by the replicates
+        (Hutchinson 1990): O(p (n d + d²)) per replicate, for large operators fitted on many rows."""
+        k = next(iter(LO.values())).shape[1]
+        U = np.random.default_rng(12345).choice(np.array([-1.0, 1.0]), size=(k, SKETCH_PROBES))
+        out = np.zeros(self.n_boot)
+        for j in range(SKETCH_PROBES):
+            X = 0.0  # (d_in, n_boot): E_bᵀ Oᵀ uⱼ for every replicate
+            for sp, p in pieces:
+                w = self._w(p)
+                if p.L.size:
+                    X = X + sp * (p.M.T @ (w.T * (LO[id(p)] @ U[:, j])[:, None]))
+                if p.g is not None:
+                    X = X + sp * np.outer(ON[id(p)].T @ U[:, j], w @ p.g)
+            if np.ndim(X):
+                out += np.einsum("ib,ib->b", W @ X, X)
+        return out / SKETCH_PROBES
 
     def _quad_explicit(self, pieces: Sequence[tuple[float, Perturbation]], W: np.ndarray, O: np.ndarray | None,
                        ON: dict[int, np.ndarray], LO: dict[int, np.ndarray]) -> np.ndarray:
