@@ -51,7 +51,13 @@ from linlens._results import ResultMixin
 from linlens.errors import ConfigError, EmptyInputError, NotFittedError, ShapeError
 from linlens.operators import DENSE_MAX_DIM, LinearMap, as_operator, circulant
 from linlens.probing import probe_model
-from linlens.stats import ClosestVerdict, bootstrap_from_replicates, closest_reference, paired_difference
+from linlens.stats import (
+    ClosestVerdict,
+    bootstrap_from_replicates,
+    closest_reference,
+    paired_difference,
+    paired_squared_error_test,
+)
 from linlens.validation import check_finite, check_noise_std, is_torch
 
 __all__ = [
@@ -65,6 +71,8 @@ __all__ = [
     "radial_average",
     "coherence_interval",
     "self_conjugate",
+    "prediction_errors",
+    "apply_filter",
     "frequency_radii",
     "full_plane",
 ]
@@ -653,6 +661,13 @@ class SpectralAnalysis(ResultMixin):
         paired: "R1 − R2" → {"difference", "low", "high", "p_value"} of the paired bootstrap of the errors.
         radial_filter_factors: (n_bins,) radial mean of Re φ; radial_operator_abs: radial mean of |H|;
         radial_wiener_abs: radial mean of |Ŵ|; radii: (n_bins,).
+        signal_noise: the surrogate's expected test error split as on the dense route, per unit of E‖x‖² = Σ P:
+            "signal_error" Σ|ĈH − 1|²P over the frequencies A sees, "noise_amplification" σ²Σ|Ĉ|², "null_space_error"
+            ΣP over those it does not, "total" — each {plug_in, estimate (bias-corrected), low, high} (Poisson
+            bootstrap over probe images, basic intervals; the null-space part does not depend on Ĉ).
+        reference_signal_noise: the same split (plug-in values) of A⁻¹, the Wiener filter and C_data.
+        radial_signal_error, radial_noise_amplification: (n_bins,) the surrogate's two terms per annulus of |k|
+            (sums over the annulus: they add up to the totals, less the corners beyond the Nyquist circle in 2-D).
     """
 
     surrogate: SpectralSurrogateResult
@@ -673,6 +688,10 @@ class SpectralAnalysis(ResultMixin):
     radial_wiener_filter_factors: np.ndarray
     radial_operator_abs: np.ndarray
     radial_wiener_abs: np.ndarray
+    signal_noise: dict[str, dict[str, float]] | None = None
+    reference_signal_noise: dict[str, dict[str, float]] | None = None
+    radial_signal_error: np.ndarray | None = None
+    radial_noise_amplification: np.ndarray | None = None
 
 
 def spectral_analysis(
@@ -743,6 +762,7 @@ def spectral_analysis(
     corrected: dict[str, float] = dict(errors)
     closest = "tie"
     verdict = None
+    C_b = None
     if surrogate.n_boot:
         # the same bias correction, basic intervals, paired tests and verdict rule as the dense route
         Syy_b, _, _, C_b, _ = surrogate._replicates()
@@ -756,6 +776,44 @@ def spectral_analysis(
                 paired[f"{a} − {b}"] = {"difference": d.estimate, "low": d.low, "high": d.high, "p_value": d.p_value}
         verdict = closest_reference(boot, names)
         closest = verdict.verdict
+    # the signal / noise split per frequency (the dense route's SignalNoiseSplit in the Fourier basis)
+    wP = w * P
+    tot = float(np.sum(wP))
+
+    def split(T: np.ndarray) -> dict[str, np.ndarray]:
+        axes = tuple(range(T.ndim - len(shp), T.ndim))
+        sig = np.where(ok, np.abs(T * H - 1.0) ** 2, 0.0) * wP
+        noi = noise_std**2 * np.abs(T) ** 2 * w
+        return {"signal_error": np.sum(sig, axis=axes) / tot, "noise_amplification": np.sum(noi, axis=axes) / tot,
+                "per_freq_signal": sig / tot, "per_freq_noise": noi / tot}
+
+    sn = None
+    ref_sn = None
+    r_sig = r_noise = None
+    if tot > 0:
+        null = float(np.sum(np.where(ok, 0.0, wP))) / tot
+        sp = split(surrogate.transfer_)
+        plug_sn = {k: float(sp[k]) for k in ("signal_error", "noise_amplification")}
+        plug_sn["total"] = plug_sn["signal_error"] + plug_sn["noise_amplification"] + null
+        sn = {k: {"plug_in": v, "estimate": v, "low": float("nan"), "high": float("nan")} for k, v in plug_sn.items()}
+        sn["null_space_error"] = {"plug_in": null, "estimate": null, "low": null, "high": null}
+        if surrogate.n_boot:
+            sb = split(C_b)
+            reps_sn = {"signal_error": sb["signal_error"], "noise_amplification": sb["noise_amplification"],
+                       "total": sb["signal_error"] + sb["noise_amplification"] + null}
+            bs = bootstrap_from_replicates(plug_sn, reps_sn, ci)
+            for k in plug_sn:
+                sn[k].update(estimate=float(bs.bias_corrected[k]), low=max(float(bs.low[k]), 0.0),
+                             high=max(float(bs.high[k]), 0.0))
+        ref_sn = {}
+        for k, R in refs.items():
+            rs = split(R)
+            ref_sn[k] = {"signal_error": float(rs["signal_error"]),
+                         "noise_amplification": float(rs["noise_amplification"]),
+                         "total": float(rs["signal_error"] + rs["noise_amplification"]) + null}
+        bins, _ = _radial_bins(shp)
+        r_sig = np.array([float(np.sum(sp["per_freq_signal"][bins == j])) for j in range(bins.max() + 1)])
+        r_noise = np.array([float(np.sum(sp["per_freq_noise"][bins == j])) for j in range(bins.max() + 1)])
     phi, phiW = surrogate.transfer_ * H, W * H
     radii, r_phi = radial_average(phi.real, shp)
     return SpectralAnalysis(
@@ -765,4 +823,52 @@ def spectral_analysis(
         paired=paired, radii=radii, radial_filter_factors=r_phi,
         radial_wiener_filter_factors=radial_average(phiW.real, shp)[1],
         radial_operator_abs=radial_average(absH, shp)[1], radial_wiener_abs=radial_average(np.abs(W), shp)[1],
+        signal_noise=sn, reference_signal_noise=ref_sn, radial_signal_error=r_sig, radial_noise_amplification=r_noise,
     )
+
+
+def apply_filter(transfer: np.ndarray, Y: np.ndarray, image_shape: tuple[int, ...], mean_in: float = 0.0,
+                 mean_out: float = 0.0) -> np.ndarray:
+    """x̂ = T ⊛ (y − mean_in) + mean_out for images Y (n, *image_shape) or flat (n, d): a transfer function
+    (rfftn layout) applied as a circular filter; returns (n, d).
+
+    Example:
+        >>> apply_filter(np.ones(3), np.array([[1.0, 2.0, 3.0, 4.0]]), (4,), mean_in=1.0).tolist()
+        [[0.0, 1.0, 2.0, 3.0]]
+    """
+    shp = _check_shape(image_shape)
+    Yf = np.asarray(Y, dtype=np.float64).reshape(len(Y), -1)
+    return circulant(np.asarray(transfer), shp).matvec(Yf - mean_in) + mean_out
+
+
+def prediction_errors(predictions: dict[str, np.ndarray], targets: np.ndarray, *, model: str = "model",
+                baseline: str = "C_data", confidence: float = 0.95) -> dict[str, Any]:
+    """Test MSE (per entry) and PSNR of several predictors on the same images, and the network-vs-baseline test.
+
+    PSNR = 10 log₁₀(range²/MSE) with range = max − min of the targets. The paired t-test compares per-image
+    squared errors of ``model`` and ``baseline`` (negative difference: the model is better — its nonlinear gain).
+
+    Arguments:
+        predictions: name → (n, d) predictions of the targets.
+        targets: (n, d) (or any row shape) true images.
+        model, baseline: the names compared by the paired test (skipped when either is missing).
+        confidence: level of the paired interval.
+
+    Returns:
+        {"mse": name → float, "psnr": name → float (dB), "paired": :class:`~linlens.stats.PairedTestResult` or None}.
+
+    Example:
+        >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+        >>> r = prediction_errors({"model": X + 0.1, "C_data": X + 0.2}, X)
+        >>> round(r["mse"]["model"], 6), round(r["psnr"]["model"], 3), r["paired"].difference < 0
+        (0.01, 20.0, True)
+    """
+    Xt = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+    rng_ = float(Xt.max() - Xt.min())
+    sq = {k: np.sum((np.asarray(P, dtype=np.float64).reshape(Xt.shape) - Xt) ** 2, axis=1) for k, P in
+          predictions.items()}
+    mse = {k: float(v.sum() / Xt.size) for k, v in sq.items()}
+    psnr = {k: (10 * float(np.log10(rng_**2 / v)) if v > 0 and rng_ > 0 else float("inf")) for k, v in mse.items()}
+    paired = (paired_squared_error_test(sq[model], sq[baseline], confidence)
+              if model in sq and baseline in sq and len(Xt) >= 2 else None)
+    return {"mse": mse, "psnr": psnr, "paired": paired}

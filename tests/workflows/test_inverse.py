@@ -187,6 +187,12 @@ def test_fourier_route_is_chosen_for_a_circular_blur_and_dense_on_request(tmp_pa
     assert m_f["route"] == "fourier" and s["route"].startswith("Fourier")
     assert s["linear fraction of output power"] > 0.999  # a linear convolution is all linear
     assert m_f["noise_std_interval"][0] <= 0.01 <= m_f["noise_std_interval"][1]
+    # test errors on the probe images: a linear model equals its surrogate; the signal/noise split (a closed form
+    # from Ĉ, H, P and σ) predicts the measured test MSE per pixel (E‖x‖²/d = 1 here) within sampling error
+    te = m_f["test_errors"]
+    assert te["mse"]["model"] == pytest.approx(te["mse"]["surrogate (in-sample)"], rel=1e-6)
+    assert m_f["analysis"]["signal_noise"]["total"]["plug_in"] == pytest.approx(te["mse"]["model"], rel=0.1)
+    assert te["paired"]["p_value"] >= 0 and "test MSE C_data" in s
     run_inverse(str(tmp_path / "net.pt"), tmp_path / "y.npy", tmp_path / "x.npy", tmp_path / "d",
                 operator=str(tmp_path / "A.npy"), n_boot=10, local_samples=0, assume="dense", load_model_kwargs=TRUST)
     m_d = json.loads((tmp_path / "d" / "metrics.json").read_text())

@@ -23,11 +23,11 @@ from linlens.linalg import svd
 from linlens.loaders import load_array, load_model
 from linlens.nn import resolve_device
 from linlens.operators import LinearMap, load_operator
-from linlens.probing import FlatModel
+from linlens.probing import FlatModel, probe_all
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
-from linlens.spectral import SpectralSurrogate, spectral_analysis
+from linlens.spectral import SpectralSurrogate, apply_filter, prediction_errors, spectral_analysis
 from linlens.stats import noise_std_estimate
 from linlens.study import LinearityStudy, inverse_study
 from linlens.validation import check_covariance, check_memory, check_noise_std, check_rows, noise_std_disagreement
@@ -509,6 +509,14 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
                                        image_shape=shp)
     data = SpectralSurrogate(image_shape=shp, n_boot=0).fit(Ytr, Xtr)
     an = spectral_analysis(sur, op, float(noise_std), targets=Xtr, data_surrogate=data)
+    # test errors on the probe images (targets X[probe]): model, surrogate (fitted on these images: in-sample),
+    # C_data and the Wiener filter (fitted on the training pairs: held out), and the model-vs-C_data paired test
+    Xp = X[probe].reshape(len(probe), -1)
+    F_p = probe_all(FlatModel(net, tuple(Y.shape[1:])), Yp.reshape(len(probe), -1), batch_size=batch_size)[1]
+    my, mx = float(Ytr.mean()), float(Xtr.mean())
+    te = prediction_errors({"model": F_p, "surrogate (in-sample)": sur.predict(Yp), "C_data": data.predict(Yp),
+                            "Wiener": apply_filter(an.wiener, Yp, shp, my, mx),
+                            "zero (predict the mean)": np.full(Xp.shape, mx)}, Xp)
     rep = Report(f"linlens analyze (Fourier route): {name} on {Path(inputs).name}")
     add_route(rep, route)
     if sigma_note:
@@ -527,6 +535,23 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     rep.add_table(["reference", "data-weighted error (bias-corrected)", "95% basic interval"], rows,
                   caption=f"Verdict: {an.closest}"
                   + (f" ({', '.join(an.verdict.closest)})" if an.closest == "tie" else ""))
+    if an.signal_noise is not None:
+        sn = an.signal_noise
+        sn_rows = [[k, f"{sn[k]['plug_in']:.3g}" if k == "null_space_error" else ci_text(sn[k]),
+                    *(f"{an.reference_signal_noise[r][k]:.3g}" if k in an.reference_signal_noise[r] else ""
+                      for r in an.reference_signal_noise)]
+                   for k in ("signal_error", "noise_amplification", "null_space_error", "total")]
+        rep.add_table(["term (÷ E‖x‖²)", "surrogate (bias-corrected [95% CI])", *an.reference_signal_noise], sn_rows,
+                      caption="Expected test error split per frequency and summed: signal error Σ|ĈH − 1|²P where A "
+                              "sees, noise amplification σ²Σ|Ĉ|², null space ΣP where it does not (per annulus in "
+                              "metrics.json: radial_signal_error, radial_noise_amplification).")
+    rep.add_table(["predictor", "test MSE per pixel", "PSNR (dB)"],
+                  [[k, te["mse"][k], te["psnr"][k]] for k in te["mse"]],
+                  caption=f"On the {len(probe)} probe images (PSNR over the targets' range). Model − C_data per-image "
+                          "squared error: "
+                          + (f"{te['paired'].difference:.3g} [{te['paired'].ci_low:.3g}, {te['paired'].ci_high:.3g}],"
+                             f" p = {te['paired'].p_value:.2g} (paired t; negative: the network's nonlinear gain)"
+                             if te["paired"] is not None else "n/a") + ".")
     lf = an.surrogate.linear_fraction
     rep.add_text(f"Share of the output's power that is linear in y (Σγ²S_ff/ΣS_ff): {lf:.4g}; the rest is the "
                  "network's nonlinear part, which no transfer function can show.")
@@ -535,11 +560,19 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     rep.add_figure(sfigs.plot_coherence(an), "coherence", "Coherence γ²(k): per-frequency R² of the surrogate.")
     rep.add_figure(sfigs.plot_filter_factors(an), "filter_factors", "Filter factors φ(k) = Ĉ(k)H(k) against |H(k)|.")
     rep.metrics.update({"image_shape": list(shp), "n_train": len(train), "n_probe": len(probe),
-                        "noise_std": noise_std, "noise_std_interval": sigma_ci, "analysis": an.to_dict()})
+                        "noise_std": noise_std, "noise_std_interval": sigma_ci, "analysis": an.to_dict(),
+                        "test_errors": te})
     rep.write(out, force=force)
     summary: dict[str, Any] = {"route": route.label, "verdict": an.closest,
                                "linear fraction of output power": lf}
     for k, v in an.errors_corrected.items():
         lo_hi = an.error_intervals.get(k)
         summary[f"error vs {k} [95% CI]"] = f"{v:.3g} [{lo_hi[0]:.3g}, {lo_hi[1]:.3g}]" if lo_hi else v
+    if an.signal_noise is not None:
+        summary["signal error"] = ci_text(an.signal_noise["signal_error"])
+        summary["noise amplification"] = ci_text(an.signal_noise["noise_amplification"])
+    summary["test MSE model"] = te["mse"]["model"]
+    summary["test MSE C_data"] = te["mse"]["C_data"]
+    if te["paired"] is not None:
+        summary["model vs C_data (paired t)"] = f"p = {te['paired'].p_value:.2g}"
     return summary
