@@ -68,6 +68,13 @@ class KoopmanHybrid(nn.Module):
     Attributes:
         delays: h. width: state width max(n, m). steps: N+1−h DMD steps.
         dmd_: the fitted :class:`HankelDMD` when built by :func:`fit_hybrid` (not saved in the state dict).
+
+    Example:
+        >>> from linlens.nn import mlp
+        >>> net, X = mlp(2, [8, 6], 3, seed=0), torch.rand(200, 2)
+        >>> hyb = linearize_layer(net, 1, X, n_scaled=3, delays=1, rank=4, scale_kwargs={"epochs": 0}, progress=False)
+        >>> hyb.delays, tuple(hyb.basis.shape), tuple(hyb.operator.shape), hyb(X[:4]).shape
+        (1, (16, 4), (4, 4), torch.Size([4, 3]))
     """
 
     def __init__(self, pre: nn.Module, scaled: nn.ModuleList, basis: torch.Tensor, operator: torch.Tensor,
@@ -154,6 +161,13 @@ class LeastSquaresReplacement(nn.Module):
         layers: k square layers (``nn.ModuleList``, possibly empty).
         readout: ``nn.Linear(n·(k+1), m)`` (fitted by :func:`fit_least_squares`, kept in float64 because
             least-squares coefficients of nearly collinear ReLU features can be large).
+
+    Example:
+        >>> from linlens.nn import mlp
+        >>> net, X = mlp(2, [8, 6], 3, seed=0), torch.rand(200, 2)
+        >>> ls = fit_least_squares(net, 2, X)  # the last layer is affine: its least-squares fit is exact
+        >>> bool(torch.allclose(ls(X), net(X), atol=1e-6)), ls.replacement_params()  # 6·3 weights + 3 biases
+        (True, 21)
     """
 
     def __init__(self, pre: nn.Module, layers: nn.ModuleList, readout: nn.Linear, post: nn.Module) -> None:
@@ -261,6 +275,14 @@ def fit_hybrid(scaled_model: ScaledModel, trajectories: torch.Tensor, delays: in
 
     Returns:
         :class:`KoopmanHybrid` with ``dmd_`` set.
+
+    Example:
+        >>> from linlens.nn import mlp
+        >>> net, X = mlp(2, [8, 6], 3, seed=0), torch.rand(200, 2)
+        >>> sm = scale_layer(net, 1, 3, X, epochs=0, progress=False)
+        >>> hyb = fit_hybrid(sm, record_trajectories(sm, X), delays=1, rank=4)
+        >>> hyb.replacement_params()  # one scaled 8×8 layer and its bias, U_r (16×4) and Ã (4×4)
+        152
     """
     N = scaled_model.n_scaled
     if trajectories.ndim != 3 or trajectories.shape[1] != N + 2:
@@ -325,6 +347,14 @@ def linearize_layer(
 
     Returns:
         :class:`KoopmanHybrid` in eval mode (``dmd_`` holds the fitted :class:`HankelDMD`).
+
+    Example:
+        >>> from linlens.nn import mlp
+        >>> net, X = mlp(2, [8, 6], 3, seed=0), torch.rand(200, 2)
+        >>> hyb = linearize_layer(net, 1, X, n_scaled=3, delays=1, rank=4, scale_kwargs={"epochs": 0}, progress=False)
+        >>> sm = scale_layer(net, 1, 3, X, epochs=0, progress=False)  # the same steps one by one
+        >>> bool(torch.equal(hyb.operator, fit_hybrid(sm, record_trajectories(sm, X), 1, 4).operator))
+        True
     """
     if scaled is None:
         scaled = scale_layer(model, layer, n_scaled, data, seed=seed, device=device, progress=progress,

@@ -128,6 +128,12 @@ class ScaledModel(nn.Module):
     Attributes:
         history_: :class:`linlens.nn.TrainHistory` of the scaling run (None if untrained).
         in_features: n (input width of the target layer). out_features: m.
+
+    Example:
+        >>> from linlens.nn import mlp
+        >>> sm = scale_layer(mlp(2, [8, 6], 3, seed=0), 1, 3, torch.rand(50, 2), epochs=0, progress=False)
+        >>> sm.n_scaled, sm.in_features, sm.out_features, sm(torch.rand(4, 2)).shape
+        (3, 8, 6, torch.Size([4, 3]))
     """
 
     def __init__(self, pre: nn.Module, target: nn.Module, post: nn.Module, scaled: nn.ModuleList,

@@ -69,6 +69,15 @@ def record_trajectories(
     Returns:
         (n_samples, N+2, max(n, m) (+1 with ``constant``)) tensor on the model's device; axis 1 is time
         (x₀ first).
+
+    Example:
+        >>> from linlens.nn import mlp
+        >>> from linlens.koopman.scaling import scale_layer
+        >>> X = torch.rand(5, 2)
+        >>> sm = scale_layer(mlp(2, [8, 6], 3, seed=0), 1, 3, X, epochs=0, progress=False)
+        >>> T = record_trajectories(sm, X)  # N = 3 scaled layers: states x₀ … x₄ of width max(8, 6)
+        >>> T.shape, bool(torch.allclose(T[:, 0], sm.pre(X).double()))
+        (torch.Size([5, 5, 8]), True)
     """
     p = next(scaled_model.parameters())
     dev, mdt = p.device, p.dtype
