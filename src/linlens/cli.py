@@ -245,7 +245,8 @@ def analyze(
     inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs: .npy, .npz, .pt, .csv/.txt or .zarr "
                                 "(.zarr: --dask)" + _r("inputs")),
     reference: Path | None = typer.Option(None, "--reference", "-r", help="reference operator R to compare the "
-                                          "surrogate with (.npy; on the subspace route also 'package.module:attr')"
+                                          "surrogate with: a matrix file (.npy, .npz, .pt, .csv) or "
+                                          "'package.module:attr' (imports code)"
                                           + _r("reference")),
     out: Path = typer.Option(Path("linlens-analyze"), "--out", "-o", help="report folder", callback=_check_out),
     force: bool = ForceOpt,
@@ -270,9 +271,10 @@ def analyze(
     targets: Path | None = typer.Option(None, "--targets", "-t", help="the ground truth x paired with each input "
                                         "(same row count, any shape): runs the whole inverse-operator study"
                                         + _r("targets")),
-    operator: str | None = typer.Option(None, "--operator", "-A", help="the forward operator A (x ↦ y): a .npy "
-                                        "matrix, or 'package.module:attr' naming a matrix, a scipy LinearOperator, "
-                                        "a pair (A, Aᵀ) of torch callables or a deepinv-style object (imports code)"
+    operator: str | None = typer.Option(None, "--operator", "-A", help="the forward operator A (x ↦ y): a matrix "
+                                        "file (.npy, .npz, .pt, .csv), or 'package.module:attr' naming a matrix, "
+                                        "a scipy LinearOperator, a pair (A, Aᵀ) of torch callables or a deepinv-style "
+                                        "object (imports code)"
                                         + _r("operator")),
     noise_std: float | None = typer.Option(None, "--noise-std", help="σ of the noise on y (default: estimated "
                                            "from y − Ax, with an interval)" + _r("noise_std")),

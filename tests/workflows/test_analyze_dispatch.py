@@ -229,3 +229,20 @@ def test_a_float32_deepinv_style_circular_blur_takes_the_fourier_route(tmp_path,
     met = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert met["route"] == "fourier"
     assert met["noise_std_interval"][0] <= 0.05 <= met["noise_std_interval"][1]  # A applied right, in float32
+
+
+def test_reference_is_read_by_one_loader_on_every_route(d, capsys, monkeypatch):
+    """A module:attr reference (once only on the subspace route) and a .csv matrix give the .npy's numbers."""
+    monkeypatch.chdir(d)
+    monkeypatch.syspath_prepend(str(d))
+    R = np.random.default_rng(5).normal(size=(L, L))
+    np.save("R.npy", R)
+    np.savetxt("R.csv", R, delimiter=",", fmt="%.17g")
+    (d / "dispatch_ref.py").write_text("import numpy as np\nR = np.load('R.npy')\n")
+    errs = []
+    for k, spec in enumerate(("R.npy", "R.csv", "dispatch_ref:R")):
+        code, _, err = _cli(["analyze", "-m", "m.pt", "--trust-model", "-i", "y.npy", "-r", spec, "-o", f"ref{k}"],
+                            capsys)
+        assert code in (0, None), err
+        errs.append(json.loads((d / f"ref{k}" / "metrics.json").read_text())["comparison"]["data_weighted_error"])
+    assert errs[0] > 0.1 and errs[1] == pytest.approx(errs[0], rel=1e-12) and errs[2] == errs[0]

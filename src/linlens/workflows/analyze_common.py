@@ -39,7 +39,8 @@ from linlens.linalg import (
     solver_policy,
     svd,
 )
-from linlens.loaders import load_array
+from linlens.loaders import ARRAY_SUFFIXES, load_array
+from linlens.operators import LinearMap, as_operator, load_operator
 from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors, r2_from_sums
@@ -67,6 +68,7 @@ __all__ = [
     "signal_shape",
     "load_inputs",
     "add_route",
+    "load_linear_map",
 ]
 
 HOLDOUT_EVERY = 5  # one row in five is held out
@@ -402,6 +404,40 @@ def r2_and_split(stats: BlockStats, full: LinearSurrogate, fit_intercept: bool,
     info["r2_per_output"] = [None if not np.isfinite(v) else float(v) for v in per]
     info["definition"] = R2_DEFINITION
     return r2, per, info, msgs
+
+
+def load_linear_map(spec: str | Path, name: str = "reference", *, in_shape: tuple[int, ...] | None = None,
+                    out_shape: tuple[int, ...] | None = None, max_bytes: int | None = None) -> LinearMap:
+    """The one reader of ``--reference`` and ``--operator`` on every route: an existing file is read as a matrix
+    (d_out, d_in) by :func:`linlens.loaders.load_array` (.npy, .npz, .pt, .csv/.txt; finite, real, within
+    ``max_bytes``); anything else must be ``package.module:attr`` (imports that code) and goes through
+    :func:`linlens.operators.load_operator` (a matrix, a scipy LinearOperator, (A, Aᵀ) torch callables or a
+    deepinv-like object). Dense routes take ``.to_dense()`` of the result.
+
+    Arguments:
+        spec: the file or ``module:attr``.
+        name: how it is called in messages ("reference", "operator").
+        in_shape, out_shape: the shapes of one input / output row (for callables, and to reshape).
+        max_bytes: memory limit for a file.
+
+    Returns:
+        :class:`~linlens.operators.LinearMap`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "R.csv"; _ = p.write_text("1,2\\n3,4\\n")
+        >>> load_linear_map(p).to_dense().tolist()
+        [[1.0, 2.0], [3.0, 4.0]]
+    """
+    p = Path(spec)
+    if p.suffix.lower() in ARRAY_SUFFIXES or p.exists():
+        M = load_array(p, name, ndim=2, max_bytes=max_bytes)
+        try:
+            return as_operator(M, in_shape=in_shape, out_shape=out_shape)
+        except ShapeError as exc:
+            raise ShapeError(f"{name}: {exc}") from None
+    return load_operator(str(spec), **({} if in_shape is None else {"in_shape": in_shape}),
+                         **({} if out_shape is None else {"out_shape": out_shape}))
 
 
 def load_inputs(inputs: Path, max_memory: int | None) -> tuple[np.ndarray, tuple[int, ...]]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from linlens import errors as _errors
 from linlens.errors import ConfigError, InputFileError, LinlensError, ModelError, NonFiniteError, ShapeError
-from linlens.loaders import load_array, load_model
+from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.probing import FlatModel, probe_model
 from linlens.report import check_destination
@@ -34,6 +34,7 @@ from linlens.workflows.analyze_common import (
     block_stats,
     check_analyze_memory,
     finish_analyze,
+    load_linear_map,
     merge_stats,
     needs_qr_pass,
 )
@@ -224,7 +225,7 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
     if n < 2:
         raise ShapeError(f"inputs must have at least 2 rows to fit a surrogate; got {n}")
     check_analyze_memory(d, 1, min(batch_size, n), max_memory)
-    R = load_array(reference, "reference", max_bytes=max_memory) if reference is not None else None
+    R = None if reference is None else load_linear_map(reference, "reference", max_bytes=max_memory).to_dense()
     spec = _model_spec(model)
     load_model(spec, device="cpu", trust_model=trust_model)  # fail early, on the client (missing, unsafe)
     ranges = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]

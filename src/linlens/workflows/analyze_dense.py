@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from linlens.errors import ShapeError
-from linlens.loaders import load_array, load_model
+from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.probing import FlatModel, cast_note, probe_model
 from linlens.report import check_destination
@@ -22,6 +22,7 @@ from linlens.workflows.analyze_common import (
     check_analyze_memory,
     finish_analyze,
     load_inputs,
+    load_linear_map,
     needs_qr_pass,
 )
 from linlens.workflows.analyze_options import AnalyzeOptions, Route
@@ -55,7 +56,7 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
     if n < 2:
         raise ShapeError(f"inputs must have at least 2 rows to fit a surrogate; got {n}")
     check_analyze_memory(d_in, 1, min(batch_size, n), max_memory)
-    R = load_array(reference, "reference", max_bytes=max_memory) if reference is not None else None
+    R = None if reference is None else load_linear_map(reference, "reference", max_bytes=max_memory).to_dense()
     net = load_model(model, device=dev, trust_model=trust_model)
     if len(in_shape) > 1:
         net = FlatModel(net, in_shape)

@@ -33,7 +33,6 @@ from linlens.errors import ConfigError, NumericalWarning, ShapeError
 from linlens.linalg import randomized_svd
 from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
-from linlens.operators import load_operator
 from linlens.probing import FlatModel, probe_model
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
@@ -49,6 +48,7 @@ from linlens.workflows.analyze_common import (
     holdout_mask,
     image_shape,
     load_inputs,
+    load_linear_map,
 )
 from linlens.workflows.analyze_options import AnalyzeOptions, Route
 
@@ -183,7 +183,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                  f"analyze --components {m} on {d_in} input features", max_memory)
     R = None
     if reference is not None:
-        R = load_operator(reference)
+        R = load_linear_map(reference, "reference", max_bytes=max_memory)
         if R.shape[1] != d_in:
             raise ShapeError(f"reference must take the inputs' {d_in} values (shape (d_out, {d_in})); got "
                              f"{R.shape}")

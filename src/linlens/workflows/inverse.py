@@ -22,7 +22,7 @@ from linlens.errors import ConfigError, InputFileError, ShapeError
 from linlens.linalg import svd
 from linlens.loaders import load_array, load_model
 from linlens.nn import resolve_device
-from linlens.operators import LinearMap, load_operator
+from linlens.operators import LinearMap
 from linlens.probing import FlatModel, probe_all
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
@@ -31,7 +31,7 @@ from linlens.spectral import SpectralSurrogate, apply_filter, prediction_errors,
 from linlens.stats import noise_std_estimate
 from linlens.study import LinearityStudy, inverse_study
 from linlens.validation import check_covariance, check_memory, check_noise_std, check_rows, noise_std_disagreement
-from linlens.workflows.analyze_common import add_route, image_shape, signal_shape
+from linlens.workflows.analyze_common import add_route, image_shape, load_linear_map, signal_shape
 from linlens.workflows.analyze_options import AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
 
@@ -110,7 +110,8 @@ def load_forward_operator(spec: str | LinearMap, x_shape: tuple[int, ...], in_sh
     """
     d_in, d_x = int(np.prod(in_shape)), int(np.prod(x_shape))
     try:
-        op = spec if isinstance(spec, LinearMap) else load_operator(spec, in_shape=x_shape, out_shape=in_shape)
+        op = spec if isinstance(spec, LinearMap) else load_linear_map(spec, "operator", in_shape=x_shape,
+                                                                      out_shape=in_shape)
     except ShapeError as exc:
         raise ShapeError(f"operator must map targets {x_shape} ({d_x} values) to inputs {in_shape} ({d_in} "
                          f"values): {exc}") from None
