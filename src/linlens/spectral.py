@@ -665,6 +665,7 @@ class SpectralAnalysis(ResultMixin):
             "signal_error" Σ|ĈH − 1|²P over the frequencies A sees, "noise_amplification" σ²Σ|Ĉ|², "null_space_error"
             ΣP over those it does not, "total" — each {plug_in, estimate (bias-corrected), low, high} (Poisson
             bootstrap over probe images, basic intervals; the null-space part does not depend on Ĉ).
+        reference_status: reference → "fixed …" or "estimated: resampled with …" (see ``prior_from_data``).
         reference_signal_noise: the same split (plug-in values) of A⁻¹, the Wiener filter and C_data.
         radial_signal_error, radial_noise_amplification: (n_bins,) the surrogate's two terms per annulus of |k|
             (sums over the annulus: they add up to the totals, less the corners beyond the Nyquist circle in 2-D).
@@ -689,6 +690,7 @@ class SpectralAnalysis(ResultMixin):
     radial_operator_abs: np.ndarray
     radial_wiener_abs: np.ndarray
     signal_noise: dict[str, dict[str, float]] | None = None
+    reference_status: dict[str, str] | None = None
     reference_signal_noise: dict[str, dict[str, float]] | None = None
     radial_signal_error: np.ndarray | None = None
     radial_noise_amplification: np.ndarray | None = None
@@ -703,6 +705,7 @@ def spectral_analysis(
     data_surrogate: SpectralSurrogate | None = None,
     ci: float = 0.95,
     rcond: float = 1e-12,
+    prior_from_data: bool = False,
 ) -> SpectralAnalysis:
     """Compare a fitted :class:`SpectralSurrogate` with A⁻¹, the Wiener filter and C_data, in the Fourier domain.
 
@@ -718,6 +721,10 @@ def spectral_analysis(
             the Wiener filter), optional.
         ci: level of the intervals.
         rcond: relative cut of |H| for the pseudo-inverse.
+        prior_from_data: the ``targets`` are the training targets ``data_surrogate`` was fitted on; then, when
+            ``data_surrogate`` has as many replicates as ``surrogate``, the Wiener filter is re-estimated from each
+            replicate's prior spectrum. (C_data is resampled whenever ``data_surrogate`` has those replicates:
+            references that are estimates carry their own images' noise; σ is held fixed.)
 
     Returns:
         :class:`SpectralAnalysis`.
@@ -763,10 +770,24 @@ def spectral_analysis(
     closest = "tie"
     verdict = None
     C_b = None
+    status = {"A⁻¹": "fixed (from the operator)",
+              "Wiener": "fixed (from the operator, σ and the prior spectrum" + (" given)" if prior is not None else
+                                                                             " estimated from the targets)")}
     if surrogate.n_boot:
         # the same bias correction, basic intervals, paired tests and verdict rule as the dense route
         Syy_b, _, _, C_b, _ = surrogate._replicates()
-        reps = {k: np.asarray(err(C_b, R, Syy_b), dtype=np.float64) for k, R in refs.items()}
+        refs_b: dict[str, np.ndarray] = dict(refs)
+        if data_surrogate is not None and data_surrogate.n_boot == surrogate.n_boot:
+            _, P_b, _, D_b, _ = data_surrogate._replicates()  # Poisson replicates over the training images
+            refs_b["C_data"] = D_b
+            status["C_data"] = f"estimated: resampled with its own {int(data_surrogate.n_samples_)} training images"
+            if prior_from_data and prior is None:
+                refs_b["Wiener"] = wiener_filter(np.broadcast_to(H, P_b.shape), np.maximum(P_b, 0.0), noise_std)
+                status["Wiener"] = ("estimated (prior spectrum from the training targets): resampled with them; "
+                                    "σ held fixed")
+        elif data_surrogate is not None:
+            status["C_data"] = "estimated, held fixed (no replicates of its training images)"
+        reps = {k: np.asarray(err(C_b, refs_b[k], Syy_b), dtype=np.float64) for k in refs}
         boot = bootstrap_from_replicates(errors, reps, ci)
         corrected = {k: float(boot.bias_corrected[k]) for k in names}
         intervals = {k: (float(boot.low[k]), float(boot.high[k])) for k in names}
@@ -823,7 +844,8 @@ def spectral_analysis(
         paired=paired, radii=radii, radial_filter_factors=r_phi,
         radial_wiener_filter_factors=radial_average(phiW.real, shp)[1],
         radial_operator_abs=radial_average(absH, shp)[1], radial_wiener_abs=radial_average(np.abs(W), shp)[1],
-        signal_noise=sn, reference_signal_noise=ref_sn, radial_signal_error=r_sig, radial_noise_amplification=r_noise,
+        signal_noise=sn, reference_status=status, reference_signal_noise=ref_sn, radial_signal_error=r_sig,
+        radial_noise_amplification=r_noise,
     )
 
 

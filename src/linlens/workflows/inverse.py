@@ -508,8 +508,8 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     Yp = Y[probe]
     sur = SpectralSurrogate.from_model(net, Yp, batch_size=min(batch_size, 256), n_boot=n_boot, seed=seed,
                                        image_shape=shp)
-    data = SpectralSurrogate(image_shape=shp, n_boot=0).fit(Ytr, Xtr)
-    an = spectral_analysis(sur, op, float(noise_std), targets=Xtr, data_surrogate=data)
+    data = SpectralSurrogate(image_shape=shp, n_boot=n_boot, seed=seed + 1).fit(Ytr, Xtr)  # C_data, resampled
+    an = spectral_analysis(sur, op, float(noise_std), targets=Xtr, data_surrogate=data, prior_from_data=True)
     # test errors on the probe images (targets X[probe]): model, surrogate (fitted on these images: in-sample),
     # C_data and the Wiener filter (fitted on the training pairs: held out), and the model-vs-C_data paired test
     Xp = X[probe].reshape(len(probe), -1)
@@ -529,7 +529,7 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
         f"C_data, the prior's power spectrum and the noise level"
         + (f" (σ estimated from y − Ax: {noise_std:.4g}, 95% χ² interval [{sigma_ci[0]:.4g}, {sigma_ci[1]:.4g}])"
            if sigma_ci else "") + ". Verdicts follow the dense route's rule (paired bootstrap intervals over probe "
-        "images; references estimated from data are held fixed)."
+        "images). References: " + "; ".join(f"{k}: {v}" for k, v in (an.reference_status or {}).items()) + "."
     )
     rows = [[k, an.errors_corrected[k], f"[{an.error_intervals[k][0]:.3g}, {an.error_intervals[k][1]:.3g}]"
              if k in an.error_intervals else ""] for k in an.errors]
