@@ -164,3 +164,11 @@ def test_readme_shows_a_figure_and_stays_a_guide() -> None:
     assert figures
     for rel in figures:
         assert (ROOT / rel).is_file(), rel
+
+
+def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    # the README's first Python block defines every name it uses and prints the surrogate's error (≈ 1e-15)
+    monkeypatch.chdir(tmp_path)
+    block = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)[0]
+    exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})
+    assert float(capsys.readouterr().out.split()[-1]) < 1e-12
