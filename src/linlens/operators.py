@@ -37,7 +37,7 @@ import scipy.sparse.linalg as spla
 import torch
 
 from linlens._results import ResultMixin
-from linlens.errors import ComplexInputError, ConfigError, InputFileError, ModelError, ShapeError
+from linlens.errors import ComplexInputError, ConfigError, InputFileError, LinlensError, ModelError, ShapeError
 from linlens.validation import as_array, import_attr, is_torch
 
 __all__ = [
@@ -702,7 +702,7 @@ def operator_matrix(A: Any, name: str = "A", *, shape: tuple[int, int] | None = 
     return M, op
 
 
-def load_operator(spec: str | os.PathLike, **kwargs: Any) -> LinearMap:
+def load_operator(spec: str | os.PathLike, name: str = "operator", **kwargs: Any) -> LinearMap:
     """Load an operator for the CLI: a ``.npy`` matrix (loaded with ``allow_pickle=False``) or ``module:attr``.
 
     A ``module:attr`` spec IMPORTS AND RUNS that module's code (the current folder is put on ``sys.path``, as
@@ -712,6 +712,7 @@ def load_operator(spec: str | os.PathLike, **kwargs: Any) -> LinearMap:
 
     Arguments:
         spec: path to a ``.npy`` file, or ``package.module:attr``.
+        name: how it is called in errors (e.g. ``"--reference"``).
         kwargs: passed to :func:`as_operator`.
 
     Raises:
@@ -720,14 +721,17 @@ def load_operator(spec: str | os.PathLike, **kwargs: Any) -> LinearMap:
     p = Path(spec)
     if p.suffix.lower() == ".npy" or p.exists():
         if not p.is_file():
-            raise InputFileError(f"operator: file not found: {p}")
+            raise InputFileError(f"{name}: file not found: {p}")
         try:
             M = np.load(p, allow_pickle=False)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is an InputFileError
-            raise InputFileError(f"operator: cannot read {p} as a .npy array: {str(exc)[:120]}") from None
+            raise InputFileError(f"{name}: cannot read {p} as a .npy array: {str(exc)[:120]}") from None
         if M.ndim != 2:
-            raise InputFileError(f"operator: {p} must hold a 2-D matrix (d_out, d_in); got shape {M.shape}")
-        return as_operator(M, **kwargs)
+            raise InputFileError(f"{name}: {p} must hold a 2-D matrix (d_out, d_in); got shape {M.shape}")
+        try:
+            return as_operator(M, **kwargs)
+        except LinlensError as exc:  # name the file: "operator contains NaN" does not say which
+            raise type(exc)(f"{name} ({p.name}): {exc}") from None
     obj: Any = import_attr(str(spec), "operator")  # the one module:attr importer (linlens.validation)
     if isinstance(obj, tuple) and len(obj) == 3 and callable(obj[0]):
         kwargs.setdefault("in_shape", tuple(obj[2]))

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from linlens._results import JSON_ARRAY_LIMIT
-from linlens.errors import ConfigError, NumericalWarning, ShapeError
+from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.linalg import randomized_svd
 from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
@@ -89,8 +89,14 @@ def _training_rows(Y: np.ndarray, batch_size: int, seed: int) -> list[tuple[int,
 
 
 def _rows(Y: np.ndarray, start: int, keep: np.ndarray) -> np.ndarray:
-    """The rows ``start + i`` with ``keep[i]``, read from the (memory-mapped) inputs as float64."""
-    return np.asarray(Y[start:start + len(keep)][keep], dtype=np.float64)
+    """The rows ``start + i`` with ``keep[i]``, read from the (memory-mapped) inputs as float64; NaN/Inf is refused
+    naming the row (memory-mapped inputs are checked here, chunk by chunk, as they are read)."""
+    a = np.asarray(Y[start:start + len(keep)][keep], dtype=np.float64)
+    ok = np.isfinite(a).all(axis=1)
+    if not ok.all():
+        row = start + int(np.flatnonzero(keep)[int(np.argmin(ok))])
+        raise NonFiniteError(f"--inputs contain NaN/Inf, first at row {row}")
+    return a
 
 
 def _centred_operator(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], mean: np.ndarray) -> LinearOperator:
@@ -206,6 +212,10 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                                                  seed=seed, return_n_iter=True)
         converged = not any(issubclass(w.category, NumericalWarning) for w in caught)
         bar.update(task, completed=1, total=1)
+        # identical rows leave only the rounding of their mean (≈ eps · ‖ȳ‖ per row) after centring
+        if not sv.size or sv[0] <= 64 * np.finfo(float).eps * np.sqrt(n_train) * np.linalg.norm(mean):
+            raise ShapeError(f"--inputs: the {n_train} training rows are all identical (no variance around their "
+                             "mean): there is no principal subspace to fit the surrogate on")
 
         # 2. the model on the training rows: least squares on the scores
         G, cross, ss_x, mom_train = np.zeros((m, m)), None, 0.0, _Moments()
