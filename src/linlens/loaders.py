@@ -47,8 +47,8 @@ from linlens.errors import (
 )
 from linlens.validation import check_finite, check_memory, check_real, import_attr
 
-__all__ = ["load_array", "load_model", "load_weights", "npz_members", "load_npz_member", "inspect_model_ops",
-           "ARRAY_SUFFIXES", "SAFE_WAY"]
+__all__ = ["load_array", "load_model", "load_weights", "npz_members", "load_npz_member", "stored_float_dtype",
+           "inspect_model_ops", "ARRAY_SUFFIXES", "SAFE_WAY"]
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv", ".txt")
 
@@ -214,6 +214,28 @@ def _load_npz(p: Path, name: str, preferred: tuple[str, ...], max_bytes: int | N
         _check_declared(shape, dtype, info.file_size - header_len, f"{p}[{chosen}]", name, max_bytes)
     with np.load(p, allow_pickle=False) as z:
         return np.asarray(z[chosen])
+
+
+def stored_float_dtype(path: str | os.PathLike) -> np.dtype | None:
+    """The floating dtype an ``.npy`` file stores (read from its header), or None (other formats, unreadable
+    files, non-float data): a float32 matrix loaded as float64 keeps its own precision known.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.npy"
+        >>> np.save(p, np.ones(2, dtype=np.float32))
+        >>> stored_float_dtype(p)
+        dtype('float32')
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".npy" or not p.is_file():
+        return None
+    try:
+        with open(p, "rb") as fh:
+            _, dtype = _npy_header(fh, str(p), "array")
+    except LinlensError:
+        return None
+    return dtype if dtype.kind == "f" else None
 
 
 def npz_members(path: str | os.PathLike, name: str) -> list[str]:

@@ -189,3 +189,16 @@ def test_dense_study_with_a_float32_operator_matches_the_exact_one():
     assert e32[key]["estimate"] == pytest.approx(e64[key]["estimate"], rel=1e-3, abs=1e-6)
     U_, s_, Vt_ = pinv_svd(svd(A32.astype(np.float64)), (n, n))  # the float64 cut keeps the rounding's 1/σ
     assert s_.max() > 1e6
+
+
+def test_cli_reader_keeps_a_float32_files_precision(tmp_path):
+    """--operator / --reference files go through analyze_common.load_linear_map: a float32 .npy is read as float64
+    values but its map keeps native_dtype float32 (so the A⁺ cut above applies on the CLI routes too)."""
+    from linlens.workflows.analyze_common import load_linear_map
+
+    A = np.random.default_rng(0).normal(size=(4, 4))
+    np.save(tmp_path / "a32.npy", A.astype(np.float32))
+    np.save(tmp_path / "a64.npy", A)
+    op32, op64 = load_linear_map(tmp_path / "a32.npy", "operator"), load_linear_map(tmp_path / "a64.npy", "operator")
+    assert (op32.native_dtype, op64.native_dtype) == ("float32", "float64")
+    np.testing.assert_array_equal(op32.to_dense(), A.astype(np.float32).astype(np.float64))

@@ -39,7 +39,7 @@ from linlens.linalg import (
     solver_policy,
     svd,
 )
-from linlens.loaders import ARRAY_SUFFIXES, load_array
+from linlens.loaders import ARRAY_SUFFIXES, load_array, stored_float_dtype
 from linlens.operators import LinearMap, as_operator, load_operator
 from linlens.report import Report
 from linlens.report import figures as figs
@@ -432,11 +432,14 @@ def load_linear_map(spec: str | Path, name: str = "reference", *, in_shape: tupl
     p = Path(spec)
     if p.suffix.lower() in ARRAY_SUFFIXES or p.exists():
         M = load_array(p, name, ndim=2, max_bytes=max_bytes)
+        stored = stored_float_dtype(p)
+        if stored is not None and stored.itemsize < 8:  # back to float32 exactly: the map keeps that precision
+            M = M.astype(stored)
         try:
             return as_operator(M, in_shape=in_shape, out_shape=out_shape)
         except ShapeError as exc:
             raise ShapeError(f"{name}: {exc}") from None
-    return load_operator(str(spec), **({} if in_shape is None else {"in_shape": in_shape}),
+    return load_operator(str(spec), name=name, **({} if in_shape is None else {"in_shape": in_shape}),
                          **({} if out_shape is None else {"out_shape": out_shape}))
 
 
