@@ -42,6 +42,8 @@ from linlens.validation import as_array, import_attr, is_torch
 
 __all__ = [
     "LinearMap",
+    "signal_shape",
+    "image_shape",
     "AdjointCheck",
     "ShiftInvarianceCheck",
     "as_operator",
@@ -94,9 +96,33 @@ class ShiftInvarianceCheck(ResultMixin):
     passed: bool
 
 
+def signal_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The one single-channel shape rule of linlens: (L,) or (H, W) for signals/images of shape (L,), (H, W),
+    (1, L) or (1, H, W); None for anything else (several channels, 3-D volumes).
+
+    Example:
+        >>> signal_shape((1, 8, 8)), signal_shape((1, 16)), signal_shape((3, 8, 8))
+        ((8, 8), (16,), None)
+    """
+    core = tuple(shape[1:]) if len(shape) >= 2 and shape[0] == 1 else tuple(shape)
+    return tuple(int(k) for k in core) if 1 <= len(core) <= 2 else None
+
+
+def image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """(H, W) when one row of shape ``shape`` is a single-channel image ((H, W) or (1, H, W), H, W ≥ 2, by
+    :func:`signal_shape`); else None.
+
+    Example:
+        >>> image_shape((1, 4, 5)), image_shape((16,))
+        ((4, 5), None)
+    """
+    core = signal_shape(shape)
+    return (core[0], core[1]) if core is not None and len(core) == 2 and min(core) >= 2 else None
+
+
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Signal shape without a leading single channel: (1, H, W) → (H, W); (d,) stays."""
-    return tuple(shape[1:]) if len(shape) == 3 and shape[0] == 1 else tuple(shape)
+    """:func:`signal_shape`, or the shape itself when it is not a single-channel signal or image."""
+    return signal_shape(shape) or tuple(shape)
 
 
 def apply_transfer(X: np.ndarray, transfer: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:

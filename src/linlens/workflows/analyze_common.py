@@ -40,7 +40,7 @@ from linlens.linalg import (
     svd,
 )
 from linlens.loaders import ARRAY_SUFFIXES, load_array, stored_float_dtype
-from linlens.operators import LinearMap, as_operator, load_operator
+from linlens.operators import LinearMap, as_operator, image_shape, load_operator, signal_shape
 from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors, r2_from_sums
@@ -270,18 +270,6 @@ def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate
              "all_inputs_constant": len(constant) == d, "rank_deficient": bool(sur.rank_ < d),
              "constant_outputs": const_out}
     return out, flags
-
-
-def signal_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """(L,) or (H, W) for single-channel signals/images of shape (L,), (H, W), (1, L) or (1, H, W); else None."""
-    core = tuple(shape[1:]) if len(shape) >= 2 and shape[0] == 1 else tuple(shape)
-    return tuple(int(k) for k in core) if 1 <= len(core) <= 2 else None
-
-
-def image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
-    """(H, W) when one row is a single-channel image of shape (H, W) or (1, H, W) with H, W ≥ 2; else None."""
-    core = signal_shape(shape)
-    return (core[0], core[1]) if core is not None and len(core) == 2 and min(core) >= 2 else None
 
 
 def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r2_info: dict[str, Any],
