@@ -120,6 +120,15 @@ def image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
     return (core[0], core[1]) if core is not None and len(core) == 2 and min(core) >= 2 else None
 
 
+def _rows_of(out: Any, n: int, d: int, what: str) -> np.ndarray:
+    """An operator's output as (n, d) float64, or a one-line refusal naming the sizes (never a reshape error)."""
+    a = np.asarray(out, dtype=np.float64)
+    if a.size != n * d:
+        raise ModelError(f"the {what} returned {a.size} values for {n} input(s); expected {n} × {d} (shape "
+                         f"{tuple(a.shape)}): its output size disagrees with the shape it was declared or probed with")
+    return a.reshape(n, d)
+
+
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """:func:`signal_shape`, or the shape itself when it is not a single-channel signal or image."""
     return signal_shape(shape) or tuple(shape)
@@ -238,7 +247,7 @@ class LinearMap:
     def matvec(self, X: Any) -> np.ndarray:
         """A x for x (d_in,) or each row of X (n, d_in) (or (n, *in_shape)); returns (d_out,) or (n, d_out)."""
         x, one = self._batch(X, self.shape[1], "x")
-        out = np.asarray(self._forward(x), dtype=np.float64).reshape(x.shape[0], self.shape[0])
+        out = _rows_of(self._forward(x), x.shape[0], self.shape[0], "operator")
         return out[0] if one else out
 
     def rmatvec(self, Y: Any) -> np.ndarray:
@@ -246,7 +255,7 @@ class LinearMap:
         if self._adjoint is None:
             raise ConfigError(f"this {self.kind} operator has no adjoint; pass one (e.g. the pair (A, At))")
         y, one = self._batch(Y, self.shape[0], "y")
-        out = np.asarray(self._adjoint(y), dtype=np.float64).reshape(y.shape[0], self.shape[1])
+        out = _rows_of(self._adjoint(y), y.shape[0], self.shape[1], "adjoint")
         return out[0] if one else out
 
     __call__ = matvec

@@ -43,6 +43,7 @@ __all__ = [
     "check_noise_std",
     "check_covariance",
     "noise_std_disagreement",
+    "check_estimated_noise_std",
     "check_rows",
 ]
 
@@ -335,6 +336,22 @@ def noise_std_disagreement(sigma: float, estimate: float, low: float, high: floa
     hint = " (is it the variance σ²?)" if abs(sigma - estimate**2) <= 0.1 * estimate**2 else ""
     return (f"{name} {sigma:.4g} disagrees with the data: the residuals y − Ax give σ = {estimate:.4g} (95% "
             f"interval [{low:.4g}, {high:.4g}]){hint}; the Wiener estimator and every verdict use {sigma:.4g}")
+
+
+def check_estimated_noise_std(sigma: float, Y: Any) -> float:
+    """An σ estimated from y − Ax must be distinguishable from 0 (above the rounding of y): noiseless pairs make
+    the Wiener estimator equal A⁻¹, so no verdict between them exists (σ = 0 [0, 0] and a verdict came out before).
+
+    Example:
+        >>> check_estimated_noise_std(0.05, np.ones((3, 2)))
+        0.05
+    """
+    scale = float(np.sqrt(np.mean(np.square(np.asarray(Y, dtype=np.float64))))) if np.size(Y) else 0.0
+    if not np.isfinite(sigma) or sigma <= 64 * np.finfo(float).eps * max(scale, np.finfo(float).tiny):
+        raise ConfigError(f"the noise σ estimated from y − Ax is {sigma:.3g}: the inputs equal A·targets (no noise), "
+                          "so the Wiener estimator equals A⁻¹ and no verdict between them exists; give --noise-std "
+                          "if the data are noisy, or check that --inputs are not the clean A·x")
+    return float(sigma)
 
 
 def check_rows(X: Any, minimum: int, name: str, what: str = "this analysis") -> None:

@@ -124,3 +124,13 @@ def test_cli_dense_route_warns_when_sigma_disagrees_and_refuses_bad_covariance(f
     assert "disagrees with the data" in text and "variance" in text
     notes = json.dumps(json.loads((d / "rv" / "metrics.json").read_text()))
     assert "disagrees with the data" in notes
+
+
+def test_noiseless_pairs_are_refused_when_sigma_is_estimated(files, capsys):
+    """y = A x exactly: σ̂ = 0 made Wiener = A⁻¹ and still gave a verdict; now one line saying why."""
+    d = files
+    A = np.load(d / "A.npy")
+    np.save(d / "y_clean.npy", np.load(d / "x.npy") @ A.T)
+    code, _, err = _run(["analyze", "-m", "torch.nn:Identity", "-i", d / "y_clean.npy", "-t", d / "x.npy",
+                         "--operator", d / "A.npy", "--n-boot", "5", "-o", d / "rclean"], capsys)
+    assert code == 2 and "no noise" in err and len(err.strip().splitlines()) == 1, err

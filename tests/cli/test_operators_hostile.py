@@ -202,3 +202,8 @@ def test_cli_reader_keeps_a_float32_files_precision(tmp_path):
     op32, op64 = load_linear_map(tmp_path / "a32.npy", "operator"), load_linear_map(tmp_path / "a64.npy", "operator")
     assert (op32.native_dtype, op64.native_dtype) == ("float32", "float64")
     np.testing.assert_array_equal(op32.to_dense(), A.astype(np.float32).astype(np.float64))
+
+
+def test_operator_output_of_the_wrong_size_is_one_line():
+    with pytest.raises(ModelError, match="returned 8 values for 4 input"):  # caught by the first probe
+        as_operator((lambda x: x[:, :2], lambda y: y), shape=(4, 4), out_shape=(4,))

@@ -30,7 +30,14 @@ from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, apply_filter, prediction_errors, spectral_analysis
 from linlens.stats import noise_std_estimate
 from linlens.study import LinearityStudy, inverse_study
-from linlens.validation import check_covariance, check_memory, check_noise_std, check_rows, noise_std_disagreement
+from linlens.validation import (
+    check_covariance,
+    check_estimated_noise_std,
+    check_memory,
+    check_noise_std,
+    check_rows,
+    noise_std_disagreement,
+)
 from linlens.workflows.analyze_common import add_route, image_shape, load_linear_map, signal_shape
 from linlens.workflows.analyze_options import AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
@@ -411,6 +418,7 @@ def inverse_study_from_files(
     sigma_ci, sigma_note = None, None
     if A is not None and noise_std is None:
         noise_std, lo, hi = noise_std_interval(Ytr - Xtr @ A.T)
+        check_estimated_noise_std(noise_std, Ytr)
         sigma_ci = (lo, hi)
     elif noise_std is not None:
         noise_std = check_noise_std(noise_std)
@@ -495,6 +503,7 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     sigma_note = None
     if noise_std is None:
         noise_std, lo, hi = noise_std_interval(Ytr.reshape(len(train), -1) - A_x)
+        check_estimated_noise_std(noise_std, Ytr)
         sigma_ci: tuple[float, float] | None = (lo, hi)
     else:
         sigma_ci = None
