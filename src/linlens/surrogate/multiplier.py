@@ -259,6 +259,16 @@ class MultiplierBootstrap:
     def _rows(X: np.ndarray, O: np.ndarray | None) -> np.ndarray:
         return X if O is None else X @ O.T
 
+    def _mw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
+        """M W (n, d_in) of a perturbation, kept until :meth:`clear` (bands and references reuse it)."""
+        key = ("MW", id(p), id(W))
+        MW = self._cache.get(key)
+        if MW is None:
+            MW = p.M @ W
+            self._cache[key] = MW
+            self._keep.append((p, W))
+        return MW
+
     def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None) -> np.ndarray:
         key = (id(p), id(q), id(W), None if O is None else id(O))
         K = self._cache.get(key)
@@ -267,7 +277,7 @@ class MultiplierBootstrap:
             km = ("M", id(p), id(q), id(W))
             GM = self._cache.get(km)
             if GM is None:
-                GM = (p.M @ W) @ q.M.T
+                GM = self._mw(p, W) @ q.M.T
                 if O is not None:  # the bands of one weight share it
                     self._cache[km] = GM
             K = GL * GM
@@ -313,10 +323,10 @@ class MultiplierBootstrap:
                 f = (1.0 if i == j else 2.0) * sp * sq / s2
                 if p.L.size and q.L.size:
                     expected += f * float(np.sum(np.einsum("ij,ij->i", LO[id(p)], LO[id(q)])
-                                                 * np.einsum("ij,ij->i", p.M @ W, q.M)))
+                                                 * np.einsum("ij,ij->i", self._mw(p, W), q.M)))
                 for u, v in ((p, q), (q, p)) if i != j else ((p, q),):
                     if u.g is not None and v.L.size:
-                        c = np.einsum("ij,ij->i", LO[id(v)], (v.M @ W) @ ON[id(u)].T)
+                        c = np.einsum("ij,ij->i", LO[id(v)], self._mw(v, W) @ ON[id(u)].T)
                         expected += (2 * f if i == j else f) * float(np.sum(u.g * c))
                 if p.g is not None and q.g is not None:
                     expected += f * float(np.sum(p.g * q.g)) * float(np.sum((ON[id(p)] @ W) * ON[id(q)]))
@@ -384,7 +394,7 @@ class MultiplierBootstrap:
                 pairs = [(p, wp, q, wq)] if i == j else [(p, wp, q, wq), (q, wq, p, wp)]
                 for u, wu, v, wv in pairs:
                     if u.g is not None and v.L.size:
-                        c = np.einsum("ij,ij->i", LO[id(v)], (v.M @ W) @ ON[id(u)].T)
+                        c = np.einsum("ij,ij->i", LO[id(v)], self._mw(v, W) @ ON[id(u)].T)
                         quad += (2 * f if i == j else f) * (wu @ u.g) * (wv @ c)
                 if p.g is not None and q.g is not None:
                     quad += f * (wp @ p.g) * (wq @ q.g) * float(np.sum((ON[id(p)] @ W) * ON[id(q)]))
@@ -393,7 +403,7 @@ class MultiplierBootstrap:
     def expected(self, p: Perturbation, W: np.ndarray, O: np.ndarray | None = None) -> float:
         """E_ω tr(O E W Eᵀ Oᵀ) of one rank-one perturbation without forming its Gram matrix (O(n d²))."""
         LO = self._rows(p.L, O)
-        return float(np.sum(np.sum(LO * LO, axis=1) * np.einsum("ij,ij->i", p.M @ W, p.M)))
+        return float(np.sum(np.sum(LO * LO, axis=1) * np.einsum("ij,ij->i", self._mw(p, W), p.M)))
 
     def linear(self, G: np.ndarray, pieces: Sequence[tuple[float, Perturbation]]) -> np.ndarray:
         """(n_boot,) replicates of Σ sign·⟨G, E(ω)⟩ (first-order changes of a smooth statistic with gradient G)."""
