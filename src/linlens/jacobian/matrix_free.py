@@ -265,7 +265,7 @@ def jacobian_svd(
     memory O(d · b · iterations) in float64 per input. All inputs share each network pass.
 
     With ``max_memory`` the basis is bounded: when it would grow past ``max_basis`` vectors per side it is
-    thick-restarted (Baglama & Reichel; Wu & Simon): the top p = min(k + b, max_basis − b) Ritz triplets are
+    thick-restarted (Baglama & Reichel, below): the top p = max(k, min(k + b, max_basis − b)) Ritz triplets are
     kept, V' = V R_p, U' = U P_p, J V' = (J V) R_p = U' Σ_p exactly, and the Krylov relation
     Jᵀ U' = V' Σ_p + Z P_p[last block] keeps the residual estimate valid, so the iteration goes on from the
     residual block Z. Memory model (bytes; n inputs, a = bytes autograd saves in one forward pass of the n
@@ -300,7 +300,8 @@ def jacobian_svd(
             128×128 image, top-32 to tol 1e-3: 504 products with b = 4, 608 with b = 8, 1232 with b = 40;
             b = 1 missed a repeated singular value), larger ones need fewer sequential iterations.
         tol: relative residual target (against σ_1 of the same input).
-        max_iter: largest number of block iterations.
+        max_iter: largest number of block iterations, counted over all restarts (a small ``max_memory`` needs
+            more of them).
         seed: seed of the random start block.
         chunk_size: vectors per ``vmap`` call (bounds the memory of one block of products); None = a block
             (or what ``max_memory`` allows). On the CPU the vector-Jacobian products run one at a time anyway.
