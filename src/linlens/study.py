@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from linlens._progress import report_progress
-from linlens._results import ResultMixin
+from linlens._results import ResultMixin, dataclass_dict
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import SVDResult, pinv_svd, svd
 from linlens.operators import operator_matrix
@@ -189,8 +189,9 @@ class LinearityStudy(ResultMixin):
                 f"intervals: {errs}); surrogate R² = {m.r2:.4f}{gain}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dictionary (reference matrices left out: they go to .npy files)."""
-        return super().to_dict() | {"references": sorted(self.references)}
+        """JSON-safe dictionary (reference matrices left out: they go to .npy files; they are not even converted,
+        which at d = 2025 cost ~60 s and gigabytes of nested lists)."""
+        return dataclass_dict(replace(self, references={})) | {"references": sorted(self.references)}
 
 
 def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.ndarray,
