@@ -68,6 +68,8 @@ __all__ = [
     "signal_shape",
     "load_inputs",
     "add_route",
+    "answer_r2",
+    "answer_verdict",
     "load_linear_map",
 ]
 
@@ -317,6 +319,10 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                                "solver": full.solver_, "condition_number_inputs": full.condition_number_,
                                "rank_inputs": full.rank_, "warnings": warn}
     rep.add_array("surrogate_coef", C)
+    rep.add_answer(answer_r2(r2, int(r2_info.get("n_held_out", 0))))
+    if warn:
+        rep.add_answer(f"Warnings ({len(warn)}): {', '.join(w['code'] for w in warn)} — read the box below before "
+                       "trusting these numbers.")
     spectra = {"C (surrogate)": sv}
     if R is not None:
         svd_R = svd(R)
@@ -328,6 +334,14 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         summary.update({"data-weighted error vs R": cmp.data_weighted_error,
                         "‖C−R‖_F/‖R‖_F": cmp.rel_fro_error, "‖C−R‖₂/‖R‖₂": cmp.rel_spectral_error,
                         "principal angles": angles})
+        rep.add_answer(f"Against the reference R: data-weighted error E‖(C−R)y‖²/E‖Ry‖² = "
+                       f"{cmp.data_weighted_error:.4g} over your inputs (0: C acts as R where your data lies; 1: no "
+                       "closer than the zero map). A point estimate: this route has no interval or verdict (with "
+                       "--targets and --operator the inverse study gives both).")
+        rep.add_answer(f"Principal angles: {angles}; ‖C−R‖_F/‖R‖_F = {cmp.rel_fro_error:.3g} (for an ill-conditioned"
+                       " R dominated by its smallest singular values).")
+        rep.answer_next = ("the filter factors (which singular directions of R the surrogate keeps, 1 = as R does), "
+                           "then the principal-angle figure.")
         rep.add_heading("Comparison with the reference R")
         rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
         rep.add_text("The data-weighted error E‖(C−R)y‖²/E‖Ry‖² over your inputs is the headline: it weights "
@@ -361,6 +375,10 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                            "Eigenvalues (matched by minimum-cost assignment in metrics.json).")
         rep.add_figure(figs.plot_operator_heatmaps({"C": C, "R": R, "C − R": C - R}), "heatmaps", "Heatmaps.")
     else:
+        rep.add_answer("No reference given: --reference R (a .npy matrix or module:attr) adds the data-weighted "
+                       "error of C against R, principal angles and filter factors.")
+        rep.answer_next = ("the singular values of C (figure below) and the per-output R² in metrics.json "
+                           "(r2_per_output): a low one names the outputs the model computes nonlinearly.")
         rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
         rep.add_figure(figs.plot_operator_heatmaps({"C": C}), "heatmaps", "The surrogate C.")
         if image is not None and C.shape[1] == int(np.prod(image)):
@@ -463,6 +481,30 @@ def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndar
     image = image_shape(tuple(extra.get("input_shape", ())))
     return surrogate_report(title, intro, full, r2, info, np.concatenate(stats.probes), R, out, force, extra, warn,
                             image=image, route=route)
+
+
+def answer_r2(r2: float, n_held_out: int, *, outside: float | None = None) -> str:
+    """The first line of a surrogate route's answer: how linear the model is, from the held-out R² (the numbers
+    are metrics.json's ``r2`` and ``nonlinear_residual_fraction`` / ``outside_variance_fraction``, to 4 and 3
+    significant digits)."""
+    if not np.isfinite(r2):
+        return (f"How linear: R² could not be measured on the {n_held_out} held-out rows (no output variance there); "
+                "see the warnings.")
+    rows = (f"{n_held_out} held-out rows" if n_held_out else
+            "the rows it was fitted on (in-sample: too few rows to hold any out, so it flatters the fit)")
+    if outside is None:
+        return (f"How linear: the surrogate C explains R² = {r2:.4g} of the model's output variance on {rows} "
+                f"(pooled over outputs); the nonlinear residual fraction is {1 - r2:.3g}.")
+    return (f"How linear, on the inputs' top principal subspace: held-out R² = {r2:.4g} ({n_held_out} rows, pooled "
+            f"over outputs); the inputs' variance outside the subspace, which the surrogate does not see, is "
+            f"{outside:.3g}.")
+
+
+def answer_verdict(verdict: Any) -> str:
+    """The verdict of :func:`linlens.stats.closest_reference` against one reference R, in words, with its p-value."""
+    if verdict.verdict == "none":
+        return f"no clearer than the zero map (p = {verdict.none_p_value:.2g})"
+    return f"closer to R than the zero map C = 0 (p = {verdict.none_p_value:.2g})"
 
 
 def add_route(rep: Report, route: Route) -> None:

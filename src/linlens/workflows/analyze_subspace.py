@@ -45,6 +45,8 @@ from linlens.workflows.analyze_common import (
     HOLDOUT_EVERY,
     R2_DEFINITION,
     add_route,
+    answer_r2,
+    answer_verdict,
     holdout_mask,
     image_shape,
     load_inputs,
@@ -284,6 +286,27 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                    n_iter, converged, sv, seed, route, err)
 
 
+def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | None, err: GroupedError | None,
+            verdict: Any, converged: bool) -> None:
+    """The short answer that opens the subspace report (its numbers are metrics.json's)."""
+    rep.add_answer(answer_r2(r2, n_held, outside=outside))
+    if err is not None:
+        rep.add_answer(f"Against the reference R: data-weighted error {err.estimate:.4g} [{err.low:.4g}, "
+                       f"{err.high:.4g}] (bias-corrected, {round(err.ci * 100)}% basic interval, held-out rows); "
+                       f"{answer_verdict(verdict)}.")
+    elif dwe is not None:
+        rep.add_answer(f"Against the reference R: data-weighted error {dwe:.4g} (plug-in, no interval: R's outputs "
+                       "give the bootstrap nothing to resample here).")
+    else:
+        rep.add_answer("No reference given: --reference R (a .npy matrix or module:attr) adds the data-weighted "
+                       "error of C against R with an interval and a verdict.")
+    if not converged:
+        rep.add_answer("The subspace iteration did not converge: no clear spectral gap at m, so the subspace is one "
+                       "of many nearly-equivalent ones.")
+    rep.answer_next = ("the inputs' singular values along the m components: a spectrum still high at m means "
+                       "directions the surrogate does not see (raise --components).")
+
+
 def _report(model: str, inputs: Path, reference: str | None, out: Path, force: bool, sur: SubspaceSurrogate,
             r2: float, r2_out: np.ndarray, dwe: float | None, n: int, n_train: int, n_held: int,
             in_shape: tuple[int, ...], n_iter: int, converged: bool, sv: np.ndarray, seed: int,
@@ -325,6 +348,7 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
     elif dwe is not None:
         summary["data-weighted error vs R (held-out rows)"] = dwe
     rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
+    _answer(rep, r2, n_held, sur.outside_variance_fraction_, dwe, err, verdict, converged)
     rep.add_figure(figs.plot_singular_spectra({"inputs (top m)": sv}, title="Singular values of the centred "
                                               "training inputs (the subspace)"), "input_spectrum",
                    "Singular values of the centred inputs along the m components: a spectrum still high at m means "

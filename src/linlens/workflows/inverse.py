@@ -459,6 +459,34 @@ def _summary(study: LinearityStudy) -> dict[str, Any]:
     out["model vs C_data (paired t)"] = m.nonlinear_gain.p_text()
     return out
 
+def _fourier_answer(rep: Report, an: Any, te: dict[str, Any], lf: float) -> None:
+    """The short answer that opens the Fourier route's report: the verdict with every reference's bias-corrected
+    error and interval, how linear the network is, its test MSE against C_data (numbers as in metrics.json)."""
+    errs = "; ".join(f"vs {k} {an.errors_corrected[k]:.4g}" + (
+        f" [{an.error_intervals[k][0]:.4g}, {an.error_intervals[k][1]:.4g}]" if k in an.error_intervals else "")
+        for k in an.errors_corrected)
+    if an.closest == "none":
+        words = "closest to no reference (none is clearly closer than the zero map)"
+    elif an.closest == "tie":
+        words = "tied between " + " and ".join(an.verdict.closest)
+    else:
+        words = f"closest to {an.closest}"
+    rep.add_answer(f"Verdict: the network's surrogate is {words}; data-weighted error, bias-corrected [95% interval]: "
+                   f"{errs}.")
+    rep.add_answer(f"How linear: {lf:.4g} of the network's output power is linear in y (Σγ²S_ff/ΣS_ff); the rest is "
+                   "nonlinear and invisible to any transfer function.")
+    pair = te.get("paired")
+    mse = te["mse"]
+    if pair is not None:
+        said = ("the network is better: a nonlinear gain" if pair.ci_high < 0 else
+                "the network is worse than the best linear fit" if pair.ci_low > 0 else "they cannot be told apart")
+        rep.add_answer(f"Test MSE per pixel: network {mse['model']:.4g} vs C_data {mse['C_data']:.4g}; {said} "
+                       f"(paired per-image squared-error difference {pair.difference:.3g} [{pair.ci_low:.3g}, "
+                       f"{pair.ci_high:.3g}], p = {pair.p_value:.2g}).")
+    rep.answer_next = ("the coherence figure (where the output is not linear in y), then the filter factors "
+                       "φ(k) = Ĉ(k)H(k): 1 inverts A at that frequency, 0 suppresses it.")
+
+
 
 def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> dict[str, Any]:
     """The Fourier route: transfer function, coherence, Wiener filter and filter factors from cross-spectra.
@@ -563,6 +591,7 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
                              f" p = {te['paired'].p_value:.2g} (paired t; negative: the network's nonlinear gain)"
                              if te["paired"] is not None else "n/a") + ".")
     lf = an.surrogate.linear_fraction
+    _fourier_answer(rep, an, te, lf)
     rep.add_text(f"Share of the output's power that is linear in y (Σγ²S_ff/ΣS_ff): {lf:.4g}; the rest is the "
                  "network's nonlinear part, which no transfer function can show.")
     rep.add_figure(sfigs.plot_transfer(an), "transfer", "Radial mean of |Ĉ(k)| with intervals, beside |H(k)|⁻¹ "
