@@ -17,6 +17,11 @@ the dense operator from basis images, the closed-form Wiener estimator (d×d sol
 d³ (time) and d² (memory) from the largest measured size. The Fourier route is also timed at those small d
 (without the CNN) so that a same-size ratio is printed.
 
+Jacobian half (same run, a subprocess): ``bench_image_jacobian.py`` at the same ``--size``, top-32 (top-8 with
+``--quick``) singular values of a 5-layer CNN's Jacobian by ``jacobian_svd`` within ``max_memory`` = 4 GiB:
+time, process CPU time and peak memory (on the CPU; without its ARPACK peer and dense projection, which that
+script prints when run by itself).
+
 Threads: 1 by default (``--threads``; the machine is shared). Usage:
     python benchmarks/bench_image.py [--n 1000] [--size 256] [--threads 1] [--device cpu|cuda] [--quick]
 """
