@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -226,9 +227,14 @@ def bootstrap(
             tidx = None if T is None else rng.integers(0, T.shape[0], size=T.shape[0])
             draws.append(evaluate(idx, tidx))
             report_progress("bootstrap resamples", b + 1, n_boot)
+    se = se_samples = None
     if bias == "analytic":
-        if not isinstance(est, dict) or not all(isinstance(v, tuple) and len(v) == 2 for v in est.values()):
-            raise ConfigError("with bias='analytic' the statistic must return a dict name → (corrected, plug_in)")
+        if not isinstance(est, dict) or not all(isinstance(v, tuple) and len(v) in (2, 3) for v in est.values()):
+            raise ConfigError("with bias='analytic' the statistic must return a dict name → (corrected, plug_in) "
+                              "or (corrected, plug_in, standard error)")
+        if all(len(v) == 3 for v in est.values()):  # analytic standard errors: kept for the bootstrap-t
+            se = {k: float(v[2]) for k, v in est.items()}
+            se_samples = {k: np.array([float(d[k][2]) for d in draws]) for k in est}
         corr = {k: float(v[0]) for k, v in est.items()}
         est = {k: float(v[1]) for k, v in est.items()}
         draws = [{k: v[0] for k, v in d.items()} for d in draws]
@@ -246,6 +252,8 @@ def bootstrap(
             samples=samples,
             ci=float(ci),
             method=method,
+            standard_error=se,
+            se_samples=se_samples,
         )
     samples = np.array([float(d) for d in draws])
     bc, lo, hi, sd = _basic(float(est), samples, ci)
@@ -254,7 +262,8 @@ def bootstrap(
 
 
 def corrected_data_weighted_error(fit: OLSFit, R: np.ndarray, probes: np.ndarray | None = None, *,
-                                  covariance: np.ndarray | None = None) -> tuple[float, float]:
+                                  covariance: np.ndarray | None = None, standard_error: bool = False
+                                  ) -> tuple[float, ...]:
     """Data-weighted error of ``fit.coef`` against R on centred probes, less its estimation-noise bias.
 
     (tr(DΣDᵀ) − bias)/tr(RΣRᵀ), D = Ĉ − R, Σ the probes' covariance, bias from :meth:`OLSFit.quadratic_bias`.
@@ -262,8 +271,15 @@ def corrected_data_weighted_error(fit: OLSFit, R: np.ndarray, probes: np.ndarray
     probes, or ``covariance`` = the (scaled) Σ of :func:`~linlens.surrogate.compare.probe_covariance` when several
     references share one set of probes (Σ and the leverage weights under it are then computed once).
 
+    With ``standard_error=True`` (probes needed) a third value is returned: the delta-method standard error of
+    the error, √(V_fit + V_probes), from the gradient 2DΣ/tr(RΣRᵀ) of the error in Ĉ with the HC2 covariance of
+    Ĉ, V_fit = 4 Σᵢ wᵢ (r̂ᵢᵀ D Σ zᵢ)²/tr(RΣRᵀ)² (wᵢ = 1/(1 − hᵢ), zᵢ the rows of Ỹ(ỸᵀỸ)⁺), and the ratio-of-
+    means variance of the probes, V_probes = Σⱼ ψⱼ²/m², ψⱼ = (‖D t̃ⱼ‖² − e‖R t̃ⱼ‖²)/mean‖R t̃‖² (t̃ⱼ the centred
+    probes, e the plug-in). Resampled with the error, it makes the bootstrap-t of :func:`closest_reference`.
+
     Returns:
-        (corrected, plug-in) — the pair a ``bias="analytic"`` statistic of :func:`bootstrap` returns.
+        (corrected, plug-in) — the pair a ``bias="analytic"`` statistic of :func:`bootstrap` returns; with
+        ``standard_error=True``, (corrected, plug-in, standard error).
 
     Example:
         >>> rng = np.random.default_rng(0); Y = rng.normal(size=(400, 3)); R = np.eye(3)
@@ -271,9 +287,14 @@ def corrected_data_weighted_error(fit: OLSFit, R: np.ndarray, probes: np.ndarray
         >>> corrected, plug_in = corrected_data_weighted_error(fit, R, Y)
         >>> round(plug_in, 4), round(corrected, 4)  # the plug-in is mostly noise: bias ≈ σ²·3·3/400/3 = 0.0019
         (0.0021, 0.0002)
+        >>> # against 2R: gradient −2I/12, so the standard error ≈ (2/12)·√3·σ/√n = 0.0072 (probes add ≈ 0: D = −R)
+        >>> round(corrected_data_weighted_error(fit, 2 * R, Y, standard_error=True)[2], 3)
+        0.007
     """
     if (probes is None) == (covariance is None):
         raise ConfigError("give exactly one of probes (rows) or covariance (their scaled Σ)")
+    if standard_error and probes is None:
+        raise ConfigError("standard_error=True needs the probes (rows): their own variance is part of it")
     S = probe_covariance(probes)[0] if covariance is None else covariance
     R = np.asarray(R, dtype=np.float64)
     if R.shape != fit.coef.shape:
@@ -283,7 +304,19 @@ def corrected_data_weighted_error(fit: OLSFit, R: np.ndarray, probes: np.ndarray
     if den <= 0:
         return float("inf"), float("inf")
     plug = num * (sn / sd) ** 2
-    return float((plug - fit.quadratic_bias(S, scale=sd)) / den), float(plug / den)
+    corrected = float((plug - fit.quadratic_bias(S, scale=sd)) / den)
+    if not standard_error:
+        return corrected, float(plug / den)
+    Dn, Rn = (fit.coef - R) / sd, R / sd  # in the reference's scale: a ratio, so the scale cancels
+    e = float(plug / den)
+    g = np.sum((fit.residuals / sd @ Dn) * (fit._Z @ S), axis=1)  # r̂ᵢᵀ D Σ zᵢ
+    v_fit = 4.0 * float(np.sum(fit._w * g * g)) / den**2
+    P = np.asarray(probes, dtype=np.float64)
+    Tc = (P - P.mean(axis=0)) / probe_covariance(P)[1]
+    a, b = np.sum((Tc @ Dn.T) ** 2, axis=1), np.sum((Tc @ Rn.T) ** 2, axis=1)
+    psi = (a - e * b) / b.mean()
+    v_probe = float(np.sum(psi * psi)) / len(P) ** 2
+    return corrected, e, math.sqrt(v_fit + v_probe)
 
 
 def paired_mean_difference(loss_a: Any, loss_b: Any, a: str = "a", b: str = "b", ci: float = 0.95) -> PairedDifference:

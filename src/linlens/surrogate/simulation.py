@@ -94,11 +94,13 @@ class KnownSurrogate:
         return out
 
     def verdicts(self, references: Mapping[str, np.ndarray], repeats: int, n: int = 200, n_boot: int = 100,
-                 seed: int = 0) -> list[str]:
+                 seed: int = 0, studentized: bool = True) -> list[str]:
         """The verdict of :func:`linlens.stats.closest_reference` on ``repeats`` independent data sets.
 
         Each data set: n fit rows and n test rows from the model, the analytic-bias bootstrap of the data-weighted
-        errors against ``references`` (the dense study's route), then the verdict.
+        errors against ``references`` (the dense study's route), then the verdict. ``studentized``: the errors
+        carry their analytic standard errors, so "none" is decided by the bootstrap-t; False: by the multivariate
+        t approximation (for comparison).
 
         Example:
             >>> sim = KnownSurrogate.make(d_in=3, d_out=2, seed=0)
@@ -109,7 +111,7 @@ class KnownSurrogate:
         refs = dict(references)
 
         def stat(fit: Any, T: np.ndarray) -> dict[str, tuple[float, float]]:
-            return {k: corrected_data_weighted_error(fit, R, T) for k, R in refs.items()}
+            return {k: corrected_data_weighted_error(fit, R, T, standard_error=studentized) for k, R in refs.items()}
 
         out = []
         for r in range(repeats):
