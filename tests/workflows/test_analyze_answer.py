@@ -138,3 +138,18 @@ def test_fourier_answer_numbers_are_the_metrics(tmp_path, capsys):
     # a linear convolution: all of its output power is linear in y
     lf = float(re.search(r"How linear: ([0-9.e+-]+) of the network's output power", text).group(1))
     assert lf > 0.999
+
+
+def test_dense_answer_says_when_r2_is_in_sample(tmp_path, capsys):
+    # 3 rows leave fewer than 2 on one side of the held-out split: R² is in-sample, and the answer must not call it
+    # held out
+    torch.manual_seed(0)
+    _script(torch.nn.Linear(2, 2).double(), tmp_path / "lin.pt")
+    np.save(tmp_path / "y.npy", np.random.default_rng(1).standard_normal((3, 2)))
+    _run(["analyze", "--trust-model", "-m", tmp_path / "lin.pt", "-i", tmp_path / "y.npy", "-o", tmp_path / "r"],
+         capsys)
+    met = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    lines = _answer(tmp_path / "r")
+    assert met["r2_split"]["kind"] == "in-sample"
+    assert "in-sample" in lines[0] and "held-out rows" not in lines[0]
+    assert any(li.startswith("Warnings (") for li in lines) == bool(met["warnings"])

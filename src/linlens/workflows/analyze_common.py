@@ -493,8 +493,8 @@ def answer_r2(r2: float, n_held_out: int, *, outside: float | None = None) -> st
     rows = (f"{n_held_out} held-out rows" if n_held_out else
             "the rows it was fitted on (in-sample: too few rows to hold any out, so it flatters the fit)")
     if outside is None:
-        return (f"How linear: the surrogate C explains R² = {r2:.4g} of the model's output variance on {rows} "
-                f"(pooled over outputs); the nonlinear residual fraction is {1 - r2:.3g}.")
+        return (f"How linear: the surrogate C explains R² = {r2:.4g} of the model's output variance (pooled over "
+                f"outputs) on {rows}; the nonlinear residual fraction is {1 - r2:.3g}.")
     return (f"How linear, on the inputs' top principal subspace: held-out R² = {r2:.4g} ({n_held_out} rows, pooled "
             f"over outputs); the inputs' variance outside the subspace, which the surrogate does not see, is "
             f"{outside:.3g}.")
