@@ -33,7 +33,7 @@ from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeE
 from linlens.linalg import randomized_svd
 from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
-from linlens.probing import FlatModel, probe_model
+from linlens.probing import FlatModel, cast_note, model_input_dtype, probe_model
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
 from linlens.stats import closest_reference, interval_text, summarize
@@ -199,13 +199,19 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
     net = load_model(model, device=dev, trust_model=trust_model)
     if len(in_shape) > 1:
         net = FlatModel(net, in_shape)
+    import torch
+
+    dtype = model_input_dtype(net)  # the model receives its inputs cast to this: the fit uses the cast ones
+
+    def received(a: np.ndarray) -> np.ndarray:
+        return a if dtype == torch.float64 else torch.as_tensor(a).to(dtype).to(torch.float64).numpy()
 
     with progress_bar(console is not None) as bar:
         # 1. inputs only: mean and top-m principal subspace of the training rows
         mean = np.zeros(d_in)
         task = bar.add_task("inputs: mean and principal subspace", total=None)
         for s, msk in batches:
-            mean += _rows(Y, s, msk).sum(axis=0)
+            mean += received(_rows(Y, s, msk)).sum(axis=0)
         mean /= n_train
         op = _centred_operator(Y, batches, mean)
         with warnings.catch_warnings(record=True) as caught:
@@ -225,8 +231,8 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         for s, msk in batches:
             rows = _rows(Y, s, msk)
             if len(rows):
-                _, _, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
-                                           output_key=output_key))
+                _, rows, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
+                                              output_key=output_key))  # rows as the model received them
                 if cross is None:
                     check_memory(8.0 * (4 * m * (d_in + F.shape[1]) + 6 * batch_size * (d_in + F.shape[1])),
                                  f"analyze --components {m} with {d_in} inputs and {F.shape[1]} outputs", max_memory)
@@ -256,8 +262,8 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         for s, msk in batches:
             rows = _rows(Y, s, ~msk)
             if len(rows):
-                _, _, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
-                                           output_key=output_key))
+                _, rows, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
+                                              output_key=output_key))  # rows as the model received them
                 sse += ((F - sur.predict(rows)) ** 2).sum(axis=0)
                 mom_held.update(F)
                 if R is not None:
@@ -283,7 +289,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         dwe = float(num / den) if den > 0 else (0.0 if num <= 0 else math.inf)
     err = grp.error(n_boot=o.n_boot or 100, seed=seed) if dwe is not None and math.isfinite(dwe) and den > 0 else None
     return _report(model, inputs, reference, out, force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
-                   n_iter, converged, sv, seed, route, err)
+                   n_iter, converged, sv, seed, route, err, cast_note(net))
 
 
 def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | None, err: GroupedError | None,
@@ -310,7 +316,7 @@ def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | No
 def _report(model: str, inputs: Path, reference: str | None, out: Path, force: bool, sur: SubspaceSurrogate,
             r2: float, r2_out: np.ndarray, dwe: float | None, n: int, n_train: int, n_held: int,
             in_shape: tuple[int, ...], n_iter: int, converged: bool, sv: np.ndarray, seed: int,
-            route: Route, err: GroupedError | None = None) -> dict[str, Any]:
+            route: Route, err: GroupedError | None = None, cast: str | None = None) -> dict[str, Any]:
     m, d_in = sur.components_.shape
     d_out = sur.coef_subspace_.shape[0]
     rep = Report(f"linlens analyze (subspace surrogate, m = {m}): {model}")
@@ -331,7 +337,8 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         "--components) gives them where d allows."
         + ("" if converged else f" The subspace iteration did not converge in {n_iter} power iterations: the "
            f"inputs' spectrum has no clear gap at m = {m}, so V_m is one of many nearly-equivalent top-m subspaces "
-           "(the surrogate is still the least-squares fit on it, and the held-out R² measures it)."))
+           "(the surrogate is still the least-squares fit on it, and the held-out R² measures it).")
+        + ("" if cast is None else f" The {cast}."))
     summary: dict[str, Any] = {"inputs": n, "d_in": d_in, "d_out": d_out, "components m": m,
                                "inputs' variance outside the subspace": sur.outside_variance_fraction_,
                                "R² (pooled, held-out)": r2,
@@ -368,6 +375,7 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
     rep.metrics.update({
         "model": model, "inputs": str(inputs), "reference": reference, "n_samples": n,
         "input_shape": list(in_shape), "n_components": m, "n_train": n_train, "n_held_out": n_held, "seed": seed,
+        "input_cast": cast,
         "power_iterations": n_iter, "subspace_converged": converged, "r2": r2, "r2_definition": R2_DEFINITION,
         "r2_per_output": r2_out if r2_out.size <= JSON_ARRAY_LIMIT else None,
         "outside_variance_fraction": sur.outside_variance_fraction_,
