@@ -75,6 +75,8 @@ def test_dask_equals_in_memory_for_any_batch_size(tmp_path, capsys, monkeypatch,
         np.testing.assert_allclose(res[key]["r2_per_output"], res["mem"]["r2_per_output"], atol=1e-12)
         np.testing.assert_allclose(res[key]["coef"], res["mem"]["coef"], rtol=1e-10, atol=1e-12)
         assert res[key]["r2_split"]["n_held_out"] == res["mem"]["r2_split"]["n_held_out"]
+        # a plain callable gets float32 probes on both routes, and both say so (issue 21)
+        assert "float32" in res[key]["input_cast"] and res[key]["input_cast"] == res["mem"]["input_cast"]
 
 
 def test_in_place_model_on_dask(tmp_path, capsys, address):
@@ -143,6 +145,7 @@ def test_ill_conditioned_inputs_on_dask_use_tsqr(tmp_path, capsys, address, ill_
     assert met["solver"] in ("qr", "svd") and met["model_passes"] == 2
     assert met["condition_number_inputs"] == pytest.approx(np.linalg.cond(Y - Y.mean(0)), rel=1e-3)
     assert np.linalg.norm(np.array(met["coef"]) - M) / np.linalg.norm(M) < 1e-7
+    assert met["input_cast"] is None  # a float64 model: nothing cast
 
 
 def test_images_in_their_native_shape_on_dask(tmp_path, capsys, address):

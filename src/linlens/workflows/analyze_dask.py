@@ -25,7 +25,7 @@ from linlens import errors as _errors
 from linlens.errors import ConfigError, InputFileError, LinlensError, ModelError, NonFiniteError, ShapeError
 from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
-from linlens.probing import FlatModel, probe_model
+from linlens.probing import FlatModel, cast_note, probe_model
 from linlens.report import check_destination
 from linlens.scale import check_block_finite, require_dask, tree_reduce
 from linlens.validation import check_real
@@ -227,7 +227,8 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
     check_analyze_memory(d, 1, min(batch_size, n), max_memory)
     R = None if reference is None else load_linear_map(reference, "reference", max_bytes=max_memory).to_dense()
     spec = _model_spec(model)
-    load_model(spec, device="cpu", trust_model=trust_model)  # fail early, on the client (missing, unsafe)
+    # fail early, on the client (missing, unsafe); its dtype says whether the workers cast the probes
+    cast = cast_note(load_model(spec, device="cpu", trust_model=trust_model))
     ranges = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     opts = {"trust_model": trust_model, "output_index": output_index, "output_key": output_key,
             "in_shape": in_shape}
@@ -262,7 +263,8 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
     return finish_analyze(stats, fit_intercept, seed, R, out, force, f"linlens analyze (Dask): {model}",
                           f"fitted on a Dask cluster ({n_workers} workers) from per-block streaming statistics over "
                           f"{n} inputs ({len(ranges)} blocks of {batch_size}, each probed on a worker, partials "
-                          f"merged in a tree; {passes} pass(es) of the model)",
+                          f"merged in a tree; {passes} pass(es) of the model)" + (f"; {cast}" if cast else ""),
                           {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
-                           "input_shape": list(in_shape), "dask": {"address": dask, "workers": n_workers}},
+                           "input_shape": list(in_shape), "dask": {"address": dask, "workers": n_workers},
+                           "input_cast": cast},
                           route=route)
