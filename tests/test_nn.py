@@ -118,3 +118,33 @@ def test_plateau_schedule_lowers_the_rate_when_validation_stalls_and_needs_valid
     assert np.all(np.isclose(ratios, 1.0) | np.isclose(ratios, 0.5))
     with pytest.raises(ConfigError, match="plateau"):
         train(model, X, Y, epochs=1, lr_schedule="plateau", progress=False)
+
+
+def test_progress_listener_gives_nested_loops_their_own_tasks():
+    # a model's steps inside the loop over models (the study): each label advances its own task to its total,
+    # and a label's loop started again gets a new task
+    from linlens._progress import progress_to, report_progress
+    from linlens.nn import progress_listener
+
+    class Bar:
+        def __init__(self):
+            self.tasks, self.done = [], {}
+
+        def add_task(self, name, total):
+            self.tasks.append((name, total))
+            self.done[len(self.tasks) - 1] = 0
+            return len(self.tasks) - 1
+
+        def advance(self, task, advance=1):
+            self.done[task] += advance
+
+    bar = Bar()
+    with progress_to(progress_listener(bar)):
+        for i in range(2):
+            report_progress("models", i, 2)
+            for s in range(4):
+                report_progress(f"m{i} steps", s + 1, 4)
+        report_progress("models", 2, 2)
+    names = [n for n, _ in bar.tasks]
+    assert names == ["models (1)", "m0 steps (2)", "m1 steps (3)"]
+    assert [bar.done[t] for t in range(3)] == [2, 4, 4]

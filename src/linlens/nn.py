@@ -164,7 +164,8 @@ def progress_bar(enabled: bool = True, transient: bool = True):
 
 def progress_listener(bar: Any, prefix: str = "") -> Callable[[str, int, int], None]:
     """A listener for :func:`linlens._progress.progress_to` that shows library loops on ``bar`` (from
-    :func:`progress_bar`): a new task each time a loop starts (``done == 1``), advanced at every step.
+    :func:`progress_bar`): a task per label, started when its loop starts (``done`` 0, or not past its last
+    report) and advanced at every step, so nested loops (a model's steps inside the loop over models) each show.
 
     Example:
         >>> from linlens._progress import progress_to, report_progress
@@ -174,16 +175,21 @@ def progress_listener(bar: Any, prefix: str = "") -> Callable[[str, int, int], N
         demo: resamples (1): 0/2 (0 s)
         ...
     """
-    state: dict[str, Any] = {"task": None, "loops": 0, "prev": None}
+    # one task per label, so that a loop inside another (a model's steps inside the loop over models) advances
+    # its own bar; a label's loop (re)starts at done = 0, or when done does not move past the last report
+    loops = [0]
+    tasks: dict[str, list[Any]] = {}  # label → [task, last done]
 
     def listen(label: str, done: int, total: int) -> None:
-        # a loop starts at done = 0 (announced before its first step) or at its first step done = 1
-        if done == 0 or (done == 1 and state["prev"] != (label, 0)) or state["task"] is None:
-            state["loops"] += 1
-            state["task"] = bar.add_task(f"{prefix}{label} ({state['loops']})", total=total)
-        if done > 0:
-            bar.advance(state["task"])
-        state["prev"] = (label, done)
+        cur = tasks.get(label)
+        if cur is not None and done == 0 and cur[1] == 0:
+            return  # announced twice
+        if cur is None or done <= cur[1]:
+            loops[0] += 1
+            cur = tasks[label] = [bar.add_task(f"{prefix}{label} ({loops[0]})", total=total), 0]
+        if done > cur[1]:
+            bar.advance(cur[0], done - cur[1])
+            cur[1] = done
 
     return listen
 

@@ -425,8 +425,11 @@ def inverse_study(
     results: dict[str, ModelLinearity] = {}
     for i_model, (mname, model) in enumerate(models.items()):
         report_progress("models: surrogate, bootstrap, paired tests", i_model, len(models))
+        steps = f"{mname}: probing, surrogate, bootstrap, comparisons"  # each step of one model shows too
+        report_progress(steps, 0, 4)
         Yf_m, Ff = _outputs(model, Yf, batch_size)  # fit on exactly the inputs the model received (issue 21)
         Yt_m, Ft = _outputs(model, Yt, batch_size)
+        report_progress(steps, 1, 4)
         if cast_note(model):
             notes.append(f"{mname}: {cast_note(model)}")
         if Ff.shape[1] != n_x:
@@ -436,6 +439,7 @@ def inverse_study(
         pred = sur.predict(Yt_m)
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(sur.coef_) if snm is not None else None
+        report_progress(steps, 2, 4)
 
         design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
         if np.array_equal(Yt_m, Yt):
@@ -455,6 +459,7 @@ def inverse_study(
                 v["noise_dominated"] = not v["low"] <= v["estimate"] <= v["high"]
         errors = {k: table[k] for k in refs}
         verdict = closest_reference(boot, list(refs))
+        report_progress(steps, 3, 4)
         sn_corr = None
         if Amat is not None:
             sn_corr = {k: table[k] for k in table if k in ("signal_error", "noise_amplification", "total")
@@ -492,6 +497,7 @@ def inverse_study(
                          for k, R in refs.items()},
             filter_factors=filter_factors(sur.coef_, Amat, svd_A=svd_A) if Amat is not None else None,
         )
+        report_progress(steps, 4, 4)
     report_progress("models: surrogate, bootstrap, paired tests", len(models), len(models))
     return LinearityStudy(
         problem=name,

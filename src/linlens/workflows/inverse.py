@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from linlens._progress import progress_to
 from linlens.errors import ConfigError, InputFileError, ShapeError
 from linlens.linalg import svd
 from linlens.loaders import load_array, load_model
-from linlens.nn import resolve_device
+from linlens.nn import progress_bar, progress_listener, resolve_device
 from linlens.operators import LinearMap
 from linlens.probing import FlatModel, probe_all
 from linlens.report import Report, check_destination
@@ -263,12 +264,14 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
         if console is not None:
             console.print(msg)
 
-    core = inverse_study_from_files({"model": str(model)}, inputs, targets,
-                                    operator=route.operator if route.operator is not None else o.operator,
-                                    noise_std=o.noise_std, train_inputs=train_inputs, train_targets=o.train_targets,
-                                    prior_covariance=o.prior_covariance, batch_size=o.batch_size, device=o.device,
-                                    seed=seed, n_boot=n_boot, load_model_kwargs={"trust_model": o.trust_model},
-                                    say=say, name=f"{Path(str(model)).name} on {Path(inputs).name}")
+    with progress_bar(console is not None) as bar, progress_to(progress_listener(bar)):  # the study's steps
+        core = inverse_study_from_files({"model": str(model)}, inputs, targets,
+                                        operator=route.operator if route.operator is not None else o.operator,
+                                        noise_std=o.noise_std, train_inputs=train_inputs,
+                                        train_targets=o.train_targets, prior_covariance=o.prior_covariance,
+                                        batch_size=o.batch_size, device=o.device, seed=seed, n_boot=n_boot,
+                                        load_model_kwargs={"trust_model": o.trust_model}, say=say,
+                                        name=f"{Path(str(model)).name} on {Path(inputs).name}")
     study, train, probe, n_fit = core.study, core.train, core.probe, core.study.n_fit
     noise_std, sigma_ci, A = core.noise_std, core.noise_std_interval, core.A
     in_shape, x_shape, n = core.in_shape, core.x_shape, core.n_rows
