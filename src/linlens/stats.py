@@ -539,6 +539,12 @@ class ClosestVerdict(ResultMixin):
             (1 − ci)/2 ("none", one-sided).
         none_method: how ``zero_map_p`` was computed: "bootstrap-t" (analytic standard errors of the estimate and
             of every replicate were available) or "max-T, multivariate t" (the approximation used otherwise).
+        far: True when a reference is named (closest or tied) but even the closest one is far: the lower end of
+            its error's interval is at least ``far_error`` (by default half the zero map's error). "Closer than the
+            zero map" is then a statistical fact of no practical weight: an untrained network whose surrogate
+            explains 2% of the Wiener estimator's output energy (error 0.98 [0.981, 0.982]) is significantly closer
+            to it than C = 0. Every display of the verdict (:meth:`text`, :meth:`words`) says "far" then.
+        far_error: the threshold of ``far`` (an error, on the scale of the zero map's).
     """
 
     verdict: str
@@ -551,9 +557,40 @@ class ClosestVerdict(ResultMixin):
     none_p_value: float = float("nan")
     ci: float = 0.95
     none_method: str = "max-T, multivariate t"
+    far: bool = False
+    far_error: float = 0.5
+
+    def text(self) -> str:
+        """The verdict for a table cell: "none", a name, or "tie (a, b)", with ", far (error ≥ …)" when ``far``.
+
+        Example:
+            >>> ClosestVerdict("tie", ("W", "C"), ("W", "C"), {}, {}, "", far=True).text()
+            'tie (W, C), far (error ≥ 0.5)'
+        """
+        base = f"tie ({', '.join(self.closest)})" if self.verdict == "tie" else self.verdict
+        return base + (f", far (error ≥ {self.far_error:g})" if self.far else "")
+
+    def words(self) -> str:
+        """The verdict in a sentence's words ("closest to W", "tied between W and C", "closest to no reference"),
+        saying when even the closest reference is far.
+
+        Example:
+            >>> ClosestVerdict("W", ("W",), ("W", "C"), {}, {}, "", far=True).words()
+            'closest to W, but far from it (error ≥ 0.5 with confidence: a significant, not a close, resemblance)'
+        """
+        if self.verdict == "none":
+            return "closest to no reference (none is clearly closer than the zero map)"
+        base = (f"tied between {' and '.join(self.closest)}" if self.verdict == "tie"
+                else f"closest to {self.verdict}")
+        if self.far:
+            them = "them" if self.verdict == "tie" else "it"
+            return (f"{base}, but far from {them} (error ≥ {self.far_error:g} with confidence: a significant, not a "
+                    "close, resemblance)")
+        return base
 
 
-def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_error: float = 1.0) -> ClosestVerdict:
+def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_error: float = 1.0,
+                      far_fraction: float = 0.5) -> ClosestVerdict:
     """Decide which of ``names`` (errors of one surrogate against several references) is closest.
 
     The one verdict rule of linlens (dense, subspace and Fourier routes):
@@ -584,6 +621,9 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
        it, whatever their own interval against the zero map (the smallest error is below e₀ once step 1 rejects,
        and the tie says the data cannot tell which one it is).
     3. The verdict is the smallest reference's name when nothing ties with it, else "tie".
+    4. **Far.** When a reference is named but the lower end of the closest one's interval is at least
+       ``far_fraction`` × the zero map's error, the verdict is marked ``far``: significant, but no resemblance
+       (an untrained network can be significantly closer to the Wiener estimator than C = 0 at error 0.98).
 
     A true tie of two references is named wrongly in at most about 1 − ci of data sets (the paired test's level);
     ``benchmarks/bench_intervals.py`` measures both error rates and the power, and a small version runs in the
@@ -594,6 +634,8 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
             from the same resamples).
         names: the references' keys in ``result``.
         zero_map_error: the error of the zero map C = 0 (1 for the data-weighted error).
+        far_fraction: a named verdict is marked far when the closest reference's error is, with confidence, at
+            least this fraction of the zero map's error, in (0, 1].
 
     Returns:
         :class:`ClosestVerdict`.
@@ -607,6 +649,8 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
     names = list(names)
     if not names:
         raise ConfigError("closest_reference needs at least one reference name")
+    if not (isinstance(far_fraction, (int, float)) and 0 < far_fraction <= 1):
+        raise ConfigError(f"far_fraction must be in (0, 1]; got {far_fraction!r}")
     if not isinstance(result.estimate, dict) or any(k not in result.estimate for k in names):
         raise ConfigError(f"closest_reference needs a dict-valued bootstrap holding every name in {names}")
     alpha = 1.0 - result.ci
@@ -646,10 +690,13 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
     else:
         tied = [best] + [k for k in ranking[1:] if not diffs[f"{k} − {best}"].p_value <= alpha]
         verdict, closest = (best, (best,)) if len(tied) == 1 else ("tie", tuple(tied))
-    rule = VERDICT_RULE + f" (ci = {result.ci:g}, zero map's error {zero_map_error:g}, B = {B})"
+    far_error = float(far_fraction) * float(zero_map_error)
+    far = bool(verdict != "none" and float(result.low[best]) >= far_error)
+    rule = VERDICT_RULE + (f" (ci = {result.ci:g}, zero map's error {zero_map_error:g}, B = {B}; far when the "
+                           f"closest error's interval lies above {far_error:g})")
     return ClosestVerdict(verdict=verdict, closest=closest, ranking=ranking, differences=diffs,
                           below_zero_map=below, rule=rule, zero_map_p=zero_p, none_p_value=float(none_p),
-                          ci=float(result.ci), none_method=method)
+                          ci=float(result.ci), none_method=method, far=far, far_error=far_error)
 
 
 def below_detection(plug_in: float, estimate: float) -> bool:

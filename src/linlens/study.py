@@ -178,8 +178,7 @@ class LinearityStudy(ResultMixin):
         m = self.models[name]
         pct = int(round(self.ci * 100))
         errs = ", ".join(f"{k}: {interval_text(v)}" for k, v in m.errors.items())
-        verdict = {"none": "no reference clearly closer than the zero map",
-                   "tie": f"a tie between {' and '.join(m.verdict.closest)}"}.get(m.closest, f"closest to {m.closest}")
+        verdict = m.verdict.words()
         gain = ""
         if m.nonlinear_gain is not None:
             d = m.nonlinear_gain

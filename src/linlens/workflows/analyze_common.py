@@ -504,7 +504,8 @@ def answer_verdict(verdict: Any) -> str:
     """The verdict of :func:`linlens.stats.closest_reference` against one reference R, in words, with its p-value."""
     if verdict.verdict == "none":
         return f"no clearer than the zero map (p = {verdict.none_p_value:.2g})"
-    return f"closer to R than the zero map C = 0 (p = {verdict.none_p_value:.2g})"
+    far = f", but far from R (error ≥ {verdict.far_error:g} with confidence)" if verdict.far else ""
+    return f"closer to R than the zero map C = 0 (p = {verdict.none_p_value:.2g}){far}"
 
 
 def add_route(rep: Report, route: Route) -> None:

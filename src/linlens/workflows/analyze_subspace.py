@@ -350,8 +350,8 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         verdict = closest_reference(err.boot, ["R"])
         summary["data-weighted error vs R (held-out rows)"] = interval_text(table) + " (bias-corrected)"
         summary["plug-in (biased up)"] = dwe
-        summary["verdict"] = ("closer to R than the zero map" if verdict.verdict == "R"
-                              else "no clearer than the zero map")
+        summary["verdict"] = ("no clearer than the zero map" if verdict.verdict == "none"
+                              else "closer to R than the zero map" + (", but far from R" if verdict.far else ""))
     elif dwe is not None:
         summary["data-weighted error vs R (held-out rows)"] = dwe
     rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])

@@ -159,8 +159,7 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any, devi
                                     "training": {k: h.to_dict() for k, h in hists.items()},
                                     "verdict": verdict_text(study, "trained MLP", total_var)}
         g = study.models["trained MLP"]
-        summary[f"{key}: trained MLP verdict"] = (g.closest if g.closest != "tie"
-                                                  else "tie (" + ", ".join(g.verdict.closest) + ")")
+        summary[f"{key}: trained MLP verdict"] = g.verdict.text()
         for k in ("Wiener", "C_data"):
             summary[f"{key}: error vs {k} [95% CI]"] = ci_text(g.errors[k])
         sn = g.signal_noise_corrected
@@ -170,7 +169,7 @@ def _run_demo(out: Path, force: bool, seed: int, quick: bool, console: Any, devi
         summary[f"{key}: network vs C_data (paired t)"] = g.nonlinear_gain.p_text()
         for other in ("weak MLP", "untrained MLP"):
             o = study.models[other]
-            summary[f"{key}: {other} verdict"] = o.closest
+            summary[f"{key}: {other} verdict"] = o.verdict.text()
             summary[f"{key}: {other} signal error"] = ci_text(o.signal_noise_corrected["signal_error"])
         summary[f"{key}: median weighted ‖J−C‖ (trained)"] = local["trained MLP"]["weighted_distance_median"]
     _, prob = demo_problems()[0]

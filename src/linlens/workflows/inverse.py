@@ -450,7 +450,7 @@ def inverse_study_from_files(
 
 def _summary(study: LinearityStudy) -> dict[str, Any]:
     m = study.models["model"]
-    out: dict[str, Any] = {"verdict": m.closest if m.closest != "tie" else "tie (" + ", ".join(m.verdict.closest) + ")",
+    out: dict[str, Any] = {"verdict": m.verdict.text(),
                            "surrogate R² (held out)": m.r2}
     for k, v in m.errors.items():
         out[f"error vs {k} [95% CI]"] = ci_text(v)
@@ -468,12 +468,7 @@ def _fourier_answer(rep: Report, an: Any, te: dict[str, Any], lf: float) -> None
     errs = "; ".join(f"vs {k} {an.errors_corrected[k]:.4g}" + (
         f" [{an.error_intervals[k][0]:.4g}, {an.error_intervals[k][1]:.4g}]" if k in an.error_intervals else "")
         for k in an.errors_corrected)
-    if an.closest == "none":
-        words = "closest to no reference (none is clearly closer than the zero map)"
-    elif an.closest == "tie":
-        words = "tied between " + " and ".join(an.verdict.closest)
-    else:
-        words = f"closest to {an.closest}"
+    words = an.verdict.words()
     rep.add_answer(f"Verdict: the network's surrogate is {words}; data-weighted error, bias-corrected [95% interval]: "
                    f"{errs}.")
     rep.add_answer(f"How linear: {lf:.4g} of the network's output power is linear in y (Σγ²S_ff/ΣS_ff); the rest is "
@@ -574,8 +569,7 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     rows = [[k, an.errors_corrected[k], f"[{an.error_intervals[k][0]:.3g}, {an.error_intervals[k][1]:.3g}]"
              if k in an.error_intervals else ""] for k in an.errors]
     rep.add_table(["reference", "data-weighted error (bias-corrected)", "95% basic interval"], rows,
-                  caption=f"Verdict: {an.closest}"
-                  + (f" ({', '.join(an.verdict.closest)})" if an.closest == "tie" else ""))
+                  caption=f"Verdict: {an.verdict.text()}")
     if an.signal_noise is not None:
         sn = an.signal_noise
         sn_rows = [[k, f"{sn[k]['plug_in']:.3g}" if k == "null_space_error" else ci_text(sn[k]),
@@ -605,7 +599,7 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
                         "noise_std": noise_std, "noise_std_interval": sigma_ci, "analysis": an.to_dict(),
                         "test_errors": te})
     rep.write(out, force=force)
-    summary: dict[str, Any] = {"route": route.label, "verdict": an.closest,
+    summary: dict[str, Any] = {"route": route.label, "verdict": an.verdict.text(),
                                "linear fraction of output power": lf}
     for k, v in an.errors_corrected.items():
         lo_hi = an.error_intervals.get(k)

@@ -34,11 +34,9 @@ def ci_text(v: dict[str, float]) -> str:
 
 
 def _verdict_words(m: Any) -> str:
-    if m.closest == "none":
-        return "closest to no reference (none is clearly closer than the zero map, whose error is 1)"
-    if m.closest == "tie":
-        return f"tied between {' and '.join(m.verdict.closest)} (their paired difference is not significant)"
-    return f"closest to {m.closest}"
+    if m.closest == "tie" and not m.verdict.far:
+        return f"{m.verdict.words()} (their paired difference is not significant)"
+    return m.verdict.words()
 
 
 def verdict_text(study: LinearityStudy, good: str, total_var: float) -> str:
@@ -117,7 +115,7 @@ def answer_lines(study: LinearityStudy, good: str, label: str) -> list[str]:
         named = v.closest if m.closest == "tie" else (m.closest,)
         errs = ", ".join(f"vs {k} {ci_text(m.errors[k])}" for k in named if k in m.errors)
         diffs = "; ".join(f"{k} {d.p_text()}" for k, d in v.differences.items())
-        words = (f"tied between {' and '.join(named)}" if m.closest == "tie" else f"closest to {m.closest}")
+        words = v.words()
         first = f"{label}: {good}'s surrogate is {words} (data-weighted error {errs}" + (
             f"; paired differences: {diffs})." if diffs else ").")
     g = m.nonlinear_gain
@@ -183,7 +181,7 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
     rows: list[list[Any]] = []
     for name, m in study.models.items():
         rows.append([name, m.test_mse_model, m.r2] + [ci_text(m.errors[k]) for k in study.references]
-                    + [m.closest if m.closest != "tie" else "tie: " + ", ".join(m.verdict.closest)])
+                    + [m.verdict.text()])
         rows.append(["  its surrogate C", m.test_mse_surrogate, "", *[""] * len(study.references), ""])
     for k, v in study.test_mse.items():
         rows.append([k, v, "", *[""] * len(study.references), ""])
