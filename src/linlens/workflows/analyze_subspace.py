@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +102,17 @@ def _rows(Y: np.ndarray, start: int, keep: np.ndarray) -> np.ndarray:
     return a
 
 
-def _centred_operator(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], mean: np.ndarray) -> LinearOperator:
-    """The centred training rows (n_train, d) as an operator: each product is one pass over the file."""
+def _centred_operator(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], mean: np.ndarray,
+                      received: Callable[[np.ndarray], np.ndarray] = lambda a: a) -> LinearOperator:
+    """The centred training rows (n_train, d) as an operator: each product is one pass over the file.
+    ``received`` maps stored rows to the rows the model receives (its input cast), the ones ``mean`` is of."""
     n_train = int(sum(int(m.sum()) for _, m in batches))
     d = Y.shape[1]
 
     def matmat(M: np.ndarray) -> np.ndarray:
         out, row = np.empty((n_train, M.shape[1])), 0
         for s, m in batches:
-            rows = _rows(Y, s, m) - mean
+            rows = received(_rows(Y, s, m)) - mean
             out[row:row + len(rows)] = rows @ M
             row += len(rows)
         return out
@@ -117,7 +120,7 @@ def _centred_operator(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], mean
     def rmatmat(Q: np.ndarray) -> np.ndarray:
         out, row = np.zeros((d, Q.shape[1])), 0
         for s, m in batches:
-            rows = _rows(Y, s, m) - mean
+            rows = received(_rows(Y, s, m)) - mean
             out += rows.T @ Q[row:row + len(rows)]
             row += len(rows)
         return out
@@ -213,7 +216,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         for s, msk in batches:
             mean += received(_rows(Y, s, msk)).sum(axis=0)
         mean /= n_train
-        op = _centred_operator(Y, batches, mean)
+        op = _centred_operator(Y, batches, mean, received)  # the cast rows, centred on their own mean
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NumericalWarning)
             (_, sv, Vt), n_iter = randomized_svd(op, m, n_iter=None, tol=1e-6, max_iter=MAX_POWER_ITERATIONS,
