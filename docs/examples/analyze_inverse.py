@@ -4,7 +4,8 @@ A 1-D Gaussian blur A (n = 32, zero boundary — a circular one would send `anal
 σ_noise = 0.01) of piecewise-constant signals; an MLP trained
 with plain torch to invert it, saved as TorchScript; the observations y, the signals x and A as .npy. Then:
 
-    linlens analyze --model ex/net.pt --trust-model --inputs ex/y.npy --targets ex/x.npy --operator ex/A.npy --out ex/report
+    linlens analyze --model ex/net.pt --trust-model --inputs ex/y.npy --targets ex/x.npy --operator ex/A.npy \
+        --out ex/report
 
 Run: ``python docs/examples/analyze_inverse.py ex [--quick]`` (about 30 s; --quick: a few seconds).
 """
