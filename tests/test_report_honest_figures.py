@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
+from _cases import Fixed  # noqa: E402
 
 from linlens.linalg import subspace_comparison  # noqa: E402
 from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum  # noqa: E402
@@ -24,21 +24,6 @@ from linlens.report import Report  # noqa: E402
 from linlens.report import figures as figs  # noqa: E402
 from linlens.study import linearity_study  # noqa: E402
 from linlens.workflows.study_report import add_study_section, ci_text  # noqa: E402
-
-
-class Fixed(torch.nn.Module):
-    """y ↦ C y + β|G y| in float64."""
-
-    def __init__(self, C, G=None, beta=0.0):
-        super().__init__()
-        self.C = torch.nn.Parameter(torch.as_tensor(C, dtype=torch.float64))
-        self.G = None if G is None else torch.as_tensor(G, dtype=torch.float64)
-        self.beta = beta
-
-    def forward(self, y):
-        out = y @ self.C.T
-        return out if self.G is None else out + self.beta * torch.abs(y @ self.G.T)
-
 
 N = 16
 PROB = InverseProblem(prescribed_spectrum(np.logspace(0, -4, N), seed=1), GaussianPrior(N), 1e-2, name="toy")

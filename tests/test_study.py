@@ -4,28 +4,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from _cases import Fixed
 
 from linlens.errors import ShapeError
 from linlens.problems import GaussianPrior, InverseProblem, gaussian_blur, prescribed_spectrum
 from linlens.study import inverse_study, linearity_study
-
-
-class Fixed(torch.nn.Module):
-    """y ↦ C y (+ β|G y|) as a float64 module built with plain torch."""
-
-    def __init__(self, C, G=None, beta=0.0):
-        super().__init__()
-        self.C = torch.nn.Parameter(torch.as_tensor(C, dtype=torch.float64))
-        self.G = None if G is None else torch.as_tensor(G, dtype=torch.float64)
-        self.beta = beta
-
-    def forward(self, y):
-        out = y @ self.C.T
-        if self.G is not None:
-            out = out + self.beta * torch.abs(y @ self.G.T)
-        return out
-
 
 S = np.logspace(0, -3, 10)
 SIGMA = 1e-2

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _cases import CircConv, write_circular_blur
 
 from linlens.cli import main
 
@@ -93,31 +94,8 @@ def test_subspace_answer_has_the_interval_and_verdict_of_the_metrics(affine, cap
     assert f"{words} (p = {v['none_p_value']:.2g})" in text
 
 
-class CircConv(torch.nn.Module):
-    """y ↦ y + k ⊛ y, a circular 3×3 convolution on (b, 1, 8, 8) images (linear, shift-invariant)."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.c = torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=False).double()
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return y + self.c(y)
-
-
 def test_fourier_answer_numbers_are_the_metrics(tmp_path, capsys):
-    rng = np.random.default_rng(0)
-    m, n = 8, 600
-    i = np.arange(m)
-    k = np.exp(-np.minimum(i, m - i) ** 2 / 2.0)
-    k /= k.sum()
-    C1 = np.stack([np.roll(k, j) for j in range(m)], axis=1)
-    A = np.kron(C1, C1)
-    X = rng.normal(size=(n, m * m))
-    Y = X @ A.T + 0.01 * rng.normal(size=(n, m * m))
-    np.save(tmp_path / "y.npy", Y.reshape(n, 1, m, m))
-    np.save(tmp_path / "x.npy", X.reshape(n, 1, m, m))
-    np.save(tmp_path / "A.npy", A)
+    write_circular_blur(tmp_path, 600)
     _script(CircConv(), tmp_path / "net.pt")
     _run(["analyze", "--trust-model", "-m", tmp_path / "net.pt", "-i", tmp_path / "y.npy", "-t", tmp_path / "x.npy",
           "--operator", tmp_path / "A.npy", "--n-boot", 20, "-o", tmp_path / "f"], capsys)

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from _cases import CircConv, write_circular_blur
 
 from linlens.errors import ShapeError
 from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum
@@ -155,31 +156,8 @@ def test_readme_worked_example_runs(tmp_path, capsys):
     assert m["study"]["models"]["model"]["closest"] in ("Wiener", "C_data", "tie", "none")
 
 
-class CircConv(torch.nn.Module):
-    """y ↦ y + k ⊛ y, a circular 3×3 convolution on (b, 1, 8, 8) images (linear, shift-invariant)."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.c = torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular", bias=False).double()
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return y + self.c(y)
-
-
 def test_fourier_route_is_chosen_for_a_circular_blur_and_dense_on_request(tmp_path):
-    rng = np.random.default_rng(0)
-    m, n = 8, 800
-    i = np.arange(m)
-    k = np.exp(-np.minimum(i, m - i) ** 2 / 2.0)
-    k /= k.sum()
-    C1 = np.stack([np.roll(k, j) for j in range(m)], axis=1)
-    A = np.kron(C1, C1)
-    X = rng.normal(size=(n, m * m))
-    Y = X @ A.T + 0.01 * rng.normal(size=(n, m * m))
-    np.save(tmp_path / "y.npy", Y.reshape(n, 1, m, m))
-    np.save(tmp_path / "x.npy", X.reshape(n, 1, m, m))
-    np.save(tmp_path / "A.npy", A)
+    write_circular_blur(tmp_path, 800)
     torch.jit.script(CircConv()).save(str(tmp_path / "net.pt"))
     s = run_inverse(str(tmp_path / "net.pt"), tmp_path / "y.npy", tmp_path / "x.npy", tmp_path / "f",
                     operator=str(tmp_path / "A.npy"), n_boot=20, load_model_kwargs=TRUST)
