@@ -403,7 +403,10 @@ def inspect_model_ops(model: Any) -> set[str]:
                 elif node.op in ("call_module", "call_method"):
                     ops.add(f"python::{node.op}:{node.target}")
         return ops
-    seen: set[int] = set()
+    # (type, method) pairs walked: instances of one TorchScript type share their code. Not id(graph): each
+    # _get_method(...).graph is a fresh temporary whose id the next method's graph could reuse (that skipped an
+    # exported method calling aten::from_file under some hash seeds)
+    seen: set[tuple[str, str]] = set()
 
     def walk_graph(graph: Any) -> None:
         g = graph.copy()
@@ -428,7 +431,7 @@ def inspect_model_ops(model: Any) -> set[str]:
     for m in modules:  # every method of every submodule (not only forward), and its scripted hooks
         c = m._c
         for name in c._method_names():
-            key = id(c._get_method(name).graph)
+            key = (c._type().qualified_name(), name)
             if key not in seen:
                 seen.add(key)
                 walk_graph(c._get_method(name).graph)
