@@ -52,3 +52,23 @@ def write_circular_blur(folder: Path, n: int, m: int = 8, noise_std: float = 0.0
     np.save(folder / "x.npy", X.reshape(n, 1, m, m))
     np.save(folder / "A.npy", A)
     return A
+
+
+class Stateful(torch.nn.Module):
+    """A scriptable module with a ``__setstate__`` (code that runs while TorchScript loads the file)."""
+
+    def __init__(self):
+        super().__init__()
+        self.k = 1
+
+    def forward(self, x):
+        return x * self.k
+
+    @torch.jit.export
+    def __getstate__(self):
+        return (self.k, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: tuple[int, bool]):
+        self.k = state[0]
+        self.training = state[1]

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from _cases import Stateful
 
 from linlens.errors import EmptyInputError, InputFileError, ModelError, NonFiniteError, ShapeError
 from linlens.loaders import load_array, load_model
@@ -167,23 +168,6 @@ def test_model_graph_inspection_allow_list(tmp_path):
 
 
 def test_torchscript_with_setstate_is_refused_before_loading(tmp_path):
-    class Stateful(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.k = 1
-
-        def forward(self, x):
-            return x * self.k
-
-        @torch.jit.export
-        def __getstate__(self):
-            return (self.k, self.training)
-
-        @torch.jit.export
-        def __setstate__(self, state: tuple[int, bool]):
-            self.k = state[0]
-            self.training = state[1]
-
     torch.jit.script(Stateful()).save(str(tmp_path / "s.pt"))
     with pytest.raises(UnsafeModelError, match="__setstate__"):
         load_model(str(tmp_path / "s.pt"), trust_model=True)

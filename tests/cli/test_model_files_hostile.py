@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from _cases import Stateful
 
 from linlens.cli import main
 from linlens.errors import UnsafeModelError
@@ -125,24 +126,6 @@ def test_trusted_files_are_still_inspected_forks_methods_hooks(data, capsys):
     assert victim.read_bytes() == b"keep"
 
 
-class _Stateful(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.k = 1
-
-    def forward(self, x):
-        return x * self.k
-
-    @torch.jit.export
-    def __getstate__(self):
-        return (self.k, self.training)
-
-    @torch.jit.export
-    def __setstate__(self, state: tuple[int, bool]):
-        self.k = state[0]
-        self.training = state[1]
-
-
 def _rewrite(src, dst, edit):
     """Copy a zip archive entry by entry; ``edit(name, data)`` returns a list of (name, data) to write."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout, warnings.catch_warnings():
@@ -157,7 +140,7 @@ def test_setstate_is_found_however_the_archive_is_written(tmp_path, monkeypatch,
     """The refusal of __setstate__ (code run by torch.jit.load itself) survives every dodge of the last fuzz:
     odd whitespace, CODE/ and .PY names (torch matches names case-insensitively) and a duplicate entry (torch's
     reader takes the first, Python's zipfile the last). torch.jit.load is never reached."""
-    _save_script(_Stateful(), tmp_path / "s.pt")
+    _save_script(Stateful(), tmp_path / "s.pt")
     monkeypatch.setattr(torch.jit, "load", lambda *a, **k: pytest.fail("torch.jit.load ran"))
 
     def edit(name, blob):
@@ -247,3 +230,4 @@ def test_float64_export_archive_on_images_gets_float64_inputs(tmp_path, capsys):
     assert code in (0, None), err
     coef = np.asarray(json.loads((tmp_path / "rep" / "metrics.json").read_text())["coef"])
     np.testing.assert_allclose(coef, M, atol=1e-10)
+
