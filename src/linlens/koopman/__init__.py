@@ -1,4 +1,4 @@
-"""Koopman layer linearization: scale a layer, record trajectories, fit Hankel DMD, run the hybrid.
+"""Koopman layer linearization: scale a layer, record trajectories, fit Hankel DMD, run the hybrid, compare.
 
 References:
     N. Aswani, S. Jabari, M. Shafique, "Representing Neural Network Layers as Linear Operations via Koopman
@@ -14,6 +14,16 @@ from linlens.koopman.hybrid import (
     linearize_layer,
 )
 from linlens.koopman.scaling import ScaledModel, near_identity_layers, scale_layer, split_layers
+from linlens.koopman.study import (
+    ALPHA,
+    FAMILIES,
+    Task,
+    compare_layer,
+    layer_name,
+    run_study,
+    study_layer,
+    verdict,
+)
 from linlens.koopman.trajectories import pad_state, record_trajectories
 
 __all__ = [
@@ -32,4 +42,12 @@ __all__ = [
     "split_layers",
     "pad_state",
     "record_trajectories",
+    "Task",
+    "FAMILIES",
+    "ALPHA",
+    "layer_name",
+    "study_layer",
+    "verdict",
+    "compare_layer",
+    "run_study",
 ]

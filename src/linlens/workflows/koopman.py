@@ -4,7 +4,7 @@ The model is an ``nn.Sequential`` of ``nn.Linear`` and activation modules (a Tor
 ``package.module:attr`` spec, loaded by :func:`linlens.loaders.load_model`); the data are three ``.npz`` files
 (train, validation, test), each holding ``inputs`` (n_samples, d_in) and ``labels`` (n_samples,) integer classes
 or ``targets`` (n_samples, d_out). The study is the one of the reproductions
-(:mod:`linlens.workflows.reproduce.koopman`): hybrids over a grid of N, init noise, h, rank, readout and the
+(:mod:`linlens.koopman.study`): hybrids over a grid of N, init noise, h, rank, readout and the
 constant observable, chosen on the validation file; the affine least-squares layer, the untrained control, the
 same trained scaled layers with a least-squares readout and the h = 0 hybrid as baselines; paired tests
 (McNemar / paired t on squared errors) on the test file; parameters and nonlinear layers at inference; figures.
@@ -31,13 +31,15 @@ import torch
 from torch import nn
 
 from linlens.errors import ConfigError, InputFileError, ModelError, NonFiniteError, ShapeError
+from linlens.koopman.plots import plot_accuracy_grid, plot_eigenvalues, plot_right_singular_vectors
+from linlens.koopman.study import Task, run_study
 from linlens.loaders import load_model, load_npz_member, npz_members
 from linlens.nn import resolve_device
 from linlens.report import Report, check_destination
 from linlens.validation import check_finite
-from linlens.workflows.reproduce.koopman import HEADLINE_HEADER, Task, add_study_report, run_study
 
-__all__ = ["run_koopman", "as_sequential", "load_split", "check_layer", "QUICK_GRID", "FULL_GRID"]
+__all__ = ["run_koopman", "as_sequential", "load_split", "check_layer", "add_study_report", "HEADLINE_HEADER",
+           "QUICK_GRID", "FULL_GRID"]
 
 #: activations a Koopman-linearizable MLP may use, by class name → builder from the (scripted) module
 _ACTIVATIONS: dict[str, Any] = {
@@ -283,3 +285,150 @@ def run_koopman(model: str, layer: int, train: Path, val: Path, test: Path, out:
     }
     rep.write(out, force=force)
     return {f"original {t.metric}": orig, **summary, "seconds": round(total, 1)}
+
+
+_COLS = ["model", "N", "init noise", "h", "rank", "readout", "DMD steps", "nonlinear layers at inference",
+         "params", "params / replaced layer"]
+
+
+def _row_cells(r: dict, m: str) -> list[Any]:
+    return [r["kind"], r.get("n_scaled"), r.get("init_noise"), r.get("delays"), r.get("rank"), r.get("readout"),
+            r.get("dmd_steps"), r.get("nonlinear_layers_at_inference"), r.get("params"), r.get("params_ratio"),
+            r.get(f"val_{m}"), r.get(m)]
+
+
+def add_study_report(rep: Report, results: list[dict], task: Task, original_metric: float,
+                     paper: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any], list[list[Any]]]:
+    """Tables, verdicts and figures of every layer into ``rep``.
+
+    Arguments:
+        paper: optional layer name → the paper's hybrid number (shown beside ours).
+
+    Returns:
+        (metrics per layer, summary numbers for the console, one headline row per layer).
+    """
+    m = task.metric
+    layers_metrics: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    headline: list[list[Any]] = []
+    for res in results:
+        name, sel = res["layer"], res["selected"]
+        cmp = res["comparisons"]
+        best = sel["best"]
+        paper_h = (paper or {}).get(name)
+        layers_metrics[name] = {
+            "original_layer_shape": res["original_layer_shape"], "original_layer_params": res["original_layer_params"],
+            "original_" + m: original_metric, "paper_hybrid_" + m: paper_h,
+            "selected": sel, "comparisons": cmp, "rows": res["rows"], "baseline_rows": res["baseline_rows"],
+            "baselines": {c["baseline"]: {k: v for k, v in c.items() if k != "verdict"}
+                          for c in cmp if c["hybrid"] == "best"},
+        }
+        rep.add_heading(f"Layer {name} replaced (original layer: {res['original_layer_params']} parameters)")
+        # the verdict table: selected hybrids and the validation-chosen rival of each family, with p-values
+        ids_seen: set[str] = set()
+        vrows = []
+        for cat, label in (("best", "best hybrid"), ("best_one_step", "best one-step hybrid"),
+                           ("best_multi_step", "best multi-step hybrid (≥ 3 DMD steps)")):
+            if cat in sel and sel[cat]["id"] not in ids_seen:
+                ids_seen.add(sel[cat]["id"])
+                vrows.append([label, *_row_cells(sel[cat], m)[1:], "", ""])
+        by_rival: dict[str, dict[str, dict]] = {}
+        for c in cmp:
+            by_rival.setdefault(c["rival_id"], {})[c["hybrid"]] = c
+        rows_by_id = {r["id"]: r for r in [*res["rows"], *res["baseline_rows"]]}
+        for rid, cs in by_rival.items():
+            r = rows_by_id.get(rid)
+            if r is None:  # the original model
+                any_c = next(iter(cs.values()))
+                cells = ["original model", None, None, None, None, None, None, None, res["original_layer_params"],
+                         1.0, None, any_c[f"rival_{m}"]]
+            else:
+                cells = _row_cells(r, m)
+                cells[0] = f"[{next(iter(cs.values()))['baseline']}] {r['kind']}"
+            p_one = cs.get("best_one_step", {}).get("test", {}).get("p_adjusted")
+            p_multi = cs.get("best_multi_step", {}).get("test", {}).get("p_adjusted")
+            vrows.append([*cells, p_one, p_multi])
+        rep.add_table([*_COLS, f"val {m}", f"test {m}", f"{task.test_name} p (Holm) vs best one-step",
+                       f"{task.test_name} p (Holm) vs best multi-step"], vrows,
+                      caption=f"{name}: selection and rivals by validation {m}; p-values are paired tests on the "
+                              f"test points, Holm-adjusted over the layer's "
+                              f"{cmp[0]['test']['family_size'] if cmp else 0} comparisons (raw p in metrics.json). "
+                              f"Paper's hybrid: {paper_h}; original: "
+                              f"{original_metric:.4f}")
+        # words
+        lines = []
+        for cat, label in (("best", "Best hybrid"), ("best_multi_step", "Best multi-step hybrid")):
+            h = sel.get(cat)
+            if h is None or (cat != "best" and h["id"] == best["id"]):
+                continue
+            vs = [c for c in cmp if c["hybrid"] == cat]
+            lines.append(
+                f"{label} for {name} by validation: {m} {h[m]:.4f} on the test points (N={h['n_scaled']}, "
+                f"h={h['delays']}: {h['nonlinear_layers_at_inference']} trained nonlinear layers still run, "
+                f"{h['dmd_steps']} DMD step(s), {h['params']} parameters = {h['params_ratio']:.1f}× the replaced "
+                f"layer's {res['original_layer_params']}). Against each rival: "
+                + "; ".join(f"{c['verdict']} [{c[f'rival_{m}']:.4f}]" for c in vs) + "."
+            )
+        if "best_multi_step" not in sel:
+            lines.append(f"No hybrid with ≥ 3 DMD steps in the grid for {name}.")
+        rep.add_text("\n\n".join(lines))
+        ctrl = next((c for c in cmp if c["hybrid"] == "best" and c["baseline"] == "control"), None)
+        tsl = next((c for c in cmp if c["hybrid"] == "best" and c["baseline"] == "trained_scaled_ls"), None)
+        multi = sel.get("best_multi_step")
+        summary[f"{name} best hybrid {m}"] = best[m]
+        summary[f"{name} best hybrid nonlinear layers / DMD steps"] = \
+            f"{best['nonlinear_layers_at_inference']} / {best['dmd_steps']}"
+        if multi is not None:
+            summary[f"{name} best multi-step hybrid {m}"] = multi[m]
+        if ctrl is not None:
+            summary[f"{name} control {m}"] = ctrl[f"rival_{m}"]
+            summary[f"{name} {task.test_name} p (Holm) vs control"] = ctrl["test"]["p_adjusted"]
+        if tsl is not None:
+            summary[f"{name} trained scaled + LS {m}"] = tsl[f"rival_{m}"]
+            summary[f"{name} {task.test_name} p (Holm) vs trained scaled + LS"] = tsl["test"]["p_adjusted"]
+        h0 = next((c for c in cmp if c["hybrid"] == "best" and c["baseline"] == "hybrid_h0"), None)
+        aff = next((c for c in cmp if c["hybrid"] == "best" and c["baseline"] == "affine_least_squares"), None)
+        headline.append([name, res["original_layer_params"], best[m], best["nonlinear_layers_at_inference"],
+                         best["dmd_steps"], best["params"], None if multi is None else multi[m],
+                         None if multi is None else multi["dmd_steps"],
+                         None if aff is None else aff[f"rival_{m}"], None if ctrl is None else ctrl[f"rival_{m}"],
+                         None if ctrl is None else ctrl["test"]["p_adjusted"],
+                         None if tsl is None else tsl[f"rival_{m}"], None if tsl is None else tsl["test"]["p_adjusted"],
+                         None if h0 is None else h0[f"rival_{m}"], paper_h])
+        # figures: eigenvalues and right singular vectors, labelled for what they show
+        for cat in ("best_multi_step", "best_one_step"):
+            hyb = res["hybrids"].get(cat)
+            if hyb is None or hyb.dmd_ is None:
+                continue
+            r = sel[cat]
+            what = (f"multi-step hybrid ({hyb.steps} DMD steps, N={r['n_scaled']}, h={r['delays']})"
+                    if hyb.steps > 1 else
+                    f"one-step regression (h = N = {r['n_scaled']}: one DMD step per trajectory)")
+            tag = "multi_step" if hyb.steps > 1 else "one_step"
+            rep.add_figure(plot_eigenvalues({f"{r['readout']} h={r['delays']}": hyb.dmd_.eigs},
+                                             title=f"DMD eigenvalues, {name}, {what}"),
+                           f"eigenvalues_{name}_{tag}",
+                           f"Eigenvalues of Ã with the unit circle: {what}."
+                           + (" With one snapshot pair per trajectory Ã is a one-step regression from the window "
+                              "to the layer's output, not a dynamical system." if hyb.steps == 1 else ""))
+            rep.add_figure(plot_right_singular_vectors(hyb.dmd_.right_singular_vectors_, hyb.steps,
+                                                         title=f"Right singular vectors, {name}, {what}"),
+                           f"right_singular_vectors_{name}_{tag}",
+                           f"Leading right singular vectors of the Hankel matrix along the first trajectories: {what}.")
+        rep.add_figure(plot_accuracy_grid([r for r in res["rows"] if r["readout"] == "projected"] or res["rows"],
+                                            x="delays", y="n_scaled", value=m,
+                                            title=f"{name}: test {m} (projected readout)",
+                                            higher_is_better=task.higher_is_better,
+                                            vmin=0.0 if task.higher_is_better else None,
+                                            vmax=1.0 if task.higher_is_better else None),
+                       f"accuracy_grid_{name}", f"Best test {m} over ranks and noises for each (N, h).")
+        # all rows
+        allrows = [_row_cells(r, m) for r in res["baseline_rows"]]
+        allrows += [_row_cells(r, m) for r in sorted(res["rows"], key=task.val_key, reverse=True)]
+        rep.add_table([*_COLS, f"val {m}", f"test {m}"], allrows, caption=f"{name}: every hybrid and baseline")
+    return layers_metrics, summary, headline
+
+
+HEADLINE_HEADER = ["layer", "replaced params", "best hybrid", "its nonlinear layers", "its DMD steps", "its params",
+                   "best multi-step", "multi-step DMD steps", "affine LS", "untrained control", "p (Holm) vs control",
+                   "trained scaled + LS", "p (Holm) vs trained scaled + LS", "hybrid h=0", "paper"]
