@@ -14,8 +14,8 @@ from torch import nn
 
 from linlens.errors import ConfigError, InputFileError, ModelError, ShapeError
 from linlens.koopman import fit_least_squares, scale_layer
-from linlens.workflows.koopman import as_sequential, check_layer, load_split
 from linlens.koopman.study import Task, compare_layer, study_layer
+from linlens.workflows.koopman import as_sequential, check_layer, load_split
 
 
 def _net(dtype=torch.float64, act=nn.Identity, seed=0):
