@@ -41,7 +41,8 @@ FLOORS: dict[str, set[str]] = {
     # study.py is workflow-level (design.md lists it under workflows/: it wires problems, models and surrogate
     # fits); it still sits at the top of the package because other work edits it this session, and moves into
     # linlens/workflows/ later. Encoded here where it belongs, not where it lies.
-    "workflow": {"linlens.workflows", "linlens.study"},
+    # tracking wires surrogate, jacobian and fibers over training steps: a workflow
+    "workflow": {"linlens.workflows", "linlens.study", "linlens.tracking"},
     "cli": {"linlens.cli", "linlens.__main__"},
     "root": {"linlens"},  # the public API: re-exports (lazily) from every floor but the CLI
 }
