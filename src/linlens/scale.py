@@ -29,7 +29,7 @@ from linlens.linalg import GramAccumulator, TSQRAccumulator, randomized_svd
 from linlens.validation import is_torch
 
 __all__ = ["require_dask", "is_dask", "from_npy", "align_rows", "block_ranges", "dask_accumulate", "tree_reduce",
-           "range_finder", "check_block_finite"]
+           "range_finder", "check_block_finite", "ColumnMoments"]
 
 
 def require_dask(what: str, modules: tuple[str, ...] = ("dask", "distributed", "zarr")) -> None:
@@ -169,6 +169,53 @@ def align_rows(X: Any, Y: Any) -> tuple[Any, Any, bool]:
     X = X.rechunk({1: -1})
     Y = Y.rechunk({0: X.chunks[0], 1: -1})  # the same row blocks as X
     return X.astype(np.float64), Y.astype(np.float64), one_d
+
+
+class ColumnMoments:
+    """Per-column count, mean and centred sum of squares of rows, updated block by block and merged pairwise.
+
+    References:
+        Chan, Golub, LeVeque. Updating formulae and a pairwise algorithm for computing sample variances (1979).
+
+    Attributes:
+        n: rows seen. mean (d,): column means. m2 (d,): Σᵢ (aᵢⱼ − āⱼ)² per column (None before any row).
+
+    Example:
+        >>> a = np.random.default_rng(0).normal(size=(100, 3))
+        >>> m = ColumnMoments().update(a[:30]).merge(ColumnMoments().update(a[30:]))
+        >>> m.n, bool(np.allclose(m.m2, ((a - a.mean(0)) ** 2).sum(0)))
+        (100, True)
+    """
+
+    def __init__(self) -> None:
+        self.n: int = 0
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+
+    def update(self, a: np.ndarray) -> ColumnMoments:
+        """Add the rows of ``a`` (b, d); returns self."""
+        a = np.asarray(a, dtype=np.float64)
+        if len(a):
+            other = ColumnMoments()
+            other.n, other.mean = len(a), a.mean(axis=0)
+            other.m2 = ((a - other.mean) ** 2).sum(axis=0)
+            merged = self.merge(other)
+            self.n, self.mean, self.m2 = merged.n, merged.mean, merged.m2
+        return self
+
+    def merge(self, other: ColumnMoments) -> ColumnMoments:
+        """A new :class:`ColumnMoments` of the rows of both."""
+        out = ColumnMoments()
+        if other.n == 0 or self.n == 0:
+            src = self if other.n == 0 else other
+            out.n, out.mean, out.m2 = src.n, src.mean, src.m2
+            return out
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        out.n = n
+        out.mean = self.mean + delta * (other.n / n)
+        out.m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
+        return out
 
 
 def _block_acc(x: np.ndarray, y: np.ndarray, kind: str, block: int, start: int) -> Any:

@@ -19,7 +19,10 @@ normalised as S(k) = mean over images of |x̂(k)|² / d (white noise of variance
 
 Intervals: a Poisson bootstrap over probe images (each image gets an independent Poisson(1) weight per
 replicate, accumulated in one streaming pass, so ``partial_fit`` needs no second pass and ``fit`` on all data
-equals ``partial_fit`` on its chunks), with basic intervals [2θ̂ − q_hi, 2θ̂ − q_lo] (the data-weighted errors
+equals ``partial_fit`` on its chunks). An image's weights depend only on the seed and its position in the
+sequence (:func:`poisson_weights`), so partial fits of separate blocks (on Dask workers, ``first_index``) merge
+(:meth:`SpectralSurrogate.merge`) into the fit on all images, replicates included. Basic intervals
+[2θ̂ − q_hi, 2θ̂ − q_lo] (the data-weighted errors
 are biased upward; the basic interval corrects that bias to first order). The coherence, bounded in [0, 1], gets
 its interval on Fisher's z scale (:func:`coherence_interval`).
 
@@ -73,11 +76,34 @@ __all__ = [
     "self_conjugate",
     "prediction_errors",
     "apply_filter",
+    "errors_from_squares",
+    "poisson_weights",
     "frequency_radii",
     "full_plane",
 ]
 
 _BATCH = 64  # images per FFT block (bounds the temporaries)
+_WEIGHT_UNIT = 64  # images per seeded stream of Poisson weights (see poisson_weights)
+
+
+def poisson_weights(seed: int, start: int, stop: int, n_boot: int) -> np.ndarray:
+    """Poisson(1) bootstrap weights (n_boot, stop − start) of the images at positions [start, stop) of a sequence.
+
+    The weights of position i come from the stream seeded by (seed, i // 64) alone, so any block of the
+    sequence gets the same weights wherever it is computed (a Dask worker, a streaming ``partial_fit``).
+
+    Example:
+        >>> W = poisson_weights(0, 0, 200, 5)
+        >>> W.shape, bool(np.array_equal(W[:, 70:90], poisson_weights(0, 70, 90, 5)))
+        ((5, 200), True)
+    """
+    if stop <= start:
+        return np.zeros((n_boot, 0))
+    u0, u1 = start // _WEIGHT_UNIT, (stop - 1) // _WEIGHT_UNIT
+    key = int(seed) % 2**64
+    W = np.concatenate([np.random.default_rng([key, u]).poisson(1.0, size=(_WEIGHT_UNIT, n_boot))
+                        for u in range(u0, u1 + 1)])
+    return W[start - u0 * _WEIGHT_UNIT: stop - u0 * _WEIGHT_UNIT].astype(np.float64).T
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -434,8 +460,12 @@ class SpectralSurrogate:
         self._reset()
         return self.partial_fit(Y, F)
 
-    def partial_fit(self, Y: Any, F: Any) -> SpectralSurrogate:
-        """Add a batch of probe pairs (streaming; equals ``fit`` on all of them up to rounding); returns self."""
+    def partial_fit(self, Y: Any, F: Any, first_index: int | None = None) -> SpectralSurrogate:
+        """Add a batch of probe pairs (streaming; equals ``fit`` on all of them up to rounding); returns self.
+
+        ``first_index``: the position of the batch's first image in the whole sequence (it keys the images'
+        bootstrap weights); None: right after the images added so far. A block fitted alone with its position,
+        then :meth:`merge`-d with the others, equals the fit on the whole sequence."""
         if not isinstance(self.n_boot, (int, np.integer)) or self.n_boot < 0:
             raise ConfigError(f"n_boot must be a non-negative integer; got {self.n_boot!r}")
         y, shp = _images(Y, self.image_shape, "inputs")
@@ -448,7 +478,7 @@ class SpectralSurrogate:
             K = frequency_radii(shp).shape
             B = int(self.n_boot)
             self._acc = {
-                "n": 0, "rng": np.random.default_rng(self.seed),
+                "n": 0, "next": 0,
                 "cy": _mean(y) if self.fit_intercept else 0.0,  # pilot shifts (accuracy at k = 0)
                 "cf": _mean(f) if self.fit_intercept else 0.0,
                 "sy": 0.0, "sf": 0.0, "yy": np.zeros(K), "ff": np.zeros(K), "fy": np.zeros(K, complex),
@@ -458,6 +488,10 @@ class SpectralSurrogate:
         elif shp != self.image_shape_:
             raise ShapeError(f"batch has images of shape {shp}; earlier batches had {self.image_shape_}")
         acc = self._acc
+        if first_index is not None:
+            if isinstance(first_index, bool) or not isinstance(first_index, (int, np.integer)) or first_index < 0:
+                raise ConfigError(f"first_index must be a non-negative integer; got {first_index!r}")
+            acc["next"] = int(first_index)
         axes = tuple(range(1, len(shp) + 1))
         dc = (slice(None),) + (0,) * len(shp)
         for s in range(0, y.shape[0], _BATCH):
@@ -473,14 +507,58 @@ class SpectralSurrogate:
             acc["fy"] += pfy.sum(0)
             if self.n_boot:
                 b = Yh.shape[0]
-                W = acc["rng"].poisson(1.0, size=(b, self.n_boot)).astype(np.float64).T  # (B, b)
+                W = poisson_weights(self.seed, acc["next"], acc["next"] + b, self.n_boot)  # (B, b)
                 acc["bw"] += W.sum(1)
                 acc["bsy"] += W @ Yh[dc].real
                 acc["bsf"] += W @ Fh[dc].real
                 for key, arr in (("byy", pyy), ("bff", pff), ("bfy_re", pfy.real), ("bfy_im", pfy.imag)):
                     acc[key] += (W @ arr.reshape(b, -1)).reshape(acc[key].shape)
+            acc["next"] += Yh.shape[0]
         self._finish()
         return self
+
+    def merge(self, other: SpectralSurrogate) -> SpectralSurrogate:
+        """A new surrogate fitted on the images of both (per-block partial fits merged in a tree; the blocks
+        must have been fitted with their ``first_index`` for the replicates to be those of the whole fit).
+
+        The raw sums add; only the k = 0 terms move, from ``other``'s pilot shift to this one's.
+
+        Example:
+            >>> rng = np.random.default_rng(0); Y = rng.standard_normal((300, 8)); F = 2 * Y + Y**2
+            >>> whole = SpectralSurrogate(n_boot=10).fit(Y, F)
+            >>> a = SpectralSurrogate(n_boot=10).partial_fit(Y[:100], F[:100], first_index=0)
+            >>> b = SpectralSurrogate(n_boot=10).partial_fit(Y[100:], F[100:], first_index=100)
+            >>> m, w = a.merge(b).result(), whole.result()
+            >>> bool(np.allclose(m.transfer, w.transfer)), bool(np.allclose(m.coherence_low, w.coherence_low))
+            (True, True)
+        """
+        for s in (self, other):
+            if not hasattr(s, "_acc"):
+                raise NotFittedError("SpectralSurrogate.merge: both surrogates must be fitted")
+        if (self.image_shape_, self.fit_intercept, self.n_boot, self.seed) != (
+                other.image_shape_, other.fit_intercept, other.n_boot, other.seed):
+            raise ConfigError("SpectralSurrogate.merge: the surrogates differ in image shape, fit_intercept, n_boot "
+                              "or seed")
+        a, b = self._acc, other._acc
+        d = int(np.prod(self.image_shape_))
+        dy, df = (b["cy"] - a["cy"]) * d, (b["cf"] - a["cf"]) * d  # other's k = 0 terms, moved to a's pilots
+        dc = (Ellipsis,) + (0,) * len(self.image_shape_)
+        out = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in a.items()}
+        for k in ("n", "sy", "sf", "yy", "ff", "fy", "bw", "bsy", "bsf", "byy", "bff", "bfy_re", "bfy_im"):
+            out[k] = out[k] + b[k]
+        out["next"] = max(a["next"], b["next"])
+        for n_, sy, sf, yy, ff, fy in (("n", "sy", "sf", "yy", "ff", "fy"),
+                                       ("bw", "bsy", "bsf", "byy", "bff", "bfy_re")):
+            nb = np.asarray(b[n_], dtype=np.float64)
+            out[yy][dc] += 2 * dy * b[sy] + nb * dy**2
+            out[ff][dc] += 2 * df * b[sf] + nb * df**2
+            out[fy][dc] += df * b[sy] + dy * b[sf] + nb * dy * df
+            out[sy] = out[sy] + nb * dy
+            out[sf] = out[sf] + nb * df
+        new = type(self)(**{k: getattr(self, k) for k in ("image_shape", "fit_intercept", "n_boot", "seed", "tol")})
+        new.image_shape_, new._acc = self.image_shape_, out
+        new._finish()
+        return new
 
     def _spectra(self, n: Any, sy: Any, sf: Any, yy: np.ndarray, ff: np.ndarray, fy: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -721,7 +799,9 @@ def spectral_analysis(
             the Wiener filter), optional.
         ci: level of the intervals.
         rcond: relative cut of |H| for the pseudo-inverse.
-        prior_from_data: the ``targets`` are the training targets ``data_surrogate`` was fitted on; then, when
+        prior_from_data: the ``targets`` are the training targets ``data_surrogate`` was fitted on (``targets``
+            None: P is ``data_surrogate``'s output spectrum, the same images' spectrum, e.g. merged from blocks
+            on Dask); then, when
             ``data_surrogate`` has as many replicates as ``surrogate``, the Wiener filter is re-estimated from each
             replicate's prior spectrum. (C_data is resampled whenever ``data_surrogate`` has those replicates:
             references that are estimates carry their own images' noise; σ is held fixed.)
@@ -740,7 +820,9 @@ def spectral_analysis(
         if H.shape != K:
             raise ShapeError(f"operator acts on images of rfft shape {H.shape}; the surrogate's is {K}")
         rcond = max(rcond, op.transfer_rcond())  # a float32 operator's |H| below its rounding is not known ≠ 0
-    if prior is None:
+    if prior is None and targets is None and prior_from_data and data_surrogate is not None:
+        P = np.asarray(data_surrogate.spectrum_out_, dtype=np.float64)  # its outputs are the training targets
+    elif prior is None:
         if targets is None:
             raise ConfigError("spectral_analysis needs targets (clean images) or prior (their power spectrum)")
         P = prior_spectrum(targets, shp, surrogate.fit_intercept)
@@ -886,11 +968,31 @@ def prediction_errors(predictions: dict[str, np.ndarray], targets: np.ndarray, *
         (0.01, 20.0, True)
     """
     Xt = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
-    rng_ = float(Xt.max() - Xt.min())
     sq = {k: np.sum((np.asarray(P, dtype=np.float64).reshape(Xt.shape) - Xt) ** 2, axis=1) for k, P in
           predictions.items()}
-    mse = {k: float(v.sum() / Xt.size) for k, v in sq.items()}
+    return errors_from_squares(sq, Xt.shape[1], float(Xt.max() - Xt.min()), model=model, baseline=baseline,
+                               confidence=confidence)
+
+
+def errors_from_squares(squares: dict[str, np.ndarray], d: int, target_range: float, *, model: str = "model",
+                        baseline: str = "C_data", confidence: float = 0.95) -> dict[str, Any]:
+    """:func:`prediction_errors` from per-image squared errors (computed block by block, e.g. on Dask workers).
+
+    Arguments:
+        squares: name → (n,) per-image sums of squared errors ‖x̂ᵢ − xᵢ‖².
+        d: values per image; target_range: max − min of the targets (for the PSNR).
+        model, baseline, confidence: as :func:`prediction_errors`.
+
+    Example:
+        >>> r = errors_from_squares({"model": np.array([0.02, 0.02]), "C_data": np.array([0.08, 0.06])}, 2, 1.0)
+        >>> round(r["mse"]["model"], 6), round(r["psnr"]["model"], 3)
+        (0.01, 20.0)
+    """
+    sq = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in squares.items()}
+    n = len(next(iter(sq.values()))) if sq else 0
+    mse = {k: float(v.sum() / (n * d)) for k, v in sq.items()}
+    rng_ = float(target_range)
     psnr = {k: (10 * float(np.log10(rng_**2 / v)) if v > 0 and rng_ > 0 else float("inf")) for k, v in mse.items()}
     paired = (paired_squared_error_test(sq[model], sq[baseline], confidence)
-              if model in sq and baseline in sq and len(Xt) >= 2 else None)
+              if model in sq and baseline in sq and n >= 2 else None)
     return {"mse": mse, "psnr": psnr, "paired": paired}

@@ -52,7 +52,7 @@ __all__ = [
     "below_detection",
     "interval_text",
     "NoiseStdEstimate",
-    "noise_std_estimate",
+    "noise_std_estimate", "noise_std_from_sums",
 ]
 
 
@@ -786,8 +786,23 @@ def noise_std_estimate(residuals: Any, level: float = 0.95) -> NoiseStdEstimate:
         raise NonFiniteError("residuals y − Ax hold NaN or Inf: σ cannot be estimated from them")
     if not 0 < level < 1:
         raise ConfigError(f"level must be in (0, 1); got {level}")
+    return noise_std_from_sums(float(np.sum((r - r.mean(axis=0)) ** 2)), n, d, level)
+
+
+def noise_std_from_sums(ss: float, n: int, d: int, level: float = 0.95) -> NoiseStdEstimate:
+    """:func:`noise_std_estimate` from the column-centred sum of squares ``ss`` = Σᵢⱼ (rᵢⱼ − r̄ⱼ)² of n rows of d
+    residuals (merged from blocks, e.g. on Dask workers).
+
+    Example:
+        >>> r = np.random.default_rng(0).normal(scale=0.1, size=(2000, 5))
+        >>> noise_std_from_sums(float(np.sum((r - r.mean(0)) ** 2)), 2000, 5) == noise_std_estimate(r)
+        True
+    """
+    if n < 2 or d < 1:
+        raise ShapeError(f"σ needs residuals of at least 2 rows; got {n} rows of {d}")
+    if not 0 < level < 1:
+        raise ConfigError(f"level must be in (0, 1); got {level}")
     nu = n * d - d
-    ss = float(np.sum((r - r.mean(axis=0)) ** 2))
     value = math.sqrt(ss / nu)
     lo = math.sqrt(ss / sps.chi2.ppf((1 + level) / 2, nu))
     hi = math.sqrt(ss / sps.chi2.ppf((1 - level) / 2, nu))

@@ -48,7 +48,8 @@ def d(tmp_path_factory):
 def _base(d) -> dict[str, dict]:
     return {"dense": {}, "dask": {"dask": "local"}, "subspace": {"components": 2},
             "study": {"targets": d / "x.npy", "operator": str(d / "A_dense.npy")},
-            "fourier": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy")}}
+            "fourier": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy")},
+            "fourier_dask": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy"), "dask": "local"}}
 
 
 def _value(d, option: str, route: str):
@@ -58,7 +59,7 @@ def _value(d, option: str, route: str):
             "n_boot": 5, "train_inputs": d / "ytr.npy",
             "train_targets": d / "xtr.npy", "prior_covariance": d / "S.npy", "local_samples": 5,
             "assume": {"dense": "dense", "dask": "dense", "subspace": "subspace", "study": "dense",
-                       "fourier": "shift-invariant"}[route],
+                       "fourier": "shift-invariant", "fourier_dask": "shift-invariant"}[route],
             "force": True, "batch_size": 64, "device": "cpu", "seed": 3, "trust_model": True}[option]
 
 
@@ -97,7 +98,7 @@ def test_options_times_routes(d, route, option):
             plan(o)
         msg = str(exc.value)
         assert msg.startswith(f"{FLAGS[option]} is not used by the ") and "\n" not in msg, msg
-        assert ROUTES[route] in msg or (route in ("study", "fourier") and "inverse study" in msg), msg
+        assert ROUTES[route] in msg or (route in ("study", "fourier", "fourier_dask") and "inverse study" in msg), msg
         return
     try:
         got = plan(o)
@@ -119,6 +120,9 @@ def test_assume_names_the_route_or_is_refused(d, route, assume):
         assert "shift-equivariance error" in plan(o).reason
     elif assume == "dense" and route == "fourier":
         assert plan(o).name == "study"
+    elif assume == "dense" and route == "fourier_dask":  # the dense study, which does not read from Dask
+        with pytest.raises(ConfigError, match="^--dask is not used by the inverse study \\(dense\\) route"):
+            plan(o)
     else:
         with pytest.raises(ConfigError, match="^--assume"):
             plan(o)

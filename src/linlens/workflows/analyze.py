@@ -17,6 +17,8 @@ inverse study (dense)                      ``--targets``, and an operator that i
 Fourier (shift-invariant inverse study)    ``--targets --operator`` with a circular convolution
                                            (tested in the operator's own precision), or
                                            ``--assume shift-invariant``
+Fourier (Dask)                             the same with ``--dask ADDRESS|local`` (inputs and targets
+                                           read block by block on the workers)
 =========================================  ========================================================
 """
 
@@ -31,13 +33,14 @@ from linlens.errors import ConfigError
 from linlens.report import check_destination
 from linlens.workflows.analyze_dask import run_dask
 from linlens.workflows.analyze_dense import run_dense
+from linlens.workflows.analyze_fourier_dask import run_fourier_dask
 from linlens.workflows.analyze_options import ASSUME, OPTION_ROUTES, ROUTES, AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.analyze_subspace import run_subspace
 from linlens.workflows.inverse import plan_inverse, run_fourier, run_study
 
 __all__ = ["AnalyzeOptions", "Route", "ROUTES", "OPTION_ROUTES", "plan", "run", "run_analyze"]
 
-_INVERSE = frozenset({"study", "fourier"})
+_INVERSE = frozenset({"study", "fourier", "fourier_dask"})
 
 
 def plan(options: AnalyzeOptions) -> Route:
@@ -74,6 +77,9 @@ def plan(options: AnalyzeOptions) -> Route:
         refuse_unused(o, _INVERSE, "inverse study")  # before the operator is loaded (module:attr imports code)
         o.check_values()
         route = plan_inverse(o)
+        if o.dask is not None and route.name == "fourier":
+            route = Route("fourier_dask", f"--dask {o.dask}: {route.reason}; inputs and targets read block by block "
+                                          "on Dask workers, partial spectra merged in a tree", route.operator)
     elif o.dask is not None:
         route = Route("dask", f"--dask {o.dask}: the dense surrogate, inputs streamed block by block on Dask workers")
     else:
@@ -89,7 +95,7 @@ def plan(options: AnalyzeOptions) -> Route:
 
 
 _RUNNERS = {"dense": run_dense, "dask": run_dask, "subspace": run_subspace, "study": run_study,
-            "fourier": run_fourier}
+            "fourier": run_fourier, "fourier_dask": run_fourier_dask}
 
 
 def run(options: AnalyzeOptions, console: Any = None) -> dict[str, Any]:

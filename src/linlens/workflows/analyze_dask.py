@@ -46,38 +46,38 @@ _MODELS: dict[tuple[str, str, bool, tuple[int, ...]], Any] = {}  # per worker pr
 
 
 # ------------------------------------------------------------------------------------------------- inputs
-def open_inputs(path: Path) -> tuple[tuple[str, str], int, int, tuple[int, ...]]:
-    """Check an ``.npy`` file or a Zarr array folder without reading it.
+def open_inputs(path: Path, name: str = "inputs") -> tuple[tuple[str, str], int, int, tuple[int, ...]]:
+    """Check an ``.npy`` file or a Zarr array folder without reading it (``name`` starts its error messages).
 
     Returns:
         ((kind, abs path), n rows, d = values per row, the shape of one row (d,) or native, e.g. (C, H, W)).
     """
     p = Path(path).expanduser().resolve()
     if not p.exists():
-        raise InputFileError(f"inputs: file not found: {path}")
+        raise InputFileError(f"{name}: file not found: {path}")
     if p.is_dir() or p.suffix.lower() == ".zarr":
         import zarr
 
         try:
             arr = zarr.open_array(str(p), mode="r")
         except Exception as exc:  # noqa: BLE001 - zarr raises several types for a bad store
-            raise InputFileError(f"inputs: {path} is not a Zarr array ({type(exc).__name__}: {exc})") from None
+            raise InputFileError(f"{name}: {path} is not a Zarr array ({type(exc).__name__}: {exc})") from None
         kind, shape, dtype = "zarr", arr.shape, arr.dtype
     elif p.suffix.lower() == ".npy":
         try:
             arr = np.load(p, mmap_mode="r", allow_pickle=False)
         except Exception as exc:  # noqa: BLE001
-            raise InputFileError(f"inputs: cannot read {path} as .npy ({type(exc).__name__}: {exc})") from None
+            raise InputFileError(f"{name}: cannot read {path} as .npy ({type(exc).__name__}: {exc})") from None
         kind, shape, dtype = "npy", arr.shape, arr.dtype
         del arr
     else:
-        raise InputFileError(f"inputs: with --dask, expected a .npy file or a .zarr folder; got {path}")
+        raise InputFileError(f"{name}: with --dask, expected a .npy file or a .zarr folder; got {path}")
     if len(shape) < 2:
-        raise ShapeError(f"inputs need a row axis and at least one feature axis (n_samples, d_in) or "
+        raise ShapeError(f"{name} need a row axis and at least one feature axis (n_samples, d_in) or "
                          f"(n_samples, *shape); got shape {tuple(shape)}")
-    check_real(np.zeros(0, dtype=dtype), f"inputs ({path})")
+    check_real(np.zeros(0, dtype=dtype), f"{name} ({path})")
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
-        raise InputFileError(f"inputs must hold real numbers; got dtype {dtype}")
+        raise InputFileError(f"{name} must hold real numbers; got dtype {dtype}")
     return (kind, str(p)), int(shape[0]), int(np.prod(shape[1:])), tuple(int(k) for k in shape[1:])
 
 

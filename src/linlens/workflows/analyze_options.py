@@ -28,10 +28,11 @@ ROUTES: dict[str, str] = {
     "subspace": "subspace (top-m principal subspace)",
     "study": "inverse study (dense)",
     "fourier": "Fourier (shift-invariant inverse study)",
+    "fourier_dask": "Fourier (Dask)",
 }
 _ALL = frozenset(ROUTES)
 _SURROGATE = frozenset({"dense", "dask", "subspace"})
-_INVERSE = frozenset({"study", "fourier"})
+_INVERSE = frozenset({"study", "fourier", "fourier_dask"})
 
 #: the most bootstrap resamples --n-boot may ask for
 MAX_N_BOOT = 100_000
@@ -42,8 +43,8 @@ OPTION_ROUTES: dict[str, frozenset[str]] = {
     "seed": _ALL, "trust_model": _ALL, "assume": _ALL,  # whether the route matches --assume is checked by plan
     "reference": _SURROGATE,
     "fit_intercept": frozenset({"dense", "dask"}),
-    "dask": frozenset({"dask"}),
-    "output_index": _SURROGATE, "output_key": _SURROGATE, "max_memory": _SURROGATE | {"fourier"},
+    "dask": frozenset({"dask", "fourier_dask"}),
+    "output_index": _SURROGATE, "output_key": _SURROGATE, "max_memory": _SURROGATE | {"fourier", "fourier_dask"},
     "components": frozenset({"subspace"}),
     "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE | {"subspace"},
     "train_inputs": frozenset({"study"}), "train_targets": frozenset({"study"}),
@@ -59,14 +60,14 @@ FLAGS: dict[str, str] = {
 #: --assume value → the routes it names
 ASSUME: dict[str, frozenset[str]] = {
     "dense": frozenset({"dense", "dask", "study"}),
-    "shift-invariant": frozenset({"fourier"}),
+    "shift-invariant": frozenset({"fourier", "fourier_dask"}),
     "subspace": frozenset({"subspace"}),
 }
 
 
 #: short route names, as the CLI's help says which routes use an option
 SHORT: dict[str, str] = {"dense": "dense", "dask": "Dask", "subspace": "subspace", "study": "study",
-                         "fourier": "Fourier"}
+                         "fourier": "Fourier", "fourier_dask": "Fourier on Dask"}
 
 
 def routes_text(option: str) -> str:

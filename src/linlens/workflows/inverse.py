@@ -96,6 +96,10 @@ def row_shapes(inputs: Path, targets: Path | None) -> tuple[tuple[int, ...], tup
     without loading ``.npy`` data (memory-mapped)."""
     if targets is None and Path(inputs).suffix.lower() != ".npz":
         raise InputFileError("targets: give --targets, or an .npz holding arrays named 'inputs' and 'targets'")
+    if any(p is not None and (Path(p).is_dir() or Path(p).suffix.lower() == ".zarr") for p in (inputs, targets)):
+        from linlens.workflows.analyze_dask import open_inputs  # a Zarr array folder (the Dask routes read them)
+
+        return open_inputs(inputs, "inputs")[3], open_inputs(targets, "targets")[3]
     Y = load_array(inputs, "inputs", ndim=None, mmap=True)
     X = load_array(targets if targets is not None else inputs, "targets", ndim=None, mmap=True,
                    preferred_keys=TARGET_KEYS)
@@ -502,7 +506,6 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     model, out, force, batch_size, device, seed = o.model, o.out, o.force, o.batch_size, o.device, o.seed
     n_boot, inputs, noise_std = 100 if o.n_boot is None else o.n_boot, o.inputs, o.noise_std
     load_model_kwargs = {"trust_model": o.trust_model}
-    name = Path(str(model)).name
     check_destination(out, force)
 
     def say(msg: str) -> None:
@@ -517,26 +520,15 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
         raise ShapeError(f"the Fourier route needs single-channel signals or images of one shape for inputs and "
                          f"targets; got {tuple(Y.shape[1:])} and {tuple(X.shape[1:])}")
     n = len(Y)
-    K = int(np.prod(shp[:-1])) * (shp[-1] // 2 + 1)  # rfft coefficients per image
-    # the bootstrap keeps ~16 arrays of n_boot × K float64 (4 accumulators, then spectra, ratios, temporaries)
-    check_memory(16 * 8 * n_boot * K, f"the Fourier route's {n_boot} bootstrap replicates of {K:,} spectral values",
-                 o.max_memory, alternative="lower --n-boot")
+    check_fourier_memory(n_boot, shp, o.max_memory)
     check_rows(Y, 8, "inputs", "the Fourier route (training pairs for σ and C_data, held-out probes)")
     check_rows(X, 8, "targets", "the Fourier route")
     train, probe = split_rows(n, seed)
+    probe = np.sort(probe)  # the probes in file order (as the Dask route reads them): the same bootstrap weights
     Ytr, Xtr = Y[train].reshape(len(train), *shp), X[train].reshape(len(train), *shp)
     A_x = op.matvec(Xtr.reshape(len(train), -1))
-    sigma_note = None
-    if noise_std is None:
-        noise_std, lo, hi = noise_std_interval(Ytr.reshape(len(train), -1) - A_x)
-        check_estimated_noise_std(noise_std, Ytr)
-        sigma_ci: tuple[float, float] | None = (lo, hi)
-    else:
-        sigma_ci = None
-        noise_std = check_noise_std(noise_std)
-        sigma_note = noise_std_disagreement(noise_std, *noise_std_interval(Ytr.reshape(len(train), -1) - A_x))
-        if sigma_note:
-            say(f"warning: {sigma_note}")
+    est = noise_std_interval(Ytr.reshape(len(train), -1) - A_x)
+    noise_std, sigma_ci, sigma_note = fourier_noise_std(noise_std, est, Ytr, say)
     dev = str(resolve_device(device))
     net = load_model(model, device=dev, **(load_model_kwargs or {}))
     say(f"Fourier route: probing the model on {len(probe)} held-out images ({n_boot} Poisson-bootstrap replicates)")
@@ -553,6 +545,44 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     te = prediction_errors({"model": F_p, "surrogate (in-sample)": sur.predict(Yp), "C_data": data.predict(Yp),
                             "Wiener": apply_filter(an.wiener, Yp, shp, my, mx),
                             "zero (predict the mean)": np.full(Xp.shape, mx)}, Xp)
+    return fourier_report(o, route, an, te, shp, len(train), len(probe), noise_std, sigma_ci, sigma_note)
+
+
+def check_fourier_memory(n_boot: int, shp: tuple[int, ...], max_memory: int | None) -> None:
+    """Refuse (one line) a Fourier-route bootstrap that would not fit ``max_memory`` (bytes; None: the machine)."""
+    K = int(np.prod(shp[:-1])) * (shp[-1] // 2 + 1)  # rfft coefficients per image
+    # the bootstrap keeps ~16 arrays of n_boot × K float64 (4 accumulators, then spectra, ratios, temporaries)
+    check_memory(16 * 8 * n_boot * K, f"the Fourier route's {n_boot} bootstrap replicates of {K:,} spectral values",
+                 max_memory, alternative="lower --n-boot")
+
+
+def fourier_noise_std(noise_std: float | None, estimate: tuple[float, float, float], Ytr: Any,
+                      say: Any) -> tuple[float, tuple[float, float] | None, str | None]:
+    """The Fourier route's σ: the given one (checked, with a warning when the residuals disagree) or the estimate
+    (σ̂, low, high) from y − Ax, which must be above the rounding of the training inputs ``Ytr``.
+
+    Returns:
+        (σ, its interval or None when given, the warning or None).
+    """
+    if noise_std is None:
+        check_estimated_noise_std(estimate[0], Ytr)
+        return estimate[0], (estimate[1], estimate[2]), None
+    noise_std = check_noise_std(noise_std)
+    note = noise_std_disagreement(noise_std, *estimate)
+    if note:
+        say(f"warning: {note}")
+    return noise_std, None, note
+
+
+def fourier_report(o: AnalyzeOptions, route: Route, an: Any, te: dict[str, Any], shp: tuple[int, ...],
+                   n_train: int, n_probe: int, noise_std: float, sigma_ci: tuple[float, float] | None,
+                   sigma_note: str | None, extra: dict[str, Any] | None = None, how: str = "") -> dict[str, Any]:
+    """Write the Fourier route's report (in memory or on Dask: the same tables, answer and figures) to
+    ``o.out`` and return the summary. ``an``: :class:`~linlens.spectral.SpectralAnalysis`; ``te``: the test
+    errors (:func:`~linlens.spectral.errors_from_squares`); ``extra``: more metrics; ``how``: a sentence on where
+    the statistics were computed."""
+    name, inputs, out, force = Path(str(o.model)).name, o.inputs, o.out, o.force
+    train, probe = range(n_train), range(n_probe)  # only their lengths are reported
     rep = Report(f"linlens analyze (Fourier route): {name} on {Path(inputs).name}")
     add_route(rep, route)
     if sigma_note:
@@ -565,6 +595,7 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
         + (f" (σ estimated from y − Ax: {noise_std:.4g}, 95% χ² interval [{sigma_ci[0]:.4g}, {sigma_ci[1]:.4g}])"
            if sigma_ci else "") + ". Verdicts follow the dense route's rule (paired bootstrap intervals over probe "
         "images). References: " + "; ".join(f"{k}: {v}" for k, v in (an.reference_status or {}).items()) + "."
+        + (f" {how}" if how else "")
     )
     rows = [[k, an.errors_corrected[k], f"[{an.error_intervals[k][0]:.3g}, {an.error_intervals[k][1]:.3g}]"
              if k in an.error_intervals else ""] for k in an.errors]
@@ -597,7 +628,7 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
     rep.add_figure(sfigs.plot_filter_factors(an), "filter_factors", "Filter factors φ(k) = Ĉ(k)H(k) against |H(k)|.")
     rep.metrics.update({"image_shape": list(shp), "n_train": len(train), "n_probe": len(probe),
                         "noise_std": noise_std, "noise_std_interval": sigma_ci, "analysis": an.to_dict(),
-                        "test_errors": te})
+                        "test_errors": te, **(extra or {})})
     rep.write(out, force=force)
     summary: dict[str, Any] = {"route": route.label, "verdict": an.verdict.text(),
                                "linear fraction of output power": lf}
