@@ -366,3 +366,24 @@ def test_fourier_c_data_is_resampled_with_its_training_images_and_covered():
         est.append(an.errors_corrected["C_data"])
     assert np.mean(hits) >= 0.85 and abs(np.mean(est) / truth - 1) < 0.05
     assert an.reference_status["C_data"].startswith("estimated: resampled")
+
+
+def test_merged_block_fits_equal_the_whole_fit_replicates_included():
+    """Partial fits of blocks (each with its position), merged in any tree, equal the fit on all images: the
+    independent route is the one-piece fit; blocks with different means move the k = 0 terms between pilots."""
+    from linlens.spectral import poisson_weights
+
+    rng = np.random.default_rng(1)
+    Y = rng.standard_normal((500, 6, 8)) + np.linspace(0, 5, 500)[:, None, None]
+    F = 1.5 * Y + 0.3 * Y**2 + 3
+    whole = SpectralSurrogate(n_boot=20, seed=4).fit(Y, F)
+    cuts = [0, 37, 100, 333, 500]
+    parts = [SpectralSurrogate(n_boot=20, seed=4).partial_fit(Y[a:b], F[a:b], first_index=a)
+             for a, b in zip(cuts, cuts[1:], strict=False)]
+    merged = parts[0].merge(parts[1]).merge(parts[2].merge(parts[3]))
+    for got, want in zip(merged._replicates(), whole._replicates(), strict=True):
+        assert np.allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    assert merged.intercept_ == pytest.approx(whole.intercept_, rel=1e-12)
+    W = poisson_weights(4, 0, 500, 20)
+    assert np.array_equal(W[:, 37:100], poisson_weights(4, 37, 100, 20))
+    assert abs(W.mean() - 1) < 0.05 and abs(W.var() - 1) < 0.1  # Poisson(1)
