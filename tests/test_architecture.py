@@ -199,7 +199,7 @@ def test_imports_follow_the_floors():
 
 
 @pytest.mark.parametrize("src,dst", [
-    ("linlens.koopman.plots", "linlens.report.figures"),  # a capability importing the report floor
+    ("linlens.koopman.study", "linlens.report.figures"),  # a capability importing the report floor
     ("linlens.koopman.dmd", "linlens.flows.models"),  # capabilities importing each other
     ("linlens.linalg.svd", "linlens.jacobian.dense"),  # the shared floor importing a capability
     ("linlens.errors", "linlens.linalg"),  # the ground floor importing upwards
@@ -219,7 +219,7 @@ def test_a_planted_violation_fails_the_check(src, dst):
 def test_the_checker_allows_what_the_design_allows():
     # a synthetic graph of allowed imports, one per rule
     ok = {"linlens.validation": ["linlens.errors"], "linlens.scale": ["linlens.linalg.svd"],
-          "linlens.koopman.plots": ["linlens.koopman.dmd", "linlens.nn", "linlens.stats"],
+          "linlens.koopman.study": ["linlens.koopman.dmd", "linlens.nn", "linlens.stats"],
           "linlens.report.spectral_figures": ["linlens.spectral"], "linlens.workflows.demo": ["linlens.report",
           "linlens.problems", "linlens.surrogate"], "linlens.study": ["linlens.surrogate", "linlens.problems"],
           "linlens.cli": ["linlens.workflows.demo", "linlens"]}

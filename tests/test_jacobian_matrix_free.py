@@ -123,7 +123,7 @@ def test_figures_draw_results_without_recomputing() -> None:
     y = torch.randn(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     res = jacobian_svd(net, y, k=3)
     filt = adaptive_filters(net, y, [(0, 2, 3), (0, 5, 5)])
-    for fig in (jfig.plot_singular_spectrum(res), jfig.plot_singular_vectors(res, n=3),
+    for fig in (jfig.plot_jacobian_spectrum(res), jfig.plot_singular_vectors(res, n=3),
                 jfig.plot_adaptive_filters(filt, image=y[0].numpy()),
                 jfig.plot_euler_test([0.1], {"net": [euler_test(net, y)]})):
         assert len(fig.axes) == 1

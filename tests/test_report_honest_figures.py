@@ -169,8 +169,8 @@ def test_page_opens_with_a_short_answer(rendered):
 
 @pytest.mark.parametrize("widths,rank", [((2, 2, 2), 0), ((3, 2, 3), 1)])
 def test_hasse_labels_are_not_clipped(widths, rank):
-    from linlens.fibers import plot_hasse
     from linlens.fibers.order import stratum_order
+    from linlens.report.fibers_figures import plot_hasse
 
     fig = plot_hasse(stratum_order(widths, rank))
     fig.canvas.draw()

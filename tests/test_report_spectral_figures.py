@@ -11,7 +11,7 @@ from linlens.problems import CircularBlur
 from linlens.report.spectral_figures import (
     plot_coherence,
     plot_coherence_map,
-    plot_filter_factors,
+    plot_fourier_filter_factors,
     plot_transfer,
     plot_transfer_map,
 )
@@ -46,7 +46,7 @@ def test_figures_show_the_results_numbers(analysis):
     Y, F = np.fft.fft2(y - y.mean()), np.fft.fft2(f - f.mean())
     want = np.fft.fftshift(np.log10(np.abs((F * Y.conj()).sum(0) / (np.abs(Y) ** 2).sum(0))))
     np.testing.assert_allclose(plot_transfer_map(analysis).axes[0].images[0].get_array(), want, rtol=0, atol=1e-12)
-    fig = plot_filter_factors(analysis)
+    fig = plot_fourier_filter_factors(analysis)
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), analysis.filter_factors.real.ravel())
     plt.close("all")
 
@@ -55,4 +55,4 @@ def test_figures_refuse_other_results():
     with pytest.raises(TypeError):
         plot_coherence({"not": "a result"})
     with pytest.raises(TypeError):
-        plot_filter_factors(None)
+        plot_fourier_filter_factors(None)

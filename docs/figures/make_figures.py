@@ -28,8 +28,8 @@ def save(fig, name: str) -> Path:
 
 def fibers() -> Path:
     """The closure order of the strata of the rank-0 fiber of 2 × 2 × 2 (guide/fibers.md)."""
-    from linlens.fibers import plot_hasse
     from linlens.fibers.order import stratum_order
+    from linlens.report.fibers_figures import plot_hasse
 
     return save(plot_hasse(stratum_order((2, 2, 2), 0)), "fibers_hasse.png")
 

@@ -413,6 +413,16 @@ class SpectralSurrogateResult(ResultMixin):
     ci: float
     n_boot: int
 
+    @property
+    def transfer_plane(self) -> np.ndarray:
+        """Ĉ(k) on the full frequency plane (zero frequency at the centre), :func:`full_plane` of ``transfer``."""
+        return full_plane(self.transfer, self.image_shape)
+
+    @property
+    def coherence_plane(self) -> np.ndarray:
+        """γ²(k) on the full frequency plane (zero frequency at the centre), :func:`full_plane` of ``coherence``."""
+        return full_plane(self.coherence, self.image_shape)
+
 
 # ---------------------------------------------------------------------------------------------- estimator
 class SpectralSurrogate:

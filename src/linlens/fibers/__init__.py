@@ -2,7 +2,7 @@
 
 Modules import one way: ``barcode`` (rank lists, barcodes, strata) → ``order`` (closure order, combinatorial
 barcode moves) → ``network`` (weights, numerical rank lists) → ``bases`` (prebases, tangent and normal
-spaces) → ``moves`` (weight-space moves) → ``plots``.
+spaces) → ``moves`` (weight-space moves). Their figures are in :mod:`linlens.report.fibers_figures`.
 
 References:
     | The Geometry of the Set of Equivalent Linear Neural Networks (Bhattacharya & Shewchuk, 2024)
@@ -36,7 +36,6 @@ from linlens.fibers.moves import (
 )
 from linlens.fibers.network import LinearNetwork, RankEntry, RankList
 from linlens.fibers.order import BarcodeMove, barcode_moves, stratum_order
-from linlens.fibers.plots import plot_basis_flow, plot_hasse
 
 __all__ = [
     "LinearNetwork",
@@ -64,6 +63,4 @@ __all__ = [
     "rank_one_move",
     "is_valid_rank_one",
     "apply_barcode_move",
-    "plot_basis_flow",
-    "plot_hasse",
 ]

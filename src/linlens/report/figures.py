@@ -46,8 +46,10 @@ _ax = new_axes
 
 
 def plot_singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, title: str = "Singular values",
-                          noise_floors: Mapping[str, float] | None = None):
-    """Overlay of descending singular values on a log scale, one line per operator.
+                          noise_floors: Mapping[str, float] | None = None, ylabel: str = "σᵢ",
+                          xlabel: str = "index i"):
+    """Spectra against their index on a log scale, one line per name: singular values of operators, variances
+    of components against PCA eigenvalues (``ylabel="variance"``) — the one spectrum figure of the package.
 
     ``noise_floors`` maps an operator's name to the size of its estimation noise (e.g. √E‖Ĉ − C‖²_F): drawn as a
     horizontal dashed line in that operator's colour, singular values below it are not told apart from noise."""
@@ -59,8 +61,8 @@ def plot_singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, tit
         if noise_floors and name in noise_floors and noise_floors[name] > 0:
             ax.axhline(noise_floors[name], color=f"C{j}", ls=(0, (6, 3)), lw=1.2,
                        label=f"{name}: estimation-noise floor {noise_floors[name]:.2g}")
-    ax.set_xlabel("index i")
-    ax.set_ylabel("σᵢ")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
@@ -123,14 +125,30 @@ def plot_principal_angles(angles: Mapping[str, np.ndarray], ax: Any = None, titl
     return fig
 
 
-def plot_eigenvalues(eigs: Mapping[str, np.ndarray], ax: Any = None, unit_circle: bool = False,
-                     title: str = "Eigenvalues", symlog: bool = True):
-    """Eigenvalues in the complex plane, one marker set per operator (symmetric-log axes by default,
-    because eigenvalues of inverse operators span many decades)."""
+def plot_eigenvalues(eigs: Mapping[str, Any], ax: Any = None, unit_circle: bool = False,
+                     title: str = "Eigenvalues", symlog: bool = True, lim: float | None = None):
+    """Eigenvalues in the complex plane, one marker set per operator.
+
+    Arguments:
+        eigs: name → (r,) complex eigenvalues (arrays or tensors).
+        ax: optional matplotlib axes.
+        unit_circle: draw the unit circle with equal axes (DMD, Koopman); otherwise symmetric-log axes when
+            ``symlog`` (eigenvalues of inverse operators span many decades).
+        lim: axes span [−lim, lim] (the Koopman authors' plots use 2); eigenvalues outside are counted in a note.
+
+    Returns:
+        The matplotlib figure.
+
+    Example:
+        >>> fig = plot_eigenvalues({"h=2": np.array([0.9 + 0.1j, 0.9 - 0.1j, 3.0])}, unit_circle=True, lim=2.0)
+        >>> tuple(map(float, fig.axes[0].get_xlim())), fig.axes[0].texts[0].get_text()
+        ((-2.0, 2.0), '1 eigenvalue(s) outside the axes (max |λ| = 3)')
+    """
+    eigs = {name: np.asarray(e.detach().cpu() if hasattr(e, "detach") else e, dtype=complex)
+            for name, e in eigs.items()}
     fig, ax = _ax(ax, (5.5, 5))
     markers = "ox+sd^v"
     for j, (name, e) in enumerate(eigs.items()):
-        e = np.asarray(e, dtype=complex)
         mk = markers[j % len(markers)]
         style = {"facecolors": "none", "edgecolors": f"C{j}"} if mk in "osd^v" else {"color": f"C{j}"}
         ax.scatter(e.real, e.imag, marker=mk, s=18, label=name, **style)
@@ -146,7 +164,15 @@ def plot_eigenvalues(eigs: Mapping[str, np.ndarray], ax: Any = None, unit_circle
     ax.set_xlabel("Re λ")
     ax.set_ylabel("Im λ")
     ax.set_title(title)
-    ax.legend()
+    if lim is not None:
+        all_e = np.concatenate([np.ravel(e) for e in eigs.values()]) if eigs else np.zeros(0)
+        n_out = int(((np.abs(all_e.real) > lim) | (np.abs(all_e.imag) > lim)).sum()) if all_e.size else 0
+        if n_out:
+            ax.text(0.02, 0.02, f"{n_out} eigenvalue(s) outside the axes (max |λ| = {np.abs(all_e).max():.3g})",
+                    transform=ax.transAxes, fontsize=7)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+    ax.legend(fontsize=7)
     return fig
 
 
@@ -376,18 +402,6 @@ def plot_subspace_angles(result: Any, ax: Any = None, title: str = "Largest prin
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="center left")
     return fig
-
-
-
-
-# deprecated aliases: the names before issue 13, kept so that external code does not break
-singular_spectra = plot_singular_spectra
-filter_factor_plot = plot_filter_factors
-principal_angle_plot = plot_principal_angles
-eigenvalue_plot = plot_eigenvalues
-operator_heatmaps = plot_operator_heatmaps
-training_curves = plot_training_curves
-bar_chart = plot_bar_chart
 
 
 def plot_operator_rows(rows: Mapping[str, np.ndarray], image_shape: tuple[int, int], pixels: Sequence[int],

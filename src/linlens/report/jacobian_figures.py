@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # only for annotations: figures never import the capability t
 
 __all__ = [
     "mosaic",
-    "plot_singular_spectrum",
+    "plot_jacobian_spectrum",
     "plot_singular_vectors",
     "plot_adaptive_filters",
     "plot_euler_test",
@@ -66,7 +66,7 @@ def mosaic(images: np.ndarray, ncols: int | None = None, pad: int = 1, symmetric
     return out
 
 
-def plot_singular_spectrum(result: JacobianSVD, ax: Any = None, index: int = 0, label: str | None = None):
+def plot_jacobian_spectrum(result: JacobianSVD, ax: Any = None, index: int = 0, label: str | None = None):
     """Top-k singular values of J(y) for input ``index``, with the error bound of each as a bar."""
     fig, ax = _ax(ax)
     s = result.singular_values[index]

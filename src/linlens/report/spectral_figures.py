@@ -1,7 +1,8 @@
 """Figures of the Fourier route (:mod:`linlens.spectral`): transfer functions and coherence as radial profiles
 with bootstrap intervals and as 2-D maps, and filter factors against |H(k)|. Every function takes a result
 (a :class:`~linlens.spectral.SpectralSurrogateResult` or a :class:`~linlens.spectral.SpectralAnalysis`), an
-optional ``ax``, and returns the figure; nothing is recomputed beyond reshaping for display.
+optional ``ax``, and returns the figure; nothing is computed here (the full frequency planes come from the
+result's ``transfer_plane`` and ``coherence_plane``).
 
 Example:
     >>> import numpy as np
@@ -22,9 +23,10 @@ matplotlib.use("Agg")  # reports are written headless; never needs a display
 import numpy as np  # noqa: E402
 
 from linlens.report.figures import new_axes as _ax  # noqa: E402
-from linlens.spectral import SpectralAnalysis, SpectralSurrogateResult, full_plane  # noqa: E402
+from linlens.spectral import SpectralAnalysis, SpectralSurrogateResult  # noqa: E402
 
-__all__ = ["plot_transfer", "plot_coherence", "plot_transfer_map", "plot_coherence_map", "plot_filter_factors"]
+__all__ = ["plot_transfer", "plot_coherence", "plot_transfer_map", "plot_coherence_map",
+           "plot_fourier_filter_factors"]
 
 
 def _surrogate(result: Any) -> SpectralSurrogateResult:
@@ -73,9 +75,9 @@ def plot_coherence(result: Any, ax: Any = None, title: str = "Coherence γ²(k):
     return fig
 
 
-def _map(values: np.ndarray, shape: tuple[int, ...], ax: Any, title: str, label: str, **kw: Any):
+def _map(full: np.ndarray, shape: tuple[int, ...], ax: Any, title: str, label: str, **kw: Any):
+    """Draw a full, centred frequency plane (the result's ``*_plane``): a curve for 1-D signals, an image else."""
     fig, ax = _ax(ax, (5, 4))
-    full = full_plane(values, shape)
     if len(shape) == 1:
         k = np.fft.fftshift(np.fft.fftfreq(shape[0]))
         ax.plot(k, full.real, marker=".")
@@ -96,20 +98,21 @@ def plot_transfer_map(result: Any, ax: Any = None, title: str = "log₁₀ |Ĉ(k
     """2-D map of log₁₀|Ĉ(k)| over the full frequency plane (zero frequency at the centre)."""
     s = _surrogate(result)
     with np.errstate(divide="ignore"):
-        v = np.log10(np.abs(s.transfer))
+        v = np.log10(np.abs(s.transfer_plane))
     return _map(v, s.image_shape, ax, title, "log₁₀ |Ĉ|", cmap="viridis")
 
 
 def plot_coherence_map(result: Any, ax: Any = None, title: str = "Coherence γ²(k)"):
     """2-D map of γ²(k) over the full frequency plane (zero frequency at the centre)."""
     s = _surrogate(result)
-    return _map(s.coherence, s.image_shape, ax, title, "γ²", cmap="magma", vmin=0, vmax=1)
+    return _map(s.coherence_plane, s.image_shape, ax, title, "γ²", cmap="magma", vmin=0, vmax=1)
 
 
-def plot_filter_factors(result: SpectralAnalysis, ax: Any = None, title: str = "Filter factors φ(k) = Ĉ(k)H(k)"):
+def plot_fourier_filter_factors(result: SpectralAnalysis, ax: Any = None,
+                                title: str = "Filter factors φ(k) = Ĉ(k)H(k)"):
     """Re φ(k) against |H(k)| for the network's surrogate and the Wiener filter (1 = A⁻¹, 0 = discarded)."""
     if not isinstance(result, SpectralAnalysis):
-        raise TypeError(f"plot_filter_factors needs a SpectralAnalysis; got {type(result).__name__}")
+        raise TypeError(f"plot_fourier_filter_factors needs a SpectralAnalysis; got {type(result).__name__}")
     fig, ax = _ax(ax, (7, 4))
     h = np.abs(result.operator_transfer).ravel()
     order = np.argsort(h)

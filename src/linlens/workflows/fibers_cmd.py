@@ -21,14 +21,13 @@ from linlens.errors import ConfigError, InputFileError, NumericalWarning, ShapeE
 from linlens.fibers import (
     LinearNetwork,
     count_strata,
-    plot_basis_flow,
-    plot_hasse,
     prebasis,
     stratum_order,
     tangent_normal,
 )
 from linlens.nn import seed_everything, train
 from linlens.report import Report, check_destination
+from linlens.report.fibers_figures import plot_basis_flow, plot_hasse
 from linlens.surrogate import reduced_rank_regression
 from linlens.validation import as_array
 

@@ -33,13 +33,14 @@ from linlens.flows import (
     encode,
     encoder_jacobians,
     local_covariance,
-    plots,
     unwhitened_components,
 )
 from linlens.linalg import svd
 from linlens.loaders import load_array, load_model
 from linlens.nn import resolve_device
 from linlens.report import Report, check_destination
+from linlens.report import flows_figures as ffig
+from linlens.report.figures import plot_singular_spectra
 
 __all__ = ["run_flows", "load_flow", "MAX_JACOBIAN_NUMBERS"]
 
@@ -364,7 +365,7 @@ def run_flows(
         show = np.flatnonzero(ok)[np.linspace(0, n_ok - 1, min(120, n_ok)).astype(int)]
         cov_r = R @ lc.covariance[show] @ R.T  # batched BLAS (a three-operand einsum loops unblocked)
         dir_r = np.einsum("ij,njk->nik", R, lc.directions[show])
-        fig = plots.plot_local_covariance(((Xa[show] - mean) @ R.T), cov_r, dir_r, lc.local_std[show], dims=(0, 1),
+        fig = ffig.plot_local_covariance(((Xa[show] - mean) @ R.T), cov_r, dir_r, lc.local_std[show], dims=(0, 1),
                                           n_show=len(show), title="local covariance (×0.25 std), PCA axes 1–2")
         fig.axes[0].scatter(Xr[:, 0], Xr[:, 1], s=1, c="0.85", zorder=0)
         fig.axes[0].set_xlabel("PCA axis 1")
@@ -374,24 +375,25 @@ def run_flows(
         fp = np.einsum("bksd,ed->bkse", trav - mean, R[:2]).reshape(-1, len(_STEPS), 2)
         pp = np.einsum("bksd,ed->bkse", trav_pca - mean, R[:2]).reshape(-1, len(_STEPS), 2)
         labels = [f"point {i + 1}, comp {k + 1}" for i in range(len(base)) for k in range(k_top)]
-        rep.add_figure(plots.plot_traversal_paths(Xr[:, :2], fp, pp, labels), "traversals",
+        rep.add_figure(ffig.plot_traversal_paths(Xr[:, :2], fp, pp, labels), "traversals",
                        "Traversals along the top components (solid, flow) and PCA's axes (dashed), PCA plane.")
     side = int(round(math.sqrt(d)))
     if side * side == d and d >= 16:
         lo_v, hi_v = float(X.min()), float(X.max())
         imgs = np.concatenate([trav[0], trav_pca[0]]).reshape(2 * k_top, len(_STEPS), side, side)
         imgs = (imgs - lo_v) / max(hi_v - lo_v, 1e-300)
-        rep.add_figure(plots.plot_traversal_grid(np.clip(imgs, 0, 1), _STEPS,
+        rep.add_figure(ffig.plot_traversal_grid(np.clip(imgs, 0, 1), _STEPS,
                                             [f"flow {k + 1}" for k in range(k_top)] + [f"PCA {k + 1}" for k in
                                                                                         range(k_top)]),
                        "traversal_images", "First base point as an image: rows = flow components, then PCA axes.")
-    rep.add_figure(plots.plot_spectrum({"median local variance 1/s²": med_std**2, "var(ẑ_k)": comp_var,
-                                        "PCA variance": pca_std**2}), "spectrum",
+    rep.add_figure(plot_singular_spectra({"median local variance 1/s²": med_std**2, "var(ẑ_k)": comp_var,
+                                        "PCA variance": pca_std**2},
+                                         ylabel="variance", xlabel="component", title=""), "spectrum",
                    "Local variances and component variances of the flow against PCA's spectrum.")
     kc = min(d, 4)
-    rep.add_figure(plots.plot_components_vs_pca(comp_ok[:, :kc], scores[ok, :kc]), "components_vs_pca",
+    rep.add_figure(ffig.plot_components_vs_pca(comp_ok[:, :kc], scores[ok, :kc]), "components_vs_pca",
                    "Each un-whitened component against PCA's score of the same rank.")
-    rep.add_figure(plots.plot_sigma_max(sig_max, 1 / math.sqrt(2 * alpha) if alpha else None), "sigma_max",
+    rep.add_figure(ffig.plot_sigma_max(sig_max, 1 / math.sqrt(2 * alpha) if alpha else None), "sigma_max",
                    "σ_max(J) over the analysed points" + (" with 1/√(2α)." if alpha else "."))
     rep.metrics = metrics
     rep.write(out, force)

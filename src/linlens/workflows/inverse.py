@@ -625,7 +625,8 @@ def fourier_report(o: AnalyzeOptions, route: Route, an: Any, te: dict[str, Any],
     rep.add_figure(sfigs.plot_transfer(an), "transfer", "Radial mean of |Ĉ(k)| with intervals, beside |H(k)|⁻¹ "
                    "and the Wiener filter.")
     rep.add_figure(sfigs.plot_coherence(an), "coherence", "Coherence γ²(k): per-frequency R² of the surrogate.")
-    rep.add_figure(sfigs.plot_filter_factors(an), "filter_factors", "Filter factors φ(k) = Ĉ(k)H(k) against |H(k)|.")
+    rep.add_figure(sfigs.plot_fourier_filter_factors(an), "filter_factors",
+                   "Filter factors φ(k) = Ĉ(k)H(k) against |H(k)|.")
     rep.metrics.update({"image_shape": list(shp), "n_train": len(train), "n_probe": len(probe),
                         "noise_std": noise_std, "noise_std_interval": sigma_ci, "analysis": an.to_dict(),
                         "test_errors": te, **(extra or {})})

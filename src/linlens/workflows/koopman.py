@@ -31,11 +31,12 @@ import torch
 from torch import nn
 
 from linlens.errors import ConfigError, InputFileError, ModelError, NonFiniteError, ShapeError
-from linlens.koopman.plots import plot_accuracy_grid, plot_eigenvalues, plot_right_singular_vectors
 from linlens.koopman.study import Task, run_study
 from linlens.loaders import load_model, load_npz_member, npz_members
 from linlens.nn import resolve_device
 from linlens.report import Report, check_destination
+from linlens.report.figures import plot_eigenvalues
+from linlens.report.koopman_figures import plot_accuracy_grid, plot_right_singular_vectors
 from linlens.validation import check_finite
 
 __all__ = ["run_koopman", "as_sequential", "load_split", "check_layer", "add_study_report", "HEADLINE_HEADER",
@@ -406,7 +407,7 @@ def add_study_report(rep: Report, results: list[dict], task: Task, original_metr
                     f"one-step regression (h = N = {r['n_scaled']}: one DMD step per trajectory)")
             tag = "multi_step" if hyb.steps > 1 else "one_step"
             rep.add_figure(plot_eigenvalues({f"{r['readout']} h={r['delays']}": hyb.dmd_.eigs},
-                                             title=f"DMD eigenvalues, {name}, {what}"),
+                                             title=f"DMD eigenvalues, {name}, {what}", unit_circle=True, lim=2.0),
                            f"eigenvalues_{name}_{tag}",
                            f"Eigenvalues of Ã with the unit circle: {what}."
                            + (" With one snapshot pair per trajectory Ã is a one-step regression from the window "

@@ -18,12 +18,13 @@ from sklearn.decomposition import PCA
 
 from linlens.flows import (
     InvertibleMLP,
-    plots,
     train_flow,
     unwhitened_components,
 )
 from linlens.nn import resolve_device
 from linlens.report import Report
+from linlens.report import flows_figures as ffig
+from linlens.report.figures import plot_singular_spectra
 from linlens.workflows.reproduce.flows_common import PAPER, say, setup
 
 __all__ = ["run_digits"]
@@ -99,12 +100,13 @@ def run_digits(out: Path, force: bool = False, seed: int = 0, quick: bool = Fals
         ["max |x − g⁻¹(g(x))|", recon_err], ["points with singular J", int(comp.singular.sum())],
     ])
     for b, imgs in enumerate(grids):
-        rep.add_figure(plots.plot_traversal_grid(imgs, steps, [f"comp. {k + 1}" for k in range(k_top)]),
+        rep.add_figure(ffig.plot_traversal_grid(imgs, steps, [f"comp. {k + 1}" for k in range(k_top)]),
                        f"traversals_{b}", f"Test digit {b}: rows = top un-whitened components, columns = steps.")
-    rep.add_figure(plots.plot_spectrum({"var(ẑ) un-whitened components": var,
-                                        "PCA eigenvalues": pca.explained_variance_}),
+    rep.add_figure(plot_singular_spectra({"var(ẑ) un-whitened components": var,
+                                        "PCA eigenvalues": pca.explained_variance_},
+                                         ylabel="variance", xlabel="component", title=""),
                    "spectrum", "Variance of each un-whitened component (ordered by local std) and PCA's spectrum.")
-    rep.add_figure(plots.plot_convergence({"train NLL − min + 1e-3": (np.arange(1, epochs + 1),
+    rep.add_figure(ffig.plot_convergence({"train NLL − min + 1e-3": (np.arange(1, epochs + 1),
                                                                      np.array(h.nll) - min(h.nll) + 1e-3)},
                                           ylabel="NLL excess (nats)"), "training", "Training NLL (shifted).")
     rep.metrics.update(metrics)

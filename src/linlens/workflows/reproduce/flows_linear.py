@@ -16,12 +16,13 @@ from sklearn.decomposition import PCA
 
 from linlens.flows import (
     LinearFlow,
-    plots,
     train_flow,
     unwhitened_components,
 )
 from linlens.nn import resolve_device
 from linlens.report import Report
+from linlens.report import flows_figures as ffig
+from linlens.report.figures import plot_singular_spectra
 from linlens.workflows.reproduce.flows_common import PAPER, say, setup
 
 __all__ = ["run_linear"]
@@ -100,16 +101,17 @@ def run_linear(out: Path, force: bool = False, seed: int = 0, quick: bool = Fals
     rep.add_heading("Theory against training")
     rep.add_table(["α", "‖WᵀW − (S+2αI)⁻¹‖/‖·‖", "target", "min |corr| vs PCA", "target",
                    "max rel. err. var(ẑ) vs eig(S)", "max rel. err. local var vs eig(S)+2α", "verdict"], rows)
-    rep.add_figure(plots.plot_components_vs_pca(first_comp, scores), "components_vs_pca",
+    rep.add_figure(ffig.plot_components_vs_pca(first_comp, scores), "components_vs_pca",
                    "α = 0: each un-whitened component against scikit-learn's PCA score of the same rank.")
-    rep.add_figure(plots.plot_spectrum({"eigenvalues of S": eig_S, "var(ẑ), α = 0.1":
+    rep.add_figure(plot_singular_spectra({"eigenvalues of S": eig_S, "var(ẑ), α = 0.1":
                                         metrics["runs"]["alpha=0.1"]["component_variance"],
                                         "median local variance 1/s², α = 0.1":
                                         metrics["runs"]["alpha=0.1"]["local_variance"],
-                                        "eigenvalues of S + 0.2 I": eig_S + 0.2}),
+                                        "eigenvalues of S + 0.2 I": eig_S + 0.2},
+                                         ylabel="variance", xlabel="component", title=""),
                    "spectrum", "Component variances equal the eigenvalues of S; the flow's own local variance "
                    "is the shrunk spectrum S + 2αI.")
-    rep.add_figure(plots.plot_convergence(curves, title="relative error of WᵀW against (S + 2αI)⁻¹"),
+    rep.add_figure(ffig.plot_convergence(curves, title="relative error of WᵀW against (S + 2αI)⁻¹"),
                    "convergence", "Full-batch L-BFGS reaches the closed form in a few steps. Final relative "
                    "errors of full-batch Adam in this run: constant rate "
                    f"{metrics['runs']['Adam, constant lr 1e-2, alpha=0.1']['final_rel_err']:.2g}, decaying rate "

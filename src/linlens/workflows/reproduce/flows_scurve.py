@@ -23,13 +23,13 @@ from linlens.data.scurve import make_s_curve, s_curve_tangent
 from linlens.flows import (
     align_signs,
     local_covariance,
-    plots,
     spline_flow,
     train_flow,
     unwhitened_components,
 )
 from linlens.nn import resolve_device
 from linlens.report import Report
+from linlens.report import flows_figures as ffig
 from linlens.workflows.reproduce.flows_common import PAPER, say, setup
 
 __all__ = ["run_scurve", "ideal_flow_local_std"]
@@ -119,7 +119,7 @@ def _scurve_variant(name: str, scale: float, noise: float, n: int, epochs: int, 
         "pass_tangent": frac25 >= 0.9, "spearman_top_component_vs_t": rho_flow, "spearman_pca1_vs_t": rho_pca,
         "n_singular": int(lc.singular.sum()), "sign_flips_after_alignment": int(np.sum(sg < 0)),
     }
-    fig = plots.plot_local_covariance(Xe, lc.covariance, lc.directions, lc.local_std, dims=(0, 2),
+    fig = ffig.plot_local_covariance(Xe, lc.covariance, lc.directions, lc.local_std, dims=(0, 2),
                                       title=f"{name}: local covariance ellipses (×0.25 std) and top direction")
     return res, fig
 

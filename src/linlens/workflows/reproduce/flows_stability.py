@@ -18,11 +18,11 @@ from linlens.errors import TrainingDiverged
 from linlens.flows import (
     InvertibleMLP,
     encoder_jacobians,
-    plots,
     train_flow,
 )
 from linlens.nn import resolve_device
 from linlens.report import Report
+from linlens.report import flows_figures as ffig
 from linlens.workflows.reproduce.flows_common import PAPER, say, setup
 
 __all__ = ["run_stability"]
@@ -114,7 +114,7 @@ def run_stability(out: Path, force: bool = False, seed: int = 0, quick: bool = F
         rep.add_table(["epoch", "σ_max(J), ours", "prototype"],
                       [[e, at.get(e, "—"), p] for e, p in ((10, 1.2), (100, 47), (1000, 5415))],
                       caption="No penalty: growth of σ_max(J)")
-    rep.add_figure(plots.plot_stability(nll_curves, sig_curves, targets), "stability",
+    rep.add_figure(ffig.plot_stability(nll_curves, sig_curves, targets), "stability",
                    "Left: training NLL. Right: median σ_max(J) over data; dashed: theory 1/√(2α).")
     rep.metrics.update(metrics)
     rep.write(out, force)

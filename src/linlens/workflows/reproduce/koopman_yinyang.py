@@ -15,9 +15,9 @@ import numpy as np
 from torch import nn
 
 from linlens.data.yinyang import yinyang_splits
-from linlens.koopman.plots import plot_decision_boundaries
 from linlens.nn import predict
 from linlens.report import Report
+from linlens.report.koopman_figures import plot_decision_boundaries
 from linlens.workflows.reproduce.koopman import reproduce
 
 __all__ = ["run_yinyang", "PAPER"]

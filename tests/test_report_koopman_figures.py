@@ -1,4 +1,5 @@
-"""Koopman figures return matplotlib figures from results without recomputing."""
+"""linlens.report.koopman_figures (and the DMD eigenvalues drawn by report.figures.plot_eigenvalues): figures
+draw what they are given, read back from the artists."""
 
 import matplotlib
 
@@ -6,22 +7,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-import linlens.koopman.plots as kp  # noqa: E402
-from linlens.koopman.plots import (  # noqa: E402
+import linlens.report.koopman_figures as kp  # noqa: E402
+from linlens.report.figures import plot_eigenvalues  # noqa: E402
+from linlens.report.koopman_figures import (  # noqa: E402
     plot_accuracy_grid,
     plot_decision_boundaries,
-    plot_eigenvalues,
     plot_right_singular_vectors,
 )
 
 
 def test_plot_eigenvalues_counts_what_falls_outside_the_span():
-    fig = plot_eigenvalues({"a": np.array([0.9 + 0.1j, 0.9 - 0.1j, 3.0 + 0.0j])}, lim=2.0)
+    fig = plot_eigenvalues({"a": np.array([0.9 + 0.1j, 0.9 - 0.1j, 3.0 + 0.0j])}, unit_circle=True, lim=2.0)
     ax = fig.axes[0]
     assert ax.get_xlim() == (-2.0, 2.0) and ax.get_ylim() == (-2.0, 2.0)
     notes = [t.get_text() for t in ax.texts]
     assert any(t.startswith("1 eigenvalue(s) outside") and "max |λ| = 3" in t for t in notes), notes
-    inside = plot_eigenvalues({"a": np.array([0.5 + 0.0j])})
+    inside = plot_eigenvalues({"a": np.array([0.5 + 0.0j])}, unit_circle=True, lim=2.0)
     assert not inside.axes[0].texts
     plt.close("all")
 
@@ -65,18 +66,14 @@ def test_plot_accuracy_grid_shows_the_best_value_of_each_cell():
     plt.close("all")
 
 
-def test_deprecated_names_are_the_plot_functions():
-    assert kp.eigenvalue_figure is kp.plot_eigenvalues
-    assert kp.right_singular_vectors_figure is kp.plot_right_singular_vectors
-    assert kp.decision_boundaries_figure is kp.plot_decision_boundaries
-    assert kp.accuracy_grid_figure is kp.plot_accuracy_grid
+def test_every_public_figure_is_plot_star():
     assert all(name.startswith("plot_") for name in kp.__all__)
 
 
 def test_plot_eigenvalues_draws_on_the_given_axes_what_it_was_given():
     fig, ax = plt.subplots()
     eigs = np.array([0.9 + 0.1j, 0.5 - 0.2j])
-    assert plot_eigenvalues({"a": eigs}, ax=ax) is fig
+    assert plot_eigenvalues({"a": eigs}, ax=ax, unit_circle=True) is fig
     pts = np.concatenate([c.get_offsets() for c in ax.collections if len(c.get_offsets())] +
                          [np.column_stack(ln.get_data()) for ln in ax.lines if len(ln.get_xdata()) == 2])
     for e in eigs:  # each eigenvalue is drawn at (Re, Im)

@@ -1,11 +1,13 @@
-"""Figures for Koopman hybrids: DMD eigenvalues, right singular vectors, decision boundaries, accuracy grids.
+"""Figures for Koopman hybrids (:mod:`linlens.koopman`): right singular vectors of the Hankel matrix, decision
+boundaries, accuracy grids. DMD eigenvalues are drawn by :func:`linlens.report.figures.plot_eigenvalues`
+(``unit_circle=True, lim=2.0``).
 
 Every function takes results (arrays, rows) and an optional ``ax`` and returns the figure; none recomputes.
 
 Example:
-    >>> fig = plot_eigenvalues({"h=1": np.array([0.5 + 0.5j, 0.5 - 0.5j])})
-    >>> len(fig.axes)
-    1
+    >>> fig = plot_accuracy_grid([{"delays": 0, "rank": 2, "accuracy": 0.9}])
+    >>> fig.axes[0].images[0].get_array().tolist()
+    [[0.9]]
 """
 
 from __future__ import annotations
@@ -15,66 +17,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_eigenvalues", "plot_right_singular_vectors", "plot_decision_boundaries",
-           "plot_accuracy_grid"]
+from linlens.report.figures import new_axes as _ax
 
-
-def _ax(ax: Any, figsize: tuple[float, float]):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
-
-
-def plot_eigenvalues(eigs: Mapping[str, Any], ax: Any = None, title: str = "DMD eigenvalues",
-                     lim: float = 2.0):
-    """DMD eigenvalues in the complex plane with the unit circle, one marker set per fit.
-
-    Arguments:
-        eigs: name → (r,) complex eigenvalues.
-        ax: optional matplotlib axes.
-        lim: axes span [−lim, lim] (the authors' plots use 2); eigenvalues outside are counted in a note.
-
-    Returns:
-        The matplotlib figure.
-
-    Example:
-        >>> fig = plot_eigenvalues({"h=2": np.array([0.9 + 0.1j, 0.9 - 0.1j, 3.0])})
-        >>> tuple(map(float, fig.axes[0].get_xlim())), fig.axes[0].texts[0].get_text()
-        ((-2.0, 2.0), '1 eigenvalue(s) outside the axes (max |λ| = 3)')
-    """
-    # drawn here, not with linlens.report.figures.plot_eigenvalues: a capability does not import the report
-    # floor (design.md); DMD's picture is its own (unit circle, fixed span, a note for what falls outside)
-    eigs = {name: np.asarray(e.detach().cpu() if hasattr(e, "detach") else e, dtype=complex)
-            for name, e in eigs.items()}
-    fig, ax = _ax(ax, (5.5, 5))
-    markers = "ox+sd^v"
-    for j, (name, e) in enumerate(eigs.items()):
-        mk = markers[j % len(markers)]
-        style = {"facecolors": "none", "edgecolors": f"C{j}"} if mk in "osd^v" else {"color": f"C{j}"}
-        ax.scatter(e.real, e.imag, marker=mk, s=18, label=name, **style)
-    t = np.linspace(0, 2 * np.pi, 400)
-    ax.plot(np.cos(t), np.sin(t), "k--", lw=0.8)
-    ax.set_aspect("equal")
-    ax.axhline(0, color="k", lw=0.5)
-    ax.axvline(0, color="k", lw=0.5)
-    ax.set_xlabel("Re λ")
-    ax.set_ylabel("Im λ")
-    ax.set_title(title)
-    all_e = np.concatenate([np.ravel(e) for e in eigs.values()]) if eigs else np.zeros(0)
-    n_out = int(((np.abs(all_e.real) > lim) | (np.abs(all_e.imag) > lim)).sum()) if all_e.size else 0
-    if n_out:
-        ax.text(0.02, 0.02, f"{n_out} eigenvalue(s) outside the axes (max |λ| = {np.abs(all_e).max():.3g})",
-                transform=ax.transAxes, fontsize=7)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.legend(fontsize=7)
-    return fig
+__all__ = ["plot_right_singular_vectors", "plot_decision_boundaries", "plot_accuracy_grid"]
 
 
 def plot_right_singular_vectors(V: Any, steps: int, n_traj: int = 3, n_vectors: int = 4, ax: Any = None,
@@ -190,10 +135,3 @@ def plot_accuracy_grid(rows: Sequence[Mapping[str, Any]], x: str = "delays", y: 
     ax.set_title(title)
     fig.colorbar(im, ax=ax)
     return fig
-
-
-# deprecated aliases: the names before issue 13, kept so that external code does not break
-eigenvalue_figure = plot_eigenvalues
-right_singular_vectors_figure = plot_right_singular_vectors
-decision_boundaries_figure = plot_decision_boundaries
-accuracy_grid_figure = plot_accuracy_grid

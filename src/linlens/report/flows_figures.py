@@ -5,7 +5,7 @@ Plotting never recomputes anything: pass the outputs of :func:`~linlens.flows.lo
 
 Example:
     >>> import numpy as np
-    >>> fig = plot_spectrum({"a": np.array([3.0, 1.0])})
+    >>> fig = plot_sigma_max(np.array([1.0, 2.0, 3.0]), bound=2.5)
     >>> len(fig.axes)
     1
 """
@@ -17,28 +17,17 @@ from typing import Any
 
 import numpy as np
 
+from linlens.report.figures import new_axes as _ax
+
 __all__ = [
     "plot_components_vs_pca",
     "plot_stability",
     "plot_local_covariance",
     "plot_traversal_grid",
-    "plot_spectrum",
     "plot_convergence",
     "plot_sigma_max",
     "plot_traversal_paths",
 ]
-
-
-def _fig_ax(ax: Any, figsize: tuple[float, float]):
-    import matplotlib  # lazy: plotting is heavy, loaded when a figure is drawn
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt  # lazy: plotting is heavy, loaded when a figure is drawn
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
 
 
 def plot_components_vs_pca(components: np.ndarray, pca_scores: np.ndarray, max_points: int = 500) -> Any:
@@ -150,7 +139,7 @@ def plot_local_covariance(
     """
     from matplotlib.patches import Ellipse  # lazy: plotting is heavy, loaded when a figure is drawn
 
-    fig, ax = _fig_ax(ax, (5, 5))
+    fig, ax = _ax(ax, (5, 5))
     i, j = dims
     ax.scatter(X[:, i], X[:, j], s=2, c="0.7")
     rows = np.linspace(0, len(X) - 1, min(n_show, len(X))).astype(int)
@@ -211,35 +200,6 @@ def plot_traversal_grid(images: np.ndarray, steps: Sequence[float], row_labels: 
     return fig
 
 
-def plot_spectrum(spectra: Mapping[str, np.ndarray], ax: Any = None, ylabel: str = "variance",
-                  title: str = "") -> Any:
-    """Descending spectra (log scale), e.g. component variances against PCA eigenvalues.
-
-    Arguments:
-        spectra: label → values.
-        ax: optional axes.
-        ylabel: y label.
-        title: axes title.
-
-    Returns:
-        The matplotlib figure.
-
-    Example:
-        >>> plot_spectrum({"x": np.array([2.0, 1.0])}).axes[0].get_yscale()
-        'log'
-    """
-    fig, ax = _fig_ax(ax, (6, 3.5))
-    for k, (label, v) in enumerate(spectra.items()):
-        v = np.asarray(v, dtype=float)
-        ax.plot(np.arange(1, len(v) + 1), v, marker="o" if len(v) < 20 else None, ms=3, label=label, color=f"C{k}")
-    ax.set_yscale("log")
-    ax.set_xlabel("component")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    return fig
-
-
 def plot_convergence(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], ax: Any = None,
                      ylabel: str = "relative error", title: str = "") -> Any:
     """Error against epochs/steps for several runs (log-log).
@@ -257,7 +217,7 @@ def plot_convergence(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]]
         >>> plot_convergence({"a": ([1, 2], [1.0, 0.1])}).axes[0].get_xscale()
         'log'
     """
-    fig, ax = _fig_ax(ax, (6, 3.8))
+    fig, ax = _ax(ax, (6, 3.8))
     for k, (label, (x, y)) in enumerate(curves.items()):
         ax.plot(np.maximum(np.asarray(x), 1), np.maximum(np.asarray(y, dtype=float), 1e-17), label=label,
                 color=f"C{k}", lw=1)
@@ -285,7 +245,7 @@ def plot_sigma_max(sigma_max: np.ndarray, bound: float | None = None, ax: Any = 
         >>> plot_sigma_max(np.array([1.0, 2.0, 3.0]), bound=2.5).axes[0].get_xscale()
         'log'
     """
-    fig, ax = _fig_ax(ax, (6, 3.2))
+    fig, ax = _ax(ax, (6, 3.2))
     v = np.asarray(sigma_max, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     if len(v):
@@ -324,7 +284,7 @@ def plot_traversal_paths(
         >>> len(plot_traversal_paths(np.zeros((5, 2)), p, p).axes)
         1
     """
-    fig, ax = _fig_ax(ax, (5.5, 5))
+    fig, ax = _ax(ax, (5.5, 5))
     ax.scatter(X2[:, 0], X2[:, 1], s=2, c="0.75")
     for k in range(len(flow_paths)):
         lab = labels[k] if labels is not None else f"path {k + 1}"
@@ -334,14 +294,3 @@ def plot_traversal_paths(
     ax.set_ylabel("PCA axis 2")
     ax.legend(fontsize=7, title="dashed: PCA, same steps", title_fontsize=7)
     return fig
-
-
-# deprecated aliases: the names before issue 13, kept so that external code does not break
-components_vs_pca_plot = plot_components_vs_pca
-stability_plot = plot_stability
-local_covariance_plot = plot_local_covariance
-traversal_grid = plot_traversal_grid
-spectrum_plot = plot_spectrum
-convergence_plot = plot_convergence
-sigma_max_plot = plot_sigma_max
-traversal_paths_plot = plot_traversal_paths
