@@ -81,7 +81,8 @@ def weighted_sq_norm(M: np.ndarray, covariance: np.ndarray) -> tuple[float, floa
         (1.0, 3e-200)
     """
     Ms, s = _scaled(M)
-    return float(np.sum((Ms @ covariance) * Ms)), s
+    # tr(MΣMᵀ) = Σᵢⱼ (MᵀM)ᵢⱼ Σᵢⱼ: MᵀM is one symmetric product (BLAS syrk), half the flops of M Σ
+    return float(np.sum((Ms.T @ Ms) * covariance)), s
 
 
 def data_weighted_error(C: Any, R: Any, probes: Any = None, *, covariance: Any = None) -> float:
@@ -441,7 +442,7 @@ def _rel(num: float, den: float) -> float:
 
 def compare_operators(
     C: Any, R: Any, k: int | None = None, probes: Any = None, eigenvalues: bool | None = None, *,
-    svd_C: SVDResult | None = None, svd_R: SVDResult | None = None,
+    svd_C: SVDResult | None = None, svd_R: SVDResult | None = None, covariance: Any = None,
 ) -> OperatorComparison:
     """Compare an operator C with a reference R: norms, data-weighted error, spectra, subspaces, eigenvalues.
 
@@ -462,6 +463,7 @@ def compare_operators(
             non-normal operators its answer is unstable anyway).
         svd_C, svd_R: thin SVDs of C and R the caller already has (each d × d operator is factorized once;
             ‖C − R‖₂ comes from ARPACK, not from a third SVD).
+        covariance: the inputs' covariance Σ_y (n, n) instead of ``probes`` (e.g. from a streamed Gram matrix).
 
     Returns:
         :class:`OperatorComparison`.
@@ -487,11 +489,15 @@ def compare_operators(
     rel_fro = _rel(np.linalg.norm(D), np.linalg.norm(r))
     rel_spec = _rel(spectral_norm(D), sr[0] if len(sr) else 0.0)
     dwe = None
+    if probes is not None and covariance is not None:
+        raise ConfigError("give probes (rows) or covariance (Σ_y), not both")
     if probes is not None:
         P = as_array(probes, "probes", ndim=2)
         if P.shape[1] != n:
             raise ShapeError(f"probes must be (n_probes, {n}) for operators of shape {c.shape}; got {P.shape}")
         dwe = data_weighted_error(c, r, P)
+    elif covariance is not None:
+        dwe = data_weighted_error(c, r, covariance=covariance)
     info_c = numerical_rank(sc, shape=c.shape)
     info_r = numerical_rank(sr, shape=r.shape)
     if k is not None and (not isinstance(k, (int, np.integer)) or not 1 <= k <= min(m, n)):

@@ -2,8 +2,8 @@
 
 - **Held-out split of rows**: row i is held out when ``splitmix64(seed, i) mod 5 == 4`` (:func:`holdout_mask`),
   so the split depends on neither ``--batch-size`` nor the route (in memory or on Dask workers).
-- **Probe sample** for data-weighted errors: rows with ``splitmix64(seed + 1, i) mod ⌈n / 20000⌉ == 0``
-  (about 20,000 rows, also independent of batches).
+- **Data-weighted errors** are weighted by the covariance of all the inputs, S_xx / n of the streamed statistics
+  (:func:`input_covariance`): no rows are kept.
 - **Streaming statistics** per block (:func:`block_stats`): centred accumulators (Gram, or TSQR in a second
   pass) of the training rows and of the held-out rows; merged in any order (:meth:`BlockStats.merge`).
 - **Solver policy** (:func:`needs_qr_pass`, :func:`fit_surrogate`): the library's
@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +49,8 @@ from linlens.workflows.analyze_options import Route
 
 __all__ = [
     "HOLDOUT_EVERY",
-    "PROBE_ROWS",
     "R2_DEFINITION",
     "holdout_mask",
-    "probe_mask",
     "BlockStats",
     "block_stats",
     "merge_stats",
@@ -71,10 +69,10 @@ __all__ = [
     "answer_r2",
     "answer_verdict",
     "load_linear_map",
+    "input_covariance",
 ]
 
 HOLDOUT_EVERY = 5  # one row in five is held out
-PROBE_ROWS = 20_000  # about this many rows are kept for data-weighted errors
 R2_DEFINITION = ("pooled over outputs: 1 − Σⱼ SSEⱼ / Σⱼ SSTⱼ, SSTⱼ around output j's own mean on the scored rows "
                  "(scikit-learn r2_score multioutput='variance_weighted'); per-output values in r2_per_output")
 _MASK64 = (1 << 64) - 1
@@ -102,21 +100,14 @@ def holdout_mask(start: int, stop: int, seed: int) -> np.ndarray:
         HOLDOUT_EVERY - 1)
 
 
-def probe_mask(start: int, stop: int, seed: int, n: int) -> np.ndarray:
-    """Which of the rows [start, stop) of ``n`` are kept as probes for data-weighted errors (≈ 20,000 rows)."""
-    every = max(1, -(-n // PROBE_ROWS))
-    return _splitmix64(np.arange(start, stop, dtype=np.uint64), seed + 1) % np.uint64(every) == 0
-
-
 @dataclass
 class BlockStats:
     """Streaming statistics of some rows: accumulators (Gram, or TSQR with ``mode="qr"``) of the training and
-    of the held-out rows, and the probe rows kept for data-weighted errors. Picklable; ``merge`` in any order."""
+    of the held-out rows. Picklable; ``merge`` in any order."""
 
     mode: str = "gram"
     train: GramAccumulator | TSQRAccumulator | None = None
     held: GramAccumulator | TSQRAccumulator | None = None
-    probes: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         make = TSQRAccumulator if self.mode == "qr" else GramAccumulator
@@ -127,7 +118,6 @@ class BlockStats:
         """Fold ``other`` (same mode) into this one; returns self."""
         self.train.merge(other.train)
         self.held.merge(other.held)
-        self.probes.extend(other.probes)
         self.__dict__.pop("_full", None)
         return self
 
@@ -147,8 +137,7 @@ def merge_stats(a: BlockStats, b: BlockStats) -> BlockStats:
 def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mode: str = "gram") -> BlockStats:
     """Statistics of one block: rows ``start …`` of inputs ``Yb`` (b, d_in) and model outputs ``F`` (b, d_out).
 
-    Values whose squares overflow the Gram matrix (|x| ≥ 1e150) are refused with one line. Probe rows are kept
-    in the first (``"gram"``) pass only.
+    Values whose squares overflow the Gram matrix (|x| ≥ 1e150) are refused with one line.
     """
     check_gram_range(Yb, "inputs", start)
     check_gram_range(F, "model outputs", start)
@@ -158,9 +147,6 @@ def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mo
         st.train.update(Yb[~held], F[~held])
     if held.any():
         st.held.update(Yb[held], F[held])
-    keep = probe_mask(start, start + len(Yb), seed, n) if mode == "gram" else np.zeros(0, dtype=bool)
-    if keep.any():
-        st.probes.append(np.array(Yb[keep]))
     return st
 
 
@@ -206,19 +192,20 @@ def r2_from_stats(acc: GramAccumulator | TSQRAccumulator, coef: np.ndarray,
         (pooled R², per-output R² (d_out,)) by :func:`linlens.surrogate.r2_from_sums` (the one rule).
     """
     d = acc.d_in
-    W = np.vstack([-coef.T, np.eye(coef.shape[0])])
     if isinstance(acc, TSQRAccumulator):
+        W = np.vstack([-coef.T, np.eye(coef.shape[0])])
         R = acc.r_factor(fit_intercept=True)
         s_res, q_res = scaled_sq_norm(R @ W, axis=0)
         scatter = s_res**2 * q_res
         s_tot, q_tot = scaled_sq_norm(R[:, d:], axis=0)
         sst = s_tot**2 * q_tot
     else:
-        # Wᵀ S W column by column, with S W = S[:, d:] − S[:, :d] coefᵀ by BLAS (a three-operand einsum runs
-        # as an unblocked triple loop: minutes at d = 4096)
-        SW = acc.S[:, d:] - acc.S[:, :d] @ coef.T
-        scatter = np.maximum(np.sum(W * SW, axis=0), 0.0)
+        # diag(Wᵀ S W) = diag(S_yy) − 2 diag(C S_xy) + diag(C S_xx Cᵀ): one BLAS product S_xx Cᵀ (d³), the rest
+        # elementwise (a three-operand einsum runs as an unblocked triple loop: minutes at d = 4096)
+        Sxy = acc.S[:d, d:]
         sst = np.diag(acc.S)[d:].copy()
+        scatter = np.maximum(sst - 2.0 * np.sum(coef.T * Sxy, axis=0) + np.sum(coef.T * (acc.S[:d, :d] @ coef.T),
+                                                                                axis=0), 0.0)
     mean_res = acc.mean_y - acc.mean_x @ coef.T - intercept
     return r2_from_sums(scatter + acc.n * mean_res**2, sst)
 
@@ -283,7 +270,8 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
 
     Arguments:
         full: the surrogate fitted on all rows; r2, r2_info: its one R² and how it was measured.
-        P: (n_probes, d_in) sample of inputs for data-weighted errors; R: (d_out, d_in) reference or None.
+        P: (d_in, d_in) covariance of the inputs (all rows, from the streamed statistics) for data-weighted
+            errors; R: (d_out, d_in) reference or None.
         warn: warnings (code, message) shown in a box at the top of the report and listed in metrics.json.
         image: (H, W) when the inputs are single-channel images: rows of C (and R) and the filter factors are
             also shown as images.
@@ -326,7 +314,7 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
     spectra = {"C (surrogate)": sv}
     if R is not None:
         svd_R = svd(R)
-        cmp = compare_operators(C, R, probes=P, svd_C=svd_C, svd_R=svd_R)
+        cmp = compare_operators(C, R, covariance=P, svd_C=svd_C, svd_R=svd_R)
         angles = (f"k = {cmp.k} (clear gap), largest {np.degrees(cmp.subspaces.max_angle):.3g}°"
                   if cmp.k is not None else "none: no clear spectral gap of both")
         metrics["comparison"] = cmp.to_dict()
@@ -460,6 +448,17 @@ def load_inputs(inputs: Path, max_memory: int | None) -> tuple[np.ndarray, tuple
     return Y.reshape(len(Y), -1), in_shape
 
 
+def input_covariance(acc: GramAccumulator | TSQRAccumulator) -> np.ndarray:
+    """The inputs' covariance (d_in, d_in) over all rows (ddof 0) from the streamed statistics: S_xx / n of the
+    Gram accumulator, or R₁₁ᵀR₁₁ / n of the TSQR factor. Data-weighted errors are weighted by it (it equals the
+    covariance of the rows themselves, and costs no pass and no copy of the rows)."""
+    d = acc.d_in
+    if isinstance(acc, TSQRAccumulator):
+        R11 = acc.r_factor(fit_intercept=True)[:, :d]
+        return (R11.T @ R11) / acc.n
+    return acc.S[:d, :d] / acc.n
+
+
 def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndarray | None, out: Path, force: bool,
                    title: str, how: str, extra: dict[str, Any], route: Route | None = None) -> dict[str, Any]:
     """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report.
@@ -479,7 +478,7 @@ def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndar
     )
     extra = {**extra, "input_checks": flags, "r2_per_output": info["r2_per_output"]}
     image = image_shape(tuple(extra.get("input_shape", ())))
-    return surrogate_report(title, intro, full, r2, info, np.concatenate(stats.probes), R, out, force, extra, warn,
+    return surrogate_report(title, intro, full, r2, info, input_covariance(acc), R, out, force, extra, warn,
                             image=image, route=route)
 
 

@@ -252,9 +252,7 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
             stats = one_pass("gram", f"probing the model on Dask ({n_workers} workers)")
             passes = 1
             if needs_qr_pass(stats, fit_intercept):  # ill-conditioned inputs: TSQR partials, as fit does on Dask
-                probes = stats.probes
                 stats = one_pass("qr", "second pass (ill-conditioned inputs: TSQR)")
-                stats.probes = probes
                 passes = 2
     finally:
         client.close()

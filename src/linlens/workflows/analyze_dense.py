@@ -78,9 +78,7 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
         stats = one_pass("gram", "probing the model")
         passes = 1
         if needs_qr_pass(stats, fit_intercept):  # ill-conditioned inputs: TSQR, as LinearSurrogate.fit does
-            probes = stats.probes
             stats = one_pass("qr", "second pass (ill-conditioned inputs: TSQR)")
-            stats.probes = probes
             passes = 2
     return finish_analyze(stats, fit_intercept, seed, R, out, force, f"linlens analyze: {model}",
                           f"fitted by streaming least squares over {n} inputs (batches of {batch_size}, {passes} "
