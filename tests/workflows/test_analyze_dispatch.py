@@ -49,7 +49,8 @@ def _base(d) -> dict[str, dict]:
     return {"dense": {}, "dask": {"dask": "local"}, "subspace": {"components": 2},
             "study": {"targets": d / "x.npy", "operator": str(d / "A_dense.npy")},
             "fourier": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy")},
-            "fourier_dask": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy"), "dask": "local"}}
+            "fourier_dask": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy"), "dask": "local"},
+            "subspace_dask": {"components": 2, "dask": "local"}}
 
 
 def _value(d, option: str, route: str):
@@ -59,7 +60,8 @@ def _value(d, option: str, route: str):
             "n_boot": 5, "train_inputs": d / "ytr.npy",
             "train_targets": d / "xtr.npy", "prior_covariance": d / "S.npy", "local_samples": 5,
             "assume": {"dense": "dense", "dask": "dense", "subspace": "subspace", "study": "dense",
-                       "fourier": "shift-invariant", "fourier_dask": "shift-invariant"}[route],
+                       "fourier": "shift-invariant", "fourier_dask": "shift-invariant",
+                       "subspace_dask": "subspace"}[route],
             "force": True, "batch_size": 64, "device": "cpu", "seed": 3, "trust_model": True}[option]
 
 

@@ -124,6 +124,25 @@ class GroupedFit:
             self.zz[g] += z.T @ z
             self.zf[g] += z.T @ f
 
+    def merge(self, other: GroupedFit) -> GroupedFit:
+        """A new :class:`GroupedFit` holding the rows of both (partials of row blocks, e.g. from Dask workers).
+
+        Example:
+            >>> Z, F = np.ones((4, 2)) * [[1.0], [2.0], [3.0], [5.0]], np.arange(4.0)[:, None]
+            >>> a, b, w = GroupedFit(2, 1, 4), GroupedFit(2, 1, 4), GroupedFit(2, 1, 4)
+            >>> a.update_train(Z[:2], F[:2], np.arange(2)); b.update_train(Z[2:], F[2:], np.arange(2, 4))
+            >>> w.update_train(Z, F, np.arange(4)); bool(np.array_equal(a.merge(b).zz, w.zz))
+            True
+        """
+        if (self.m, self.d_out, self.n_groups) != (other.m, other.d_out, other.n_groups):
+            theirs, mine = (other.m, other.d_out, other.n_groups), (self.m, self.d_out, self.n_groups)
+            raise ShapeError(f"cannot merge a GroupedFit of (m, d_out, groups) {theirs} into one of {mine}")
+        out = GroupedFit(self.m, self.d_out, self.n_groups)
+        for k, v in vars(self).items():
+            if isinstance(v, np.ndarray):
+                setattr(out, k, v + getattr(other, k))
+        return out
+
     @staticmethod
     def _solve(n: float, sz: np.ndarray, sf: np.ndarray, zz: np.ndarray, zf: np.ndarray) -> np.ndarray:
         G = zz - np.outer(sz, sz) / n

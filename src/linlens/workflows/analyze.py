@@ -19,6 +19,7 @@ Fourier (shift-invariant inverse study)    ``--targets --operator`` with a circu
                                            ``--assume shift-invariant``
 Fourier (Dask)                             the same with ``--dask ADDRESS|local`` (inputs and targets
                                            read block by block on the workers)
+subspace (Dask)                            ``--components m --dask ADDRESS|local``
 =========================================  ========================================================
 """
 
@@ -36,6 +37,7 @@ from linlens.workflows.analyze_dense import run_dense
 from linlens.workflows.analyze_fourier_dask import run_fourier_dask
 from linlens.workflows.analyze_options import ASSUME, OPTION_ROUTES, ROUTES, AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.analyze_subspace import run_subspace
+from linlens.workflows.analyze_subspace_dask import run_subspace_dask
 from linlens.workflows.inverse import plan_inverse, run_fourier, run_study
 
 __all__ = ["AnalyzeOptions", "Route", "ROUTES", "OPTION_ROUTES", "plan", "run", "run_analyze"]
@@ -73,6 +75,10 @@ def plan(options: AnalyzeOptions) -> Route:
                               "subspace the surrogate lives on)")
         route = Route("subspace", f"--components {o.components}: the surrogate on the inputs' top-{o.components} "
                                   "principal subspace, C = B V_mᵀ (no d × d matrix)")
+        if o.dask is not None:
+            route = Route("subspace_dask", f"--dask {o.dask} --components {o.components}: the surrogate on the "
+                                           f"inputs' top-{o.components} principal subspace, inputs read block by "
+                                           "block on Dask workers, statistics merged in a tree")
     elif o.targets is not None or (o.operator is not None and o.inputs.suffix.lower() == ".npz"):
         refuse_unused(o, _INVERSE, "inverse study")  # before the operator is loaded (module:attr imports code)
         o.check_values()
@@ -95,7 +101,7 @@ def plan(options: AnalyzeOptions) -> Route:
 
 
 _RUNNERS = {"dense": run_dense, "dask": run_dask, "subspace": run_subspace, "study": run_study,
-            "fourier": run_fourier, "fourier_dask": run_fourier_dask}
+            "fourier": run_fourier, "fourier_dask": run_fourier_dask, "subspace_dask": run_subspace_dask}
 
 
 def run(options: AnalyzeOptions, console: Any = None) -> dict[str, Any]:

@@ -23,25 +23,24 @@ succeeded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from linlens import errors as _errors
-from linlens.errors import LinlensError, ModelError, NonFiniteError, ShapeError
+from linlens.errors import LinlensError, NonFiniteError, ShapeError
 from linlens.loaders import load_model
 from linlens.nn import progress_bar
 from linlens.operators import circulant
 from linlens.probing import cast_note, probe_model
 from linlens.report import check_destination
-from linlens.scale import ColumnMoments, check_block_finite, require_dask, tree_reduce
+from linlens.scale import ColumnMoments, check_block_finite, require_dask
 from linlens.spectral import SpectralSurrogate, apply_filter, errors_from_squares, spectral_analysis, wiener_filter
 from linlens.stats import noise_std_from_sums
 from linlens.workflows.analyze_common import signal_shape
 from linlens.workflows.analyze_dask import _connect, _model, _model_spec, open_inputs, read_rows
 from linlens.workflows.analyze_options import AnalyzeOptions, Route
+from linlens.workflows.dask_passes import run_pass
 from linlens.workflows.inverse import check_fourier_memory, fourier_noise_std, fourier_report, split_rows
 
 __all__ = ["run_fourier_dask", "TrainStats", "ProbeStats"]
@@ -143,47 +142,6 @@ def _probe_task(src_y: tuple[str, str], src_x: tuple[str, str], b: int, s: int, 
     return ProbeStats(sur, sq, float(X.min()), float(X.max()))
 
 
-def _safe(fn: Callable[..., Any], b: int, s: int, e: int, *args: Any) -> tuple[str, Any]:
-    """Run a block task on a worker; ("ok", result) or ("error", (error class name, one line)): never raises."""
-    try:
-        return "ok", fn(*args)
-    except LinlensError as exc:
-        return "error", (type(exc).__name__, str(exc))
-    except BaseException as exc:  # noqa: BLE001 - anything else on a worker is reported as a model failure
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return "error", ("ModelError", f"block {b} (rows {s}–{e - 1}): {type(exc).__name__}: {first[:200]}")
-
-
-def _merge(a: tuple[str, Any], b: tuple[str, Any]) -> tuple[str, Any]:
-    if a[0] != "ok":
-        return a
-    if b[0] != "ok":
-        return b
-    return "ok", a[1].merge(b[1])
-
-
-def _unwrap(res: tuple[str, Any]) -> Any:
-    kind, val = res
-    if kind == "ok":
-        return val
-    cls = getattr(_errors, val[0], ModelError)
-    raise (cls if isinstance(cls, type) and issubclass(cls, LinlensError) else ModelError)(val[1])
-
-
-def _one_pass(client: Any, bar: Any, what: str, fn: Callable[..., Any], tasks: list[tuple[Any, ...]]) -> Any:
-    """Submit ``fn`` on every block (``tasks``: (b, s, e, *args)), show progress, merge the partials in a tree."""
-    from dask.distributed import as_completed
-
-    task = bar.add_task(what, total=len(tasks))
-    parts = [client.submit(_safe, fn, *t[:3], *t[3:], pure=False) for t in tasks]
-    for fut in as_completed(parts):
-        res = fut.result()
-        if res[0] != "ok":
-            _unwrap(res)  # the first failure, as one line
-        bar.advance(task)
-    return _unwrap(tree_reduce(parts, _merge, submit=lambda f, a, b: client.submit(f, a, b, pure=False)).result())
-
-
 # ------------------------------------------------------------------------------------------------- route
 def run_fourier_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict[str, Any]:
     """The Fourier route on a Dask cluster: inputs and targets read block by block on the workers.
@@ -238,7 +196,7 @@ def run_fourier_dask(options: AnalyzeOptions, route: Route, console: Any = None)
     try:
         n_workers = len(client.scheduler_info()["workers"])
         with progress_bar(console is not None) as bar:
-            tr: TrainStats = _one_pass(client, bar, f"training pairs: C_data and σ ({n_workers} Dask workers)",
+            tr: TrainStats = run_pass(client, bar, f"training pairs: C_data and σ ({n_workers} Dask workers)",
                                        _train_task, [(b, s, e, src_y, src_x, b, s, e, keep_tr[b], int(n_tr_before[b]),
                                                       shp, H, n_boot, seed) for b, s, e in ranges])
             if tr.same_y or tr.same_x:
@@ -257,12 +215,12 @@ def run_fourier_dask(options: AnalyzeOptions, route: Route, console: Any = None)
                        "zero (predict the mean)": (np.zeros_like(W), 0.0, mx)}
             say(f"Fourier route on Dask: probing the model on {len(probe)} held-out images ({n_boot} "
                 "Poisson-bootstrap replicates)")
-            pr: ProbeStats = _one_pass(client, bar, "probes: the network's surrogate and test errors", _probe_task,
+            pr: ProbeStats = run_pass(client, bar, "probes: the network's surrogate and test errors", _probe_task,
                                        [(b, s, e, src_y, src_x, b, s, e, ~keep_tr[b], int(n_pr_before[b]), shp,
                                          n_boot, seed, filters, model) for b, s, e in ranges])
             sur = pr.surrogate
             own = {"surrogate (in-sample)": (sur.transfer_, 0.0, sur.intercept_)}
-            p3: ProbeStats = _one_pass(client, bar, "probes: the surrogate's in-sample errors", _probe_task,
+            p3: ProbeStats = run_pass(client, bar, "probes: the surrogate's in-sample errors", _probe_task,
                                        [(b, s, e, src_y, src_x, b, s, e, ~keep_tr[b], 0, shp, n_boot, seed, own, None)
                                         for b, s, e in ranges])
     finally:

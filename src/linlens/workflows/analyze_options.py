@@ -29,9 +29,10 @@ ROUTES: dict[str, str] = {
     "study": "inverse study (dense)",
     "fourier": "Fourier (shift-invariant inverse study)",
     "fourier_dask": "Fourier (Dask)",
+    "subspace_dask": "subspace (Dask)",
 }
 _ALL = frozenset(ROUTES)
-_SURROGATE = frozenset({"dense", "dask", "subspace"})
+_SURROGATE = frozenset({"dense", "dask", "subspace", "subspace_dask"})
 _INVERSE = frozenset({"study", "fourier", "fourier_dask"})
 
 #: the most bootstrap resamples --n-boot may ask for
@@ -43,10 +44,11 @@ OPTION_ROUTES: dict[str, frozenset[str]] = {
     "seed": _ALL, "trust_model": _ALL, "assume": _ALL,  # whether the route matches --assume is checked by plan
     "reference": _SURROGATE,
     "fit_intercept": frozenset({"dense", "dask"}),
-    "dask": frozenset({"dask", "fourier_dask"}),
+    "dask": frozenset({"dask", "fourier_dask", "subspace_dask"}),
     "output_index": _SURROGATE, "output_key": _SURROGATE, "max_memory": _SURROGATE | {"fourier", "fourier_dask"},
-    "components": frozenset({"subspace"}),
-    "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE | {"subspace"},
+    "components": frozenset({"subspace", "subspace_dask"}),
+    "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE,
+    "n_boot": _INVERSE | {"subspace", "subspace_dask"},
     "train_inputs": frozenset({"study"}), "train_targets": frozenset({"study"}),
     "prior_covariance": frozenset({"study"}), "local_samples": frozenset({"study"}),
 }
@@ -61,13 +63,14 @@ FLAGS: dict[str, str] = {
 ASSUME: dict[str, frozenset[str]] = {
     "dense": frozenset({"dense", "dask", "study"}),
     "shift-invariant": frozenset({"fourier", "fourier_dask"}),
-    "subspace": frozenset({"subspace"}),
+    "subspace": frozenset({"subspace", "subspace_dask"}),
 }
 
 
 #: short route names, as the CLI's help says which routes use an option
 SHORT: dict[str, str] = {"dense": "dense", "dask": "Dask", "subspace": "subspace", "study": "study",
-                         "fourier": "Fourier", "fourier_dask": "Fourier on Dask"}
+                         "fourier": "Fourier", "fourier_dask": "Fourier on Dask",
+                         "subspace_dask": "subspace on Dask"}
 
 
 def routes_text(option: str) -> str:

@@ -181,17 +181,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
     batches = _training_rows(Y, batch_size, seed)
     n_train = int(sum(int(m.sum()) for _, m in batches))
     n_held = n - n_train
-    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 1:
-        raise ConfigError(f"--components must be a positive integer; got {components!r}")
-    if components > min(d_in, n_train - 1):
-        raise ConfigError(f"--components {components} must be at most min(d_in, training rows − 1) = "
-                          f"{min(d_in, n_train - 1)} ({n_train} of {n} rows train, one in {HOLDOUT_EVERY} is held "
-                          "out)")
-    if n_held < 2:
-        raise ShapeError(f"{n} rows leave {n_held} held-out rows; give more rows to score the surrogate")
-    m = int(components)
-    check_memory(8.0 * (4 * m * d_in + 6 * batch_size * d_in + 64 * (d_in + m)),
-                 f"analyze --components {m} on {d_in} input features", max_memory)
+    m = check_components(components, n, d_in, n_train, batch_size, max_memory)
     R = None
     if reference is not None:
         R = load_linear_map(reference, "reference", max_bytes=max_memory)
@@ -282,17 +272,46 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                     dw["n"] += len(rows)
             bar.advance(task)
 
-    sst = mom_held.m2
+    r2, r2_out, dwe, err = held_out_results(sse, mom_held.m2, dw, grp if R is not None else None, o.n_boot, seed)
+    return _report(model, inputs, reference, out, force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
+                   n_iter, converged, sv, seed, route, err, cast_note(net))
+
+
+def check_components(components: Any, n: int, d_in: int, n_train: int, batch_size: int,
+                     max_memory: int | None) -> int:
+    """Refuse (one line) an m the rows cannot support or whose statistics would not fit; returns m."""
+    n_held = n - n_train
+    if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 1:
+        raise ConfigError(f"--components must be a positive integer; got {components!r}")
+    if components > min(d_in, n_train - 1):
+        raise ConfigError(f"--components {components} must be at most min(d_in, training rows − 1) = "
+                          f"{min(d_in, n_train - 1)} ({n_train} of {n} rows train, one in {HOLDOUT_EVERY} is held "
+                          "out)")
+    if n_held < 2:
+        raise ShapeError(f"{n} rows leave {n_held} held-out rows; give more rows to score the surrogate")
+    m = int(components)
+    check_memory(8.0 * (4 * m * d_in + 6 * batch_size * d_in + 64 * (d_in + m)),
+                 f"analyze --components {m} on {d_in} input features", max_memory)
+    return m
+
+
+def held_out_results(sse: np.ndarray, sst: np.ndarray, dw: dict[str, Any], grp: GroupedFit | None,
+                     n_boot: int | None, seed: int) -> tuple[float, np.ndarray, float | None, GroupedError | None]:
+    """The held-out numbers from the held-out sums: pooled R² (the one rule), the plug-in data-weighted error and,
+    from the row groups' sums ``grp`` (None: no reference), its bias-corrected interval.
+
+    Returns:
+        (R², R² per output, plug-in error or None, :class:`GroupedError` or None).
+    """
     r2, r2_out = r2_from_sums(sse, sst)  # the one R² rule
-    dwe = None
-    if R is not None and dw["n"]:
+    dwe, den = None, 0.0
+    if grp is not None and dw["n"]:
         k = dw["n"]
         num = dw["D_sq"] / k - float(np.sum((dw["D_sum"] / k) ** 2))
         den = dw["R_sq"] / k - float(np.sum((dw["R_sum"] / k) ** 2))
         dwe = float(num / den) if den > 0 else (0.0 if num <= 0 else math.inf)
-    err = grp.error(n_boot=o.n_boot or 100, seed=seed) if dwe is not None and math.isfinite(dwe) and den > 0 else None
-    return _report(model, inputs, reference, out, force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
-                   n_iter, converged, sv, seed, route, err, cast_note(net))
+    err = grp.error(n_boot=n_boot or 100, seed=seed) if dwe is not None and math.isfinite(dwe) and den > 0 else None
+    return r2, r2_out, dwe, err
 
 
 def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | None, err: GroupedError | None,
@@ -319,7 +338,8 @@ def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | No
 def _report(model: str, inputs: Path, reference: str | None, out: Path, force: bool, sur: SubspaceSurrogate,
             r2: float, r2_out: np.ndarray, dwe: float | None, n: int, n_train: int, n_held: int,
             in_shape: tuple[int, ...], n_iter: int, converged: bool, sv: np.ndarray, seed: int,
-            route: Route, err: GroupedError | None = None, cast: str | None = None) -> dict[str, Any]:
+            route: Route, err: GroupedError | None = None, cast: str | None = None, how: str = "",
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:
     m, d_in = sur.components_.shape
     d_out = sur.coef_subspace_.shape[0]
     rep = Report(f"linlens analyze (subspace surrogate, m = {m}): {model}")
@@ -341,7 +361,7 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         + ("" if converged else f" The subspace iteration did not converge in {n_iter} power iterations: the "
            f"inputs' spectrum has no clear gap at m = {m}, so V_m is one of many nearly-equivalent top-m subspaces "
            "(the surrogate is still the least-squares fit on it, and the held-out R² measures it).")
-        + ("" if cast is None else f" The {cast}."))
+        + ("" if cast is None else f" The {cast}.") + (f" {how}" if how else ""))
     summary: dict[str, Any] = {"inputs": n, "d_in": d_in, "d_out": d_out, "components m": m,
                                "inputs' variance outside the subspace": sur.outside_variance_fraction_,
                                "R² (pooled, held-out)": r2,
@@ -387,6 +407,7 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         "data_weighted_error_corrected": None if err is None else err.to_dict(),
         "verdict": None if verdict is None else verdict.to_dict(),
         "intercept": sur.intercept_ if sur.intercept_.size <= JSON_ARRAY_LIMIT else None,
-        "arrays": "components.npy (m, d_in) = V_mᵀ and coef_subspace.npy (d_out, m) = B: C = B V_mᵀ"})
+        "arrays": "components.npy (m, d_in) = V_mᵀ and coef_subspace.npy (d_out, m) = B: C = B V_mᵀ",
+        **(extra or {})})
     rep.write(out, force=force)
     return summary
