@@ -1,4 +1,4 @@
-"""The ``linlens`` command line (typer + rich): demo, analyze, reproduce, fibers.
+"""The ``linlens`` command line (typer + rich): demo, analyze, reproduce, track, fibers.
 
 This is the only module that wires capabilities together (through :mod:`linlens.workflows`). Every
 command prints a summary table and writes a report folder (``metrics.json``, ``report.html``, PNGs).
@@ -428,6 +428,67 @@ def reproduce(
     out = out or Path(f"linlens-{name}")
     summary = _load(spec)(out=out, force=force, seed=seed, quick=quick, device=device, console=console)
     print_summary(f"{name}: {title}", summary, out)
+
+
+@app.command(epilog="""Example (runnable as is; three checkpoints of an untrained 2-layer linear network):
+
+  python -c "if 1:
+    import numpy as np, torch
+    open('arch.py', 'w').write('import torch\\nL = torch.nn.Linear\\n'
+                               'net = torch.nn.Sequential(L(4, 3, bias=False), L(3, 4, bias=False))\\n')
+    from arch import net
+    for k in (0, 10, 20): torch.save(net.state_dict(), f'ckpt_{k}.pt')
+    np.save('y.npy', np.random.default_rng(0).normal(size=(200, 4)))"
+  linlens track --model-spec arch:net --checkpoints "ckpt_*.pt" --inputs y.npy --out track-report
+""")
+def track(
+    model_spec: str = typer.Option(..., "--model-spec", help="your architecture as 'package.module:attr': an "
+                                   "nn.Module, or a class or function building one without arguments. WARNING: "
+                                   "imports and runs that Python code"),
+    checkpoints: str = typer.Option(..., "--checkpoints", help="glob pattern of weights-only state dicts (quote it: "
+                                    "\"ckpt_*.pt\"; .pt via torch.load(weights_only=True) or .safetensors); the step "
+                                    "of a file is the last integer in its name, files are tracked in step order"),
+    inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs y (n, d_in): .npy, .npz, .pt or .csv; "
+                                "the first half fits the surrogate, the second half tests it"),
+    targets: Path | None = typer.Option(None, "--targets", help="true outputs x (n, d_out) paired with --inputs: "
+                                        "test MSE, C_data (fitted on the fit half) and, with --operator, the Wiener "
+                                        "reference"),
+    operator: str | None = typer.Option(None, "--operator", help="forward operator A (d_in, d_out) mapping targets to "
+                                        "inputs (.npy or module:attr): A⁻¹/A⁺ and Wiener references, filter factors, "
+                                        "signal error and noise amplification"),
+    prior_covariance: Path | None = typer.Option(None, "--prior-covariance", help="Σₓ (d_out, d_out) for the Wiener "
+                                                 "reference (with --operator; default the targets' covariance)"),
+    noise_std: float | None = typer.Option(None, "--noise-std", help="σ of the noise on y (with --operator; default "
+                                           "estimated from y − Ax of the probe pairs)"),
+    n_boot: int = typer.Option(100, "--n-boot", help="bootstrap replicates for intervals and verdicts (the same "
+                               "draws at every step)"),
+    jacobian_rows: int = typer.Option(32, "--jacobian-rows", help="test probes at which the network's Jacobians "
+                                      "are compared with the surrogate (0: none)"),
+    n_bands: int = typer.Option(8, "--bands", help="bands of A's singular index (with --operator)"),
+    rank_tol: float | None = typer.Option(None, "--rank-tol", help="relative rank tolerance for deep linear "
+                                          "networks' rank lists (only for bias-free Linear stacks)"),
+    batch_size: int = typer.Option(8192, "--batch-size", help="rows per model call", callback=_check_batch_size),
+    out: Path | None = OutOpt,
+    force: bool = ForceOpt,
+    seed: int = SeedOpt,
+) -> None:
+    """The linear picture of your network across its saved checkpoints: surrogate errors against references with
+    intervals, filter factors per band, R², Jacobian distance, ranks/strata of deep linear networks; the same
+    numbers as linlens.tracking.Tracker.update in a training loop."""
+    # lazy: workflows load matplotlib; --help stays fast
+    from linlens.workflows.track import run_track
+
+    if operator is None and n_bands != 8:
+        raise ConfigError("--bands is used only with --operator (bands of A's singular index)")
+    if targets is None and operator is None and (n_boot != 100 or seed != 0):
+        raise ConfigError(f"{'--n-boot' if n_boot != 100 else '--seed'} is used only with references (--targets or "
+                          "--operator): without them there are no intervals to resample")
+    out = out or Path("linlens-track")
+    summary = run_track(model_spec=model_spec, checkpoints=checkpoints, inputs=inputs, targets=targets,
+                        operator=operator, prior_covariance=prior_covariance, noise_std=noise_std, n_boot=n_boot,
+                        jacobian_rows=jacobian_rows, n_bands=n_bands, rank_tol=rank_tol, batch_size=batch_size,
+                        out=out, force=force, seed=seed, console=console)
+    print_summary("linlens track", summary, out)
 
 
 @fibers_app.command("strata")

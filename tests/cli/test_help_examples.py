@@ -27,7 +27,7 @@ def _leaves(cmd, path=()):
 
 
 LEAVES = list(_leaves(typer.main.get_command(app)))
-RUNNABLE = [["analyze"], ["flows"], ["koopman"], ["fibers", "analyze"], ["fibers", "strata"]]
+RUNNABLE = [["analyze"], ["flows"], ["koopman"], ["fibers", "analyze"], ["fibers", "strata"], ["track"]]
 
 
 def _help(args: list[str]) -> str:

@@ -59,7 +59,8 @@ from linlens.surrogate.compare import SignalNoiseModel, probe_covariance
 from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap, Perturbation, wiener_perturbation
 from linlens.validation import as_array, check_covariance, check_noise_std
 
-__all__ = ["Tracker", "TrackPoint", "TrackSetup", "TrackingResult", "deep_linear_weights", "half_rise_steps"]
+__all__ = ["Tracker", "TrackPoint", "TrackSetup", "TrackingResult", "SpectralBias", "deep_linear_weights",
+           "half_rise_steps", "spectral_bias"]
 
 
 def deep_linear_weights(model: Any) -> list[np.ndarray] | None:
@@ -517,6 +518,63 @@ class Tracker:
     def result(self) -> TrackingResult:
         """The setup and the history sorted by step (:class:`TrackingResult`)."""
         return TrackingResult(setup=self.setup_, points=sorted(self.history_, key=lambda p: p.step))
+
+
+@dataclass(frozen=True)
+class SpectralBias(ResultMixin):
+    """When each singular component of A is learned, against its singular value.
+
+    Attributes:
+        components: (m,) singular indices used: those whose final filter factor is at least ``min_final`` and,
+            when the Wiener estimator is a reference, whose Wiener factor is at least ``min_final`` too (the
+            components a good estimator keeps; the others end near 0 and have no meaningful half-rise step).
+        singular_values: (m,) σᵢ(A) of those; half_steps: (m,) the step at half of the final φᵢ
+            (:func:`half_rise_steps`; NaN when never reached).
+        spearman_rho, p_value: Spearman's rank correlation between σᵢ and the half-rise step and its two-sided
+            p-value (negative ρ: larger singular values are learned earlier); NaN with fewer than 3 components.
+        min_final: the threshold.
+    """
+
+    components: np.ndarray
+    singular_values: np.ndarray
+    half_steps: np.ndarray
+    spearman_rho: float
+    p_value: float
+    min_final: float
+
+
+def spectral_bias(result: TrackingResult, min_final: float = 0.5) -> SpectralBias:
+    """The spectral-bias statistic of a tracked run with an operator: half-rise step per component vs σᵢ(A).
+
+    Example:
+        >>> setup = TrackSetup(3, 3, 0, [], {}, np.array([3.0, 2.0, 1.0]), np.array([[0, 3]]), {}, {}, {}, None,
+        ...                    0.95)
+        >>> pts = [TrackPoint(t, 1.0, None, {}, None, None, 1 - np.exp(-t * np.array([3.0, 2.0, 1.0])), None,
+        ...        None, None, None, None, None, None, np.zeros((3, 3)), np.zeros(3), 0.0, 0.0)
+        ...        for t in range(0, 20)]
+        >>> sb = spectral_bias(TrackingResult(setup, pts))
+        >>> sb.components.tolist(), sb.spearman_rho
+        ([0, 1, 2], -1.0)
+    """
+    from scipy.stats import spearmanr
+
+    F = result.factors()
+    if F is None:
+        raise ConfigError("the spectral-bias plot needs filter factors: track with an operator")
+    s = result.setup.singular_values_A
+    keep = F[-1] >= min_final
+    w = result.setup.reference_filter_factors.get("Wiener")
+    if w is not None:
+        keep &= w >= min_final
+    idx = np.flatnonzero(keep)
+    t = half_rise_steps(result.steps, F[:, idx]) if idx.size else np.zeros(0)
+    ok = np.isfinite(t)
+    rho = p = math.nan
+    if ok.sum() >= 3 and np.ptp(t[ok]) > 0:
+        r = spearmanr(s[idx][ok], t[ok])
+        rho, p = float(r.statistic), float(r.pvalue)
+    return SpectralBias(components=idx, singular_values=s[idx], half_steps=t, spearman_rho=rho, p_value=p,
+                        min_final=float(min_final))
 
 
 def _with_time(p: TrackPoint, wall: float, cpu: float) -> TrackPoint:
