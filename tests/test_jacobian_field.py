@@ -22,7 +22,7 @@ def test_field_means_equal_explicit_means_and_stream_over_batches():
     net = mlp(5, 3, seed=5)
     X = torch.randn(40, 5, dtype=torch.float64)
     J = loop_jacobians(net, X).numpy()
-    field = JacobianField(net, chunk_size=7, top_k=2).fit(X)
+    field = JacobianField(net, chunk_size=7, k=2).fit(X)
     assert field.n_samples_seen_ == 40
     np.testing.assert_allclose(field.mean_jacobian_, J.mean(0), atol=1e-13)
     np.testing.assert_allclose(field.mean_gram_, np.einsum("boi,boj->ij", J, J) / 40, atol=1e-13)

@@ -517,14 +517,13 @@ def fibers_strata(
 
 @fibers_app.command("analyze")
 def fibers_analyze(
-    model: Path | None = typer.Option(
-        None, "--model", "-m",
+    weights_opt: Path | None = typer.Option(
+        None, "--weights", "-w",
         help="the linear network's weights: an .npz with W1 … WL (or arr_0 …), W_k of shape (d_k, d_{k-1}); or a "
         ".pt state dict of a bias-free nn.Sequential of nn.Linear layers (keys 0.weight, 1.weight, …, read with "
         "weights_only=True)",
     ),
-    weights: Path | None = typer.Argument(None, help="the same file given positionally (older form of --model)",
-                                          show_default=False),
+    weights: Path | None = typer.Argument(None, help="the same file given positionally", show_default=False),
     out: Path | None = OutOpt,
     force: bool = ForceOpt,
     tol: float | None = typer.Option(None, "--tol", help="relative rank tolerance (default max(shape)·eps)"),
@@ -532,15 +531,15 @@ def fibers_analyze(
     """Which stratum are these weights on: ranks with gaps, barcode, dimensions, basis flow diagram.
 
     Example: python -c "import torch; torch.save(torch.nn.Sequential(torch.nn.Linear(4, 2, bias=False),
-    torch.nn.Linear(2, 4, bias=False)).state_dict(), 'w.pt')" && linlens fibers analyze --model w.pt --out fiber-w
+    torch.nn.Linear(2, 4, bias=False)).state_dict(), 'w.pt')" && linlens fibers analyze --weights w.pt --out fiber-w
     """
     # lazy: workflows load matplotlib; --help stays fast
     from linlens.workflows.fibers_cmd import run_analyze_weights
 
-    if (model is None) == (weights is None):
-        raise ConfigError("give the weights once: --model FILE (or, in the older form, FILE as the argument)")
-    summary = run_analyze_weights(weights=model or weights, out=out or Path("linlens-fibers"), force=force, tol=tol,
-                                  console=console)
+    if (weights_opt is None) == (weights is None):
+        raise ConfigError("give the weights once: --weights FILE (or FILE as the argument)")
+    summary = run_analyze_weights(weights=weights_opt or weights, out=out or Path("linlens-fibers"), force=force,
+                                  tol=tol, console=console)
     print_summary("fiber of the trained network", summary, out or Path("linlens-fibers"))
 
 

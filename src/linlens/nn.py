@@ -116,10 +116,10 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainHistory(ResultMixin):
     """Per-epoch losses (and the learning rate each epoch ran at) of :func:`train`; ``best_epoch`` is the epoch
-    whose weights were kept.
+    whose weights were kept. Frozen like every result: :func:`train` builds it once, at the end.
 
     Example:
         >>> h = TrainHistory(train_loss=[1.0, 0.25], best_epoch=1)
@@ -372,7 +372,8 @@ def train(
     gen.manual_seed(seed)
     tgen = torch.Generator(device="cpu")
     tgen.manual_seed(seed + 1)
-    hist = TrainHistory()
+    hist: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_metric": [], "learning_rate": [],
+                            "best_epoch": -1, "stopped_early": False}
     best_score, best_state, bad = -math.inf, None, 0
     last_finite = None
     t0 = time.perf_counter()
@@ -381,7 +382,7 @@ def train(
         task = bar.add_task(description, total=epochs)
         for epoch in range(epochs):
             model.train()
-            hist.learning_rate.append(float(opt.param_groups[0]["lr"]))
+            hist["learning_rate"].append(float(opt.param_groups[0]["lr"]))
             perm = torch.randperm(n, generator=gen).to(dev)
             total = 0.0
             for i in range(0, n, batch_size):
@@ -408,37 +409,36 @@ def train(
             if sched is not None and not per_step and lr_schedule != "plateau":
                 sched.step()
             last_finite = total / n
-            hist.train_loss.append(last_finite)
+            hist["train_loss"].append(last_finite)
             if has_val:
                 model.eval()
                 with torch.no_grad():
                     pv = model(Xv)
                     vl = float(loss_fn(pv, Yv))
-                    hist.val_loss.append(vl)
+                    hist["val_loss"].append(vl)
                     score = -vl
                     if metric is not None:
                         m = float(metric(pv, Yv))
-                        hist.val_metric.append(m)
+                        hist["val_metric"].append(m)
                         score = m
                 if lr_schedule == "plateau":
                     sched.step(-score)
                 if score > best_score:
                     best_score, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
-                    hist.best_epoch = epoch
+                    hist["best_epoch"] = epoch
                 else:
                     bad += 1
                 if patience is not None and bad >= patience:
-                    hist.stopped_early = True
+                    hist["stopped_early"] = True
                     bar.advance(task)
                     break
             else:
-                hist.best_epoch = epoch
+                hist["best_epoch"] = epoch
             bar.advance(task)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    hist.seconds = time.perf_counter() - t0
-    return hist
+    return TrainHistory(**hist, seconds=time.perf_counter() - t0)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

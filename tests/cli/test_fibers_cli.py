@@ -33,16 +33,16 @@ def test_analyze_command_finds_the_stratum(tmp_path):
     f = tmp_path / "w.npz"
     np.savez(f, W1=w[0], W2=w[1])
     out = tmp_path / "a"
-    res = runner.invoke(app, ["fibers", "analyze", "--model", str(f), "--out", str(out)])
+    res = runner.invoke(app, ["fibers", "analyze", "--weights", str(f), "--out", str(out)])
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["stratum"]["barcode_text"] == s.label and m["stratum"]["dim"] == s.dim
     assert m["tangent_dim_numerical"] == s.dim
-    # the older positional form gives the same report; both or neither is a one-line error
+    # the positional form gives the same report; both or neither is a one-line error
     res = runner.invoke(app, ["fibers", "analyze", str(f), "--out", str(tmp_path / "positional")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "positional" / "metrics.json").read_text())["stratum"] == m["stratum"]
-    for args in (["--model", str(f), str(f)], []):
+    for args in (["--weights", str(f), str(f)], []):
         with pytest.raises(SystemExit) as exc:
             main(["fibers", "analyze", *args, "--out", str(tmp_path / "c")])
         assert exc.value.code == 2 and not (tmp_path / "c").exists()
@@ -106,7 +106,7 @@ def test_analyze_state_dict_of_a_torch_sequential(tmp_path):
     f = tmp_path / "weights.pt"
     torch.save(model.state_dict(), f)
     out = tmp_path / "a"
-    res = runner.invoke(app, ["fibers", "analyze", "--model", str(f), "--out", str(out)])
+    res = runner.invoke(app, ["fibers", "analyze", "--weights", str(f), "--out", str(out)])
     assert res.exit_code == 0, res.output
     m = json.loads((out / "metrics.json").read_text())
     assert m["stratum"]["barcode_text"] == s.label and m["stratum"]["dim"] == s.dim

@@ -84,9 +84,9 @@ def encoder_jacobians(encoder: Any, X: Any, batch_size: int = 2048) -> tuple[np.
     return np.concatenate(zs), np.concatenate(Js)
 
 
-def _singular_mask(s: np.ndarray, rtol: float | None, dtype: torch.dtype) -> np.ndarray:
+def _singular_mask(s: np.ndarray, tol: float | None, dtype: torch.dtype) -> np.ndarray:
     d = s.shape[1]
-    return ~np.isfinite(s).all(axis=1) | (numerical_ranks(s, tol=rtol, shape=(d, d), dtype=dtype)[0] < d)
+    return ~np.isfinite(s).all(axis=1) | (numerical_ranks(s, tol=tol, shape=(d, d), dtype=dtype)[0] < d)
 
 
 def _check_on_singular(on_singular: str) -> None:
@@ -94,7 +94,7 @@ def _check_on_singular(on_singular: str) -> None:
         raise ConfigError(f"on_singular must be 'raise' or 'mask'; got {on_singular!r}")
 
 
-def _jacobian_svd(encoder: Any, X: Any, rtol: float | None, on_singular: str, jacobians: Any = None):
+def _jacobian_svd(encoder: Any, X: Any, tol: float | None, on_singular: str, jacobians: Any = None):
     _check_on_singular(on_singular)
     enc = as_encoder(encoder)
     z, J = encoder_jacobians(enc, X) if jacobians is None else (np.asarray(jacobians[0]), np.asarray(jacobians[1]))
@@ -105,7 +105,7 @@ def _jacobian_svd(encoder: Any, X: Any, rtol: float | None, on_singular: str, ja
         raise ModelError(f"encoder Jacobian has NaN/Inf values (first at row {bad}); the encoder is not usable there")
     U, s, Vt = np.linalg.svd(J)
     U, Vt = fix_signs(U, Vt)
-    singular = _singular_mask(s, rtol, _model_dtype_device(enc)[0])
+    singular = _singular_mask(s, tol, _model_dtype_device(enc)[0])
     if singular.any() and on_singular == "raise":
         i = int(np.argmax(singular))
         raise ModelError(
@@ -127,7 +127,7 @@ class LocalCovariance:
         local_std: local standard deviations 1/s ``(n_samples, d)``, descending.
         directions: ``(n_samples, d, d)``; column k is the input-space direction of ``local_std[:, k]``.
         singular_values: singular values s of J ``(n_samples, d)``, descending.
-        singular: ``(n_samples,)`` True where J is numerically singular (σ_min ≤ rtol σ_max).
+        singular: ``(n_samples,)`` True where J is numerically singular (σ_min ≤ tol σ_max).
 
     Example:
         >>> import torch
@@ -158,7 +158,7 @@ class LocalCovariance:
 
 
 def local_covariance(
-    encoder: Any, X: Any, *, rtol: float | None = None, on_singular: str = "raise", jacobians: Any = None
+    encoder: Any, X: Any, *, tol: float | None = None, on_singular: str = "raise", jacobians: Any = None
 ) -> LocalCovariance:
     """Local covariance of a flow, Σ(x) = (JᵀJ)⁻¹ = V diag(1/s²) Vᵀ from the SVD of J(x) = ∂z/∂x.
 
@@ -169,7 +169,7 @@ def local_covariance(
     Arguments:
         encoder: a flow encoder.
         X: points ``(n_samples, d)``.
-        rtol: J counts as singular when σ_min ≤ rtol · σ_max (default d · eps of the model's dtype).
+        tol: J counts as singular when σ_min ≤ tol · σ_max (default d · eps of the model's dtype).
         on_singular: ``"raise"`` (ModelError naming the first singular row) or ``"mask"`` (NaN rows, flagged
             in ``singular``); never divides by zero.
         jacobians: ``(z, J)`` from :func:`encoder_jacobians` at ``X``, to reuse them (the encoder is not run).
@@ -185,7 +185,7 @@ def local_covariance(
         >>> bool(np.allclose(lc.covariance[0], np.linalg.inv(W.T @ W)))
         True
     """
-    _, _, s, Vt, inv_s, singular = _jacobian_svd(encoder, X, rtol, on_singular, jacobians)
+    _, _, s, Vt, inv_s, singular = _jacobian_svd(encoder, X, tol, on_singular, jacobians)
     V = np.swapaxes(Vt, 1, 2)[:, :, ::-1]
     std = inv_s[:, ::-1]
     cov = (V * std[:, None, :] ** 2) @ np.swapaxes(V, 1, 2)  # V diag(std²) Vᵀ per point, batched BLAS
@@ -233,7 +233,7 @@ class UnwhitenedComponents:
 
 
 def unwhitened_components(
-    encoder: Any, X: Any, *, rtol: float | None = None, on_singular: str = "raise", jacobians: Any = None
+    encoder: Any, X: Any, *, tol: float | None = None, on_singular: str = "raise", jacobians: Any = None
 ) -> UnwhitenedComponents:
     """Un-whitened latent components by the authors' algorithm: ẑ_i = diag(1/s_i) U_iᵀ g(x_i), reversed.
 
@@ -247,7 +247,7 @@ def unwhitened_components(
     Arguments:
         encoder: a flow encoder.
         X: data ``(n_samples, d)``.
-        rtol: singularity threshold on σ_min/σ_max (default d · eps of the model's dtype).
+        tol: singularity threshold on σ_min/σ_max (default d · eps of the model's dtype).
         on_singular: ``"raise"`` or ``"mask"`` (NaN rows flagged in ``singular``).
         jacobians: ``(z, J)`` from :func:`encoder_jacobians` at ``X``, to reuse them (the encoder is not run).
 
@@ -260,7 +260,7 @@ def unwhitened_components(
         >>> unwhitened_components(f, np.eye(2)).components.shape
         (2, 2)
     """
-    z, U, _, Vt, inv_s, singular = _jacobian_svd(encoder, X, rtol, on_singular, jacobians)
+    z, U, _, Vt, inv_s, singular = _jacobian_svd(encoder, X, tol, on_singular, jacobians)
     proj = np.einsum("nij,ni->nj", U, z)  # Uᵀ z
     comps = (inv_s * proj)[:, ::-1]
     return UnwhitenedComponents(

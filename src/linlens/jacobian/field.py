@@ -135,7 +135,7 @@ class JacobianField:
         max_memory: working-memory budget in bytes per chunk (capped at
             :data:`~linlens.jacobian.memory.DEFAULT_WORK_MEMORY`).
         mode: "auto", "reverse" or "forward".
-        top_k: number of leading singular values kept per sample; None keeps all min(d_out, d_in).
+        k: number of leading singular values kept per sample; None keeps all min(d_out, d_in).
         device: where numpy inputs are placed when ``f`` has no parameters ("cpu", "cuda", "auto" = CUDA when
             available, …); a module's own device wins. Statistics come back on the CPU in float64.
 
@@ -160,14 +160,14 @@ class JacobianField:
         chunk_size: int | None = None,
         max_memory: float | None = None,
         mode: str = "auto",
-        top_k: int | None = None,
+        k: int | None = None,
         device: str | torch.device = "auto",
     ):
         self.f = f
         self.chunk_size = chunk_size
         self.max_memory = max_memory
         self.mode = mode
-        self.top_k = top_k
+        self.k = k
         self.device = device
 
     # -- helpers ------------------------------------------------------------------------------------------
@@ -181,11 +181,11 @@ class JacobianField:
 
     def _k(self, d_out: int, d_in: int) -> int:
         r = min(d_out, d_in)
-        if self.top_k is None:
+        if self.k is None:
             return r
-        if int(self.top_k) != self.top_k or self.top_k < 1:
-            raise ConfigError(f"top_k must be a positive integer or None; got {self.top_k!r}")
-        return min(int(self.top_k), r)
+        if int(self.k) != self.k or self.k < 1:
+            raise ConfigError(f"k must be a positive integer or None; got {self.k!r}")
+        return min(int(self.k), r)
 
     def _chunks(self, X: Any) -> Iterator[Tensor]:
         """Yield float64 Jacobian chunks over all batches of X."""
@@ -263,7 +263,7 @@ class JacobianField:
             C: (d_out, d_in) global map, e.g. a surrogate's ``coef_``.
             X: inputs (n_samples, d_in) or an iterable of batches.
             k: dimension of the compared right singular subspaces; default the numerical rank of C
-                (tolerance max(shape)·eps·σ_max), capped by ``top_k`` when that is set.
+                (tolerance max(shape)·eps·σ_max), capped by ``k`` when that is set.
             covariance: Σ (d_in, d_in) of the inputs (e.g. ``np.cov(Y.T)``) for the weighted distance
                 ‖(J − C)Σ^½‖_F/‖CΣ^½‖_F, which ignores directions the data does not visit.
 
@@ -291,7 +291,7 @@ class JacobianField:
         info = numerical_rank(Cn)
         rank = info.rank
         if k is None:
-            k = rank if self.top_k is None else min(rank, int(self.top_k))
+            k = rank if self.k is None else min(rank, int(self.k))
         if int(k) != k or not 1 <= k <= min(Cn.shape):
             raise ConfigError(f"k must be an integer in [1, {min(Cn.shape)}]; got {k!r}")
         Ct = torch.as_tensor(Cn)

@@ -171,7 +171,7 @@ class HankelDMD:
         n_oversamples: oversampling p of the randomized SVD (sketch width rank + p); None = max(10, 2·rank).
             Wide sketches cost little more (each pass over X is memory-bound) and need far fewer power
             iterations on slowly decaying spectra.
-        n_power_iter: power iterations of the randomized SVD; None = adaptive until the leading subspace
+        n_iter: power iterations of the randomized SVD; None = adaptive until the leading subspace
             has converged (handles slowly decaying spectra).
 
     Attributes (after ``fit``; PyDMD vocabulary):
@@ -211,7 +211,7 @@ class HankelDMD:
         svd: str = "auto",
         seed: int = 0,
         n_oversamples: int | None = None,
-        n_power_iter: int | None = None,
+        n_iter: int | None = None,
     ) -> None:
         self.delays = delays
         self.rank = rank
@@ -222,7 +222,7 @@ class HankelDMD:
         self.svd = svd
         self.seed = seed
         self.n_oversamples = n_oversamples
-        self.n_power_iter = n_power_iter
+        self.n_iter = n_iter
 
     # ------------------------------------------------------------------ validation
     def _check_params(self) -> None:
@@ -243,8 +243,8 @@ class HankelDMD:
             raise ConfigError(
                 f"rank must be an int >= 1, a float in (0, 1), 'optimal' or None; got {r!r}"
             )
-        if self.n_power_iter is not None and self.n_power_iter < 0:
-            raise ConfigError(f"n_power_iter must be >= 0 or None; got {self.n_power_iter!r}")
+        if self.n_iter is not None and self.n_iter < 0:
+            raise ConfigError(f"n_iter must be >= 0 or None; got {self.n_iter!r}")
         if self.n_oversamples is not None and self.n_oversamples < 0:
             raise ConfigError(f"n_oversamples must be >= 0; got {self.n_oversamples!r}")
         _resolve_dtype(self.dtype)
@@ -377,7 +377,7 @@ class HankelDMD:
             V, n_iter = None, 0
         elif use_random:
             (U, s, Vt), n_iter = randomized_svd(
-                Xt.T, int(r_req), n_oversamples=n_over, n_iter=self.n_power_iter, seed=self.seed, dtype=dtype,
+                Xt.T, int(r_req), n_oversamples=n_over, n_iter=self.n_iter, seed=self.seed, dtype=dtype,
                 full_sketch=True, return_n_iter=True,
             )
             V = Vt.T

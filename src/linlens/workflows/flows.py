@@ -228,8 +228,8 @@ def run_flows(
     batch = max(1, min(2048, 2**24 // (d * d)))
     z, J = encoder_jacobians(enc, Xa, batch_size=batch)
     rtol = tol if tol is not None else d * float(torch.finfo(dtype).eps)
-    lc = local_covariance(enc, Xa, rtol=rtol, on_singular="mask", jacobians=(z, J))
-    uc = unwhitened_components(enc, Xa, rtol=rtol, on_singular="mask", jacobians=(z, J))
+    lc = local_covariance(enc, Xa, tol=rtol, on_singular="mask", jacobians=(z, J))
+    uc = unwhitened_components(enc, Xa, tol=rtol, on_singular="mask", jacobians=(z, J))
     ok = ~lc.singular
     n_ok, n_sing = int(ok.sum()), int(lc.singular.sum())
     if n_ok == 0:
