@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["TrackerCallback"]
+__all__ = ["TrackerCallback"]  # noqa: F822 - defined on first access (module __getattr__), when lightning is installed
 
 
 def _callback_base() -> Any:
