@@ -34,6 +34,7 @@ __all__ = [
     "QR_THRESHOLD",
     "SolverChoice",
     "solver_policy",
+    "full_rank_by_kappa",
 ]
 
 #: κ(X) above which the Gram route is refined (batch) or warned about (streaming).
