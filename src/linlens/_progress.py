@@ -28,7 +28,16 @@ _LISTENER: ContextVar[Listener | None] = ContextVar("linlens_progress", default=
 
 @contextmanager
 def progress_to(listener: Listener) -> Iterator[None]:
-    """Send :func:`report_progress` calls made inside the ``with`` block to ``listener(label, done, total)``."""
+    """Send :func:`report_progress` calls made inside the ``with`` block to ``listener(label, done, total)``.
+
+    Example:
+        >>> seen = []
+        >>> with progress_to(lambda label, done, total: seen.append((label, done, total))):
+        ...     report_progress("blocks", 1, 4)
+        >>> report_progress("blocks", 2, 4)  # outside the block: nobody listens
+        >>> seen
+        [('blocks', 1, 4)]
+    """
     token = _LISTENER.set(listener)
     try:
         yield
@@ -37,7 +46,11 @@ def progress_to(listener: Listener) -> Iterator[None]:
 
 
 def report_progress(label: str, done: int, total: int) -> None:
-    """Tell the listener, if any, that ``done`` of ``total`` steps of ``label`` are finished."""
+    """Tell the listener, if any, that ``done`` of ``total`` steps of ``label`` are finished.
+
+    Example:
+        >>> report_progress("nobody listens", 1, 2)  # a no-op without a listener
+    """
     listener = _LISTENER.get()
     if listener is not None:
         listener(label, done, total)

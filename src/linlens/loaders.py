@@ -131,6 +131,13 @@ def load_array(
         ShapeError: the wrong number of dimensions.
         EmptyInputError: no rows.
         NonFiniteError: NaN or Inf.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "y.csv"
+        >>> _ = path.write_text("a,b\\n1,2\\n3,4\\n")
+        >>> load_array(path).tolist()
+        [[1.0, 2.0], [3.0, 4.0]]
     """
     p = Path(path)
     if not p.exists():

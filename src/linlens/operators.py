@@ -71,6 +71,12 @@ class AdjointCheck(ResultMixin):
         max_error: the largest of them.
         tol: tolerance used for ``passed`` (depends on the working precision).
         passed: ``max_error <= tol``.
+
+    Example:
+        >>> A = as_operator(np.array([[1.0, 2.0], [0.0, 1.0]]))
+        >>> chk = A.adjoint_check()
+        >>> chk.passed, chk.max_error < 1e-12
+        (True, True)
     """
 
     errors: np.ndarray
@@ -88,6 +94,11 @@ class ShiftInvarianceCheck(ResultMixin):
         max_error: the largest of them (inf when the input and output shapes differ).
         tol: tolerance used for ``passed``.
         passed: ``max_error <= tol``.
+
+    Example:
+        >>> shift = as_operator(np.roll(np.eye(6), 1, axis=0))  # a circular shift: shift-invariant
+        >>> shift.shift_invariance_check().passed
+        True
     """
 
     errors: np.ndarray
@@ -173,6 +184,11 @@ class LinearMap:
         native_dtype: the precision the operator's own numbers carry ("float64", "float32", "float16",
             "bfloat16"): computations are float64, but what is below this rounding level is unknown.
         notes: sentences for reports (casts, dropped imaginary rounding).
+
+    Example:
+        >>> A = as_operator(np.array([[2.0, 0.0], [0.0, 3.0]]))
+        >>> type(A).__name__, A.shape, A.matvec(np.array([[1.0, 1.0]])).tolist()
+        ('LinearMap', (2, 2), [[2.0, 3.0]])
     """
 
     def __init__(
@@ -752,6 +768,13 @@ def load_operator(spec: str | os.PathLike, name: str = "operator", **kwargs: Any
 
     Raises:
         InputFileError: a missing or unreadable file. ModelError: the module cannot be imported or lacks attr.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "A.npy"
+        >>> np.save(path, np.eye(3))
+        >>> load_operator(path).shape
+        (3, 3)
     """
     p = Path(spec)
     if p.suffix.lower() == ".npy" or p.exists():

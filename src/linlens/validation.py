@@ -52,7 +52,13 @@ GRAM_MAX_ABS = 1e150
 
 
 def is_torch(x: Any) -> bool:
-    """True when ``x`` is a ``torch.Tensor`` (without importing torch when it is not loaded)."""
+    """True when ``x`` is a ``torch.Tensor`` (without importing torch when it is not loaded).
+
+    Example:
+        >>> import torch
+        >>> is_torch(torch.zeros(2)), is_torch(np.zeros(2))
+        (True, False)
+    """
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(x, torch.Tensor)
 
@@ -74,6 +80,14 @@ def check_real(x: Any, name: str) -> Any:
     linlens analyses real-valued maps; a complex value is refused the same way for every format and the API
     (a silent cast would drop the imaginary part). Split a complex array into real columns instead:
     ``np.hstack([z.real, z.imag])``.
+
+    Example:
+        >>> check_real(np.ones(2), "inputs").tolist()
+        [1.0, 1.0]
+        >>> check_real(np.array([1j]), "inputs")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ComplexInputError: inputs holds complex numbers; ...
     """
     if _is_complex(x):
         raise ComplexInputError(f"{name} holds complex numbers; linlens analyses real-valued maps (split them into "
@@ -85,6 +99,11 @@ def to_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
     """Convert a numpy array, torch tensor (any device) or sequence to a numpy array of ``dtype``.
 
     Complex data asked for as a real ``dtype`` raises :class:`ComplexInputError` (never a silent cast).
+
+    Example:
+        >>> import torch
+        >>> to_numpy(torch.tensor([1, 2])).dtype, to_numpy([[0.5]]).shape
+        (dtype('float64'), (1, 1))
     """
     if np.dtype(dtype).kind in "fiub":
         check_real(x, "the array")
@@ -99,7 +118,14 @@ def to_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
 
 
 def check_finite(a: np.ndarray, name: str) -> np.ndarray:
-    """Raise :class:`NonFiniteError` naming ``name`` and the first bad row if ``a`` holds NaN or Inf."""
+    """Raise :class:`NonFiniteError` naming ``name`` and the first bad row if ``a`` holds NaN or Inf.
+
+    Example:
+        >>> check_finite(np.array([[1.0], [np.nan]]), "targets")
+        Traceback (most recent call last):
+        ...
+        linlens.errors.NonFiniteError: targets contains 1 NaN/Inf value(s), first at row 1
+    """
     ok = np.isfinite(a)
     if not ok.all():
         bad = np.argwhere(~ok)[0]
@@ -244,7 +270,12 @@ def parse_bytes(text: Any) -> int:
 
 
 def default_max_memory() -> int:
-    """Half of the machine's physical memory (8 GiB where it cannot be read)."""
+    """Half of the machine's physical memory (8 GiB where it cannot be read).
+
+    Example:
+        >>> default_max_memory() > 0
+        True
+    """
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
     except (ValueError, OSError, AttributeError):

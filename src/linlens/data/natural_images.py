@@ -115,6 +115,10 @@ def grid_patches(images: Sequence[np.ndarray], size: int) -> np.ndarray:
 
     Returns:
         (n_patches, 1, size, size) float64 array.
+
+    Example:
+        >>> grid_patches([np.arange(36.0).reshape(6, 6)], 3).shape
+        (4, 1, 3, 3)
     """
     out = [im[r : r + size, c : c + size]
            for im in images

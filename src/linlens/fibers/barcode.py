@@ -47,6 +47,14 @@ def check_widths(widths: Any, name: str = "widths") -> tuple[int, ...]:
 
     Raises:
         ConfigError: naming ``name``, the expectation and what was found.
+
+    Example:
+        >>> check_widths([2, 3.0, 2])
+        (2, 3, 2)
+        >>> check_widths([2])
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ConfigError: widths must be at least two positive integers (d_0, …, d_L); got [2]
     """
     try:
         ws = tuple(int(w) for w in widths)

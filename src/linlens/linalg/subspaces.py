@@ -127,6 +127,12 @@ class SubspaceAngleProfile(ResultMixin):
         clear: k is a clear gap of both operators (K,) bool: both relative gaps ≥ ``min_gap``, both
             norm gaps ≥ ``min_norm_gap``, k ≤ min(rank C, rank R) and k < min(m, n).
         min_gap: the threshold on the relative gaps. min_norm_gap: the threshold on the norm gaps.
+
+    Example:
+        >>> C = np.diag([3.0, 2.0, 1e-3])
+        >>> prof = subspace_comparison(C, C + 1e-6, k=2).profile
+        >>> prof.ks.tolist(), bool(prof.max_angles[1] < 1e-5)
+        ([1, 2, 3], True)
     """
 
     ks: np.ndarray
@@ -167,6 +173,12 @@ class SubspaceComparison(ResultMixin):
         rank_C: numerical rank of C with its gap. rank_R: that of R.
         singular_values_C: (min(m, n),) descending. singular_values_R: (min(m, n),).
         profile: :class:`SubspaceAngleProfile`, the largest angle against every k (for a figure).
+
+    Example:
+        >>> C = np.diag([3.0, 2.0, 1e-3])
+        >>> cmp = subspace_comparison(C, C + 1e-6)
+        >>> cmp.k, cmp.clear, bool(cmp.max_angle < 1e-5)
+        (2, True, True)
     """
 
     k: int | None
