@@ -1,0 +1,204 @@
+"""Images out of core: ``linlens analyze --dask local`` on the Fourier route at 2^20 images of 32×32, against the
+in-memory Fourier route on a subset, measured in the same run.
+
+1. Writes ``y.zarr`` and ``x.zarr`` (n, 1, 32, 32) float32, uncompressed, in chunks of ``--batch-size`` images
+   (n = 2^20 by default: 4 GiB each; where the folder's disk cannot hold both with room to spare, the largest power
+   of two that fits, said on the first line): x are smooth random images (a 1/(1 + |k|²) spectrum), y = A x + σ e
+   with A a circular Gaussian blur (``A.npy``, 1024 × 1024) and σ = 0.05. Nothing is downloaded.
+2. The model: y ↦ y + Conv–ReLU–Conv(y), circular padding, 8 channels, float32 (TorchScript, ``--trust-model``).
+3. Runs, each as its own ``linlens analyze`` process (so that its memory is its own): the Dask route on all n
+   images (``--dask local``: a LocalCluster of min(4, cores) worker processes, one thread each); the in-memory
+   Fourier route on the first ``--subset`` images (``.npy`` files); the Dask route on the same subset (its numbers
+   must equal the in-memory ones: printed).
+4. Prints, per run: wall time, CPU time (user + system of the process and its worker processes), images/s (wall
+   and per CPU second), peak resident memory of the process tree (RSS summed over the process and its children,
+   sampled every 0.2 s); then ``ratio=`` lines: Dask throughput on n against in memory on the subset, and their
+   peak memories.
+
+Everything is pinned to one thread per process. The 2-core machine this was written on is shared: wall times
+are inflated by the other jobs; CPU time is the steadier number. Usage:
+``python benchmarks/bench_scale_images.py [--n 1048576] [--subset 65536] [--dir /tmp/...] [--keep]``;
+``--quick`` runs n = 2^14, subset 2^12.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import torch  # noqa: E402
+import zarr  # noqa: E402
+
+torch.set_num_threads(1)
+
+SIDE = 32
+SIGMA = 0.05
+
+
+class Net(torch.nn.Module):
+    """y ↦ y + Conv(8)–ReLU–Conv(1) (y), circular padding: shift-equivariant, not linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = torch.nn.Conv2d(1, 8, 3, padding=1, padding_mode="circular")
+        self.b = torch.nn.Conv2d(8, 1, 3, padding=1, padding_mode="circular")
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return y + self.b(torch.relu(self.a(y)))
+
+
+def _blur_transfer() -> np.ndarray:
+    i = np.arange(SIDE)
+    k = np.exp(-np.minimum(i, SIDE - i) ** 2 / (2 * 1.2**2))
+    k /= k.sum()
+    return np.fft.rfft2(np.outer(k, k))
+
+
+def write_data(folder: Path, n: int, chunk: int, seed: int = 0) -> None:
+    """y.zarr, x.zarr (n, 1, 32, 32) float32 uncompressed, written chunk by chunk; A.npy (1024, 1024)."""
+    H = _blur_transfer()
+    ky, kx = np.meshgrid(np.fft.fftfreq(SIDE) * SIDE, np.fft.rfftfreq(SIDE) * SIDE, indexing="ij")
+    shape_x = torch.as_tensor(1.0 / (1.0 + (ky**2 + kx**2) / 4.0), dtype=torch.float32)  # power ∝ 1/(1 + |k|²/4)²
+    Ht = torch.as_tensor(H, dtype=torch.complex64)
+    arrays = {name: zarr.create_array(store=str(folder / f"{name}.zarr"), shape=(n, 1, SIDE, SIDE),
+                                      chunks=(chunk, 1, SIDE, SIDE), dtype="float32", compressors=None,
+                                      overwrite=True) for name in ("x", "y")}
+    for s in range(0, n, chunk):  # float32 torch FFTs: 3× faster than numpy's float64 ones here
+        g = torch.Generator().manual_seed(seed * 2**32 + s)
+        b = min(chunk, n - s)
+        xh = torch.fft.rfft2(torch.randn(b, SIDE, SIDE, generator=g)) * shape_x
+        x = torch.fft.irfft2(xh, s=(SIDE, SIDE)) * 4.0
+        y = torch.fft.irfft2(xh * 4.0 * Ht, s=(SIDE, SIDE)) + SIGMA * torch.randn(b, SIDE, SIDE, generator=g)
+        arrays["x"][s:s + b] = x[:, None].numpy()
+        arrays["y"][s:s + b] = y[:, None].numpy()
+    # the operator as a dense matrix (columns: A applied to the unit images)
+    E = np.eye(SIDE * SIDE).reshape(-1, SIDE, SIDE)
+    A = np.fft.irfft2(np.fft.rfft2(E) * H, s=(SIDE, SIDE)).reshape(SIDE * SIDE, -1).T
+    np.save(folder / "A.npy", np.ascontiguousarray(A))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(Net()).save(str(folder / "net.pt"))
+
+
+def measure(argv: list[str], label: str) -> dict:
+    """Run ``linlens`` with ``argv`` in a child process; wall, CPU (user + system, children included), peak RSS of
+    the process tree (sampled), and metrics.json of its report."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "linlens", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        p = psutil.Process(proc.pid)
+        while not stop.is_set():
+            try:
+                tree = [p, *p.children(recursive=True)]
+                peak[0] = max(peak[0], sum(q.memory_info().rss for q in tree if q.is_running()))
+            except psutil.Error:
+                pass
+            stop.wait(0.2)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        print(out)
+        raise SystemExit(f"{label}: linlens exited {proc.returncode}")
+    first = out.strip().splitlines()[0] if out.strip() else ""
+    out_dir = Path(argv[argv.index("-o") + 1])
+    return {"label": label, "wall": wall, "cpu": cpu, "peak_rss": peak[0], "first_line": first,
+            "metrics": json.loads((out_dir / "metrics.json").read_text())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2**20, help="images on disk (default 2^20)")
+    ap.add_argument("--subset", type=int, default=2**16, help="images for the in-memory route (default 2^16)")
+    ap.add_argument("--batch-size", type=int, default=8192, help="images per Dask task (and zarr chunk)")
+    ap.add_argument("--n-boot", type=int, default=100)
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/linlens-bench-images"))
+    ap.add_argument("--keep", action="store_true", help="keep the data folder (default: deleted at the end)")
+    ap.add_argument("--quick", action="store_true", help="n = 2^14, subset 2^12")
+    a = ap.parse_args()
+    if a.quick:
+        a.n, a.subset, a.batch_size = 2**14, 2**12, 2048
+    a.dir.mkdir(parents=True, exist_ok=True)
+    need = lambda n: 2 * n * SIDE * SIDE * 4 + 2 * a.subset * SIDE * SIDE * 4  # noqa: E731 - float32 zarr + npy
+    free = shutil.disk_usage(a.dir).free
+    n = a.n
+    while n > a.subset and need(n) > 0.5 * free:
+        n //= 2
+    note = "" if n == a.n else f" (asked for {a.n:,}: the disk at {a.dir} has {free / 2**30:.1f} GiB free, so {n:,})"
+    print(f"bench_scale_images: {n:,} images of {SIDE}×{SIDE} on disk as float32 zarr ({need(n) / 2**30:.2f} GiB with "
+          f"the subset){note}; in memory: the first {a.subset:,}; {os.cpu_count()} cores (shared machine)", flush=True)
+    sub = min(a.subset, n)
+    try:
+        t0 = time.perf_counter()
+        write_data(a.dir, n, a.batch_size)
+        for name in ("x", "y"):
+            np.save(a.dir / f"{name}_sub.npy", zarr.open_array(str(a.dir / f"{name}.zarr"), mode="r")[:sub])
+        print(f"data written in {time.perf_counter() - t0:.1f} s", flush=True)
+        common = ["--trust-model", "-m", str(a.dir / "net.pt"), "--operator", str(a.dir / "A.npy"), "--n-boot",
+                  str(a.n_boot), "--force"]
+        runs = [
+            measure(["analyze", *common, "-i", str(a.dir / "y_sub.npy"), "--targets", str(a.dir / "x_sub.npy"),
+                     "-o", str(a.dir / "rep_mem_sub")], f"in memory, {sub:,} images"),
+            measure(["analyze", *common, "-i", str(a.dir / "y_sub.npy"), "--targets", str(a.dir / "x_sub.npy"),
+                     "--dask", "local", "--batch-size", str(a.batch_size), "-o", str(a.dir / "rep_dask_sub")],
+                    f"Dask, {sub:,} images"),
+            measure(["analyze", *common, "-i", str(a.dir / "y.zarr"), "--targets", str(a.dir / "x.zarr"), "--dask",
+                     "local", "--batch-size", str(a.batch_size), "-o", str(a.dir / "rep_dask_all")],
+                    f"Dask, {n:,} images"),
+        ]
+    finally:
+        if not a.keep:
+            shutil.rmtree(a.dir, ignore_errors=True)
+    sizes = [sub, sub, n]
+    print(f"{'run':<24} {'wall s':>8} {'CPU s':>8} {'images/s':>10} {'img/CPU-s':>10} {'peak RSS GiB':>13}  verdict")
+    for r, k in zip(runs, sizes, strict=True):
+        print(f"{r['label']:<24} {r['wall']:8.1f} {r['cpu']:8.1f} {k / r['wall']:10.0f} {k / r['cpu']:10.0f} "
+              f"{r['peak_rss'] / 2**30:13.2f}  {r['metrics']['analysis']['closest']}")
+    print("route lines:", *(f"  {r['label']}: {r['first_line'][:100]}" for r in runs), sep="\n")
+    m, s = runs[0]["metrics"]["analysis"], runs[1]["metrics"]["analysis"]
+    diff = max(abs(m["errors_corrected"][k] - s["errors_corrected"][k]) / abs(m["errors_corrected"][k])
+               for k in m["errors_corrected"])
+    print(f"in memory vs Dask on the same {sub:,} images: largest relative difference of the bias-corrected errors "
+          f"{diff:.1e}; intervals {m['error_intervals']} vs {s['error_intervals']}")
+    full = runs[2]["metrics"]["analysis"]
+    errs = {k: round(v, 5) for k, v in full["errors_corrected"].items()}
+    ivs = {k: [round(x, 5) for x in v] for k, v in full["error_intervals"].items()}
+    print(f"Dask on {n:,}: errors (bias-corrected) {errs}, intervals {ivs}; verdict {full['closest']}")
+    print(f"ratio={(n / runs[2]['wall']) / (sub / runs[0]['wall']):.2f} (images/s wall: Dask on {n:,} / in memory on "
+          f"{sub:,})")
+    print(f"ratio_cpu={(n / runs[2]['cpu']) / (sub / runs[0]['cpu']):.2f} (images per CPU second: Dask on {n:,} / in "
+          f"memory on {sub:,})")
+    print(f"ratio_memory={runs[2]['peak_rss'] / runs[0]['peak_rss']:.2f} (peak RSS: Dask on {n:,} images, client + "
+          f"workers / in memory on {sub:,})")
+
+
+if __name__ == "__main__":
+    main()
