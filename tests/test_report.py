@@ -37,6 +37,35 @@ def test_report_writes_folder_and_refuses_overwrite(tmp_path):
     assert json.loads((out / "metrics.json").read_text()) == {"x": 3}
 
 
+def test_large_arrays_leave_metrics_json_for_npy(tmp_path):
+    """metrics.json stays small: arrays (numpy, nested lists, complex as JSON writes them, inside result objects)
+    above the limit go to .npy beside it and read back equal; small ones stay in JSON."""
+    from dataclasses import dataclass
+
+    from linlens._results import ResultMixin
+    from linlens.report.io import METRICS_ARRAY_LIMIT
+
+    @dataclass(frozen=True)
+    class Res(ResultMixin):
+        H: np.ndarray
+
+    rng = np.random.default_rng(0)
+    H = rng.normal(size=(256, 129)) + 1j * rng.normal(size=(256, 129))
+    big = rng.normal(size=300 * 300)
+    rep = Report("t")
+    rep.metrics.update({"res": Res(H), "v": big, "nested": big.reshape(300, 300).tolist(), "small": [1.0, None],
+                        "r2_per_output": [0.5, None] * 3000})
+    rep.write(tmp_path / "r")
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert (tmp_path / "r" / "metrics.json").stat().st_size < 10_000
+    np.testing.assert_array_equal(np.load(tmp_path / "r" / m["res"]["H"]["npy"]), H)
+    np.testing.assert_array_equal(np.load(tmp_path / "r" / m["v"]["npy"]), big)
+    np.testing.assert_array_equal(np.load(tmp_path / "r" / m["nested"]["npy"]), big.reshape(300, 300))
+    r2 = np.load(tmp_path / "r" / m["r2_per_output"]["npy"])
+    assert r2.shape == (6000,) and np.isnan(r2[1]) and r2[0] == 0.5
+    assert m["small"] == [1.0, None] and 3 < METRICS_ARRAY_LIMIT < 6000
+
+
 def test_atomic_dir_leaves_nothing_on_error(tmp_path):
     with pytest.raises(RuntimeError):
         with atomic_dir(tmp_path / "r") as tmp:

@@ -190,6 +190,11 @@ def test_run_analyze_dask_npy_matches_in_memory(client, model_dir, tmp_path):
     assert set(s_dask) == set(s_mem)
     np.testing.assert_allclose(m_dask["coef"], m_mem["coef"], rtol=1e-10)
     assert m_dask["r2"] == pytest.approx(m_mem["r2"], rel=1e-10)  # same held-out blocks
+    # the error against R with its interval: the same grouped sums, merged in a tree on the workers
+    e_dask, e_mem = m_dask["data_weighted_error_corrected"], m_mem["data_weighted_error_corrected"]
+    for k in ("plug_in", "estimate", "low", "high", "bias"):
+        assert e_dask[k] == pytest.approx(e_mem[k], rel=1e-8), k
+    assert m_dask["verdict"]["verdict"] == m_mem["verdict"]["verdict"]
 
 
 def test_analyze_cli_dask_local_zarr(model_dir, tmp_path, capsys):

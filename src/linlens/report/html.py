@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from linlens.report.io import atomic_dir, dump_json
+from linlens.report.io import atomic_dir, dump_json, split_arrays
 
 __all__ = ["Report", "format_number"]
 
@@ -146,8 +146,11 @@ class Report:
 
     def write(self, out: str | os.PathLike, force: bool = False) -> Path:
         """Write ``metrics.json``, ``report.html`` and the PNGs to ``out`` atomically; returns the path."""
+        metrics, arrays = split_arrays(self.metrics)  # large arrays go to .npy beside metrics.json
         with atomic_dir(out, force=force) as tmp:
-            (tmp / "metrics.json").write_text(dump_json(self.metrics), encoding="utf-8")
+            (tmp / "metrics.json").write_text(dump_json(metrics), encoding="utf-8")
+            for fname, arr in arrays.items():
+                np.save(tmp / fname, arr, allow_pickle=False)
             (tmp / "report.html").write_text(self.to_html(), encoding="utf-8")
             for fname, data in self._figures.items():
                 (tmp / fname).write_bytes(data)

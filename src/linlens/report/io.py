@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from linlens._results import json_safe
 from linlens.errors import InputFileError, ReportExistsError
 
@@ -43,6 +45,8 @@ __all__ = [
     "atomic_write_text",
     "json_safe",
     "dump_json",
+    "split_arrays",
+    "METRICS_ARRAY_LIMIT",
     "temp_folders",
     "MARKER",
     "is_linlens_report",
@@ -59,6 +63,100 @@ PATH_MAX = 4096
 def dump_json(obj: Any) -> str:
     """JSON text of :func:`json_safe` ``(obj)``, indented."""
     return json.dumps(json_safe(obj), indent=2, allow_nan=False)
+
+
+#: Numeric arrays (or lists of numbers) with more entries than this leave metrics.json for a ``.npy`` file beside it
+#: (one number is ~25 bytes of indented JSON: 4096 entries ≈ 100 kB), so metrics.json stays small at any size.
+METRICS_ARRAY_LIMIT = 4096
+
+
+def _leaf(x: Any) -> Any:
+    """A JSON-ready leaf as a number: None → NaN, {"re", "im"} → complex; lists recursively; else ValueError."""
+    if x is None:
+        return np.nan
+    if isinstance(x, dict):
+        if set(x) == {"re", "im"}:
+            return complex(np.nan if x["re"] is None else x["re"], np.nan if x["im"] is None else x["im"])
+        raise ValueError("not a number")
+    if isinstance(x, (list, tuple)):
+        return [_leaf(y) for y in x]
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, complex, np.number)):
+        raise ValueError("not a number")
+    return x
+
+
+def _entries(v: Any) -> int:
+    """Entries of a (nested) list, estimated from its first elements."""
+    n = 1
+    while isinstance(v, (list, tuple)) and v:
+        n, v = n * len(v), v[0]
+    return n
+
+
+def _numeric_list(v: list | tuple) -> np.ndarray | None:
+    """A list/tuple of numbers (None as NaN, {"re", "im"} as complex, nested rectangular lists too) as an array,
+    else None."""
+    try:
+        a = np.array(_leaf(v))
+    except (TypeError, ValueError):
+        return None
+    return a if a.dtype.kind in "biufc" else None
+
+
+def split_arrays(obj: Any, limit: int = METRICS_ARRAY_LIMIT, path: str = "metrics") -> tuple[Any, dict[str, Any]]:
+    """The rule that keeps metrics.json small: every numeric array (numpy, torch, or a list of numbers, also inside
+    result objects' ``to_dict()``) with more than ``limit`` entries is replaced by
+    ``{"npy": FILE, "shape": [...], "dtype": ...}`` and returned to be saved as FILE beside metrics.json
+    (``np.load(folder / FILE)`` reads it back; NaN stands for JSON's null in a list that held None).
+
+    Arguments:
+        obj: the metrics (dicts, lists, arrays, result objects, scalars).
+        limit: the most entries an array keeps in JSON.
+        path: the name prefix of the files (keys joined by ".").
+
+    Returns:
+        (the metrics with the references, {file name: array}).
+
+    Example:
+        >>> m, files = split_arrays({"small": [1.0, 2.0], "big": {"x": np.arange(5000.0)}})
+        >>> m["small"], m["big"]["x"]["npy"], m["big"]["x"]["shape"], list(files)
+        ([1.0, 2.0], 'metrics.big.x.npy', [5000], ['metrics.big.x.npy'])
+        >>> m, files = split_arrays({"H": [[{"re": 1.0, "im": 0.5}] * 100] * 50})  # nested, complex (as JSON'd)
+        >>> m["H"]["shape"], files["metrics.H.npy"].dtype.kind
+        ([50, 100], 'c')
+    """
+    files: dict[str, Any] = {}
+
+    def name(p: str) -> str:
+        base = "".join(c if c.isalnum() or c in "._-" else "_" for c in p)[:200]
+        cand, i = base + ".npy", 1
+        while cand in files:
+            cand, i = f"{base}_{i}.npy", i + 1
+        return cand
+
+    def walk(v: Any, p: str) -> Any:
+        if hasattr(v, "detach") and hasattr(v, "cpu"):  # torch tensor
+            v = v.detach().cpu().numpy()
+        if hasattr(v, "to_dict") and callable(v.to_dict):
+            return walk(v.to_dict(), p)
+        if isinstance(v, dict):
+            return {k: walk(x, f"{p}.{k}") for k, x in v.items()}
+        arr = None
+        if isinstance(v, np.ndarray) and v.size > limit and v.dtype.kind in "biufc":
+            arr = v
+        elif isinstance(v, (list, tuple)) and _entries(v) > limit:
+            arr = _numeric_list(v)
+            if arr is not None and arr.size <= limit:
+                arr = None
+        if arr is not None:
+            f = name(p)
+            files[f] = arr
+            return {"npy": f, "shape": list(arr.shape), "dtype": str(arr.dtype)}
+        if isinstance(v, (list, tuple)):
+            return [walk(x, f"{p}.{i}") for i, x in enumerate(v)]
+        return v
+
+    return walk(obj, path), files
 
 
 # ------------------------------------------------------------------------------------------------ files

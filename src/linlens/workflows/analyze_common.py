@@ -12,6 +12,13 @@
   passes over the data or switches to TSQR; here every pass over the data re-runs the model, so ``analyze``
   makes one more pass that accumulates TSQR factors (stable at any κ) and solves from them, and κ is then
   taken from the TSQR factor (the Gram estimate saturates near 1e8).
+- **The error against a reference, with an interval** (:func:`grouped_possible`, :func:`held_grouped`): training
+  rows also go, by row group (row index mod :data:`N_GROUPS`), into the sums of a
+  :class:`~linlens.surrogate.grouped.GroupedFit` (per-group Gram blocks; the subspace route's statistics with the
+  m features = the d_in inputs); after the pass, the held-out rows' inputs (no model call) give the data-weighted
+  error of the training fit against R, its cluster-robust bias correction, a row-group bootstrap interval and the
+  paired verdict. Its memory is N_GROUPS·d_in·(d_in + d_out) numbers: refused with a stated reason (and the plug-in
+  alone reported) beyond ``--max-memory`` or 1 GiB.
 - **One R²** (:func:`r2_from_stats` → :func:`linlens.surrogate.r2_from_sums`, the library's one rule): pooled
   over outputs, R² = 1 − Σⱼ SSEⱼ / Σⱼ SSTⱼ with SSTⱼ the sum of squares of output j around its own mean on the
   scored rows (scikit-learn's ``r2_score(..., multioutput="variance_weighted")``); the per-output values
@@ -43,7 +50,9 @@ from linlens.loaders import ARRAY_SUFFIXES, load_array, stored_float_dtype
 from linlens.operators import LinearMap, as_operator, image_shape, load_operator, signal_shape
 from linlens.report import Report
 from linlens.report import figures as figs
+from linlens.stats import closest_reference, interval_text, summarize
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors, r2_from_sums
+from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.validation import check_gram_range, check_memory
 from linlens.workflows.analyze_options import Route
 
@@ -70,6 +79,12 @@ __all__ = [
     "answer_verdict",
     "load_linear_map",
     "input_covariance",
+    "N_GROUPS",
+    "grouped_possible",
+    "grouped_shift",
+    "received_rows",
+    "held_grouped",
+    "reference_error",
 ]
 
 HOLDOUT_EVERY = 5  # one row in five is held out
@@ -100,6 +115,65 @@ def holdout_mask(start: int, stop: int, seed: int) -> np.ndarray:
         HOLDOUT_EVERY - 1)
 
 
+#: Row groups (row index mod N_GROUPS) of the grouped statistics behind the intervals (dense, Dask, subspace routes).
+N_GROUPS = 32
+#: Memory for the grouped statistics when --max-memory is not given.
+GROUPED_DEFAULT_BYTES = 2**30
+
+
+def grouped_possible(d_in: int, d_out: int, max_memory: int | None) -> tuple[bool, str]:
+    """Whether the per-group statistics of the interval (N_GROUPS Gram blocks of d_in × (d_in + d_out), twice: the
+    partials and their merge) fit in ``max_memory`` (default 1 GiB); (False, why) otherwise."""
+    need = 8.0 * (2 * N_GROUPS + 2) * d_in * (d_in + d_out)
+    budget = GROUPED_DEFAULT_BYTES if max_memory is None else max_memory
+    if need <= budget:
+        return True, ""
+    return False, (f"no interval: its per-row-group statistics ({N_GROUPS} groups of d_in × (d_in + d_out) = {d_in} × "
+                   f"{d_in + d_out}) need {need / 2**30:.2g} GiB, more than "
+                   + ("the 1 GiB allowed by default (raise --max-memory)" if max_memory is None else "--max-memory")
+                   + "; --components m gives the error with an interval on the inputs' top-m subspace")
+
+
+def grouped_shift(rows: np.ndarray) -> np.ndarray:
+    """The constant subtracted from every input row before the grouped sums (any common shift cancels in the fit and
+    the centred error; it keeps the raw sums from cancelling digits): the mean of the first ≤ 1024 rows, the same
+    on every route."""
+    return np.asarray(rows[:1024], dtype=np.float64).reshape(min(len(rows), 1024), -1).mean(axis=0)
+
+
+def received_rows(rows: np.ndarray, dtype: Any) -> np.ndarray:
+    """Input rows as the model receives them (cast to its input dtype, a torch dtype), back in float64."""
+    import torch
+
+    if dtype is None or dtype == torch.float64:
+        return np.asarray(rows, dtype=np.float64)
+    return torch.as_tensor(np.asarray(rows)).to(dtype).to(torch.float64).numpy()
+
+
+def held_grouped(rows: np.ndarray, start: int, seed: int, shift: np.ndarray, B: np.ndarray, R: np.ndarray,
+                 d_out: int) -> GroupedFit:
+    """Held-out partial of the grouped statistics for a block of inputs (b, d_in) as the model received them, rows
+    ``start …``: the training fit's B (d_out, d_in) and R (d_out, d_in) applied to the held-out rows (no model call).
+    """
+    held = holdout_mask(start, start + len(rows), seed)
+    g = GroupedFit(rows.shape[1], d_out, N_GROUPS)
+    if held.any():
+        Z = rows[held] - shift
+        g.update_held(Z, Z @ R.T, B, (start + np.flatnonzero(held)) % N_GROUPS)
+    return g
+
+
+def reference_error(grouped: GroupedFit, n_boot: int | None, seed: int) -> GroupedError | None:
+    """The bias-corrected data-weighted error of the training fit against R on the held-out rows, with its
+    row-group bootstrap interval (None when R has no variance on the held-out rows)."""
+    if grouped.hn.sum() < 2:
+        return None
+    try:
+        return grouped.error(n_boot=n_boot or 100, seed=seed)
+    except ShapeError:
+        return None
+
+
 @dataclass
 class BlockStats:
     """Streaming statistics of some rows: accumulators (Gram, or TSQR with ``mode="qr"``) of the training and
@@ -108,6 +182,7 @@ class BlockStats:
     mode: str = "gram"
     train: GramAccumulator | TSQRAccumulator | None = None
     held: GramAccumulator | TSQRAccumulator | None = None
+    grouped: GroupedFit | None = None
 
     def __post_init__(self) -> None:
         make = TSQRAccumulator if self.mode == "qr" else GramAccumulator
@@ -118,6 +193,9 @@ class BlockStats:
         """Fold ``other`` (same mode) into this one; returns self."""
         self.train.merge(other.train)
         self.held.merge(other.held)
+        if other.grouped is not None:
+            g = other.grouped
+            self.grouped = (GroupedFit(g.m, g.d_out, g.n_groups) if self.grouped is None else self.grouped).merge(g)
         self.__dict__.pop("_full", None)
         return self
 
@@ -134,8 +212,10 @@ def merge_stats(a: BlockStats, b: BlockStats) -> BlockStats:
     return BlockStats(mode=a.mode).merge(a).merge(b)
 
 
-def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mode: str = "gram") -> BlockStats:
-    """Statistics of one block: rows ``start …`` of inputs ``Yb`` (b, d_in) and model outputs ``F`` (b, d_out).
+def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mode: str = "gram",
+                shift: np.ndarray | None = None) -> BlockStats:
+    """Statistics of one block: rows ``start …`` of inputs ``Yb`` (b, d_in) and model outputs ``F`` (b, d_out);
+    with ``shift`` (:func:`grouped_shift`), also the training rows' grouped sums of the interval.
 
     Values whose squares overflow the Gram matrix (|x| ≥ 1e150) are refused with one line.
     """
@@ -147,6 +227,11 @@ def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mo
         st.train.update(Yb[~held], F[~held])
     if held.any():
         st.held.update(Yb[held], F[held])
+    if shift is not None:
+        st.grouped = GroupedFit(Yb.shape[1], F.shape[1], N_GROUPS)
+        if (~held).any():
+            st.grouped.update_train(np.asarray(Yb[~held], dtype=np.float64) - shift, F[~held],
+                                    (start + np.flatnonzero(~held)) % N_GROUPS)
     return st
 
 
@@ -264,7 +349,8 @@ def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate
 def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r2_info: dict[str, Any],
                      P: np.ndarray, R: np.ndarray | None, out: Path, force: bool, extra_metrics: dict[str, Any],
                      warn: list[dict[str, str]], image: tuple[int, int] | None = None,
-                     route: Route | None = None) -> dict[str, Any]:
+                     route: Route | None = None, err: GroupedError | None = None,
+                     err_note: str = "") -> dict[str, Any]:
     """Write the analyze report (warnings box, summary table, comparison with R when given, figures)
     atomically to ``out`` and return the summary. Shared by the in-memory and the Dask routes.
 
@@ -276,6 +362,8 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         image: (H, W) when the inputs are single-channel images: rows of C (and R) and the filter factors are
             also shown as images.
         route: the dispatch's route, stated first in the report and recorded in metrics.json.
+        err: the bias-corrected error against R with its interval (:func:`reference_error`), or None with
+            ``err_note`` saying why there is none.
     """
     C = full.coef_
     n = extra_metrics.get("n_samples", full.n_samples_seen_)
@@ -322,10 +410,27 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         summary.update({"data-weighted error vs R": cmp.data_weighted_error,
                         "‖C−R‖_F/‖R‖_F": cmp.rel_fro_error, "‖C−R‖₂/‖R‖₂": cmp.rel_spectral_error,
                         "principal angles": angles})
-        rep.add_answer(f"Against the reference R: data-weighted error E‖(C−R)y‖²/E‖Ry‖² = "
-                       f"{cmp.data_weighted_error:.4g} over your inputs (0: C acts as R where your data lies; 1: no "
-                       "closer than the zero map). A point estimate: this route has no interval or verdict (with "
-                       "--targets and --operator the inverse study gives both).")
+        if err is not None:
+            table = summarize(err.boot)["R"]
+            table["low"], table["high"] = err.low, err.high
+            verdict = closest_reference(err.boot, ["R"])
+            summary["data-weighted error vs R (held-out, bias-corrected)"] = interval_text(table)
+            summary["verdict"] = ("no clearer than the zero map" if verdict.verdict == "none"
+                                  else "closer to R than the zero map" + (", but far from R" if verdict.far else ""))
+            metrics["data_weighted_error_corrected"] = err.to_dict()
+            metrics["verdict"] = verdict.to_dict()
+            rep.add_answer(f"Against the reference R: data-weighted error E‖(C−R)y‖²/E‖Ry‖² = {err.estimate:.4g} "
+                           f"[{err.low:.4g}, {err.high:.4g}] (bias-corrected, {round(err.ci * 100)}% basic interval "
+                           f"from {err.n_boot} row-group bootstrap replicates; surrogate fitted on the training rows, "
+                           f"error on the held-out rows; 0: C acts as R where your data lies, 1: no closer than the "
+                           f"zero map); {answer_verdict(verdict)}. Plug-in over all rows: "
+                           f"{cmp.data_weighted_error:.4g} (biased up by C's estimation noise).")
+        else:
+            metrics["data_weighted_error_corrected"] = None
+            metrics["interval_note"] = err_note
+            rep.add_answer(f"Against the reference R: data-weighted error E‖(C−R)y‖²/E‖Ry‖² = "
+                           f"{cmp.data_weighted_error:.4g} over your inputs (0: C acts as R where your data lies; 1: "
+                           f"no closer than the zero map); a plug-in point estimate, biased up: {err_note}.")
         rep.add_answer(f"Principal angles: {angles}; ‖C−R‖_F/‖R‖_F = {cmp.rel_fro_error:.3g} (for an ill-conditioned"
                        " R dominated by its smallest singular values).")
         rep.answer_next = ("the filter factors (which singular directions of R the surrogate keeps, 1 = as R does), "
@@ -460,8 +565,10 @@ def input_covariance(acc: GramAccumulator | TSQRAccumulator) -> np.ndarray:
 
 
 def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndarray | None, out: Path, force: bool,
-                   title: str, how: str, extra: dict[str, Any], route: Route | None = None) -> dict[str, Any]:
-    """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report.
+                   title: str, how: str, extra: dict[str, Any], route: Route | None = None,
+                   err: GroupedError | None = None, err_note: str = "") -> dict[str, Any]:
+    """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report (with
+    the error against R and its interval ``err``, or ``err_note`` saying why there is none).
     Shared by the in-memory and the Dask routes."""
     acc = stats.full()
     full, msgs = fit_surrogate(acc, fit_intercept)
@@ -479,7 +586,7 @@ def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndar
     extra = {**extra, "input_checks": flags, "r2_per_output": info["r2_per_output"]}
     image = image_shape(tuple(extra.get("input_shape", ())))
     return surrogate_report(title, intro, full, r2, info, input_covariance(acc), R, out, force, extra, warn,
-                            image=image, route=route)
+                            image=image, route=route, err=err, err_note=err_note)
 
 
 def answer_r2(r2: float, n_held_out: int, *, outside: float | None = None) -> str:

@@ -25,7 +25,7 @@ from linlens import errors as _errors
 from linlens.errors import ConfigError, InputFileError, LinlensError, ModelError, NonFiniteError, ShapeError
 from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
-from linlens.probing import FlatModel, cast_note, probe_model
+from linlens.probing import FlatModel, cast_note, model_input_dtype, probe_model
 from linlens.report import check_destination
 from linlens.scale import check_block_finite, require_dask, tree_reduce
 from linlens.validation import check_real
@@ -34,9 +34,14 @@ from linlens.workflows.analyze_common import (
     block_stats,
     check_analyze_memory,
     finish_analyze,
+    grouped_possible,
+    grouped_shift,
+    held_grouped,
     load_linear_map,
     merge_stats,
     needs_qr_pass,
+    received_rows,
+    reference_error,
 )
 from linlens.workflows.analyze_options import AnalyzeOptions, Route
 
@@ -121,12 +126,35 @@ def _block_task(source: tuple[str, str], spec: str, device: str, b: int, start: 
             raise NonFiniteError(f"model outputs: {where} contain NaN/Inf") from None
         except LinlensError as exc:
             raise type(exc)(str(exc).replace("batch 0", where)) from None
-        return "ok", block_stats(Yb, F, start, seed, n, mode)
+        return "ok", block_stats(Yb, F, start, seed, n, mode, shift=opts.get("shift") if mode == "gram" else None)
     except LinlensError as exc:
         return "error", (type(exc).__name__, str(exc))
     except BaseException as exc:  # noqa: BLE001 - anything else on a worker is reported as a model failure
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return "error", ("ModelError", f"{where}: {type(exc).__name__}: {first[:200]}")
+
+
+def _held_task(source: tuple[str, str], spec: str, device: str, b: int, start: int, stop: int, seed: int,
+               opts: dict[str, Any], B: np.ndarray, R: np.ndarray) -> tuple[str, Any]:
+    """The held-out rows of one block against the training fit B and R (inputs only, cast as the model receives
+    them; no model call); returns ("ok", GroupedFit partial) or ("error", ...), never raises."""
+    try:
+        net, _ = _model(spec, device, opts["trust_model"], tuple(opts["in_shape"]))
+        rows = received_rows(read_rows(source, start, stop), model_input_dtype(net))
+        return "ok", held_grouped(rows, start, seed, opts["shift"], B, R, R.shape[0])
+    except LinlensError as exc:
+        return "error", (type(exc).__name__, str(exc))
+    except BaseException as exc:  # noqa: BLE001
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return "error", ("ModelError", f"block {b}: {type(exc).__name__}: {first[:200]}")
+
+
+def _merge_grouped(a: tuple[str, Any], b: tuple[str, Any]) -> tuple[str, Any]:
+    if a[0] != "ok":
+        return a
+    if b[0] != "ok":
+        return b
+    return "ok", a[1].merge(b[1])  # a new GroupedFit
 
 
 def _unwrap(res: tuple[str, Any]) -> BlockStats:
@@ -145,8 +173,8 @@ def _merge(a: tuple[str, Any], b: tuple[str, Any]) -> tuple[str, Any]:
     return "ok", merge_stats(a[1], b[1])
 
 
-def _tree(client: Any, futures: list[Any]) -> Any:
-    return tree_reduce(futures, _merge, submit=lambda f, a, b: client.submit(f, a, b, pure=False))
+def _tree(client: Any, futures: list[Any], merge: Any = _merge) -> Any:
+    return tree_reduce(futures, merge, submit=lambda f, a, b: client.submit(f, a, b, pure=False))
 
 
 # ------------------------------------------------------------------------------------------------ cluster
@@ -232,6 +260,11 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
     ranges = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     opts = {"trust_model": trust_model, "output_index": output_index, "output_key": output_key,
             "in_shape": in_shape}
+    err, err_note = None, ""
+    if R is not None:  # the error against R with an interval: grouped sums, when they fit in memory
+        ok, err_note = grouped_possible(d, R.shape[0], max_memory)
+        if ok:
+            opts["shift"] = grouped_shift(read_rows(source, 0, min(n, 1024)))
 
     client, cluster = _connect(dask)
     try:
@@ -251,9 +284,27 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
 
             stats = one_pass("gram", f"probing the model on Dask ({n_workers} workers)")
             passes = 1
+            if R is not None and stats.train.d_out != R.shape[0]:
+                raise ShapeError(f"reference must be (d_out, d_in) = ({stats.train.d_out}, {d}) to match the model; "
+                                 f"got {R.shape}")
             if needs_qr_pass(stats, fit_intercept):  # ill-conditioned inputs: TSQR partials, as fit does on Dask
+                grouped = stats.grouped
                 stats = one_pass("qr", "second pass (ill-conditioned inputs: TSQR)")
+                stats.grouped = grouped
                 passes = 2
+            if stats.grouped is not None:  # held-out inputs on the workers (no model call) against B and R
+                task = bar.add_task("held-out rows: error against R", total=len(ranges))
+                B_f, R_f = client.scatter(stats.grouped.coef(), broadcast=True), client.scatter(R, broadcast=True)
+                parts = [client.submit(_held_task, source, spec, device, b, s, e, seed, opts, B_f, R_f, pure=False)
+                         for b, (s, e) in enumerate(ranges)]
+                for fut in as_completed(parts):
+                    if fut.result()[0] != "ok":
+                        _unwrap(fut.result())
+                    bar.advance(task)
+                stats.grouped = stats.grouped.merge(_unwrap(_tree(client, parts, _merge_grouped).result()))
+                err = reference_error(stats.grouped, o.n_boot, seed)
+                if err is None:
+                    err_note = "no interval: the reference's outputs have no variance on the held-out rows"
     finally:
         client.close()
         if cluster is not None:
@@ -265,4 +316,4 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
                           {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
                            "input_shape": list(in_shape), "dask": {"address": dask, "workers": n_workers},
                            "input_cast": cast},
-                          route=route)
+                          route=route, err=err, err_note=err_note)

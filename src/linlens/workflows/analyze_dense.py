@@ -14,16 +14,21 @@ from typing import Any
 from linlens.errors import ShapeError
 from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
-from linlens.probing import FlatModel, cast_note, probe_model
+from linlens.probing import FlatModel, cast_note, model_input_dtype, probe_model
 from linlens.report import check_destination
 from linlens.workflows.analyze_common import (
     BlockStats,
     block_stats,
     check_analyze_memory,
     finish_analyze,
+    grouped_possible,
+    grouped_shift,
+    held_grouped,
     load_inputs,
     load_linear_map,
     needs_qr_pass,
+    received_rows,
+    reference_error,
 )
 from linlens.workflows.analyze_options import AnalyzeOptions, Route
 
@@ -37,7 +42,7 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
     Arguments:
         options: the run's options (fields used: model, inputs (n_samples, d_in) or (n_samples, *shape), e.g.
             images, in .npy (memory-mapped), .npz, .pt, .csv/.txt; reference (d_out, d_in); out, force, batch_size,
-            fit_intercept, device, seed, trust_model, output_index, output_key, max_memory). See
+            fit_intercept, device, seed, trust_model, output_index, output_key, max_memory, n_boot). See
             :class:`~linlens.workflows.analyze_options.AnalyzeOptions`.
         route: the plan's route (recorded in the report).
         console: rich console for progress (None: quiet).
@@ -61,6 +66,11 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
     if len(in_shape) > 1:
         net = FlatModel(net, in_shape)
     n_batches = -(-n // batch_size)
+    # the error against R with an interval: grouped sums of the training rows (when they fit in memory)
+    shift, err, err_note = None, None, ""
+    if R is not None:
+        ok, err_note = grouped_possible(d_in, R.shape[0], max_memory)
+        shift = grouped_shift(Y) if ok else None
     with progress_bar(console is not None) as bar:
 
         def one_pass(mode: str, what: str) -> BlockStats:
@@ -70,7 +80,10 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
             for b, Yb, F in probe_model(net, Y, batch_size, dev, output_index=output_index, output_key=output_key):
                 if b == 0:
                     check_analyze_memory(d_in, F.shape[1], min(batch_size, n), max_memory)
-                stats.merge(block_stats(Yb, F, start, seed, n, mode))
+                    if R is not None and F.shape[1] != R.shape[0]:
+                        raise ShapeError(f"reference must be (d_out, d_in) = ({F.shape[1]}, {d_in}) to match the "
+                                         f"model; got {R.shape}")
+                stats.merge(block_stats(Yb, F, start, seed, n, mode, shift=shift if mode == "gram" else None))
                 start += len(Yb)
                 bar.advance(task)
             return stats
@@ -78,10 +91,23 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
         stats = one_pass("gram", "probing the model")
         passes = 1
         if needs_qr_pass(stats, fit_intercept):  # ill-conditioned inputs: TSQR, as LinearSurrogate.fit does
+            grouped = stats.grouped
             stats = one_pass("qr", "second pass (ill-conditioned inputs: TSQR)")
+            stats.grouped = grouped
             passes = 2
+        if stats.grouped is not None:  # held-out inputs (no model call) against the training fit and R
+            B, dtype = stats.grouped.coef(), model_input_dtype(net)
+            task = bar.add_task("held-out rows: error against R", total=n_batches)
+            for s in range(0, n, batch_size):
+                rows = received_rows(Y[s:s + batch_size], dtype)
+                stats.grouped = stats.grouped.merge(held_grouped(rows, s, seed, shift, B, R, R.shape[0]))
+                bar.advance(task)
+            err = reference_error(stats.grouped, o.n_boot, seed)
+            if err is None:
+                err_note = "no interval: the reference's outputs have no variance on the held-out rows"
     return finish_analyze(stats, fit_intercept, seed, R, out, force, f"linlens analyze: {model}",
                           f"fitted by streaming least squares over {n} inputs (batches of {batch_size}, {passes} "
                           "pass(es) of the model)" + (f"; {cast_note(net)}" if cast_note(net) else ""),
                           {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
-                           "input_shape": list(in_shape), "input_cast": cast_note(net)}, route=route)
+                           "input_shape": list(in_shape), "input_cast": cast_note(net)}, route=route, err=err,
+                          err_note=err_note)

@@ -47,8 +47,7 @@ OPTION_ROUTES: dict[str, frozenset[str]] = {
     "dask": frozenset({"dask", "fourier_dask", "subspace_dask"}),
     "output_index": _SURROGATE, "output_key": _SURROGATE, "max_memory": _SURROGATE | {"fourier", "fourier_dask"},
     "components": frozenset({"subspace", "subspace_dask"}),
-    "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE,
-    "n_boot": _INVERSE | {"subspace", "subspace_dask"},
+    "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE | _SURROGATE,
     "train_inputs": frozenset({"study"}), "train_targets": frozenset({"study"}),
     "prior_covariance": frozenset({"study"}), "local_samples": frozenset({"study"}),
 }
