@@ -64,9 +64,11 @@ def test_dense_answer_numbers_are_the_metrics(affine, capsys):
     assert met["comparison"]["data_weighted_error"] < 1e-20
     assert f"R² = {met['r2']:.4g}" in lines[0] and f"{met['nonlinear_residual_fraction']:.3g}" in lines[0]
     assert f"{met['r2_split']['n_held_out']} held-out rows" in lines[0]
-    assert f"= {met['comparison']['data_weighted_error']:.4g} over your inputs" in text
+    e = met["data_weighted_error_corrected"]  # bias-corrected, with its interval and verdict (row-group sums)
+    assert f"= {e['estimate']:.4g} [{e['low']:.4g}, {e['high']:.4g}]" in text
+    assert f"Plug-in over all rows: {met['comparison']['data_weighted_error']:.4g}" in text
+    assert met["verdict"]["verdict"] == "R" and "closer to R than the zero map" in text
     assert f"{met['comparison']['rel_fro_error']:.3g}" in text
-    assert "no interval or verdict" in text  # this route has none, and says so
 
 
 def test_dense_answer_without_reference_and_nonlinear_model(affine, capsys):
