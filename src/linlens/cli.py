@@ -115,6 +115,8 @@ REPRODUCTIONS: dict[str, tuple[str, str]] = {
     "flows-scurve": ("linlens.workflows.reproduce.flows_scurve:run_scurve", "local covariance on the S-curve"),
     "flows-digits": ("linlens.workflows.reproduce.flows_digits:run_digits", "un-whitened components of digits"),
     "denoiser-jacobian": ("linlens.workflows.reproduce.denoiser_jacobian:run_denoiser_jacobian", "bias-free denoisers"),
+    "track-blur": ("linlens.workflows.reproduce.track_blur:run_track_blur", "spectral bias of a blur inverter"),
+    "track-saxe": ("linlens.workflows.reproduce.track_saxe:run_track_saxe", "deep linear modes vs Saxe et al."),
 }
 
 

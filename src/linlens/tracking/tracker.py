@@ -180,7 +180,8 @@ class TrackPoint(ResultMixin):
         local: the Σ_y-weighted and unweighted local-vs-global Jacobian distances (median, 10/90% quantiles;
             :meth:`~linlens.jacobian.LocalVsGlobal.to_dict`), or None when not computed.
         ranks: "r_j_i" → numerical rank of W_j ⋯ W_{i+1} for a deep linear network (else None); rank_gap: the
-            smallest singular-value gap at those cuts; stratum: its barcode label; stratum_dim: its dimension.
+            smallest singular-value gap at those cuts; stratum: its barcode label ("not realizable" when a loose
+            ``rank_tol`` gives ranks that no point has: a note says so); stratum_dim: its dimension (else None).
         coef: the surrogate C (d_out, d_in) (left out of :meth:`to_dict`); intercept: (d_out,).
         seconds, cpu_seconds: wall and process CPU time of this update.
     """
@@ -507,8 +508,15 @@ class Tracker:
             rl = net.rank_list(self.rank_tol, warn=False)
             ranks = {f"r_{j}_{i}": int(r) for (j, i), r in sorted(rl.ranks.items())}
             gap = float(rl.smallest_gap)
-            st = net.stratum(self.rank_tol)
-            stratum, sdim = st.label, int(st.dim)
+            try:
+                st = net.stratum(self.rank_tol)
+                stratum, sdim = st.label, int(st.dim)
+            except ConfigError as exc:  # stated in the point and the notes: the ranks stand, no stratum
+                stratum = "not realizable"
+                msg = (f"at some steps the numerical ranks at tolerance {self.rank_tol} are not a realizable rank "
+                       f"list ({exc}); the stratum is then reported as 'not realizable'")
+                if not any(n.startswith("at some steps the numerical ranks") for n in ctx.setup.notes):
+                    ctx.setup.notes.append(msg)
         test_mse = None if ctx.Xt is None else float(np.mean((Ft - ctx.Xt) ** 2))
         return TrackPoint(step=step, r2=float(r2), test_mse=test_mse, errors=errors, verdict=verdict, signal_noise=sn,
                           filter_factors=ff, band_filter_factors=bff, leakage=leak, local=local, ranks=ranks,
