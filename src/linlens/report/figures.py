@@ -52,7 +52,13 @@ def plot_singular_spectra(spectra: Mapping[str, np.ndarray], ax: Any = None, tit
     of components against PCA eigenvalues (``ylabel="variance"``) — the one spectrum figure of the package.
 
     ``noise_floors`` maps an operator's name to the size of its estimation noise (e.g. √E‖Ĉ − C‖²_F): drawn as a
-    horizontal dashed line in that operator's colour, singular values below it are not told apart from noise."""
+    horizontal dashed line in that operator's colour, singular values below it are not told apart from noise.
+
+    Example:
+        >>> fig = plot_singular_spectra({"C": np.array([3.0, 1.0, 0.25])}, noise_floors={"C": 0.5})
+        >>> [[float(v) for v in line.get_ydata()] for line in fig.axes[0].lines]  # σᵢ, the noise floor
+        [[3.0, 1.0, 0.25], [0.5, 0.5]]
+    """
     fig, ax = _ax(ax)
     styles = _line_styles()
     for j, (name, s) in enumerate(spectra.items()):
@@ -89,7 +95,13 @@ def plot_filter_factors(
     title: str = "Filter factors φ = diag(Vᵀ C A V), mean per cluster of equal σᵢ",
 ):
     """Filter factors against the singular index of A (1 = A⁻¹, 0 = discarded); ``factors`` maps a name to
-    a FilterFactors result or an array. With ``singular_values`` a second axis shows σᵢ(A)."""
+    a FilterFactors result or an array. With ``singular_values`` a second axis shows σᵢ(A).
+
+    Example:
+        >>> fig = plot_filter_factors({"truncated SVD": np.array([1.0, 1.0, 0.0])}, singular_values=np.array([2.0, 1.0, 0.1]))
+        >>> fig.axes[0].lines[0].get_ydata().tolist(), len(fig.axes)  # the factors; a second axis for σᵢ(A)
+        ([1.0, 1.0, 0.0], 2)
+    """
     fig, ax = _ax(ax, (7, 4))
     styles = _line_styles()
     for name, f in factors.items():
@@ -111,7 +123,12 @@ def plot_filter_factors(
 
 
 def plot_principal_angles(angles: Mapping[str, np.ndarray], ax: Any = None, title: str = "Principal angles"):
-    """Principal angles (degrees, ascending) between singular subspaces; one line per comparison."""
+    """Principal angles (degrees, ascending) between singular subspaces; one line per comparison.
+
+    Example:
+        >>> plot_principal_angles({"C vs R": np.array([0.0, np.pi / 4])}).axes[0].lines[0].get_ydata().tolist()  # degrees
+        [0.0, 45.0]
+    """
     fig, ax = _ax(ax)
     for name, a in angles.items():
         a = np.degrees(np.asarray(a, dtype=float))
@@ -183,7 +200,13 @@ def plot_operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] |
     the colour bars are laid out so that their numbers never run into a neighbouring panel.
 
     ``mats`` maps a title to a matrix; a value may also be ``(matrix, note)``, the note going under the title
-    (e.g. a difference's size relative to its reference). Panels wrap after ``ncols`` (default: all in one row)."""
+    (e.g. a difference's size relative to its reference). Panels wrap after ``ncols`` (default: all in one row).
+
+    Example:
+        >>> fig = plot_operator_heatmaps({"C": np.eye(2), "R": -2 * np.eye(2)}, robust=False)
+        >>> [ax.images[0].get_clim() for ax in fig.axes if ax.images]  # each panel on its own symmetric scale
+        [(-1.0, 1.0), (-2.0, 2.0)]
+    """
     k = len(mats)
     if axes is None:
         cols = min(k, ncols or k)
@@ -212,7 +235,14 @@ def plot_operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] |
 
 def plot_training_curves(histories: Mapping[str, Any], ax: Any = None, title: str = "Training curves"):
     """Train (solid) and validation (dashed) loss per epoch, log scale; ``histories`` maps a name to a
-    TrainHistory (or anything with ``train_loss``/``val_loss``)."""
+    TrainHistory (or anything with ``train_loss``/``val_loss``).
+
+    Example:
+        >>> from linlens.nn import TrainHistory
+        >>> fig = plot_training_curves({"MLP": TrainHistory(train_loss=[1.0, 0.5], val_loss=[1.2, 0.7])})
+        >>> [line.get_ydata().tolist() for line in fig.axes[0].lines]
+        [[1.0, 0.5], [1.2, 0.7]]
+    """
     fig, ax = _ax(ax)
     for j, (name, h) in enumerate(histories.items()):
         tr = np.asarray(getattr(h, "train_loss", []), dtype=float)
@@ -231,7 +261,13 @@ def plot_training_curves(histories: Mapping[str, Any], ax: Any = None, title: st
 
 def plot_bar_chart(values: Mapping[str, float], errors: Mapping[str, tuple[float, float]] | None = None,
                    ax: Any = None, title: str = "", ylabel: str = "", log: bool = True):
-    """Horizontal bars (e.g. test MSE of network, surrogate, C_data, Wiener), optional [low, high] whiskers."""
+    """Horizontal bars (e.g. test MSE of network, surrogate, C_data, Wiener), optional [low, high] whiskers.
+
+    Example:
+        >>> fig = plot_bar_chart({"network": 0.2, "Wiener": 0.1}, errors={"network": (0.15, 0.25)})
+        >>> [round(float(b.get_width()), 3) for b in fig.axes[0].patches], fig.axes[0].lines[0].get_xdata().tolist()
+        ([0.2, 0.1], [0.15, 0.25])
+    """
     fig, ax = _ax(ax, (7, 0.5 + 0.45 * len(values)))
     names = list(values)
     v = np.array([values[n] for n in names], dtype=float)
@@ -269,6 +305,13 @@ def plot_signal_noise(splits: Mapping[str, Any], ax: Any = None,
 
     Returns:
         The matplotlib figure.
+
+    Example:
+        >>> from linlens.surrogate.compare import signal_noise_split
+        >>> A = np.diag([2.0, 1.0])
+        >>> split = signal_noise_split(np.linalg.inv(A), A, np.eye(2), noise_std=0.1, n_bands=2)
+        >>> len(plot_signal_noise({"A⁻¹": split}).axes)  # the bands and the totals
+        2
     """
     corrected = corrected or {}
     if ax is None:
@@ -410,7 +453,13 @@ def plot_operator_rows(rows: Mapping[str, np.ndarray], image_shape: tuple[int, i
     """Rows of (d_out, d_in) operators shown as images of the input: row p is the linear filter that output pixel
     p applies to the input. ``rows`` maps a name to an operator; one line of tiles per operator, one tile per
     pixel in ``pixels``, each tile scaled to its own largest |entry| (blue < 0 < red). ``labels``: the output
-    indices to print under the tiles when ``rows`` holds only the selected rows (then ``pixels`` indexes them)."""
+    indices to print under the tiles when ``rows`` holds only the selected rows (then ``pixels`` indexes them).
+
+    Example:
+        >>> fig = plot_operator_rows({"C": np.eye(4)}, (2, 2), [0, 3])
+        >>> fig.axes[0].images[0].get_array()[:2, :2].tolist()  # row 0 of the identity: a one in the first pixel
+        [[1.0, 0.0], [0.0, 0.0]]
+    """
     names = list(rows)
     H, W = image_shape
     fig, ax = _ax(ax, (1.4 * len(pixels) + 1.5, 1.4 * len(names) + 0.6))
@@ -464,7 +513,14 @@ def plot_singular_images(Vt: np.ndarray, singular_values: np.ndarray, factors: M
     """Right singular vectors vᵢ (rows of ``Vt``, (k, H·W)) of a forward operator A as images, at about
     ``count`` indices spread log-evenly over its spectrum, each captioned with i, σᵢ and the filter factor φᵢ of
     every estimator in ``factors`` (name → (k,) factors): which image patterns each estimator passes (φ ≈ 1)
-    and which it suppresses (φ ≈ 0). Each tile is scaled to its own largest |entry| (blue < 0 < red)."""
+    and which it suppresses (φ ≈ 0). Each tile is scaled to its own largest |entry| (blue < 0 < red).
+
+    Example:
+        >>> fig = plot_singular_images(np.eye(4), np.array([2.0, 1.0, 0.5, 0.1]), {"Wiener": np.array([0.9, 0.7, 0.3, 0.0])},
+        ...                            (2, 2), count=2)
+        >>> [t.get_text().split(chr(10)) for t in fig.axes[0].get_xticklabels()]
+        [['i = 1', 'σ = 2', 'φ Wiener = 0.90'], ['i = 4', 'σ = 0.1', 'φ Wiener = 0.00']]
+    """
     H, W = image_shape
     idx = singular_indices(singular_values, count)
     fig, ax = _ax(ax, (1.5 * max(len(idx), 1) + 0.5, 2.6 + 0.25 * len(factors)))

@@ -30,7 +30,12 @@ __all__ = ["Report", "format_number"]
 
 
 def format_number(v: Any, digits: int = 4) -> str:
-    """Short human form of a number (``1.23e-05``, ``0.9812``, ``42``); other values via ``str``."""
+    """Short human form of a number (``1.23e-05``, ``0.9812``, ``42``); other values via ``str``.
+
+    Example:
+        >>> format_number(1.234567e-5), format_number(0.98123456), format_number(42), format_number(None)
+        ('1.235e-05', '0.9812', '42', 'None')
+    """
     if isinstance(v, bool) or v is None:
         return str(v)
     if isinstance(v, int):
@@ -60,6 +65,15 @@ class Report:
 
     Arguments:
         title: the page title.
+
+    Example:
+        >>> import tempfile
+        >>> rep = Report("Example")
+        >>> rep.add_table(["name", "R²"], [["network", 0.98123]])
+        >>> rep.metrics = {"r2": 0.98123}
+        >>> out = rep.write(Path(tempfile.mkdtemp()) / "report")
+        >>> sorted(p.name for p in out.iterdir()), "0.9812" in (out / "report.html").read_text(encoding="utf-8")
+        (['.linlens-report', 'metrics.json', 'report.html'], True)
     """
 
     title: str

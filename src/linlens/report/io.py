@@ -61,7 +61,19 @@ PATH_MAX = 4096
 
 
 def dump_json(obj: Any) -> str:
-    """JSON text of :func:`json_safe` ``(obj)``, indented."""
+    """JSON text of :func:`json_safe` ``(obj)``, indented.
+
+    Example:
+        >>> import numpy as np
+        >>> print(dump_json({"r2": np.float64(0.5), "shape": (2, 3)}))
+        {
+          "r2": 0.5,
+          "shape": [
+            2,
+            3
+          ]
+        }
+    """
     return json.dumps(json_safe(obj), indent=2, allow_nan=False)
 
 
@@ -192,12 +204,33 @@ def _atomic_write(path: Path, data: bytes, force: bool) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, force: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file; an existing file is replaced only with ``force``."""
+    """Write ``data`` to ``path`` through a temporary file; an existing file is replaced only with ``force``.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "a.bin"
+        >>> atomic_write_bytes(path, b"one")
+        >>> atomic_write_bytes(path, b"two")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: ...
+        >>> atomic_write_bytes(path, b"two", force=True)
+        >>> path.read_bytes()
+        b'two'
+    """
     _atomic_write(Path(path), data, force)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, force: bool = False) -> None:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file; see :func:`atomic_write_bytes`."""
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file; see :func:`atomic_write_bytes`.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "a.txt"
+        >>> atomic_write_text(path, "σ = 1")
+        >>> path.read_text(encoding="utf-8")
+        'σ = 1'
+    """
     _atomic_write(Path(path), text.encode("utf-8"), force)
 
 
@@ -214,7 +247,13 @@ def _prefix(dest: Path) -> str:
 
 
 def temp_folders(path: str | os.PathLike) -> list[Path]:
-    """The temporary (and set-aside) folders of runs writing to ``path`` that exist now, of any process."""
+    """The temporary (and set-aside) folders of runs writing to ``path`` that exist now, of any process.
+
+    Example:
+        >>> import tempfile
+        >>> temp_folders(Path(tempfile.mkdtemp()) / "report")  # no run is writing there
+        []
+    """
     dest = Path(path)
     if not dest.parent.is_dir():
         return []

@@ -51,7 +51,12 @@ def _as_images(a: np.ndarray) -> np.ndarray:
 
 def mosaic(images: np.ndarray, ncols: int | None = None, pad: int = 1, symmetric: bool = False) -> np.ndarray:
     """Tile images (n, H, W) into one array with NaN gutters (drawn blank); each tile scaled to [-1, 1]
-    (``symmetric``: by its largest |value|, so 0 stays 0) or left as is."""
+    (``symmetric``: by its largest |value|, so 0 stays 0) or left as is.
+
+    Example:
+        >>> mosaic(np.ones((3, 2, 2)), ncols=2, pad=1).shape  # 2 rows × 2 columns of 2×2 tiles, 1-pixel gaps
+        (5, 5)
+    """
     imgs = _as_images(images)
     n, h, w = imgs.shape
     ncols = ncols or n
@@ -67,7 +72,16 @@ def mosaic(images: np.ndarray, ncols: int | None = None, pad: int = 1, symmetric
 
 
 def plot_jacobian_spectrum(result: JacobianSVD, ax: Any = None, index: int = 0, label: str | None = None):
-    """Top-k singular values of J(y) for input ``index``, with the error bound of each as a bar."""
+    """Top-k singular values of J(y) for input ``index``, with the error bound of each as a bar.
+
+    Example:
+        >>> import torch
+        >>> from linlens.jacobian import jacobian_svd
+        >>> res = jacobian_svd(lambda x: x * torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64),
+        ...                    torch.ones(1, 3, dtype=torch.float64), k=2, tol=1e-10)
+        >>> np.round(plot_jacobian_spectrum(res).axes[0].lines[0].get_ydata(), 8).tolist()
+        [3.0, 2.0]
+    """
     fig, ax = _ax(ax)
     s = result.singular_values[index]
     err = result.error_bounds[index]
@@ -84,7 +98,15 @@ def plot_jacobian_spectrum(result: JacobianSVD, ax: Any = None, index: int = 0, 
 
 def plot_singular_vectors(result: JacobianSVD, ax: Any = None, index: int = 0, n: int = 8, side: str = "right"):
     """The first ``n`` singular vectors (``side`` "right": input space v_i, "left": output space u_i) of
-    input ``index`` as images, each scaled to its largest |entry|."""
+    input ``index`` as images, each scaled to its largest |entry|.
+
+    Example:
+        >>> import torch
+        >>> from linlens.jacobian import jacobian_svd
+        >>> res = jacobian_svd(lambda x: 2.0 * x, torch.ones(1, 4, 4, dtype=torch.float64), k=2, tol=1e-10)
+        >>> plot_singular_vectors(res, n=2).axes[0].images[0].get_array().shape  # two 4×4 tiles, one gap
+        (4, 9)
+    """
     fig, ax = _ax(ax, figsize=(1.3 * min(n, 8), 1.6 * -(-n // 8)))
     vecs = result.right_vectors if side == "right" else result.left_vectors
     k = min(n, vecs.shape[1])
@@ -99,7 +121,16 @@ def plot_adaptive_filters(result: AdaptiveFilters, ax: Any = None, index: int = 
                           title: str | None = None):
     """The adaptive filters (rows of J(y)) of input ``index`` as a row of images, each scaled to its largest
     |weight| (red positive, blue negative), the filter's pixel marked; with ``image`` (*in_shape, e.g. the
-    noisy input) it comes first, in gray, with every pixel marked."""
+    noisy input) it comes first, in gray, with every pixel marked.
+
+    Example:
+        >>> import torch
+        >>> from linlens.jacobian import adaptive_filters
+        >>> res = adaptive_filters(lambda x: 2.0 * x, torch.ones(1, 4, 4, dtype=torch.float64), [(1, 2)])
+        >>> fig = plot_adaptive_filters(res)
+        >>> [(int(line.get_xdata()[0]), int(line.get_ydata()[0])) for line in fig.axes[0].lines]  # row 1, col 2
+        [(2, 1)]
+    """
     filt = _as_images(result.filters[index])
     h, w = filt.shape[1:]
     tiles = [plt.get_cmap("RdBu_r")(0.5 + 0.5 * mosaic(f[None], symmetric=True))[..., :3] for f in filt]
@@ -124,7 +155,15 @@ def plot_adaptive_filters(result: AdaptiveFilters, ax: Any = None, index: int = 
 def plot_euler_test(noise_levels: Sequence[float], results: Mapping[str, Sequence[EulerTest]], ax: Any = None,
                     train_max: float | None = None):
     """Median (10-90% band) of ‖f(y) − J(y) y‖/‖f(y)‖ against the noise level, one line per network;
-    ``results[name][j]`` is the :class:`EulerTest` at ``noise_levels[j]``."""
+    ``results[name][j]`` is the :class:`EulerTest` at ``noise_levels[j]``.
+
+    Example:
+        >>> import torch
+        >>> from linlens.jacobian import euler_test
+        >>> tests = [euler_test(lambda y: 2.0 * y, torch.randn(4, 6, dtype=torch.float64)) for _ in range(2)]
+        >>> plot_euler_test([0.1, 0.2], {"2y": tests}).axes[0].get_legend().get_texts()[0].get_text()
+        '2y (exactly 0, drawn at 1e-18)'
+    """
     fig, ax = _ax(ax)
     x = np.asarray(noise_levels, dtype=float)
     for name, tests in results.items():
@@ -150,7 +189,13 @@ def plot_effective_dimension(noise_levels: Sequence[float], curves: Mapping[str,
                              reference_slope: float | None = -1.0, train_max: float | None = None):
     """Effective dimension against the noise level on log-log axes; ``curves[name]`` is (n_images, n_levels)
     (mean ± range drawn) or (n_levels,). A dashed line of slope ``reference_slope`` (the paper's d ∝ 1/σ)
-    goes through the first curve's first point."""
+    goes through the first curve's first point.
+
+    Example:
+        >>> fig = plot_effective_dimension([0.1, 0.2], {"net": np.array([[40.0, 20.0], [20.0, 10.0]])})
+        >>> fig.axes[0].lines[0].get_ydata().tolist(), fig.axes[0].lines[1].get_ydata().tolist()  # mean, slope −1
+        ([30.0, 15.0], [30.0, 15.0])
+    """
     fig, ax = _ax(ax)
     x = np.asarray(noise_levels, dtype=float)
     first = None
@@ -179,7 +224,12 @@ def plot_effective_dimension(noise_levels: Sequence[float], curves: Mapping[str,
 def plot_psnr(noise_levels: Sequence[float], curves: Mapping[str, np.ndarray], ax: Any = None,
               train_max: float | None = None):
     """Mean PSNR (dB) against the noise level; ``curves[name]`` is (n_images, n_levels), the band is the
-    mean ± 2 standard errors."""
+    mean ± 2 standard errors.
+
+    Example:
+        >>> plot_psnr([0.1, 0.2], {"net": np.array([[30.0, 26.0], [32.0, 28.0]])}).axes[0].lines[0].get_ydata().tolist()
+        [31.0, 27.0]
+    """
     fig, ax = _ax(ax)
     x = np.asarray(noise_levels, dtype=float)
     for name, c in curves.items():

@@ -62,6 +62,11 @@ def probe_covariance(probes: Any) -> tuple[np.ndarray, float]:
 
     Returns:
         (scaled covariance (d, d), scale s).
+
+    Example:
+        >>> S, s = probe_covariance(np.array([[3.0, 1.0], [1.0, 1.0]]))  # centred rows (±1, 0)
+        >>> S.tolist(), s
+        ([[1.0, 0.0], [0.0, 0.0]], 1.0)
     """
     P = as_array(probes, "probes", ndim=2)
     if P.shape[0] < 2:
@@ -149,6 +154,13 @@ class FilterFactors(ResultMixin):
         clusters: (n_clusters, 2) [start, stop) index ranges of equal singular values.
         cluster_spread: per index, ‖Φ_bb − φ̄_b I‖_F / (‖Φ_bb‖_F or 1) of its cluster (0 for simple sᵢ).
         matrix: Φ (k, k) in the computed (arbitrary within clusters) basis.
+
+    Example:
+        >>> A = np.diag([2.0, 0.5])
+        >>> filter_factors(np.linalg.inv(A), A).factors.tolist()  # A⁻¹ keeps every component: φ = 1
+        [1.0, 1.0]
+        >>> filter_factors(np.diag([0.5, 0.0]), A).factors.tolist()  # a truncated SVD: 1, then 0
+        [1.0, 0.0]
     """
 
     singular_values: np.ndarray
@@ -257,6 +269,12 @@ class SignalNoiseSplit(ResultMixin):
         bands: (n_bands, 2) [start, stop) ranges of singular indices (A's right singular basis V).
         band_signal_error: (n_bands,) tr(V_bᵀ(CA − P)Σₓ(CA − P)ᵀV_b)/tr Σₓ; sums to ``signal_error``.
         band_noise_amplification: (n_bands,) tr(V_bᵀ C Σₑ Cᵀ V_b)/tr Σₓ; sums to ``noise_amplification``.
+
+    Example:
+        >>> A = np.diag([2.0, 1.0])
+        >>> sp = signal_noise_split(np.linalg.inv(A), A, np.eye(2), noise_std=0.1)
+        >>> sp.signal_error, round(sp.noise_amplification, 10)  # A⁻¹: no signal error; σ²‖A⁻¹‖²_F / tr Σₓ
+        (0.0, 0.00625)
     """
 
     signal_error: float
@@ -325,6 +343,12 @@ class SignalNoiseModel:
         svd_A: the thin :class:`~linlens.linalg.SVDResult` of A (the one factorization of A a study needs).
         P: (n_x, n_x) the projector A⁺A. bands: (n_bands, 2). AS: A Σₓ Aᵀ (n_y, n_y), the weight under which
             the signal error is quadratic in C. noise_covariance: Σₑ. trace: tr Σₓ.
+
+    Example:
+        >>> A = np.diag([2.0, 1.0])
+        >>> model = SignalNoiseModel(A, np.eye(2), noise_std=0.1)
+        >>> [round(model.split(C).total, 10) for C in (np.linalg.inv(A), np.zeros((2, 2)))]  # A⁻¹; C = 0 misses all of x
+        [0.00625, 1.0]
     """
 
     def __init__(self, A: Any, prior_covariance: Any, noise_std: float | None = None, *,
@@ -411,6 +435,11 @@ class OperatorComparison(ResultMixin):
         eig_distances: |eigs_C − eigs_R| (n,).
         eig_condition_C: eigenvalue condition numbers 1/|wᴴv| of C, aligned with ``eigs_C``.
         eig_condition_R: those of R, aligned with ``eigs_R``.
+
+    Example:
+        >>> R = np.array([[2.0, 1.0], [0.0, 1.0]])
+        >>> round(compare_operators(1.1 * R, R).rel_fro_error, 12)
+        0.1
     """
 
     shape: tuple[int, int]
