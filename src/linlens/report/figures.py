@@ -98,7 +98,8 @@ def plot_filter_factors(
     a FilterFactors result or an array. With ``singular_values`` a second axis shows σᵢ(A).
 
     Example:
-        >>> fig = plot_filter_factors({"truncated SVD": np.array([1.0, 1.0, 0.0])}, singular_values=np.array([2.0, 1.0, 0.1]))
+        >>> fig = plot_filter_factors({"truncated SVD": np.array([1.0, 1.0, 0.0])},
+        ...                           singular_values=np.array([2.0, 1.0, 0.1]))
         >>> fig.axes[0].lines[0].get_ydata().tolist(), len(fig.axes)  # the factors; a second axis for σᵢ(A)
         ([1.0, 1.0, 0.0], 2)
     """
@@ -126,7 +127,7 @@ def plot_principal_angles(angles: Mapping[str, np.ndarray], ax: Any = None, titl
     """Principal angles (degrees, ascending) between singular subspaces; one line per comparison.
 
     Example:
-        >>> plot_principal_angles({"C vs R": np.array([0.0, np.pi / 4])}).axes[0].lines[0].get_ydata().tolist()  # degrees
+        >>> plot_principal_angles({"C vs R": np.array([0.0, np.pi / 4])}).axes[0].lines[0].get_ydata().tolist()  # °
         [0.0, 45.0]
     """
     fig, ax = _ax(ax)
@@ -516,8 +517,8 @@ def plot_singular_images(Vt: np.ndarray, singular_values: np.ndarray, factors: M
     and which it suppresses (φ ≈ 0). Each tile is scaled to its own largest |entry| (blue < 0 < red).
 
     Example:
-        >>> fig = plot_singular_images(np.eye(4), np.array([2.0, 1.0, 0.5, 0.1]), {"Wiener": np.array([0.9, 0.7, 0.3, 0.0])},
-        ...                            (2, 2), count=2)
+        >>> phi = {"Wiener": np.array([0.9, 0.7, 0.3, 0.0])}
+        >>> fig = plot_singular_images(np.eye(4), np.array([2.0, 1.0, 0.5, 0.1]), phi, (2, 2), count=2)
         >>> [t.get_text().split(chr(10)) for t in fig.axes[0].get_xticklabels()]
         [['i = 1', 'σ = 2', 'φ Wiener = 0.90'], ['i = 4', 'σ = 0.1', 'φ Wiener = 0.00']]
     """

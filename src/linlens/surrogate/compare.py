@@ -347,7 +347,7 @@ class SignalNoiseModel:
     Example:
         >>> A = np.diag([2.0, 1.0])
         >>> model = SignalNoiseModel(A, np.eye(2), noise_std=0.1)
-        >>> [round(model.split(C).total, 10) for C in (np.linalg.inv(A), np.zeros((2, 2)))]  # A⁻¹; C = 0 misses all of x
+        >>> [round(model.split(C).total, 10) for C in (np.linalg.inv(A), np.zeros((2, 2)))]  # A⁻¹; C = 0
         [0.00625, 1.0]
     """
 
