@@ -27,13 +27,13 @@ PAGES = sorted(p for p in DOCS.rglob("*.md") if "_griffe" not in p.parts)
 RUNNABLE = [p for p in PAGES if any(">>>" in b for b in FENCE.findall(p.read_text(encoding="utf-8")))]
 # Pages that explain a capability: each carries at least one worked example that runs here.
 CAPABILITY_PAGES = ["guide/inverse.md", "guide/local.md", "guide/koopman.md", "guide/fibers.md", "images.md",
-                    "larger_than_memory.md", "guide/bad_input.md", "guide/cli.md"]
+                    "larger_than_memory.md", "guide/bad_input.md", "guide/cli.md", "guide/tracking.md"]
 # The public modules the API reference must cover (issue 13).
 PUBLIC_MODULES = ["linlens", "linlens.surrogate", "linlens.surrogate.estimator", "linlens.surrogate.compare",
                   "linlens.surrogate.resampling", "linlens.study", "linlens.linalg", "linlens.operators",
                   "linlens.spectral", "linlens.jacobian", "linlens.probing", "linlens.stats", "linlens.flows",
                   "linlens.koopman", "linlens.fibers", "linlens.scale", "linlens.report", "linlens.data",
-                  "linlens.loaders", "linlens.problems", "linlens.errors", "linlens.nn"]
+                  "linlens.loaders", "linlens.problems", "linlens.errors", "linlens.nn", "linlens.tracking"]
 
 
 def page_doctest(path: Path) -> doctest.DocTest:
