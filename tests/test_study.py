@@ -45,6 +45,10 @@ def test_wiener_net_verdict_and_closed_form_signal_error(study):
     d = study.to_dict()
     json.dumps(d)
     assert d["models"]["wiener-net"]["closest"] == "tie"
+    # the study's one SVD of A is kept for reports (not in the JSON) and is an SVD of A
+    assert "svd_A" not in d
+    U, s, Vt = study.svd_A
+    np.testing.assert_allclose((U * s) @ Vt, PROB.A, atol=1e-12)
 
 
 def test_zero_map_is_closest_to_nothing_and_has_signal_error_one(study):

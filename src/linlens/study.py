@@ -60,7 +60,7 @@ from linlens.surrogate import (
     filter_factors,
     r2_scores,
 )
-from linlens.surrogate.compare import SignalNoiseModel, SignalNoiseSplit, probe_covariance
+from linlens.surrogate.compare import SignalNoiseModel, SignalNoiseSplit, data_weighted_error, probe_covariance
 from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap, Perturbation, wiener_perturbation
 from linlens.surrogate.resampling import (
     ClosestVerdict,
@@ -167,6 +167,7 @@ class LinearityStudy(ResultMixin):
     n_test: int
     notes: list[str] = field(default_factory=list)
     reference_status: dict[str, str] = field(default_factory=dict)
+    svd_A: SVDResult | None = field(default=None, repr=False)
 
     @property
     def inverse_name(self) -> str | None:
@@ -188,30 +189,45 @@ class LinearityStudy(ResultMixin):
                 f"intervals: {errs}); surrogate R² = {m.r2:.4f}{gain}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dictionary (reference matrices left out: they go to .npy files; they are not even converted,
-        which at d = 2025 cost ~60 s and gigabytes of nested lists)."""
-        return dataclass_dict(replace(self, references={})) | {"references": sorted(self.references)}
+        """JSON-safe dictionary (reference matrices and A's singular vectors left out: they go to .npy files; they
+        are not even converted, which at d = 2025 cost ~60 s and gigabytes of nested lists)."""
+        out = dataclass_dict(replace(self, references={}, svd_A=None)) | {"references": sorted(self.references)}
+        out.pop("svd_A", None)
+        return out
+
+
+def _comparison(C: np.ndarray, R: np.ndarray, svd_C: SVDResult, svd_R: SVDResult, plug_in: float,
+                Y_test: np.ndarray) -> OperatorComparison:
+    """:func:`~linlens.surrogate.compare_operators` of C and R with the factorizations the study has; its
+    data-weighted error is the study's plug-in error (the same ratio on the test inputs the model received: one
+    number, and no second pass over the test rows and d × d weighted norms)."""
+    cmp = compare_operators(C, R, svd_C=svd_C, svd_R=svd_R)
+    dwe = float(plug_in) if math.isfinite(plug_in) else data_weighted_error(C, R, Y_test)
+    return replace(cmp, data_weighted_error=dwe)
 
 
 def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.ndarray,
                            refs: dict[str, np.ndarray], ref_pert: dict[str, Perturbation | None], S_T: np.ndarray,
                            T_c: np.ndarray, snm: SignalNoiseModel | None, A: np.ndarray | None,
-                           svd_A: SVDResult | None, svd_C: SVDResult, ci: float) -> BootstrapResult:
+                           svd_A: SVDResult | None, svd_C: SVDResult, ci: float, split: SignalNoiseSplit | None = None,
+                           ff: FilterFactors | None = None) -> BootstrapResult:
     """Every number of one model with its bias correction and multiplier-bootstrap replicates.
 
     Data-weighted errors against each reference (the reference's own estimation noise included when it is an
     estimate, numerator and denominator), the signal error per band, noise amplification and their total
     (bias-corrected, O(n²) per replicate), and the unweighted numbers to first order (their spread is C's
     estimation noise). Test rows are resampled too (multinomial counts). ``fit`` is the surrogate's
-    :meth:`~linlens.surrogate.multiplier.FixedDesign.perturbation` on the fit rows.
+    :meth:`~linlens.surrogate.multiplier.FixedDesign.perturbation` on the fit rows; ``split`` and ``ff``: C's
+    signal/noise split and filter factors when the caller has them (each is computed once per model).
     """
     plug: dict[str, float] = {}
     corr: dict[str, float] = {}
     reps: dict[str, np.ndarray] = {}
+    Ds = {k: C - R for k, R in refs.items()}  # one array per difference: its products L D are formed once (mb)
     for k, R in refs.items():
         rp = ref_pert[k]
         rho = float(np.max(np.abs(R))) or 1.0
-        num = mb.quadratic(C - R, S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho)
+        num = mb.quadratic(Ds[k], S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho)
         if rp is None:
             den_plug = float(np.sum((R / rho @ S_T) * (R / rho)))
             den_corr, den_reps = den_plug, np.full(mb.n_boot, den_plug)
@@ -227,7 +243,7 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
             reps[k] = ((num.replicates - num.expected) / den_reps
                        + mb.test_ratio_deltas(T_c, (C - R) / rho, R / rho))
     if snm is not None:
-        sp = snm.split(C)
+        sp = snm.split(C) if split is None else split
         fit_A = fit.times(A)
         CA_P = C @ A - snm.P
         sig_c, sig_r = 0.0, np.zeros(mb.n_boot)
@@ -250,22 +266,23 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     # unweighted numbers, to first order: value + ⟨gradient, E(ω)⟩
     cn = float(np.linalg.norm(C))
     unweighted: dict[str, tuple[float, np.ndarray]] = {}
-    unweighted["‖C‖_F"] = (cn, mb.linear(C / cn, [(1.0, fit)]) if cn > 0 else np.zeros(mb.n_boot))
+    unweighted["‖C‖_F"] = (cn, mb.linear(C, [(1.0 / cn, fit)]) if cn > 0 else np.zeros(mb.n_boot))
     smax = float(svd_C.s[0]) if svd_C.s.size else 0.0
-    unweighted["σ_max(C)"] = (smax, mb.linear(np.outer(svd_C.U[:, 0], svd_C.Vt[0]), [(1.0, fit)]) if smax > 0
+    unweighted["σ_max(C)"] = (smax, mb.linear((svd_C.U[:, 0], svd_C.Vt[0]), [(1.0, fit)]) if smax > 0
                              else np.zeros(mb.n_boot))
     for k, R in refs.items():
-        D = C - R
+        D = Ds[k]
         nd, nr = float(np.linalg.norm(D)), float(np.linalg.norm(R))
         v = nd / max(nr, 1e-300)
         lin = np.zeros(mb.n_boot)
         if nd > 0 and nr > 0:
-            lin = mb.linear(D / (nd * nr), [(1.0, fit)])
+            lin = mb.linear(D, [(1.0 / (nd * nr), fit)])
             if ref_pert[k] is not None:  # dD = −E_R, d‖R‖ = ⟨R, E_R⟩/‖R‖
-                lin = lin + mb.linear(-D / (nd * nr) - nd * R / nr**3, [(1.0, ref_pert[k])])
+                lin = lin + mb.linear(D, [(-1.0 / (nd * nr), ref_pert[k])]) + mb.linear(
+                    R, [(-nd / nr**3, ref_pert[k])])
         unweighted[f"‖C − {k}‖_F/‖{k}‖_F"] = (v, lin)
     if A is not None and svd_A is not None:
-        ff = filter_factors(C, A, svd_A=svd_A)
+        ff = filter_factors(C, A, svd_A=svd_A) if ff is None else ff
         Phi = ff.matrix
         model = np.zeros_like(Phi)
         for a0, b0 in ff.clusters:
@@ -393,11 +410,12 @@ def inverse_study(
     for k, R in refs.items():
         if R.shape != (n_x, n_y):
             raise ShapeError(f"reference {k} must be (n_x, n_y) = {(n_x, n_y)}; got {R.shape}")
+    cdata_pred = c_data.predict(Yt)
     test_mse = {"zero (predict the mean)": _mse(np.broadcast_to(Xtr.mean(0), Xt.shape), Xt),
-                "C_data": _mse(c_data.predict(Yt), Xt)}
+                "C_data": _mse(cdata_pred, Xt)}
     if "Wiener" in refs:
         test_mse["Wiener"] = _mse((Yt - Ytr.mean(0)) @ refs["Wiener"].T + Xtr.mean(0), Xt)
-    cdata_sq = np.sum((c_data.predict(Yt) - Xt) ** 2, axis=1)
+    cdata_sq = np.sum((cdata_pred - Xt) ** 2, axis=1)
 
     for k, R in refs.items():
         if k not in ref_svds:
@@ -413,7 +431,7 @@ def inverse_study(
     if "Wiener" in refs and wiener is None and (prior_covariance is None or sigma_estimated):
         ref_pert["Wiener"] = wiener_perturbation(Amat, Sx, float(noise_std), Xtr, Ytr,
                                                  prior_estimated=prior_covariance is None,
-                                                 noise_estimated=sigma_estimated)
+                                                 noise_estimated=sigma_estimated, ASA=snm.AS)
         what = " and ".join(w for w, e in (("Σₓ", prior_covariance is None), ("σ", sigma_estimated)) if e)
         status["Wiener"] = (f"estimated ({what} from the training pairs): resampled with its own {len(Ytr)} "
                             "training rows (first-order re-estimation)")
@@ -438,6 +456,7 @@ def inverse_study(
         pred = sur.predict(Yt_m)
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(sur.coef_) if snm is not None else None
+        ffm = filter_factors(sur.coef_, Amat, svd_A=svd_A) if Amat is not None else None
         report_progress(steps, 2, 4)
 
         design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
@@ -447,7 +466,8 @@ def inverse_study(
             S_m, s_m = probe_covariance(Yt_m)
             T_m = (Yt_m - Yt_m.mean(axis=0)) / s_m
         fitp = design_m.perturbation(Ff, "fit")
-        boot = _multiplier_statistics(mb, fitp, sur.coef_, refs, ref_pert, S_m, T_m, snm, Amat, svd_A, svd_C, ci)
+        boot = _multiplier_statistics(mb, fitp, sur.coef_, refs, ref_pert, S_m, T_m, snm, Amat, svd_A, svd_C, ci,
+                                      split=split, ff=ffm)
         table = summarize(boot)
         for k, v in table.items():  # every error, signal and noise term is ≥ 0: clip the interval, not the estimate
             if k in refs or k in ("signal_error", "noise_amplification", "total") or k.startswith("band_"):
@@ -492,9 +512,9 @@ def inverse_study(
             signal_noise_corrected=sn_corr,
             nonlinear_gain=gain,
             estimation_noise=est_noise,
-            comparisons={k: compare_operators(sur.coef_, R, probes=Yt, svd_C=svd_C, svd_R=ref_svds[k])
+            comparisons={k: _comparison(sur.coef_, R, svd_C, ref_svds[k], errors[k]["plug_in"], Yt_m)
                          for k, R in refs.items()},
-            filter_factors=filter_factors(sur.coef_, Amat, svd_A=svd_A) if Amat is not None else None,
+            filter_factors=ffm,
         )
         report_progress(steps, 4, 4)
     report_progress("models: surrogate, bootstrap, paired tests", len(models), len(models))
@@ -513,6 +533,7 @@ def inverse_study(
         n_test=len(Yp) - half,
         notes=notes,
         reference_status=status,
+        svd_A=svd_A,
     )
 
 

@@ -287,3 +287,22 @@ def test_precomputed_svds_give_the_same_comparison_and_filter_factors():
         filter_factors(C)
     with pytest.raises(ShapeError, match="thin SVD"):
         compare_operators(C, R, svd_C=svd(C[:, :-1]))
+
+
+def test_signal_noise_model_takes_the_callers_full_svd_of_A():
+    """A study factorizes A once: the model built from the caller's full SVD splits every C exactly as the one
+    that factorizes A itself (second route), and an SVD of another shape is refused."""
+    from linlens.linalg import svd
+    from linlens.surrogate.compare import SignalNoiseModel
+
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(5, 7))
+    Sx = np.cov(rng.normal(size=(40, 7)).T)
+    C = rng.normal(size=(7, 5))
+    own = SignalNoiseModel(A, Sx, 0.1, n_bands=3).split(C)
+    given = SignalNoiseModel(A, Sx, 0.1, n_bands=3, svd_A=svd(A, full_matrices=True)).split(C)
+    for k in ("signal_error", "noise_amplification", "null_space_error", "total"):
+        assert getattr(given, k) == pytest.approx(getattr(own, k), rel=1e-12)
+    np.testing.assert_allclose(given.band_signal_error, own.band_signal_error, rtol=1e-12)
+    with pytest.raises(ShapeError, match="full SVD"):
+        SignalNoiseModel(A, Sx, 0.1, svd_A=svd(A))

@@ -123,3 +123,49 @@ def test_sketch_follows_the_exact_replicates_with_the_exact_mean():
     assert np.mean(s.replicates) == pytest.approx(g.plug_in + g.expected, rel=0.02)
     assert np.std(s.replicates) == pytest.approx(np.std(g.replicates), rel=0.25)
     assert np.corrcoef(s.replicates, g.replicates)[0, 1] > 0.8
+
+
+def test_sketch_replicates_equal_an_explicit_hutchinson_estimate_with_cached_pieces():
+    """Second algorithm: form E_b explicitly and evaluate the Hutchinson sum (1/p) Σⱼ uⱼᵀ O E_b W E_bᵀ Oᵀ uⱼ with the
+    same probes; the bootstrap reuses each piece's sketch across calls (numerator, denominator, a diagonal weight),
+    and every call must still equal its own explicit evaluation."""
+    from linlens.surrogate.multiplier import SKETCH_PROBES
+
+    rng = np.random.default_rng(5)
+    n, n_tr, d = 40, 60, 6
+    fit = FixedDesign(rng.normal(size=(n, d))).perturbation(rng.normal(size=(n, d)), "fit")
+    ref = Perturbation("train", rng.normal(size=(d, d)), rng.normal(size=(n_tr, d)), rng.normal(size=(n_tr, d)),
+                       rng.normal(size=n_tr), rng.normal(size=(d, d)))
+    W = np.cov(rng.normal(size=(50, d)).T)
+    mb = MultiplierBootstrap({"fit": n, "train": n_tr}, n_boot=9, seed=2, method="sketch")
+    O = rng.normal(size=(3, d))
+    R = rng.normal(size=(d, d))
+    D = fit.coef - R
+    calls = [(D, W, [(1.0, fit), (-1.0, ref)], None), (R, W, [(1.0, ref)], None), (D, W, [(1.0, fit)], None),
+             (fit.coef, 0.3 * np.eye(d), [(1.0, fit)], None), (D, W, [(1.0, fit)], O)]
+    for Dm, Wm, pieces, o in calls:
+        q = mb.quadratic(Dm, Wm, pieces, O=o)
+        Om = np.eye(d) if o is None else o
+        U = np.random.default_rng(12345).choice(np.array([-1.0, 1.0]), size=(Om.shape[0], SKETCH_PROBES))
+        lin, hutch = np.empty(mb.n_boot), np.empty(mb.n_boot)
+        for b in range(mb.n_boot):
+            E = Om @ sum(s * _explicit(p, mb.omega[p.source][b]) for s, p in pieces)
+            lin[b] = 2 * np.trace(E @ Wm @ (Om @ Dm).T)
+            hutch[b] = np.mean(np.einsum("kj,kj->j", U, E @ Wm @ E.T @ U))
+        expect = q.plug_in + lin + hutch - hutch.mean() + q.expected
+        np.testing.assert_allclose(q.replicates, expect, rtol=1e-10)
+
+
+def test_linear_with_factors_and_rank_one_gradients_equals_the_explicit_inner_product():
+    """⟨G, E(ω_b)⟩ formed explicitly, against linear(D, [(c, p)]) (reusing L D) and the rank-one pair (u, v)."""
+    rng = np.random.default_rng(6)
+    n, d = 30, 5
+    fit = FixedDesign(rng.normal(size=(n, d))).perturbation(rng.normal(size=(n, d)), "fit")
+    mb = MultiplierBootstrap({"fit": n}, n_boot=6, seed=0)
+    D, u, v = rng.normal(size=(d, d)), rng.normal(size=d), rng.normal(size=d)
+    mb.quadratic(D, np.eye(d), [(1.0, fit)])  # forms L D, which linear(D, …) then reuses
+    scaled, rank_one = mb.linear(D, [(0.5, fit)]), mb.linear((u, v), [(1.0, fit)])
+    for b in range(mb.n_boot):
+        E = _explicit(fit, mb.omega["fit"][b])
+        assert scaled[b] == pytest.approx(0.5 * np.sum(D * E), rel=1e-10)
+        assert rank_one[b] == pytest.approx(u @ E @ v, rel=1e-10)

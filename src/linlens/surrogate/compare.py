@@ -336,7 +336,8 @@ def signal_noise_split(
 class SignalNoiseModel:
     """A, Σₓ, Σₑ and A's SVD prepared once, to split many estimators (e.g. bootstrap refits) cheaply.
 
-    Arguments: as :func:`signal_noise_split` (without C).
+    Arguments: as :func:`signal_noise_split` (without C); ``svd_A``: the full SVD of A when the caller has it
+    (``svd(A, full_matrices=True)``), so that a study factorizes A once.
 
     Attributes:
         Vt: (n_x, n_x) right singular vectors of A (rows; full basis, null space last).
@@ -352,7 +353,7 @@ class SignalNoiseModel:
     """
 
     def __init__(self, A: Any, prior_covariance: Any, noise_std: float | None = None, *,
-                 noise_covariance: Any = None, n_bands: int = 8) -> None:
+                 noise_covariance: Any = None, n_bands: int = 8, svd_A: SVDResult | None = None) -> None:
         a = operator_matrix(A, "A")[0]  # any operator linlens.operators takes (a pair needs its shape there)
         Sx = as_array(prior_covariance, "prior_covariance", ndim=2)
         n_y, n_x = a.shape
@@ -361,7 +362,15 @@ class SignalNoiseModel:
         if not isinstance(n_bands, (int, np.integer)) or n_bands < 1:
             raise ConfigError(f"n_bands must be a positive integer; got {n_bands!r}")
         self.noise_covariance = _noise_cov(n_y, noise_std, noise_covariance)
-        Ufull, s, self.Vt = svd(a, full_matrices=True)
+        # white noise: Σₑ = σ²I, applied as a scalar (the same numbers as the product with σ²I, without its d³)
+        self._noise_var = float(noise_std) ** 2 if noise_covariance is None else None
+        if svd_A is None:
+            Ufull, s, self.Vt = svd(a, full_matrices=True)
+        else:  # the caller's full SVD of A (U (n_y, n_y), s, Vt (n_x, n_x)): A is factorized once per study
+            Ufull, s, self.Vt = (np.asarray(x) for x in svd_A)
+            if Ufull.shape != (n_y, n_y) or s.shape != (min(n_y, n_x),) or self.Vt.shape != (n_x, n_x):
+                raise ShapeError(f"svd_A must be the full SVD of A {a.shape} (U {(n_y, n_y)}, s {(min(a.shape),)}, "
+                                 f"Vt {(n_x, n_x)}); got U {Ufull.shape}, s {s.shape}, Vt {self.Vt.shape}")
         self.svd_A = SVDResult(Ufull[:, : s.size], s, self.Vt[: s.size])  # thin, for filter factors and A⁺
         self.singular_values = np.zeros(n_x)
         self.singular_values[: s.size] = s
@@ -386,7 +395,8 @@ class SignalNoiseModel:
         G_sig = self.Vt @ (CA - self.P)  # rows: error in each right singular component
         sig_rows = np.sum((G_sig @ self.Sx) * G_sig, axis=1) / self.trace
         G_noise = self.Vt @ c
-        noise_rows = np.sum((G_noise @ self.noise_covariance) * G_noise, axis=1) / self.trace
+        G_noise_S = G_noise * self._noise_var if self._noise_var is not None else G_noise @ self.noise_covariance
+        noise_rows = np.sum(G_noise_S * G_noise, axis=1) / self.trace
         E_all = CA - np.eye(n_x)
         signal = float(sig_rows.sum())
         noise = float(noise_rows.sum())

@@ -146,7 +146,7 @@ class FixedDesign:
 
 def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: float, X_train: np.ndarray,
                         Y_train: np.ndarray, *, prior_estimated: bool, noise_estimated: bool,
-                        source: str = "train") -> Perturbation:
+                        source: str = "train", ASA: np.ndarray | None = None) -> Perturbation:
     """The Wiener estimator W = Σₓ Aᵀ M⁻¹ (M = AΣₓAᵀ + σ²I) with the first-order error of re-estimating Σₓ
     (the centred second moment of ``X_train``) and/or σ² (∝ the summed squared centred residuals y − Ax).
 
@@ -158,6 +158,7 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
         X_train, Y_train: the training pairs (n, n_x), (n, n_y) the estimates came from.
         prior_estimated, noise_estimated: which of Σₓ, σ were estimated (both False: a fixed reference).
         source: the multipliers' name (the training rows, shared with C_data).
+        ASA: A Σₓ Aᵀ (n_y, n_y) when the caller has it (e.g. :class:`~linlens.surrogate.compare.SignalNoiseModel`).
 
     Returns:
         :class:`Perturbation` of W (n_x, n_y).
@@ -172,7 +173,8 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
     A = np.asarray(A, dtype=np.float64)
     Sx = np.asarray(prior_covariance, dtype=np.float64)
     n_y, n_x = A.shape
-    Minv = np.linalg.pinv(A @ Sx @ A.T + noise_std**2 * np.eye(n_y), hermitian=True)
+    ASA = A @ Sx @ A.T if ASA is None else np.asarray(ASA, dtype=np.float64)
+    Minv = np.linalg.pinv(ASA + noise_std**2 * np.eye(n_y), hermitian=True)
     W = Sx @ A.T @ Minv
     X = np.asarray(X_train, dtype=np.float64)
     n = X.shape[0]
@@ -183,9 +185,14 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
     else:
         L, M = np.zeros((n, n_x)), np.zeros((n, n_y))
     g = None
-    if noise_estimated:
-        E = np.asarray(Y_train, dtype=np.float64) - X @ A.T
-        e2 = np.sum((E - E.mean(axis=0)) ** 2, axis=1)
+    if noise_estimated:  # centred residuals ẽₖ = ỹₖ − A x̃ₖ (from the rows A x̃ₖ when they are formed)
+        Y = np.asarray(Y_train, dtype=np.float64)
+        if prior_estimated:
+            Ec = (Y - Y.mean(axis=0)) - XA
+        else:
+            E = Y - X @ A.T
+            Ec = E - E.mean(axis=0)
+        e2 = np.sum(Ec**2, axis=1)
         tot = float(e2.sum())
         sk = noise_std**2 * n * e2 / tot if tot > 0 else np.zeros(n)
         g = -sk / n if prior_estimated else -(sk - noise_std**2) / n
@@ -264,7 +271,8 @@ class MultiplierBootstrap:
         key = ("MW", id(p), id(W))
         MW = self._cache.get(key)
         if MW is None:
-            MW = p.M @ W
+            dW = self._diagonal(W)
+            MW = p.M * dW if dW is not None else p.M @ W
             self._cache[key] = MW
             self._keep.append((p, W))
         return MW
@@ -301,7 +309,8 @@ class MultiplierBootstrap:
             :class:`Quadratic`.
         """
         OD = self._rows(np.asarray(D, dtype=np.float64).T, O).T / scale  # O D, (k, d_in)
-        ODW = OD @ W
+        dW = self._diagonal(W)
+        ODW = OD * dW if dW is not None else OD @ W
         plug = float(np.sum(OD * ODW))
         B = self.n_boot
         s2 = scale * scale
@@ -309,7 +318,13 @@ class MultiplierBootstrap:
         LO = {id(p): self._rows(p.L, O) for _, p in pieces}
         lin = np.zeros(B)
         for sp, p in pieces:
-            a = np.einsum("ij,ij->i", LO[id(p)], p.M @ ODW.T) if p.L.size else np.zeros(p.n_rows)
+            if not p.L.size:
+                a = np.zeros(p.n_rows)
+            elif O is None:  # lₖᵀ D W mₖ from L D, shared with the first-order change of an unweighted norm of D
+                self._mw(p, W)
+                a = self._row_forms(p, D, W) / scale
+            else:
+                a = np.einsum("ij,ij->i", LO[id(p)], p.M @ ODW.T)
             if p.g is not None:
                 a = a + p.g * float(np.sum(ON[id(p)] * ODW))
             lin += 2 * sp * (self._w(p) @ a) / scale
@@ -348,21 +363,67 @@ class MultiplierBootstrap:
     def _quad_sketch(self, pieces: Sequence[tuple[float, Perturbation]], W: np.ndarray, O: np.ndarray | None,
                      ON: dict[int, np.ndarray], LO: dict[int, np.ndarray]) -> np.ndarray:
         """tr(O E_b W E_bᵀ Oᵀ) ≈ (1/p) Σⱼ ‖W^½ E_bᵀ Oᵀ uⱼ‖² with p Rademacher probes uⱼ shared by the replicates
-        (Hutchinson 1990): O(p (n d + d²)) per replicate, for large operators fitted on many rows."""
+        (Hutchinson 1990): O(p (n d + d²)) per replicate, for large operators fitted on many rows.
+
+        Computed per pair of pieces, Σₚ,q ±(1/p) Σⱼ ⟨Xₚⱼ, W X_qⱼ⟩ with Xₚⱼ = Eₚ(ω)ᵀ Oᵀ uⱼ (the same sum, bilinear):
+        without output rows (O None) each piece's Xₚ and W Xₚ are kept until :meth:`clear`, so the references'
+        errors, which share the surrogate's piece and the weight, sketch it once."""
         k = next(iter(LO.values())).shape[1]
         U = np.random.default_rng(12345).choice(np.array([-1.0, 1.0]), size=(k, SKETCH_PROBES))
+        X = [(sp, self._sketch_x(p, O, U, ON, LO)) for sp, p in pieces]
+        WX = [self._sketch_wx(p, W, O, x) for (_, p), (_, x) in zip(pieces, X, strict=True)]
         out = np.zeros(self.n_boot)
-        for j in range(SKETCH_PROBES):
-            X = 0.0  # (d_in, n_boot): E_bᵀ Oᵀ uⱼ for every replicate
-            for sp, p in pieces:
-                w = self._w(p)
-                if p.L.size:
-                    X = X + sp * (p.M.T @ (w.T * (LO[id(p)] @ U[:, j])[:, None]))
-                if p.g is not None:
-                    X = X + sp * np.outer(ON[id(p)].T @ U[:, j], w @ p.g)
-            if np.ndim(X):
-                out += np.einsum("ib,ib->b", W @ X, X)
+        for i, (sp, x) in enumerate(X):
+            if x is None:
+                continue
+            for j in range(i, len(X)):
+                sq, y = X[j]
+                if y is not None:
+                    out += (1.0 if i == j else 2.0) * sp * sq * np.einsum("jib,jib->b", x, WX[j])
         return out / SKETCH_PROBES
+
+    def _sketch_x(self, p: Perturbation, O: np.ndarray | None, U: np.ndarray, ON: dict[int, np.ndarray],
+                  LO: dict[int, np.ndarray]) -> np.ndarray | None:
+        """(probes, d_in, n_boot) Eₚ(ω_b)ᵀ Oᵀ uⱼ of one piece (None when it has no rows), kept when O is None."""
+        key = ("SX", id(p)) if O is None else None
+        X = self._cache.get(key) if key else None
+        if X is not None or (not p.L.size and p.g is None):
+            return X
+        w = self._w(p)
+        X = np.zeros((U.shape[1], p.M.shape[1], self.n_boot))
+        for j in range(U.shape[1]):
+            if p.L.size:
+                X[j] += p.M.T @ (w.T * (LO[id(p)] @ U[:, j])[:, None])
+            if p.g is not None:
+                X[j] += np.outer(ON[id(p)].T @ U[:, j], w @ p.g)
+        if key:
+            self._cache[key] = X
+            self._keep.append(p)
+        return X
+
+    def _sketch_wx(self, p: Perturbation, W: np.ndarray, O: np.ndarray | None,
+                   X: np.ndarray | None) -> np.ndarray | None:
+        """W Xₚⱼ for every probe (a diagonal W scales rows: the same numbers as the product), kept when O is None."""
+        if X is None:
+            return None
+        key = ("SWX", id(p), id(W)) if O is None else None
+        WX = self._cache.get(key) if key else None
+        if WX is None:
+            dW = self._diagonal(W)
+            WX = X * dW[None, :, None] if dW is not None else W @ X
+            if key:
+                self._cache[key] = WX
+                self._keep.append((p, W))
+        return WX
+
+    def _diagonal(self, W: np.ndarray) -> np.ndarray | None:
+        """The diagonal of W when W is diagonal (e.g. σ²I), else None (checked once per W until :meth:`clear`)."""
+        key = ("diag", id(W))
+        if key not in self._cache:
+            dW = np.diag(W).copy()
+            self._cache[key] = dW if np.array_equal(W, np.diag(dW)) else None
+            self._keep.append(W)
+        return self._cache[key]
 
     def _quad_explicit(self, pieces: Sequence[tuple[float, Perturbation]], W: np.ndarray, O: np.ndarray | None,
                        ON: dict[int, np.ndarray], LO: dict[int, np.ndarray]) -> np.ndarray:
@@ -405,15 +466,46 @@ class MultiplierBootstrap:
         LO = self._rows(p.L, O)
         return float(np.sum(np.sum(LO * LO, axis=1) * np.einsum("ij,ij->i", self._mw(p, W), p.M)))
 
-    def linear(self, G: np.ndarray, pieces: Sequence[tuple[float, Perturbation]]) -> np.ndarray:
-        """(n_boot,) replicates of Σ sign·⟨G, E(ω)⟩ (first-order changes of a smooth statistic with gradient G)."""
+    def linear(self, G: np.ndarray | tuple[np.ndarray, np.ndarray],
+               pieces: Sequence[tuple[float, Perturbation]]) -> np.ndarray:
+        """(n_boot,) replicates of Σ sign·⟨G, E(ω)⟩ (first-order changes of a smooth statistic with gradient G).
+
+        G: (d_out, d_in), or a pair (u, v) for the rank-one G = u vᵀ (O(n d) instead of O(n d²)). The signs may be
+        any factors: ``linear(D, [(1/c, p)])`` is ``linear(D/c, [(1, p)])`` and reuses the products L D that
+        :meth:`quadratic` formed for the same D (the same array object) until :meth:`clear`.
+        """
         out = np.zeros(self.n_boot)
         for sp, p in pieces:
-            a = np.einsum("ij,ij->i", p.L, p.M @ G.T) if p.L.size else np.zeros(p.n_rows)
+            if not p.L.size:
+                a = np.zeros(p.n_rows)
+            elif isinstance(G, tuple):
+                a = (p.L @ G[0]) * (p.M @ G[1])
+            else:
+                a = self._row_forms(p, G)
             if p.g is not None:
-                a = a + p.g * float(np.sum(p.N * G))
+                a = a + p.g * float(np.sum(p.N * (np.outer(*G) if isinstance(G, tuple) else G)))
             out += sp * (self._w(p) @ a)
         return out
+
+    def _row_forms(self, p: Perturbation, D: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+        """(n_rows,) lₖᵀ D mₖ (W None) or lₖᵀ D W mₖ for each row of a perturbation. One product L D (n d_out d_in)
+        per (piece, D) until :meth:`clear`: its row forms with M and with every cached M W are kept (vectors),
+        so a statistic's linear term and the first-order change of an unweighted norm of D share it."""
+        key = ("forms", id(p), id(D))
+        forms = self._cache.get(key)
+        want = None if W is None else id(W)
+        if forms is None or want not in forms:
+            LD = p.L @ np.asarray(D, dtype=np.float64)
+            forms = {} if forms is None else forms
+            forms[None] = np.einsum("ij,ij->i", LD, p.M)
+            for k, MW in list(self._cache.items()):
+                if k[0] == "MW" and k[1] == id(p):
+                    forms[k[2]] = np.einsum("ij,ij->i", LD, MW)
+            if want is not None and want not in forms:
+                forms[want] = np.einsum("ij,ij->i", LD, self._mw(p, W))
+            self._cache[key] = forms
+            self._keep.append((p, D))
+        return forms[want]
 
     def counts(self, n_rows: int, key: str = "test") -> np.ndarray:
         """(n_boot, n_rows) multinomial resampling counts of evaluation rows (drawn once per key)."""

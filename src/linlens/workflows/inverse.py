@@ -20,7 +20,6 @@ import numpy as np
 
 from linlens._progress import progress_to
 from linlens.errors import ConfigError, InputFileError, ShapeError
-from linlens.linalg import svd
 from linlens.loaders import load_array, load_model
 from linlens.nn import progress_bar, progress_listener, resolve_device
 from linlens.operators import LinearMap
@@ -310,7 +309,7 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
                        "Rows of the surrogate and the references as images: the linear filter each output pixel "
                        "applies to the input (centre, off-centre and border pixels; each tile scaled to itself).")
         if A is not None and m.filter_factors is not None:
-            Vt_A = svd(A).Vt  # A's right singular vectors: patterns of the target image
+            Vt_A = study.svd_A.Vt  # A's right singular vectors (the study's one SVD of A): target-image patterns
             ff = {"C": m.filter_factors.factors,
                   **{k: study.reference_filter_factors[k].factors for k in ("Wiener", "C_data")
                      if k in study.reference_filter_factors}}

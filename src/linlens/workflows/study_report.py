@@ -232,7 +232,8 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
                      "are saved as .npy beside metrics.json.")
         _add_local(rep, local, good)
         return
-    spectra = {k: np.linalg.svd(R, compute_uv=False) for k, R in study.references.items()}
+    first = next(iter(study.models.values()))  # the references' spectra from the study's one SVD of each
+    spectra = {k: first.comparisons[k].singular_values_R for k in study.references}
     for name, m in study.models.items():
         spectra[f"C ({name})"] = m.comparisons["C_data"].singular_values_C
     floors = {}
