@@ -83,6 +83,11 @@ class Task:
     Arguments:
         kind: ``"classification"`` (targets are integer labels, outputs are logits) or ``"regression"``
             (targets are (n_samples, d_out) real arrays).
+
+    Example:
+        >>> reg = Task("regression")
+        >>> reg.metric, reg.higher_is_better, reg.per_point(torch.tensor([[1.0, 2.0]]), np.array([[0.0, 0.0]])).tolist()
+        ('mse', False, [5.0])
     """
 
     kind: str = "classification"
@@ -128,7 +133,12 @@ class Task:
 
 
 def layer_name(net: nn.Module, layer: int) -> str:
-    """``"{in}x{out}"`` of the ``layer``-th Linear of ``net``."""
+    """``"{in}x{out}"`` of the ``layer``-th Linear of ``net``.
+
+    Example:
+        >>> layer_name(nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4)), 1)
+        '6x4'
+    """
     lin = [m for m in net if isinstance(m, nn.Linear)][layer]
     return f"{lin.in_features}x{lin.out_features}"
 
@@ -155,6 +165,21 @@ def study_layer(net: nn.Module, layer: int, data: dict, grid: dict, scale_cfg: d
     Returns:
         dict with ``rows`` (hybrids), ``baseline_rows``, ``points`` (row id → per-point test scores),
         ``hybrids`` (row id → the fitted hybrid, for the rows kept for figures) and the layer's sizes.
+
+    Example:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4), nn.Linear(4, 3)).double().eval()
+        >>> def split(n, seed):  # targets are the network's own outputs
+        ...     X = np.random.default_rng(seed).random((n, 2))
+        ...     return X, net(torch.as_tensor(X)).detach().numpy()
+        >>> data = {"train": split(300, 0), "val": split(100, 1), "test": split(100, 2)}
+        >>> grid = {"n_scaled": [2], "noise": [0.0], "delays": lambda N: [N], "ranks": [None], "readouts": ["exact"],
+        ...         "constant": [True]}
+        >>> res = study_layer(net, 1, data, grid, {"epochs": 0, "batch_size": 100, "lr": 1e-3}, task=Task("regression"))
+        >>> best = res["selected"]["best"]  # the replaced layer is affine: the hybrid reproduces the network
+        >>> res["layer"], bool(res["points"][best["id"]].max() < 1e-16)
+        ('6x4', True)
     """
     m = task.metric
     Xtr = data["train"][0]
@@ -281,6 +306,20 @@ def compare_layer(res: dict, task: Task, original_points: np.ndarray) -> list[di
 
     Returns:
         One dict per (hybrid, baseline): ids and metrics of both, the test result and the verdict words.
+
+    Example:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4), nn.Linear(4, 3)).double().eval()
+        >>> def split(n, seed):
+        ...     X = np.random.default_rng(seed).random((n, 2))
+        ...     return X, net(torch.as_tensor(X)).detach().numpy()
+        >>> data = {"train": split(300, 0), "val": split(100, 1), "test": split(100, 2)}
+        >>> grid = {"n_scaled": [2], "noise": [0.0], "delays": lambda N: [N], "ranks": [None], "readouts": ["exact"]}
+        >>> res = study_layer(net, 1, data, grid, {"epochs": 0, "batch_size": 100, "lr": 1e-3}, task=Task("regression"))
+        >>> cmp = compare_layer(res, Task("regression"), np.zeros(100))
+        >>> sorted({c["baseline"] for c in cmp})
+        ['affine_least_squares', 'control', 'original', 'trained_scaled_ls']
     """
     out = []
     m = task.metric
@@ -323,6 +362,20 @@ def run_study(net: nn.Module, data: dict, layers: list[int], grid: dict, scale_c
 
     Returns:
         (one result dict per layer, with ``comparisons``; per-point test scores of the original model).
+
+    Example:
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4), nn.Linear(4, 3)).double().eval()
+        >>> def split(n, seed):
+        ...     X = np.random.default_rng(seed).random((n, 2))
+        ...     return X, net(torch.as_tensor(X)).detach().numpy()
+        >>> data = {"train": split(300, 0), "val": split(100, 1), "test": split(100, 2)}
+        >>> grid = {"n_scaled": [2], "noise": [0.0], "delays": lambda N: [N], "ranks": [None], "readouts": ["exact"]}
+        >>> results, original = run_study(net, data, [1], grid, {"epochs": 0, "batch_size": 100, "lr": 1e-3},
+        ...                               task=Task("regression"), progress=False)
+        >>> len(results), float(original.max())  # the original model's squared error on its own outputs
+        (1, 0.0)
     """
     dev = resolve_device(device)
     net = net.to(dev).eval()

@@ -85,6 +85,12 @@ def run_strata(widths: list[int], rank: int, out: Path, force: bool = False, con
 
     Returns:
         headline numbers (number of strata, covers, dimensions, weight-space dimension).
+
+    Example:
+        >>> import tempfile
+        >>> summary = run_strata([2, 2, 2], 0, Path(tempfile.mkdtemp()) / "strata")
+        >>> summary["weight-space dim D"], summary["strata"]  # D = 2·2 + 2·2
+        (8, 6)
     """
     check_destination(out, force)
     ws = [int(w) for w in widths]
@@ -336,7 +342,14 @@ def load_weights(path: Path) -> list[np.ndarray]:
 
 
 def analyze_network(net: LinearNetwork, tol: float | None = None, tangent: bool = True) -> dict[str, Any]:
-    """Stratum, ranks with gaps, dimensions (and the numerical tangent rank for small ``D``) of a network."""
+    """Stratum, ranks with gaps, dimensions (and the numerical tangent rank for small ``D``) of a network.
+
+    Example:
+        >>> net = LinearNetwork([np.array([[1.0, 0.0]]), np.array([[2.0], [0.0]])])  # W₂W₁ of rank 1
+        >>> info = analyze_network(net)
+        >>> info["product_rank"], info["widths"]
+        (1, [2, 1, 2])
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NumericalWarning)
         rl = net.rank_list(tol)
@@ -397,7 +410,16 @@ def _add_network_section(rep: Report, net: LinearNetwork, info: dict[str, Any], 
 
 def run_analyze_weights(weights: Path, out: Path, force: bool = False, tol: float | None = None,
                         console: Any = None) -> dict[str, Any]:
-    """The stratum of a trained linear network stored as ``.npz``: ranks with gaps, barcode, dims, flow diagram."""
+    """The stratum of a trained linear network stored as ``.npz``: ranks with gaps, barcode, dims, flow diagram.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> np.savez(folder / "w.npz", W1=np.array([[1.0, 0.0]]), W2=np.array([[2.0], [0.0]]))
+        >>> summary = run_analyze_weights(folder / "w.npz", folder / "report")
+        >>> summary["widths"], summary["rank of product"], (folder / "report" / "metrics.json").is_file()
+        ('2,1,2', 1, True)
+    """
     check_destination(out, force)
     ws = load_weights(weights)
     net = LinearNetwork(ws)
@@ -444,6 +466,13 @@ def demo_section(report: Report, Y_train: np.ndarray, X_train: np.ndarray, seed:
 
     Returns:
         headline numbers.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> Y = rng.standard_normal((16, 4))
+        >>> info = demo_section(Report("demo"), Y, Y @ np.diag([2.0, 1.0, 0.5, 0.1]), quick=True)
+        >>> info["deep linear: rank of W"]  # at most the bottleneck h = 4 // 4
+        1
     """
     Y = as_array(Y_train, "Y_train")
     X = as_array(X_train, "X_train")

@@ -83,6 +83,11 @@ def as_sequential(model: Any) -> nn.Sequential:
 
     Returns:
         The model itself when it is already a plain Sequential of allowed modules, else a rebuilt copy.
+
+    Example:
+        >>> net = as_sequential(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)))
+        >>> [m.__class__.__name__ for m in net]
+        ['Linear', 'ReLU', 'Linear']
     """
     if _kind(model) != "Sequential" or not isinstance(model, nn.Module):
         raise ModelError(f"model must be an nn.Sequential of Linear and activation layers; got {_kind(model)}")
@@ -126,6 +131,14 @@ def load_split(path: Path, name: str, task: str | None) -> tuple[np.ndarray, np.
 
     Returns:
         (inputs (n, d_in) float64, labels (n,) int64 or targets (n, d_out) float64, task).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.npz"
+        >>> np.savez(path, inputs=np.zeros((4, 2)), labels=np.array([0, 1, 1, 0]))
+        >>> X, y, task = load_split(path, "--train", None)
+        >>> X.shape, y.tolist(), task
+        ((4, 2), [0, 1, 1, 0], 'classification')
     """
     p = Path(path)
     if not p.exists() or p.is_dir():
@@ -170,7 +183,14 @@ def load_split(path: Path, name: str, task: str | None) -> tuple[np.ndarray, np.
 
 
 def check_layer(net: nn.Sequential, layer: int) -> None:
-    """Raise :class:`ConfigError` unless ``layer`` indexes a Linear that can be replaced (not the first)."""
+    """Raise :class:`ConfigError` unless ``layer`` indexes a Linear that can be replaced (not the first).
+
+    Example:
+        >>> check_layer(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)), 2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ConfigError: --layer must be in [1, 1] (index of a Linear layer, counting from 0; ...); got 2
+    """
     n = sum(isinstance(m, nn.Linear) for m in net)
     if n < 2:
         raise ConfigError(f"--layer: the model has {n} Linear layer; a hidden layer needs at least 2")
@@ -211,6 +231,14 @@ def run_koopman(model: str, layer: int, train: Path, val: Path, test: Path, out:
 
     Returns:
         Headline numbers for the console summary.
+
+    Example:
+        >>> import tempfile
+        >>> run_koopman("net.pt", 1, Path("a.npz"), Path("b.npz"), Path("c.npz"), Path(tempfile.mkdtemp()) / "r",
+        ...             task="ranking")
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ConfigError: --task must be 'classification' or 'regression'; got 'ranking'
     """
     if task is not None and task not in ("classification", "regression"):
         raise ConfigError(f"--task must be 'classification' or 'regression'; got {task!r}")
@@ -307,6 +335,12 @@ def add_study_report(rep: Report, results: list[dict], task: Task, original_metr
 
     Returns:
         (metrics per layer, summary numbers for the console, one headline row per layer).
+
+    Example:
+        >>> from linlens.koopman.study import Task
+        >>> rep = Report("Koopman")
+        >>> add_study_report(rep, [], Task("classification"), 0.9)  # no layer studied: nothing to add
+        ({}, {}, [])
     """
     m = task.metric
     layers_metrics: dict[str, Any] = {}
