@@ -184,7 +184,8 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
     m = check_components(components, n, d_in, n_train, batch_size, max_memory)
     R = None
     if reference is not None:
-        R = load_linear_map(reference, "reference", max_bytes=max_memory)
+        R = load_linear_map(reference, "reference", max_bytes=max_memory,
+                            in_shape=in_shape if len(in_shape) > 1 else None)  # images: a deepinv-like R needs it
         if R.shape[1] != d_in:
             raise ShapeError(f"reference must take the inputs' {d_in} values (shape (d_out, {d_in})); got "
                              f"{R.shape}")
