@@ -18,8 +18,9 @@ Monte Carlo standard error (the small version runs in ``tests/test_verdicts.py``
 
 Part "routes" (issue 19): coverage and bias of the bias-corrected data-weighted error on every route that has an
 interval — the dense study (multiplier bootstrap; a fixed reference and C_data resampled with its own rows), the
-Fourier route (Poisson bootstrap over images) and the subspace route (row-group sums; m = d and m < d below a gap)
-— at a larger and a smaller truth scale (targets at the larger: coverage ≥ 0.90, |bias| ≤ 10%).
+Fourier route (Poisson bootstrap over images), the subspace route (row-group sums; m = d and m < d below a gap) and
+the dense ``--reference`` route in memory and on Dask (row-group Gram blocks) — at a larger and a smaller truth scale
+(targets at the larger: coverage ≥ 0.90, |bias| ≤ 10%).
 
 Run: ``python benchmarks/bench_intervals.py [--repeats 200] [--boot 200]`` (about 10 minutes on one core).
 """
@@ -284,8 +285,82 @@ def print_routes(repeats: int, n_boot: int) -> None:
             for ref, v in fn(eps, repeats, n_boot).items():
                 print(f"    {name:<12} {ref:<20} eps={eps:<5} truth={v['truth']:<10.4g} coverage {v['coverage']:.3f}  "
                       f"bias {v['bias']:+.3f} ± {v['se']:.3f}  (plug-in {v['plug-in bias']:+.3f})")
-    print("    dense --reference (in memory) and Dask: plug-in only, no interval yet (streamed Gram statistics keep "
-          "no per-row residuals; not measured here)")
+    print_dense_reference(repeats, n_boot)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The dense ``analyze --reference`` route, in memory and on Dask: the same streamed statistics (per-row-group Gram
+# blocks of the training rows, held-out inputs against the training fit; ``linlens.workflows.analyze_common``),
+# computed block by block as the routes stream them; the Dask line runs the block tasks on a LocalCluster and
+# merges the partials in a tree (``linlens.scale.tree_reduce``), as ``run_dask`` does.
+
+def _dense_reference_stats(Y, F, R, seed, n_boot, batch=300, client=None):
+    from linlens.scale import tree_reduce
+    from linlens.workflows.analyze_common import (
+        block_stats,
+        grouped_shift,
+        held_grouped,
+        merge_stats,
+        reference_error,
+    )
+
+    n = len(Y)
+    shift = grouped_shift(Y)
+    starts = range(0, n, batch)
+    if client is None:
+        parts = [block_stats(Y[s:s + batch], F[s:s + batch], s, seed, n, shift=shift) for s in starts]
+        stats = parts[0]
+        for p in parts[1:]:
+            stats.merge(p)
+        g = stats.grouped
+        B = g.coef()
+        for s in starts:
+            g = g.merge(held_grouped(Y[s:s + batch], s, seed, shift, B, R, R.shape[0]))
+        return reference_error(g, n_boot, seed)
+    futs = [client.submit(block_stats, Y[s:s + batch], F[s:s + batch], s, seed, n, shift=shift, pure=False)
+            for s in starts]
+    stats = tree_reduce(futs, merge_stats, submit=lambda f, a, b: client.submit(f, a, b, pure=False)).result()
+    B = stats.grouped.coef()
+    futs = [client.submit(held_grouped, Y[s:s + batch], s, seed, shift, B, R, R.shape[0], pure=False) for s in starts]
+    held = tree_reduce(futs, lambda a, b: a.merge(b), submit=lambda f, a, b: client.submit(f, a, b, pure=False))
+    return reference_error(stats.grouped.merge(held.result()), n_boot, seed)
+
+
+def route_dense_reference(eps: float, repeats: int, n_boot: int, client=None) -> dict[str, dict[str, float]]:
+    """``analyze --reference`` on the dense route (in memory, or on Dask with ``client``): d_in = 6, d_out = 4,
+    1200 rows (one in five held out), R = C₀ + εE fixed."""
+    sim = KnownSurrogate.make(d_in=6, d_out=4, seed=0)
+    R = sim.C0 + eps * np.random.default_rng(99).normal(size=sim.C0.shape)
+    truth = sim.true_error(R)
+    hits, est, plug = [], [], []
+    for r in range(repeats):
+        Y, F = sim.sample(1200, seed=40_000 + r)
+        e = _dense_reference_stats(Y, F, R, r, n_boot, client=client)
+        hits.append(e.low <= truth <= e.high)
+        est.append(e.estimate)
+        plug.append(e.plug_in)
+    return {"fixed R": _summary(truth, hits, est, plug)}
+
+
+def print_dense_reference(repeats: int, n_boot: int, dask_repeats: int | None = None) -> None:
+    """Coverage and bias of the dense ``--reference`` route in memory and on Dask (2-worker LocalCluster; fewer
+    data sets there, ``dask_repeats`` = repeats // 4 by default: each costs task round trips)."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+
+    for eps in (0.3, 0.05):
+        for ref, v in route_dense_reference(eps, repeats, n_boot).items():
+            print(f"    {'dense --reference':<12} {ref:<20} eps={eps:<5} truth={v['truth']:<10.4g} coverage "
+                  f"{v['coverage']:.3f}  bias {v['bias']:+.3f} ± {v['se']:.3f}  (plug-in {v['plug-in bias']:+.3f})")
+    k = dask_repeats or max(repeats // 4, 10)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        for eps in (0.3, 0.05):
+            for ref, v in route_dense_reference(eps, k, n_boot, client=client).items():
+                print(f"    {'Dask --reference':<12} {ref:<20} eps={eps:<5} truth={v['truth']:<10.4g} coverage "
+                      f"{v['coverage']:.3f}  bias {v['bias']:+.3f} ± {v['se']:.3f}  (plug-in "
+                      f"{v['plug-in bias']:+.3f})  [{k} data sets]")
 
 
 def main() -> None:
@@ -296,7 +371,8 @@ def main() -> None:
     ap.add_argument("--study-repeats", type=int, default=60)
     ap.add_argument("--parts", default="dwe,study,verdicts,routes",
                     help="comma-separated: dwe (data-weighted error), study, verdicts (verdict rule rates, HC2), "
-                         "routes (coverage and bias per route)")
+                         "routes (coverage and bias per route), dense-reference (only the dense --reference/Dask "
+                         "lines of routes)")
     ap.add_argument("--route-repeats", type=int, default=200, help="data sets per route and truth scale")
     ap.add_argument("--verdict-repeats", type=int, default=1000, help="data sets per verdict rate")
     ap.add_argument("--verdict-boot", type=int, default=100, help="resamples per data set for the verdicts")
@@ -327,6 +403,8 @@ def main() -> None:
             print(f"    n = {n:<3} {b:+.4f} ± {se:.4f}   (target |bias| ≤ 0.02)")
     if "routes" in parts:
         print_routes(args.route_repeats, min(args.boot, 200))
+    elif "dense-reference" in parts:
+        print_dense_reference(args.route_repeats, min(args.boot, 200))
     print(f"total {time.perf_counter() - t0:.0f} s (CPU {time.process_time() - c0:.0f} s)")
 
 
