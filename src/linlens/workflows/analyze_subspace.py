@@ -32,7 +32,7 @@ from scipy.sparse.linalg import LinearOperator
 from linlens._results import JSON_ARRAY_LIMIT
 from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.linalg import randomized_svd
-from linlens.loaders import load_model
+from linlens.loaders import ARRAY_SUFFIXES, load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.probing import FlatModel, cast_note, model_input_dtype, probe_model
 from linlens.report import Report, check_destination
@@ -59,6 +59,10 @@ __all__ = ["run_subspace", "run_analyze_subspace", "MAX_POWER_ITERATIONS"]
 
 #: Power iterations of the randomized SVD at most (each is two passes over the inputs on disk).
 MAX_POWER_ITERATIONS = 8
+
+#: The centred training rows are kept in memory for the subspace iteration when they take at most this much (or half
+#: of --max-memory); beyond, every product is a pass over the file.
+CACHE_DEFAULT_BYTES = 2 * 2**30
 
 #: Row groups (row index mod N_GROUPS) whose sums the error's bias correction and group bootstrap use.
 N_GROUPS = 32
@@ -184,8 +188,9 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
     m = check_components(components, n, d_in, n_train, batch_size, max_memory)
     R = None
     if reference is not None:
-        R = load_linear_map(reference, "reference", max_bytes=max_memory,
-                            in_shape=in_shape if len(in_shape) > 1 else None)  # images: a deepinv-like R needs it
+        code = not (Path(reference).suffix.lower() in ARRAY_SUFFIXES or Path(reference).exists())
+        R = load_linear_map(reference, "reference", max_bytes=max_memory,  # images: a deepinv-like R needs in_shape
+                            in_shape=in_shape if code and len(in_shape) > 1 else None)
         if R.shape[1] != d_in:
             raise ShapeError(f"reference must take the inputs' {d_in} values (shape (d_out, {d_in})); got "
                              f"{R.shape}")
@@ -204,15 +209,30 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         # 1. inputs only: mean and top-m principal subspace of the training rows
         mean = np.zeros(d_in)
         task = bar.add_task("inputs: mean and principal subspace", total=None)
+        # the training rows stay in memory (float64, cast as the model receives them) when they fit the budget:
+        # each product of the subspace iteration is then one BLAS call instead of a pass over the file
+        cached = 8.0 * n_train * d_in <= (CACHE_DEFAULT_BYTES if max_memory is None else max_memory / 2)
+        X = np.empty((n_train, d_in)) if cached else None
+        row = 0
         for s, msk in batches:
-            mean += received(_rows(Y, s, msk)).sum(axis=0)
+            rows = received(_rows(Y, s, msk))
+            mean += rows.sum(axis=0)
+            if cached:
+                X[row:row + len(rows)] = rows
+                row += len(rows)
         mean /= n_train
-        op = _centred_operator(Y, batches, mean, received)  # the cast rows, centred on their own mean
+        if cached:
+            X -= mean
+            op = LinearOperator(X.shape, matvec=lambda v: X @ v, rmatvec=lambda v: X.T @ v, matmat=lambda M: X @ M,
+                                rmatmat=lambda Q: X.T @ Q, dtype=np.float64)
+        else:
+            op = _centred_operator(Y, batches, mean, received)  # the cast rows, centred on their own mean
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NumericalWarning)
             (_, sv, Vt), n_iter = randomized_svd(op, m, n_iter=None, tol=1e-6, max_iter=MAX_POWER_ITERATIONS,
                                                  seed=seed, return_n_iter=True)
         converged = not any(issubclass(w.category, NumericalWarning) for w in caught)
+        op = X = None  # the cached rows are not needed further
         bar.update(task, completed=1, total=1)
         # identical rows leave only the rounding of their mean (≈ eps · ‖ȳ‖ per row) after centring
         if not sv.size or sv[0] <= 64 * np.finfo(float).eps * np.sqrt(n_train) * np.linalg.norm(mean):
