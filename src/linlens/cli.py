@@ -467,6 +467,9 @@ def track(
     jacobian_rows: int = typer.Option(32, "--jacobian-rows", help="test probes at which the network's Jacobians "
                                       "are compared with the surrogate (0: none)"),
     n_bands: int = typer.Option(8, "--bands", help="bands of A's singular index (with --operator)"),
+    show_bands: str | None = typer.Option(None, "--show-bands", help="bands drawn as curves in the per-band "
+                                          "filter-factor figure, 1-based and comma-separated, e.g. 1,2,3 (with "
+                                          "--operator; default all)"),
     rank_tol: float | None = typer.Option(None, "--rank-tol", help="relative rank tolerance for deep linear "
                                           "networks' rank lists (only for bias-free Linear stacks)"),
     batch_size: int = typer.Option(8192, "--batch-size", help="rows per model call", callback=_check_batch_size),
@@ -489,7 +492,7 @@ def track(
     summary = run_track(model_spec=model_spec, checkpoints=checkpoints, inputs=inputs, targets=targets,
                         operator=operator, prior_covariance=prior_covariance, noise_std=noise_std, n_boot=n_boot,
                         jacobian_rows=jacobian_rows, n_bands=n_bands, rank_tol=rank_tol, batch_size=batch_size,
-                        out=out, force=force, seed=seed, console=console)
+                        out=out, force=force, seed=seed, console=console, show_bands=show_bands)
     print_summary("linlens track", summary, out)
 
 

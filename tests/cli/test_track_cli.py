@@ -57,7 +57,7 @@ def test_cli_gives_the_callbacks_numbers(run, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main(["track", "--model-spec", "track_arch:build", "--checkpoints", "ckpt_*.pt", "--inputs", "y.npy",
               "--targets", "x.npy", "--operator", "A.npy", "--n-boot", "30", "--jacobian-rows", "4", "--bands", "3",
-              "--seed", "5", "--out", str(out)])
+              "--seed", "5", "--show-bands", "1,3", "--out", str(out)])
     assert exc.value.code in (0, None)
     m = json.loads((out / "metrics.json").read_text())
     pts = m["tracking"]["points"]
@@ -96,6 +96,10 @@ def test_refusals_one_line_nothing_written(run, monkeypatch, capsys, tmp_path):
     assert "--rank-tol" in _fails(base + ["--checkpoints", "ckpt_*.pt", "--rank-tol", "0.1", "--out", out], capsys)
     assert "--n-boot" in _fails(base + ["--checkpoints", "ckpt_*.pt", "--n-boot", "50", "--out", out], capsys)
     assert "--bands" in _fails(base + ["--checkpoints", "ckpt_*.pt", "--bands", "2", "--out", out], capsys)
+    assert "--show-bands" in _fails(base + ["--checkpoints", "ckpt_*.pt", "--show-bands", "1", "--out", out], capsys)
+    full = base + ["--checkpoints", "ckpt_*.pt", "--targets", "x.npy", "--operator", "A.npy", "--out", out]
+    assert "--show-bands" in _fails(full + ["--show-bands", "0,2"], capsys)
+    assert "--show-bands" in _fails(full + ["--show-bands", "1,x"], capsys)
     (d / "ckpt_last.pt").write_bytes(b"")
     try:
         assert "no step" in _fails(base + ["--checkpoints", "ckpt_*.pt", "--out", out], capsys)

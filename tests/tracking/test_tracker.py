@@ -149,3 +149,19 @@ def test_half_rise_steps_logistic_closed_form():
     assert np.isnan(half_rise_steps(t, np.zeros((t.size, 1))))[0]
     with pytest.raises(ConfigError):
         half_rise_steps(t[::-1], F)
+
+
+def test_band_curves_draw_the_chosen_bands_with_their_values(blur):
+    # the figure reads back the result's numbers: one line per chosen band, its y-data the band means
+    from linlens.report import tracking_figures as tf
+
+    prob, X, Y, Xp, Yp = blur
+    tr = Tracker(Yp, Xp, prob.A, n_boot=20, n_jacobian=0, n_bands=4)
+    for step, seed in ((0, 0), (3, 1)):
+        tr.update(_mlp(prob.n_x, seed), step)
+    res = tr.result()
+    fig = tf.plot_factor_curves(res, bands=[0, 2])
+    lines = [ln for ln in fig.axes[0].lines if ln.get_label().startswith("band")]
+    assert [ln.get_label() for ln in lines] == [f"band {a + 1}–{b}" for a, b in res.setup.bands[[0, 2]]]
+    for ln, j in zip(lines, (0, 2), strict=True):
+        np.testing.assert_allclose(ln.get_ydata(), [p.band_filter_factors[j] for p in res.points])

@@ -125,9 +125,21 @@ def add_tracking_section(rep: Report, result: TrackingResult, key: str = "track"
 def run_track(*, model_spec: str, checkpoints: str, inputs: Path, targets: Path | None, operator: str | None,
               prior_covariance: Path | None, noise_std: float | None, n_boot: int, jacobian_rows: int,
               n_bands: int, rank_tol: float | None, batch_size: int, out: Path, force: bool, seed: int,
-              console: Any = None) -> dict[str, Any]:
+              console: Any = None, show_bands: str | None = None) -> dict[str, Any]:
     """Track the checkpoints and write the report; returns headline numbers (see ``linlens track --help``)."""
     check_destination(out, force)
+    bands = None
+    if show_bands is not None:
+        if operator is None:
+            raise ConfigError("--show-bands is used only with --operator (bands of A's singular index)")
+        try:
+            bands = [int(b) - 1 for b in show_bands.split(",")]
+        except ValueError:
+            raise ConfigError(f"--show-bands must be comma-separated band numbers like 1,2,3; got {show_bands!r}"
+                              ) from None
+        if not bands or min(bands) < 0 or max(bands) >= n_bands or len(set(bands)) != len(bands):
+            raise ConfigError(f"--show-bands: each band number once, between 1 and --bands = {n_bands}; got "
+                              f"{show_bands!r}")
     for name, v in (("--prior-covariance", prior_covariance), ("--noise-std", noise_std)):
         if v is not None and operator is None:
             raise ConfigError(f"{name} is used only with --operator (the Wiener reference and the noise "
@@ -164,7 +176,10 @@ def run_track(*, model_spec: str, checkpoints: str, inputs: Path, targets: Path 
     last = result.points[-1]
     rep.add_answer(f"At the last step ({last.step}) the surrogate explains R² = {last.r2:.4g} of the network's "
                    "output variance on held-out probes" + (f"; verdict: {last.verdict}" if last.verdict else "") + ".")
-    metrics = add_tracking_section(rep, result)
+    if bands is not None and result.setup.bands is not None and max(bands) >= len(result.setup.bands):
+        raise ConfigError(f"--show-bands: A's singular index has only {len(result.setup.bands)} bands; got "
+                          f"{show_bands!r}")
+    metrics = add_tracking_section(rep, result, bands=bands)
     rep.metrics.update(metrics | {"checkpoints": [{"step": s, "file": str(p)} for s, p in files],
                                   "step_rule": "the last integer in the file name"})
     rep.write(out, force=force)
