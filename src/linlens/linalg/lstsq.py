@@ -329,7 +329,7 @@ def full_rank_by_kappa(kappa: float, d: int) -> bool:
         >>> full_rank_by_kappa(1e3, 4096), full_rank_by_kappa(1e5, 4096), full_rank_by_kappa(float("inf"), 2)
         (True, False, False)
     """
-    return bool(np.isfinite(kappa)) and d > 0 and d * d * kappa * kappa * np.finfo(np.float64).eps <= 0.5
+    return bool(np.isfinite(kappa) and d > 0 and d * d * kappa * kappa * np.finfo(np.float64).eps <= 0.5)
 
 
 def _solve_gram(G: np.ndarray, B: np.ndarray, alpha: float, kappa: float = float("inf")) -> tuple[np.ndarray, int, str]:
