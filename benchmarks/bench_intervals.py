@@ -363,16 +363,174 @@ def print_dense_reference(repeats: int, n_boot: int, dask_repeats: int | None = 
                       f"{v['plug-in bias']:+.3f})  [{k} data sets]")
 
 
+# ------------------------------------------------------- per route (issue 21): verdicts on the production routes
+# Each production route's own verdict (its bootstrap, its analytic standard errors, closest_reference) on data sets
+# whose truth is known in closed form: a model with no linear part (every reference's true error is the zero map's
+# 1: "none" is right) and a true tie (a fixed and an estimated reference at exactly equal true errors). "none" is
+# decided by the bootstrap-t (the routes' per-replicate analytic standard errors) and, on the same data sets, by the
+# multivariate-t approximation the rule uses without them ("t approx.", for comparison).
+
+
+class _BothRules:
+    """Within the block, ``module.closest_reference`` also decides each verdict without the standard errors (the t
+    approximation) and records (bootstrap-t verdict, t-approx. verdict, none_method) per call."""
+
+    def __init__(self, module) -> None:
+        self.module, self.calls = module, []
+
+    def __enter__(self):
+        import dataclasses
+
+        from linlens.stats import closest_reference
+
+        def both(boot, names, *a, **kw):
+            v = closest_reference(boot, names, *a, **kw)
+            v0 = closest_reference(dataclasses.replace(boot, standard_error=None, se_samples=None), names, *a, **kw)
+            self.calls.append((v.verdict, v0.verdict, v.none_method))
+            return v
+
+        self._old = self.module.closest_reference
+        self.module.closest_reference = both
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.module.closest_reference = self._old
+
+
+def dense_verdicts(case: str, repeats: int, n_boot: int = 100, n: int = 200, seed: int = 0
+                   ) -> list[tuple[str, str, str]]:
+    """The dense study (``inverse_study``, multiplier bootstrap) on KnownSurrogate data sets (d_in = 3, d_out = 2;
+    n probes, half fit and half test, n training pairs for C_data, x = K y + e, resampled with its rows).
+
+    case "none2": f with no linear part, references Wiener (fixed, given) and C_data (estimated), every true error 1;
+    "none3": the same with A given (references A⁺, Wiener from A, Σₓ, σ — fixed — and C_data); "tie": f with
+    population surrogate C₀, the fixed reference and C_data's population value K at exactly equal true errors 0.2.
+    Returns (bootstrap-t verdict, t-approx. verdict, none_method) per data set."""
+    import linlens.study as study_mod
+
+    sim = KnownSurrogate.make(d_in=3, d_out=2, seed=0)
+    truth = sim if case == "tie" else KnownSurrogate(C0=np.zeros_like(sim.C0), G=sim.G, L=sim.L)
+    R, K = sim.references_at([0.2, 0.2], seed=11)
+    f = _known_module(truth)
+    A = np.random.default_rng(3).normal(size=(3, 2))
+    with _BothRules(study_mod) as rec:
+        for r in range(repeats):
+            Yp, _ = truth.sample(n, seed=seed + 10_000 + r)
+            Ytr, _ = truth.sample(n, seed=seed + 20_000 + r)
+            Xtr = Ytr @ K.T + 0.5 * np.random.default_rng(seed + 30_000 + r).normal(size=(n, 2))
+            kw = (dict(A=A, prior_covariance=np.eye(2), noise_std=0.3) if case == "none3" else dict(wiener=R))
+            study_mod.inverse_study({"f": f}, Yp, Yp @ K.T, Xtr, Ytr, n_boot=n_boot, seed=seed + r, **kw)
+    return rec.calls
+
+
+def fourier_verdicts(case: str, repeats: int, n_boot: int = 100, n_img: int = 100, seed: int = 0
+                     ) -> list[tuple[str, str, str]]:
+    """The Fourier route (``spectral_analysis``, Poisson bootstrap over images) on signals of 64 samples, white
+    Gaussian y, A a Gaussian blur, white prior, σ = 0.05 (references A⁻¹ and the Wiener filter, fixed).
+
+    case "none2": f = |g ⊛ y| (no linear part: every true error is 1), references A⁻¹ and Wiener; "none3": the
+    same with C_data, fitted on its own training images x = K ⊛ y + e and resampled with them; "tie": f = h ⊛ y +
+    |g ⊛ y| with H = Ŵ(1 + iεa) and C_data's population transfer K = H/(1 + √e_W), so that its true error e_W
+    equals the Wiener filter's exactly (S_yy = 1). Returns (bootstrap-t verdict, t-approx. verdict, none_method)."""
+    import linlens.spectral as sp_mod
+
+    L = 64
+    k = np.fft.rfftfreq(L)
+    HA = np.exp(-0.5 * (k / 0.12) ** 2).astype(complex)
+    sigma = 0.05
+    W = np.conj(HA) / (np.abs(HA) ** 2 + sigma**2)
+    Gk = np.exp(-0.5 * (k / 0.3) ** 2)
+    w = sp_mod._multiplicity((L,))
+    w[0] = 0.0  # centred: k = 0 carries no variance
+    if case == "tie":
+        Hf = W * (1 + 0.3j * np.cos(2 * np.pi * 3 * k))
+        e_w = float(np.sum(w * np.abs(Hf - W) ** 2) / np.sum(w * np.abs(W) ** 2))
+        Kt = Hf / (1 + np.sqrt(e_w))
+    else:
+        Hf = np.zeros_like(W)
+        Kt = W * (1 - 0.3 * np.cos(2 * np.pi * 3 * k))
+    with _BothRules(sp_mod) as rec:
+        for r in range(repeats):
+            rng = np.random.default_rng(seed + r)
+            Y = rng.normal(size=(n_img, L))
+            Yk = np.fft.rfft(Y)
+            F = np.fft.irfft(Yk * Hf, n=L) + np.abs(np.fft.irfft(Yk * Gk, n=L))
+            data = None
+            if case != "none2":
+                Yt = rng.normal(size=(n_img, L))
+                Xt = np.fft.irfft(np.fft.rfft(Yt) * Kt, n=L) + 0.5 * rng.normal(size=(n_img, L))
+                data = sp_mod.SpectralSurrogate(image_shape=(L,), n_boot=n_boot, seed=seed + r + 1).fit(Yt, Xt)
+            sur = sp_mod.SpectralSurrogate(image_shape=(L,), n_boot=n_boot, seed=seed + r).fit(Y, F)
+            sp_mod.spectral_analysis(sur, HA, sigma, prior=1.0, data_surrogate=data)
+    return rec.calls
+
+
+def subspace_verdicts(repeats: int, n_boot: int = 100, m_gap: int | None = 3, seed: int = 0
+                      ) -> list[tuple[str, str, str]]:
+    """The subspace route's statistics (:class:`~linlens.surrogate.grouped.GroupedFit`, 32 row groups) for a model
+    with no linear part, f = |Gy| (d = 8, m = 3 below a spectral gap of Σ, or m = d), 600 training + 150 held-out
+    rows, one fixed reference R (true error 1: "none" is right). Returns (bootstrap-t verdict, t-approx. verdict,
+    none_method) per data set."""
+    import dataclasses
+
+    from linlens.stats import closest_reference
+    from linlens.surrogate.grouped import GroupedFit
+
+    rng = np.random.default_rng(0)
+    d = 8
+    V = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    lam = np.ones(d) if m_gap is None else np.r_[np.full(m_gap, 4.0), np.full(d - m_gap, 0.05)]
+    sim = KnownSurrogate(C0=np.zeros((4, d)), G=rng.normal(size=(4, d)), L=V * np.sqrt(lam))
+    m = d if m_gap is None else m_gap
+    R = np.random.default_rng(9).normal(size=(4, d))
+    out = []
+    for r in range(repeats):
+        Y, F = sim.sample(600, seed=seed + r)
+        Yh, _ = sim.sample(150, seed=seed + r + 7919)
+        mean = Y.mean(0)
+        Vt = np.linalg.svd(Y - mean, full_matrices=False)[2][:m]
+        acc = GroupedFit(m, 4, n_groups=32)
+        acc.update_train((Y - mean) @ Vt.T, F, np.arange(600) % 32)
+        acc.update_held((Yh - mean) @ Vt.T, (Yh - mean) @ R.T, acc.coef(), np.arange(150) % 32)
+        boot = acc.error(n_boot=n_boot, seed=seed + r).boot
+        v = closest_reference(boot, ["R"])
+        v0 = closest_reference(dataclasses.replace(boot, standard_error=None, se_samples=None), ["R"])
+        out.append((v.verdict, v0.verdict, v.none_method))
+    return out
+
+
+def route_verdict_rates(repeats: int, n_boot: int) -> dict[str, tuple[float, float, str]]:
+    """"none" false rates (bootstrap-t and t approx.) and wrong verdicts on a true tie, per production route."""
+    out: dict[str, tuple[float, float, str]] = {}
+
+    def none_lines(name: str, calls: list[tuple[str, str, str]]) -> None:
+        assert all(c[2] == "bootstrap-t" for c in calls), f"{name}: a verdict without analytic standard errors"
+        out[f"{name}, bootstrap-t"] = (*_rate([c[0] != "none" for c in calls]), "≤ 0.025")
+        out[f"{name}, t approx."] = (*_rate([c[1] != "none" for c in calls]), "(was the rule)")
+
+    none_lines("dense study: 'none' false rate, 2 ref. (Wiener fixed, C_data est.)",
+               dense_verdicts("none2", repeats, n_boot))
+    none_lines("dense study: 'none' false rate, 3 ref. (A⁺, Wiener, C_data)", dense_verdicts("none3", repeats, n_boot))
+    out["dense study: wrong verdict on a true tie (Wiener fixed, C_data est.)"] = (
+        *_rate([c[0] not in ("tie", "none") for c in dense_verdicts("tie", repeats, n_boot)]), "≤ 0.05")
+    none_lines("Fourier: 'none' false rate, 2 ref. (A⁻¹, Wiener)", fourier_verdicts("none2", repeats, n_boot))
+    none_lines("Fourier: 'none' false rate, 3 ref. (+ C_data est.)", fourier_verdicts("none3", repeats, n_boot))
+    out["Fourier: wrong verdict on a true tie (Wiener fixed, C_data est.)"] = (
+        *_rate([c[0] not in ("tie", "none") for c in fourier_verdicts("tie", repeats, n_boot)]), "≤ 0.05")
+    none_lines("subspace (m = 3 of 8): 'none' false rate, 1 ref.", subspace_verdicts(repeats, n_boot))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--boot", type=int, default=200)
     ap.add_argument("--n", type=int, default=300, help="fit rows = test rows per data set")
     ap.add_argument("--study-repeats", type=int, default=60)
-    ap.add_argument("--parts", default="dwe,study,verdicts,routes",
+    ap.add_argument("--parts", default="dwe,study,verdicts,routes,route-verdicts",
                     help="comma-separated: dwe (data-weighted error), study, verdicts (verdict rule rates, HC2), "
                          "routes (coverage and bias per route), dense-reference (only the dense --reference/Dask "
-                         "lines of routes)")
+                         "lines of routes), route-verdicts (verdict rates per production route)")
     ap.add_argument("--route-repeats", type=int, default=200, help="data sets per route and truth scale")
     ap.add_argument("--verdict-repeats", type=int, default=1000, help="data sets per verdict rate")
     ap.add_argument("--verdict-boot", type=int, default=100, help="resamples per data set for the verdicts")
@@ -405,6 +563,12 @@ def main() -> None:
         print_routes(args.route_repeats, min(args.boot, 200))
     elif "dense-reference" in parts:
         print_dense_reference(args.route_repeats, min(args.boot, 200))
+    if "route-verdicts" in parts:
+        print(f"verdicts on the production routes, {args.verdict_repeats} data sets per line, {args.verdict_boot} "
+              "replicates; rate ± Monte Carlo s.e. (targets: 'none' ≤ 0.025, tie ≤ 0.05, each + 2 MC s.e.):")
+        for k, (r, se, target) in route_verdict_rates(args.verdict_repeats, args.verdict_boot).items():
+            err = f"± {se:.3f}" if 0 < r < 1 else f"(none seen; 95% bound {3 / args.verdict_repeats:.3f})"
+            print(f"    {k:<66} {r:.3f} {err}   (target {target})", flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s (CPU {time.process_time() - c0:.0f} s)")
 
 

@@ -118,11 +118,18 @@ def test_bootstrap_t_p_value_counts_the_studentized_replicates():
     res = bootstrap_from_replicates(est, reps, standard_error={"a": 0.04, "b": 0.1}, se_replicates=ses)
     v = closest_reference(res, ["a", "b"])
     # T_a = (1 − ẽ_a)/0.04 with ẽ_a = 2·0.9 − mean(reps a) = 0.8875 → 2.8125; T_b = (1 − (1.9 − 0.955))/0.1 = 0.55
-    # M* per replicate: max((0.9 − a*)/s_a*, (0.95 − b*)/s_b*) = max(0, 0) = 0, max(2, −1) = 2, max(−1, 2.5) = 2.5,
-    # max(−1, −1) = −1
+    # plug-in replicates ("bootstrap bias"): centred on their mean (0.9125, 0.955), where the corrected replicate
+    # ẽ*_b ≈ θ*_b − bias puts the bootstrap world's truth. M* per replicate: max((0.9125 − a*)/s_a*,
+    # (0.955 − b*)/s_b*) = max(0.25, 0.25), max(2.25, −0.75), max(−0.875, 2.75), max(−0.75, −0.9)
     assert v.zero_map_p["a"] == pytest.approx((1 + 0) / 5)
     assert v.zero_map_p["b"] == pytest.approx((1 + 2) / 5)
     assert v.none_method == "bootstrap-t"
+    # replicates of an analytically corrected statistic are centred on the plug-in θ̂ itself: with the same numbers
+    # M* = max(0, 0), max(2, −1), max(−1, 2.5), max(−1, −1) = 0, 2, 2.5, −1 (T as above)
+    ana = res.__class__(**{**res.__dict__, "method": "basic, analytic bias"})
+    va = closest_reference(ana, ["a", "b"])
+    assert va.zero_map_p["a"] == pytest.approx((1 + 0) / 5)
+    assert va.zero_map_p["b"] == pytest.approx((1 + 2) / 5)
 
 
 # ---------------------------------------------------------------- the dense route on a known surrogate (small)

@@ -784,6 +784,47 @@ class SpectralAnalysis(ResultMixin):
     radial_noise_amplification: np.ndarray | None = None
 
 
+def _error_standard_error(C: np.ndarray, R: np.ndarray, Syy: np.ndarray, Sff: np.ndarray, n: Any, w: np.ndarray,
+                          real: np.ndarray, e: Any, ref_noise: tuple[str, np.ndarray, Any] | None = None
+                          ) -> np.ndarray:
+    """Delta-method standard error of the data-weighted error e = Σ w|C − R|²S / Σ w|R|²S (S = S_yy), frequencies
+    taken as independent (a stationary process's Fourier coefficients are asymptotically so); leading axes of the
+    arrays (replicates) broadcast, so the same function gives the estimate's standard error and each replicate's
+    (from the replicate's own spectra and weight total n): the studentizer of the bootstrap-t "none" test.
+
+    To first order de = [Σ 2wS Re(conj(D) dC) − Σ 2wS Re(conj(D + eR) dR) + Σ w(|D|² − e|R|²) dS]/Σ w|R|²S
+    (D = C − R), with E|dC(k)|² = S_rr(k)/(n S_yy(k)) (S_rr = S_ff − |C|²S_yy, the residual spectrum: the classical
+    variance of a frequency-response estimate), Var Re(conj(X) dC) = |X|² E|dC|²/2 at complex frequencies (all of
+    it at the real ones), and Var dS = S²/n (×2 at the real frequencies; a Gaussian input's periodogram average).
+    ``ref_noise``: None (a fixed reference), ("complex", E|dR|², None) for an estimated transfer function (C_data),
+    or ("real", ∂R/∂P, Var dP) for a reference re-estimated from a prior spectrum P (the Wiener filter).
+    """
+    nd = real.ndim
+    axes = tuple(range(C.ndim - nd, C.ndim)) if C.ndim >= nd else tuple(range(R.ndim - nd, R.ndim))
+    n = np.asarray(n, dtype=np.float64)
+    n = n.reshape(n.shape + (1,) * nd) if n.ndim else n
+    e = np.asarray(e, dtype=np.float64)
+    e = e.reshape(e.shape + (1,) * nd) if e.ndim else e
+    half = np.where(real, 1.0, 0.5)
+    D = C - R
+    with np.errstate(invalid="ignore", divide="ignore"):
+        den = np.sum(w * np.abs(R) ** 2 * Syy, axis=axes)
+        ok = Syy > 0
+        vC = np.where(ok, np.maximum(Sff - np.abs(C) ** 2 * Syy, 0.0) / (n * np.where(ok, Syy, 1.0)), 0.0)
+        g = 2 * w * Syy
+        v = np.sum(g * g * np.abs(D) ** 2 * vC * half, axis=axes)
+        if ref_noise is not None:
+            kind, a, b = ref_noise
+            X = D + e * R
+            if kind == "complex":
+                v = v + np.sum(g * g * np.abs(X) ** 2 * a * half, axis=axes)
+            else:
+                v = v + np.sum(g * g * (X.real * a.real + X.imag * a.imag) ** 2 * b, axis=axes)
+        v = v + np.sum((w * (np.abs(D) ** 2 - e * np.abs(R) ** 2)) ** 2 * Syy**2 * np.where(real, 2.0, 1.0) / n,
+                       axis=axes)
+        return np.sqrt(np.maximum(v, 0.0)) / den
+
+
 def spectral_analysis(
     surrogate: SpectralSurrogate,
     operator: Any,
@@ -880,7 +921,43 @@ def spectral_analysis(
         elif data_surrogate is not None:
             status["C_data"] = "estimated, held fixed (no replicates of its training images)"
         reps = {k: np.asarray(err(C_b, refs_b[k], Syy_b), dtype=np.float64) for k in refs}
-        boot = bootstrap_from_replicates(errors, reps, ci)
+        # analytic standard errors at the estimate and per replicate: the bootstrap-t "none" test (issue 21)
+        real = self_conjugate(shp)
+        sa = surrogate._acc
+        n_a, n_b = float(surrogate.n_samples_), sa["bw"]
+        _, Sff_b, _, _, _ = surrogate._replicates()
+        noise: dict[str, tuple[Any, Any]] = dict.fromkeys(refs)
+        if "C_data" in refs_b and refs_b["C_data"] is not refs["C_data"]:
+            ds = data_surrogate
+            Syy_d, Sff_d, _, _, _ = ds._replicates()
+            with np.errstate(invalid="ignore", divide="ignore"):
+                def var_c(Cd: np.ndarray, Sy: np.ndarray, Sf: np.ndarray, nn: Any) -> np.ndarray:
+                    nn = np.asarray(nn, dtype=np.float64)
+                    nn = nn.reshape(nn.shape + (1,) * len(shp)) if nn.ndim else nn
+                    okd = Sy > 0
+                    return np.where(okd, np.maximum(Sf - np.abs(Cd) ** 2 * Sy, 0.0) / (nn * np.where(okd, Sy, 1.0)),
+                                    0.0)
+            noise["C_data"] = (("complex", var_c(ds.transfer_, ds.spectrum_in_, ds.spectrum_out_,
+                                                 float(ds.n_samples_)), None),
+                               ("complex", var_c(refs_b["C_data"], Syy_d, Sff_d, ds._acc["bw"]), None))
+            if refs_b["Wiener"] is not refs["Wiener"]:  # dŴ/dP = H*σ²/(|H|²P + σ²)², Var dP = P²/n (×2 real)
+                def dW(Pk: np.ndarray) -> np.ndarray:
+                    return np.conj(H) * noise_std**2 / (np.abs(H) ** 2 * Pk + noise_std**2) ** 2
+
+                def var_p(Pk: np.ndarray, nn: Any) -> np.ndarray:
+                    nn = np.asarray(nn, dtype=np.float64)
+                    nn = nn.reshape(nn.shape + (1,) * len(shp)) if nn.ndim else nn
+                    return Pk**2 * np.where(real, 2.0, 1.0) / nn
+                P_b0 = np.maximum(P_b, 0.0)
+                noise["Wiener"] = (("real", dW(P), var_p(P, float(ds.n_samples_))),
+                                   ("real", dW(P_b0), var_p(P_b0, ds._acc["bw"])))
+        se = {k: float(_error_standard_error(surrogate.transfer_, refs[k], surrogate.spectrum_in_,
+                                             surrogate.spectrum_out_, n_a, w, real, errors[k],
+                                             None if noise[k] is None else noise[k][0])) for k in refs}
+        se_b = {k: np.asarray(_error_standard_error(C_b, refs_b[k], Syy_b, Sff_b, n_b, w, real, reps[k],
+                                                    None if noise[k] is None else noise[k][1]), dtype=np.float64)
+                for k in refs}
+        boot = bootstrap_from_replicates(errors, reps, ci, standard_error=se, se_replicates=se_b)
         corrected = {k: float(boot.bias_corrected[k]) for k in names}
         intervals = {k: (float(boot.low[k]), float(boot.high[k])) for k in names}
         for i, a in enumerate(names):

@@ -672,7 +672,11 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
         se = np.array([float(result.standard_error[k]) for k in names])
         t = np.array([_t_test(zero_map_error, s, B - 1, null=bc[k])[0] for k, s in zip(names, se, strict=True)])
         t[t == 0] = -np.inf
-        centre = np.array([float(result.estimate[k]) for k in names])
+        # the bootstrap world's counterpart of the corrected estimate's error ẽ − θ is ẽ*_b − θ̂: replicates of an
+        # analytically corrected statistic are ẽ*_b themselves (centre θ̂); replicates of the plug-in ("bootstrap
+        # bias", ẽ = 2θ̂ − mean θ*) carry the bias once more, ẽ*_b ≈ θ*_b − (mean θ* − θ̂), so their centre is mean θ*
+        centre = np.array([float(result.estimate[k]) if "analytic" in result.method
+                           else 2 * float(result.estimate[k]) - bc[k] for k in names])
         padj = _bootstrap_t_p_values(np.nan_to_num(t, nan=-np.inf), centre, draws, se_draws)
     elif B >= 2:
         sd = draws.std(axis=0, ddof=1)

@@ -224,6 +224,8 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     corr: dict[str, float] = {}
     reps: dict[str, np.ndarray] = {}
     Ds = {k: C - R for k, R in refs.items()}  # one array per difference: its products L D are formed once (mb)
+    se: dict[str, float] = {}  # the errors' analytic standard errors, at the estimate and per replicate (bootstrap-t)
+    se_reps: dict[str, np.ndarray] = {}
     for k, R in refs.items():
         rp = ref_pert[k]
         rho = float(np.max(np.abs(R))) or 1.0
@@ -237,11 +239,13 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         if not (den_plug > 0 and den_corr > 0):
             plug[k] = corr[k] = math.inf
             reps[k] = np.full(mb.n_boot, math.inf)
+            se[k], se_reps[k] = math.inf, np.full(mb.n_boot, math.inf)
             continue
         plug[k], corr[k] = num.plug_in / den_plug, num.corrected / den_corr
         with np.errstate(divide="ignore", invalid="ignore"):
             reps[k] = ((num.replicates - num.expected) / den_reps
                        + mb.test_ratio_deltas(T_c, (C - R) / rho, R / rho))
+        se[k], se_reps[k] = _error_standard_errors(mb, fit, rp, C, R, S_T, T_c, rho, corr[k], den_corr, den_reps)
     if snm is not None:
         sp = snm.split(C) if split is None else split
         fit_A = fit.times(A)
@@ -297,10 +301,52 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         plug[k] = corr[k] = v
         reps[k] = v + lin
     parts = {k: _basic(plug[k], reps[k], ci, corr[k]) for k in plug}
+    # analytic standard errors of every statistic: the errors' own (studentized "none" test), the others' from
+    # their replicates (not used by the verdict; BootstrapResult holds one per name)
+    for k in plug:
+        if k not in se:
+            se[k], se_reps[k] = float(parts[k][3]), np.full(mb.n_boot, float(parts[k][3]))
     return BootstrapResult(estimate=plug, bias_corrected={k: p[0] for k, p in parts.items()},
                            low={k: p[1] for k, p in parts.items()}, high={k: p[2] for k, p in parts.items()},
                            std={k: p[3] for k, p in parts.items()}, samples=reps, ci=float(ci),
-                           method="basic, analytic bias (multiplier bootstrap, designs fixed)")
+                           method="basic, analytic bias (multiplier bootstrap, designs fixed)",
+                           standard_error=se, se_samples=se_reps)
+
+
+def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Perturbation | None, C: np.ndarray,
+                           R: np.ndarray, S_T: np.ndarray, T_c: np.ndarray, rho: float, e: float, den: float,
+                           den_reps: np.ndarray) -> tuple[float, np.ndarray]:
+    """Delta-method standard error of the data-weighted error e = tr(DΣDᵀ)/tr(RΣRᵀ) (D = Ĉ − R), at the estimate
+    and at every multiplier replicate, for the bootstrap-t "none" test of :func:`~linlens.stats.closest_reference`.
+
+    de = (2/tr(RΣRᵀ)) [⟨DΣ, E_fit⟩ − ⟨(D + eR)Σ, E_R⟩] to first order (E_R only when R is an estimate; the two
+    sources are independent), each variance from :meth:`~linlens.surrogate.multiplier.MultiplierBootstrap.
+    delta_variance` at D and at each replicate D*_b; plus the test rows' ratio-of-means variance
+    Σⱼ ψⱼ²/m², ψⱼ = (‖D t̃ⱼ‖² − e‖R t̃ⱼ‖²)/mean‖R t̃‖², at the estimate and with each replicate's multinomial counts
+    (as :func:`~linlens.surrogate.resampling.corrected_data_weighted_error`). Returns (s, s* (n_boot,))."""
+    D = C - R
+    v_fit = mb.delta_variance(D, S_T, fit, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho)
+    v, v_b = v_fit.plug_in, v_fit.replicates
+    if rp is not None:  # D + eR moves by E_fit − (1 − e) E_R
+        v_ref = mb.delta_variance(D + e * R, S_T, rp, [(1.0, fit), (-(1.0 - e), rp)], scale=rho)
+        v, v_b = v + v_ref.plug_in, v_b + v_ref.replicates
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v, v_b = 4.0 * v / den**2, 4.0 * v_b / np.asarray(den_reps, dtype=np.float64) ** 2
+    m = T_c.shape[0]
+    u = np.sum((T_c @ (D / rho).T) ** 2, axis=1)
+    w = np.sum((T_c @ (R / rho).T) ** 2, axis=1)
+    if w.mean() > 0:
+        e_t = float(u.mean() / w.mean())
+        psi = (u - e_t * w) / w.mean()
+        v += float(psi @ psi) / m**2
+        V = mb.counts(m)  # the replicates' test rows
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mw = V @ w / m
+            e_b = (V @ u) / (V @ w)
+            # Σⱼ Vⱼ ψⱼ² with ψⱼ = (uⱼ − e_b wⱼ)/mw, expanded so that no (B, m) array of ψ is formed
+            v_b = v_b + (V @ (u * u) - 2 * e_b * (V @ (u * w)) + e_b**2 * (V @ (w * w))) / (mw**2 * m**2)
+    s_b = np.sqrt(np.where(np.isfinite(v_b) & (v_b >= 0), v_b, np.inf))
+    return math.sqrt(max(v, 0.0)), s_b
 
 
 def inverse_study(

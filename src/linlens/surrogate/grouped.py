@@ -176,6 +176,30 @@ class GroupedFit:
         d, t = v @ self.hd / k, v @ self.ht / k
         return float(v @ self.hdd / k - d @ d), float(v @ self.htt / k - t @ t)
 
+    def _fit_gradient_terms(self, Y: np.ndarray, B: np.ndarray, zb: np.ndarray, fb: np.ndarray) -> np.ndarray:
+        """(n_groups,) ⟨Y, u_g⟩ with u_g = Σ_{i∈g} z̃ᵢ r̃ᵢᵀ (m, d_out) the group's score-residual sums under the
+        full-data fit B and centring (zb, fb), from the group sums without forming u_g (O(g m d_out))."""
+        yf = np.tensordot(self.zf, Y, axes=([1, 2], [0, 1]))  # ⟨Y, Σ z fᵀ⟩ per group
+        Yfb, ztY = Y @ fb, zb @ Y
+        zfc = yf - self.sz @ Yfb - self.sf @ ztY + self.n * float(zb @ Yfb)
+        YB = Y @ B  # (m, m): ⟨Y, z̃z̃ᵀ Bᵀ⟩ = ⟨z̃z̃ᵀ, Y B⟩
+        zzc = (np.tensordot(self.zz, YB, axes=([1, 2], [0, 1])) - self.sz @ (YB @ zb) - self.sz @ (YB.T @ zb)
+               + self.n * float(zb @ YB @ zb))
+        return zfc - zzc
+
+    def _held_variance(self, v: np.ndarray) -> tuple[float, float]:
+        """The held-out error's ratio-of-means variance over groups weighted by v (n_groups,): (variance, e)."""
+        k = v @ self.hn
+        d, t = v @ self.hd / k, v @ self.ht / k
+        num_g = self.hdd - 2 * self.hd @ d + self.hn * float(d @ d)
+        den_g = self.htt - 2 * self.ht @ t + self.hn * float(t @ t)
+        if not v @ den_g > 0:
+            return float("inf"), float("nan")
+        e = float(v @ num_g / (v @ den_g))
+        psi = (num_g - e * den_g) / float(v @ den_g)
+        g = self.n_groups
+        return float(v @ (psi * psi)) * g / (g - 1), e
+
     def error(self, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> GroupedError:
         """The bias-corrected data-weighted error with its basic group-bootstrap interval (see the module)."""
         if self.hn.sum() < 2 or self.n.sum() <= self.m + 1:
@@ -204,6 +228,17 @@ class GroupedFit:
         bias *= g / (g - 1)
         plug = num / den
         corrected = (num - bias) / den
+        # the analytic (cluster-robust delta-method) standard error, at the estimate and per replicate, for the
+        # bootstrap-t "none" test: de = 2⟨Γ, dB⟩/den with Γ = B S − S_tzᵀ the gradient and dB = Σ_g (G̃⁻¹u_g)ᵀ, so
+        # V_fit = g/(g − 1) Σ_g (2⟨G̃⁻¹Γᵀ, u_g⟩/den)², plus the held-out groups' ratio-of-means variance. A
+        # replicate re-evaluates the gradient at its B* (the spread's main dependence: a small gradient, a small
+        # spread) with the groups' u_g under the full-data fit, weighted by its counts, and the held-out part with
+        # its held-out counts (u_g at every B* would cost O(g m² d_out) per replicate)
+        Gam = B @ S - Szt.T
+        c = 2 * self._fit_gradient_terms(Ginv @ Gam.T, B, zb, fb) / den
+        v_held, _ = self._held_variance(ones)
+        se = float(np.sqrt(float(c @ c) * g / (g - 1) + v_held))
+        se_reps = np.empty(n_boot)
         rng = np.random.default_rng(seed)
         reps = np.empty(n_boot)
         c_tt = num  # the held-out part of the numerator that does not involve B*: handled through the identity below
@@ -216,10 +251,13 @@ class GroupedFit:
                             + 2 * np.sum(B * Szt.T)) + c_tt
             held_num, held_den = self._held(v)
             reps[b] = (fit_num - bias) / den + (held_num / held_den - plug if held_den > 0 else 0.0)
+            cb = 2 * self._fit_gradient_terms(Ginv @ (Bb @ S - Szt.T).T, B, zb, fb) / den
+            se_reps[b] = np.sqrt(float(w @ (cb * cb)) * g / (g - 1) + self._held_variance(v)[0])
         est, lo, hi, sd = _basic(plug, reps, ci, corrected)
         boot = BootstrapResult(estimate={"R": plug}, bias_corrected={"R": est}, low={"R": lo}, high={"R": hi},
                                std={"R": sd}, samples={"R": reps}, ci=float(ci),
-                               method="basic, analytic bias (cluster-robust), row-group bootstrap")
+                               method="basic, analytic bias (cluster-robust), row-group bootstrap",
+                               standard_error={"R": se}, se_samples={"R": se_reps})
         return GroupedError(plug_in=plug, estimate=est, bias=bias / den, low=max(lo, 0.0), high=max(hi, 0.0), std=sd,
                             ci=float(ci), n_boot=int(n_boot), n_groups=g,
                             method=f"cluster-robust bias over {g} row groups; basic interval from {n_boot} group-"

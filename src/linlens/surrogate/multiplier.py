@@ -507,6 +507,56 @@ class MultiplierBootstrap:
             self._keep.append((p, D))
         return forms[want]
 
+    def delta_variance(self, X: np.ndarray, S: np.ndarray, p: Perturbation,
+                       pieces: Sequence[tuple[float, Perturbation]], scale: float = 1.0) -> Quadratic:
+        """Var_ω ⟨X S, E_p(ω)⟩/scale⁴ — the first-order variance of a statistic with gradient X S in the operator
+        that ``p`` perturbs — at X and at every replicate X*_b = X + Σ sign·E_q(ω_b) of ``pieces`` (issue 21: the
+        per-replicate standard errors that make the bootstrap-t).
+
+        Exactly, Var_ω = Σₖ (lₖᵀ X S mₖ + gₖ c)² with c = ⟨N, X S⟩. Evaluated at every replicate that costs
+        O(B n d²); this uses the Kronecker (homoscedastic) form of its sum over rows,
+        Σₖ (lₖᵀ Y mₖ)² ≈ tr(Y (MᵀM) Yᵀ (LᵀL))/n (Y = X S; exact when the rows' l and m are uncorrelated, the
+        classical multivariate OLS variance for a fit), plus the full-rank part 2c⟨Y, Lᵀ diag(g) M⟩ + c²‖g‖² exactly.
+        Quadratic in X, so every replicate comes from :meth:`quadratic` and :meth:`linear` (the same multipliers as
+        the statistic's own replicates). A studentizer, not an interval: the bootstrap-t needs a smooth function of
+        the data that tracks the statistic's spread, and this one tracks its main dependence (a small gradient, a
+        small spread).
+
+        Arguments:
+            X: (d_out, d_in) where the gradient is taken (e.g. D = Ĉ − R).
+            S: (d_in, d_in) symmetric weight of the statistic.
+            p: the perturbation whose variance is wanted.
+            pieces: (sign, :class:`Perturbation`) that move X in the replicates.
+            scale: divides X and the rows lₖ (as in :meth:`quadratic`); the result is divided by scale⁴.
+
+        Returns:
+            :class:`Quadratic` (``plug_in`` the variance at X, ``replicates`` at each X*_b; ``expected`` unused).
+        """
+        X = np.asarray(X, dtype=np.float64)
+        n = max(p.n_rows, 1)
+        s2 = scale * scale
+        if p.L.size:
+            lam, V = np.linalg.eigh(p.L.T @ p.L / n)
+            keep = lam > 0
+            O = (V[:, keep] * np.sqrt(lam[keep])).T / scale  # OᵀO = LᵀL/(n scale²)
+            Wk = S @ (p.M.T @ p.M) @ S
+            Wk = (Wk + Wk.T) / 2
+            q = self.quadratic(X, Wk, pieces, O=O, scale=scale) if O.size else None
+        else:
+            q = None
+        plug = 0.0 if q is None else q.plug_in
+        reps = np.zeros(self.n_boot) if q is None else q.replicates.copy()
+        if p.g is not None and p.N is not None:
+            G1 = p.N @ S  # c = ⟨N, X S⟩ = ⟨N S, X⟩
+            G2 = ((p.L.T * p.g) @ p.M) @ S if p.L.size else np.zeros_like(X)
+            c0, h0 = float(np.sum(G1 * X)), float(np.sum(G2 * X))
+            c = c0 + self.linear(G1, pieces)
+            h = h0 + self.linear(G2, pieces)
+            gg = float(p.g @ p.g)
+            plug += (2 * c0 * h0 + c0 * c0 * gg) / (s2 * s2)
+            reps += (2 * c * h + c * c * gg) / (s2 * s2)
+        return Quadratic(plug_in=float(plug), expected=0.0, replicates=np.maximum(reps, 0.0))
+
     def counts(self, n_rows: int, key: str = "test") -> np.ndarray:
         """(n_boot, n_rows) multinomial resampling counts of evaluation rows (drawn once per key)."""
         V = self._counts.get(key)

@@ -394,6 +394,7 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         verdict = closest_reference(err.boot, ["R"])
         summary["data-weighted error vs R (held-out rows)"] = interval_text(table) + " (bias-corrected)"
         summary["plug-in (biased up)"] = dwe
+        summary["reference R"] = "fixed (given, not resampled)"
         summary["verdict"] = ("no clearer than the zero map" if verdict.verdict == "none"
                               else "closer to R than the zero map" + (", but far from R" if verdict.far else ""))
     elif dwe is not None:
