@@ -415,6 +415,7 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
             table["low"], table["high"] = err.low, err.high
             verdict = closest_reference(err.boot, ["R"])
             summary["data-weighted error vs R (held-out, bias-corrected)"] = interval_text(table)
+            summary["reference R"] = "fixed (given, not resampled)"
             summary["verdict"] = ("no clearer than the zero map" if verdict.verdict == "none"
                                   else "closer to R than the zero map" + (", but far from R" if verdict.far else ""))
             metrics["data_weighted_error_corrected"] = err.to_dict()
