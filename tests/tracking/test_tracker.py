@@ -165,3 +165,22 @@ def test_band_curves_draw_the_chosen_bands_with_their_values(blur):
     assert [ln.get_label() for ln in lines] == [f"band {a + 1}–{b}" for a, b in res.setup.bands[[0, 2]]]
     for ln, j in zip(lines, (0, 2), strict=True):
         np.testing.assert_allclose(ln.get_ydata(), [p.band_filter_factors[j] for p in res.points])
+
+
+def test_targets_without_operator_compare_with_c_data(blur):
+    # no A: C_data (least squares of the targets on the fit-half probes) is the only reference; a model that is
+    # exactly that least-squares fit (computed here with numpy) has error 0 against it
+    prob, X, Y, Xp, Yp = blur
+    half = len(Yp) // 2
+    Yc = np.c_[Yp[:half], np.ones(half)]
+    sol = np.linalg.lstsq(Yc, Xp[:half], rcond=None)[0]
+    lin = torch.nn.Linear(prob.n_y, prob.n_x).double()
+    with torch.no_grad():
+        lin.weight.copy_(torch.as_tensor(sol[:-1].T))
+        lin.bias.copy_(torch.as_tensor(sol[-1]))
+    tr = Tracker(Yp, Xp, n_boot=20, n_jacobian=0)
+    p = tr.update(lin, 0)
+    assert tr.setup_.references == ["C_data"] and p.filter_factors is None and p.signal_noise is None
+    assert p.errors["C_data"]["plug_in"] == pytest.approx(0.0, abs=1e-20)
+    np.testing.assert_allclose(p.coef, sol[:-1].T, atol=1e-10)
+    assert p.test_mse == pytest.approx(np.mean((Yp[half:] @ sol[:-1] + sol[-1] - Xp[half:]) ** 2), rel=1e-10)
