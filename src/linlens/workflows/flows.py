@@ -63,6 +63,12 @@ def load_flow(spec: str, device: str = "cpu", trust_model: bool = False) -> Any:
 
     Returns:
         An encoder (callable x → (z, logabsdet)).
+
+    Example:
+        >>> load_flow("flow.pt")
+        Traceback (most recent call last):
+        ...
+        linlens.errors.InputFileError: model: file not found: flow.pt (and it is not a 'package.module:attr' spec)
     """
     return as_encoder(load_model(spec, device=device, trust_model=trust_model))
 
@@ -195,6 +201,13 @@ def run_flows(
 
     Returns:
         headline numbers (also in ``metrics.json`` with every other number).
+
+    Example:
+        >>> import tempfile
+        >>> run_flows("flow.pt", Path("x.npy"), Path(tempfile.mkdtemp()) / "report", alpha=-1.0)
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ConfigError: --alpha must be a positive number; got -1.0
     """
     check_destination(out, force)
     if alpha is not None and not (alpha > 0 and math.isfinite(alpha)):

@@ -104,6 +104,11 @@ class DenoiserJacobianConfig:
         svd_k: singular values compared between the matrix-free (block Lanczos) and the dense route.
         n_boot: bootstrap resamples of the patches for the slope's interval.
         filter_sigmas: noise levels of the adaptive-filter figure.
+
+    Example:
+        >>> full = DenoiserJacobianConfig()
+        >>> (full.patch, full.depth), (QUICK.patch, QUICK.n_train)
+        ((32, 12), (32, 3000))
     """
 
     data: str = "natural"
@@ -243,6 +248,13 @@ class DenoiserGate(ResultMixin):
             (network minus Wiener): a negative difference whose interval lies below 0 is a PSNR gain.
         psnr_gain: network → "σ" → mean PSNR gain over the Wiener filter (dB), with ``low``/``high``.
         rule: the decision rule in words.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> wiener = 25.0 + rng.normal(size=(100, 1))
+        >>> gate = denoiser_gate({"CNN": wiener + 1.0 + 0.1 * rng.normal(size=(100, 1))}, wiener, [0.1], [True])
+        >>> gate.passed, round(gate.psnr_gain["CNN"]["0.1"]["mean"], 1)  # about +1 dB over the Wiener filter
+        (True, 1.0)
     """
 
     passed: bool
@@ -489,6 +501,15 @@ def run_denoiser_jacobian(out: Path, force: bool = False, seed: int = 0, quick: 
 
     Returns:
         Headline numbers (dict) for the summary table; every number is in ``metrics.json``.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("not a report")
+        >>> run_denoiser_jacobian(folder)  # refused before any training  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
     """
 
     t_start, cpu_start = time.perf_counter(), time.process_time()

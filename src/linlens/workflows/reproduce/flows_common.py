@@ -21,13 +21,24 @@ PAPER = "Feinman & Parthasarathy, A Linear Systems Theory of Normalizing Flows, 
 
 
 def setup(out: Path, force: bool, seed: int) -> None:
-    """Refuse an existing report folder before any training; one thread; seed every generator."""
+    """Refuse an existing report folder before any training; one thread; seed every generator.
+
+    Example:
+        >>> import tempfile
+        >>> setup(Path(tempfile.mkdtemp()) / "report", force=False, seed=0)  # a new folder: accepted, generators seeded
+        >>> torch.get_num_threads()
+        1
+    """
     check_destination(out, force)  # fail before training, not after
     torch.set_num_threads(1)
     seed_everything(seed)
 
 
 def say(console: Any, msg: str) -> None:
-    """One progress line on the console (nothing when there is none)."""
+    """One progress line on the console (nothing when there is none).
+
+    Example:
+        >>> say(None, "no console: nothing is printed")
+    """
     if console is not None:
         console.print(msg, highlight=False)

@@ -32,7 +32,17 @@ __all__ = ["run_digits"]
 
 def run_digits(out: Path, force: bool = False, seed: int = 0, quick: bool = False, device: str = "auto",
                console: Any = None) -> dict[str, Any]:
-    """Invertible-MLP flow on 8×8 digits; image grid of traversals along the top un-whitened components."""
+    """Invertible-MLP flow on 8×8 digits; image grid of traversals along the top un-whitened components.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("not a report")
+        >>> run_digits(folder)  # an existing folder is refused before any work  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
+    """
     setup(out, force, seed)
     dev = str(resolve_device(device))
     rng = np.random.default_rng(seed)

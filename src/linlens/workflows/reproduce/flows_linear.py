@@ -30,7 +30,17 @@ __all__ = ["run_linear"]
 
 def run_linear(out: Path, force: bool = False, seed: int = 0, quick: bool = False, device: str = "auto",
                console: Any = None) -> dict[str, Any]:
-    """Linear flow on Gaussian data: components = PCA scores; penalty α gives WᵀW = (S + 2αI)⁻¹."""
+    """Linear flow on Gaussian data: components = PCA scores; penalty α gives WᵀW = (S + 2αI)⁻¹.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("not a report")
+        >>> run_linear(folder)  # an existing folder is refused before any work  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
+    """
     setup(out, force, seed)
     dev = str(resolve_device(device))
     rng = np.random.default_rng(seed)

@@ -126,7 +126,17 @@ def _scurve_variant(name: str, scale: float, noise: float, n: int, epochs: int, 
 
 def run_scurve(out: Path, force: bool = False, seed: int = 0, quick: bool = False, device: str = "auto",
                console: Any = None) -> dict[str, Any]:
-    """Neural spline flow on the S-curve: local standard deviations and directions against an ideal flow's."""
+    """Neural spline flow on the S-curve: local standard deviations and directions against an ideal flow's.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("not a report")
+        >>> run_scurve(folder)  # an existing folder is refused before any work  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
+    """
     setup(out, force, seed)
     dev = str(resolve_device(device))
     n, epochs = (1000, 30) if quick else (3000, 60)

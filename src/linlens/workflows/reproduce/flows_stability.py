@@ -38,7 +38,17 @@ def _plane_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def run_stability(out: Path, force: bool = False, seed: int = 0, quick: bool = False, device: str = "auto",
                   console: Any = None) -> dict[str, Any]:
-    """Flows on a plane in 3-D: σ_max(J) grows without penalty; with α it settles at 1/√(2α)."""
+    """Flows on a plane in 3-D: σ_max(J) grows without penalty; with α it settles at 1/√(2α).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("not a report")
+        >>> run_stability(folder)  # an existing folder is refused before any work  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
+    """
     setup(out, force, seed)
     dev = str(resolve_device(device))
     n, epochs = (400, 200) if quick else (1000, 1000)

@@ -84,6 +84,17 @@ def train_ensemble(data: dict, hidden: list[int], n_classes: int, seeds: list[in
 
     Returns:
         (selected net in eval mode on the CPU, one dict per seed plus ``{"selected_seed": …}``).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(64, 2)).astype(np.float32)
+        >>> y = (X[:, 0] > 0).astype(np.int64)
+        >>> data = {"train": (X, y), "val": (X, y)}
+        >>> cfg = {"epochs": 2, "batch_size": 32, "lr": 1e-2}
+        >>> net, runs = train_ensemble(data, [4], 2, [0, 1, 2], cfg, "cpu", False)
+        >>> len(runs), [m.out_features for m in net if isinstance(m, nn.Linear)]
+        (4, [4, 2])
     """
     t0 = time.perf_counter()
     nets = []
@@ -120,6 +131,16 @@ def train_seeds(data: dict, hidden: list[int], n_classes: int, seeds: list[int],
     """Train one MLP per seed, one after the other (:func:`linlens.nn.train`); keep the best on validation.
 
     ``cfg`` with ``"ensemble": True`` trains the seeds at once instead (:func:`train_ensemble`).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(64, 2)).astype(np.float32)
+        >>> y = (X[:, 0] > 0).astype(np.int64)
+        >>> data = {"train": (X, y), "val": (X, y)}
+        >>> net, runs = train_seeds(data, [4], 2, [0, 1], {"epochs": 2, "batch_size": 32, "lr": 1e-2}, "cpu", False)
+        >>> [r["seed"] for r in runs[:2]], runs[2]["selected_seed"] in (0, 1)
+        ([0, 1], True)
     """
     if cfg.get("ensemble"):
         return train_ensemble(data, hidden, n_classes, seeds, cfg, device, progress)
@@ -154,6 +175,18 @@ def reproduce(*, dataset: str, data: dict, hidden: list[int], n_classes: int, la
 
     Returns:
         Headline numbers for the console summary.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("not a report")
+        >>> reproduce(dataset="x", data={}, hidden=[4], n_classes=2, layers=[1], seeds=[0], train_cfg={}, scale_cfg={},
+        ...           grid={}, out=folder, force=False, seed=0, quick=True, device="cpu", console=None,
+        ...           paper={})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
     """
     check_destination(out, force)
     t_start = time.perf_counter()

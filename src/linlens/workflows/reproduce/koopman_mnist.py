@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from linlens.data.mnist import load_mnist
+from linlens.report import check_destination
 from linlens.workflows.reproduce.koopman import reproduce
 
 __all__ = ["run_mnist", "PAPER"]
@@ -26,7 +27,17 @@ def run_mnist(out: Path, force: bool = False, seed: int = 0, quick: bool = False
     10 000 trajectories (measured 3993 s wall on a shared, overloaded 2-core machine, about 20 minutes of CPU
     time; ``--device cuda`` speeds up the training).
     ``quick``: 5 000 training images, one layer, ~20 s.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("not a report")
+        >>> run_mnist(folder)  # an existing folder is refused before any work  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
     """
+    check_destination(out, force)  # fail before loading or training, not after
     data = {k: load_mnist(k) for k in ("train", "val", "test")}
     if quick:
         data = {"train": tuple(a[:5000] for a in data["train"]), "val": tuple(a[:2000] for a in data["val"]),

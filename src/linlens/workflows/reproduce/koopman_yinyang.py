@@ -16,7 +16,7 @@ from torch import nn
 
 from linlens.data.yinyang import yinyang_splits
 from linlens.nn import predict
-from linlens.report import Report
+from linlens.report import Report, check_destination
 from linlens.report.koopman_figures import plot_decision_boundaries
 from linlens.workflows.reproduce.koopman import reproduce
 
@@ -50,7 +50,17 @@ def run_yinyang(out: Path, force: bool = False, seed: int = 0, quick: bool = Fal
     300 epochs, N ∈ {4, 10, 16}, init noise ∈ {0.01, 0.1, 0.2, 0.3}, h ∈ {0, 1, N/2, N−1, N}, rank ∈
     {numerical, optimal}, readout ∈ {projected, exact}; about 5 minutes of CPU time on one thread (1251 s wall on
     a shared, overloaded 2-core machine). ``quick``: ~10 s.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.txt").write_text("not a report")
+        >>> run_yinyang(folder)  # an existing folder is refused before any work  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
     """
+    check_destination(out, force)  # fail before loading or training, not after
     data = yinyang_splits(features="kriener")
     if quick:
         data = {"train": tuple(a[:1500] for a in data["train"]), "val": data["val"], "test": data["test"]}
