@@ -72,3 +72,89 @@ def test_subspace_none_false_rate(bench):
     n = 300
     rate = _none_rate(bench.subspace_verdicts(n, n_boot=100, seed=90_000))
     assert rate <= _bound(0.025, n), rate
+
+
+# ------------------------------------------------------------------ the routes' analytic standard errors themselves
+# Where the studentizers are exact in expectation (a linear model plus noise independent of the input: the Kronecker
+# and per-frequency forms assume no more), the standard error at the estimate matches the spread of the estimate over
+# independent data sets (simulation, known truth); the replicates' standard errors match a second computation.
+
+
+def test_dense_standard_error_is_the_spread_over_data_sets_and_replicates_match_an_explicit_form():
+    from linlens.study import _error_standard_errors
+    from linlens.surrogate.compare import probe_covariance
+    from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap
+
+    rng = np.random.default_rng(0)
+    d, n = 3, 600
+    C0, R = rng.normal(size=(2, d)), rng.normal(size=(2, d))
+    est, ses = [], []
+    for r in range(300):
+        g = np.random.default_rng(100 + r)
+        Y, T = g.normal(size=(n, d)), g.normal(size=(n, d))
+        fit = FixedDesign(Y).perturbation(Y @ C0.T + 0.7 * g.normal(size=(n, 2)), "fit")
+        mb = MultiplierBootstrap({"fit": n}, n_boot=20, seed=r)
+        S, s = probe_covariance(T)
+        Tc = (T - T.mean(0)) / s
+        den = float(np.sum((R @ S) * R))
+        q = mb.quadratic(fit.coef - R, S, [(1.0, fit)])
+        se, se_b = _error_standard_errors(mb, fit, None, fit.coef, R, S, Tc, 1.0, q.corrected / den, den,
+                                          np.full(20, den))
+        est.append(q.corrected / den)
+        ses.append(se)
+    ratio = np.mean(ses) / np.std(est, ddof=1)
+    assert 0.85 < ratio < 1.15, ratio  # the s.d. of a s.d. from 300 draws: ≈ 4%
+    # the fit part of one replicate's standard error, formed explicitly: E_b = Lᵀ diag(ω_b) M, Y_b = (D + E_b) S
+    v = mb.delta_variance(fit.coef - R, S, fit, [(1.0, fit)])
+    b = 7
+    Yb = (fit.coef - R + fit.L.T @ (mb.omega["fit"][b][:, None] * fit.M)) @ S
+    explicit = np.trace(Yb @ (fit.M.T @ fit.M) @ Yb.T @ (fit.L.T @ fit.L)) / n
+    assert v.replicates[b] == pytest.approx(explicit, rel=1e-9)
+
+
+def test_fourier_standard_error_is_the_spread_over_data_sets():
+    from linlens.spectral import (
+        SpectralSurrogate,
+        _error_standard_error,
+        _multiplicity,
+        self_conjugate,
+        spectral_analysis,
+    )
+
+    L = 64
+    k = np.fft.rfftfreq(L)
+    HA = np.exp(-0.5 * (k / 0.12) ** 2).astype(complex)
+    Hf = 0.5 * np.exp(-0.5 * (k / 0.2) ** 2).astype(complex)
+    w, real = _multiplicity((L,)), self_conjugate((L,))
+    est, ses = [], []
+    for r in range(200):
+        rng = np.random.default_rng(r)
+        Y = rng.normal(size=(100, L))
+        F = np.fft.irfft(np.fft.rfft(Y) * Hf, n=L) + 0.3 * rng.normal(size=(100, L))
+        sur = SpectralSurrogate(image_shape=(L,), n_boot=0).fit(Y, F)
+        an = spectral_analysis(sur, HA, 0.05, prior=1.0)
+        est.append(an.errors["Wiener"])
+        ses.append(float(_error_standard_error(sur.transfer_, an.wiener, sur.spectrum_in_, sur.spectrum_out_,
+                                               100.0, w, real, an.errors["Wiener"])))
+    ratio = np.mean(ses) / np.std(est, ddof=1)
+    assert 0.85 < ratio < 1.15, ratio
+
+
+def test_subspace_standard_error_is_the_spread_over_data_sets():
+    from linlens.surrogate.grouped import GroupedFit
+
+    rng = np.random.default_rng(0)
+    m, d_out = 3, 4
+    B0, R = rng.normal(size=(d_out, m)), rng.normal(size=(d_out, m))
+    est, ses = [], []
+    for r in range(200):
+        g = np.random.default_rng(1000 + r)
+        Z, Zh = g.normal(size=(800, m)), g.normal(size=(400, m))
+        acc = GroupedFit(m, d_out, n_groups=32)
+        acc.update_train(Z, Z @ B0.T + 0.7 * g.normal(size=(800, d_out)), np.arange(800) % 32)
+        acc.update_held(Zh, Zh @ R.T, acc.coef(), np.arange(400) % 32)
+        e = acc.error(n_boot=5, seed=r)
+        est.append(e.estimate)
+        ses.append(e.boot.standard_error["R"])
+    ratio = np.mean(ses) / np.std(est, ddof=1)
+    assert 0.8 < ratio < 1.2, ratio

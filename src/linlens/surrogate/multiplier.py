@@ -531,6 +531,13 @@ class MultiplierBootstrap:
 
         Returns:
             :class:`Quadratic` (``plug_in`` the variance at X, ``replicates`` at each X*_b; ``expected`` unused).
+
+        Example:
+            >>> rng = np.random.default_rng(0); Y = rng.normal(size=(4000, 2)); F = Y + rng.normal(size=(4000, 2))
+            >>> fit = FixedDesign(Y).perturbation(F, "fit"); mb = MultiplierBootstrap({"fit": 4000}, n_boot=50)
+            >>> v = mb.delta_variance(np.eye(2), np.eye(2), fit, [(1.0, fit)])  # Var tr Ĉ = σ² tr(Σ⁻¹)/n = 2/n
+            >>> round(v.plug_in * 4000, 1), v.replicates.shape
+            (2.0, (50,))
         """
         X = np.asarray(X, dtype=np.float64)
         n = max(p.n_rows, 1)
