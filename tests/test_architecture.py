@@ -8,6 +8,7 @@ the floor of figures and pages that takes the capabilities' results and that no 
 workflows, which wire everything; the CLI, which only parses. Every module of the package is placed on exactly
 one floor, and an import is allowed only by the table ALLOWED below (a module may always import its own package).
 On the library floors (ground, shared, capabilities) every public definition is in its module's ``__all__``.
+No module below the report floor imports matplotlib: figures live with the report and take results.
 
 The graph of linlens → linlens imports is read from the AST of every module found by ``pkgutil.walk_packages``,
 top-level and function-level imports alike (a lazy import is still a dependency), so these tests fail on an
@@ -226,6 +227,30 @@ def test_the_checker_allows_what_the_design_allows():
     assert layering_violations(ok) == []
     assert layering_violations({"linlens.newthing": ["linlens.errors"]}) == [
         "linlens.newthing (None) imports linlens.errors (ground)"]  # an unplaced module is reported
+
+
+def _plotting_imports(tree: ast.AST) -> list[int]:
+    """Lines of ``tree`` that import matplotlib (any form, at any depth)."""
+    return [n.lineno for n in ast.walk(tree)
+            if isinstance(n, ast.Import) and any(a.name.split(".")[0] == "matplotlib" for a in n.names)
+            or isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "matplotlib"]
+
+
+def figure_code_below_report(sources: dict[str, str]) -> list[str]:
+    """Modules below the report floor (ground, shared, inputs, capabilities) that draw: design.md's "figures live
+    with report (one home, one name per figure) and take results" — a capability computes, the report draws."""
+    below = {"ground", "shared", "inputs", "capability"}
+    return [f"{name}:{line} imports matplotlib" for name, text in sources.items() if floor_of(name) in below
+            for line in _plotting_imports(ast.parse(text))]
+
+
+def test_figures_live_only_with_the_report():
+    sources = {name: Path(importlib.util.find_spec(name).origin).read_text(encoding="utf-8") for name in MODULES}
+    assert figure_code_below_report(sources) == []
+    # planted: a capability module that draws its own figure, lazily inside a function, is reported
+    planted = {"linlens.koopman.dmd": "def plot(e):\n    import matplotlib.pyplot as plt\n    return plt.figure()\n",
+               "linlens.report.figures": "import matplotlib\n"}
+    assert figure_code_below_report(planted) == ["linlens.koopman.dmd:2 imports matplotlib"]
 
 
 def test_library_modules_export_every_public_definition():
