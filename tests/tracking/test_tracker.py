@@ -111,6 +111,15 @@ def test_factorization_reused_and_mode_restored(blur, monkeypatch):
             super().__init__(Yd)
 
     monkeypatch.setattr(tracker_mod, "FixedDesign", Counting)
+    svds = []
+    orig_snm = tracker_mod.SignalNoiseModel
+
+    class CountingSNM(orig_snm):  # A's SVD lives here: taken once
+        def __init__(self, *a, **k):
+            svds.append(1)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(tracker_mod, "SignalNoiseModel", CountingSNM)
     net = _mlp(prob.n_x).float()  # float32: the cast design is factorized once, then reused
     net.train()
     tr = Tracker(Yp, Xp, prob.A, n_boot=20, n_jacobian=3, every=2)
@@ -119,6 +128,7 @@ def test_factorization_reused_and_mode_restored(blur, monkeypatch):
         tr.update(net, step)
     assert net.training
     assert len(calls) == 3  # probes' fit half, C_data's rows, and the float32-cast fit half: once each
+    assert len(svds) == 1
     assert [p.step for p in tr.history_] == [0, 2, 4]
     a, b = tr.history_[0], tr.history_[2]
     assert a.errors == b.errors and np.array_equal(a.filter_factors, b.filter_factors)  # same model, same draws
