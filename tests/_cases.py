@@ -72,3 +72,19 @@ class Stateful(torch.nn.Module):
     def __setstate__(self, state: tuple[int, bool]):
         self.k = state[0]
         self.training = state[1]
+
+
+def koopman_mlp(dtype=torch.float64, act=torch.nn.Identity, seed=0):
+    """A 2 → 6 → 4 → 3 MLP whose layer 1 is followed by ``act`` (the Koopman study's test model)."""
+    torch.manual_seed(seed)
+    lin = torch.nn.Linear
+    return torch.nn.Sequential(lin(2, 6, dtype=dtype), torch.nn.ReLU(), lin(6, 4, dtype=dtype), act(),
+                               lin(4, 3, dtype=dtype)).eval()
+
+
+def koopman_split(net, n, seed):
+    """(inputs, the network's own outputs) on n uniform points: a split whose targets the network hits exactly."""
+    X = np.random.default_rng(seed).random((n, 2))
+    with torch.no_grad():
+        Y = net(torch.as_tensor(X)).numpy()
+    return X, Y
