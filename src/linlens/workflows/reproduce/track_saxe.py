@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from linlens.errors import ConfigError
 from linlens.report import Report, check_destination
 from linlens.report import tracking_figures as tf
 from linlens.tracking import Tracker
@@ -135,8 +136,6 @@ def run_track_saxe(out: Path, force: bool = False, seed: int = 0, quick: bool = 
     """Run the example and write its report; returns headline numbers. ``device`` is refused unless CPU/auto
     (the network has 128 weights: the CPU is the right place)."""
     if device not in ("auto", "cpu"):
-        from linlens.errors import ConfigError
-
         raise ConfigError(f"--device {device}: track-saxe trains a 128-weight network on the CPU; use auto or cpu")
     check_destination(out, force)
     lr = 2e-3 if quick else 5e-4
