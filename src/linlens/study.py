@@ -502,7 +502,7 @@ def inverse_study(
         pred = sur.predict(Yt_m)
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(sur.coef_) if snm is not None else None
-        ffm = filter_factors(sur.coef_, Amat, svd_A=svd_A) if Amat is not None else None
+        ffm = snm.filter_factors(sur.coef_) if snm is not None else None  # Vᵀ C shared with the split
         report_progress(steps, 2, 4)
 
         design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
@@ -564,14 +564,19 @@ def inverse_study(
         )
         report_progress(steps, 4, 4)
     report_progress("models: surrogate, bootstrap, paired tests", len(models), len(models))
+    ref_sn: dict[str, SignalNoiseSplit] = {}
+    ref_ff: dict[str, FilterFactors] = {}
+    if snm is not None:
+        for k, R in refs.items():  # each split keeps Vᵀ R for its filter factors
+            ref_sn[k] = snm.split(R)
+            ref_ff[k] = snm.filter_factors(R)
     return LinearityStudy(
         problem=name,
         noise_std=None if noise_std is None else float(noise_std),
         singular_values_A=sv_A,
         references=refs,
-        reference_filter_factors=({k: filter_factors(R, Amat, svd_A=svd_A) for k, R in refs.items()}
-                                  if Amat is not None else {}),
-        reference_signal_noise={k: snm.split(R) for k, R in refs.items()} if snm is not None else {},
+        reference_filter_factors=ref_ff,
+        reference_signal_noise=ref_sn,
         test_mse=test_mse,
         models=results,
         ci=ci,
