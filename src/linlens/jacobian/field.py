@@ -256,7 +256,8 @@ class JacobianField:
         return self
 
     # -- comparison with a global map -----------------------------------------------------------------------
-    def local_vs_global(self, C: Any, X: Any, k: int | None = None, covariance: Any = None) -> LocalVsGlobal:
+    def local_vs_global(self, C: Any, X: Any, k: int | None = None, covariance: Any = None,
+                        singular_values: Any = None) -> LocalVsGlobal:
         """Distribution over X of the distance between J(x) and a global linear map C.
 
         Arguments:
@@ -266,6 +267,7 @@ class JacobianField:
                 (tolerance max(shape)·eps·σ_max), capped by ``k`` when that is set.
             covariance: Σ (d_in, d_in) of the inputs (e.g. ``np.cov(Y.T)``) for the weighted distance
                 ‖(J − C)Σ^½‖_F/‖CΣ^½‖_F, which ignores directions the data does not visit.
+            singular_values: C's singular values when the caller has them (saves an SVD of C for its rank).
 
         Returns:
             :class:`LocalVsGlobal` with per-sample ``relative_distance`` and ``max_angle`` (radians; NaN when
@@ -288,7 +290,8 @@ class JacobianField:
         c_norm = float(np.linalg.norm(Cn))
         if c_norm == 0.0:
             raise ConfigError("C must be nonzero (its Frobenius norm divides the distance)")
-        info = numerical_rank(Cn)
+        info = numerical_rank(Cn) if singular_values is None else numerical_rank(
+            np.asarray(singular_values, dtype=np.float64), shape=Cn.shape)
         rank = info.rank
         if k is None:
             k = rank if self.k is None else min(rank, int(self.k))

@@ -140,8 +140,9 @@ def local_vs_global(models: dict[str, Any], study: LinearityStudy, Y: np.ndarray
     cov = np.cov(np.asarray(Y).T, bias=True).reshape(Y.shape[1], Y.shape[1]) if covariance is None else covariance
     out = {}
     for name, model in models.items():
-        C = study.models[name].coef
-        out[name] = JacobianField(model).local_vs_global(C, Y, covariance=cov).to_dict()
+        m = study.models[name]
+        sv = next(iter(m.comparisons.values())).singular_values_C if m.comparisons else None  # the study's SVD of C
+        out[name] = JacobianField(model).local_vs_global(m.coef, Y, covariance=cov, singular_values=sv).to_dict()
     return out
 
 
