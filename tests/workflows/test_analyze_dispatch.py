@@ -147,7 +147,6 @@ def _cli(argv, capsys):
     (["--targets", "x.npy", "--reference", "missing.npy"], "--reference", "inverse study"),
     (["--targets", "x.npy", "--no-intercept"], "--no-intercept", "inverse study"),
     (["--targets", "x.npy", "--output-key", "foo"], "--output-key", "inverse study"),
-    (["--targets", "x.npy", "--max-memory", "1K"], "--max-memory", "inverse study"),
     (["--targets", "x.npy", "--dask", "local"], "--dask", "inverse study"),
     (["--targets", "x.npy", "--operator", "A_circ.npy", "--train-inputs", "ytr.npy"], "--train-inputs",
      "Fourier (shift-invariant inverse study)"),
@@ -162,10 +161,20 @@ def test_cli_refuses_unused_options_before_any_work(d, capsys, monkeypatch, extr
     assert len(err.strip().splitlines()) == 1 and not (d / "rep").exists()
 
 
+def test_study_route_refuses_a_memory_budget_below_its_estimate_before_the_model(d, capsys, monkeypatch):
+    """--max-memory on the dense study: its estimate (workflows.inverse.study_memory) against the budget, one line
+    naming the estimate and the option, before the model is read (it does not exist here)."""
+    monkeypatch.chdir(d)
+    code, out, err = _cli(["analyze", "-m", "no-such-model.pt", "-i", "y.npy", "-t", "x.npy", "-o", "rep",
+                           "--max-memory", "1K"], capsys)
+    assert code == 2 and "--max-memory" in err and "needs about" in err and "dense study" in err, err
+    assert len(err.strip().splitlines()) == 1 and not (d / "rep").exists()
+
+
 @pytest.mark.parametrize("route, extra", [
     ("dense", ["--reference", "ref.npy"]),
     ("subspace", ["--components", "3"]),
-    ("study", ["--targets", "x.npy", "--operator", "A_dense.npy", "--n-boot", "5"]),
+    ("study", ["--targets", "x.npy", "--operator", "A_dense.npy", "--n-boot", "5", "--max-memory", "4G"]),
     ("fourier", ["--targets", "x.npy", "--operator", "A_circ.npy", "--n-boot", "5"]),
 ])
 def test_each_route_runs_and_says_so_first(d, capsys, monkeypatch, route, extra):

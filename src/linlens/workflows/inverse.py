@@ -42,8 +42,9 @@ from linlens.workflows.analyze_common import add_route, image_shape, load_linear
 from linlens.workflows.analyze_options import AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
 
-__all__ = ["run_study", "run_fourier", "plan_inverse", "run_inverse", "row_shapes", "load_forward_operator",
-           "inverse_study_from_files", "FileStudy", "split_rows", "noise_std_interval", "DENSE_LIMIT"]
+__all__ = ["run_study", "run_fourier", "study_memory", "plan_inverse", "run_inverse", "row_shapes",
+           "load_forward_operator", "inverse_study_from_files", "FileStudy", "split_rows", "noise_std_interval",
+           "DENSE_LIMIT"]
 
 #: Largest d_in · d_out for which the dense study runs (references and surrogates are d × d matrices).
 DENSE_LIMIT = 4096 * 4096
@@ -274,7 +275,8 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
                                         train_targets=o.train_targets, prior_covariance=o.prior_covariance,
                                         batch_size=o.batch_size, device=o.device, seed=seed, n_boot=n_boot,
                                         load_model_kwargs={"trust_model": o.trust_model}, say=say,
-                                        name=f"{Path(str(model)).name} on {Path(inputs).name}")
+                                        name=f"{Path(str(model)).name} on {Path(inputs).name}",
+                                        max_memory=o.max_memory)
     study, train, probe, n_fit = core.study, core.train, core.probe, core.study.n_fit
     noise_std, sigma_ci, A = core.noise_std, core.noise_std_interval, core.A
     in_shape, x_shape, n = core.in_shape, core.x_shape, core.n_rows
@@ -349,6 +351,21 @@ class FileStudy:
     n_rows: int = 0
 
 
+def study_memory(n_probe: int, n_train: int, d_in: int, d_x: int, n_boot: int = 100) -> float:
+    """Peak memory (bytes) of the dense study, estimated before any work: ~32 d × d matrices (A, its SVD, the three
+    references and their SVDs, Σₓ, the surrogate, …), the per-row arrays of the designs and of the multiplier
+    bootstrap (≈ 6 probe and 8 training copies of d values per row), three n_fit × n_fit Gram matrices and the
+    sketches of its quadratic terms (float64). Checked against a measured peak in benchmarks/bench_analyze.py.
+
+    Example:
+        >>> round(study_memory(10_000, 10_000, 4096, 4096) / 2**30, 1)  # GiB at d = 4096
+        9.4
+    """
+    d = max(d_in, d_x)
+    n_fit = n_probe // 2
+    return 8.0 * (32 * d * d + d * (6 * n_probe + 8 * n_train) + 3 * n_fit * n_fit + 6 * 32 * n_boot * d)
+
+
 def inverse_study_from_files(
     models: Mapping[str, str],
     inputs: Path,
@@ -366,6 +383,7 @@ def inverse_study_from_files(
     load_model_kwargs: dict[str, Any] | None = None,
     say: Any = None,
     name: str = "problem",
+    max_memory: int | None = None,
 ) -> FileStudy:
     """The dense inverse-operator study from files: the one path of ``linlens analyze --targets`` and of the demo.
 
@@ -382,6 +400,8 @@ def inverse_study_from_files(
         load_model_kwargs: extra arguments of :func:`linlens.loaders.load_model`.
         say: a callable for progress lines, or None.
         name: the problem's label.
+        max_memory: memory limit in bytes (None: half the physical memory); a study whose estimate
+            (:func:`study_memory`) exceeds it is refused before the model runs.
 
     Returns:
         :class:`FileStudy`.
@@ -408,6 +428,10 @@ def inverse_study_from_files(
         train, probe = split_rows(n, seed)
         Ytr, Xtr = Yf[train], Xf[train]
     n_fit = len(probe) // 2
+    check_memory(study_memory(len(probe), len(Ytr), d_in, d_x, n_boot),
+                 f"the dense study of {d_in} inputs and {d_x} targets on {len(probe)} probe and {len(Ytr)} training "
+                 f"rows ({n_boot} bootstrap replicates)", max_memory,
+                 alternative="fewer rows, or --assume shift-invariant for a convolution")
     if n_fit < d_in + 2 or len(Ytr) < d_in + 2:
         raise ShapeError(f"the surrogate is under-determined: {n} rows give {n_fit} rows to fit a map with {d_in} "
                          f"input features (+ intercept); give at least {4 * (d_in + 2)} rows (half train C_data, a "
