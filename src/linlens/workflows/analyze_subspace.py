@@ -44,6 +44,7 @@ from linlens.surrogate.subspace import SubspaceSurrogate
 from linlens.validation import check_memory
 from linlens.workflows.analyze_common import (
     HOLDOUT_EVERY,
+    N_GROUPS,
     R2_DEFINITION,
     add_route,
     answer_r2,
@@ -64,8 +65,6 @@ MAX_POWER_ITERATIONS = 8
 #: of --max-memory); beyond, every product is a pass over the file.
 CACHE_DEFAULT_BYTES = 2 * 2**30
 
-#: Row groups (row index mod N_GROUPS) whose sums the error's bias correction and group bootstrap use.
-N_GROUPS = 32
 
 
 class _Moments:
