@@ -240,14 +240,14 @@ def run_flows(
     say(f"flow: Jacobians at {m} of {n} points (d = {d}, {str(dtype).replace('torch.', '')})")
     batch = max(1, min(2048, 2**24 // (d * d)))
     z, J = encoder_jacobians(enc, Xa, batch_size=batch)
-    rtol = tol if tol is not None else d * float(torch.finfo(dtype).eps)
-    lc = local_covariance(enc, Xa, tol=rtol, on_singular="mask", jacobians=(z, J))
-    uc = unwhitened_components(enc, Xa, tol=rtol, on_singular="mask", jacobians=(z, J))
+    tol = tol if tol is not None else d * float(torch.finfo(dtype).eps)
+    lc = local_covariance(enc, Xa, tol=tol, on_singular="mask", jacobians=(z, J))
+    uc = unwhitened_components(enc, Xa, tol=tol, on_singular="mask", jacobians=(z, J))
     ok = ~lc.singular
     n_ok, n_sing = int(ok.sum()), int(lc.singular.sum())
     if n_ok == 0:
         raise ModelError(
-            f"the flow's Jacobian is singular (σ_min ≤ {rtol:.3g} σ_max) at all {m} points: it is not invertible "
+            f"the flow's Jacobian is singular (σ_min ≤ {tol:.3g} σ_max) at all {m} points: it is not invertible "
             "on this data"
         )
     # the flow's own log-determinant against log|det J| from its Jacobian
@@ -294,7 +294,7 @@ def run_flows(
     metrics: dict[str, Any] = {
         "model": model, "data": str(data), "seed": seed, "n_rows": n, "d": d, "n_analysed": m,
         "analysed_rows": "all" if m == n else f"random sample of {m} (--max-points {max_points}, seed {seed})",
-        "dtype": str(dtype).replace("torch.", ""), "singular_rtol": rtol, "n_singular_left_out": n_sing,
+        "dtype": str(dtype).replace("torch.", ""), "singular_tol": tol, "n_singular_left_out": n_sing,
         "n_used": n_ok,
         "median_local_std": med_std, "median_local_std_ci95": ci, "pca_std": pca_std,
         "component_variance": comp_var, "pca_variance": pca_std**2,
@@ -345,7 +345,7 @@ def run_flows(
         f"({metrics['analysed_rows']}), run in {metrics['dtype']}. J(x) = ∂z/∂x = U diag(s) Vᵀ at every analysed "
         "point: local covariance Σ(x) = (JᵀJ)⁻¹ = V diag(1/s²) Vᵀ, local standard deviations 1/s (component k = "
         "k-th largest), local directions V, un-whitened components ẑ = diag(1/s) Uᵀ z (Feinman & Parthasarathy, "
-        f"arXiv:1907.06496). {n_sing} point(s) with σ_min(J) ≤ {rtol:.3g}·σ_max(J) (numerically singular: the flow "
+        f"arXiv:1907.06496). {n_sing} point(s) with σ_min(J) ≤ {tol:.3g}·σ_max(J) (numerically singular: the flow "
         "is not invertible there) are left out of every number below; nothing is divided by a zero singular value. "
         "Baseline beside every component result: PCA of the same data (global standard deviations, scores and "
         "axes); for a linear flow the two coincide exactly, so the differences are what the flow's nonlinearity "
