@@ -11,7 +11,12 @@ As a second peer, ``inverse_study`` on the same model and pairs: what one call c
 
 Prints wall and CPU (process) seconds of each and ``ratio=`` update / epoch (CPU). One thread for torch and BLAS.
 
-Usage: python benchmarks/bench_track.py [--quick] [--probes 2000] [--repeats 3]
+With ``--coverage``: instead, the coverage of the tracker's 95% interval on the error against C_data, by
+simulation against a model whose population surrogate is known in closed form (y ↦ C₀y + β|Gy| on symmetric
+y, d = 3, x = By + noise, so the truth is ‖C₀ − B‖²_F/‖B‖²_F), for C_data fitted on the probes' fit half (the
+tracker's default) and on separate training pairs, at 400 probes and (probe pairs) 2,000 probes.
+
+Usage: python benchmarks/bench_track.py [--quick] [--probes 2000] [--repeats 3] [--coverage [--reps 200]]
 """
 
 from __future__ import annotations
@@ -40,13 +45,52 @@ def timed(fn):
     return out, time.perf_counter() - t0, time.process_time() - c0
 
 
+def coverage(reps: int) -> None:
+    """Coverage of the 95% interval on the error against C_data (see the module docstring)."""
+    d = 3
+    rng0 = np.random.default_rng(0)
+    C0, G = rng0.normal(size=(d, d)), rng0.normal(size=(d, d))
+    B = C0 + 0.3 * rng0.normal(size=(d, d))
+    truth = float(np.sum((C0 - B) ** 2) / np.sum(B ** 2))  # Σ_y = I
+
+    class Model(torch.nn.Module):
+        def forward(self, y):
+            Ct, Gt = torch.as_tensor(C0, dtype=y.dtype), torch.as_tensor(G, dtype=y.dtype)
+            return y @ Ct.T + 0.5 * torch.abs(y @ Gt.T)
+
+    model = Model()
+    for label, n, n_train, r_max in (("C_data on the probes' fit half", 400, 0, reps),
+                                     ("C_data on 200 separate training pairs", 400, 200, reps),
+                                     ("C_data on the probes' fit half", 2000, 0, max(1, reps * 3 // 4))):
+        hits, t0 = [], time.process_time()
+        for r in range(r_max):
+            rng = np.random.default_rng(100 + r)
+            Y = rng.normal(size=(n, d))
+            X = Y @ B.T + 0.5 * rng.normal(size=(n, d))
+            kw = {}
+            if n_train:
+                Yt = rng.normal(size=(n_train, d))
+                kw = {"train_inputs": Yt, "train_targets": Yt @ B.T + 0.5 * rng.normal(size=(n_train, d))}
+            e = Tracker(Y, X, n_boot=200, n_jacobian=0, seed=r, **kw).update(model, 0).errors["C_data"]
+            hits.append(e["low"] <= truth <= e["high"])
+        cov = float(np.mean(hits))
+        se = (cov * (1 - cov) / len(hits)) ** 0.5
+        print(f"coverage {cov:.3f} ± {se:.3f} (nominal 0.95) — {label}, {n} probes, {len(hits)} data sets, "
+              f"truth {truth:.4f}, {time.process_time() - t0:.0f} s CPU")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="5,000 training pairs and 1,000 probes")
     ap.add_argument("--probes", type=int, default=2000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--coverage", action="store_true", help="the interval-coverage simulation instead")
+    ap.add_argument("--reps", type=int, default=200, help="data sets of the coverage simulation")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.coverage:
+        coverage(args.reps)
+        return
     n = 64
     prob = InverseProblem(gaussian_blur(n, width=2.0), SmoothPrior(n, length_scale=4.0), 1e-3)
     n_train = 5000 if args.quick else 20000
