@@ -232,7 +232,9 @@ ANALYZE_EXAMPLE = """Example (runnable as is; a linear "network" that is the Wie
              "Wiener estimator and the least-squares fit of your data). Routes, chosen from the problem and printed "
              "first with the reason: dense (in memory), Dask (--dask), subspace (--components m), study (--targets: "
              "the dense inverse study), Fourier (--targets with a circular-convolution operator, or --assume "
-             "shift-invariant); an option the route does not use is refused (each option's help names its routes). "
+             "shift-invariant), matrix-free (--targets with a non-circular operator beyond the dense study, or "
+             "--assume matrix-free); an option the route does not use is refused (each option's help names its "
+             "routes). "
              + MODEL_IS_CODE,
              epilog=ANALYZE_EXAMPLE)
 def analyze(
@@ -297,7 +299,8 @@ def analyze(
     assume: str | None = typer.Option(None, "--assume", help="the structure you assert, which names the route: "
                                       "'shift-invariant' (Fourier route: --targets with a convolution operator), "
                                       "'dense' (dense study even for a circular operator, or the dense surrogate) or "
-                                      "'subspace' (with --components); default: chosen from the problem"),
+                                      "'subspace' (with --components) or 'matrix-free' (--targets with an operator "
+                                      "applied as a function); default: chosen from the problem"),
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
     inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,

@@ -50,18 +50,20 @@ def _base(d) -> dict[str, dict]:
             "study": {"targets": d / "x.npy", "operator": str(d / "A_dense.npy")},
             "fourier": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy")},
             "fourier_dask": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy"), "dask": "local"},
-            "subspace_dask": {"components": 2, "dask": "local"}}
+            "subspace_dask": {"components": 2, "dask": "local"},
+            "matrix_free": {"targets": d / "x.npy", "operator": str(d / "A_dense.npy"), "components": 2}}
 
 
 def _value(d, option: str, route: str):
     return {"reference": d / "ref.npy", "fit_intercept": False, "dask": "local", "output_index": 0,
             "output_key": "out", "max_memory": 10**9, "components": 2, "targets": d / "x.npy",
-            "operator": str(d / ("A_dense.npy" if route == "study" else "A_circ.npy")), "noise_std": 0.05,
+            "operator": str(d / ("A_dense.npy" if route in ("study", "matrix_free") else "A_circ.npy")),
+            "noise_std": 0.05,
             "n_boot": 5, "train_inputs": d / "ytr.npy",
             "train_targets": d / "xtr.npy", "prior_covariance": d / "S.npy", "local_samples": 5,
             "assume": {"dense": "dense", "dask": "dense", "subspace": "subspace", "study": "dense",
                        "fourier": "shift-invariant", "fourier_dask": "shift-invariant",
-                       "subspace_dask": "subspace"}[route],
+                       "subspace_dask": "subspace", "matrix_free": "matrix-free"}[route],
             "force": True, "batch_size": 64, "device": "cpu", "seed": 3, "trust_model": True}[option]
 
 
@@ -100,7 +102,8 @@ def test_options_times_routes(d, route, option):
             plan(o)
         msg = str(exc.value)
         assert msg.startswith(f"{FLAGS[option]} is not used by the ") and "\n" not in msg, msg
-        assert ROUTES[route] in msg or (route in ("study", "fourier", "fourier_dask") and "inverse study" in msg), msg
+        assert ROUTES[route] in msg or (route in ("study", "fourier", "fourier_dask", "matrix_free")
+                                       and "inverse study" in msg), msg
         return
     try:
         got = plan(o)
@@ -124,6 +127,14 @@ def test_assume_names_the_route_or_is_refused(d, route, assume):
         assert plan(o).name == "study"
     elif assume == "dense" and route == "fourier_dask":  # the dense study, which does not read from Dask
         with pytest.raises(ConfigError, match="^--dask is not used by the inverse study \\(dense\\) route"):
+            plan(o)
+    elif assume == "matrix-free" and route in ("study", "fourier"):
+        assert plan(o).name == "matrix_free"  # the user's assertion wins over the operator's structure
+    elif assume == "matrix-free" and route == "fourier_dask":  # the matrix-free route does not read from Dask
+        with pytest.raises(ConfigError, match="^--dask is not used by the matrix-free"):
+            plan(o)
+    elif route == "matrix_free":  # --components with --targets: the other families refuse one of them
+        with pytest.raises(ConfigError, match="^--(assume|components|targets) "):
             plan(o)
     else:
         with pytest.raises(ConfigError, match="^--assume"):
@@ -151,6 +162,9 @@ def _cli(argv, capsys):
     (["--targets", "x.npy", "--operator", "A_circ.npy", "--train-inputs", "ytr.npy"], "--train-inputs",
      "Fourier (shift-invariant inverse study)"),
     (["--components", "2", "--no-intercept"], "--no-intercept", "subspace"),
+    (["--targets", "x.npy", "--operator", "A_dense.npy", "--components", "2", "--train-inputs", "ytr.npy"],
+     "--train-inputs", "matrix-free"),
+    (["--targets", "x.npy", "--assume", "matrix-free"], "--assume", "matrix-free"),
     (["--assume", "shift-invariant"], "--assume", "dense (in memory)"),
 ])
 def test_cli_refuses_unused_options_before_any_work(d, capsys, monkeypatch, extra, flag, route):
@@ -176,6 +190,7 @@ def test_study_route_refuses_a_memory_budget_below_its_estimate_before_the_model
     ("subspace", ["--components", "3"]),
     ("study", ["--targets", "x.npy", "--operator", "A_dense.npy", "--n-boot", "5", "--max-memory", "4G"]),
     ("fourier", ["--targets", "x.npy", "--operator", "A_circ.npy", "--n-boot", "5"]),
+    ("matrix_free", ["--targets", "x.npy", "--operator", "A_dense.npy", "--components", "3", "--n-boot", "5"]),
 ])
 def test_each_route_runs_and_says_so_first(d, capsys, monkeypatch, route, extra):
     monkeypatch.chdir(d)

@@ -60,14 +60,15 @@ class KrylovResult(ResultMixin):
 
 
 def batched_cg(apply: Callable[[np.ndarray], np.ndarray], B: np.ndarray, *, tol: float = 1e-6,
-               maxiter: int = 1000) -> KrylovResult:
-    """Conjugate gradients for K x = b on every row b of B at once (K symmetric positive definite).
+               maxiter: int = 1000, precondition: Callable[[np.ndarray], np.ndarray] | None = None) -> KrylovResult:
+    """(Preconditioned) conjugate gradients for K x = b on every row b of B at once (K symmetric positive definite).
 
     Arguments:
         apply: maps rows U (k, d) to rows of K u (k, d); called once per iteration on the unconverged rows.
         B: (k, d) right-hand sides.
-        tol: stop a row when ‖b − K x‖ ≤ tol · ‖b‖.
+        tol: stop a row when ‖b − K x‖ ≤ tol · ‖b‖ (the residual of K itself, whatever the preconditioner).
         maxiter: iteration limit per row.
+        precondition: maps rows R to rows of P⁻¹ r for a symmetric positive definite P ≈ K, or None.
 
     Returns:
         :class:`KrylovResult` with ``solution`` (k, d).
@@ -82,9 +83,12 @@ def batched_cg(apply: Callable[[np.ndarray], np.ndarray], B: np.ndarray, *, tol:
     if B.ndim != 2:
         raise ShapeError(f"right-hand sides must be (k, d); got {B.shape}")
     k = len(B)
+    M = precondition if precondition is not None else (lambda R: R)
     X = np.zeros_like(B)
     R = B.copy()
-    P = R.copy()
+    Zr = np.asarray(M(R), dtype=np.float64)
+    P = Zr.copy()
+    rz = np.einsum("ij,ij->i", R, Zr)
     rs = np.einsum("ij,ij->i", R, R)
     bnorm = np.sqrt(rs)
     its = np.zeros(k, dtype=int)
@@ -103,16 +107,19 @@ def batched_cg(apply: Callable[[np.ndarray], np.ndarray], B: np.ndarray, *, tol:
             raise NonFiniteError("conjugate gradients: the operator returned NaN/Inf")
         if (curv <= 0).any():
             raise NonFiniteError("conjugate gradients: the operator is not positive definite (pᵀKp ≤ 0)")
-        alpha = rs[idx] / curv
+        alpha = rz[idx] / curv
         X[idx] += alpha[:, None] * Pa
         R[idx] -= alpha[:, None] * KP
-        rs_new = np.einsum("ij,ij->i", R[idx], R[idx])
-        P[idx] = R[idx] + (rs_new / rs[idx])[:, None] * Pa
-        rs[idx] = rs_new
+        Zi = np.asarray(M(R[idx]), dtype=np.float64)
+        rz_new = np.einsum("ij,ij->i", R[idx], Zi)
+        P[idx] = Zi + (rz_new / rz[idx])[:, None] * Pa
+        rz[idx] = rz_new
+        rs[idx] = np.einsum("ij,ij->i", R[idx], R[idx])
         its[idx] += 1
     rel = np.sqrt(rs) / np.where(bnorm > 0, bnorm, 1.0)
     return KrylovResult(solution=X, iterations=its, converged=rel <= tol, relative_residual=rel,
-                        method=f"conjugate gradients, stop at ‖b − Kx‖ ≤ {tol:g}‖b‖ or {maxiter} iterations")
+                        method=("preconditioned " if precondition is not None else "")
+                        + f"conjugate gradients, stop at ‖b − Kx‖ ≤ {tol:g}‖b‖ or {maxiter} iterations")
 
 
 def lsqr_rows(A: spla.LinearOperator, Y: np.ndarray, *, atol: float = 1e-8, btol: float = 1e-8,

@@ -20,6 +20,9 @@ Fourier (shift-invariant inverse study)    ``--targets --operator`` with a circu
 Fourier (Dask)                             the same with ``--dask ADDRESS|local`` (inputs and targets
                                            read block by block on the workers)
 subspace (Dask)                            ``--components m --dask ADDRESS|local``
+matrix-free (inverse study, operator as    ``--targets --operator`` with a non-circular operator when
+a function)                                the dense study cannot fit it (d or rows), with
+                                           ``--components``, or ``--assume matrix-free``
 =========================================  ========================================================
 """
 
@@ -35,6 +38,7 @@ from linlens.report import check_destination
 from linlens.workflows.analyze_dask import run_dask
 from linlens.workflows.analyze_dense import run_dense
 from linlens.workflows.analyze_fourier_dask import run_fourier_dask
+from linlens.workflows.analyze_matrix_free import plan_matrix_free, run_matrix_free
 from linlens.workflows.analyze_options import ASSUME, OPTION_ROUTES, ROUTES, AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.analyze_subspace import run_subspace
 from linlens.workflows.analyze_subspace_dask import run_subspace_dask
@@ -42,7 +46,7 @@ from linlens.workflows.inverse import plan_inverse, run_fourier, run_study
 
 __all__ = ["AnalyzeOptions", "Route", "ROUTES", "OPTION_ROUTES", "plan", "run", "run_analyze"]
 
-_INVERSE = frozenset({"study", "fourier", "fourier_dask"})
+_INVERSE = frozenset({"study", "fourier", "fourier_dask", "matrix_free"})
 
 
 def plan(options: AnalyzeOptions) -> Route:
@@ -69,7 +73,8 @@ def plan(options: AnalyzeOptions) -> Route:
         linlens.errors.ConfigError: --n-boot is not used by the dense (in memory) route (it is used by: ...
     """
     o = options
-    if o.components is not None or o.assume == "subspace":
+    inverse = o.targets is not None or (o.operator is not None and o.inputs.suffix.lower() == ".npz")
+    if (o.components is not None and not inverse) or o.assume == "subspace":
         if o.components is None:
             raise ConfigError("--assume subspace needs --components m (the dimension of the inputs' principal "
                               "subspace the surrogate lives on)")
@@ -79,10 +84,10 @@ def plan(options: AnalyzeOptions) -> Route:
             route = Route("subspace_dask", f"--dask {o.dask} --components {o.components}: the surrogate on the "
                                            f"inputs' top-{o.components} principal subspace, inputs read block by "
                                            "block on Dask workers, statistics merged in a tree")
-    elif o.targets is not None or (o.operator is not None and o.inputs.suffix.lower() == ".npz"):
+    elif inverse:
         refuse_unused(o, _INVERSE, "inverse study")  # before the operator is loaded (module:attr imports code)
         o.check_values()
-        route = plan_inverse(o)
+        route = plan_matrix_free(o, plan_inverse(o))
         if o.dask is not None and route.name == "fourier":
             route = Route("fourier_dask", f"--dask {o.dask}: {route.reason}; inputs and targets read block by block "
                                           "on Dask workers, partial spectra merged in a tree", route.operator)
@@ -93,7 +98,8 @@ def plan(options: AnalyzeOptions) -> Route:
                                "memory ((d_in + d_out)² numbers)")
     if o.assume is not None and route.name not in ASSUME[o.assume]:
         need = {"shift-invariant": "give --targets and --operator (the Fourier route is the inverse study)",
-                "dense": "drop --components", "subspace": "give --components m"}[o.assume]
+                "dense": "drop --components", "subspace": "give --components m",
+                "matrix-free": "give --targets and --operator"}[o.assume]
         raise ConfigError(f"--assume {o.assume} does not fit the {route.label} route these options take: {need}")
     refuse_unused(o, {route.name}, route.label)
     o.check_values()
@@ -101,7 +107,8 @@ def plan(options: AnalyzeOptions) -> Route:
 
 
 _RUNNERS = {"dense": run_dense, "dask": run_dask, "subspace": run_subspace, "study": run_study,
-            "fourier": run_fourier, "fourier_dask": run_fourier_dask, "subspace_dask": run_subspace_dask}
+            "fourier": run_fourier, "fourier_dask": run_fourier_dask, "subspace_dask": run_subspace_dask,
+            "matrix_free": run_matrix_free}
 
 
 def run(options: AnalyzeOptions, console: Any = None) -> dict[str, Any]:

@@ -30,10 +30,11 @@ ROUTES: dict[str, str] = {
     "fourier": "Fourier (shift-invariant inverse study)",
     "fourier_dask": "Fourier (Dask)",
     "subspace_dask": "subspace (Dask)",
+    "matrix_free": "matrix-free (inverse study, operator as a function)",
 }
 _ALL = frozenset(ROUTES)
 _SURROGATE = frozenset({"dense", "dask", "subspace", "subspace_dask"})
-_INVERSE = frozenset({"study", "fourier", "fourier_dask"})
+_INVERSE = frozenset({"study", "fourier", "fourier_dask", "matrix_free"})
 
 #: the most bootstrap resamples --n-boot may ask for
 MAX_N_BOOT = 100_000
@@ -47,7 +48,7 @@ OPTION_ROUTES: dict[str, frozenset[str]] = {
     "dask": frozenset({"dask", "fourier_dask", "subspace_dask"}),
     "output_index": _SURROGATE, "output_key": _SURROGATE,
     "max_memory": _SURROGATE | {"study", "fourier", "fourier_dask"},
-    "components": frozenset({"subspace", "subspace_dask"}),
+    "components": frozenset({"subspace", "subspace_dask", "matrix_free"}),
     "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE | _SURROGATE,
     "train_inputs": frozenset({"study"}), "train_targets": frozenset({"study"}),
     "prior_covariance": frozenset({"study"}), "local_samples": frozenset({"study"}),
@@ -64,13 +65,14 @@ ASSUME: dict[str, frozenset[str]] = {
     "dense": frozenset({"dense", "dask", "study"}),
     "shift-invariant": frozenset({"fourier", "fourier_dask"}),
     "subspace": frozenset({"subspace", "subspace_dask"}),
+    "matrix-free": frozenset({"matrix_free"}),
 }
 
 
 #: short route names, as the CLI's help says which routes use an option
 SHORT: dict[str, str] = {"dense": "dense", "dask": "Dask", "subspace": "subspace", "study": "study",
                          "fourier": "Fourier", "fourier_dask": "Fourier on Dask",
-                         "subspace_dask": "subspace on Dask"}
+                         "subspace_dask": "subspace on Dask", "matrix_free": "matrix-free"}
 
 
 def routes_text(option: str) -> str:
@@ -143,7 +145,7 @@ class AnalyzeOptions:
         noise_std: σ of the noise on y (default: estimated from y − Ax).
         n_boot: bootstrap resamples (None: 100).
         train_inputs, train_targets, prior_covariance: separate training pairs and Σₓ (dense study).
-        assume: "dense", "shift-invariant" or "subspace": the route family the user asserts.
+        assume: "dense", "shift-invariant", "subspace" or "matrix-free": the route family the user asserts.
         local_samples: test rows at which Jacobians are compared with the surrogate (dense study; None: 200).
 
     Example:
