@@ -80,7 +80,7 @@ def routes_text(option: str) -> str:
 
     Example:
         >>> routes_text("noise_std"), routes_text("seed")
-        ('routes: study, Fourier, Fourier on Dask', 'all routes')
+        ('routes: study, Fourier, Fourier on Dask, matrix-free', 'all routes')
     """
     used = OPTION_ROUTES[option]
     return "all routes" if used == _ALL else "routes: " + ", ".join(SHORT[r] for r in ROUTES if r in used)
