@@ -73,7 +73,8 @@ def plot_errors_vs_step(result: Any, ax: Any = None):
         est = np.array([p.errors[name]["estimate"] for p in result.points])
         lo = np.array([p.errors[name]["low"] for p in result.points])
         hi = np.array([p.errors[name]["high"] for p in result.points])
-        ax.plot(steps, np.maximum(est, 1e-12), color=f"C{j}", marker="o", ms=3, label=f"vs {name}")
+        ax.plot(steps, np.maximum(est, 1e-12), color=f"C{j}", marker="os^dv"[j % 5], ms=4 - (j % 3),
+                ls=("-", "--", ":")[j % 3], label=f"vs {name}")  # overlapping curves stay distinguishable
         ax.fill_between(steps, np.maximum(lo, 1e-12), np.maximum(hi, 1e-12), color=f"C{j}", alpha=0.2, lw=0)
     ax.set_yscale("log")
     ax.set_xlabel("step")
