@@ -211,3 +211,23 @@ def test_separate_training_files_and_prior_covariance(files, capsys):
         main(["analyze", "--trust-model", "--model", str(d / "wiener.pt"), "--inputs", str(d / "ypr.npy"), "--targets",
               str(d / "xpr.npy"), "--train-inputs", str(d / "ytr.npy"), "--out", str(d / "rep_bad")])
     assert exc.value.code == 2 and "train" in capsys.readouterr().err
+
+
+def test_local_jacobians_by_default_only_up_to_local_max_d(files, monkeypatch):
+    """Default local_samples: LOCAL_ROWS rows up to LOCAL_MAX_D inputs; above it none, and the report says why
+    (a d × d Jacobian and a d³ product per row); an explicit local_samples is honoured either way."""
+    import linlens.workflows.inverse as inv
+
+    d, _ = files
+    kw = dict(operator=str(d / "A.npy"), n_boot=5, load_model_kwargs=TRUST)
+    monkeypatch.setattr(inv, "LOCAL_MAX_D", 4)  # these inputs have d = 8
+    run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x.npy", d / "loc_off", **kw)
+    assert json.loads((d / "loc_off" / "metrics.json").read_text())["local_vs_global"] is None
+    assert "Local Jacobians were not compared" in (d / "loc_off" / "report.html").read_text()
+    run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x.npy", d / "loc_asked", local_samples=7, **kw)
+    local = json.loads((d / "loc_asked" / "metrics.json").read_text())["local_vs_global"]["model"]
+    assert local["n_samples"] == 7
+    monkeypatch.setattr(inv, "LOCAL_MAX_D", 1024)
+    run_inverse(str(d / "wiener.pt"), d / "y.npy", d / "x.npy", d / "loc_on", **kw)
+    local = json.loads((d / "loc_on" / "metrics.json").read_text())["local_vs_global"]["model"]
+    assert local["n_samples"] == min(inv.LOCAL_ROWS, 3000 - 1500)

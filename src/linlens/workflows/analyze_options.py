@@ -146,7 +146,8 @@ class AnalyzeOptions:
         n_boot: bootstrap resamples (None: 100).
         train_inputs, train_targets, prior_covariance: separate training pairs and Σₓ (dense study).
         assume: "dense", "shift-invariant", "subspace" or "matrix-free": the route family the user asserts.
-        local_samples: test rows at which Jacobians are compared with the surrogate (dense study; None: 200).
+        local_samples: test rows at which Jacobians are compared with the surrogate (dense study; None: 200 up to
+            d = 1024 inputs, none above: workflows.inverse.LOCAL_ROWS, LOCAL_MAX_D).
 
     Example:
         >>> o = AnalyzeOptions(model="m.pt", inputs="y.npy", targets="x.npy", n_boot=50)

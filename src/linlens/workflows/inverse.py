@@ -44,7 +44,12 @@ from linlens.workflows.study_report import add_study_section, ci_text, local_vs_
 
 __all__ = ["run_study", "run_fourier", "study_memory", "plan_inverse", "run_inverse", "row_shapes",
            "load_forward_operator", "inverse_study_from_files", "FileStudy", "split_rows", "noise_std_interval",
-           "DENSE_LIMIT"]
+           "DENSE_LIMIT", "LOCAL_ROWS", "LOCAL_MAX_D"]
+
+#: Test rows at which the dense study compares the model's Jacobians with its surrogate, by default, up to
+#: LOCAL_MAX_D inputs; above it none by default (each row costs a d × d Jacobian and a d³ product).
+LOCAL_ROWS = 200
+LOCAL_MAX_D = 1024
 
 #: Largest d_in · d_out for which the dense study runs (references and surrogates are d × d matrices).
 DENSE_LIMIT = 4096 * 4096
@@ -192,7 +197,7 @@ def run_inverse(
     device: str = "auto",
     seed: int = 0,
     n_boot: int = 100,
-    local_samples: int = 200,
+    local_samples: int | None = None,
     console: Any = None,
     load_model_kwargs: dict[str, Any] | None = None,
     assume: str | None = None,
@@ -208,7 +213,8 @@ def run_inverse(
             train_inputs, train_targets, prior_covariance: as the fields of
             :class:`~linlens.workflows.analyze_options.AnalyzeOptions` (``targets`` None: read from an ``inputs``
             .npz).
-        local_samples: test probes at which Jacobians are compared with the surrogate (0: none; dense study).
+        local_samples: test probes at which Jacobians are compared with the surrogate (0: none; default
+            :data:`LOCAL_ROWS` up to :data:`LOCAL_MAX_D` inputs, none above; dense study).
         console: a rich console for progress lines, or None.
         load_model_kwargs: ``{"trust_model": bool}`` at most.
 
@@ -223,9 +229,8 @@ def run_inverse(
         targets = inputs
     o = AnalyzeOptions(model=model, inputs=inputs, targets=targets, out=out, operator=operator, noise_std=noise_std,
                        force=force, batch_size=batch_size, device=device, seed=seed,
-                       n_boot=None if n_boot == 100 else n_boot, local_samples=None if local_samples == 200 else
-                       local_samples, assume=assume, train_inputs=train_inputs, train_targets=train_targets,
-                       prior_covariance=prior_covariance,
+                       n_boot=None if n_boot == 100 else n_boot, local_samples=local_samples, assume=assume,
+                       train_inputs=train_inputs, train_targets=train_targets, prior_covariance=prior_covariance,
                        trust_model=bool((load_model_kwargs or {}).get("trust_model", False)))
     if o.targets is None:
         raise InputFileError("targets: give --targets, or an .npz holding arrays named 'inputs' and 'targets'")
@@ -247,7 +252,9 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
             ``.npy`` matrix (n_y, n_x) or ``module:attr``; noise_std (σ of the noise on y; estimated from y − Ax with
             a χ² interval when A is given and σ is not); out, force, batch_size, device ("auto": CUDA when
             available), seed (the row split and the resampling), n_boot (bootstrap resamples, default 100),
-            local_samples (test probes at which Jacobians are compared with the surrogate, 0: none; default 200),
+            local_samples (test probes at which Jacobians are compared with the surrogate, 0: none; default
+            :data:`LOCAL_ROWS` up to :data:`LOCAL_MAX_D` inputs, none above: each row costs a d × d Jacobian and a d³
+            product),
             trust_model; train_inputs, train_targets (separate training pairs for C_data, Σₓ and σ; then every
             row of ``inputs`` is a probe); prior_covariance (Σₓ as ``.npy`` instead of the training targets'
             empirical covariance).
@@ -260,7 +267,6 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
     o = options
     model, inputs, targets, out, force, seed = o.model, o.inputs, o.targets, o.out, o.force, o.seed
     n_boot = 100 if o.n_boot is None else o.n_boot
-    local_samples = 200 if o.local_samples is None else o.local_samples
     train_inputs = o.train_inputs
     check_destination(out, force)
 
@@ -283,6 +289,15 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
     d_in = int(np.prod(in_shape))
     m = study.models["model"]
     local = None
+    local_samples = o.local_samples
+    local_note = None
+    if local_samples is None:  # the default: LOCAL_ROWS rows, none above LOCAL_MAX_D inputs
+        local_samples = LOCAL_ROWS if d_in <= LOCAL_MAX_D else 0
+        if not local_samples:
+            local_note = (f"Local Jacobians were not compared with the surrogate: above d = {LOCAL_MAX_D} inputs "
+                          f"they are off by default (each row costs a {d_in} × {d_in} Jacobian and a d³ product, "
+                          f"minutes for {LOCAL_ROWS} rows at d = 4096 on one thread); ask for them in Python with "
+                          "AnalyzeOptions(local_samples=N).")
     if local_samples > 0:
         say(f"Jacobians at {min(local_samples, len(probe) - n_fit)} test rows …")
         local = local_vs_global(core.nets, study, core.test_inputs[:local_samples],
@@ -304,6 +319,8 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
            f"[{sigma_ci[0]:.4g}, {sigma_ci[1]:.4g}] for i.i.d. Gaussian noise)." if sigma_ci else "")
     )
     add_study_section(rep, "analyze", study, good="model", total_var=total_var, local=local)
+    if local_note:
+        rep.add_text(local_note)
     img = image_shape(in_shape)
     if img is not None and image_shape(x_shape) == img:
         ops = {"surrogate C": m.coef, **{k: R for k, R in study.references.items() if not k.startswith("A")}}
