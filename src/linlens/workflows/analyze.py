@@ -68,9 +68,9 @@ def plan(options: AnalyzeOptions) -> Route:
     Example:
         >>> plan(AnalyzeOptions(model="m.pt", inputs="y.npy", components=4)).name
         'subspace'
-        >>> plan(AnalyzeOptions(model="m.pt", inputs="y.npy", n_boot=50))  # doctest: +ELLIPSIS
+        >>> plan(AnalyzeOptions(model="m.pt", inputs="y.npy", noise_std=0.1))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        linlens.errors.ConfigError: --n-boot is not used by the dense (in memory) route (it is used by: ...
+        linlens.errors.ConfigError: --noise-std is not used by the dense (in memory) route (it is used by: ...
     """
     o = options
     inverse = o.targets is not None or (o.operator is not None and o.inputs.suffix.lower() == ".npz")
