@@ -39,8 +39,7 @@ def checkpoint_step(path: str | os.PathLike) -> int:
         10
     """
     name = Path(path).name
-    stem = name[: -len("".join(Path(name).suffixes))] if Path(name).suffixes else name
-    found = _INT.findall(stem)
+    found = _INT.findall(Path(name).stem)  # the name without its last extension (dots before it are kept)
     if not found:
         raise InputFileError(f"--checkpoints: no step in the file name {name!r} (the step is the last integer in "
                              "the name, e.g. ckpt_000120.pt)")
