@@ -123,9 +123,12 @@ def test_figures_draw_results_without_recomputing() -> None:
     y = torch.randn(1, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     res = jacobian_svd(net, y, k=3)
     filt = adaptive_filters(net, y, [(0, 2, 3), (0, 5, 5)])
+    r = euler_test(net, y).relative_residual  # the caller summarises; the figure draws what it is given
+    band = {"centre": np.array([np.median(r)]), "low": np.array([r.min()]), "high": np.array([r.max()])}
+    euler = jfig.plot_euler_test([0.1], {"net": band})
+    np.testing.assert_array_equal(euler.axes[0].lines[0].get_ydata(), np.maximum(band["centre"], 1e-18))
     for fig in (jfig.plot_jacobian_spectrum(res), jfig.plot_singular_vectors(res, n=3),
-                jfig.plot_adaptive_filters(filt, image=y[0].numpy()),
-                jfig.plot_euler_test([0.1], {"net": [euler_test(net, y)]})):
+                jfig.plot_adaptive_filters(filt, image=y[0].numpy()), euler):
         assert len(fig.axes) == 1
     tiles = jfig.mosaic(np.ones((3, 4, 4)), ncols=2)
     assert tiles.shape == (9, 9) and np.isnan(tiles[4]).all()

@@ -1,10 +1,11 @@
 """Figures for local linearizations of image networks: Jacobian singular spectra and vectors, adaptive
 filters as image grids, the Euler test and effective dimension against the noise level, and PSNR curves.
-Every function takes results (never recomputes), an optional ``ax``, and returns the matplotlib figure.
+Every function takes results (never recomputes; summaries over patches, such as medians and intervals, come from
+the caller), an optional ``ax``, and returns the matplotlib figure.
 
 Example:
     >>> import numpy as np
-    >>> fig = plot_effective_dimension([0.1, 0.2, 0.4], {"net": np.array([[40.0, 20.0, 10.0]])})
+    >>> fig = plot_effective_dimension([0.1, 0.2, 0.4], {"net": {"centre": np.array([40.0, 20.0, 10.0])}})
     >>> len(fig.axes)
     1
 """
@@ -23,7 +24,7 @@ import numpy as np  # noqa: E402
 from linlens.report.figures import new_axes as _ax  # noqa: E402
 
 if TYPE_CHECKING:  # only for annotations: figures never import the capability that made the result
-    from linlens.jacobian import AdaptiveFilters, EulerTest, JacobianSVD
+    from linlens.jacobian import AdaptiveFilters, JacobianSVD
 
 __all__ = [
     "mosaic",
@@ -152,28 +153,30 @@ def plot_adaptive_filters(result: AdaptiveFilters, ax: Any = None, index: int = 
     return fig
 
 
-def plot_euler_test(noise_levels: Sequence[float], results: Mapping[str, Sequence[EulerTest]], ax: Any = None,
+def plot_euler_test(noise_levels: Sequence[float], bands: Mapping[str, Mapping[str, Any]], ax: Any = None,
                     train_max: float | None = None):
-    """Median (10-90% band) of ‖f(y) − J(y) y‖/‖f(y)‖ against the noise level, one line per network;
-    ``results[name][j]`` is the :class:`EulerTest` at ``noise_levels[j]``.
+    """The Euler residual ‖f(y) − J(y) y‖/‖f(y)‖ against the noise level, one line per network, on a log scale.
+
+    Arguments:
+        noise_levels: (n_levels,) σ.
+        bands: network → ``{"centre": (n_levels,), "low": (n_levels,), "high": (n_levels,), "exact": bool}``,
+            e.g. the median and the 10–90% range over the test patches, computed by the caller; ``exact``: every
+            residual was exactly 0 (drawn at 1e-18, said in the legend).
+        train_max: top of the training noise range (shaded).
 
     Example:
-        >>> import torch
-        >>> from linlens.jacobian import euler_test
-        >>> tests = [euler_test(lambda y: 2.0 * y, torch.randn(4, 6, dtype=torch.float64)) for _ in range(2)]
-        >>> plot_euler_test([0.1, 0.2], {"2y": tests}).axes[0].get_legend().get_texts()[0].get_text()
+        >>> band = {"centre": np.zeros(2), "low": np.zeros(2), "high": np.zeros(2), "exact": True}
+        >>> plot_euler_test([0.1, 0.2], {"2y": band}).axes[0].get_legend().get_texts()[0].get_text()
         '2y (exactly 0, drawn at 1e-18)'
     """
     fig, ax = _ax(ax)
     x = np.asarray(noise_levels, dtype=float)
-    for name, tests in results.items():
-        exact = all(np.all(t.relative_residual == 0) for t in tests)
-        r = [np.maximum(t.relative_residual, 1e-18) for t in tests]
-        med = np.array([np.median(v) for v in r])
-        lo = np.array([np.quantile(v, 0.1) for v in r])
-        hi = np.array([np.quantile(v, 0.9) for v in r])
-        ax.plot(x, med, marker="o", label=name + (" (exactly 0, drawn at 1e-18)" if exact else ""))
-        ax.fill_between(x, lo, hi, alpha=0.2)
+    for name, b in bands.items():
+        exact = bool(b.get("exact", False))
+        def floor(v: Any) -> np.ndarray:
+            return np.maximum(np.asarray(v, dtype=float), 1e-18)
+        ax.plot(x, floor(b["centre"]), marker="o", label=name + (" (exactly 0, drawn at 1e-18)" if exact else ""))
+        ax.fill_between(x, floor(b["low"]), floor(b["high"]), alpha=0.2)
     ax.set_yscale("log")
     if train_max is not None:
         ax.axvspan(0, train_max, color="0.9", zorder=0, label="training noise range")
@@ -185,28 +188,32 @@ def plot_euler_test(noise_levels: Sequence[float], results: Mapping[str, Sequenc
     return fig
 
 
-def plot_effective_dimension(noise_levels: Sequence[float], curves: Mapping[str, np.ndarray], ax: Any = None,
+def plot_effective_dimension(noise_levels: Sequence[float], bands: Mapping[str, Mapping[str, Any]], ax: Any = None,
                              reference_slope: float | None = -1.0, train_max: float | None = None):
-    """Effective dimension against the noise level on log-log axes; ``curves[name]`` is (n_images, n_levels)
-    (mean ± range drawn) or (n_levels,). A dashed line of slope ``reference_slope`` (the paper's d ∝ 1/σ)
-    goes through the first curve's first point.
+    """Effective dimension against the noise level on log-log axes, one line per map.
+
+    Arguments:
+        noise_levels: (n_levels,) σ.
+        bands: map → ``{"centre": (n_levels,)}`` with optional ``"low"`` and ``"high"`` (a band drawn around it),
+            computed by the caller (e.g. the mean over patches and its interval).
+        reference_slope: a dashed line of this slope (the paper's d ∝ 1/σ) through the first map's first point.
+        train_max: top of the training noise range (dotted).
 
     Example:
-        >>> fig = plot_effective_dimension([0.1, 0.2], {"net": np.array([[40.0, 20.0], [20.0, 10.0]])})
-        >>> fig.axes[0].lines[0].get_ydata().tolist(), fig.axes[0].lines[1].get_ydata().tolist()  # mean, slope −1
+        >>> fig = plot_effective_dimension([0.1, 0.2], {"net": {"centre": np.array([30.0, 15.0])}})
+        >>> fig.axes[0].lines[0].get_ydata().tolist(), fig.axes[0].lines[1].get_ydata().tolist()  # d, slope −1
         ([30.0, 15.0], [30.0, 15.0])
     """
     fig, ax = _ax(ax)
     x = np.asarray(noise_levels, dtype=float)
     first = None
-    for name, c in curves.items():
-        c = np.atleast_2d(np.asarray(c, dtype=float))
-        mean = c.mean(axis=0)
-        ax.plot(x, mean, marker="o", label=name)
-        if c.shape[0] > 1:
-            ax.fill_between(x, c.min(axis=0), c.max(axis=0), alpha=0.2)
+    for name, b in bands.items():
+        centre = np.asarray(b["centre"], dtype=float)
+        ax.plot(x, centre, marker="o", label=name)
+        if "low" in b and "high" in b:
+            ax.fill_between(x, np.asarray(b["low"], dtype=float), np.asarray(b["high"], dtype=float), alpha=0.2)
         if first is None:
-            first = mean[0]
+            first = centre[0]
     if reference_slope is not None and first is not None:
         ax.plot(x, first * (x / x[0]) ** reference_slope, "k--", lw=1, label=f"∝ σ^{reference_slope:g} (paper's trend)")
     if train_max is not None:
@@ -221,23 +228,26 @@ def plot_effective_dimension(noise_levels: Sequence[float], curves: Mapping[str,
     return fig
 
 
-def plot_psnr(noise_levels: Sequence[float], curves: Mapping[str, np.ndarray], ax: Any = None,
+def plot_psnr(noise_levels: Sequence[float], bands: Mapping[str, Mapping[str, Any]], ax: Any = None,
               train_max: float | None = None):
-    """Mean PSNR (dB) against the noise level; ``curves[name]`` is (n_images, n_levels), the band is the
-    mean ± 2 standard errors.
+    """PSNR (dB) against the noise level, one line per method.
+
+    Arguments:
+        noise_levels: (n_levels,) σ.
+        bands: method → ``{"centre": (n_levels,), "low": (n_levels,), "high": (n_levels,)}``, computed by the
+            caller (e.g. the mean PSNR over test patches ± 2 standard errors).
+        train_max: top of the training noise range (shaded).
 
     Example:
-        >>> plot_psnr([0.1, 0.2], {"net": np.array([[30.0, 26.0], [32.0, 28.0]])}).axes[0].lines[0].get_ydata().tolist()
+        >>> band = {"centre": np.array([31.0, 27.0]), "low": np.array([30.0, 26.0]), "high": np.array([32.0, 28.0])}
+        >>> plot_psnr([0.1, 0.2], {"net": band}).axes[0].lines[0].get_ydata().tolist()
         [31.0, 27.0]
     """
     fig, ax = _ax(ax)
     x = np.asarray(noise_levels, dtype=float)
-    for name, c in curves.items():
-        c = np.atleast_2d(np.asarray(c, dtype=float))
-        mean = c.mean(axis=0)
-        se = c.std(axis=0, ddof=1) / np.sqrt(c.shape[0]) if c.shape[0] > 1 else np.zeros_like(mean)
-        ax.plot(x, mean, marker="o", label=name)
-        ax.fill_between(x, mean - 2 * se, mean + 2 * se, alpha=0.2)
+    for name, b in bands.items():
+        ax.plot(x, np.asarray(b["centre"], dtype=float), marker="o", label=name)
+        ax.fill_between(x, np.asarray(b["low"], dtype=float), np.asarray(b["high"], dtype=float), alpha=0.2)
     if train_max is not None:
         ax.axvspan(x.min(), train_max, color="0.92", zorder=0, label="training noise range")
     ax.set_xlabel("noise level σ")

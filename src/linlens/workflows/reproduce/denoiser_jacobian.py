@@ -485,6 +485,21 @@ def _flat(net: nn.Module, side: int):
 
 
 # ================================================================================================= the run
+def _mean_band(values: Any) -> dict[str, np.ndarray]:
+    """Mean over patches ± 2 standard errors per noise level of (n_patches, n_levels) values (the PSNR figure)."""
+    c = np.atleast_2d(np.asarray(values, dtype=float))
+    mean = c.mean(axis=0)
+    se = c.std(axis=0, ddof=1) / np.sqrt(c.shape[0]) if c.shape[0] > 1 else np.zeros_like(mean)
+    return {"centre": mean, "low": mean - 2 * se, "high": mean + 2 * se}
+
+
+def _quantile_band(per_level: Sequence[Any]) -> dict[str, Any]:
+    """Median and 10–90% range over patches per noise level (the Euler figure); ``exact``: every value is 0."""
+    v = [np.asarray(r, dtype=float) for r in per_level]
+    return {"centre": np.array([np.median(r) for r in v]), "low": np.array([np.quantile(r, 0.1) for r in v]),
+            "high": np.array([np.quantile(r, 0.9) for r in v]), "exact": all(np.all(r == 0) for r in v)}
+
+
 def run_denoiser_jacobian(out: Path, force: bool = False, seed: int = 0, quick: bool = False, device: str = "auto",
                           console: Any = None, config: DenoiserJacobianConfig | None = None) -> dict[str, Any]:
     """Train bias-free and biased DnCNN-like denoisers, gate them against the Wiener filter, analyze their
@@ -757,9 +772,10 @@ def _write_report(rep: Any, out: Path, force: bool, *, cfg: DenoiserJacobianConf
                      _ci(pb, "ci95_low", "ci95_high"), pb["p_value"]])
     rep.add_table(["σ", "noisy input", "Wiener", "biased CNN", "bias-free CNN", "bias-free − biased (dB)", "95% CI",
                    "paired t p"], rows, caption=f"Mean PSNR (dB) over {cfg.n_eval} test patches.")
-    rep.add_figure(jfig.plot_psnr(sigmas, {"noisy input": P["noisy input"], "Wiener filter": P["Wiener"],
-                                           "biased CNN": P["biased"], "bias-free CNN": P["bias-free"]},
-                                  train_max=cfg.sigma_train_max), "psnr",
+    labels = {"noisy input": "noisy input", "Wiener filter": "Wiener", "biased CNN": "biased",
+              "bias-free CNN": "bias-free"}
+    psnr_bands = {label: _mean_band(P[key]) for label, key in labels.items()}
+    rep.add_figure(jfig.plot_psnr(sigmas, psnr_bands, train_max=cfg.sigma_train_max), "psnr",
                    "Mean PSNR ± 2 standard errors over the test patches; shaded: the training noise range.")
 
     # ------------------------------------------------------------------------------------------------ Euler
@@ -768,7 +784,8 @@ def _write_report(rep: Any, out: Path, force: bool, *, cfg: DenoiserJacobianConf
              float(e_bias[j].min())] for j, s in enumerate(sigmas)]
     rep.add_table(["σ", "bias-free: median", "bias-free: max", "biased: median", "biased: min"], rows,
                   caption=f"‖f(y) − J(y) y‖ / ‖f(y)‖ over {cfg.n_euler} test patches (float64 copies, eval mode)")
-    rep.add_figure(jfig.plot_euler_test(sigmas, euler, train_max=cfg.sigma_train_max), "euler_test",
+    euler_bands = {k: _quantile_band([t.relative_residual for t in tests]) for k, tests in euler.items()}
+    rep.add_figure(jfig.plot_euler_test(sigmas, euler_bands, train_max=cfg.sigma_train_max), "euler_test",
                    "The bias-free network is homogeneous (residual at the float64 rounding level); the biased one "
                    "is not: its net bias f(y) − J(y) y is part of the output.")
 
