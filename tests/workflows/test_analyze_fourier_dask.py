@@ -111,3 +111,17 @@ def test_cli_fourier_dask_says_the_route_first_and_refuses_the_dense_study(probl
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("error: --dask is not used by the inverse study (dense) route")
     assert len(err.strip().splitlines()) == 1 and not (d / "never").exists()
+
+
+def test_nan_block_is_one_line_and_nothing_is_written(problem, address, capsys, monkeypatch):
+    d = problem
+    monkeypatch.chdir(d)
+    y = np.load(d / "y.npy")
+    y[123, 0, 2, 3] = np.nan
+    np.save(d / "y_nan.npy", y)
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "-m", "net.pt", "--trust-model", "-i", "y_nan.npy", "--targets", "x.npy", "--operator",
+              "A.npy", "--dask", address, "--batch-size", "50", "-o", "nan"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "block 2 (rows 100–149) contains NaN/Inf (first at row 123)" in err and not (d / "nan").exists()
