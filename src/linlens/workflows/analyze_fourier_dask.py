@@ -111,7 +111,8 @@ def _train_task(src_y: tuple[str, str], src_x: tuple[str, str], b: int, s: int, 
             Y.reshape(-1, *shp), X.reshape(-1, *shp), first_index=first)
     r = Y - circulant(H, shp).matvec(X)
     return TrainStats(data, ColumnMoments().update(r), float(Y.sum()), float(np.sum(Y**2)), float(X.sum()),
-                      Yall[0], Xall[0], bool(np.all(Yall == Yall[0])), bool(np.all(Xall == Xall[0])))
+                      Yall[0].copy(), Xall[0].copy(),  # copies: a view would keep the whole block alive with the result
+                      bool(np.all(Yall == Yall[0])), bool(np.all(Xall == Xall[0])))
 
 
 def _probe_task(src_y: tuple[str, str], src_x: tuple[str, str], b: int, s: int, e: int, keep: np.ndarray,
