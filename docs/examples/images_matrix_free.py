@@ -95,7 +95,8 @@ def make_data(work: Path, op_name: str, size: int, sigma: float, n_total: int, s
     rng = np.random.default_rng(seed)
     X = random_patches(load_natural_images("train"), size, n_total, rng)
     with torch.no_grad():
-        Y = np.concatenate([op.A(torch.as_tensor(X[s:s + 500])).numpy() for s in range(0, n_total, 500)])
+        Y = np.concatenate([op.A(torch.as_tensor(X[s:s + 500], dtype=torch.float32)).double().numpy()
+                            for s in range(0, n_total, 500)])
     Y = Y + sigma * rng.normal(size=Y.shape)
     np.save(work / "x_net.npy", X[:2000].astype(np.float32))
     np.save(work / "y_net.npy", Y[:2000].astype(np.float32))

@@ -119,3 +119,17 @@ def test_bad_input_is_refused_in_one_line(work, capsys, monkeypatch, extra, word
     code, out, err = _cli(argv, capsys)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
     assert not (work / "rep_bad").exists()
+
+
+def test_references_are_compared_on_the_surrogates_subspace(work, capsys, monkeypatch):
+    """m = 20 < d: the Wiener network's surrogate is W on the probes' subspace, so its error against Wiener (applied
+    to the projected probes) is ≈ 0 and the verdict names Wiener, not C_data (itself a subspace fit), while the
+    probes' variance outside the subspace is reported."""
+    monkeypatch.chdir(work)
+    code, out, err = _cli(["analyze", "-m", "net_blur.pt", "--trust-model", "-i", "y_blur.npy", "-t", "x.npy",
+                           "-A", "ops:blur", "--components", "20", "--n-boot", "50", "-o", "rep_m20"], capsys)
+    assert code in (0, None), err
+    met = json.loads((work / "rep_m20" / "metrics.json").read_text())
+    assert met["outside_variance_fraction"] > 0.05
+    assert met["errors"]["Wiener"]["high"] < met["errors"]["C_data"]["low"]
+    assert met["verdict"]["verdict"] == "Wiener", met["verdict"]
