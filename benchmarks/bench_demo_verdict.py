@@ -22,8 +22,8 @@ import time
 
 import torch
 
-from linlens.study import inverse_study
 from linlens.workflows.demo import FRESH_SEED, _train_models, demo_problems
+from linlens.workflows.study import inverse_study
 
 
 def one_seed(key: str, seed: int, quick: bool, n_boot: int) -> dict[str, dict[str, float | str]]:

@@ -73,7 +73,7 @@ def study_coverage(repeats: int, n_boot: int) -> dict[str, float]:
     import torch
 
     from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum
-    from linlens.study import linearity_study
+    from linlens.workflows.study import linearity_study
 
     prob = InverseProblem(prescribed_spectrum(np.logspace(0, -3, 10), seed=1), GaussianPrior(10), 1e-2)
     class F(torch.nn.Module):  # float64 parameters: probed in float64
@@ -177,7 +177,7 @@ def route_dense(eps: float, repeats: int, n_boot: int) -> dict[str, dict[str, fl
     """The dense study (``inverse_study``: multiplier bootstrap, designs fixed): errors against a fixed reference
     R = C₀ + εE and against C_data, estimated from its own training pairs x = Ky + e (population value K = C₀ + εE′,
     resampled with its rows)."""
-    from linlens.study import inverse_study
+    from linlens.workflows.study import inverse_study
 
     sim = KnownSurrogate.make(d_in=6, d_out=4, seed=0)
     rng = np.random.default_rng(99)
@@ -406,7 +406,7 @@ def dense_verdicts(case: str, repeats: int, n_boot: int = 100, n: int = 200, see
     "none3": the same with A given (references A⁺, Wiener from A, Σₓ, σ — fixed — and C_data); "tie": f with
     population surrogate C₀, the fixed reference and C_data's population value K at exactly equal true errors 0.2.
     Returns (bootstrap-t verdict, t-approx. verdict, none_method) per data set."""
-    import linlens.study as study_mod
+    import linlens.workflows.study as study_mod
 
     sim = KnownSurrogate.make(d_in=3, d_out=2, seed=0)
     truth = sim if case == "tie" else KnownSurrogate(C0=np.zeros_like(sim.C0), G=sim.G, L=sim.L)

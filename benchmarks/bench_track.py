@@ -35,8 +35,8 @@ import torch  # noqa: E402
 
 from linlens import nn as lnn  # noqa: E402
 from linlens.problems import InverseProblem, SmoothPrior, gaussian_blur  # noqa: E402
-from linlens.study import inverse_study  # noqa: E402
 from linlens.tracking import Tracker  # noqa: E402
+from linlens.workflows.study import inverse_study  # noqa: E402
 
 
 def timed(fn):

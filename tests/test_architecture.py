@@ -39,11 +39,8 @@ FLOORS: dict[str, set[str]] = {
     "capability": {"linlens.surrogate", "linlens.spectral", "linlens.jacobian", "linlens.koopman", "linlens.flows",
                    "linlens.fibers"},
     "report": {"linlens.report"},
-    # study.py is workflow-level (design.md lists it under workflows/: it wires problems, models and surrogate
-    # fits); it still sits at the top of the package because other work edits it this session, and moves into
-    # linlens/workflows/ later. Encoded here where it belongs, not where it lies.
     # tracking wires surrogate, jacobian and fibers over training steps: a workflow
-    "workflow": {"linlens.workflows", "linlens.study", "linlens.tracking"},
+    "workflow": {"linlens.workflows", "linlens.tracking"},
     "cli": {"linlens.cli", "linlens.__main__"},
     "root": {"linlens"},  # the public API: re-exports (lazily) from every floor but the CLI
 }
@@ -207,7 +204,7 @@ def test_imports_follow_the_floors():
     ("linlens.jacobian.field", "linlens.problems"),  # a capability importing the inputs
     ("linlens.report.figures", "linlens.workflows.inverse"),  # the report importing a workflow
     ("linlens.workflows.demo", "linlens.cli"),  # a workflow importing the CLI
-    ("linlens.study", "linlens.cli"),
+    ("linlens.workflows.study", "linlens.cli"),
 ])
 def test_a_planted_violation_fails_the_check(src, dst):
     # the real graph plus one planted import: exactly that import is reported
@@ -222,7 +219,8 @@ def test_the_checker_allows_what_the_design_allows():
     ok = {"linlens.validation": ["linlens.errors"], "linlens.scale": ["linlens.linalg.svd"],
           "linlens.koopman.study": ["linlens.koopman.dmd", "linlens.nn", "linlens.stats"],
           "linlens.report.spectral_figures": ["linlens.spectral"], "linlens.workflows.demo": ["linlens.report",
-          "linlens.problems", "linlens.surrogate"], "linlens.study": ["linlens.surrogate", "linlens.problems"],
+          "linlens.problems", "linlens.surrogate"],
+          "linlens.workflows.study": ["linlens.surrogate", "linlens.problems"],
           "linlens.cli": ["linlens.workflows.demo", "linlens"]}
     assert layering_violations(ok) == []
     assert layering_violations({"linlens.newthing": ["linlens.errors"]}) == [

@@ -6,8 +6,8 @@ import torch
 
 from linlens.errors import ConfigError
 from linlens.stats import noise_std_estimate
-from linlens.study import inverse_study
 from linlens.validation import check_noise_std
+from linlens.workflows.study import inverse_study
 
 
 def test_sigma_squared_is_unbiased_and_the_interval_covers():

@@ -22,7 +22,7 @@ from linlens.linalg import subspace_comparison  # noqa: E402
 from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum  # noqa: E402
 from linlens.report import Report  # noqa: E402
 from linlens.report import figures as figs  # noqa: E402
-from linlens.study import linearity_study  # noqa: E402
+from linlens.workflows.study import linearity_study  # noqa: E402
 from linlens.workflows.study_report import add_study_section, ci_text  # noqa: E402
 
 N = 16

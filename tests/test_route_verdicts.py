@@ -81,9 +81,9 @@ def test_subspace_none_false_rate(bench):
 
 
 def test_dense_standard_error_is_the_spread_over_data_sets_and_replicates_match_an_explicit_form():
-    from linlens.study import _error_standard_errors
     from linlens.surrogate.compare import probe_covariance
     from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap
+    from linlens.workflows.study import _error_standard_errors
 
     rng = np.random.default_rng(0)
     d, n = 3, 600

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what the names below are, for readers and type checkers; at run time they load lazily
     from linlens import errors, linalg, problems
     from linlens.jacobian import JacobianField, LocalVsGlobal, jacobian_frobenius_sq, jacobians
-    from linlens.study import LinearityStudy, linearity_study
     from linlens.surrogate import (
         BootstrapResult,
         FilterFactors,
@@ -29,6 +28,7 @@ if TYPE_CHECKING:  # what the names below are, for readers and type checkers; at
         compare_operators,
         filter_factors,
     )
+    from linlens.workflows.study import LinearityStudy, linearity_study
 
 from linlens._version import __version__
 
@@ -39,7 +39,7 @@ _NAMES = {
     **dict.fromkeys(("LinearSurrogate", "compare_operators", "filter_factors", "bootstrap", "OperatorComparison",
                      "FilterFactors", "BootstrapResult"), "linlens.surrogate"),
     **dict.fromkeys(("jacobians", "jacobian_frobenius_sq", "JacobianField", "LocalVsGlobal"), "linlens.jacobian"),
-    **dict.fromkeys(("linearity_study", "LinearityStudy"), "linlens.study"),
+    **dict.fromkeys(("linearity_study", "LinearityStudy"), "linlens.workflows.study"),
 }
 
 __all__ = [

@@ -762,7 +762,7 @@ class NoiseStdEstimate(ResultMixin):
 
 def noise_std_estimate(residuals: Any, level: float = 0.95) -> NoiseStdEstimate:
     """σ̂ of i.i.d. Gaussian noise from residuals r = y − Ax (n rows of d values), with a χ² interval: the one
-    estimate of σ on every route of ``linlens analyze`` and in :func:`linlens.study.inverse_study`.
+    estimate of σ on every route of ``linlens analyze`` and in :func:`linlens.workflows.study.inverse_study`.
 
     Each of the d columns is centred by its own mean (an offset in y, e.g. a sensor's bias, is not noise), which
     costs one degree of freedom per column: for i.i.d. noise of variance σ², E Σᵢⱼ (rᵢⱼ − r̄ⱼ)² = (n − 1) d σ².

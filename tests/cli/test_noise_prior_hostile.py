@@ -12,9 +12,9 @@ import torch
 
 from linlens.cli import main
 from linlens.errors import ConfigError, ShapeError
-from linlens.study import inverse_study
 from linlens.validation import check_covariance, check_noise_std, check_rows, noise_std_disagreement
 from linlens.workflows.inverse import noise_std_interval
+from linlens.workflows.study import inverse_study
 
 L = 8
 

@@ -168,7 +168,7 @@ def test_dense_study_with_a_float32_operator_matches_the_exact_one():
     has that singular value at ~1e-8 σ_max; the study's error vs A⁻¹ with the float32 A (cut at its rounding) equals
     the exact one's, where a float64 cut would invert the rounding (error ≈ 1)."""
     from linlens.linalg import pinv_svd, svd
-    from linlens.study import inverse_study
+    from linlens.workflows.study import inverse_study
 
     n = 8
     rng = np.random.default_rng(5)

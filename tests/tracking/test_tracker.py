@@ -11,9 +11,9 @@ from _cases import Fixed
 
 from linlens.errors import ConfigError, ShapeError
 from linlens.problems import InverseProblem, SmoothPrior, gaussian_blur
-from linlens.study import inverse_study
 from linlens.tracking import Tracker, deep_linear_weights, half_rise_steps
 from linlens.tracking import tracker as tracker_mod
+from linlens.workflows.study import inverse_study
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 :class:`Tracker` is prepared once for a probe set (the probes' centred design and its factorization, A's SVD, the
 references and their estimation noise, the multiplier-bootstrap draws) and then called with the current model
 (``tracker.update(model, step)``) as often as wanted. Each call probes the model on the same rows and computes,
-with the formulas of :func:`linlens.study.inverse_study` (one place for each; the per-model statistics are the
+with the formulas of :func:`linlens.workflows.study.inverse_study` (one place for each; the per-model statistics are the
 study's own), the global surrogate C and:
 
 * its data-weighted error against each reference (A⁻¹ or A⁺, the Wiener estimator, C_data), bias-corrected with
@@ -53,11 +53,11 @@ from linlens.operators import operator_matrix
 from linlens.probing import cast_note, probe_all
 from linlens.problems import wiener_estimator
 from linlens.stats import closest_reference, noise_std_estimate, summarize
-from linlens.study import _multiplier_statistics
 from linlens.surrogate import filter_factors, r2_scores
 from linlens.surrogate.compare import SignalNoiseModel, probe_covariance
 from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap, Perturbation, wiener_perturbation
 from linlens.validation import as_array, check_covariance, check_noise_std
+from linlens.workflows.study import _multiplier_statistics
 
 __all__ = ["Tracker", "TrackPoint", "TrackSetup", "TrackingResult", "SpectralBias", "deep_linear_weights",
            "half_rise_steps", "spectral_bias"]

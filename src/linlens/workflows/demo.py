@@ -86,7 +86,8 @@ def write_problem_files(folder: Path, prob: InverseProblem, models: dict[str, to
     """Write what a user would have — TorchScript models, probe and training pairs, A and Σₓ as ``.npy`` — so
     that the demo runs the same study as ``linlens analyze --targets``; returns the paths.
 
-    The probes are drawn from the problem with ``seed + 2_000_003`` (as :func:`linlens.study.linearity_study`).
+    The probes are drawn from the problem with ``seed + 2_000_003`` (as
+    :func:`linlens.workflows.study.linearity_study`).
     """
     X_probe, Y_probe = prob.sample(n_probe, seed=seed + 2_000_003)
     paths: dict[str, Any] = {"models": {}}

@@ -3,7 +3,7 @@
 The user's rows (inputs y, targets x, in any native shape such as images (n, C, H, W)) are split once, by a
 seeded permutation that does not depend on the batch size, into training pairs (for C_data, the prior
 covariance and the noise level) and held-out probe pairs; the probes are split again into the rows each
-surrogate is fitted on and the rows every number is tested on. :func:`linlens.study.inverse_study` then runs
+surrogate is fitted on and the rows every number is tested on. :func:`linlens.workflows.study.inverse_study` then runs
 the study the demo runs: surrogate C against A⁺, the Wiener estimator and C_data with bias-corrected errors,
 intervals and paired verdicts; signal error, noise amplification and per-band errors against A; filter factors;
 the network's nonlinear gain over C_data by a paired test; Σ-weighted local Jacobians against C.
@@ -29,7 +29,6 @@ from linlens.report import figures as figs
 from linlens.report import spectral_figures as sfigs
 from linlens.spectral import SpectralSurrogate, apply_filter, prediction_errors, spectral_analysis
 from linlens.stats import noise_std_estimate
-from linlens.study import LinearityStudy, inverse_study
 from linlens.validation import (
     check_covariance,
     check_estimated_noise_std,
@@ -40,6 +39,7 @@ from linlens.validation import (
 )
 from linlens.workflows.analyze_common import add_route, image_shape, load_linear_map, signal_shape
 from linlens.workflows.analyze_options import AnalyzeOptions, Route, refuse_unused
+from linlens.workflows.study import LinearityStudy, inverse_study
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
 
 __all__ = ["run_study", "run_fourier", "study_memory", "plan_inverse", "run_inverse", "row_shapes",

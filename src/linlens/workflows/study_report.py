@@ -14,7 +14,7 @@ from linlens.jacobian import JacobianField
 from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.stats import interval_text
-from linlens.study import LinearityStudy
+from linlens.workflows.study import LinearityStudy
 
 __all__ = ["ci_text", "verdict_text", "answer_lines", "local_vs_global", "add_study_section", "MAX_DENSE_FIGURE"]
 
@@ -24,7 +24,7 @@ MAX_DENSE_FIGURE = 1024
 
 def ci_text(v: dict[str, float]) -> str:
     """"estimate [low, high]" of a summarized bootstrap entry; a noise-dominated one (its estimate outside its own
-    interval, see :func:`linlens.study.inverse_study`) says so; one below the detection limit reads
+    interval, see :func:`linlens.workflows.study.inverse_study`) says so; one below the detection limit reads
     "below detection: < high" (:func:`linlens.stats.interval_text`)."""
     if v.get("below_detection"):
         return interval_text(v)

@@ -8,7 +8,7 @@ from _cases import Fixed
 
 from linlens.errors import ShapeError
 from linlens.problems import GaussianPrior, InverseProblem, gaussian_blur, prescribed_spectrum
-from linlens.study import inverse_study, linearity_study
+from linlens.workflows.study import inverse_study, linearity_study
 
 S = np.logspace(0, -3, 10)
 SIGMA = 1e-2
