@@ -244,7 +244,7 @@ def analyze(
         "-m",
         help="a TorchScript file (.pt/.ts), a torch.export archive (.pt2), or 'package.module:attr' naming a torch "
         "callable. Model files are programs: loaded only with --trust-model. "
-        "WARNING: a module:attr spec imports and runs that Python code.",
+        "WARNING: a module:attr spec imports and runs that Python code." + _r("model"),
     ),
     inputs: Path = typer.Option(..., "--inputs", "-i", help="probe inputs: .npy, .npz, .pt, .csv/.txt or .zarr "
                                 "(.zarr: --dask)" + _r("inputs")),
@@ -252,19 +252,20 @@ def analyze(
                                           "surrogate with: a matrix file (.npy, .npz, .pt, .csv) or "
                                           "'package.module:attr' (imports code)"
                                           + _r("reference")),
-    out: Path = typer.Option(Path("linlens-analyze"), "--out", "-o", help="report folder", callback=_check_out),
-    force: bool = ForceOpt,
-    batch_size: int = typer.Option(4096, "--batch-size", help="rows per model call (results do not depend on it)",
-                                   callback=_check_batch_size),
+    out: Path = typer.Option(Path("linlens-analyze"), "--out", "-o", help="report folder" + _r("out"),
+                             callback=_check_out),
+    force: bool = typer.Option(False, "--force", help=ForceOpt.help + _r("force"), is_eager=True),
+    batch_size: int = typer.Option(4096, "--batch-size", help="rows per model call (results do not depend on it)"
+                                   + _r("batch_size"), callback=_check_batch_size),
     fit_intercept: bool = typer.Option(True, "--fit-intercept/--no-fit-intercept", "--fit-intercept/--no-intercept",
                                        help="fit the surrogate's offset c (--no-intercept is an alias)"
                                        + _r("fit_intercept")),
     dask: str | None = typer.Option(
         None, "--dask", help="stream inputs on Dask: a scheduler address, or 'local' for a LocalCluster" + _r("dask")
     ),
-    device: str = DeviceOpt,
-    seed: int = SeedOpt,
-    trust_model: bool = TrustOpt,
+    device: str = typer.Option("auto", "--device", help=DeviceOpt.help + _r("device"), callback=_check_device),
+    seed: int = typer.Option(0, "--seed", help=SeedOpt.help + _r("seed"), callback=_check_seed),
+    trust_model: bool = typer.Option(False, "--trust-model", help=TrustOpt.help + _r("trust_model")),
     output_index: int | None = typer.Option(None, "--output-index", help="analyse this element of a model that "
                                             "returns a tuple or list (refused without it)" + _r("output_index")),
     output_key: str | None = typer.Option(None, "--output-key", help="analyse this entry of a model that returns "
@@ -300,7 +301,7 @@ def analyze(
                                       "'shift-invariant' (Fourier route: --targets with a convolution operator), "
                                       "'dense' (dense study even for a circular operator, or the dense surrogate) or "
                                       "'subspace' (with --components) or 'matrix-free' (--targets with an operator "
-                                      "applied as a function); default: chosen from the problem"),
+                                      "applied as a function); default: chosen from the problem" + _r("assume")),
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
     inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,
