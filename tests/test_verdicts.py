@@ -115,7 +115,8 @@ def test_bootstrap_t_p_value_counts_the_studentized_replicates():
     est = {"a": 0.9, "b": 0.95}
     reps = {"a": np.array([0.9, 0.8, 1.0, 0.95]), "b": np.array([0.95, 0.97, 0.9, 1.0])}
     ses = {"a": np.array([0.05, 0.05, 0.1, 0.05]), "b": np.array([0.02, 0.02, 0.02, 0.05])}
-    res = bootstrap_from_replicates(est, reps, standard_error={"a": 0.04, "b": 0.1}, se_replicates=ses)
+    # ci = 0.5: with B = 4 replicates the smallest p-value 1/5 must not exceed (1 − ci)/2 for the bootstrap-t to run
+    res = bootstrap_from_replicates(est, reps, ci=0.5, standard_error={"a": 0.04, "b": 0.1}, se_replicates=ses)
     v = closest_reference(res, ["a", "b"])
     # T_a = (1 − ẽ_a)/0.04 with ẽ_a = 2·0.9 − mean(reps a) = 0.8875 → 2.8125; T_b = (1 − (1.9 − 0.955))/0.1 = 0.55
     # plug-in replicates ("bootstrap bias"): centred on their mean (0.9125, 0.955), where the corrected replicate
@@ -130,6 +131,34 @@ def test_bootstrap_t_p_value_counts_the_studentized_replicates():
     va = closest_reference(ana, ["a", "b"])
     assert va.zero_map_p["a"] == pytest.approx((1 + 0) / 5)
     assert va.zero_map_p["b"] == pytest.approx((1 + 2) / 5)
+
+
+def test_bootstrap_t_needs_enough_replicates_to_reach_its_level():
+    """At ci = 0.95 the bootstrap-t's p-values (1 + count)/(B + 1) cannot reach 0.025 below B = 79: a reference
+    far below the zero map (error 0.1 ± 0.01) would be forced to 'none'; the verdict then uses the multivariate-t
+    approximation and names that in none_method. From B = 79 on the bootstrap-t decides."""
+    rng = np.random.default_rng(0)
+    for B, method in ((20, "max-T, multivariate t (B = 20 is too few"), (79, "bootstrap-t")):
+        reps = {"a": 0.1 + 0.01 * rng.normal(size=B), "b": 0.5 + 0.01 * rng.normal(size=B)}
+        ses = {"a": np.full(B, 0.01), "b": np.full(B, 0.01)}
+        res = bootstrap_from_replicates({"a": 0.1, "b": 0.5}, reps, standard_error={"a": 0.01, "b": 0.01},
+                                        se_replicates=ses)
+        v = closest_reference(res, ["a", "b"])
+        assert v.none_method.startswith(method) and v.verdict == "a", (B, v.none_method, v.verdict)
+
+
+def test_bootstrap_t_exact_reference_is_not_none():
+    """A surrogate equal to a fixed reference: that error is 0 with standard error 0 in every replicate (0/0 is
+    a zero deviation, not an infinite one), so it is below the zero map with p = 1/(B + 1), never 'none'."""
+    B = 100
+    rng = np.random.default_rng(1)
+    reps = {"W": np.zeros(B), "C": 0.01 + 0.002 * rng.normal(size=B)}
+    ses = {"W": np.zeros(B), "C": np.full(B, 0.002)}
+    res = bootstrap_from_replicates({"W": 0.0, "C": 0.01}, reps, standard_error={"W": 0.0, "C": 0.002},
+                                    se_replicates=ses)
+    v = closest_reference(res, ["W", "C"])
+    assert v.none_method == "bootstrap-t" and v.zero_map_p["W"] == pytest.approx(1 / (B + 1))
+    assert v.verdict != "none"
 
 
 # ---------------------------------------------------------------- the dense route on a known surrogate (small)

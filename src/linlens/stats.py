@@ -497,9 +497,13 @@ def _bootstrap_t_p_values(t: np.ndarray, centre: np.ndarray, draws: np.ndarray, 
 
     Arguments:
         t: (K,) observed statistics (e₀ − ẽ_k)/s_k. centre: (K,) θ̂. draws, se_draws: (B, K)."""
+    dev = centre - draws
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (centre - draws) / se_draws
+        z = dev / se_draws
     z[~(np.isfinite(z) & (se_draws > 0))] = np.inf
+    # a replicate equal to the bootstrap world's truth deviates by nothing, whatever its standard error (a fixed
+    # reference the surrogate equals exactly has error 0 and standard error 0 in every replicate: 0/0 is 0 here)
+    z[dev == 0] = 0.0
     m = z.max(axis=1)
     B = len(m)
     p = np.array([(1 + np.sum(m >= tk)) / (B + 1) for tk in np.nan_to_num(t, nan=-np.inf)])
@@ -661,6 +665,13 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
     studentized = (isinstance(result.se_samples, dict) and isinstance(result.standard_error, dict)
                    and all(k in result.se_samples and k in result.standard_error for k in names))
     method = "bootstrap-t" if studentized else "max-T, multivariate t"
+    n_finite = int(np.isfinite(draws).all(axis=1).sum())
+    if studentized and 1.0 / (n_finite + 1) > alpha / 2:
+        # the bootstrap-t's p-values are (1 + count)/(B + 1): below B = 2/(1 − ci) − 1 they can never reach the
+        # level (1 − ci)/2 and "none" would be forced; the multivariate-t approximation decides instead, and says so
+        studentized = False
+        method = (f"max-T, multivariate t (B = {n_finite} is too few for the bootstrap-t, whose smallest p-value "
+                  f"1/(B + 1) exceeds (1 − ci)/2 = {alpha / 2:g})")
     if studentized:
         se_draws = np.column_stack([np.asarray(result.se_samples[k], dtype=np.float64) for k in names])
         keep = np.isfinite(draws).all(axis=1)
