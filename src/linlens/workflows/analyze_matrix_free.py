@@ -37,7 +37,7 @@ from linlens.probing import FlatModel, cast_note, probe_all
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
 from linlens.spectral import prediction_errors
-from linlens.stats import BootstrapResult, closest_reference
+from linlens.stats import BootstrapResult, below_detection, closest_reference
 from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.surrogate.matrix_free import (
     PRIOR_MODEL,
@@ -280,6 +280,14 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
                    cast_note(net.model))
 
 
+def _err_text(e: GroupedError) -> str:
+    """"estimate [low, high]", or "below detection: < upper" when the bias correction is at least the corrected
+    estimate (:func:`linlens.stats.below_detection`: the number left is no larger than the noise removed)."""
+    if below_detection(e.plug_in, e.estimate):
+        return f"below detection: < {max(float(e.boot.high['R']), 0.0):.3g}"
+    return f"{e.estimate:.3g} [{e.low:.3g}, {e.high:.3g}]"
+
+
 def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2: float,
             errors: dict[str, GroupedError], verdict: Any, status: dict[str, str], split: dict[str, Any],
             te: dict[str, Any], cov: LowRankDiagCovariance, sigma: float, sigma_ci: Any, sigma_note: Any,
@@ -288,7 +296,7 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2
             outputs: dict[str, np.ndarray], wsolve: Any, cast: str | None) -> dict[str, Any]:
     rep = Report(f"linlens analyze (matrix-free route): {Path(str(o.model)).name} on {Path(o.inputs).name}")
     add_route(rep, route)
-    errs = "; ".join(f"vs {k} {e.estimate:.4g} [{e.low:.4g}, {e.high:.4g}]" for k, e in errors.items())
+    errs = "; ".join(f"vs {k} {_err_text(e)}" for k, e in errors.items())
     rep.add_answer(f"Verdict: the network's surrogate is {verdict.words()}; data-weighted error on the held-out "
                    f"probes (on the surrogate's top-{m} subspace), bias-corrected [95% interval]: {errs}.")
     rep.add_answer(f"How linear: the surrogate on the top-{m} principal subspace explains R² = {r2:.4g} of the "
@@ -323,8 +331,8 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2
         "the Wiener estimator are fitted on the training pairs and held fixed in the resampling (their own "
         "estimation noise is not in the intervals). References: "
         + "; ".join(f"{k}: {v}" for k, v in status.items()) + "." + ("" if cast is None else f" The {cast}."))
-    rows = [[k, e.estimate, f"[{e.low:.3g}, {e.high:.3g}]", e.plug_in] for k, e in errors.items()]
-    rep.add_table(["reference", "data-weighted error (bias-corrected)", "95% basic interval", "plug-in"], rows,
+    rows = [[k, _err_text(e), e.plug_in] for k, e in errors.items()]
+    rep.add_table(["reference", "data-weighted error (bias-corrected [95% basic interval])", "plug-in"], rows,
                   caption=f"Verdict: {verdict.text()}")
     sn_rows = [[k, *(f"{e.estimate:.4g} [{e.low:.4g}, {e.high:.4g}]" for e in (s.signal_error,
                                                                                s.noise_amplification, s.total))]
@@ -365,7 +373,8 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2
         "outside_variance_fraction": sur.outside_variance_fraction_,
         "prior_covariance": cov.to_dict(), "references": status,
         "wiener_solve": wsolve.to_dict(),
-        "errors": {k: e.to_dict() for k, e in errors.items()}, "verdict": verdict_d, "verdict_text": verdict.text(),
+        "errors": {k: {**e.to_dict(), "below_detection": below_detection(e.plug_in, e.estimate)}
+                   for k, e in errors.items()}, "verdict": verdict_d, "verdict_text": verdict.text(),
         "signal_noise": {k: s.table() for k, s in split.items()},
         "signal_noise_method": {k: {"signal_error": s.signal_error.method,
                                     "noise_amplification": s.noise_amplification.method}
@@ -376,7 +385,7 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2
     rep.write(o.out, force=o.force)
     summary: dict[str, Any] = {"verdict": verdict.text(), "surrogate R² (held out)": r2, "components m": m}
     for k, e in errors.items():
-        summary[f"error vs {k} [95% CI]"] = f"{e.estimate:.3g} [{e.low:.3g}, {e.high:.3g}]"
+        summary[f"error vs {k} [95% CI]"] = _err_text(e)
     s = split["surrogate C"]
     summary["signal error"] = f"{s.signal_error.estimate:.3g} [{s.signal_error.low:.3g}, {s.signal_error.high:.3g}]"
     na = s.noise_amplification
