@@ -284,7 +284,9 @@ def _err_text(e: GroupedError) -> str:
     """"estimate [low, high]", or "below detection: < upper" when the bias correction is at least the corrected
     estimate (:func:`linlens.stats.below_detection`: the number left is no larger than the noise removed)."""
     if below_detection(e.plug_in, e.estimate):
-        return f"below detection: < {max(float(e.boot.high['R']), 0.0):.3g}"
+        hi = float(e.boot.high["R"])
+        return (f"below detection: < {hi:.3g}" if hi > 0 else
+                f"below detection: ≈ 0 (the plug-in {e.plug_in:.3g} is no larger than its estimation noise)")
     return f"{e.estimate:.3g} [{e.low:.3g}, {e.high:.3g}]"
 
 
