@@ -1,9 +1,9 @@
 """Worked examples of the matrix-free route (docs/images.md): a CNN that undoes a reflect-boundary blur, and one
 that fills an inpainting mask, on natural-image patches, analysed from the command line.
 
-    python docs/examples/images_matrix_free.py --case blur64 --work /tmp/mf     # data, training, analyze
-    python docs/examples/images_matrix_free.py --case mask64 --work /tmp/mf
-    python docs/examples/images_matrix_free.py --figure --work /tmp/mf          # docs/figures/images_matrix_free.png
+    python docs/figures/make_images_matrix_free.py --case blur64 --work /tmp/mf     # data, training, analyze
+    python docs/figures/make_images_matrix_free.py --case mask64 --work /tmp/mf
+    python docs/figures/make_images_matrix_free.py --figure --work /tmp/mf          # docs/figures/images_matrix_free.png
 
 Each case writes, in its work folder, ``ops.py`` (the operator as a deepinv-style object: ``A``/``A_adjoint`` on
 (B, 1, H, W) tensors; deepinv is not installed, these follow its interface), ``y.npy``/``x.npy`` (4,000 pairs:
@@ -200,7 +200,7 @@ def main() -> None:
     ap.add_argument("analyze_args", nargs="*", help="extra options for linlens analyze (after --)")
     a = ap.parse_args()
     if a.figure:
-        figure(a.work, Path(__file__).resolve().parents[1] / "figures" / "images_matrix_free.png")
+        figure(a.work, Path(__file__).resolve().parent / "images_matrix_free.png")
         return
     op_name, size, sigma = CASES[a.case]
     os.environ["LINLENS_EXAMPLE_SIZE"] = str(size)
