@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,7 @@ from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import numerical_rank
 
 __all__ = ["Perturbation", "FixedDesign", "MultiplierBootstrap", "Quadratic", "wiener_perturbation",
-           "GRAM_KAPPA_LIMIT", "SKETCH_PROBES", "KRON_FULL_MAX"]
+           "quadratic_interval", "GRAM_KAPPA_LIMIT", "SKETCH_PROBES", "KRON_FULL_MAX"]
 
 #: Rademacher probes of the Hutchinson sketch of the quadratic term's fluctuations (large operators on many rows).
 SKETCH_PROBES = 32
@@ -204,6 +205,42 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
     elif prior_estimated:
         g = np.full(n, -noise_std**2 / n)
     return Perturbation(source=source, coef=W, L=L, M=M, g=g, N=None if g is None else W @ Minv)
+
+
+def quadratic_interval(corrected: float, sd: float, bias: float, ci: float = 0.95) -> tuple[float, float]:
+    """The interval {θ : |θ − θ̃| ≤ z·sd·√((θ + b/2)/(θ̃ + b/2))} on a bias-corrected quadratic statistic θ̃.
+
+    A quadratic statistic ‖D + E‖² of an estimate (E ≈ N(0, V)) has variance 4 DᵀVD + 2 tr V²: for isotropic
+    V = λI that is 4λ(θ + b/2), b = tr V its bias. Its spread therefore grows with the truth θ, and a bootstrap
+    spread sd, taken at the estimate θ̃, is too small exactly when θ̃ fell low: a basic interval θ̃ ± sd
+    undercovers from above (measured 0.88 at 400 probes on a nonlinear model, ``tests/surrogate/
+    test_study_coverage.py``). Inverting the test with the spread rescaled to each candidate θ (a score-type
+    interval, normal quantiles) gives the closed form θ̃ + c/2 ± √(c(θ̃ + b/2) + c²/4), c = z² sd²/(θ̃ + b/2).
+    When θ̃ + b/2 ≤ 0 it is θ̃ ± z·sd.
+
+    Arguments:
+        corrected: θ̃. sd: the bootstrap standard deviation of the statistic (at the estimate).
+        bias: b ≥ 0, the bias correction (plug-in − corrected). ci: the level.
+
+    Returns:
+        (low, high) (not clipped at 0).
+
+    Example:
+        >>> lo, hi = quadratic_interval(1.0, 0.1, 0.0)  # spread ∝ √θ: longer above than below
+        >>> round(lo, 3), round(hi, 3), round(hi - 1.0, 3) > round(1.0 - lo, 3)
+        (0.822, 1.216, True)
+    """
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + ci / 2))
+    a = corrected + max(bias, 0.0) / 2
+    if not (math.isfinite(corrected) and math.isfinite(sd) and sd >= 0):
+        return float("nan"), float("nan")
+    if a <= 0:
+        return corrected - z * sd, corrected + z * sd
+    c = (z * sd) ** 2 / a
+    h = math.sqrt(c * a + c * c / 4)
+    return corrected + c / 2 - h, corrected + c / 2 + h
 
 
 @dataclass(frozen=True)

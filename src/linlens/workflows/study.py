@@ -61,7 +61,13 @@ from linlens.surrogate import (
     r2_scores,
 )
 from linlens.surrogate.compare import SignalNoiseModel, SignalNoiseSplit, data_weighted_error, probe_covariance
-from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap, Perturbation, wiener_perturbation
+from linlens.surrogate.multiplier import (
+    FixedDesign,
+    MultiplierBootstrap,
+    Perturbation,
+    quadratic_interval,
+    wiener_perturbation,
+)
 from linlens.surrogate.resampling import (
     ClosestVerdict,
     PairedDifference,
@@ -301,6 +307,10 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         plug[k] = corr[k] = v
         reps[k] = v + lin
     parts = {k: _basic(plug[k], reps[k], ci, corr[k]) for k in plug}
+    for k in refs:  # the errors: a score-type interval (their spread grows with the truth; quadratic_interval)
+        c, _, _, sd = parts[k]
+        if math.isfinite(sd):
+            parts[k] = (c, *quadratic_interval(c, sd, plug[k] - c, ci), sd)
     # analytic standard errors of every statistic: the errors' own (studentized "none" test), the others' from
     # their replicates (not used by the verdict; BootstrapResult holds one per name)
     for k in plug:
