@@ -283,7 +283,7 @@ def route_dense_small_nonlinear(repeats: int, n_boot: int) -> dict[str, float]:
     this case checks: the basic interval covered 0.877 here."""
     import torch
 
-    from linlens.study import inverse_study
+    from linlens.workflows.study import inverse_study
 
     d, rng0 = 3, np.random.default_rng(0)
     C0, G = rng0.normal(size=(d, d)), rng0.normal(size=(d, d))

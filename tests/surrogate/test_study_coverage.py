@@ -1,5 +1,5 @@
 """Coverage of the dense study's 95% interval on the data-weighted error against C_data, by simulation against a
-model whose population surrogate is known in closed form (``linlens.study.inverse_study``: the multiplier
+model whose population surrogate is known in closed form (``linlens.workflows.study.inverse_study``: the multiplier
 bootstrap of ``surrogate/multiplier.py``; the errors' score-type interval ``quadratic_interval``).
 
 f(y) = C₀y + β|Gy| on y ~ N(0, I₃): |Gy| is even and y symmetric, so the population surrogate is C₀; the targets
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from linlens.study import inverse_study
+from linlens.workflows.study import inverse_study
 
 D = 3
 _rng0 = np.random.default_rng(0)
