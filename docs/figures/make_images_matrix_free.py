@@ -3,7 +3,7 @@ that fills an inpainting mask, on natural-image patches, analysed from the comma
 
     python docs/figures/make_images_matrix_free.py --case blur64 --work /tmp/mf     # data, training, analyze
     python docs/figures/make_images_matrix_free.py --case mask64 --work /tmp/mf
-    python docs/figures/make_images_matrix_free.py --figure --work /tmp/mf          # docs/figures/images_matrix_free.png
+    python docs/figures/make_images_matrix_free.py --figure --work /tmp/mf     # images_matrix_free.png
 
 Each case writes, in its work folder, ``ops.py`` (the operator as a deepinv-style object: ``A``/``A_adjoint`` on
 (B, 1, H, W) tensors; deepinv is not installed, these follow its interface), ``y.npy``/``x.npy`` (4,000 pairs:
