@@ -369,19 +369,19 @@ class FileStudy:
 
 
 def study_memory(n_probe: int, n_train: int, d_in: int, d_x: int, n_boot: int = 100) -> float:
-    """Peak memory (bytes) of the dense study, estimated before any work: ~40 d × d matrices (A, its SVD, the three
+    """Peak memory (bytes) of the dense study, estimated before any work: ~48 d × d matrices (A, its SVD, the three
     references and their SVDs, Σₓ, the surrogate, …), the per-row arrays of the designs and of the multiplier
     bootstrap (≈ 8 probe and 10 training copies of d values per row), three n_fit × n_fit Gram matrices and the
     sketches of its quadratic terms (float64). Fitted to the peaks benchmarks/bench_analyze.py --targets measured
-    (10,000 + 10,000 rows: 2.4 GiB above the process's start at d = 1024, over 11 GiB at d = 4096).
+    (10,000 + 10,000 rows: 2.4 GiB above the process's start at d = 1024, 12.5 GiB at d = 4096).
 
     Example:
         >>> round(study_memory(10_000, 10_000, 4096, 4096) / 2**30, 1)  # GiB at d = 4096
-        11.6
+        12.6
     """
     d = max(d_in, d_x)
     n_fit = n_probe // 2
-    return 8.0 * (40 * d * d + d * (8 * n_probe + 10 * n_train) + 3 * n_fit * n_fit + 6 * 32 * n_boot * d)
+    return 8.0 * (48 * d * d + d * (8 * n_probe + 10 * n_train) + 3 * n_fit * n_fit + 6 * 32 * n_boot * d)
 
 
 def inverse_study_from_files(
