@@ -110,7 +110,8 @@ def test_images_and_bad_input(tmp_path, capsys):
     assert met["subspace_converged"] is False and "not converge" in (tmp_path / "img" / "report.html").read_text()
     np.save(tmp_path / "bad_R.npy", np.zeros((64, 63)))
     for extra, msg in (([0], "positive integer"), ([65], "at most"),
-                       ([4, "--targets", tmp_path / "y.npy"], "--components is not used by the inverse study (dense) route"),
+                       ([4, "--targets", tmp_path / "y.npy"],
+                        "--components is not used by the inverse study (dense) route"),
                        ([4, "-r", tmp_path / "bad_R.npy"], "reference must")):
         code, _, err = _run([*base, "--components", *extra, "-o", tmp_path / "x"], capsys)
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
