@@ -239,7 +239,7 @@ class LinearMap:
         if self.native_dtype == "float64":
             return 0.0
         H = self.transfer_function()
-        h = np.fft.irfftn(H, s=self.image_shape)
+        h = np.fft.irfftn(H, s=self.image_shape, axes=tuple(range(len(self.image_shape))))
         return float(self.eps * np.abs(h).sum() / max(float(np.abs(H).max()), np.finfo(float).tiny))
 
     # ------------------------------------------------------------------ shape and application
