@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from linlens import errors as _errors
-from linlens.errors import ConfigError, InputFileError, LinlensError, ModelError, NonFiniteError, ShapeError
+from linlens.errors import ConfigError, InputFileError, LinlensError, NonFiniteError, ShapeError
 from linlens.loaders import load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.probing import FlatModel, cast_note, model_input_dtype, probe_model
@@ -44,6 +43,7 @@ from linlens.workflows.analyze_common import (
     reference_error,
 )
 from linlens.workflows.analyze_options import AnalyzeOptions, Route
+from linlens.workflows.dask_passes import unwrap
 
 __all__ = ["run_dask", "run_analyze_dask", "open_inputs", "read_rows"]
 
@@ -155,14 +155,6 @@ def _merge_grouped(a: tuple[str, Any], b: tuple[str, Any]) -> tuple[str, Any]:
     if b[0] != "ok":
         return b
     return "ok", a[1].merge(b[1])  # a new GroupedFit
-
-
-def _unwrap(res: tuple[str, Any]) -> BlockStats:
-    kind, val = res
-    if kind == "ok":
-        return val
-    cls = getattr(_errors, val[0], ModelError)
-    raise (cls if isinstance(cls, type) and issubclass(cls, LinlensError) else ModelError)(val[1])
 
 
 def _merge(a: tuple[str, Any], b: tuple[str, Any]) -> tuple[str, Any]:
@@ -278,9 +270,9 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
                 for fut in as_completed(parts):
                     res = fut.result()
                     if res[0] != "ok":
-                        _unwrap(res)  # the first failure, as one line
+                        unwrap(res)  # the first failure, as one line
                     bar.advance(task)
-                return _unwrap(_tree(client, parts).result())
+                return unwrap(_tree(client, parts).result())
 
             stats = one_pass("gram", f"probing the model on Dask ({n_workers} workers)")
             passes = 1
@@ -299,9 +291,9 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
                          for b, (s, e) in enumerate(ranges)]
                 for fut in as_completed(parts):
                     if fut.result()[0] != "ok":
-                        _unwrap(fut.result())
+                        unwrap(fut.result())
                     bar.advance(task)
-                stats.grouped = stats.grouped.merge(_unwrap(_tree(client, parts, _merge_grouped).result()))
+                stats.grouped = stats.grouped.merge(unwrap(_tree(client, parts, _merge_grouped).result()))
                 err = reference_error(stats.grouped, o.n_boot, seed)
                 if err is None:
                     err_note = "no interval: the reference's outputs have no variance on the held-out rows"
