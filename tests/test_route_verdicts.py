@@ -113,13 +113,9 @@ def test_dense_standard_error_is_the_spread_over_data_sets_and_replicates_match_
 
 
 def test_fourier_standard_error_is_the_spread_over_data_sets():
-    from linlens.spectral import (
-        SpectralSurrogate,
-        _error_standard_error,
-        _multiplicity,
-        self_conjugate,
-        spectral_analysis,
-    )
+    from linlens.spectral import SpectralSurrogate, self_conjugate, spectral_analysis
+    from linlens.spectral.analysis import _error_standard_error
+    from linlens.spectral.radial import _multiplicity
 
     L = 64
     k = np.fft.rfftfreq(L)

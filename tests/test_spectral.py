@@ -341,7 +341,8 @@ def test_fourier_c_data_is_resampled_with_its_training_images_and_covered():
     """f = h ⊛ y + |g ⊛ y| (population transfer h) against C_data fitted on x = K ⊛ y + e (population K): the truth
     Σ|ĥ − K|²/Σ|K|² is closed-form; with C_data's images resampled its interval covers it (40 data sets here, 200 in
     benchmarks/bench_intervals.py: 0.94 and bias +0.3%)."""
-    from linlens.spectral import SpectralSurrogate, _multiplicity, spectral_analysis
+    from linlens.spectral import SpectralSurrogate, spectral_analysis
+    from linlens.spectral.radial import _multiplicity
 
     L = 64
     k = np.fft.rfftfreq(L)
