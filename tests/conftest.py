@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -49,3 +50,14 @@ def ill_conditioned_linear() -> tuple[np.ndarray, np.ndarray, torch.nn.Linear]:
         lin.weight.copy_(torch.tensor(M))
         lin.bias.zero_()
     return Y, M, lin
+
+
+@pytest.fixture(scope="module")
+def dask_address() -> Iterator[str]:
+    """Scheduler address of a 2-worker, 1-thread-each in-process LocalCluster for the module's Dask route tests
+    (skips without dask.distributed)."""
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
+                                       silence_logs=logging.CRITICAL)
+    yield cluster.scheduler_address
+    cluster.close()

@@ -4,7 +4,6 @@ which holds every image at once and fits each spectrum in one piece. Bootstrap r
 position, so intervals, paired tests and verdicts agree too, for a batch size that cuts the weight streams."""
 
 import json
-import logging
 import warnings
 
 import numpy as np
@@ -32,14 +31,6 @@ class _Net(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def address():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
-                                       silence_logs=logging.CRITICAL)
-    yield cluster.scheduler_address
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
 def problem(tmp_path_factory):
     d = tmp_path_factory.mktemp("fdask")
     write_circular_blur(d, n=300, noise_std=0.05)
@@ -57,11 +48,11 @@ def _metrics(folder):
     return json.loads((folder / "metrics.json").read_text())
 
 
-def test_fourier_dask_equals_in_memory(problem, address):
+def test_fourier_dask_equals_in_memory(problem, dask_address):
     d = problem
     common = dict(model=str(d / "net.pt"), trust_model=True, operator=str(d / "A.npy"), n_boot=40, seed=2)
     mem = AnalyzeOptions(inputs=d / "y.npy", targets=d / "x.npy", out=d / "mem", **common)
-    dsk = AnalyzeOptions(inputs=d / "y.zarr", targets=d / "x.zarr", out=d / "dsk", dask=address, batch_size=37,
+    dsk = AnalyzeOptions(inputs=d / "y.zarr", targets=d / "x.zarr", out=d / "dsk", dask=dask_address, batch_size=37,
                          **common)
     assert plan(mem).name == "fourier"
     route = plan(dsk)
@@ -94,12 +85,12 @@ def test_fourier_dask_equals_in_memory(problem, address):
     assert b["test_errors"]["paired"]["p_value"] == pytest.approx(a["test_errors"]["paired"]["p_value"], rel=1e-8)
 
 
-def test_cli_fourier_dask_says_the_route_first_and_refuses_the_dense_study(problem, address, capsys, monkeypatch):
+def test_cli_fourier_dask_says_the_route_first_and_refuses_the_dense_study(problem, dask_address, capsys, monkeypatch):
     d = problem
     monkeypatch.chdir(d)
     with pytest.raises(SystemExit) as exc:
         main(["analyze", "-m", "net.pt", "--trust-model", "-i", "y.zarr", "--targets", "x.zarr", "--operator",
-              "A.npy", "--dask", address, "--n-boot", "5", "-o", "cli"])
+              "A.npy", "--dask", dask_address, "--n-boot", "5", "-o", "cli"])
     out = capsys.readouterr()
     assert exc.value.code in (0, None), out.err
     assert out.out.strip().splitlines()[0].startswith("route: Fourier (Dask) — --dask ")
@@ -107,13 +98,13 @@ def test_cli_fourier_dask_says_the_route_first_and_refuses_the_dense_study(probl
     np.save(d / "A_dense.npy", np.load(d / "A.npy") + 0.3 * np.triu(np.ones((64, 64))))
     with pytest.raises(SystemExit) as exc:
         main(["analyze", "-m", "net.pt", "--trust-model", "-i", "y.npy", "--targets", "x.npy", "--operator",
-              "A_dense.npy", "--dask", address, "-o", "never"])
+              "A_dense.npy", "--dask", dask_address, "-o", "never"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("error: --dask is not used by the inverse study (dense) route")
     assert len(err.strip().splitlines()) == 1 and not (d / "never").exists()
 
 
-def test_nan_block_is_one_line_and_nothing_is_written(problem, address, capsys, monkeypatch):
+def test_nan_block_is_one_line_and_nothing_is_written(problem, dask_address, capsys, monkeypatch):
     d = problem
     monkeypatch.chdir(d)
     y = np.load(d / "y.npy")
@@ -121,7 +112,7 @@ def test_nan_block_is_one_line_and_nothing_is_written(problem, address, capsys, 
     np.save(d / "y_nan.npy", y)
     with pytest.raises(SystemExit) as exc:
         main(["analyze", "-m", "net.pt", "--trust-model", "-i", "y_nan.npy", "--targets", "x.npy", "--operator",
-              "A.npy", "--dask", address, "--batch-size", "50", "-o", "nan"])
+              "A.npy", "--dask", dask_address, "--batch-size", "50", "-o", "nan"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and len(err.strip().splitlines()) == 1, err
     assert "block 2 (rows 100–149) contains NaN/Inf (first at row 123)" in err and not (d / "nan").exists()

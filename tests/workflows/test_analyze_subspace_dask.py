@@ -4,7 +4,6 @@ file in one process. Held-out rows and row groups are hashes of the row index, s
 row-group bootstrap interval and the verdict agree too, for a batch size unlike the in-memory one."""
 
 import json
-import logging
 import warnings
 
 import numpy as np
@@ -33,14 +32,6 @@ class _Net(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def address():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
-                                       silence_logs=logging.CRITICAL)
-    yield cluster.scheduler_address
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
 def problem(tmp_path_factory):
     d = tmp_path_factory.mktemp("sdask")
     rng = np.random.default_rng(0)
@@ -58,12 +49,12 @@ def problem(tmp_path_factory):
     return d
 
 
-def test_subspace_dask_equals_in_memory(problem, address):
+def test_subspace_dask_equals_in_memory(problem, dask_address):
     d = problem
     common = dict(model=str(d / "net.pt"), trust_model=True, components=4, reference=str(d / "R.npy"), n_boot=50,
                   seed=1)
     mem = AnalyzeOptions(inputs=d / "y.npy", out=d / "mem", batch_size=128, **common)
-    dsk = AnalyzeOptions(inputs=d / "y.zarr", out=d / "dsk", dask=address, batch_size=53, **common)
+    dsk = AnalyzeOptions(inputs=d / "y.zarr", out=d / "dsk", dask=dask_address, batch_size=53, **common)
     assert plan(mem).name == "subspace"
     route = plan(dsk)
     assert route.name == "subspace_dask" and route.line.startswith("route: subspace (Dask) — --dask ")
