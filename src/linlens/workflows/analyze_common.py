@@ -75,6 +75,7 @@ __all__ = [
     "signal_shape",
     "load_inputs",
     "add_route",
+    "answer_network_vs_cdata",
     "answer_r2",
     "answer_verdict",
     "load_linear_map",
@@ -613,6 +614,25 @@ def answer_verdict(verdict: Any) -> str:
         return f"no clearer than the zero map (p = {verdict.none_p_value:.2g})"
     far = f", but far from R (error ≥ {verdict.far_error:g} with confidence)" if verdict.far else ""
     return f"closer to R than the zero map C = 0 (p = {verdict.none_p_value:.2g}){far}"
+
+
+def answer_network_vs_cdata(mse_model: float, mse_cdata: float, pair: Any, *,
+                            worse: str = "the network is worse than C_data",
+                            difference: str = "paired per-image difference") -> str:
+    """The answer line comparing the network's test MSE per pixel with C_data's, from their paired per-image test
+    (``pair``: a :class:`linlens.stats.PairedTest` of network − C_data squared errors): better when the interval lies
+    below 0, worse above it, else not told apart (Fourier and matrix-free routes).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> pair = SimpleNamespace(difference=-0.5, ci_low=-0.7, ci_high=-0.3, p_value=1e-4)
+        >>> answer_network_vs_cdata(1.0, 1.5, pair).split("; ")[1]
+        'the network is better: a nonlinear gain (paired per-image difference -0.5 [-0.7, -0.3], p = 0.0001).'
+    """
+    said = ("the network is better: a nonlinear gain" if pair.ci_high < 0 else
+            worse if pair.ci_low > 0 else "they cannot be told apart")
+    return (f"Test MSE per pixel: network {mse_model:.4g} vs C_data {mse_cdata:.4g}; {said} ({difference} "
+            f"{pair.difference:.3g} [{pair.ci_low:.3g}, {pair.ci_high:.3g}], p = {pair.p_value:.2g}).")
 
 
 def add_route(rep: Report, route: Route) -> None:

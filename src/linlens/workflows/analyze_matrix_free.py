@@ -48,7 +48,13 @@ from linlens.surrogate.matrix_free import (
 )
 from linlens.surrogate.subspace import SubspaceSurrogate
 from linlens.validation import check_estimated_noise_std, check_noise_std, check_rows, noise_std_disagreement
-from linlens.workflows.analyze_common import R2_DEFINITION, add_route, holdout_mask, image_shape
+from linlens.workflows.analyze_common import (
+    R2_DEFINITION,
+    add_route,
+    answer_network_vs_cdata,
+    holdout_mask,
+    image_shape,
+)
 from linlens.workflows.analyze_options import AnalyzeOptions, Route
 from linlens.workflows.inverse import (
     DENSE_LIMIT,
@@ -306,11 +312,7 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2
                    "the inputs' variance lies outside that subspace.")
     pair = te["paired"]
     if pair is not None:
-        said = ("the network is better: a nonlinear gain" if pair.ci_high < 0 else
-                "the network is worse than C_data" if pair.ci_low > 0 else "they cannot be told apart")
-        rep.add_answer(f"Test MSE per pixel: network {te['mse']['model']:.4g} vs C_data {te['mse']['C_data']:.4g}; "
-                       f"{said} (paired per-image difference {pair.difference:.3g} [{pair.ci_low:.3g}, "
-                       f"{pair.ci_high:.3g}], p = {pair.p_value:.2g}).")
+        rep.add_answer(answer_network_vs_cdata(te["mse"]["model"], te["mse"]["C_data"], pair))
     rep.answer_next = "the signal error / noise amplification table: where the network's error comes from."
     if sigma_note:
         rep.add_text(f"Warning: {sigma_note}.")

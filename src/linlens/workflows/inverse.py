@@ -37,7 +37,13 @@ from linlens.validation import (
     check_rows,
     noise_std_disagreement,
 )
-from linlens.workflows.analyze_common import add_route, image_shape, load_linear_map, signal_shape
+from linlens.workflows.analyze_common import (
+    add_route,
+    answer_network_vs_cdata,
+    image_shape,
+    load_linear_map,
+    signal_shape,
+)
 from linlens.workflows.analyze_options import AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.study import LinearityStudy, inverse_study
 from linlens.workflows.study_report import add_study_section, ci_text, local_vs_global
@@ -521,11 +527,9 @@ def _fourier_answer(rep: Report, an: Any, te: dict[str, Any], lf: float) -> None
     pair = te.get("paired")
     mse = te["mse"]
     if pair is not None:
-        said = ("the network is better: a nonlinear gain" if pair.ci_high < 0 else
-                "the network is worse than the best linear fit" if pair.ci_low > 0 else "they cannot be told apart")
-        rep.add_answer(f"Test MSE per pixel: network {mse['model']:.4g} vs C_data {mse['C_data']:.4g}; {said} "
-                       f"(paired per-image squared-error difference {pair.difference:.3g} [{pair.ci_low:.3g}, "
-                       f"{pair.ci_high:.3g}], p = {pair.p_value:.2g}).")
+        rep.add_answer(answer_network_vs_cdata(mse["model"], mse["C_data"], pair,
+                                               worse="the network is worse than the best linear fit",
+                                               difference="paired per-image squared-error difference"))
     rep.answer_next = ("the coherence figure (where the output is not linear in y), then the filter factors "
                        "φ(k) = Ĉ(k)H(k): 1 inverts A at that frequency, 0 suppresses it.")
 
