@@ -308,7 +308,7 @@ def dask_accumulate(X: Any, Y: Any, kind: str = "gram") -> Any:
     return tree_reduce(parts).compute()
 
 
-def range_finder(A: Any, k: int, n_power_iter: int = 2, seed: int = 0) -> np.ndarray:
+def range_finder(A: Any, k: int, n_iter: int = 2, seed: int = 0) -> np.ndarray:
     """Orthonormal basis (n_cols, k) approximating the row space of A (n_rows, n_cols) by a Gaussian sketch.
 
     Works on numpy, torch (CPU/CUDA; the result comes back on the CPU in float64) or dask arrays (rows chunked;
@@ -321,7 +321,7 @@ def range_finder(A: Any, k: int, n_power_iter: int = 2, seed: int = 0) -> np.nda
     Arguments:
         A: (n_rows, n_cols) matrix.
         k: sketch width, 1 ≤ k ≤ min(shape).
-        n_power_iter: power iterations.
+        n_iter: power iterations (as :func:`linlens.linalg.randomized_svd`).
         seed: seed of the Gaussian test matrix.
 
     Returns:
@@ -338,5 +338,5 @@ def range_finder(A: Any, k: int, n_power_iter: int = 2, seed: int = 0) -> np.nda
     if is_dask(A):
         A = A.astype(np.float64).rechunk({1: -1})
         A = (A.T @ A).compute()
-    Vt = randomized_svd(A, k, n_oversamples=0, n_iter=n_power_iter, seed=seed).Vt
+    Vt = randomized_svd(A, k, n_oversamples=0, n_iter=n_iter, seed=seed).Vt
     return np.asarray(Vt.T.cpu().numpy() if is_torch(Vt) else Vt.T, dtype=np.float64)
