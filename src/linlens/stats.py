@@ -69,6 +69,11 @@ class McNemarResult(ResultMixin):
         ci_low, ci_high: paired interval for the difference (Agresti–Min adjusted Wald).
         confidence: level of the interval.
         p_value: exact two-sided binomial p-value of b ~ Binomial(b + c, 1/2) (1 when b + c = 0).
+
+    Example:
+        >>> r = mcnemar([1, 1, 1, 0, 0], [1, 0, 0, 1, 0])  # A alone right twice, B alone once
+        >>> r.b, r.c, r.difference == (r.b - r.c) / r.n, r.ci_low < r.difference < r.ci_high
+        (2, 1, True, True)
     """
 
     n: int
@@ -96,6 +101,11 @@ class PairedTestResult(ResultMixin):
         confidence: level of the interval.
         t_statistic: difference / standard_error (±inf when every d_i is equal and non-zero).
         p_value: two-sided p-value of t with n − 1 degrees of freedom.
+
+    Example:
+        >>> r = paired_squared_error_test([1.0, 2.0, 4.0], [0.0, 1.0, 1.0])  # differences 1, 1, 3
+        >>> round(r.difference, 6), round(r.standard_error ** 2, 6)  # mean 5/3; var(1, 1, 3)/3 = (4/3)/3
+        (1.666667, 0.444444)
     """
 
     n: int
@@ -285,6 +295,11 @@ class BootstrapResult(ResultMixin):
             standard error of the estimate, per name.
         se_samples: None, or the analytic standard error of each replicate, (n_boot,) per name: with it
             :func:`closest_reference` decides "none" by the bootstrap-t (studentized replicates).
+
+    Example:
+        >>> r = bootstrap_from_replicates({"e": 2.0}, {"e": np.array([2.1, 2.3, 2.2, 2.2])})
+        >>> round(r.bias_corrected["e"], 6), r.names(), r.to_dict()["n_boot"]  # 2·2.0 − mean(replicates) = 1.8
+        (1.8, ['e'], 4)
     """
 
     estimate: Any
@@ -380,6 +395,11 @@ class PairedDifference(ResultMixin):
         standard_error: the standard error the interval and the p-value use (the bootstrap standard deviation
             of the replicated difference, or sd/√n for the paired t).
         df: degrees of freedom of the t reference distribution (B − 1 or n − 1).
+
+    Example:
+        >>> d = PairedDifference("W", "C", estimate=0.2, low=0.1, high=0.3, p_value=1e-20, ci=0.95, method="paired t")
+        >>> d.excludes_zero, d.p_text()
+        (True, 'p < 1e-16')
     """
 
     a: str
@@ -549,6 +569,12 @@ class ClosestVerdict(ResultMixin):
             explains 2% of the Wiener estimator's output energy (error 0.98 [0.981, 0.982]) is significantly closer
             to it than C = 0. Every display of the verdict (:meth:`text`, :meth:`words`) says "far" then.
         far_error: the threshold of ``far`` (an error, on the scale of the zero map's).
+
+    Example:
+        >>> rng = np.random.default_rng(0); noise = 0.01 * rng.normal(size=(200, 2))
+        >>> res = bootstrap_from_replicates({"W": 0.1, "C": 0.1}, {"W": 0.1 + noise[:, 0], "C": 0.1 + noise[:, 1]})
+        >>> v = closest_reference(res, ["W", "C"]); v.verdict, sorted(v.closest), v.below_zero_map
+        ('tie', ['C', 'W'], {'W': True, 'C': True})
     """
 
     verdict: str
@@ -743,7 +769,13 @@ def interval_text(v: Mapping[str, Any]) -> str:
 def summarize(result: BootstrapResult, names: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """name → {plug_in, estimate, low, high, std, below_detection, upper_bound} of a dict-valued bootstrap (for
     tables and JSON). ``below_detection`` (:func:`below_detection`): the bias correction is at least the corrected
-    estimate, so only ``upper_bound`` (= high, a one-sided (1 + ci)/2 upper confidence bound) is informative."""
+    estimate, so only ``upper_bound`` (= high, a one-sided (1 + ci)/2 upper confidence bound) is informative.
+
+    Example:
+        >>> r = bootstrap_from_replicates({"a": 0.004, "b": 0.3}, {"a": np.full(4, 0.007), "b": np.full(4, 0.33)})
+        >>> s = summarize(r, {"a": "Wiener"}); sorted(s), s["Wiener"]["below_detection"], round(s["b"]["estimate"], 6)
+        (['Wiener', 'b'], True, 0.27)
+    """
     keys = result.names()
     label = dict(names or {})
     out: dict[str, dict[str, Any]] = {}
@@ -762,6 +794,11 @@ class NoiseStdEstimate(ResultMixin):
 
     Arguments:
         value: σ̂. low, high: the interval's ends. level: its nominal coverage. dof: ν = n·d − d.
+
+    Example:
+        >>> e = noise_std_from_sums(ss=99.0, n=100, d=1)  # ν = 99, σ̂² = 99/99
+        >>> e.value, e.dof, e.low < 1.0 < e.high
+        (1.0, 99, True)
     """
 
     value: float

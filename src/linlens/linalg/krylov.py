@@ -44,6 +44,11 @@ class KrylovResult(ResultMixin):
         converged: (k,) True where the stopping rule was met before the iteration limit.
         relative_residual: (k,) ‖b − K x‖/‖b‖ (CG) or LSQR's ‖Aᵀr‖/(‖A‖‖r‖) estimate (least squares) at the end.
         method: the solver and its stopping rule in words.
+
+    Example:
+        >>> r = batched_cg(lambda U: 2.0 * U, np.ones((2, 3)))  # K = 2I: x = b/2 after one step
+        >>> r.solution.tolist(), r.converged.tolist(), r.to_dict()["n_systems"]
+        ([[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]], [True, True], 2)
     """
 
     solution: np.ndarray

@@ -54,6 +54,10 @@ class SolverChoice:
             pass over the data per step), "qr" (TSQR: one more pass), or "svd" (TSQR + SVD of R).
         warn: the Gram solve is used above :data:`REFINE_THRESHOLD` (accurate only to about κ²·eps): say so.
         reason: one sentence for reports.
+
+    Example:
+        >>> c = solver_policy(1e6, passes="one"); c.method, c.warn  # κ above 1e5, costly passes: one TSQR pass
+        ('qr', False)
     """
 
     method: str
@@ -111,6 +115,12 @@ class LstsqSolution(ResultMixin):
         condition_number: κ₂ of the (centred when fitting an intercept) design X.
         rank: numerical rank of that design.
         solver: route actually used ("gram", "gram+refine", "qr", "svd", "min-norm").
+
+    Example:
+        >>> rng = np.random.default_rng(0); X = rng.normal(size=(40, 2)); Y = X @ [[2.0], [-1.0]] + 3.0
+        >>> s = GramAccumulator().update(X, Y).solve()
+        >>> np.round(s.coef, 8).tolist(), np.round(s.intercept, 8).tolist(), s.rank
+        ([[2.0, -1.0]], [3.0], 2)
     """
 
     coef: np.ndarray

@@ -47,6 +47,11 @@ class TraceEstimate(ResultMixin):
         n_probes: probes used.
         ci: confidence level.
         method: how the estimate and the interval were made.
+
+    Example:
+        >>> e = mean_estimate(np.array([1.0, 2.0, 3.0]))  # mean 2, standard error 1/√3
+        >>> e.estimate, round(e.std_error, 6), e.scaled(2.0).estimate, (e + e).estimate
+        (2.0, 0.57735, 4.0, 4.0)
     """
 
     estimate: float

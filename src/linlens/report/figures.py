@@ -36,7 +36,14 @@ __all__ = [
 
 def new_axes(ax: Any, figsize: tuple[float, float] = (6, 4)) -> tuple[Any, Any]:
     """(figure, axes): ``ax`` and its figure when given, else a new figure of ``figsize`` — the one helper every
-    ``plot_*`` function of the report modules starts with."""
+    ``plot_*`` function of the report modules starts with.
+
+    Example:
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = new_axes(None, figsize=(3, 2)); fig2, ax2 = new_axes(ax)
+        >>> fig.get_size_inches().tolist(), fig2 is fig, ax2 is ax  # a given ax is reused with its own figure
+        ([3.0, 2.0], True, True)
+    """
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
     return ax.figure, ax

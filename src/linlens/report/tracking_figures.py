@@ -25,7 +25,20 @@ __all__ = ["plot_factor_heatmap", "plot_factor_curves", "plot_errors_vs_step", "
 def plot_factor_heatmap(result: Any, ax: Any = None):
     """Filter factors φᵢ(step) as an image: singular index i (rows, largest σᵢ on top) × tracked step (columns);
     the colour scale is centred on 1 (A⁻¹'s factor) and spans [−0.25, 1.25] (values outside are clipped in
-    colour only)."""
+    colour only).
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.tracking import Tracker
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
+        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double()
+        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
+        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> fig = plot_factor_heatmap(tr.result())
+        >>> np.round(fig.axes[0].collections[0].get_array().reshape(3, 2), 8).tolist()  # rows i, columns steps
+        [[0.5, 1.0], [0.5, 1.0], [0.5, 1.0]]
+    """
     fig, ax = new_axes(ax, (7, 4))
     F = result.factors()
     steps = result.steps
@@ -45,7 +58,20 @@ def plot_factor_heatmap(result: Any, ax: Any = None):
 
 def plot_factor_curves(result: Any, bands: Sequence[int] | None = None, ax: Any = None):
     """Mean filter factor per band of A's singular index against the step, one line per chosen band (default all),
-    with the Wiener estimator's value for the band as a dashed line of the same colour."""
+    with the Wiener estimator's value for the band as a dashed line of the same colour.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.tracking import Tracker
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
+        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double()
+        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
+        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> fig = plot_factor_curves(tr.result(), bands=[0])
+        >>> np.round(fig.axes[0].lines[0].get_ydata(), 8).tolist()  # band 1's mean φ at steps 0, 1
+        [0.5, 1.0]
+    """
     fig, ax = new_axes(ax, (7, 4))
     steps = result.steps
     B = np.stack([p.band_filter_factors for p in result.points])
@@ -65,7 +91,22 @@ def plot_factor_curves(result: Any, bands: Sequence[int] | None = None, ax: Any 
 
 def plot_errors_vs_step(result: Any, ax: Any = None):
     """Data-weighted error of the surrogate against each reference against the step: bias-corrected estimate
-    (line) with its interval (band), log scale."""
+    (line) with its interval (band), log scale.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.tracking import Tracker
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
+        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double()
+        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
+        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> fig = plot_errors_vs_step(tr.result())
+        >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        ['vs A⁻¹', 'vs Wiener', 'vs C_data']
+        >>> bool(fig.axes[0].lines[0].get_ydata()[1] <= 1e-12)  # at step 1, C = A⁻¹: no error against it
+        True
+    """
     fig, ax = new_axes(ax, (7, 4))
     steps = result.steps
     pct = int(round(result.setup.ci * 100))
@@ -86,7 +127,20 @@ def plot_errors_vs_step(result: Any, ax: Any = None):
 
 def plot_r2_vs_step(result: Any, ax: Any = None):
     """R² of the surrogate on the held-out probes and, when taken, the median Σ_y-weighted distance between the
-    network's Jacobians and the surrogate, against the step."""
+    network's Jacobians and the surrogate, against the step.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.tracking import Tracker
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
+        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double()
+        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
+        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> fig = plot_r2_vs_step(tr.result())
+        >>> np.round(fig.axes[0].lines[0].get_ydata(), 8).tolist()  # a linear network: R² = 1 at every step
+        [1.0, 1.0]
+    """
     fig, ax = new_axes(ax, (7, 4))
     steps = result.steps
     ax.plot(steps, [p.r2 for p in result.points], marker="o", ms=3, color="C0", label="R² (held-out probes)")
@@ -109,7 +163,18 @@ def plot_r2_vs_step(result: Any, ax: Any = None):
 
 def plot_ranks_vs_step(result: Any, ax: Any = None):
     """Numerical ranks r_ji of the deep linear network's subproducts against the step (steps), with the stratum's
-    dimension in the legend's last line."""
+    dimension in the legend's last line.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.tracking import Tracker
+        >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.Linear(2, 3, bias=False)).double()
+        >>> tr = Tracker(np.random.default_rng(0).normal(size=(100, 3)), n_jacobian=0)
+        >>> _ = tr.update(net, 0)
+        >>> fig = plot_ranks_vs_step(tr.result())
+        >>> sorted(tr.result().points[0].ranks.items()), len(fig.axes[0].lines)  # a 3 → 2 → 3 network has rank ≤ 2
+        ([('r_1_0', 2), ('r_2_0', 2), ('r_2_1', 2)], 3)
+    """
     fig, ax = new_axes(ax, (7, 4))
     steps = result.steps
     keys = list(result.points[0].ranks)
@@ -131,7 +196,13 @@ def plot_spectral_bias(singular_values: Any, half_steps: Any, ax: Any = None, re
                        label: str = "surrogate", reference_label: str = "closed form"):
     """The step at which each singular component reaches half of its final filter factor against σᵢ(A)
     (log-log): a spectral bias shows as larger σᵢ learned earlier. Components without a half-rise step (NaN) are
-    left out."""
+    left out.
+
+    Example:
+        >>> fig = plot_spectral_bias(np.array([1.0, 0.5, 0.1]), np.array([10.0, np.nan, 90.0]))
+        >>> fig.axes[0].lines[0].get_xydata().tolist(), fig.axes[0].get_title()  # the NaN component is left out
+        ([[1.0, 10.0], [0.1, 90.0]], 'spectral bias: 2 components')
+    """
     fig, ax = new_axes(ax, (6, 4))
     s = np.asarray(singular_values, dtype=float)
     t = np.asarray(half_steps, dtype=float)
@@ -150,7 +221,16 @@ def plot_spectral_bias(singular_values: Any, half_steps: Any, ax: Any = None, re
 
 def plot_mode_curves(steps: Any, strengths: Any, closed_form: Any, singular_values: Any, ax: Any = None):
     """Mode strengths u_α(step)/s_α of a deep linear network (markers) against their closed-form curves (lines),
-    one colour per mode."""
+    one colour per mode.
+
+    Example:
+        >>> from linlens.tracking.saxe import saxe_mode_strength
+        >>> t = np.arange(0.0, 10.0); s = np.array([2.0, 1.0])
+        >>> cf = np.stack([saxe_mode_strength(t, si, 0.01) for si in s], axis=1)
+        >>> fig = plot_mode_curves(t, cf, cf, s)
+        >>> len(fig.axes[0].lines), bool(np.allclose(fig.axes[0].lines[0].get_ydata(), cf[:, 0] / 2.0))
+        (4, True)
+    """
     fig, ax = new_axes(ax, (7, 4))
     t = np.asarray(steps, dtype=float)
     U = np.asarray(strengths, dtype=float)

@@ -91,6 +91,17 @@ def track_checkpoints(module: Any, checkpoints: str | os.PathLike | list[Any], t
 
     Returns:
         ``tracker.result()``.
+
+    Example:
+        >>> import tempfile, pathlib, numpy as np, torch
+        >>> from linlens.tracking import Tracker
+        >>> d = pathlib.Path(tempfile.mkdtemp()); net = torch.nn.Linear(2, 2, bias=False).double()
+        >>> for step in (10, 2):  # weights 2I at step 2, 10I at step 10
+        ...     torch.save({"weight": step * torch.eye(2, dtype=torch.float64)}, d / f"ckpt_{step}.pt")
+        >>> r = track_checkpoints(net, str(d / "ckpt_*.pt"), Tracker(np.random.default_rng(0).normal(size=(50, 2)),
+        ...                                                         n_jacobian=0))
+        >>> r.steps.tolist(), [bool(np.allclose(p.coef, s * np.eye(2))) for p, s in zip(r.points, (2, 10))]
+        ([2, 10], [True, True])
     """
     import torch
 

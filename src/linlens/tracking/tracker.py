@@ -145,6 +145,17 @@ class TrackSetup(ResultMixin):
         reference_test_mse: predictor → test MSE per entry on the test probes (with targets).
         noise_std: σ used for the Wiener estimator and the noise amplification (None without A).
         notes: sentences for the report.
+
+    Example:
+        >>> import torch
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
+        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double()
+        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
+        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> s = tr.setup_
+        >>> s.n_fit, s.n_test, s.references, s.singular_values_A.tolist(), s.bands.tolist()
+        (100, 100, ['A⁻¹', 'Wiener', 'C_data'], [2.0, 1.0, 0.5], [[0, 1], [1, 2], [2, 3]])
     """
 
     n_fit: int
@@ -184,6 +195,19 @@ class TrackPoint(ResultMixin):
             ``rank_tol`` gives ranks that no point has: a note says so); stratum_dim: its dimension (else None).
         coef: the surrogate C (d_out, d_in) (left out of :meth:`to_dict`); intercept: (d_out,).
         seconds, cpu_seconds: wall and process CPU time of this update.
+
+    Example:
+        >>> import torch
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
+        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double()
+        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
+        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> p = tr.history_[-1]
+        >>> p.step, round(p.r2, 8), np.round(p.filter_factors, 8).tolist(), bool(np.allclose(p.coef, np.linalg.inv(A)))
+        (1, 1.0, [1.0, 1.0, 1.0], True)
+        >>> "coef" in p.to_dict() and p.to_dict()["coef"] is None
+        True
     """
 
     step: int
@@ -212,7 +236,19 @@ class TrackPoint(ResultMixin):
 
 @dataclass(frozen=True)
 class TrackingResult(ResultMixin):
-    """A tracker's setup and its history, in step order (what reports and ``metrics.json`` take)."""
+    """A tracker's setup and its history, in step order (what reports and ``metrics.json`` take).
+
+    Example:
+        >>> import torch
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
+        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double()
+        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
+        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> r = tr.result()
+        >>> r.steps.tolist(), np.round(r.factors(), 8).tolist()
+        ([0, 1], [[0.5, 0.5, 0.5], [1.0, 1.0, 1.0]])
+    """
 
     setup: TrackSetup
     points: list[TrackPoint]
@@ -277,6 +313,18 @@ class Tracker:
 
     Attributes:
         history_: list of :class:`TrackPoint`, in call order. setup_: :class:`TrackSetup` (after the first update).
+
+    Example:
+        >>> import torch
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
+        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double()
+        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
+        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> [round(float(p.band_filter_factors[0]), 8) for p in tr.history_], tr.update(net, 3) is not None
+        ([0.5, 1.0], True)
+        >>> Tracker(X, every=2).update(net, 1) is None  # steps not divisible by `every` are skipped
+        True
     """
 
     def __init__(self, probes: Any, targets: Any = None, operator: Any = None, *, train_inputs: Any = None,
@@ -541,6 +589,14 @@ class SpectralBias(ResultMixin):
         spearman_rho, p_value: Spearman's rank correlation between σᵢ and the half-rise step and its two-sided
             p-value (negative ρ: larger singular values are learned earlier); NaN with fewer than 3 components.
         min_final: the threshold.
+
+    Example:
+        >>> setup = TrackSetup(3, 3, 0, [], {}, np.array([3.0, 2.0, 1.0]), np.array([[0, 3]]), {}, {}, {}, None, 0.95)
+        >>> pts = [TrackPoint(t, 1.0, None, {}, None, None, 1 - np.exp(-t * np.array([3.0, 2.0, 1.0])), None,
+        ...        None, None, None, None, None, None, np.zeros((3, 3)), np.zeros(3), 0.0, 0.0) for t in range(20)]
+        >>> sb = spectral_bias(TrackingResult(setup, pts))  # φᵢ(t) = 1 − exp(−σᵢ t): half of 1 at t = ln 2/σᵢ
+        >>> sb.singular_values.tolist(), bool(sb.half_steps[0] < sb.half_steps[1] < sb.half_steps[2])
+        ([3.0, 2.0, 1.0], True)
     """
 
     components: np.ndarray
