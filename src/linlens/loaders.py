@@ -463,7 +463,15 @@ def _check_ops(ops: set[str], where: Path, trusted: bool = False) -> None:
 
 class ExportedModel(torch.nn.Module):
     """A ``torch.export`` program as a module. Exported graphs are fixed, so ``train()``/``eval()`` only set
-    the flag (the program's own module refuses them); parameters are the program's."""
+    the flag (the program's own module refuses them); parameters are the program's.
+
+    Example:
+        >>> import torch
+        >>> lin = torch.nn.Linear(2, 1).double(); x = torch.ones(3, 2, dtype=torch.float64)
+        >>> m = ExportedModel(torch.fx.symbolic_trace(lin))  # a graph module, as torch.export's .module() gives
+        >>> bool(torch.equal(m(x), lin(x))), m.eval().training, {p.dtype for p in m.parameters()}
+        (True, False, {torch.float64})
+    """
 
     def __init__(self, gm: Any) -> None:
         super().__init__()

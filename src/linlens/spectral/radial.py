@@ -89,7 +89,13 @@ def radial_average(values: np.ndarray, image_shape: tuple[int, ...]) -> tuple[np
 
 def full_plane(values: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
     """Expand an rfftn-layout array of a real signal's spectrum to the full (H, W) plane (|·|-symmetric
-    quantities are copied, complex ones conjugated), centred with ``fftshift`` for display."""
+    quantities are copied, complex ones conjugated), centred with ``fftshift`` for display.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(4, 6))
+        >>> bool(np.allclose(full_plane(np.fft.rfft2(x), (4, 6)), np.fft.fftshift(np.fft.fft2(x))))
+        True
+    """
     shp = _check_shape(image_shape)
     v = np.asarray(values)
     if len(shp) == 1:

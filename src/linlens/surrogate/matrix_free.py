@@ -249,6 +249,13 @@ class SignalNoiseEstimate(ResultMixin):
         noise_amplification: σ²‖C‖²_F/E‖x‖² (Hutchinson, Rademacher probes; E‖x‖² from the same targets).
         total: their sum (C's expected test error ÷ E‖x‖², noise independent of x).
         noise_std: σ used.
+
+    Example:
+        >>> from linlens.operators import as_operator
+        >>> X = np.random.default_rng(0).normal(size=(400, 3))
+        >>> e = signal_noise_estimate(lambda Y: Y, as_operator(np.eye(3)), X, 0.5)  # C = A⁻¹ = I: no signal error
+        >>> t = e.table(); sorted(t), t["signal_error"]["estimate"], e.noise_std
+        (['noise_amplification', 'signal_error', 'total'], 0.0, 0.5)
     """
 
     signal_error: TraceEstimate
