@@ -126,6 +126,18 @@ class ModelLinearity(ResultMixin):
         comparisons: reference → full :class:`OperatorComparison`.
         filter_factors: Φ = Vᵀ C A V of the surrogate (None without A).
         local: optional statistics of the model's Jacobians against C (filled by the caller).
+
+    Example:
+        >>> import torch
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
+        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
+        >>> m = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
+        ...                   noise_std=0.1, n_boot=20).models["w"]
+        >>> round(m.r2, 8), round(m.nonlinear_fraction, 8), bool(np.allclose(m.coef, A / (A ** 2 + 0.01)))
+        (1.0, 0.0, True)
+        >>> np.round(m.filter_factors.factors, 6).tolist()  # φᵢ = sᵢ²/(sᵢ² + σ²) = 4/4.01, 1/1.01, 0.25/0.26
+        [0.997506, 0.990099, 0.961538]
     """
 
     name: str
@@ -158,7 +170,19 @@ class ModelLinearity(ResultMixin):
 
 @dataclass(frozen=True)
 class LinearityStudy(ResultMixin):
-    """Result of :func:`inverse_study` / :func:`linearity_study` (one problem, several models)."""
+    """Result of :func:`inverse_study` / :func:`linearity_study` (one problem, several models).
+
+    Example:
+        >>> import torch
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
+        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
+        >>> s = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, noise_std=0.1, n_boot=20)
+        >>> s.inverse_name, s.n_fit, s.n_test, sorted(s.references), s.singular_values_A.tolist()
+        ('A⁻¹', 200, 200, ['A⁻¹', 'C_data', 'Wiener'], [2.0, 1.0, 0.5])
+        >>> s.summary("w").startswith("w: "), s.to_dict()["references"] == sorted(s.references)
+        (True, True)
+    """
 
     problem: str
     noise_std: float | None
@@ -402,6 +426,16 @@ def inverse_study(
 
     Returns:
         :class:`LinearityStudy`.
+
+    Example:
+        >>> import torch
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
+        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
+        >>> m = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
+        ...                   noise_std=0.1, n_boot=20).models["w"]
+        >>> m.verdict.verdict in ("Wiener", "tie"), "Wiener" in m.verdict.closest, m.errors["Wiener"]["estimate"] < 1e-9
+        (True, True, True)
     """
     Yp = as_array(Y_probe, "Y_probe", ndim=2)
     Xp = as_array(X_probe, "X_probe", ndim=2)
@@ -626,6 +660,16 @@ def linearity_study(
 
     Returns:
         :class:`LinearityStudy`.
+
+    Example:
+        >>> import torch
+        >>> from linlens.problems import InverseProblem, GaussianPrior
+        >>> prob = InverseProblem(np.eye(4), GaussianPrior(4), noise_std=0.5)  # Wiener = I/(1 + σ²) = 0.8 I
+        >>> net = torch.nn.Linear(4, 4, bias=False).double(); net.weight.data = 0.8 * torch.eye(4).double()
+        >>> res = linearity_study({"w": net}, prob, n_train=500, n_probe=400, n_boot=20)
+        >>> W, err = res.references["Wiener"], res.models["w"].errors["Wiener"]
+        >>> bool(np.allclose(W, 0.8 * np.eye(4))), err["estimate"] < 1e-12
+        (True, True)
     """
     if not isinstance(n_probe, (int, np.integer)) or n_probe < 6:
         raise ConfigError(f"n_probe must be an integer ≥ 6; got {n_probe!r}")

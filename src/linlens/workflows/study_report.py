@@ -25,7 +25,14 @@ MAX_DENSE_FIGURE = 1024
 def ci_text(v: dict[str, float]) -> str:
     """"estimate [low, high]" of a summarized bootstrap entry; a noise-dominated one (its estimate outside its own
     interval, see :func:`linlens.workflows.study.inverse_study`) says so; one below the detection limit reads
-    "below detection: < high" (:func:`linlens.stats.interval_text`)."""
+    "below detection: < high" (:func:`linlens.stats.interval_text`).
+
+    Example:
+        >>> ci_text({"estimate": 0.12, "low": 0.1, "high": 0.15})
+        '0.12 [0.1, 0.15]'
+        >>> ci_text({"estimate": 0.2, "low": 0.05, "high": 0.15, "noise_dominated": True})
+        '0.2, noise-dominated (its interval [0.05, 0.15] excludes it)'
+    """
     if v.get("below_detection"):
         return interval_text(v)
     if v.get("noise_dominated"):
@@ -40,7 +47,20 @@ def _verdict_words(m: Any) -> str:
 
 
 def verdict_text(study: LinearityStudy, good: str, total_var: float) -> str:
-    """The plain-language verdict for one model, every claim backed by an interval or a p-value."""
+    """The plain-language verdict for one model, every claim backed by an interval or a p-value.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.workflows.study import inverse_study
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
+        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
+        >>> study = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
+        ...                       noise_std=0.1, n_boot=20)
+        >>> text = verdict_text(study, "w", total_var=3.0)
+        >>> text.startswith("The trained network's surrogate is tied between Wiener and C_data"), "signal error" in text
+        (True, True)
+    """
     m = study.models[good]
     pct = int(round(study.ci * 100))
     inv = study.inverse_name
@@ -105,7 +125,20 @@ def verdict_text(study: LinearityStudy, good: str, total_var: float) -> str:
 
 def answer_lines(study: LinearityStudy, good: str, label: str) -> list[str]:
     """Two lines for the top of the report: the verdict with the numbers that decide it, and the network against
-    the best linear fit in test MSE (every number from the study's tables)."""
+    the best linear fit in test MSE (every number from the study's tables).
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.workflows.study import inverse_study
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
+        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
+        >>> study = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
+        ...                       noise_std=0.1, n_boot=20)
+        >>> first, second = answer_lines(study, "w", "blur")
+        >>> first.startswith("blur: w's surrogate is tied between Wiener and C_data"), second[:17]
+        (True, 'blur: in test MSE')
+    """
     m = study.models[good]
     v = m.verdict
     if m.closest == "none":
@@ -136,7 +169,20 @@ def answer_lines(study: LinearityStudy, good: str, label: str) -> list[str]:
 def local_vs_global(models: dict[str, Any], study: LinearityStudy, Y: np.ndarray,
                     covariance: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """Jacobians at the rows of Y against each model's surrogate, Σ_y-weighted (Σ_y: ``covariance``, default the
-    covariance of Y) and unweighted."""
+    covariance of Y) and unweighted.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.workflows.study import inverse_study
+        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
+        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
+        >>> study = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
+        ...                       noise_std=0.1, n_boot=20)
+        >>> d = local_vs_global({"w": net}, study, Y[:20])  # a linear network: J(y) = C everywhere
+        >>> round(d["w"]["weighted_distance_median"], 8), round(d["w"]["relative_distance_median"], 8)
+        (0.0, 0.0)
+    """
     cov = np.cov(np.asarray(Y).T, bias=True).reshape(Y.shape[1], Y.shape[1]) if covariance is None else covariance
     out = {}
     for name, model in models.items():
@@ -160,6 +206,17 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
         local: model → :meth:`~linlens.jacobian.LocalVsGlobal.to_dict` with weighted distances, or None.
         hists: training histories to plot, or None.
         null_models: models left out of the figures (e.g. an untrained network).
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from linlens.report import Report
+        >>> from linlens.workflows.study import inverse_study
+        >>> rng = np.random.default_rng(0); X = rng.normal(size=(600, 2)); Y = X + 0.1 * rng.normal(size=(600, 2))
+        >>> net = torch.nn.Linear(2, 2, bias=False).double()  # no operator A: no split, no filter factors
+        >>> study = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], n_boot=20)
+        >>> rep = Report("study"); add_study_section(rep, "s", study, good="w", total_var=2.0)
+        >>> list(rep._figures), [b.kind for b in rep._blocks].count("table"), len(rep.answer)
+        (['s_singular_spectra.png'], 2, 2)
     """
     inv = study.inverse_name
     pct = int(round(study.ci * 100))

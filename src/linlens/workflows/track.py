@@ -33,7 +33,16 @@ __all__ = ["run_track", "add_tracking_section", "build_module"]
 
 def build_module(spec: str) -> torch.nn.Module:
     """The architecture named by ``package.module:attr`` (imports and runs that code): an ``nn.Module`` instance
-    is used as is, a class or a function is called without arguments and must return one."""
+    is used as is, a class or a function is called without arguments and must return one.
+
+    Example:
+        >>> build_module("torch.nn:Identity")  # a class taking no arguments is instantiated
+        Identity()
+        >>> build_module("torch.nn:Linear")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ModelError: --model-spec: calling torch.nn:Linear() failed: ...missing 2 required positional...
+    """
     obj = import_attr(spec, "model")
     if not isinstance(obj, torch.nn.Module) and callable(obj):
         try:
@@ -58,6 +67,16 @@ def add_tracking_section(rep: Report, result: TrackingResult, key: str = "track"
         bands: band indices drawn as curves (default all).
         spectral: a :class:`~linlens.tracking.SpectralBias` computed by the caller (default computed here when
             the run has filter factors).
+
+    Example:
+        >>> rng = np.random.default_rng(0); X = rng.normal(size=(200, 2))
+        >>> tr = Tracker(X + 0.1 * rng.normal(size=(200, 2)), X, n_boot=20, n_jacobian=0)  # no operator
+        >>> net = torch.nn.Linear(2, 2, bias=False).double()
+        >>> for step in range(3):
+        ...     _ = net.weight.data.copy_((step + 1) / 3 * torch.eye(2)); _ = tr.update(net, step)
+        >>> rep = Report("run"); metrics = add_tracking_section(rep, tr.result())
+        >>> sorted(metrics), [f.split("_", 1)[1] for f in rep._figures]  # bias-free Linear: deep linear, ranks
+        (['seconds_per_update', 'tracking'], ['errors.png', 'r2.png', 'ranks.png'])
     """
     su, pts = result.setup, result.points
     pct = int(round(su.ci * 100))
@@ -126,7 +145,22 @@ def run_track(*, model_spec: str, checkpoints: str, inputs: Path, targets: Path 
               prior_covariance: Path | None, noise_std: float | None, n_boot: int, jacobian_rows: int,
               n_bands: int, rank_tol: float | None, batch_size: int, out: Path, force: bool, seed: int,
               console: Any = None, show_bands: str | None = None) -> dict[str, Any]:
-    """Track the checkpoints and write the report; returns headline numbers (see ``linlens track --help``)."""
+    """Track the checkpoints and write the report; returns headline numbers (see ``linlens track --help``).
+
+    Example:
+        >>> import sys, tempfile
+        >>> d = Path(tempfile.mkdtemp()); sys.path.insert(0, str(d))
+        >>> _ = (d / "tiny_arch.py").write_text("import torch\\nnet = torch.nn.Linear(2, 2, bias=False).double()\\n")
+        >>> for step in (1, 2):  # weights s·I at step s
+        ...     torch.save({"weight": step * torch.eye(2, dtype=torch.float64)}, d / f"ckpt_{step}.pt")
+        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(40, 2)))
+        >>> s = run_track(model_spec="tiny_arch:net", checkpoints=str(d / "ckpt_*.pt"), inputs=d / "y.npy",
+        ...               targets=None, operator=None, prior_covariance=None, noise_std=None, n_boot=20,
+        ...               jacobian_rows=0, n_bands=2, rank_tol=None, batch_size=64, out=d / "report",
+        ...               force=False, seed=0)
+        >>> s["checkpoints"], s["first step"], s["last step"], round(s["R² (last)"], 8), (d / "report").is_dir()
+        (2, 1, 2, 1.0, True)
+    """
     check_destination(out, force)
     bands = None
     if show_bands is not None:
