@@ -111,3 +111,27 @@ def test_signal_noise_intervals_cover_by_simulation():
         hit_n.append(e.noise_amplification.low <= noi <= e.noise_amplification.high)
     assert 0.92 <= np.mean(hit_s) <= 0.98, np.mean(hit_s)
     assert 0.92 <= np.mean(hit_n) <= 0.98, np.mean(hit_n)
+
+
+def test_covariance_refit_on_resampled_groups_is_the_resampled_sample_covariance():
+    """Rank d (the whole span): the refit on group counts w is the covariance of the rows repeated w times."""
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(240, 5)) @ rng.normal(size=(5, 5))
+    groups = np.arange(240) % 12
+    mom = LowRankDiagCovariance(rank=5).fit(X).group_moments(X, groups, 12)
+    w = rng.multinomial(12, np.full(12, 1 / 12)).astype(float)
+    rows = np.concatenate([np.repeat(X[groups == j], int(w[j]), axis=0) for j in range(12)])
+    np.testing.assert_allclose(mom.covariance(w).to_dense(), np.cov(rows.T, bias=True), atol=1e-10)
+    np.testing.assert_allclose(mom.covariance(w).mean_, rows.mean(axis=0), atol=1e-12)
+
+
+def test_refitted_wiener_warm_started_is_the_dense_wiener_of_the_new_prior():
+    op = OPS["blur"]
+    A = op.to_dense()
+    W = MatrixFreeWiener(op, _cov(64, 5, seed=10), 0.05, tol=1e-11, maxiter=5000)
+    Y = np.random.default_rng(11).normal(size=(4, A.shape[0]))
+    _, res = W.solve_centred(Y)
+    new = _cov(64, 5, seed=12)
+    out, res2 = W.refitted(new, 0.07).solve_centred(Y, x0=res.solution)
+    np.testing.assert_allclose(out, Y @ wiener_estimator(A, new.to_dense(), 0.07).T, rtol=1e-6, atol=1e-8)
+    assert res2.converged.all()

@@ -123,13 +123,18 @@ def test_bad_input_is_refused_in_one_line(work, capsys, monkeypatch, extra, word
 
 def test_references_are_compared_on_the_surrogates_subspace(work, capsys, monkeypatch):
     """m = 20 < d: the Wiener network's surrogate is W on the probes' subspace, so its error against Wiener (applied
-    to the projected probes) is ≈ 0 and the verdict names Wiener, not C_data (itself a subspace fit), while the
-    probes' variance outside the subspace is reported."""
+    to the projected probes) is small. C_data's population on a principal subspace of Σ_y is W there too
+    (Σ_y⁻¹Vᵀ = VᵀΛ⁻¹), so once C_data's own estimation noise (500 training pairs for 64 × 20 coefficients) is
+    resampled and its bias removed, C_data is not farther than Wiener: the verdict keeps both (a tie) or names
+    Wiener, and C_data's plug-in error is mostly that noise (issue 21: it was 'C_data farther' when held fixed)."""
     monkeypatch.chdir(work)
     code, out, err = _cli(["analyze", "-m", "net_blur.pt", "--trust-model", "-i", "y_blur.npy", "-t", "x.npy",
                            "-A", "ops:blur", "--components", "20", "--n-boot", "50", "-o", "rep_m20"], capsys)
     assert code in (0, None), err
     met = json.loads((work / "rep_m20" / "metrics.json").read_text())
     assert met["outside_variance_fraction"] > 0.05
-    assert met["errors"]["Wiener"]["high"] < met["errors"]["C_data"]["low"]
-    assert met["verdict"]["verdict"] == "Wiener", met["verdict"]
+    e = met["errors"]
+    assert e["Wiener"]["estimate"] < 0.02 and e["C_data"]["low"] <= e["Wiener"]["high"]
+    assert e["C_data"]["bias"] > 0.5 * e["C_data"]["plug_in"]  # the reference's own noise, removed
+    assert met["verdict"]["verdict"] in ("Wiener", "tie"), met["verdict"]
+    assert met["reference_noise"]["C_data"].startswith("estimated") and "Σₓ" in met["reference_noise"]["Wiener"]

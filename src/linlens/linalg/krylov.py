@@ -65,7 +65,8 @@ class KrylovResult(ResultMixin):
 
 
 def batched_cg(apply: Callable[[np.ndarray], np.ndarray], B: np.ndarray, *, tol: float = 1e-6,
-               maxiter: int = 1000, precondition: Callable[[np.ndarray], np.ndarray] | None = None) -> KrylovResult:
+               maxiter: int = 1000, precondition: Callable[[np.ndarray], np.ndarray] | None = None,
+               x0: np.ndarray | None = None) -> KrylovResult:
     """(Preconditioned) conjugate gradients for K x = b on every row b of B at once (K symmetric positive definite).
 
     Arguments:
@@ -74,6 +75,7 @@ def batched_cg(apply: Callable[[np.ndarray], np.ndarray], B: np.ndarray, *, tol:
         tol: stop a row when ‖b − K x‖ ≤ tol · ‖b‖ (the residual of K itself, whatever the preconditioner).
         maxiter: iteration limit per row.
         precondition: maps rows R to rows of P⁻¹ r for a symmetric positive definite P ≈ K, or None.
+        x0: (k, d) starting guesses (a warm start, e.g. the solutions of a nearby system), or None (zeros).
 
     Returns:
         :class:`KrylovResult` with ``solution`` (k, d).
@@ -83,19 +85,28 @@ def batched_cg(apply: Callable[[np.ndarray], np.ndarray], B: np.ndarray, *, tol:
         >>> B = rng.normal(size=(3, 6)); r = batched_cg(lambda U: U @ K, B, tol=1e-12)
         >>> bool(np.allclose(r.solution @ K, B))
         True
+        >>> warm = batched_cg(lambda U: U @ K, B, tol=1e-12, x0=r.solution)  # already solved: no iteration
+        >>> int(warm.iterations.max())
+        0
     """
     B = np.asarray(B, dtype=np.float64)
     if B.ndim != 2:
         raise ShapeError(f"right-hand sides must be (k, d); got {B.shape}")
     k = len(B)
     M = precondition if precondition is not None else (lambda R: R)
-    X = np.zeros_like(B)
-    R = B.copy()
+    if x0 is None:
+        X = np.zeros_like(B)
+        R = B.copy()
+    else:
+        X = np.array(x0, dtype=np.float64)
+        if X.shape != B.shape:
+            raise ShapeError(f"x0 must have the right-hand sides' shape {B.shape}; got {X.shape}")
+        R = B - np.asarray(apply(X), dtype=np.float64) if k else B.copy()
     Zr = np.asarray(M(R), dtype=np.float64)
     P = Zr.copy()
     rz = np.einsum("ij,ij->i", R, Zr)
     rs = np.einsum("ij,ij->i", R, R)
-    bnorm = np.sqrt(rs)
+    bnorm = np.sqrt(np.einsum("ij,ij->i", B, B))
     its = np.zeros(k, dtype=int)
     active = bnorm > 0
     for _ in range(int(maxiter)):

@@ -190,6 +190,31 @@ class GroupedFit:
         self.hzz += Z.T @ Z
         self.hzt += Z.T @ T
 
+    def estimation_bias(self, S: np.ndarray, B: np.ndarray | None = None) -> float:
+        """E tr((B̂ − B) S (B̂ − B)ᵀ) estimated by the cluster-robust sandwich G̃⁻¹ (Σ_g u_g u_gᵀ) G̃⁻¹ with the
+        g/(g − 1) factor (see the module), for a score covariance S (m, m); B the full-data fit (default
+        :meth:`coef`).
+
+        Example:
+            >>> rng = np.random.default_rng(0); Z = rng.normal(size=(2000, 1)); F = Z + rng.normal(size=(2000, 1))
+            >>> acc = GroupedFit(1, 1, 20); acc.update_train(Z, F, np.arange(2000) % 20)
+            >>> bool(0.7 < acc.estimation_bias(np.eye(1)) * 2000 < 1.3)  # ≈ σ²/Var z = 1 per row (20 groups)
+            True
+        """
+        g = self.n_groups
+        B = self.coef() if B is None else B
+        ntr = self.n.sum()
+        zb, fb = self.sz.sum(axis=0) / ntr, self.sf.sum(axis=0) / ntr
+        Ginv = np.linalg.pinv(self.zz.sum(axis=0) - ntr * np.outer(zb, zb), hermitian=True)
+        M = Ginv @ np.asarray(S, dtype=np.float64) @ Ginv
+        bias = 0.0
+        for j in range(g):  # u_g = Σ z̃ r̃ᵀ over the group's rows, from its sums (full-data centring)
+            zz = self.zz[j] - np.outer(self.sz[j], zb) - np.outer(zb, self.sz[j]) + self.n[j] * np.outer(zb, zb)
+            zf = self.zf[j] - np.outer(self.sz[j], fb) - np.outer(zb, self.sf[j]) + self.n[j] * np.outer(zb, fb)
+            u = zf - zz @ B.T
+            bias += float(np.sum((M @ u) * u))
+        return bias * g / (g - 1)
+
     def _held(self, v: np.ndarray) -> tuple[float, float]:
         k = v @ self.hn
         d, t = v @ self.hd / k, v @ self.ht / k
@@ -237,14 +262,7 @@ class GroupedFit:
         zb, fb = self.sz.sum(axis=0) / ntr, self.sf.sum(axis=0) / ntr
         G = self.zz.sum(axis=0) - ntr * np.outer(zb, zb)
         Ginv = np.linalg.pinv(G, hermitian=True)
-        M = Ginv @ S @ Ginv
-        bias = 0.0
-        for j in range(g):  # u_g = Σ z̃ r̃ᵀ over the group's rows, from its sums (full-data centring)
-            zz = self.zz[j] - np.outer(self.sz[j], zb) - np.outer(zb, self.sz[j]) + self.n[j] * np.outer(zb, zb)
-            zf = self.zf[j] - np.outer(self.sz[j], fb) - np.outer(zb, self.sf[j]) + self.n[j] * np.outer(zb, fb)
-            u = zf - zz @ B.T
-            bias += float(np.sum((M @ u) * u))
-        bias *= g / (g - 1)
+        bias = self.estimation_bias(S, B)
         plug = num / den
         corrected = (num - bias) / den
         # the analytic (cluster-robust delta-method) standard error, at the estimate and per replicate, for the

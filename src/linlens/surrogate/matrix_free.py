@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from linlens.linalg.trace import TraceEstimate, hutchinson, ratio_estimate
 from linlens.operators import LinearMap
 from linlens.validation import as_array, check_noise_std
 
-__all__ = ["LowRankDiagCovariance", "MatrixFreeWiener", "pseudo_inverse_rows", "SignalNoiseEstimate",
+__all__ = ["LowRankDiagCovariance", "CovarianceMoments", "MatrixFreeWiener", "pseudo_inverse_rows", "SignalNoiseEstimate",
            "signal_noise_estimate", "PRIOR_MODEL"]
 
 #: How Σₓ is modelled on the matrix-free route (reports and metrics.json say it)
@@ -148,12 +149,89 @@ class LowRankDiagCovariance:
         V = self.components_
         return (V.T * self.variances_) @ V + np.diag(self.diagonal_)
 
+    def group_moments(self, X: Any, groups: Any, n_groups: int) -> CovarianceMoments:
+        """Per-group sums of the samples X (n, d) on this fit's span (rows' groups (n,) in [0, n_groups)), from which
+        :meth:`CovarianceMoments.covariance` refits Σ on group-resampled rows without the samples.
+
+        Example:
+            >>> X = np.random.default_rng(0).normal(size=(300, 4)); c = LowRankDiagCovariance(rank=2).fit(X)
+            >>> mom = c.group_moments(X, np.arange(300) % 8, 8)
+            >>> bool(np.allclose(np.diag(mom.covariance(np.ones(8)).to_dense()), X.var(axis=0)))
+            True
+        """
+        self._check()
+        return CovarianceMoments(self.components_, int(n_groups), int(self.refine)).update(X, groups)
+
     def to_dict(self) -> dict[str, Any]:
         self._check()
         return {"model": PRIOR_MODEL, "rank": int(len(self.variances_)), "refinements": int(self.refine),
                 "trace": self.trace,
                 "low_rank_fraction": float(self.variances_.sum() / self.trace) if self.trace > 0 else None,
                 "n_samples": int(self.n_samples_)}
+
+
+class CovarianceMoments:
+    """Per-group sums of samples on a fixed r-dimensional span V (r, d): n_g, Σx, Σx² (per coordinate), ΣVx and
+    Σ(Vx)(Vx)ᵀ. :meth:`covariance` refits the low rank + diagonal Σ on the groups weighted by w (a group bootstrap's
+    counts): the per-coordinate variances exactly, the low-rank part by principal-axis factoring restricted to the
+    span (Rayleigh–Ritz: the r × r block V S_w Vᵀ less V diag(δ) Vᵀ), so a replicate costs O(g d + r² d), no pass
+    over the samples. Holding the span at the full-data fit leaves out the span's own estimation noise (second
+    order where the spectrum has a gap at r).
+
+    Arguments:
+        components: V (r, d), orthonormal rows. n_groups: g. refine: principal-axis factoring iterations.
+
+    Example:
+        >>> X = np.random.default_rng(1).normal(size=(200, 3)); mom = CovarianceMoments(np.eye(3)[:1], 4).update(
+        ...     X, np.arange(200) % 4)
+        >>> bool(np.allclose(mom.covariance(np.ones(4)).to_dense(), np.diag(X.var(axis=0))))
+        True
+    """
+
+    def __init__(self, components: np.ndarray, n_groups: int, refine: int = 2) -> None:
+        V = np.asarray(components, dtype=np.float64)
+        self.components, self.n_groups, self.refine = V, int(n_groups), int(refine)
+        r, d = V.shape
+        g = self.n_groups
+        self.n, self.s1, self.s2 = np.zeros(g), np.zeros((g, d)), np.zeros((g, d))
+        self.q1, self.q2 = np.zeros((g, r)), np.zeros((g, r, r))
+
+    def update(self, X: Any, groups: Any) -> CovarianceMoments:
+        """Add samples X (k, d) with their groups (k,); returns self."""
+        x = np.asarray(X, dtype=np.float64)
+        grp = np.asarray(groups)
+        if x.ndim != 2 or x.shape[1] != self.components.shape[1] or grp.shape != (len(x),):
+            raise ShapeError(f"need X (k, {self.components.shape[1]}) and k groups; got {x.shape}, {grp.shape}")
+        q = x @ self.components.T
+        for j in np.unique(grp):
+            sel = grp == j
+            self.n[j] += int(sel.sum())
+            self.s1[j] += x[sel].sum(axis=0)
+            self.s2[j] += np.einsum("ij,ij->j", x[sel], x[sel])
+            self.q1[j] += q[sel].sum(axis=0)
+            self.q2[j] += q[sel].T @ q[sel]
+        return self
+
+    def covariance(self, w: Any) -> LowRankDiagCovariance:
+        """Σ refitted on the groups weighted by w (n_groups,) (ones: all samples once)."""
+        w = np.asarray(w, dtype=np.float64)
+        N = float(w @ self.n)
+        mean = (w @ self.s1) / N
+        var = np.maximum((w @ self.s2) / N - mean**2, 0.0)
+        V = self.components
+        qm = V @ mean
+        K = np.tensordot(w, self.q2, 1) / N - np.outer(qm, qm)  # V S_w Vᵀ
+        lam, Q = np.linalg.eigh(K)
+        comp = Q.T @ V
+        dg = np.maximum(var - (comp**2).T @ lam, 0.0)
+        for _ in range(self.refine):
+            lam, Q = np.linalg.eigh(K - (V * dg) @ V.T)
+            lam = np.maximum(lam, 0.0)
+            comp = Q.T @ V
+            dg = np.maximum(var - (comp**2).T @ lam, 0.0)
+        out = LowRankDiagCovariance.from_parts(comp[::-1], lam[::-1], dg, mean)
+        out.refine, out.n_samples_ = self.refine, int(round(N))
+        return out
 
 
 class MatrixFreeWiener:
@@ -216,11 +294,36 @@ class MatrixFreeWiener:
 
     def apply_centred(self, Yc: Any) -> np.ndarray:
         """Rows Yc (k, d_y) of centred inputs ↦ rows of W yc (k, d_x), W = Σₓ Aᵀ (A Σₓ Aᵀ + σ² I)⁻¹."""
+        return self.solve_centred(Yc)[0]
+
+    def solve_centred(self, Yc: Any, *, x0: np.ndarray | None = None,
+                      tol: float | None = None) -> tuple[np.ndarray, KrylovResult]:
+        """(rows of W yc (k, d_x), the CG result) for centred inputs Yc (k, d_y); the result's ``solution`` is
+        u = (A Σₓ Aᵀ + σ² I)⁻¹ yc, a warm start ``x0`` for a nearby system (a refitted prior: :meth:`refitted`).
+        ``tol`` overrides the stopping rule for this call."""
         Yc = as_array(Yc, "inputs", ndim=2)
-        res = batched_cg(self._normal, Yc, tol=self.tol, maxiter=self.maxiter, precondition=self._precondition)
+        res = batched_cg(self._normal, Yc, tol=self.tol if tol is None else max(float(tol), self.tol),
+                         maxiter=self.maxiter, precondition=self._precondition, x0=x0)
         self.last_solve_ = KrylovResult(np.empty((0, 0)), res.iterations, res.converged, res.relative_residual,
                                         res.method)
-        return self.covariance.apply(self.operator.rmatvec(res.solution))
+        return self.covariance.apply(self.operator.rmatvec(res.solution)), res
+
+    def refitted(self, covariance: LowRankDiagCovariance, noise_std: float) -> MatrixFreeWiener:
+        """The estimator with another prior and σ (e.g. refitted on resampled training rows), sharing this one's
+        preconditioner (still symmetric positive definite, so CG stays exact; only its speed depends on it).
+
+        Example:
+            >>> from linlens.operators import as_operator
+            >>> c = LowRankDiagCovariance.from_parts(np.eye(2)[:1], np.array([1.0]), np.array([0.5, 0.5]))
+            >>> W = MatrixFreeWiener(as_operator(np.eye(2)), c, 1.0, tol=1e-12).refitted(c, 2.0)
+            >>> W.apply_centred(np.eye(2)).round(6).tolist()  # Σ(Σ + 4I)⁻¹ = diag(1.5/5.5, 0.5/4.5)
+            [[0.272727, 0.0], [0.0, 0.111111]]
+        """
+        out = copy.copy(self)
+        out.covariance, out.noise_std = covariance, check_noise_std(noise_std)
+        out._pre = self._preconditioner()
+        out.last_solve_ = None
+        return out
 
     def predict(self, Y: Any) -> np.ndarray:
         """x̂ (k, d_x) for inputs Y (k, d_y)."""

@@ -21,28 +21,34 @@ rule of :func:`linlens.operators.as_operator`) of any boundary is only ever appl
 
 from __future__ import annotations
 
-import copy
 import math
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm
 
+from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
+from linlens.linalg.krylov import KrylovResult
+from linlens.linalg.trace import TraceEstimate, mean_estimate, rademacher, ratio_estimate
 from linlens.loaders import load_array, load_model
 from linlens.nn import resolve_device
+from linlens.operators import LinearMap
 from linlens.probing import FlatModel, cast_note, probe_all
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
 from linlens.spectral import prediction_errors
-from linlens.stats import BootstrapResult, below_detection, closest_reference
+from linlens.stats import BootstrapResult, _basic, below_detection, closest_reference, noise_std_from_sums
 from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.surrogate.matrix_free import (
     PRIOR_MODEL,
     LowRankDiagCovariance,
     MatrixFreeWiener,
+    SignalNoiseEstimate,
     pseudo_inverse_rows,
     signal_noise_estimate,
 )
@@ -64,7 +70,8 @@ from linlens.workflows.inverse import (
     split_rows,
 )
 
-__all__ = ["plan_matrix_free", "run_matrix_free", "DEFAULT_COMPONENTS", "N_PROBES", "N_GROUPS"]
+__all__ = ["plan_matrix_free", "run_matrix_free", "matrix_free_study", "MatrixFreeStudy", "DEFAULT_COMPONENTS",
+           "N_PROBES", "N_GROUPS"]
 
 #: m when --components is not given (capped by the rows and the dimension)
 DEFAULT_COMPONENTS = 64
@@ -171,19 +178,13 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
     if n_held < 8:
         raise ShapeError(f"{n} rows leave {n_held} held-out probes; give more rows (at least 8 held out)")
 
-    # σ from the training pairs (or given, and checked against them)
-    resid = Ytr - _batched(op.matvec, Xtr, o.batch_size)
-    sigma_note, sigma_ci = None, None
-    if o.noise_std is None:
-        sigma, lo, hi = noise_std_interval(resid)
-        check_estimated_noise_std(sigma, Ytr)
-        sigma_ci = (lo, hi)
-    else:
-        sigma = check_noise_std(o.noise_std)
-        sigma_note = noise_std_disagreement(sigma, *noise_std_interval(resid))
+    sigma_note = None
+    if o.noise_std is not None:  # given σ: checked against the training residuals
+        resid = Ytr - _batched(op.matvec, Xtr, o.batch_size)
+        sigma_note = noise_std_disagreement(check_noise_std(o.noise_std), *noise_std_interval(resid))
+        del resid
         if sigma_note:
             say(f"warning: {sigma_note}")
-    del resid
 
     # the network on the probes (fit rows and held-out rows), in its own dtype
     dev = str(resolve_device(o.device))
@@ -195,95 +196,383 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
     if Ffit.shape[1] != d_x:
         raise ShapeError(f"the model outputs {Ffit.shape[1]} values per image; the targets have {d_x}")
     Xh = np.asarray(Xf[held_rows], dtype=np.float64)
-
-    # 2. the surrogate on the probes' top-m principal subspace, and its grouped sums
     say(f"surrogate on the top-{m} principal subspace of the probes …")
-    sur = SubspaceSurrogate(n_components=m, seed=o.seed).fit(Yfit, Ffit)
-    Vt, B = sur.components_, sur.coef_subspace_
-    Z = (Yfit - sur.mean_in_) @ Vt.T
+    st = matrix_free_study(op, (Ytr, Xtr, train % N_GROUPS), (Yfit, Ffit, fit_rows % N_GROUPS),
+                           (Yh, Fh, Xh, held_rows % N_GROUPS), m=m, noise_std=o.noise_std, n_boot=n_boot,
+                           seed=o.seed, batch=max(o.batch_size, 1), say=say)
+    if st.noise_std_interval is not None:
+        check_estimated_noise_std(st.noise_std, Ytr)
+    del Ytr, Xtr, Yfit, Ffit
+    te = prediction_errors({"model": Fh, "surrogate": st.surrogate.predict(Yh), **st.outputs,
+                            "zero (predict the mean)": np.broadcast_to(st.mean_x, Xh.shape)}, Xh)
+    timing = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "peak_rss_gib": _peak_rss_gib()}
+    return _report(o, route, op, st, sigma_note, te, timing, in_shape, x_shape, n, len(train), n_fit, n_held, m, Xh,
+                   Yh, Fh, cast_note(net.model))
+
+
+#: held-out targets and Rademacher probes on which each replicate re-applies the refitted Wiener estimator (the
+#: change of its signal error and noise amplification; the full-data values use every held-out target and probe)
+REFIT_TARGETS, REFIT_PROBES = 64, 32
+#: CG's relative tolerance in a replicate (warm-started at the full-data solutions: the change it resolves is
+#: ~1e-2 of the solution, so 1e-4 leaves it 1% accurate)
+REFIT_TOL = 1e-4
+
+
+@dataclass(frozen=True)
+class MatrixFreeStudy(ResultMixin):
+    """The numbers of the matrix-free study (see the module): errors with intervals, verdict, error split.
+
+    Arguments:
+        errors: reference → :class:`~linlens.surrogate.grouped.GroupedError` (data-weighted error on the surrogate's
+            subspace, corrected for the estimation noise of B̂ and of the reference, row-group bootstrap interval).
+        verdict: :class:`~linlens.stats.ClosestVerdict` from the same replicates (paired across references).
+        split: map → :class:`~linlens.surrogate.matrix_free.SignalNoiseEstimate`, intervals including the map's
+            own estimation noise where it is estimated.
+        reference_noise: reference → "fixed: …" or "estimated: …" (what was resampled).
+        status: reference → how it was computed (CG/LSQR convergence).
+        outputs: reference → its estimates of the held-out targets (n_held, d_x).
+        surrogate, covariance, noise_std, noise_std_interval, r2, wiener_solve: the fitted pieces.
+    """
+
+    errors: dict[str, GroupedError]
+    verdict: Any
+    split: dict[str, SignalNoiseEstimate]
+    reference_noise: dict[str, str]
+    status: dict[str, str]
+    outputs: dict[str, np.ndarray]
+    surrogate: SubspaceSurrogate
+    covariance: LowRankDiagCovariance
+    noise_std: float
+    noise_std_interval: tuple[float, float] | None
+    r2: float
+    wiener_solve: KrylovResult
+    mean_x: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (arrays and fitted objects left out)."""
+        return {"errors": {k: e.to_dict() for k, e in self.errors.items()}, "verdict": self.verdict.to_dict(),
+                "signal_noise": {k: s.table() for k, s in self.split.items()},
+                "reference_noise": self.reference_noise, "references": self.status, "noise_std": self.noise_std,
+                "r2": self.r2}
+
+
+def _held_moments(Z: np.ndarray, groups: np.ndarray, g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n, hz, hzz = np.zeros(g), np.zeros((g, Z.shape[1])), np.zeros((g, Z.shape[1], Z.shape[1]))
+    for j in np.unique(groups):
+        z = Z[groups == j]
+        n[j], hz[j], hzz[j] = len(z), z.sum(axis=0), z.T @ z
+    return n, hz, hzz
+
+
+def _score_cov(mom: tuple[np.ndarray, np.ndarray, np.ndarray], v: np.ndarray) -> np.ndarray:
+    n, hz, hzz = mom
+    k = float(v @ n)
+    zb = (v @ hz) / k
+    return np.tensordot(v, hzz, 1) / k - np.outer(zb, zb)
+
+
+def _quad(M: np.ndarray, S: np.ndarray) -> float:
+    """tr(M S Mᵀ)."""
+    return float(np.sum((M @ S) * M))
+
+
+def _sigma2_from_sums(n: np.ndarray, sr: np.ndarray, rr: np.ndarray, u: np.ndarray) -> float:
+    """σ̂² of :func:`linlens.stats.noise_std_estimate` (column-centred, ν = N·d − d) on groups weighted by u."""
+    N = float(u @ n)
+    s = u @ sr
+    return float((u @ rr - s @ s / N) / (N * sr.shape[1] - sr.shape[1]))
+
+
+def _widened(full: TraceEstimate, deltas: np.ndarray, g: int, what: str) -> TraceEstimate:
+    """``full`` (conditional on the fitted map: held-out targets and probes only) with the map's own estimation
+    noise: the replicates' changes Δ_b of the value under a group-resampled refit give a bootstrap bias (mean Δ,
+    subtracted) and variance (× g/(g − 1), the group bootstrap's small-sample factor), added to the conditional
+    variance; normal interval."""
+    d = deltas[np.isfinite(deltas)]
+    if d.size < 2:
+        return full
+    var = float(d.var(ddof=1)) * g / (g - 1)
+    est = full.estimate - float(d.mean())
+    se = math.hypot(full.std_error, math.sqrt(var))
+    q = float(norm.ppf(0.5 + full.ci / 2))
+    return TraceEstimate(est, est - q * se, est + q * se, se, full.n_probes, full.ci,
+                         f"{full.method}; plus the estimation noise of {what}: {d.size} group-bootstrap refits "
+                         f"({g} row groups), bootstrap bias subtracted, variances added, normal interval")
+
+
+def _exact_split(Bm: np.ndarray, P: np.ndarray, Xc: np.ndarray, sigma2: float, ci: float) -> tuple[
+        TraceEstimate, TraceEstimate, np.ndarray]:
+    """Signal error (ratio over held-out targets) and noise amplification (exact: ‖B Vᵀ‖_F = ‖B‖_F for
+    orthonormal V) of a subspace map C = B Vᵀ, P = (A x̃) Vᵀ the targets' images' scores; also the rows' terms."""
+    num = np.einsum("ij,ij->i", R := P @ Bm.T - Xc, R)
+    den = np.einsum("ij,ij->i", Xc, Xc)
+    sig = ratio_estimate(num, den, ci, "E‖(CA − I)x‖²/E‖x‖², ratio of means over held-out targets")
+    mx = float(den.mean())
+    se_den = float(den.std(ddof=1) / math.sqrt(len(den)))
+    val = sigma2 * float(np.sum(Bm**2)) / mx
+    se = val * se_den / mx
+    q = float(norm.ppf(0.5 + ci / 2))
+    noise = TraceEstimate(val, val - q * se, val + q * se, se, len(den), ci,
+                          "σ²‖C‖²_F/E‖x‖²: ‖C‖_F exact (C = B Vᵀ, V orthonormal), E‖x‖² over the held-out targets; "
+                          "delta-method normal interval")
+    return sig, noise, num
+
+
+def _subspace_values(Bm: np.ndarray, Spp: np.ndarray, Spx: np.ndarray, sxx: float, n: int,
+                     sigma2: float) -> tuple[float, float]:
+    """(mean signal numerator, σ²‖B‖²_F) of C = B Vᵀ from the held-out moments PᵀP, PᵀX̃, Σ‖x̃‖² (n rows)."""
+    return (_quad(Bm, Spp) - 2 * float(np.sum(Bm * Spx.T)) + sxx) / n, sigma2 * float(np.sum(Bm**2))
+
+
+def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      fit: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      held: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], *, m: int,
+                      noise_std: float | None = None, n_boot: int = 100, seed: int = 0, batch: int = 256,
+                      n_groups: int = N_GROUPS, ci: float = 0.95, fixed_references: bool = False,
+                      say: Any = None) -> MatrixFreeStudy:
+    """The matrix-free inverse study on arrays: surrogate, references, errors, verdict and error split, every
+    estimated reference (C_data; the Wiener estimator's Σₓ, and σ when estimated) refitted on group-resampled
+    training rows in each replicate, so that the intervals and the verdict carry its estimation noise.
+
+    Arguments:
+        op: A (d_y, d_x) with an adjoint.
+        train: (inputs (n_t, d_y), targets (n_t, d_x), row groups (n_t,)) training pairs: σ, Σₓ and C_data.
+        fit: (inputs the model received (n_f, d_y), its outputs (n_f, d_x), row groups) fit the surrogate.
+        held: (inputs (n_h, d_y), the model's outputs (n_h, d_x), targets (n_h, d_x), row groups) test.
+        m: principal components of the surrogate and of C_data, and Σₓ's rank (capped by the rows).
+        noise_std: σ when known (fixed), or None (estimated from y − Ax on the training pairs, resampled).
+        n_boot: group-bootstrap replicates (paired across references and the surrogate).
+        seed, batch, n_groups, ci: seed of the replicates and fits; rows per operator call; row groups; level.
+        fixed_references: hold C_data, Σₓ and σ at their full-data fits in the replicates (the route's behaviour
+            before issue 21; for comparisons by simulation only).
+        say: progress callback (a string) or None.
+
+    Returns:
+        :class:`MatrixFreeStudy`.
+
+    Example:
+        >>> from linlens.operators import as_operator
+        >>> rng = np.random.default_rng(0); A = as_operator(np.eye(3)); g = lambda n: np.arange(n) % 8
+        >>> X = rng.normal(size=(900, 3)); Y = X + 0.5 * rng.normal(size=X.shape); W = np.eye(3) / 1.25
+        >>> s = matrix_free_study(A, (Y[:400], X[:400], g(400)), (Y[400:800], Y[400:800] @ W, g(400)),
+        ...                       (Y[800:], Y[800:] @ W, X[800:], g(100)), m=3, n_boot=50, n_groups=8)
+        >>> s.verdict.verdict in ("Wiener", "tie"), bool(s.errors["Wiener"].low <= 0.05)
+        (True, True)
+    """
+    say = say or (lambda _msg: None)
+    Ytr, Xtr, gtr = train
+    Yfit, Ffit, gfit = fit
+    Yh, Fh, Xh, gh = held
+    g = int(n_groups)
+    n_held, d_x = Xh.shape
+    rng_probe = seed
+
+    # σ (given: fixed; estimated: per-group sums of the column-centred residuals y − Ax, resampled)
+    resid_n, resid_s, resid_r = np.zeros(g), np.zeros((g, op.shape[0])), np.zeros(g)
+    for s in range(0, len(Ytr), batch):
+        r = Ytr[s:s + batch] - op.matvec(Xtr[s:s + batch])
+        gs = gtr[s:s + batch]
+        np.add.at(resid_n, gs, 1.0)
+        np.add.at(resid_s, gs, r)
+        np.add.at(resid_r, gs, np.einsum("ij,ij->i", r, r))
+    ones = np.ones(g)
+    sigma_ci = None
+    if noise_std is None:
+        ss = float(resid_r.sum() - resid_s.sum(axis=0) @ resid_s.sum(axis=0) / resid_n.sum())
+        est = noise_std_from_sums(ss, len(Ytr), op.shape[0])
+        sigma, sigma_ci = est.value, (est.low, est.high)
+        check_noise_std(sigma)
+    else:
+        sigma = check_noise_std(noise_std)
+
+    # the surrogate on the probes' top-m subspace, its grouped sums
+    sur = SubspaceSurrogate(n_components=m, seed=seed).fit(Yfit, Ffit)
+    Vt = sur.components_
+    grp = GroupedFit(m, d_x, g)
+    grp.update_train((Yfit - sur.mean_in_) @ Vt.T, Ffit, gfit)
+    B = grp.coef()
     Zh = (Yh - sur.mean_in_) @ Vt.T
-    grp = GroupedFit(m, d_x, N_GROUPS)
-    grp.update_train(Z, Ffit, fit_rows % N_GROUPS)
     pred_sur = sur.predict(Yh)
     r2 = float(1.0 - np.sum((Fh - pred_sur) ** 2) / np.sum((Fh - Fh.mean(axis=0)) ** 2))
-    del Yfit, Ffit, Z
 
-    # 3. the references, applied matrix-free
-    say(f"references: Wiener (CG, Σₓ low rank + diagonal, rank {m}), C_data (top-{m} subspace), A⁺ (LSQR) …")
-    cov = LowRankDiagCovariance(rank=min(m, len(train) - 1, d_x), seed=o.seed).fit(Xtr)
+    # references: Σₓ low rank + diagonal and C_data, each with per-group sums for its refits
+    say(f"references: Wiener (CG, Σₓ low rank + diagonal, rank {min(m, len(Xtr) - 1, d_x)}), C_data (top-{m} "
+        "subspace), A⁺ (LSQR) …")
+    cov0 = LowRankDiagCovariance(rank=min(m, len(Xtr) - 1, d_x), seed=seed).fit(Xtr)
+    cmom = cov0.group_moments(Xtr, gtr, g)
+    cov = cmom.covariance(ones)
     mean_x, mean_y = cov.mean_, Ytr.mean(axis=0)
+    cdata = SubspaceSurrogate(n_components=m, seed=seed + 1).fit(Ytr, Xtr)
+    Vc = cdata.components_
+    cgrp = GroupedFit(m, d_x, g)
+    cgrp.update_train((Ytr - cdata.mean_in_) @ Vc.T, Xtr, gtr)
+    VcVt = Vc @ Vt.T
+    Bc = cgrp.coef()
+
+    # the Wiener estimator on: the subspace's basis (K_W = W Vᵀ), the held-out inputs (test MSE), the held-out
+    # targets' images A x̃ (signal error) and Rademacher probes (‖W‖²_F), in one batched CG
+    Xc = Xh - mean_x
+    AX = np.concatenate([op.matvec(Xc[s:s + batch]) for s in range(0, n_held, batch)])
+    probes = rademacher(N_PROBES, op.shape[0], rng_probe)
     wiener = MatrixFreeWiener(op, cov, sigma, mean_x=mean_x, mean_y=mean_y)
-    cdata = SubspaceSurrogate(n_components=m, seed=o.seed + 1).fit(Ytr, Xtr)
-    del Ytr
-    # each reference on the held-out inputs (test MSE) and on their projections onto the surrogate's subspace
-    # (the error statistic: C lives on that subspace, so R is compared with it there; without the projection,
-    # R's action outside the subspace would count against every full-rank reference and favour C_data, whose
-    # own fit is restricted to a principal subspace too)
-    Ph = sur.mean_in_ + ((Yh - sur.mean_in_) @ Vt.T) @ Vt
-    outputs: dict[str, np.ndarray] = {}  # reference → its estimate of the held-out targets
-    on_sub: dict[str, np.ndarray] = {}  # reference → R applied to the projected held-out inputs
-    status: dict[str, str] = {}
-    both = _batched(wiener.predict, np.concatenate([Yh, Ph]), max(o.batch_size, 1))
-    outputs["Wiener"], on_sub["Wiener"] = both[:n_held], both[n_held:]
+    rhs = np.concatenate([Vt, Yh - mean_y, AX, probes])
+    out, wres = wiener.solve_centred(rhs)
     wsolve = wiener.last_solve_
-    status["Wiener"] = ("CG converged" if wsolve.converged.all() else
-                        f"CG did not converge on {int((~wsolve.converged).sum())} rows: left out")
-    outputs["C_data"], on_sub["C_data"] = cdata.predict(Yh), cdata.predict(Ph)
-    status["C_data"] = f"least squares of x on the training inputs' top-{m} principal subspace"
+    KW = out[:m].T
+    outputs = {"Wiener": mean_x + out[m:m + n_held], "C_data": cdata.predict(Yh)}
+    WAX, WZ = out[m + n_held:m + 2 * n_held], out[m + 2 * n_held:]
+    status = {"Wiener": ("CG converged" if wsolve.converged.all() else
+                         f"CG did not converge on {int((~wsolve.converged).sum())} rows: left out"),
+              "C_data": f"least squares of x on the training inputs' top-{m} principal subspace"}
+    noise_words = "σ (training residuals)" if noise_std is None else "σ given (fixed)"
+    reference_noise = {"Wiener": f"estimated: Σₓ (training targets) and {noise_words}, refitted per replicate",
+                       "C_data": "estimated: refitted on the resampled training pairs per replicate (its subspace "
+                                 "held at the full-data fit)"}
+    K = {"Wiener": KW, "C_data": Bc @ VcVt}
     trial = pseudo_inverse_rows(op, Yh[:4], iter_lim=LSQR_ITER)
-    calls = 2 * int(trial.iterations.max()) * (3 * n_held + N_PROBES)  # LSQR: one A and one Aᵀ per iteration, row
+    calls = 2 * int(trial.iterations.max()) * (2 * n_held + m + N_PROBES)
+    pinv_map = None
     if trial.converged.all() and calls > LSQR_CALLS:
         status["A⁺"] = (f"LSQR converges in ~{int(trial.iterations.max())} iterations per row, but A⁺ on every "
-                        f"held-out row and probe would take ~{calls:,} operator calls (> {LSQR_CALLS:,}): left out")
+                        f"held-out row, basis vector and probe would take ~{calls:,} operator calls (> "
+                        f"{LSQR_CALLS:,}): left out")
     elif trial.converged.all():
-        pinv = pseudo_inverse_rows(op, np.concatenate([Yh, Ph]), iter_lim=LSQR_ITER)
+        pinv = pseudo_inverse_rows(op, np.concatenate([Vt, Yh]), iter_lim=LSQR_ITER)
         ok = bool(pinv.converged.all())
         if ok:
-            outputs["A⁺"], on_sub["A⁺"] = pinv.solution[:n_held], pinv.solution[n_held:]
+            K["A⁺"], outputs["A⁺"] = pinv.solution[:m].T, pinv.solution[m:]
+            reference_noise["A⁺"] = "fixed: a function of A alone"
+
+            def pinv_map(Yb: np.ndarray) -> np.ndarray:
+                return pseudo_inverse_rows(op, Yb, iter_lim=LSQR_ITER).solution
         status["A⁺"] = (f"LSQR converged (≤ {int(pinv.iterations.max())} iterations)" if ok else
                         f"LSQR stopped at {LSQR_ITER} iterations on {int((~pinv.converged).sum())} rows: left out")
     else:
         status["A⁺"] = (f"LSQR did not converge in {LSQR_ITER} iterations (A is ill-conditioned): left out rather "
                         "than labelling an iterate A⁺")
     if not wsolve.converged.all():
-        outputs.pop("Wiener")
-        on_sub.pop("Wiener")
+        for d_ in (K, outputs, reference_noise):
+            d_.pop("Wiener")
 
-    # errors against each reference: the same group weights for all (paired replicates), the verdict
+    # full-data errors on the surrogate's subspace and the bias of B̂
+    hmom = _held_moments(Zh, gh, g)
+    S = _score_cov(hmom, ones)
+    num = {k: _quad(B - Kk, S) for k, Kk in K.items()}
+    den = {k: _quad(Kk, S) for k, Kk in K.items()}
+    for k, v in den.items():
+        if not v > 0:
+            raise ShapeError(f"the reference {k} has no variance on the held-out probes' subspace")
+    bias_B = grp.estimation_bias(S, B)
+
+    # the split's full-data values
+    den_rows = np.einsum("ij,ij->i", Xc, Xc)
+    mx = float(den_rows.mean())
+    P, Pc = AX @ Vt.T, AX @ Vc.T
+    mom_s = (P.T @ P, P.T @ Xc)
+    mom_c = (Pc.T @ Pc, Pc.T @ Xc)
+    sxx = float(den_rows.sum())
+    s2 = sigma**2
+    sig_C, noi_C, _ = _exact_split(B, P, Xc, s2, ci)
+    sig_D, noi_D, _ = _exact_split(Bc, Pc, Xc, s2, ci)
+    full_sur = _subspace_values(B, *mom_s, sxx, n_held, s2)
+    full_cd = _subspace_values(Bc, *mom_c, sxx, n_held, s2)
+    num_W = np.einsum("ij,ij->i", R := WAX - Xc, R)
+    sig_W = ratio_estimate(num_W, den_rows, ci, "E‖(CA − I)x‖²/E‖x‖², ratio of means over held-out targets")
+    fro_W = mean_estimate(np.einsum("ij,ij->i", WZ, WZ), ci, "Hutchinson (Rademacher probes)")
+    sub = np.arange(min(REFIT_TARGETS, n_held))
+    nprb = min(REFIT_PROBES, N_PROBES)
+    warm_rows = np.concatenate([np.arange(m), m + n_held + sub, m + 2 * n_held + np.arange(nprb)])
+    U0 = wres.solution[warm_rows]
+    rhs_rep = rhs[warm_rows]
+    full_W = (float(num_W[sub].mean()), s2 * float(fro_W.estimate if nprb == N_PROBES else
+                                                    np.mean(np.einsum("ij,ij->i", WZ[:nprb], WZ[:nprb]))))
+
+    # the replicates: fit groups (B*), held-out groups (S*), training groups (every estimated reference and σ)
+    say(f"{n_boot} group-bootstrap replicates (references refitted on resampled training rows) …")
+    rng = np.random.default_rng(seed)
+    names = list(K)
+    nums = {k: np.empty(n_boot) for k in names}
+    dens = {k: np.empty(n_boot) for k in names}
+    kk = {k: np.zeros(n_boot) for k in names}
+    dsplit = {k: np.empty((n_boot, 2)) for k in ("surrogate C", "C_data", "Wiener")}
+    pv = np.full(g, 1.0 / g)
+    for b in range(n_boot):
+        w, v, u = (rng.multinomial(g, pv).astype(float) for _ in range(3))
+        if fixed_references:
+            u = ones
+        Bb = grp.coef(w)
+        Sv = _score_cov(hmom, v)
+        s2b = s2 if noise_std is not None else _sigma2_from_sums(resid_n, resid_s, resid_r, u)
+        Kb = dict(K)
+        Bcb = cgrp.coef(u)
+        Kb["C_data"] = Bcb @ VcVt
+        if "Wiener" in K:
+            Wb = wiener.refitted(cmom.covariance(u), math.sqrt(s2b))
+            ob, _ = Wb.solve_centred(rhs_rep, x0=U0, tol=REFIT_TOL)
+            Kb["Wiener"] = ob[:m].T
+            rW = ob[m:m + len(sub)] - Xc[sub]
+            zW = ob[m + len(sub):]
+            dsplit["Wiener"][b] = (float(np.mean(np.einsum("ij,ij->i", rW, rW))) - full_W[0],
+                                   s2b * float(np.mean(np.einsum("ij,ij->i", zW, zW))) - full_W[1])
+        for k in names:
+            D = Bb - Kb[k]
+            nums[k][b], dens[k][b] = _quad(D, Sv), _quad(Kb[k], Sv)
+            if Kb[k] is not K[k]:
+                kk[k][b] = _quad(Kb[k] - K[k], S)
+        dsplit["surrogate C"][b] = np.subtract(_subspace_values(Bb, *mom_s, sxx, n_held, s2b), full_sur)
+        dsplit["C_data"][b] = np.subtract(_subspace_values(Bcb, *mom_c, sxx, n_held, s2b), full_cd)
+
     errors: dict[str, GroupedError] = {}
-    for k, T in on_sub.items():
-        g = copy.copy(grp)  # shares the training sums (read-only); fresh held-out sums
-        for a, v in vars(GroupedFit(m, d_x, N_GROUPS)).items():
-            if a.startswith("h"):
-                setattr(g, a, v)
-        g.update_held(Zh, T - T.mean(axis=0), B, held_rows % N_GROUPS)
-        errors[k] = g.error(n_boot=n_boot, seed=o.seed)
-    boot = BootstrapResult(estimate={k: e.plug_in for k, e in errors.items()},
-                           bias_corrected={k: e.estimate for k, e in errors.items()},
-                           low={k: e.low for k, e in errors.items()}, high={k: e.high for k, e in errors.items()},
-                           std={k: e.std for k, e in errors.items()},
-                           samples={k: e.boot.samples["R"] for k, e in errors.items()}, ci=0.95,
-                           method="basic, analytic bias (cluster-robust), row-group bootstrap, paired across "
-                                  "references")
-    verdict = closest_reference(boot, list(errors))
+    for k in names:
+        bias_R = float(kk[k].mean()) * g / (g - 1)
+        plug = num[k] / den[k]
+        corrected = (num[k] - bias_B - bias_R) / den[k]
+        reps = (nums[k] - bias_B - bias_R) / dens[k]
+        est, lo, hi, sd = _basic(plug, reps, ci, corrected)
+        what = ("B̂ (cluster-robust) and of the reference (bootstrap, its training rows resampled)" if bias_R
+                else "B̂ (cluster-robust); the reference is fixed")
+        method = (f"basic interval from {n_boot} row-group bootstrap replicates ({g} groups of the probes that fit "
+                  f"the surrogate, of the held-out probes and of the training pairs); bias of {what} subtracted")
+        boot = BootstrapResult(estimate={"R": plug}, bias_corrected={"R": est}, low={"R": lo}, high={"R": hi},
+                               std={"R": sd}, samples={"R": reps}, ci=float(ci), method="basic, analytic bias")
+        errors[k] = GroupedError(plug_in=plug, estimate=est, bias=(bias_B + bias_R) / den[k], low=max(lo, 0.0),
+                                 high=max(hi, 0.0), std=sd, ci=float(ci), n_boot=int(n_boot), n_groups=g,
+                                 method=method, boot=boot)
+    res = BootstrapResult(estimate={k: e.plug_in for k, e in errors.items()},
+                          bias_corrected={k: e.estimate for k, e in errors.items()},
+                          low={k: e.low for k, e in errors.items()}, high={k: e.high for k, e in errors.items()},
+                          std={k: e.std for k, e in errors.items()},
+                          samples={k: e.boot.samples["R"] for k, e in errors.items()}, ci=float(ci),
+                          method="basic, analytic bias (cluster-robust for B̂, bootstrap for estimated references), "
+                                 "row-group bootstrap, paired across references")
+    verdict = closest_reference(res, names)
 
-    # 4. signal error and noise amplification (held-out targets; the same Rademacher probes for every map)
-    say(f"signal error and noise amplification ({n_held} held-out targets, {N_PROBES} Hutchinson probes) …")
-    Xc = Xh - mean_x
-    maps = {"surrogate C": lambda Yb: (Yb @ Vt.T) @ B.T, "Wiener": wiener.apply_centred,
-            "C_data": lambda Yb: (Yb @ cdata.components_.T) @ cdata.coef_subspace_.T}
-    if "A⁺" in outputs:
-        maps["A⁺"] = lambda Yb: pseudo_inverse_rows(op, Yb, iter_lim=LSQR_ITER).solution
-    if "Wiener" not in outputs:
-        maps.pop("Wiener")
-    split = {k: signal_noise_estimate(f, op, Xc, sigma, n_probes=N_PROBES, seed=o.seed, batch=o.batch_size)
-             for k, f in maps.items()}
-    te = prediction_errors({"model": Fh, "surrogate": pred_sur, **outputs,
-                            "zero (predict the mean)": np.broadcast_to(mean_x, Xh.shape)}, Xh)
-    timing = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "peak_rss_gib": _peak_rss_gib()}
-    return _report(o, route, op, sur, r2, errors, verdict, status, split, te, cov, sigma, sigma_ci, sigma_note,
-                   timing, in_shape, x_shape, n, len(train), n_fit, n_held, m, Xh, Yh, Fh, outputs, wsolve,
-                   cast_note(net.model))
+    # the split: conditional intervals widened by each estimated map's own estimation noise
+    def pair(sig: TraceEstimate, noi: TraceEstimate, dd: np.ndarray, what: str) -> SignalNoiseEstimate:
+        ds, dn = dd[:, 0] / mx, dd[:, 1] / mx
+        return SignalNoiseEstimate(signal_error=_widened(sig, ds, g, what),
+                                   noise_amplification=_widened(noi, dn, g, what),
+                                   total=_widened(sig + noi, ds + dn, g, what), noise_std=sigma)
+
+    split = {"surrogate C": pair(sig_C, noi_C, dsplit["surrogate C"], "B̂ (and σ̂)" if noise_std is None else "B̂")}
+    if "Wiener" in K:
+        noi_W = TraceEstimate(s2 * fro_W.estimate / mx, 0.0, 0.0, 0.0, fro_W.n_probes, ci, "")
+        se = abs(noi_W.estimate) * math.hypot(fro_W.std_error / fro_W.estimate if fro_W.estimate > 0 else 0.0,
+                                              float(den_rows.std(ddof=1) / math.sqrt(n_held)) / mx)
+        q = float(norm.ppf(0.5 + ci / 2))
+        noi_W = TraceEstimate(noi_W.estimate, noi_W.estimate - q * se, noi_W.estimate + q * se, se,
+                              fro_W.n_probes, ci, f"σ²‖C‖²_F/E‖x‖²: Hutchinson ({fro_W.n_probes} Rademacher probes) "
+                                                  "over the held-out targets' mean squared norm; delta method")
+        split["Wiener"] = pair(sig_W, noi_W, dsplit["Wiener"],
+                               f"Σ̂ₓ{' and σ̂' if noise_std is None else ''} (Wiener re-applied on {len(sub)} "
+                               f"held-out targets and {nprb} probes per refit)")
+    split["C_data"] = pair(sig_D, noi_D, dsplit["C_data"], "C_data (training pairs)")
+    if pinv_map is not None:
+        split["A⁺"] = signal_noise_estimate(pinv_map, op, Xc, sigma, n_probes=N_PROBES, seed=rng_probe, batch=batch,
+                                            ci=ci)
+    return MatrixFreeStudy(errors=errors, verdict=verdict, split=split, reference_noise=reference_noise,
+                           status=status, outputs=outputs, surrogate=sur, covariance=cov, noise_std=sigma,
+                           noise_std_interval=sigma_ci, r2=r2, wiener_solve=wsolve, mean_x=mean_x)
 
 
 def _err_text(e: GroupedError) -> str:
@@ -296,12 +585,13 @@ def _err_text(e: GroupedError) -> str:
     return f"{e.estimate:.3g} [{e.low:.3g}, {e.high:.3g}]"
 
 
-def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2: float,
-            errors: dict[str, GroupedError], verdict: Any, status: dict[str, str], split: dict[str, Any],
-            te: dict[str, Any], cov: LowRankDiagCovariance, sigma: float, sigma_ci: Any, sigma_note: Any,
+def _report(o: AnalyzeOptions, route: Route, op: Any, st: MatrixFreeStudy, sigma_note: Any, te: dict[str, Any],
             timing: dict[str, float], in_shape: tuple[int, ...], x_shape: tuple[int, ...], n: int, n_train: int,
             n_fit: int, n_held: int, m: int, Xh: np.ndarray, Yh: np.ndarray, Fh: np.ndarray,
-            outputs: dict[str, np.ndarray], wsolve: Any, cast: str | None) -> dict[str, Any]:
+            cast: str | None) -> dict[str, Any]:
+    sur, r2, errors, verdict, status, split = st.surrogate, st.r2, st.errors, st.verdict, st.status, st.split
+    cov, sigma, sigma_ci, outputs, wsolve = st.covariance, st.noise_std, st.noise_std_interval, st.outputs, \
+        st.wiener_solve
     rep = Report(f"linlens analyze (matrix-free route): {Path(str(o.model)).name} on {Path(o.inputs).name}")
     add_route(rep, route)
     errs = "; ".join(f"vs {k} {_err_text(e)}" for k, e in errors.items())
@@ -331,9 +621,10 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2
         f"outside it ({sur.outside_variance_fraction_:.3g}) is reported, not scored. They are corrected "
         "for the estimation noise of B (cluster-"
         f"robust, {N_GROUPS} row groups) with a basic group-bootstrap interval; every reference is resampled with "
-        "the same group weights, so the verdict's paired tests compare them on the same replicates. C_data and "
-        "the Wiener estimator are fitted on the training pairs and held fixed in the resampling (their own "
-        "estimation noise is not in the intervals). References: "
+        "the same group weights, so the verdict's paired tests compare them on the same replicates. References that "
+        "are estimates are refitted in every replicate on the training pairs resampled by row groups, and the bias "
+        "their estimation noise adds to the error is subtracted (bootstrap): "
+        + "; ".join(f"{k}: {v}" for k, v in st.reference_noise.items()) + ". References: "
         + "; ".join(f"{k}: {v}" for k, v in status.items()) + "." + ("" if cast is None else f" The {cast}."))
     rows = [[k, _err_text(e), e.plug_in] for k, e in errors.items()]
     rep.add_table(["reference", "data-weighted error (bias-corrected [95% basic interval])", "plug-in"], rows,
@@ -344,8 +635,10 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2
     rep.add_table(["map", "signal error E‖(CA − I)x‖²/E‖x‖²", "noise amplification σ²‖C‖²_F/E‖x‖²", "sum"],
                   sn_rows, caption=f"Expected test error split (÷ E‖x‖²) with 95% intervals: the signal error over "
                                    f"the {n_held} held-out targets, ‖C‖²_F by Hutchinson's estimator ({N_PROBES} "
-                                   "Rademacher probes, the same for every map). The surrogate's numbers are those of "
-                                   "its estimate B̂ (its estimation noise adds to the noise amplification).")
+                                   "Rademacher probes, the same for every map; exact for the subspace maps C and "
+                                   "C_data). Intervals include each map's own estimation noise where it is "
+                                   "estimated (B̂; C_data; Σ̂ₓ and σ̂), from the group-bootstrap refits, whose "
+                                   "bias is subtracted.")
     rep.add_table(["predictor", "test MSE per pixel", "PSNR (dB)"],
                   [[k, te["mse"][k], te["psnr"][k]] for k in te["mse"]],
                   caption=f"On the {n_held} held-out probe images. Network − C_data per-image squared error: "
@@ -375,14 +668,14 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, sur: SubspaceSurrogate, r2
         "n_fit": n_fit, "n_test": n_held, "n_components": m, "seed": o.seed, "input_cast": cast,
         "noise_std": sigma, "noise_std_interval": sigma_ci, "r2": r2, "r2_definition": R2_DEFINITION,
         "outside_variance_fraction": sur.outside_variance_fraction_,
-        "prior_covariance": cov.to_dict(), "references": status,
+        "prior_covariance": cov.to_dict(), "references": status, "reference_noise": st.reference_noise,
         "wiener_solve": wsolve.to_dict(),
         "errors": {k: {**e.to_dict(), "below_detection": below_detection(e.plug_in, e.estimate)}
                    for k, e in errors.items()}, "verdict": verdict_d, "verdict_text": verdict.text(),
         "signal_noise": {k: s.table() for k, s in split.items()},
         "signal_noise_method": {k: {"signal_error": s.signal_error.method,
                                     "noise_amplification": s.noise_amplification.method}
-                                for k, s in list(split.items())[:1]},
+                                for k, s in split.items()},
         "test_errors": te, "timing": timing,
         "arrays": "components.npy (m, d_in) = V_mᵀ and coef_subspace.npy (d_out, m) = B: C = B V_mᵀ; "
                   "example_images.npy: the first held-out image as each of example_images"})
