@@ -42,8 +42,8 @@ from linlens.linalg.trace import TraceEstimate, hutchinson, ratio_estimate
 from linlens.operators import LinearMap
 from linlens.validation import as_array, check_noise_std
 
-__all__ = ["LowRankDiagCovariance", "CovarianceMoments", "MatrixFreeWiener", "pseudo_inverse_rows", "SignalNoiseEstimate",
-           "signal_noise_estimate", "PRIOR_MODEL"]
+__all__ = ["LowRankDiagCovariance", "CovarianceMoments", "MatrixFreeWiener", "pseudo_inverse_rows",
+           "SignalNoiseEstimate", "signal_noise_estimate", "PRIOR_MODEL"]
 
 #: How Σₓ is modelled on the matrix-free route (reports and metrics.json say it)
 PRIOR_MODEL = ("low rank + diagonal: the top-r principal components of the centred training targets plus the "
