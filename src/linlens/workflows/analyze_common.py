@@ -124,7 +124,13 @@ GROUPED_DEFAULT_BYTES = 2**30
 
 def grouped_possible(d_in: int, d_out: int, max_memory: int | None) -> tuple[bool, str]:
     """Whether the per-group statistics of the interval (N_GROUPS Gram blocks of d_in × (d_in + d_out), twice: the
-    partials and their merge) fit in ``max_memory`` (default 1 GiB); (False, why) otherwise."""
+    partials and their merge) fit in ``max_memory`` (default 1 GiB); (False, why) otherwise.
+
+    Example:
+        >>> d = 100; need = 8 * (2 * N_GROUPS + 2) * d * (d + d)  # bytes of the partials and their merge
+        >>> grouped_possible(d, d, need)[0], grouped_possible(d, d, need - 1)[0], grouped_possible(4096, 4096, None)[0]
+        (True, False, False)
+    """
     need = 8.0 * (2 * N_GROUPS + 2) * d_in * (d_in + d_out)
     budget = GROUPED_DEFAULT_BYTES if max_memory is None else max_memory
     if need <= budget:
@@ -138,12 +144,24 @@ def grouped_possible(d_in: int, d_out: int, max_memory: int | None) -> tuple[boo
 def grouped_shift(rows: np.ndarray) -> np.ndarray:
     """The constant subtracted from every input row before the grouped sums (any common shift cancels in the fit and
     the centred error; it keeps the raw sums from cancelling digits): the mean of the first ≤ 1024 rows, the same
-    on every route."""
+    on every route.
+
+    Example:
+        >>> grouped_shift(np.arange(4096.0)[:, None]).tolist()  # the mean of rows 0 … 1023
+        [511.5]
+    """
     return np.asarray(rows[:1024], dtype=np.float64).reshape(min(len(rows), 1024), -1).mean(axis=0)
 
 
 def received_rows(rows: np.ndarray, dtype: Any) -> np.ndarray:
-    """Input rows as the model receives them (cast to its input dtype, a torch dtype), back in float64."""
+    """Input rows as the model receives them (cast to its input dtype, a torch dtype), back in float64.
+
+    Example:
+        >>> import torch
+        >>> r = received_rows(np.array([[0.1]]), torch.float32)  # what a float32 model sees, back in float64
+        >>> r.dtype, bool(r[0, 0] == np.float32(0.1)), bool(r[0, 0] == 0.1)
+        (dtype('float64'), True, False)
+    """
     import torch
 
     if dtype is None or dtype == torch.float64:
@@ -155,6 +173,12 @@ def held_grouped(rows: np.ndarray, start: int, seed: int, shift: np.ndarray, B: 
                  d_out: int) -> GroupedFit:
     """Held-out partial of the grouped statistics for a block of inputs (b, d_in) as the model received them, rows
     ``start …``: the training fit's B (d_out, d_in) and R (d_out, d_in) applied to the held-out rows (no model call).
+
+    Example:
+        >>> Y = np.random.default_rng(0).normal(size=(500, 2)); R = np.array([[1.0, 0.0], [0.0, 2.0]])
+        >>> g = held_grouped(Y, 0, 0, grouped_shift(Y), R, R, 2)  # the fit B equals R: zero error on every row
+        >>> int(g.hn.sum()) == int(holdout_mask(0, 500, 0).sum()), float(g.hdd.sum())
+        (True, 0.0)
     """
     held = holdout_mask(start, start + len(rows), seed)
     g = GroupedFit(rows.shape[1], d_out, N_GROUPS)
@@ -166,7 +190,15 @@ def held_grouped(rows: np.ndarray, start: int, seed: int, shift: np.ndarray, B: 
 
 def reference_error(grouped: GroupedFit, n_boot: int | None, seed: int) -> GroupedError | None:
     """The bias-corrected data-weighted error of the training fit against R on the held-out rows, with its
-    row-group bootstrap interval (None when R has no variance on the held-out rows)."""
+    row-group bootstrap interval (None when R has no variance on the held-out rows).
+
+    Example:
+        >>> Y = np.random.default_rng(0).normal(size=(4000, 2)); shift = grouped_shift(Y)
+        >>> st = block_stats(Y, 0.9 * Y, 0, seed=0, n=4000, shift=shift)  # the model is 0.9 I, the reference R = I
+        >>> g = st.grouped.merge(held_grouped(Y, 0, 0, shift, st.grouped.coef(), np.eye(2), 2))
+        >>> e = reference_error(g, 50, seed=0); round(e.plug_in, 8), round(e.estimate, 8)  # ‖0.9 I − I‖²/‖I‖² = 0.01
+        (0.01, 0.01)
+    """
     if grouped.hn.sum() < 2:
         return None
     try:
@@ -178,7 +210,15 @@ def reference_error(grouped: GroupedFit, n_boot: int | None, seed: int) -> Group
 @dataclass
 class BlockStats:
     """Streaming statistics of some rows: accumulators (Gram, or TSQR with ``mode="qr"``) of the training and
-    of the held-out rows. Picklable; ``merge`` in any order."""
+    of the held-out rows. Picklable; ``merge`` in any order.
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> st.train.n + st.held.n, st.held.n == int(holdout_mask(0, 1000, 0).sum()), st.full().n
+        (1000, True, 1000)
+    """
 
     mode: str = "gram"
     train: GramAccumulator | TSQRAccumulator | None = None
@@ -209,7 +249,17 @@ class BlockStats:
 
 
 def merge_stats(a: BlockStats, b: BlockStats) -> BlockStats:
-    """A new :class:`BlockStats` holding both (for tree reductions)."""
+    """A new :class:`BlockStats` holding both (for tree reductions).
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> a = block_stats(Y[:400], Y[:400] @ B.T + 1.0, 0, seed=0, n=1000)
+        >>> b = block_stats(Y[400:], Y[400:] @ B.T + 1.0, 400, seed=0, n=1000)  # rows keep their index: same split
+        >>> m = merge_stats(a, b); m.held.n == st.held.n, bool(np.allclose(m.full().S, st.full().S))
+        (True, True)
+    """
     return BlockStats(mode=a.mode).merge(a).merge(b)
 
 
@@ -219,6 +269,13 @@ def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mo
     with ``shift`` (:func:`grouped_shift`), also the training rows' grouped sums of the interval.
 
     Values whose squares overflow the Gram matrix (|x| ≥ 1e150) are refused with one line.
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> st.mode, round(float(st.held.n) / 1000, 1), st.grouped is None  # about one row in five held out
+        ('gram', 0.2, True)
     """
     check_gram_range(Yb, "inputs", start)
     check_gram_range(F, "model outputs", start)
@@ -238,13 +295,30 @@ def block_stats(Yb: np.ndarray, F: np.ndarray, start: int, seed: int, n: int, mo
 
 def needs_qr_pass(stats: BlockStats, fit_intercept: bool) -> bool:
     """True when the library's one solver policy (:func:`linlens.linalg.solver_policy`), told that another pass
-    is costly (each one re-runs the model), asks for a TSQR pass: κ(inputs) > 1e5 on the Gram pass."""
+    is costly (each one re-runs the model), asks for a TSQR pass: κ(inputs) > 1e5 on the Gram pass.
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> bad = block_stats(Y * [1.0, 1.0, 1e-7], Y @ B.T, 0, seed=0, n=1000)  # κ ≈ 1e7 > 1e5
+        >>> needs_qr_pass(st, True), needs_qr_pass(bad, True)
+        (False, True)
+    """
     return solver_policy(stats.full().condition_number(fit_intercept), "auto", passes="one").method == "qr"
 
 
 def check_analyze_memory(d_in: int, d_out: int, batch_size: int, max_memory: int | None) -> None:
     """Refuse before any work when the streaming statistics would not fit: about six (d_in + d_out)² float64
-    matrices (two accumulators, their merge, the solve and its workspace) and four copies of a batch."""
+    matrices (two accumulators, their merge, the solve and its workspace) and four copies of a batch.
+
+    Example:
+        >>> check_analyze_memory(10, 10, 100, None)  # about 8·(6·20² + 4·100·20) bytes: fine
+        >>> check_analyze_memory(10, 10, 100, 1000)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.MemoryLimitError: analyze with 10 input and 10 output columns ... needs about ...
+    """
     p = d_in + d_out
     need = 8.0 * (6 * p * p + 4 * batch_size * p)
     check_memory(need, f"analyze with {d_in} input and {d_out} output columns ((d_in + d_out)² statistics)",
@@ -257,6 +331,14 @@ def fit_surrogate(acc: GramAccumulator | TSQRAccumulator, fit_intercept: bool) -
 
     Returns:
         (fitted :class:`LinearSurrogate`, messages of the numerical warnings raised while solving).
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> sur, msgs = fit_surrogate(st.full(), fit_intercept=True)
+        >>> bool(np.allclose(sur.coef_, B)), bool(np.allclose(sur.intercept_, 1.0)), msgs
+        (True, True, [])
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NumericalWarning)
@@ -276,6 +358,15 @@ def r2_from_stats(acc: GramAccumulator | TSQRAccumulator, coef: np.ndarray,
 
     Returns:
         (pooled R², per-output R² (d_out,)) by :func:`linlens.surrogate.r2_from_sums` (the one rule).
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> acc = st.full(); round(r2_from_stats(acc, B, np.ones(2))[0], 12)  # the exact map: R² = 1
+        1.0
+        >>> round(r2_from_stats(acc, np.zeros((2, 3)), acc.mean_y)[0], 12)  # predicting the mean: R² = 0
+        0.0
     """
     d = acc.d_in
     if isinstance(acc, TSQRAccumulator):
@@ -299,7 +390,19 @@ def r2_from_stats(acc: GramAccumulator | TSQRAccumulator, coef: np.ndarray,
 def input_warnings(full: GramAccumulator | TSQRAccumulator, sur: LinearSurrogate, per_output: np.ndarray,
                    solver_msgs: list[str]) -> tuple[list[dict[str, str]], dict[str, Any]]:
     """Warnings the report states in a box (and metrics.json lists): too few rows, constant inputs, a
-    rank-deficient or ill-conditioned design, constant outputs, numerical warnings of the solve."""
+    rank-deficient or ill-conditioned design, constant outputs, numerical warnings of the solve.
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> acc = st.full(); sur, _ = fit_surrogate(acc, True)
+        >>> input_warnings(acc, sur, np.ones(2), [])[0]  # a well-posed design: no warning
+        []
+        >>> few = block_stats(Y[:3], Y[:3] @ B.T, 0, seed=0, n=3).full()
+        >>> [w["code"] for w in input_warnings(few, fit_surrogate(few, True)[0], np.ones(2), [])[0]]
+        ['underdetermined']
+    """
     n, d = full.n, full.d_in
     var = np.diag(full.S)[:d] if isinstance(full, GramAccumulator) else np.sum(full.r_factor(True)[:, :d] ** 2, 0)
     out: list[dict[str, str]] = []
@@ -365,6 +468,17 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         route: the dispatch's route, stated first in the report and recorded in metrics.json.
         err: the bias-corrected error against R with its interval (:func:`reference_error`), or None with
             ``err_note`` saying why there is none.
+
+    Example:
+        >>> import tempfile
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> acc = st.full(); sur, _ = fit_surrogate(acc, True); out = Path(tempfile.mkdtemp()) / "rep"
+        >>> s = surrogate_report("t", "intro", sur, 1.0, {"kind": "in-sample", "n_held_out": 0}, input_covariance(acc),
+        ...                      None, out, False, {}, [])
+        >>> s["d_in"], s["d_out"], round(s["σ_max(C)"], 6) == round(float(np.linalg.norm(B, 2)), 6), out.is_dir()
+        (3, 2, True, True)
     """
     C = full.coef_
     n = extra_metrics.get("n_samples", full.n_samples_seen_)
@@ -489,7 +603,16 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
 def r2_and_split(stats: BlockStats, full: LinearSurrogate, fit_intercept: bool,
                  seed: int) -> tuple[float, np.ndarray, dict[str, Any], list[str]]:
     """The one R²: held-out when both parts have at least two rows (surrogate refitted on the training rows,
-    same solver policy), else in-sample on all rows. Returns (pooled, per output, split info, solver messages)."""
+    same solver policy), else in-sample on all rows. Returns (pooled, per output, split info, solver messages).
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> r2, per, info, msgs = r2_and_split(st, fit_surrogate(st.full(), True)[0], True, seed=0)
+        >>> round(r2, 12), np.round(per, 12).tolist(), info["kind"], info["n_held_out"] == st.held.n
+        (1.0, [1.0, 1.0], 'held-out', True)
+    """
     n_train, n_held = stats.train.n, stats.held.n
     rule = (f"row i is held out when splitmix64(seed={seed}, i) mod {HOLDOUT_EVERY} = {HOLDOUT_EVERY - 1}: "
             "independent of --batch-size and of --dask")
@@ -546,7 +669,14 @@ def load_linear_map(spec: str | Path, name: str = "reference", *, in_shape: tupl
 
 def load_inputs(inputs: Path, max_memory: int | None) -> tuple[np.ndarray, tuple[int, ...]]:
     """The inputs as rows (n, d_in) — a view of the memory-mapped file for ``.npy`` — and the shape of one row
-    (``(d_in,)``, or native such as (C, H, W), on which the model is called)."""
+    (``(d_in,)``, or native such as (C, H, W), on which the model is called).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "x.npy"; np.save(p, np.zeros((10, 2, 3)))
+        >>> rows, shape = load_inputs(p, None); rows.shape, shape  # images as rows, and the shape the model takes
+        ((10, 6), (2, 3))
+    """
     Y = load_array(inputs, "inputs", ndim=None, mmap=True, max_bytes=max_memory)
     if Y.ndim < 2:
         raise ShapeError(f"inputs need a row axis and at least one feature axis (n_samples, d_in) or "
@@ -558,7 +688,15 @@ def load_inputs(inputs: Path, max_memory: int | None) -> tuple[np.ndarray, tuple
 def input_covariance(acc: GramAccumulator | TSQRAccumulator) -> np.ndarray:
     """The inputs' covariance (d_in, d_in) over all rows (ddof 0) from the streamed statistics: S_xx / n of the
     Gram accumulator, or R₁₁ᵀR₁₁ / n of the TSQR factor. Data-weighted errors are weighted by it (it equals the
-    covariance of the rows themselves, and costs no pass and no copy of the rows)."""
+    covariance of the rows themselves, and costs no pass and no copy of the rows).
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> bool(np.allclose(input_covariance(st.full()), np.cov(Y.T, bias=True)))
+        True
+    """
     d = acc.d_in
     if isinstance(acc, TSQRAccumulator):
         R11 = acc.r_factor(fit_intercept=True)[:, :d]
@@ -571,7 +709,18 @@ def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndar
                    err: GroupedError | None = None, err_note: str = "") -> dict[str, Any]:
     """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report (with
     the error against R and its interval ``err``, or ``err_note`` saying why there is none).
-    Shared by the in-memory and the Dask routes."""
+    Shared by the in-memory and the Dask routes.
+
+    Example:
+        >>> import tempfile
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(1000, 3))
+        >>> B = np.array([[1.0, 2.0, 0.0], [0.0, -1.0, 3.0]])
+        >>> st = block_stats(Y, Y @ B.T + 1.0, 0, seed=0, n=1000)  # an exact affine model: C = B, c = 1
+        >>> out = Path(tempfile.mkdtemp()) / "rep"
+        >>> s = finish_analyze(st, True, 0, None, out, False, "t", "one block", {})  # no reference R
+        >>> round(s["R² (pooled, held-out)"], 12), s["solver"], (out / "metrics.json").exists()
+        (1.0, 'gram', True)
+    """
     acc = stats.full()
     full, msgs = fit_surrogate(acc, fit_intercept)
     r2, per, info, _ = r2_and_split(stats, full, fit_intercept, seed)
@@ -594,7 +743,12 @@ def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndar
 def answer_r2(r2: float, n_held_out: int, *, outside: float | None = None) -> str:
     """The first line of a surrogate route's answer: how linear the model is, from the held-out R² (the numbers
     are metrics.json's ``r2`` and ``nonlinear_residual_fraction`` / ``outside_variance_fraction``, to 4 and 3
-    significant digits)."""
+    significant digits).
+
+    Example:
+        >>> answer_r2(0.95, 200).split("; ")[1]
+        'the nonlinear residual fraction is 0.05.'
+    """
     if not np.isfinite(r2):
         return (f"How linear: R² could not be measured on the {n_held_out} held-out rows (no output variance there); "
                 "see the warnings.")
@@ -609,7 +763,15 @@ def answer_r2(r2: float, n_held_out: int, *, outside: float | None = None) -> st
 
 
 def answer_verdict(verdict: Any) -> str:
-    """The verdict of :func:`linlens.stats.closest_reference` against one reference R, in words, with its p-value."""
+    """The verdict of :func:`linlens.stats.closest_reference` against one reference R, in words, with its p-value.
+
+    Example:
+        >>> from linlens.stats import ClosestVerdict
+        >>> answer_verdict(ClosestVerdict("none", (), ("R",), {}, {}, "", none_p_value=0.3))
+        'no clearer than the zero map (p = 0.3)'
+        >>> answer_verdict(ClosestVerdict("R", ("R",), ("R",), {}, {}, "", none_p_value=1e-5, far=True))
+        'closer to R than the zero map C = 0 (p = 1e-05), but far from R (error ≥ 0.5 with confidence)'
+    """
     if verdict.verdict == "none":
         return f"no clearer than the zero map (p = {verdict.none_p_value:.2g})"
     far = f", but far from R (error ≥ {verdict.far_error:g} with confidence)" if verdict.far else ""
@@ -636,6 +798,14 @@ def answer_network_vs_cdata(mse_model: float, mse_cdata: float, pair: Any, *,
 
 
 def add_route(rep: Report, route: Route) -> None:
-    """State the route and its reason first in a report, and record both in its metrics.json (every route)."""
+    """State the route and its reason first in a report, and record both in its metrics.json (every route).
+
+    Example:
+        >>> from linlens.report import Report
+        >>> from linlens.workflows.analyze_options import Route
+        >>> rep = Report("r"); add_route(rep, Route("dense", "the inputs fit in memory"))
+        >>> rep.metrics["route"], rep._blocks[0].payload
+        ('dense', 'route: dense (in memory) — the inputs fit in memory')
+    """
     rep.add_text(route.line)
     rep.metrics.update({"route": route.name, "route_label": route.label, "route_reason": route.reason})
