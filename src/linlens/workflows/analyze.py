@@ -120,6 +120,17 @@ def run(options: AnalyzeOptions, console: Any = None) -> dict[str, Any]:
 
     Returns:
         The summary dict (headline numbers), ``{"route": label, ...}``.
+
+    Example:
+        >>> import json, tempfile, torch, numpy as np
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
+        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
+        >>> torch.jit.script(lin).save(str(d / "m.pt"))
+        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> s = run(AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", out=d / "report", trust_model=True))
+        >>> s["route"], round(s["R² (pooled, held-out)"], 12), bool(np.isclose(s["σ_max(C)"], np.linalg.norm(W, 2)))
+        ('dense (in memory)', 1.0, True)
     """
     check_destination(options.out, options.force)
     route = plan(options)
@@ -147,7 +158,19 @@ def run_analyze(
     max_memory: int | None = None,
 ) -> dict[str, Any]:
     """The surrogate routes (dense in memory, or on Dask) with the older signature: builds the options and
-    calls :func:`run` (the same plan and refusals)."""
+    calls :func:`run` (the same plan and refusals).
+
+    Example:
+        >>> import json, tempfile, torch, numpy as np
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
+        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
+        >>> torch.jit.script(lin).save(str(d / "m.pt"))
+        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> s = run_analyze(str(d / "m.pt"), d / "y.npy", out=d / "report", trust_model=True)
+        >>> s["route"], s["inputs"], (s["d_in"], s["d_out"]), bool(np.isclose(s["σ_min(C)"], np.linalg.svd(W)[1][-1]))
+        ('dense (in memory)', 300, (3, 2), True)
+    """
     return run(AnalyzeOptions(model=model, inputs=inputs, reference=reference, out=out, force=force,
                               batch_size=batch_size, fit_intercept=fit_intercept, dask=dask, device=device, seed=seed,
                               trust_model=trust_model, output_index=output_index, output_key=output_key,

@@ -56,6 +56,12 @@ def open_inputs(path: Path, name: str = "inputs") -> tuple[tuple[str, str], int,
 
     Returns:
         ((kind, abs path), n rows, d = values per row, the shape of one row (d,) or native, e.g. (C, H, W)).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "y.npy"; np.save(p, np.zeros((5, 2, 3)))
+        >>> (kind, path), n, d, shape = open_inputs(p); kind, n, d, shape  # nothing read but the header
+        ('npy', 5, 6, (2, 3))
     """
     p = Path(path).expanduser().resolve()
     if not p.exists():
@@ -87,7 +93,14 @@ def open_inputs(path: Path, name: str = "inputs") -> tuple[tuple[str, str], int,
 
 
 def read_rows(source: tuple[str, str], start: int, stop: int) -> np.ndarray:
-    """Rows [start, stop) of the inputs as float64 vectors (b, d), read from disk (only those rows)."""
+    """Rows [start, stop) of the inputs as float64 vectors (b, d), read from disk (only those rows).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "y.npy"; np.save(p, np.arange(12, dtype=np.float32).reshape(4, 3))
+        >>> read_rows(open_inputs(p)[0], 1, 3).tolist()  # rows 1 and 2, as float64
+        [[3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]
+    """
     kind, path = source
     if kind == "npy":
         rows = np.array(np.load(path, mmap_mode="r", allow_pickle=False)[start:stop], dtype=np.float64)
@@ -207,7 +220,22 @@ def run_analyze_dask(
     output_key: str | None = None,
     max_memory: int | None = None,
 ) -> dict[str, Any]:
-    """:func:`run_dask` with the older signature (every argument is one the Dask route uses)."""
+    """:func:`run_dask` with the older signature (every argument is one the Dask route uses).
+
+    Example:
+        >>> from dask.distributed import LocalCluster
+        >>> import json, tempfile, torch, numpy as np
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
+        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
+        >>> torch.jit.script(lin).save(str(d / "m.pt"))
+        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+        >>> s = run_analyze_dask(str(d / "m.pt"), d / "y.npy", out=d / "report", trust_model=True, batch_size=100,
+        ...                      dask=cluster.scheduler_address); cluster.close()
+        >>> s["route"], round(s["R² (pooled, held-out)"], 12), bool(np.isclose(s["σ_max(C)"], np.linalg.norm(W, 2)))
+        ('dense (Dask)', 1.0, True)
+    """
     o = AnalyzeOptions(model=model, inputs=inputs, reference=reference, out=out, force=force, batch_size=batch_size,
                        fit_intercept=fit_intercept, dask=dask, device=device, seed=seed, trust_model=trust_model,
                        output_index=output_index, output_key=output_key, max_memory=max_memory)
@@ -232,6 +260,21 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
 
     Returns:
         The summary dict (same keys as the in-memory route's).
+
+    Example:
+        >>> from dask.distributed import LocalCluster
+        >>> import json, tempfile, torch, numpy as np
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
+        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
+        >>> torch.jit.script(lin).save(str(d / "m.pt"))
+        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+        >>> o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", out=d / "report", trust_model=True,
+        ...                    dask=cluster.scheduler_address, batch_size=64)  # 5 blocks, merged in a tree
+        >>> s = run_dask(o, Route("dask", "example")); cluster.close()
+        >>> s["inputs"], round(s["R² (pooled, held-out)"], 12), bool(np.isclose(s["σ_min(C)"], np.linalg.svd(W)[1][-1]))
+        (300, 1.0, True)
     """
     o = options
     model, inputs, reference, out, force = o.model, o.inputs, o.reference, o.out, o.force

@@ -56,6 +56,13 @@ class TrainStats:
         residual: per-column moments of r = y − Ax (σ).
         y_sum, y_sq, x_sum: Σ y, Σ y², Σ x over the training rows' values.
         first_y, first_x: the first row of inputs and targets of the run; same_y, same_x: every row equals it.
+
+    Example:
+        >>> from linlens.scale import ColumnMoments
+        >>> a = TrainStats(None, ColumnMoments(), 3.0, 5.0, 1.0, np.zeros(2), np.ones(2), True, True)
+        >>> b = TrainStats(None, ColumnMoments(), 1.0, 1.0, 2.0, np.zeros(2), np.zeros(2), True, True)
+        >>> m = a.merge(b); (m.y_sum, m.y_sq, m.x_sum), m.same_y, m.same_x  # sums add; b's first x differs from a's
+        ((4.0, 6.0, 3.0), True, False)
     """
 
     data: SpectralSurrogate | None
@@ -79,7 +86,14 @@ class TrainStats:
 @dataclass
 class ProbeStats:
     """Mergeable statistics of the probes of a run of blocks (passes 2 and 3): the partial surrogate (pass 2),
-    per-image squared errors of each predictor (in file order) and the targets' range."""
+    per-image squared errors of each predictor (in file order) and the targets' range.
+
+    Example:
+        >>> a = ProbeStats(None, {"model": [np.array([1.0])]}, x_min=-1.0, x_max=2.0)
+        >>> b = ProbeStats(None, {"model": [np.array([2.0])]}, x_min=-3.0, x_max=1.0)
+        >>> m = a.merge(b); [v.tolist() for v in m.squares["model"]], m.x_min, m.x_max  # in file order; the range
+        ([[1.0], [2.0]], -3.0, 2.0)
+    """
 
     surrogate: SpectralSurrogate | None
     squares: dict[str, list[np.ndarray]] = field(default_factory=dict)
@@ -158,6 +172,25 @@ def run_fourier_dask(options: AnalyzeOptions, route: Route, console: Any = None)
 
     Returns:
         The summary dict (the in-memory Fourier route's keys).
+
+    Example:
+        >>> import json, tempfile, torch
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); X = rng.normal(size=(100, 1, 4, 4))
+        >>> np.save(d / "x.npy", X); np.save(d / "y.npy", 0.5 * X + 0.1 * rng.normal(size=X.shape))  # A = I/2, σ = 0.1
+        >>> np.save(d / "A.npy", 0.5 * np.eye(16))
+        >>> net = torch.nn.Conv2d(1, 1, 1, bias=False).double(); _ = net.weight.data.fill_(2.0)  # the net is A⁻¹ = 2I
+        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> from dask.distributed import LocalCluster
+        >>> from linlens.workflows.analyze import plan
+        >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+        >>> o = AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
+        ...                    operator=str(d / "A.npy"), n_boot=10, out=d / "report", trust_model=True,
+        ...                    dask=cluster.scheduler_address)
+        >>> s = run_fourier_dask(o, plan(o)); cluster.close()
+        >>> a = json.loads((d / "report/metrics.json").read_text())["analysis"]
+        >>> round(a["errors"]["A⁻¹"], 12), round(a["surrogate"]["linear_fraction"], 12)  # the net is A⁻¹ exactly
+        (0.0, 1.0)
     """
     o = options
     require_dask("--dask")

@@ -143,6 +143,25 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
 
     Returns:
         headline numbers for the summary table.
+
+    Example:
+        >>> import json, tempfile, torch, numpy as np
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); X = rng.normal(size=(200, 1, 4, 4))
+        >>> np.save(d / "x.npy", X); np.save(d / "y.npy", 0.5 * X + 0.1 * rng.normal(size=X.shape))  # A = I/2, σ = 0.1
+        >>> np.save(d / "A.npy", 0.5 * np.eye(16))
+        >>> net = torch.nn.Conv2d(1, 1, 1, bias=False).double(); _ = net.weight.data.fill_(2.0)  # the net is A⁻¹ = 2I
+        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> o = AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
+        ...                    operator=str(d / "A.npy"), assume="matrix-free", n_boot=20, out=d / "report",
+        ...                    trust_model=True)
+        >>> from linlens.workflows.analyze import plan
+        >>> s = run_matrix_free(o, plan(o))
+        >>> sn = json.loads((d / "report/metrics.json").read_text())["signal_noise"]["surrogate C"]
+        >>> round(sn["signal_error"]["estimate"], 12), s["verdict"]  # C = A⁻¹: no signal error
+        (0.0, 'A⁺')
+        >>> bool(sn["noise_amplification"]["low"] < 0.04 < sn["noise_amplification"]["high"])  # σ²‖2I‖²_F/E‖x‖²
+        True
     """
     o = options
     t0, c0 = time.perf_counter(), time.process_time()

@@ -94,6 +94,11 @@ class Route:
         name: a key of :data:`ROUTES`.
         reason: one sentence: what in the problem or the options chose it.
         operator: the forward operator, loaded once by the plan (inverse routes with ``--operator``), or None.
+
+    Example:
+        >>> r = Route("dense", "no --targets: the model's global linear surrogate alone")
+        >>> r.label, r.to_dict()["name"], r.line.startswith("route: dense (in memory) — no --targets")
+        ('dense (in memory)', 'dense', True)
     """
 
     name: str

@@ -150,7 +150,19 @@ def run_analyze_subspace(
     output_key: str | None = None,
     max_memory: int | None = None,
 ) -> dict[str, Any]:
-    """:func:`run_subspace` with the older signature (every argument is one the subspace route uses)."""
+    """:func:`run_subspace` with the older signature (every argument is one the subspace route uses).
+
+    Example:
+        >>> import json, tempfile, torch, numpy as np
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); torch.jit.script(torch.nn.Linear(4, 2).double()).save(str(d / "m.pt"))
+        >>> Z = np.random.default_rng(0).normal(size=(300, 2)); V = np.linalg.qr(np.ones((4, 2)) + np.eye(4, 2))[0]
+        >>> np.save(d / "y.npy", Z @ V.T)  # the inputs span a 2-D subspace of R⁴
+        >>> s = run_analyze_subspace(str(d / "m.pt"), d / "y.npy", 2, out=d / "report", trust_model=True)
+        >>> out, r2 = s["inputs' variance outside the subspace"], s["R² (pooled, held-out)"]
+        >>> s["components m"], round(out, 12), round(r2, 10)
+        (2, 0.0, 1.0)
+    """
     o = AnalyzeOptions(model=model, inputs=inputs, components=components, reference=reference, out=out, force=force,
                        batch_size=batch_size, device=device, seed=seed, trust_model=trust_model,
                        output_index=output_index, output_key=output_key, max_memory=max_memory)
@@ -173,6 +185,18 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
 
     Returns:
         The summary dict.
+
+    Example:
+        >>> import json, tempfile, torch, numpy as np
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); torch.jit.script(torch.nn.Linear(4, 2).double()).save(str(d / "m.pt"))
+        >>> Z = np.random.default_rng(0).normal(size=(300, 2)); V = np.linalg.qr(np.ones((4, 2)) + np.eye(4, 2))[0]
+        >>> np.save(d / "y.npy", Z @ V.T)  # the inputs span a 2-D subspace of R⁴
+        >>> o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", components=1, out=d / "report",
+        ...                    trust_model=True)
+        >>> s = run_subspace(o, Route("subspace", "example"))  # one of the two directions: variance is left outside
+        >>> s["components m"], 0 < s["inputs' variance outside the subspace"] < 1
+        (1, True)
     """
     o = options
     model, inputs, components, reference, out, force = o.model, o.inputs, o.components, o.reference, o.out, o.force
@@ -299,7 +323,16 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
 
 def check_components(components: Any, n: int, d_in: int, n_train: int, batch_size: int,
                      max_memory: int | None) -> int:
-    """Refuse (one line) an m the rows cannot support or whose statistics would not fit; returns m."""
+    """Refuse (one line) an m the rows cannot support or whose statistics would not fit; returns m.
+
+    Example:
+        >>> check_components(3, n=100, d_in=5, n_train=80, batch_size=10, max_memory=None)
+        3
+        >>> check_components(6, n=100, d_in=5, n_train=80, batch_size=10, max_memory=None)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ConfigError: --components 6 must be at most min(d_in, training rows − 1) = 5 (80 of 100 rows ...
+    """
     n_held = n - n_train
     if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 1:
         raise ConfigError(f"--components must be a positive integer; got {components!r}")
@@ -322,6 +355,12 @@ def held_out_results(sse: np.ndarray, sst: np.ndarray, dw: dict[str, Any], grp: 
 
     Returns:
         (R², R² per output, plug-in error or None, :class:`GroupedError` or None).
+
+    Example:
+        >>> sse, sst = np.array([1.0, 3.0]), np.array([10.0, 10.0])  # pooled R² = 1 − 4/20
+        >>> r2, per, dwe, err = held_out_results(sse, sst, {"n": 0}, None, None, seed=0)
+        >>> round(r2, 12), per.tolist(), dwe, err
+        (0.8, [0.9, 0.7], None, None)
     """
     r2, r2_out = r2_from_sums(sse, sst)  # the one R² rule
     dwe, den = None, 0.0

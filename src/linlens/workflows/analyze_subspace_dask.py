@@ -194,6 +194,21 @@ def run_subspace_dask(options: AnalyzeOptions, route: Route, console: Any = None
 
     Returns:
         The summary dict (the in-memory subspace route's keys).
+
+    Example:
+        >>> from dask.distributed import LocalCluster
+        >>> import json, tempfile, torch, numpy as np
+        >>> from pathlib import Path
+        >>> d = Path(tempfile.mkdtemp()); torch.jit.script(torch.nn.Linear(4, 2).double()).save(str(d / "m.pt"))
+        >>> Z = np.random.default_rng(0).normal(size=(300, 2)); V = np.linalg.qr(np.ones((4, 2)) + np.eye(4, 2))[0]
+        >>> np.save(d / "y.npy", Z @ V.T)  # the inputs span a 2-D subspace of R⁴
+        >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+        >>> o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", components=2, out=d / "report",
+        ...                    trust_model=True, dask=cluster.scheduler_address, batch_size=100)
+        >>> s = run_subspace_dask(o, Route("subspace_dask", "example")); cluster.close()
+        >>> out, r2 = s["inputs' variance outside the subspace"], s["R² (pooled, held-out)"]
+        >>> s["components m"], round(out, 12), round(r2, 10)
+        (2, 0.0, 1.0)
     """
     o = options
     require_dask("--dask")

@@ -71,6 +71,18 @@ def run_pass(client: Any, bar: Any, what: str, fn: Callable[..., Any], tasks: li
 
     Returns:
         The merged partial, or the list of partials.
+
+    Example:
+        >>> import numpy as np
+        >>> from dask.distributed import Client, LocalCluster
+        >>> from linlens.surrogate.grouped import GroupedFit
+        >>> def fit(rows):  # a top-level function on real workers; its partial merges by adding sums
+        ...     g = GroupedFit(1, 1, 4); g.update_train(rows, 2.0 * rows, np.arange(len(rows)) % 4); return g
+        >>> client = Client(LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"))
+        >>> Y = np.arange(10.0)[:, None]
+        >>> g = run_pass(client, None, "fit", fit, [(0, 0, 5, Y[:5]), (1, 5, 10, Y[5:])]); client.close()
+        >>> int(g.n.sum()), round(float(g.coef()[0, 0]), 12)  # the merged fit of 10 rows: slope 2
+        (10, 2.0)
     """
     from dask.distributed import as_completed
 
