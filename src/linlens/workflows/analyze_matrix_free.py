@@ -158,8 +158,8 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
         >>> from linlens.workflows.analyze import plan
         >>> s = run_matrix_free(o, plan(o))
         >>> sn = json.loads((d / "report/metrics.json").read_text())["signal_noise"]["surrogate C"]
-        >>> round(sn["signal_error"]["estimate"], 12), s["verdict"]  # C = A⁻¹: no signal error
-        (0.0, 'A⁺')
+        >>> round(sn["signal_error"]["estimate"], 12), "A⁺" in s["verdict"]  # C = A⁻¹: no signal error
+        (0.0, True)
         >>> bool(sn["noise_amplification"]["low"] < 0.04 < sn["noise_amplification"]["high"])  # σ²‖2I‖²_F/E‖x‖²
         True
     """
