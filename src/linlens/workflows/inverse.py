@@ -104,7 +104,15 @@ def _load_pair(inputs: Path, targets: Path | None) -> tuple[np.ndarray, np.ndarr
 
 def row_shapes(inputs: Path, targets: Path | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The shape of one row of the inputs and of the targets (``targets`` None: from an ``inputs`` .npz), read
-    without loading ``.npy`` data (memory-mapped)."""
+    without loading ``.npy`` data (memory-mapped).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); np.save(d / "y.npy", np.zeros((5, 1, 4, 4)))
+        >>> np.save(d / "x.npy", np.zeros((5, 8)))
+        >>> row_shapes(d / "y.npy", d / "x.npy")  # read from the headers only
+        ((1, 4, 4), (8,))
+    """
     if targets is None and Path(inputs).suffix.lower() != ".npz":
         raise InputFileError("targets: give --targets, or an .npz holding arrays named 'inputs' and 'targets'")
     if any(p is not None and (Path(p).is_dir() or Path(p).suffix.lower() == ".zarr") for p in (inputs, targets)):
@@ -130,6 +138,16 @@ def load_forward_operator(spec: str | LinearMap, x_shape: tuple[int, ...], in_sh
 
     Returns:
         :class:`~linlens.operators.LinearMap` of shape (prod(in_shape), prod(x_shape)).
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "A.npy"; np.save(p, np.arange(6.0).reshape(3, 2))
+        >>> op = load_forward_operator(str(p), x_shape=(2,), in_shape=(3,)); op.shape, op.to_dense()[2].tolist()
+        ((3, 2), [4.0, 5.0])
+        >>> load_forward_operator(str(p), x_shape=(3,), in_shape=(3,))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ShapeError: ...
     """
     d_in, d_x = int(np.prod(in_shape)), int(np.prod(x_shape))
     try:
@@ -153,6 +171,18 @@ def plan_inverse(o: AnalyzeOptions) -> Route:
 
     Returns:
         :class:`~linlens.workflows.analyze_options.Route` named "study" or "fourier".
+
+    Example:
+        >>> import json, tempfile, torch
+        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5])
+        >>> X = rng.normal(size=(400, 3)); np.save(d / "x.npy", X); np.save(d / "A.npy", A)
+        >>> np.save(d / "y.npy", X @ A.T + 0.1 * rng.normal(size=X.shape))  # y = Ax + noise, σ = 0.1
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(np.linalg.inv(A))  # A⁻¹
+        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> r = plan_inverse(AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
+        ...                                 operator=str(d / "A.npy")))
+        >>> r.name, r.operator.shape  # a diagonal A is not a circular convolution: the dense study
+        ('study', (3, 3))
     """
     if o.assume == "dense":
         return Route("study", "--targets with --assume dense: the dense study (d × d matrices), whatever the "
@@ -226,6 +256,17 @@ def run_inverse(
 
     Returns:
         headline numbers for the summary table.
+
+    Example:
+        >>> kw = {"device": "cpu"}  # refused: the device is run_inverse's own argument
+        >>> run_inverse("net.pt", Path("y.npy"), Path("x.npy"), Path("out"), load_model_kwargs=kw)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ConfigError: load_model_kwargs: only 'trust_model' is an option of the inverse study; got [...]
+        >>> run_inverse("net.pt", Path("y.npy"), None, Path("out"))  # no targets and no .npz holding them
+        Traceback (most recent call last):
+        ...
+        linlens.errors.InputFileError: targets: give --targets, or an .npz holding arrays named 'inputs' and 'targets'
     """
     extra = set(load_model_kwargs or {}) - {"trust_model"}
     if extra:
@@ -269,6 +310,21 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
 
     Returns:
         headline numbers for the summary table.
+
+    Example:
+        >>> import json, tempfile, torch
+        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5])
+        >>> X = rng.normal(size=(400, 3)); np.save(d / "x.npy", X); np.save(d / "A.npy", A)
+        >>> np.save(d / "y.npy", X @ A.T + 0.1 * rng.normal(size=X.shape))  # y = Ax + noise, σ = 0.1
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(np.linalg.inv(A))  # A⁻¹
+        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> o = AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
+        ...                    operator=str(d / "A.npy"), n_boot=20, local_samples=0, out=d / "report",
+        ...                    trust_model=True)
+        >>> s = run_study(o, plan_inverse(o))
+        >>> m = json.loads((d / "report/metrics.json").read_text())["study"]["models"]["model"]
+        >>> sn = m["signal_noise_corrected"]; round(sn["signal_error"]["estimate"], 12), round(m["r2"], 12)  # CA = I
+        (0.0, 1.0)
     """
     o = options
     model, inputs, targets, out, force, seed = o.model, o.inputs, o.targets, o.out, o.force, o.seed
@@ -358,7 +414,20 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
 
 @dataclass
 class FileStudy:
-    """What :func:`inverse_study_from_files` returns: the study and what a report needs beside it."""
+    """What :func:`inverse_study_from_files` returns: the study and what a report needs beside it.
+
+    Example:
+        >>> import json, tempfile, torch
+        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5])
+        >>> X = rng.normal(size=(400, 3)); np.save(d / "x.npy", X); np.save(d / "A.npy", A)
+        >>> np.save(d / "y.npy", X @ A.T + 0.1 * rng.normal(size=X.shape))  # y = Ax + noise, σ = 0.1
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(np.linalg.inv(A))  # A⁻¹
+        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> fs = inverse_study_from_files({"net": str(d / "net.pt")}, d / "y.npy", d / "x.npy",
+        ...                               operator=str(d / "A.npy"), n_boot=20, load_model_kwargs={"trust_model": True})
+        >>> (fs.n_rows, len(fs.train), len(fs.probe)), fs.in_shape, bool(np.allclose(fs.A, A))
+        ((400, 200, 200), (3,), True)
+    """
 
     study: LinearityStudy
     nets: dict[str, Any]
@@ -429,6 +498,20 @@ def inverse_study_from_files(
 
     Returns:
         :class:`FileStudy`.
+
+    Example:
+        >>> import json, tempfile, torch
+        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5])
+        >>> X = rng.normal(size=(400, 3)); np.save(d / "x.npy", X); np.save(d / "A.npy", A)
+        >>> np.save(d / "y.npy", X @ A.T + 0.1 * rng.normal(size=X.shape))  # y = Ax + noise, σ = 0.1
+        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(np.linalg.inv(A))  # A⁻¹
+        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> fs = inverse_study_from_files({"net": str(d / "net.pt")}, d / "y.npy", d / "x.npy",
+        ...                               operator=str(d / "A.npy"), n_boot=20, load_model_kwargs={"trust_model": True})
+        >>> bool(fs.noise_std_interval[0] < 0.1 < fs.noise_std_interval[1]), fs.study.inverse_name  # σ estimated
+        (True, 'A⁻¹')
+        >>> bool(np.allclose(fs.study.models["net"].coef, np.linalg.inv(A)))
+        True
     """
     say = say or (lambda msg: None)
     Y, X = _load_pair(inputs, targets)
@@ -546,6 +629,20 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
 
     Returns:
         headline numbers for the summary table.
+
+    Example:
+        >>> import json, tempfile, torch
+        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); X = rng.normal(size=(100, 1, 4, 4))
+        >>> np.save(d / "x.npy", X); np.save(d / "y.npy", 0.5 * X + 0.1 * rng.normal(size=X.shape))  # A = I/2, σ = 0.1
+        >>> np.save(d / "A.npy", 0.5 * np.eye(16))  # a (trivial) circular convolution: the Fourier route
+        >>> net = torch.nn.Conv2d(1, 1, 1, bias=False).double(); _ = net.weight.data.fill_(2.0)  # the net is A⁻¹ = 2I
+        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> o = AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
+        ...                    operator=str(d / "A.npy"), n_boot=10, out=d / "report", trust_model=True)
+        >>> r = plan_inverse(o); s = run_fourier(o, r)
+        >>> a = json.loads((d / "report/metrics.json").read_text())["analysis"]
+        >>> r.name, round(a["errors"]["A⁻¹"], 12), round(a["surrogate"]["linear_fraction"], 12)
+        ('fourier', 0.0, 1.0)
     """
     o = options
     model, out, force, batch_size, device, seed = o.model, o.out, o.force, o.batch_size, o.device, o.seed
@@ -594,7 +691,15 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
 
 
 def check_fourier_memory(n_boot: int, shp: tuple[int, ...], max_memory: int | None) -> None:
-    """Refuse (one line) a Fourier-route bootstrap that would not fit ``max_memory`` (bytes; None: the machine)."""
+    """Refuse (one line) a Fourier-route bootstrap that would not fit ``max_memory`` (bytes; None: the machine).
+
+    Example:
+        >>> check_fourier_memory(100, (64, 64), None)  # 100 replicates of 64 · 33 coefficients: about 27 MB
+        >>> check_fourier_memory(100, (64, 64), 10**6)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.MemoryLimitError: the Fourier route's 100 bootstrap replicates of 2,112 spectral values needs ...
+    """
     K = int(np.prod(shp[:-1])) * (shp[-1] // 2 + 1)  # rfft coefficients per image
     # the bootstrap keeps ~16 arrays of n_boot × K float64 (4 accumulators, then spectra, ratios, temporaries)
     check_memory(16 * 8 * n_boot * K, f"the Fourier route's {n_boot} bootstrap replicates of {K:,} spectral values",
@@ -608,6 +713,13 @@ def fourier_noise_std(noise_std: float | None, estimate: tuple[float, float, flo
 
     Returns:
         (σ, its interval or None when given, the warning or None).
+
+    Example:
+        >>> Ytr = np.random.default_rng(0).normal(size=(50, 16))
+        >>> fourier_noise_std(None, (0.1, 0.09, 0.11), Ytr, print)  # σ estimated: it comes with its interval
+        (0.1, (0.09, 0.11), None)
+        >>> fourier_noise_std(0.1, (0.1, 0.09, 0.11), Ytr, print)  # σ given and consistent: no interval, no warning
+        (0.1, None, None)
     """
     if noise_std is None:
         check_estimated_noise_std(estimate[0], Ytr)
@@ -625,7 +737,20 @@ def fourier_report(o: AnalyzeOptions, route: Route, an: Any, te: dict[str, Any],
     """Write the Fourier route's report (in memory or on Dask: the same tables, answer and figures) to
     ``o.out`` and return the summary. ``an``: :class:`~linlens.spectral.SpectralAnalysis`; ``te``: the test
     errors (:func:`~linlens.spectral.errors_from_squares`); ``extra``: more metrics; ``how``: a sentence on where
-    the statistics were computed."""
+    the statistics were computed.
+
+    Example:
+        >>> import tempfile
+        >>> from linlens.spectral import SpectralSurrogate, errors_from_squares, spectral_analysis
+        >>> rng = np.random.default_rng(0); X = rng.normal(size=(100, 16)); Y = X + 0.1 * rng.normal(size=(100, 16))
+        >>> an = spectral_analysis(SpectralSurrogate(n_boot=10).fit(Y, Y), np.ones(9, complex), 0.1, targets=X)
+        >>> te = errors_from_squares({"model": np.full(50, 0.16), "C_data": np.full(50, 0.15)}, 16, 8.0)
+        >>> o = AnalyzeOptions(model="net.pt", inputs=Path("y.npy"), targets=Path("x.npy"),
+        ...                    out=Path(tempfile.mkdtemp()) / "r")
+        >>> s = fourier_report(o, Route("fourier", "example"), an, te, (16,), 100, 100, 0.1, None, None)
+        >>> s["verdict"], (o.out / "report.html").exists()  # the network is the identity = A⁻¹ here
+        ('A⁻¹', True)
+    """
     name, inputs, out, force = Path(str(o.model)).name, o.inputs, o.out, o.force
     train, probe = range(n_train), range(n_probe)  # only their lengths are reported
     rep = Report(f"linlens analyze (Fourier route): {name} on {Path(inputs).name}")
