@@ -28,6 +28,7 @@ from linlens.linalg.lstsq import (
     SolverChoice,
     TSQRAccumulator,
     _solve_gram,
+    pinv_psd,
     solver_policy,
 )
 from linlens.linalg.norms import ratio_of_sq_norms, scaled_sq_norm
@@ -70,6 +71,7 @@ __all__ = [
     "randomized_svd",
     "spectral_norm",
     "pinv_svd",
+    "pinv_psd",
     "check_svd",
     "RankInfo",
     "RANK_RULES",

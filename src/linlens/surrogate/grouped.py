@@ -41,6 +41,7 @@ import numpy as np
 
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
+from linlens.linalg import pinv_psd
 from linlens.stats import BootstrapResult, _basic
 
 __all__ = ["GroupedFit", "GroupedError"]
@@ -163,10 +164,9 @@ class GroupedFit:
     def _solve(n: float, sz: np.ndarray, sf: np.ndarray, zz: np.ndarray, zf: np.ndarray) -> np.ndarray:
         G = zz - np.outer(sz, sz) / n
         X = zf - np.outer(sz, sf) / n
-        # minimum-norm G⁺X with lstsq's cutoff (max(m, m)·eps·σ_max), from the eigen-decomposition of the symmetric
-        # PSD G: one m³ problem and one m²·d_out product; LAPACK gelsd on d_out right-hand sides took ~5 s per
-        # replicate at m = 256, d_out = 16,384 (h20speed: tiny hunk for issue 20's speed)
-        return (np.linalg.pinv(G, rtol=G.shape[0] * np.finfo(float).eps, hermitian=True) @ X).T  # (d_out, m)
+        # the minimum-norm G⁺X with lstsq's cutoff, one m³ eigenproblem (gelsd took ~5 s per replicate at m = 256,
+        # d_out = 16,384); every replicate of error() uses the same rule
+        return (pinv_psd(G) @ X).T  # (d_out, m)
 
     def coef(self, w: np.ndarray | None = None) -> np.ndarray:
         """B (d_out, m) from all training groups, or from groups weighted by w (n_groups,)."""
@@ -224,9 +224,14 @@ class GroupedFit:
         """(n_groups,) ⟨Y, u_g⟩ with u_g = Σ_{i∈g} z̃ᵢ r̃ᵢᵀ (m, d_out) the group's score-residual sums under the
         full-data fit B and centring (zb, fb), from the group sums without forming u_g (O(g m d_out))."""
         yf = np.tensordot(self.zf, Y, axes=([1, 2], [0, 1]))  # ⟨Y, Σ z fᵀ⟩ per group
-        Yfb, ztY = Y @ fb, zb @ Y
+        return self._gradient_terms(yf, Y @ fb, zb @ Y, Y @ B, zb)
+
+    def _gradient_terms(self, yf: np.ndarray, Yfb: np.ndarray, ztY: np.ndarray, YB: np.ndarray,
+                        zb: np.ndarray) -> np.ndarray:
+        """:meth:`_fit_gradient_terms` from its d_out-sized pieces: yf (g,) = ⟨Y, zf_g⟩, Yfb = Y f̄ (m,),
+        ztY = z̄ᵀY (d_out,), YB = Y B (m, m) (the bootstrap computes them for many Y at once)."""
         zfc = yf - self.sz @ Yfb - self.sf @ ztY + self.n * float(zb @ Yfb)
-        YB = Y @ B  # (m, m): ⟨Y, z̃z̃ᵀ Bᵀ⟩ = ⟨z̃z̃ᵀ, Y B⟩
+        # ⟨Y, z̃z̃ᵀ Bᵀ⟩ = ⟨z̃z̃ᵀ, Y B⟩
         zzc = (np.tensordot(self.zz, YB, axes=([1, 2], [0, 1])) - self.sz @ (YB @ zb) - self.sz @ (YB.T @ zb)
                + self.n * float(zb @ YB @ zb))
         return zfc - zzc
@@ -243,6 +248,55 @@ class GroupedFit:
         psi = (num_g - e * den_g) / float(v @ den_g)
         g = self.n_groups
         return float(v @ (psi * psi)) * g / (g - 1), e
+
+    def _replicates(self, draws: np.ndarray, B: np.ndarray, S: np.ndarray, Szt: np.ndarray, Ginv: np.ndarray,
+                    zb: np.ndarray, fb: np.ndarray, fit_const: float, plug: float,
+                    den: float) -> tuple[np.ndarray, np.ndarray]:
+        """The bootstrap replicates of :meth:`error` and their analytic standard errors, for the group counts
+        ``draws`` (n_boot, 2, g): training counts w and held-out counts v.
+
+        Per replicate, B* = (G_w⁺ X_w)ᵀ refits on the training groups weighted by w; the training side of the numerator
+        is tr(B* S B*ᵀ) − 2 tr(B* S_zt) against the same for B̂ (the rest cancels), the held-out side re-weights the
+        held-out groups by v; the standard error re-evaluates the fit gradient at B* (see :meth:`error`). The sums
+        X_w of a chunk of replicates come from one product with the (g, m·d_out) group sums (one read of them per
+        chunk, not two per replicate), and every d_out-sized product whose factors do not depend on the replicate is
+        formed once: O(m² d_out) per replicate in three BLAS products.
+        """
+        g, m, d_out = self.n_groups, self.m, self.d_out
+        n_boot = len(draws)
+        zf = self.zf.reshape(g, m * d_out)
+        GS, GSzt = Ginv @ S, Ginv @ Szt  # Y* = G̃⁻¹(B* S − S_ztᵀ)ᵀ = (G̃⁻¹S) T − G̃⁻¹S_zt with T = B*ᵀ
+        GSztB = GSzt @ B
+        zfB = np.matmul(self.zf, B)  # (g, m, m): X_w B from the counts without a d_out product per replicate
+        sfB = self.sf @ B
+        fit_const = fit_const - float(np.sum((B @ S) * B) - 2 * np.sum(B * Szt.T))
+        reps, se_reps = np.empty(n_boot), np.empty(n_boot)
+        chunk = max(1, min(n_boot, int(2**24 // max(m * d_out, 1))))  # ≤ 128 MiB of X_w (and of Y*) per chunk
+        for c0 in range(0, n_boot, chunk):
+            W = draws[c0:c0 + chunk, 0]
+            XW = (W @ zf).reshape(len(W), m, d_out)
+            Ys = np.empty_like(XW)
+            YBs = []
+            for i, w in enumerate(W):
+                nw, szw, sfw = w @ self.n, w @ self.sz, w @ self.sf
+                P = pinv_psd(np.tensordot(w, self.zz, 1) - np.outer(szw, szw) / nw)
+                X = XW[i]
+                X -= np.outer(szw, sfw) / nw
+                T = P @ X  # B*ᵀ (m, d_out)
+                fit_num = float(np.sum(S * (T @ T.T)) - 2 * np.sum(T * Szt)) + fit_const
+                held_num, held_den = self._held(draws[c0 + i, 1])
+                reps[c0 + i] = fit_num / den + (held_num / held_den - plug if held_den > 0 else 0.0)
+                np.matmul(GS, T, out=Ys[i])
+                Ys[i] -= GSzt
+                TB = P @ (np.tensordot(w, zfB, 1) - np.outer(szw, w @ sfB) / nw)  # B*ᵀB
+                YBs.append(GS @ TB - GSztB)
+            yf = zf @ Ys.reshape(len(W), m * d_out).T  # (g, chunk): ⟨Y*, zf_g⟩
+            for i, w in enumerate(W):
+                Y = Ys[i]
+                cb = 2 * self._gradient_terms(yf[:, i], Y @ fb, zb @ Y, YBs[i], zb) / den
+                se_reps[c0 + i] = np.sqrt(float(w @ (cb * cb)) * g / (g - 1)
+                                          + self._held_variance(draws[c0 + i, 1])[0])
+        return reps, se_reps
 
     def error(self, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> GroupedError:
         """The bias-corrected data-weighted error with its basic group-bootstrap interval (see the module)."""
@@ -275,21 +329,12 @@ class GroupedFit:
         c = 2 * self._fit_gradient_terms(Ginv @ Gam.T, B, zb, fb) / den
         v_held, _ = self._held_variance(ones)
         se = float(np.sqrt(float(c @ c) * g / (g - 1) + v_held))
-        se_reps = np.empty(n_boot)
         rng = np.random.default_rng(seed)
-        reps = np.empty(n_boot)
-        c_tt = num  # the held-out part of the numerator that does not involve B*: handled through the identity below
-        for b in range(n_boot):
-            w = rng.multinomial(g, np.full(g, 1.0 / g)).astype(float)
-            v = rng.multinomial(g, np.full(g, 1.0 / g)).astype(float)
-            Bb = self.coef(w)
-            # training side: tr(B* S B*ᵀ) − 2 tr(B* Szt) against the same for B̂ (the rest of the numerator cancels)
-            fit_num = float(np.sum((Bb @ S) * Bb) - 2 * np.sum(Bb * Szt.T) - np.sum((B @ S) * B)
-                            + 2 * np.sum(B * Szt.T)) + c_tt
-            held_num, held_den = self._held(v)
-            reps[b] = (fit_num - bias) / den + (held_num / held_den - plug if held_den > 0 else 0.0)
-            cb = 2 * self._fit_gradient_terms(Ginv @ (Bb @ S - Szt.T).T, B, zb, fb) / den
-            se_reps[b] = np.sqrt(float(w @ (cb * cb)) * g / (g - 1) + self._held_variance(v)[0])
+        draws = np.empty((n_boot, 2, g))
+        for b in range(n_boot):  # training counts w, then held-out counts v, per replicate (the draw order)
+            draws[b, 0] = rng.multinomial(g, np.full(g, 1.0 / g))
+            draws[b, 1] = rng.multinomial(g, np.full(g, 1.0 / g))
+        reps, se_reps = self._replicates(draws, B, S, Szt, Ginv, zb, fb, num - bias, plug, den)
         est, lo, hi, sd = _basic(plug, reps, ci, corrected)
         boot = BootstrapResult(estimate={"R": plug}, bias_corrected={"R": est}, low={"R": lo}, high={"R": hi},
                                std={"R": sd}, samples={"R": reps}, ci=float(ci),

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from linlens.errors import ConfigError, NotFittedError, ShapeError
-from linlens.linalg import randomized_svd, svd
+from linlens.linalg import pinv_psd, randomized_svd, svd
 from linlens.operators import LinearMap
 from linlens.surrogate.estimator import r2_scores
 from linlens.validation import as_array
@@ -127,8 +127,9 @@ class SubspaceSurrogate:
     def _set(self, n: int, mx: np.ndarray, my: np.ndarray, Vt: np.ndarray, G: np.ndarray, cross: np.ndarray,
              ss_x: float, ss_y: float) -> None:
         m = Vt.shape[0]
-        Bt = np.linalg.solve(G + self.alpha * np.eye(m), cross) if self.alpha > 0 else np.linalg.lstsq(
-            G, cross, rcond=None)[0]
+        # α = 0: the minimum-norm least-squares B with lstsq's cutoff, by one m³ eigenproblem (pinv_psd; gelsd on
+        # d_out right-hand sides took 3.7 s at m = 256, d_out = 16,384)
+        Bt = np.linalg.solve(G + self.alpha * np.eye(m), cross) if self.alpha > 0 else pinv_psd(G) @ cross
         self.n_samples_ = int(n)
         self.mean_in_, self.mean_out_ = mx, my
         self.components_ = Vt
