@@ -6,6 +6,7 @@ cannot: that the worked examples on the pages run and print what the pages say t
 
 from __future__ import annotations
 
+import ast
 import doctest
 import importlib
 import importlib.util
@@ -172,3 +173,73 @@ def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     block = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)[0]
     exec(compile(block, "README.md", "exec"), {"__name__": "__readme__"})
     assert float(capsys.readouterr().out.split()[-1]) < 1e-12
+
+
+# ------------------------------------------------------------------------------ an Example on every public name
+SRC = ROOT / "src"
+
+
+def _public_definitions(name: str, source: str) -> list[tuple[str, ast.FunctionDef | ast.ClassDef]]:
+    """The public top-level functions and classes of a module: in its ``__all__``, or without a leading underscore.
+    Typer commands (decorated ``@….command(…)``) are left out: their docstring is their ``--help`` text, and their
+    examples are the ``epilog=`` line of that help and the worked runs of docs/guide/cli.md (checked above)."""
+    tree = ast.parse(source)
+    exported: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            exported = {c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant)}  # [*a.__all__, …]
+    out = []
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            continue
+        if node.name.startswith("_") and node.name not in exported:
+            continue
+        if any(isinstance(d, ast.Call) and getattr(d.func, "attr", None) == "command" for d in node.decorator_list):
+            continue
+        out.append((f"{name}.{node.name}", node))
+    return out
+
+
+def missing_examples(sources: dict[str, str]) -> list[str]:
+    """Public definitions whose docstring has no ``Example:`` section holding a ``>>>`` line (a doctest that runs
+    with the suite's ``--doctest-modules``)."""
+    bad = []
+    for name, source in sources.items():
+        for qual, node in _public_definitions(name, source):
+            doc = ast.get_docstring(node) or ""
+            m = re.search(r"^\s*Examples?:\s*$", doc, re.MULTILINE)
+            if m is None or ">>>" not in doc[m.end():]:
+                bad.append(qual)
+    return bad
+
+
+def _public_module_sources() -> dict[str, str]:
+    """name → source of every public module of the package (no path component starting with an underscore)."""
+    out = {}
+    for path in sorted((SRC / "linlens").rglob("*.py")):
+        parts = path.relative_to(SRC).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if any(p.startswith("_") for p in parts):
+            continue
+        out[".".join(parts)] = path.read_text(encoding="utf-8")
+    return out
+
+
+def test_every_public_function_and_class_has_an_example():
+    sources = _public_module_sources()
+    assert len(sources) > 80  # the walk sees the package
+    missing = missing_examples(sources)
+    assert not missing, f"public definitions without an `Example:` doctest: {missing}"
+
+
+def test_the_example_check_fails_on_a_planted_definition():
+    planted = {"linlens.m": (
+        '__all__ = ["_exported"]\n'
+        'def f():\n    """No example."""\n'
+        'def g():\n    """Example: in words only, no doctest."""\n'
+        'class C:\n    """A class.\n\n    Example:\n        >>> C().__class__.__name__\n        \'C\'\n    """\n'
+        'def _private():\n    """Private: not checked."""\n'
+        'def _exported():\n    """In __all__: checked."""\n'
+        '@app.command()\ndef cmd():\n    """A command: its help text, not checked."""\n'
+    )}
+    assert missing_examples(planted) == ["linlens.m.f", "linlens.m.g", "linlens.m._exported"]

@@ -126,7 +126,18 @@ def _load(spec: str) -> Any:
 
 
 def print_summary(title: str, summary: dict[str, Any], out: Path | None = None) -> None:
-    """Print a two-column table of headline numbers, and where the report went."""
+    """Print a two-column table of headline numbers, and where the report went.
+
+    Example:
+        >>> print_summary("run", {"R²": 0.98765, "rows": 300})  # doctest: +NORMALIZE_WHITESPACE
+                 run
+        ┏━━━━━━━━━━┳━━━━━━━━┓
+        ┃ quantity ┃  value ┃
+        ┡━━━━━━━━━━╇━━━━━━━━┩
+        │ R²       │ 0.9877 │
+        │ rows     │    300 │
+        └──────────┴────────┘
+    """
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("quantity")
     table.add_column("value", justify="right")
@@ -568,7 +579,16 @@ def _user_exit_origin(exc: SystemExit) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; user errors become one line on stderr and exit code 2."""
+    """Entry point: run the app; user errors become one line on stderr and exit code 2.
+
+    Example:
+        >>> try:  # a user error: one line on stderr ("error: inputs: file not found: nope.npy"), exit code 2
+        ...     main(["analyze", "--model", "nope.pt", "--inputs", "nope.npy"])
+        ... except SystemExit as exc:
+        ...     print("exit code", exc.code)  # doctest: +ELLIPSIS
+        route: dense (in memory) — ...
+        exit code 2
+    """
     debug = bool(os.environ.get("LINLENS_DEBUG"))
     try:
         app(args=argv, prog_name="linlens", standalone_mode=True)

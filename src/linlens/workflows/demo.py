@@ -36,7 +36,12 @@ __all__ = ["run_demo", "demo_problems"]
 
 
 def demo_problems(n: int = 64) -> list[tuple[str, InverseProblem]]:
-    """The two problems of the demo: (short key, problem)."""
+    """The two problems of the demo: (short key, problem).
+
+    Example:
+        >>> [(key, p.n_x, p.n_y, p.noise_std) for key, p in demo_problems(16)]  # two blurs of 16 pixels, two priors
+        [('smooth', 16, 16, 0.001), ('piecewise', 16, 16, 0.01)]
+    """
     A = gaussian_blur(n, width=2.0)
     return [
         ("smooth", InverseProblem(A, SmoothPrior(n, length_scale=4.0), 1e-3,
@@ -88,6 +93,15 @@ def write_problem_files(folder: Path, prob: InverseProblem, models: dict[str, to
 
     The probes are drawn from the problem with ``seed + 2_000_003`` (as
     :func:`linlens.workflows.study.linearity_study`).
+
+    Example:
+        >>> import tempfile
+        >>> key, prob = demo_problems(8)[0]; X, Y = prob.sample(50, seed=0); d = Path(tempfile.mkdtemp())
+        >>> paths = write_problem_files(d, prob, {"lin": torch.nn.Linear(8, 8).double()}, X, Y, n_probe=20, seed=0)
+        >>> np.load(paths["inputs"]).shape, np.load(paths["train_targets"]).shape  # 20 probes, 50 training pairs
+        ((20, 8), (50, 8))
+        >>> bool(np.allclose(np.load(paths["operator"]), prob.A)), sorted(paths["models"])
+        (True, ['lin'])
     """
     X_probe, Y_probe = prob.sample(n_probe, seed=seed + 2_000_003)
     paths: dict[str, Any] = {"models": {}}
@@ -108,7 +122,18 @@ def run_demo(out: Path, force: bool = False, seed: int = 0, quick: bool = False,
     """Run the demo and write the report to ``out``; returns headline numbers.
 
     ``device`` is where the MLPs are trained and probed ("auto": CUDA when available); the figures' numbers were
-    measured on the CPU, and a GPU's different rounding gives slightly different trained networks."""
+    measured on the CPU, and a GPU's different rounding gives slightly different trained networks.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / "notes.txt").write_text("mine")  # a folder that is not a report
+        >>> run_demo(d)  # refused before minutes of training  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
+        >>> sorted(p.name for p in d.iterdir())  # nothing written or removed
+        ['notes.txt']
+    """
     check_device(device)
     check_destination(out, force)  # fail before minutes of training, not after
     # on 2 cores (hyperthreads of one, see shared/notes/performance.md) one thread is faster for these sizes —

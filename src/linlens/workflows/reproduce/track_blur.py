@@ -56,6 +56,12 @@ def blur_experiment(*, quick: bool, seed: int = 0, device: str = "cpu", n_probe:
         dict: "result" (:class:`~linlens.tracking.TrackingResult`), "problem", "gate" (paired test of the
         network's squared error against predicting the mean, per test probe), "test_mse" (network, C_data, Wiener,
         zero), "epochs", "steps_per_epoch".
+
+    Example:
+        >>> blur_experiment(quick=True, n_boot=5)  # the tracker refuses too few replicates before any training step
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ConfigError: n_boot must be an integer ≥ 10; got 5
     """
     key, prob = demo_problems()[0]
     n_train, hidden, epochs, batch, lr = TRAINING[key]
@@ -113,7 +119,18 @@ def blur_experiment(*, quick: bool, seed: int = 0, device: str = "cpu", n_probe:
 
 def approach_steps(result: Any, close: float = CLOSE) -> np.ndarray:
     """Per band, the first tracked step from which on the band's mean filter factor stays within ``close`` of the
-    Wiener estimator's (NaN when it never does)."""
+    Wiener estimator's (NaN when it never does).
+
+    Example:
+        >>> from linlens.tracking import TrackPoint, TrackSetup, TrackingResult
+        >>> setup = TrackSetup(3, 3, 0, ["Wiener"], {}, None, np.array([[0, 1], [1, 2]]), {},
+        ...                    {"Wiener": np.array([1.0, 0.5])}, {}, None, 0.95)
+        >>> bands = [[0.2, 0.0], [0.98, 0.2], [0.99, 0.49], [1.0, 0.9]]  # Wiener's: 1.0 and 0.5
+        >>> pts = [TrackPoint(10 * i, 1.0, None, {}, None, None, None, np.array(b), None, None, None, None, None, None,
+        ...                   np.zeros((2, 2)), np.zeros(2), 0.0, 0.0) for i, b in enumerate(bands)]
+        >>> approach_steps(TrackingResult(setup, pts), close=0.05).tolist()  # band 2 leaves the band at step 30
+        [10.0, nan]
+    """
     B = np.stack([p.band_filter_factors for p in result.points])
     w = result.setup.reference_band_factors["Wiener"]
     steps = result.steps
@@ -129,7 +146,18 @@ def approach_steps(result: Any, close: float = CLOSE) -> np.ndarray:
 
 def run_track_blur(out: Path, force: bool = False, seed: int = 0, quick: bool = False, device: str = "auto",
                    console: Any = None) -> dict[str, Any]:
-    """Run the example and write its report; returns headline numbers."""
+    """Run the example and write its report; returns headline numbers.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp()); _ = (d / "notes.txt").write_text("mine")  # a folder that is not a report
+        >>> run_track_blur(d)  # refused before the training  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        linlens.errors.ReportExistsError: report folder ... exists; pass --force to overwrite it
+        >>> [p.name for p in d.iterdir()]
+        ['notes.txt']
+    """
     check_device(device)
     check_destination(out, force)
     cpus = os.cpu_count() or 1
