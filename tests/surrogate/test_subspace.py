@@ -48,8 +48,8 @@ def test_in_sample_r2_matches_sklearn_single_output():
 
 def test_streaming_equals_batch_when_rank_fits_the_sketch():
     X, Y = _data(rank=9, d=80)
-    a = SubspaceSurrogate(n_components=6, oversample=4).fit(X, Y)
-    b = SubspaceSurrogate(n_components=6, oversample=4)
+    a = SubspaceSurrogate(n_components=6, n_oversamples=4).fit(X, Y)
+    b = SubspaceSurrogate(n_components=6, n_oversamples=4)
     for s in range(0, len(X), 37):
         b.partial_fit(X[s : s + 37], Y[s : s + 37])
     np.testing.assert_allclose(b.predict(X), a.predict(X), atol=1e-8)

@@ -10,7 +10,7 @@ the fraction of the inputs' variance left outside the subspace is reported, beca
 about directions the probes do not excite.
 
 ``fit`` (in memory) takes V_m from :func:`linlens.linalg.randomized_svd` (power iterations) and projects
-exactly. ``partial_fit`` streams: it keeps a rank-L sketch (L = m + oversample) of the centred inputs, updated
+exactly. ``partial_fit`` streams: it keeps a rank-L sketch (L = m + n_oversamples) of the centred inputs, updated
 by a truncated SVD of [sketch; new centred rows; mean-correction row] (incremental PCA), and rotates the
 outputs' cross-products with the same left factors, so one pass suffices. It is exact when the centred inputs
 have rank ≤ L, and otherwise loses the cross-products along the discarded directions.
@@ -49,7 +49,7 @@ class SubspaceSurrogate:
         n_components: m, the subspace dimension.
         fit_intercept: centre inputs and outputs (as :class:`linlens.LinearSurrogate`).
         alpha: ridge penalty on B (in the score coordinates).
-        oversample: extra sketch directions (L = m + oversample) for the randomized/streaming SVD.
+        n_oversamples: extra sketch directions (L = m + n_oversamples) for the randomized/streaming SVD.
         n_iter: power iterations of the randomized SVD in ``fit``.
         seed: seed of the randomized SVD.
 
@@ -67,12 +67,12 @@ class SubspaceSurrogate:
         ((5, 20), (2, 5), True)
     """
 
-    def __init__(self, n_components: int = 32, fit_intercept: bool = True, alpha: float = 0.0, oversample: int = 10,
+    def __init__(self, n_components: int = 32, fit_intercept: bool = True, alpha: float = 0.0, n_oversamples: int = 10,
                  n_iter: int = 4, seed: int = 0):
         self.n_components = n_components
         self.fit_intercept = fit_intercept
         self.alpha = alpha
-        self.oversample = oversample
+        self.n_oversamples = n_oversamples
         self.n_iter = n_iter
         self.seed = seed
 
@@ -82,8 +82,8 @@ class SubspaceSurrogate:
             raise ConfigError(f"n_components must be an integer in [1, {d_in}]; got {m!r}")
         if self.alpha < 0:
             raise ConfigError(f"alpha must be ≥ 0; got {self.alpha}")
-        if not isinstance(self.oversample, (int, np.integer)) or self.oversample < 0:
-            raise ConfigError(f"oversample must be a non-negative integer; got {self.oversample!r}")
+        if not isinstance(self.n_oversamples, (int, np.integer)) or self.n_oversamples < 0:
+            raise ConfigError(f"n_oversamples must be a non-negative integer; got {self.n_oversamples!r}")
         return int(m)
 
     @staticmethod
@@ -105,7 +105,7 @@ class SubspaceSurrogate:
         mx = x.mean(0) if self.fit_intercept else np.zeros(x.shape[1])
         my = y.mean(0) if self.fit_intercept else np.zeros(y.shape[1])
         xc, yc = x - mx, y - my
-        _, _, Vt = randomized_svd(xc, m, n_oversamples=self.oversample, n_iter=self.n_iter, seed=self.seed)
+        _, _, Vt = randomized_svd(xc, m, n_oversamples=self.n_oversamples, n_iter=self.n_iter, seed=self.seed)
         Z = xc @ Vt.T
         G, cross = Z.T @ Z, Z.T @ yc  # (m, m), (m, d_out)
         self._set(x.shape[0], mx, my, Vt, G, cross, float(np.sum(xc**2)), float(np.sum(yc**2)))
@@ -145,10 +145,10 @@ class SubspaceSurrogate:
 
     # ------------------------------------------------------------------ streaming
     def partial_fit(self, X: Any, Y: Any) -> SubspaceSurrogate:
-        """Add a batch of rows (one pass, incremental SVD sketch of rank m + oversample); returns self."""
+        """Add a batch of rows (one pass, incremental SVD sketch of rank m + n_oversamples); returns self."""
         x, y = self._validate(X, Y)
         m = self._check_params(x.shape[1])
-        L = m + int(self.oversample)
+        L = m + int(self.n_oversamples)
         b = x.shape[0]
         mxb = x.mean(0) if self.fit_intercept else np.zeros(x.shape[1])
         myb = y.mean(0) if self.fit_intercept else np.zeros(y.shape[1])
