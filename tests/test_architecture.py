@@ -287,7 +287,8 @@ def _device_default(fn) -> object:
     "linlens.jacobian:JacobianField", "linlens.jacobian:jacobian_svd", "linlens.koopman.dmd:HankelDMD",
     "linlens.koopman.scaling:scale_layer", "linlens.koopman.hybrid:linearize_layer", "linlens.nn:train",
     "linlens.flows.train:train_flow", "linlens.probing:probe_model",
-    "linlens.surrogate.estimator:LinearSurrogate.from_model",
+    "linlens.surrogate.estimator:LinearSurrogate.from_model", "linlens.loaders:load_model",
+    "linlens.workflows.flows:load_flow", "linlens.jacobian:euler_test", "linlens.jacobian:adaptive_filters",
 ])
 def test_device_defaults_to_auto(path):
     # one name per idea (issue 13): a computation's device defaults to "auto" (linlens.nn.resolve_device)

@@ -116,3 +116,13 @@ def test_local_angles_at_the_full_input_dimension_are_not_reported():
     assert res.k == 4 and np.isnan(res.max_angle).all()
     assert res.to_dict()["max_angle_median"] is None or math.isnan(res.to_dict()["max_angle_median"])
     assert res.relative_distance.min() > 0.1
+
+
+def test_auto_device_runs_a_parameterless_callable_on_the_cpu(monkeypatch):
+    # one meaning of "auto" with linlens.probing (linlens.nn.model_device): a user's callable is not moved, and
+    # numpy inputs of a callable without parameters stay on the CPU even where CUDA is available (simulated: were
+    # they sent to CUDA, .to("cuda") would fail on this CPU-only build)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    field = JacobianField(lambda x: 2.0 * x).fit(X)
+    np.testing.assert_allclose(field.mean_jacobian_, 2.0 * np.eye(3), atol=1e-12)

@@ -67,3 +67,10 @@ def test_bad_input() -> None:
         euler_test(lambda x: x.reshape(7, -1), y)
     with pytest.raises(ShapeError):
         adaptive_filters(net, y, [(0, 6, 0)])
+
+
+def test_euler_test_auto_device_keeps_a_parameterless_callable_on_the_cpu(monkeypatch):
+    # the shared image-map preparation (also jacobian_svd, adaptive_filters) resolves "auto" like probe_model
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    r = euler_test(lambda x: 3.0 * x, np.random.default_rng(0).normal(size=(4, 1, 4, 4)))
+    np.testing.assert_allclose(r.residual_norm, 0.0, atol=1e-12)  # a linear map is exactly 1-homogeneous

@@ -171,3 +171,22 @@ def test_torchscript_with_setstate_is_refused_before_loading(tmp_path):
     torch.jit.script(Stateful()).save(str(tmp_path / "s.pt"))
     with pytest.raises(UnsafeModelError, match="__setstate__"):
         load_model(str(tmp_path / "s.pt"), trust_model=True)
+
+
+def test_load_model_auto_places_the_model_like_resolve_device(monkeypatch, tmp_path):
+    # a model linlens loads goes where resolve_device("auto") says: CUDA when available (simulated: the move is
+    # recorded and stopped), the CPU otherwise; a named device wins
+    (tmp_path / "spy_arch.py").write_text(
+        "import torch\nmoves = []\n"
+        "class Net(torch.nn.Linear):\n"
+        "    def __init__(self):\n        super().__init__(2, 2)\n"
+        "    def to(self, *args, **kwargs):\n"
+        "        moves.append(torch.device(args[0] if args else kwargs['device']).type)\n        return self\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import spy_arch
+
+    for cuda, kw, expected in ((True, {}, "cuda"), (False, {}, "cpu"), (True, {"device": "cpu"}, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        spy_arch.moves.clear()
+        load_model("spy_arch:Net", **kw)
+        assert spy_arch.moves == [expected], (cuda, kw)

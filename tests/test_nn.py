@@ -148,3 +148,19 @@ def test_progress_listener_gives_nested_loops_their_own_tasks():
     names = [n for n, _ in bar.tasks]
     assert names == ["models (1)", "m0 steps (2)", "m1 steps (3)"]
     assert [bar.done[t] for t in range(3)] == [2, 4, 4]
+
+
+def test_model_device_auto_is_where_the_users_model_is(monkeypatch):
+    # "auto" for a model linlens only runs: the device of its parameters, the CPU for a callable without any —
+    # even where CUDA is available (simulated, so that a CPU-only machine tells this meaning from resolve_device's)
+    from linlens.nn import model_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"  # the other meaning: what linlens trains, builds or loads
+    assert model_device(lambda x: 2 * x).type == "cpu"
+    assert model_device(lambda x: 2 * x, None).type == "cpu"
+    assert model_device(torch.nn.Linear(2, 2)).type == "cpu"
+    assert model_device(torch.nn.Linear(2, 2).to("meta")).type == "meta"  # wherever the parameters are
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError):  # a named device goes through resolve_device
+        model_device(torch.nn.Linear(2, 2), "cuda")

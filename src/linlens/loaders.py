@@ -45,6 +45,7 @@ from linlens.errors import (
     UnsafeModelError,
     one_line,
 )
+from linlens.nn import resolve_device
 from linlens.validation import check_finite, check_memory, check_real, import_attr
 
 __all__ = ["load_array", "load_model", "load_weights", "npz_members", "load_npz_member", "stored_float_dtype",
@@ -597,7 +598,7 @@ def load_weights(module: Any, path: str | os.PathLike, *, strict: bool = True) -
     return module.eval()
 
 
-def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any:
+def load_model(spec: str, device: str = "auto", trust_model: bool = False) -> Any:
     """Load a torch model: a TorchScript file, a ``torch.export`` archive (``.pt2``) or ``package.module:attr``.
 
     Model files are programs that can run code while they load: they are refused with
@@ -612,7 +613,8 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
 
     Arguments:
         spec: path of a TorchScript file / ``.pt2`` archive, or ``package.module:attr``.
-        device: where the model's parameters go.
+        device: where the model's parameters go ("auto": CUDA when available, else the CPU —
+            :func:`linlens.nn.resolve_device`, as for every model linlens trains, builds or loads).
         trust_model: load a TorchScript file or ``.pt2`` archive at all (refused without it).
 
     Returns:
@@ -625,6 +627,7 @@ def load_model(spec: str, device: str = "cpu", trust_model: bool = False) -> Any
         >>> load_model(str(p), trust_model=True)(torch.ones(3, 2)).shape
         torch.Size([3, 1])
     """
+    device = resolve_device(device)
     p = Path(spec)
     if p.exists():
         if p.is_dir():

@@ -28,8 +28,8 @@ from torch import nn
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, TrainingDiverged
 
-__all__ = ["mlp", "train", "TrainHistory", "seed_everything", "resolve_device", "progress_bar", "PlainProgress",
-           "progress_listener", "predict"]
+__all__ = ["mlp", "train", "TrainHistory", "seed_everything", "resolve_device", "model_device", "progress_bar",
+           "PlainProgress", "progress_listener", "predict"]
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -71,6 +71,24 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r} requested but CUDA is not available")
     return dev
+
+
+def model_device(model: Any, device: str | torch.device | None = "auto") -> torch.device:
+    """Where a user's model that linlens only runs is run: ``"auto"``/None → the device of its first parameter
+    (the model is never moved), the CPU for a callable without parameters; anything else → :func:`resolve_device`.
+
+    This is "auto" for a model linlens runs (:func:`linlens.probing.probe_model`, :mod:`linlens.jacobian`); a
+    model linlens trains, builds or loads from a file goes to CUDA when available (:func:`resolve_device`).
+
+    Example:
+        >>> model_device(torch.nn.Linear(2, 2)), model_device(lambda x: 2 * x), model_device(abs, "cpu")
+        (device(type='cpu'), device(type='cpu'), device(type='cpu'))
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        params = model.parameters() if isinstance(model, nn.Module) or hasattr(model, "parameters") else iter(())
+        first = next(iter(params), None)
+        return first.device if first is not None else torch.device("cpu")
+    return resolve_device(device)
 
 
 def mlp(

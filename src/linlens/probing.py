@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from linlens.errors import ConfigError, ModelError, NonFiniteError, ShapeError, one_line
+from linlens.nn import model_device
 from linlens.validation import as_array, check_finite, check_real, is_torch
 
 __all__ = ["probe_model", "probe_all", "model_input_dtype", "cast_note", "FlatModel"]
@@ -125,8 +126,7 @@ def probe_model(
     if any(p.is_complex() for p in params):
         raise ModelError("the model has complex parameters; linlens analyses real-valued maps")
     dtype = model_input_dtype(model)
-    if device is None or (isinstance(device, str) and device == "auto"):  # the model stays where it is
-        device = params[0].device if params else torch.device("cpu")
+    device = model_device(model, device)  # "auto": the model stays where it is (CPU for plain callables)
     if torch.device(device).type == "meta":
         raise ConfigError("device 'meta' holds no values: a model cannot be probed there")
     was_training = getattr(model, "training", None)

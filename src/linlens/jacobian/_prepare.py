@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from linlens.errors import ConfigError, EmptyInputError, ModelError, NonFiniteError, ShapeError
-from linlens.nn import resolve_device
+from linlens.nn import model_device
 from linlens.validation import is_torch
 
 __all__: list[str] = []
@@ -181,7 +181,7 @@ def _image_map(f: Any, inputs: Any, device: str | torch.device = "auto", name: s
     if p is not None:
         t = t.to(device=p.device, dtype=p.dtype if p.is_floating_point() else None)
     elif not is_torch(inputs):
-        t = t.to(resolve_device(device))
+        t = t.to(model_device(f, device))  # "auto": the CPU (a user's computation is not moved)
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
     if t.ndim < 2:

@@ -22,7 +22,7 @@ from linlens.jacobian._prepare import _module_param, _prepare, _resolve_mode, _t
 from linlens.jacobian.dense import _iter_chunks
 from linlens.jacobian.memory import _chunk_from_budget
 from linlens.linalg import gap_at, numerical_rank
-from linlens.nn import resolve_device
+from linlens.nn import model_device
 from linlens.scale import block_ranges, check_block_finite, is_dask
 from linlens.validation import is_torch
 
@@ -136,8 +136,8 @@ class JacobianField:
             :data:`~linlens.jacobian.memory.DEFAULT_WORK_MEMORY`).
         mode: "auto", "reverse" or "forward".
         k: number of leading singular values kept per sample; None keeps all min(d_out, d_in).
-        device: where numpy inputs are placed when ``f`` has no parameters ("cpu", "cuda", "auto" = CUDA when
-            available, …); a module's own device wins. Statistics come back on the CPU in float64.
+        device: where numpy inputs are placed when ``f`` has no parameters ("cpu", "cuda", …; "auto": the CPU,
+            :func:`linlens.nn.model_device`); a module's own device wins. Statistics come back on the CPU in float64.
 
     Attributes:
         mean_jacobian_: (d_out, d_in) mean of J(x).
@@ -173,10 +173,7 @@ class JacobianField:
     # -- helpers ------------------------------------------------------------------------------------------
     def _input(self, b: Any) -> Tensor:
         if not is_torch(b) and _module_param(self.f) is None:
-            dev = self.device
-            if isinstance(dev, str) and dev == "auto":
-                dev = resolve_device("auto")
-            b = torch.as_tensor(np.asarray(b)).to(dev)
+            b = torch.as_tensor(np.asarray(b)).to(model_device(self.f, self.device))
         return _to_input(self.f, b, name="X")
 
     def _k(self, d_out: int, d_in: int) -> int:

@@ -101,7 +101,8 @@ def euler_test(f: Any, inputs: Any, device: str | torch.device = "auto") -> Eule
     Arguments:
         f: module or callable on batches, (n_inputs, *in_shape) → (n_inputs, *out_shape).
         inputs: (n_inputs, *in_shape).
-        device: where numpy inputs go when ``f`` has no parameters; a module's own device wins.
+        device: where numpy inputs go when ``f`` has no parameters ("auto": the CPU,
+            :func:`linlens.nn.model_device`); a module's own device wins.
 
     Returns:
         :class:`EulerTest` (float64 numpy arrays; relative residual NaN where f(y) = 0).
@@ -168,7 +169,8 @@ def adaptive_filters(f: Any, inputs: Any, pixels: Any, device: str | torch.devic
         inputs: (n_inputs, *in_shape).
         pixels: output indices: a sequence of tuples into out_shape (e.g. (0, row, col) for (C, H, W)),
             or of flat indices into the flattened output.
-        device: where numpy inputs go when ``f`` has no parameters; a module's own device wins.
+        device: where numpy inputs go when ``f`` has no parameters ("auto": the CPU,
+            :func:`linlens.nn.model_device`); a module's own device wins.
         chunk_size: pixels per ``vmap`` call on CUDA (on the CPU they run one at a time); None = all.
 
     Returns:

@@ -307,8 +307,8 @@ def jacobian_svd(
             (or what ``max_memory`` allows). On the CPU the vector-Jacobian products run one at a time anyway.
         max_memory: bytes of working memory for the call (see the model above); None = no bound (the basis
             grows to ``max_iter`` blocks). Too small for a basis of k + b vectors → ConfigError.
-        device: where numpy inputs go when ``f`` has no parameters ("auto" = CUDA when available); a
-            module's own device wins. Results come back as float64 numpy arrays.
+        device: where numpy inputs go when ``f`` has no parameters ("auto": the CPU,
+            :func:`linlens.nn.model_device`); a module's own device wins. Results come back as float64 numpy arrays.
 
     Returns:
         :class:`JacobianSVD`.

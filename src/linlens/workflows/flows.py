@@ -52,13 +52,13 @@ _N_CI = 10  # components with bootstrap intervals
 _N_BOOT = 500
 
 
-def load_flow(spec: str, device: str = "cpu", trust_model: bool = False) -> Any:
+def load_flow(spec: str, device: str = "auto", trust_model: bool = False) -> Any:
     """Load the user's flow as a linlens encoder: a TorchScript file or ``package.module:attr`` (code runs).
 
     Arguments:
         spec: path of a TorchScript encoder returning ``(z, logabsdet)``, or ``package.module:attr`` naming a
             zuko flow, a transform with ``call_and_ladj`` or any callable returning ``(z, logabsdet)``.
-        device: torch device.
+        device: torch device ("auto": CUDA when available, :func:`linlens.nn.resolve_device`).
         trust_model: load a TorchScript file (a program: refused without it).
 
     Returns:
