@@ -37,6 +37,8 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
+        if obj.ndim and obj.dtype.kind in "iub" or (obj.dtype.kind == "f" and np.isfinite(obj).all()):
+            return obj.tolist()  # Python ints, bools and finite floats already (no call per entry)
         return [json_safe(v) for v in obj.tolist()] if obj.ndim else json_safe(obj.item())
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)

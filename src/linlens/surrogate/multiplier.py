@@ -69,6 +69,15 @@ KRON_FULL_MAX = 256
 GRAM_KAPPA_LIMIT = 1e5
 
 
+def _terms(D: np.ndarray | Sequence[tuple[float, np.ndarray]]) -> list[tuple[float, np.ndarray]]:
+    """An operator or a linear combination [(c, X), …] as a list of (c, float64 X)."""
+    if isinstance(D, np.ndarray):
+        return [(1.0, D if D.dtype == np.float64 else D.astype(np.float64))]
+    if isinstance(D, (list, tuple)) and D and all(isinstance(t, tuple) and len(t) == 2 for t in D):
+        return [(float(c), np.asarray(X, dtype=np.float64)) for c, X in D]
+    return [(1.0, np.asarray(D, dtype=np.float64))]
+
+
 @dataclass(frozen=True)
 class Perturbation:
     """The linearized estimation error of a (d_out, d_in) operator: E(ω) = Σₖ ωₖ lₖ mₖᵀ + (gᵀω) N.
@@ -369,12 +378,15 @@ class MultiplierBootstrap:
             self._keep.append((p, q, W, O))  # the ids in the keys stay valid until clear()
         return K
 
-    def quadratic(self, D: np.ndarray, W: np.ndarray, pieces: Sequence[tuple[float, Perturbation]],
-                  O: np.ndarray | None = None, scale: float = 1.0) -> Quadratic:
+    def quadratic(self, D: np.ndarray | Sequence[tuple[float, np.ndarray]], W: np.ndarray,
+                  pieces: Sequence[tuple[float, Perturbation]], O: np.ndarray | None = None,
+                  scale: float = 1.0) -> Quadratic:
         """tr(O D* W D*ᵀ Oᵀ)/scale² over the replicates, D* = D + Σ sign·E(ω).
 
         Arguments:
-            D: (d_out, d_in) the operator at the estimates (e.g. Ĉ − R).
+            D: (d_out, d_in) the operator at the estimates (e.g. Ĉ − R), or a linear combination of operators
+                [(c, X), …] (D = Σ c X): the row forms of each X (products L X) are shared with other statistics of
+                the same arrays.
             W: (d_in, d_in) symmetric weight.
             pieces: (sign, :class:`Perturbation`) pairs; the same objects across calls reuse cached Grams.
             O: (k, d_out) output rows (a band of a singular basis), or None for all outputs.
@@ -383,7 +395,9 @@ class MultiplierBootstrap:
         Returns:
             :class:`Quadratic`.
         """
-        OD = self._rows(np.asarray(D, dtype=np.float64).T, O).T / scale  # O D, (k, d_in)
+        terms = _terms(D)
+        D = terms[0][1] if len(terms) == 1 and terms[0][0] == 1.0 else sum(c * X for c, X in terms)
+        OD = self._rows(D.T, O).T / scale  # O D, (k, d_in)
         dW = self._diagonal(W)
         ODW = OD * dW if dW is not None else OD @ W
         plug = float(np.sum(OD * ODW))
@@ -397,7 +411,7 @@ class MultiplierBootstrap:
                 a = np.zeros(p.n_rows)
             elif O is None:  # lₖᵀ D W mₖ from L D, shared with the first-order change of an unweighted norm of D
                 self._mw(p, W)
-                a = self._row_forms(p, D, W) / scale
+                a = sum(c * self._row_forms(p, X, W) for c, X in terms) / scale
             else:
                 a = np.einsum("ij,ij->i", LO[id(p)], p.M @ ODW.T)
             if p.g is not None:
@@ -587,8 +601,8 @@ class MultiplierBootstrap:
         key = ("kron", id(p), id(S))
         out = self._cache.get(key)
         if out is None:
-            G = p.M.T @ p.M
-            Wk = S @ G @ S
+            MS = self._mw(p, S)  # S MᵀM S = (M S)ᵀ(M S): one product of the rows the statistic's own terms formed
+            Wk = MS.T @ MS
             Wk = (Wk + Wk.T) / 2
             if p.L.shape[1] > KRON_FULL_MAX:  # the isotropic form: O = √(tr(LᵀL)/(n d_out)) I, kept as a factor
                 self._cache[("kron_iso", id(p))] = float(np.sum(p.L * p.L)) / (max(p.n_rows, 1) * p.L.shape[1])
@@ -612,7 +626,20 @@ class MultiplierBootstrap:
             self._keep.append((q, O, r))
         return r
 
-    def delta_variance(self, X: np.ndarray, S: np.ndarray, p: Perturbation,
+    def prepare_variance(self, p: Perturbation, S: np.ndarray, pieces: Sequence[tuple[float, Perturbation]]) -> None:
+        """Form, before a statistic's :meth:`quadratic` runs, what :meth:`delta_variance` of ``p`` under weight S will
+        weigh the pieces' rows with (M S for every piece and the Kronecker weight's M (S MᵀM S)): the products L D of
+        that statistic's operators are then formed once for both (:meth:`_row_forms` meets every weight already
+        cached). Only a matter of cost: the numbers are the same without it."""
+        if not p.L.size:
+            return
+        _, Wk = self._kron_factors(p, S)
+        for _, q in pieces:
+            if q.L.size:
+                self._mw(q, S)
+                self._mw(q, Wk)
+
+    def delta_variance(self, X: np.ndarray | Sequence[tuple[float, np.ndarray]], S: np.ndarray, p: Perturbation,
                        pieces: Sequence[tuple[float, Perturbation]], scale: float = 1.0) -> Quadratic:
         """Var_ω ⟨X S, E_p(ω)⟩/scale⁴ — the first-order variance of a statistic with gradient X S in the operator
         that ``p`` perturbs — at X and at every replicate X*_b = X + Σ sign·E_q(ω_b) of ``pieces`` (issue 21: the
@@ -628,7 +655,8 @@ class MultiplierBootstrap:
         small spread).
 
         Arguments:
-            X: (d_out, d_in) where the gradient is taken (e.g. D = Ĉ − R).
+            X: (d_out, d_in) where the gradient is taken (e.g. D = Ĉ − R), or a linear combination [(c, X), …] as
+                in :meth:`quadratic` (the row forms of arrays the statistic's own terms used are then shared).
             S: (d_in, d_in) symmetric weight of the statistic.
             p: the perturbation whose variance is wanted.
             pieces: (sign, :class:`Perturbation`) that move X in the replicates.
@@ -644,7 +672,8 @@ class MultiplierBootstrap:
             >>> round(v.plug_in * 4000, 1), v.replicates.shape
             (2.0, (50,))
         """
-        X = np.asarray(X, dtype=np.float64)
+        terms = _terms(X)
+        X = terms[0][1] if len(terms) == 1 and terms[0][0] == 1.0 else sum(c * Xi for c, Xi in terms)
         s2 = scale * scale
         q = None
         if p.L.size:
@@ -652,7 +681,7 @@ class MultiplierBootstrap:
             # cached per perturbation, so the references' calls share the factors and the sketches of the pieces
             O, Wk = self._kron_factors(p, S)
             if O is None:  # many outputs: LᵀL/n ≈ its mean eigenvalue × I, no rotated pieces (their sketches shared)
-                q = self.quadratic(X, Wk, pieces, scale=scale)
+                q = self.quadratic(terms, Wk, pieces, scale=scale)
                 q = Quadratic(plug_in=q.plug_in * self._cache[("kron_iso", id(p))], expected=0.0,
                               replicates=q.replicates * self._cache[("kron_iso", id(p))])
             elif O.size:
@@ -679,19 +708,28 @@ class MultiplierBootstrap:
             self._counts[key] = V
         return V
 
+    def test_forms(self, T: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+        """(u, base, base*) of an operator X on evaluation rows T (n_t, d_in): uⱼ = ‖X tⱼ‖² (n_t,), base = tr(XΣXᵀ)
+        with Σ the centred second moment of the rows, base* (n_boot,) the same on each replicate's rows
+        (:meth:`counts`). One product T Xᵀ (n_t d_out d_in) per (T, X) (the same array objects) until :meth:`clear`:
+        the replicates' ratios and the errors' standard errors share it; only its reductions are kept."""
+        key = ("test", id(T), id(X))
+        out = self._cache.get(key)
+        if out is None:
+            n_t = T.shape[0]
+            V = self.counts(n_t)
+            TX = T @ np.asarray(X, dtype=np.float64).T
+            u = np.sum(TX * TX, axis=1)
+            mstar = (V / n_t) @ TX
+            out = (u, float(u.mean() - np.sum(TX.mean(axis=0) ** 2)), V @ u / n_t - np.sum(mstar * mstar, axis=1))
+            self._cache[key] = out
+            self._keep.append((T, X))
+        return out
+
     def test_ratio_deltas(self, T: np.ndarray, D: np.ndarray, R: np.ndarray) -> np.ndarray:
         """(n_boot,) changes of tr(DΣDᵀ)/tr(RΣRᵀ) when the evaluation rows T (n_t, d_in) (centred, scaled)
         are resampled (Σ the centred second moment of the resampled rows)."""
-        n_t = T.shape[0]
-        V = self.counts(n_t)
-        out = []
-        for X in (D, R):
-            TX = T @ X.T
-            u = np.sum(TX * TX, axis=1)
-            base = float(u.mean() - np.sum(TX.mean(axis=0) ** 2))
-            mstar = (V / n_t) @ TX
-            out.append((base, V @ u / n_t - np.sum(mstar * mstar, axis=1)))
-        (nd, nd_b), (nr, nr_b) = out
+        (_, nd, nd_b), (_, nr, nr_b) = self.test_forms(T, D), self.test_forms(T, R)
         if nr <= 0:
             return np.zeros(self.n_boot)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -254,14 +254,19 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     corr: dict[str, float] = {}
     reps: dict[str, np.ndarray] = {}
     Ds = {k: C - R for k, R in refs.items()}  # one array per difference: its products L D are formed once (mb)
+    for k in refs:  # the weights of the errors' standard errors first, so that each L D meets them (mb._row_forms)
+        pcs = [(1.0, fit)] + ([(-1.0, ref_pert[k])] if ref_pert[k] is not None else [])
+        for p in [fit] + ([ref_pert[k]] if ref_pert[k] is not None else []):
+            mb.prepare_variance(p, S_T, pcs)
     se: dict[str, float] = {}  # the errors' analytic standard errors, at the estimate and per replicate (bootstrap-t)
     se_reps: dict[str, np.ndarray] = {}
     for k, R in refs.items():
         rp = ref_pert[k]
         rho = float(np.max(np.abs(R))) or 1.0
         num = mb.quadratic(Ds[k], S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho)
-        if rp is None:
-            den_plug = float(np.sum((R / rho @ S_T) * (R / rho)))
+        Dr, Rr = Ds[k] / rho, R / rho  # the test rows' products T Xᵀ are formed once for every use (mb.test_forms)
+        if rp is None:  # tr(RΣRᵀ) on the test rows (Σ = T_cᵀT_c/m: the product the ratios' replicates form anyway)
+            den_plug = mb.test_forms(T_c, Rr)[1]
             den_corr, den_reps = den_plug, np.full(mb.n_boot, den_plug)
         else:
             den = mb.quadratic(R, S_T, [(1.0, rp)], scale=rho)
@@ -273,9 +278,9 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
             continue
         plug[k], corr[k] = num.plug_in / den_plug, num.corrected / den_corr
         with np.errstate(divide="ignore", invalid="ignore"):
-            reps[k] = ((num.replicates - num.expected) / den_reps
-                       + mb.test_ratio_deltas(T_c, (C - R) / rho, R / rho))
-        se[k], se_reps[k] = _error_standard_errors(mb, fit, rp, C, R, S_T, T_c, rho, corr[k], den_corr, den_reps)
+            reps[k] = (num.replicates - num.expected) / den_reps + mb.test_ratio_deltas(T_c, Dr, Rr)
+        se[k], se_reps[k] = _error_standard_errors(mb, fit, rp, C, R, S_T, T_c, rho, corr[k], den_corr, den_reps,
+                                                   scaled=(Dr, Rr), D=Ds[k])
     if snm is not None:
         sp = snm.split(C) if split is None else split
         fit_A = fit.times(A)
@@ -349,7 +354,8 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
 
 def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Perturbation | None, C: np.ndarray,
                            R: np.ndarray, S_T: np.ndarray, T_c: np.ndarray, rho: float, e: float, den: float,
-                           den_reps: np.ndarray) -> tuple[float, np.ndarray]:
+                           den_reps: np.ndarray, scaled: tuple[np.ndarray, np.ndarray] | None = None,
+                           D: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Delta-method standard error of the data-weighted error e = tr(DΣDᵀ)/tr(RΣRᵀ) (D = Ĉ − R), at the estimate
     and at every multiplier replicate, for the bootstrap-t "none" test of :func:`~linlens.stats.closest_reference`.
 
@@ -357,18 +363,21 @@ def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Pertu
     sources are independent), each variance from :meth:`~linlens.surrogate.multiplier.MultiplierBootstrap.
     delta_variance` at D and at each replicate D*_b; plus the test rows' ratio-of-means variance
     Σⱼ ψⱼ²/m², ψⱼ = (‖D t̃ⱼ‖² − e‖R t̃ⱼ‖²)/mean‖R t̃‖², at the estimate and with each replicate's multinomial counts
-    (as :func:`~linlens.surrogate.resampling.corrected_data_weighted_error`). Returns (s, s* (n_boot,))."""
-    D = C - R
+    (as :func:`~linlens.surrogate.resampling.corrected_data_weighted_error`). ``scaled``: (D/ρ, R/ρ) as the
+    caller passed them to :meth:`~linlens.surrogate.multiplier.MultiplierBootstrap.test_ratio_deltas` (their test-row
+    products are then reused); ``D``: C − R as the caller's statistics used it (their row products are reused).
+    Returns (s, s* (n_boot,))."""
+    D = C - R if D is None else D
     v_fit = mb.delta_variance(D, S_T, fit, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho)
     v, v_b = v_fit.plug_in, v_fit.replicates
-    if rp is not None:  # D + eR moves by E_fit − (1 − e) E_R
-        v_ref = mb.delta_variance(D + e * R, S_T, rp, [(1.0, fit), (-(1.0 - e), rp)], scale=rho)
+    if rp is not None:  # D + eR moves by E_fit − (1 − e) E_R (row forms of D and of R shared with num and den)
+        v_ref = mb.delta_variance([(1.0, D), (e, R)], S_T, rp, [(1.0, fit), (-(1.0 - e), rp)], scale=rho)
         v, v_b = v + v_ref.plug_in, v_b + v_ref.replicates
     with np.errstate(divide="ignore", invalid="ignore"):
         v, v_b = 4.0 * v / den**2, 4.0 * v_b / np.asarray(den_reps, dtype=np.float64) ** 2
     m = T_c.shape[0]
-    u = np.sum((T_c @ (D / rho).T) ** 2, axis=1)
-    w = np.sum((T_c @ (R / rho).T) ** 2, axis=1)
+    Dr, Rr = (D / rho, R / rho) if scaled is None else scaled
+    u, w = mb.test_forms(T_c, Dr)[0], mb.test_forms(T_c, Rr)[0]
     if w.mean() > 0:
         e_t = float(u.mean() / w.mean())
         psi = (u - e_t * w) / w.mean()
