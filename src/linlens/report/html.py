@@ -101,6 +101,25 @@ class Report:
         """A paragraph (plain text; blank lines split paragraphs)."""
         self._blocks.append(_Block("p", text))
 
+    def add_notes(self, notes: list[str], reference_status: dict[str, str] | None = None,
+                  resampling: str = "") -> None:
+        """The "Notes: …" paragraph (each note closed by a full stop) and the "References: name: how it was
+        obtained; … ." paragraph followed by ``resampling`` (what the intervals resample), each only when there is
+        something to say — the one wording of every study report (the inverse study, the tracker).
+
+        Example:
+            >>> rep = Report("r"); rep.add_notes(["σ estimated", "d = 3."], {"C_data": "estimated"}, "Resampled.")
+            >>> [b.payload for b in rep._blocks]
+            ['Notes: σ estimated. d = 3.', 'References: C_data: estimated. Resampled.']
+            >>> rep.add_notes([], {}); len(rep._blocks)
+            2
+        """
+        if notes:
+            self.add_text("Notes: " + " ".join(n if n.endswith(".") else n + "." for n in notes))
+        if reference_status:
+            self.add_text("References: " + "; ".join(f"{k}: {v}" for k, v in reference_status.items()) + "."
+                          + (f" {resampling}" if resampling else ""))
+
     def add_table(self, header: list[str], rows: list[list[Any]], caption: str | None = None) -> None:
         self._blocks.append(_Block("table", (list(header), [list(r) for r in rows], caption)))
 

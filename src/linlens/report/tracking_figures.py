@@ -28,13 +28,9 @@ def plot_factor_heatmap(result: Any, ax: Any = None):
     colour only).
 
     Example:
-        >>> import numpy as np, torch
-        >>> from linlens.tracking import Tracker
-        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
-        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
-        >>> net = torch.nn.Linear(3, 3, bias=False).double()
-        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
-        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> import numpy as np
+        >>> from linlens.workflows._examples import tracked_run
+        >>> tr = tracked_run()  # A = diag(2, 1, 0.5); steps 0, 1 with C = A⁻¹ (step + 1)/2: φᵢ = 0.5, then 1
         >>> fig = plot_factor_heatmap(tr.result())
         >>> np.round(fig.axes[0].collections[0].get_array().reshape(3, 2), 8).tolist()  # rows i, columns steps
         [[0.5, 1.0], [0.5, 1.0], [0.5, 1.0]]
@@ -61,13 +57,9 @@ def plot_factor_curves(result: Any, bands: Sequence[int] | None = None, ax: Any 
     with the Wiener estimator's value for the band as a dashed line of the same colour.
 
     Example:
-        >>> import numpy as np, torch
-        >>> from linlens.tracking import Tracker
-        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
-        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
-        >>> net = torch.nn.Linear(3, 3, bias=False).double()
-        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
-        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> import numpy as np
+        >>> from linlens.workflows._examples import tracked_run
+        >>> tr = tracked_run()  # A = diag(2, 1, 0.5); steps 0, 1 with C = A⁻¹ (step + 1)/2: φᵢ = 0.5, then 1
         >>> fig = plot_factor_curves(tr.result(), bands=[0])
         >>> np.round(fig.axes[0].lines[0].get_ydata(), 8).tolist()  # band 1's mean φ at steps 0, 1
         [0.5, 1.0]
@@ -94,13 +86,9 @@ def plot_errors_vs_step(result: Any, ax: Any = None):
     (line) with its interval (band), log scale.
 
     Example:
-        >>> import numpy as np, torch
-        >>> from linlens.tracking import Tracker
-        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
-        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
-        >>> net = torch.nn.Linear(3, 3, bias=False).double()
-        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
-        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> import numpy as np
+        >>> from linlens.workflows._examples import tracked_run
+        >>> tr = tracked_run()  # A = diag(2, 1, 0.5); steps 0, 1 with C = A⁻¹ (step + 1)/2: φᵢ = 0.5, then 1
         >>> fig = plot_errors_vs_step(tr.result())
         >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
         ['vs A⁻¹', 'vs Wiener', 'vs C_data']
@@ -130,13 +118,9 @@ def plot_r2_vs_step(result: Any, ax: Any = None):
     network's Jacobians and the surrogate, against the step.
 
     Example:
-        >>> import numpy as np, torch
-        >>> from linlens.tracking import Tracker
-        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(200, 3))
-        >>> tr = Tracker(X @ A.T + 0.1 * rng.normal(size=(200, 3)), X, A, n_boot=20, n_jacobian=0, n_bands=3)
-        >>> net = torch.nn.Linear(3, 3, bias=False).double()
-        >>> for step in (0, 1):  # C = A⁻¹ (step + 1)/2: every filter factor φᵢ = (step + 1)/2
-        ...     _ = net.weight.data.copy_(torch.tensor(np.linalg.inv(A) * (step + 1) / 2)); _ = tr.update(net, step)
+        >>> import numpy as np
+        >>> from linlens.workflows._examples import tracked_run
+        >>> tr = tracked_run()  # A = diag(2, 1, 0.5); steps 0, 1 with C = A⁻¹ (step + 1)/2: φᵢ = 0.5, then 1
         >>> fig = plot_r2_vs_step(tr.result())
         >>> np.round(fig.axes[0].lines[0].get_ydata(), 8).tolist()  # a linear network: R² = 1 at every step
         [1.0, 1.0]

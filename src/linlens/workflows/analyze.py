@@ -122,12 +122,9 @@ def run(options: AnalyzeOptions, console: Any = None) -> dict[str, Any]:
         The summary dict (headline numbers), ``{"route": label, ...}``.
 
     Example:
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
-        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
-        >>> torch.jit.script(lin).save(str(d / "m.pt"))
-        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> import json, numpy as np
+        >>> from linlens.workflows._examples import linear_files
+        >>> d, W = linear_files()  # m.pt: a float64 Linear y ↦ Wy + b (TorchScript); y.npy: 300 rows of N(0, I₃)
         >>> s = run(AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", out=d / "report", trust_model=True))
         >>> s["route"], round(s["R² (pooled, held-out)"], 12), bool(np.isclose(s["σ_max(C)"], np.linalg.norm(W, 2)))
         ('dense (in memory)', 1.0, True)
@@ -161,12 +158,9 @@ def run_analyze(
     calls :func:`run` (the same plan and refusals).
 
     Example:
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
-        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
-        >>> torch.jit.script(lin).save(str(d / "m.pt"))
-        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> import json, numpy as np
+        >>> from linlens.workflows._examples import linear_files
+        >>> d, W = linear_files()  # m.pt: a float64 Linear y ↦ Wy + b (TorchScript); y.npy: 300 rows of N(0, I₃)
         >>> s = run_analyze(str(d / "m.pt"), d / "y.npy", out=d / "report", trust_model=True)
         >>> s["route"], s["inputs"], (s["d_in"], s["d_out"]), bool(np.isclose(s["σ_min(C)"], np.linalg.svd(W)[1][-1]))
         ('dense (in memory)', 300, (3, 2), True)

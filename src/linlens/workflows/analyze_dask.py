@@ -224,12 +224,9 @@ def run_analyze_dask(
 
     Example:
         >>> from dask.distributed import LocalCluster
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
-        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
-        >>> torch.jit.script(lin).save(str(d / "m.pt"))
-        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> import json, numpy as np
+        >>> from linlens.workflows._examples import linear_files
+        >>> d, W = linear_files()  # m.pt: a float64 Linear y ↦ Wy + b (TorchScript); y.npy: 300 rows of N(0, I₃)
         >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
         >>> s = run_analyze_dask(str(d / "m.pt"), d / "y.npy", out=d / "report", trust_model=True, batch_size=100,
         ...                      dask=cluster.scheduler_address); cluster.close()
@@ -263,12 +260,9 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
 
     Example:
         >>> from dask.distributed import LocalCluster
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
-        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
-        >>> torch.jit.script(lin).save(str(d / "m.pt"))
-        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> import json, numpy as np
+        >>> from linlens.workflows._examples import linear_files
+        >>> d, W = linear_files()  # m.pt: a float64 Linear y ↦ Wy + b (TorchScript); y.npy: 300 rows of N(0, I₃)
         >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
         >>> o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", out=d / "report", trust_model=True,
         ...                    dask=cluster.scheduler_address, batch_size=64)  # 5 blocks, merged in a tree

@@ -51,15 +51,12 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
         The summary dict (headline numbers).
 
     Example:
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); W = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 3.0]], dtype=torch.float64)
-        >>> lin = torch.nn.Linear(3, 2).double(); lin.weight.data = W
-        >>> torch.jit.script(lin).save(str(d / "m.pt"))
-        >>> np.save(d / "y.npy", np.random.default_rng(0).normal(size=(300, 3)))
+        >>> import json, numpy as np
+        >>> from linlens.workflows._examples import linear_files
+        >>> d, W = linear_files()  # m.pt: a float64 Linear y ↦ Wy + b (TorchScript); y.npy: 300 rows of N(0, I₃)
         >>> o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", out=d / "report", trust_model=True)
         >>> s = run_dense(o, Route("dense", "example"))
-        >>> C = np.load(d / "report/surrogate_coef.npy"); s["solver"], bool(np.allclose(C, W.numpy()))  # C = W
+        >>> C = np.load(d / "report/surrogate_coef.npy"); s["solver"], bool(np.allclose(C, W))  # C = W
         ('gram', True)
     """
     o = options

@@ -174,13 +174,9 @@ def run_fourier_dask(options: AnalyzeOptions, route: Route, console: Any = None)
         The summary dict (the in-memory Fourier route's keys).
 
     Example:
-        >>> import json, tempfile, torch
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); X = rng.normal(size=(100, 1, 4, 4))
-        >>> np.save(d / "x.npy", X); np.save(d / "y.npy", 0.5 * X + 0.1 * rng.normal(size=X.shape))  # A = I/2, σ = 0.1
-        >>> np.save(d / "A.npy", 0.5 * np.eye(16))
-        >>> net = torch.nn.Conv2d(1, 1, 1, bias=False).double(); _ = net.weight.data.fill_(2.0)  # the net is A⁻¹ = 2I
-        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> import json
+        >>> from linlens.workflows._examples import image_files
+        >>> d = image_files()  # x (100, 1, 4, 4), y = x/2 + 0.1·noise, A.npy = I/2, net.pt = 2I = A⁻¹
         >>> from dask.distributed import LocalCluster
         >>> from linlens.workflows.analyze import plan
         >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")

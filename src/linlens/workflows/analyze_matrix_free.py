@@ -145,13 +145,9 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
         headline numbers for the summary table.
 
     Example:
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); X = rng.normal(size=(200, 1, 4, 4))
-        >>> np.save(d / "x.npy", X); np.save(d / "y.npy", 0.5 * X + 0.1 * rng.normal(size=X.shape))  # A = I/2, σ = 0.1
-        >>> np.save(d / "A.npy", 0.5 * np.eye(16))
-        >>> net = torch.nn.Conv2d(1, 1, 1, bias=False).double(); _ = net.weight.data.fill_(2.0)  # the net is A⁻¹ = 2I
-        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> import json
+        >>> from linlens.workflows._examples import image_files
+        >>> d = image_files(200)  # x (200, 1, 4, 4), y = x/2 + 0.1·noise, A.npy = I/2, net.pt = 2I = A⁻¹
         >>> o = AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
         ...                    operator=str(d / "A.npy"), assume="matrix-free", n_boot=20, out=d / "report",
         ...                    trust_model=True)

@@ -153,11 +153,8 @@ def run_analyze_subspace(
     """:func:`run_subspace` with the older signature (every argument is one the subspace route uses).
 
     Example:
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); torch.jit.script(torch.nn.Linear(4, 2).double()).save(str(d / "m.pt"))
-        >>> Z = np.random.default_rng(0).normal(size=(300, 2)); V = np.linalg.qr(np.ones((4, 2)) + np.eye(4, 2))[0]
-        >>> np.save(d / "y.npy", Z @ V.T)  # the inputs span a 2-D subspace of R⁴
+        >>> from linlens.workflows._examples import subspace_files
+        >>> d = subspace_files()  # m.pt: a float64 Linear(4, 2); y.npy: 300 rows spanning a 2-D subspace of R⁴
         >>> s = run_analyze_subspace(str(d / "m.pt"), d / "y.npy", 2, out=d / "report", trust_model=True)
         >>> out, r2 = s["inputs' variance outside the subspace"], s["R² (pooled, held-out)"]
         >>> s["components m"], round(out, 12), round(r2, 10)
@@ -187,11 +184,8 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         The summary dict.
 
     Example:
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); torch.jit.script(torch.nn.Linear(4, 2).double()).save(str(d / "m.pt"))
-        >>> Z = np.random.default_rng(0).normal(size=(300, 2)); V = np.linalg.qr(np.ones((4, 2)) + np.eye(4, 2))[0]
-        >>> np.save(d / "y.npy", Z @ V.T)  # the inputs span a 2-D subspace of R⁴
+        >>> from linlens.workflows._examples import subspace_files
+        >>> d = subspace_files()  # m.pt: a float64 Linear(4, 2); y.npy: 300 rows spanning a 2-D subspace of R⁴
         >>> o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", components=1, out=d / "report",
         ...                    trust_model=True)
         >>> s = run_subspace(o, Route("subspace", "example"))  # one of the two directions: variance is left outside

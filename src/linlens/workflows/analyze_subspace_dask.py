@@ -197,11 +197,8 @@ def run_subspace_dask(options: AnalyzeOptions, route: Route, console: Any = None
 
     Example:
         >>> from dask.distributed import LocalCluster
-        >>> import json, tempfile, torch, numpy as np
-        >>> from pathlib import Path
-        >>> d = Path(tempfile.mkdtemp()); torch.jit.script(torch.nn.Linear(4, 2).double()).save(str(d / "m.pt"))
-        >>> Z = np.random.default_rng(0).normal(size=(300, 2)); V = np.linalg.qr(np.ones((4, 2)) + np.eye(4, 2))[0]
-        >>> np.save(d / "y.npy", Z @ V.T)  # the inputs span a 2-D subspace of R⁴
+        >>> from linlens.workflows._examples import subspace_files
+        >>> d = subspace_files()  # m.pt: a float64 Linear(4, 2); y.npy: 300 rows spanning a 2-D subspace of R⁴
         >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
         >>> o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", components=2, out=d / "report",
         ...                    trust_model=True, dask=cluster.scheduler_address, batch_size=100)

@@ -173,12 +173,9 @@ def plan_inverse(o: AnalyzeOptions) -> Route:
         :class:`~linlens.workflows.analyze_options.Route` named "study" or "fourier".
 
     Example:
-        >>> import json, tempfile, torch
-        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5])
-        >>> X = rng.normal(size=(400, 3)); np.save(d / "x.npy", X); np.save(d / "A.npy", A)
-        >>> np.save(d / "y.npy", X @ A.T + 0.1 * rng.normal(size=X.shape))  # y = Ax + noise, σ = 0.1
-        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(np.linalg.inv(A))  # A⁻¹
-        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> import json
+        >>> from linlens.workflows._examples import inverse_files
+        >>> d, A = inverse_files()  # x ~ N(0, I₃), A = diag(2, 1, 0.5), y = Ax + 0.1·noise, net.pt = A⁻¹
         >>> r = plan_inverse(AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
         ...                                 operator=str(d / "A.npy")))
         >>> r.name, r.operator.shape  # a diagonal A is not a circular convolution: the dense study
@@ -312,12 +309,9 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
         headline numbers for the summary table.
 
     Example:
-        >>> import json, tempfile, torch
-        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5])
-        >>> X = rng.normal(size=(400, 3)); np.save(d / "x.npy", X); np.save(d / "A.npy", A)
-        >>> np.save(d / "y.npy", X @ A.T + 0.1 * rng.normal(size=X.shape))  # y = Ax + noise, σ = 0.1
-        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(np.linalg.inv(A))  # A⁻¹
-        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> import json
+        >>> from linlens.workflows._examples import inverse_files
+        >>> d, A = inverse_files()  # x ~ N(0, I₃), A = diag(2, 1, 0.5), y = Ax + 0.1·noise, net.pt = A⁻¹
         >>> o = AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
         ...                    operator=str(d / "A.npy"), n_boot=20, local_samples=0, out=d / "report",
         ...                    trust_model=True)
@@ -417,12 +411,9 @@ class FileStudy:
     """What :func:`inverse_study_from_files` returns: the study and what a report needs beside it.
 
     Example:
-        >>> import json, tempfile, torch
-        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5])
-        >>> X = rng.normal(size=(400, 3)); np.save(d / "x.npy", X); np.save(d / "A.npy", A)
-        >>> np.save(d / "y.npy", X @ A.T + 0.1 * rng.normal(size=X.shape))  # y = Ax + noise, σ = 0.1
-        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(np.linalg.inv(A))  # A⁻¹
-        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> import json
+        >>> from linlens.workflows._examples import inverse_files
+        >>> d, A = inverse_files()  # x ~ N(0, I₃), A = diag(2, 1, 0.5), y = Ax + 0.1·noise, net.pt = A⁻¹
         >>> fs = inverse_study_from_files({"net": str(d / "net.pt")}, d / "y.npy", d / "x.npy",
         ...                               operator=str(d / "A.npy"), n_boot=20, load_model_kwargs={"trust_model": True})
         >>> (fs.n_rows, len(fs.train), len(fs.probe)), fs.in_shape, bool(np.allclose(fs.A, A))
@@ -500,12 +491,9 @@ def inverse_study_from_files(
         :class:`FileStudy`.
 
     Example:
-        >>> import json, tempfile, torch
-        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5])
-        >>> X = rng.normal(size=(400, 3)); np.save(d / "x.npy", X); np.save(d / "A.npy", A)
-        >>> np.save(d / "y.npy", X @ A.T + 0.1 * rng.normal(size=X.shape))  # y = Ax + noise, σ = 0.1
-        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(np.linalg.inv(A))  # A⁻¹
-        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> import json
+        >>> from linlens.workflows._examples import inverse_files
+        >>> d, A = inverse_files()  # x ~ N(0, I₃), A = diag(2, 1, 0.5), y = Ax + 0.1·noise, net.pt = A⁻¹
         >>> fs = inverse_study_from_files({"net": str(d / "net.pt")}, d / "y.npy", d / "x.npy",
         ...                               operator=str(d / "A.npy"), n_boot=20, load_model_kwargs={"trust_model": True})
         >>> bool(fs.noise_std_interval[0] < 0.1 < fs.noise_std_interval[1]), fs.study.inverse_name  # σ estimated
@@ -631,12 +619,9 @@ def run_fourier(options: AnalyzeOptions, route: Route, console: Any = None) -> d
         headline numbers for the summary table.
 
     Example:
-        >>> import json, tempfile, torch
-        >>> d = Path(tempfile.mkdtemp()); rng = np.random.default_rng(0); X = rng.normal(size=(100, 1, 4, 4))
-        >>> np.save(d / "x.npy", X); np.save(d / "y.npy", 0.5 * X + 0.1 * rng.normal(size=X.shape))  # A = I/2, σ = 0.1
-        >>> np.save(d / "A.npy", 0.5 * np.eye(16))  # a (trivial) circular convolution: the Fourier route
-        >>> net = torch.nn.Conv2d(1, 1, 1, bias=False).double(); _ = net.weight.data.fill_(2.0)  # the net is A⁻¹ = 2I
-        >>> torch.jit.script(net).save(str(d / "net.pt"))
+        >>> import json
+        >>> from linlens.workflows._examples import image_files
+        >>> d = image_files()  # x (100, 1, 4, 4), y = x/2 + 0.1·noise, A.npy = I/2, net.pt = 2I = A⁻¹
         >>> o = AnalyzeOptions(model=str(d / "net.pt"), inputs=d / "y.npy", targets=d / "x.npy",
         ...                    operator=str(d / "A.npy"), n_boot=10, out=d / "report", trust_model=True)
         >>> r = plan_inverse(o); s = run_fourier(o, r)

@@ -128,12 +128,9 @@ class ModelLinearity(ResultMixin):
         local: optional statistics of the model's Jacobians against C (filled by the caller).
 
     Example:
-        >>> import torch
-        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
-        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
-        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
-        >>> m = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
-        ...                   noise_std=0.1, n_boot=20).models["w"]
+        >>> from linlens.workflows._examples import wiener_study
+        >>> m = wiener_study()[0].models["w"]  # "w" is the Wiener estimator A/(A² + σ²), A = diag(2, 1, 0.5), σ = 0.1
+        >>> A = np.diag([2.0, 1.0, 0.5])
         >>> round(m.r2, 8), round(m.nonlinear_fraction, 8), bool(np.allclose(m.coef, A / (A ** 2 + 0.01)))
         (1.0, 0.0, True)
         >>> np.round(m.filter_factors.factors, 6).tolist()  # φᵢ = sᵢ²/(sᵢ² + σ²) = 4/4.01, 1/1.01, 0.25/0.26

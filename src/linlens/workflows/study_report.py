@@ -50,13 +50,8 @@ def verdict_text(study: LinearityStudy, good: str, total_var: float) -> str:
     """The plain-language verdict for one model, every claim backed by an interval or a p-value.
 
     Example:
-        >>> import numpy as np, torch
-        >>> from linlens.workflows.study import inverse_study
-        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
-        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
-        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
-        >>> study = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
-        ...                       noise_std=0.1, n_boot=20)
+        >>> from linlens.workflows._examples import wiener_study
+        >>> study, net, Y = wiener_study()  # the network "w" is the Wiener estimator of A = diag(2, 1, 0.5)
         >>> text = verdict_text(study, "w", total_var=3.0)
         >>> text.startswith("The trained network's surrogate is tied between Wiener and C_data"), "signal error" in text
         (True, True)
@@ -128,13 +123,8 @@ def answer_lines(study: LinearityStudy, good: str, label: str) -> list[str]:
     the best linear fit in test MSE (every number from the study's tables).
 
     Example:
-        >>> import numpy as np, torch
-        >>> from linlens.workflows.study import inverse_study
-        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
-        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
-        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
-        >>> study = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
-        ...                       noise_std=0.1, n_boot=20)
+        >>> from linlens.workflows._examples import wiener_study
+        >>> study, net, Y = wiener_study()  # the network "w" is the Wiener estimator of A = diag(2, 1, 0.5)
         >>> first, second = answer_lines(study, "w", "blur")
         >>> first.startswith("blur: w's surrogate is tied between Wiener and C_data"), second[:17]
         (True, 'blur: in test MSE')
@@ -172,13 +162,8 @@ def local_vs_global(models: dict[str, Any], study: LinearityStudy, Y: np.ndarray
     covariance of Y) and unweighted.
 
     Example:
-        >>> import numpy as np, torch
-        >>> from linlens.workflows.study import inverse_study
-        >>> rng = np.random.default_rng(0); A = np.diag([2.0, 1.0, 0.5]); X = rng.normal(size=(600, 3))
-        >>> Y = X @ A.T + 0.1 * rng.normal(size=(600, 3))  # Σₓ = I, σ = 0.1: Wiener W = A/(A² + σ²)
-        >>> net = torch.nn.Linear(3, 3, bias=False).double(); net.weight.data = torch.tensor(A / (A ** 2 + 0.01))
-        >>> study = inverse_study({"w": net}, Y[:400], X[:400], X[400:], Y[400:], A=A, prior_covariance=np.eye(3),
-        ...                       noise_std=0.1, n_boot=20)
+        >>> from linlens.workflows._examples import wiener_study
+        >>> study, net, Y = wiener_study()  # the network "w" is the Wiener estimator of A = diag(2, 1, 0.5)
         >>> d = local_vs_global({"w": net}, study, Y[:20])  # a linear network: J(y) = C everywhere
         >>> round(d["w"]["weighted_distance_median"], 8), round(d["w"]["relative_distance_median"], 8)
         (0.0, 0.0)
@@ -228,12 +213,9 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
                            "directions of A each estimator keeps." if inv else
                            "the error table and its paired differences, then the singular spectra.")
     rep.add_heading(study.problem)
-    if study.notes:
-        rep.add_text("Notes: " + " ".join(n if n.endswith(".") else n + "." for n in study.notes))
-    if study.reference_status:
-        rep.add_text("References: " + "; ".join(f"{k}: {v}" for k, v in study.reference_status.items()) + ". Every "
-                     "interval and paired verdict resamples the surrogate's fit and test rows and each estimated "
-                     "reference's own training rows (multiplier bootstrap, designs fixed).")
+    rep.add_notes(study.notes, study.reference_status, "Every interval and paired verdict resamples the surrogate's "
+                  "fit and test rows and each estimated reference's own training rows (multiplier bootstrap, designs "
+                  "fixed).")
     header = ["model / reference", "test MSE", "surrogate R²"] + [
         f"error vs {k} [{pct}% CI]" for k in study.references] + ["verdict"]
     rows: list[list[Any]] = []

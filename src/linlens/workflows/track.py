@@ -81,12 +81,8 @@ def add_tracking_section(rep: Report, result: TrackingResult, key: str = "track"
     su, pts = result.setup, result.points
     pct = int(round(su.ci * 100))
     metrics: dict[str, Any] = {"tracking": result.to_dict()}
-    if su.notes:
-        rep.add_text("Notes: " + " ".join(n if n.endswith(".") else n + "." for n in su.notes))
-    if su.reference_status:
-        rep.add_text("References: " + "; ".join(f"{k}: {v}" for k, v in su.reference_status.items()) + ". Every "
-                     "interval resamples the surrogate's fit and test rows and each estimated reference's own rows "
-                     "(multiplier bootstrap with the same draws at every step).")
+    rep.add_notes(su.notes, su.reference_status, "Every interval resamples the surrogate's fit and test rows and each "
+                  "estimated reference's own rows (multiplier bootstrap with the same draws at every step).")
     header = ["step", "R²"] + (["test MSE"] if pts and pts[0].test_mse is not None else []) + [
         f"error vs {k} [{pct}% CI]" for k in su.references] + (["verdict"] if su.references else [])
     if su.singular_values_A is not None:
