@@ -10,7 +10,7 @@ import pytest
 from linlens.errors import ConfigError, ShapeError
 from linlens.problems import wiener_estimator
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
-from linlens.surrogate.compare import data_weighted_error, signal_noise_split, singular_value_clusters
+from linlens.surrogate.compare import SignalNoiseModel, data_weighted_error, signal_noise_split, singular_value_clusters
 
 
 def _orth(n, seed):
@@ -201,6 +201,12 @@ def test_signal_noise_split_rank_deficient_and_noise_covariance():
     P = np.linalg.pinv(A) @ A
     assert sp.signal_error == pytest.approx(np.trace((C @ A - P) @ Sx @ (C @ A - P).T) / tr, rel=1e-10)
     assert sp.null_space_error != 0.0
+    # per band of A's right singular basis (the split works in that basis): rows of Vᵀ(CA − P) under Σₓ, explicitly
+    model = SignalNoiseModel(A, Sx, noise_covariance=Se, n_bands=3)
+    G = model.Vt @ (C @ A - P)
+    rows = np.sum((G @ Sx) * G, axis=1) / tr
+    np.testing.assert_allclose(model.split(C).band_signal_error, [rows[a:b].sum() for a, b in model.bands],
+                               rtol=1e-10, atol=1e-15)
     with pytest.raises(ConfigError):
         signal_noise_split(C, A, Sx)  # no noise level given
     with pytest.raises(ShapeError):

@@ -169,3 +169,54 @@ def test_linear_with_factors_and_rank_one_gradients_equals_the_explicit_inner_pr
         E = _explicit(fit, mb.omega["fit"][b])
         assert scaled[b] == pytest.approx(0.5 * np.sum(D * E), rel=1e-10)
         assert rank_one[b] == pytest.approx(u @ E @ v, rel=1e-10)
+
+
+@pytest.mark.parametrize("kron_full_max", [256, 2])  # the full Kronecker form, and the isotropic one above it
+def test_shared_row_products_give_the_numbers_of_a_fresh_bootstrap(monkeypatch, kron_full_max):
+    """The study's sharing (prepare_variance before the statistics, D + eR as a linear combination, test-row
+    products kept per array) gives what a fresh MultiplierBootstrap computes from summed arrays with no cache."""
+    import linlens.surrogate.multiplier as mod
+
+    monkeypatch.setattr(mod, "KRON_FULL_MAX", kron_full_max)
+    rng = np.random.default_rng(5)
+    n, n_tr, d_in, d_out = 40, 50, 5, 4
+    fit = FixedDesign(rng.normal(size=(n, d_in))).perturbation(rng.normal(size=(n, d_out)), "fit")
+    X = rng.normal(size=(n_tr, d_in))
+    rp = wiener_perturbation(rng.normal(size=(d_in, d_out)), np.cov(X.T, bias=True)[:d_out, :d_out], 0.3,
+                             rng.normal(size=(n_tr, d_out)), X, prior_estimated=True, noise_estimated=True)
+    S = np.cov(rng.normal(size=(60, d_in)).T)
+    R = rp.coef
+    D, e = fit.coef - R, 0.37
+    pieces = [(1.0, fit), (-1.0, rp)]
+    shared = MultiplierBootstrap({"fit": n, "train": n_tr}, n_boot=9, seed=1)
+    shared.prepare_variance(fit, S, pieces)
+    shared.prepare_variance(rp, S, pieces)
+    shared.quadratic(D, S, pieces)  # the statistic first: its L D meet the prepared weights
+    shared.quadratic(R, S, [(1.0, rp)])
+    a = shared.delta_variance([(1.0, D), (e, R)], S, rp, [(1.0, fit), (-(1.0 - e), rp)], scale=2.0)
+    a_fit = shared.delta_variance(D, S, fit, pieces, scale=2.0)
+    fresh = MultiplierBootstrap({"fit": n, "train": n_tr}, n_boot=9, seed=1)
+    b = fresh.delta_variance(D + e * R, S, rp, [(1.0, fit), (-(1.0 - e), rp)], scale=2.0)
+    fresh.clear()
+    b_fit = fresh.delta_variance(D.copy(), S, fit, pieces, scale=2.0)
+    for x, y in ((a, b), (a_fit, b_fit)):
+        assert x.plug_in == pytest.approx(y.plug_in, rel=1e-12)
+        np.testing.assert_allclose(x.replicates, y.replicates, rtol=1e-10)
+    # the test rows' forms: base = tr(X Σ Xᵀ) with Σ the rows' centred second moment (explicit product)
+    T = rng.normal(size=(30, d_in))
+    T = T - T.mean(axis=0)
+    u, base, _ = shared.test_forms(T, D)
+    assert base == pytest.approx(np.trace(D @ (T.T @ T / 30) @ D.T), rel=1e-12)
+    assert u == pytest.approx(np.sum((T @ D.T) ** 2, axis=1), rel=1e-12)
+
+
+def test_wiener_perturbation_coef_is_the_wiener_estimator():
+    """The study takes an estimated Wiener reference from its perturbation (one inverse): the closed form's value."""
+    from linlens.problems import wiener_estimator
+
+    rng = np.random.default_rng(8)
+    A, X = rng.normal(size=(6, 5)), rng.normal(size=(200, 5))
+    Y = X @ A.T + 0.2 * rng.normal(size=(200, 6))
+    Sx = np.cov(X.T, bias=True)
+    p = wiener_perturbation(A, Sx, 0.2, X, Y, prior_estimated=True, noise_estimated=True)
+    np.testing.assert_allclose(p.coef, wiener_estimator(A, Sx, 0.2), rtol=1e-10, atol=1e-13)

@@ -281,7 +281,7 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     if snm is not None:
         sp = snm.split(C) if split is None else split
         fit_A = fit.times(A)
-        CA_P = C @ A - snm.P
+        CA_P = fit_A.coef - snm.P  # C A formed once (fit.coef is C: the same OLS fit on the same rows)
         sig_c, sig_r = 0.0, np.zeros(mb.n_boot)
         for j, (a0, b0) in enumerate(snm.bands):
             q = mb.quadratic(CA_P, snm.Sx, [(1.0, fit_A)], O=snm.Vt[a0:b0])
@@ -498,7 +498,12 @@ def inverse_study(
                                       tol=a_op.rank_tol(snm.singular_values) if low_precision_A else None)
         refs[inv_name] = (np.linalg.solve(Amat, np.eye(n_y)) if n_x == n_y and snm.rank == n_x and not low_precision_A
                           else (ref_svds[inv_name].U * ref_svds[inv_name].s) @ ref_svds[inv_name].Vt)
-        W = wiener_estimator(Amat, Sx, float(noise_std)) if wiener is None else as_array(wiener, "wiener", ndim=2)
+        if wiener is None and (prior_covariance is None or sigma_estimated):  # an estimate: W with its perturbation
+            w_pert = wiener_perturbation(Amat, Sx, float(noise_std), Xtr, Ytr, prior_estimated=prior_covariance is None,
+                                         noise_estimated=sigma_estimated, ASA=snm.AS)
+            W = w_pert.coef  # Σₓ Aᵀ(AΣₓAᵀ + σ²I)⁻¹ as wiener_estimator, from the one inverse the perturbation needs
+        else:
+            W = wiener_estimator(Amat, Sx, float(noise_std)) if wiener is None else as_array(wiener, "wiener", ndim=2)
         refs["Wiener"] = W
     elif wiener is not None:
         refs["Wiener"] = as_array(wiener, "wiener", ndim=2)
@@ -525,9 +530,7 @@ def inverse_study(
     status = {k: "fixed (given or exact)" for k in refs}
     status["C_data"] = f"estimated: resampled with its own {len(Ytr)} training rows"
     if "Wiener" in refs and wiener is None and (prior_covariance is None or sigma_estimated):
-        ref_pert["Wiener"] = wiener_perturbation(Amat, Sx, float(noise_std), Xtr, Ytr,
-                                                 prior_estimated=prior_covariance is None,
-                                                 noise_estimated=sigma_estimated, ASA=snm.AS)
+        ref_pert["Wiener"] = w_pert
         what = " and ".join(w for w, e in (("Σₓ", prior_covariance is None), ("σ", sigma_estimated)) if e)
         status["Wiener"] = (f"estimated ({what} from the training pairs): resampled with its own {len(Ytr)} "
                             "training rows (first-order re-estimation)")
