@@ -1,3 +1,6 @@
+"""linlens.report.io: json_safe, the atomic report folder (atomic_dir, check_destination, --force), and Report.write
+through it; the page itself (html) is tested in test_report_html.py."""
+
 import json
 import math
 
