@@ -294,6 +294,7 @@ def main_targets(args: argparse.Namespace) -> None:
               flush=True)
         prof = cProfile.Profile(time.process_time) if args.profile else None
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        load0 = os.getloadavg()
         t, c = time.perf_counter(), time.process_time()
         if prof:
             prof.enable()
@@ -315,9 +316,11 @@ def main_targets(args: argparse.Namespace) -> None:
             print(f"  {k}: {v}")
         if prof:
             pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+        print(f"load average (1, 5, 15 min) at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+              f"(at the start: {', '.join(f'{x:.1f}' for x in load0)}); CPU time is the number to compare")
         if not args.no_peers:
-            for name, secs in peers(f["inputs"], f["model"]).items():
-                print(f"peer {name}: {secs:.1f} s; analyze --targets / peer = {wall / secs:.1f}")
+            for name, (w, cp) in peers(f["inputs"], f["model"]).items():
+                print(f"peer {name}: {w:.1f} s wall, {cp:.1f} s CPU; analyze --targets / peer = {cpu / cp:.1f} (CPU)")
 
 
 if __name__ == "__main__":

@@ -204,7 +204,7 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
     Sx = np.asarray(prior_covariance, dtype=np.float64)
     n_y, n_x = A.shape
     ASA = A @ Sx @ A.T if ASA is None else np.asarray(ASA, dtype=np.float64)
-    Minv = np.linalg.pinv(ASA + noise_std**2 * np.eye(n_y), hermitian=True)
+    Minv = _spd_inverse(ASA + noise_std**2 * np.eye(n_y))
     W = Sx @ A.T @ Minv
     X = np.asarray(X_train, dtype=np.float64)
     n = X.shape[0]
@@ -229,6 +229,19 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
     elif prior_estimated:
         g = np.full(n, -noise_std**2 / n)
     return Perturbation(source=source, coef=W, L=L, M=M, g=g, N=None if g is None else W @ Minv)
+
+
+def _spd_inverse(G: np.ndarray) -> np.ndarray:
+    """G⁻¹ of a symmetric positive definite G by Cholesky (LAPACK potrf/potri: ~d³ flops), or the Hermitian
+    pseudo-inverse when G is only semidefinite (e.g. σ = 0 and a singular A Σₓ Aᵀ), as wiener_estimator solves."""
+    from scipy.linalg import lapack
+
+    c, info = lapack.dpotrf(G, lower=False)
+    if info == 0:
+        inv, info = lapack.dpotri(c, lower=False)
+        if info == 0:
+            return np.triu(inv) + np.triu(inv, 1).T
+    return np.linalg.pinv(G, hermitian=True)
 
 
 def quadratic_interval(corrected: float, sd: float, bias: float, ci: float = 0.95) -> tuple[float, float]:
