@@ -77,10 +77,13 @@ blur = ReflectBlur(image=(_S, _S))
 mask = Inpainting(image=(_S, _S))
 '''
 
-CASES = {"blur64": ("blur", 64, 0.02), "mask64": ("mask", 64, 0.02), "blur256": ("blur", 256, 0.02)}
+#: case → (operator, image size, σ, network training pairs, rows for analyze, epochs); at 256×256 fewer pairs and
+#: epochs (one thread: a 256×256 image costs 16× a 64×64 one) and 2,000 rows for analyze
+CASES = {"blur64": ("blur", 64, 0.02, 2000, 4000, 6), "mask64": ("mask", 64, 0.02, 2000, 4000, 6),
+         "blur256": ("blur", 256, 0.02, 400, 2000, 3)}
 
 
-def make_data(work: Path, op_name: str, size: int, sigma: float, n_total: int, seed: int = 0) -> None:
+def make_data(work: Path, op_name: str, size: int, sigma: float, n_net: int, n_rows: int, seed: int = 0) -> None:
     """Patches of the scikit-image photographs, the operator applied, Gaussian noise of σ."""
     import torch
 
@@ -93,15 +96,16 @@ def make_data(work: Path, op_name: str, size: int, sigma: float, n_total: int, s
 
     op = getattr(ops, op_name)
     rng = np.random.default_rng(seed)
+    n_total = n_net + n_rows
     X = random_patches(load_natural_images("train"), size, n_total, rng)
     with torch.no_grad():
-        Y = np.concatenate([op.A(torch.as_tensor(X[s:s + 500], dtype=torch.float32)).double().numpy()
-                            for s in range(0, n_total, 500)])
+        Y = np.concatenate([op.A(torch.as_tensor(X[s:s + 100], dtype=torch.float32)).double().numpy()
+                            for s in range(0, n_total, 100)])
     Y = Y + sigma * rng.normal(size=Y.shape)
-    np.save(work / "x_net.npy", X[:2000].astype(np.float32))
-    np.save(work / "y_net.npy", Y[:2000].astype(np.float32))
-    np.save(work / "x.npy", X[2000:])
-    np.save(work / "y.npy", Y[2000:])
+    np.save(work / "x_net.npy", X[:n_net].astype(np.float32))
+    np.save(work / "y_net.npy", Y[:n_net].astype(np.float32))
+    np.save(work / "x.npy", X[n_net:])
+    np.save(work / "y.npy", Y[n_net:])
 
 
 def train_cnn(work: Path, epochs: int, seed: int = 0) -> float:
@@ -195,21 +199,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", choices=list(CASES))
     ap.add_argument("--work", type=Path, default=Path("/tmp/linlens-matrix-free"))
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the case's)")
     ap.add_argument("--figure", action="store_true")
     ap.add_argument("analyze_args", nargs="*", help="extra options for linlens analyze (after --)")
     a = ap.parse_args()
     if a.figure:
         figure(a.work, Path(__file__).resolve().parent / "images_matrix_free.png")
         return
-    op_name, size, sigma = CASES[a.case]
+    op_name, size, sigma, n_net, n_rows, epochs = CASES[a.case]
     os.environ["LINLENS_EXAMPLE_SIZE"] = str(size)
     work = a.work / a.case
     work.mkdir(parents=True, exist_ok=True)
     if not (work / "y.npy").exists():
-        make_data(work, op_name, size, sigma, 6000)
+        make_data(work, op_name, size, sigma, n_net, n_rows)
     if not (work / "cnn.pt").exists():
-        print(f"training the CNN: {train_cnn(work, a.epochs):.0f} s CPU")
+        print(f"training the CNN: {train_cnn(work, a.epochs or epochs):.0f} s CPU")
     run_analyze(work, op_name, a.analyze_args)
 
 

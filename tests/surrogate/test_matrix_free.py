@@ -135,3 +135,24 @@ def test_refitted_wiener_warm_started_is_the_dense_wiener_of_the_new_prior():
     out, res2 = W.refitted(new, 0.07).solve_centred(Y, x0=res.solution)
     np.testing.assert_allclose(out, Y @ wiener_estimator(A, new.to_dense(), 0.07).T, rtol=1e-6, atol=1e-8)
     assert res2.converged.all()
+
+
+def test_wiener_refits_by_woodbury_equal_the_dense_wiener_of_the_refitted_prior():
+    """Rank r < d: the refit's low-rank part changes, δ is held; the push-through identity must reproduce the dense
+    Wiener estimator of that prior exactly (σ unchanged), and to first order in Δσ²."""
+    from linlens.surrogate.matrix_free import WienerRefits
+
+    op = OPS["blur"]
+    A = op.to_dense()
+    cov = _cov(64, 5, seed=13)
+    X = np.random.default_rng(14).multivariate_normal(np.zeros(64), cov.to_dense(), size=600)
+    mom = LowRankDiagCovariance(rank=5).fit(X).group_moments(X, np.arange(600) % 10, 10)
+    W = MatrixFreeWiener(op, mom.covariance(np.ones(10)), 0.1, tol=1e-12, maxiter=5000)
+    Y = np.random.default_rng(15).normal(size=(3, A.shape[0]))
+    ref = WienerRefits(W, mom, Y)
+    c = ref.covariance(np.random.default_rng(16).multinomial(10, np.full(10, 0.1)).astype(float))
+    np.testing.assert_allclose(c.diagonal_, W.covariance.diagonal_)
+    np.testing.assert_allclose(ref.apply(c, 0.01), Y @ wiener_estimator(A, c.to_dense(), 0.1).T, rtol=1e-6,
+                               atol=1e-9)
+    exact = Y @ wiener_estimator(A, c.to_dense(), 0.101).T
+    assert np.abs(ref.apply(c, 0.101**2) - exact).max() < 1e-3 * np.abs(exact).max()

@@ -42,7 +42,7 @@ from linlens.linalg.trace import TraceEstimate, hutchinson, ratio_estimate
 from linlens.operators import LinearMap
 from linlens.validation import as_array, check_noise_std
 
-__all__ = ["LowRankDiagCovariance", "CovarianceMoments", "MatrixFreeWiener", "pseudo_inverse_rows",
+__all__ = ["LowRankDiagCovariance", "CovarianceMoments", "MatrixFreeWiener", "WienerRefits", "pseudo_inverse_rows",
            "SignalNoiseEstimate", "signal_noise_estimate", "PRIOR_MODEL"]
 
 #: How Σₓ is modelled on the matrix-free route (reports and metrics.json say it)
@@ -328,6 +328,70 @@ class MatrixFreeWiener:
     def predict(self, Y: Any) -> np.ndarray:
         """x̂ (k, d_x) for inputs Y (k, d_y)."""
         return self.mean_x + self.apply_centred(as_array(Y, "inputs", ndim=2) - self.mean_y)
+
+
+class WienerRefits:
+    """The Wiener estimator refitted on resampled training rows (its low-rank prior part and σ), applied to fixed
+    rows b without conjugate gradients.
+
+    A refit Σ* keeps the full-data span V (r, d_x) (:class:`CovarianceMoments`) and the per-pixel rest δ̂, so
+    K* = A Σ* Aᵀ + σ*² I = K̂ + U ΔM Uᵀ + Δσ² I with U = A Vᵀ (d_y × r) and ΔM the r × r change of the low-rank
+    part in V's coordinates. By the push-through (Woodbury) identity, (K̂ + U ΔM Uᵀ)⁻¹ b = u − P (I + ΔM Q)⁻¹ ΔM Uᵀu
+    with u = K̂⁻¹b, P = K̂⁻¹U, Q = UᵀP (exact), and σ's change enters to first order, − Δσ² K̂⁻¹u (σ̂'s relative
+    noise is ~1/√(n d_y)). P, u, K̂⁻¹u and their images under Aᵀ are solved once by CG; a refit then costs
+    O(k r d_x) for k rows. δ̂ is held at the full-data fit: its estimation noise is not in the refits.
+
+    Arguments:
+        wiener: the full-data :class:`MatrixFreeWiener` (its covariance on the span of ``moments``).
+        moments: :class:`CovarianceMoments` of the training targets on that span.
+        rows: (k, d_y) centred inputs b the refits are applied to.
+        solutions: (k, d_y) u = K̂⁻¹b when already solved (e.g. by :meth:`MatrixFreeWiener.solve_centred`), or None.
+
+    Example:
+        >>> from linlens.operators import as_operator
+        >>> rng = np.random.default_rng(0); X = rng.normal(size=(300, 3)) * [2.0, 1.0, 0.5]
+        >>> mom = LowRankDiagCovariance(rank=3).fit(X).group_moments(X, np.arange(300) % 6, 6)
+        >>> A = np.array([[1.0, 0.3, 0.0], [0.0, 1.0, 0.2], [0.1, 0.0, 1.0]])
+        >>> W = MatrixFreeWiener(as_operator(A), mom.covariance(np.ones(6)), 0.5, tol=1e-12)
+        >>> w = np.array([2.0, 0, 1, 1, 0, 2]); cw = mom.covariance(w); ref = WienerRefits(W, mom, np.eye(3))
+        >>> from linlens.problems import wiener_estimator
+        >>> bool(np.allclose(ref.apply(cw, 0.25), wiener_estimator(A, cw.to_dense(), 0.5).T, atol=1e-8))
+        True
+    """
+
+    def __init__(self, wiener: MatrixFreeWiener, moments: CovarianceMoments, rows: Any,
+                 solutions: np.ndarray | None = None) -> None:
+        A, cov = wiener.operator, wiener.covariance
+        b = as_array(rows, "rows", ndim=2)
+        V = moments.components
+        self.wiener, self.moments, self.diagonal = wiener, moments, cov.diagonal_
+        self.M0 = self._span_matrix(cov)
+        U = A.matvec(V)  # (r, d_y): rows are the columns of A Vᵀ
+        u = solutions if solutions is not None else wiener.solve_centred(b)[1].solution
+        P = wiener.solve_centred(U)[1].solution
+        v = wiener.solve_centred(u)[1].solution
+        self.Q = U @ P.T
+        self.Uu = u @ U.T  # (k, r) Uᵀu per row
+        self.ATu, self.ATP, self.ATv = A.rmatvec(u), A.rmatvec(P), A.rmatvec(v)
+        self.sigma2 = wiener.noise_std**2
+
+    def _span_matrix(self, cov: LowRankDiagCovariance) -> np.ndarray:
+        C = cov.components_ @ self.moments.components.T  # (r', r): the components in the span's coordinates
+        return (C.T * cov.variances_) @ C
+
+    def covariance(self, w: Any) -> LowRankDiagCovariance:
+        """The refit's Σ* on groups weighted by w: low-rank part refitted, δ held at the full-data δ̂."""
+        c = self.moments.covariance(w)
+        return LowRankDiagCovariance.from_parts(c.components_, c.variances_, self.diagonal, c.mean_)
+
+    def apply(self, covariance: LowRankDiagCovariance, sigma2: float) -> np.ndarray:
+        """Rows W* b (k, d_x) of the Wiener estimator with prior ``covariance`` (from :meth:`covariance`) and
+        noise variance σ*²."""
+        dM = self._span_matrix(covariance) - self.M0
+        r = dM.shape[0]
+        c = np.linalg.solve(np.eye(r) + dM @ self.Q, dM @ self.Uu.T)  # (r, k)
+        ATx = self.ATu - c.T @ self.ATP - (float(sigma2) - self.sigma2) * self.ATv
+        return covariance.apply(ATx)
 
 
 def pseudo_inverse_rows(operator: LinearMap, Y: Any, *, atol: float = 1e-8, btol: float = 1e-8,

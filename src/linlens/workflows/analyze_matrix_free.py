@@ -49,6 +49,7 @@ from linlens.surrogate.matrix_free import (
     LowRankDiagCovariance,
     MatrixFreeWiener,
     SignalNoiseEstimate,
+    WienerRefits,
     pseudo_inverse_rows,
     signal_noise_estimate,
 )
@@ -228,9 +229,6 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
 #: held-out targets and Rademacher probes on which each replicate re-applies the refitted Wiener estimator (the
 #: change of its signal error and noise amplification; the full-data values use every held-out target and probe)
 REFIT_TARGETS, REFIT_PROBES = 64, 32
-#: CG's relative tolerance in a replicate (warm-started at the full-data solutions: the change it resolves is
-#: ~1e-2 of the solution, so 1e-4 leaves it 1% accurate)
-REFIT_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -451,7 +449,8 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
                          f"CG did not converge on {int((~wsolve.converged).sum())} rows: left out"),
               "C_data": f"least squares of x on the training inputs' top-{m} principal subspace"}
     noise_words = "σ (training residuals)" if noise_std is None else "σ given (fixed)"
-    reference_noise = {"Wiener": f"estimated: Σₓ (training targets) and {noise_words}, refitted per replicate",
+    reference_noise = {"Wiener": f"estimated: Σₓ's low-rank part (training targets; its per-pixel rest δ held at "
+                                 f"the full-data fit) and {noise_words}, refitted per replicate",
                        "C_data": "estimated: refitted on the resampled training pairs per replicate (its subspace "
                                  "held at the full-data fit)"}
     K = {"Wiener": KW, "C_data": Bc @ VcVt}
@@ -508,8 +507,7 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
     sub = np.arange(min(REFIT_TARGETS, n_held))
     nprb = min(REFIT_PROBES, N_PROBES)
     warm_rows = np.concatenate([np.arange(m), m + n_held + sub, m + 2 * n_held + np.arange(nprb)])
-    U0 = wres.solution[warm_rows]
-    rhs_rep = rhs[warm_rows]
+    refits = WienerRefits(wiener, cmom, rhs[warm_rows], wres.solution[warm_rows]) if wsolve.converged.all() else None
     full_W = (float(num_W[sub].mean()), s2 * float(fro_W.estimate if nprb == N_PROBES else
                                                     np.mean(np.einsum("ij,ij->i", WZ[:nprb], WZ[:nprb]))))
 
@@ -533,8 +531,7 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
         Bcb = cgrp.coef(u)
         Kb["C_data"] = Bcb @ VcVt
         if "Wiener" in K:
-            Wb = wiener.refitted(cmom.covariance(u), math.sqrt(s2b))
-            ob, _ = Wb.solve_centred(rhs_rep, x0=U0, tol=REFIT_TOL)
+            ob = refits.apply(refits.covariance(u), s2b)
             Kb["Wiener"] = ob[:m].T
             rW = ob[m:m + len(sub)] - Xc[sub]
             zW = ob[m + len(sub):]
