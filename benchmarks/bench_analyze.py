@@ -254,6 +254,12 @@ def main() -> None:
                     want, ok = goal[name]
                     print(f"target peer / analyze {want} against {name}: {'met' if ok(cp / cpu) else 'NOT met'} "
                           f"(CPU), {'met' if ok(w / wall) else 'NOT met'} (wall)")
+            if args.components is None:  # what the report's statistics need at least: the floor and R's SVD
+                least = found["floor: one model pass + Gram + one SVD of C"][1] + found["numpy.linalg.svd (d × d)"][1]
+                lr = found["sklearn LinearRegression.fit"][1]
+                print(f"least work of the report's statistics (the floor + a second d × d SVD, of R, whose singular "
+                      f"vectors give the filter factors): {least:.1f} s CPU, so sklearn / analyze ≤ {lr / least:.2f} "
+                      f"(CPU) whatever the rest costs")
 
 
 def targets_floor(f: dict[str, Path]) -> dict[str, float]:

@@ -260,33 +260,38 @@ class GroupedFit:
         held-out groups by v; the standard error re-evaluates the fit gradient at B* (see :meth:`error`). The sums
         X_w of a chunk of replicates come from one product with the (g, m·d_out) group sums (one read of them per
         chunk, not two per replicate), and every d_out-sized product whose factors do not depend on the replicate is
-        formed once: O(m² d_out) per replicate in three BLAS products.
+        formed once: O(m² d_out) per replicate in two BLAS products (X_w X_wᵀ and Y*), B* itself is never formed.
         """
         g, m, d_out = self.n_groups, self.m, self.d_out
         n_boot = len(draws)
         zf = self.zf.reshape(g, m * d_out)
-        GS, GSzt = Ginv @ S, Ginv @ Szt  # Y* = G̃⁻¹(B* S − S_ztᵀ)ᵀ = (G̃⁻¹S) T − G̃⁻¹S_zt with T = B*ᵀ
+        GS, GSzt = Ginv @ S, Ginv @ Szt  # Y* = G̃⁻¹(B* S − S_ztᵀ)ᵀ = (G̃⁻¹S G_w⁺) X_w − G̃⁻¹S_zt
         GSztB = GSzt @ B
-        zfB = np.matmul(self.zf, B)  # (g, m, m): X_w B from the counts without a d_out product per replicate
-        sfB = self.sf @ B
+        # (g, m, m) products of each group's sums with B and with S_zt: X_w B and X_w S_ztᵀ from the counts, with no
+        # d_out-sized product per replicate
+        zfB, zfS = np.matmul(self.zf, B), np.matmul(self.zf, Szt.T)
+        sfB, sfS = self.sf @ B, self.sf @ Szt.T
         fit_const = fit_const - float(np.sum((B @ S) * B) - 2 * np.sum(B * Szt.T))
         reps, se_reps = np.empty(n_boot), np.empty(n_boot)
         chunk = max(1, min(n_boot, int(2**24 // max(m * d_out, 1))))  # ≤ 128 MiB of X_w (and of Y*) per chunk
+        # two buffers reused by every chunk (fresh 128 MiB arrays cost more in page faults than their products)
+        XW_buf, Y_buf = np.empty((chunk, m * d_out)), np.empty((chunk, m * d_out))
         for c0 in range(0, n_boot, chunk):
             W = draws[c0:c0 + chunk, 0]
-            XW = (W @ zf).reshape(len(W), m, d_out)
-            Ys = np.empty_like(XW)
+            XW = np.matmul(W, zf, out=XW_buf[:len(W)]).reshape(len(W), m, d_out)
+            Ys = Y_buf[:len(W)].reshape(len(W), m, d_out)
             YBs = []
             for i, w in enumerate(W):
                 nw, szw, sfw = w @ self.n, w @ self.sz, w @ self.sf
                 P = pinv_psd(np.tensordot(w, self.zz, 1) - np.outer(szw, szw) / nw)
                 X = XW[i]
                 X -= np.outer(szw, sfw) / nw
-                T = P @ X  # B*ᵀ (m, d_out)
-                fit_num = float(np.sum(S * (T @ T.T)) - 2 * np.sum(T * Szt)) + fit_const
+                # B*ᵀ = P X_w: tr(B*SB*ᵀ) = ⟨S, P (X_w X_wᵀ) P⟩ and tr(B*S_zt) = ⟨P, X_w S_ztᵀ⟩ (P symmetric)
+                XSzt = np.tensordot(w, zfS, 1) - np.outer(szw, w @ sfS) / nw
+                fit_num = float(np.sum(S * (P @ (X @ X.T) @ P)) - 2 * np.sum(P * XSzt)) + fit_const
                 held_num, held_den = self._held(draws[c0 + i, 1])
                 reps[c0 + i] = fit_num / den + (held_num / held_den - plug if held_den > 0 else 0.0)
-                np.matmul(GS, T, out=Ys[i])
+                np.matmul(GS @ P, X, out=Ys[i])
                 Ys[i] -= GSzt
                 TB = P @ (np.tensordot(w, zfB, 1) - np.outer(szw, w @ sfB) / nw)  # B*ᵀB
                 YBs.append(GS @ TB - GSztB)
