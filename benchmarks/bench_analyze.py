@@ -199,6 +199,8 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--components", type=int, default=None, help="run the subspace route with this m")
     ap.add_argument("--targets", action="store_true", help="run the dense inverse study (--targets) instead")
+    ap.add_argument("--max-memory", type=lambda v: int(float(v) * 2**30), default=None,
+                    help="GiB the --targets study may use (default: the study's own limit, half the physical memory)")
     ap.add_argument("--local-samples", type=int, default=0,
                     help="Jacobian rows of the --targets study (default 0: the study with its intervals alone)")
     args = ap.parse_args()
@@ -306,7 +308,7 @@ def main_targets(args: argparse.Namespace) -> None:
             prof.enable()
         summary = run_inverse(str(f["model"]), f["inputs"], f["targets"], folder / "report_targets",
                               operator=str(f["A"]), train_inputs=f["train_inputs"], train_targets=f["train_targets"],
-                              force=True, seed=0, local_samples=args.local_samples,
+                              force=True, seed=0, local_samples=args.local_samples, max_memory=args.max_memory,
                               load_model_kwargs={"trust_model": True})  # the bench wrote this file itself
         if prof:
             prof.disable()

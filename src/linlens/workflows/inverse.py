@@ -237,13 +237,14 @@ def run_inverse(
     train_inputs: Path | None = None,
     train_targets: Path | None = None,
     prior_covariance: Path | None = None,
+    max_memory: int | None = None,
 ) -> dict[str, Any]:
     """The inverse study with the older signature: builds the options, plans (dense or Fourier, with the same
     refusals as ``linlens analyze``) and runs :func:`run_study` or :func:`run_fourier`.
 
     Arguments:
         model, inputs, targets, out, operator, noise_std, force, batch_size, device, seed, n_boot, assume,
-            train_inputs, train_targets, prior_covariance: as the fields of
+            train_inputs, train_targets, prior_covariance, max_memory: as the fields of
             :class:`~linlens.workflows.analyze_options.AnalyzeOptions` (``targets`` None: read from an ``inputs``
             .npz).
         local_samples: test probes at which Jacobians are compared with the surrogate (0: none; default
@@ -275,7 +276,7 @@ def run_inverse(
                        force=force, batch_size=batch_size, device=device, seed=seed,
                        n_boot=None if n_boot == 100 else n_boot, local_samples=local_samples, assume=assume,
                        train_inputs=train_inputs, train_targets=train_targets, prior_covariance=prior_covariance,
-                       trust_model=bool((load_model_kwargs or {}).get("trust_model", False)))
+                       max_memory=max_memory, trust_model=bool((load_model_kwargs or {}).get("trust_model", False)))
     if o.targets is None:
         raise InputFileError("targets: give --targets, or an .npz holding arrays named 'inputs' and 'targets'")
     check_destination(out, force)
