@@ -179,34 +179,42 @@ def test_readme_python_tour_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 SRC = ROOT / "src"
 
 
+def _is_command(node: ast.FunctionDef | ast.ClassDef) -> ast.Call | None:
+    """The ``@….command(…)`` decorator call of a Typer command, else None."""
+    return next((d for d in node.decorator_list
+                 if isinstance(d, ast.Call) and getattr(d.func, "attr", None) == "command"), None)
+
+
 def _public_definitions(name: str, source: str) -> list[tuple[str, ast.FunctionDef | ast.ClassDef]]:
-    """The public top-level functions and classes of a module: in its ``__all__``, or without a leading underscore.
-    Typer commands (decorated ``@….command(…)``) are left out: their docstring is their ``--help`` text, and their
-    examples are the ``epilog=`` line of that help and the worked runs of docs/guide/cli.md (checked above)."""
+    """The public top-level functions and classes of a module: in its ``__all__``, or without a leading underscore."""
     tree = ast.parse(source)
     exported: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
             exported = {c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant)}  # [*a.__all__, …]
-    out = []
-    for node in tree.body:
-        if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            continue
-        if node.name.startswith("_") and node.name not in exported:
-            continue
-        if any(isinstance(d, ast.Call) and getattr(d.func, "attr", None) == "command" for d in node.decorator_list):
-            continue
-        out.append((f"{name}.{node.name}", node))
-    return out
+    return [(f"{name}.{node.name}", node) for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            and (not node.name.startswith("_") or node.name in exported)]
 
 
 def missing_examples(sources: dict[str, str]) -> list[str]:
     """Public definitions whose docstring has no ``Example:`` section holding a ``>>>`` line (a doctest that runs
-    with the suite's ``--doctest-modules``)."""
+    with the suite's ``--doctest-modules``). A Typer command (decorated ``@….command(…)``) is the exception: its
+    docstring is its ``--help`` text, so its example is a command line, in the help's ``epilog`` ("Example …") or
+    in the docstring ("Example: linlens …"), and the worked runs of docs/guide/cli.md (checked above)."""
     bad = []
     for name, source in sources.items():
+        constants = {t.id: ast.unparse(n.value) for n in ast.parse(source).body if isinstance(n, ast.Assign)
+                     for t in n.targets if isinstance(t, ast.Name)}  # an epilog given by name: its text
         for qual, node in _public_definitions(name, source):
             doc = ast.get_docstring(node) or ""
+            command = _is_command(node)
+            if command is not None:
+                epilog = next((k.value for k in command.keywords if k.arg == "epilog"), None)
+                text = "" if epilog is None else constants.get(getattr(epilog, "id", None), ast.unparse(epilog))
+                if "Example" not in text and "Example: " not in doc:
+                    bad.append(qual)
+                continue
             m = re.search(r"^\s*Examples?:\s*$", doc, re.MULTILINE)
             if m is None or ">>>" not in doc[m.end():]:
                 bad.append(qual)
@@ -240,6 +248,8 @@ def test_the_example_check_fails_on_a_planted_definition():
         'class C:\n    """A class.\n\n    Example:\n        >>> C().__class__.__name__\n        \'C\'\n    """\n'
         'def _private():\n    """Private: not checked."""\n'
         'def _exported():\n    """In __all__: checked."""\n'
-        '@app.command()\ndef cmd():\n    """A command: its help text, not checked."""\n'
+        '@app.command(epilog="Example: linlens cmd --out r")\ndef cmd():\n    """Help text: no doctest."""\n'
+        '@sub.command("x")\ndef cmd2():\n    """Help text.\n\n    Example: linlens sub x\n    """\n'
+        '@app.command(help="no example anywhere")\ndef cmd3():\n    """Help text."""\n'
     )}
-    assert missing_examples(planted) == ["linlens.m.f", "linlens.m.g", "linlens.m._exported"]
+    assert missing_examples(planted) == ["linlens.m.f", "linlens.m.g", "linlens.m._exported", "linlens.m.cmd3"]
