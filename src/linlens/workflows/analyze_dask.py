@@ -224,10 +224,9 @@ def run_analyze_dask(
 
     Example:
         >>> from dask.distributed import LocalCluster
-        >>> import json, numpy as np
         >>> from linlens.workflows._examples import linear_files
-        >>> d, W = linear_files()  # m.pt: a float64 Linear y ↦ Wy + b (TorchScript); y.npy: 300 rows of N(0, I₃)
         >>> cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
+        >>> d, W = linear_files()  # m.pt: a float64 Linear y ↦ Wy + b (TorchScript); y.npy: 300 rows of N(0, I₃)
         >>> s = run_analyze_dask(str(d / "m.pt"), d / "y.npy", out=d / "report", trust_model=True, batch_size=100,
         ...                      dask=cluster.scheduler_address); cluster.close()
         >>> s["route"], round(s["R² (pooled, held-out)"], 12), bool(np.isclose(s["σ_max(C)"], np.linalg.norm(W, 2)))

@@ -412,11 +412,11 @@ class FileStudy:
     """What :func:`inverse_study_from_files` returns: the study and what a report needs beside it.
 
     Example:
-        >>> import json
         >>> from linlens.workflows._examples import inverse_files
-        >>> d, A = inverse_files()  # x ~ N(0, I₃), A = diag(2, 1, 0.5), y = Ax + 0.1·noise, net.pt = A⁻¹
-        >>> fs = inverse_study_from_files({"net": str(d / "net.pt")}, d / "y.npy", d / "x.npy",
-        ...                               operator=str(d / "A.npy"), n_boot=20, load_model_kwargs={"trust_model": True})
+        >>> d, A = inverse_files()  # 400 pairs: the study splits them into training rows and probes
+        >>> files = {"inputs": d / "y.npy", "targets": d / "x.npy", "operator": str(d / "A.npy")}
+        >>> fs = inverse_study_from_files({"net": str(d / "net.pt")}, n_boot=20, **files,
+        ...                               load_model_kwargs={"trust_model": True})
         >>> (fs.n_rows, len(fs.train), len(fs.probe)), fs.in_shape, bool(np.allclose(fs.A, A))
         ((400, 200, 200), (3,), True)
     """
