@@ -147,6 +147,22 @@ def _n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
+def _example_study() -> tuple[nn.Module, dict, dict]:
+    """The ``Example:`` doctests' problem: a float64 MLP 2 → 6 → ReLU → 4 → 3 (torch seed 0), data whose targets
+    are the network's own outputs (300 / 100 / 100 uniform rows, numpy seeds 0, 1, 2), and the smallest grid
+    (N = 2 scaled layers, h = N delays, full rank, exact readout)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4), nn.Linear(4, 3)).double().eval()
+
+    def split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        X = np.random.default_rng(seed).random((n, 2))
+        return X, net(torch.as_tensor(X)).detach().numpy()
+
+    data = {"train": split(300, 0), "val": split(100, 1), "test": split(100, 2)}
+    grid = {"n_scaled": [2], "noise": [0.0], "delays": lambda N: [N], "ranks": [None], "readouts": ["exact"]}
+    return net, data, grid
+
+
 def study_layer(net: nn.Module, layer: int, data: dict, grid: dict, scale_cfg: dict, *, task: Task, seed: int = 0,
                 device: Any = "cpu", advance: Callable[[], None] | None = None) -> dict[str, Any]:
     """All hybrids and baselines for one replaced layer, scored on validation and test points.
@@ -167,15 +183,8 @@ def study_layer(net: nn.Module, layer: int, data: dict, grid: dict, scale_cfg: d
         ``hybrids`` (row id → the fitted hybrid, for the rows kept for figures) and the layer's sizes.
 
     Example:
-        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-        <torch._C.Generator object at ...>
-        >>> net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4), nn.Linear(4, 3)).double().eval()
-        >>> def split(n, seed):  # targets are the network's own outputs
-        ...     X = np.random.default_rng(seed).random((n, 2))
-        ...     return X, net(torch.as_tensor(X)).detach().numpy()
-        >>> data = {"train": split(300, 0), "val": split(100, 1), "test": split(100, 2)}
-        >>> grid = {"n_scaled": [2], "noise": [0.0], "delays": lambda N: [N], "ranks": [None], "readouts": ["exact"],
-        ...         "constant": [True]}
+        >>> net, data, grid = _example_study()  # a float64 MLP 2→6→4→3; targets are its own outputs
+        >>> grid = {**grid, "constant": [True]}
         >>> res = study_layer(net, 1, data, grid, {"epochs": 0, "batch_size": 100, "lr": 1e-3}, task=Task("regression"))
         >>> best = res["selected"]["best"]  # the replaced layer is affine: the hybrid reproduces the network
         >>> res["layer"], bool(res["points"][best["id"]].max() < 1e-16)
@@ -308,14 +317,7 @@ def compare_layer(res: dict, task: Task, original_points: np.ndarray) -> list[di
         One dict per (hybrid, baseline): ids and metrics of both, the test result and the verdict words.
 
     Example:
-        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-        <torch._C.Generator object at ...>
-        >>> net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4), nn.Linear(4, 3)).double().eval()
-        >>> def split(n, seed):
-        ...     X = np.random.default_rng(seed).random((n, 2))
-        ...     return X, net(torch.as_tensor(X)).detach().numpy()
-        >>> data = {"train": split(300, 0), "val": split(100, 1), "test": split(100, 2)}
-        >>> grid = {"n_scaled": [2], "noise": [0.0], "delays": lambda N: [N], "ranks": [None], "readouts": ["exact"]}
+        >>> net, data, grid = _example_study()  # a float64 MLP 2→6→4→3; targets are its own outputs
         >>> res = study_layer(net, 1, data, grid, {"epochs": 0, "batch_size": 100, "lr": 1e-3}, task=Task("regression"))
         >>> cmp = compare_layer(res, Task("regression"), np.zeros(100))
         >>> sorted({c["baseline"] for c in cmp})
@@ -364,14 +366,7 @@ def run_study(net: nn.Module, data: dict, layers: list[int], grid: dict, scale_c
         (one result dict per layer, with ``comparisons``; per-point test scores of the original model).
 
     Example:
-        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-        <torch._C.Generator object at ...>
-        >>> net = nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 4), nn.Linear(4, 3)).double().eval()
-        >>> def split(n, seed):
-        ...     X = np.random.default_rng(seed).random((n, 2))
-        ...     return X, net(torch.as_tensor(X)).detach().numpy()
-        >>> data = {"train": split(300, 0), "val": split(100, 1), "test": split(100, 2)}
-        >>> grid = {"n_scaled": [2], "noise": [0.0], "delays": lambda N: [N], "ranks": [None], "readouts": ["exact"]}
+        >>> net, data, grid = _example_study()  # a float64 MLP 2→6→4→3; targets are its own outputs
         >>> results, original = run_study(net, data, [1], grid, {"epochs": 0, "batch_size": 100, "lr": 1e-3},
         ...                               task=Task("regression"), progress=False)
         >>> len(results), float(original.max())  # the original model's squared error on its own outputs

@@ -50,6 +50,16 @@ def _as_images(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _label(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, which: str = "major") -> Any:
+    """Axis labels, title, a light grid (``which`` ticks) and the legend of a line plot; returns ``fig``."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which=which, alpha=0.3)
+    ax.legend()
+    return fig
+
+
 def mosaic(images: np.ndarray, ncols: int | None = None, pad: int = 1, symmetric: bool = False) -> np.ndarray:
     """Tile images (n, H, W) into one array with NaN gutters (drawn blank); each tile scaled to [-1, 1]
     (``symmetric``: by its largest |value|, so 0 stays 0) or left as is.
@@ -89,12 +99,9 @@ def plot_jacobian_spectrum(result: JacobianSVD, ax: Any = None, index: int = 0, 
     i = np.arange(1, len(s) + 1)
     ax.errorbar(i, s, yerr=err, marker=".", capsize=2, label=label or f"input {index}")
     ax.set_yscale("log")
-    ax.set_xlabel("index i")
-    ax.set_ylabel("σᵢ(J(y))")
-    ax.set_title(f"Jacobian singular values (Krylov dim {result.krylov_dim}, {result.n_iter} iterations)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return fig
+    return _label(fig, ax, "index i", "σᵢ(J(y))",
+                  f"Jacobian singular values (Krylov dim {result.krylov_dim}, {result.n_iter} iterations)",
+                  which="both")
 
 
 def plot_singular_vectors(result: JacobianSVD, ax: Any = None, index: int = 0, n: int = 8, side: str = "right"):
@@ -180,12 +187,8 @@ def plot_euler_test(noise_levels: Sequence[float], bands: Mapping[str, Mapping[s
     ax.set_yscale("log")
     if train_max is not None:
         ax.axvspan(0, train_max, color="0.9", zorder=0, label="training noise range")
-    ax.set_xlabel("noise level σ")
-    ax.set_ylabel("‖f(y) − J(y) y‖ / ‖f(y)‖")
-    ax.set_title("Euler test (0 ⇔ f is homogeneous: f(y) = J(y) y)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return fig
+    return _label(fig, ax, "noise level σ", "‖f(y) − J(y) y‖ / ‖f(y)‖",
+                  "Euler test (0 ⇔ f is homogeneous: f(y) = J(y) y)", which="both")
 
 
 def plot_effective_dimension(noise_levels: Sequence[float], bands: Mapping[str, Mapping[str, Any]], ax: Any = None,
@@ -220,12 +223,8 @@ def plot_effective_dimension(noise_levels: Sequence[float], bands: Mapping[str, 
         ax.axvline(train_max, color="0.5", lw=1, ls=":", label="top of training range")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("noise level σ")
-    ax.set_ylabel("effective dimension Σσᵢ²(J)")
-    ax.set_title("Effective dimension of the local linear map")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return fig
+    return _label(fig, ax, "noise level σ", "effective dimension Σσᵢ²(J)",
+                  "Effective dimension of the local linear map", which="both")
 
 
 def plot_psnr(noise_levels: Sequence[float], bands: Mapping[str, Mapping[str, Any]], ax: Any = None,
@@ -250,9 +249,4 @@ def plot_psnr(noise_levels: Sequence[float], bands: Mapping[str, Mapping[str, An
         ax.fill_between(x, np.asarray(b["low"], dtype=float), np.asarray(b["high"], dtype=float), alpha=0.2)
     if train_max is not None:
         ax.axvspan(x.min(), train_max, color="0.92", zorder=0, label="training noise range")
-    ax.set_xlabel("noise level σ")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title("Denoising PSNR")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    return fig
+    return _label(fig, ax, "noise level σ", "PSNR (dB)", "Denoising PSNR")

@@ -135,11 +135,8 @@ class LinearSurrogate:
                 raise (EmptyInputError if X.ndim == 2 else ShapeError)(
                     f"X must be a non-empty (n_samples, d_in) tensor; got shape {tuple(X.shape)}")
             acc = _accumulate(GramAccumulator(), X, Y)
-            kappa = acc.condition_number(self.fit_intercept)
-            choice = solver_policy(kappa, self.solver, "many")  # the one solver policy (linlens.linalg)
+            kappa, choice = self._policy(acc, "many")
             if choice.method == "gram":
-                if choice.warn:
-                    _warn_gram(kappa, streaming=False)
                 self._one_d = Y.ndim == 1
                 self._set(acc.solve(alpha, self.fit_intercept), acc)
                 self._acc, self._acc_solver = acc, self.solver  # a later partial_fit continues from here
@@ -150,11 +147,8 @@ class LinearSurrogate:
             sol = acc.solve(alpha, self.fit_intercept, method=self.solver)
         else:
             acc = _accumulate(GramAccumulator(), x, y)
-            kappa = acc.condition_number(self.fit_intercept)
-            choice = solver_policy(kappa, self.solver, "many")  # the one solver policy (linlens.linalg)
+            kappa, choice = self._policy(acc, "many")
             if choice.method == "gram":
-                if choice.warn:
-                    _warn_gram(kappa, streaming=False)
                 sol = acc.solve(alpha, self.fit_intercept)
             else:
                 sol = None
@@ -167,6 +161,15 @@ class LinearSurrogate:
         self._set(sol, acc)
         self._acc, self._acc_solver = acc, self.solver  # a later partial_fit continues from here
         return self
+
+    def _policy(self, acc: GramAccumulator, passes: str) -> tuple[float, Any]:
+        """(κ, choice): the condition number of the accumulated design and the one solver policy's choice for it
+        (:func:`linlens.linalg.solver_policy`); warns when the choice is a Gram solve the policy flags."""
+        kappa = acc.condition_number(self.fit_intercept)
+        choice = solver_policy(kappa, self.solver, passes)
+        if choice.method == "gram" and choice.warn:
+            _warn_gram(kappa, streaming=False)
+        return kappa, choice
 
     def _fit_dask(self, X: Any, Y: Any, alpha: float) -> LinearSurrogate:
         """``fit`` for dask arrays: per-block partial statistics on the workers, merged in a tree.
@@ -182,11 +185,8 @@ class LinearSurrogate:
             acc = dask_accumulate(Xd, Yd, "gram")
             if acc.n == 0:
                 raise EmptyInputError(f"X is empty (shape {Xd.shape})")
-            kappa = acc.condition_number(self.fit_intercept)
-            choice = solver_policy(kappa, self.solver, "one")  # each pass over the blocks is costly
+            _, choice = self._policy(acc, "one")  # each pass over the blocks is costly
             if choice.method == "gram":
-                if choice.warn:
-                    _warn_gram(kappa, streaming=False)
                 sol = acc.solve(alpha, self.fit_intercept)
             else:
                 acc = dask_accumulate(Xd, Yd, "qr")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -72,6 +73,14 @@ class _StackedMLPs(nn.Module):
                 lin.bias.copy_(self.B[i][k, 0].cpu())
 
 
+def _example_data() -> dict:
+    """The ``Example:`` doctests' classification data: 64 float32 rows of N(0, I₂) (seed 0) labelled 1 where
+    x₀ > 0, used as both the training and the validation split."""
+    X = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    return {"train": (X, y), "val": (X, y)}
+
+
 def train_ensemble(data: dict, hidden: list[int], n_classes: int, seeds: list[int], cfg: dict, device: Any,
                    progress: bool) -> tuple[nn.Module, list[dict]]:
     """Train one ReLU MLP per seed *at once* with :func:`linlens.nn.train`; keep the best on validation.
@@ -86,11 +95,7 @@ def train_ensemble(data: dict, hidden: list[int], n_classes: int, seeds: list[in
         (selected net in eval mode on the CPU, one dict per seed plus ``{"selected_seed": …}``).
 
     Example:
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> X = rng.normal(size=(64, 2)).astype(np.float32)
-        >>> y = (X[:, 0] > 0).astype(np.int64)
-        >>> data = {"train": (X, y), "val": (X, y)}
+        >>> data = _example_data()  # 64 float32 rows of N(0, I₂), class x₀ > 0; validation = training rows
         >>> cfg = {"epochs": 2, "batch_size": 32, "lr": 1e-2}
         >>> net, runs = train_ensemble(data, [4], 2, [0, 1, 2], cfg, "cpu", False)
         >>> len(runs), [m.out_features for m in net if isinstance(m, nn.Linear)]
@@ -133,11 +138,7 @@ def train_seeds(data: dict, hidden: list[int], n_classes: int, seeds: list[int],
     ``cfg`` with ``"ensemble": True`` trains the seeds at once instead (:func:`train_ensemble`).
 
     Example:
-        >>> import numpy as np
-        >>> rng = np.random.default_rng(0)
-        >>> X = rng.normal(size=(64, 2)).astype(np.float32)
-        >>> y = (X[:, 0] > 0).astype(np.int64)
-        >>> data = {"train": (X, y), "val": (X, y)}
+        >>> data = _example_data()  # 64 float32 rows of N(0, I₂), class x₀ > 0; validation = training rows
         >>> net, runs = train_seeds(data, [4], 2, [0, 1], {"epochs": 2, "batch_size": 32, "lr": 1e-2}, "cpu", False)
         >>> [r["seed"] for r in runs[:2]], runs[2]["selected_seed"] in (0, 1)
         ([0, 1], True)
