@@ -35,7 +35,7 @@ from torch import nn
 from linlens.errors import ConfigError, ShapeError
 from linlens.koopman.dmd import HankelDMD, delay_embed
 from linlens.koopman.scaling import ScaledModel, near_identity_layers, scale_layer, split_layers
-from linlens.koopman.trajectories import pad_state, record_trajectories
+from linlens.koopman.trajectories import _layer_states, pad_state, record_trajectories
 
 __all__ = ["KoopmanHybrid", "LeastSquaresReplacement", "linearize_layer", "fit_hybrid", "fit_least_squares"]
 
@@ -122,11 +122,7 @@ class KoopmanHybrid(nn.Module):
 
     def lift_window(self, x: torch.Tensor) -> torch.Tensor:
         """Delay vectors z = [x_h; …; x₀] of model inputs, (batch, width·(h+1)) in the buffers' dtype."""
-        s = self.pre(x)
-        states = [s]
-        for g in self.scaled:
-            s = g(s)
-            states.append(s)
+        states = _layer_states(self.pre, self.scaled, x)
         w = self.width - int(self.constant)
         states = [pad_state(t, w, self.pad_value) for t in states]
         if self.constant:
@@ -180,12 +176,7 @@ class LeastSquaresReplacement(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Window [x_k; …; x₀], (batch, n·(k+1))."""
-        s = self.pre(x)
-        states = [s]
-        for g in self.layers:
-            s = g(s)
-            states.append(s)
-        return torch.cat(states[::-1], -1)
+        return torch.cat(_layer_states(self.pre, self.layers, x)[::-1], -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.features(x)

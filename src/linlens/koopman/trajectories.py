@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,18 @@ def pad_state(x: torch.Tensor, width: int, pad_value: float = -1.0) -> torch.Ten
         raise ShapeError(f"state width {k} exceeds the trajectory width {width}")
     fill = torch.full((*x.shape[:-1], width - k), float(pad_value), dtype=x.dtype, device=x.device)
     return torch.cat([x, fill], -1)
+
+
+def _layer_states(pre: Callable[[torch.Tensor], torch.Tensor], layers: Iterable[Callable[[torch.Tensor], torch.Tensor]],
+                  x: torch.Tensor) -> list[torch.Tensor]:
+    """[s₀, s₁, …, s_k] with s₀ = pre(x) and s_j = g_j(s_{j−1}) for the k ``layers`` g_j: the states of a batch x
+    (batch, d_in) through the pre-layers and then each layer, in order."""
+    s = pre(x)
+    states = [s]
+    for g in layers:
+        s = g(s)
+        states.append(s)
+    return states
 
 
 @torch.no_grad()
@@ -92,12 +105,8 @@ def record_trajectories(
     scaled_model.eval()
     out = []
     for i in range(0, len(X), batch_size):
-        x = scaled_model.pre(X[i : i + batch_size].to(device=dev, dtype=mdt))
-        states = [x]
-        for g in scaled_model.scaled:
-            x = g(x)
-            states.append(x)
-        states.append(scaled_model.target(x))
+        states = _layer_states(scaled_model.pre, scaled_model.scaled, X[i : i + batch_size].to(device=dev, dtype=mdt))
+        states.append(scaled_model.target(states[-1]))
         t = torch.stack([pad_state(s, width, pad_value) for s in states], 1).to(dtype)
         if constant:
             t = torch.cat([t, torch.ones(*t.shape[:2], 1, dtype=dtype, device=t.device)], -1)
