@@ -49,6 +49,17 @@ def new_axes(ax: Any, figsize: tuple[float, float] = (6, 4)) -> tuple[Any, Any]:
     return ax.figure, ax
 
 
+def _label(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, which: str = "major") -> Any:
+    """Axis labels, title, a light grid (``which`` ticks) and the legend of a line plot; returns ``fig`` (the
+    one ending of the report modules' line plots)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which=which, alpha=0.3)
+    ax.legend()
+    return fig
+
+
 _ax = new_axes
 
 
@@ -141,13 +152,8 @@ def plot_principal_angles(angles: Mapping[str, np.ndarray], ax: Any = None, titl
     for name, a in angles.items():
         a = np.degrees(np.asarray(a, dtype=float))
         ax.plot(np.arange(1, len(a) + 1), a, marker=".", label=name)
-    ax.set_xlabel("k")
-    ax.set_ylabel("angle (degrees)")
     ax.set_ylim(-2, 92)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    return fig
+    return _label(fig, ax, "k", "angle (degrees)", title)
 
 
 def plot_eigenvalues(eigs: Mapping[str, Any], ax: Any = None, unit_circle: bool = False,

@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # reports are written headless; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from linlens.report.figures import _label  # noqa: E402
 from linlens.report.figures import new_axes as _ax  # noqa: E402
 
 if TYPE_CHECKING:  # only for annotations: figures never import the capability that made the result
@@ -48,16 +49,6 @@ def _as_images(a: np.ndarray) -> np.ndarray:
     if a.ndim == 4:  # (n, C, H, W)
         return np.concatenate(list(np.moveaxis(a, 1, 0)), axis=2)
     return a
-
-
-def _label(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, which: str = "major") -> Any:
-    """Axis labels, title, a light grid (``which`` ticks) and the legend of a line plot; returns ``fig``."""
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which=which, alpha=0.3)
-    ax.legend()
-    return fig
 
 
 def mosaic(images: np.ndarray, ncols: int | None = None, pad: int = 1, symmetric: bool = False) -> np.ndarray:

@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")  # reports are written headless; never needs a display
 import numpy as np  # noqa: E402
 
+from linlens.report.figures import _label  # noqa: E402
 from linlens.report.figures import new_axes as _ax  # noqa: E402
 from linlens.spectral import SpectralAnalysis, SpectralSurrogateResult  # noqa: E402
 
@@ -59,12 +60,7 @@ def plot_transfer(result: Any, ax: Any = None, title: str = "Transfer function (
         ax.semilogy(result.radii, result.radial_wiener_abs, ls="--", label="Wiener |Ŵ|")
         with np.errstate(divide="ignore"):
             ax.semilogy(result.radii, 1.0 / result.radial_operator_abs, ls=":", color="gray", label="A⁻¹ 1/|H|")
-    ax.set_xlabel("|k| (cycles / pixel)")
-    ax.set_ylabel("gain")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return fig
+    return _label(fig, ax, "|k| (cycles / pixel)", "gain", title, which="both")
 
 
 def plot_coherence(result: Any, ax: Any = None, title: str = "Coherence γ²(k): share of output power linear in y"):
