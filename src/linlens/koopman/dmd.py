@@ -479,6 +479,16 @@ class HankelDMD:
             return t.to(like.device)
         return t.detach().cpu().numpy()
 
+    def _lift(self, window: Any) -> tuple[torch.Tensor, Any]:
+        """(y₀, window): y₀ = U_rᵀ z (batch, r) of the delay vectors z = [x_t; …; x_{t−h}] of windows
+        (batch, h+1, dim) in time order, checked; the window is returned to give results its device/type."""
+        self._check_fitted()  # before n_features_in_ is read
+        w, like = self._in(window, "window", 3, self.n_features_in_)
+        if w.shape[1] != self.delays + 1:
+            raise ShapeError(f"window must have delays+1 = {self.delays + 1} snapshots on axis 1; "
+                             f"got shape {tuple(w.shape)}")
+        return w.flip(1).reshape(w.shape[0], -1) @ self._U, like
+
     def lift(self, window: Any) -> Any:
         """Reduced coordinates y₀ = U_rᵀ z of delay windows.
 
@@ -488,13 +498,8 @@ class HankelDMD:
         Returns:
             (batch, r) real coordinates (tensor on the input's device, or numpy for numpy input).
         """
-        self._check_fitted()
-        w, like = self._in(window, "window", 3, self.n_features_in_)
-        if w.shape[1] != self.delays + 1:
-            raise ShapeError(f"window must have delays+1 = {self.delays + 1} snapshots on axis 1; "
-                             f"got shape {tuple(w.shape)}")
-        z = w.flip(1).reshape(w.shape[0], -1)
-        return self._back(z @ self._U, like)
+        y, like = self._lift(window)
+        return self._back(y, like)
 
     def advance(self, y: Any, steps: int = 1) -> Any:
         """Apply the reduced operator ``steps`` times: y ← Ã^steps y.
@@ -546,14 +551,8 @@ class HankelDMD:
             raise ConfigError(f"readout must be 'projected' or 'exact'; got {readout!r}")
         if int(steps) < 1:
             raise ConfigError(f"steps must be >= 1; got {steps!r}")
-        self._check_fitted()
-        w, like = self._in(window, "window", 3, self.n_features_in_)
-        if w.shape[1] != self.delays + 1:
-            raise ShapeError(f"window must have delays+1 = {self.delays + 1} snapshots on axis 1; "
-                             f"got shape {tuple(w.shape)}")
+        y, like = self._lift(window)
         d = self.n_features_in_
-        z = w.flip(1).reshape(w.shape[0], -1)
-        y = z @ self._U
         outs = []
         for _ in range(int(steps)):
             if readout == "projected":
