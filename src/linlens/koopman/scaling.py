@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from linlens.errors import ConfigError, ModelError, ShapeError
+from linlens.errors import ConfigError, ModelError
+from linlens.koopman.trajectories import _rows
 from linlens.nn import TrainHistory, resolve_device, seed_everything, train
 
 __all__ = ["ScaledModel", "scale_layer", "split_layers", "near_identity_layers"]
@@ -158,12 +159,7 @@ class ScaledModel(nn.Module):
 
 
 def _to_tensor(x: Any, name: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-    if t.ndim != 2:
-        raise ShapeError(f"{name} must be 2-D (n_samples, d_in); got shape {tuple(t.shape)}")
-    if len(t) == 0:
-        raise ShapeError(f"{name} is empty")
-    return t.to(device=device, dtype=dtype)
+    return _rows(x, name).to(device=device, dtype=dtype)
 
 
 def scale_layer(

@@ -46,6 +46,16 @@ def pad_state(x: torch.Tensor, width: int, pad_value: float = -1.0) -> torch.Ten
     return torch.cat([x, fill], -1)
 
 
+def _rows(x: Any, name: str) -> torch.Tensor:
+    """``x`` as a tensor (a tensor as is, else through numpy), checked to be 2-D (n_samples, d_in) and non-empty."""
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    if t.ndim != 2:
+        raise ShapeError(f"{name} must be 2-D (n_samples, d_in); got shape {tuple(t.shape)}")
+    if len(t) == 0:
+        raise ShapeError(f"{name} is empty")
+    return t
+
+
 def _layer_states(pre: Callable[[torch.Tensor], torch.Tensor], layers: Iterable[Callable[[torch.Tensor], torch.Tensor]],
                   x: torch.Tensor) -> list[torch.Tensor]:
     """[s₀, s₁, …, s_k] with s₀ = pre(x) and s_j = g_j(s_{j−1}) for the k ``layers`` g_j: the states of a batch x
@@ -94,11 +104,7 @@ def record_trajectories(
     """
     p = next(scaled_model.parameters())
     dev, mdt = p.device, p.dtype
-    X = data if isinstance(data, torch.Tensor) else torch.as_tensor(np.asarray(data))
-    if X.ndim != 2:
-        raise ShapeError(f"data must be 2-D (n_samples, d_in); got shape {tuple(X.shape)}")
-    if len(X) == 0:
-        raise ShapeError("data is empty")
+    X = _rows(data, "data")
     n, m = scaled_model.in_features, scaled_model.out_features
     width = max(n, m)
     was = scaled_model.training
