@@ -51,6 +51,9 @@ PRIOR_MODEL = ("low rank + diagonal: the top-r principal components of the centr
                "principal-axis factoring")
 
 
+#: values (rows × d_y) per batch of conjugate gradients (its ~6 work arrays: 0.8 GiB at this size)
+CG_VALUES = 2**24
+
 #: power iterations of the randomized SVDs that fit Σₓ (a model of Σₓ, not a spectrum to report: a fixed count)
 POWER_ITERATIONS = 4
 
@@ -302,8 +305,14 @@ class MatrixFreeWiener:
         u = (A Σₓ Aᵀ + σ² I)⁻¹ yc, a warm start ``x0`` for a nearby system (a refitted prior: :meth:`refitted`).
         ``tol`` overrides the stopping rule for this call."""
         Yc = as_array(Yc, "inputs", ndim=2)
-        res = batched_cg(self._normal, Yc, tol=self.tol if tol is None else max(float(tol), self.tol),
-                         maxiter=self.maxiter, precondition=self._precondition, x0=x0)
+        step = max(1, CG_VALUES // max(Yc.shape[1], 1))  # rows per CG batch: bounded memory at image size
+        parts = [batched_cg(self._normal, Yc[s:s + step], tol=self.tol if tol is None else max(float(tol), self.tol),
+                            maxiter=self.maxiter, precondition=self._precondition,
+                            x0=None if x0 is None else x0[s:s + step]) for s in range(0, max(len(Yc), 1), step)]
+        res = parts[0] if len(parts) == 1 else KrylovResult(
+            np.concatenate([p.solution for p in parts]), np.concatenate([p.iterations for p in parts]),
+            np.concatenate([p.converged for p in parts]), np.concatenate([p.relative_residual for p in parts]),
+            parts[0].method)
         self.last_solve_ = KrylovResult(np.empty((0, 0)), res.iterations, res.converged, res.relative_residual,
                                         res.method)
         return self.covariance.apply(self.operator.rmatvec(res.solution)), res

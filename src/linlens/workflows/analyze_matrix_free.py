@@ -206,7 +206,9 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
     dev = str(resolve_device(o.device))
     net = FlatModel(load_model(o.model, device=dev, trust_model=o.trust_model), in_shape)
     say(f"probing the model on {len(probe)} probe images ({n_fit} fit the surrogate, {n_held} test) …")
-    pb = min(o.batch_size, 256)  # images per model call (a CNN's activations are channels × the image per row)
+    # images per model call: a CNN's activations are channels × the image per row (16 channels of a 256×256 image:
+    # 4 MiB each in float32), so at most PROBE_VALUES input values per call
+    pb = max(1, min(o.batch_size, 256, PROBE_VALUES // d_in))
     Yfit, Ffit = probe_all(net, np.asarray(Yf[fit_rows], dtype=np.float64), batch_size=pb, device=dev)
     Yh, Fh = probe_all(net, np.asarray(Yf[held_rows], dtype=np.float64), batch_size=pb, device=dev)
     if Ffit.shape[1] != d_x:
@@ -226,6 +228,8 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
                    Yh, Fh, cast_note(net.model))
 
 
+#: input values per model call when probing (64 images of 256×256; 256 of 64×64)
+PROBE_VALUES = 2**22
 #: held-out targets and Rademacher probes on which each replicate re-applies the refitted Wiener estimator (the
 #: change of its signal error and noise amplification; the full-data values use every held-out target and probe)
 REFIT_TARGETS, REFIT_PROBES = 64, 32
