@@ -116,7 +116,7 @@ def coherence_interval(g: np.ndarray, g_b: np.ndarray, ci: float, n_images: floa
     (Enochson & Goodman 1965; Bendat & Piersol, Random Data §9.3); at real (self-conjugate) frequencies it is
     the correlation of real variables, unbiased to first order with standard error 1/√(ν − 2). The interval is
     ẑ − bias ± z_{(1+ci)/2} · max(that standard error, the bootstrap's), so heavy-tailed (non-Gaussian) outputs
-    widen it; its ends are tanh²(max(·, 0)). Simulated coverage at 30 images (``tests/test_spectral.py``,
+    widen it; its ends are tanh²(max(·, 0)). Simulated coverage at 30 images (``tests/test_spectral_surrogate.py``,
     ``benchmarks/bench_intervals.py``): ≥ 0.92 at every frequency, where the basic interval on γ² itself gave
     0.80–0.90.
 

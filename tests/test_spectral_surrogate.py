@@ -1,6 +1,6 @@
-"""Tests of linlens.spectral against independent routes: the dense LinearSurrogate on shift-augmented
-images, kernels' closed-form transfer functions, the dense Wiener estimator, and interval coverage by
-simulation of a linear shift-invariant network plus independent noise (known Ĉ and γ²)."""
+"""Tests of linlens.spectral.surrogate (SpectralSurrogate, its intervals and merging) against independent routes:
+the dense LinearSurrogate on shift-augmented images, kernels' closed-form transfer functions, and interval coverage
+by simulation of a linear shift-invariant network plus independent noise (known Ĉ and γ²)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,16 @@ import warnings
 
 import numpy as np
 import pytest
-import scipy.linalg as sla
 import torch
 
 from linlens.errors import ConfigError, NonFiniteError, NotFittedError, NumericalWarning, ShapeError
-from linlens.operators import as_operator
-from linlens.problems import CircularBlur, wiener_estimator
 from linlens.spectral import (
     SpectralSurrogate,
-    full_plane,
-    prior_spectrum,
     radial_average,
     spectral_analysis,
     wiener_filter,
 )
-from linlens.surrogate import LinearSurrogate, filter_factors
+from linlens.surrogate import LinearSurrogate
 
 
 def _all_shifts(imgs: np.ndarray) -> np.ndarray:
@@ -38,14 +33,6 @@ def _network(y: np.ndarray) -> np.ndarray:
     z = np.tanh(1.5 * y + 0.2 * np.roll(y, 1, axis=-1)) + 0.1 * y**2 + 0.3
     z.reshape(len(y), -1)[:, 0] += 0.5 * y.reshape(len(y), -1)[:, 1]
     return z
-
-
-def _circ2d(c: np.ndarray) -> np.ndarray:
-    """Dense block-circulant matrix of the 2-D circular convolution with c (index formula, no FFT)."""
-    H, W = c.shape
-    i = np.arange(H * W)
-    r, s = i // W, i % W
-    return c[(r[:, None] - r[None, :]) % H, (s[:, None] - s[None, :]) % W]
 
 
 @pytest.mark.parametrize("shape,n", [((64,), 3), ((16, 16), 3), ((32, 32), 2), ((12, 20), 2)])
@@ -82,41 +69,6 @@ def test_linear_shift_invariant_network_has_coherence_one_and_its_kernels_transf
     np.testing.assert_allclose(res.radial.coherence, 1.0, atol=1e-10)
     d = res.to_dict()
     assert d["image_shape"] == [12, 16] and d["transfer"][0][0]["re"] == pytest.approx(np.sum(w))
-
-
-def test_wiener_filter_matches_dense_closed_form_1d_and_2d():
-    rng = np.random.default_rng(2)
-    # 1-D: circulant A (a random kernel) and circulant Σx from a decaying spectrum
-    n = 64
-    a = rng.standard_normal(n) * np.exp(-np.arange(n) / 3.0)
-    k = np.fft.rfftfreq(n)
-    P = 1.0 / (1.0 + (k / 0.05) ** 2)
-    cov = np.fft.irfft(P, n=n)  # autocovariance with spectrum P
-    W = wiener_filter(np.fft.rfft(a), P, 0.1)
-    dense = wiener_estimator(sla.circulant(a), sla.circulant(cov), 0.1)
-    from linlens.operators import circulant
-
-    D = circulant(W, (n,)).to_dense()
-    assert np.linalg.norm(D - dense) / np.linalg.norm(dense) < 1e-8
-    # 2-D: the blur of CircularBlur and a 2-D stationary prior
-    blur = CircularBlur(1.0, size=5)
-    A = as_operator(blur, in_shape=(1, 16, 16))
-    H = A.transfer_function()
-    P2 = 1.0 / (1.0 + (np.sqrt(np.fft.fftfreq(16)[:, None] ** 2 + np.fft.rfftfreq(16)[None] ** 2) / 0.1) ** 2)
-    cov2 = np.fft.irfft2(P2, s=(16, 16))
-    dense2 = wiener_estimator(A.to_dense(), _circ2d(cov2), 0.05)
-    D2 = circulant(wiener_filter(H, P2, 0.05), (16, 16)).to_dense()
-    assert np.linalg.norm(D2 - dense2) / np.linalg.norm(dense2) < 1e-8
-
-
-def test_prior_spectrum_of_a_known_stationary_field():
-    rng = np.random.default_rng(3)
-    c = np.zeros(32)
-    c[:3] = [1.0, 0.5, 0.25]
-    X = np.fft.irfft(np.fft.rfft(rng.standard_normal((20000, 32))) * np.fft.rfft(c), n=32) + 3.0
-    P = prior_spectrum(X)
-    np.testing.assert_allclose(P[1:], np.abs(np.fft.rfft(c)[1:]) ** 2, rtol=0.05)
-    assert abs(P[0] - np.abs(np.sum(c)) ** 2) / np.sum(c) ** 2 < 0.05  # the mean 3.0 is removed
 
 
 def test_intervals_cover_closed_form_truth_by_simulation():
@@ -195,67 +147,6 @@ def test_partial_fit_equals_fit_including_bootstrap():
     np.testing.assert_allclose(c.transfer_, a.transfer_, atol=1e-12)
 
 
-def test_spectral_analysis_errors_match_dense_route_and_verdict():
-    rng = np.random.default_rng(5)
-    shp, sigma = (16, 16), 0.05
-    blur = CircularBlur(1.0, size=5)
-    A = as_operator(blur, in_shape=(1, 16, 16))
-    H = A.transfer_function()
-    P = 1.0 / (1.0 + (np.sqrt(np.fft.fftfreq(16)[:, None] ** 2 + np.fft.rfftfreq(16)[None] ** 2) / 0.1) ** 2)
-    x = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((300, 16, 16))) * np.sqrt(P), s=shp)
-    y = A.matvec(x.reshape(300, -1)).reshape(300, *shp) + sigma * rng.standard_normal((300, *shp))
-    Wk = wiener_filter(H, P, sigma)
-    from linlens.operators import circulant
-
-    Wd = circulant(Wk, shp).to_dense()
-    fy = y.reshape(300, -1) @ Wd.T + 0.01 * np.tanh(y.reshape(300, -1))  # nearly the Wiener filter
-    sur = SpectralSurrogate(n_boot=100).fit(y, fy.reshape(300, *shp))
-    an = spectral_analysis(sur, A, sigma, prior=P)
-    assert an.closest == "Wiener"
-    assert an.paired["A⁻¹ − Wiener"]["low"] > 0 and an.paired["A⁻¹ − Wiener"]["p_value"] < 0.05
-    # dense route for the data-weighted errors: Σ‖(C − R)(y − ȳ)‖² / Σ‖R(y − ȳ)‖², ȳ the constant mean image
-    C = sur.to_dense()
-    yc = y.reshape(300, -1) - y.mean()
-    Ad = A.to_dense()
-    for name, R in (("Wiener", Wd), ("A⁻¹", np.linalg.inv(Ad))):
-        ref = np.sum((yc @ (C - R).T) ** 2) / np.sum((yc @ R.T) ** 2)
-        assert abs(an.errors[name] - ref) / ref < 1e-8, name
-    np.testing.assert_allclose(an.wiener_filter_factors.imag, 0, atol=1e-12)
-    assert an.to_dict()["closest"] == "Wiener"
-
-
-def test_filter_factors_match_dense_filter_factors_1d():
-    rng = np.random.default_rng(6)
-    n = 32
-    a = np.exp(-0.5 * (np.minimum(np.arange(n), n - np.arange(n)) / 1.5) ** 2)  # symmetric kernel, real H
-    H = np.fft.rfft(a)
-    y = rng.standard_normal((200, n))
-    f = np.fft.irfft(np.fft.rfft(y) * wiener_filter(H, 1.0, 0.1), n=n) + 0.05 * np.sin(3 * y)
-    sur = SpectralSurrogate(n_boot=20).fit(y, f)
-    an = spectral_analysis(sur, H, 0.1, prior=1.0)
-    ff = filter_factors(sur.to_dense(), sla.circulant(a))
-    # each conjugate pair ±k is a 2-D singular subspace of A; its diagonal entries are Re φ(k)
-    phi_full = np.concatenate([an.filter_factors.real, an.filter_factors.real[1 : n // 2][::-1]])
-    np.testing.assert_allclose(np.sort(ff.factors), np.sort(phi_full), atol=1e-8)
-
-
-def test_radial_average_and_full_plane_against_brute_force():
-    shp = (6, 8)
-    rng = np.random.default_rng(7)
-    img = rng.standard_normal(shp)
-    spec = np.abs(np.fft.rfft2(img)) ** 2
-    full = np.abs(np.fft.fft2(img)) ** 2
-    np.testing.assert_allclose(full_plane(spec, shp), np.fft.fftshift(full), atol=1e-10)
-    Xc = np.fft.fft2(img)
-    np.testing.assert_allclose(full_plane(np.fft.rfft2(img), shp), np.fft.fftshift(Xc), atol=1e-10)
-    ky, kx = np.meshgrid(np.fft.fftfreq(6), np.fft.fftfreq(8), indexing="ij")
-    b = np.rint(np.sqrt(ky**2 + kx**2) * 6).astype(int)
-    b[np.sqrt(ky**2 + kx**2) > 0.5 + 1e-12] = -1
-    r, prof = radial_average(spec, shp)
-    for j in range(len(r)):
-        assert prof[j] == pytest.approx(full[b == j].mean())
-
-
 def test_bad_inputs():
     with pytest.raises(ShapeError, match="single-channel"):
         SpectralSurrogate().fit(np.ones((3, 2, 4, 4)), np.ones((3, 2, 4, 4)))
@@ -273,13 +164,6 @@ def test_bad_inputs():
         SpectralSurrogate().fit(np.ones((3, 4), complex), np.ones((3, 4)))
     with pytest.raises(ConfigError, match="n_boot"):
         SpectralSurrogate(n_boot=-1).fit(np.ones((3, 4)), np.ones((3, 4)))
-    sur = SpectralSurrogate(n_boot=0).fit(np.random.default_rng(0).standard_normal((5, 8, 8)), np.ones((5, 8, 8)))
-    with pytest.raises(ConfigError, match="targets"):
-        spectral_analysis(sur, as_operator(np.eye(64), in_shape=(8, 8)), 0.1)
-    with pytest.raises(ConfigError, match="circular"):
-        spectral_analysis(sur, as_operator(np.triu(np.ones((64, 64))), in_shape=(8, 8)), 0.1, prior=1.0)
-    with pytest.raises(ShapeError, match="rfft shape"):
-        spectral_analysis(sur, as_operator(np.eye(16), in_shape=(4, 4), circular=True), 0.1, prior=1.0)
 
 
 def test_coherence_interval_covers_the_closed_form_at_30_images():
@@ -304,69 +188,6 @@ def test_coherence_interval_covers_the_closed_form_at_30_images():
         assert np.all((0 <= res.coherence_low) & (res.coherence_high <= 1))
     cov = hits[1:] / R  # k = 0 is removed with the intercept
     assert cov.min() >= 0.88 and cov.mean() >= 0.92, np.round(cov, 3)
-
-
-def test_fourier_signal_noise_split_equals_the_dense_split_of_the_circulant():
-    """Cross-route: on a circular blur with a white prior, the Fourier route's signal error, noise amplification
-    and null-space error equal the dense SignalNoiseModel's on the circulant matrices, for the surrogate and for
-    every reference; the radial bins add up to the totals (1-D: no corners)."""
-    from linlens.operators import circulant
-    from linlens.spectral import SpectralSurrogate, spectral_analysis
-    from linlens.surrogate.compare import SignalNoiseModel
-
-    L, sigma = 16, 0.1
-    k = np.fft.rfftfreq(L)
-    HA = np.exp(-0.5 * (k / 0.2) ** 2).astype(complex)
-    HA[-1] = 0.0  # one frequency A does not see: a null space
-    T = np.conj(HA) / (np.abs(HA) ** 2 + 0.3)  # the network: some linear filter
-    Y = np.random.default_rng(0).normal(size=(400, L))
-    F = np.fft.irfft(np.fft.rfft(Y) * T, n=L)
-    sur = SpectralSurrogate(image_shape=(L,), n_boot=20, seed=0).fit(Y, F)
-    an = spectral_analysis(sur, HA, sigma, prior=1.0)
-    A = circulant(HA, (L,)).to_dense()
-    snm = SignalNoiseModel(A, np.eye(L), sigma)
-    dense = snm.split(circulant(sur.transfer_, (L,)).to_dense())
-    assert an.signal_noise["signal_error"]["plug_in"] == pytest.approx(dense.signal_error, rel=1e-9)
-    assert an.signal_noise["noise_amplification"]["plug_in"] == pytest.approx(dense.noise_amplification, rel=1e-9)
-    assert an.signal_noise["null_space_error"]["plug_in"] == pytest.approx(dense.null_space_error, rel=1e-9)
-    assert an.signal_noise["total"]["plug_in"] == pytest.approx(dense.total, rel=1e-9)
-    W = snm.split(circulant(an.wiener, (L,)).to_dense())
-    assert an.reference_signal_noise["Wiener"]["total"] == pytest.approx(W.total, rel=1e-9)
-    assert np.sum(an.radial_signal_error) == pytest.approx(dense.signal_error, rel=1e-9)
-    assert np.sum(an.radial_noise_amplification) == pytest.approx(dense.noise_amplification, rel=1e-9)
-    assert an.signal_noise["signal_error"]["low"] <= an.signal_noise["signal_error"]["high"]
-
-
-def test_fourier_c_data_is_resampled_with_its_training_images_and_covered():
-    """f = h ⊛ y + |g ⊛ y| (population transfer h) against C_data fitted on x = K ⊛ y + e (population K): the truth
-    Σ|ĥ − K|²/Σ|K|² is closed-form; with C_data's images resampled its interval covers it (40 data sets here, 200 in
-    benchmarks/bench_intervals.py: 0.94 and bias +0.3%)."""
-    from linlens.spectral import SpectralSurrogate, spectral_analysis
-    from linlens.spectral.radial import _multiplicity
-
-    L = 64
-    k = np.fft.rfftfreq(L)
-    HA = np.exp(-0.5 * (k / 0.12) ** 2).astype(complex)
-    W = np.conj(HA) / (np.abs(HA) ** 2 + 0.05**2)
-    u = np.cos(2 * np.pi * 3 * k) + 0.5j * np.sin(2 * np.pi * 5 * k)
-    Hf, Kt, Gk = W * (1 + 0.3 * u), W * (1 - 0.3 * u), np.exp(-0.5 * (k / 0.3) ** 2)
-    w = _multiplicity((L,))
-    w[0] = 0.0
-    truth = np.sum(w * np.abs(Hf - Kt) ** 2) / np.sum(w * np.abs(Kt) ** 2)
-    hits, est = [], []
-    for r in range(40):
-        rng = np.random.default_rng(r)
-        Y, Yt = rng.normal(size=(100, L)), rng.normal(size=(100, L))
-        F = np.fft.irfft(np.fft.rfft(Y) * Hf, n=L) + np.abs(np.fft.irfft(np.fft.rfft(Y) * Gk, n=L))
-        Xt = np.fft.irfft(np.fft.rfft(Yt) * Kt, n=L) + 0.5 * rng.normal(size=(100, L))
-        an = spectral_analysis(SpectralSurrogate(image_shape=(L,), n_boot=100, seed=r).fit(Y, F), HA, 0.05,
-                               prior=1.0, data_surrogate=SpectralSurrogate(image_shape=(L,), n_boot=100,
-                                                                           seed=r + 1).fit(Yt, Xt))
-        lo, hi = an.error_intervals["C_data"]
-        hits.append(lo <= truth <= hi)
-        est.append(an.errors_corrected["C_data"])
-    assert np.mean(hits) >= 0.85 and abs(np.mean(est) / truth - 1) < 0.05
-    assert an.reference_status["C_data"].startswith("estimated: resampled")
 
 
 def test_merged_block_fits_equal_the_whole_fit_replicates_included():
