@@ -9,8 +9,10 @@ surrogate is exactly C₀, so the true data-weighted error against R = C₀ + ε
 * basic, analytic bias (linlens' default in the study): HC2-corrected statistic, basic interval around it.
 
 Printed per ε: true error, coverage of each interval (nominal 95%), mean estimate / truth − 1 (bias), and the
-ratio of the plug-in's bias to the truth. A second part checks the study's signal-error and noise-amplification
-intervals on a known inverse problem (Wiener estimator + |Gy| nonlinearity). A third part (``verdicts``) measures
+ratio of the plug-in's bias to the truth. A second part (``study``) checks the study's signal-error,
+noise-amplification, total and per-band intervals on a known inverse problem (Wiener estimator + |Gy|
+nonlinearity, 400 probes; every truth is the Wiener estimator's own split), with Monte Carlo standard errors.
+A third part (``verdicts``) measures
 the verdict rule of ``linlens.stats.closest_reference``: the wrong-verdict rate on a true tie (2 and 3 references at
 exactly equal true errors), the false "closest to something" rate when every true error is the zero map's 1 (1 and 3
 references), the power at error ratios 1.1 and 1.3, and the HC2 bias estimate at n = 12, 20, 50, each with its
@@ -21,6 +23,11 @@ interval — the dense study (multiplier bootstrap; a fixed reference and C_data
 Fourier route (Poisson bootstrap over images), the subspace route (row-group sums; m = d and m < d below a gap) and
 the dense ``--reference`` route in memory and on Dask (row-group Gram blocks) — at a larger and a smaller truth scale
 (targets at the larger: coverage ≥ 0.90, |bias| ≤ 10%).
+
+Part "route-verdicts" (issue 21): each production route's own verdict on data sets whose truth is known in closed
+form — the "none" false rate of a model with no linear part (dense study with 1, 2 and 3 references and with
+d_out = 300, above ``KRON_FULL_MAX``, where the study's standard error is the isotropic one; Fourier; subspace) and
+the wrong-verdict rate on a true tie — for the rule and, on the same data sets, the multivariate t alone.
 
 Run: ``python benchmarks/bench_intervals.py [--repeats 200] [--boot 200]`` (about 10 minutes on one core).
 """
