@@ -88,3 +88,18 @@ def koopman_split(net, n, seed):
     with torch.no_grad():
         Y = net(torch.as_tensor(X)).numpy()
     return X, Y
+
+
+def run_reproduce_quick(tmp_path: Path, capsys, name: str) -> tuple[Path, dict]:
+    """`linlens reproduce <name> --quick --device cpu` into tmp_path/name: (the report folder, its metrics.json)."""
+    import json
+
+    import pytest
+
+    from linlens.cli import main
+
+    out = tmp_path / name
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", name, "--quick", "--out", str(out), "--device", "cpu"])
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    return out, json.loads((out / "metrics.json").read_text())

@@ -1,5 +1,5 @@
-"""The two worked examples of the tracker: the deep linear network's modes against Saxe et al.'s closed form (an
-independent truth), and the blur example's gate and report (slow)."""
+"""linlens.workflows.reproduce.track_saxe, the tracker's first worked example: the deep linear network's modes
+against Saxe et al.'s closed form (an independent truth). The blur example: test_reproduce_track_blur.py."""
 
 from __future__ import annotations
 
@@ -49,18 +49,3 @@ def test_track_saxe_report(tmp_path):
     for f in ("saxe_modes_decoupled.png", "saxe_modes_random.png", "saxe_random_ranks.png", "report.html"):
         assert (out / f).is_file()
     assert any("closed form" in k for k in summary)
-
-
-@pytest.mark.slow
-def test_track_blur_quick_gate_and_report(tmp_path):
-    from linlens.workflows.reproduce.track_blur import run_track_blur
-
-    out = tmp_path / "blur"
-    run_track_blur(out, quick=True, device="cpu")
-    m = json.loads((out / "metrics.json").read_text())
-    assert m["gate_passed"] and m["gate"]["high"] < 0
-    assert m["test_mse"]["network"] < m["test_mse"]["predict the mean"]
-    sb = m["spectral_bias"]
-    assert len(sb["components"]) >= 3 and sb["spearman_rho"] < 0
-    for f in ("blur_filter_factors_heatmap.png", "blur_spectral_bias.png", "blur_errors.png", "report.html"):
-        assert (out / f).is_file()
