@@ -1,0 +1,93 @@
+"""linlens.workflows.analyze_dense (``run_dense``, the dense route in memory) against independent routes: numpy's
+least squares on all rows (C, b) and scikit-learn's R² of the training rows' fit on the held-out rows (a nonlinear
+model), the known map behind κ ≈ 2e7 inputs (which must take the TSQR pass), and the closed-form error 1/4 of
+C = W against R = 2W."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import r2_score
+
+from linlens.workflows._examples import linear_files
+from linlens.workflows.analyze_common import holdout_mask
+from linlens.workflows.analyze_dense import run_dense
+from linlens.workflows.analyze_options import AnalyzeOptions, Route
+
+
+class _Bent(torch.nn.Module):
+    """f(y) = W y + 0.3 tanh(G y) + b: not linear, so the surrogate is a least-squares fit, not W."""
+
+    def __init__(self, W, G, b):
+        super().__init__()
+        self.W, self.G, self.b = (torch.nn.Parameter(torch.as_tensor(a, dtype=torch.float64)) for a in (W, G, b))
+
+    def forward(self, y):
+        return y @ self.W.T + 0.3 * torch.tanh(y @ self.G.T) + self.b
+
+
+def _save(module, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(module).save(str(path))
+
+
+def _run(tmp_path, Y, module, batch_size=64, **kw):
+    _save(module, tmp_path / "m.pt")
+    np.save(tmp_path / "y.npy", Y)
+    o = AnalyzeOptions(model=str(tmp_path / "m.pt"), inputs=tmp_path / "y.npy", out=tmp_path / "rep",
+                       trust_model=True, batch_size=batch_size, **kw)
+    summary = run_dense(o, Route("dense", "test"))
+    return summary, json.loads((tmp_path / "rep" / "metrics.json").read_text())
+
+
+def test_surrogate_and_held_out_r2_match_numpy_and_scikit_learn(tmp_path):
+    rng = np.random.default_rng(0)
+    W, G, b = rng.normal(size=(3, 5)), 2 * rng.normal(size=(3, 5)), rng.normal(size=3)
+    Y = rng.normal(size=(400, 5)) + 0.5
+    net = _Bent(W, G, b)
+    _, m = _run(tmp_path, Y, net, batch_size=37)  # batches that do not divide n
+    with torch.no_grad():
+        F = net(torch.as_tensor(Y)).numpy()
+    held = holdout_mask(0, len(Y), 0)
+    assert m["r2_split"]["n_held_out"] == held.sum() and 0 < held.sum() < len(Y)
+    full = np.linalg.lstsq(np.c_[Y, np.ones(len(Y))], F, rcond=None)[0]  # the reported C, b: all rows
+    np.testing.assert_allclose(m["coef"], full[:-1].T, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(m["intercept"], full[-1], rtol=1e-9, atol=1e-10)
+    train = np.linalg.lstsq(np.c_[Y[~held], np.ones((~held).sum())], F[~held], rcond=None)[0]  # R²: held-out rows
+    pred = Y[held] @ train[:-1] + train[-1]
+    assert m["r2"] == pytest.approx(r2_score(F[held], pred, multioutput="variance_weighted"), rel=1e-9)
+    np.testing.assert_allclose(m["r2_split"]["r2_per_output"], r2_score(F[held], pred, multioutput="raw_values"),
+                               rtol=1e-9)
+    assert 0.5 < m["r2"] < 1 - 1e-3  # the tanh part is visible: not a trivially linear case
+    assert not np.allclose(train, full, atol=1e-6)  # so the two fits are told apart
+    assert m["model_passes"] == 1
+
+
+def test_ill_conditioned_inputs_take_the_tsqr_pass_and_recover_the_map(tmp_path, ill_conditioned_linear):
+    """κ ≈ 2e7: a Gram solve loses ~κ²·eps ≈ 0.1 of relative accuracy, TSQR ~κ·eps; the map M is known."""
+    Y, M, lin = ill_conditioned_linear
+    _, m = _run(tmp_path, Y, lin, batch_size=500)
+    assert m["model_passes"] == 2 and m["solver"] != "gram"
+    C = np.asarray(m["coef"])
+    assert np.linalg.norm(C - M) / np.linalg.norm(M) < 1e-6
+
+
+def test_reference_twice_the_map_has_error_one_quarter(tmp_path):
+    """C = W exactly (a linear model), R = 2W: ‖(C − R)y‖² / ‖Ry‖² = ‖Wy‖² / ‖2Wy‖² = 1/4 on every row."""
+    d, W = linear_files()
+    np.save(d / "R.npy", 2 * W)
+    o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", out=d / "rep", trust_model=True,
+                       reference=d / "R.npy")
+    s = run_dense(o, Route("dense", "test"))
+    m = json.loads((d / "rep" / "metrics.json").read_text())
+    assert m["comparison"]["data_weighted_error"] == pytest.approx(0.25, rel=1e-9)
+    assert m["comparison"]["rel_fro_error"] == pytest.approx(0.5, rel=1e-9)
+    assert s["data-weighted error vs R"] == pytest.approx(0.25, rel=1e-9)
+    e = m["data_weighted_error_corrected"]  # held-out rows, training fit (= W): also 1/4 on every row, no spread
+    assert e["estimate"] == pytest.approx(0.25, rel=1e-9)
+    assert e["low"] == pytest.approx(0.25, rel=1e-9) and e["high"] == pytest.approx(0.25, rel=1e-9)
