@@ -10,9 +10,8 @@ from dataclasses import fields
 import numpy as np
 import pytest
 import torch
-import typer
 
-from linlens.cli import app, main
+from linlens.cli import main
 from linlens.errors import ConfigError
 from linlens.workflows.analyze import AnalyzeOptions, plan
 from linlens.workflows.analyze_options import ASSUME, FLAGS, OPTION_ROUTES, ROUTES
@@ -68,19 +67,6 @@ def _value(d, option: str, route: str):
 
 
 ROUTE_OPTIONS = [f.name for f in fields(AnalyzeOptions) if f.name not in ("model", "inputs", "out")]
-
-
-def test_the_table_covers_every_option():
-    assert set(OPTION_ROUTES) == {f.name for f in fields(AnalyzeOptions)}
-    assert all(r in ROUTES for used in OPTION_ROUTES.values() for r in used)
-    # every option of the command is a field of the options object (the CLI only parses), and its help names
-    # the routes that use it
-    cmd = typer.main.get_command(app).commands["analyze"]
-    names = {p.name for p in cmd.params}
-    assert names <= {f.name for f in fields(AnalyzeOptions)}, names - {f.name for f in fields(AnalyzeOptions)}
-    for p in cmd.params:
-        if OPTION_ROUTES[p.name] != frozenset(ROUTES):
-            assert "(routes: " in p.help, p.name
 
 
 SELECTS_ROUTE = ("targets", "components", "dask")  # options that take another route when added
