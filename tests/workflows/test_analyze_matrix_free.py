@@ -138,3 +138,23 @@ def test_references_are_compared_on_the_surrogates_subspace(work, capsys, monkey
     assert e["C_data"]["bias"] > 0.5 * e["C_data"]["plug_in"]  # the reference's own noise, removed
     assert met["verdict"]["verdict"] in ("Wiener", "tie"), met["verdict"]
     assert met["reference_noise"]["C_data"].startswith("estimated") and "Σₓ" in met["reference_noise"]["Wiener"]
+
+
+def test_a_linear_network_is_not_given_a_nonlinear_gain_by_the_truncated_c_data(work, capsys, monkeypatch):
+    """With m < d, C_data is a rank-m fit: an exactly linear network (the Wiener estimator) beats it by what lies
+    outside the subspace. That must not be called a nonlinear gain; the gain test is against the Wiener estimator
+    applied in full, which the network equals in population (so the paired interval holds 0)."""
+    monkeypatch.chdir(work)
+    code, out, err = _cli(["analyze", "-m", "net_blur.pt", "--trust-model", "-i", "y_blur.npy", "-t", "x.npy",
+                           "-A", "ops:blur", "--components", "3", "--n-boot", "20", "-o", "rep_m3"], capsys)
+    assert code in (0, None), err
+    met = json.loads((work / "rep_m3" / "metrics.json").read_text())
+    te = met["test_errors"]
+    assert te["mse"]["C_data"] > 1.2 * te["mse"]["model"]  # the truncated fit is clearly worse
+    pw, pc = te["paired_wiener"], te["paired"]
+    # the network is the true Wiener estimator: it beats the estimated one only by that estimate's error, far less
+    # than it beats the rank-3 fit
+    assert abs(pw["difference"]) < 0.5 * abs(pc["difference"]), (pw, pc)
+    html = (work / "rep_m3" / "report.html").read_text()
+    assert "the network is better: a nonlinear gain (" not in html  # never an unqualified nonlinear gain here
+    assert "the network is better than this rank-3 fit" in html and "vs the Wiener estimator (applied in full)" in html

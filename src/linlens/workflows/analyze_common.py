@@ -780,10 +780,13 @@ def answer_verdict(verdict: Any) -> str:
 
 def answer_network_vs_cdata(mse_model: float, mse_cdata: float, pair: Any, *,
                             worse: str = "the network is worse than C_data",
-                            difference: str = "paired per-image difference") -> str:
+                            difference: str = "paired per-image difference", baseline: str = "C_data",
+                            better: str = "the network is better: a nonlinear gain") -> str:
     """The answer line comparing the network's test MSE per pixel with C_data's, from their paired per-image test
     (``pair``: a :class:`linlens.stats.PairedTest` of network − C_data squared errors): better when the interval lies
-    below 0, worse above it, else not told apart (Fourier and matrix-free routes).
+    below 0, worse above it, else not told apart (Fourier and matrix-free routes). ``baseline`` names the linear map
+    compared (the matrix-free route also compares with the Wiener estimator), ``better`` what a negative interval
+    means (not a nonlinear gain where the baseline is a truncated fit).
 
     Example:
         >>> from types import SimpleNamespace
@@ -791,9 +794,8 @@ def answer_network_vs_cdata(mse_model: float, mse_cdata: float, pair: Any, *,
         >>> answer_network_vs_cdata(1.0, 1.5, pair).split("; ")[1]
         'the network is better: a nonlinear gain (paired per-image difference -0.5 [-0.7, -0.3], p = 0.0001).'
     """
-    said = ("the network is better: a nonlinear gain" if pair.ci_high < 0 else
-            worse if pair.ci_low > 0 else "they cannot be told apart")
-    return (f"Test MSE per pixel: network {mse_model:.4g} vs C_data {mse_cdata:.4g}; {said} ({difference} "
+    said = (better if pair.ci_high < 0 else worse if pair.ci_low > 0 else "they cannot be told apart")
+    return (f"Test MSE per pixel: network {mse_model:.4g} vs {baseline} {mse_cdata:.4g}; {said} ({difference} "
             f"{pair.difference:.3g} [{pair.ci_low:.3g}, {pair.ci_high:.3g}], p = {pair.p_value:.2g}).")
 
 
