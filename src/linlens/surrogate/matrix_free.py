@@ -43,7 +43,7 @@ from linlens.operators import LinearMap
 from linlens.validation import as_array, check_noise_std
 
 __all__ = ["LowRankDiagCovariance", "CovarianceMoments", "MatrixFreeWiener", "WienerRefits", "pseudo_inverse_rows",
-           "SignalNoiseEstimate", "signal_noise_estimate", "PRIOR_MODEL"]
+           "SignalNoiseEstimate", "signal_noise_estimate", "signal_noise_from_rows", "PRIOR_MODEL"]
 
 #: How Σₓ is modelled on the matrix-free route (reports and metrics.json say it)
 PRIOR_MODEL = ("low rank + diagonal: the top-r principal components of the centred training targets plus the "
@@ -105,20 +105,35 @@ class LowRankDiagCovariance:
     def fit(self, X: Any) -> LowRankDiagCovariance:
         """Fit on samples X (n, d) (rows of training targets); returns self."""
         x = as_array(X, "samples", ndim=2)
-        n, d = x.shape
+        xc = x - x.mean(axis=0)
+        return self.fit_centred(xc, x.mean(axis=0), xc.var(axis=0))
+
+    def fit_centred(self, xc: Any, mean: np.ndarray, var: np.ndarray,
+                    gram: Callable[[np.ndarray], np.ndarray] | None = None) -> LowRankDiagCovariance:
+        """:meth:`fit` from the centred samples xc (n, d), an array or a products-only scipy ``LinearOperator``
+        (``matmat``/``rmatmat``: e.g. passes over blocks on Dask workers), their mean (d,) and per-coordinate
+        variances (d,); ``gram`` maps U (d, k) to xcᵀ(xc U) in one pass where given (default: the two products).
+        Returns self.
+
+        Example:
+            >>> X = np.random.default_rng(0).normal(size=(200, 5)); from scipy.sparse.linalg import aslinearoperator
+            >>> a = LowRankDiagCovariance(rank=2).fit(X)
+            >>> b = LowRankDiagCovariance(rank=2).fit_centred(aslinearoperator(X - X.mean(0)), X.mean(0), X.var(0))
+            >>> bool(np.allclose(a.to_dense(), b.to_dense()))
+            True
+        """
+        n, d = xc.shape
         r = self.rank
         if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or not 1 <= r <= min(n - 1, d):
             raise ConfigError(f"rank must be an integer in [1, min(n − 1, d)] = [1, {min(n - 1, d)}]; got {r!r}")
-        self.mean_ = x.mean(axis=0)
-        xc = x - self.mean_
+        self.mean_ = np.asarray(mean, dtype=np.float64)
         _, s, Vt = randomized_svd(xc, int(r), n_iter=POWER_ITERATIONS, seed=self.seed)
         lam = s**2 / n
-        var = xc.var(axis=0)
         # the rest of each pixel's variance: exact diagonal of the sample covariance minus that of the low-rank part
         dg = np.maximum(var - (Vt**2).T @ lam, 0.0)
         for _ in range(int(self.refine)):  # principal-axis factoring: top-r eigenpairs of S − diag(δ)
             def reduced(U: np.ndarray, dg: np.ndarray = dg) -> np.ndarray:
-                return xc.T @ (xc @ U) / n - dg[:, None] * U
+                return (xc.T @ (xc @ U) if gram is None else gram(U)) / n - dg[:, None] * U
 
             op = spla.LinearOperator((d, d), matvec=lambda u: reduced(u[:, None])[:, 0],
                                      rmatvec=lambda u: reduced(u[:, None])[:, 0], matmat=reduced, rmatmat=reduced,
@@ -477,8 +492,23 @@ def signal_noise_estimate(apply_C: Callable[[np.ndarray], np.ndarray], operator:
     num = np.concatenate([np.einsum("ij,ij->i", r := np.asarray(apply_C(operator.matvec(Xc[s:s + batch])))
                                     - Xc[s:s + batch], r) for s in range(0, len(Xc), batch)])
     den = np.einsum("ij,ij->i", Xc, Xc)
-    signal = ratio_estimate(num, den, ci, "E‖(CA − I)x‖²/E‖x‖², ratio of means over held-out targets")
     fro = hutchinson(apply_C, d_y, n_probes=n_probes, seed=seed, batch=batch, ci=ci)
+    return signal_noise_from_rows(num, den, fro, sigma, ci)
+
+
+def signal_noise_from_rows(num: np.ndarray, den: np.ndarray, fro: TraceEstimate, noise_std: float,
+                           ci: float = 0.95) -> SignalNoiseEstimate:
+    """:func:`signal_noise_estimate` from its per-target terms (computed block by block, e.g. on Dask workers):
+    num (n,) ‖(CA − I)x̃‖², den (n,) ‖x̃‖² of the held-out centred targets x̃, and ‖C‖²_F's estimate ``fro``.
+
+    Example:
+        >>> from linlens.linalg.trace import mean_estimate
+        >>> e = signal_noise_from_rows(np.array([1.0, 1.0]), np.array([4.0, 4.0]), mean_estimate(np.ones(3)), 2.0)
+        >>> e.signal_error.estimate, e.noise_amplification.estimate  # 1/4; 2²·1/4
+        (0.25, 1.0)
+    """
+    sigma = check_noise_std(noise_std)
+    signal = ratio_estimate(num, den, ci, "E‖(CA − I)x‖²/E‖x‖², ratio of means over held-out targets")
     mx = float(den.mean())
     se_den = float(den.std(ddof=1) / math.sqrt(len(den)))
     val = sigma**2 * fro.estimate / mx

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,15 @@ from scipy.stats import norm
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg.krylov import KrylovResult
-from linlens.linalg.trace import TraceEstimate, mean_estimate, rademacher, ratio_estimate
+from linlens.linalg.trace import TraceEstimate, hutchinson, mean_estimate, rademacher, ratio_estimate
 from linlens.loaders import load_array, load_model
 from linlens.nn import resolve_device
 from linlens.operators import LinearMap
 from linlens.probing import FlatModel, cast_note, probe_all
 from linlens.report import Report, check_destination
 from linlens.report import figures as figs
-from linlens.spectral import prediction_errors
+from linlens.scale import ColumnMoments
+from linlens.spectral import errors_from_squares
 from linlens.stats import BootstrapResult, _basic, below_detection, closest_reference, noise_std_from_sums
 from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.surrogate.matrix_free import (
@@ -51,7 +52,7 @@ from linlens.surrogate.matrix_free import (
     SignalNoiseEstimate,
     WienerRefits,
     pseudo_inverse_rows,
-    signal_noise_estimate,
+    signal_noise_from_rows,
 )
 from linlens.surrogate.subspace import SubspaceSurrogate
 from linlens.validation import check_estimated_noise_std, check_noise_std, check_rows, noise_std_disagreement
@@ -221,15 +222,22 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
     if st.noise_std_interval is not None:
         check_estimated_noise_std(st.noise_std, Ytr)
     del Ytr, Xtr, Yfit, Ffit
-    te = prediction_errors({"model": Fh, "surrogate": st.surrogate.predict(Yh), **st.outputs,
-                            "zero (predict the mean)": np.broadcast_to(st.mean_x, Xh.shape)}, Xh)
-    # C_data here is the rank-m fit on the top-m subspace: beating it can be the truncation alone (what lies outside
-    # the subspace), so the nonlinear-gain test is against the Wiener estimator, the linear map applied in full
-    te["paired_wiener"] = prediction_errors({"model": Fh, "Wiener": st.outputs["Wiener"]}, Xh,
-                                            baseline="Wiener")["paired"]
+    te = _test_errors(st, d_x)
     timing = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "peak_rss_gib": _peak_rss_gib()}
-    return _report(o, route, op, st, sigma_note, te, timing, in_shape, x_shape, n, len(train), n_fit, n_held, m, Xh,
-                   Yh, Fh, cast_note(net.model))
+    f = st.first_rows
+    return _report(o, route, op, st, sigma_note, te, timing, in_shape, x_shape, n, len(train), n_fit, n_held, m,
+                   f["targets"], f["inputs"], f["outputs"], cast_note(net.model))
+
+
+def _test_errors(st: MatrixFreeStudy, d_x: int) -> dict[str, Any]:
+    """Test MSE/PSNR of the network, its surrogate, the references and the mean on the held-out images, the
+    network-vs-C_data test and (C_data here is the rank-m fit on the top-m subspace: beating it can be the
+    truncation alone) the nonlinear-gain test against the Wiener estimator, the linear map applied in full."""
+    te = errors_from_squares(st.squares, d_x, st.target_range)
+    te["paired_wiener"] = (errors_from_squares({k: st.squares[k] for k in ("model", "Wiener")}, d_x,
+                                               st.target_range, baseline="Wiener")["paired"]
+                           if "Wiener" in st.squares else None)
+    return te
 
 
 #: input values per model call when probing (64 images of 256×256; 256 of 64×64)
@@ -251,8 +259,10 @@ class MatrixFreeStudy(ResultMixin):
             own estimation noise where it is estimated.
         reference_noise: reference → "fixed: …" or "estimated: …" (what was resampled).
         status: reference → how it was computed (CG/LSQR convergence).
-        outputs: reference → its estimates of the held-out targets (n_held, d_x).
+        outputs: reference → its estimates of the first held-out targets (at most FIRST_ROWS rows, d_x).
         surrogate, covariance, noise_std, noise_std_interval, r2, wiener_solve: the fitted pieces.
+        squares: predictor → (n_held,) per-image squared test errors; target_range: max − min of the held-out
+            targets (PSNR); first_rows: "inputs", "outputs", "targets" of the first held-out rows (report tiles).
 
     Example:
         >>> from linlens.operators import as_operator
@@ -279,6 +289,9 @@ class MatrixFreeStudy(ResultMixin):
     r2: float
     wiener_solve: KrylovResult
     mean_x: np.ndarray
+    squares: dict[str, np.ndarray] = field(default_factory=dict)
+    target_range: float = float("nan")
+    first_rows: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (arrays and fitted objects left out)."""
@@ -332,12 +345,14 @@ def _widened(full: TraceEstimate, deltas: np.ndarray, g: int, what: str) -> Trac
                          f"({g} row groups), bootstrap bias subtracted, variances added, normal interval")
 
 
-def _exact_split(Bm: np.ndarray, P: np.ndarray, Xc: np.ndarray, sigma2: float, ci: float) -> tuple[
-        TraceEstimate, TraceEstimate, np.ndarray]:
-    """Signal error (ratio over held-out targets) and noise amplification (exact: ‖B Vᵀ‖_F = ‖B‖_F for
-    orthonormal V) of a subspace map C = B Vᵀ, P = (A x̃) Vᵀ the targets' images' scores; also the rows' terms."""
-    num = np.einsum("ij,ij->i", R := P @ Bm.T - Xc, R)
-    den = np.einsum("ij,ij->i", Xc, Xc)
+def _rowsq(R: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", R, R)
+
+
+def _split_from_rows(Bm: np.ndarray, num: np.ndarray, den: np.ndarray, sigma2: float, ci: float) -> tuple[
+        TraceEstimate, TraceEstimate]:
+    """Signal error (ratio over held-out targets: num = ‖B Pᵢ − x̃ᵢ‖², den = ‖x̃ᵢ‖² per target, P = (A x̃) Vᵀ the
+    targets' images' scores) and noise amplification (exact: ‖B Vᵀ‖_F = ‖B‖_F for orthonormal V) of C = B Vᵀ."""
     sig = ratio_estimate(num, den, ci, "E‖(CA − I)x‖²/E‖x‖², ratio of means over held-out targets")
     mx = float(den.mean())
     se_den = float(den.std(ddof=1) / math.sqrt(len(den)))
@@ -347,13 +362,167 @@ def _exact_split(Bm: np.ndarray, P: np.ndarray, Xc: np.ndarray, sigma2: float, c
     noise = TraceEstimate(val, val - q * se, val + q * se, se, len(den), ci,
                           "σ²‖C‖²_F/E‖x‖²: ‖C‖_F exact (C = B Vᵀ, V orthonormal), E‖x‖² over the held-out targets; "
                           "delta-method normal interval")
-    return sig, noise, num
+    return sig, noise
 
 
 def _subspace_values(Bm: np.ndarray, Spp: np.ndarray, Spx: np.ndarray, sxx: float, n: int,
                      sigma2: float) -> tuple[float, float]:
     """(mean signal numerator, σ²‖B‖²_F) of C = B Vᵀ from the held-out moments PᵀP, PᵀX̃, Σ‖x̃‖² (n rows)."""
     return (_quad(Bm, Spp) - 2 * float(np.sum(Bm * Spx.T)) + sxx) / n, sigma2 * float(np.sum(Bm**2))
+
+
+#: held-out rows whose inputs, outputs, targets and reference estimates a study keeps (report tiles, Wiener refits)
+FIRST_ROWS = 64
+
+
+@dataclass
+class _TrainStats:
+    """What the study takes from the training pairs (in memory: :func:`_train_statistics`; on Dask: passes over
+    blocks, :mod:`linlens.workflows.analyze_matrix_free_dask`): per row group (n_g, Σr, Σ‖r‖²) of the residuals
+    r = y − Ax; the targets' :class:`~linlens.surrogate.matrix_free.CovarianceMoments` on Σₓ's fitted span; the
+    inputs' mean; C_data (a fitted :class:`SubspaceSurrogate` of x on y) and its :class:`GroupedFit`."""
+
+    resid: tuple[np.ndarray, np.ndarray, np.ndarray]
+    moments: Any
+    mean_y: np.ndarray
+    data: SubspaceSurrogate
+    data_groups: GroupedFit
+
+
+def _train_statistics(op: LinearMap, Ytr: np.ndarray, Xtr: np.ndarray, gtr: np.ndarray, *, m: int, seed: int,
+                      batch: int, g: int) -> _TrainStats:
+    resid_n, resid_s, resid_r = np.zeros(g), np.zeros((g, op.shape[0])), np.zeros(g)
+    for s in range(0, len(Ytr), batch):
+        r = Ytr[s:s + batch] - op.matvec(Xtr[s:s + batch])
+        gs = gtr[s:s + batch]
+        np.add.at(resid_n, gs, 1.0)
+        np.add.at(resid_s, gs, r)
+        np.add.at(resid_r, gs, np.einsum("ij,ij->i", r, r))
+    cov0 = LowRankDiagCovariance(rank=min(m, len(Xtr) - 1, Xtr.shape[1]), seed=seed).fit(Xtr)
+    cdata = SubspaceSurrogate(n_components=m, seed=seed + 1).fit(Ytr, Xtr)
+    cgrp = GroupedFit(m, Xtr.shape[1], g)
+    cgrp.update_train((Ytr - cdata.mean_in_) @ cdata.components_.T, Xtr, gtr)
+    return _TrainStats((resid_n, resid_s, resid_r), cov0.group_moments(Xtr, gtr, g), Ytr.mean(axis=0), cdata, cgrp)
+
+
+@dataclass
+class _Setup:
+    """The fitted pieces every block of held-out rows needs (:func:`_held_statistics`) and the finishing step
+    (:func:`_finish`) reuses: the surrogate and its grouped sums, σ, Σₓ, the Wiener estimator with its solves on the
+    subspace's basis and the Rademacher probes, C_data, and A⁺'s plan (LSQR on the basis, or why it is left out)."""
+
+    op: LinearMap
+    ts: _TrainStats
+    sur: SubspaceSurrogate
+    grp: GroupedFit
+    sigma: float
+    sigma_ci: tuple[float, float] | None
+    noise_given: bool
+    cov: LowRankDiagCovariance
+    wiener: MatrixFreeWiener
+    probes: np.ndarray
+    basis_out: np.ndarray
+    basis_res: KrylovResult
+    pinv_basis: KrylovResult | None
+    pinv_status: str | None
+    m: int
+    g: int
+    seed: int
+    batch: int
+
+
+def _setup(op: LinearMap, ts: _TrainStats, sur: SubspaceSurrogate, grp: GroupedFit, *, noise_std: float | None,
+           first_inputs: np.ndarray, n_held: int, seed: int, batch: int, g: int, say: Any) -> _Setup:
+    rn, rs, rr = ts.resid
+    sigma_ci = None
+    if noise_std is None:  # estimated from the column-centred residuals y − Ax (their per-group sums: resampled)
+        ss = float(rr.sum() - rs.sum(axis=0) @ rs.sum(axis=0) / rn.sum())
+        est = noise_std_from_sums(ss, int(round(rn.sum())), op.shape[0])
+        sigma, sigma_ci = est.value, (est.low, est.high)
+        check_noise_std(sigma)
+    else:
+        sigma = check_noise_std(noise_std)
+    Vt = sur.components_
+    m = Vt.shape[0]
+    cov = ts.moments.covariance(np.ones(g))
+    say(f"references: Wiener (CG, Σₓ low rank + diagonal, rank {len(cov.variances_)}), C_data (top-{m} "
+        "subspace), A⁺ (LSQR) …")
+    wiener = MatrixFreeWiener(op, cov, sigma, mean_x=cov.mean_, mean_y=ts.mean_y)
+    probes = rademacher(N_PROBES, op.shape[0], seed)
+    basis_out, basis_res = wiener.solve_centred(np.concatenate([Vt, probes]))  # K_W = W Vᵀ and ‖W‖²_F's probes
+    trial = pseudo_inverse_rows(op, first_inputs[:4], iter_lim=LSQR_ITER)
+    calls = 2 * int(trial.iterations.max()) * (2 * n_held + m + N_PROBES)
+    pinv_basis, pinv_status = None, None
+    if trial.converged.all() and calls > LSQR_CALLS:
+        pinv_status = (f"LSQR converges in ~{int(trial.iterations.max())} iterations per row, but A⁺ on every "
+                       f"held-out row, basis vector and probe would take ~{calls:,} operator calls (> "
+                       f"{LSQR_CALLS:,}): left out")
+    elif trial.converged.all():
+        pinv_basis = pseudo_inverse_rows(op, Vt, iter_lim=LSQR_ITER)
+    else:
+        pinv_status = (f"LSQR did not converge in {LSQR_ITER} iterations (A is ill-conditioned): left out rather "
+                       "than labelling an iterate A⁺")
+    return _Setup(op, ts, sur, grp, sigma, sigma_ci, noise_std is not None, cov, wiener, probes, basis_out,
+                  basis_res, pinv_basis, pinv_status, m, g, seed, batch)
+
+
+@dataclass
+class _HeldStats:
+    """Mergeable statistics of a run of held-out rows (in file order): the scores' per-group moments, the R² sums,
+    the targets' images' score moments (P = (A x̃) Vᵀ for the surrogate's and C_data's bases), per-row terms
+    (signal numerators, ‖x̃‖², squared test errors, CG/LSQR convergence), the first :data:`FIRST_ROWS` rows' arrays
+    and the targets' range. ``merge`` adds sums and concatenates rows (the earlier run first)."""
+
+    hmom: tuple[np.ndarray, np.ndarray, np.ndarray]
+    sse: float
+    fmom: ColumnMoments
+    mom_s: tuple[np.ndarray, np.ndarray]
+    mom_c: tuple[np.ndarray, np.ndarray]
+    rows: dict[str, list[np.ndarray]]
+    first: dict[str, np.ndarray]
+    x_min: float
+    x_max: float
+
+    def merge(self, o: _HeldStats) -> _HeldStats:
+        first = {k: v if len(v) >= FIRST_ROWS else np.concatenate([v, o.first[k]])[:FIRST_ROWS]
+                 for k, v in self.first.items()}
+        return _HeldStats(tuple(a + b for a, b in zip(self.hmom, o.hmom, strict=True)), self.sse + o.sse,
+                          self.fmom.merge(o.fmom), (self.mom_s[0] + o.mom_s[0], self.mom_s[1] + o.mom_s[1]),
+                          (self.mom_c[0] + o.mom_c[0], self.mom_c[1] + o.mom_c[1]),
+                          {k: v + o.rows[k] for k, v in self.rows.items()}, first, min(self.x_min, o.x_min),
+                          max(self.x_max, o.x_max))
+
+
+def _held_statistics(su: _Setup, Yh: np.ndarray, Fh: np.ndarray, Xh: np.ndarray, gh: np.ndarray,
+                     start: int) -> _HeldStats:
+    """The held-out rows Yh (k, d_y) as the model received them, its outputs Fh (k, d_x), the targets Xh and the
+    rows' groups; ``start``: how many held-out rows come before these (which of them are among the first rows)."""
+    op, sur, batch = su.op, su.sur, su.batch
+    Vt, Vc, mean_x = sur.components_, su.ts.data.components_, su.cov.mean_
+    k = len(Yh)
+    Zh = (Yh - sur.mean_in_) @ Vt.T
+    pred = sur.predict(Yh)
+    Xc = Xh - mean_x
+    AX = np.concatenate([op.matvec(Xc[s:s + batch]) for s in range(0, k, batch)])
+    out, res = su.wiener.solve_centred(np.concatenate([Yh - su.ts.mean_y, AX]))  # the inputs; the targets' images
+    outputs = {"Wiener": mean_x + out[:k], "C_data": su.ts.data.predict(Yh)}
+    P, Pc = AX @ Vt.T, AX @ Vc.T
+    rows = {"den": _rowsq(Xc), "sig_C": _rowsq(P @ su.grp.coef().T - Xc),
+            "sig_D": _rowsq(Pc @ su.ts.data_groups.coef().T - Xc), "sig_W": _rowsq(out[k:] - Xc),
+            "cg_iterations": res.iterations, "cg_converged": res.converged, "cg_residual": res.relative_residual}
+    if su.pinv_basis is not None:
+        py, px = pseudo_inverse_rows(op, Yh, iter_lim=LSQR_ITER), pseudo_inverse_rows(op, AX, iter_lim=LSQR_ITER)
+        outputs["A⁺"] = py.solution
+        rows.update({"sig_P": _rowsq(px.solution - Xc), "lsqr_converged": py.converged,
+                     "lsqr_iterations": py.iterations})
+    sq = {"model": Fh, "surrogate": pred, **outputs, "zero (predict the mean)": np.broadcast_to(mean_x, Xh.shape)}
+    rows.update({f"squares:{name}": _rowsq(v - Xh) for name, v in sq.items()})
+    j = max(0, min(k, FIRST_ROWS - start))
+    first = {"inputs": Yh[:j], "outputs": Fh[:j], "targets": Xh[:j], "AX": AX[:j], "u_AX": res.solution[k:k + j],
+             **{f"estimate:{name}": v[:j] for name, v in outputs.items()}}
+    return _HeldStats(_held_moments(Zh, gh, su.g), float(np.sum((Fh - pred) ** 2)), ColumnMoments().update(Fh),
+                      (P.T @ P, P.T @ Xc), (Pc.T @ Pc, Pc.T @ Xc), {k_: [v] for k_, v in rows.items()}, first,
+                      float(Xh.min()) if k else np.inf, float(Xh.max()) if k else -np.inf)
 
 
 def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -365,6 +534,9 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
     """The matrix-free inverse study on arrays: surrogate, references, errors, verdict and error split, every
     estimated reference (C_data; the Wiener estimator's Σₓ, and σ when estimated) refitted on group-resampled
     training rows in each replicate, so that the intervals and the verdict carry its estimation noise.
+
+    The held-out rows enter only through mergeable per-block statistics (the same functions serve the route on
+    Dask, :mod:`linlens.workflows.analyze_matrix_free_dask`, block by block).
 
     Arguments:
         op: A (d_y, d_x) with an adjoint.
@@ -396,63 +568,44 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
     Yfit, Ffit, gfit = fit
     Yh, Fh, Xh, gh = held
     g = int(n_groups)
-    n_held, d_x = Xh.shape
-    rng_probe = seed
-
-    # σ (given: fixed; estimated: per-group sums of the column-centred residuals y − Ax, resampled)
-    resid_n, resid_s, resid_r = np.zeros(g), np.zeros((g, op.shape[0])), np.zeros(g)
-    for s in range(0, len(Ytr), batch):
-        r = Ytr[s:s + batch] - op.matvec(Xtr[s:s + batch])
-        gs = gtr[s:s + batch]
-        np.add.at(resid_n, gs, 1.0)
-        np.add.at(resid_s, gs, r)
-        np.add.at(resid_r, gs, np.einsum("ij,ij->i", r, r))
-    ones = np.ones(g)
-    sigma_ci = None
-    if noise_std is None:
-        ss = float(resid_r.sum() - resid_s.sum(axis=0) @ resid_s.sum(axis=0) / resid_n.sum())
-        est = noise_std_from_sums(ss, len(Ytr), op.shape[0])
-        sigma, sigma_ci = est.value, (est.low, est.high)
-        check_noise_std(sigma)
-    else:
-        sigma = check_noise_std(noise_std)
-
+    ts = _train_statistics(op, Ytr, Xtr, gtr, m=m, seed=seed, batch=batch, g=g)
     # the surrogate on the probes' top-m subspace, its grouped sums
     sur = SubspaceSurrogate(n_components=m, seed=seed).fit(Yfit, Ffit)
-    Vt = sur.components_
-    grp = GroupedFit(m, d_x, g)
-    grp.update_train((Yfit - sur.mean_in_) @ Vt.T, Ffit, gfit)
-    B = grp.coef()
-    Zh = (Yh - sur.mean_in_) @ Vt.T
-    pred_sur = sur.predict(Yh)
-    r2 = float(1.0 - np.sum((Fh - pred_sur) ** 2) / np.sum((Fh - Fh.mean(axis=0)) ** 2))
+    grp = GroupedFit(m, Ffit.shape[1], g)
+    grp.update_train((Yfit - sur.mean_in_) @ sur.components_.T, Ffit, gfit)
+    su = _setup(op, ts, sur, grp, noise_std=noise_std, first_inputs=Yh[:4], n_held=len(Yh), seed=seed, batch=batch,
+                g=g, say=say)
+    return _finish(su, _held_statistics(su, Yh, Fh, Xh, gh, 0), n_boot=n_boot, ci=ci,
+                   fixed_references=fixed_references, say=say)
 
-    # references: Σₓ low rank + diagonal and C_data, each with per-group sums for its refits
-    say(f"references: Wiener (CG, Σₓ low rank + diagonal, rank {min(m, len(Xtr) - 1, d_x)}), C_data (top-{m} "
-        "subspace), A⁺ (LSQR) …")
-    cov0 = LowRankDiagCovariance(rank=min(m, len(Xtr) - 1, d_x), seed=seed).fit(Xtr)
-    cmom = cov0.group_moments(Xtr, gtr, g)
-    cov = cmom.covariance(ones)
-    mean_x, mean_y = cov.mean_, Ytr.mean(axis=0)
-    cdata = SubspaceSurrogate(n_components=m, seed=seed + 1).fit(Ytr, Xtr)
+
+def _finish(su: _Setup, hs: _HeldStats, *, n_boot: int, ci: float, fixed_references: bool,
+            say: Any) -> MatrixFreeStudy:
+    """The study from the merged statistics: errors on the surrogate's subspace, their bias corrections and
+    group-bootstrap replicates (every estimated reference refitted), the verdict and the error split."""
+    op, sur, grp, ts, g, m, batch = su.op, su.sur, su.grp, su.ts, su.g, su.m, su.batch
+    seed = rng_probe = su.seed
+    rows = {k: np.concatenate(v) for k, v in hs.rows.items()}
+    first = hs.first
+    n_held = len(rows["den"])
+    sigma, sigma_ci = su.sigma, su.sigma_ci
+    noise_std = sigma if su.noise_given else None
+    resid_n, resid_s, resid_r = ts.resid
+    cmom, cdata, cgrp, cov = ts.moments, ts.data, ts.data_groups, su.cov
+    mean_x = cov.mean_
+    ones = np.ones(g)
+    Vt = sur.components_
+    B = grp.coef()
+    r2 = float(1.0 - hs.sse / float(hs.fmom.m2.sum()))
     Vc = cdata.components_
-    cgrp = GroupedFit(m, d_x, g)
-    cgrp.update_train((Ytr - cdata.mean_in_) @ Vc.T, Xtr, gtr)
     VcVt = Vc @ Vt.T
     Bc = cgrp.coef()
-
-    # the Wiener estimator on: the subspace's basis (K_W = W Vᵀ), the held-out inputs (test MSE), the held-out
-    # targets' images A x̃ (signal error) and Rademacher probes (‖W‖²_F), in one batched CG
-    Xc = Xh - mean_x
-    AX = np.concatenate([op.matvec(Xc[s:s + batch]) for s in range(0, n_held, batch)])
-    probes = rademacher(N_PROBES, op.shape[0], rng_probe)
-    wiener = MatrixFreeWiener(op, cov, sigma, mean_x=mean_x, mean_y=mean_y)
-    rhs = np.concatenate([Vt, Yh - mean_y, AX, probes])
-    out, wres = wiener.solve_centred(rhs)
-    wsolve = wiener.last_solve_
-    KW = out[:m].T
-    outputs = {"Wiener": mean_x + out[m:m + n_held], "C_data": cdata.predict(Yh)}
-    WAX, WZ = out[m + n_held:m + 2 * n_held], out[m + 2 * n_held:]
+    br = su.basis_res
+    wsolve = KrylovResult(np.empty((0, 0)), *(np.concatenate([getattr(br, a), rows[f"cg_{a}"]]) for a in (
+        "iterations", "converged")), np.concatenate([br.relative_residual, rows["cg_residual"]]), br.method)
+    KW = su.basis_out[:m].T
+    WZ = su.basis_out[m:]
+    outputs = {"Wiener": first["estimate:Wiener"], "C_data": first["estimate:C_data"]}
     status = {"Wiener": ("CG converged" if wsolve.converged.all() else
                          f"CG did not converge on {int((~wsolve.converged).sum())} rows: left out"),
               "C_data": f"least squares of x on the training inputs' top-{m} principal subspace"}
@@ -462,33 +615,32 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
                        "C_data": "estimated: refitted on the resampled training pairs per replicate (its subspace "
                                  "held at the full-data fit)"}
     K = {"Wiener": KW, "C_data": Bc @ VcVt}
-    trial = pseudo_inverse_rows(op, Yh[:4], iter_lim=LSQR_ITER)
-    calls = 2 * int(trial.iterations.max()) * (2 * n_held + m + N_PROBES)
     pinv_map = None
-    if trial.converged.all() and calls > LSQR_CALLS:
-        status["A⁺"] = (f"LSQR converges in ~{int(trial.iterations.max())} iterations per row, but A⁺ on every "
-                        f"held-out row, basis vector and probe would take ~{calls:,} operator calls (> "
-                        f"{LSQR_CALLS:,}): left out")
-    elif trial.converged.all():
-        pinv = pseudo_inverse_rows(op, np.concatenate([Vt, Yh]), iter_lim=LSQR_ITER)
-        ok = bool(pinv.converged.all())
+    squares_keys = ["model", "surrogate", "Wiener", "C_data"]
+    if su.pinv_basis is None:
+        status["A⁺"] = str(su.pinv_status)
+    else:
+        pb = su.pinv_basis
+        its = np.concatenate([pb.iterations, rows["lsqr_iterations"]])
+        ok = bool(pb.converged.all() and rows["lsqr_converged"].all())
         if ok:
-            K["A⁺"], outputs["A⁺"] = pinv.solution[:m].T, pinv.solution[m:]
+            K["A⁺"], outputs["A⁺"] = pb.solution.T, first["estimate:A⁺"]
             reference_noise["A⁺"] = "fixed: a function of A alone"
+            squares_keys.append("A⁺")
 
             def pinv_map(Yb: np.ndarray) -> np.ndarray:
                 return pseudo_inverse_rows(op, Yb, iter_lim=LSQR_ITER).solution
-        status["A⁺"] = (f"LSQR converged (≤ {int(pinv.iterations.max())} iterations)" if ok else
-                        f"LSQR stopped at {LSQR_ITER} iterations on {int((~pinv.converged).sum())} rows: left out")
-    else:
-        status["A⁺"] = (f"LSQR did not converge in {LSQR_ITER} iterations (A is ill-conditioned): left out rather "
-                        "than labelling an iterate A⁺")
+        n_bad = int((~pb.converged).sum() + (~rows["lsqr_converged"]).sum())
+        status["A⁺"] = (f"LSQR converged (≤ {int(its.max())} iterations)" if ok else
+                        f"LSQR stopped at {LSQR_ITER} iterations on {n_bad} rows: left out")
     if not wsolve.converged.all():
         for d_ in (K, outputs, reference_noise):
             d_.pop("Wiener")
+        squares_keys.remove("Wiener")
+    squares = {k: rows[f"squares:{k}"] for k in [*squares_keys, "zero (predict the mean)"]}
 
     # full-data errors on the surrogate's subspace and the bias of B̂
-    hmom = _held_moments(Zh, gh, g)
+    hmom = hs.hmom
     S = _score_cov(hmom, ones)
     num = {k: _quad(B - Kk, S) for k, Kk in K.items()}
     den = {k: _quad(Kk, S) for k, Kk in K.items()}
@@ -498,27 +650,27 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
     bias_B = grp.estimation_bias(S, B)
 
     # the split's full-data values
-    den_rows = np.einsum("ij,ij->i", Xc, Xc)
+    den_rows = rows["den"]
     mx = float(den_rows.mean())
-    P, Pc = AX @ Vt.T, AX @ Vc.T
-    mom_s = (P.T @ P, P.T @ Xc)
-    mom_c = (Pc.T @ Pc, Pc.T @ Xc)
+    mom_s, mom_c = hs.mom_s, hs.mom_c
     sxx = float(den_rows.sum())
     s2 = sigma**2
-    sig_C, noi_C, _ = _exact_split(B, P, Xc, s2, ci)
-    sig_D, noi_D, _ = _exact_split(Bc, Pc, Xc, s2, ci)
+    sig_C, noi_C = _split_from_rows(B, rows["sig_C"], den_rows, s2, ci)
+    sig_D, noi_D = _split_from_rows(Bc, rows["sig_D"], den_rows, s2, ci)
     full_sur = _subspace_values(B, *mom_s, sxx, n_held, s2)
     full_cd = _subspace_values(Bc, *mom_c, sxx, n_held, s2)
-    num_W = np.einsum("ij,ij->i", R := WAX - Xc, R)
+    num_W = rows["sig_W"]
     sig_W = ratio_estimate(num_W, den_rows, ci, "E‖(CA − I)x‖²/E‖x‖², ratio of means over held-out targets")
     fro_W = mean_estimate(np.einsum("ij,ij->i", WZ, WZ), ci, "Hutchinson (Rademacher probes)")
     sub = np.arange(min(REFIT_TARGETS, n_held))
     nprb = min(REFIT_PROBES, N_PROBES)
-    warm_rows = np.concatenate([np.arange(m), m + n_held + sub, m + 2 * n_held + np.arange(nprb)])
-    refits = WienerRefits(wiener, cmom, rhs[warm_rows], wres.solution[warm_rows]) if wsolve.converged.all() else None
+    Xc_sub = first["targets"][sub] - mean_x
+    refits = None
+    if wsolve.converged.all():
+        refits = WienerRefits(su.wiener, cmom, np.concatenate([Vt, first["AX"][sub], su.probes[:nprb]]),
+                              np.concatenate([br.solution[:m], first["u_AX"][sub], br.solution[m:m + nprb]]))
     full_W = (float(num_W[sub].mean()), s2 * float(fro_W.estimate if nprb == N_PROBES else
                                                     np.mean(np.einsum("ij,ij->i", WZ[:nprb], WZ[:nprb]))))
-
     # the replicates: fit groups (B*), held-out groups (S*), training groups (every estimated reference and σ)
     say(f"{n_boot} group-bootstrap replicates (references refitted on resampled training rows) …")
     rng = np.random.default_rng(seed)
@@ -541,7 +693,7 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
         if "Wiener" in K:
             ob = refits.apply(refits.covariance(u), s2b)
             Kb["Wiener"] = ob[:m].T
-            rW = ob[m:m + len(sub)] - Xc[sub]
+            rW = ob[m:m + len(sub)] - Xc_sub
             zW = ob[m + len(sub):]
             dsplit["Wiener"][b] = (float(np.mean(np.einsum("ij,ij->i", rW, rW))) - full_W[0],
                                    s2b * float(np.mean(np.einsum("ij,ij->i", zW, zW))) - full_W[1])
@@ -599,11 +751,13 @@ def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.nda
                                f"held-out targets and {nprb} probes per refit)")
     split["C_data"] = pair(sig_D, noi_D, dsplit["C_data"], "C_data (training pairs)")
     if pinv_map is not None:
-        split["A⁺"] = signal_noise_estimate(pinv_map, op, Xc, sigma, n_probes=N_PROBES, seed=rng_probe, batch=batch,
-                                            ci=ci)
+        fro_P = hutchinson(pinv_map, op.shape[0], n_probes=N_PROBES, seed=rng_probe, batch=batch, ci=ci)
+        split["A⁺"] = signal_noise_from_rows(rows["sig_P"], den_rows, fro_P, sigma, ci)
     return MatrixFreeStudy(errors=errors, verdict=verdict, split=split, reference_noise=reference_noise,
                            status=status, outputs=outputs, surrogate=sur, covariance=cov, noise_std=sigma,
-                           noise_std_interval=sigma_ci, r2=r2, wiener_solve=wsolve, mean_x=mean_x)
+                           noise_std_interval=sigma_ci, r2=r2, wiener_solve=wsolve, mean_x=mean_x, squares=squares,
+                           target_range=hs.x_max - hs.x_min,
+                           first_rows={k: first[k] for k in ("inputs", "outputs", "targets")})
 
 
 def _err_text(e: GroupedError) -> str:
