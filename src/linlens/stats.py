@@ -53,6 +53,8 @@ __all__ = [
     "interval_text",
     "NoiseStdEstimate",
     "noise_std_estimate", "noise_std_from_sums",
+    "GainSplit",
+    "gain_split",
 ]
 
 
@@ -877,3 +879,171 @@ def noise_std_from_sums(ss: float, n: int, d: int, level: float = 0.95) -> Noise
     lo = math.sqrt(ss / sps.chi2.ppf((1 + level) / 2, nu))
     hi = math.sqrt(ss / sps.chi2.ppf((1 - level) / 2, nu))
     return NoiseStdEstimate(value=value, low=lo, high=hi, level=level, dof=nu)
+
+
+@dataclass(frozen=True)
+class GainSplit(ResultMixin):
+    """network − baseline on the same test points, split into the network's nonlinear part and its linear part.
+
+    Per test point, with squared errors e²_net, e²_sur (the network's own linear surrogate C) and e²_base (a linear
+    map fitted elsewhere, e.g. C_data on training pairs): e²_net − e²_base = (e²_net − e²_sur) + (e²_sur − e²_base).
+    The first term is the **nonlinear** part: the network beats its own linear part only when what it adds to it
+    helps. The second is **linear**: C against the baseline, which includes the baseline's own estimation error (a
+    network that IS the true Wiener estimator beats a C_data fitted on 500 pairs, p = 2e-9), so a negative value is
+    "a better linear map than C_data", never a nonlinear gain. A surrogate fitted on finitely many probes of the
+    network and tested on other points carries its own estimation error, which raises e²_sur by ``surrogate_bias``
+    per point in expectation and would make the network look nonlinearly better: that bias is moved from the
+    nonlinear to the linear term, and the surrogate's randomness (``surrogate_se``) widens both intervals.
+
+    Arguments:
+        total: network − baseline (paired t; the route's historic "network vs C_data" test).
+        nonlinear: network − surrogate, + surrogate_bias (interval and p-value: paired t with surrogate_se added).
+        linear: surrogate − baseline, − surrogate_bias (same standard error as ``nonlinear``).
+        surrogate_bias: per-point expected excess of the surrogate's squared error from its own estimation (0 when it
+            is scored in-sample or is exact).
+        surrogate_se: standard error the surrogate's own randomness adds to both parts' mean differences.
+        n: number of test points.
+
+    Example:
+        >>> s = GainSplit(*(PairedDifference(a, b, -1.0, -1.5, -0.5, 1e-4, 0.95, "paired t")
+        ...                 for a, b in (("network", "C_data"), ("network", "surrogate"), ("surrogate", "C_data"))),
+        ...               surrogate_bias=0.0, surrogate_se=0.0, n=100)
+        >>> s.nonlinear_gain, s.verdict, s.linear_verdict
+        (True, 'nonlinear gain', 'better linear map')
+    """
+
+    total: PairedDifference
+    nonlinear: PairedDifference
+    linear: PairedDifference
+    surrogate_bias: float
+    surrogate_se: float
+    n: int
+
+    @property
+    def nonlinear_gain(self) -> bool:
+        """True exactly when the network beats its own linear surrogate (the nonlinear part's interval below 0)."""
+        return bool(self.nonlinear.high < 0)
+
+    @property
+    def verdict(self) -> str:
+        """"nonlinear gain", "nonlinear loss" (the surrogate is better) or "no nonlinear gain shown"."""
+        if self.nonlinear.high < 0:
+            return "nonlinear gain"
+        return "nonlinear loss" if self.nonlinear.low > 0 else "no nonlinear gain shown"
+
+    @property
+    def linear_verdict(self) -> str:
+        """"better linear map" (the surrogate beats the baseline), "worse linear map" or "tie"."""
+        if self.linear.high < 0:
+            return "better linear map"
+        return "worse linear map" if self.linear.low > 0 else "tie"
+
+    def words(self, baseline: str = "C_data", *, scale: float = 1.0, baseline_note: str = "",
+              nonlinear_note: str = "") -> str:
+        """The two findings in words, each with its interval and p-value (differences divided by ``scale``, e.g.
+        the values per point, to give them per entry). ``baseline_note`` says what the baseline's error includes
+        (e.g. "its estimation error from 500 training pairs"), ``nonlinear_note`` what else the network − surrogate
+        difference can hold (e.g. a surrogate truncated to a subspace).
+
+        Example:
+            >>> s = gain_split([1.0, 2.0, 3.0, 2.5], [1.0, 2.0, 3.0, 2.5], [1.5, 2.4, 3.3, 3.0])
+            >>> first, second = s.words().split("; ")  # an exactly linear network: its surrogate is itself
+            >>> first[:80]
+            'no nonlinear gain: the network and its own linear surrogate cannot be told apart'
+            >>> first[80:]
+            ' (network − surrogate 0 [0, 0], p = 1)'
+            >>> second
+            'its surrogate is a better linear map than C_data (surrogate − C_data -0.425 [-0.577, -0.273], p = 0.003)'
+        """
+        def num(d: PairedDifference) -> str:
+            return f"{d.estimate / scale:.3g} [{d.low / scale:.3g}, {d.high / scale:.3g}], {d.p_text()}"
+
+        note = f", {nonlinear_note}" if nonlinear_note else ""
+        v = self.verdict
+        if v == "nonlinear gain":
+            first = ("a nonlinear gain: the network beats its own linear surrogate (network − surrogate "
+                     f"{num(self.nonlinear)}{note})")
+        elif v == "nonlinear loss":
+            first = ("no nonlinear gain: its own linear surrogate is better than the network (network − surrogate "
+                     f"{num(self.nonlinear)}{note})")
+        else:
+            first = ("no nonlinear gain: the network and its own linear surrogate cannot be told apart (network − "
+                     f"surrogate {num(self.nonlinear)}{note})")
+        bn = f", which includes {baseline_note}" if baseline_note else ""
+        lv = self.linear_verdict
+        said = {"better linear map": f"its surrogate is a better linear map than {baseline}",
+                "worse linear map": f"its surrogate is a worse linear map than {baseline}",
+                "tie": f"its surrogate and {baseline} cannot be told apart"}[lv]
+        return f"{first}; {said} (surrogate − {baseline} {num(self.linear)}{bn})"
+
+
+def _shifted_paired(d: np.ndarray, shift: float, extra_se: float, a: str, b: str, conf: float) -> PairedDifference:
+    """Paired t of mean(d) + shift with standard error √(sd(d)²/n + extra_se²) and n − 1 degrees of freedom."""
+    n = len(d)
+    est = float(d.mean()) + shift
+    se = math.sqrt(float(d.var(ddof=1)) / n + extra_se**2)
+    _, p = _t_test(est, se, n - 1)
+    if se <= _ROUNDING * abs(est) or se == 0:  # no spread: the interval is the point
+        half = 0.0
+    else:
+        half = float(sps.t.ppf(0.5 + conf / 2, n - 1)) * se
+    return PairedDifference(a=a, b=b, estimate=est, low=est - half, high=est + half, p_value=p, ci=conf,
+                            method="paired t" + (" (surrogate's estimation error corrected)" if shift or extra_se
+                                                 else ""), standard_error=se, df=float(n - 1))
+
+
+def gain_split(squared_error_model: Any, squared_error_surrogate: Any, squared_error_baseline: Any, *,
+               surrogate_bias: float = 0.0, surrogate_se: float = 0.0, confidence: float = 0.95,
+               baseline: str = "C_data") -> GainSplit:
+    """The one rule that says whether a network has a nonlinear gain: split network − baseline on the same test
+    points into network − its own linear surrogate (nonlinear) and surrogate − baseline (linear), each with a paired
+    t-test (see :class:`GainSplit`). Only the nonlinear part's interval below 0 is a nonlinear gain; beating an
+    *estimated* linear map (C_data, an estimated Wiener estimator) is not one, since that map's test error includes
+    its own estimation error.
+
+    The surrogate scored on points it was not fitted on carries its own estimation error: pass its expected excess
+    squared error per point (``surrogate_bias``, e.g. from
+    :func:`linlens.surrogate.resampling.surrogate_excess`) and the standard error its randomness adds to the mean
+    difference (``surrogate_se``). Without them (in-sample scoring) the nonlinear difference is shrunk toward 0 by a
+    factor ≈ 1 − (d_in + 1)/n, not pushed below it.
+
+    Arguments:
+        squared_error_model: (n,) per-point squared errors ‖f(yᵢ) − xᵢ‖² of the network.
+        squared_error_surrogate: (n,) of its linear surrogate on the same points.
+        squared_error_baseline: (n,) of the baseline linear map (C_data) on the same points.
+        surrogate_bias: ≥ 0, per point.
+        surrogate_se: ≥ 0.
+        confidence: level of the intervals.
+        baseline: the baseline's name.
+
+    Returns:
+        :class:`GainSplit` (differences per point; negative: the first named is better).
+
+    Example:
+        >>> rng = np.random.default_rng(0); x = rng.choice([-1.0, 1.0], 4000); y = x + 0.5 * rng.normal(size=4000)
+        >>> bayes, wiener = np.tanh(y / 0.25), 0.8 * y  # E[x | y] for binary x; the linear MMSE map 1/(1 + 0.25)
+        >>> s = gain_split((bayes - x) ** 2, (wiener - x) ** 2, (0.75 * y - x) ** 2)
+        >>> s.verdict, s.nonlinear.p_value < 1e-6, s.linear_verdict  # 0.75 y is a worse linear map than 0.8 y
+        ('nonlinear gain', True, 'better linear map')
+    """
+    conf = _check_confidence(confidence)
+    e_net = _as_float(squared_error_model, "squared_error_model")
+    e_sur = _as_float(squared_error_surrogate, "squared_error_surrogate")
+    e_base = _as_float(squared_error_baseline, "squared_error_baseline")
+
+    def diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # per-point differences below rounding are 0 (an exactly
+        d = a - b  # linear network and its own surrogate differ by ulps, which a t-test would call a gain 2.5% of
+        return np.where(np.abs(d) <= _ROUNDING * (np.abs(a) + np.abs(b)), 0.0, d)  # the time)
+
+    if not len(e_net) == len(e_sur) == len(e_base):
+        raise ShapeError(f"squared errors must be on the same points; got {len(e_net)}, {len(e_sur)}, {len(e_base)}")
+    if len(e_net) < 2:
+        raise EmptyInputError(f"the gain split needs at least 2 test points; got {len(e_net)}")
+    bias, extra = float(surrogate_bias), float(surrogate_se)
+    if not (math.isfinite(bias) and bias >= 0 and math.isfinite(extra) and extra >= 0):
+        raise ConfigError(f"surrogate_bias and surrogate_se must be finite and ≥ 0; got {bias!r}, {extra!r}")
+    return GainSplit(
+        total=_shifted_paired(diff(e_net, e_base), 0.0, 0.0, "network", baseline, conf),
+        nonlinear=_shifted_paired(diff(e_net, e_sur), bias, extra, "network", "surrogate", conf),
+        linear=_shifted_paired(diff(e_sur, e_base), -bias, extra, "surrogate", baseline, conf),
+        surrogate_bias=bias, surrogate_se=extra, n=len(e_net))

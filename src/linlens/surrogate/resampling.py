@@ -51,6 +51,7 @@ from linlens.stats import (
 )
 from linlens.surrogate.compare import probe_covariance, weighted_sq_norm
 from linlens.surrogate.estimator import LinearSurrogate
+from linlens.surrogate.multiplier import FixedDesign
 from linlens.validation import as_array
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "bootstrap",
     "corrected_data_weighted_error",
     "paired_mean_difference",
+    "surrogate_excess",
     # re-exported from linlens.stats, where the generic statistics live
     "BootstrapResult",
     "bootstrap_from_replicates",
@@ -346,3 +348,67 @@ def paired_mean_difference(loss_a: Any, loss_b: Any, a: str = "a", b: str = "b",
                             ci=float(ci), method="paired t")
 
 
+
+
+def surrogate_excess(Y_fit: Any, F_fit: Any, Y_test: Any, errors_test: Any, *,
+                     fit: tuple[FixedDesign, Any] | None = None) -> tuple[float, float]:
+    """What a surrogate's own estimation error adds to its test squared error, for :func:`linlens.stats.gain_split`.
+
+    The OLS surrogate (with intercept) of F on Y, fitted on n rows and scored on other points, errs at a test point
+    by δₜ = Σᵢ rᵢ aᵢₜ with rᵢ the fit rows' residuals from the population surrogate and aᵢₜ = 1/n + zᵢᵀ(yₜ − ȳ),
+    zᵢ = (ỸᵀỸ)⁺ỹᵢ. Its squared error is raised by E‖δₜ‖² in expectation (≈ (d_in + 1)/n times the residual variance
+    of the network about its surrogate: the term that makes any network with a nonlinear part look better than its
+    surrogate out of sample), and the cross term 2⟨δₜ, eₜ⟩ (eₜ the surrogate's test error) is random with mean ≈ 0.
+    Both are estimated with HC2 rows lᵢ = r̂ᵢ/√(1 − hᵢ) (heteroscedasticity-consistent, leverage hᵢ with the
+    intercept's 1/n; :class:`~linlens.surrogate.multiplier.FixedDesign`).
+
+    References:
+        J. G. MacKinnon, H. White, "Some heteroskedasticity-consistent covariance matrix estimators with improved
+        finite sample properties", Journal of Econometrics 29 (1985) 305–325 (HC2).
+
+    Arguments:
+        Y_fit: (n, d_in) the inputs the surrogate was fitted on (its features: projected ones for a subspace fit).
+        F_fit: (n, d_out) the network's outputs there.
+        Y_test: (n_test, d_in) the test inputs (the same features).
+        errors_test: (n_test, d_out) the surrogate's prediction − target on the test points.
+        fit: the (:class:`~linlens.surrogate.multiplier.FixedDesign`, its ``perturbation(F_fit, ...)``) a caller
+            already has for these rows (no second factorization); Y_fit and F_fit are then not read.
+
+    Returns:
+        (bias, se): the expected excess squared error per test point, mean over t of Σᵢ ‖lᵢ‖² aᵢₜ², and the standard
+        error the surrogate's randomness adds to a mean of per-point squared-error differences, √Σᵢ (2/n_test
+        lᵢᵀ Σₜ eₜ aᵢₜ)².
+
+    Example:
+        >>> rng = np.random.default_rng(0); Y = rng.normal(size=(400, 2)); Yt = rng.normal(size=(400, 2))
+        >>> F = Y @ [[1.0], [2.0]] + rng.normal(size=(400, 1))  # residual variance 1 about the linear map
+        >>> bias, se = surrogate_excess(Y, F, Yt, rng.normal(size=(400, 1)))
+        >>> bool(0.8 < bias * 400 / 3 < 1.2)  # ≈ (d_in + 1)/n · 1
+        True
+        >>> bool(0 < se < 0.2)
+        True
+    """
+    Yt = np.asarray(as_array(Y_test, "Y_test", ndim=2), dtype=np.float64)
+    Et = np.asarray(as_array(errors_test, "errors_test", ndim=2), dtype=np.float64)
+    if fit is None:
+        Yf = np.asarray(as_array(Y_fit, "Y_fit", ndim=2), dtype=np.float64)
+        Ff = np.asarray(as_array(F_fit, "F_fit", ndim=2), dtype=np.float64)
+        if len(Ff) != len(Yf):
+            raise ShapeError(f"Y_fit and F_fit must have the same rows; got {Yf.shape} and {Ff.shape}")
+        design = FixedDesign(Yf)
+        p = design.perturbation(Ff, "fit")  # L = HC2 rows lᵢ, M = zᵢ
+    else:
+        design, p = fit
+    if Yt.shape[1] != p.M.shape[1] or len(Et) != len(Yt) or Et.shape[1] != p.L.shape[1]:
+        raise ShapeError(f"surrogate_excess needs Y_test (m, {p.M.shape[1]}) and errors_test (m, {p.L.shape[1]}) on "
+                         f"the same m points; got {Yt.shape} and {Et.shape}")
+    n, n_t = design.n, len(Yt)
+    Tc = Yt - design.mean
+    s_t, S_t = Tc.sum(axis=0), Tc.T @ Tc
+    l2 = np.einsum("ij,ij->i", p.L, p.L)
+    Z = p.M
+    a2 = n_t / n**2 + (2.0 / n) * (Z @ s_t) + np.einsum("ij,ij->i", Z @ S_t, Z)  # Σₜ aᵢₜ²
+    bias = float(l2 @ a2) / n_t
+    q, Q = Et.sum(axis=0), Et.T @ Tc  # Σₜ eₜ, Σₜ eₜ ỹₜᵀ
+    infl = (2.0 / n_t) * (p.L @ q / n + np.einsum("ij,ij->i", p.L, Z @ Q.T))
+    return max(bias, 0.0), float(math.sqrt(float(infl @ infl)))

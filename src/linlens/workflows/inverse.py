@@ -583,6 +583,8 @@ def _summary(study: LinearityStudy) -> dict[str, Any]:
     out["test MSE model"] = m.test_mse_model
     out["test MSE C_data"] = study.test_mse["C_data"]
     out["model vs C_data (paired t)"] = m.nonlinear_gain.p_text()
+    if m.gain is not None:  # the nonlinear part alone: the network against its own surrogate (stats.gain_split)
+        out["nonlinear gain (model vs its surrogate)"] = f"{m.gain.verdict}, {m.gain.nonlinear.p_text()}"
     return out
 
 def _fourier_answer(rep: Report, an: Any, te: dict[str, Any], lf: float) -> None:

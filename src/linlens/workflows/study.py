@@ -51,7 +51,7 @@ from linlens.linalg import SVDResult, pinv_svd, svd
 from linlens.operators import operator_matrix
 from linlens.probing import cast_note, probe_all
 from linlens.problems import InverseProblem, wiener_estimator
-from linlens.stats import BootstrapResult, _basic, interval_text, noise_std_estimate
+from linlens.stats import BootstrapResult, GainSplit, _basic, gain_split, interval_text, noise_std_estimate
 from linlens.surrogate import (
     FilterFactors,
     LinearSurrogate,
@@ -74,6 +74,7 @@ from linlens.surrogate.resampling import (
     closest_reference,
     paired_mean_difference,
     summarize,
+    surrogate_excess,
 )
 from linlens.validation import as_array, check_covariance, check_noise_std
 
@@ -120,7 +121,10 @@ class ModelLinearity(ResultMixin):
         signal_noise_corrected: name → {plug_in, estimate, low, high, std} for signal_error,
             noise_amplification, total and band_k (bias-corrected; None without A).
         nonlinear_gain: paired t comparison of per-point squared error, network − C_data (negative: the
-            network is better), or None.
+            network is better), or None. NOT by itself a nonlinear gain: C_data's test error includes its own
+            estimation error; ``gain`` splits it.
+        gain: :class:`~linlens.stats.GainSplit` of network − C_data into network − its surrogate (the nonlinear
+            part, corrected for the surrogate's own estimation error) and surrogate − C_data (the linear part).
         estimation_noise: unweighted number → {value, std (bootstrap), ratio std/|value|, noise_floor,
             noise_dominated} (see :data:`NOISE_FLAG_RATIO`).
         comparisons: reference → full :class:`OperatorComparison`.
@@ -154,6 +158,7 @@ class ModelLinearity(ResultMixin):
     comparisons: dict[str, OperatorComparison]
     filter_factors: FilterFactors | None
     local: dict[str, Any] | None = None
+    gain: GainSplit | None = None
 
     @property
     def closest(self) -> str:
@@ -599,6 +604,11 @@ def inverse_study(
             est_noise[k] = {"value": v, "std": sd, "ratio": ratio, "noise_floor": fl, "noise_dominated": dominated}
         model_sq = np.sum((Ft - Xt) ** 2, axis=1)
         gain = paired_mean_difference(model_sq, cdata_sq, mname, "C_data", ci=ci)
+        # the one rule (stats.gain_split): a nonlinear gain only against the network's own surrogate, whose
+        # out-of-sample error from its finite fit rows is removed (surrogate_excess, from C's HC2 rows)
+        excess = surrogate_excess(None, None, Yt_m, pred - Xt, fit=(design_m, fitp))
+        split_gain = gain_split(model_sq, np.sum((pred - Xt) ** 2, axis=1), cdata_sq, surrogate_bias=excess[0],
+                                surrogate_se=excess[1], confidence=ci)
         results[mname] = ModelLinearity(
             name=mname,
             coef=sur.coef_,
@@ -617,6 +627,7 @@ def inverse_study(
             comparisons={k: _comparison(sur.coef_, R, svd_C, ref_svds[k], errors[k]["plug_in"], Yt_m)
                          for k, R in refs.items()},
             filter_factors=ffm,
+            gain=split_gain,
         )
         report_progress(steps, 4, 4)
     report_progress("models: surrogate, bootstrap, paired tests", len(models), len(models))

@@ -96,26 +96,26 @@ def verdict_text(study: LinearityStudy, good: str, total_var: float) -> str:
     lin = study.test_mse["C_data"]
     rel = m.test_mse_model / lin
     n_x = m.coef.shape[0]
-    if g.high < 0:
-        parts.append(
-            f"In test MSE the network ({m.test_mse_model:.3g}) beats the best linear fit C_data ({lin:.3g}) by "
-            f"{(1 - rel) * 100:.1f}% (paired test on the same {study.n_test} test points: squared-error "
-            f"difference per entry {g.estimate / n_x:.3g} [{g.low / n_x:.3g}, {g.high / n_x:.3g}], "
-            f"{g.p_text()}); its own surrogate scores {m.test_mse_surrogate:.3g}: that gain is nonlinear and by "
-            f"construction invisible to any spectral analysis of C."
-        )
-    elif g.low > 0:
-        parts.append(
-            f"In test MSE the network ({m.test_mse_model:.3g}) is {rel:.1f}× worse than the plain linear fit C_data "
-            f"({lin:.3g}; paired {g.p_text()}): it has not matched even the best linear estimator."
-        )
-    else:
-        parts.append(
-            f"In test MSE the network ({m.test_mse_model:.3g}) and C_data ({lin:.3g}) cannot be told apart "
-            f"(paired {g.p_text()})."
-        )
+    compared = ("beats" if g.high < 0 else "is worse than" if g.low > 0 else "cannot be told apart from")
+    parts.append(
+        f"In test MSE the network ({m.test_mse_model:.3g}) {compared} the linear fit C_data ({lin:.3g}; "
+        f"{(1 - rel) * 100:+.1f}%, paired test on the same {study.n_test} test points: squared-error difference per "
+        f"entry {g.estimate / n_x:.3g} [{g.low / n_x:.3g}, {g.high / n_x:.3g}], {g.p_text()}); its own surrogate "
+        f"scores {m.test_mse_surrogate:.3g}."
+    )
+    if m.gain is not None:
+        parts.append(f"Split on the same points (per entry; the surrogate's own estimation error from {study.n_fit} "
+                     f"probes removed): {m.gain.words(scale=n_x, baseline_note=_cdata_note(study))}. Only the first "
+                     "is about the network's nonlinear part, which no spectral analysis of C can show.")
     return " ".join(parts)
 
+
+
+def _cdata_note(study: LinearityStudy) -> str:
+    """What C_data's test error includes besides the best linear map's (for :meth:`linlens.stats.GainSplit.words`)."""
+    n = study.reference_status.get("C_data", "")
+    rows = n.split("its own ")[-1].split(" training")[0] if "its own " in n else ""
+    return f"C_data's estimation error from {rows} training pairs" if rows else "C_data's own estimation error"
 
 
 def answer_lines(study: LinearityStudy, good: str, label: str) -> list[str]:
@@ -144,15 +144,12 @@ def answer_lines(study: LinearityStudy, good: str, label: str) -> list[str]:
     g = m.nonlinear_gain
     lin = study.test_mse["C_data"]
     rel = m.test_mse_model / lin
-    if g.high < 0:
-        second = (f"{label}: in test MSE it beats the best linear fit C_data by {(1 - rel) * 100:.1f}% "
-                  f"({m.test_mse_model:.3g} vs {lin:.3g}, paired {g.p_text()}): a nonlinear gain.")
-    elif g.low > 0:
-        second = (f"{label}: in test MSE it is {rel:.3g}× worse than the best linear fit C_data "
-                  f"({m.test_mse_model:.3g} vs {lin:.3g}, paired {g.p_text()}).")
-    else:
-        second = (f"{label}: in test MSE it and C_data cannot be told apart ({m.test_mse_model:.3g} vs {lin:.3g}, "
-                  f"paired {g.p_text()}).")
+    compared = (f"beats the linear fit C_data by {(1 - rel) * 100:.1f}%" if g.high < 0 else
+                f"is {rel:.3g}× worse than the linear fit C_data" if g.low > 0 else "and C_data cannot be told apart")
+    second = f"{label}: in test MSE it {compared} ({m.test_mse_model:.3g} vs {lin:.3g}, paired {g.p_text()})"
+    if m.gain is not None:
+        second += f"; split: {m.gain.words(scale=m.coef.shape[0], baseline_note=_cdata_note(study))}"
+    second += "."
     return [first, second]
 
 
