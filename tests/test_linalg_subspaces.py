@@ -14,7 +14,13 @@ from scipy.linalg import subspace_angles
 from scipy.stats import ortho_group
 
 from linlens.errors import ConfigError, ShapeError
-from linlens.linalg import eigenvalue_condition_numbers, match_eigenvalues, principal_angles, subspace_comparison
+from linlens.linalg import (
+    eigenvalue_condition_numbers,
+    match_eigenvalues,
+    principal_angles,
+    principal_subspace,
+    subspace_comparison,
+)
 
 
 # --------------------------------------------------------------------------------------- principal angles
@@ -248,3 +254,61 @@ def test_profile_of_equal_subspaces_near_identity_blocks():
     R = C + 1e-15 * rng.normal(size=C.shape)
     out = subspace_comparison(C, R, max_k=20)
     assert np.all(out.profile.max_angles <= 1e-6)
+
+
+# ------------------------------------------------------------------------------- principal_subspace
+def _data(n, d, spectrum, seed):
+    """Centred data (n, d) with the given singular values along random orthonormal directions (and those)."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.normal(size=(n, len(spectrum))))[0]
+    V = np.linalg.qr(rng.normal(size=(d, len(spectrum))))[0]
+    X = (U * spectrum) @ V.T
+    return X - X.mean(0)
+
+
+@pytest.mark.parametrize("method", ["gram", "randomized"])
+@pytest.mark.parametrize("shape", [(300, 120), (120, 300)])
+def test_principal_subspace_equals_numpy_svd_at_a_gap(method, shape):
+    """A clear gap at k: both routes give numpy's top-k right singular subspace (principal angles ~0), singular
+    values and σ_{k+1}; the residuals they report are at rounding level."""
+    n, d = shape
+    X = _data(n, d, np.r_[np.linspace(10, 5, 8), 0.5 * 0.9 ** np.arange(100)], 0)
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    p = principal_subspace(X, 8, method=method)
+    assert p.method == method and p.converged
+    assert principal_angles(p.Vt.T, Vt[:8].T).max() < 1e-7
+    assert np.allclose(p.Vt @ p.Vt.T, np.eye(8), atol=1e-12)
+    assert np.allclose(p.s, s[:8], rtol=1e-10) and p.s_next == pytest.approx(s[8], rel=1e-6)
+    assert p.max_residual < 1e-8
+
+
+def test_principal_subspace_float32_randomized_on_a_slowly_decaying_spectrum():
+    """σᵢ = i^(−1/2): no clear gap at k = 20. The float32 randomized route (≤ 7 power iterations) is checked against
+    numpy's exact subspace: (1) every sᵢ lies within sᵢ·residualᵢ of an exact singular value (the residual bound the
+    route reports); (2) Wedin: where s_k − σ_{k+1} = δ > 0, the largest principal angle to the exact top-k subspace
+    obeys sin θ ≤ ‖[sᵢ·residualᵢ]‖₂ / δ; (3) the subspace captures ≥ 99% of the exact top-k variance."""
+    X = _data(600, 400, 1.0 / np.sqrt(np.arange(1, 401)), 1)
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    k = 20
+    p = principal_subspace(X.astype(np.float32), k, method="randomized")
+    assert p.method == "randomized" and p.n_iter <= 7
+    abs_res = p.s * p.residuals
+    assert all(np.min(np.abs(s - si)) <= ri * (1 + 1e-3) + 1e-5 for si, ri in zip(p.s, abs_res))
+    theta = principal_angles(p.Vt.T, Vt[:k].T).max()
+    delta = p.s[-1] - s[k]
+    if delta > 0:
+        assert np.sin(theta) <= np.linalg.norm(abs_res) / delta + 1e-5
+    captured = np.sum((X @ p.Vt.T) ** 2) / np.sum(s[:k] ** 2)
+    assert 0.99 <= captured <= 1 + 1e-12
+    # the exact route on the same data: angles at rounding level, and its gap is the exact one
+    q = principal_subspace(X, k, method="gram")
+    assert principal_angles(q.Vt.T, Vt[:k].T).max() < 1e-6
+    assert q.relative_gap == pytest.approx((s[k - 1] - s[k]) / s[k - 1], rel=1e-8)
+
+
+def test_principal_subspace_refuses_bad_input():
+    X = np.ones((5, 3))
+    for kw, msg in (({"k": 0}, "k must"), ({"k": 4}, "k must"), ({"k": 1, "method": "svd"}, "method must"),
+                    ({"k": 1, "method": "gram", "X": X.astype(np.float32)}, "float64")):
+        with pytest.raises(ConfigError, match=msg):
+            principal_subspace(**({"X": X} | kw))

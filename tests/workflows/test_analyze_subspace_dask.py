@@ -64,7 +64,10 @@ def test_subspace_dask_equals_in_memory(problem, dask_address):
     b = json.loads((d / "dsk" / "metrics.json").read_text())
     assert b["route"] == "subspace_dask" and b["dask"]["workers"] == 2 and b["dask"]["blocks"] == 12
     assert (a["n_train"], a["n_held_out"]) == (b["n_train"], b["n_held_out"])
-    assert b["power_iterations"] == a["power_iterations"] and b["subspace_converged"] == a["subspace_converged"]
+    # in memory the exact subspace (Gram route, this size); on Dask the randomized iteration over the blocks, which
+    # converges on this clear gap: the same V_m to the tolerance below
+    assert (a["subspace_method"], b["subspace_method"]) == ("gram", "randomized") and b["subspace_converged"]
+    assert a["subspace_max_residual"] < 1e-12 and b["subspace_max_residual"] < 1e-6
     for k in ("r2", "outside_variance_fraction", "total_variance", "data_weighted_error"):
         assert b[k] == pytest.approx(a[k], rel=1e-8), k
     assert 0.3 < a["r2"] < 0.999  # a nonlinear model on a subspace: R² is informative

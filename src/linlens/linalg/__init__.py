@@ -44,12 +44,15 @@ from linlens.linalg.rank import (
 from linlens.linalg.subspaces import (
     DEFAULT_MIN_GAP,
     DEFAULT_MIN_NORM_GAP,
+    PrincipalSubspace,
     SubspaceAngleProfile,
     SubspaceComparison,
     eigenvalue_condition_numbers,
     match_eigenvalues,
     principal_angles,
+    principal_subspace,
     subspace_comparison,
+    subspace_method,
 )
 from linlens.linalg.svd import (
     SVDResult,
@@ -89,6 +92,9 @@ __all__ = [
     "DEFAULT_MIN_NORM_GAP",
     "match_eigenvalues",
     "eigenvalue_condition_numbers",
+    "principal_subspace",
+    "PrincipalSubspace",
+    "subspace_method",
     "LstsqSolution",
     "GramAccumulator",
     "TSQRAccumulator",

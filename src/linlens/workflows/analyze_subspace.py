@@ -4,8 +4,11 @@ The surrogate is fitted on the top-m principal subspace of the inputs (:class:`~
 C = B V_mᵀ), exactly, from three kinds of passes:
 
 1. **Inputs only** (read from disk, no model call): the training rows' mean, then their top-m right singular
-   vectors V_m by randomized subspace iteration (:func:`~linlens.linalg.randomized_svd` on an operator whose
-   products are passes over the memory-mapped file).
+   vectors V_m by :func:`~linlens.linalg.principal_subspace`, with its accuracy measured (the pairs' residuals and
+   the gap at m, in the report): when the training rows fit in memory, the exact subspace from the smaller Gram
+   matrix's eigen-decomposition or a float32 randomized SVD (at most 7 power iterations, adaptive stop),
+   whichever :func:`~linlens.linalg.subspace_method` finds cheaper; beyond, the randomized SVD on an operator
+   whose products are passes over the memory-mapped file.
 2. **Model on the training rows**: scores Z = (y − ȳ)V_m and the model's outputs F give ZᵀZ (m × m) and
    Zᵀ(F − F̄) (m × d_out); B solves the least squares in the subspace.
 3. **Model on the held-out rows** (the same seeded hash as the dense route, one row in five): the pooled R² and,
@@ -21,7 +24,6 @@ the fraction of the inputs' variance outside it, about which the surrogate says 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,8 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from linlens._results import JSON_ARRAY_LIMIT
-from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
-from linlens.linalg import randomized_svd
+from linlens.errors import ConfigError, NonFiniteError, ShapeError
+from linlens.linalg import PrincipalSubspace, principal_subspace, subspace_method
 from linlens.loaders import ARRAY_SUFFIXES, load_model
 from linlens.nn import progress_bar, resolve_device
 from linlens.probing import FlatModel, cast_note, model_input_dtype, probe_model
@@ -58,8 +60,10 @@ from linlens.workflows.analyze_options import AnalyzeOptions, Route
 
 __all__ = ["run_subspace", "run_analyze_subspace", "MAX_POWER_ITERATIONS"]
 
-#: Power iterations of the randomized SVD at most (each is two passes over the inputs on disk).
-MAX_POWER_ITERATIONS = 8
+#: Power iterations of the randomized SVD at most (each is two products with the training rows, or two passes over
+#: the inputs on disk): scikit-learn's randomized PCA runs 7 with no check; here the iteration stops earlier when the
+#: subspace has converged, and the subspace's accuracy is measured either way (residuals, the gap at m).
+MAX_POWER_ITERATIONS = 7
 
 #: The centred training rows are kept in memory for the subspace iteration when they take at most this much (or half
 #: of --max-memory); beyond, every product is a pass over the file.
@@ -226,10 +230,13 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         # 1. inputs only: mean and top-m principal subspace of the training rows
         mean = np.zeros(d_in)
         task = bar.add_task("inputs: mean and principal subspace", total=None)
-        # the training rows stay in memory (float64, cast as the model receives them) when they fit the budget:
-        # each product of the subspace iteration is then one BLAS call instead of a pass over the file
-        cached = 8.0 * n_train * d_in <= (CACHE_DEFAULT_BYTES if max_memory is None else max_memory / 2)
-        X = np.empty((n_train, d_in)) if cached else None
+        # the training rows stay in memory (cast as the model receives them) when they fit the budget: float64 for
+        # the exact Gram route, float32 for the randomized one (its products in single precision; the directions it
+        # finds are re-orthonormalized in float64 and everything computed on them is float64)
+        method = subspace_method(n_train, d_in, m, max_iter=MAX_POWER_ITERATIONS)
+        item = 8 if method == "gram" else 4
+        cached = item * n_train * d_in <= (CACHE_DEFAULT_BYTES if max_memory is None else max_memory / 2)
+        X = np.empty((n_train, d_in), dtype=np.float64 if item == 8 else np.float32) if cached else None
         row = 0
         for s, msk in batches:
             rows = received(_rows(Y, s, msk))
@@ -239,17 +246,13 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                 row += len(rows)
         mean /= n_train
         if cached:
-            X -= mean
-            op = LinearOperator(X.shape, matvec=lambda v: X @ v, rmatvec=lambda v: X.T @ v, matmat=lambda M: X @ M,
-                                rmatmat=lambda Q: X.T @ Q, dtype=np.float64)
-        else:
-            op = _centred_operator(Y, batches, mean, received)  # the cast rows, centred on their own mean
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", NumericalWarning)
-            (_, sv, Vt), n_iter = randomized_svd(op, m, n_iter=None, tol=1e-6, max_iter=MAX_POWER_ITERATIONS,
-                                                 seed=seed, return_n_iter=True)
-        converged = not any(issubclass(w.category, NumericalWarning) for w in caught)
-        op = X = None  # the cached rows are not needed further
+            X -= mean.astype(X.dtype)
+            sub = principal_subspace(X, m, method=method, max_iter=MAX_POWER_ITERATIONS, seed=seed)
+        else:  # every product is a pass over the file (the cast rows, centred on their own mean)
+            sub = principal_subspace(_centred_operator(Y, batches, mean, received), m, max_iter=MAX_POWER_ITERATIONS,
+                                     seed=seed)
+        X = None  # the cached rows are not needed further
+        sv, Vt = sub.s, sub.Vt
         bar.update(task, completed=1, total=1)
         # identical rows leave only the rounding of their mean (≈ eps · ‖ȳ‖ per row) after centring
         if not sv.size or sv[0] <= 64 * np.finfo(float).eps * np.sqrt(n_train) * np.linalg.norm(mean):
@@ -312,7 +315,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
 
     r2, r2_out, dwe, err = held_out_results(sse, mom_held.m2, dw, grp if R is not None else None, o.n_boot, seed)
     return _report(model, inputs, reference, out, force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
-                   n_iter, converged, sv, seed, route, err, cast_note(net))
+                   sub, seed, route, err, cast_note(net))
 
 
 def check_components(components: Any, n: int, d_in: int, n_train: int, batch_size: int,
@@ -368,7 +371,7 @@ def held_out_results(sse: np.ndarray, sst: np.ndarray, dw: dict[str, Any], grp: 
 
 
 def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | None, err: GroupedError | None,
-            verdict: Any, converged: bool) -> None:
+            verdict: Any, sub: PrincipalSubspace) -> None:
     """The short answer that opens the subspace report (its numbers are metrics.json's)."""
     rep.add_answer(answer_r2(r2, n_held, outside=outside))
     if err is not None:
@@ -381,16 +384,48 @@ def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | No
     else:
         rep.add_answer("No reference given: --reference R (a .npy matrix or module:attr) adds the data-weighted "
                        "error of C against R with an interval and a verdict.")
-    if not converged:
-        rep.add_answer("The subspace iteration did not converge: no clear spectral gap at m, so the subspace is one "
-                       "of many nearly-equivalent ones.")
+    if not sub.converged:
+        rep.add_answer(f"The subspace iteration did not converge in {sub.n_iter} power iterations (largest relative "
+                       f"residual {sub.max_residual:.2g}): no clear spectral gap at m, so the subspace is one of many "
+                       "nearly-equivalent ones.")
     rep.answer_next = ("the inputs' singular values along the m components: a spectrum still high at m means "
                        "directions the surrogate does not see (raise --components).")
 
 
+def _how_subspace(sub: PrincipalSubspace) -> str:
+    """How V_m was computed, in words."""
+    if sub.method == "gram":
+        return "the exact top-m subspace, from the eigen-decomposition of their Gram matrix"
+    return f"a randomized SVD, {sub.n_iter} power iteration(s)"
+
+
+def _subspace_check(sub: PrincipalSubspace, m: int) -> str:
+    """The subspace's accuracy in words: the pairs' residuals and the gap at m (both in metrics.json).
+
+    Example:
+        >>> from linlens.linalg import principal_subspace
+        >>> X = np.diag([3.0, 2.0, 1.0]) @ np.eye(3, 5)
+        >>> _subspace_check(principal_subspace(X, 2), 2)[:60]
+        'Subspace check: the m = 2 pairs (vᵢ, sᵢ) have relative resid'
+    """
+    gap = sub.relative_gap
+    text = (f"Subspace check: the m = {m} pairs (vᵢ, sᵢ) have relative residuals ‖X vᵢ − sᵢuᵢ‖/sᵢ of at most "
+            f"{sub.max_residual:.2g} (each sᵢ lies within that fraction of a singular value of the centred inputs), "
+            f"and the relative gap at m, (s_m − s_(m+1))/s_m, is {gap:.3g}"
+            + ("" if sub.method == "gram" else " (s_(m+1) a Ritz estimate, a lower bound)") + ".")
+    if not sub.converged:
+        text += (f" The subspace iteration did not converge in {sub.n_iter} power iterations: the inputs' spectrum "
+                 f"has no clear gap at m = {m}, so V_m is one of many nearly-equivalent top-m subspaces (the "
+                 "surrogate is still the least-squares fit on it, and the held-out R² measures it).")
+    elif np.isfinite(gap) and gap < 0.01:
+        text += (" The spectrum is nearly flat at m: the top-m subspace is barely determined by these inputs (other "
+                 "draws of them would rotate it); the surrogate is the least-squares fit on this one.")
+    return text
+
+
 def _report(model: str, inputs: Path, reference: str | None, out: Path, force: bool, sur: SubspaceSurrogate,
             r2: float, r2_out: np.ndarray, dwe: float | None, n: int, n_train: int, n_held: int,
-            in_shape: tuple[int, ...], n_iter: int, converged: bool, sv: np.ndarray, seed: int,
+            in_shape: tuple[int, ...], sub: PrincipalSubspace, seed: int,
             route: Route, err: GroupedError | None = None, cast: str | None = None, how: str = "",
             extra: dict[str, Any] | None = None) -> dict[str, Any]:
     m, d_in = sur.components_.shape
@@ -400,7 +435,7 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
     rep.add_text(
         f"Global linear surrogate of the model restricted to the top-{m} principal subspace of its inputs: outputs ≈ "
         f"(y − ȳ) V_m Bᵀ + c, so C = B V_mᵀ ({d_out} × {d_in}) is never formed. V_m comes from a randomized SVD of "
-        f"the {n_train} centred training rows read from disk ({n_iter} power iteration(s)); B is the least-squares "
+        f"the {n_train} centred training rows ({_how_subspace(sub)}); B is the least-squares "
         f"fit of the model's outputs on the scores. {n_held} held-out rows (one in {HOLDOUT_EVERY}, a seeded hash "
         f"of the row index, as in the dense route) score it: pooled R² {r2:.6g} (1 − R² is what neither the "
         "subspace nor linearity explains). The fraction of the inputs' variance outside the subspace, "
@@ -411,9 +446,7 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         "so the interval is about the surrogate on this subspace. No d × d matrix is formed, so spectra, principal "
         "angles and filter factors of C (which need one) are not computed here; the dense route (without "
         "--components) gives them where d allows."
-        + ("" if converged else f" The subspace iteration did not converge in {n_iter} power iterations: the "
-           f"inputs' spectrum has no clear gap at m = {m}, so V_m is one of many nearly-equivalent top-m subspaces "
-           "(the surrogate is still the least-squares fit on it, and the held-out R² measures it).")
+        + f" {_subspace_check(sub, m)}"
         + ("" if cast is None else f" The {cast}.") + (f" {how}" if how else ""))
     summary: dict[str, Any] = {"inputs": n, "d_in": d_in, "d_out": d_out, "components m": m,
                                "inputs' variance outside the subspace": sur.outside_variance_fraction_,
@@ -432,8 +465,8 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
     elif dwe is not None:
         summary["data-weighted error vs R (held-out rows)"] = dwe
     rep.add_table(["quantity", "value"], [[k, v] for k, v in summary.items()])
-    _answer(rep, r2, n_held, sur.outside_variance_fraction_, dwe, err, verdict, converged)
-    rep.add_figure(figs.plot_singular_spectra({"inputs (top m)": sv}, title="Singular values of the centred "
+    _answer(rep, r2, n_held, sur.outside_variance_fraction_, dwe, err, verdict, sub)
+    rep.add_figure(figs.plot_singular_spectra({"inputs (top m)": sub.s}, title="Singular values of the centred "
                                               "training inputs (the subspace)"), "input_spectrum",
                    "Singular values of the centred inputs along the m components: a spectrum still high at m means "
                    "directions the surrogate does not see.")
@@ -453,7 +486,9 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         "model": model, "inputs": str(inputs), "reference": reference, "n_samples": n,
         "input_shape": list(in_shape), "n_components": m, "n_train": n_train, "n_held_out": n_held, "seed": seed,
         "input_cast": cast,
-        "power_iterations": n_iter, "subspace_converged": converged, "r2": r2, "r2_definition": R2_DEFINITION,
+        "subspace_method": sub.method, "power_iterations": sub.n_iter, "subspace_converged": sub.converged,
+        "subspace_max_residual": sub.max_residual, "subspace_relative_gap": sub.relative_gap,
+        "singular_value_next": sub.s_next, "r2": r2, "r2_definition": R2_DEFINITION,
         "r2_per_output": r2_out if r2_out.size <= JSON_ARRAY_LIMIT else None,
         "outside_variance_fraction": sur.outside_variance_fraction_,
         "explained_variance": sur.explained_variance_, "total_variance": sur.total_variance_,

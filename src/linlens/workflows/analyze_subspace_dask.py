@@ -6,7 +6,7 @@ that reads only its rows. The passes and the statistics are the in-memory subspa
 row groups, computed per block on the workers and merged in a tree (:func:`linlens.workflows.dask_passes.run_pass`):
 
 1. the training rows' mean (as the model receives them: its input cast);
-2. V_m by the same randomized subspace iteration (:func:`linlens.linalg.randomized_svd` on an operator whose
+2. V_m by the randomized route of :func:`linlens.linalg.principal_subspace` (on an operator whose
    products are passes over the blocks: Aᵀ Q summed in the tree, A M gathered in block order, (n_train, m + 10)
    on the client);
 3. the model on the training rows: ZᵀZ, Zᵀ F, the outputs' moments and the row groups' sums
@@ -21,15 +21,14 @@ Same numbers as the in-memory route up to rounding (``tests/workflows/test_analy
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
-from linlens.errors import LinlensError, NonFiniteError, NumericalWarning, ShapeError
-from linlens.linalg import randomized_svd
+from linlens.errors import LinlensError, NonFiniteError, ShapeError
+from linlens.linalg import principal_subspace
 from linlens.loaders import load_model
 from linlens.nn import progress_bar
 from linlens.probing import cast_note, model_input_dtype, probe_model
@@ -249,11 +248,8 @@ def run_subspace_dask(options: AnalyzeOptions, route: Route, console: Any = None
             op = LinearOperator((n_train, d_in), matvec=lambda v: matmat(v[:, None])[:, 0],
                                 rmatvec=lambda v: rmatmat(v[:, None])[:, 0], matmat=matmat, rmatmat=rmatmat,
                                 dtype=np.float64)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", NumericalWarning)
-                (_, sv, Vt), n_iter = randomized_svd(op, m, n_iter=None, tol=1e-6, max_iter=MAX_POWER_ITERATIONS,
-                                                     seed=seed, return_n_iter=True)
-            converged = not any(issubclass(w.category, NumericalWarning) for w in caught)
+            sub = principal_subspace(op, m, max_iter=MAX_POWER_ITERATIONS, seed=seed)  # randomized: passes only
+            sv, Vt = sub.s, sub.Vt
             bar.update(sweep, completed=1, total=1)
             if not sv.size or sv[0] <= 64 * np.finfo(float).eps * np.sqrt(n_train) * np.linalg.norm(mean):
                 raise ShapeError(f"--inputs: the {n_train} training rows are all identical (no variance around their "
@@ -281,5 +277,5 @@ def run_subspace_dask(options: AnalyzeOptions, route: Route, console: Any = None
            "the workers, per-block statistics (means, subspace-iteration products, Gram and row-group sums) merged "
            "in a tree; the products A·M of the subspace iteration are gathered on the client ((n_train, m + 10)).")
     return _report(o.model, o.inputs, o.reference, o.out, o.force, sur, r2, r2_out, dwe, n, n_train, n_held, in_shape,
-                   n_iter, converged, sv, seed, route, err, cast, how=how,
+                   sub, seed, route, err, cast, how=how,
                    extra={"dask": {"address": o.dask, "workers": n_workers, "blocks": len(ranges)}})
