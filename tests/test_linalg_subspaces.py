@@ -293,7 +293,7 @@ def test_principal_subspace_float32_randomized_on_a_slowly_decaying_spectrum():
     p = principal_subspace(X.astype(np.float32), k, method="randomized")
     assert p.method == "randomized" and p.n_iter <= 7
     abs_res = p.s * p.residuals
-    assert all(np.min(np.abs(s - si)) <= ri * (1 + 1e-3) + 1e-5 for si, ri in zip(p.s, abs_res))
+    assert all(np.min(np.abs(s - si)) <= ri * (1 + 1e-3) + 1e-5 for si, ri in zip(p.s, abs_res, strict=True))
     theta = principal_angles(p.Vt.T, Vt[:k].T).max()
     delta = p.s[-1] - s[k]
     if delta > 0:
