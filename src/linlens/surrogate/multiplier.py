@@ -144,11 +144,13 @@ class FixedDesign:
         self.mean = Y.mean(axis=0)
         Yc = Y - self.mean
         self._Yc = Yc
-        lam, V = np.linalg.eigh(Yc.T @ Yc)
+        G = Yc.T @ Yc
+        lam = np.linalg.eigvalsh(G)  # the condition number only: G⁻¹ comes from a Cholesky factor (d³, not an eigh)
         lam_max = float(lam[-1]) if d else 0.0
-        if lam_max > 0 and float(lam[0]) > lam_max / GRAM_KAPPA_LIMIT**2:
+        Ginv = _spd_inverse(G, pinv=False) if lam_max > 0 and float(lam[0]) > lam_max / GRAM_KAPPA_LIMIT**2 else None
+        if Ginv is not None:
             self.method, self.rank = "gram", d
-            self.Z = Yc @ ((V / lam) @ V.T)
+            self.Z = Yc @ Ginv
         else:  # ill-conditioned or rank-deficient: the SVD of the rows, cut at the numerical rank
             U, s, Vt = np.linalg.svd(Yc, full_matrices=False)
             k = numerical_rank(s, shape=Y.shape).rank
@@ -231,9 +233,10 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
     return Perturbation(source=source, coef=W, L=L, M=M, g=g, N=None if g is None else W @ Minv)
 
 
-def _spd_inverse(G: np.ndarray) -> np.ndarray:
+def _spd_inverse(G: np.ndarray, pinv: bool = True) -> np.ndarray | None:
     """G⁻¹ of a symmetric positive definite G by Cholesky (LAPACK potrf/potri: ~d³ flops), or the Hermitian
-    pseudo-inverse when G is only semidefinite (e.g. σ = 0 and a singular A Σₓ Aᵀ), as wiener_estimator solves."""
+    pseudo-inverse when G is only semidefinite (e.g. σ = 0 and a singular A Σₓ Aᵀ), as wiener_estimator solves
+    (``pinv=False``: None then)."""
     from scipy.linalg import lapack
 
     c, info = lapack.dpotrf(G, lower=False)
@@ -241,7 +244,7 @@ def _spd_inverse(G: np.ndarray) -> np.ndarray:
         inv, info = lapack.dpotri(c, lower=False)
         if info == 0:
             return np.triu(inv) + np.triu(inv, 1).T
-    return np.linalg.pinv(G, hermitian=True)
+    return np.linalg.pinv(G, hermitian=True) if pinv else None
 
 
 def quadratic_interval(corrected: float, sd: float, bias: float, ci: float = 0.95) -> tuple[float, float]:
@@ -374,6 +377,17 @@ class MultiplierBootstrap:
             self._keep.append((p, W))
         return MW
 
+    def _nw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
+        """N W (d_out, d_in) of a perturbation's full-rank part, kept until :meth:`clear` (its references share it)."""
+        key = ("NW", id(p), id(W))
+        NW = self._cache.get(key)
+        if NW is None:
+            dW = self._diagonal(W)
+            NW = p.N * dW if dW is not None else p.N @ W
+            self._cache[key] = NW
+            self._keep.append((p, W))
+        return NW
+
     def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None) -> np.ndarray:
         key = (id(p), id(q), id(W), None if O is None else id(O))
         K = self._cache.get(key)
@@ -393,7 +407,7 @@ class MultiplierBootstrap:
 
     def quadratic(self, D: np.ndarray | Sequence[tuple[float, np.ndarray]], W: np.ndarray,
                   pieces: Sequence[tuple[float, Perturbation]], O: np.ndarray | None = None,
-                  scale: float = 1.0) -> Quadratic:
+                  scale: float = 1.0, plug_in: float | None = None) -> Quadratic:
         """tr(O D* W D*ᵀ Oᵀ)/scale² over the replicates, D* = D + Σ sign·E(ω).
 
         Arguments:
@@ -404,6 +418,8 @@ class MultiplierBootstrap:
             pieces: (sign, :class:`Perturbation`) pairs; the same objects across calls reuse cached Grams.
             O: (k, d_out) output rows (a band of a singular basis), or None for all outputs.
             scale: divides every operator (ratios of tiny or huge operators neither under- nor overflow).
+            plug_in: tr(D W Dᵀ)/scale² when the caller has it (O None only; e.g. from :meth:`test_forms` when W is
+                the evaluation rows' second moment): without output rows, the quadratic then forms no d³ product.
 
         Returns:
             :class:`Quadratic`.
@@ -412,8 +428,12 @@ class MultiplierBootstrap:
         D = terms[0][1] if len(terms) == 1 and terms[0][0] == 1.0 else sum(c * X for c, X in terms)
         OD = self._rows(D.T, O).T / scale  # O D, (k, d_in)
         dW = self._diagonal(W)
-        ODW = OD * dW if dW is not None else OD @ W
-        plug = float(np.sum(OD * ODW))
+        ODW = None
+        if plug_in is None or O is not None:
+            ODW = OD * dW if dW is not None else OD @ W
+            plug = float(np.sum(OD * ODW))
+        else:
+            plug = float(plug_in)
         B = self.n_boot
         s2 = scale * scale
         ON = {id(p): self._rows(p.N.T, O).T for _, p in pieces if p.N is not None}  # O N, (k, d_in)
@@ -427,8 +447,9 @@ class MultiplierBootstrap:
                 a = sum(c * self._row_forms(p, X, W) for c, X in terms) / scale
             else:
                 a = np.einsum("ij,ij->i", LO[id(p)], p.M @ ODW.T)
-            if p.g is not None:
-                a = a + p.g * float(np.sum(ON[id(p)] * ODW))
+            if p.g is not None:  # ⟨O N, O D W⟩; without output rows ⟨N W, D⟩ from N W kept per (piece, W)
+                a = a + p.g * (float(np.sum(ON[id(p)] * ODW)) if ODW is not None else
+                               float(np.sum(self._nw(p, W) * OD)))
             lin += 2 * sp * (self._w(p) @ a) / scale
         # E_ω of the quadratic term (pieces on the same rows share multipliers): the diagonal of every Gram
         expected = 0.0

@@ -238,6 +238,20 @@ def _comparison(C: np.ndarray, R: np.ndarray, svd_C: SVDResult, svd_R: SVDResult
     return replace(cmp, data_weighted_error=dwe)
 
 
+def _ols_fit(design: FixedDesign, Y: np.ndarray, F: np.ndarray, source: str) -> tuple[Perturbation, np.ndarray,
+                                                                                     np.ndarray]:
+    """The least-squares fit of F (n, d_out) on the design's rows Y (n, d_in), with intercept, and its multiplier
+    perturbation: (perturbation, coef (d_out, d_in), intercept (d_out,)). One fit per map: on a well-conditioned
+    design (its Gram route) with finite outputs, the design's factorization gives the map and its perturbation
+    alike; otherwise :class:`~linlens.surrogate.LinearSurrogate`'s solver policy (refinement, QR; its errors on
+    non-finite values) fits the map, and the perturbation keeps the design's rows."""
+    pert = design.perturbation(F, source)
+    if design.method == "gram" and np.isfinite(pert.coef).all() and np.isfinite(F).all():
+        return pert, pert.coef, F.mean(axis=0) - design.mean @ pert.coef.T
+    sur = LinearSurrogate(fit_intercept=True).fit(Y, F)
+    return pert, sur.coef_, sur.intercept_
+
+
 def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.ndarray,
                            refs: dict[str, np.ndarray], ref_pert: dict[str, Perturbation | None], S_T: np.ndarray,
                            T_c: np.ndarray, snm: SignalNoiseModel | None, A: np.ndarray | None,
@@ -250,7 +264,9 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     (bias-corrected, O(n²) per replicate), and the unweighted numbers to first order (their spread is C's
     estimation noise). Test rows are resampled too (multinomial counts). ``fit`` is the surrogate's
     :meth:`~linlens.surrogate.multiplier.FixedDesign.perturbation` on the fit rows; ``split`` and ``ff``: C's
-    signal/noise split and filter factors when the caller has them (each is computed once per model).
+    signal/noise split and filter factors when the caller has them (each is computed once per model). ``S_T`` must
+    be the second moment of the centred, scaled test rows ``T_c``, T_cᵀT_c/m (as :func:`~linlens.surrogate.compare.
+    probe_covariance` gives it): the errors' plug-ins are read from the test rows' products.
     """
     plug: dict[str, float] = {}
     corr: dict[str, float] = {}
@@ -265,13 +281,16 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     for k, R in refs.items():
         rp = ref_pert[k]
         rho = float(np.max(np.abs(R))) or 1.0
-        num = mb.quadratic(Ds[k], S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho)
         Dr, Rr = Ds[k] / rho, R / rho  # the test rows' products T Xᵀ are formed once for every use (mb.test_forms)
-        if rp is None:  # tr(RΣRᵀ) on the test rows (Σ = T_cᵀT_c/m: the product the ratios' replicates form anyway)
+        # plug-ins tr(XΣXᵀ) on the test rows (Σ = S_T = T_cᵀT_c/m): from the products the ratios' replicates form
+        # anyway, not from a d³ product X S_T per statistic
+        num = mb.quadratic(Ds[k], S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho,
+                           plug_in=mb.test_forms(T_c, Dr)[1])
+        if rp is None:
             den_plug = mb.test_forms(T_c, Rr)[1]
             den_corr, den_reps = den_plug, np.full(mb.n_boot, den_plug)
         else:
-            den = mb.quadratic(R, S_T, [(1.0, rp)], scale=rho)
+            den = mb.quadratic(R, S_T, [(1.0, rp)], scale=rho, plug_in=mb.test_forms(T_c, Rr)[1])
             den_plug, den_corr, den_reps = den.plug_in, den.corrected, den.replicates - den.expected
         if not (den_plug > 0 and den_corr > 0):
             plug[k] = corr[k] = math.inf
@@ -492,7 +511,8 @@ def inverse_study(
         notes.append(f"noise σ estimated from the training pairs as the RMS of the centred y − Ax (ν = n·d − d): "
                      f"{noise_std:.4g}")
 
-    c_data = LinearSurrogate(fit_intercept=True).fit(Ytr, Xtr)
+    design_tr = FixedDesign(Ytr)
+    cd_pert, cd_coef, cd_icpt = _ols_fit(design_tr, Ytr, Xtr, "train")
     refs: dict[str, np.ndarray] = {}
     sv_A = None
     snm: SignalNoiseModel | None = None
@@ -515,16 +535,17 @@ def inverse_study(
         refs["Wiener"] = W
     elif wiener is not None:
         refs["Wiener"] = as_array(wiener, "wiener", ndim=2)
-    refs["C_data"] = c_data.coef_
+    refs["C_data"] = cd_coef
     for k, R in refs.items():
         if R.shape != (n_x, n_y):
             raise ShapeError(f"reference {k} must be (n_x, n_y) = {(n_x, n_y)}; got {R.shape}")
-    cdata_pred = c_data.predict(Yt)
+    cdata_pred = Yt @ cd_coef.T + cd_icpt
     test_mse = {"zero (predict the mean)": _mse(np.broadcast_to(Xtr.mean(0), Xt.shape), Xt),
                 "C_data": _mse(cdata_pred, Xt)}
     if "Wiener" in refs:
         test_mse["Wiener"] = _mse((Yt - Ytr.mean(0)) @ refs["Wiener"].T + Xtr.mean(0), Xt)
     cdata_sq = np.sum((cdata_pred - Xt) ** 2, axis=1)
+    design = FixedDesign(Yf)
 
     for k, R in refs.items():
         if k not in ref_svds:
@@ -532,9 +553,8 @@ def inverse_study(
     svd_A = snm.svd_A if snm is not None else None
     # the statistics' replicates: a multiplier bootstrap with the designs fixed (no refit, no O(d³) per replicate);
     # references that are estimates carry their own training rows' multipliers
-    design = FixedDesign(Yf)
     ref_pert: dict[str, Perturbation | None] = dict.fromkeys(refs)
-    ref_pert["C_data"] = FixedDesign(Ytr).perturbation(Xtr, "train")
+    ref_pert["C_data"] = cd_pert
     status = {k: "fixed (given or exact)" for k in refs}
     status["C_data"] = f"estimated: resampled with its own {len(Ytr)} training rows"
     if "Wiener" in refs and wiener is None and (prior_covariance is None or sigma_estimated):
@@ -558,22 +578,21 @@ def inverse_study(
             notes.append(f"{mname}: {cast_note(model)}")
         if Ff.shape[1] != n_x:
             raise ShapeError(f"model {mname!r} outputs {Ff.shape[1]} values; the targets x have {n_x}")
-        sur = LinearSurrogate(fit_intercept=True).fit(Yf_m, Ff)
-        svd_C = svd(sur.coef_)
-        pred = sur.predict(Yt_m)
+        design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
+        fitp, coef, icpt = _ols_fit(design_m, Yf_m, Ff, "fit")
+        svd_C = svd(coef)
+        pred = Yt_m @ coef.T + icpt
         r2, r2_out = r2_scores(Ft, pred)
-        split = snm.split(sur.coef_) if snm is not None else None
-        ffm = snm.filter_factors(sur.coef_) if snm is not None else None  # Vᵀ C shared with the split
+        split = snm.split(coef) if snm is not None else None
+        ffm = snm.filter_factors(coef) if snm is not None else None  # Vᵀ C shared with the split
         report_progress(steps, 2, 4)
 
-        design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
         if np.array_equal(Yt_m, Yt):
             S_m, T_m = S_T, T_c
         else:
             S_m, s_m = probe_covariance(Yt_m)
             T_m = (Yt_m - Yt_m.mean(axis=0)) / s_m
-        fitp = design_m.perturbation(Ff, "fit")
-        boot = _multiplier_statistics(mb, fitp, sur.coef_, refs, ref_pert, S_m, T_m, snm, Amat, svd_A, svd_C, ci,
+        boot = _multiplier_statistics(mb, fitp, coef, refs, ref_pert, S_m, T_m, snm, Amat, svd_A, svd_C, ci,
                                       split=split, ff=ffm)
         table = summarize(boot)
         for k, v in table.items():  # every error, signal and noise term is ≥ 0: clip the interval, not the estimate
@@ -611,8 +630,8 @@ def inverse_study(
                                 surrogate_se=excess[1], confidence=ci)
         results[mname] = ModelLinearity(
             name=mname,
-            coef=sur.coef_,
-            intercept=sur.intercept_,
+            coef=coef,
+            intercept=icpt,
             r2=r2,
             r2_per_output=r2_out,
             nonlinear_fraction=1.0 - r2,
@@ -624,7 +643,7 @@ def inverse_study(
             signal_noise_corrected=sn_corr,
             nonlinear_gain=gain,
             estimation_noise=est_noise,
-            comparisons={k: _comparison(sur.coef_, R, svd_C, ref_svds[k], errors[k]["plug_in"], Yt_m)
+            comparisons={k: _comparison(coef, R, svd_C, ref_svds[k], errors[k]["plug_in"], Yt_m)
                          for k, R in refs.items()},
             filter_factors=ffm,
             gain=split_gain,
