@@ -78,3 +78,22 @@ def test_gram_accumulator_multi_block_chunk_matches_lstsq():
     coef, b0 = _lstsq_with_intercept(X, Y)
     np.testing.assert_allclose(sol.coef, coef, rtol=1e-10)
     np.testing.assert_allclose(sol.intercept, b0, rtol=1e-10)
+
+
+def test_gram_scatter_in_place_is_the_rows_covariance_after_updates_merges_and_old_pickles():
+    """S (updated in place on one triangle by syrk, filled when read) equals n·cov of the rows, whatever the mix of
+    multi-block updates, merges and pickling; an accumulator pickled before S became a property still loads."""
+    X, Y = _problem(n=20_000, d=5, p=3, seed=11)
+    Z = np.hstack([X, Y])
+    truth = (Z - Z.mean(0)).T @ (Z - Z.mean(0))
+    a = GramAccumulator().update(X[:9000], Y[:9000]).update(X[9000:17_000], Y[9000:17_000])  # > 1 centring block
+    b = pickle.loads(pickle.dumps(GramAccumulator().update(X[17_000:], Y[17_000:])))
+    a.merge(b)
+    np.testing.assert_allclose(a.S, truth, rtol=1e-12, atol=1e-9 * np.abs(truth).max())
+    assert np.array_equal(a.S, a.S.T)
+    old = GramAccumulator().update(X, Y)
+    state = {k: v for k, v in vars(old).items() if k not in ("_S", "_half")} | {"S": old.S}  # the former layout
+    legacy = GramAccumulator.__new__(GramAccumulator)
+    legacy.__setstate__(state)
+    np.testing.assert_allclose(legacy.update(X[:10], Y[:10]).S,
+                               GramAccumulator().update(X, Y).update(X[:10], Y[:10]).S, rtol=1e-12)

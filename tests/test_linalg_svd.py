@@ -16,6 +16,7 @@ from linlens.linalg import (
     sign_flips,
     spectral_norm,
     svd,
+    svd_leading,
     truncated_svd,
 )
 
@@ -186,3 +187,27 @@ def test_randomized_svd_of_an_operator_known_only_by_its_products():
     np.testing.assert_allclose(Vt, Vtf[:6], atol=1e-8)
     np.testing.assert_allclose(U, Uf[:, :6], atol=1e-8)
     assert n_iter >= 1
+
+
+def test_svd_leading_equals_the_full_svd_on_an_ill_conditioned_blur():
+    """Every singular value (gesdd without vectors) and the leading vectors (ARPACK) of a Gaussian blur with
+    κ ≈ 1e8 equal the full SVD's: values to rounding relative to σ_max (the accuracy class of any SVD; the tiny ones
+    are not more accurate in the full SVD either), leading vector pairs to 1e-10."""
+    from linlens.problems import gaussian_blur
+
+    A = gaussian_blur(600, width=2.0)
+    full = svd(A)
+    assert 1e7 < full.s[0] / full.s[-1] < 1e10  # ill-conditioned, as the blurs users invert
+    lead = svd_leading(A, 128)  # 128 ≤ 600/4: the values-only + ARPACK path
+    assert lead.U.shape == (600, 128) and lead.s.shape == (600,) and lead.Vt.shape == (128, 600)
+    np.testing.assert_allclose(lead.s, full.s, rtol=0, atol=1e-13 * full.s[0])
+    # each pair up to one common sign (the sign rule's largest |entry| is a tie in a symmetric blur's vectors)
+    sign = np.sign(np.sum(lead.U * full.U[:, :128], axis=0))
+    np.testing.assert_allclose(lead.U * sign, full.U[:, :128], atol=1e-10)
+    np.testing.assert_allclose(lead.Vt * sign[:, None], full.Vt[:128], atol=1e-10)
+    B = _with_spectrum(600, 600, np.geomspace(1.0, 1e-8, 600), seed=4)  # no ties: the same signs as well
+    np.testing.assert_allclose(svd_leading(B, 128).U, svd(B).U[:, :128], atol=1e-10)
+    small = svd_leading(A[:200, :200], 10)  # small matrices take the full SVD, sliced
+    np.testing.assert_array_equal(small.U, svd(A[:200, :200]).U[:, :10])
+    with pytest.raises(ConfigError):
+        svd_leading(A, 0)

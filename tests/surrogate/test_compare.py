@@ -295,6 +295,38 @@ def test_precomputed_svds_give_the_same_comparison_and_filter_factors():
         compare_operators(C, R, svd_C=svd(C[:, :-1]))
 
 
+def test_comparison_from_every_value_and_the_leading_vectors_of_C_equals_the_full_svds():
+    """The analyze report factorizes C by svd_leading (every singular value, 128 leading vectors): the comparison
+    (spectra, ranks, the whole principal-angle profile, the angles and Wedin bounds at the cut) equals the one from
+    full SVDs; with a clear gap, and on an ill-conditioned blur (κ ≈ 1e8) without one; fewer leading vectors
+    than the profile needs are refused."""
+    from linlens.linalg import svd, svd_leading
+    from linlens.problems import gaussian_blur
+
+    rng = np.random.default_rng(7)
+    n = 600
+    U = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    gap = (U[:, :3] * [10.0, 5.0, 1.0]) @ U[:, :3].T + 0.01 * rng.normal(size=(n, n))
+    ks = []
+    for R in (gap, gaussian_blur(n, width=2.0)):
+        C = R + 1e-3 * rng.normal(size=(n, n)) / np.sqrt(n)
+        a = compare_operators(C, R, covariance=np.eye(n), svd_C=svd(C), svd_R=svd(R))
+        b = compare_operators(C, R, covariance=np.eye(n), svd_C=svd_leading(C, 128), svd_R=svd(R))
+        assert a.k == b.k and a.rank_info_C.rank == b.rank_info_C.rank
+        ks.append(a.k)
+        top = a.singular_values_C[0]
+        np.testing.assert_allclose(b.singular_values_C, a.singular_values_C, rtol=0, atol=1e-13 * top)
+        for f in ("max_angles", "left_max_angles", "right_max_angles", "wedin_bounds", "deltas", "clear"):
+            np.testing.assert_allclose(getattr(b.subspaces.profile, f), getattr(a.subspaces.profile, f), atol=1e-9,
+                                       rtol=1e-9)
+        if a.k is not None:
+            np.testing.assert_allclose(b.subspaces.left_angles, a.subspaces.left_angles, atol=1e-12)
+            assert b.subspaces.wedin_bound == pytest.approx(a.subspaces.wedin_bound, rel=1e-9)
+    assert ks[0] is not None and ks[1] is None  # a cut with angles in the first case, the blur has no clear gap
+    with pytest.raises(ShapeError, match="leading vectors"):
+        compare_operators(C, R, svd_C=svd_leading(C, 100))
+
+
 def test_signal_noise_model_takes_the_callers_full_svd_of_A():
     """A study factorizes A once: the model built from the caller's full SVD splits every C exactly as the one
     that factorizes A itself (second route), and an SVD of another shape is refused."""

@@ -12,10 +12,12 @@ from sklearn.metrics import r2_score
 from linlens.errors import MemoryLimitError
 from linlens.workflows.analyze_common import (
     N_GROUPS,
+    BlockStats,
     block_stats,
     check_analyze_memory,
     fit_surrogate,
     grouped_possible,
+    grouped_shift,
     holdout_mask,
     input_covariance,
     input_warnings,
@@ -82,3 +84,24 @@ def test_memory_bounds_are_the_stated_formulas():
         check_analyze_memory(d_in, d_out, batch, int(need) - 1)
     grouped = 8.0 * (2 * N_GROUPS + 2) * d_in * (d_in + d_out)
     assert grouped_possible(d_in, d_out, int(grouped))[0] and not grouped_possible(d_in, d_out, int(grouped) - 1)[0]
+
+
+def test_block_stats_into_equals_merging_per_block_partials():
+    """block_stats(..., into=stats) adds a block in place: the same statistics as merging per-block partials and as
+    numpy's covariance of the training / held-out rows (the grouped sums too)."""
+    rng = np.random.default_rng(3)
+    Y = rng.normal(size=(900, 4)) + 2.0
+    F = Y @ rng.normal(size=(4, 3)) + 0.1 * rng.normal(size=(900, 3))
+    shift = grouped_shift(Y)
+    merged, inplace = BlockStats(), BlockStats()
+    for s in range(0, 900, 250):
+        merged.merge(block_stats(Y[s:s + 250], F[s:s + 250], s, seed=1, n=900, shift=shift))
+        assert block_stats(Y[s:s + 250], F[s:s + 250], s, seed=1, n=900, shift=shift, into=inplace) is inplace
+    held = holdout_mask(0, 900, 1)
+    Z = np.hstack([Y, F])
+    for acc_a, acc_b, rows in ((merged.train, inplace.train, ~held), (merged.held, inplace.held, held)):
+        truth = np.cov(Z[rows].T, bias=True) * rows.sum()
+        np.testing.assert_allclose(acc_b.S, truth, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(acc_b.S, acc_a.S, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(inplace.grouped.zz, merged.grouped.zz, rtol=1e-12)
+    np.testing.assert_allclose(inplace.full().S, np.cov(Z.T, bias=True) * 900, rtol=1e-12, atol=1e-12)

@@ -42,6 +42,7 @@ from linlens.linalg.rank import (
     pinv_svd,
 )
 from linlens.linalg.subspaces import (
+    DEFAULT_MAX_K,
     DEFAULT_MIN_GAP,
     DEFAULT_MIN_NORM_GAP,
     PrincipalSubspace,
@@ -62,11 +63,13 @@ from linlens.linalg.svd import (
     sign_flips,
     spectral_norm,
     svd,
+    svd_leading,
     truncated_svd,
 )
 
 __all__ = [
     "svd",
+    "svd_leading",
     "SVDResult",
     "fix_signs",
     "sign_flips",
@@ -90,6 +93,7 @@ __all__ = [
     "SubspaceAngleProfile",
     "DEFAULT_MIN_GAP",
     "DEFAULT_MIN_NORM_GAP",
+    "DEFAULT_MAX_K",
     "match_eigenvalues",
     "eigenvalue_condition_numbers",
     "principal_subspace",

@@ -47,6 +47,7 @@ __all__ = [
     "subspace_comparison",
     "DEFAULT_MIN_GAP",
     "DEFAULT_MIN_NORM_GAP",
+    "DEFAULT_MAX_K",
     "match_eigenvalues",
     "eigenvalue_condition_numbers",
     "principal_subspace",
@@ -61,6 +62,9 @@ DEFAULT_MIN_GAP = 0.5
 #: (where a relative gap is large only because σ_k is tiny) does not count. Over 200 pairs of unrelated
 #: 64×64 Gaussian matrices the largest tail gap meeting the first condition was 0.038·σ_1.
 DEFAULT_MIN_NORM_GAP = 0.1
+#: The largest k of the principal-angle profile by default (its cost grows like K⁴; a report needs C's and R's
+#: leading K singular vectors only: :func:`~linlens.linalg.svd_leading`).
+DEFAULT_MAX_K = 128
 
 
 def principal_angles(A: Any, B: Any) -> np.ndarray:
@@ -286,7 +290,7 @@ def subspace_comparison(
     k: int | None = None,
     min_gap: float = DEFAULT_MIN_GAP,
     min_norm_gap: float = DEFAULT_MIN_NORM_GAP,
-    max_k: int | None = 128,
+    max_k: int | None = DEFAULT_MAX_K,
     *,
     svd_C: SVDResult | None = None,
     svd_R: SVDResult | None = None,
@@ -321,7 +325,9 @@ def subspace_comparison(
         max_k: the largest k examined for the automatic cut and the profile (None: min(m, n)); the profile
             costs O(K⁴) for K cuts.
         svd_C, svd_R: thin SVDs of C and R already computed by the caller (:func:`~linlens.linalg.svd`), so that
-            a d × d operator is factorized once per report (each is checked against the operator's shape).
+            a d × d operator is factorized once per report (each is checked against the operator's shape); or
+            every singular value with the leading vectors only (:func:`~linlens.linalg.svd_leading`), at least as
+            many as the largest k examined (min(``max_k``, min(m, n)), or ``k``).
 
     Returns:
         :class:`SubspaceComparison`.
@@ -345,14 +351,14 @@ def subspace_comparison(
         raise ConfigError(f"k must be an integer in [1, {mn}] or None; got {k!r}")
     if max_k is not None and (isinstance(max_k, bool) or not isinstance(max_k, (int, np.integer)) or max_k < 1):
         raise ConfigError(f"max_k must be a positive integer or None; got {max_k!r}")
-    Uc, sc, Vtc = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C")
-    Ur, sr, Vtr = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R")
-    E = c - r
-    info_c = numerical_rank(sc, shape=c.shape)
-    info_r = numerical_rank(sr, shape=r.shape)
     K = mn if max_k is None else min(mn, int(max_k))
     if k is not None:
         K = max(K, int(k))
+    Uc, sc, Vtc = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C", vectors=K)
+    Ur, sr, Vtr = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R", vectors=K)
+    E = c - r
+    info_c = numerical_rank(sc, shape=c.shape)
+    info_r = numerical_rank(sr, shape=r.shape)
 
     # ---- profile over k = 1..K (block-wise from two small products per side; cosines only)
     ks = np.arange(1, K + 1)

@@ -15,6 +15,7 @@ import numpy as np
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import (
+    DEFAULT_MAX_K,
     RankInfo,
     SubspaceComparison,
     SVDResult,
@@ -542,7 +543,8 @@ def compare_operators(
             when n ≤ 1000 (the non-symmetric eigenproblem costs O(n³) with a large constant, and for
             non-normal operators its answer is unstable anyway).
         svd_C, svd_R: thin SVDs of C and R the caller already has (each d × d operator is factorized once;
-            ‖C − R‖₂ comes from ARPACK, not from a third SVD).
+            ‖C − R‖₂ comes from ARPACK, not from a third SVD), or every singular value with the leading
+            min(128, m, n) vectors only (:func:`~linlens.linalg.svd_leading`; k of them when ``k`` is larger).
         covariance: the inputs' covariance Σ_y (n, n) instead of ``probes`` (e.g. from a streamed Gram matrix).
 
     Returns:
@@ -563,8 +565,10 @@ def compare_operators(
         raise ShapeError(f"C and R must have the same shape; got C {c.shape} and R {r.shape}")
     m, n = c.shape
     D = c - r
-    svd_C = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C")
-    svd_R = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R")
+    given = int(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else 0
+    lead = min(max(min(m, n, DEFAULT_MAX_K), given), min(m, n))  # the leading vectors the principal angles use
+    svd_C = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C", vectors=lead)
+    svd_R = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R", vectors=lead)
     sc, sr = svd_C.s, svd_R.s
     rel_fro = _rel(np.linalg.norm(D), np.linalg.norm(r))
     rel_spec = _rel(spectral_norm(D), sr[0] if len(sr) else 0.0)

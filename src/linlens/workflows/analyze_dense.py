@@ -92,7 +92,7 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
                     if R is not None and F.shape[1] != R.shape[0]:
                         raise ShapeError(f"reference must be (d_out, d_in) = ({F.shape[1]}, {d_in}) to match the "
                                          f"model; got {R.shape}")
-                stats.merge(block_stats(Yb, F, start, seed, n, mode, shift=shift if mode == "gram" else None))
+                block_stats(Yb, F, start, seed, n, mode, shift=shift if mode == "gram" else None, into=stats)
                 start += len(Yb)
                 bar.advance(task)
             return stats
