@@ -903,6 +903,9 @@ class GainSplit(ResultMixin):
             is scored in-sample or is exact).
         surrogate_se: standard error the surrogate's own randomness adds to both parts' mean differences.
         n: number of test points.
+        truncated_fraction: the inputs' variance outside the surrogate's subspace (a surrogate fitted on the top
+            principal subspace, matrix-free route); above rounding, beating the surrogate can be the network's linear
+            response out there, so the verdict is "gain over the truncated surrogate", not "nonlinear gain".
 
     Example:
         >>> s = GainSplit(*(PairedDifference(a, b, -1.0, -1.5, -0.5, 1e-4, 0.95, "paired t")
@@ -918,17 +921,25 @@ class GainSplit(ResultMixin):
     surrogate_bias: float
     surrogate_se: float
     n: int
+    truncated_fraction: float = 0.0
+
+    @property
+    def truncated(self) -> bool:
+        """True when the surrogate sees only a subspace holding less than all of the inputs' variance."""
+        return bool(self.truncated_fraction > _TRUNCATION_ROUNDING)
 
     @property
     def nonlinear_gain(self) -> bool:
-        """True exactly when the network beats its own linear surrogate (the nonlinear part's interval below 0)."""
-        return bool(self.nonlinear.high < 0)
+        """True exactly when the network beats its own (untruncated) linear surrogate: the nonlinear part's interval
+        lies below 0."""
+        return bool(self.nonlinear.high < 0 and not self.truncated)
 
     @property
     def verdict(self) -> str:
-        """"nonlinear gain", "nonlinear loss" (the surrogate is better) or "no nonlinear gain shown"."""
+        """"nonlinear gain", "gain over the truncated surrogate" (nonlinear or outside its subspace: not told
+        apart), "nonlinear loss" (the surrogate is better) or "no nonlinear gain shown"."""
         if self.nonlinear.high < 0:
-            return "nonlinear gain"
+            return "gain over the truncated surrogate" if self.truncated else "nonlinear gain"
         return "nonlinear loss" if self.nonlinear.low > 0 else "no nonlinear gain shown"
 
     @property
@@ -963,6 +974,11 @@ class GainSplit(ResultMixin):
         if v == "nonlinear gain":
             first = ("a nonlinear gain: the network beats its own linear surrogate (network − surrogate "
                      f"{num(self.nonlinear)}{note})")
+        elif v == "gain over the truncated surrogate":
+            first = ("the network beats its own linear surrogate on the inputs' top principal subspace (network − "
+                     f"surrogate {num(self.nonlinear)}{note}): a nonlinear gain, or the network's linear response to "
+                     f"the {self.truncated_fraction:.3g} of the inputs' variance outside that subspace — not told "
+                     "apart here (a nonlinear gain can be claimed only with every component kept)")
         elif v == "nonlinear loss":
             first = ("no nonlinear gain: its own linear surrogate is better than the network (network − surrogate "
                      f"{num(self.nonlinear)}{note})")
@@ -975,6 +991,10 @@ class GainSplit(ResultMixin):
                 "worse linear map": f"its surrogate is a worse linear map than {baseline}",
                 "tie": f"its surrogate and {baseline} cannot be told apart"}[lv]
         return f"{first}; {said} (surrogate − {baseline} {num(self.linear)}{bn})"
+
+
+#: an outside-variance fraction at or below this is rounding (the subspace holds all of the inputs' variance)
+_TRUNCATION_ROUNDING = 1e-10
 
 
 def _shifted_paired(d: np.ndarray, shift: float, extra_se: float, a: str, b: str, conf: float) -> PairedDifference:
@@ -994,7 +1014,7 @@ def _shifted_paired(d: np.ndarray, shift: float, extra_se: float, a: str, b: str
 
 def gain_split(squared_error_model: Any, squared_error_surrogate: Any, squared_error_baseline: Any, *,
                surrogate_bias: float = 0.0, surrogate_se: float = 0.0, confidence: float = 0.95,
-               baseline: str = "C_data") -> GainSplit:
+               baseline: str = "C_data", truncated_fraction: float = 0.0) -> GainSplit:
     """The one rule that says whether a network has a nonlinear gain: split network − baseline on the same test
     points into network − its own linear surrogate (nonlinear) and surrogate − baseline (linear), each with a paired
     t-test (see :class:`GainSplit`). Only the nonlinear part's interval below 0 is a nonlinear gain; beating an
@@ -1015,6 +1035,7 @@ def gain_split(squared_error_model: Any, squared_error_surrogate: Any, squared_e
         surrogate_se: ≥ 0.
         confidence: level of the intervals.
         baseline: the baseline's name.
+        truncated_fraction: the inputs' variance outside the surrogate's subspace, when it is fitted on one.
 
     Returns:
         :class:`GainSplit` (differences per point; negative: the first named is better).
@@ -1046,4 +1067,4 @@ def gain_split(squared_error_model: Any, squared_error_surrogate: Any, squared_e
         total=_shifted_paired(diff(e_net, e_base), 0.0, 0.0, "network", baseline, conf),
         nonlinear=_shifted_paired(diff(e_net, e_sur), bias, extra, "network", "surrogate", conf),
         linear=_shifted_paired(diff(e_sur, e_base), -bias, extra, "surrogate", baseline, conf),
-        surrogate_bias=bias, surrogate_se=extra, n=len(e_net))
+        surrogate_bias=bias, surrogate_se=extra, n=len(e_net), truncated_fraction=float(truncated_fraction))

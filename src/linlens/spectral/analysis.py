@@ -25,6 +25,7 @@ from linlens.stats import (
     ClosestVerdict,
     bootstrap_from_replicates,
     closest_reference,
+    gain_split,
     paired_difference,
     paired_squared_error_test,
 )
@@ -344,20 +345,29 @@ def spectral_analysis(
 
 
 def prediction_errors(predictions: dict[str, np.ndarray], targets: np.ndarray, *, model: str = "model",
-                baseline: str = "C_data", confidence: float = 0.95) -> dict[str, Any]:
+                      baseline: str = "C_data", confidence: float = 0.95, surrogate: str | None = "auto",
+                      **gain: Any) -> dict[str, Any]:
     """Test MSE (per entry) and PSNR of several predictors on the same images, and the network-vs-baseline test.
 
     PSNR = 10 log₁₀(range²/MSE) with range = max − min of the targets. The paired t-test compares per-image
-    squared errors of ``model`` and ``baseline`` (negative difference: the model is better — its nonlinear gain).
+    squared errors of ``model`` and ``baseline`` (negative difference: the model is better — NOT by itself a nonlinear
+    gain: the baseline's test error includes its own estimation error); with the model's own linear surrogate among
+    the predictions, :func:`linlens.stats.gain_split` splits that difference into the nonlinear part (model −
+    surrogate) and the linear part (surrogate − baseline).
 
     Arguments:
         predictions: name → (n, d) predictions of the targets.
         targets: (n, d) (or any row shape) true images.
         model, baseline: the names compared by the paired test (skipped when either is missing).
         confidence: level of the paired interval.
+        surrogate: the name of the model's own linear surrogate among the predictions ("auto": "surrogate" or
+            "surrogate (in-sample)" when present; None: no split).
+        gain: keyword arguments of :func:`~linlens.stats.gain_split` (``surrogate_bias``, ``surrogate_se``,
+            ``truncated_fraction``) for a surrogate scored out of sample or on a subspace.
 
     Returns:
-        {"mse": name → float, "psnr": name → float (dB), "paired": :class:`~linlens.stats.PairedTestResult` or None}.
+        {"mse": name → float, "psnr": name → float (dB), "paired": :class:`~linlens.stats.PairedTestResult` or None,
+        "gain": :class:`~linlens.stats.GainSplit` or None}.
 
     Example:
         >>> X = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
@@ -369,17 +379,18 @@ def prediction_errors(predictions: dict[str, np.ndarray], targets: np.ndarray, *
     sq = {k: np.sum((np.asarray(P, dtype=np.float64).reshape(Xt.shape) - Xt) ** 2, axis=1) for k, P in
           predictions.items()}
     return errors_from_squares(sq, Xt.shape[1], float(Xt.max() - Xt.min()), model=model, baseline=baseline,
-                               confidence=confidence)
+                               confidence=confidence, surrogate=surrogate, **gain)
 
 
 def errors_from_squares(squares: dict[str, np.ndarray], d: int, target_range: float, *, model: str = "model",
-                        baseline: str = "C_data", confidence: float = 0.95) -> dict[str, Any]:
+                        baseline: str = "C_data", confidence: float = 0.95, surrogate: str | None = "auto",
+                        **gain: Any) -> dict[str, Any]:
     """:func:`prediction_errors` from per-image squared errors (computed block by block, e.g. on Dask workers).
 
     Arguments:
         squares: name → (n,) per-image sums of squared errors ‖x̂ᵢ − xᵢ‖².
         d: values per image; target_range: max − min of the targets (for the PSNR).
-        model, baseline, confidence: as :func:`prediction_errors`.
+        model, baseline, confidence, surrogate, gain: as :func:`prediction_errors`.
 
     Example:
         >>> r = errors_from_squares({"model": np.array([0.02, 0.02]), "C_data": np.array([0.08, 0.06])}, 2, 1.0)
@@ -393,4 +404,8 @@ def errors_from_squares(squares: dict[str, np.ndarray], d: int, target_range: fl
     psnr = {k: (10 * float(np.log10(rng_**2 / v)) if v > 0 and rng_ > 0 else float("inf")) for k, v in mse.items()}
     paired = (paired_squared_error_test(sq[model], sq[baseline], confidence)
               if model in sq and baseline in sq and n >= 2 else None)
-    return {"mse": mse, "psnr": psnr, "paired": paired}
+    if surrogate == "auto":
+        surrogate = next((k for k in ("surrogate", "surrogate (in-sample)") if k in sq), None)
+    split = (gain_split(sq[model], sq[surrogate], sq[baseline], confidence=confidence, baseline=baseline, **gain)
+             if paired is not None and surrogate in sq else None)
+    return {"mse": mse, "psnr": psnr, "paired": paired, "gain": split}

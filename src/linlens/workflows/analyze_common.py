@@ -52,7 +52,7 @@ from linlens.loaders import ARRAY_SUFFIXES, load_array, stored_float_dtype
 from linlens.operators import LinearMap, as_operator, image_shape, load_operator, signal_shape
 from linlens.report import Report
 from linlens.report import figures as figs
-from linlens.stats import closest_reference, interval_text, summarize
+from linlens.stats import GainSplit, closest_reference, interval_text, summarize
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors, r2_from_sums
 from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.validation import check_gram_range, check_memory
@@ -78,6 +78,7 @@ __all__ = [
     "load_inputs",
     "add_route",
     "answer_network_vs_cdata",
+    "answer_gain",
     "answer_r2",
     "answer_verdict",
     "load_linear_map",
@@ -806,6 +807,30 @@ def answer_network_vs_cdata(mse_model: float, mse_cdata: float, pair: Any, *,
     said = (better if pair.ci_high < 0 else worse if pair.ci_low > 0 else "they cannot be told apart")
     return (f"Test MSE per pixel: network {mse_model:.4g} vs {baseline} {mse_cdata:.4g}; {said} ({difference} "
             f"{pair.difference:.3g} [{pair.ci_low:.3g}, {pair.ci_high:.3g}], p = {pair.p_value:.2g}).")
+
+
+def answer_gain(mse: dict[str, float], gain: GainSplit, *, surrogate: str = "surrogate", baseline: str = "C_data",
+                baseline_note: str = "", nonlinear_note: str = "") -> str:
+    """The answer line on the network's test error (Fourier and matrix-free routes): the three test MSEs per pixel and
+    :meth:`linlens.stats.GainSplit.words` — a nonlinear gain only where the network beats its own linear surrogate;
+    beating C_data alone is "a better linear map" (C_data's test error includes its own estimation error).
+
+    Arguments:
+        mse: predictor → test MSE per pixel (holds "model", ``surrogate`` and ``baseline``).
+        gain: the split of the per-image squared-error differences (:func:`linlens.stats.gain_split`).
+        surrogate, baseline: their names in ``mse``.
+        baseline_note, nonlinear_note: as :meth:`~linlens.stats.GainSplit.words`.
+
+    Example:
+        >>> from linlens.stats import gain_split
+        >>> e = np.linspace(1.0, 2.0, 50)  # an exactly linear network: it equals its surrogate
+        >>> line = answer_gain({"model": 1.5, "surrogate": 1.5, "C_data": 1.6}, gain_split(e, e, e + 0.1))
+        >>> line.split("; ")[1].split(" (")[0]
+        'no nonlinear gain: the network and its own linear surrogate cannot be told apart'
+    """
+    return (f"Test MSE per pixel: network {mse['model']:.4g}, its surrogate {mse[surrogate]:.4g}, {baseline} "
+            f"{mse[baseline]:.4g}; {gain.words(baseline, baseline_note=baseline_note, nonlinear_note=nonlinear_note)}"
+            " (per-image squared-error differences, paired t).")
 
 
 def add_route(rep: Report, route: Route) -> None:
