@@ -949,6 +949,12 @@ class GainSplit(ResultMixin):
             return "better linear map"
         return "worse linear map" if self.linear.low > 0 else "tie"
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary of every field with the verdicts (``verdict``, ``linear_verdict``,
+        ``nonlinear_gain``)."""
+        return super().to_dict() | {"verdict": self.verdict, "linear_verdict": self.linear_verdict,
+                                    "nonlinear_gain": self.nonlinear_gain}
+
     def words(self, baseline: str = "C_data", *, scale: float = 1.0, baseline_note: str = "",
               nonlinear_note: str = "") -> str:
         """The two findings in words, each with its interval and p-value (differences divided by ``scale``, e.g.
@@ -997,16 +1003,18 @@ class GainSplit(ResultMixin):
 _TRUNCATION_ROUNDING = 1e-10
 
 
-def _shifted_paired(d: np.ndarray, shift: float, extra_se: float, a: str, b: str, conf: float) -> PairedDifference:
-    """Paired t of mean(d) + shift with standard error √(sd(d)²/n + extra_se²) and n − 1 degrees of freedom."""
+def _shifted_paired(d: np.ndarray, shift: float, extra_se: float, a: str, b: str, conf: float,
+                    scale: float) -> PairedDifference:
+    """Paired t of mean(d) + shift with standard error √(sd(d)²/n + extra_se²) and n − 1 degrees of freedom; an
+    estimate or a standard error at most :data:`_ROUNDING` × ``scale`` (the squared errors' size) is 0."""
     n = len(d)
+    tol = _ROUNDING * scale
     est = float(d.mean()) + shift
+    est = 0.0 if abs(est) <= tol else est
     se = math.sqrt(float(d.var(ddof=1)) / n + extra_se**2)
+    se = 0.0 if se <= tol else se
     _, p = _t_test(est, se, n - 1)
-    if se <= _ROUNDING * abs(est) or se == 0:  # no spread: the interval is the point
-        half = 0.0
-    else:
-        half = float(sps.t.ppf(0.5 + conf / 2, n - 1)) * se
+    half = float(sps.t.ppf(0.5 + conf / 2, n - 1)) * se  # 0 without spread: the interval is the point
     return PairedDifference(a=a, b=b, estimate=est, low=est - half, high=est + half, p_value=p, ci=conf,
                             method="paired t" + (" (surrogate's estimation error corrected)" if shift or extra_se
                                                  else ""), standard_error=se, df=float(n - 1))
@@ -1063,8 +1071,9 @@ def gain_split(squared_error_model: Any, squared_error_surrogate: Any, squared_e
     bias, extra = float(surrogate_bias), float(surrogate_se)
     if not (math.isfinite(bias) and bias >= 0 and math.isfinite(extra) and extra >= 0):
         raise ConfigError(f"surrogate_bias and surrogate_se must be finite and ≥ 0; got {bias!r}, {extra!r}")
+    scale = float(np.mean(e_net + e_sur + e_base))
     return GainSplit(
-        total=_shifted_paired(diff(e_net, e_base), 0.0, 0.0, "network", baseline, conf),
-        nonlinear=_shifted_paired(diff(e_net, e_sur), bias, extra, "network", "surrogate", conf),
-        linear=_shifted_paired(diff(e_sur, e_base), -bias, extra, "surrogate", baseline, conf),
+        total=_shifted_paired(diff(e_net, e_base), 0.0, 0.0, "network", baseline, conf, scale),
+        nonlinear=_shifted_paired(diff(e_net, e_sur), bias, extra, "network", "surrogate", conf, scale),
+        linear=_shifted_paired(diff(e_sur, e_base), -bias, extra, "surrogate", baseline, conf, scale),
         surrogate_bias=bias, surrogate_se=extra, n=len(e_net), truncated_fraction=float(truncated_fraction))

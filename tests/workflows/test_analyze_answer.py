@@ -113,8 +113,13 @@ def test_fourier_answer_numbers_are_the_metrics(tmp_path, capsys):
     assert (f"closest to {closest}" if closest not in ("tie", "none") else closest.replace("none", "no reference")
             .replace("tie", "tied between")) in lines[0]
     te = met["test_errors"]
-    assert f"network {te['mse']['model']:.4g} vs C_data {te['mse']['C_data']:.4g}" in text
-    assert f"p = {te['paired']['p_value']:.2g}" in text
+    assert (f"network {te['mse']['model']:.4g}, its surrogate {te['mse']['surrogate (in-sample)']:.4g}, C_data "
+            f"{te['mse']['C_data']:.4g}") in text
+    g = te["gain"]  # the split of network − C_data (stats.gain_split): both parts' intervals and p-values
+    for part, name in (("nonlinear", "network − surrogate"), ("linear", "surrogate − C_data")):
+        d = g[part]
+        assert f"{name} {d['estimate']:.3g} [{d['low']:.3g}, {d['high']:.3g}]" in text
+        assert f"p = {d['p_value']:.2g}" in text or d["p_value"] < 1e-16
     # a linear convolution: all of its output power is linear in y
     lf = float(re.search(r"How linear: ([0-9.e+-]+) of the network's output power", text).group(1))
     assert lf > 0.999

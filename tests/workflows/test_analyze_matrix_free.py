@@ -156,5 +156,7 @@ def test_a_linear_network_is_not_given_a_nonlinear_gain_by_the_truncated_c_data(
     # than it beats the rank-3 fit
     assert abs(pw["difference"]) < 0.5 * abs(pc["difference"]), (pw, pc)
     html = (work / "rep_m3" / "report.html").read_text()
-    assert "the network is better: a nonlinear gain (" not in html  # never an unqualified nonlinear gain here
-    assert "the network is better than this rank-3 fit" in html and "vs the Wiener estimator (applied in full)" in html
+    assert "a nonlinear gain:" not in html  # never an unqualified nonlinear gain here
+    # the split against the network's own (rank-3) surrogate says the gain may be the truncation (stats.gain_split)
+    assert te["gain"]["verdict"] != "nonlinear gain" and "not told apart here" in html
+    assert "vs the Wiener estimator (applied in full)" in html

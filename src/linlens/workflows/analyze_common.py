@@ -810,7 +810,7 @@ def answer_network_vs_cdata(mse_model: float, mse_cdata: float, pair: Any, *,
 
 
 def answer_gain(mse: dict[str, float], gain: GainSplit, *, surrogate: str = "surrogate", baseline: str = "C_data",
-                baseline_note: str = "", nonlinear_note: str = "") -> str:
+                label: str | None = None, baseline_note: str = "", nonlinear_note: str = "") -> str:
     """The answer line on the network's test error (Fourier and matrix-free routes): the three test MSEs per pixel and
     :meth:`linlens.stats.GainSplit.words` — a nonlinear gain only where the network beats its own linear surrogate;
     beating C_data alone is "a better linear map" (C_data's test error includes its own estimation error).
@@ -818,7 +818,7 @@ def answer_gain(mse: dict[str, float], gain: GainSplit, *, surrogate: str = "sur
     Arguments:
         mse: predictor → test MSE per pixel (holds "model", ``surrogate`` and ``baseline``).
         gain: the split of the per-image squared-error differences (:func:`linlens.stats.gain_split`).
-        surrogate, baseline: their names in ``mse``.
+        surrogate, baseline: their names in ``mse``; label: how the line names the baseline (default ``baseline``).
         baseline_note, nonlinear_note: as :meth:`~linlens.stats.GainSplit.words`.
 
     Example:
@@ -828,8 +828,9 @@ def answer_gain(mse: dict[str, float], gain: GainSplit, *, surrogate: str = "sur
         >>> line.split("; ")[1].split(" (")[0]
         'no nonlinear gain: the network and its own linear surrogate cannot be told apart'
     """
-    return (f"Test MSE per pixel: network {mse['model']:.4g}, its surrogate {mse[surrogate]:.4g}, {baseline} "
-            f"{mse[baseline]:.4g}; {gain.words(baseline, baseline_note=baseline_note, nonlinear_note=nonlinear_note)}"
+    label = baseline if label is None else label
+    return (f"Test MSE per pixel: network {mse['model']:.4g}, its surrogate {mse[surrogate]:.4g}, {label} "
+            f"{mse[baseline]:.4g}; {gain.words(label, baseline_note=baseline_note, nonlinear_note=nonlinear_note)}"
             " (per-image squared-error differences, paired t).")
 
 

@@ -608,8 +608,8 @@ def _fourier_answer(rep: Report, an: Any, te: dict[str, Any], lf: float) -> None
     elif pair is not None:
         rep.add_answer(answer_network_vs_cdata(mse["model"], mse["C_data"], pair,
                                                worse="the network is worse than the best linear fit",
-                                               better="the network is better than C_data (not by itself a nonlinear "
-                                                      "gain: C_data's test error includes its estimation error)",
+                                               better="the network is better than C_data, whose test error "
+                                                      "includes its estimation error — not by itself a nonlinear gain",
                                                difference="paired per-image squared-error difference"))
     rep.answer_next = ("the coherence figure (where the output is not linear in y), then the filter factors "
                        "φ(k) = Ĉ(k)H(k): 1 inverts A at that frequency, 0 suppresses it.")
