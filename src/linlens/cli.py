@@ -244,7 +244,8 @@ ANALYZE_EXAMPLE = """Example (runnable as is; a linear "network" that is the Wie
              "first with the reason: dense (in memory), Dask (--dask), subspace (--components m), study (--targets: "
              "the dense inverse study), Fourier (--targets with a circular-convolution operator, or --assume "
              "shift-invariant), matrix-free (--targets with a non-circular operator beyond the dense study, or "
-             "--assume matrix-free); an option the route does not use is refused (each option's help names its "
+             "--assume matrix-free; Fourier, subspace and matrix-free also read block by block on Dask with "
+             "--dask); an option the route does not use is refused (each option's help names its "
              "routes). "
              + MODEL_IS_CODE,
              epilog=ANALYZE_EXAMPLE)

@@ -50,19 +50,23 @@ def _base(d) -> dict[str, dict]:
             "fourier": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy")},
             "fourier_dask": {"targets": d / "x.npy", "operator": str(d / "A_circ.npy"), "dask": "local"},
             "subspace_dask": {"components": 2, "dask": "local"},
-            "matrix_free": {"targets": d / "x.npy", "operator": str(d / "A_dense.npy"), "components": 2}}
+            "matrix_free": {"targets": d / "x.npy", "operator": str(d / "A_dense.npy"), "components": 2},
+            "matrix_free_dask": {"targets": d / "x.npy", "operator": str(d / "A_dense.npy"), "components": 2,
+                                 "dask": "local"}}
 
 
 def _value(d, option: str, route: str):
     return {"reference": d / "ref.npy", "fit_intercept": False, "dask": "local", "output_index": 0,
             "output_key": "out", "max_memory": 10**9, "components": 2, "targets": d / "x.npy",
-            "operator": str(d / ("A_dense.npy" if route in ("study", "matrix_free") else "A_circ.npy")),
+            "operator": str(d / ("A_dense.npy" if route in ("study", "matrix_free", "matrix_free_dask")
+                                 else "A_circ.npy")),
             "noise_std": 0.05,
             "n_boot": 5, "train_inputs": d / "ytr.npy",
             "train_targets": d / "xtr.npy", "prior_covariance": d / "S.npy", "local_samples": 5,
             "assume": {"dense": "dense", "dask": "dense", "subspace": "subspace", "study": "dense",
                        "fourier": "shift-invariant", "fourier_dask": "shift-invariant",
-                       "subspace_dask": "subspace", "matrix_free": "matrix-free"}[route],
+                       "subspace_dask": "subspace", "matrix_free": "matrix-free",
+                       "matrix_free_dask": "matrix-free"}[route],
             "force": True, "batch_size": 64, "device": "cpu", "seed": 3, "trust_model": True}[option]
 
 
@@ -88,7 +92,7 @@ def test_options_times_routes(d, route, option):
             plan(o)
         msg = str(exc.value)
         assert msg.startswith(f"{FLAGS[option]} is not used by the ") and "\n" not in msg, msg
-        assert ROUTES[route] in msg or (route in ("study", "fourier", "fourier_dask", "matrix_free")
+        assert ROUTES[route] in msg or (route in ("study", "fourier", "fourier_dask", "matrix_free", "matrix_free_dask")
                                        and "inverse study" in msg), msg
         return
     try:
@@ -116,11 +120,10 @@ def test_assume_names_the_route_or_is_refused(d, route, assume):
             plan(o)
     elif assume == "matrix-free" and route in ("study", "fourier"):
         assert plan(o).name == "matrix_free"  # the user's assertion wins over the operator's structure
-    elif assume == "matrix-free" and route == "fourier_dask":  # the matrix-free route does not read from Dask
-        with pytest.raises(ConfigError, match="^--dask is not used by the matrix-free"):
-            plan(o)
-    elif route == "matrix_free":  # --components with --targets: the other families refuse one of them
-        with pytest.raises(ConfigError, match="^--(assume|components|targets) "):
+    elif assume == "matrix-free" and route == "fourier_dask":  # the matrix-free route on Dask
+        assert plan(o).name == "matrix_free_dask"
+    elif route in ("matrix_free", "matrix_free_dask"):  # --components with --targets: other families refuse one
+        with pytest.raises(ConfigError, match="^--(assume|components|targets|dask) "):
             plan(o)
     else:
         with pytest.raises(ConfigError, match="^--assume"):

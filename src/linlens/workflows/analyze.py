@@ -23,6 +23,8 @@ subspace (Dask)                            ``--components m --dask ADDRESS|local
 matrix-free (inverse study, operator as    ``--targets --operator`` with a non-circular operator when
 a function)                                the dense study cannot fit it (d or rows), with
                                            ``--components``, or ``--assume matrix-free``
+matrix-free (Dask)                         the same with ``--dask ADDRESS|local`` (inputs and targets
+                                           read block by block on the workers)
 =========================================  ========================================================
 """
 
@@ -39,6 +41,7 @@ from linlens.workflows.analyze_dask import run_dask
 from linlens.workflows.analyze_dense import run_dense
 from linlens.workflows.analyze_fourier_dask import run_fourier_dask
 from linlens.workflows.analyze_matrix_free import plan_matrix_free, run_matrix_free
+from linlens.workflows.analyze_matrix_free_dask import run_matrix_free_dask
 from linlens.workflows.analyze_options import ASSUME, OPTION_ROUTES, ROUTES, AnalyzeOptions, Route, refuse_unused
 from linlens.workflows.analyze_subspace import run_subspace
 from linlens.workflows.analyze_subspace_dask import run_subspace_dask
@@ -46,7 +49,7 @@ from linlens.workflows.inverse import plan_inverse, run_fourier, run_study
 
 __all__ = ["AnalyzeOptions", "Route", "ROUTES", "OPTION_ROUTES", "plan", "run", "run_analyze"]
 
-_INVERSE = frozenset({"study", "fourier", "fourier_dask", "matrix_free"})
+_INVERSE = frozenset({"study", "fourier", "fourier_dask", "matrix_free", "matrix_free_dask"})
 
 
 def plan(options: AnalyzeOptions) -> Route:
@@ -91,6 +94,10 @@ def plan(options: AnalyzeOptions) -> Route:
         if o.dask is not None and route.name == "fourier":
             route = Route("fourier_dask", f"--dask {o.dask}: {route.reason}; inputs and targets read block by block "
                                           "on Dask workers, partial spectra merged in a tree", route.operator)
+        elif o.dask is not None and route.name == "matrix_free":
+            route = Route("matrix_free_dask", f"--dask {o.dask}: {route.reason}; inputs and targets read block by "
+                                              "block on Dask workers, per-block statistics merged in a tree",
+                          route.operator)
     elif o.dask is not None:
         route = Route("dask", f"--dask {o.dask}: the dense surrogate, inputs streamed block by block on Dask workers")
     else:
@@ -108,7 +115,7 @@ def plan(options: AnalyzeOptions) -> Route:
 
 _RUNNERS = {"dense": run_dense, "dask": run_dask, "subspace": run_subspace, "study": run_study,
             "fourier": run_fourier, "fourier_dask": run_fourier_dask, "subspace_dask": run_subspace_dask,
-            "matrix_free": run_matrix_free}
+            "matrix_free": run_matrix_free, "matrix_free_dask": run_matrix_free_dask}
 
 
 def run(options: AnalyzeOptions, console: Any = None) -> dict[str, Any]:

@@ -781,7 +781,7 @@ def _err_text(e: GroupedError) -> str:
 def _report(o: AnalyzeOptions, route: Route, op: Any, st: MatrixFreeStudy, sigma_note: Any, te: dict[str, Any],
             timing: dict[str, float], in_shape: tuple[int, ...], x_shape: tuple[int, ...], n: int, n_train: int,
             n_fit: int, n_held: int, m: int, Xh: np.ndarray, Yh: np.ndarray, Fh: np.ndarray,
-            cast: str | None) -> dict[str, Any]:
+            cast: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     sur, r2, errors, verdict, status, split = st.surrogate, st.r2, st.errors, st.verdict, st.status, st.split
     cov, sigma, sigma_ci, outputs, wsolve = st.covariance, st.noise_std, st.noise_std_interval, st.outputs, \
         st.wiener_solve
@@ -891,6 +891,7 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, st: MatrixFreeStudy, sigma
         "test_errors": te, "timing": timing,
         "arrays": "components.npy (m, d_in) = V_mᵀ and coef_subspace.npy (d_out, m) = B: C = B V_mᵀ; "
                   "example_images.npy: the first held-out image as each of example_images"})
+    rep.metrics.update(extra or {})
     rep.write(o.out, force=o.force)
     summary: dict[str, Any] = {"verdict": verdict.text(), "surrogate R² (held out)": r2, "components m": m}
     for k, e in errors.items():

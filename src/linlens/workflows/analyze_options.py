@@ -31,10 +31,11 @@ ROUTES: dict[str, str] = {
     "fourier_dask": "Fourier (Dask)",
     "subspace_dask": "subspace (Dask)",
     "matrix_free": "matrix-free (inverse study, operator as a function)",
+    "matrix_free_dask": "matrix-free (Dask)",
 }
 _ALL = frozenset(ROUTES)
 _SURROGATE = frozenset({"dense", "dask", "subspace", "subspace_dask"})
-_INVERSE = frozenset({"study", "fourier", "fourier_dask", "matrix_free"})
+_INVERSE = frozenset({"study", "fourier", "fourier_dask", "matrix_free", "matrix_free_dask"})
 
 #: the most bootstrap resamples --n-boot may ask for
 MAX_N_BOOT = 100_000
@@ -45,10 +46,10 @@ OPTION_ROUTES: dict[str, frozenset[str]] = {
     "seed": _ALL, "trust_model": _ALL, "assume": _ALL,  # whether the route matches --assume is checked by plan
     "reference": _SURROGATE,
     "fit_intercept": frozenset({"dense", "dask"}),
-    "dask": frozenset({"dask", "fourier_dask", "subspace_dask"}),
+    "dask": frozenset({"dask", "fourier_dask", "subspace_dask", "matrix_free_dask"}),
     "output_index": _SURROGATE, "output_key": _SURROGATE,
     "max_memory": _SURROGATE | {"study", "fourier", "fourier_dask"},
-    "components": frozenset({"subspace", "subspace_dask", "matrix_free"}),
+    "components": frozenset({"subspace", "subspace_dask", "matrix_free", "matrix_free_dask"}),
     "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE | _SURROGATE,
     "train_inputs": frozenset({"study"}), "train_targets": frozenset({"study"}),
     "prior_covariance": frozenset({"study"}), "local_samples": frozenset({"study"}),
@@ -65,14 +66,15 @@ ASSUME: dict[str, frozenset[str]] = {
     "dense": frozenset({"dense", "dask", "study"}),
     "shift-invariant": frozenset({"fourier", "fourier_dask"}),
     "subspace": frozenset({"subspace", "subspace_dask"}),
-    "matrix-free": frozenset({"matrix_free"}),
+    "matrix-free": frozenset({"matrix_free", "matrix_free_dask"}),
 }
 
 
 #: short route names, as the CLI's help says which routes use an option
 SHORT: dict[str, str] = {"dense": "dense", "dask": "Dask", "subspace": "subspace", "study": "study",
                          "fourier": "Fourier", "fourier_dask": "Fourier on Dask",
-                         "subspace_dask": "subspace on Dask", "matrix_free": "matrix-free"}
+                         "subspace_dask": "subspace on Dask", "matrix_free": "matrix-free",
+                         "matrix_free_dask": "matrix-free on Dask"}
 
 
 def routes_text(option: str) -> str:
@@ -80,7 +82,7 @@ def routes_text(option: str) -> str:
 
     Example:
         >>> routes_text("noise_std"), routes_text("seed")
-        ('routes: study, Fourier, Fourier on Dask, matrix-free', 'all routes')
+        ('routes: study, Fourier, Fourier on Dask, matrix-free, matrix-free on Dask', 'all routes')
     """
     used = OPTION_ROUTES[option]
     return "all routes" if used == _ALL else "routes: " + ", ".join(SHORT[r] for r in ROUTES if r in used)
