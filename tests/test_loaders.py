@@ -190,3 +190,32 @@ def test_load_model_auto_places_the_model_like_resolve_device(monkeypatch, tmp_p
         spy_arch.moves.clear()
         load_model("spy_arch:Net", **kw)
         assert spy_arch.moves == [expected], (cuda, kw)
+
+
+def test_read_rows_chunked_from_a_float32_memory_map_equals_the_rows_in_float64(tmp_path):
+    """Rows of a memory-mapped float32 file read chunk by chunk (chunks smaller than, equal to and larger than a
+    row; unsorted and repeated indices) are exactly the indexed rows converted to float64."""
+    from linlens.loaders import iter_rows, read_rows
+
+    a = np.random.default_rng(0).normal(size=(37, 3, 5)).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    m = load_array(tmp_path / "a.npy", ndim=None, mmap=True)
+    assert m.dtype == np.float32
+    rows = np.array([30, 2, 2, 17, 0, 36, 5])
+    for cv in (1, 15, 16, 100, 10**6):
+        got = read_rows(m, rows, chunk_values=cv)
+        assert got.dtype == np.float64 and np.array_equal(got, a[rows].astype(np.float64))
+        assert max(len(c) for _, c in iter_rows(m, rows, chunk_values=cv)) == max(1, min(len(rows), cv // 15))
+    assert np.array_equal(read_rows(m), a.astype(np.float64))
+
+
+def test_read_rows_refuses_nan_naming_the_files_row(tmp_path):
+    from linlens.errors import NonFiniteError
+    from linlens.loaders import read_rows
+
+    a = np.zeros((50, 4), dtype=np.float32)
+    a[41, 2] = np.inf
+    np.save(tmp_path / "a.npy", a)
+    m = load_array(tmp_path / "a.npy", ndim=None, mmap=True)
+    with pytest.raises(NonFiniteError, match="row 41"):
+        read_rows(m, np.arange(50)[::-1], chunk_values=8, name="targets")

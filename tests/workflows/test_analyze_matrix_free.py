@@ -160,3 +160,84 @@ def test_a_linear_network_is_not_given_a_nonlinear_gain_by_the_truncated_c_data(
     # the split against the network's own (rank-3) surrogate says the gain may be the truncation (stats.gain_split)
     assert te["gain"]["verdict"] != "nonlinear gain" and "not told apart here" in html
     assert "vs the Wiener estimator (applied in full)" in html
+
+
+def test_float32_files_are_read_memory_mapped_with_the_numbers_of_an_in_memory_read(work, capsys, monkeypatch):
+    """float32 .npy files are memory-mapped and read in float64 chunks (loaders.read_rows); the same values in an
+    .npz (read whole, in float64, no memory map) must give the same numbers: chunking changes no arithmetic."""
+    monkeypatch.chdir(work)
+    y32, x32 = np.load("y_blur.npy").astype(np.float32), np.load("x.npy").astype(np.float32)
+    np.save("y32.npy", y32)
+    np.save("x32.npy", x32)
+    np.savez("yx32.npz", inputs=y32.astype(np.float64), targets=x32.astype(np.float64))
+    mets = []
+    for args, out in ((["-i", "y32.npy", "-t", "x32.npy"], "rep_f32"), (["-i", "yx32.npz"], "rep_npz")):
+        code, _, err = _cli(["analyze", "-m", "net_blur.pt", "--trust-model", *args, "-A", "ops:blur",
+                             "--components", "16", "--n-boot", "20", "-o", out], capsys)
+        assert code in (0, None), err
+        mets.append(json.loads((work / out / "metrics.json").read_text()))
+    a, b = mets
+    assert a["verdict"] == b["verdict"] and a["r2"] == pytest.approx(b["r2"], rel=1e-10, abs=1e-12)
+    for k in a["errors"]:
+        assert a["errors"][k]["plug_in"] == pytest.approx(b["errors"][k]["plug_in"], rel=1e-8), k
+    assert a["test_errors"]["mse"] == pytest.approx(b["test_errors"]["mse"], rel=1e-8)
+
+
+def test_a_nan_in_a_memory_mapped_file_is_refused_naming_its_row(work, capsys, monkeypatch):
+    monkeypatch.chdir(work)
+    y = np.load("y_blur.npy").astype(np.float32)
+    y[537, 0, 3, 4] = np.nan
+    np.save("y_nan.npy", y)
+    code, out, err = _cli(["analyze", "-m", "net_blur.pt", "--trust-model", "-i", "y_nan.npy", "-t", "x.npy",
+                           "-A", "ops:blur", "--assume", "matrix-free", "-o", "rep_nan"], capsys)
+    assert code == 2 and "NaN/Inf" in err and "row 537" in err and len(err.strip().splitlines()) == 1, err
+    assert not (work / "rep_nan").exists()
+
+
+def _example_ops() -> dict:
+    """The operators of the docs' worked example (docs/figures/make_images_matrix_free.py's OPS), executed."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "figures" / "make_images_matrix_free.py"
+    spec = importlib.util.spec_from_file_location("make_images_matrix_free", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ns: dict = {}
+    exec(compile(mod.OPS, "example_ops", "exec"), ns)  # noqa: S102 - the repository's own example source
+    return ns
+
+
+@pytest.mark.parametrize("image", [(12, 10), (64, 64)])
+def test_the_example_blur_has_an_exact_explicit_adjoint(image):
+    """The worked example's reflect blur gives Aᵀ explicitly (a correlation with the flipped kernel, then the
+    reflect padding's border folded back), not by autograd. In float64: ⟨Ax, y⟩ = ⟨x, Aᵀy⟩ to 1e-10 on random
+    inputs, and (small image) Aᵀ's matrix is the transpose of A's, both built column by column from basis images,
+    and equals the vector-Jacobian product of A."""
+    op = _example_ops()["ReflectBlur"](image=image)
+    op.k = op.k.double()
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.normal(size=(5, 1, *image)))
+    y = torch.as_tensor(rng.normal(size=(5, 1, *image)))
+    lhs = (op.A(x) * y).sum(dim=(1, 2, 3))
+    rhs = (x * op.A_adjoint(y)).sum(dim=(1, 2, 3))
+    scale = torch.linalg.vector_norm(op.A(x).flatten(1), dim=1) * torch.linalg.vector_norm(y.flatten(1), dim=1)
+    assert float(((lhs - rhs).abs() / scale).max()) < 1e-10
+    vjp = torch.func.vjp(op.A, torch.zeros_like(x))[1](y)[0]
+    assert torch.allclose(op.A_adjoint(y), vjp, rtol=0, atol=1e-12)
+    if image == (12, 10):
+        d = image[0] * image[1]
+        basis = torch.eye(d, dtype=torch.float64).reshape(d, 1, *image)
+        A = op.A(basis).reshape(d, d).T  # column j = A e_j
+        At = op.A_adjoint(basis).reshape(d, d).T
+        assert torch.allclose(At, A.T, rtol=0, atol=1e-14)
+        assert not torch.allclose(A, A.T)  # reflecting boundaries: A itself is not symmetric
+
+
+def test_the_example_operators_pass_the_routes_adjoint_check_in_float32():
+    """As the route calls them (the blur in float32, as deepinv's default): the dot-product test to float32
+    rounding."""
+    ns = _example_ops()
+    blur = as_operator(ns["ReflectBlur"](image=(16, 16)), in_shape=(1, 16, 16))
+    assert blur.native_dtype == "float32" and blur.adjoint_check().max_error < 1e-5
+    assert as_operator(ns["Inpainting"](image=(16, 16)), in_shape=(1, 16, 16)).adjoint_check().max_error < 1e-12

@@ -51,8 +51,9 @@ PRIOR_MODEL = ("low rank + diagonal: the top-r principal components of the centr
                "principal-axis factoring")
 
 
-#: values (rows × d_y) per batch of conjugate gradients (its ~6 work arrays: 0.8 GiB at this size)
-CG_VALUES = 2**24
+#: values (rows × d_y) per batch of conjugate gradients: its ~8 work arrays and the operator's temporaries are
+#: ~12 × this in float64 (0.75 GiB), the CG's share of the peak memory whatever the number of right-hand sides
+CG_VALUES = 2**23
 
 #: power iterations of the randomized SVDs that fit Σₓ (a model of Σₓ, not a spectrum to report: a fixed count)
 POWER_ITERATIONS = 4

@@ -35,7 +35,7 @@ from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg.krylov import KrylovResult
 from linlens.linalg.trace import TraceEstimate, hutchinson, mean_estimate, rademacher, ratio_estimate
-from linlens.loaders import load_array, load_model
+from linlens.loaders import CHUNK_VALUES, iter_rows, load_array, load_model, read_rows
 from linlens.nn import resolve_device
 from linlens.operators import LinearMap
 from linlens.probing import FlatModel, cast_note, probe_all
@@ -84,7 +84,7 @@ N_PROBES = 64
 N_GROUPS = 32
 #: LSQR's iteration limit for A⁺ (rows that reach it are not A⁺)
 LSQR_ITER = 300
-#: operator calls that A⁺ by LSQR (one vector per call) may take at most, estimated from a 4-row trial
+#: operator calls that A⁺ by LSQR (one vector per call) may take at most, estimated from a 1-row trial
 LSQR_CALLS = 40_000
 
 
@@ -129,6 +129,31 @@ def _peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
+def _check_rows(a: np.ndarray, name: str, what: str) -> None:
+    """:func:`~linlens.validation.check_rows` (≥ 8 rows that are not all identical) on a memory-mapped array, read
+    chunk by chunk until two rows differ (usually the first chunk)."""
+    if len(a) < 8:
+        check_rows(a, 8, name, what)
+    first = None
+    for _, c in iter_rows(a.reshape(len(a), -1), name=name):
+        first = c[0] if first is None else first
+        if np.any(c != first):
+            return
+    raise ShapeError(f"{name}: all {len(a)} rows are identical; {what} needs rows that vary")
+
+
+def _probe_rows(net: Any, Yf: np.ndarray, rows: np.ndarray, batch: int, device: str) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs the model received, its outputs), float64 (k, d_in), (k, d_out), for rows of the (memory-mapped)
+    inputs Yf read chunk by chunk: no float64 copy of the rows besides the result."""
+    Yr, F = np.empty((len(rows), Yf.shape[1])), None
+    for pos, c in iter_rows(Yf, rows, chunk_values=max(CHUNK_VALUES, batch * Yf.shape[1]), name="inputs"):
+        y, f = probe_all(net, c, batch_size=batch, device=device)
+        if F is None:
+            F = np.empty((len(rows), f.shape[1]))
+        Yr[pos], F[pos] = y, f
+    return Yr, F
+
+
 def _batched(f: Any, Y: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate([f(Y[s:s + batch]) for s in range(0, len(Y), batch)]) if len(Y) else Y
 
@@ -171,20 +196,20 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
         if console is not None:
             console.print(msg, highlight=False)
 
-    Y, X = _load_pair(o.inputs, o.targets)
+    Y, X = _load_pair(o.inputs, o.targets, mmap=True)  # .npy: memory-mapped, read in float64 chunks below
     in_shape, x_shape = tuple(Y.shape[1:]), tuple(X.shape[1:])
     op = route.operator if route.operator is not None else load_forward_operator(str(o.operator), x_shape, in_shape)
     if op.shape != (int(np.prod(in_shape)), int(np.prod(x_shape))):
         raise ShapeError(f"operator must map targets {x_shape} to inputs {in_shape}; got shape {op.shape}")
     op.rmatvec(np.zeros(op.shape[0]))  # an operator without an adjoint stops here, in one line
-    check_rows(Y, 8, "inputs", "the matrix-free route (training pairs for σ, Σₓ and C_data, held-out probes)")
-    check_rows(X, 8, "targets", "the matrix-free route")
+    _check_rows(Y, "inputs", "the matrix-free route (training pairs for σ, Σₓ and C_data, held-out probes)")
+    _check_rows(X, "targets", "the matrix-free route")
     n = len(Y)
     Yf, Xf = Y.reshape(n, -1), X.reshape(n, -1)
     d_in, d_x = Yf.shape[1], Xf.shape[1]
     train, probe = split_rows(n, o.seed)
     probe = np.sort(probe)
-    Ytr, Xtr = np.asarray(Yf[train], dtype=np.float64), np.asarray(Xf[train], dtype=np.float64)
+    Ytr, Xtr = read_rows(Yf, train, name="inputs"), read_rows(Xf, train, name="targets")
     held = holdout_mask(0, len(probe), o.seed)  # one probe in five (the subspace route's seeded hash)
     fit_rows, held_rows = probe[~held], probe[held]
     n_fit, n_held = len(fit_rows), len(held_rows)
@@ -211,11 +236,11 @@ def run_matrix_free(options: AnalyzeOptions, route: Route, console: Any = None) 
     # images per model call: a CNN's activations are channels × the image per row (16 channels of a 256×256 image:
     # 4 MiB each in float32), so at most PROBE_VALUES input values per call
     pb = max(1, min(o.batch_size, 256, PROBE_VALUES // d_in))
-    Yfit, Ffit = probe_all(net, np.asarray(Yf[fit_rows], dtype=np.float64), batch_size=pb, device=dev)
-    Yh, Fh = probe_all(net, np.asarray(Yf[held_rows], dtype=np.float64), batch_size=pb, device=dev)
+    Yfit, Ffit = _probe_rows(net, Yf, fit_rows, pb, dev)
+    Yh, Fh = _probe_rows(net, Yf, held_rows, pb, dev)
     if Ffit.shape[1] != d_x:
         raise ShapeError(f"the model outputs {Ffit.shape[1]} values per image; the targets have {d_x}")
-    Xh = np.asarray(Xf[held_rows], dtype=np.float64)
+    Xh = read_rows(Xf, held_rows, name="targets")
     say(f"surrogate on the top-{m} principal subspace of the probes …")
     st = matrix_free_study(op, (Ytr, Xtr, train % N_GROUPS), (Yfit, Ffit, fit_rows % N_GROUPS),
                            (Yh, Fh, Xh, held_rows % N_GROUPS), m=m, noise_std=o.noise_std, n_boot=n_boot,
@@ -244,8 +269,9 @@ def _test_errors(st: MatrixFreeStudy, d_x: int) -> dict[str, Any]:
     return te
 
 
-#: input values per model call when probing (64 images of 256×256; 256 of 64×64)
-PROBE_VALUES = 2**22
+#: input values per model call when probing (16 images of 256×256; 256 of 64×64): a CNN's activations are
+#: channels × this (16 channels in float32: 64 MiB each), which set the probing's peak memory
+PROBE_VALUES = 2**20
 #: held-out targets and Rademacher probes on which each replicate re-applies the refitted Wiener estimator (the
 #: change of its signal error and noise amplification; the full-data values use every held-out target and probe)
 REFIT_TARGETS, REFIT_PROBES = 64, 32
@@ -457,7 +483,7 @@ def _setup(op: LinearMap, ts: _TrainStats, sur: SubspaceSurrogate, grp: GroupedF
     wiener = MatrixFreeWiener(op, cov, sigma, mean_x=cov.mean_, mean_y=ts.mean_y)
     probes = rademacher(N_PROBES, op.shape[0], seed)
     basis_out, basis_res = wiener.solve_centred(np.concatenate([Vt, probes]))  # K_W = W Vᵀ and ‖W‖²_F's probes
-    trial = pseudo_inverse_rows(op, first_inputs[:4], iter_lim=LSQR_ITER)
+    trial = pseudo_inverse_rows(op, first_inputs[:1], iter_lim=LSQR_ITER)  # one row decides; all are checked
     calls = 2 * int(trial.iterations.max()) * (2 * n_held + m + N_PROBES)
     pinv_basis, pinv_status = None, None
     if trial.converged.all() and calls > LSQR_CALLS:

@@ -89,13 +89,14 @@ def noise_std_interval(residuals: np.ndarray, ci: float = 0.95) -> tuple[float, 
     return e.value, e.low, e.high
 
 
-def _load_pair(inputs: Path, targets: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    Y = load_array(inputs, "inputs", ndim=None)
+def _load_pair(inputs: Path, targets: Path | None, mmap: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    # mmap: .npy files memory-mapped in their stored dtype, not checked for NaN/Inf (read them with loaders.iter_rows)
+    Y = load_array(inputs, "inputs", ndim=None, mmap=mmap)
     if targets is None:
         if Path(inputs).suffix.lower() != ".npz":
             raise InputFileError("targets: give --targets, or an .npz holding arrays named 'inputs' and 'targets'")
         targets = inputs
-    X = load_array(targets, "targets", ndim=None, preferred_keys=TARGET_KEYS)
+    X = load_array(targets, "targets", ndim=None, preferred_keys=TARGET_KEYS, mmap=mmap)
     if Y.ndim < 2 or X.ndim < 2:
         raise ShapeError(f"inputs and targets need a row axis and at least one feature axis; got shapes "
                          f"{Y.shape} and {X.shape}")
