@@ -97,3 +97,31 @@ def test_gram_scatter_in_place_is_the_rows_covariance_after_updates_merges_and_o
     legacy.__setstate__(state)
     np.testing.assert_allclose(legacy.update(X[:10], Y[:10]).S,
                                GramAccumulator().update(X, Y).update(X[:10], Y[:10]).S, rtol=1e-12)
+
+
+def test_condition_number_by_lanczos_on_the_cholesky_factor_equals_all_eigenvalues():
+    """From d_in = 512, κ comes from the Cholesky factor of the equilibrated Gram matrix and Lanczos (the solve reuses
+    the factor): it equals numpy's cond of the centred design, and the solve equals lstsq; near and beyond the
+    policy's thresholds (κ > 1e4) and for a singular design it is the all-eigenvalue value, as before."""
+    from linlens.linalg.lstsq import _kappa_from_gram
+
+    rng = np.random.default_rng(12)
+    n, d = 1500, 520
+    Q = np.linalg.qr(rng.normal(size=(n, d)))[0]
+    V = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    for kappa in (30.0, 3e3, 1e6):
+        X = (Q * np.geomspace(1.0, 1.0 / kappa, d)) @ V.T * 4.0 + 7.0
+        Y = X @ rng.normal(size=(d, 3)) + 0.01 * rng.normal(size=(n, 3))
+        acc = GramAccumulator().update(X, Y)
+        got = acc.condition_number()
+        assert got == pytest.approx(np.linalg.cond(X - X.mean(0)), rel=1e-9 if kappa < 1e4 else 1e-3)
+        if kappa > 1e4:
+            assert got == _kappa_from_gram(acc.gram()[0])  # the former route, to the last bit
+        if kappa < 1e4:
+            coef, b0 = _lstsq_with_intercept(X, Y)
+            sol = acc.solve()
+            np.testing.assert_allclose(sol.coef, coef, rtol=1e-9, atol=1e-9 * np.abs(coef).max())
+            assert sol.solver == "gram" and "_factor" not in vars(acc)  # the factor was used once
+    Xs = rng.normal(size=(300, d))  # fewer rows than columns: singular, no Cholesky factor
+    assert GramAccumulator().update(Xs, Xs[:, :2]).condition_number() == _kappa_from_gram(
+        GramAccumulator().update(Xs, Xs[:, :2]).gram()[0])

@@ -60,6 +60,11 @@ def test_four_kinds_agree_on_matvec_and_rmatvec():
         assert op.adjoint_check().passed, name
     np.testing.assert_allclose(ops["deepinv-like"].to_dense(), M, atol=1e-12)
     assert ops["deepinv-like"].out_shape == (1, N, N)
+    dense = as_operator(M)  # a matrix's to_dense is the matrix (no products with basis vectors), a copy
+    D = dense.to_dense()
+    np.testing.assert_array_equal(D, M)
+    D[0, 0] += 1.0
+    np.testing.assert_array_equal(dense.matvec(X), X @ M.T)
 
 
 def test_adjoint_check_catches_a_wrong_adjoint():

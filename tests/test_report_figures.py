@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import linlens.report.figures as figs  # noqa: E402
@@ -92,3 +93,21 @@ def test_plot_singular_images_labels_each_tile_with_its_index_sigma_and_factors(
     for lab, i in zip(labels, idx, strict=True):
         assert f"i = {i + 1}" in lab and f"φ W = {phi[i]:.2f}" in lab
     assert figs.row_pixels((6, 6), 36)[0] == 3 * 6 + 3  # the centre pixel first
+
+
+def test_plot_operator_heatmaps_draws_big_matrices_as_block_means_on_the_full_matrix_scale():
+    """Above 1024 per side a heatmap shows f × f block means (edge blocks smaller), with the colour limit and the axes
+    of the full matrix; small matrices are drawn as they are."""
+    rng = np.random.default_rng(1)
+    M = rng.normal(size=(2050, 1100))
+    fig = figs.plot_operator_heatmaps({"M": M})
+    im = fig.axes[0].images[0]
+    shown = np.asarray(im.get_array())
+    assert shown.shape == (684, 367)  # f = ⌈2050 / 1024⌉ = 3
+    assert shown[0, 0] == pytest.approx(M[:3, :3].mean()) and shown[-1, -1] == pytest.approx(M[2049:, 1098:].mean())
+    assert im.get_clim()[1] == pytest.approx(np.percentile(np.abs(M), 99))
+    assert im.get_extent() == [-0.5, 1099.5, 2049.5, -0.5]
+    small = figs.plot_operator_heatmaps({"S": M[:5, :4]})
+    np.testing.assert_array_equal(np.asarray(small.axes[0].images[0].get_array()), M[:5, :4])
+    plt.close(fig)
+    plt.close(small)

@@ -295,6 +295,9 @@ class LinearMap:
         if max(d_out, d_in) > max_dim:
             raise ConfigError(f"to_dense: operator of shape {self.shape} is larger than max_dim={max_dim} "
                               f"(a dense copy needs {d_out * d_in * 8 / 2**30:.1f} GiB); use matvec/rmatvec")
+        known = self.__dict__.get("matrix")
+        if known is not None:  # a dense map: its matrix (what the products with basis vectors give, without a d³ cost)
+            return np.array(known, dtype=np.float64)
         cols = [self.matvec(np.eye(min(1024, d_in - s), d_in, k=s)) for s in range(0, d_in, 1024)]
         return np.concatenate(cols, axis=0).T.copy()
 

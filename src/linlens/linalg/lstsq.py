@@ -216,6 +216,7 @@ class GramAccumulator(_Accumulator):
     def S(self, value: np.ndarray | None) -> None:
         self._S, self._half = value, False
         self.__dict__.pop("_kappa", None)
+        self.__dict__.pop("_factor", None)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "S" in state:  # pickled before S became a property
@@ -260,6 +261,7 @@ class GramAccumulator(_Accumulator):
             self.n = n
         self._S, self._half = S, True
         self.__dict__.pop("_kappa", None)
+        self.__dict__.pop("_factor", None)
         return self
 
     def _update_torch(self, X: Any, Y: Any) -> GramAccumulator:
@@ -292,6 +294,7 @@ class GramAccumulator(_Accumulator):
 
     def _combine(self, m: int, mx: np.ndarray, my: np.ndarray, S: np.ndarray) -> GramAccumulator:
         self.__dict__.pop("_kappa", None)
+        self.__dict__.pop("_factor", None)
         if self.n == 0:
             self.n, self.mean_x, self.mean_y = m, mx.copy(), my.copy()
             self._S = np.array(S, dtype=np.float64, order="F")  # this accumulator's own copy
@@ -329,15 +332,19 @@ class GramAccumulator(_Accumulator):
     def condition_number(self, fit_intercept: bool = True) -> float:
         """κ₂ of the design, estimated as sqrt(κ(XᵀX)) (inaccurate beyond ~1e8, where it saturates).
 
-        Remembered until the next update or merge (an eigenvalue problem of size d_in: ~6 s at d_in = 4096,
-        asked for by the solver policy and again by the solve)."""
+        Remembered until the next update or merge. Above d_in = 512 it is computed as the solve needs it anyway:
+        the Cholesky factor of the equilibrated Gram matrix (kept for :meth:`solve`) and Lanczos (ARPACK) for
+        the largest eigenvalue of XᵀX and of its inverse, converged to rounding (~1 s at d_in = 4096 instead of
+        ~6 s for all eigenvalues); where the Cholesky factorization fails or κ > 1e4 (near the solver policy's
+        thresholds) it is taken from all eigenvalues, as below d_in = 512 (:func:`_kappa_and_factor`)."""
         key = (self.n, bool(fit_intercept))
         cached = self.__dict__.get("_kappa")
         if cached is not None and cached[0] == key and cached[1] is self.S:
             return cached[2]
         G, _ = self.gram(fit_intercept)
-        kappa = _kappa_from_gram(G)
+        kappa, factor = _kappa_and_factor(G)
         self._kappa = (key, self.S, kappa)
+        self._factor = None if factor is None else (key, factor)
         return kappa
 
     def solve(self, alpha: float = 0.0, fit_intercept: bool = True) -> LstsqSolution:
@@ -348,7 +355,9 @@ class GramAccumulator(_Accumulator):
         """
         kappa = self.condition_number(fit_intercept)
         G, B = self.gram(fit_intercept)
-        coef_t, rank, route = _solve_gram(G, B, alpha, kappa)
+        kept = self.__dict__.pop("_factor", None)  # the factor of condition_number (α = 0), used once
+        factor = kept[1] if kept is not None and kept[0] == (self.n, bool(fit_intercept)) and alpha == 0 else None
+        coef_t, rank, route = _solve_gram(G, B, alpha, kappa, factor=factor)
         intercept = self._intercept(coef_t, fit_intercept)
         return LstsqSolution(coef_t.T.copy(), intercept, kappa, rank, route)
 
@@ -382,6 +391,55 @@ def _symmetrize_upper(S: np.ndarray, block: int = 512) -> None:
         D = S[b0:b1, b0:b1]
         iu = np.triu_indices(b1 - b0, 1)
         D[iu[1], iu[0]] = D[iu]
+
+
+#: Gram matrices at least this large get κ from Lanczos on the Cholesky factor (:func:`_kappa_and_factor`).
+_LANCZOS_MIN_D = 512
+#: κ(X) above which the Lanczos value is replaced by the one from all eigenvalues (10× below REFINE_THRESHOLD).
+_LANCZOS_MAX_KAPPA = 1e4
+
+
+def _equilibrated(G: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(D (G + αI) D, diag of D) with D = diag(G + αI)^(-1/2) (1 where that diagonal is not positive)."""
+    A = G + alpha * np.eye(G.shape[0]) if alpha else G.copy()
+    diag = np.diag(A).copy()
+    scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
+    A *= scale[:, None]
+    A *= scale[None, :]
+    return A, scale
+
+
+def _kappa_and_factor(G: np.ndarray) -> tuple[float, tuple[Any, np.ndarray] | None]:
+    """κ(X) = sqrt(λ_max/λ_min) of the Gram matrix G = XᵀX (d, d) and, when computed, the Cholesky factor of the
+    equilibrated G (``(cho_factor result, scale)``) for the solve.
+
+    Up to d = 511: all eigenvalues (:func:`_kappa_from_gram`). From d = 512: Cholesky of D G D, then λ_max(G) and
+    λ_max(G⁻¹) = λ_max(D (DGD)⁻¹ D) by ARPACK's Lanczos (tol = 0: converged to rounding; two d² products per
+    step instead of a d³ tridiagonalization). Where the factorization fails (G not numerically positive
+    definite), ARPACK does not converge, or κ > 1e4 (within 10× of the solver policy's first threshold, where the
+    two routes' rounding could matter), κ comes from all eigenvalues as before."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    d = G.shape[0]
+    if d < _LANCZOS_MIN_D:
+        return _kappa_from_gram(G), None
+    As, scale = _equilibrated(G, 0.0)
+    try:
+        cf = sla.cho_factor(As, lower=False, overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return _kappa_from_gram(G), None
+    factor = (cf, scale)
+    v0 = np.random.default_rng(0).standard_normal(d)  # deterministic start
+    inverse = LinearOperator((d, d), dtype=np.float64,
+                             matvec=lambda v: scale * sla.cho_solve(cf, scale * np.ravel(v), check_finite=False))
+    try:
+        top = float(eigsh(G, k=1, which="LA", tol=0, v0=v0, return_eigenvectors=False)[0])
+        inv = float(eigsh(inverse, k=1, which="LA", tol=0, v0=v0, return_eigenvectors=False)[0])
+    except ArpackNoConvergence:
+        return _kappa_from_gram(G), factor
+    if not (top > 0 and inv > 0) or top * inv > _LANCZOS_MAX_KAPPA**2:
+        return _kappa_from_gram(G), factor
+    return float(np.sqrt(top * inv)), factor
 
 
 def _kappa_from_gram(G: np.ndarray) -> float:
@@ -439,19 +497,21 @@ def pinv_psd(G: Any) -> np.ndarray:
     return np.linalg.pinv(g, rtol=max(g.shape[0], 1) * np.finfo(np.float64).eps, hermitian=True)
 
 
-def _solve_gram(G: np.ndarray, B: np.ndarray, alpha: float, kappa: float = float("inf")) -> tuple[np.ndarray, int, str]:
+def _solve_gram(G: np.ndarray, B: np.ndarray, alpha: float, kappa: float = float("inf"),
+                factor: tuple[Any, np.ndarray] | None = None) -> tuple[np.ndarray, int, str]:
     """Cholesky of the equilibrated (G + αI), or the minimum-norm eigen-solution when it is numerically singular.
     The rank test (an eigenvalue problem of size d, ~6 s at d = 4096) is skipped when ``kappa`` = κ(X), known from
-    the Gram pass, proves full rank (:func:`full_rank_by_kappa`; a ridge α > 0 only lowers κ)."""
+    the Gram pass, proves full rank (:func:`full_rank_by_kappa`; a ridge α > 0 only lowers κ). ``factor``: the
+    Cholesky factor of the same equilibrated matrix with α = 0 when :func:`_kappa_and_factor` made it."""
     d = G.shape[0]
-    A = G + alpha * np.eye(d)
-    diag = np.diag(A).copy()
-    scale = np.where(diag > 0, 1.0 / np.sqrt(np.where(diag > 0, diag, 1.0)), 1.0)
-    As = A * scale[:, None] * scale[None, :]
+    full = full_rank_by_kappa(kappa, d)
+    if factor is not None and full and d > 0 and alpha == 0:
+        cf, scale = factor
+        return sla.cho_solve(cf, B * scale[:, None], check_finite=False) * scale[:, None], d, "gram"
+    As, scale = _equilibrated(G, alpha)
     Bs = B * scale[:, None]
     # the Gram matrix is PSD: its eigenvalues are its singular values (negative ones are rounding)
-    rank = d if full_rank_by_kappa(kappa, d) else numerical_rank(np.maximum(np.linalg.eigvalsh(As), 0.0),
-                                                                  shape=(d, d)).rank
+    rank = d if full else numerical_rank(np.maximum(np.linalg.eigvalsh(As), 0.0), shape=(d, d)).rank
     if rank == d and d > 0:
         try:
             c = sla.cho_factor(As, lower=False, check_finite=False)
@@ -459,6 +519,7 @@ def _solve_gram(G: np.ndarray, B: np.ndarray, alpha: float, kappa: float = float
         except np.linalg.LinAlgError:
             pass
     # singular (or not positive definite in floating point): minimum-norm solution of the normal equations
+    A = G + alpha * np.eye(d)
     w, V = np.linalg.eigh(A)
     keep = w > numerical_rank(np.maximum(w, 0.0), shape=(d, d)).threshold
     warnings.warn(

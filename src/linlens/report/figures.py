@@ -207,6 +207,16 @@ def plot_eigenvalues(eigs: Mapping[str, Any], ax: Any = None, unit_circle: bool 
     return fig
 
 
+def _block_means(M: np.ndarray, most: int) -> np.ndarray:
+    """M (r, c) as the means of its f × f blocks, f = ⌈max(r, c) / most⌉ (edge blocks may be smaller); M when f = 1."""
+    f = -(-max(M.shape) // most) if M.size else 1
+    if f <= 1:
+        return M
+    rows, cols = np.arange(0, M.shape[0], f), np.arange(0, M.shape[1], f)
+    sums = np.add.reduceat(np.add.reduceat(M, rows, axis=0), cols, axis=1)
+    return sums / np.outer(np.diff(np.append(rows, M.shape[0])), np.diff(np.append(cols, M.shape[1])))
+
+
 def plot_operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] | None = None,
                            title: str = "Operators", robust: bool = True, ncols: int | None = None):
     """Heatmaps, each on a colour scale of its own (diverging colormap, symmetric limits at the 99th percentile of
@@ -215,6 +225,9 @@ def plot_operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] |
 
     ``mats`` maps a title to a matrix; a value may also be ``(matrix, note)``, the note going under the title
     (e.g. a difference's size relative to its reference). Panels wrap after ``ncols`` (default: all in one row).
+    A matrix with more than 1024 rows or columns is drawn as the means of f × f blocks (f = ⌈side / 1024⌉; a panel
+    has ~450 pixels, so matplotlib would average them anyway, at several seconds per 4096² panel); the colour
+    limit and the axes' indices are those of the full matrix.
 
     Example:
         >>> fig = plot_operator_heatmaps({"C": np.eye(2), "R": -2 * np.eye(2)}, robust=False)
@@ -237,7 +250,8 @@ def plot_operator_heatmaps(mats: Mapping[str, np.ndarray], axes: Sequence[Any] |
         M = np.asarray(M, dtype=float)
         lim = np.percentile(np.abs(M), 99) if robust else np.abs(M).max()
         lim = lim if lim > 0 else 1.0
-        im = ax.imshow(M, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        extent = (-0.5, M.shape[1] - 0.5, M.shape[0] - 0.5, -0.5)  # the full matrix's indices
+        im = ax.imshow(_block_means(M, 1024), cmap="RdBu_r", vmin=-lim, vmax=lim, extent=extent)
         ax.set_title(f"{name}\n(colour scale ±{lim:.2g}{'; ' + note if note else ''})", fontsize=9)
         cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
         cb.ax.tick_params(labelsize=7)
