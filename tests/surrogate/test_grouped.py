@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from linlens.surrogate import grouped
 from linlens.surrogate.grouped import GroupedFit
 from linlens.surrogate.simulation import KnownSurrogate
 
@@ -51,7 +52,8 @@ def test_corrected_error_is_unbiased_and_covered(m_gap):
     assert cover >= 0.82, cover  # 60 data sets: Monte Carlo s.e. ≈ 0.03
 
 
-def _naive_replicates(acc: GroupedFit, bias: float, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _naive_replicates(acc: GroupedFit, bias: float | None, n_boot: int,
+                      seed: int) -> tuple[np.ndarray, np.ndarray, float]:
     """Each replicate the direct way: refit B* on the re-weighted training groups by numpy's lstsq, its error
     tr(B*SB*ᵀ) − 2 tr(B*S_zt) against B̂'s, the held-out groups re-weighted; the standard error from the groups'
     score-residual sums u_g formed explicitly (the class never forms them)."""
@@ -71,6 +73,9 @@ def _naive_replicates(acc: GroupedFit, bias: float, n_boot: int, seed: int) -> t
     u = [acc.zf[j] - np.outer(acc.sz[j], fb) - np.outer(zb, acc.sf[j]) + acc.n[j] * np.outer(zb, fb)
          - (acc.zz[j] - np.outer(acc.sz[j], zb) - np.outer(zb, acc.sz[j]) + acc.n[j] * np.outer(zb, zb)) @ B.T
          for j in range(g)]
+    if bias is None:  # the cluster-robust bias with the u_g formed explicitly (the class never forms them)
+        M = Ginv @ S @ Ginv
+        bias = sum(float(np.sum((M @ uj) * uj)) for uj in u) * g / (g - 1)
     rng = np.random.default_rng(seed)
     reps, se = np.empty(n_boot), np.empty(n_boot)
     for b in range(n_boot):
@@ -86,13 +91,15 @@ def _naive_replicates(acc: GroupedFit, bias: float, n_boot: int, seed: int) -> t
         Y = Ginv @ (Bb @ S - Szt.T).T
         c = np.array([2 * np.sum(Y * uj) / den for uj in u])
         se[b] = np.sqrt(w @ (c * c) * g / (g - 1) + acc._held_variance(v)[0])
-    return reps, se
+    return reps, se, bias
 
 
-@pytest.mark.parametrize("m, d_out", [(3, 40), (12, 5)])
-def test_replicates_equal_the_direct_refit(m, d_out):
-    """The bootstrap's chunked products (shared group sums, replicate-free factors formed once) give the replicates
-    and their standard errors of a direct per-replicate refit by lstsq with explicit u_g, to rounding."""
+@pytest.mark.parametrize("m, d_out, tile_values", [(3, 40, 2**23), (12, 5, 2**23), (3, 40, 40 * 3 * 7)])
+def test_replicates_equal_the_direct_refit(m, d_out, tile_values, monkeypatch):
+    """The bootstrap's sweep over the outputs (shared group sums, replicate-free factors formed once; in one tile or
+    in tiles of 7 outputs, the last one ragged) gives the replicates and their standard errors of a direct
+    per-replicate refit by lstsq with explicit u_g, to rounding; the bias equals the sandwich with explicit u_g."""
+    monkeypatch.setattr(grouped, "TILE_VALUES", tile_values)
     rng = np.random.default_rng(5)
     n = 1500
     Z = rng.normal(size=(n, m)) * np.linspace(2.0, 0.5, m) + 0.3
@@ -103,6 +110,7 @@ def test_replicates_equal_the_direct_refit(m, d_out):
     acc.update_held(Zh, Zh @ rng.normal(size=(m, d_out)), acc.coef(), np.arange(400) % 32)
     err = acc.error(n_boot=40, seed=11)
     _, den = acc._held(np.ones(32))
-    reps, se = _naive_replicates(acc, err.bias * den, 40, 11)
+    reps, se, bias = _naive_replicates(acc, None, 40, 11)
+    assert err.bias * den == pytest.approx(bias, rel=1e-9)  # the bias from the shared products, vs explicit u_g
     np.testing.assert_allclose(err.boot.samples["R"], reps, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(err.boot.se_samples["R"], se, rtol=1e-9)

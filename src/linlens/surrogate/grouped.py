@@ -46,6 +46,10 @@ from linlens.stats import BootstrapResult, _basic
 
 __all__ = ["GroupedFit", "GroupedError"]
 
+#: Values of X_w (and of Y*) held at once by the bootstrap's sweep over the outputs, all replicates together
+#: (2²³ float64 = 64 MiB): the outputs are swept in tiles of TILE_VALUES // (n_boot · m) columns.
+TILE_VALUES = 2**23
+
 
 @dataclass(frozen=True)
 class GroupedError(ResultMixin):
@@ -201,18 +205,31 @@ class GroupedFit:
             >>> bool(0.7 < acc.estimation_bias(np.eye(1)) * 2000 < 1.3)  # ≈ σ²/Var z = 1 per row (20 groups)
             True
         """
+        B = self.coef() if B is None else np.asarray(B, dtype=np.float64)
+        return self._bias(S, B, np.matmul(self.zf, B))
+
+    def _bias(self, S: np.ndarray, B: np.ndarray, zfB: np.ndarray) -> float:
+        """:meth:`estimation_bias` given zfB = zf_g B (g, m, m), the products :meth:`error` shares with the
+        bootstrap: Σ_g ⟨M, u_g u_gᵀ⟩ with u_g u_gᵀ = z̃f_g z̃f_gᵀ − (z̃f_g B) z̃z_g − z̃z_g (z̃f_g B)ᵀ + z̃z_g BᵀB z̃z_g, so
+        the one d_out-sized product per group is the symmetric z̃f_g z̃f_gᵀ (half an m² d_out product)."""
         g = self.n_groups
-        B = self.coef() if B is None else B
         ntr = self.n.sum()
         zb, fb = self.sz.sum(axis=0) / ntr, self.sf.sum(axis=0) / ntr
         Ginv = np.linalg.pinv(self.zz.sum(axis=0) - ntr * np.outer(zb, zb), hermitian=True)
         M = Ginv @ np.asarray(S, dtype=np.float64) @ Ginv
+        BtB = B.T @ B
+        fbB = fb @ B
         bias = 0.0
+        zfc = np.empty((self.m, self.d_out))  # one buffer for every group's centred sums
         for j in range(g):  # u_g = Σ z̃ r̃ᵀ over the group's rows, from its sums (full-data centring)
+            a = self.sz[j] - self.n[j] * zb
             zz = self.zz[j] - np.outer(self.sz[j], zb) - np.outer(zb, self.sz[j]) + self.n[j] * np.outer(zb, zb)
-            zf = self.zf[j] - np.outer(self.sz[j], fb) - np.outer(zb, self.sf[j]) + self.n[j] * np.outer(zb, fb)
-            u = zf - zz @ B.T
-            bias += float(np.sum((M @ u) * u))
+            np.copyto(zfc, self.zf[j])
+            zfc -= a[:, None] * fb
+            zfc -= zb[:, None] * self.sf[j]  # z̃f_g (m, d_out)
+            zfcB = zfB[j] - np.outer(a, fbB) - np.outer(zb, self.sf[j] @ B)
+            uu = zfc @ zfc.T - zfcB @ zz - zz @ zfcB.T + zz @ BtB @ zz
+            bias += float(np.sum(M * uu))
         return bias * g / (g - 1)
 
     def _held(self, v: np.ndarray) -> tuple[float, float]:
@@ -224,13 +241,13 @@ class GroupedFit:
         """(n_groups,) ⟨Y, u_g⟩ with u_g = Σ_{i∈g} z̃ᵢ r̃ᵢᵀ (m, d_out) the group's score-residual sums under the
         full-data fit B and centring (zb, fb), from the group sums without forming u_g (O(g m d_out))."""
         yf = np.tensordot(self.zf, Y, axes=([1, 2], [0, 1]))  # ⟨Y, Σ z fᵀ⟩ per group
-        return self._gradient_terms(yf, Y @ fb, zb @ Y, Y @ B, zb)
+        return self._gradient_terms(yf, Y @ fb, self.sf @ (zb @ Y), Y @ B, zb)
 
-    def _gradient_terms(self, yf: np.ndarray, Yfb: np.ndarray, ztY: np.ndarray, YB: np.ndarray,
+    def _gradient_terms(self, yf: np.ndarray, Yfb: np.ndarray, sfY: np.ndarray, YB: np.ndarray,
                         zb: np.ndarray) -> np.ndarray:
         """:meth:`_fit_gradient_terms` from its d_out-sized pieces: yf (g,) = ⟨Y, zf_g⟩, Yfb = Y f̄ (m,),
-        ztY = z̄ᵀY (d_out,), YB = Y B (m, m) (the bootstrap computes them for many Y at once)."""
-        zfc = yf - self.sz @ Yfb - self.sf @ ztY + self.n * float(zb @ Yfb)
+        sfY (g,) = ⟨sf_g, z̄ᵀY⟩, YB = Y B (m, m) (the bootstrap computes them for many Y at once)."""
+        zfc = yf - self.sz @ Yfb - sfY + self.n * float(zb @ Yfb)
         # ⟨Y, z̃z̃ᵀ Bᵀ⟩ = ⟨z̃z̃ᵀ, Y B⟩
         zzc = (np.tensordot(self.zz, YB, axes=([1, 2], [0, 1])) - self.sz @ (YB @ zb) - self.sz @ (YB.T @ zb)
                + self.n * float(zb @ YB @ zb))
@@ -250,57 +267,69 @@ class GroupedFit:
         return float(v @ (psi * psi)) * g / (g - 1), e
 
     def _replicates(self, draws: np.ndarray, B: np.ndarray, S: np.ndarray, Szt: np.ndarray, Ginv: np.ndarray,
-                    zb: np.ndarray, fb: np.ndarray, fit_const: float, plug: float,
-                    den: float) -> tuple[np.ndarray, np.ndarray]:
+                    zb: np.ndarray, fb: np.ndarray, fit_const: float, plug: float, den: float,
+                    zfB: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The bootstrap replicates of :meth:`error` and their analytic standard errors, for the group counts
         ``draws`` (n_boot, 2, g): training counts w and held-out counts v.
 
         Per replicate, B* = (G_w⁺ X_w)ᵀ refits on the training groups weighted by w; the training side of the numerator
         is tr(B* S B*ᵀ) − 2 tr(B* S_zt) against the same for B̂ (the rest cancels), the held-out side re-weights the
-        held-out groups by v; the standard error re-evaluates the fit gradient at B* (see :meth:`error`). The sums
-        X_w of a chunk of replicates come from one product with the (g, m·d_out) group sums (one read of them per
-        chunk, not two per replicate), and every d_out-sized product whose factors do not depend on the replicate is
-        formed once: O(m² d_out) per replicate in two BLAS products (X_w X_wᵀ and Y*), B* itself is never formed.
+        held-out groups by v; the standard error re-evaluates the fit gradient at B* (see :meth:`error`). The m × m
+        factors of every replicate come first; then one sweep over the outputs in tiles reads each tile of the
+        (g, m, d_out) group sums once for all replicates (X_w on the tile, X_w X_wᵀ accumulated, Y* on the tile and
+        its inner products with the group sums), so the sums are read once, not twice per chunk of replicates; every
+        d_out-sized product whose factors do not depend on the replicate is formed once: O(m² d_out) per replicate
+        in two batched BLAS products (X_w X_wᵀ and Y*), B* itself is never formed.
         """
         g, m, d_out = self.n_groups, self.m, self.d_out
         n_boot = len(draws)
-        zf = self.zf.reshape(g, m * d_out)
+        W = draws[:, 0]
         GS, GSzt = Ginv @ S, Ginv @ Szt  # Y* = G̃⁻¹(B* S − S_ztᵀ)ᵀ = (G̃⁻¹S G_w⁺) X_w − G̃⁻¹S_zt
         GSztB = GSzt @ B
         # (g, m, m) products of each group's sums with B and with S_zt: X_w B and X_w S_ztᵀ from the counts, with no
-        # d_out-sized product per replicate
-        zfB, zfS = np.matmul(self.zf, B), np.matmul(self.zf, Szt.T)
+        # d_out-sized product per replicate (zfB is shared with the bias)
+        zfS = np.matmul(self.zf, Szt.T)
         sfB, sfS = self.sf @ B, self.sf @ Szt.T
         fit_const = fit_const - float(np.sum((B @ S) * B) - 2 * np.sum(B * Szt.T))
+        # the m × m factors of every replicate first (no d_out work): G_w⁺, G̃⁻¹S G_w⁺, X_w S_ztᵀ, Y* B
+        nw, SZ, SF = W @ self.n, W @ self.sz, W @ self.sf  # (n_boot,), (n_boot, m), (n_boot, d_out)
+        P = np.empty((n_boot, m, m))
+        XSzt, YB = np.empty((n_boot, m, m)), np.empty((n_boot, m, m))
+        for i, w in enumerate(W):
+            P[i] = pinv_psd(np.tensordot(w, self.zz, 1) - np.outer(SZ[i], SZ[i]) / nw[i])
+            XSzt[i] = np.tensordot(w, zfS, 1) - np.outer(SZ[i], w @ sfS) / nw[i]
+            YB[i] = GS @ (P[i] @ (np.tensordot(w, zfB, 1) - np.outer(SZ[i], w @ sfB) / nw[i])) - GSztB
+        A = np.matmul(GS, P)
+        # one sweep over the outputs in tiles: each tile of the group sums is read once for all replicates, giving
+        # X_w X_wᵀ (accumulated), Y* = A X_w − G̃⁻¹S_zt on the tile and its inner products with the groups' sums
+        XX = np.zeros((n_boot, m, m))
+        yf, sfY, Yfb = np.zeros((g, n_boot)), np.zeros((g, n_boot)), np.zeros((n_boot, m))
+        tile = max(1, min(d_out, int(TILE_VALUES // max(n_boot * m, 1))))  # ≤ 64 MiB of X_w (and of Y*) per tile
+        # buffers reused by every tile (fresh 64 MiB arrays per tile cost more in page faults than their products)
+        zf_buf, X_buf, Y_buf = np.empty(g * m * tile), np.empty(n_boot * m * tile), np.empty(n_boot * m * tile)
+        XX_tile, cen = np.empty((n_boot, m, m)), SZ / nw[:, None]
+        for c0 in range(0, d_out, tile):
+            c = slice(c0, min(c0 + tile, d_out))
+            t = c.stop - c.start
+            zf_c = zf_buf[:g * m * t].reshape(g, m, t)
+            np.copyto(zf_c, self.zf[:, :, c])
+            zf_c = zf_c.reshape(g, m * t)
+            X = np.matmul(W, zf_c, out=X_buf[:n_boot * m * t].reshape(n_boot, m * t)).reshape(n_boot, m, t)
+            X -= cen[:, :, None] * SF[:, None, c]
+            XX += np.matmul(X, X.transpose(0, 2, 1), out=XX_tile)
+            Yc = np.matmul(A, X, out=Y_buf[:n_boot * m * t].reshape(n_boot, m, t))
+            Yc -= GSzt[:, c]
+            yf += zf_c @ Yc.reshape(n_boot, m * t).T
+            Yfb += Yc @ fb[c]
+            sfY += self.sf[:, c] @ (Yc.transpose(0, 2, 1) @ zb).T
         reps, se_reps = np.empty(n_boot), np.empty(n_boot)
-        chunk = max(1, min(n_boot, int(2**24 // max(m * d_out, 1))))  # ≤ 128 MiB of X_w (and of Y*) per chunk
-        # two buffers reused by every chunk (fresh 128 MiB arrays cost more in page faults than their products)
-        XW_buf, Y_buf = np.empty((chunk, m * d_out)), np.empty((chunk, m * d_out))
-        for c0 in range(0, n_boot, chunk):
-            W = draws[c0:c0 + chunk, 0]
-            XW = np.matmul(W, zf, out=XW_buf[:len(W)]).reshape(len(W), m, d_out)
-            Ys = Y_buf[:len(W)].reshape(len(W), m, d_out)
-            YBs = []
-            for i, w in enumerate(W):
-                nw, szw, sfw = w @ self.n, w @ self.sz, w @ self.sf
-                P = pinv_psd(np.tensordot(w, self.zz, 1) - np.outer(szw, szw) / nw)
-                X = XW[i]
-                X -= np.outer(szw, sfw) / nw
-                # B*ᵀ = P X_w: tr(B*SB*ᵀ) = ⟨S, P (X_w X_wᵀ) P⟩ and tr(B*S_zt) = ⟨P, X_w S_ztᵀ⟩ (P symmetric)
-                XSzt = np.tensordot(w, zfS, 1) - np.outer(szw, w @ sfS) / nw
-                fit_num = float(np.sum(S * (P @ (X @ X.T) @ P)) - 2 * np.sum(P * XSzt)) + fit_const
-                held_num, held_den = self._held(draws[c0 + i, 1])
-                reps[c0 + i] = fit_num / den + (held_num / held_den - plug if held_den > 0 else 0.0)
-                np.matmul(GS @ P, X, out=Ys[i])
-                Ys[i] -= GSzt
-                TB = P @ (np.tensordot(w, zfB, 1) - np.outer(szw, w @ sfB) / nw)  # B*ᵀB
-                YBs.append(GS @ TB - GSztB)
-            yf = zf @ Ys.reshape(len(W), m * d_out).T  # (g, chunk): ⟨Y*, zf_g⟩
-            for i, w in enumerate(W):
-                Y = Ys[i]
-                cb = 2 * self._gradient_terms(yf[:, i], Y @ fb, zb @ Y, YBs[i], zb) / den
-                se_reps[c0 + i] = np.sqrt(float(w @ (cb * cb)) * g / (g - 1)
-                                          + self._held_variance(draws[c0 + i, 1])[0])
+        for i, w in enumerate(W):
+            # B*ᵀ = P X_w: tr(B*SB*ᵀ) = ⟨S, P (X_w X_wᵀ) P⟩ and tr(B*S_zt) = ⟨P, X_w S_ztᵀ⟩ (P symmetric)
+            fit_num = float(np.sum(S * (P[i] @ XX[i] @ P[i])) - 2 * np.sum(P[i] * XSzt[i])) + fit_const
+            held_num, held_den = self._held(draws[i, 1])
+            reps[i] = fit_num / den + (held_num / held_den - plug if held_den > 0 else 0.0)
+            cb = 2 * self._gradient_terms(yf[:, i], Yfb[i], sfY[:, i], YB[i], zb) / den
+            se_reps[i] = np.sqrt(float(w @ (cb * cb)) * g / (g - 1) + self._held_variance(draws[i, 1])[0])
         return reps, se_reps
 
     def error(self, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> GroupedError:
@@ -321,7 +350,8 @@ class GroupedFit:
         zb, fb = self.sz.sum(axis=0) / ntr, self.sf.sum(axis=0) / ntr
         G = self.zz.sum(axis=0) - ntr * np.outer(zb, zb)
         Ginv = np.linalg.pinv(G, hermitian=True)
-        bias = self.estimation_bias(S, B)
+        zfB = np.matmul(self.zf, B)  # (g, m, m), shared by the bias and the replicates
+        bias = self._bias(S, B, zfB)
         plug = num / den
         corrected = (num - bias) / den
         # the analytic (cluster-robust delta-method) standard error, at the estimate and per replicate, for the
@@ -339,7 +369,7 @@ class GroupedFit:
         for b in range(n_boot):  # training counts w, then held-out counts v, per replicate (the draw order)
             draws[b, 0] = rng.multinomial(g, np.full(g, 1.0 / g))
             draws[b, 1] = rng.multinomial(g, np.full(g, 1.0 / g))
-        reps, se_reps = self._replicates(draws, B, S, Szt, Ginv, zb, fb, num - bias, plug, den)
+        reps, se_reps = self._replicates(draws, B, S, Szt, Ginv, zb, fb, num - bias, plug, den, zfB)
         est, lo, hi, sd = _basic(plug, reps, ci, corrected)
         boot = BootstrapResult(estimate={"R": plug}, bias_corrected={"R": est}, low={"R": lo}, high={"R": hi},
                                std={"R": sd}, samples={"R": reps}, ci=float(ci),
