@@ -220,3 +220,32 @@ def test_wiener_perturbation_coef_is_the_wiener_estimator():
     Sx = np.cov(X.T, bias=True)
     p = wiener_perturbation(A, Sx, 0.2, X, Y, prior_estimated=True, noise_estimated=True)
     np.testing.assert_allclose(p.coef, wiener_estimator(A, Sx, 0.2), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("method", ["explicit", "gram", "sketch"])
+def test_plug_in_given_and_cached_n_w_give_the_numbers_formed_from_scratch(method):
+    """The study passes tr(D W Dᵀ) read from the test rows and the full-rank part's ⟨N W, D⟩ comes from N W kept per
+    piece: the replicates must equal those of a fresh bootstrap that forms D W itself (and, on the exact routes, the
+    statistic of each explicitly perturbed operator)."""
+    rng = np.random.default_rng(11)
+    n, n_tr, d = 30, 40, 5
+    fit = FixedDesign(rng.normal(size=(n, d))).perturbation(rng.normal(size=(n, d)), "fit")
+    X = rng.normal(size=(n_tr, d))
+    rp = wiener_perturbation(rng.normal(size=(d, d)), np.cov(X.T, bias=True), 0.4, X, rng.normal(size=(n_tr, d)),
+                             prior_estimated=True, noise_estimated=True)
+    T = rng.normal(size=(50, d))
+    T = T - T.mean(axis=0)
+    W = T.T @ T / 50
+    pieces = [(1.0, fit), (-1.0, rp)]
+    for D in (fit.coef - rp.coef, rp.coef):
+        mb = MultiplierBootstrap({"fit": n, "train": n_tr}, n_boot=8, seed=4, method=method)
+        base = mb.test_forms(T, D / 2.0)[1]  # tr((D/2) W (D/2)ᵀ) from the rows, as the study reads it
+        q = mb.quadratic(D, W, pieces, scale=2.0, plug_in=base)
+        r = MultiplierBootstrap({"fit": n, "train": n_tr}, n_boot=8, seed=4, method=method).quadratic(
+            D.copy(), W.copy(), pieces, scale=2.0)
+        assert q.plug_in == pytest.approx(r.plug_in, rel=1e-12) and q.expected == pytest.approx(r.expected, rel=1e-12)
+        np.testing.assert_allclose(q.replicates, r.replicates, rtol=1e-10)
+        if method != "sketch":
+            for b in range(mb.n_boot):
+                Db = D + _explicit(fit, mb.omega["fit"][b]) - _explicit(rp, mb.omega["train"][b])
+                assert q.replicates[b] == pytest.approx(float(np.sum((Db @ W) * Db)) / 4.0, rel=1e-10)

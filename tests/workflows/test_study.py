@@ -182,3 +182,31 @@ def test_estimated_reference_is_resampled_with_its_own_rows_and_covered():
     assert np.mean(hits) >= 0.85
     assert abs(np.mean(est) / truth - 1) < 0.1
     assert res.reference_status["C_data"].startswith("estimated")
+
+
+@pytest.mark.parametrize("ill", [False, True])  # the design's Gram route, and LinearSurrogate's policy beyond it
+def test_surrogate_and_c_data_equal_an_independent_least_squares_fit(ill):
+    """The study fits each map once (the surrogate and C_data from the multiplier design's factorization when it is
+    well-conditioned): both must equal numpy's lstsq with an intercept column (second algorithm, QR/SVD)."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    d, n = 6, 400
+    scales = np.r_[np.ones(d - 1), 1e-7 if ill else 0.5]  # κ(Y) ≈ 1e7 > GRAM_KAPPA_LIMIT: the SVD/QR route
+    Y, Ytr = rng.normal(size=(n, d)) * scales, rng.normal(size=(n, d)) * scales
+    X, Xtr = rng.normal(size=(n, d)), Ytr @ rng.normal(size=(d, d)) + rng.normal(size=(n, d))
+    net = torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.Tanh(), torch.nn.Linear(16, d)).double()
+    res = inverse_study({"net": net}, Y, X, Xtr, Ytr, n_boot=20)
+
+    def lstsq(A, B):
+        sol = np.linalg.lstsq(np.c_[A, np.ones(len(A))], B, rcond=None)[0]
+        return sol[:-1].T, sol[-1]
+
+    with torch.no_grad():
+        F = net(torch.from_numpy(Y[: n // 2])).numpy()
+    coef, icpt = lstsq(Y[: n // 2], F)
+    m = res.models["net"]
+    np.testing.assert_allclose(m.coef, coef, rtol=1e-6, atol=1e-6 * np.abs(coef).max())
+    np.testing.assert_allclose(m.intercept, icpt, rtol=1e-6, atol=1e-8)
+    cd = lstsq(Ytr, Xtr)[0]
+    np.testing.assert_allclose(res.references["C_data"], cd, rtol=1e-6, atol=1e-6 * np.abs(cd).max())
