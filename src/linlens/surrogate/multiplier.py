@@ -742,17 +742,20 @@ class MultiplierBootstrap:
             self._counts[key] = V
         return V
 
-    def test_forms(self, T: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    def test_forms(self, T: np.ndarray, X: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, float, np.ndarray]:
         """(u, base, base*) of an operator X on evaluation rows T (n_t, d_in): uⱼ = ‖X tⱼ‖² (n_t,), base = tr(XΣXᵀ)
         with Σ the centred second moment of the rows, base* (n_boot,) the same on each replicate's rows
         (:meth:`counts`). One product T Xᵀ (n_t d_out d_in) per (T, X) (the same array objects) until :meth:`clear`:
-        the replicates' ratios and the errors' standard errors share it; only its reductions are kept."""
-        key = ("test", id(T), id(X))
+        the replicates' ratios and the errors' standard errors share it; only its reductions are kept. ``scale``
+        divides X (the forms of X/scale, without a scaled copy of X)."""
+        key = ("test", id(T), id(X), float(scale))
         out = self._cache.get(key)
         if out is None:
             n_t = T.shape[0]
             V = self.counts(n_t)
             TX = T @ np.asarray(X, dtype=np.float64).T
+            if scale != 1.0:
+                TX /= scale
             u = np.sum(TX * TX, axis=1)
             mstar = (V / n_t) @ TX
             out = (u, float(u.mean() - np.sum(TX.mean(axis=0) ** 2)), V @ u / n_t - np.sum(mstar * mstar, axis=1))
@@ -760,10 +763,10 @@ class MultiplierBootstrap:
             self._keep.append((T, X))
         return out
 
-    def test_ratio_deltas(self, T: np.ndarray, D: np.ndarray, R: np.ndarray) -> np.ndarray:
+    def test_ratio_deltas(self, T: np.ndarray, D: np.ndarray, R: np.ndarray, scale: float = 1.0) -> np.ndarray:
         """(n_boot,) changes of tr(DΣDᵀ)/tr(RΣRᵀ) when the evaluation rows T (n_t, d_in) (centred, scaled)
-        are resampled (Σ the centred second moment of the resampled rows)."""
-        (_, nd, nd_b), (_, nr, nr_b) = self.test_forms(T, D), self.test_forms(T, R)
+        are resampled (Σ the centred second moment of the resampled rows); ``scale`` as in :meth:`test_forms`."""
+        (_, nd, nd_b), (_, nr, nr_b) = self.test_forms(T, D, scale), self.test_forms(T, R, scale)
         if nr <= 0:
             return np.zeros(self.n_boot)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -560,7 +560,9 @@ def inverse_study_from_files(
             for k, spec in models.items()}
     say(f"probing {len(nets)} model(s) on {len(probe)} held-out rows; C_data from {len(Ytr)} training rows; "
         f"{n_boot} bootstrap resamples …")
-    study = inverse_study(nets, Yf[probe], Xf[probe], Xtr, Ytr, A=A_op, prior_covariance=Sx, noise_std=noise_std,
+    # with separate training pairs every row is a probe: views, not copies of the n × d arrays (0.65 GB at d = 4096)
+    Yp, Xp = (Yf, Xf) if train_inputs is not None else (Yf[probe], Xf[probe])
+    study = inverse_study(nets, Yp, Xp, Xtr, Ytr, A=A_op, prior_covariance=Sx, noise_std=noise_std,
                           noise_std_estimated=sigma_ci is not None, n_boot=n_boot, seed=seed, name=name,
                           batch_size=batch_size)
     if sigma_note:
@@ -569,7 +571,7 @@ def inverse_study_from_files(
         if mod.coef.shape != (d_x, d_in):
             raise ShapeError(f"model {k!r} outputs {mod.coef.shape[0]} values per row; the targets have {d_x}")
     total_var = float(np.trace(Sx)) if Sx is not None else float(np.trace(np.cov(Xtr.T, bias=True).reshape(d_x, d_x)))
-    return FileStudy(study=study, nets=nets, test_inputs=Yf[probe][n_fit:], train=train, probe=probe, A=A,
+    return FileStudy(study=study, nets=nets, test_inputs=Yp[n_fit:], train=train, probe=probe, A=A,
                      noise_std=noise_std, noise_std_interval=sigma_ci, total_var=total_var, in_shape=in_shape,
                      x_shape=x_shape, n_rows=n)
 

@@ -281,16 +281,16 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     for k, R in refs.items():
         rp = ref_pert[k]
         rho = float(np.max(np.abs(R))) or 1.0
-        Dr, Rr = Ds[k] / rho, R / rho  # the test rows' products T Xᵀ are formed once for every use (mb.test_forms)
+        # the test rows' products T Xᵀ/ρ are formed once for every use (mb.test_forms; no scaled copies of D and R)
         # plug-ins tr(XΣXᵀ) on the test rows (Σ = S_T = T_cᵀT_c/m): from the products the ratios' replicates form
         # anyway, not from a d³ product X S_T per statistic
         num = mb.quadratic(Ds[k], S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho,
-                           plug_in=mb.test_forms(T_c, Dr)[1])
+                           plug_in=mb.test_forms(T_c, Ds[k], rho)[1])
         if rp is None:
-            den_plug = mb.test_forms(T_c, Rr)[1]
+            den_plug = mb.test_forms(T_c, R, rho)[1]
             den_corr, den_reps = den_plug, np.full(mb.n_boot, den_plug)
         else:
-            den = mb.quadratic(R, S_T, [(1.0, rp)], scale=rho, plug_in=mb.test_forms(T_c, Rr)[1])
+            den = mb.quadratic(R, S_T, [(1.0, rp)], scale=rho, plug_in=mb.test_forms(T_c, R, rho)[1])
             den_plug, den_corr, den_reps = den.plug_in, den.corrected, den.replicates - den.expected
         if not (den_plug > 0 and den_corr > 0):
             plug[k] = corr[k] = math.inf
@@ -299,9 +299,9 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
             continue
         plug[k], corr[k] = num.plug_in / den_plug, num.corrected / den_corr
         with np.errstate(divide="ignore", invalid="ignore"):
-            reps[k] = (num.replicates - num.expected) / den_reps + mb.test_ratio_deltas(T_c, Dr, Rr)
+            reps[k] = (num.replicates - num.expected) / den_reps + mb.test_ratio_deltas(T_c, Ds[k], R, rho)
         se[k], se_reps[k] = _error_standard_errors(mb, fit, rp, C, R, S_T, T_c, rho, corr[k], den_corr, den_reps,
-                                                   scaled=(Dr, Rr), D=Ds[k])
+                                                   D=Ds[k])
     if snm is not None:
         sp = snm.split(C) if split is None else split
         fit_A = fit.times(A)
@@ -378,8 +378,7 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
 
 def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Perturbation | None, C: np.ndarray,
                            R: np.ndarray, S_T: np.ndarray, T_c: np.ndarray, rho: float, e: float, den: float,
-                           den_reps: np.ndarray, scaled: tuple[np.ndarray, np.ndarray] | None = None,
-                           D: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                           den_reps: np.ndarray, D: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Delta-method standard error of the data-weighted error e = tr(DΣDᵀ)/tr(RΣRᵀ) (D = Ĉ − R), at the estimate
     and at every multiplier replicate, for the bootstrap-t "none" test of :func:`~linlens.stats.closest_reference`.
 
@@ -387,9 +386,9 @@ def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Pertu
     sources are independent), each variance from :meth:`~linlens.surrogate.multiplier.MultiplierBootstrap.
     delta_variance` at D and at each replicate D*_b; plus the test rows' ratio-of-means variance
     Σⱼ ψⱼ²/m², ψⱼ = (‖D t̃ⱼ‖² − e‖R t̃ⱼ‖²)/mean‖R t̃‖², at the estimate and with each replicate's multinomial counts
-    (as :func:`~linlens.surrogate.resampling.corrected_data_weighted_error`). ``scaled``: (D/ρ, R/ρ) as the
-    caller passed them to :meth:`~linlens.surrogate.multiplier.MultiplierBootstrap.test_ratio_deltas` (their test-row
-    products are then reused); ``D``: C − R as the caller's statistics used it (their row products are reused).
+    (as :func:`~linlens.surrogate.resampling.corrected_data_weighted_error`); the test rows' products of D/ρ and R/ρ
+    are those :meth:`~linlens.surrogate.multiplier.MultiplierBootstrap.test_ratio_deltas` formed for the same arrays.
+    ``D``: C − R as the caller's statistics used it (their row products are reused).
     Returns (s, s* (n_boot,))."""
     D = C - R if D is None else D
     v_fit = mb.delta_variance(D, S_T, fit, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho)
@@ -400,8 +399,7 @@ def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Pertu
     with np.errstate(divide="ignore", invalid="ignore"):
         v, v_b = 4.0 * v / den**2, 4.0 * v_b / np.asarray(den_reps, dtype=np.float64) ** 2
     m = T_c.shape[0]
-    Dr, Rr = (D / rho, R / rho) if scaled is None else scaled
-    u, w = mb.test_forms(T_c, Dr)[0], mb.test_forms(T_c, Rr)[0]
+    u, w = mb.test_forms(T_c, D, rho)[0], mb.test_forms(T_c, R, rho)[0]
     if w.mean() > 0:
         e_t = float(u.mean() / w.mean())
         psi = (u - e_t * w) / w.mean()
