@@ -29,6 +29,17 @@ form — the "none" false rate of a model with no linear part (dense study with 
 d_out = 300, above ``KRON_FULL_MAX``, where the study's standard error is the isotropic one; Fourier; subspace) and
 the wrong-verdict rate on a true tie — for the rule and, on the same data sets, the multivariate t alone.
 
+Part "gain" (not in the default parts): the "nonlinear gain" rule (``linlens.stats.gain_split``) on every route that
+scores a network against C_data, with binary x ∈ {±1}¹⁶, y = U diag(s) x + σn (σ = 0.8): the exact Wiener network
+(linear: no gain), the Bayes estimator E[x|y] = tanh(s ⊙ Uᵀy/σ²) (a true gain), 0.9 Wy + 0.1 E[x|y] (a small true
+gain: power) and the overshoot 2E[x|y] − Wy (same population test MSE as its linear part W: no gain, yet far from
+linear: the case the surrogate's own out-of-sample error turns into a false gain). Rates of: the old wording
+(network beats C_data), "network beats its own surrogate" without the surrogate's excess removed, and the rule — on
+the study's out-of-sample surrogate (HC2 excess), the matrix-free route (cluster-robust excess, every component
+kept) and the Fourier route's in-sample surrogate (pixelwise A = I).
+``python benchmarks/bench_intervals.py --parts gain [--gain-repeats 400] [--gain-routes study,fourier]``
+(the matrix-free lines run the whole route study: ~1 s CPU per network and data set).
+
 Run: ``python benchmarks/bench_intervals.py [--repeats 200] [--boot 200]`` (about 10 minutes on one core).
 """
 
@@ -578,6 +589,100 @@ def route_verdict_rates(repeats: int, n_boot: int) -> dict[str, tuple[float, flo
     return out
 
 
+GAIN_D, GAIN_SIGMA = 16, 0.8
+
+
+def _gain_problem():
+    U = np.linalg.qr(np.random.default_rng(7).normal(size=(GAIN_D, GAIN_D)))[0]
+    s = np.linspace(1.0, 0.5, GAIN_D)
+    return U, s, s / (s**2 + GAIN_SIGMA**2)
+
+
+def _gain_draw(rng, n, U, s):
+    X = rng.choice([-1.0, 1.0], size=(n, GAIN_D))
+    return X, X @ (U * s).T + GAIN_SIGMA * rng.normal(size=(n, GAIN_D))
+
+
+def _gain_nets(Y, U, s, wd):
+    Z = Y @ U
+    bayes, wiener = np.tanh(s * Z / GAIN_SIGMA**2), Z * wd
+    return {"exact Wiener (no gain)": wiener, "overshoot 2E[x|y] − Wy (no gain)": 2 * bayes - wiener,
+            "Bayes E[x|y] (a gain)": bayes, "0.9 Wy + 0.1 E[x|y] (a small gain)": 0.9 * wiener + 0.1 * bayes}
+
+
+def gain_rates(route: str, repeats: int, n_fit: int, n_test: int, n_train: int = 500) -> dict[str, list[float]]:
+    """Per network: rates (old claim vs C_data, uncorrected network-vs-surrogate claim, the rule's claim)."""
+    from linlens.operators import as_operator
+    from linlens.spectral import SpectralSurrogate
+    from linlens.stats import gain_split
+    from linlens.surrogate.multiplier import FixedDesign
+    from linlens.surrogate.resampling import surrogate_excess
+    from linlens.workflows.analyze_matrix_free import _test_errors, matrix_free_study
+
+    U, s, wd = _gain_problem()
+    hits: dict[str, list[float]] = {}
+    for r in range(repeats):
+        rng = np.random.default_rng(50_000 + r)
+        Xtr, Ytr = _gain_draw(rng, n_train, U, s)
+        Xf, Yf = _gain_draw(rng, n_fit, U, s)
+        Xt, Yt = _gain_draw(rng, n_test, U, s)
+        cc, ci_, _ = FixedDesign(Ytr).fit(Xtr)
+        e_c = np.sum((Yt @ cc.T + ci_ - Xt) ** 2, 1)
+        Nt = _gain_nets(Yt, U, s, wd) if route != "fourier" else None
+        if route == "study":
+            Nf = _gain_nets(Yf, U, s, wd)
+            for k in Nf:
+                C, c, _ = FixedDesign(Yf).fit(Nf[k])
+                pred = Yt @ C.T + c
+                e_n, e_s = np.sum((Nt[k] - Xt) ** 2, 1), np.sum((pred - Xt) ** 2, 1)
+                b, se = surrogate_excess(Yf, Nf[k], Yt, pred - Xt)
+                raw, rule = gain_split(e_n, e_s, e_c), gain_split(e_n, e_s, e_c, surrogate_bias=b, surrogate_se=se)
+                hits.setdefault(k, []).append((raw.total.high < 0, raw.nonlinear.high < 0, rule.nonlinear_gain))
+        elif route == "matrix-free":
+            g = lambda n: np.arange(n) % 32  # noqa: E731
+            Nf = _gain_nets(Yf, U, s, wd)
+            for k in Nf:
+                st = matrix_free_study(as_operator(U * s), (Ytr, Xtr, g(n_train)), (Yf, Nf[k], g(n_fit)),
+                                       (Yt, Nt[k], Xt, g(n_test)), m=GAIN_D, n_boot=2, noise_std=GAIN_SIGMA)
+                te = _test_errors(st, GAIN_D)
+                sq = st.squares
+                raw = gain_split(sq["model"], sq["surrogate"], sq["C_data"])
+                hits.setdefault(k, []).append((raw.total.high < 0, raw.nonlinear.high < 0, te["gain"].nonlinear_gain))
+        else:  # Fourier: pixelwise problem (A = I, s = 1), the surrogate fitted in-sample on the probe images
+            X = rng.choice([-1.0, 1.0], size=(n_fit + n_train, GAIN_D))
+            Y = X + 0.5 * rng.normal(size=X.shape)
+            b_, w_ = np.tanh(Y / 0.25), Y / 1.25
+            cd = SpectralSurrogate(n_boot=0).fit(Y[:n_train], X[:n_train])
+            Yp, Xp = Y[n_train:], X[n_train:]
+            e_c = np.sum((cd.predict(Yp) - Xp) ** 2, 1)
+            for k, F in (("exact Wiener (no gain)", w_), ("overshoot 2E[x|y] − Wy (no gain)", 2 * b_ - w_),
+                         ("Bayes E[x|y] (a gain)", b_), ("0.9 Wy + 0.1 E[x|y] (a small gain)", 0.9 * w_ + 0.1 * b_)):
+                Fp = F[n_train:]
+                sur = SpectralSurrogate(n_boot=0).fit(Yp, Fp)
+                e_n, e_s = np.sum((Fp - Xp) ** 2, 1), np.sum((sur.predict(Yp) - Xp) ** 2, 1)
+                raw = gain_split(e_n, e_s, e_c)
+                hits.setdefault(k, []).append((raw.total.high < 0, raw.nonlinear.high < 0, raw.nonlinear_gain))
+    return {k: np.mean(np.asarray(v, dtype=float), axis=0).tolist() for k, v in hits.items()}
+
+
+def print_gain(repeats: int, routes: str = "study,matrix-free,fourier") -> None:
+    mc = 3 / repeats
+    print(f"'nonlinear gain' rule (stats.gain_split), binary x, d = {GAIN_D}, σ = {GAIN_SIGMA}, C_data on 500 training "
+          f"pairs, {repeats} data sets per line; rates of: old wording (beats C_data) | beats its surrogate, excess "
+          f"not removed | the rule (nominal ≤ 0.025 one-sided for the no-gain networks; none seen: < {mc:.3f}):",
+          flush=True)
+    for route, n_fit, n_test in (("study", 200, 200), ("study", 500, 500), ("study", 2000, 2000),
+                                 ("matrix-free", 500, 500), ("matrix-free", 2000, 2000), ("fourier", 200, 200),
+                                 ("fourier", 2000, 2000)):
+        if route not in routes.split(","):
+            continue
+        t0 = time.process_time()
+        for k, (old, raw, rule) in gain_rates(route, repeats, n_fit, n_test).items():
+            print(f"    {route:<11} fit {n_fit:<5} test {n_test:<5} {k:<36} {old:.3f} | {raw:.3f} | {rule:.3f}",
+                  flush=True)
+        print(f"      ({time.process_time() - t0:.0f} s CPU)", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=200)
@@ -587,10 +692,13 @@ def main() -> None:
     ap.add_argument("--parts", default="dwe,study,verdicts,routes,route-verdicts",
                     help="comma-separated: dwe (data-weighted error), study, verdicts (verdict rule rates, HC2), "
                          "routes (coverage and bias per route), dense-reference (only the dense --reference/Dask "
-                         "lines of routes), route-verdicts (verdict rates per production route)")
+                         "lines of routes), route-verdicts (verdict rates per production route), gain (the "
+                         "'nonlinear gain' rule per route; not in the default)")
     ap.add_argument("--route-repeats", type=int, default=200, help="data sets per route and truth scale")
     ap.add_argument("--verdict-repeats", type=int, default=1000, help="data sets per verdict rate")
     ap.add_argument("--verdict-boot", type=int, default=100, help="resamples per data set for the verdicts")
+    ap.add_argument("--gain-repeats", type=int, default=400, help="data sets per line of the gain part")
+    ap.add_argument("--gain-routes", default="study,matrix-free,fourier", help="routes of the gain part")
     args = ap.parse_args()
     t0, c0 = time.perf_counter(), time.process_time()
     parts = set(args.parts.split(","))
@@ -627,6 +735,8 @@ def main() -> None:
         for k, (r, se, target) in route_verdict_rates(args.verdict_repeats, args.verdict_boot).items():
             err = f"± {se:.3f}" if 0 < r < 1 else f"(none seen; 95% bound {3 / args.verdict_repeats:.3f})"
             print(f"    {k:<66} {r:.3f} {err}   (target {target})", flush=True)
+    if "gain" in parts:
+        print_gain(args.gain_repeats, args.gain_routes)
     print(f"total {time.perf_counter() - t0:.0f} s (CPU {time.process_time() - c0:.0f} s)")
 
 

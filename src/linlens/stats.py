@@ -970,7 +970,7 @@ class GainSplit(ResultMixin):
             >>> first[80:]
             ' (network − surrogate 0 [0, 0], p = 1)'
             >>> second
-            'its surrogate is a better linear map than C_data (surrogate − C_data -0.425 [-0.577, -0.273], p = 0.003)'
+            'its surrogate is a better linear map than C_data (surrogate − C_data -0.425 [-0.556, -0.233], p = 0.013)'
         """
         def num(d: PairedDifference) -> str:
             return f"{d.estimate / scale:.3g} [{d.low / scale:.3g}, {d.high / scale:.3g}], {d.p_text()}"
@@ -1003,21 +1003,52 @@ class GainSplit(ResultMixin):
 _TRUNCATION_ROUNDING = 1e-10
 
 
+def _hall(T: float, a: float) -> float:
+    """Hall's monotone skewness-removing transform g(T) = T + a(1 + 2T²) + (4/3)a²T³ of a studentized mean."""
+    return T + a * (1 + 2 * T * T) + (4.0 / 3.0) * a * a * T**3
+
+
+def _hall_inverse(q: float, a: float) -> float:
+    """The T with :func:`_hall` (T, a) = q: ((1 + 6a(q − a))^(1/3) − 1)/(2a) (q itself when a = 0)."""
+    if a == 0:
+        return q
+    return float((np.cbrt(1 + 6 * a * (q - a)) - 1) / (2 * a))
+
+
 def _shifted_paired(d: np.ndarray, shift: float, extra_se: float, a: str, b: str, conf: float,
                     scale: float) -> PairedDifference:
-    """Paired t of mean(d) + shift with standard error √(sd(d)²/n + extra_se²) and n − 1 degrees of freedom; an
-    estimate or a standard error at most :data:`_ROUNDING` × ``scale`` (the squared errors' size) is 0."""
+    """Paired test of mean(d) + shift with standard error √(sd(d)²/n + extra_se²), Student's t with n − 1 degrees of
+    freedom after Hall's skewness-removing transform (the per-point differences of squared errors are skewed: a
+    network with no gain was called one in 3.3–3.8% of data sets at nominal 2.5% with the plain t, 2.2% with the
+    transform; ``tests/test_nonlinear_gain.py``). An estimate or a standard error at most :data:`_ROUNDING` ×
+    ``scale`` (the squared errors' size) is 0.
+
+    References:
+        P. Hall, "On the removal of skewness by transformation", J. R. Statist. Soc. B 54 (1992) 221–228;
+        N. J. Johnson, "Modified t tests and confidence intervals for asymmetrical populations", JASA 73 (1978)
+        536–544.
+    """
     n = len(d)
     tol = _ROUNDING * scale
     est = float(d.mean()) + shift
     est = 0.0 if abs(est) <= tol else est
     se = math.sqrt(float(d.var(ddof=1)) / n + extra_se**2)
     se = 0.0 if se <= tol else se
-    _, p = _t_test(est, se, n - 1)
-    half = float(sps.t.ppf(0.5 + conf / 2, n - 1)) * se  # 0 without spread: the interval is the point
-    return PairedDifference(a=a, b=b, estimate=est, low=est - half, high=est + half, p_value=p, ci=conf,
-                            method="paired t" + (" (surrogate's estimation error corrected)" if shift or extra_se
-                                                 else ""), standard_error=se, df=float(n - 1))
+    df = n - 1
+    method = "paired t" + (" (surrogate's estimation error corrected)" if shift or extra_se else "")
+    if se == 0:
+        _, p = _t_test(est, se, df)
+        return PairedDifference(a=a, b=b, estimate=est, low=est, high=est, p_value=p, ci=conf, method=method,
+                                standard_error=se, df=float(df))
+    # the mean's skewness κ₃/σ³ (third cumulant μ₃/n² of the mean of n points; the surrogate's part is ~normal)
+    skew = float(np.mean((d - d.mean()) ** 3)) / (n * n * se**3)
+    ah = skew / 6.0
+    T = _hall(est / se, ah)
+    p = min(1.0, float(2 * sps.t.sf(abs(T), df)))
+    q = float(sps.t.ppf(0.5 + conf / 2, df))
+    lo, hi = est - _hall_inverse(q, ah) * se, est - _hall_inverse(-q, ah) * se
+    return PairedDifference(a=a, b=b, estimate=est, low=lo, high=hi, p_value=p, ci=conf,
+                            method=method + ", Hall's skewness correction", standard_error=se, df=float(df))
 
 
 def gain_split(squared_error_model: Any, squared_error_surrogate: Any, squared_error_baseline: Any, *,
