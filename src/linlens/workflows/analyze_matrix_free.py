@@ -269,9 +269,10 @@ def _test_errors(st: MatrixFreeStudy, d_x: int) -> dict[str, Any]:
     return te
 
 
-#: input values per model call when probing (16 images of 256×256; 256 of 64×64): a CNN's activations are
-#: channels × this (16 channels in float32: 64 MiB each), which set the probing's peak memory
-PROBE_VALUES = 2**20
+#: input values per model call when probing (4 images of 256×256; 64 of 64×64): a CNN's activations are
+#: channels × this (16 channels in float32: 16 MiB each, below glibc's 32 MiB mmap threshold, so reused, not
+#: page-faulted and zeroed again per call: that was 40% of the CPU time as system time), and set the probing's peak
+PROBE_VALUES = 2**18
 #: held-out targets and Rademacher probes on which each replicate re-applies the refitted Wiener estimator (the
 #: change of its signal error and noise amplification; the full-data values use every held-out target and probe)
 REFIT_TARGETS, REFIT_PROBES = 64, 32
@@ -932,6 +933,12 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, st: MatrixFreeStudy, sigma
         summary["model vs C_data (paired t)"] = f"p = {pair.p_value:.2g}"
     if te["paired_wiener"] is not None:
         summary["model vs Wiener (paired t)"] = f"p = {te['paired_wiener'].p_value:.2g}"
+    if len(wsolve.iterations):  # CG's work and stopping rule (the Wiener estimator's solves)
+        summary["CG (Wiener)"] = (f"{len(wsolve.iterations)} systems, ≤ {int(wsolve.iterations.max())} iterations "
+                                  f"(mean {float(wsolve.iterations.mean()):.1f}), "
+                                  + wsolve.method.split("stop at ", 1)[-1].split(" or ")[0]
+                                  + (", Fourier-diagonal preconditioner" if "Fourier-diagonal" in wsolve.method
+                                     else ""))
     summary["time (CPU / wall)"] = f"{timing['cpu_s']:.1f} s / {timing['wall_s']:.1f} s"
     summary["peak memory (RSS)"] = f"{timing['peak_rss_gib']:.2f} GiB"
     if not math.isfinite(r2):
