@@ -198,7 +198,13 @@ def test_preconditioners_give_the_unpreconditioned_solutions_within_the_cg_toler
     for p in ("scalar", "fourier"):
         assert (np.linalg.norm((sol[p] - sol["none"]) @ K, axis=1) <= 2.01 * tol * bn).all(), p
     assert its["fourier"] < its["scalar"] < its["none"], its
-    assert MatrixFreeWiener(A, cov, sigma).preconditioner == "fourier"  # images: the default
+    auto = MatrixFreeWiener(A, cov, sigma)
+    auto.solve_centred(B[:1])
+    assert auto.preconditioner == "fourier"  # a blur on images: "auto" takes the Fourier-diagonal one
+    mask = as_operator(NS["mask"], in_shape=(1, 8, 8))
+    auto = MatrixFreeWiener(mask, _cov(64, 3, 0), sigma)
+    auto.solve_centred(np.ones((1, 64)))
+    assert auto.preconditioner == "scalar"  # a mask's A Aᵀ is diagonal, not circulant: the scalar one
 
 
 def test_the_fourier_preconditioner_is_exact_for_a_circular_blur_and_a_white_prior():

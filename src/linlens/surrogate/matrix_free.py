@@ -271,7 +271,9 @@ class MatrixFreeWiener:
     each solve. With ``preconditioner="fourier"`` (the default ``"auto"`` where A's outputs are images of at least
     4 × 4) T is the Fourier-diagonal (circulant) approximation of A Aᵀ, its diagonal in the 2-D Fourier basis
     estimated from 4 random images (exact for a circular blur; for a blur with other boundaries it differs only
-    near the border), so that C carries the blur's spectrum; with ``"scalar"`` T = (‖A‖²_F/d_x) I; ``"none"``:
+    near the border), so that C carries the blur's spectrum; with ``"scalar"`` T = (‖A‖²_F/d_x) I. ``"auto"``
+    takes the Fourier one only where it is closer to A Aᵀ than the scalar one on 2 fresh random images (a mask's
+    A Aᵀ is diagonal, not circulant: the scalar one; :attr:`preconditioner` says which, after a solve); ``"none"``:
     no preconditioner. P is symmetric positive definite in every case, so the solutions are those of the
     unpreconditioned CG to its stopping rule (tested); only the iteration count depends on it.
     ``tol`` is raised to 100 × the operator's rounding when the operator computes in low precision.
@@ -304,8 +306,7 @@ class MatrixFreeWiener:
         if preconditioner == "fourier" and image is None:
             raise ConfigError(f"a Fourier preconditioner needs A's outputs to be images (≥ 4 × 4); they are "
                               f"{operator.out_shape}")
-        self.preconditioner = ("fourier" if image is not None else "scalar") if preconditioner == "auto" \
-            else preconditioner
+        self.preconditioner = preconditioner  # "auto" is resolved by the first solve (:meth:`_preconditioner`)
         self._pre: tuple[np.ndarray, np.ndarray, Any] | None = None
 
     def _normal(self, U: np.ndarray) -> np.ndarray:
@@ -322,17 +323,25 @@ class MatrixFreeWiener:
             gam, E = np.linalg.eigh((R * cov.variances_) @ R.T)
             G = (Q @ E) * np.sqrt(np.maximum(gam, 0.0))  # (d_y, r)
             rng = np.random.default_rng(0)
-            if self.preconditioner == "fourier":  # diag of F A Aᵀ F* from 4 random images (exact if circulant)
-                shape = _image_shape(A.out_shape)
-                z = rng.choice([-1.0, 1.0], size=(4, A.shape[0]))
-                Z = np.fft.rfft2(z.reshape(-1, *shape))
-                W = np.fft.rfft2(A.matvec(A.rmatvec(z)).reshape(-1, *shape))
+            z = rng.choice([-1.0, 1.0], size=(4, A.shape[1]))
+            a = float(np.mean(np.sum(A.matvec(z) ** 2, axis=1))) / A.shape[1]  # ‖A‖²_F / d_x (Hutchinson)
+            c: Any = self.noise_std**2 + float(cov.diagonal_.mean()) * a
+            shape = _image_shape(A.out_shape)
+            if self.preconditioner in ("auto", "fourier") and shape is not None:
+                # diag of F A Aᵀ F* from 4 random images (exact if circulant); "auto" keeps it only where it
+                # approximates A Aᵀ better than the scalar a I on 2 fresh images (a blur: yes; a mask: no)
+                z = rng.choice([-1.0, 1.0], size=(6, A.shape[0]))
+                AAz = A.matvec(A.rmatvec(z))
+                Z = np.fft.rfft2(z[:4].reshape(-1, *shape))
+                W = np.fft.rfft2(AAz[:4].reshape(-1, *shape))
                 t = np.maximum(np.sum((np.conj(Z) * W).real, axis=0) / np.sum(np.abs(Z) ** 2, axis=0), 0.0)
-                c: Any = self.noise_std**2 + float(cov.diagonal_.mean()) * t
-            else:
-                z = rng.choice([-1.0, 1.0], size=(4, A.shape[1]))
-                a = float(np.mean(np.sum(A.matvec(z) ** 2, axis=1))) / A.shape[1]  # ‖A‖²_F / d_x (Hutchinson)
-                c = self.noise_std**2 + float(cov.diagonal_.mean()) * a
+                circ = np.fft.irfft2(np.fft.rfft2(z[4:].reshape(-1, *shape)) * t, s=shape).reshape(2, -1)
+                err_f, err_s = (float(np.linalg.norm(AAz[4:] - e)) for e in (circ, a * z[4:]))
+                if self.preconditioner == "fourier" or err_f < err_s:
+                    c = self.noise_std**2 + float(cov.diagonal_.mean()) * t
+                    self.preconditioner = "fourier"
+            if self.preconditioner == "auto":
+                self.preconditioner = "scalar"
             CiG = self._c_solve(G.T, c)
             self._pre = (CiG, np.linalg.inv(np.eye(G.shape[1]) + CiG @ G), c)
         return self._pre
@@ -397,7 +406,7 @@ class MatrixFreeWiener:
 _PRECONDITIONER_WORDS = {"fourier": "Fourier-diagonal approximation of A Aᵀ times mean(δ), plus σ² I and the "
                                      "prior's low-rank part (Woodbury)",
                          "scalar": "(σ² + mean(δ) ‖A‖²_F/d_x) I plus the prior's low-rank part (Woodbury)",
-                         "none": "none"}
+                         "none": "none", "auto": "automatic"}
 
 
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, int] | None:
