@@ -275,12 +275,13 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                         check_memory(8.0 * N_GROUPS * m * (m + F.shape[1]),
                                      f"the error statistics of --components {m} ({N_GROUPS} row groups)", max_memory)
                         grp = GroupedFit(m, F.shape[1], N_GROUPS)
-                Z = (rows - mean) @ Vt.T
+                rows -= mean  # centred in place (the batch's own float64 copy)
+                Z = rows @ Vt.T
                 if R is not None:
                     grp.update_train(Z, F, (s + np.flatnonzero(msk)) % N_GROUPS)
                 G += Z.T @ Z
                 cross += Z.T @ F  # Σ Z = 0 over the training rows, so this is Zᵀ(F − F̄) up to rounding
-                ss_x += float(np.sum((rows - mean) ** 2))
+                ss_x += float(np.vdot(rows, rows))
                 mom_train.update(F)
             bar.advance(task)
         sur = SubspaceSurrogate(n_components=m, seed=seed).fit_statistics(
