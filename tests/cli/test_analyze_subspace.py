@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from linlens.cli import main
+from linlens.workflows import analyze_subspace
 from linlens.workflows.analyze_common import holdout_mask
 
 
@@ -94,6 +95,42 @@ def test_full_subspace_equals_the_dense_route_and_a_direct_evaluation(tmp_path, 
     yc = held - held.mean(axis=0)
     expected = np.sum((yc @ (C - R).T) ** 2) / np.sum((yc @ R.T) ** 2)
     assert sub["data_weighted_error"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_float32_randomized_route_gives_the_exact_routes_numbers(tmp_path, capsys, monkeypatch):
+    """Inputs with a clear gap at m (plus noise), a nonlinear model: the route's float32 randomized subspace (forced
+    here; chosen by the cost rule at large n) gives the numbers of the exact Gram route, which is checked against a
+    numpy SVD of the centred training rows: the same subspace to float32 accuracy, R², outside-variance and error."""
+    rng = np.random.default_rng(3)
+    d, n, m = 60, 1500, 6
+    Y = (rng.normal(size=(n, m)) * np.linspace(5, 2, m)) @ rng.normal(size=(m, d)) + 0.05 * rng.normal(size=(n, d))
+    np.save(tmp_path / "y.npy", Y)
+    torch.manual_seed(0)
+    _script(torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.Tanh(), torch.nn.Linear(16, 5)).double(),
+            tmp_path / "m.pt")
+    np.save(tmp_path / "R.npy", rng.normal(size=(5, d)))
+    base = ["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "--components", m,
+            "-r", tmp_path / "R.npy"]
+    code, _, err = _run([*base, "-o", tmp_path / "exact"], capsys)
+    assert code in (0, None), err
+    monkeypatch.setattr(analyze_subspace, "subspace_method", lambda *a, **k: "randomized")
+    code, _, err = _run([*base, "-o", tmp_path / "rand"], capsys)
+    assert code in (0, None), err
+    a = json.loads((tmp_path / "exact" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "rand" / "metrics.json").read_text())
+    assert (a["subspace_method"], b["subspace_method"]) == ("gram", "randomized") and b["subspace_converged"]
+    assert 0 < b["subspace_max_residual"] < 1e-3 and a["subspace_max_residual"] < 1e-10
+    Yt = Y[~holdout_mask(0, n, 0)]
+    Vt = np.linalg.svd(Yt - Yt.mean(0), full_matrices=False)[2][:m]
+    for rep, tol in (("exact", 1e-10), ("rand", 1e-5)):
+        V = np.load(tmp_path / rep / "components.npy")
+        assert np.abs(np.linalg.svd(V @ Vt.T, compute_uv=False) - 1).max() < tol, rep  # cos of principal angles
+    for k in ("r2", "outside_variance_fraction", "data_weighted_error"):
+        assert b[k] == pytest.approx(a[k], rel=1e-5, abs=1e-9), k
+    ea, eb = a["data_weighted_error_corrected"], b["data_weighted_error_corrected"]
+    for k in ("estimate", "low", "high"):
+        assert eb[k] == pytest.approx(ea[k], rel=1e-4), k
+    assert b["verdict"]["verdict"] == a["verdict"]["verdict"]
 
 
 def test_images_and_bad_input(tmp_path, capsys):
