@@ -83,6 +83,10 @@ def test_fourier_dask_equals_in_memory(problem, dask_address):
     for k, v in a["test_errors"]["mse"].items():
         assert b["test_errors"]["mse"][k] == pytest.approx(v, rel=1e-10), k
     assert b["test_errors"]["paired"]["p_value"] == pytest.approx(a["test_errors"]["paired"]["p_value"], rel=1e-8)
+    ga, gb = a["test_errors"]["gain"], b["test_errors"]["gain"]  # the one gain rule (stats.gain_split), same numbers
+    for part in ("nonlinear", "linear", "total"):
+        assert gb[part]["p_value"] == pytest.approx(ga[part]["p_value"], rel=1e-6, abs=1e-12), part
+    assert gb["verdict"] == ga["verdict"]
 
 
 def test_cli_fourier_dask_says_the_route_first_and_refuses_the_dense_study(problem, dask_address, capsys, monkeypatch):

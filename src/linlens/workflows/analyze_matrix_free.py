@@ -933,6 +933,8 @@ def _report(o: AnalyzeOptions, route: Route, op: Any, st: MatrixFreeStudy, sigma
         summary["model vs C_data (paired t)"] = f"p = {pair.p_value:.2g}"
     if te["paired_wiener"] is not None:
         summary["model vs Wiener (paired t)"] = f"p = {te['paired_wiener'].p_value:.2g}"
+    if te.get("gain") is not None:  # the one gain rule (stats.gain_split), as the study and Fourier summaries
+        summary["nonlinear gain (model vs its surrogate)"] = f"{te['gain'].verdict}, {te['gain'].nonlinear.p_text()}"
     if len(wsolve.iterations):  # CG's work and stopping rule (the Wiener estimator's solves)
         summary["CG (Wiener)"] = (f"{len(wsolve.iterations)} systems, ≤ {int(wsolve.iterations.max())} iterations "
                                   f"(mean {float(wsolve.iterations.mean()):.1f}), "
