@@ -699,6 +699,7 @@ def main() -> None:
     ap.add_argument("--verdict-boot", type=int, default=100, help="resamples per data set for the verdicts")
     ap.add_argument("--gain-repeats", type=int, default=400, help="data sets per line of the gain part")
     ap.add_argument("--gain-routes", default="study,matrix-free,fourier", help="routes of the gain part")
+    ap.add_argument("--gain-d", type=int, default=GAIN_D, help="dimension of x and y in the gain part (study lines)")
     args = ap.parse_args()
     t0, c0 = time.perf_counter(), time.process_time()
     parts = set(args.parts.split(","))
@@ -736,6 +737,7 @@ def main() -> None:
             err = f"± {se:.3f}" if 0 < r < 1 else f"(none seen; 95% bound {3 / args.verdict_repeats:.3f})"
             print(f"    {k:<66} {r:.3f} {err}   (target {target})", flush=True)
     if "gain" in parts:
+        globals()["GAIN_D"] = args.gain_d  # the gain part's helpers read the module constant
         print_gain(args.gain_repeats, args.gain_routes)
     print(f"total {time.perf_counter() - t0:.0f} s (CPU {time.process_time() - c0:.0f} s)")
 
