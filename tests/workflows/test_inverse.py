@@ -56,7 +56,7 @@ def test_wiener_model_on_image_shaped_files(files):
     status = m["study"]["reference_status"]
     assert status["Wiener"].startswith("estimated (Σₓ and σ") and status["C_data"].startswith("estimated")
     assert status["A⁻¹"].startswith("fixed")
-    # exactly linear: no nonlinear gain, whatever it does against C_data (stats.gain_split; tests/test_nonlinear_gain.py)
+    # exactly linear: no nonlinear gain, whatever it does against C_data (stats.gain_split)
     assert model["gain"]["verdict"] == "no nonlinear gain shown" and model["gain"]["nonlinear"]["estimate"] == 0
     assert summary["nonlinear gain (model vs its surrogate)"] == "no nonlinear gain shown, p = 1"
     # σ estimated from y − Ax with a χ² interval that covers the truth
