@@ -12,7 +12,8 @@ global linear surrogate C on one half of the probes and measures on the other ha
   per band of A's singular index (they add up to C's test error; the data-weighted error against A⁻¹ is
   ≈ 1 for every C on an ill-conditioned A and says nothing), bias-corrected with intervals;
 * filter factors in A's singular basis (per cluster of equal singular values);
-* the network's test MSE against C_data's, by a paired test on the same test points (its nonlinear gain);
+* the network's test MSE against C_data's on the same test points, split by :func:`linlens.stats.gain_split` into
+  network − its own surrogate (a nonlinear gain only there) and surrogate − C_data (a better linear map);
 * the estimation noise (bootstrap spread) of every unweighted number (‖C‖_F, σ_max(C), ‖C − R‖_F/‖R‖_F,
   filter-factor leakage), flagged when it is comparable to the value.
 
