@@ -142,3 +142,19 @@ def test_matrix_free_dask_refuses_unused_options(problem, capsys):
             f"{flag} is not used by the inverse study route" in err), err
         assert "Traceback" not in err
     assert not (d / "refused").exists()
+
+
+def test_matrix_free_dask_bad_block_is_one_line(problem, dask_address, capsys):
+    """NaN in one block of the targets: one line naming the targets and the block's rows, exit 2, no report."""
+    d = problem
+    x = np.load(d / "x.npy")
+    x[130, 0, 2, 3] = np.nan
+    z = zarr.open_array(str(d / "x_nan.zarr"), mode="w", shape=x.shape, chunks=(50, 1, S, S), dtype=x.dtype)
+    z[:] = x
+    with pytest.raises(SystemExit) as exc:
+        main(["analyze", "--model", str(d / "net.pt"), "--trust-model", "--inputs", str(d / "y.zarr"), "--targets",
+              str(d / "x_nan.zarr"), "--operator", str(d / "A.npy"), "--assume", "matrix-free", "--components", "8",
+              "--dask", dask_address, "--batch-size", "45", "--out", str(d / "nan")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "targets" in err and "NaN" in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and not (d / "nan").exists()

@@ -20,9 +20,10 @@ tree (:func:`linlens.workflows.dask_passes.run_pass`):
    score moments, per-image terms), merged in file order; then the bias corrections, the group-bootstrap
    replicates, the verdict and the error split on the client (``_finish``), and the in-memory route's report.
 
-Same numbers as the in-memory route up to rounding (``tests/workflows/test_analyze_matrix_free_dask.py``, 2-worker
-``LocalCluster``). The client holds (n_train, m + 10) sketches of the subspace iterations and one number per
-held-out image; the workers one block at a time.
+Same numbers as the in-memory route up to rounding, and the Wiener estimator (CG) and A⁺ (LSQR) up to their solvers'
+tolerances (``tests/workflows/test_analyze_matrix_free_dask.py``, 2-worker ``LocalCluster``). The operator is sent
+to the workers (pickled: a ``module:attr`` object must be importable there). The client holds (n_train, m + 10)
+sketches of the subspace iterations and one number per held-out image; the workers one block at a time.
 """
 
 from __future__ import annotations
