@@ -265,3 +265,23 @@ def test_float32_linear_network_rounding_is_no_gain():
         s = inverse_study({"net": linear_net(W).float()}, Yp, Xp, Xtr, Ytr, A=A, noise_std=SIGMA,
                           prior_covariance=np.eye(D), n_boot=20)
         assert s.models["net"].gain.verdict == "no nonlinear gain shown", r
+
+
+def test_matrix_free_surrogate_bias_and_se_agree_with_the_study_rule():
+    """The matrix-free route's cluster-robust excess and standard error of its surrogate (row-group sums) against
+    the HC2 row formulas of surrogate_excess on the same arrays (m = d: the same least-squares fit)."""
+    from linlens.operators import as_operator
+    from linlens.workflows.analyze_matrix_free import matrix_free_study
+
+    b_mf, se_mf, b_hc, se_hc = [], [], [], []
+    for r in range(6):
+        rng = np.random.default_rng(40 + r)
+        g = lambda n: np.arange(n) % 32  # noqa: E731
+        (Xtr, Ytr), (_, Yf), (Xh, Yh) = draw(rng, 500), draw(rng, 1000), draw(rng, 1000)
+        F, Fh = networks(Yf)["overshoot"], networks(Yh)["overshoot"]
+        st = matrix_free_study(as_operator(A), (Ytr, Xtr, g(500)), (Yf, F, g(1000)), (Yh, Fh, Xh, g(1000)), m=D,
+                               n_boot=2, noise_std=SIGMA)
+        bias, se = surrogate_excess(Yf, F, Yh, st.surrogate.predict(Yh) - Xh)
+        b_mf.append(st.surrogate_excess), se_mf.append(st.surrogate_se), b_hc.append(bias), se_hc.append(se)
+    assert np.mean(b_mf) == pytest.approx(np.mean(b_hc), rel=0.15)
+    assert np.mean(se_mf) == pytest.approx(np.mean(se_hc), rel=0.15) and min(se_mf) > 0

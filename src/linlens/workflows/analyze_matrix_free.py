@@ -262,7 +262,7 @@ def _test_errors(st: MatrixFreeStudy, d_x: int) -> dict[str, Any]:
     # the one gain rule (stats.gain_split): the surrogate is scored out of sample (its excess removed) and sees only
     # the top-m subspace (beating it can be the network's linear response outside: said, not called nonlinear)
     te = errors_from_squares(st.squares, d_x, st.target_range, surrogate_bias=st.surrogate_excess,
-                             truncated_fraction=st.surrogate.outside_variance_fraction_)
+                             surrogate_se=st.surrogate_se, truncated_fraction=st.surrogate.outside_variance_fraction_)
     te["paired_wiener"] = (errors_from_squares({k: st.squares[k] for k in ("model", "Wiener")}, d_x,
                                                st.target_range, baseline="Wiener")["paired"]
                            if "Wiener" in st.squares else None)
@@ -295,7 +295,9 @@ class MatrixFreeStudy(ResultMixin):
         squares: predictor → (n_held,) per-image squared test errors; target_range: max − min of the held-out
             targets (PSNR); first_rows: "inputs", "outputs", "targets" of the first held-out rows (report tiles).
         surrogate_excess: what B̂'s own estimation error adds to the surrogate's squared test error per held-out
-            image (cluster-robust E tr(δB S δBᵀ) × (m + 1)/m for the intercept; for :func:`linlens.stats.gain_split`).
+            image (cluster-robust E tr(δB S δBᵀ) × (m + 1)/m for the intercept; for :func:`linlens.stats.gain_split`);
+            surrogate_se: the standard error B̂'s randomness adds to the mean difference of squared test errors
+            (cluster-robust, :func:`_surrogate_se`).
 
     Example:
         >>> from linlens.operators import as_operator
@@ -326,6 +328,7 @@ class MatrixFreeStudy(ResultMixin):
     target_range: float = float("nan")
     first_rows: dict[str, np.ndarray] = field(default_factory=dict)
     surrogate_excess: float = 0.0
+    surrogate_se: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary (arrays and fitted objects left out)."""
@@ -505,7 +508,9 @@ class _HeldStats:
     """Mergeable statistics of a run of held-out rows (in file order): the scores' per-group moments, the R² sums,
     the targets' images' score moments (P = (A x̃) Vᵀ for the surrogate's and C_data's bases), per-row terms
     (signal numerators, ‖x̃‖², squared test errors, CG/LSQR convergence), the first :data:`FIRST_ROWS` rows' arrays
-    and the targets' range. ``merge`` adds sums and concatenates rows (the earlier run first)."""
+    and the targets' range; ``ez`` = Σ eₜ zₜᵀ (d_x, m), the surrogate's test errors against the scores (the standard
+    error its own randomness adds to the gain split). ``merge`` adds sums and concatenates rows (the earlier run
+    first)."""
 
     hmom: tuple[np.ndarray, np.ndarray, np.ndarray]
     sse: float
@@ -516,6 +521,7 @@ class _HeldStats:
     first: dict[str, np.ndarray]
     x_min: float
     x_max: float
+    ez: np.ndarray | None = None
 
     def merge(self, o: _HeldStats) -> _HeldStats:
         first = {k: v if len(v) >= FIRST_ROWS else np.concatenate([v, o.first[k]])[:FIRST_ROWS]
@@ -524,7 +530,23 @@ class _HeldStats:
                           self.fmom.merge(o.fmom), (self.mom_s[0] + o.mom_s[0], self.mom_s[1] + o.mom_s[1]),
                           (self.mom_c[0] + o.mom_c[0], self.mom_c[1] + o.mom_c[1]),
                           {k: v + o.rows[k] for k, v in self.rows.items()}, first, min(self.x_min, o.x_min),
-                          max(self.x_max, o.x_max))
+                          max(self.x_max, o.x_max),
+                          None if self.ez is None or o.ez is None else self.ez + o.ez)
+
+
+def _surrogate_se(grp: GroupedFit, B: np.ndarray, ez: np.ndarray | None, n_held: int) -> float:
+    """The standard error that the surrogate's own randomness adds to a mean over held-out images of squared-error
+    differences (its first-order term 2⟨eₜ, δB zₜ⟩, as :func:`linlens.surrogate.resampling.surrogate_excess` for the
+    study, with cluster-robust row-group sums): δB = Σ_g u_gᵀ G̃⁻¹, so the mean changes by (2/n) ⟨G̃⁻¹ Qᵀ, u_g⟩ per
+    group, Q = Σₜ eₜ zₜᵀ; the g/(g − 1) factor as :meth:`GroupedFit.estimation_bias`. 0 without ``ez``."""
+    if ez is None or n_held < 1:
+        return 0.0
+    ntr = grp.n.sum()
+    zb, fb = grp.sz.sum(axis=0) / ntr, grp.sf.sum(axis=0) / ntr
+    Ginv = np.linalg.pinv(grp.zz.sum(axis=0) - ntr * np.outer(zb, zb), hermitian=True)
+    terms = grp._fit_gradient_terms(Ginv @ ez.T, B, zb, fb) * (2.0 / n_held)
+    g = grp.n_groups
+    return float(math.sqrt(max(float(terms @ terms) * g / (g - 1), 0.0)))
 
 
 def _held_statistics(su: _Setup, Yh: np.ndarray, Fh: np.ndarray, Xh: np.ndarray, gh: np.ndarray,
@@ -556,7 +578,7 @@ def _held_statistics(su: _Setup, Yh: np.ndarray, Fh: np.ndarray, Xh: np.ndarray,
              **{f"estimate:{name}": v[:j] for name, v in outputs.items()}}
     return _HeldStats(_held_moments(Zh, gh, su.g), float(np.sum((Fh - pred) ** 2)), ColumnMoments().update(Fh),
                       (P.T @ P, P.T @ Xc), (Pc.T @ Pc, Pc.T @ Xc), {k_: [v] for k_, v in rows.items()}, first,
-                      float(Xh.min()) if k else np.inf, float(Xh.max()) if k else -np.inf)
+                      float(Xh.min()) if k else np.inf, float(Xh.max()) if k else -np.inf, ez=(pred - Xh).T @ Zh)
 
 
 def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -682,6 +704,7 @@ def _finish(su: _Setup, hs: _HeldStats, *, n_boot: int, ci: float, fixed_referen
         if not v > 0:
             raise ShapeError(f"the reference {k} has no variance on the held-out probes' subspace")
     bias_B = grp.estimation_bias(S, B)
+    sur_se = _surrogate_se(grp, B, hs.ez, n_held)
 
     # the split's full-data values
     den_rows = rows["den"]
@@ -792,7 +815,7 @@ def _finish(su: _Setup, hs: _HeldStats, *, n_boot: int, ci: float, fixed_referen
                            noise_std_interval=sigma_ci, r2=r2, wiener_solve=wsolve, mean_x=mean_x, squares=squares,
                            target_range=hs.x_max - hs.x_min,
                            first_rows={k: first[k] for k in ("inputs", "outputs", "targets")},
-                           surrogate_excess=max(bias_B, 0.0) * (m + 1) / m)
+                           surrogate_excess=max(bias_B, 0.0) * (m + 1) / m, surrogate_se=sur_se)
 
 
 def _err_text(e: GroupedError) -> str:
