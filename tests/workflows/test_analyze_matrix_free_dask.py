@@ -119,6 +119,11 @@ def test_matrix_free_dask_equals_in_memory(problem, dask_address, noise_std):
         for f, v in ta.items():
             if not isinstance(v, str):
                 assert tb[f] == pytest.approx(v, rel=rel if f != "p_value" else 1e-4, abs=1e-12), (k, f)
+    ga, gb = a["test_errors"]["gain"], b["test_errors"]["gain"]  # the nonlinear-gain split (stats.gain_split)
+    assert (gb["verdict"], gb["linear_verdict"], gb["n"]) == (ga["verdict"], ga["linear_verdict"], ga["n"])
+    for part in ("total", "nonlinear", "linear"):
+        for f in ("estimate", "low", "high", "standard_error"):
+            assert gb[part][f] == pytest.approx(ga[part][f], rel=1e-6, abs=1e-12), (part, f)
     pa, pb = a["prior_covariance"], b["prior_covariance"]
     assert (pb["model"], pb["rank"], pb["n_samples"]) == (pa["model"], pa["rank"], pa["n_samples"])
     assert (pb["trace"], pb["low_rank_fraction"]) == pytest.approx((pa["trace"], pa["low_rank_fraction"]), rel=1e-9)
