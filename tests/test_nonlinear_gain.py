@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from linlens import stats
 from linlens.stats import gain_split
 from linlens.surrogate.multiplier import FixedDesign
 from linlens.surrogate.resampling import surrogate_excess
@@ -285,3 +286,20 @@ def test_matrix_free_surrogate_bias_and_se_agree_with_the_study_rule():
         b_mf.append(st.surrogate_excess), se_mf.append(st.surrogate_se), b_hc.append(bias), se_hc.append(se)
     assert np.mean(b_mf) == pytest.approx(np.mean(b_hc), rel=0.15)
     assert np.mean(se_mf) == pytest.approx(np.mean(se_hc), rel=0.15) and min(se_mf) > 0
+
+
+def test_resolution_floors_the_standard_error_instead_of_zeroing_it():
+    """A mean difference just above stats.GAIN_RESOLUTION with a standard error just below it is weak evidence
+    (t ≈ 1.8, p ≈ 0.08): it must not become a certain "nonlinear gain" (the s.e. was once zeroed: p = 0)."""
+    n, scale = 50, 1.0
+    tol = stats.GAIN_RESOLUTION * scale
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(n)
+    d = (z - z.mean()) / z.std(ddof=1) * 0.83 * tol * np.sqrt(n) - 1.5 * tol  # mean −1.5 tol, s.e. 0.83 tol
+    ones = np.full(n, scale)
+    s = stats.gain_split(ones + d, ones, ones)
+    assert s.nonlinear.standard_error >= tol
+    assert s.nonlinear.low < s.nonlinear.high
+    assert s.nonlinear.p_value > 0.05  # plain paired t: p ≈ 0.08
+    assert s.verdict == "no nonlinear gain shown"
+    assert stats.gain_split(ones - d, ones, ones).verdict == "no nonlinear gain shown"

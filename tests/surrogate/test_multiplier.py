@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from linlens.errors import ConfigError
 from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap, Perturbation, wiener_perturbation
 
 
@@ -249,3 +250,13 @@ def test_plug_in_given_and_cached_n_w_give_the_numbers_formed_from_scratch(metho
             for b in range(mb.n_boot):
                 Db = D + _explicit(fit, mb.omega["fit"][b]) - _explicit(rp, mb.omega["train"][b])
                 assert q.replicates[b] == pytest.approx(float(np.sum((Db @ W) * Db)) / 4.0, rel=1e-10)
+
+
+def test_plug_in_with_output_rows_is_refused():
+    """plug_in is tr(D W Dᵀ) over all outputs: given with output rows O it was silently ignored; now refused."""
+    rng = np.random.default_rng(12)
+    n, d = 30, 4
+    fit = FixedDesign(rng.normal(size=(n, d))).perturbation(rng.normal(size=(n, d)), "fit")
+    mb = MultiplierBootstrap({"fit": n}, n_boot=4, seed=0)
+    with pytest.raises(ConfigError, match="plug_in"):
+        mb.quadratic(fit.coef, np.eye(d), [(1.0, fit)], O=np.eye(d)[:2], plug_in=1.0)

@@ -424,12 +424,14 @@ class MultiplierBootstrap:
         Returns:
             :class:`Quadratic`.
         """
+        if plug_in is not None and O is not None:
+            raise ConfigError("quadratic: plug_in is tr(D W Dᵀ) over all outputs; not with output rows O")
         terms = _terms(D)
         D = terms[0][1] if len(terms) == 1 and terms[0][0] == 1.0 else sum(c * X for c, X in terms)
         OD = self._rows(D.T, O).T / scale  # O D, (k, d_in)
         dW = self._diagonal(W)
         ODW = None
-        if plug_in is None or O is not None:
+        if plug_in is None:
             ODW = OD * dW if dW is not None else OD @ W
             plug = float(np.sum(OD * ODW))
         else:
