@@ -366,27 +366,24 @@ class MultiplierBootstrap:
     def _rows(X: np.ndarray, O: np.ndarray | None) -> np.ndarray:
         return X if O is None else X @ O.T
 
-    def _mw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
-        """M W (n, d_in) of a perturbation, kept until :meth:`clear` (bands and references reuse it)."""
-        key = ("MW", id(p), id(W))
-        MW = self._cache.get(key)
-        if MW is None:
+    def _times_w(self, kind: str, p: Perturbation, W: np.ndarray) -> np.ndarray:
+        """``kind`` "MW": M W (n, d_in) of a perturbation; "NW": N W (d_out, d_in) of its full-rank part; kept until
+        :meth:`clear` (bands and references reuse them)."""
+        key = (kind, id(p), id(W))
+        XW = self._cache.get(key)
+        if XW is None:
+            X = p.M if kind == "MW" else p.N
             dW = self._diagonal(W)
-            MW = p.M * dW if dW is not None else p.M @ W
-            self._cache[key] = MW
+            XW = X * dW if dW is not None else X @ W
+            self._cache[key] = XW
             self._keep.append((p, W))
-        return MW
+        return XW
+
+    def _mw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
+        return self._times_w("MW", p, W)
 
     def _nw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
-        """N W (d_out, d_in) of a perturbation's full-rank part, kept until :meth:`clear` (its references share it)."""
-        key = ("NW", id(p), id(W))
-        NW = self._cache.get(key)
-        if NW is None:
-            dW = self._diagonal(W)
-            NW = p.N * dW if dW is not None else p.N @ W
-            self._cache[key] = NW
-            self._keep.append((p, W))
-        return NW
+        return self._times_w("NW", p, W)
 
     def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None) -> np.ndarray:
         key = (id(p), id(q), id(W), None if O is None else id(O))

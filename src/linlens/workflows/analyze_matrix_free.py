@@ -426,15 +426,23 @@ class _TrainStats:
     data_groups: GroupedFit
 
 
+def _residual_group_sums(op: LinearMap, Y: np.ndarray, X: np.ndarray, groups: np.ndarray, *, batch: int,
+                         g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row group: the count, Σ r and Σ ‖r‖² of the residuals r = y − A x ((g,), (g, d_y), (g,)), in batches;
+    the in-memory route takes them over all training rows, the Dask route per block (merged by +)."""
+    n, rs, rr = np.zeros(g), np.zeros((g, op.shape[0])), np.zeros(g)
+    for a in range(0, len(Y), batch):
+        r = Y[a:a + batch] - op.matvec(X[a:a + batch])
+        ga = groups[a:a + batch]
+        np.add.at(n, ga, 1.0)
+        np.add.at(rs, ga, r)
+        np.add.at(rr, ga, np.einsum("ij,ij->i", r, r))
+    return n, rs, rr
+
+
 def _train_statistics(op: LinearMap, Ytr: np.ndarray, Xtr: np.ndarray, gtr: np.ndarray, *, m: int, seed: int,
                       batch: int, g: int) -> _TrainStats:
-    resid_n, resid_s, resid_r = np.zeros(g), np.zeros((g, op.shape[0])), np.zeros(g)
-    for s in range(0, len(Ytr), batch):
-        r = Ytr[s:s + batch] - op.matvec(Xtr[s:s + batch])
-        gs = gtr[s:s + batch]
-        np.add.at(resid_n, gs, 1.0)
-        np.add.at(resid_s, gs, r)
-        np.add.at(resid_r, gs, np.einsum("ij,ij->i", r, r))
+    resid_n, resid_s, resid_r = _residual_group_sums(op, Ytr, Xtr, gtr, batch=batch, g=g)
     cov0 = LowRankDiagCovariance(rank=min(m, len(Xtr) - 1, Xtr.shape[1]), seed=seed).fit(Xtr)
     cdata = SubspaceSurrogate(n_components=m, seed=seed + 1).fit(Ytr, Xtr)
     cgrp = GroupedFit(m, Xtr.shape[1], g)

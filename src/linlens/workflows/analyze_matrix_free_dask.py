@@ -57,6 +57,7 @@ from linlens.workflows.analyze_matrix_free import (
     _HeldStats,
     _peak_rss_gib,
     _report,
+    _residual_group_sums,
     _setup,
     _test_errors,
     _TrainStats,
@@ -133,14 +134,8 @@ def _train_sums_task(src_y: tuple[str, str], src_x: tuple[str, str], b: int, s: 
                      op: Any, batch: int, g: int) -> _TrainSums:
     Y, X = _rows(src_y, "inputs", b, s, e, keep), _rows(src_x, "targets", b, s, e, keep)
     grp = (s + np.flatnonzero(keep)) % g
-    n, rs, rr = np.zeros(g), np.zeros((g, Y.shape[1])), np.zeros(g)
-    for a in range(0, len(Y), batch):
-        r = Y[a:a + batch] - op.matvec(X[a:a + batch])
-        ga = grp[a:a + batch]
-        np.add.at(n, ga, 1.0)
-        np.add.at(rs, ga, r)
-        np.add.at(rr, ga, np.einsum("ij,ij->i", r, r))
-    return _TrainSums((n, rs, rr), ColumnMoments().update(Y), ColumnMoments().update(X), float(np.sum(Y**2)))
+    sums = _residual_group_sums(op, Y, X, grp, batch=batch, g=g)
+    return _TrainSums(sums, ColumnMoments().update(Y), ColumnMoments().update(X), float(np.sum(Y**2)))
 
 
 def _centred(src: tuple[str, str], name: str, b: int, s: int, e: int, keep: np.ndarray, dtype: str,
