@@ -268,9 +268,12 @@ def test_float32_linear_network_rounding_is_no_gain():
         assert s.models["net"].gain.verdict == "no nonlinear gain shown", r
 
 
-def test_matrix_free_surrogate_bias_and_se_agree_with_the_study_rule():
+@pytest.mark.parametrize("offset", [0.0, 0.5])
+def test_matrix_free_surrogate_bias_and_se_agree_with_the_study_rule(offset):
     """The matrix-free route's cluster-robust excess and standard error of its surrogate (row-group sums) against
-    the HC2 row formulas of surrogate_excess on the same arrays (m = d: the same least-squares fit)."""
+    the HC2 row formulas of surrogate_excess on the same arrays (m = d: the same least-squares fit). offset 0.5: the
+    network is shifted, so the surrogate's test errors have a nonzero mean and its intercept's randomness counts
+    (the route once kept only the slope's term: 0.014 against 0.055)."""
     from linlens.operators import as_operator
     from linlens.workflows.analyze_matrix_free import matrix_free_study
 
@@ -279,13 +282,39 @@ def test_matrix_free_surrogate_bias_and_se_agree_with_the_study_rule():
         rng = np.random.default_rng(40 + r)
         g = lambda n: np.arange(n) % 32  # noqa: E731
         (Xtr, Ytr), (_, Yf), (Xh, Yh) = draw(rng, 500), draw(rng, 1000), draw(rng, 1000)
-        F, Fh = networks(Yf)["overshoot"], networks(Yh)["overshoot"]
+        F, Fh = networks(Yf)["overshoot"] + offset, networks(Yh)["overshoot"] + offset
         st = matrix_free_study(as_operator(A), (Ytr, Xtr, g(500)), (Yf, F, g(1000)), (Yh, Fh, Xh, g(1000)), m=D,
                                n_boot=2, noise_std=SIGMA)
         bias, se = surrogate_excess(Yf, F, Yh, st.surrogate.predict(Yh) - Xh)
         b_mf.append(st.surrogate_excess), se_mf.append(st.surrogate_se), b_hc.append(bias), se_hc.append(se)
     assert np.mean(b_mf) == pytest.approx(np.mean(b_hc), rel=0.15)
     assert np.mean(se_mf) == pytest.approx(np.mean(se_hc), rel=0.15) and min(se_mf) > 0
+
+
+def test_matrix_free_surrogate_se_matches_the_spread_over_refits():
+    """The route's surrogate_se against the simulated truth: the standard deviation, over 1000 independent fit
+    sets, of the surrogate's mean squared test error on fixed held-out points (network shifted by 0.5, so the
+    intercept's randomness is most of it)."""
+    from linlens.operators import as_operator
+    from linlens.workflows.analyze_matrix_free import matrix_free_study
+
+    rng = np.random.default_rng(5)
+    Xh, Yh = draw(rng, 1000)
+    Fh = networks(Yh)["overshoot"] + 0.5
+    mse = []
+    for _ in range(1000):
+        Yf = draw(rng, 1000)[1]
+        C, c, _ = FixedDesign(Yf).fit(networks(Yf)["overshoot"] + 0.5)
+        mse.append(np.mean(np.sum((Yh @ C.T + c - Xh) ** 2, axis=1)))
+    se = []
+    for r in range(6):
+        rr = np.random.default_rng(60 + r)
+        g = lambda n: np.arange(n) % 32  # noqa: E731
+        (Xtr, Ytr), (_, Yf) = draw(rr, 500), draw(rr, 1000)
+        st = matrix_free_study(as_operator(A), (Ytr, Xtr, g(500)), (Yf, networks(Yf)["overshoot"] + 0.5, g(1000)),
+                               (Yh, Fh, Xh, g(1000)), m=D, n_boot=2, noise_std=SIGMA)
+        se.append(st.surrogate_se)
+    assert np.mean(se) == pytest.approx(np.std(mse, ddof=1), rel=0.2)
 
 
 def test_resolution_floors_the_standard_error_instead_of_zeroing_it():

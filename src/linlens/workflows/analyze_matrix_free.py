@@ -295,7 +295,8 @@ class MatrixFreeStudy(ResultMixin):
         squares: predictor → (n_held,) per-image squared test errors; target_range: max − min of the held-out
             targets (PSNR); first_rows: "inputs", "outputs", "targets" of the first held-out rows (report tiles).
         surrogate_excess: what B̂'s own estimation error adds to the surrogate's squared test error per held-out
-            image (cluster-robust E tr(δB S δBᵀ) × (m + 1)/m for the intercept; for :func:`linlens.stats.gain_split`);
+            image (cluster-robust E tr(δB S δBᵀ) + E‖δc‖², :func:`_surrogate_bias`; for
+            :func:`linlens.stats.gain_split`);
             surrogate_se: the standard error B̂'s randomness adds to the mean difference of squared test errors
             (cluster-robust, :func:`_surrogate_se`).
 
@@ -516,9 +517,9 @@ class _HeldStats:
     """Mergeable statistics of a run of held-out rows (in file order): the scores' per-group moments, the R² sums,
     the targets' images' score moments (P = (A x̃) Vᵀ for the surrogate's and C_data's bases), per-row terms
     (signal numerators, ‖x̃‖², squared test errors, CG/LSQR convergence), the first :data:`FIRST_ROWS` rows' arrays
-    and the targets' range; ``ez`` = Σ eₜ zₜᵀ (d_x, m), the surrogate's test errors against the scores (the standard
-    error its own randomness adds to the gain split). ``merge`` adds sums and concatenates rows (the earlier run
-    first)."""
+    and the targets' range; ``ez`` = Σ eₜ zₜᵀ (d_x, m) and ``e_sum`` = Σ eₜ (d_x,), the surrogate's test errors
+    against the scores and summed (the standard error its own randomness adds to the gain split). ``merge`` adds
+    sums and concatenates rows (the earlier run first)."""
 
     hmom: tuple[np.ndarray, np.ndarray, np.ndarray]
     sse: float
@@ -530,6 +531,7 @@ class _HeldStats:
     x_min: float
     x_max: float
     ez: np.ndarray | None = None
+    e_sum: np.ndarray | None = None
 
     def merge(self, o: _HeldStats) -> _HeldStats:
         first = {k: v if len(v) >= FIRST_ROWS else np.concatenate([v, o.first[k]])[:FIRST_ROWS]
@@ -539,20 +541,46 @@ class _HeldStats:
                           (self.mom_c[0] + o.mom_c[0], self.mom_c[1] + o.mom_c[1]),
                           {k: v + o.rows[k] for k, v in self.rows.items()}, first, min(self.x_min, o.x_min),
                           max(self.x_max, o.x_max),
-                          None if self.ez is None or o.ez is None else self.ez + o.ez)
+                          None if self.ez is None or o.ez is None else self.ez + o.ez,
+                          None if self.e_sum is None or o.e_sum is None else self.e_sum + o.e_sum)
 
 
-def _surrogate_se(grp: GroupedFit, B: np.ndarray, ez: np.ndarray | None, n_held: int) -> float:
+def _group_residual_sums(grp: GroupedFit, B: np.ndarray) -> np.ndarray:
+    """(n_groups, d_out) ρ_g = Σ_{i∈g} r̃ᵢ, each row group's sum of the surrogate's fit residuals under the full-data
+    fit B and centring, (sf_g − n_g f̄) − B (sz_g − n_g z̄): the intercept's error is δc = Σ_g ρ_g / n."""
+    ntr = grp.n.sum()
+    zb, fb = grp.sz.sum(axis=0) / ntr, grp.sf.sum(axis=0) / ntr
+    return grp.sf - np.outer(grp.n, fb) - (grp.sz - np.outer(grp.n, zb)) @ B.T
+
+
+def _surrogate_bias(grp: GroupedFit, B: np.ndarray, S: np.ndarray) -> float:
+    """E‖δc + δB (z − z̄)‖² over held-out scores of covariance S: the slope's cluster-robust E tr(δB S δBᵀ)
+    (:meth:`GroupedFit.estimation_bias`) plus the intercept's E‖δc‖² = Σ_g ‖ρ_g‖² / n² × g/(g − 1) (what
+    :func:`linlens.surrogate.resampling.surrogate_excess`'s 1/n term is for the study; the held-out mean's shift from
+    z̄ is left out)."""
+    rho = _group_residual_sums(grp, B)
+    g = grp.n_groups
+    return grp.estimation_bias(S, B) + float(np.sum(rho * rho)) / float(grp.n.sum()) ** 2 * g / (g - 1)
+
+
+def _surrogate_se(grp: GroupedFit, B: np.ndarray, ez: np.ndarray | None, n_held: int,
+                  e_sum: np.ndarray | None = None) -> float:
     """The standard error that the surrogate's own randomness adds to a mean over held-out images of squared-error
-    differences (its first-order term 2⟨eₜ, δB zₜ⟩, as :func:`linlens.surrogate.resampling.surrogate_excess` for the
-    study, with cluster-robust row-group sums): δB = Σ_g u_gᵀ G̃⁻¹, so the mean changes by (2/n) ⟨G̃⁻¹ Qᵀ, u_g⟩ per
-    group, Q = Σₜ eₜ zₜᵀ; the g/(g − 1) factor as :meth:`GroupedFit.estimation_bias`. 0 without ``ez``."""
+    differences: its first-order term 2⟨eₜ, δc + δB (zₜ − z̄)⟩, as :func:`linlens.surrogate.resampling.surrogate_excess`
+    for the study, with cluster-robust row-group sums: δB = Σ_g u_gᵀ G̃⁻¹ and the intercept's δc = Σ_g ρ_g / n
+    (:func:`_group_residual_sums`), so the mean changes by (2/n_held) (⟨G̃⁻¹ Qᵀ, u_g⟩ + ⟨q, ρ_g⟩ / n) per group,
+    q = Σₜ eₜ (``e_sum``, (d_x,)), Q = Σₜ eₜ (zₜ − z̄)ᵀ = ``ez`` − q z̄ᵀ; the g/(g − 1) factor as
+    :meth:`GroupedFit.estimation_bias`. 0 without ``ez``; without ``e_sum`` the intercept's term is left out."""
     if ez is None or n_held < 1:
         return 0.0
     ntr = grp.n.sum()
     zb, fb = grp.sz.sum(axis=0) / ntr, grp.sf.sum(axis=0) / ntr
     Ginv = np.linalg.pinv(grp.zz.sum(axis=0) - ntr * np.outer(zb, zb), hermitian=True)
-    terms = grp._fit_gradient_terms(Ginv @ ez.T, B, zb, fb) * (2.0 / n_held)
+    Q = ez if e_sum is None else ez - np.outer(e_sum, zb)
+    terms = grp._fit_gradient_terms(Ginv @ Q.T, B, zb, fb)
+    if e_sum is not None:
+        terms = terms + _group_residual_sums(grp, B) @ e_sum / ntr
+    terms = terms * (2.0 / n_held)
     g = grp.n_groups
     return float(math.sqrt(max(float(terms @ terms) * g / (g - 1), 0.0)))
 
@@ -586,7 +614,8 @@ def _held_statistics(su: _Setup, Yh: np.ndarray, Fh: np.ndarray, Xh: np.ndarray,
              **{f"estimate:{name}": v[:j] for name, v in outputs.items()}}
     return _HeldStats(_held_moments(Zh, gh, su.g), float(np.sum((Fh - pred) ** 2)), ColumnMoments().update(Fh),
                       (P.T @ P, P.T @ Xc), (Pc.T @ Pc, Pc.T @ Xc), {k_: [v] for k_, v in rows.items()}, first,
-                      float(Xh.min()) if k else np.inf, float(Xh.max()) if k else -np.inf, ez=(pred - Xh).T @ Zh)
+                      float(Xh.min()) if k else np.inf, float(Xh.max()) if k else -np.inf, ez=(pred - Xh).T @ Zh,
+                      e_sum=(pred - Xh).sum(axis=0))
 
 
 def matrix_free_study(op: LinearMap, train: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -712,7 +741,7 @@ def _finish(su: _Setup, hs: _HeldStats, *, n_boot: int, ci: float, fixed_referen
         if not v > 0:
             raise ShapeError(f"the reference {k} has no variance on the held-out probes' subspace")
     bias_B = grp.estimation_bias(S, B)
-    sur_se = _surrogate_se(grp, B, hs.ez, n_held)
+    sur_se = _surrogate_se(grp, B, hs.ez, n_held, hs.e_sum)
 
     # the split's full-data values
     den_rows = rows["den"]
@@ -823,7 +852,7 @@ def _finish(su: _Setup, hs: _HeldStats, *, n_boot: int, ci: float, fixed_referen
                            noise_std_interval=sigma_ci, r2=r2, wiener_solve=wsolve, mean_x=mean_x, squares=squares,
                            target_range=hs.x_max - hs.x_min,
                            first_rows={k: first[k] for k in ("inputs", "outputs", "targets")},
-                           surrogate_excess=max(bias_B, 0.0) * (m + 1) / m, surrogate_se=sur_se)
+                           surrogate_excess=max(_surrogate_bias(grp, B, S), 0.0), surrogate_se=sur_se)
 
 
 def _err_text(e: GroupedError) -> str:
