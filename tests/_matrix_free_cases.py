@@ -6,6 +6,9 @@ tests that hand the operator to the CLI as ``module:attr``."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 SOURCE = '''
 import torch
 import torch.nn.functional as F
@@ -72,4 +75,16 @@ def namespace() -> dict:
     """The module's names (the three classes and an 8×8 instance of each), executed in-process."""
     ns: dict = {}
     exec(compile(SOURCE, "matrix_free_cases", "exec"), ns)  # noqa: S102 - our own test source
+    return ns
+
+
+def example_namespace() -> dict:
+    """The operators of the docs' worked example (docs/figures/make_images_matrix_free.py's ``OPS``: the reflect
+    blur with its explicit adjoint and the inpainting mask), executed in-process."""
+    path = Path(__file__).resolve().parents[1] / "docs" / "figures" / "make_images_matrix_free.py"
+    spec = importlib.util.spec_from_file_location("make_images_matrix_free", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ns: dict = {}
+    exec(compile(mod.OPS, "example_ops", "exec"), ns)  # noqa: S102 - the repository's own example source
     return ns

@@ -15,7 +15,7 @@ from linlens.surrogate.matrix_free import (
     pseudo_inverse_rows,
     signal_noise_estimate,
 )
-from tests._matrix_free_cases import namespace
+from tests._matrix_free_cases import example_namespace, namespace
 
 NS = namespace()
 OPS = {k: as_operator(NS[k], in_shape=(1, 8, 8)) for k in ("blur", "mask", "fourier")}
@@ -160,15 +160,7 @@ def test_wiener_refits_by_woodbury_equal_the_dense_wiener_of_the_refitted_prior(
 
 def _example_blur(image):
     """The docs' worked-example reflect blur (explicit adjoint), in float64."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "docs" / "figures" / "make_images_matrix_free.py"
-    spec = importlib.util.spec_from_file_location("make_images_matrix_free", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    ns: dict = {}
-    exec(compile(mod.OPS, "example_ops", "exec"), ns)  # noqa: S102 - the repository's own example source
+    ns = example_namespace()
     op = ns["ReflectBlur"](image=image)
     op.k = op.k.double()
     return as_operator(op, in_shape=(1, *image))

@@ -13,7 +13,7 @@ import torch
 from linlens.cli import main
 from linlens.operators import as_operator
 from linlens.problems import wiener_estimator
-from tests._matrix_free_cases import SOURCE, namespace
+from tests._matrix_free_cases import SOURCE, example_namespace, namespace
 
 NS = namespace()
 N, D = 1000, 64  # 8 × 8 images
@@ -194,27 +194,13 @@ def test_a_nan_in_a_memory_mapped_file_is_refused_naming_its_row(work, capsys, m
     assert not (work / "rep_nan").exists()
 
 
-def _example_ops() -> dict:
-    """The operators of the docs' worked example (docs/figures/make_images_matrix_free.py's OPS), executed."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "docs" / "figures" / "make_images_matrix_free.py"
-    spec = importlib.util.spec_from_file_location("make_images_matrix_free", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    ns: dict = {}
-    exec(compile(mod.OPS, "example_ops", "exec"), ns)  # noqa: S102 - the repository's own example source
-    return ns
-
-
 @pytest.mark.parametrize("image", [(12, 10), (64, 64)])
 def test_the_example_blur_has_an_exact_explicit_adjoint(image):
     """The worked example's reflect blur gives Aᵀ explicitly (a correlation with the flipped kernel, then the
     reflect padding's border folded back), not by autograd. In float64: ⟨Ax, y⟩ = ⟨x, Aᵀy⟩ to 1e-10 on random
     inputs, and (small image) Aᵀ's matrix is the transpose of A's, both built column by column from basis images,
     and equals the vector-Jacobian product of A."""
-    op = _example_ops()["ReflectBlur"](image=image)
+    op = example_namespace()["ReflectBlur"](image=image)
     op.k = op.k.double()
     rng = np.random.default_rng(0)
     x = torch.as_tensor(rng.normal(size=(5, 1, *image)))
@@ -237,7 +223,7 @@ def test_the_example_blur_has_an_exact_explicit_adjoint(image):
 def test_the_example_operators_pass_the_routes_adjoint_check_in_float32():
     """As the route calls them (the blur in float32, as deepinv's default): the dot-product test to float32
     rounding."""
-    ns = _example_ops()
+    ns = example_namespace()
     blur = as_operator(ns["ReflectBlur"](image=(16, 16)), in_shape=(1, 16, 16))
     assert blur.native_dtype == "float32" and blur.adjoint_check().max_error < 1e-5
     assert as_operator(ns["Inpainting"](image=(16, 16)), in_shape=(1, 16, 16)).adjoint_check().max_error < 1e-12
