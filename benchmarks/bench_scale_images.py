@@ -6,8 +6,9 @@ measured in the same run.
    (n = 2^20 by default: 4 GiB each; where the folder's disk cannot hold both with room to spare, the largest power
    of two that fits, said on the first line): x are smooth random images (a 1/(1 + |k|²) spectrum), y = A x + σ e
    with A a circular Gaussian blur (``A.npy``, 1024 × 1024) and σ = 0.05 (Fourier), or A a 9 × 9 Gaussian blur
-   with reflecting boundaries given as a deepinv-style object (``ops.py``: ``--operator ops:blur``, float64, applied
-   as a function, never a matrix) and ``--assume matrix-free --components 32`` (matrix-free). Nothing is downloaded.
+   with reflecting boundaries given as a deepinv-style object (``ops.py``: ``--operator ops:blur``, the docs' worked
+   example's float32 blur with its explicit adjoint, applied as a function, never a matrix) and ``--assume
+   matrix-free --components 32`` (matrix-free). Nothing is downloaded.
 2. The model: y ↦ y + Conv–ReLU–Conv(y), circular padding, 8 channels, float32 (TorchScript, ``--trust-model``).
 3. Runs, each as its own ``linlens analyze`` process (so that its memory is its own): the Dask route on all n
    images (``--dask local``: a LocalCluster of min(4, cores) worker processes, one thread each); the in-memory
@@ -32,6 +33,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_v] = "1"
 
 import argparse  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
@@ -73,37 +75,15 @@ def _blur_transfer() -> np.ndarray:
     return np.fft.rfft2(np.outer(k, k))
 
 
-#: the matrix-free route's operator, imported by ``linlens`` (and by the Dask workers) as ``ops:blur``
-OPS = '''
-import torch
-import torch.nn.functional as F
-
-
-class ReflectBlur:
-    """9 × 9 Gaussian blur (width 1.5) with reflecting boundaries, deepinv-style (A, A_adjoint on (B, 1, H, W))."""
-
-    def __init__(self, size=9, width=1.5, image=(32, 32)):
-        r = size // 2
-        t = torch.arange(size, dtype=torch.float64) - r
-        g = torch.exp(-t ** 2 / (2 * width ** 2))
-        k = torch.outer(g, g)
-        self.k, self.r = (k / k.sum())[None, None], r
-        self.rows, self.cols = (torch.arange(-r, n + r).abs() for n in image)
-        self.rows = torch.where(self.rows >= image[0], 2 * image[0] - 2 - self.rows, self.rows)
-        self.cols = torch.where(self.cols >= image[1], 2 * image[1] - 2 - self.cols, self.cols)
-
-    def A(self, x):
-        return F.conv2d(F.pad(x, (self.r,) * 4, mode="reflect"), self.k.to(x.dtype))
-
-    def A_adjoint(self, y):
-        p = F.conv_transpose2d(y, self.k.to(y.dtype))
-        h, w = len(self.rows) - 2 * self.r, len(self.cols) - 2 * self.r
-        z = torch.zeros((*p.shape[:2], h, p.shape[3]), dtype=p.dtype).index_add_(2, self.rows, p)
-        return torch.zeros((*p.shape[:2], h, w), dtype=p.dtype).index_add_(3, self.cols, z)
-
-
-blur = ReflectBlur()
-'''
+#: the matrix-free route's operator, imported by ``linlens`` (and by the Dask workers) as ``ops:blur``: the docs'
+#: worked example's reflect blur (``docs/figures/make_images_matrix_free.py``: float32, explicit adjoint), one
+#: source for both, at SIDE × SIDE (its ``LINLENS_EXAMPLE_SIZE``, inherited by the runs and their workers)
+os.environ["LINLENS_EXAMPLE_SIZE"] = str(SIDE)
+_spec = importlib.util.spec_from_file_location(
+    "make_images_matrix_free", Path(__file__).resolve().parents[1] / "docs" / "figures" / "make_images_matrix_free.py")
+_example = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_example)
+OPS = _example.OPS
 
 
 def write_data(folder: Path, n: int, chunk: int, seed: int = 0, route: str = "fourier") -> None:
@@ -130,7 +110,7 @@ def write_data(folder: Path, n: int, chunk: int, seed: int = 0, route: str = "fo
         if blur is None:
             y = torch.fft.irfft2(xh * 4.0 * Ht, s=(SIDE, SIDE)) + SIGMA * torch.randn(b, SIDE, SIDE, generator=g)
         else:
-            y = blur.A(x[:, None].double())[:, 0].float() + SIGMA * torch.randn(b, SIDE, SIDE, generator=g)
+            y = blur.A(x[:, None])[:, 0] + SIGMA * torch.randn(b, SIDE, SIDE, generator=g)
         arrays["x"][s:s + b] = x[:, None].numpy()
         arrays["y"][s:s + b] = y[:, None].numpy()
     if blur is not None:
