@@ -97,10 +97,12 @@ def test_full_subspace_equals_the_dense_route_and_a_direct_evaluation(tmp_path, 
     assert sub["data_weighted_error"] == pytest.approx(expected, rel=1e-9)
 
 
-def test_float32_randomized_route_gives_the_exact_routes_numbers(tmp_path, capsys, monkeypatch):
-    """Inputs with a clear gap at m (plus noise), a nonlinear model: the route's float32 randomized subspace (forced
-    here; chosen by the cost rule at large n) gives the numbers of the exact Gram route, which is checked against a
-    numpy SVD of the centred training rows: the same subspace to float32 accuracy, R², outside-variance and error."""
+@pytest.mark.parametrize("method", ["randomized", "krylov"])
+def test_float32_randomized_route_gives_the_exact_routes_numbers(tmp_path, capsys, monkeypatch, method):
+    """Inputs with a clear gap at m (plus noise), a nonlinear model: the route's float32 randomized subspace (power
+    iterations or block Krylov, forced here; Krylov is chosen by the cost rule at large n) gives the numbers of the
+    exact Gram route, which is checked against a numpy SVD of the centred training rows: the same subspace to float32
+    accuracy, R², outside-variance and error."""
     rng = np.random.default_rng(3)
     d, n, m = 60, 1500, 6
     Y = (rng.normal(size=(n, m)) * np.linspace(5, 2, m)) @ rng.normal(size=(m, d)) + 0.05 * rng.normal(size=(n, d))
@@ -113,12 +115,12 @@ def test_float32_randomized_route_gives_the_exact_routes_numbers(tmp_path, capsy
             "-r", tmp_path / "R.npy"]
     code, _, err = _run([*base, "-o", tmp_path / "exact"], capsys)
     assert code in (0, None), err
-    monkeypatch.setattr(analyze_subspace, "subspace_method", lambda *a, **k: "randomized")
+    monkeypatch.setattr(analyze_subspace, "subspace_method", lambda *a, **k: method)
     code, _, err = _run([*base, "-o", tmp_path / "rand"], capsys)
     assert code in (0, None), err
     a = json.loads((tmp_path / "exact" / "metrics.json").read_text())
     b = json.loads((tmp_path / "rand" / "metrics.json").read_text())
-    assert (a["subspace_method"], b["subspace_method"]) == ("gram", "randomized") and b["subspace_converged"]
+    assert (a["subspace_method"], b["subspace_method"]) == ("gram", method) and b["subspace_converged"]
     assert 0 < b["subspace_max_residual"] < 1e-3 and a["subspace_max_residual"] < 1e-10
     Yt = Y[~holdout_mask(0, n, 0)]
     Vt = np.linalg.svd(Yt - Yt.mean(0), full_matrices=False)[2][:m]
@@ -201,3 +203,33 @@ def test_fitted_on_exactly_the_inputs_the_model_received(tmp_path, capsys):
     assert np.linalg.norm(C - W) / np.linalg.norm(W) < 1e-5  # normal equations on the scores: ≈ κ²·eps, not 0
     met = json.loads((tmp_path / "sub" / "metrics.json").read_text())
     assert "float32" in met["input_cast"]
+
+
+def test_numbers_do_not_depend_on_the_chunk_size(tmp_path, capsys, monkeypatch):
+    """The rows are read, cast and probed in chunks (CHUNK_VALUES values) inside each --batch-size batch: chunks of 7
+    rows (batches of 64 rows, so ragged chunks) give the numbers of one chunk per batch, to rounding — R², error,
+    interval, the subspace."""
+    rng = np.random.default_rng(4)
+    d, n, m = 30, 900, 5
+    Y = (rng.normal(size=(n, m)) * np.linspace(4, 2, m)) @ rng.normal(size=(m, d)) + 0.1 * rng.normal(size=(n, d))
+    np.save(tmp_path / "y.npy", Y.astype(np.float32))
+    torch.manual_seed(1)
+    _script(torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4)).double(),
+            tmp_path / "m.pt")  # float64: a float32 model's outputs depend on its batch size at 1e-7
+    np.save(tmp_path / "R.npy", rng.normal(size=(4, d)))
+    base = ["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy", "--components", m,
+            "-r", tmp_path / "R.npy", "--batch-size", 64]
+    code, _, err = _run([*base, "-o", tmp_path / "one"], capsys)
+    assert code in (0, None), err
+    monkeypatch.setattr(analyze_subspace, "CHUNK_VALUES", 7 * d)
+    code, _, err = _run([*base, "-o", tmp_path / "many"], capsys)
+    assert code in (0, None), err
+    a = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "many" / "metrics.json").read_text())
+    for k in ("r2", "outside_variance_fraction", "data_weighted_error"):
+        assert b[k] == pytest.approx(a[k], rel=1e-10), k
+    for k in ("estimate", "low", "high", "bias"):
+        assert b["data_weighted_error_corrected"][k] == pytest.approx(a["data_weighted_error_corrected"][k],
+                                                                      rel=1e-9), k
+    np.testing.assert_allclose(np.load(tmp_path / "many" / "components.npy"),
+                               np.load(tmp_path / "one" / "components.npy"), atol=1e-10)

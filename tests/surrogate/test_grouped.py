@@ -94,23 +94,80 @@ def _naive_replicates(acc: GroupedFit, bias: float | None, n_boot: int,
     return reps, se, bias
 
 
-@pytest.mark.parametrize("m, d_out, tile_values", [(3, 40, 2**23), (12, 5, 2**23), (3, 40, 40 * 3 * 7)])
-def test_replicates_equal_the_direct_refit(m, d_out, tile_values, monkeypatch):
-    """The bootstrap's sweep over the outputs (shared group sums, replicate-free factors formed once; in one tile or
-    in tiles of 7 outputs, the last one ragged) gives the replicates and their standard errors of a direct
-    per-replicate refit by lstsq with explicit u_g, to rounding; the bias equals the sandwich with explicit u_g."""
-    monkeypatch.setattr(grouped, "TILE_VALUES", tile_values)
-    rng = np.random.default_rng(5)
+def _grouped_case(m, d_out, offset=1.0, seed=5):
+    rng = np.random.default_rng(seed)
     n = 1500
     Z = rng.normal(size=(n, m)) * np.linspace(2.0, 0.5, m) + 0.3
-    F = Z @ rng.normal(size=(m, d_out)) + np.abs(Z[:, :1]) + 0.4 * rng.normal(size=(n, d_out)) + 1.0
+    F = Z @ rng.normal(size=(m, d_out)) + np.abs(Z[:, :1]) + 0.4 * rng.normal(size=(n, d_out)) + offset
     acc = GroupedFit(m, d_out, n_groups=32)
     acc.update_train(Z, F, np.arange(n) % 32)
     Zh = rng.normal(size=(400, m)) + 0.3
     acc.update_held(Zh, Zh @ rng.normal(size=(m, d_out)), acc.coef(), np.arange(400) % 32)
-    err = acc.error(n_boot=40, seed=11)
+    return acc
+
+
+@pytest.mark.parametrize("m, d_out, tile_values", [(3, 40, 2**23), (12, 5, 2**23), (3, 40, 40 * 3 * 7)])
+def test_replicates_equal_the_direct_refit(m, d_out, tile_values, monkeypatch):
+    """The bootstrap's sweep over the outputs (shared group sums, replicate-free factors formed once; in one tile or
+    in tiles of 7 outputs, the last one ragged) gives the replicates and their standard errors of a direct
+    per-replicate refit by lstsq with explicit u_g, to rounding (float64 sweep); the bias equals the sandwich with
+    explicit u_g."""
+    monkeypatch.setattr(grouped, "TILE_VALUES", tile_values)
+    acc = _grouped_case(m, d_out)
+    err = acc.error(n_boot=40, seed=11, float32=False)
+    assert err.sweep == "float64"
     _, den = acc._held(np.ones(32))
     reps, se, bias = _naive_replicates(acc, None, 40, 11)
     assert err.bias * den == pytest.approx(bias, rel=1e-9)  # the bias from the shared products, vs explicit u_g
     np.testing.assert_allclose(err.boot.samples["R"], reps, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(err.boot.se_samples["R"], se, rtol=1e-9)
+
+
+@pytest.mark.parametrize("m, d_out, offset, tile_values", [(3, 40, 1.0, 2**23), (12, 300, 1.0, 2**23),
+                                                           (12, 300, 1e4, 300 * 12 * 7), (40, 2000, 1.0, 2**23)])
+def test_float32_sweep_stays_within_its_rounding_bound(m, d_out, offset, tile_values, monkeypatch):
+    """The sweep's products in float32 (outputs with a large common offset included: the group sums are centred
+    first): every replicate equals the direct float64 refit within FLOAT32_ROUNDING / 10 of the fit term's scale
+    (|tr B̂SB̂ᵀ| + 2|tr B̂S_zt|)/den, the bound the automatic choice uses being 10× that; the standard errors within
+    FLOAT32_ROUNDING / 10 relative to ‖G̃⁻¹S_zt‖/‖G̃⁻¹Γᵀ‖; the estimate and bias are not touched (float64)."""
+    monkeypatch.setattr(grouped, "TILE_VALUES", tile_values)
+    acc = _grouped_case(m, d_out, offset)
+    e64, e32 = acc.error(n_boot=40, seed=11, float32=False), acc.error(n_boot=40, seed=11, float32=True)
+    assert (e64.sweep, e32.sweep) == ("float64", "float32")
+    assert (e32.estimate, e32.bias, e32.plug_in) == (e64.estimate, e64.bias, e64.plug_in)
+    reps, se, _ = _naive_replicates(acc, None, 40, 11)
+    g, ones = 32, np.ones(32)
+    _, den = acc._held(ones)
+    k, ntr = acc.hn.sum(), acc.n.sum()
+    zbar, tbar = acc.hz / k, acc.ht.sum(axis=0) / k
+    S, Szt = acc.hzz / k - np.outer(zbar, zbar), acc.hzt / k - np.outer(zbar, tbar)
+    B = acc.coef()
+    zb = acc.sz.sum(0) / ntr
+    Ginv = np.linalg.pinv(acc.zz.sum(0) - ntr * np.outer(zb, zb), hermitian=True)
+    fit_scale = (abs(np.sum((B @ S) * B)) + 2 * abs(np.sum(B * Szt.T))) / den
+    y_rel = np.linalg.norm(Ginv @ Szt) / np.linalg.norm(Ginv @ (B @ S - Szt.T).T)
+    assert np.abs(e32.boot.samples["R"] - reps).max() <= grouped.FLOAT32_ROUNDING / 10 * fit_scale
+    ntr_f = acc.sf.sum(0) / ntr
+    u = [acc.zf[j] - np.outer(acc.sz[j], ntr_f) - np.outer(zb, acc.sf[j]) + acc.n[j] * np.outer(zb, ntr_f)
+         - (acc.zz[j] - np.outer(acc.sz[j], zb) - np.outer(zb, acc.sz[j]) + acc.n[j] * np.outer(zb, zb)) @ B.T
+         for j in range(g)]
+    zfc = [uj + (acc.zz[j] - np.outer(acc.sz[j], zb) - np.outer(zb, acc.sz[j]) + acc.n[j] * np.outer(zb, zb)) @ B.T
+           for j, uj in enumerate(u)]
+    amp = np.sqrt(sum(np.sum(z * z) for z in zfc) / sum(np.sum(uj * uj) for uj in u))
+    assert np.abs(e32.boot.se_samples["R"] / se - 1).max() <= grouped.FLOAT32_ROUNDING / 10 * amp * max(y_rel, 1.0)
+
+
+def test_float32_sweep_is_chosen_only_where_its_rounding_is_negligible():
+    """An exactly linear model equal to the reference has no standard error to hide rounding in: the sweep stays
+    float64 (the replicates are then exactly 0 spread); a noisy fit of a different reference gets float32."""
+    rng = np.random.default_rng(2)
+    m, d_out, n = 4, 30, 1200
+    Z = rng.normal(size=(n, m))
+    M = rng.normal(size=(m, d_out))
+    exact = GroupedFit(m, d_out, 32)
+    exact.update_train(Z, Z @ M, np.arange(n) % 32)
+    Zh = rng.normal(size=(300, m))
+    exact.update_held(Zh, Zh @ M, exact.coef(), np.arange(300) % 32)
+    assert exact.error(n_boot=20, seed=0).sweep == "float64"
+    noisy = _grouped_case(m, d_out)
+    assert noisy.error(n_boot=20, seed=0).sweep == "float32"

@@ -35,16 +35,23 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg.blas as blas
 
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import pinv_psd
 from linlens.stats import BootstrapResult, _basic
 
-__all__ = ["GroupedFit", "GroupedError"]
+__all__ = ["GroupedFit", "GroupedError", "FLOAT32_ROUNDING", "SINGLE_SHARE", "TILE_VALUES"]
+
+#: Bound on the relative rounding of the bootstrap sweep's float32 products (X_w X_wᵀ, Y* = A X_w), 10× the largest
+#: measured (``tests/surrogate/test_grouped.py``); the sweep runs in float32 only where this bound, carried to a
+#: replicate and to its standard error, stays below SINGLE_SHARE of the analytic standard error (else in float64).
+FLOAT32_ROUNDING, SINGLE_SHARE = 1e-5, 1e-2
 
 #: Values of X_w (and of Y*) held at once by the bootstrap's sweep over the outputs, all replicates together
 #: (2²³ float64 = 64 MiB): the outputs are swept in tiles of TILE_VALUES // (n_boot · m) columns.
@@ -67,6 +74,8 @@ class GroupedError(ResultMixin):
         n_groups: row groups.
         method: the procedure in words.
         boot: the :class:`~linlens.stats.BootstrapResult` (name "R") for the verdict rule.
+        sweep: precision of the replicates' d_out-sized products ("float32" where the rounding bound allows it:
+            :data:`FLOAT32_ROUNDING`).
 
     Example:
         >>> rng = np.random.default_rng(0); Z = rng.normal(size=(2000, 2)); Zh = rng.normal(size=(500, 2))
@@ -89,10 +98,24 @@ class GroupedError(ResultMixin):
     n_groups: int
     method: str
     boot: BootstrapResult | None = None
+    sweep: str = "float64"
 
     def to_dict(self) -> dict:
         """JSON-safe dictionary (the replicates left out)."""
         return super().to_dict() | {"boot": None}
+
+
+def _add_product(c: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """c += aᵀ b in place (c (p, q) C-contiguous float64, a (k, p), b (k, q)) by one BLAS gemm on the transposed
+    views, with no (p, q) temporary (a fresh 32 MB product per group and batch costs more in page faults than in
+    flops)."""
+    if c.dtype != np.float64 or not c.flags.c_contiguous:
+        c += a.T @ b
+        return
+    out = blas.dgemm(1.0, np.asarray(b, np.float64).T, np.asarray(a, np.float64).T, beta=1.0, c=c.T, trans_b=1,
+                     overwrite_c=1)
+    if not np.shares_memory(out, c):  # the wrapper copied c (it should not for an F-ordered view): keep the result
+        c[...] = out.T
 
 
 class GroupedFit:
@@ -143,7 +166,7 @@ class GroupedFit:
             self.sz[g] += z.sum(axis=0)
             self.sf[g] += f.sum(axis=0)
             self.zz[g] += z.T @ z
-            self.zf[g] += z.T @ f
+            _add_product(self.zf[g], z, f)
 
     def merge(self, other: GroupedFit) -> GroupedFit:
         """A new :class:`GroupedFit` holding the rows of both (partials of row blocks, e.g. from Dask workers).
@@ -178,11 +201,13 @@ class GroupedFit:
         return self._solve(w @ self.n, w @ self.sz, w @ self.sf, np.tensordot(w, self.zz, 1),
                            np.tensordot(w, self.zf, 1))
 
-    def update_held(self, Z: np.ndarray, T: np.ndarray, B: np.ndarray, groups: np.ndarray) -> None:
+    def update_held(self, Z: np.ndarray, T: np.ndarray, B: np.ndarray, groups: np.ndarray,
+                    D: np.ndarray | None = None) -> None:
         """Add held-out rows: scores Z (k, m), reference outputs T = R y (k, d_out) (any common shift of y cancels),
-        the full-data fit B (d_out, m) and the rows' groups (k,)."""
+        the full-data fit B (d_out, m) and the rows' groups (k,); ``D`` = Z Bᵀ − T (k, d_out) when the caller has
+        it already (else it is formed here)."""
         Z, T, groups = np.asarray(Z, float), np.asarray(T, float), np.asarray(groups)
-        D = Z @ np.asarray(B).T - T
+        D = Z @ np.asarray(B).T - T if D is None else np.asarray(D, float)
         for g in np.unique(groups):
             sel = groups == g
             self.hn[g] += int(sel.sum())
@@ -192,7 +217,7 @@ class GroupedFit:
             self.htt[g] += float(np.sum(T[sel] ** 2))
         self.hz += Z.sum(axis=0)
         self.hzz += Z.T @ Z
-        self.hzt += Z.T @ T
+        _add_product(self.hzt, Z, T)
 
     def estimation_bias(self, S: np.ndarray, B: np.ndarray | None = None) -> float:
         """E tr((B̂ − B) S (B̂ − B)ᵀ) estimated by the cluster-robust sandwich G̃⁻¹ (Σ_g u_g u_gᵀ) G̃⁻¹ with the
@@ -206,12 +231,14 @@ class GroupedFit:
             True
         """
         B = self.coef() if B is None else np.asarray(B, dtype=np.float64)
-        return self._bias(S, B, np.matmul(self.zf, B))
+        return self._bias(S, B, np.matmul(self.zf, B))[0]
 
-    def _bias(self, S: np.ndarray, B: np.ndarray, zfB: np.ndarray) -> float:
+    def _bias(self, S: np.ndarray, B: np.ndarray, zfB: np.ndarray) -> tuple[float, float]:
         """:meth:`estimation_bias` given zfB = zf_g B (g, m, m), the products :meth:`error` shares with the
         bootstrap: Σ_g ⟨M, u_g u_gᵀ⟩ with u_g u_gᵀ = z̃f_g z̃f_gᵀ − (z̃f_g B) z̃z_g − z̃z_g (z̃f_g B)ᵀ + z̃z_g BᵀB z̃z_g, so
-        the one d_out-sized product per group is the symmetric z̃f_g z̃f_gᵀ (half an m² d_out product)."""
+        the one d_out-sized product per group is the symmetric z̃f_g z̃f_gᵀ (syrk: half an m² d_out product). Also
+        returns (Σ_g ‖z̃f_g‖²_F / Σ_g ‖u_g‖²_F)^½ ≥ 1, by how much the cancellation in u_g = z̃f_g − z̃z_g Bᵀ magnifies
+        the rounding of products with the group sums (inf when every u_g is 0)."""
         g = self.n_groups
         ntr = self.n.sum()
         zb, fb = self.sz.sum(axis=0) / ntr, self.sf.sum(axis=0) / ntr
@@ -219,7 +246,7 @@ class GroupedFit:
         M = Ginv @ np.asarray(S, dtype=np.float64) @ Ginv
         BtB = B.T @ B
         fbB = fb @ B
-        bias = 0.0
+        bias, sig2, res2 = 0.0, 0.0, 0.0
         zfc = np.empty((self.m, self.d_out))  # one buffer for every group's centred sums
         for j in range(g):  # u_g = Σ z̃ r̃ᵀ over the group's rows, from its sums (full-data centring)
             a = self.sz[j] - self.n[j] * zb
@@ -228,9 +255,13 @@ class GroupedFit:
             zfc -= a[:, None] * fb
             zfc -= zb[:, None] * self.sf[j]  # z̃f_g (m, d_out)
             zfcB = zfB[j] - np.outer(a, fbB) - np.outer(zb, self.sf[j] @ B)
-            uu = zfc @ zfc.T - zfcB @ zz - zz @ zfcB.T + zz @ BtB @ zz
+            ff = blas.dsyrk(1.0, zfc.T, trans=1)  # upper triangle of z̃f_g z̃f_gᵀ
+            ff += np.triu(ff, 1).T
+            uu = ff - zfcB @ zz - zz @ zfcB.T + zz @ BtB @ zz
             bias += float(np.sum(M * uu))
-        return bias * g / (g - 1)
+            sig2 += float(np.trace(ff))
+            res2 += max(float(np.trace(uu)), 0.0)
+        return bias * g / (g - 1), float(np.sqrt(sig2 / res2)) if res2 > 0 else float("inf")
 
     def _held(self, v: np.ndarray) -> tuple[float, float]:
         k = v @ self.hn
@@ -268,7 +299,7 @@ class GroupedFit:
 
     def _replicates(self, draws: np.ndarray, B: np.ndarray, S: np.ndarray, Szt: np.ndarray, Ginv: np.ndarray,
                     zb: np.ndarray, fb: np.ndarray, fit_const: float, plug: float, den: float,
-                    zfB: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    zfB: np.ndarray, single: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The bootstrap replicates of :meth:`error` and their analytic standard errors, for the group counts
         ``draws`` (n_boot, 2, g): training counts w and held-out counts v.
 
@@ -301,27 +332,46 @@ class GroupedFit:
             YB[i] = GS @ (P[i] @ (np.tensordot(w, zfB, 1) - np.outer(SZ[i], w @ sfB) / nw[i])) - GSztB
         A = np.matmul(GS, P)
         # one sweep over the outputs in tiles: each tile of the group sums is read once for all replicates, giving
-        # X_w X_wᵀ (accumulated), Y* = A X_w − G̃⁻¹S_zt on the tile and its inner products with the groups' sums
+        # X_w X_wᵀ (accumulated), Y* = A X_w − G̃⁻¹S_zt on the tile and its inner products with the groups' sums. The
+        # sums are first centred on the outputs' full-data mean (zf_g − sz_g f̄ᵀ, sf_g − n_g f̄: X_w is unchanged, and
+        # ⟨Y*, zf_g⟩ = ⟨Y*, zf_g − sz_g f̄ᵀ⟩ + sz_g·Y* f̄), so no large common offset of the outputs enters the
+        # products; with ``single`` the sweep's products run in float32 (see :meth:`error` for when)
+        dt = np.float32 if single else np.float64
+        syrk = blas.ssyrk if single else blas.dsyrk
         XX = np.zeros((n_boot, m, m))
         yf, sfY, Yfb = np.zeros((g, n_boot)), np.zeros((g, n_boot)), np.zeros((n_boot, m))
         tile = max(1, min(d_out, int(TILE_VALUES // max(n_boot * m, 1))))  # ≤ 64 MiB of X_w (and of Y*) per tile
         # buffers reused by every tile (fresh 64 MiB arrays per tile cost more in page faults than their products)
-        zf_buf, X_buf, Y_buf = np.empty(g * m * tile), np.empty(n_boot * m * tile), np.empty(n_boot * m * tile)
-        XX_tile, cen = np.empty((n_boot, m, m)), SZ / nw[:, None]
+        zf_buf, X_buf, Y_buf = (np.empty(g * m * tile, dtype=dt), np.empty(n_boot * m * tile, dtype=dt),
+                                np.empty(n_boot * m * tile, dtype=dt))
+        c64 = np.empty(g * m * tile)
+        cen = (SZ / nw[:, None]).astype(dt)
+        SFc = SF - nw[:, None] * fb  # (n_boot, d_out): W (sf − n f̄)
+        sfc = self.sf - self.n[:, None] * fb
+        Wd, Ad, GSztd, fbd, zbd = W.astype(dt), A.astype(dt), GSzt.astype(dt), fb.astype(dt), zb.astype(dt)
         for c0 in range(0, d_out, tile):
             c = slice(c0, min(c0 + tile, d_out))
             t = c.stop - c.start
+            zc64 = c64[:g * m * t].reshape(g, m, t)
+            np.multiply(self.sz[:, :, None], fb[None, None, c], out=zc64)
+            np.subtract(self.zf[:, :, c], zc64, out=zc64)  # zf_g − sz_g f̄ᵀ on the tile
             zf_c = zf_buf[:g * m * t].reshape(g, m, t)
-            np.copyto(zf_c, self.zf[:, :, c])
+            np.copyto(zf_c, zc64)
             zf_c = zf_c.reshape(g, m * t)
-            X = np.matmul(W, zf_c, out=X_buf[:n_boot * m * t].reshape(n_boot, m * t)).reshape(n_boot, m, t)
-            X -= cen[:, :, None] * SF[:, None, c]
-            XX += np.matmul(X, X.transpose(0, 2, 1), out=XX_tile)
-            Yc = np.matmul(A, X, out=Y_buf[:n_boot * m * t].reshape(n_boot, m, t))
-            Yc -= GSzt[:, c]
+            X = np.matmul(Wd, zf_c, out=X_buf[:n_boot * m * t].reshape(n_boot, m * t)).reshape(n_boot, m, t)
+            SFt = SFc[:, c].astype(dt)
+            for i in range(n_boot):  # X_w X_wᵀ by syrk (upper triangle; half the flops of a general product)
+                X[i] -= np.outer(cen[i], SFt[i])
+                XX[i] += syrk(1.0, X[i].T, trans=1)
+            Yc = np.matmul(Ad, X, out=Y_buf[:n_boot * m * t].reshape(n_boot, m, t))
+            Yc -= GSztd[:, c]
             yf += zf_c @ Yc.reshape(n_boot, m * t).T
-            Yfb += Yc @ fb[c]
-            sfY += self.sf[:, c] @ (Yc.transpose(0, 2, 1) @ zb).T
+            Yfb += Yc @ fbd[c]
+            sfY += sfc[:, c].astype(dt) @ (Yc.transpose(0, 2, 1) @ zbd).T
+        yf += self.sz @ Yfb.T  # back to ⟨Y*, zf_g⟩ (the centring above)
+        sfY += self.n[:, None] * (Yfb @ zb)[None, :]  # back to ⟨sf_g, z̄ᵀY*⟩
+        iu = np.triu_indices(m, 1)
+        XX[:, iu[1], iu[0]] = XX[:, iu[0], iu[1]]  # the lower triangles from the upper ones
         reps, se_reps = np.empty(n_boot), np.empty(n_boot)
         for i, w in enumerate(W):
             # B*ᵀ = P X_w: tr(B*SB*ᵀ) = ⟨S, P (X_w X_wᵀ) P⟩ and tr(B*S_zt) = ⟨P, X_w S_ztᵀ⟩ (P symmetric)
@@ -332,8 +382,10 @@ class GroupedFit:
             se_reps[i] = np.sqrt(float(w @ (cb * cb)) * g / (g - 1) + self._held_variance(draws[i, 1])[0])
         return reps, se_reps
 
-    def error(self, n_boot: int = 200, seed: int = 0, ci: float = 0.95) -> GroupedError:
-        """The bias-corrected data-weighted error with its basic group-bootstrap interval (see the module)."""
+    def error(self, n_boot: int = 200, seed: int = 0, ci: float = 0.95, float32: bool | None = None) -> GroupedError:
+        """The bias-corrected data-weighted error with its basic group-bootstrap interval (see the module).
+        ``float32``: the precision of the bootstrap sweep's products (None: float32 where the rounding bound allows
+        it, see :data:`FLOAT32_ROUNDING`; the estimate, bias and every m × m step are float64 either way)."""
         if self.hn.sum() < 2 or self.n.sum() <= self.m + 1:
             raise ShapeError("need training rows beyond the features + 1 and at least 2 held-out rows")
         g = self.n_groups
@@ -351,7 +403,7 @@ class GroupedFit:
         G = self.zz.sum(axis=0) - ntr * np.outer(zb, zb)
         Ginv = np.linalg.pinv(G, hermitian=True)
         zfB = np.matmul(self.zf, B)  # (g, m, m), shared by the bias and the replicates
-        bias = self._bias(S, B, zfB)
+        bias, amp = self._bias(S, B, zfB)
         plug = num / den
         corrected = (num - bias) / den
         # the analytic (cluster-robust delta-method) standard error, at the estimate and per replicate, for the
@@ -369,7 +421,16 @@ class GroupedFit:
         for b in range(n_boot):  # training counts w, then held-out counts v, per replicate (the draw order)
             draws[b, 0] = rng.multinomial(g, np.full(g, 1.0 / g))
             draws[b, 1] = rng.multinomial(g, np.full(g, 1.0 / g))
-        reps, se_reps = self._replicates(draws, B, S, Szt, Ginv, zb, fb, num - bias, plug, den, zfB)
+        # the sweep's products in float32 only where their rounding cannot matter: the bound FLOAT32_ROUNDING on a
+        # replicate's fit term tr(B*SB*ᵀ) − 2 tr(B*S_zt) (relative to its parts' scale) is at most SINGLE_SHARE of the
+        # analytic standard error, and on a replicate's standard error (relative, magnified by the cancellations in
+        # Y* = G̃⁻¹(B*S − S_ztᵀ)ᵀ and in u_g) at most SINGLE_SHARE; else float64 (e.g. a surrogate equal to R: 0 spread)
+        fit_scale = (abs(float(np.sum((B @ S) * B))) + 2 * abs(float(np.sum(B * Szt.T)))) / den
+        y_size = float(np.linalg.norm(Ginv @ Gam.T))
+        y_rel = float(np.linalg.norm(Ginv @ Szt)) / y_size if y_size > 0 else math.inf
+        single = (FLOAT32_ROUNDING * fit_scale <= SINGLE_SHARE * se
+                  and FLOAT32_ROUNDING * amp * max(y_rel, 1.0) <= SINGLE_SHARE) if float32 is None else bool(float32)
+        reps, se_reps = self._replicates(draws, B, S, Szt, Ginv, zb, fb, num - bias, plug, den, zfB, single)
         est, lo, hi, sd = _basic(plug, reps, ci, corrected)
         boot = BootstrapResult(estimate={"R": plug}, bias_corrected={"R": est}, low={"R": lo}, high={"R": hi},
                                std={"R": sd}, samples={"R": reps}, ci=float(ci),
@@ -378,4 +439,5 @@ class GroupedFit:
         return GroupedError(plug_in=plug, estimate=est, bias=bias / den, low=max(lo, 0.0), high=max(hi, 0.0), std=sd,
                             ci=float(ci), n_boot=int(n_boot), n_groups=g,
                             method=f"cluster-robust bias over {g} row groups; basic interval from {n_boot} group-"
-                                   "bootstrap replicates (training and held-out groups resampled)", boot=boot)
+                                   "bootstrap replicates (training and held-out groups resampled)", boot=boot,
+                            sweep="float32" if single else "float64")

@@ -6,7 +6,7 @@ C = B V_mᵀ), exactly, from three kinds of passes:
 1. **Inputs only** (read from disk, no model call): the training rows' mean, then their top-m right singular
    vectors V_m by :func:`~linlens.linalg.principal_subspace`, with its accuracy measured (the pairs' residuals and
    the gap at m, in the report): when the training rows fit in memory, the exact subspace from the smaller Gram
-   matrix's eigen-decomposition or a float32 randomized SVD (at most 7 power iterations, adaptive stop),
+   matrix's eigen-decomposition or a float32 randomized block Krylov SVD (at most 4 steps, adaptive stop),
    whichever :func:`~linlens.linalg.subspace_method` finds cheaper; beyond, the randomized SVD on an operator
    whose products are passes over the memory-mapped file.
 2. **Model on the training rows**: scores Z = (y − ȳ)V_m and the model's outputs F give ZᵀZ (m × m) and
@@ -24,7 +24,7 @@ the fraction of the inputs' variance outside it, about which the surrogate says 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,9 @@ MAX_POWER_ITERATIONS = 7
 #: of --max-memory); beyond, every product is a pass over the file.
 CACHE_DEFAULT_BYTES = 2 * 2**30
 
+#: Values of one chunk of rows read, cast and probed at once (2²¹ float64 = 16 MiB, at most --batch-size rows).
+CHUNK_VALUES = 2**21
+
 
 
 class _Moments:
@@ -90,6 +93,18 @@ class _Moments:
         self.m2 = self.m2 + m2b + delta**2 * (self.n * b / n)
         self.mean = self.mean + delta * (b / n)
         self.n = n
+
+
+def _chunks(Y: np.ndarray, batches: list[tuple[int, np.ndarray]], step: int,
+            held: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row indices (k,), rows (k, d) float64) of the training (``held`` False) or held-out rows of ``batches``, at
+    most ``step`` rows at a time, read by :func:`_rows` (NaN/Inf refused naming the row)."""
+    for s, msk in batches:
+        keep = ~msk if held else msk
+        pos = np.flatnonzero(keep)
+        for a in range(0, len(pos), step):
+            lo, hi = int(pos[a]), int(pos[min(a + step, len(pos)) - 1]) + 1
+            yield s + pos[a:a + step], _rows(Y, s + lo, keep[lo:hi])
 
 
 def _training_rows(Y: np.ndarray, batch_size: int, seed: int) -> list[tuple[int, np.ndarray]]:
@@ -226,6 +241,11 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
     def received(a: np.ndarray) -> np.ndarray:
         return a if dtype == torch.float64 else torch.as_tensor(a).to(dtype).to(torch.float64).numpy()
 
+    # rows are read, cast and probed in chunks of at most CHUNK_VALUES values (the model is called on at most
+    # --batch-size rows at once): every temporary is then small enough to be reused by the allocator instead of being
+    # mapped afresh (the page faults of fresh 400 MB temporaries cost more than the copies themselves); the training
+    # rows' statistics are formed per batch from two buffers filled chunk by chunk
+    step = max(1, min(batch_size, CHUNK_VALUES // max(d_in, 1)))
     with progress_bar(console is not None) as bar:
         # 1. inputs only: mean and top-m principal subspace of the training rows
         mean = np.zeros(d_in)
@@ -238,8 +258,8 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         cached = item * n_train * d_in <= (CACHE_DEFAULT_BYTES if max_memory is None else max_memory / 2)
         X = np.empty((n_train, d_in), dtype=np.float64 if item == 8 else np.float32) if cached else None
         row = 0
-        for s, msk in batches:
-            rows = received(_rows(Y, s, msk))
+        for _, rows in _chunks(Y, batches, step, held=False):
+            rows = received(rows)
             mean += rows.sum(axis=0)
             if cached:
                 X[row:row + len(rows)] = rows
@@ -261,29 +281,42 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
 
         # 2. the model on the training rows: least squares on the scores
         G, cross, ss_x, mom_train = np.zeros((m, m)), None, 0.0, _Moments()
+        Zb = Fb = None  # one batch's scores and outputs, filled chunk by chunk (buffers reused by every batch)
         task = bar.add_task("probing the model (training rows)", total=len(batches))
         for s, msk in batches:
-            rows = _rows(Y, s, msk)
-            if len(rows):
+            k = 0
+            for idx, rows in _chunks(Y, [(s, msk)], step, held=False):
                 _, rows, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
                                               output_key=output_key))  # rows as the model received them
-                if cross is None:
-                    check_memory(8.0 * (4 * m * (d_in + F.shape[1]) + 6 * batch_size * (d_in + F.shape[1])),
-                                 f"analyze --components {m} with {d_in} inputs and {F.shape[1]} outputs", max_memory)
-                    cross = np.zeros((m, F.shape[1]))
+                if Fb is None:
+                    d_out = F.shape[1]
+                    check_memory(8.0 * (4 * m * (d_in + d_out) + 6 * batch_size * (d_in + d_out)),
+                                 f"analyze --components {m} with {d_in} inputs and {d_out} outputs", max_memory)
+                    cross = np.zeros((m, d_out))
                     if R is not None:
-                        check_memory(8.0 * N_GROUPS * m * (m + F.shape[1]),
+                        check_memory(8.0 * N_GROUPS * m * (m + d_out),
                                      f"the error statistics of --components {m} ({N_GROUPS} row groups)", max_memory)
-                        grp = GroupedFit(m, F.shape[1], N_GROUPS)
-                rows -= mean  # centred in place (the batch's own float64 copy)
-                Z = rows @ Vt.T
-                if R is not None:
-                    grp.update_train(Z, F, (s + np.flatnonzero(msk)) % N_GROUPS)
-                G += Z.T @ Z
-                cross += Z.T @ F  # Σ Z = 0 over the training rows, so this is Zᵀ(F − F̄) up to rounding
+                        grp = GroupedFit(m, d_out, N_GROUPS)
+                    nb = min(batch_size, n_train)
+                    Zb, Fb, gb = np.empty((nb, m)), np.empty((nb, d_out)), np.empty(nb, dtype=np.int64)
+                rows -= mean  # centred in place (the chunk's own float64 copy)
+                np.matmul(rows, Vt.T, out=Zb[k:k + len(rows)])
+                Fb[k:k + len(rows)] = F
+                gb[k:k + len(rows)] = idx % N_GROUPS
                 ss_x += float(np.vdot(rows, rows))
                 mom_train.update(F)
+                k += len(rows)
+            if k:
+                Z, F = Zb[:k], Fb[:k]
+                if R is not None:  # the per-group sums; G and Zᵀ F are their totals
+                    grp.update_train(Z, F, gb[:k])
+                else:
+                    G += Z.T @ Z
+                    cross += Z.T @ F  # Σ Z = 0 over the training rows, so this is Zᵀ(F − F̄) up to rounding
             bar.advance(task)
+        Zb = Fb = None
+        if R is not None:
+            G, cross = grp.zz.sum(axis=0), grp.zf.sum(axis=0)
         sur = SubspaceSurrogate(n_components=m, seed=seed).fit_statistics(
             n_train, mean, mom_train.mean, Vt, G, cross, ss_x, float(mom_train.m2.sum()))
 
@@ -293,24 +326,28 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
             raise ShapeError(f"reference must be (d_out, d_in) = ({d_out}, {d_in}) to match the model; got {R.shape}")
         sse, mom_held = np.zeros(d_out), _Moments()
         dw = {"D_sum": np.zeros(d_out), "D_sq": 0.0, "R_sum": np.zeros(d_out), "R_sq": 0.0, "n": 0}
+        Bt = sur.coef_subspace_.T
+        shift = sur.intercept_ + (mean @ Vt.T) @ Bt  # predict(y) = (y − ȳ) V_m Bᵀ + shift, as sur.predict
         task = bar.add_task("probing the model (held-out rows)", total=len(batches))
         for s, msk in batches:
-            rows = _rows(Y, s, ~msk)
-            if len(rows):
+            for idx, rows in _chunks(Y, [(s, msk)], step, held=True):
                 _, rows, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
                                               output_key=output_key))  # rows as the model received them
-                sse += ((F - sur.predict(rows)) ** 2).sum(axis=0)
+                rows -= mean  # centred by the training mean; for R the rest of the shift is removed below
+                Zh = rows @ Vt.T
+                P = Zh @ Bt
+                E = P + shift
+                E -= F
+                sse += np.einsum("ij,ij->j", E, E)
                 mom_held.update(F)
                 if R is not None:
-                    yc = rows - mean  # centred by the training mean; the rest of the shift is removed below
-                    Ry = R.matvec(yc)
-                    Zh = yc @ Vt.T
-                    Dy = Zh @ sur.coef_subspace_.T - Ry
-                    grp.update_held(Zh, Ry, sur.coef_subspace_, (s + np.flatnonzero(~msk)) % N_GROUPS)
-                    dw["D_sum"] += Dy.sum(axis=0)
-                    dw["D_sq"] += float(np.sum(Dy**2))
+                    Ry = np.asarray(R.matvec(rows), dtype=np.float64)
+                    P -= Ry  # Dy = Zh Bᵀ − R(y − ȳ)
+                    grp.update_held(Zh, Ry, sur.coef_subspace_, idx % N_GROUPS, D=P)
+                    dw["D_sum"] += P.sum(axis=0)
+                    dw["D_sq"] += float(np.vdot(P, P))
                     dw["R_sum"] += Ry.sum(axis=0)
-                    dw["R_sq"] += float(np.sum(Ry**2))
+                    dw["R_sq"] += float(np.vdot(Ry, Ry))
                     dw["n"] += len(rows)
             bar.advance(task)
 
@@ -386,7 +423,7 @@ def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | No
         rep.add_answer("No reference given: --reference R (a .npy matrix or module:attr) adds the data-weighted "
                        "error of C against R with an interval and a verdict.")
     if not sub.converged:
-        rep.add_answer(f"The subspace iteration did not converge in {sub.n_iter} power iterations (largest relative "
+        rep.add_answer(f"The subspace iteration did not converge in {_iterations(sub)} (largest relative "
                        f"residual {sub.max_residual:.2g}): no clear spectral gap at m, so the subspace is one of many "
                        "nearly-equivalent ones.")
     rep.answer_next = ("the inputs' singular values along the m components: a spectrum still high at m means "
@@ -397,7 +434,15 @@ def _how_subspace(sub: PrincipalSubspace) -> str:
     """How V_m was computed, in words."""
     if sub.method == "gram":
         return "the exact top-m subspace, from the eigen-decomposition of their Gram matrix"
-    return f"a randomized SVD, {sub.n_iter} power iteration(s)"
+    if sub.method == "krylov":
+        return (f"a randomized block Krylov SVD (Musco & Musco 2015), {_iterations(sub)}, the last adding a fraction "
+                f"{sub.last_gain:.2g} of the captured variance")
+    return f"a randomized SVD, {_iterations(sub)}"
+
+
+def _iterations(sub: PrincipalSubspace) -> str:
+    """The iterations of a randomized subspace route, in words."""
+    return f"{sub.n_iter} Krylov step(s)" if sub.method == "krylov" else f"{sub.n_iter} power iteration(s)"
 
 
 def _subspace_check(sub: PrincipalSubspace, m: int) -> str:
@@ -415,7 +460,7 @@ def _subspace_check(sub: PrincipalSubspace, m: int) -> str:
             f"and the relative gap at m, (s_m − s_(m+1))/s_m, is {gap:.3g}"
             + ("" if sub.method == "gram" else " (s_(m+1) a Ritz estimate, a lower bound)") + ".")
     if not sub.converged:
-        text += (f" The subspace iteration did not converge in {sub.n_iter} power iterations: the inputs' spectrum "
+        text += (f" The subspace iteration did not converge in {_iterations(sub)}: the inputs' spectrum "
                  f"has no clear gap at m = {m}, so V_m is one of many nearly-equivalent top-m subspaces (the "
                  "surrogate is still the least-squares fit on it, and the held-out R² measures it).")
     elif np.isfinite(gap) and gap < 0.01:
@@ -487,7 +532,9 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
         "model": model, "inputs": str(inputs), "reference": reference, "n_samples": n,
         "input_shape": list(in_shape), "n_components": m, "n_train": n_train, "n_held_out": n_held, "seed": seed,
         "input_cast": cast,
-        "subspace_method": sub.method, "power_iterations": sub.n_iter, "subspace_converged": sub.converged,
+        "subspace_method": sub.method, "power_iterations": sub.n_iter if sub.method == "randomized" else 0,
+        "krylov_steps": sub.n_iter if sub.method == "krylov" else 0, "subspace_last_gain": sub.last_gain,
+        "subspace_converged": sub.converged,
         "subspace_max_residual": sub.max_residual, "subspace_relative_gap": sub.relative_gap,
         "singular_value_next": sub.s_next, "r2": r2, "r2_definition": R2_DEFINITION,
         "r2_per_output": r2_out if r2_out.size <= JSON_ARRAY_LIMIT else None,
