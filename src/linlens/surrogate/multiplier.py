@@ -733,6 +733,33 @@ class MultiplierBootstrap:
             reps += (2 * c * h + c * c * gg) / (s2 * s2)
         return Quadratic(plug_in=float(plug), expected=0.0, replicates=np.maximum(reps, 0.0))
 
+    def linear_variance(self, X: np.ndarray | Sequence[tuple[float, np.ndarray]], W: np.ndarray, p: Perturbation,
+                        scale: float = 1.0) -> float:
+        """Var_ω ⟨X W, E_p(ω)⟩/scale⁴ = Σₖ (lₖᵀ X W mₖ + gₖ ⟨N W, X⟩)²/scale⁴, exactly: the first-order
+        (delta-method) variance of a statistic with gradient X W in the operator ``p`` perturbs, with every row's own
+        residual (heteroscedasticity-robust, no Kronecker approximation) — a quarter of the variance over the
+        multipliers of the linear term that :meth:`quadratic` ``(X, W, [(1, p)])`` forms. Read from the row forms
+        that :meth:`quadratic` formed for the same arrays X and W (no new O(n d²) product when it ran first).
+
+        Arguments:
+            X: (d_out, d_in) or a linear combination [(c, X), …] as in :meth:`quadratic`.
+            W: (d_in, d_in) symmetric weight. p: the perturbation. scale: divides X and the rows lₖ.
+
+        Example:
+            >>> rng = np.random.default_rng(0); Y = rng.normal(size=(4000, 2)); F = Y + rng.normal(size=(4000, 2))
+            >>> fit = FixedDesign(Y).perturbation(F, "fit"); mb = MultiplierBootstrap({"fit": 4000}, n_boot=50)
+            >>> round(mb.linear_variance(np.eye(2), np.eye(2), fit) * 4000, 1)  # Var tr Ĉ = σ² tr(Σ⁻¹)/n = 2/n
+            2.0
+        """
+        terms = _terms(X)
+        a = np.zeros(p.n_rows)
+        if p.L.size:
+            a = a + sum(c * self._row_forms(p, Xi, W) for c, Xi in terms)
+        if p.g is not None and p.N is not None:
+            NW = self._nw(p, W)
+            a = a + p.g * sum(c * float(np.sum(NW * Xi)) for c, Xi in terms)
+        return float(a @ a) / scale**4
+
     def counts(self, n_rows: int, key: str = "test") -> np.ndarray:
         """(n_boot, n_rows) multinomial resampling counts of evaluation rows (drawn once per key)."""
         V = self._counts.get(key)
