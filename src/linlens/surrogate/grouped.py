@@ -154,13 +154,19 @@ class GroupedFit:
         self.hzt = np.zeros((m, d_out))
 
     def update_train(self, Z: np.ndarray, F: np.ndarray, groups: np.ndarray) -> None:
-        """Add training rows: scores Z (k, m), outputs F (k, d_out), their groups (k,) in [0, n_groups)."""
+        """Add training rows: scores Z (k, m), outputs F (k, d_out), their groups (k,) in [0, n_groups) (rows sorted
+        by group are read in place; any order gives the same sums)."""
         Z, F, groups = np.asarray(Z, float), np.asarray(F, float), np.asarray(groups)
         if Z.shape[1] != self.m or F.shape[1] != self.d_out or len(Z) != len(F) or len(groups) != len(Z):
             raise ShapeError(f"need Z (k, {self.m}), F (k, {self.d_out}) and k groups; got {Z.shape}, {F.shape}, "
                              f"{groups.shape}")
-        for g in np.unique(groups):
-            sel = groups == g
+        if len(groups) > 1 and np.all(groups[1:] >= groups[:-1]):  # rows sorted by group: views, no copies
+            cuts = np.flatnonzero(np.diff(groups)) + 1
+            parts = zip(groups[np.r_[0, cuts]], np.split(np.arange(len(groups)), cuts), strict=True)
+            pieces = ((int(g), slice(int(ix[0]), int(ix[-1]) + 1)) for g, ix in parts)
+        else:
+            pieces = ((int(g), groups == g) for g in np.unique(groups))
+        for g, sel in pieces:
             z, f = Z[sel], F[sel]
             self.n[g] += len(z)
             self.sz[g] += z.sum(axis=0)
@@ -318,8 +324,7 @@ class GroupedFit:
         GS, GSzt = Ginv @ S, Ginv @ Szt  # Y* = G̃⁻¹(B* S − S_ztᵀ)ᵀ = (G̃⁻¹S G_w⁺) X_w − G̃⁻¹S_zt
         GSztB = GSzt @ B
         # (g, m, m) products of each group's sums with B and with S_zt: X_w B and X_w S_ztᵀ from the counts, with no
-        # d_out-sized product per replicate (zfB is shared with the bias)
-        zfS = np.matmul(self.zf, Szt.T)
+        # d_out-sized product per replicate (zfB is shared with the bias; zf S_ztᵀ is accumulated by the sweep below)
         sfB, sfS = self.sf @ B, self.sf @ Szt.T
         fit_const = fit_const - float(np.sum((B @ S) * B) - 2 * np.sum(B * Szt.T))
         # the m × m factors of every replicate first (no d_out work): G_w⁺, G̃⁻¹S G_w⁺, X_w S_ztᵀ, Y* B
@@ -328,7 +333,6 @@ class GroupedFit:
         XSzt, YB = np.empty((n_boot, m, m)), np.empty((n_boot, m, m))
         for i, w in enumerate(W):
             P[i] = pinv_psd(np.tensordot(w, self.zz, 1) - np.outer(SZ[i], SZ[i]) / nw[i])
-            XSzt[i] = np.tensordot(w, zfS, 1) - np.outer(SZ[i], w @ sfS) / nw[i]
             YB[i] = GS @ (P[i] @ (np.tensordot(w, zfB, 1) - np.outer(SZ[i], w @ sfB) / nw[i])) - GSztB
         A = np.matmul(GS, P)
         # one sweep over the outputs in tiles: each tile of the group sums is read once for all replicates, giving
@@ -349,6 +353,8 @@ class GroupedFit:
         SFc = SF - nw[:, None] * fb  # (n_boot, d_out): W (sf − n f̄)
         sfc = self.sf - self.n[:, None] * fb
         Wd, Ad, GSztd, fbd, zbd = W.astype(dt), A.astype(dt), GSzt.astype(dt), fb.astype(dt), zb.astype(dt)
+        SztTd = np.ascontiguousarray(Szt.T, dtype=dt)
+        zfS, zfS_tile = np.zeros((g, m, m)), np.empty((g, m, m), dtype=dt)
         for c0 in range(0, d_out, tile):
             c = slice(c0, min(c0 + tile, d_out))
             t = c.stop - c.start
@@ -357,6 +363,7 @@ class GroupedFit:
             np.subtract(self.zf[:, :, c], zc64, out=zc64)  # zf_g − sz_g f̄ᵀ on the tile
             zf_c = zf_buf[:g * m * t].reshape(g, m, t)
             np.copyto(zf_c, zc64)
+            zfS += np.matmul(zf_c, SztTd[c], out=zfS_tile)  # (zf_g − sz_g f̄ᵀ) S_ztᵀ on the tile
             zf_c = zf_c.reshape(g, m * t)
             X = np.matmul(Wd, zf_c, out=X_buf[:n_boot * m * t].reshape(n_boot, m * t)).reshape(n_boot, m, t)
             SFt = SFc[:, c].astype(dt)
@@ -370,6 +377,9 @@ class GroupedFit:
             sfY += sfc[:, c].astype(dt) @ (Yc.transpose(0, 2, 1) @ zbd).T
         yf += self.sz @ Yfb.T  # back to ⟨Y*, zf_g⟩ (the centring above)
         sfY += self.n[:, None] * (Yfb @ zb)[None, :]  # back to ⟨sf_g, z̄ᵀY*⟩
+        zfS += self.sz[:, :, None] * (Szt @ fb)[None, None, :]  # back to zf_g S_ztᵀ
+        for i, w in enumerate(W):
+            XSzt[i] = np.tensordot(w, zfS, 1) - np.outer(SZ[i], w @ sfS) / nw[i]
         iu = np.triu_indices(m, 1)
         XX[:, iu[1], iu[0]] = XX[:, iu[0], iu[1]]  # the lower triangles from the upper ones
         reps, se_reps = np.empty(n_boot), np.empty(n_boot)

@@ -285,7 +285,12 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         task = bar.add_task("probing the model (training rows)", total=len(batches))
         for s, msk in batches:
             k = 0
-            for idx, rows in _chunks(Y, [(s, msk)], step, held=False):
+            # the batch's rows go into the buffers in the order of their groups (GroupedFit reads each group in place)
+            ids = (s + np.flatnonzero(msk)) % N_GROUPS
+            order = np.argsort(ids, kind="stable")
+            dest = np.empty(len(ids), dtype=np.int64)
+            dest[order] = np.arange(len(ids))
+            for _, rows in _chunks(Y, [(s, msk)], step, held=False):
                 _, rows, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
                                               output_key=output_key))  # rows as the model received them
                 if Fb is None:
@@ -298,18 +303,18 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
                                      f"the error statistics of --components {m} ({N_GROUPS} row groups)", max_memory)
                         grp = GroupedFit(m, d_out, N_GROUPS)
                     nb = min(batch_size, n_train)
-                    Zb, Fb, gb = np.empty((nb, m)), np.empty((nb, d_out)), np.empty(nb, dtype=np.int64)
+                    Zb, Fb = np.empty((nb, m)), np.empty((nb, d_out))
                 rows -= mean  # centred in place (the chunk's own float64 copy)
-                np.matmul(rows, Vt.T, out=Zb[k:k + len(rows)])
-                Fb[k:k + len(rows)] = F
-                gb[k:k + len(rows)] = idx % N_GROUPS
+                at = dest[k:k + len(rows)]
+                Zb[at] = rows @ Vt.T
+                Fb[at] = F
                 ss_x += float(np.vdot(rows, rows))
                 mom_train.update(F)
                 k += len(rows)
             if k:
                 Z, F = Zb[:k], Fb[:k]
                 if R is not None:  # the per-group sums; G and Zᵀ F are their totals
-                    grp.update_train(Z, F, gb[:k])
+                    grp.update_train(Z, F, ids[order])
                 else:
                     G += Z.T @ Z
                     cross += Z.T @ F  # Σ Z = 0 over the training rows, so this is Zᵀ(F − F̄) up to rounding
