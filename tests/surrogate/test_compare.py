@@ -344,3 +344,45 @@ def test_signal_noise_model_takes_the_callers_full_svd_of_A():
     np.testing.assert_allclose(given.band_signal_error, own.band_signal_error, rtol=1e-12)
     with pytest.raises(ShapeError, match="full SVD"):
         SignalNoiseModel(A, Sx, 0.1, svd_A=svd(A))
+
+
+@pytest.mark.parametrize("case", ["invertible", "rank-deficient", "cut by tol"])
+def test_pinv_split_and_filter_factors_in_closed_form_equal_the_products_of_an_independent_pseudo_inverse(case):
+    """SignalNoiseModel.pinv() gives A⁺ with its Vᵀ A⁺ and Φ = [I_r, 0] in closed form (no d³ product): its split
+    and filter factors must equal those of numpy's pseudo-inverse (cut at the same rank), split by the general route
+    on a copy (second algorithm: LAPACK products, not the closed form); Φ is I exactly on the kept components."""
+    rng = np.random.default_rng(5)
+    n = 9
+    U, V = _orth(n, 51), _orth(n, 52)
+    s = np.logspace(0, -3, n)
+    tol = None
+    if case == "rank-deficient":
+        s[6:] = 0.0
+    elif case == "cut by tol":
+        tol = 2e-3  # the float32-operator cut: components below it are dropped from A⁺
+    A = (U * s) @ V.T
+    Sx = np.cov(rng.normal(size=(60, n)).T)
+    model = SignalNoiseModel(A, Sx, 0.05, n_bands=3)
+    R = model.pinv(tol)
+    keep = s > (tol if tol is not None else 1e-12)
+    R_np = np.linalg.pinv(A, rcond=(tol / s[0]) if tol is not None else 1e-12)
+    assert int(keep.sum()) == np.linalg.matrix_rank(R_np)
+    np.testing.assert_allclose(R, R_np, rtol=1e-9, atol=1e-12 * np.abs(R_np).max())
+    closed, ff = model.split(R), model.filter_factors(R)
+    general = SignalNoiseModel(A, Sx, 0.05, n_bands=3)
+    R_copy = R_np.copy()
+    ref, ff_ref = general.split(R_copy), general.filter_factors(R_copy)
+    for k in ("signal_error", "null_space_error", "noise_amplification", "total"):
+        assert getattr(closed, k) == pytest.approx(getattr(ref, k), rel=1e-9, abs=1e-12)
+    np.testing.assert_allclose(closed.band_signal_error, ref.band_signal_error, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(closed.band_noise_amplification, ref.band_noise_amplification, rtol=1e-9, atol=1e-20)
+    np.testing.assert_allclose(ff.factors, ff_ref.factors, atol=1e-9)
+    np.testing.assert_array_equal(ff.factors[: int(keep.sum())], 1.0)
+    assert ff.leakage == 0.0 and ff_ref.leakage < 1e-8
+    if case == "invertible":
+        assert closed.signal_error == 0.0
+        # noise amplification of A⁻¹ in closed form: σ² Σ 1/sᵢ² / tr Σₓ
+        assert closed.noise_amplification == pytest.approx(0.05**2 * np.sum(1 / s**2) / np.trace(Sx), rel=1e-12)
+    # the cache is per array: a different C (even equal in value) takes the general route
+    other = model.split(R.copy())
+    assert other.total == pytest.approx(closed.total, rel=1e-9)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from linlens.errors import ConfigError
+from linlens.errors import ConfigError, ShapeError
 from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap, Perturbation, wiener_perturbation
 
 
@@ -260,3 +260,26 @@ def test_plug_in_with_output_rows_is_refused():
     mb = MultiplierBootstrap({"fit": n}, n_boot=4, seed=0)
     with pytest.raises(ConfigError, match="plug_in"):
         mb.quadratic(fit.coef, np.eye(d), [(1.0, fit)], O=np.eye(d)[:2], plug_in=1.0)
+
+
+def test_wiener_perturbation_with_the_callers_products_equals_forming_them():
+    """The study hands over A Σₓ Aᵀ, A Σₓ (SignalNoiseModel) and X Aᵀ (σ's estimate): the perturbation must be the
+    one formed from A, Σₓ and X alone, and its coefficient the closed-form Wiener estimator; a wrong shape refused."""
+    from linlens.problems import wiener_estimator
+
+    rng = np.random.default_rng(9)
+    A, X = rng.normal(size=(6, 5)), rng.normal(size=(300, 5)) + 2.0
+    Y = X @ A.T + 0.3 * rng.normal(size=(300, 6))
+    Sx = np.cov(X.T, bias=True)
+    for prior, noise in ((True, True), (False, True), (True, False)):
+        own = wiener_perturbation(A, Sx, 0.3, X, Y, prior_estimated=prior, noise_estimated=noise)
+        given = wiener_perturbation(A, Sx, 0.3, X, Y, prior_estimated=prior, noise_estimated=noise,
+                                    ASA=A @ Sx @ A.T, A_Sx=A @ Sx, AX=X @ A.T)
+        np.testing.assert_allclose(given.coef, wiener_estimator(A, Sx, 0.3), rtol=1e-10, atol=1e-13)
+        for f in ("coef", "L", "M", "g", "N"):
+            a, b = getattr(own, f), getattr(given, f)
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12 * max(np.abs(a).max(), 1e-300))
+    with pytest.raises(ShapeError, match="AX"):
+        wiener_perturbation(A, Sx, 0.3, X, Y, prior_estimated=True, noise_estimated=True, AX=X[:10] @ A.T)

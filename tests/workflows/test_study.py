@@ -210,3 +210,42 @@ def test_surrogate_and_c_data_equal_an_independent_least_squares_fit(ill):
     np.testing.assert_allclose(m.intercept, icpt, rtol=1e-6, atol=1e-8)
     cd = lstsq(Ytr, Xtr)[0]
     np.testing.assert_allclose(res.references["C_data"], cd, rtol=1e-6, atol=1e-6 * np.abs(cd).max())
+
+
+def test_comparisons_from_every_value_and_leading_vectors_equal_full_svds():
+    """Above 512 inputs the study factorizes C, the Wiener estimator and C_data for every singular value and the
+    128 leading vector pairs only (linalg.svd_leading: the spectra shown, the vectors the principal angles use), and A⁺
+    from A's one SVD: every comparison must equal compare_operators on the same two matrices with their full LAPACK
+    SVDs (second route), the reference splits the general products on copies (no closed form)."""
+    from linlens.surrogate import compare_operators
+    from linlens.surrogate.compare import SignalNoiseModel
+
+    rng = np.random.default_rng(4)
+    d, n_tr, n_pr = 520, 700, 1100
+    s = np.logspace(0, -4, d)
+    Ua, Va = np.linalg.qr(rng.normal(size=(d, d)))[0], np.linalg.qr(rng.normal(size=(d, d)))[0]
+    A = (Ua * s) @ Va.T
+    Xtr, Xp = rng.normal(size=(n_tr, d)), rng.normal(size=(n_pr, d))
+    Ytr, Yp = Xtr @ A.T + 0.05 * rng.normal(size=(n_tr, d)), Xp @ A.T + 0.05 * rng.normal(size=(n_pr, d))
+    C0 = (Va * (s / (s**2 + 0.05**2))) @ Ua.T + 1e-3 * rng.normal(size=(d, d))
+    res = inverse_study({"net": Fixed(C0)}, Yp, Xp, Xtr, Ytr, A=A, noise_std=0.05, n_boot=10)
+    m = res.models["net"]
+    for k, R in res.references.items():
+        got, ref = m.comparisons[k], compare_operators(m.coef, R)
+        assert ref.k == got.k
+        for f in ("singular_values_C", "singular_values_R"):  # equal to rounding: 1e-13 of σ_max
+            np.testing.assert_allclose(getattr(got, f), getattr(ref, f), rtol=0, atol=1e-13 * getattr(ref, f)[0])
+        assert got.rank_info_R.rank == ref.rank_info_R.rank and got.rank_info_C.rank == ref.rank_info_C.rank
+        assert got.log_spectral_distance == pytest.approx(ref.log_spectral_distance, rel=1e-9)
+        assert got.rel_spectral_error == pytest.approx(ref.rel_spectral_error, rel=1e-9)
+        p, q = got.subspaces.profile, ref.subspaces.profile
+        np.testing.assert_allclose(p.max_angles, q.max_angles, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(p.wedin_bounds, q.wedin_bounds, rtol=1e-8)
+    general = SignalNoiseModel(A, np.cov(Xtr.T, bias=True), 0.05, n_bands=8)
+    for k, R in res.references.items():
+        ref = general.split(R.copy())
+        got = res.reference_signal_noise[k]
+        for f in ("signal_error", "noise_amplification", "total"):
+            assert getattr(got, f) == pytest.approx(getattr(ref, f), rel=1e-7, abs=1e-12)
+    inv = np.linalg.inv(A)
+    np.testing.assert_allclose(res.references["A⁻¹"], inv, rtol=0, atol=1e-8 * np.abs(inv).max())

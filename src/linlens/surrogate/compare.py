@@ -23,6 +23,7 @@ from linlens.linalg import (
     eigenvalue_condition_numbers,
     match_eigenvalues,
     numerical_rank,
+    pinv_svd,
     spectral_norm,
     subspace_comparison,
     svd,
@@ -347,8 +348,9 @@ class SignalNoiseModel:
     Attributes:
         Vt: (n_x, n_x) right singular vectors of A (rows; full basis, null space last).
         svd_A: the thin :class:`~linlens.linalg.SVDResult` of A (the one factorization of A a study needs).
-        P: (n_x, n_x) the projector A⁺A. bands: (n_bands, 2). AS: A Σₓ Aᵀ (n_y, n_y), the weight under which
-            the signal error is quadratic in C. noise_covariance: Σₑ. trace: tr Σₓ.
+        P: (n_x, n_x) the projector A⁺A (I when A has full column rank). bands: (n_bands, 2). ASx: A Σₓ (n_y,
+            n_x); AS: A Σₓ Aᵀ (n_y, n_y), the weight under which the signal error is quadratic in C (both are reused
+            by the Wiener estimator's perturbation). noise_covariance: Σₑ. trace: tr Σₓ.
 
     Example:
         >>> A = np.diag([2.0, 1.0])
@@ -381,14 +383,42 @@ class SignalNoiseModel:
         self.singular_values[: s.size] = s
         self.rank = numerical_rank(s, shape=a.shape).rank
         V = self.Vt.T
-        self.P = V[:, : self.rank] @ V[:, : self.rank].T
+        # A⁺A = V_r V_rᵀ; with full column rank it is I (V orthogonal): no d³ product for the identity
+        self.P = np.eye(n_x) if self.rank == n_x else V[:, : self.rank] @ V[:, : self.rank].T
         self.trace = float(np.trace(Sx))
         if not self.trace > 0:
             raise ConfigError("prior_covariance must have a positive trace")
         edges = np.unique(np.linspace(0, n_x, min(n_bands, n_x) + 1).round().astype(int))
         self.bands = np.stack([edges[:-1], edges[1:]], axis=1)
         self.A, self.Sx = a, Sx
-        self.AS = a @ Sx @ a.T
+        self.ASx = a @ Sx
+        self.AS = self.ASx @ a.T
+        self._vtc: tuple[Any, np.ndarray, np.ndarray] | None = None
+
+    def pinv(self, tol: float | None = None) -> np.ndarray:
+        """A⁺ (n_x, n_y) — A⁻¹ when A is invertible — from this model's SVD (:func:`~linlens.linalg.pinv_svd`: the
+        one rank cut; ``tol`` as there), formed by one product. Its Vᵀ A⁺ = [diag(1/sᵢ) U_rᵀ; 0] and filter-factor
+        matrix Φ = [I_r, 0] are known in closed form: the next :meth:`split` / :meth:`filter_factors` of the
+        returned array use them instead of two d³ products (and give Φ = I exactly, not I plus rounding).
+
+        Example:
+            >>> A = np.diag([2.0, 0.5]); snm = SignalNoiseModel(A, np.eye(2), 0.1)
+            >>> R = snm.pinv(); bool(np.allclose(R, np.linalg.inv(A))), snm.split(R).signal_error
+            (True, 0.0)
+            >>> snm.filter_factors(R).factors.tolist(), round(snm.split(R).noise_amplification, 12)  # 0.01·(1/4 + 4)/2
+            ([1.0, 1.0], 0.02125)
+        """
+        U, s, Vt = self.svd_A
+        n_y, n_x = self.A.shape
+        Up, inv, Vtp = pinv_svd(self.svd_A, (n_y, n_x), tol=tol)
+        R = (Up * inv) @ Vtp
+        r = int(np.count_nonzero(inv))  # pinv_svd's rank: A⁺ = V_r diag(1/s_r) U_rᵀ
+        G = np.zeros((n_x, n_y))
+        G[:r] = U[:, :r].T / s[:r, None]  # Vᵀ A⁺ (V orthogonal)
+        Phi = np.zeros((n_x, s.size))
+        Phi[np.arange(r), np.arange(r)] = 1.0  # Vᵀ A⁺ U diag(s) = diag(1/sᵢ) U_rᵀ U diag(s)
+        self._vtc = (R, G, Phi)
+        return R
 
     def split(self, C: Any) -> SignalNoiseSplit:
         """The :class:`SignalNoiseSplit` of an estimator C (n_x, n_y)."""
@@ -401,12 +431,22 @@ class SignalNoiseModel:
         # error per component is a quadratic form in V_rᵀ Σₓ V_r (formed once per model): three d³ products per C
         # instead of five, and filter_factors(C) reuses Φ
         U, s, _ = self.svd_A
-        G_noise = self.Vt @ c
-        Phi = G_noise @ (U * s)
-        self._vtc = (C, G_noise, Phi)  # Vᵀ C and Φ, reused by filter_factors(C) for the same C
+        last = self._vtc
+        if last is not None and last[0] is C:  # Vᵀ C and Φ already known (pinv(), or the last split of C)
+            G_noise, Phi = last[1], last[2]
+        else:
+            G_noise = self.Vt @ c
+            Phi = G_noise @ (U * s)
+            self._vtc = (C, G_noise, Phi)  # Vᵀ C and Φ, reused by filter_factors(C) for the same C
         r = s.size
         Phi_s = Phi - np.eye(n_x, r)[:, :r] * (np.arange(r) < self.rank)
-        sig_rows = np.sum((Phi_s @ self._basis_prior()[:r, :r]) * Phi_s, axis=1) / self.trace
+        # the quadratic form row by row, on the rows of Φ − J that are not zero (all of them for a general C; none
+        # for A⁺: no d³ product there)
+        nz = np.flatnonzero(np.any(Phi_s, axis=1))
+        sig_rows = np.zeros(n_x)
+        if nz.size:
+            Phs = Phi_s[nz] if nz.size < n_x else Phi_s
+            sig_rows[nz] = np.sum((Phs @ self._basis_prior()[:r, :r]) * Phs, axis=1) / self.trace
         G_noise_S = G_noise * self._noise_var if self._noise_var is not None else G_noise @ self.noise_covariance
         noise_rows = np.sum(G_noise_S * G_noise, axis=1) / self.trace
         signal = float(sig_rows.sum())
@@ -444,7 +484,7 @@ class SignalNoiseModel:
             [1.0, 1.0]
         """
         U, s, Vt = self.svd_A
-        last = getattr(self, "_vtc", None)
+        last = self._vtc
         if last is not None and last[0] is C:
             Phi = last[2][: s.size]
         else:

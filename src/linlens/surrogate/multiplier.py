@@ -178,7 +178,8 @@ class FixedDesign:
 
 def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: float, X_train: np.ndarray,
                         Y_train: np.ndarray, *, prior_estimated: bool, noise_estimated: bool,
-                        source: str = "train", ASA: np.ndarray | None = None) -> Perturbation:
+                        source: str = "train", ASA: np.ndarray | None = None, A_Sx: np.ndarray | None = None,
+                        AX: np.ndarray | None = None) -> Perturbation:
     """The Wiener estimator W = Σₓ Aᵀ M⁻¹ (M = AΣₓAᵀ + σ²I) with the first-order error of re-estimating Σₓ
     (the centred second moment of ``X_train``) and/or σ² (∝ the summed squared centred residuals y − Ax).
 
@@ -190,7 +191,9 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
         X_train, Y_train: the training pairs (n, n_x), (n, n_y) the estimates came from.
         prior_estimated, noise_estimated: which of Σₓ, σ were estimated (both False: a fixed reference).
         source: the multipliers' name (the training rows, shared with C_data).
-        ASA: A Σₓ Aᵀ (n_y, n_y) when the caller has it (e.g. :class:`~linlens.surrogate.compare.SignalNoiseModel`).
+        ASA: A Σₓ Aᵀ (n_y, n_y) when the caller has it (e.g. :class:`~linlens.surrogate.compare.SignalNoiseModel`);
+            A_Sx: A Σₓ (n_y, n_x) likewise (W = (AΣₓ)ᵀ M⁻¹: one d³ product fewer).
+        AX: ``X_train @ A.T`` (n, n_y) when the caller has formed it (e.g. for σ's estimate): one n·d² product fewer.
 
     Returns:
         :class:`Perturbation` of W (n_x, n_y).
@@ -207,11 +210,17 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
     n_y, n_x = A.shape
     ASA = A @ Sx @ A.T if ASA is None else np.asarray(ASA, dtype=np.float64)
     Minv = _spd_inverse(ASA + noise_std**2 * np.eye(n_y))
-    W = Sx @ A.T @ Minv
+    W = (Sx @ A.T if A_Sx is None else np.asarray(A_Sx, dtype=np.float64).T) @ Minv
     X = np.asarray(X_train, dtype=np.float64)
     n = X.shape[0]
+    if AX is not None and np.shape(AX) != (n, n_y):
+        raise ShapeError(f"AX must be X_train @ A.T, shape {(n, n_y)}; got {np.shape(AX)}")
     if prior_estimated:
-        XA = (X - X.mean(axis=0)) @ A.T  # rows A x̃ₖ
+        if AX is None:
+            XA = (X - X.mean(axis=0)) @ A.T  # rows A x̃ₖ
+        else:  # the caller's X Aᵀ, centred (= X̃ Aᵀ)
+            XA = np.asarray(AX, dtype=np.float64)
+            XA = XA - XA.mean(axis=0)
         L = ((X - X.mean(axis=0)) - XA @ W.T) / n
         M = XA @ Minv
     else:
@@ -222,7 +231,7 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
         if prior_estimated:
             Ec = (Y - Y.mean(axis=0)) - XA
         else:
-            E = Y - X @ A.T
+            E = Y - (X @ A.T if AX is None else np.asarray(AX, dtype=np.float64))
             Ec = E - E.mean(axis=0)
         e2 = np.sum(Ec**2, axis=1)
         tot = float(e2.sum())

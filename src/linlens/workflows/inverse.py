@@ -545,14 +545,15 @@ def inverse_study_from_files(
     if prior_covariance is not None:
         Sx = check_covariance(load_array(prior_covariance, "prior covariance", ndim=2), d_x)
     sigma_ci, sigma_note = None, None
+    AX = None if A is None else Xtr @ A.T  # formed once: σ's estimate here, the Wiener perturbation in the study
     if A is not None and noise_std is None:
-        noise_std, lo, hi = noise_std_interval(Ytr - Xtr @ A.T)
+        noise_std, lo, hi = noise_std_interval(Ytr - AX)
         check_estimated_noise_std(noise_std, Ytr)
         sigma_ci = (lo, hi)
     elif noise_std is not None:
         noise_std = check_noise_std(noise_std)
         if A is not None:  # a given σ is checked against what the residuals say
-            sigma_note = noise_std_disagreement(noise_std, *noise_std_interval(Ytr - Xtr @ A.T))
+            sigma_note = noise_std_disagreement(noise_std, *noise_std_interval(Ytr - AX))
             if sigma_note:
                 say(f"warning: {sigma_note}")
     dev = str(resolve_device(device))
@@ -564,13 +565,15 @@ def inverse_study_from_files(
     Yp, Xp = (Yf, Xf) if train_inputs is not None else (Yf[probe], Xf[probe])
     study = inverse_study(nets, Yp, Xp, Xtr, Ytr, A=A_op, prior_covariance=Sx, noise_std=noise_std,
                           noise_std_estimated=sigma_ci is not None, n_boot=n_boot, seed=seed, name=name,
-                          batch_size=batch_size)
+                          batch_size=batch_size, AX_train=AX)
+    del AX
     if sigma_note:
         study.notes.append(sigma_note)
     for k, mod in study.models.items():
         if mod.coef.shape != (d_x, d_in):
             raise ShapeError(f"model {k!r} outputs {mod.coef.shape[0]} values per row; the targets have {d_x}")
-    total_var = float(np.trace(Sx)) if Sx is not None else float(np.trace(np.cov(Xtr.T, bias=True).reshape(d_x, d_x)))
+    # tr Σₓ: the sum of the targets' variances (ddof 0), not the trace of a d × d covariance (an n·d² product)
+    total_var = float(np.trace(Sx)) if Sx is not None else float(np.sum(np.var(Xtr, axis=0)))
     return FileStudy(study=study, nets=nets, test_inputs=Yp[n_fit:], train=train, probe=probe, A=A,
                      noise_std=noise_std, noise_std_interval=sigma_ci, total_var=total_var, in_shape=in_shape,
                      x_shape=x_shape, n_rows=n)

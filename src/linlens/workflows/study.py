@@ -48,7 +48,7 @@ import numpy as np
 from linlens._progress import report_progress
 from linlens._results import ResultMixin, dataclass_dict
 from linlens.errors import ConfigError, ShapeError
-from linlens.linalg import SVDResult, pinv_svd, svd
+from linlens.linalg import DEFAULT_MAX_K, SVDResult, pinv_svd, svd_leading
 from linlens.operators import operator_matrix
 from linlens.probing import cast_note, probe_all
 from linlens.problems import InverseProblem, wiener_estimator
@@ -229,6 +229,19 @@ class LinearityStudy(ResultMixin):
         out = dataclass_dict(replace(self, references={}, svd_A=None)) | {"references": sorted(self.references)}
         out.pop("svd_A", None)
         return out
+
+
+def _train_products(AX: Any, X: np.ndarray, A: np.ndarray) -> np.ndarray | None:
+    """The caller's X Aᵀ (n, n_y) as float64, checked (shape, and against A on its first two rows), or None."""
+    if AX is None:
+        return None
+    P = as_array(AX, "AX_train", ndim=2)
+    if P.shape != (len(X), A.shape[0]):
+        raise ShapeError(f"AX_train must be X_train @ A.T, shape {(len(X), A.shape[0])}; got {P.shape}")
+    head = X[:2] @ A.T
+    if not np.allclose(P[:2], head, rtol=1e-6, atol=1e-9 * max(float(np.max(np.abs(head), initial=0.0)), 1e-300)):
+        raise ConfigError("AX_train is not X_train @ A.T (its first rows differ)")
+    return P
 
 
 def _comparison(C: np.ndarray, R: np.ndarray, svd_C: SVDResult, svd_R: SVDResult, plug_in: float,
@@ -466,6 +479,7 @@ def inverse_study(
     n_bands: int = 8,
     name: str = "problem",
     batch_size: int = 8192,
+    AX_train: Any = None,
 ) -> LinearityStudy:
     """Compare each model's global linear surrogate with A⁻¹ (or A⁺), the Wiener estimator and C_data.
 
@@ -488,6 +502,9 @@ def inverse_study(
         n_bands: bands of A's singular index for the signal error.
         name: a label for reports.
         batch_size: rows per model call.
+        AX_train: ``X_train @ A.T`` (n, n_y) when the caller has formed it (e.g. for its own estimate of σ): σ's
+            estimate and the Wiener estimator's perturbation use it instead of forming it again (an n·d² product;
+            checked against A on two rows).
 
     Returns:
         :class:`LinearityStudy`.
@@ -538,8 +555,12 @@ def inverse_study(
         noise_std = check_noise_std(noise_std, "noise_std")
     sigma_estimated = Amat is not None and (noise_std is None if noise_std_estimated is None
                                             else bool(noise_std_estimated))
+    if Amat is None and AX_train is not None:
+        raise ConfigError("AX_train (X_train @ A.T) needs the operator A")
+    AXtr = None if Amat is None else _train_products(AX_train, Xtr, Amat)
     if Amat is not None and noise_std is None:
-        noise_std = noise_std_estimate(Ytr - Xtr @ Amat.T).value  # the one estimate (ν = n·d − d)
+        AXtr = Xtr @ Amat.T if AXtr is None else AXtr  # formed once: σ's estimate and the Wiener perturbation
+        noise_std = noise_std_estimate(Ytr - AXtr).value  # the one estimate (ν = n·d − d)
         notes.append(f"noise σ estimated from the training pairs as the RMS of the centred y − Ax (ν = n·d − d): "
                      f"{noise_std:.4g}")
 
@@ -549,18 +570,21 @@ def inverse_study(
     sv_A = None
     snm: SignalNoiseModel | None = None
     ref_svds: dict[str, SVDResult] = {}  # each reference is factorized once for all models
+    ref_sn: dict[str, SignalNoiseSplit] = {}
+    ref_ff: dict[str, FilterFactors] = {}
     if Amat is not None:
         snm = SignalNoiseModel(Amat, Sx, float(noise_std), n_bands=n_bands)
         sv_A = snm.singular_values[: min(n_x, n_y)]
         inv_name = "A⁻¹" if n_x == n_y else "A⁺"
-        # A⁺ from A's one SVD (A⁻¹ when invertible); a float32 A's singular values below its rounding are cut
-        ref_svds[inv_name] = pinv_svd(snm.svd_A, Amat.shape,
-                                      tol=a_op.rank_tol(snm.singular_values) if low_precision_A else None)
-        refs[inv_name] = (np.linalg.solve(Amat, np.eye(n_y)) if n_x == n_y and snm.rank == n_x and not low_precision_A
-                          else (ref_svds[inv_name].U * ref_svds[inv_name].s) @ ref_svds[inv_name].Vt)
+        # A⁺ from A's one SVD (A⁻¹ when invertible: V diag(1/s) Uᵀ, one product; its split and filter factors in
+        # closed form, snm.pinv); a float32 A's singular values below its rounding are cut
+        tol = a_op.rank_tol(snm.singular_values) if low_precision_A else None
+        ref_svds[inv_name] = pinv_svd(snm.svd_A, Amat.shape, tol=tol)
+        refs[inv_name] = snm.pinv(tol)
+        ref_sn[inv_name], ref_ff[inv_name] = snm.split(refs[inv_name]), snm.filter_factors(refs[inv_name])
         if wiener is None and (prior_covariance is None or sigma_estimated):  # an estimate: W with its perturbation
             w_pert = wiener_perturbation(Amat, Sx, float(noise_std), Xtr, Ytr, prior_estimated=prior_covariance is None,
-                                         noise_estimated=sigma_estimated, ASA=snm.AS)
+                                         noise_estimated=sigma_estimated, ASA=snm.AS, A_Sx=snm.ASx, AX=AXtr)
             W = w_pert.coef  # Σₓ Aᵀ(AΣₓAᵀ + σ²I)⁻¹ as wiener_estimator, from the one inverse the perturbation needs
         else:
             W = wiener_estimator(Amat, Sx, float(noise_std)) if wiener is None else as_array(wiener, "wiener", ndim=2)
@@ -580,8 +604,10 @@ def inverse_study(
     design = FixedDesign(Yf)
 
     for k, R in refs.items():
-        if k not in ref_svds:
-            ref_svds[k] = svd(R)
+        if k not in ref_svds:  # every singular value (the spectra shown) and the leading vectors the angles use
+            ref_svds[k] = svd_leading(R, min(DEFAULT_MAX_K, *R.shape))
+        if snm is not None and k not in ref_sn:  # each split keeps Vᵀ R for its filter factors
+            ref_sn[k], ref_ff[k] = snm.split(R), snm.filter_factors(R)
     svd_A = snm.svd_A if snm is not None else None
     # the statistics' replicates: a multiplier bootstrap with the designs fixed (no refit, no O(d³) per replicate);
     # references that are estimates carry their own training rows' multipliers
@@ -612,7 +638,7 @@ def inverse_study(
             raise ShapeError(f"model {mname!r} outputs {Ff.shape[1]} values; the targets x have {n_x}")
         design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
         fitp, coef, icpt = _ols_fit(design_m, Yf_m, Ff, "fit")
-        svd_C = svd(coef)
+        svd_C = svd_leading(coef, min(DEFAULT_MAX_K, *coef.shape))  # C's spectrum and the angles' leading vectors
         pred = Yt_m @ coef.T + icpt
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(coef) if snm is not None else None
@@ -682,12 +708,6 @@ def inverse_study(
         )
         report_progress(steps, 4, 4)
     report_progress("models: surrogate, bootstrap, paired tests", len(models), len(models))
-    ref_sn: dict[str, SignalNoiseSplit] = {}
-    ref_ff: dict[str, FilterFactors] = {}
-    if snm is not None:
-        for k, R in refs.items():  # each split keeps Vᵀ R for its filter factors
-            ref_sn[k] = snm.split(R)
-            ref_ff[k] = snm.filter_factors(R)
     return LinearityStudy(
         problem=name,
         noise_std=None if noise_std is None else float(noise_std),
