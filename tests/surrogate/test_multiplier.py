@@ -283,3 +283,30 @@ def test_wiener_perturbation_with_the_callers_products_equals_forming_them():
                 np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12 * max(np.abs(a).max(), 1e-300))
     with pytest.raises(ShapeError, match="AX"):
         wiener_perturbation(A, Sx, 0.3, X, Y, prior_estimated=True, noise_estimated=True, AX=X[:10] @ A.T)
+
+@pytest.mark.parametrize("method", ["gram", "sketch"])
+def test_float32_replicate_products_change_the_replicates_by_less_than_1e5_of_their_spread(method, monkeypatch):
+    """From REPLICATE_FLOAT32_MIN inputs on, the sketch and the Grams (replicates only) run in float32: the same
+    statistic with every product in float64 (the constant raised) differs by < 1e-5 of the replicates' spread, the
+    plug-in and the bias correction are bit for bit the same (float64), and float32 is really taken."""
+    import linlens.surrogate.multiplier as mm
+
+    rng = np.random.default_rng(7)
+    n, d = 1200, mm.REPLICATE_FLOAT32_MIN
+    Y = rng.normal(size=(n, d))
+    F = Y @ (rng.normal(size=(d, d)) / np.sqrt(d)).T + np.abs(Y[:, :d] @ rng.normal(size=(d, d)).T / np.sqrt(d))
+    fit = FixedDesign(Y).perturbation(F, "fit")
+    ref = FixedDesign(Y[::-1].copy()).perturbation(Y[::-1] + rng.normal(size=(n, d)), "train")
+    W = np.cov(rng.normal(size=(2 * d, d)).T)
+    D = fit.coef - ref.coef
+    O = np.linalg.qr(rng.normal(size=(d, 40)))[0].T  # a band of output rows
+    out = {}
+    for lo in (d, 10**9):
+        monkeypatch.setattr(mm, "REPLICATE_FLOAT32_MIN", lo)
+        mb = MultiplierBootstrap({"fit": n, "train": n}, n_boot=40, seed=3, method=method)
+        out[lo] = (mb.quadratic(D, W, [(1.0, fit), (-1.0, ref)]), mb.quadratic(D, W, [(1.0, fit)], O=O))
+        key = ("SX", id(fit)) if method == "sketch" else (id(fit), id(fit), id(W), None)
+        assert mb._cache[key].dtype == (np.float32 if lo == d else np.float64)
+    for q32, q64 in zip(out[d], out[10**9], strict=True):
+        assert q32.plug_in == q64.plug_in and q32.expected == q64.expected
+        assert np.max(np.abs(q32.replicates - q64.replicates)) < 1e-5 * np.std(q64.replicates)

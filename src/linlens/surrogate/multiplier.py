@@ -54,7 +54,7 @@ from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import numerical_rank
 
 __all__ = ["Perturbation", "FixedDesign", "MultiplierBootstrap", "Quadratic", "wiener_perturbation",
-           "quadratic_interval", "GRAM_KAPPA_LIMIT", "SKETCH_PROBES", "KRON_FULL_MAX"]
+           "quadratic_interval", "GRAM_KAPPA_LIMIT", "SKETCH_PROBES", "KRON_FULL_MAX", "REPLICATE_FLOAT32_MIN"]
 
 #: Rademacher probes of the Hutchinson sketch of the quadratic term's fluctuations (large operators on many rows).
 SKETCH_PROBES = 32
@@ -63,6 +63,13 @@ SKETCH_PROBES = 32
 #: outputs and its mean eigenvalue × I above (no d_out³ eigendecomposition, no rotated copies of the pieces: at
 #: d = 1024 the full form added ~85% to the study's bootstrap, the isotropic one much less).
 KRON_FULL_MAX = 256
+
+#: From this many inputs d_in on, the products that move replicates only run in float32: the Hutchinson sketch of
+#: the quadratic term's fluctuations (its mean is replaced by the float64 expectation) and the n × n Grams of the exact
+#: quadratic term (accumulated per replicate in float64). Plug-ins, bias corrections, linear terms and standard errors
+#: stay float64. ``tests/surrogate/test_multiplier.py`` bounds the change (replicates to 1e-5 of their spread, the
+#: same intervals and verdict); at d = 4096 it halves the cost of these products.
+REPLICATE_FLOAT32_MIN = 512
 
 #: A design whose condition number (from its Gram matrix) is below this is factorized through the Gram matrix
 #: (O(n d²) BLAS products and one d × d symmetric eigendecomposition); above it, through the SVD of the rows.
@@ -394,15 +401,24 @@ class MultiplierBootstrap:
     def _nw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
         return self._times_w("NW", p, W)
 
-    def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None) -> np.ndarray:
+    @staticmethod
+    def _replicate_dtype(p: Perturbation) -> type:
+        """float32 for replicate-only products of a perturbation with ≥ :data:`REPLICATE_FLOAT32_MIN` inputs."""
+        return np.float32 if p.M.shape[1] >= REPLICATE_FLOAT32_MIN else np.float64
+
+    def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None,
+              LO: dict[int, np.ndarray] | None = None) -> np.ndarray:
         key = (id(p), id(q), id(W), None if O is None else id(O))
         K = self._cache.get(key)
         if K is None:
-            GL = self._rows(p.L, O) @ self._rows(q.L, O).T
+            dt = self._replicate_dtype(p)
+            lp = LO[id(p)] if LO is not None else self._rows(p.L, O)  # the rows the quadratic formed
+            lq = LO[id(q)] if LO is not None else self._rows(q.L, O)
+            GL = lp.astype(dt, copy=False) @ lq.astype(dt, copy=False).T
             km = ("M", id(p), id(q), id(W))
             GM = self._cache.get(km)
             if GM is None:
-                GM = self._mw(p, W) @ q.M.T
+                GM = self._mw(p, W).astype(dt, copy=False) @ q.M.astype(dt, copy=False).T
                 if O is not None:  # the bands of one weight share it
                     self._cache[km] = GM
             K = GL * GM
@@ -509,8 +525,8 @@ class MultiplierBootstrap:
                 continue
             for j in range(i, len(X)):
                 sq, y = X[j]
-                if y is not None:
-                    out += (1.0 if i == j else 2.0) * sp * sq * np.einsum("jib,jib->b", x, WX[j])
+                if y is not None:  # summed in float64 (pairwise) when the sketch is float32
+                    out += (1.0 if i == j else 2.0) * sp * sq * (x * WX[j]).sum(axis=(0, 1), dtype=np.float64)
         return out / SKETCH_PROBES
 
     def _sketch_x(self, p: Perturbation, O: np.ndarray | None, U: np.ndarray, ON: dict[int, np.ndarray],
@@ -521,12 +537,14 @@ class MultiplierBootstrap:
         if X is not None or (not p.L.size and p.g is None):
             return X
         w = self._w(p)
-        X = np.zeros((U.shape[1], p.M.shape[1], self.n_boot))
+        dt = self._replicate_dtype(p)
+        X = np.zeros((U.shape[1], p.M.shape[1], self.n_boot), dtype=dt)
+        Mt, wt = p.M.T.astype(dt), w.T.astype(dt)
         for j in range(U.shape[1]):
             if p.L.size:
-                X[j] += p.M.T @ (w.T * (LO[id(p)] @ U[:, j])[:, None])
+                X[j] += Mt @ (wt * (LO[id(p)] @ U[:, j]).astype(dt)[:, None])
             if p.g is not None:
-                X[j] += np.outer(ON[id(p)].T @ U[:, j], w @ p.g)
+                X[j] += np.outer(ON[id(p)].T @ U[:, j], w @ p.g).astype(dt)
         if key:
             self._cache[key] = X
             self._keep.append(p)
@@ -541,7 +559,7 @@ class MultiplierBootstrap:
         WX = self._cache.get(key) if key else None
         if WX is None:
             dW = self._diagonal(W)
-            WX = X * dW[None, :, None] if dW is not None else W @ X
+            WX = X * dW.astype(X.dtype)[None, :, None] if dW is not None else W.astype(X.dtype) @ X
             if key:
                 self._cache[key] = WX
                 self._keep.append((p, W))
@@ -582,7 +600,8 @@ class MultiplierBootstrap:
                 wq = self._w(q)
                 f = (1.0 if i == j else 2.0) * sp * sq
                 if p.L.size and q.L.size:
-                    quad += f * np.einsum("bi,bi->b", wp @ self._gram(p, q, W, O), wq)
+                    K = self._gram(p, q, W, O, LO)
+                    quad += f * np.einsum("bi,bi->b", (wp.astype(K.dtype) @ K).astype(np.float64), wq)
                 pairs = [(p, wp, q, wq)] if i == j else [(p, wp, q, wq), (q, wq, p, wp)]
                 for u, wu, v, wv in pairs:
                     if u.g is not None and v.L.size:
