@@ -52,6 +52,7 @@ import numpy as np
 
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import numerical_rank
+from linlens.linalg.lstsq import _kappa_and_factor
 
 __all__ = ["Perturbation", "FixedDesign", "MultiplierBootstrap", "Quadratic", "wiener_perturbation",
            "quadratic_interval", "GRAM_KAPPA_LIMIT", "SKETCH_PROBES", "KRON_FULL_MAX", "REPLICATE_FLOAT32_MIN"]
@@ -152,9 +153,10 @@ class FixedDesign:
         Yc = Y - self.mean
         self._Yc = Yc
         G = Yc.T @ Yc
-        lam = np.linalg.eigvalsh(G)  # the condition number only: G⁻¹ comes from a Cholesky factor (d³, not an eigh)
-        lam_max = float(lam[-1]) if d else 0.0
-        Ginv = _spd_inverse(G, pinv=False) if lam_max > 0 and float(lam[0]) > lam_max / GRAM_KAPPA_LIMIT**2 else None
+        # the condition number only (κ(Y) = √(λ_max/λ_min) of G; from d = 512 by Lanczos on G's Cholesky factor, not
+        # from all eigenvalues: linalg.lstsq's one routine); G⁻¹ comes from a Cholesky factor
+        kappa = _kappa_and_factor(G)[0] if d and np.isfinite(G).all() else float("inf")
+        Ginv = _spd_inverse(G, pinv=False) if kappa < GRAM_KAPPA_LIMIT else None
         if Ginv is not None:
             self.method, self.rank = "gram", d
             self.Z = Yc @ Ginv
@@ -796,20 +798,27 @@ class MultiplierBootstrap:
             self._counts[key] = V
         return V
 
-    def test_forms(self, T: np.ndarray, X: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, float, np.ndarray]:
+    def test_forms(self, T: np.ndarray, X: np.ndarray, scale: float = 1.0,
+                   TX: np.ndarray | None = None) -> tuple[np.ndarray, float, np.ndarray]:
         """(u, base, base*) of an operator X on evaluation rows T (n_t, d_in): uⱼ = ‖X tⱼ‖² (n_t,), base = tr(XΣXᵀ)
         with Σ the centred second moment of the rows, base* (n_boot,) the same on each replicate's rows
         (:meth:`counts`). One product T Xᵀ (n_t d_out d_in) per (T, X) (the same array objects) until :meth:`clear`:
         the replicates' ratios and the errors' standard errors share it; only its reductions are kept. ``scale``
-        divides X (the forms of X/scale, without a scaled copy of X)."""
+        divides X (the forms of X/scale, without a scaled copy of X). ``TX``: the product T Xᵀ (unscaled) when the
+        caller has it (e.g. T Cᵀ − T Rᵀ for X = C − R: one product per operator, not per difference); not modified."""
         key = ("test", id(T), id(X), float(scale))
         out = self._cache.get(key)
         if out is None:
             n_t = T.shape[0]
             V = self.counts(n_t)
-            TX = T @ np.asarray(X, dtype=np.float64).T
-            if scale != 1.0:
-                TX /= scale
+            if TX is None:
+                TX = T @ np.asarray(X, dtype=np.float64).T
+                if scale != 1.0:
+                    TX /= scale
+            elif TX.shape != (n_t, X.shape[0]):
+                raise ShapeError(f"TX must be T Xᵀ, shape {(n_t, X.shape[0])}; got {TX.shape}")
+            elif scale != 1.0:
+                TX = TX / scale
             u = np.sum(TX * TX, axis=1)
             mstar = (V / n_t) @ TX
             out = (u, float(u.mean() - np.sum(TX.mean(axis=0) ** 2)), V @ u / n_t - np.sum(mstar * mstar, axis=1))

@@ -290,9 +290,15 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     Ds = {k: C - R for k, R in refs.items()}  # one array per difference: its products L D are formed once (mb)
     se: dict[str, float] = {}  # the errors' analytic standard errors, at the estimate and per replicate (bootstrap-t)
     se_reps: dict[str, np.ndarray] = {}
+    TC = T_c @ C.T  # the test rows' products: one per operator; each difference's are T Cᵀ − T Rᵀ
+    mb.test_forms(T_c, C, 1.0, TX=TC)
     for k, R in refs.items():
         rp = ref_pert[k]
         rho = float(np.max(np.abs(R))) or 1.0
+        TR = T_c @ R.T
+        mb.test_forms(T_c, R, rho, TX=TR)
+        mb.test_forms(T_c, Ds[k], rho, TX=TC - TR)
+        del TR
         # the test rows' products T Xᵀ/ρ are formed once for every use (mb.test_forms; no scaled copies of D and R)
         # plug-ins tr(XΣXᵀ) on the test rows (Σ = S_T = T_cᵀT_c/m): from the products the ratios' replicates form
         # anyway, not from a d³ product X S_T per statistic
