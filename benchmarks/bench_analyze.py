@@ -236,6 +236,7 @@ def main() -> None:
               f"{time.perf_counter() - t:.1f} s; one thread per library")
         prof = cProfile.Profile(time.process_time) if args.profile else None  # CPU seconds: the machine is shared
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        load0 = os.getloadavg()
         t, c = time.perf_counter(), time.process_time()
         if prof:
             prof.enable()
@@ -253,6 +254,9 @@ def main() -> None:
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 2**20
         route = "--reference" if args.components is None else f"--components {args.components} --reference"
+        print(f"load average (1, 5, 15 min) over analyze: {', '.join(f'{x:.1f}' for x in load0)} at the start, "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end (shared machine: CPU time is the number "
+              "to compare)")
         if args.components is not None:
             print("analyze includes: reading the inputs, the principal subspace, the model pass over every row, the "
                   "surrogate, held-out R², the reference on the held-out rows, the bias-corrected error with its "
