@@ -146,7 +146,7 @@ def probe_model(
                     "model's dtype, and that cast would give Inf: rescale the inputs or use a float64 model")
             xb = batch.detach().to(device=device, dtype=dtype, copy=True)  # the model's own copy
             # what we record: the inputs exactly as the model receives them (after the cast), never its copy
-            recorded = xb.to("cpu", torch.float64).numpy().copy()
+            recorded = xb.to("cpu", torch.float64, copy=True).numpy()  # one copy (not a conversion and a copy)
             try:
                 with torch.no_grad():
                     out = model(xb)
@@ -171,7 +171,7 @@ def probe_model(
             if out.ndim != 2 or out.shape[0] != xb.shape[0]:
                 raise ModelError(f"model output must be (batch, d_out) with batch {xb.shape[0]}; "
                                  f"got {tuple(out.shape)} on batch {i}")
-            F = check_finite(out.detach().to("cpu", torch.float64).numpy().copy(), f"model outputs ({rows})")
+            F = check_finite(out.detach().to("cpu", torch.float64, copy=True).numpy(), f"model outputs ({rows})")
             yield i, recorded, F
     finally:
         if was_training and hasattr(model, "train"):

@@ -660,10 +660,10 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     captured, gain, steps, converged = 0.0, float("nan"), 0, False
     for j in range(max_steps + 1):
         top = float(np.linalg.norm(K)) if K.size else 0.0
-        if Qs:
-            Qa = np.concatenate(Qs, axis=1)
-            for _ in range(2):  # block classical Gram–Schmidt, twice
-                K -= Qa @ (Qa.T @ K)
+        if Qs:  # block classical Gram–Schmidt, twice: the first pass's coefficients QᵀK = QᵀXᵀ(XQ_j) = (XQ)ᵀ(XQ_j)
+            Qa = np.concatenate(Qs, axis=1)  # are the last block column of the Gram of XQ, formed below already
+            K -= Qa @ gram[:, -Qs[-1].shape[1]:]
+            K -= Qa @ (Qa.T @ K)
         Q = _range_basis(K, drop * max(top, np.finfo(float).tiny))
         if Q.shape[1] == 0:  # the Krylov space is exhausted (X of low rank): nothing new to add
             converged = True

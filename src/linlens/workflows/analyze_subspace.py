@@ -258,7 +258,13 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         cached = item * n_train * d_in <= (CACHE_DEFAULT_BYTES if max_memory is None else max_memory / 2)
         X = np.empty((n_train, d_in), dtype=np.float64 if item == 8 else np.float32) if cached else None
         row = 0
+        direct = cached and X.dtype == np.float32 and dtype == torch.float32  # the cache's cast is the model's
         for _, rows in _chunks(Y, batches, step, held=False):
+            if direct:  # float32(rows) is what the model receives: cast once, into the cache, and sum that
+                X[row:row + len(rows)] = rows
+                mean += X[row:row + len(rows)].sum(axis=0, dtype=np.float64)
+                row += len(rows)
+                continue
             rows = received(rows)
             mean += rows.sum(axis=0)
             if cached:
