@@ -284,6 +284,7 @@ def test_wiener_perturbation_with_the_callers_products_equals_forming_them():
     with pytest.raises(ShapeError, match="AX"):
         wiener_perturbation(A, Sx, 0.3, X, Y, prior_estimated=True, noise_estimated=True, AX=X[:10] @ A.T)
 
+
 @pytest.mark.parametrize("method", ["gram", "sketch"])
 def test_float32_replicate_products_change_the_replicates_by_less_than_1e5_of_their_spread(method, monkeypatch):
     """From REPLICATE_FLOAT32_MIN inputs on, the sketch and the Grams (replicates only) run in float32: the same

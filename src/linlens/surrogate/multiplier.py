@@ -66,10 +66,11 @@ SKETCH_PROBES = 32
 KRON_FULL_MAX = 256
 
 #: From this many inputs d_in on, the products that move replicates only run in float32: the Hutchinson sketch of
-#: the quadratic term's fluctuations (its mean is replaced by the float64 expectation) and the n × n Grams of the exact
-#: quadratic term (accumulated per replicate in float64). Plug-ins, bias corrections, linear terms and standard errors
-#: stay float64. ``tests/surrogate/test_multiplier.py`` bounds the change (replicates to 1e-5 of their spread, the
-#: same intervals and verdict); at d = 4096 it halves the cost of these products.
+#: the quadratic term's fluctuations (its mean is replaced by the float64 expectation), the n × n Grams of the exact
+#: quadratic term (accumulated per replicate in float64) and a banded statistic's linear-term rows M (O D W)ᵀ.
+#: Plug-ins, bias corrections, the unbanded linear terms (whose row forms also give the standard errors) and standard
+#: errors stay float64. ``tests/surrogate/test_multiplier.py`` bounds the change (replicates to 1e-5 of their spread,
+#: plug-in and bias bit for bit); at d = 4096 it halves the cost of these products.
 REPLICATE_FLOAT32_MIN = 512
 
 #: A design whose condition number (from its Gram matrix) is below this is factorized through the Gram matrix
@@ -408,6 +409,18 @@ class MultiplierBootstrap:
         """float32 for replicate-only products of a perturbation with ≥ :data:`REPLICATE_FLOAT32_MIN` inputs."""
         return np.float32 if p.M.shape[1] >= REPLICATE_FLOAT32_MIN else np.float64
 
+    def _low(self, p: Perturbation) -> np.ndarray:
+        """p.M in the replicate-only dtype (a float32 copy kept until :meth:`clear` from REPLICATE_FLOAT32_MIN)."""
+        dt = self._replicate_dtype(p)
+        if dt == np.float64:
+            return p.M
+        key = ("M32", id(p))
+        M = self._cache.get(key)
+        if M is None:
+            M = self._cache[key] = p.M.astype(dt)
+            self._keep.append(p)
+        return M
+
     def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None,
               LO: dict[int, np.ndarray] | None = None) -> np.ndarray:
         key = (id(p), id(q), id(W), None if O is None else id(O))
@@ -420,7 +433,7 @@ class MultiplierBootstrap:
             km = ("M", id(p), id(q), id(W))
             GM = self._cache.get(km)
             if GM is None:
-                GM = self._mw(p, W).astype(dt, copy=False) @ q.M.astype(dt, copy=False).T
+                GM = self._mw(p, W).astype(dt, copy=False) @ self._low(q).T
                 if O is not None:  # the bands of one weight share it
                     self._cache[km] = GM
             K = GL * GM
@@ -472,7 +485,7 @@ class MultiplierBootstrap:
                 self._mw(p, W)
                 a = sum(c * self._row_forms(p, X, W) for c, X in terms) / scale
             else:
-                a = np.einsum("ij,ij->i", LO[id(p)], p.M @ ODW.T)
+                a = np.einsum("ij,ij->i", LO[id(p)], self._low(p) @ ODW.T.astype(self._replicate_dtype(p)))
             if p.g is not None:  # ⟨O N, O D W⟩; without output rows ⟨N W, D⟩ from N W kept per (piece, W)
                 a = a + p.g * (float(np.sum(ON[id(p)] * ODW)) if ODW is not None else
                                float(np.sum(self._nw(p, W) * OD)))
@@ -541,7 +554,7 @@ class MultiplierBootstrap:
         w = self._w(p)
         dt = self._replicate_dtype(p)
         X = np.zeros((U.shape[1], p.M.shape[1], self.n_boot), dtype=dt)
-        Mt, wt = p.M.T.astype(dt), w.T.astype(dt)
+        Mt, wt = self._low(p).T, w.T.astype(dt)
         for j in range(U.shape[1]):
             if p.L.size:
                 X[j] += Mt @ (wt * (LO[id(p)] @ U[:, j]).astype(dt)[:, None])
