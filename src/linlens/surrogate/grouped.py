@@ -313,10 +313,11 @@ class GroupedFit:
         is tr(B* S B*ᵀ) − 2 tr(B* S_zt) against the same for B̂ (the rest cancels), the held-out side re-weights the
         held-out groups by v; the standard error re-evaluates the fit gradient at B* (see :meth:`error`). The m × m
         factors of every replicate come first; then one sweep over the outputs in tiles reads each tile of the
-        (g, m, d_out) group sums once for all replicates (X_w on the tile, X_w X_wᵀ accumulated, Y* on the tile and
-        its inner products with the group sums), so the sums are read once, not twice per chunk of replicates; every
-        d_out-sized product whose factors do not depend on the replicate is formed once: O(m² d_out) per replicate
-        in two batched BLAS products (X_w X_wᵀ and Y*), B* itself is never formed.
+        (g, m, d_out) group sums once for all replicates (X_w on the tile, Y' = S^½ G_w⁺ X_w on the tile, whose
+        squared norm is tr(B*SB*ᵀ) and which gives Y* = G̃⁻¹S^½ Y' − G̃⁻¹S_zt, and its inner products with the group
+        sums), so the sums are read once, not twice per chunk of replicates; every d_out-sized product whose factors
+        do not depend on the replicate is formed once: O(m² d_out) per replicate in one batched BLAS product (Y'),
+        B* itself is never formed.
         """
         g, m, d_out = self.n_groups, self.m, self.d_out
         n_boot = len(draws)
@@ -334,25 +335,34 @@ class GroupedFit:
         for i, w in enumerate(W):
             P[i] = pinv_psd(np.tensordot(w, self.zz, 1) - np.outer(SZ[i], SZ[i]) / nw[i])
             YB[i] = GS @ (P[i] @ (np.tensordot(w, zfB, 1) - np.outer(SZ[i], w @ sfB) / nw[i])) - GSztB
-        A = np.matmul(GS, P)
+        # S = H H (H = S^½, symmetric psd): tr(B*SB*ᵀ) = ‖H P X_w‖², and Y* = G̃⁻¹H (H P X_w) − G̃⁻¹S_zt, so one product
+        # per replicate, Y' = (H P) X_w, gives both; its inner products with the groups' sums are those of
+        # H G̃⁻¹ zf_g (formed once per tile for all replicates)
+        lam, E = np.linalg.eigh(S)
+        H = (E * np.sqrt(np.clip(lam, 0.0, None))) @ E.T
+        HG = H @ Ginv  # (G̃⁻¹H)ᵀ
+        A = np.matmul(H, P)
         # one sweep over the outputs in tiles: each tile of the group sums is read once for all replicates, giving
         # X_w X_wᵀ (accumulated), Y* = A X_w − G̃⁻¹S_zt on the tile and its inner products with the groups' sums. The
         # sums are first centred on the outputs' full-data mean (zf_g − sz_g f̄ᵀ, sf_g − n_g f̄: X_w is unchanged, and
         # ⟨Y*, zf_g⟩ = ⟨Y*, zf_g − sz_g f̄ᵀ⟩ + sz_g·Y* f̄), so no large common offset of the outputs enters the
         # products; with ``single`` the sweep's products run in float32 (see :meth:`error` for when)
         dt = np.float32 if single else np.float64
-        syrk = blas.ssyrk if single else blas.dsyrk
-        XX = np.zeros((n_boot, m, m))
+        fitq = np.zeros(n_boot)  # ‖Y'‖² = tr(B*SB*ᵀ)
+        Ypf = np.zeros((n_boot, m))  # Y' f̄
         yf, sfY, Yfb = np.zeros((g, n_boot)), np.zeros((g, n_boot)), np.zeros((n_boot, m))
         tile = max(1, min(d_out, int(TILE_VALUES // max(n_boot * m, 1))))  # ≤ 64 MiB of X_w (and of Y*) per tile
         # buffers reused by every tile (fresh 64 MiB arrays per tile cost more in page faults than their products)
         zf_buf, X_buf, Y_buf = (np.empty(g * m * tile, dtype=dt), np.empty(n_boot * m * tile, dtype=dt),
                                 np.empty(n_boot * m * tile, dtype=dt))
+        zh_buf = np.empty(g * m * tile, dtype=dt)
         c64 = np.empty(g * m * tile)
         cen = (SZ / nw[:, None]).astype(dt)
         SFc = SF - nw[:, None] * fb  # (n_boot, d_out): W (sf − n f̄)
         sfc = self.sf - self.n[:, None] * fb
-        Wd, Ad, GSztd, fbd, zbd = W.astype(dt), A.astype(dt), GSzt.astype(dt), fb.astype(dt), zb.astype(dt)
+        Wd, Ad, HGd, fbd = W.astype(dt), A.astype(dt), HG.astype(dt), fb.astype(dt)
+        vzb = (HG @ zb).astype(dt)  # z̄ᵀ G̃⁻¹H Y' = (H G̃⁻¹ z̄)ᵀ Y'
+        kz = np.zeros(g)  # ⟨zf_g − sz_g f̄ᵀ, G̃⁻¹S_zt⟩
         SztTd = np.ascontiguousarray(Szt.T, dtype=dt)
         zfS, zfS_tile = np.zeros((g, m, m)), np.empty((g, m, m), dtype=dt)
         for c0 in range(0, d_out, tile):
@@ -364,28 +374,32 @@ class GroupedFit:
             zf_c = zf_buf[:g * m * t].reshape(g, m, t)
             np.copyto(zf_c, zc64)
             zfS += np.matmul(zf_c, SztTd[c], out=zfS_tile)  # (zf_g − sz_g f̄ᵀ) S_ztᵀ on the tile
+            zh = np.matmul(HGd, zf_c, out=zh_buf[:g * m * t].reshape(g, m, t)).reshape(g, m * t)  # H G̃⁻¹ zf_g
+            kz += zc64.reshape(g, m * t) @ GSzt[:, c].reshape(m * t)
             zf_c = zf_c.reshape(g, m * t)
             X = np.matmul(Wd, zf_c, out=X_buf[:n_boot * m * t].reshape(n_boot, m * t)).reshape(n_boot, m, t)
             SFt = SFc[:, c].astype(dt)
-            for i in range(n_boot):  # X_w X_wᵀ by syrk (upper triangle; half the flops of a general product)
+            for i in range(n_boot):
                 X[i] -= np.outer(cen[i], SFt[i])
-                XX[i] += syrk(1.0, X[i].T, trans=1)
-            Yc = np.matmul(Ad, X, out=Y_buf[:n_boot * m * t].reshape(n_boot, m, t))
-            Yc -= GSztd[:, c]
-            yf += zf_c @ Yc.reshape(n_boot, m * t).T
-            Yfb += Yc @ fbd[c]
-            sfY += sfc[:, c].astype(dt) @ (Yc.transpose(0, 2, 1) @ zbd).T
+            Yc = np.matmul(Ad, X, out=Y_buf[:n_boot * m * t].reshape(n_boot, m, t))  # Y' = H P X_w on the tile
+            Yr = Yc.reshape(n_boot, m * t)
+            fitq += np.einsum("ij,ij->i", Yr, Yr, dtype=np.float64)
+            yf += zh @ Yr.T
+            Ypf += Yc @ fbd[c]
+            sfY += sfc[:, c].astype(dt) @ (vzb @ Yc).T
+        # the constant parts of Y* = G̃⁻¹H Y' − G̃⁻¹S_zt
+        yf -= kz[:, None]
+        Yfb = Ypf @ HG - (GSzt @ fb)[None, :]  # Y* f̄ (n_boot, m)
+        sfY -= (sfc @ (GSzt.T @ zb))[:, None]
         yf += self.sz @ Yfb.T  # back to ⟨Y*, zf_g⟩ (the centring above)
         sfY += self.n[:, None] * (Yfb @ zb)[None, :]  # back to ⟨sf_g, z̄ᵀY*⟩
         zfS += self.sz[:, :, None] * (Szt @ fb)[None, None, :]  # back to zf_g S_ztᵀ
         for i, w in enumerate(W):
             XSzt[i] = np.tensordot(w, zfS, 1) - np.outer(SZ[i], w @ sfS) / nw[i]
-        iu = np.triu_indices(m, 1)
-        XX[:, iu[1], iu[0]] = XX[:, iu[0], iu[1]]  # the lower triangles from the upper ones
         reps, se_reps = np.empty(n_boot), np.empty(n_boot)
         for i, w in enumerate(W):
-            # B*ᵀ = P X_w: tr(B*SB*ᵀ) = ⟨S, P (X_w X_wᵀ) P⟩ and tr(B*S_zt) = ⟨P, X_w S_ztᵀ⟩ (P symmetric)
-            fit_num = float(np.sum(S * (P[i] @ XX[i] @ P[i])) - 2 * np.sum(P[i] * XSzt[i])) + fit_const
+            # B*ᵀ = P X_w: tr(B*SB*ᵀ) = ‖H P X_w‖² and tr(B*S_zt) = ⟨P, X_w S_ztᵀ⟩ (P symmetric)
+            fit_num = float(fitq[i] - 2 * np.sum(P[i] * XSzt[i])) + fit_const
             held_num, held_den = self._held(draws[i, 1])
             reps[i] = fit_num / den + (held_num / held_den - plug if held_den > 0 else 0.0)
             cb = 2 * self._gradient_terms(yf[:, i], Yfb[i], sfY[:, i], YB[i], zb) / den
