@@ -211,3 +211,31 @@ def test_svd_leading_equals_the_full_svd_on_an_ill_conditioned_blur():
     np.testing.assert_array_equal(small.U, svd(A[:200, :200]).U[:, :10])
     with pytest.raises(ConfigError):
         svd_leading(A, 0)
+
+
+@pytest.mark.parametrize("shape", [(625, 625), (700, 540), (540, 700)])
+def test_svd_leading_gram_vectors_equal_the_full_svd_on_clustered_and_rectangular_spectra(shape):
+    """method="gram" (the Gram matrix's leading eigenvectors by syevr + Rayleigh–Ritz, a cost that does not depend on
+    the spectrum) gives the full SVD's leading pairs: a Kronecker blur B ⊗ B (every value twice, as the 2-D blurs the
+    study inverts: only the pairs' subspaces are defined, compared by projectors) and distinct spectra of both
+    orientations (vectors themselves, with the sign rule)."""
+    if shape == (625, 625):
+        from linlens.problems import gaussian_blur
+
+        B1 = gaussian_blur(25, width=1.5)
+        A = np.kron(B1, B1)  # σᵢσⱼ = σⱼσᵢ: paired values
+    else:
+        A = _with_spectrum(*shape, np.geomspace(1.0, 1e-8, min(shape)), seed=5)
+    full, lead = svd(A), svd_leading(A, 128, method="gram")
+    assert lead.U.shape == (shape[0], 128) and lead.Vt.shape == (128, shape[1])
+    np.testing.assert_allclose(lead.s, full.s, rtol=0, atol=1e-13 * full.s[0])
+    k = 128
+    while k < min(shape) and full.s[k - 1] - full.s[k] < 1e-6 * full.s[0]:  # cut between clusters
+        k -= 1
+    for X, Y in ((lead.U[:, :k], full.U[:, :k]), (lead.Vt[:k].T, full.Vt[:k].T)):
+        np.testing.assert_allclose(X @ X.T, Y @ Y.T, atol=1e-9)
+    if shape != (625, 625):
+        np.testing.assert_allclose(lead.U, full.U[:, :128], atol=1e-10)
+        np.testing.assert_allclose(lead.Vt, full.Vt[:128], atol=1e-10)
+    with pytest.raises(ConfigError, match="method"):
+        svd_leading(A, 5, method="lanczos")

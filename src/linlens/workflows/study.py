@@ -611,7 +611,7 @@ def inverse_study(
 
     for k, R in refs.items():
         if k not in ref_svds:  # every singular value (the spectra shown) and the leading vectors the angles use
-            ref_svds[k] = svd_leading(R, min(DEFAULT_MAX_K, *R.shape))
+            ref_svds[k] = svd_leading(R, min(DEFAULT_MAX_K, *R.shape), method="gram")
         if snm is not None and k not in ref_sn:  # each split keeps Vᵀ R for its filter factors
             ref_sn[k], ref_ff[k] = snm.split(R), snm.filter_factors(R)
     svd_A = snm.svd_A if snm is not None else None
@@ -644,7 +644,7 @@ def inverse_study(
             raise ShapeError(f"model {mname!r} outputs {Ff.shape[1]} values; the targets x have {n_x}")
         design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
         fitp, coef, icpt = _ols_fit(design_m, Yf_m, Ff, "fit")
-        svd_C = svd_leading(coef, min(DEFAULT_MAX_K, *coef.shape))  # C's spectrum and the angles' leading vectors
+        svd_C = svd_leading(coef, min(DEFAULT_MAX_K, *coef.shape), method="gram")  # the spectrum + the angles' vectors
         pred = Yt_m @ coef.T + icpt
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(coef) if snm is not None else None
