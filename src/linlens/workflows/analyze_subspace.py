@@ -466,7 +466,8 @@ def _subspace_check(sub: PrincipalSubspace, m: int) -> str:
         'Subspace check: the m = 2 pairs (vᵢ, sᵢ) have relative resid'
     """
     gap = sub.relative_gap
-    text = (f"Subspace check: the m = {m} pairs (vᵢ, sᵢ) have relative residuals ‖X vᵢ − sᵢuᵢ‖/sᵢ of at most "
+    res = "‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ (X vᵢ = sᵢuᵢ by construction)" if sub.method == "krylov" else "‖X vᵢ − sᵢuᵢ‖/sᵢ"
+    text = (f"Subspace check: the m = {m} pairs (vᵢ, sᵢ) have relative residuals {res} of at most "
             f"{sub.max_residual:.2g} (each sᵢ lies within that fraction of a singular value of the centred inputs), "
             f"and the relative gap at m, (s_m − s_(m+1))/s_m, is {gap:.3g}"
             + ("" if sub.method == "gram" else " (s_(m+1) a Ritz estimate, a lower bound)") + ".")
@@ -491,8 +492,8 @@ def _report(model: str, inputs: Path, reference: str | None, out: Path, force: b
     add_route(rep, route)
     rep.add_text(
         f"Global linear surrogate of the model restricted to the top-{m} principal subspace of its inputs: outputs ≈ "
-        f"(y − ȳ) V_m Bᵀ + c, so C = B V_mᵀ ({d_out} × {d_in}) is never formed. V_m comes from a randomized SVD of "
-        f"the {n_train} centred training rows ({_how_subspace(sub)}); B is the least-squares "
+        f"(y − ȳ) V_m Bᵀ + c, so C = B V_mᵀ ({d_out} × {d_in}) is never formed. V_m comes from the {n_train} "
+        f"centred training rows ({_how_subspace(sub)}); B is the least-squares "
         f"fit of the model's outputs on the scores. {n_held} held-out rows (one in {HOLDOUT_EVERY}, a seeded hash "
         f"of the row index, as in the dense route) score it: pooled R² {r2:.6g} (1 − R² is what neither the "
         "subspace nor linearity explains). The fraction of the inputs' variance outside the subspace, "
