@@ -693,7 +693,8 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     U = (np.concatenate(Ps, axis=1) @ W[:, :kk]) / np.where(sv[:kk] > 0, sv[:kk], 1.0)
     V = Qa @ W[:, :kk]
     U, Vt = fix_signs(U, V.T)
-    Vt = _orthonormal_rows(Vt)
+    # V = Q W is orthonormal up to rounding already: one Cholesky QR step (R ≈ I keeps each direction and its sign)
+    Vt = sla.solve_triangular(np.linalg.cholesky(Vt @ Vt.T), Vt, lower=True, check_finite=False)
     # X vᵢ = sᵢuᵢ holds by construction (up to the products' rounding); the residual of the other side, one product
     XtU = prod_h(U)
     sk = sv[:kk]

@@ -297,7 +297,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
             dest = np.empty(len(ids), dtype=np.int64)
             dest[order] = np.arange(len(ids))
             for _, rows in _chunks(Y, [(s, msk)], step, held=False):
-                _, rows, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
+                _, rows, F = next(probe_model(net, torch.from_numpy(rows), len(rows), dev, output_index=output_index,
                                               output_key=output_key))  # rows as the model received them
                 if Fb is None:
                     d_out = F.shape[1]
@@ -342,7 +342,7 @@ def run_subspace(options: AnalyzeOptions, route: Route, console: Any = None) -> 
         task = bar.add_task("probing the model (held-out rows)", total=len(batches))
         for s, msk in batches:
             for idx, rows in _chunks(Y, [(s, msk)], step, held=True):
-                _, rows, F = next(probe_model(net, rows, len(rows), dev, output_index=output_index,
+                _, rows, F = next(probe_model(net, torch.from_numpy(rows), len(rows), dev, output_index=output_index,
                                               output_key=output_key))  # rows as the model received them
                 rows -= mean  # centred by the training mean; for R the rest of the shift is removed below
                 Zh = rows @ Vt.T
