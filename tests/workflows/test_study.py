@@ -249,3 +249,31 @@ def test_comparisons_from_every_value_and_leading_vectors_equal_full_svds():
             assert getattr(got, f) == pytest.approx(getattr(ref, f), rel=1e-7, abs=1e-12)
     inv = np.linalg.inv(A)
     np.testing.assert_allclose(res.references["A⁻¹"], inv, rtol=0, atol=1e-8 * np.abs(inv).max())
+
+
+def test_test_products_shared_with_the_predictions_give_the_statistics_formed_from_scratch(monkeypatch):
+    """inverse_study forms each operator's test-row product once (predictions, test MSEs) and hands T_c Xᵀ, centred and
+    scaled from it, to the statistics: every number must equal the statistics that form T_c Xᵀ themselves (second
+    route), on probes with a large mean (the centring's cancellation) and an estimated Wiener reference."""
+    import linlens.workflows.study as study_mod
+
+    rng = np.random.default_rng(6)
+    d, n = 8, 900
+    A = np.diag(np.linspace(2.0, 0.2, d))
+    X, Xtr = rng.normal(size=(n, d)) + 30.0, rng.normal(size=(n, d)) + 30.0
+    Y, Ytr = X @ A.T + 0.1 * rng.normal(size=(n, d)), Xtr @ A.T + 0.1 * rng.normal(size=(n, d))
+    net = Fixed(np.linalg.inv(A) * 0.9)
+    shared = inverse_study({"net": net}, Y, X, Xtr, Ytr, A=A, n_boot=30)
+    own = study_mod._multiplier_statistics
+
+    def from_scratch(*args, test_products=None, **kw):
+        return own(*args, **kw)
+
+    monkeypatch.setattr(study_mod, "_multiplier_statistics", from_scratch)
+    ref = inverse_study({"net": net}, Y, X, Xtr, Ytr, A=A, n_boot=30)
+    a, b = shared.models["net"], ref.models["net"]
+    assert a.verdict.verdict == b.verdict.verdict
+    for k in a.errors:
+        for f in ("estimate", "low", "high", "std"):
+            assert a.errors[k][f] == pytest.approx(b.errors[k][f], rel=1e-9, abs=1e-14)
+    assert shared.test_mse == pytest.approx(ref.test_mse, rel=1e-12)

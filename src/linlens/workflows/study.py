@@ -244,6 +244,11 @@ def _train_products(AX: Any, X: np.ndarray, A: np.ndarray) -> np.ndarray | None:
     return P
 
 
+def _centred_products(P: np.ndarray, mean: np.ndarray, X: np.ndarray, scale: float) -> np.ndarray:
+    """T_c Xᵀ = (Y − ȳ) Xᵀ/s from the product P = Y Xᵀ (n, d_out) already formed: (P − ȳ Xᵀ)/s (O(n d))."""
+    return (P - mean @ X.T) / scale
+
+
 def _comparison(C: np.ndarray, R: np.ndarray, svd_C: SVDResult, svd_R: SVDResult, plug_in: float,
                 Y_test: np.ndarray) -> OperatorComparison:
     """:func:`~linlens.surrogate.compare_operators` of C and R with the factorizations the study has; its
@@ -272,7 +277,8 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
                            refs: dict[str, np.ndarray], ref_pert: dict[str, Perturbation | None], S_T: np.ndarray,
                            T_c: np.ndarray, snm: SignalNoiseModel | None, A: np.ndarray | None,
                            svd_A: SVDResult | None, svd_C: SVDResult, ci: float, split: SignalNoiseSplit | None = None,
-                           ff: FilterFactors | None = None) -> BootstrapResult:
+                           ff: FilterFactors | None = None,
+                           test_products: dict[str, np.ndarray] | None = None) -> BootstrapResult:
     """Every number of one model with its bias correction and multiplier-bootstrap replicates.
 
     Data-weighted errors against each reference (the reference's own estimation noise included when it is an
@@ -282,7 +288,8 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     :meth:`~linlens.surrogate.multiplier.FixedDesign.perturbation` on the fit rows; ``split`` and ``ff``: C's
     signal/noise split and filter factors when the caller has them (each is computed once per model). ``S_T`` must
     be the second moment of the centred, scaled test rows ``T_c``, T_cᵀT_c/m (as :func:`~linlens.surrogate.compare.
-    probe_covariance` gives it): the errors' plug-ins are read from the test rows' products.
+    probe_covariance` gives it): the errors' plug-ins are read from the test rows' products. ``test_products``: T_c Xᵀ
+    for X = C ("C") and for references (by name) when the caller has formed them (not modified).
     """
     plug: dict[str, float] = {}
     corr: dict[str, float] = {}
@@ -290,12 +297,13 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     Ds = {k: C - R for k, R in refs.items()}  # one array per difference: its products L D are formed once (mb)
     se: dict[str, float] = {}  # the errors' analytic standard errors, at the estimate and per replicate (bootstrap-t)
     se_reps: dict[str, np.ndarray] = {}
-    TC = T_c @ C.T  # the test rows' products: one per operator; each difference's are T Cᵀ − T Rᵀ
+    tp = test_products or {}
+    TC = tp["C"] if "C" in tp else T_c @ C.T  # the test rows' products: one per operator; each difference's T Cᵀ − T Rᵀ
     mb.test_forms(T_c, C, 1.0, TX=TC)
     for k, R in refs.items():
         rp = ref_pert[k]
         rho = float(np.max(np.abs(R))) or 1.0
-        TR = T_c @ R.T
+        TR = tp[k] if k in tp else T_c @ R.T
         mb.test_forms(T_c, R, rho, TX=TR)
         mb.test_forms(T_c, Ds[k], rho, TX=TC - TR)
         del TR
@@ -601,11 +609,22 @@ def inverse_study(
     for k, R in refs.items():
         if R.shape != (n_x, n_y):
             raise ShapeError(f"reference {k} must be (n_x, n_y) = {(n_x, n_y)}; got {R.shape}")
-    cdata_pred = Yt @ cd_coef.T + cd_icpt
+    # the test rows' products Yt Xᵀ give the predictions here and, centred and scaled, the statistics' T_c Xᵀ
+    # (_multiplier_statistics(test_products=)): one n·d² product per operator
+    yt_mean = Yt.mean(axis=0)
+    S_T, s_T = probe_covariance(Yt)
+    T_c = (Yt - yt_mean) / s_T
+    ref_tp: dict[str, np.ndarray] = {}
+    P = Yt @ cd_coef.T
+    cdata_pred = P + cd_icpt
+    ref_tp["C_data"] = _centred_products(P, yt_mean, cd_coef, s_T)
     test_mse = {"zero (predict the mean)": _mse(np.broadcast_to(Xtr.mean(0), Xt.shape), Xt),
                 "C_data": _mse(cdata_pred, Xt)}
     if "Wiener" in refs:
-        test_mse["Wiener"] = _mse((Yt - Ytr.mean(0)) @ refs["Wiener"].T + Xtr.mean(0), Xt)
+        P = Yt @ refs["Wiener"].T
+        test_mse["Wiener"] = _mse(P - Ytr.mean(0) @ refs["Wiener"].T + Xtr.mean(0), Xt)
+        ref_tp["Wiener"] = _centred_products(P, yt_mean, refs["Wiener"], s_T)
+    del P
     cdata_sq = np.sum((cdata_pred - Xt) ** 2, axis=1)
     design = FixedDesign(Yf)
 
@@ -627,8 +646,6 @@ def inverse_study(
         status["Wiener"] = (f"estimated ({what} from the training pairs): resampled with its own {len(Ytr)} "
                             "training rows (first-order re-estimation)")
     mb = MultiplierBootstrap({"fit": half, "train": len(Ytr)}, n_boot=n_boot, seed=seed)
-    S_T, s_T = probe_covariance(Yt)
-    T_c = (Yt - Yt.mean(axis=0)) / s_T
 
     results: dict[str, ModelLinearity] = {}
     for i_model, (mname, model) in enumerate(models.items()):
@@ -645,7 +662,8 @@ def inverse_study(
         design_m = design if np.array_equal(Yf_m, Yf) else FixedDesign(Yf_m)  # a cast changes the inputs
         fitp, coef, icpt = _ols_fit(design_m, Yf_m, Ff, "fit")
         svd_C = svd_leading(coef, min(DEFAULT_MAX_K, *coef.shape), method="gram")  # the spectrum + the angles' vectors
-        pred = Yt_m @ coef.T + icpt
+        P = Yt_m @ coef.T
+        pred = P + icpt
         r2, r2_out = r2_scores(Ft, pred)
         split = snm.split(coef) if snm is not None else None
         ffm = snm.filter_factors(coef) if snm is not None else None  # Vᵀ C shared with the split
@@ -653,11 +671,14 @@ def inverse_study(
 
         if np.array_equal(Yt_m, Yt):
             S_m, T_m = S_T, T_c
-        else:
+            tp = ref_tp | {"C": _centred_products(P, yt_mean, coef, s_T)}
+        else:  # a cast changed the inputs: the references' products are on other rows
             S_m, s_m = probe_covariance(Yt_m)
             T_m = (Yt_m - Yt_m.mean(axis=0)) / s_m
+            tp = {"C": _centred_products(P, Yt_m.mean(axis=0), coef, s_m)}
+        del P
         boot = _multiplier_statistics(mb, fitp, coef, refs, ref_pert, S_m, T_m, snm, Amat, svd_A, svd_C, ci,
-                                      split=split, ff=ffm)
+                                      split=split, ff=ffm, test_products=tp)
         table = summarize(boot)
         for k, v in table.items():  # every error, signal and noise term is ≥ 0: clip the interval, not the estimate
             if k in refs or k in ("signal_error", "noise_amplification", "total") or k.startswith("band_"):
