@@ -35,7 +35,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from linlens._results import ResultMixin
-from linlens.errors import ConfigError, NumericalWarning, ShapeError
+from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.linalg.rank import RankInfo, numerical_rank
 from linlens.linalg.svd import SVDResult, _as_matrix, check_svd, fix_signs, randomized_svd, spectral_norm, svd
 from linlens.validation import as_array, is_torch
@@ -625,34 +625,26 @@ def _range_basis(K: np.ndarray, cut: float) -> np.ndarray:
 
 def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: float,
                      seed: int) -> PrincipalSubspace:
-    """Top-k right singular subspace of X (n, d) by block Krylov (Musco & Musco 2015): the basis Q of
-    [XᵀΩ, (XᵀX)XᵀΩ, …, (XᵀX)^q XᵀΩ] (Ω Gaussian (n, L)), each new block orthogonalized twice against the earlier ones
+    """Top-k right singular subspace of X (n, d), a float32 or float64 array, by block Krylov (Musco & Musco 2015):
+    the basis Q of [XᵀΩ, (XᵀX)XᵀΩ, …, (XᵀX)^q XᵀΩ] (Ω Gaussian (n, L)), each new block orthogonalized twice against the
+    earlier ones
     (float64), then Rayleigh–Ritz on X Q. Every product X Q_j is needed for the next block anyway, so X Q costs one
     more product: 2(q + 1) products in all, plus one (Xᵀ U_k) for the residuals. The step count q stops at
     ``max_steps`` or when a step adds less than ``tol`` of the top-k captured variance Σ sᵢ² (``converged``)."""
-    operator = not isinstance(X, np.ndarray)
     n, d = X.shape
-    dt = np.float64 if operator else X.dtype
+    dt = X.dtype
     L = min(k + n_oversamples, n, d)
-    if operator:
-        def prod(M: np.ndarray) -> np.ndarray:
-            return np.asarray(X.matmat(M), dtype=np.float64)
 
-        def prod_h(M: np.ndarray) -> np.ndarray:
-            return np.asarray(X.rmatmat(M), dtype=np.float64)
-    else:
-        def prod(M: np.ndarray) -> np.ndarray:
-            return (X @ M.astype(dt)).astype(np.float64)
+    def prod(M: np.ndarray) -> np.ndarray:
+        return (X @ M.astype(dt)).astype(np.float64)
 
-        def prod_h(M: np.ndarray) -> np.ndarray:
-            return (X.T @ M.astype(dt)).astype(np.float64)
+    def prod_h(M: np.ndarray) -> np.ndarray:
+        return (X.T @ M.astype(dt)).astype(np.float64)
 
     drop = 1e-5 if dt == np.float32 else 1e-12  # directions below this fraction of a block are rounding noise
     rng = np.random.default_rng(seed)
     K = prod_h(rng.standard_normal((n, L)).astype(dt))
     if not np.isfinite(K).all():
-        from linlens.errors import NonFiniteError  # noqa: PLC0415 - rare path; errors imports nothing heavy
-
         raise NonFiniteError("X contains NaN/Inf values")
     Qs: list[np.ndarray] = []
     Ps: list[np.ndarray] = []
