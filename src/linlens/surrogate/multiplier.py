@@ -52,7 +52,7 @@ import numpy as np
 
 from linlens.errors import ConfigError, ShapeError
 from linlens.linalg import numerical_rank
-from linlens.linalg.lstsq import _kappa_and_factor
+from linlens.linalg.lstsq import _kappa_and_factor, _symmetrize_upper, _syrk_upper
 
 __all__ = ["Perturbation", "FixedDesign", "MultiplierBootstrap", "Quadratic", "wiener_perturbation",
            "quadratic_interval", "GRAM_KAPPA_LIMIT", "SKETCH_PROBES", "KRON_FULL_MAX", "REPLICATE_FLOAT32_MIN"]
@@ -153,7 +153,8 @@ class FixedDesign:
         self.mean = Y.mean(axis=0)
         Yc = Y - self.mean
         self._Yc = Yc
-        G = Yc.T @ Yc
+        G = _syrk_upper(Yc, None)  # ỸᵀỸ on one triangle by BLAS syrk (half the flops of the product), then mirrored
+        _symmetrize_upper(G)
         # the condition number only (κ(Y) = √(λ_max/λ_min) of G; from d = 512 by Lanczos on G's Cholesky factor, not
         # from all eigenvalues: linalg.lstsq's one routine); G⁻¹ comes from a Cholesky factor
         kappa = _kappa_and_factor(G)[0] if d and np.isfinite(G).all() else float("inf")
