@@ -563,10 +563,11 @@ def inverse_study_from_files(
         f"{n_boot} bootstrap resamples …")
     # with separate training pairs every row is a probe: views, not copies of the n × d arrays (0.65 GB at d = 4096)
     Yp, Xp = (Yf, Xf) if train_inputs is not None else (Yf[probe], Xf[probe])
+    handed = [AX]  # the study drops X Aᵀ after its Wiener perturbation: no reference to it stays here (n × d float64)
+    del AX
     study = inverse_study(nets, Yp, Xp, Xtr, Ytr, A=A_op, prior_covariance=Sx, noise_std=noise_std,
                           noise_std_estimated=sigma_ci is not None, n_boot=n_boot, seed=seed, name=name,
-                          batch_size=batch_size, AX_train=AX)
-    del AX
+                          batch_size=batch_size, AX_train=handed.pop())
     if sigma_note:
         study.notes.append(sigma_note)
     for k, mod in study.models.items():

@@ -603,6 +603,7 @@ def inverse_study(
         else:
             W = wiener_estimator(Amat, Sx, float(noise_std)) if wiener is None else as_array(wiener, "wiener", ndim=2)
         refs["Wiener"] = W
+        AX_train = AXtr = None  # X Aᵀ (n × d) is not needed any more: freed before the models' statistics
     elif wiener is not None:
         refs["Wiener"] = as_array(wiener, "wiener", ndim=2)
     refs["C_data"] = cd_coef
