@@ -56,6 +56,7 @@ from linlens.linalg.subspaces import (
     subspace_method,
 )
 from linlens.linalg.svd import (
+    GRAM_MIN_RATIO,
     SVDResult,
     check_svd,
     fix_signs,
@@ -64,12 +65,15 @@ from linlens.linalg.svd import (
     spectral_norm,
     svd,
     svd_leading,
+    top_eigh,
     truncated_svd,
 )
 
 __all__ = [
     "svd",
     "svd_leading",
+    "top_eigh",
+    "GRAM_MIN_RATIO",
     "SVDResult",
     "fix_signs",
     "sign_flips",

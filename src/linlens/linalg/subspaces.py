@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 from linlens._results import ResultMixin
 from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
 from linlens.linalg.rank import RankInfo, numerical_rank
-from linlens.linalg.svd import SVDResult, _as_matrix, check_svd, fix_signs, randomized_svd, spectral_norm, svd
+from linlens.linalg.svd import SVDResult, _as_matrix, check_svd, fix_signs, randomized_svd, spectral_norm, svd, top_eigh
 from linlens.validation import as_array, is_torch
 
 __all__ = [
@@ -584,13 +584,7 @@ def _gram_subspace(X: np.ndarray, k: int) -> PrincipalSubspace:
     wide = n < d
     K = X @ X.T if wide else X.T @ X  # symmetric products: BLAS syrk
     p = len(K)
-    lo = max(p - k - 1, 0)
-    try:
-        w, E = sla.eigh(K, subset_by_index=[lo, p - 1], check_finite=False)
-    except np.linalg.LinAlgError:  # syevr's rare "Internal Error" (near-identity matrices): the same pairs by syevd
-        w, E = np.linalg.eigh(K)
-        w, E = w[lo:], E[:, lo:]
-    w, E = w[::-1], E[:, ::-1]
+    w, E = top_eigh(K, k + 1)  # descending; syevd where syevr fails
     lam = np.maximum(w[:k], 0.0)
     s = np.sqrt(lam)
     s_next = float(np.sqrt(max(w[k], 0.0))) if len(w) > k else 0.0
