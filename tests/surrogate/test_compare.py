@@ -386,3 +386,17 @@ def test_pinv_split_and_filter_factors_in_closed_form_equal_the_products_of_an_i
     # the cache is per array: a different C (even equal in value) takes the general route
     other = model.split(R.copy())
     assert other.total == pytest.approx(closed.total, rel=1e-9)
+
+
+def test_split_of_an_array_changed_in_place_is_computed_again():
+    """Only pinv()'s own A⁺ reuses a closed form; any other C is multiplied out at each split, so a caller that
+    updates C in place (a tracker's buffer) gets the split of the new values (the explicit route as the truth)."""
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(6, 6))
+    Sx = np.cov(rng.normal(size=(40, 6)).T)
+    model = SignalNoiseModel(A, Sx, 0.1, n_bands=2)
+    C = rng.normal(size=(6, 6))
+    model.split(C)
+    C *= 2.0
+    fresh = SignalNoiseModel(A, Sx, 0.1, n_bands=2).split(C.copy())
+    assert model.split(C).total == pytest.approx(fresh.total, rel=1e-12)

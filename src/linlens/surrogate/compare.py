@@ -394,6 +394,7 @@ class SignalNoiseModel:
         self.ASx = a @ Sx
         self.AS = self.ASx @ a.T
         self._vtc: tuple[Any, np.ndarray, np.ndarray] | None = None
+        self._pinv: Any = None  # the array pinv() returned, whose Vᵀ A⁺ and Φ in _vtc are exact
 
     def pinv(self, tol: float | None = None) -> np.ndarray:
         """A⁺ (n_x, n_y) — A⁻¹ when A is invertible — from this model's SVD (:func:`~linlens.linalg.pinv_svd`: the
@@ -417,7 +418,7 @@ class SignalNoiseModel:
         G[:r] = U[:, :r].T / s[:r, None]  # Vᵀ A⁺ (V orthogonal)
         Phi = np.zeros((n_x, s.size))
         Phi[np.arange(r), np.arange(r)] = 1.0  # Vᵀ A⁺ U diag(s) = diag(1/sᵢ) U_rᵀ U diag(s)
-        self._vtc = (R, G, Phi)
+        self._vtc, self._pinv = (R, G, Phi), R
         return R
 
     def split(self, C: Any) -> SignalNoiseSplit:
@@ -432,9 +433,9 @@ class SignalNoiseModel:
         # instead of five, and filter_factors(C) reuses Φ
         U, s, _ = self.svd_A
         last = self._vtc
-        if last is not None and last[0] is C:  # Vᵀ C and Φ already known (pinv(), or the last split of C)
+        if last is not None and last[0] is C and C is self._pinv:  # A⁺ from pinv(): Vᵀ A⁺ and Φ in closed form
             G_noise, Phi = last[1], last[2]
-        else:
+        else:  # any other C is multiplied out (even the same array again: a caller may have changed it in place)
             G_noise = self.Vt @ c
             Phi = G_noise @ (U * s)
             self._vtc = (C, G_noise, Phi)  # Vᵀ C and Φ, reused by filter_factors(C) for the same C
