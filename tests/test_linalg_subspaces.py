@@ -21,6 +21,7 @@ from linlens.linalg import (
     principal_subspace,
     subspace_comparison,
 )
+from linlens.linalg.subspaces import KRYLOV_MAX_STEPS, KRYLOV_TOL
 
 
 # --------------------------------------------------------------------------------------- principal angles
@@ -270,8 +271,8 @@ def _data(n, d, spectrum, seed):
 @pytest.mark.parametrize("shape", [(300, 120), (120, 300)])
 def test_principal_subspace_equals_numpy_svd_at_a_gap(method, shape):
     """A clear gap at k: both routes give numpy's top-k right singular subspace (principal angles ~0), singular
-    values and σ_{k+1}; the residuals they report are at rounding level (Krylov with a tolerance of 1e-12 on the
-    captured variance's gain per step)."""
+    values and σ_{k+1}; the residuals they report are at rounding level (Krylov with a tolerance of 1e-12 on every
+    pair's relative residual)."""
     n, d = shape
     X = _data(n, d, np.r_[np.linspace(10, 5, 8), 0.5 * 0.9 ** np.arange(100)], 0)
     _, s, Vt = np.linalg.svd(X, full_matrices=False)
@@ -340,6 +341,69 @@ def test_krylov_route_on_data_of_low_rank():
     assert p.converged and principal_angles(p.Vt.T, Vt[:3].T).max() < 1e-7
     assert np.allclose(p.s, s[:3], rtol=1e-10) and p.s_next == pytest.approx(s[3], rel=1e-8)
     assert p.max_residual < 1e-8
+
+
+def _dominant(seed=0):
+    """The reviewer's case: n = 2000, d = 600, σ₁ = 1000, σ₂..₂₀ from 1.0 to 0.9, the rest 0.8 down to 0.5."""
+    return _data(2000, 600, np.r_[1000.0, np.linspace(1.0, 0.9, 19), np.linspace(0.8, 0.5, 580)], seed)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_krylov_with_a_dominant_direction_never_says_converged_on_a_wrong_subspace(dtype):
+    """One dominant direction (σ₁ = 1000) and a clear gap at k = 20 (σ₂₀ = 0.9, σ₂₁ = 0.8): the first Krylov stop rule
+    (a step's gain against the whole captured variance, and a rounding cut relative to the whole block) said
+    "converged" after 1 step on a subspace 88° from numpy's. Now, against numpy's exact SVD: ``converged`` holds
+    exactly when every reported residual is within the tolerance; the residual bound (each sᵢ within sᵢ·residualᵢ of
+    an exact singular value) and Wedin's bound on the largest angle hold, the largest angle is below 0.1 rad; with the
+    default 4 steps (or in float32, whose rounded products leave residuals ~7e-3 here) the route does not claim
+    convergence, and in float64 given the steps it needs it converges to numpy's subspace, s_k and gap."""
+    X = _dominant()
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    k = 20
+    exact_gap = (s[k - 1] - s[k]) / s[k - 1]
+    rounding = 1e-4 if dtype == np.float32 else 1e-10
+    for steps in (KRYLOV_MAX_STEPS, 12):
+        p = principal_subspace(X.astype(dtype), k, method="krylov", max_steps=steps)
+        assert p.Vt.shape == (k, 600) and np.allclose(p.Vt @ p.Vt.T, np.eye(k), atol=1e-12)
+        assert p.converged == (p.max_residual <= KRYLOV_TOL)
+        abs_res = p.s * p.residuals
+        assert all(np.min(np.abs(s - si)) <= ri * (1 + 1e-3) + rounding * s[0] for si, ri in zip(p.s, abs_res,
+                                                                                                  strict=True))
+        theta = principal_angles(p.Vt.T, Vt[:k].T).max()
+        delta = p.s[-1] - s[k]
+        assert delta > 0 and np.sin(theta) <= np.linalg.norm(abs_res) / delta + rounding
+        assert theta < 0.1 and p.s[-1] == pytest.approx(s[k - 1], rel=1e-3)  # was 88°, s_k 0.69 for 0.90
+        if steps == KRYLOV_MAX_STEPS or dtype == np.float32:  # too few steps, or float32 (products rounded to
+            assert not p.converged and p.max_residual > KRYLOV_TOL  # ~1e-7·σ₁ = 1e-4·σ₂₀): it must say so
+        else:
+            assert p.converged and p.n_iter < 12
+            assert theta < 1e-2 and p.s[-1] == pytest.approx(s[k - 1], rel=1e-5)
+            assert p.relative_gap == pytest.approx(exact_gap, rel=0.05)  # s_(k+1) a Ritz estimate
+
+
+@pytest.mark.parametrize("method,dtype", [("gram", np.float64), ("randomized", np.float64),
+                                          ("randomized", np.float32), ("krylov", np.float64),
+                                          ("krylov", np.float32)])
+@pytest.mark.parametrize("shape", [(200, 50), (50, 200)])
+def test_every_route_gives_k_components_above_the_rank_and_on_zero_data(method, dtype, shape):
+    """Rank 3, k = 5: every route returns k orthonormal rows (the Krylov route returned 3, and crashed on X = 0); the
+    first 3 span numpy's row space with its singular values, the other 2 are (numerically) null directions of X
+    (‖X v‖ ≤ 1e-5·σ₁, sᵢ ≤ 1e-5·σ₁); X = 0 gives k orthonormal rows at s = 0 and no error."""
+    n, d = shape
+    X = _data(n, d, np.array([9.0, 5.0, 2.0]), 4)
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    close = 1e-5 if dtype == np.float32 else 1e-9
+    p = principal_subspace(X.astype(dtype), 5, method=method)
+    assert p.Vt.shape == (5, d) and p.s.shape == (5,) and p.residuals.shape == (5,)
+    assert np.allclose(p.Vt @ p.Vt.T, np.eye(5), atol=1e-10)
+    assert principal_angles(p.Vt[:3].T, Vt[:3].T).max() < np.sqrt(close)
+    assert np.allclose(p.s[:3], s[:3], rtol=close) and np.all(p.s[3:] <= 1e-5 * s[0])
+    assert np.linalg.norm(X @ p.Vt[3:].T, axis=0).max() <= 1e-5 * s[0]
+    if method != "randomized":
+        assert p.converged and p.s_next <= 1e-5 * s[0]
+    z = principal_subspace(np.zeros((n, d), dtype=dtype), 5, method=method)
+    assert z.Vt.shape == (5, d) and np.allclose(z.Vt @ z.Vt.T, np.eye(5), atol=1e-10)
+    assert np.all(z.s == 0) and z.converged
 
 
 def test_principal_subspace_refuses_bad_input():

@@ -233,3 +233,31 @@ def test_numbers_do_not_depend_on_the_chunk_size(tmp_path, capsys, monkeypatch):
                                                                       rel=1e-9), k
     np.testing.assert_allclose(np.load(tmp_path / "many" / "components.npy"),
                                np.load(tmp_path / "one" / "components.npy"), atol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["gram", "randomized", "krylov"])
+def test_more_components_than_the_inputs_rank_and_constant_inputs(tmp_path, capsys, monkeypatch, method):
+    """Inputs of rank 3, --components 5, each subspace route forced: 5 orthonormal components (the Krylov route
+    returned 3: 'shape mismatch (711,3) vs (711,5)'), the first 3 spanning the inputs' centred row space (numpy SVD),
+    a linear model fitted exactly (held-out R² = 1, no variance outside); constant inputs: the one-line 'all
+    identical' refusal (exit 2), not a crash ('need at least one array to concatenate')."""
+    rng = np.random.default_rng(1)
+    d, n = 30, 900
+    Y = rng.normal(size=(n, 3)) @ rng.normal(size=(3, d)) + 2.0
+    np.save(tmp_path / "y.npy", Y)
+    np.save(tmp_path / "c.npy", np.full((n, d), 2.0))
+    _script(torch.nn.Linear(d, 4).double(), tmp_path / "m.pt")
+    monkeypatch.setattr(analyze_subspace, "subspace_method", lambda *a, **k: method)
+    base = ["analyze", "--trust-model", "-m", tmp_path / "m.pt", "--components", 5]
+    code, _, err = _run([*base, "-i", tmp_path / "y.npy", "-o", tmp_path / "o"], capsys)
+    assert code in (0, None), err
+    met = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert met["subspace_method"] == method and met["n_components"] == 5
+    assert met["r2"] == pytest.approx(1.0, abs=1e-8) and met["outside_variance_fraction"] < 1e-10
+    V = np.load(tmp_path / "o" / "components.npy")
+    assert V.shape == (5, d) and np.allclose(V @ V.T, np.eye(5), atol=1e-10)
+    Yt = Y[~holdout_mask(0, n, 0)]
+    Vt = np.linalg.svd(Yt - Yt.mean(0), full_matrices=False)[2][:3]
+    assert np.abs(np.linalg.svd(V[:3] @ Vt.T, compute_uv=False) - 1).max() < 1e-6
+    code, _, err = _run([*base, "-i", tmp_path / "c.npy", "-o", tmp_path / "c"], capsys)
+    assert code == 2 and "all identical" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

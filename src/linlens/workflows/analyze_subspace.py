@@ -435,8 +435,7 @@ def _answer(rep: Report, r2: float, n_held: int, outside: float, dwe: float | No
                        "error of C against R with an interval and a verdict.")
     if not sub.converged:
         rep.add_answer(f"The subspace iteration did not converge in {_iterations(sub)} (largest relative "
-                       f"residual {sub.max_residual:.2g}): no clear spectral gap at m, so the subspace is one of many "
-                       "nearly-equivalent ones.")
+                       f"residual {sub.max_residual:.2g}): {_why_not_converged(sub)}.")
     rep.answer_next = ("the inputs' singular values along the m components: a spectrum still high at m means "
                        "directions the surrogate does not see (raise --components).")
 
@@ -456,6 +455,17 @@ def _iterations(sub: PrincipalSubspace) -> str:
     return f"{sub.n_iter} Krylov step(s)" if sub.method == "krylov" else f"{sub.n_iter} power iteration(s)"
 
 
+def _why_not_converged(sub: PrincipalSubspace) -> str:
+    """What a subspace that did not converge means, in words: by the gap at m (no clear gap: one of many
+    nearly-equivalent subspaces; a gap: an approximation whose angle to the exact one Wedin's bound limits)."""
+    gap = sub.relative_gap
+    if not np.isfinite(gap) or gap < 0.01:
+        return "the inputs' spectrum has no clear gap at m, so V_m is one of many nearly-equivalent top-m subspaces"
+    return ("V_m only approximates the top-m subspace (the spectrum has a gap at m, but the iteration ran out of "
+            "steps, e.g. with one dominant direction): sin of its largest angle to the exact one is at most about "
+            "the pairs' absolute residuals over the gap (Wedin)")
+
+
 def _subspace_check(sub: PrincipalSubspace, m: int) -> str:
     """The subspace's accuracy in words: the pairs' residuals and the gap at m (both in metrics.json).
 
@@ -472,8 +482,7 @@ def _subspace_check(sub: PrincipalSubspace, m: int) -> str:
             f"and the relative gap at m, (s_m − s_(m+1))/s_m, is {gap:.3g}"
             + ("" if sub.method == "gram" else " (s_(m+1) a Ritz estimate, a lower bound)") + ".")
     if not sub.converged:
-        text += (f" The subspace iteration did not converge in {_iterations(sub)}: the inputs' spectrum "
-                 f"has no clear gap at m = {m}, so V_m is one of many nearly-equivalent top-m subspaces (the "
+        text += (f" The subspace iteration did not converge in {_iterations(sub)}: {_why_not_converged(sub)} (the "
                  "surrogate is still the least-squares fit on it, and the held-out R² measures it).")
     elif np.isfinite(gap) and gap < 0.01:
         text += (" The spectrum is nearly flat at m: the top-m subspace is barely determined by these inputs (other "
