@@ -406,6 +406,18 @@ def test_every_route_gives_k_components_above_the_rank_and_on_zero_data(method, 
     assert np.all(z.s == 0) and z.converged
 
 
+@pytest.mark.parametrize("shape", [(20, 10), (10, 20), (1, 7), (7, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_krylov_at_k_equal_to_the_smaller_dimension(shape, dtype):
+    """k = min(n, d): the whole row space; singular values equal numpy's, σ_(k+1) = 0 as in the Gram route."""
+    X = np.random.default_rng(2).normal(size=shape)
+    k = min(shape)
+    s = np.linalg.svd(X, compute_uv=False)
+    p = principal_subspace(X.astype(dtype), k, method="krylov")
+    assert p.converged and p.Vt.shape == (k, shape[1]) and np.allclose(p.Vt @ p.Vt.T, np.eye(k), atol=1e-10)
+    assert np.allclose(p.s, s[:k], rtol=1e-5 if dtype == np.float32 else 1e-12) and p.s_next == 0.0
+
+
 def test_principal_subspace_refuses_bad_input():
     X = np.ones((5, 3))
     for kw, msg in (({"k": 0}, "k must"), ({"k": 4}, "k must"), ({"k": 1, "method": "svd"}, "method must"),

@@ -746,7 +746,12 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
         res[:r] = np.linalg.norm(XtU - Vt[:r].T * sk[:r], axis=0) / sk[:r]
     if r < k and s1 > 0:  # a zero singular value: ‖X vᵢ‖ relative to s₁ (one product of the k − r directions)
         res[r:] = np.linalg.norm(prod(Vt[r:].T), axis=0) / s1
-    s_next = float(sv[k]) if len(sv) > k and sv[k] > noise * s1 else 0.0 if len(sv) > k or r < k else float("nan")
+    if k >= min(n, d) or (len(sv) <= k and r < k):  # no σ_(k+1), or an exhausted space of rank < k: σ_(k+1) = 0
+        s_next = 0.0
+    elif len(sv) > k:
+        s_next = float(sv[k]) if sv[k] > noise * s1 else 0.0
+    else:
+        s_next = float("nan")
     converged = bool(res.max(initial=0.0) <= tol)
     return PrincipalSubspace(Vt, sk, s_next, res, "krylov", int(steps), converged, float(gain))
 
