@@ -654,13 +654,17 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     """Top-k right singular subspace of X (n, d), a float32 or float64 array, by block Krylov (Musco & Musco 2015):
     the basis Q of [XᵀΩ, (XᵀX)XᵀΩ, …, (XᵀX)^q XᵀΩ] (Ω Gaussian (n, L)), each new block orthogonalized twice against the
     earlier ones (float64), then Rayleigh–Ritz on X Q. Step j takes two products, P_j = X Q_j and Xᵀ P_j (the next
-    block before its orthogonalization); as U = [P_0 … P_j] W / s, the residuals ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ of each step's Ritz
-    pairs are combinations of the Xᵀ P blocks already formed: 1 + 2(q + 1) products in all.
+    block before its orthogonalization), 1 + 2(q + 1) in all: the last Xᵀ P gives the residuals (U = [P_0 … P_j] W / s,
+    so Xᵀ U = [XᵀP_0 … XᵀP_j] W / s).
 
-    Stopping rule (``converged``): every top-k pair's relative residual ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ ≤ ``tol`` — each pair against
-    its own sᵢ, so one dominant direction cannot hide the others —, else ``max_steps``; ``converged`` is set from the
-    final residuals only. A new block's directions are cut as linearly dependent only below a fraction of the block's
-    own largest after projection (each column first scaled by its norm before projection) — never relative to the
+    Stopping rule: every top-k pair's relative residual ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ ≤ ``tol`` — each pair against its own sᵢ, so
+    one dominant direction cannot hide the others —, else ``max_steps``. Each step reads its residuals from the next
+    block's new part (I − QQᵀ) Xᵀ P_j, formed by that block's Gram–Schmidt anyway (the rest of Xᵀuᵢ − sᵢvᵢ vanishes
+    up to rounding and the cut directions); ``converged`` is set from the final residuals, formed in full (in float32
+    with one dominant direction the rounded products leave more than the estimate sees: then not converged).
+
+    A new block's directions are cut as linearly dependent only below a fraction of the block's own largest after
+    projection (each column first scaled by its norm before projection) — never relative to the
     whole block, whose norm one dominant direction makes ~σ₁²/σᵢ² times larger than the new directions (such a cut
     removed every new direction in float32). Directions that are rounding noise cost a column and do no harm
     (Rayleigh–Ritz finds their Ritz values at the rounding level). Ritz values below the products' rounding (X of
@@ -686,17 +690,12 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
         raise NonFiniteError("X contains NaN/Inf values")
     Qs: list[np.ndarray] = []
     Ps: list[np.ndarray] = []
-    Ks: list[np.ndarray] = []  # Xᵀ P_j: the next blocks, and the residuals' products
+    Ks: list[np.ndarray] = []  # Xᵀ P_j as formed: the final residuals' products
     gram = W = np.zeros((0, 0))
-    sv = res = np.zeros(0)
-    XtU = V = np.zeros((0, 0))
+    sv = np.zeros(0)
     captured, gain, steps, r = 0.0, float("nan"), 0, 0
+    norms = np.linalg.norm(K, axis=0)
     for j in range(max_steps + 1):
-        norms = np.linalg.norm(K, axis=0)
-        if Qs:  # block classical Gram–Schmidt, twice: the first pass's coefficients QᵀK = QᵀXᵀ(XQ_j) = (XQ)ᵀ(XQ_j)
-            Qa = np.concatenate(Qs, axis=1)  # are the last block column of the Gram of XQ, formed below already
-            K = K - Qa @ gram[:, -Qs[-1].shape[1]:]
-            K -= Qa @ (Qa.T @ K)
         # each column relative to its own norm before projection (the span is unchanged), whatever the others' scale
         K = K / np.where(norms > 0, norms, 1.0)
         Q = _range_basis(K, np.finfo(float).tiny, rel=drop)
@@ -711,24 +710,33 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
         K = prod_h(P)  # XᵀX Q_j: the next block, and the residuals of this step's Ritz pairs
         Ks.append(K)
         steps = j
-        w, W = np.linalg.eigh(gram)
-        w, W = w[::-1], W[:, ::-1]
+        w, W = top_eigh(gram, k + 1)
         sv = np.sqrt(np.maximum(w, 0.0))
         now = float(np.sum(sv[:k] ** 2))
         gain = (now - captured) / now if now > 0 else 0.0  # reported: the fraction of the variance this step added
         captured = now
         r = int(np.sum(sv[:k] > noise * sv[0])) if sv[0] > 0 else 0  # resolved pairs; the others are zero
-        XtU = _blocks_times(Ks, W[:, :r] / sv[:r])  # Xᵀuᵢ with uᵢ = P wᵢ / sᵢ
-        V = _blocks_times(Qs, W[:, :r])  # vᵢ = Q wᵢ
-        res = np.linalg.norm(XtU - V * sv[:r], axis=0) / sv[:r]
-        if res.max(initial=0.0) <= tol:
+        if j == max_steps:
+            break
+        # block classical Gram–Schmidt of the next block, twice; the first pass's coefficients QᵀK = QᵀXᵀ(XQ_j) =
+        # (XQ)ᵀ(XQ_j) are the Gram's last block column
+        norms = np.linalg.norm(K, axis=0)
+        Qa = np.concatenate(Qs, axis=1)
+        K = K - Qa @ gram[:, -Q.shape[1]:]
+        K -= Qa @ (Qa.T @ K)
+        # the stopping rule: Xᵀuᵢ − sᵢvᵢ (uᵢ = P wᵢ/sᵢ, vᵢ = Q wᵢ) has no part in span(Q) (QᵀXᵀP = PᵀP, the Gram, whose
+        # eigenvectors wᵢ are), and each Xᵀ P_b (b < j) lies in span(Q_0 … Q_(b+1)) up to the cut directions: what is
+        # left is the next block's new part, (I − QQᵀ) Xᵀ P_j, along the block's rows of wᵢ / sᵢ (the final residuals
+        # are formed in full below)
+        est = np.linalg.norm(K @ (W[-Q.shape[1]:, :r] / sv[:r]), axis=0) / sv[:r]
+        if est.max(initial=0.0) <= tol:
             break
     s1 = float(sv[0]) if sv.size else 0.0
     rows = []
-    if r:  # the sign rule on the left vectors U = P W / s; V and Xᵀ U follow
+    if r:  # the sign rule on the left vectors U = P W / s; V = Q W and Xᵀ U = (Xᵀ P) W / s follow
         sg = sign_flips(_blocks_times(Ps, W[:, :r] / sv[:r]))
-        XtU *= sg
-        rows.append((V * sg).T)
+        XtU = _blocks_times(Ks, W[:, :r] * (sg / sv[:r]))
+        rows.append(_blocks_times(Qs, W[:, :r] * sg).T)
     # beyond the resolved pairs: the remaining Ritz vectors (‖X v‖ ≤ noise·s₁), completed by orthonormal directions
     # outside the Krylov space (an exhausted space holds X's row space: X v = 0 there) up to k, at s = 0
     if Qs and min(k, len(sv)) > r:
