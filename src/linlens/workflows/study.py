@@ -449,14 +449,14 @@ def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Pertu
             num = mb.quadratic(D, S_T, pieces, scale=rho, plug_in=mb.test_forms(T_c, D, rho)[1])
         v = mb.linear_variance(D, S_T, fit, scale=rho)
         v_b = v * ratio(num.replicates, num.plug_in)
-    if rp is not None and D.shape[0] > KRON_FULL_MAX:  # D + eR moves by E_fit − (1 − e) E_R
-        v_ref = mb.linear_variance([(1.0, D), (e, R)], S_T, rp, scale=rho)
-        # its plug-in tr((D + eR)Σ(D + eR)ᵀ)/ρ² from the test rows' forms (D + R = C: polarization, no d³ product)
-        nd, nr = mb.test_forms(T_c, D, rho)[1], mb.test_forms(T_c, R, rho)[1]
-        cross = (mb.test_forms(T_c, C, 1.0)[1] / (rho * rho) - nd - nr) / 2
-        q_plug = nd + 2 * e * cross + e * e * nr
-        q = mb.quadratic([(1.0, D), (e, R)], S_T, [(1.0, fit), (-(1.0 - e), rp)], scale=rho, plug_in=q_plug)
-        v, v_b = v + v_ref, v_b + v_ref * ratio(q.replicates, q_plug)
+        if rp is not None:  # D + eR moves by E_fit − (1 − e) E_R
+            v_ref = mb.linear_variance([(1.0, D), (e, R)], S_T, rp, scale=rho)
+            # its plug-in tr((D + eR)Σ(D + eR)ᵀ)/ρ² from the test rows' forms (D + R = C: polarization, no d³ product)
+            nd, nr = mb.test_forms(T_c, D, rho)[1], mb.test_forms(T_c, R, rho)[1]
+            cross = (mb.test_forms(T_c, C, 1.0)[1] / (rho * rho) - nd - nr) / 2
+            q_plug = nd + 2 * e * cross + e * e * nr
+            q = mb.quadratic([(1.0, D), (e, R)], S_T, [(1.0, fit), (-(1.0 - e), rp)], scale=rho, plug_in=q_plug)
+            v, v_b = v + v_ref, v_b + v_ref * ratio(q.replicates, q_plug)
     with np.errstate(divide="ignore", invalid="ignore"):
         v, v_b = 4.0 * v / den**2, 4.0 * v_b / np.asarray(den_reps, dtype=np.float64) ** 2
     m = T_c.shape[0]
