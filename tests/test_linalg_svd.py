@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg as sla_mod
 import torch
 
 from linlens.errors import ConfigError, NonFiniteError, NumericalWarning, ShapeError
@@ -17,6 +18,7 @@ from linlens.linalg import (
     spectral_norm,
     svd,
     svd_leading,
+    top_eigh,
     truncated_svd,
 )
 
@@ -263,3 +265,26 @@ def test_svd_leading_gram_falls_back_to_arpack_on_steep_spectra():
     same = subspace_comparison(C, 1.0001 * C, k=60, svd_C=svd_leading(C, 128, method="gram"),
                                svd_R=svd_leading(1.0001 * C, 128, method="gram"))
     assert same.max_angle < 1e-8
+
+
+def test_top_eigh_equals_full_eigh_and_its_fallback(monkeypatch):
+    """top_eigh's m largest pairs equal numpy's full eigh (values, and vectors up to sign), and the syevd fallback
+    taken when syevr raises gives the same pairs."""
+    rng = np.random.default_rng(3)
+    B = rng.standard_normal((40, 30))
+    K = B @ B.T  # rank 30: 10 zero eigenvalues, the top 12 distinct
+    w_ref, E_ref = np.linalg.eigh(K)
+    w_ref, E_ref = w_ref[::-1][:12], E_ref[:, ::-1][:, :12]
+
+    def check(w, E):
+        assert w.shape == (12,) and E.shape == (40, 12)
+        np.testing.assert_allclose(w, w_ref, rtol=1e-10)
+        np.testing.assert_allclose(np.abs(np.sum(E * E_ref, axis=0)), 1.0, atol=1e-10)
+
+    check(*top_eigh(K, 12))
+
+    def fail(*args, **kwargs):
+        raise np.linalg.LinAlgError("internal error")
+
+    monkeypatch.setattr(sla_mod, "eigh", fail)
+    check(*top_eigh(K, 12))
