@@ -267,6 +267,35 @@ def test_svd_leading_gram_falls_back_to_arpack_on_steep_spectra():
     assert same.max_angle < 1e-8
 
 
+@pytest.mark.parametrize("case", ["pairs", "tall", "wide", "steep"])
+def test_svd_leading_partial_values_equal_the_leading_values_of_numpy_svd(case):
+    """svd_leading(n_values=p) returns the leading p values from the vectors' own route (no gesdd): they must equal
+    numpy's SVD's leading p values (independent route) to rounding relative to σ₁, on paired values (a Kronecker
+    blur), both orientations, and a steep rank-60 spectrum (the ARPACK fallback below GRAM_MIN_RATIO); the vectors
+    are those of the call without n_values, and n_values outside [k, min(m, n)] is refused."""
+    if case == "pairs":
+        from linlens.problems import gaussian_blur
+
+        B1 = gaussian_blur(25, width=1.5)
+        A = np.kron(B1, B1)
+    elif case == "steep":
+        A = _with_spectrum(600, 600, np.r_[np.geomspace(1.0, 1e-6, 60), np.zeros(540)], seed=9)
+    else:
+        A = _with_spectrum(*((700, 540) if case == "tall" else (540, 700)), np.geomspace(1.0, 1e-8, 540), seed=6)
+    ref = np.linalg.svd(A, compute_uv=False)
+    part, whole = svd_leading(A, 128, method="gram", n_values=129), svd_leading(A, 128, method="gram")
+    assert part.s.shape == (129,) and whole.s.shape == (min(A.shape),)
+    np.testing.assert_allclose(part.s, ref[:129], rtol=0, atol=1e-13 * ref[0])
+    if case != "pairs":  # distinct values: the same vectors (pairs: only the pairs' subspaces are defined; steep:
+        r = 60 if case == "steep" else 128  # beyond its rank 60 any null vectors)
+        np.testing.assert_allclose(part.U[:, :r], whole.U[:, :r], atol=1e-9)
+        np.testing.assert_allclose(part.Vt[:r], whole.Vt[:r], atol=1e-9)
+    assert svd_leading(A, 128, n_values=min(A.shape)).s.shape == (min(A.shape),)  # n_values = all: every value
+    for bad in (127, min(A.shape) + 1, 129.0, True):
+        with pytest.raises(ConfigError, match="n_values"):
+            svd_leading(A, 128, n_values=bad)
+
+
 def test_top_eigh_equals_full_eigh_and_its_fallback(monkeypatch):
     """top_eigh's m largest pairs equal numpy's full eigh (values, and vectors up to sign), and the syevd fallback
     taken when syevr raises gives the same pairs."""

@@ -327,6 +327,45 @@ def test_comparison_from_every_value_and_the_leading_vectors_of_C_equals_the_ful
         compare_operators(C, R, svd_C=svd_leading(C, 100))
 
 
+def test_comparison_with_the_leading_values_of_R_only_says_so_and_computes_nothing_from_the_rest():
+    """svd_R with the leading 129 of 600 values (svd_leading(n_values=), the study's references above its size rule):
+    the spectrum is reported as "leading 129 of 600" and equals numpy's leading values (independent route), R's rank
+    and the log-spectral distance are None with the reason in ``omitted`` (a rank or an RMS over every index cannot
+    come from 129 values), the relative errors per index cover those 129, and the principal-angle profile and cut —
+    which need σ_1..σ_129 only — equal the full comparison's; a partial spectrum with as many values as vectors (no
+    σ_k+1 at the last cut) limits the profile, and a forced cut beyond it is refused."""
+    from linlens.linalg import svd, svd_leading
+
+    rng = np.random.default_rng(8)
+    n = 600
+    U = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    R = (U[:, :3] * [10.0, 5.0, 1.0]) @ U[:, :3].T + 0.01 * rng.normal(size=(n, n))
+    C = R + 1e-3 * rng.normal(size=(n, n)) / np.sqrt(n)
+    a = compare_operators(C, R, covariance=np.eye(n), svd_C=svd(C), svd_R=svd(R))
+    part = svd_leading(R, 128, method="gram", n_values=129)
+    b = compare_operators(C, R, covariance=np.eye(n), svd_C=svd(C), svd_R=part)
+    np.testing.assert_allclose(b.singular_values_R, np.linalg.svd(R, compute_uv=False)[:129], rtol=0,
+                               atol=1e-12 * a.singular_values_R[0])
+    assert b.spectra == {"C": "all 600", "R": "leading 129 of 600"} and a.spectra == {"C": "all 600", "R": "all 600"}
+    assert a.omitted == {} and a.rank_info_R.rank == n and a.log_spectral_distance is not None
+    assert b.rank_info_R is None and b.log_spectral_distance is None and b.subspaces.rank_R is None
+    assert set(b.omitted) == {"rank_info_R", "log_spectral_distance"}
+    assert b.rank_info_C.rank == a.rank_info_C.rank and len(b.singular_value_rel_error) == 129
+    np.testing.assert_allclose(b.singular_value_rel_error, a.singular_value_rel_error[:129], rtol=1e-9, atol=1e-12)
+    assert a.k is not None and a.k == b.k
+    assert b.subspaces.max_angle == pytest.approx(a.subspaces.max_angle, rel=1e-6, abs=1e-12)
+    for f in ("max_angles", "wedin_bounds", "deltas", "gaps_R", "clear"):
+        np.testing.assert_allclose(getattr(b.subspaces.profile, f), getattr(a.subspaces.profile, f), atol=1e-9,
+                                   rtol=1e-9)
+    d = b.to_dict()
+    assert d["log_spectral_distance"] is None and "every value" in d["omitted"]["rank_info_R"]
+    short = svd_leading(R, 128, method="gram", n_values=128)  # no σ_129: the profile stops at k = 127
+    c = compare_operators(C, R, svd_C=svd(C), svd_R=short)
+    assert len(c.subspaces.profile.max_angles) == 127 and c.k == a.k
+    with pytest.raises(ConfigError, match="needs σ_k"):
+        compare_operators(C, R, k=128, svd_C=svd(C), svd_R=short)
+
+
 def test_signal_noise_model_takes_the_callers_full_svd_of_A():
     """A study factorizes A once: the model built from the caller's full SVD splits every C exactly as the one
     that factorizes A itself (second route), and an SVD of another shape is refused."""

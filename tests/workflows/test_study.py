@@ -212,13 +212,23 @@ def test_surrogate_and_c_data_equal_an_independent_least_squares_fit(ill):
     np.testing.assert_allclose(res.references["C_data"], cd, rtol=1e-6, atol=1e-6 * np.abs(cd).max())
 
 
-def test_comparisons_from_every_value_and_leading_vectors_equal_full_svds():
+@pytest.mark.parametrize("partial", [False, True])
+def test_comparisons_from_every_value_and_leading_vectors_equal_full_svds(partial, monkeypatch):
     """Above 512 inputs the study factorizes C, the Wiener estimator and C_data for every singular value and the
     128 leading vector pairs only (linalg.svd_leading: the spectra shown, the vectors the principal angles use), and A⁺
     from A's one SVD: every comparison must equal compare_operators on the same two matrices with their full LAPACK
-    SVDs (second route), the reference splits the general products on copies (no closed form)."""
+    SVDs (second route), the reference splits the general products on copies (no closed form).
+
+    ``partial``: above REFERENCE_SPECTRUM_MAX_D (lowered here to 512) the Wiener estimator and C_data get their leading
+    129 values only: those equal numpy's SVD's leading values (third route) to rounding, the comparison says "leading
+    129 of 520" and reports no rank of R and no log-spectral distance (None, with the reason), the principal-angle
+    profile and everything else are the full comparison's, the statistics do not change, and a note says so."""
+    import linlens.workflows.study as study_mod
     from linlens.surrogate import compare_operators
     from linlens.surrogate.compare import SignalNoiseModel
+
+    if partial:
+        monkeypatch.setattr(study_mod, "REFERENCE_SPECTRUM_MAX_D", 512)
 
     rng = np.random.default_rng(4)
     d, n_tr, n_pr = 520, 700, 1100
@@ -233,10 +243,24 @@ def test_comparisons_from_every_value_and_leading_vectors_equal_full_svds():
     for k, R in res.references.items():
         got, ref = m.comparisons[k], compare_operators(m.coef, R)
         assert ref.k == got.k
+        cut = partial and k != "A⁻¹"  # A⁻¹'s SVD comes from A's: every value at any size
         for f in ("singular_values_C", "singular_values_R"):  # equal to rounding: 1e-13 of σ_max
-            np.testing.assert_allclose(getattr(got, f), getattr(ref, f), rtol=0, atol=1e-13 * getattr(ref, f)[0])
-        assert got.rank_info_R.rank == ref.rank_info_R.rank and got.rank_info_C.rank == ref.rank_info_C.rank
-        assert got.log_spectral_distance == pytest.approx(ref.log_spectral_distance, rel=1e-9)
+            want = getattr(ref, f)[:129] if cut and f.endswith("R") else getattr(ref, f)
+            np.testing.assert_allclose(getattr(got, f), want, rtol=0, atol=1e-13 * want[0])
+        assert got.spectra == {"C": "all 520", "R": "leading 129 of 520" if cut else "all 520"}
+        assert got.rank_info_C.rank == ref.rank_info_C.rank
+        if cut:
+            np.testing.assert_allclose(got.singular_values_R, np.linalg.svd(R, compute_uv=False)[:129], rtol=0,
+                                       atol=1e-13 * ref.singular_values_R[0])
+            assert got.rank_info_R is None and got.log_spectral_distance is None and got.subspaces.rank_R is None
+            assert set(got.omitted) == {"rank_info_R", "log_spectral_distance"}
+            np.testing.assert_allclose(got.singular_value_rel_error, ref.singular_value_rel_error[:129], rtol=1e-9)
+            d_json = got.to_dict()
+            assert d_json["rank_info_R"] is None and d_json["omitted"]["rank_info_R"].startswith("only the leading 129")
+        else:
+            assert got.omitted == {}
+            assert got.rank_info_R.rank == ref.rank_info_R.rank
+            assert got.log_spectral_distance == pytest.approx(ref.log_spectral_distance, rel=1e-9)
         assert got.rel_spectral_error == pytest.approx(ref.rel_spectral_error, rel=1e-9)
         p, q = got.subspaces.profile, ref.subspaces.profile
         np.testing.assert_allclose(p.max_angles, q.max_angles, rtol=0, atol=1e-9)
@@ -249,6 +273,11 @@ def test_comparisons_from_every_value_and_leading_vectors_equal_full_svds():
             assert getattr(got, f) == pytest.approx(getattr(ref, f), rel=1e-7, abs=1e-12)
     inv = np.linalg.inv(A)
     np.testing.assert_allclose(res.references["A⁻¹"], inv, rtol=0, atol=1e-8 * np.abs(inv).max())
+    assert any("leading 129 of 520" in note for note in res.notes) == partial
+    if partial:  # the statistics do not read the references' spectra: the same numbers as with every value
+        monkeypatch.setattr(study_mod, "REFERENCE_SPECTRUM_MAX_D", 1024)
+        full = inverse_study({"net": Fixed(C0)}, Yp, Xp, Xtr, Ytr, A=A, noise_std=0.05, n_boot=10).models["net"]
+        assert full.errors == m.errors and full.verdict.to_dict() == m.verdict.to_dict()
 
 
 def test_test_products_shared_with_the_predictions_give_the_statistics_formed_from_scratch(monkeypatch):

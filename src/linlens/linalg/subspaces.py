@@ -191,8 +191,10 @@ class SubspaceComparison(ResultMixin):
         gap_C: relative gap (σ_k − σ_{k+1})/σ_k of C at k; None when k is None.
         gap_R: the same for R.
         min_gap: threshold of a clear relative gap. min_norm_gap: threshold of a clear gap relative to σ_1.
-        rank_C: numerical rank of C with its gap. rank_R: that of R.
-        singular_values_C: (min(m, n),) descending. singular_values_R: (min(m, n),).
+        rank_C: numerical rank of C with its gap. rank_R: that of R. None when only the leading singular values
+            were given (``svd_leading(n_values=)``): a rank needs every value.
+        singular_values_C: (min(m, n),) descending. singular_values_R: (min(m, n),). Either holds only the
+            leading values when the caller's factorization had only those (its length says so).
         profile: :class:`SubspaceAngleProfile`, the largest angle against every k (for a figure).
 
     Example:
@@ -215,8 +217,8 @@ class SubspaceComparison(ResultMixin):
     gap_R: float | None
     min_gap: float
     min_norm_gap: float
-    rank_C: RankInfo
-    rank_R: RankInfo
+    rank_C: RankInfo | None
+    rank_R: RankInfo | None
     singular_values_C: np.ndarray
     singular_values_R: np.ndarray
     profile: SubspaceAngleProfile
@@ -339,7 +341,9 @@ def subspace_comparison(
         svd_C, svd_R: thin SVDs of C and R already computed by the caller (:func:`~linlens.linalg.svd`), so that
             a d × d operator is factorized once per report (each is checked against the operator's shape); or
             every singular value with the leading vectors only (:func:`~linlens.linalg.svd_leading`), at least as
-            many as the largest k examined (min(``max_k``, min(m, n)), or ``k``).
+            many as the largest k examined (min(``max_k``, min(m, n)), or ``k``); or only the leading values
+            (``svd_leading(n_values=)``): then k < their number (the cut needs σ_{k+1}) and that operator's rank is
+            None (bounded below by its values above the rank threshold, which is all the cut uses).
 
     Returns:
         :class:`SubspaceComparison`.
@@ -366,11 +370,20 @@ def subspace_comparison(
     K = mn if max_k is None else min(mn, int(max_k))
     if k is not None:
         K = max(K, int(k))
-    Uc, sc, Vtc = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C", vectors=K)
-    Ur, sr, Vtr = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R", vectors=K)
+    Uc, sc, Vtc = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C", vectors=K, partial_values=True)
+    Ur, sr, Vtr = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R", vectors=K, partial_values=True)
+    # a partial spectrum (the leading values only, svd_leading(n_values=)): cuts need σ_{k+1}, so k < its length; its
+    # numerical rank is not known (None), only bounded below by the values above the rank threshold
+    known = min(len(sc) - (len(sc) < mn), len(sr) - (len(sr) < mn))
+    if k is not None and k > known:
+        raise ConfigError(f"k = {k} needs σ_k+1 of both operators; the factorizations given hold {len(sc)} (C) and "
+                          f"{len(sr)} (R) singular values of {mn}")
+    K = min(K, known)
     E = c - r
     info_c = numerical_rank(sc, shape=c.shape)
     info_r = numerical_rank(sr, shape=r.shape)
+    low_c, low_r = info_c.rank, info_r.rank  # ranks (or lower bounds of the ranks of partial spectra)
+    info_c, info_r = (info_c if len(sc) == mn else None), (info_r if len(sr) == mn else None)
 
     # ---- profile over k = 1..K (block-wise from two small products per side; cosines only)
     ks = np.arange(1, K + 1)
@@ -384,7 +397,7 @@ def subspace_comparison(
     use_c = bC < bR
     deltas = np.where(use_c, dC, dR)
     bounds = np.where(use_c, bC, bR)
-    ok_rank = ks <= min(info_c.rank, info_r.rank)
+    ok_rank = ks <= min(low_c, low_r)
     clear = (gC >= min_gap) & (gR >= min_gap) & (nC >= min_norm_gap) & (nR >= min_norm_gap) & ok_rank & (ks < mn)
     profile = SubspaceAngleProfile(ks, np.maximum(left, right), left, right, gC, gR, nC, nR, deltas, bounds,
                                    clear, float(min_gap), float(min_norm_gap))
@@ -395,9 +408,8 @@ def subspace_comparison(
         if not clear.any():
             score = np.where(ok_rank & (ks < mn) & (nC >= min_norm_gap) & (nR >= min_norm_gap),
                              np.minimum(gC, gR), -np.inf)
-            if K == 0 or min(info_c.rank, info_r.rank) == 0 or mn == 1:
-                why = (f"no cut to compare: numerical ranks {info_c.rank} (C) and {info_r.rank} (R), "
-                       f"min(m, n) = {mn}")
+            if K == 0 or min(low_c, low_r) == 0 or mn == 1:
+                why = (f"no cut to compare: numerical ranks {low_c} (C) and {low_r} (R), min(m, n) = {mn}")
             elif not np.isfinite(score).any():
                 why = (f"no clear spectral gap of both operators: no k in [1, {min(K, mn - 1)}] has gaps "
                        f"(σ_k − σ_k+1)/σ_1 ≥ {min_norm_gap:g} in both spectra; the top-k subspaces are not well "

@@ -149,7 +149,7 @@ def svd(A: Any, full_matrices: bool = False) -> SVDResult:
     return SVDResult(Uf, s, Vtf)
 
 
-def svd_leading(A: Any, k: int, method: str = "arpack") -> SVDResult:
+def svd_leading(A: Any, k: int, method: str = "arpack", n_values: int | None = None) -> SVDResult:
     """Every singular value of A and its k leading singular vectors: what a report needs of a d × d operator whose
     spectrum is shown in full but whose vectors enter only top-k comparisons (principal angles).
 
@@ -166,30 +166,52 @@ def svd_leading(A: Any, k: int, method: str = "arpack") -> SVDResult:
     pairs). Forming AᵀA squares the spectrum — its vectors carry errors ~ε(σ₁/σ_k)²/gap — so when σ_k < σ₁ ·
     :data:`GRAM_MIN_RATIO` (the values are known first) the vectors come from ARPACK, as with "arpack".
 
+    ``n_values`` (k ≤ n_values < min(m, n)) asks for the leading n_values singular values only, not every one: no
+    gesdd then (its bidiagonalization is most of the cost at d = 4096: ~20 s); the values are the Rayleigh–Ritz values
+    of the same route as the vectors, computed with n_values pairs (the Gram route's, accurate to rounding relative to
+    σ₁ where σ_k ≥ :data:`GRAM_MIN_RATIO` σ₁ — the ratio is read from the Gram eigenvalues —, else ARPACK's). s then has
+    n_values entries: a caller must not take it for the whole spectrum (a numerical rank or a mean over every value
+    needs them all; :func:`check_svd` accepts it only with ``partial_values=True``).
+
     Arguments:
         A: matrix (m, n), real, numpy or torch (converted to float64 numpy).
         k: number of leading singular vector pairs, 1 ≤ k ≤ min(m, n).
         method: "arpack" or "gram" (how the vectors are found; the values are gesdd's either way).
+        n_values: return only this many leading singular values (k ≤ n_values ≤ min(m, n)); None: all of them.
 
     Returns:
-        :class:`SVDResult` U (m, k), s (min(m, n),) — all of them, descending — and Vt (k, n). Functions that take
-        a precomputed SVD accept it where they need only the leading k vectors (:func:`check_svd` with
-        ``vectors``).
+        :class:`SVDResult` U (m, k), s (min(m, n),) — all of them, descending (or the leading ``n_values``) — and
+        Vt (k, n). Functions that take a precomputed SVD accept it where they need only the leading k vectors
+        (:func:`check_svd` with ``vectors``).
 
     Example:
         >>> A = np.random.default_rng(0).normal(size=(300, 300))
         >>> U, s, Vt = svd_leading(A, 5); full = svd(A)
         >>> U.shape, s.shape, bool(np.allclose(s, full.s)), bool(np.allclose(U, full.U[:, :5]))
         ((300, 5), (300,), True, True)
+        >>> part = svd_leading(A, 5, method="gram", n_values=6)  # the leading 6 values only, no gesdd
+        >>> part.s.shape, bool(np.allclose(part.s, full.s[:6], rtol=0, atol=1e-12 * full.s[0]))
+        ((6,), True)
     """
     if method not in ("arpack", "gram"):
         raise ConfigError(f"method must be 'arpack' or 'gram'; got {method!r}")
     a = _as_matrix(A, "A")
     k = _check_k(k, a)
     mn = min(a.shape)
-    if mn <= 256 or k > mn / 4 or np.iscomplexobj(a):
+    if n_values is not None and (isinstance(n_values, bool) or not isinstance(n_values, (int, np.integer))
+                                 or not k <= n_values <= mn):
+        raise ConfigError(f"n_values must be an integer in [k = {k}, {mn}] or None; got {n_values!r}")
+    p = mn if n_values is None else int(n_values)
+    if mn <= 256 or max(k, p if p < mn else 0) > mn / 4 or np.iscomplexobj(a):
         U, s, Vt = svd(a)
-        return SVDResult(U[:, :k], s, Vt[:k])
+        return SVDResult(U[:, :k], s[:p], Vt[:k])
+    if p < mn:  # the leading p values from the vectors' own route (no gesdd)
+        if method == "gram":
+            U, sp, Vt = _leading_pairs_gram(a, p)
+            if sp[0] > 0 and sp[k - 1] >= GRAM_MIN_RATIO * sp[0]:
+                return SVDResult(U[:, :k], sp, Vt[:k])
+        U, sp, Vt = truncated_svd(a, p, method="arpack")
+        return SVDResult(U[:, :k], sp, Vt[:k])
     try:
         s = sla.svd(a, compute_uv=False, lapack_driver="gesdd", check_finite=False)
     except (np.linalg.LinAlgError, ValueError):
@@ -225,20 +247,30 @@ def top_eigh(K: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
 def _leading_vectors_gram(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k leading singular vector pairs (U (m, k), Vt (k, n)) of a real a from the k leading eigenvectors of its
     smaller Gram matrix (LAPACK syevr on that index range) and a Rayleigh–Ritz step, signs by :func:`fix_signs`."""
+    U, _, Vt = _leading_pairs_gram(a, k)
+    return U, Vt
+
+
+def _leading_pairs_gram(a: np.ndarray, k: int) -> SVDResult:
+    """:func:`_leading_vectors_gram` with the Rayleigh–Ritz values: U (m, k), s (k,) descending, Vt (k, n)."""
     tall = a.shape[0] >= a.shape[1]
     b = a if tall else a.T
     _, V = top_eigh(b.T @ b, k)  # the (n, n) Gram matrix by BLAS syrk
-    Ub, _, Wt = np.linalg.svd(b @ V, full_matrices=False)  # Rayleigh–Ritz: b V = Ub diag(σ) Wt, descending σ
+    Ub, s, Wt = np.linalg.svd(b @ V, full_matrices=False)  # Rayleigh–Ritz: b V = Ub diag(σ) Wt, descending σ
     U, Vt = Ub, Wt @ V.T
     if not tall:
         U, Vt = Vt.T, U.T
-    return fix_signs(np.ascontiguousarray(U), np.ascontiguousarray(Vt))
+    U, Vt = fix_signs(np.ascontiguousarray(U), np.ascontiguousarray(Vt))
+    return SVDResult(U, s, Vt)
 
 
-def check_svd(result: Any, shape: tuple[int, int], name: str = "svd", vectors: int | None = None) -> SVDResult:
+def check_svd(result: Any, shape: tuple[int, int], name: str = "svd", vectors: int | None = None,
+              partial_values: bool = False) -> SVDResult:
     """Check that a precomputed :class:`SVDResult` is a thin SVD of a matrix of ``shape`` (a caller passing
     the SVD of one matrix saves recomputing it; a mismatch would silently give wrong numbers). With ``vectors``, a
-    result of :func:`svd_leading` is accepted too: every singular value and at least ``vectors`` leading vectors.
+    result of :func:`svd_leading` is accepted too: every singular value and at least ``vectors`` leading vectors;
+    with ``partial_values`` also only the leading singular values (at least as many as the vectors, fewer than
+    min(shape): ``svd_leading(n_values=)``) — for callers that tell a partial spectrum from a whole one by its length.
 
     Example:
         >>> A = np.arange(6.0).reshape(2, 3)
@@ -255,11 +287,13 @@ def check_svd(result: Any, shape: tuple[int, int], name: str = "svd", vectors: i
     U, s_, Vt = (np.asarray(x) for x in result)
     m, n = shape
     k = min(m, n)
-    if vectors is not None and U.ndim == 2 and min(int(vectors), k) <= U.shape[1] <= k and s_.shape == (k,) \
-            and U.shape == (m, U.shape[1]) and Vt.shape == (U.shape[1], n):
+    if vectors is not None and U.ndim == 2 and min(int(vectors), k) <= U.shape[1] <= k \
+            and U.shape == (m, U.shape[1]) and Vt.shape == (U.shape[1], n) and (
+            s_.shape == (k,) or (partial_values and s_.ndim == 1 and U.shape[1] <= s_.shape[0] < k)):
         return SVDResult(U, s_, Vt)
     if U.shape != (m, k) or s_.shape != (k,) or Vt.shape != (k, n):
-        lead = f" or its {min(int(vectors), k)} leading vectors with every value" if vectors is not None else ""
+        part = " (or the leading values, at least as many)" if partial_values else ""
+        lead = f" or its {min(int(vectors), k)} leading vectors with every value{part}" if vectors is not None else ""
         raise ShapeError(f"{name} must be the thin SVD of a {shape} matrix (U {(m, k)}, s {(k,)}, Vt {(k, n)}"
                          f"{lead}); got U {U.shape}, s {s_.shape}, Vt {Vt.shape}")
     return SVDResult(U, s_, Vt)

@@ -7,7 +7,7 @@ component of a forward operator A (Φ = Vᵀ C A V).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -510,14 +510,17 @@ class OperatorComparison(ResultMixin):
         rel_fro_error: ‖C − R‖_F / ‖R‖_F.
         rel_spectral_error: ‖C − R‖₂ / ‖R‖₂.
         data_weighted_error: centred E‖(C − R)(y − ȳ)‖² / E‖R(y − ȳ)‖² over the probe rows (None without probes).
-        singular_values_C: (min(m, n),) descending.
-        singular_values_R: (min(m, n),) descending.
-        singular_value_rel_error: |σᵢ(C) − σᵢ(R)| / σᵢ(R) per index (min(m, n),) (inf where σᵢ(R) = 0 ≠ σᵢ(C)).
-        log_spectral_distance: RMS over i < min(rank C, rank R) of ln(σᵢ(C)/σᵢ(R)).
+        singular_values_C: (min(m, n),) descending — or only the leading ones when the caller's factorization
+            held only those (``svd_C`` from ``svd_leading(n_values=)``; ``spectra`` says which).
+        singular_values_R: (min(m, n),) descending, or the leading ones likewise.
+        singular_value_rel_error: |σᵢ(C) − σᵢ(R)| / σᵢ(R) per index (min(m, n),) (inf where σᵢ(R) = 0 ≠ σᵢ(C));
+            over the indices both spectra hold when one is partial.
+        log_spectral_distance: RMS over i < min(rank C, rank R) of ln(σᵢ(C)/σᵢ(R)); None when a spectrum is
+            partial (the ranks need every value; ``omitted`` says so).
         k: number of leading singular directions whose subspaces are compared — cut only at a clear spectral
             gap of both operators (:func:`~linlens.linalg.subspace_comparison`); None when there is none.
-        rank_info_C: numerical rank of C with the gap at its cut.
-        rank_info_R: numerical rank of R with the gap at its cut.
+        rank_info_C: numerical rank of C with the gap at its cut (None when its spectrum is partial).
+        rank_info_R: numerical rank of R with the gap at its cut (None when its spectrum is partial).
         left_angles: principal angles (k,) between the top-k left singular subspaces, ascending, radians
             (None without a clear gap: full-dimensional subspaces would give trivially zero angles).
         right_angles: principal angles (k,) between the top-k right singular subspaces (or None).
@@ -528,11 +531,15 @@ class OperatorComparison(ResultMixin):
         eig_distances: |eigs_C − eigs_R| (n,).
         eig_condition_C: eigenvalue condition numbers 1/|wᴴv| of C, aligned with ``eigs_C``.
         eig_condition_R: those of R, aligned with ``eigs_R``.
+        spectra: {"C": …, "R": …}, which singular values each spectrum holds ("all 4096", or "leading 129 of
+            4096").
+        omitted: field name → why it was not computed (None in the result): the ranks and the log-spectral distance
+            of a partial spectrum.
 
     Example:
         >>> R = np.array([[2.0, 1.0], [0.0, 1.0]])
-        >>> round(compare_operators(1.1 * R, R).rel_fro_error, 12)
-        0.1
+        >>> round(compare_operators(1.1 * R, R).rel_fro_error, 12), compare_operators(R, R).spectra
+        (0.1, {'C': 'all 2', 'R': 'all 2'})
     """
 
     shape: tuple[int, int]
@@ -542,10 +549,10 @@ class OperatorComparison(ResultMixin):
     singular_values_C: np.ndarray
     singular_values_R: np.ndarray
     singular_value_rel_error: np.ndarray
-    log_spectral_distance: float
+    log_spectral_distance: float | None
     k: int | None
-    rank_info_C: RankInfo
-    rank_info_R: RankInfo
+    rank_info_C: RankInfo | None
+    rank_info_R: RankInfo | None
     left_angles: np.ndarray | None
     right_angles: np.ndarray | None
     subspaces: SubspaceComparison
@@ -554,6 +561,8 @@ class OperatorComparison(ResultMixin):
     eig_distances: np.ndarray | None = None
     eig_condition_C: np.ndarray | None = None
     eig_condition_R: np.ndarray | None = None
+    spectra: dict[str, str] = field(default_factory=dict)
+    omitted: dict[str, str] = field(default_factory=dict)
 
 
 def _rel(num: float, den: float) -> float:
@@ -585,7 +594,11 @@ def compare_operators(
             non-normal operators its answer is unstable anyway).
         svd_C, svd_R: thin SVDs of C and R the caller already has (each d × d operator is factorized once;
             ‖C − R‖₂ comes from ARPACK, not from a third SVD), or every singular value with the leading
-            min(128, m, n) vectors only (:func:`~linlens.linalg.svd_leading`; k of them when ``k`` is larger).
+            min(128, m, n) vectors only (:func:`~linlens.linalg.svd_leading`; k of them when ``k`` is larger), or
+            only the leading values too (``svd_leading(n_values=)``, more values than vectors): that spectrum is
+            reported as it is (``spectra`` says "leading p of min(m, n)"), the relative errors per index cover the
+            indices both hold, and what needs every value — that operator's numerical rank, the log-spectral
+            distance — is None, with the reason in ``omitted``.
         covariance: the inputs' covariance Σ_y (n, n) instead of ``probes`` (e.g. from a streamed Gram matrix).
 
     Returns:
@@ -608,9 +621,19 @@ def compare_operators(
     D = c - r
     given = int(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool) else 0
     lead = min(max(min(m, n, DEFAULT_MAX_K), given), min(m, n))  # the leading vectors the principal angles use
-    svd_C = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C", vectors=lead)
-    svd_R = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R", vectors=lead)
+    svd_C = svd(c) if svd_C is None else check_svd(svd_C, c.shape, "svd_C", vectors=lead, partial_values=True)
+    svd_R = svd(r) if svd_R is None else check_svd(svd_R, r.shape, "svd_R", vectors=lead, partial_values=True)
     sc, sr = svd_C.s, svd_R.s
+    mn = min(m, n)
+    spectra = {x: (f"all {mn}" if len(sv) == mn else f"leading {len(sv)} of {mn}") for x, sv in (("C", sc), ("R", sr))}
+    partial = [x for x, sv in (("C", sc), ("R", sr)) if len(sv) < mn]
+    omitted: dict[str, str] = {}
+    for x in partial:
+        omitted[f"rank_info_{x}"] = (f"only the leading {len(sc if x == 'C' else sr)} of {mn} singular values of {x} "
+                                     "were computed; a numerical rank needs every value")
+    if partial:
+        omitted["log_spectral_distance"] = (f"an RMS over every index below both ranks; the spectrum of "
+                                            f"{' and '.join(partial)} holds only leading values")
     rel_fro = _rel(np.linalg.norm(D), np.linalg.norm(r))
     rel_spec = _rel(spectral_norm(D), sr[0] if len(sr) else 0.0)
     dwe = None
@@ -623,16 +646,21 @@ def compare_operators(
         dwe = data_weighted_error(c, r, P)
     elif covariance is not None:
         dwe = data_weighted_error(c, r, covariance=covariance)
-    info_c = numerical_rank(sc, shape=c.shape)
-    info_r = numerical_rank(sr, shape=r.shape)
+    info_c = None if "C" in partial else numerical_rank(sc, shape=c.shape)
+    info_r = None if "R" in partial else numerical_rank(sr, shape=r.shape)
     if k is not None and (not isinstance(k, (int, np.integer)) or not 1 <= k <= min(m, n)):
         raise ConfigError(f"k must be an integer in [1, {min(m, n)}]; got {k!r}")
     sub = subspace_comparison(c, r, k=None if k is None else int(k), svd_C=svd_C, svd_R=svd_R)
-    k_sv = min(info_c.rank, info_r.rank)
+    both = min(len(sc), len(sr))
+    a, b = sc[:both], sr[:both]
     with np.errstate(divide="ignore", invalid="ignore"):
-        sv_rel = np.where(sr > 0, np.abs(sc - sr) / np.where(sr > 0, sr, 1.0), np.where(sc == sr, 0.0, np.inf))
-        logs = np.log(sc[:k_sv]) - np.log(sr[:k_sv])
-    lsd = float(np.sqrt(np.mean(logs**2))) if k_sv else 0.0
+        sv_rel = np.where(b > 0, np.abs(a - b) / np.where(b > 0, b, 1.0), np.where(a == b, 0.0, np.inf))
+    lsd = None
+    if info_c is not None and info_r is not None:
+        k_sv = min(info_c.rank, info_r.rank)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(sc[:k_sv]) - np.log(sr[:k_sv])
+        lsd = float(np.sqrt(np.mean(logs**2))) if k_sv else 0.0
     eig = {}
     if eigenvalues is None:
         eigenvalues = m == n and n <= 1000
@@ -643,6 +671,8 @@ def compare_operators(
         eig = dict(eigs_C=ec[rows], eigs_R=er[cols], eig_distances=dist, eig_condition_C=cc[rows],
                    eig_condition_R=cr[cols])
     return OperatorComparison(
+        spectra=spectra,
+        omitted=omitted,
         shape=(m, n),
         rel_fro_error=rel_fro,
         rel_spectral_error=rel_spec,

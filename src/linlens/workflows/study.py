@@ -83,8 +83,17 @@ from linlens.validation import as_array, check_covariance, check_noise_std
 
 __all__ = [
     "ModelLinearity", "LinearityStudy", "inverse_study", "linearity_study", "NOISE_FLAG_RATIO", "NOISE_FLOOR_RATIO",
-    "FEW_ROWS_PER_FEATURE",
+    "FEW_ROWS_PER_FEATURE", "REFERENCE_SPECTRUM_MAX_D",
 ]
+
+#: The study's size rule for the references' spectra. Up to this many inputs/outputs (max(n_x, n_y); the report draws
+#: the spectra up to the same size, ``study_report.MAX_DENSE_FIGURE``) every singular value of every reference is
+#: computed. Above it the references whose SVD is not free — the Wiener estimator and C_data; A⁻¹/A⁺ comes from A's SVD
+#: — get their leading DEFAULT_MAX_K + 1 values only (with the DEFAULT_MAX_K vectors the principal angles use, from
+#: the same Gram-route factorization: ``svd_leading(n_values=)``), which saves LAPACK's bidiagonalization of every
+#: value (~20 s each at d = 4096). Their comparisons then say so ("leading 129 of 4096" in ``spectra``) and report no
+#: numerical rank and no log-spectral distance (None, the reason in ``omitted``); the surrogates C keep every value.
+REFERENCE_SPECTRUM_MAX_D = 1024
 
 #: Fewer fit rows per unknown than this get a note in the study (estimation noise dominates quadratic statistics).
 FEW_ROWS_PER_FEATURE = 3
@@ -629,11 +638,22 @@ def inverse_study(
     cdata_sq = np.sum((cdata_pred - Xt) ** 2, axis=1)
     design = FixedDesign(Yf)
 
+    partial = []  # references with their leading values only (REFERENCE_SPECTRUM_MAX_D)
     for k, R in refs.items():
         if k not in ref_svds:  # every singular value (the spectra shown) and the leading vectors the angles use
-            ref_svds[k] = svd_leading(R, min(DEFAULT_MAX_K, *R.shape), method="gram")
+            lead = min(DEFAULT_MAX_K, *R.shape)
+            n_values = min(lead + 1, *R.shape) if max(n_x, n_y) > REFERENCE_SPECTRUM_MAX_D else None
+            ref_svds[k] = svd_leading(R, lead, method="gram", n_values=n_values)
+            if len(ref_svds[k].s) < min(R.shape):
+                partial.append(f"{k}: leading {len(ref_svds[k].s)} of {min(R.shape)}")
         if snm is not None and k not in ref_sn:  # each split keeps Vᵀ R for its filter factors
             ref_sn[k], ref_ff[k] = snm.split(R), snm.filter_factors(R)
+    if partial:
+        notes.append(f"above d = {REFERENCE_SPECTRUM_MAX_D} (the size rule REFERENCE_SPECTRUM_MAX_D; no spectra are "
+                     "drawn there) the references' spectra hold their leading singular values only ("
+                     + "; ".join(partial) + "), enough for the principal angles: their numerical ranks and "
+                     "log-spectral distances are not reported (null in metrics.json, with the reason under each "
+                     "comparison's 'omitted'); the surrogates' spectra hold every value")
     svd_A = snm.svd_A if snm is not None else None
     # the statistics' replicates: a multiplier bootstrap with the designs fixed (no refit, no O(d³) per replicate);
     # references that are estimates carry their own training rows' multipliers

@@ -270,7 +270,11 @@ def add_study_section(rep: Report, key: str, study: LinearityStudy, *, good: str
         _add_local(rep, local, good)
         return
     first = next(iter(study.models.values()))  # the references' spectra from the study's one SVD of each
-    spectra = {k: first.comparisons[k].singular_values_R for k in study.references}
+    spectra = {}
+    for k in study.references:  # a partial spectrum (REFERENCE_SPECTRUM_MAX_D) is labelled, never drawn as whole
+        cmp = first.comparisons[k]
+        label = cmp.spectra.get("R", "all")
+        spectra[k if label.startswith("all") else f"{k} ({label})"] = cmp.singular_values_R
     for name, m in study.models.items():
         spectra[f"C ({name})"] = m.comparisons["C_data"].singular_values_C
     floors = {}
