@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from linlens import stats
+from linlens.errors import ShapeError
 from linlens.stats import gain_split
-from linlens.surrogate.multiplier import FixedDesign
+from linlens.surrogate.compare import probe_covariance
+from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap
 from linlens.surrogate.resampling import surrogate_excess
 from linlens.workflows.study import inverse_study
 from linlens.workflows.study_report import answer_lines
@@ -82,6 +84,28 @@ def test_surrogate_excess_matches_the_true_excess():
         true.append(np.mean(np.sum((pred - Xt) ** 2, 1) - np.sum((Yt @ W.T - Xt) ** 2, 1)))
     assert np.mean(true) > 0.1  # a large bias: 0.14 per point against a test MSE of ~7
     assert np.mean(est) == pytest.approx(np.mean(true), rel=0.1)
+
+
+def test_surrogate_excess_with_the_callers_test_forms_equals_the_explicit_sums():
+    """Second route: the bias mean over t of Σᵢ ‖lᵢ‖² aᵢₜ² and the s.e. √Σᵢ (2/m lᵢᵀ Σₜ eₜ aᵢₜ)² from the explicit
+    (n, m) matrix aᵢₜ = 1/n + zᵢᵀ(yₜ − ȳ_fit) — with and without the caller's zᵢᵀΣₜzᵢ (the multiplier bootstrap's
+    weight forms under the test rows' scaled second moment, as the study passes them)."""
+    rng = np.random.default_rng(4)
+    n, m, d = 60, 50, 4
+    Yf, Yt = rng.normal(size=(n, d)), rng.normal(size=(m, d)) + 0.7
+    F, E = Yf @ rng.normal(size=(d, 3)) + np.abs(rng.normal(size=(n, 3))), rng.normal(size=(m, 3))
+    design = FixedDesign(Yf)
+    p = design.perturbation(F, "fit")
+    a = 1.0 / n + p.M @ (Yt - design.mean).T
+    bias = float(np.sum(p.L**2, axis=1) @ np.sum(a**2, axis=1)) / m
+    infl = (2.0 / m) * np.einsum("ij,ij->i", p.L, a @ E)
+    St, s = probe_covariance(Yt)
+    forms = MultiplierBootstrap({"fit": n}, n_boot=2).weight_forms(p, St) * s**2
+    for kw in ({}, {"test_forms": forms}):
+        b, se = surrogate_excess(None, None, Yt, E, fit=(design, p), **kw)
+        assert b == pytest.approx(bias, rel=1e-12) and se == pytest.approx(np.sqrt(infl @ infl), rel=1e-12)
+    with pytest.raises(ShapeError, match="test_forms"):
+        surrogate_excess(None, None, Yt, E, fit=(design, p), test_forms=forms[:-1])
 
 
 def _claims(n_sets, n_fit, n_test, correct):

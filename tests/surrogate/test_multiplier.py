@@ -287,9 +287,11 @@ def test_wiener_perturbation_with_the_callers_products_equals_forming_them():
 
 @pytest.mark.parametrize("method", ["gram", "sketch"])
 def test_float32_replicate_products_change_the_replicates_by_less_than_1e5_of_their_spread(method, monkeypatch):
-    """From REPLICATE_FLOAT32_MIN inputs on, the sketch and the Grams (replicates only) run in float32: the same
-    statistic with every product in float64 (the constant raised) differs by < 1e-5 of the replicates' spread, the
-    plug-in and the bias correction are bit for bit the same (float64), and float32 is really taken."""
+    """From REPLICATE_FLOAT32_MIN inputs on, the sketch, the Grams and the row products L D of the linear terms
+    (replicates and standard errors only) run in float32: the same statistic with every product in float64 (the
+    constant raised) differs by < 1e-5 of the replicates' spread, the first-order variance (the bootstrap-t's
+    standard error) by < 1e-5 relative, the plug-in and the bias correction are bit for bit the same (float64), and
+    float32 is really taken."""
     import linlens.surrogate.multiplier as mm
 
     rng = np.random.default_rng(7)
@@ -301,13 +303,18 @@ def test_float32_replicate_products_change_the_replicates_by_less_than_1e5_of_th
     W = np.cov(rng.normal(size=(2 * d, d)).T)
     D = fit.coef - ref.coef
     O = np.linalg.qr(rng.normal(size=(d, 40)))[0].T  # a band of output rows
-    out = {}
+    out, var, lin = {}, {}, {}
     for lo in (d, 10**9):
         monkeypatch.setattr(mm, "REPLICATE_FLOAT32_MIN", lo)
         mb = MultiplierBootstrap({"fit": n, "train": n}, n_boot=40, seed=3, method=method)
         out[lo] = (mb.quadratic(D, W, [(1.0, fit), (-1.0, ref)]), mb.quadratic(D, W, [(1.0, fit)], O=O))
         key = ("SX", id(fit)) if method == "sketch" else (id(fit), id(fit), id(W), None)
         assert mb._cache[key].dtype == (np.float32 if lo == d else np.float64)
+        assert (("forms", id(fit), id(D), np.float32) in mb._cache) == (lo == d)
+        var[lo] = (mb.linear_variance(D, W, fit), mb.linear_variance([(1.0, D), (0.5, ref.coef)], W, ref))
+        lin[lo] = mb.linear(fit.coef, [(1.0, fit), (-0.3, ref)])
     for q32, q64 in zip(out[d], out[10**9], strict=True):
         assert q32.plug_in == q64.plug_in and q32.expected == q64.expected
         assert np.max(np.abs(q32.replicates - q64.replicates)) < 1e-5 * np.std(q64.replicates)
+    np.testing.assert_allclose(var[d], var[10**9], rtol=1e-5)
+    assert np.max(np.abs(lin[d] - lin[10**9])) < 1e-5 * np.std(lin[10**9])

@@ -65,12 +65,14 @@ SKETCH_PROBES = 32
 #: d = 1024 the full form added ~85% to the study's bootstrap, the isotropic one much less).
 KRON_FULL_MAX = 256
 
-#: From this many inputs d_in on, the products that move replicates only run in float32: the Hutchinson sketch of
-#: the quadratic term's fluctuations (its mean is replaced by the float64 expectation), the n × n Grams of the exact
-#: quadratic term (accumulated per replicate in float64) and a banded statistic's linear-term rows M (O D W)ᵀ.
-#: Plug-ins, bias corrections, the unbanded linear terms (whose row forms also give the standard errors) and standard
-#: errors stay float64. ``tests/surrogate/test_multiplier.py`` bounds the change (replicates to 1e-5 of their spread,
-#: plug-in and bias bit for bit); at d = 4096 it halves the cost of these products.
+#: From this many inputs d_in on, the products that move replicates and standard errors only run in float32: the
+#: Hutchinson sketch of the quadratic term's fluctuations (its mean is replaced by the float64 expectation), the n × n
+#: Grams of the exact quadratic term (accumulated per replicate in float64), a banded statistic's linear-term rows
+#: M (O D W)ᵀ and the row products L D of the unbanded linear terms (whose row forms, summed in float64, also give the
+#: first-order standard errors). Plug-ins and bias corrections stay float64 (the row forms that enter a bias, e.g. a
+#: Wiener estimator's full-rank cross term, too). ``tests/surrogate/test_multiplier.py`` bounds the change (replicates
+#: to 1e-5 of their spread, standard errors to 1e-5 relative, plug-in and bias bit for bit); at d = 4096 it halves the
+#: cost of these products.
 REPLICATE_FLOAT32_MIN = 512
 
 #: A design whose condition number (from its Gram matrix) is below this is factorized through the Gram matrix
@@ -85,6 +87,17 @@ def _terms(D: np.ndarray | Sequence[tuple[float, np.ndarray]]) -> list[tuple[flo
     if isinstance(D, (list, tuple)) and D and all(isinstance(t, tuple) and len(t) == 2 for t in D):
         return [(float(c), np.asarray(X, dtype=np.float64)) for c, X in D]
     return [(1.0, np.asarray(D, dtype=np.float64))]
+
+
+def _row_dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """(n,) Σⱼ Xᵢⱼ Yᵢⱼ in float64 (X may be float32: its rows are widened in blocks, no float64 copy of X)."""
+    if X.dtype == np.float64 and Y.dtype == np.float64:
+        return np.einsum("ij,ij->i", X, Y)
+    out = np.empty(X.shape[0])
+    step = max(1, 2**22 // max(X.shape[1], 1))
+    for i in range(0, X.shape[0], step):
+        out[i:i + step] = np.einsum("ij,ij->i", X[i:i + step].astype(np.float64), Y[i:i + step])
+    return out
 
 
 @dataclass(frozen=True)
@@ -405,22 +418,35 @@ class MultiplierBootstrap:
     def _nw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
         return self._times_w("NW", p, W)
 
+    def weight_forms(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
+        """(n_rows,) mₖᵀ W mₖ of a perturbation's rows under a weight W (float64; e.g. for a fit's design rows and the
+        test rows' second moment, what :func:`~linlens.surrogate.resampling.surrogate_excess` needs), from the
+        product M W the statistics of that weight form anyway; kept until :meth:`clear`."""
+        key = ("MWM", id(p), id(W))
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = np.einsum("ij,ij->i", self._mw(p, W), p.M)
+            self._keep.append((p, W))
+        return out
+
     @staticmethod
     def _replicate_dtype(p: Perturbation) -> type:
         """float32 for replicate-only products of a perturbation with ≥ :data:`REPLICATE_FLOAT32_MIN` inputs."""
         return np.float32 if p.M.shape[1] >= REPLICATE_FLOAT32_MIN else np.float64
 
-    def _low(self, p: Perturbation) -> np.ndarray:
-        """p.M in the replicate-only dtype (a float32 copy kept until :meth:`clear` from REPLICATE_FLOAT32_MIN)."""
-        dt = self._replicate_dtype(p)
+    def _low(self, p: Perturbation, part: str = "M", dt: type | None = None) -> np.ndarray:
+        """p.M (or p.L, ``part`` "L") in the replicate-only dtype (or ``dt``): a float32 copy kept until :meth:`clear`
+        from REPLICATE_FLOAT32_MIN."""
+        dt = self._replicate_dtype(p) if dt is None else dt
+        X = p.M if part == "M" else p.L
         if dt == np.float64:
-            return p.M
-        key = ("M32", id(p))
-        M = self._cache.get(key)
-        if M is None:
-            M = self._cache[key] = p.M.astype(dt)
+            return X
+        key = (part + "32", id(p))
+        X32 = self._cache.get(key)
+        if X32 is None:
+            X32 = self._cache[key] = X.astype(dt)
             self._keep.append(p)
-        return M
+        return X32
 
     def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None,
               LO: dict[int, np.ndarray] | None = None) -> np.ndarray:
@@ -442,6 +468,22 @@ class MultiplierBootstrap:
                 self._cache[key] = K
             self._keep.append((p, q, W, O))  # the ids in the keys stay valid until clear()
         return K
+
+    def _cross_forms(self, u: Perturbation, v: Perturbation, W: np.ndarray, O: np.ndarray | None,
+                     ON: dict[int, np.ndarray], LO: dict[int, np.ndarray]) -> np.ndarray:
+        """(n_rows of v,) (O lₖ)ᵀ (O N_u) W mₖ: the cross term of u's full-rank part with v's rows (an n·d_out·d_in
+        product). Without output rows these are v's row forms of N_u under W (:meth:`_row_forms`, float64: they enter
+        the bias correction), formed once for every statistic of the same weight until :meth:`clear`."""
+        if O is None:
+            return self._row_forms(v, u.N, W, exact=True)
+        return np.einsum("ij,ij->i", LO[id(v)], self._mw(v, W) @ ON[id(u)].T)
+
+    def _nwn(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None,
+             ON: dict[int, np.ndarray]) -> float:
+        """⟨O N_p W, O N_q⟩ of two full-rank parts; without output rows from N_p W kept per (piece, W) (no d³)."""
+        if O is None:
+            return float(np.sum(self._nw(p, W) * q.N))
+        return float(np.sum((ON[id(p)] @ W) * ON[id(q)]))
 
     def quadratic(self, D: np.ndarray | Sequence[tuple[float, np.ndarray]], W: np.ndarray,
                   pieces: Sequence[tuple[float, Perturbation]], O: np.ndarray | None = None,
@@ -500,14 +542,14 @@ class MultiplierBootstrap:
                     continue
                 f = (1.0 if i == j else 2.0) * sp * sq / s2
                 if p.L.size and q.L.size:
-                    expected += f * float(np.sum(np.einsum("ij,ij->i", LO[id(p)], LO[id(q)])
-                                                 * np.einsum("ij,ij->i", self._mw(p, W), q.M)))
+                    mwm = self.weight_forms(p, W) if p is q else np.einsum("ij,ij->i", self._mw(p, W), q.M)
+                    expected += f * float(np.sum(np.einsum("ij,ij->i", LO[id(p)], LO[id(q)]) * mwm))
                 for u, v in ((p, q), (q, p)) if i != j else ((p, q),):
                     if u.g is not None and v.L.size:
-                        c = np.einsum("ij,ij->i", LO[id(v)], self._mw(v, W) @ ON[id(u)].T)
+                        c = self._cross_forms(u, v, W, O, ON, LO)
                         expected += (2 * f if i == j else f) * float(np.sum(u.g * c))
                 if p.g is not None and q.g is not None:
-                    expected += f * float(np.sum(p.g * q.g)) * float(np.sum((ON[id(p)] @ W) * ON[id(q)]))
+                    expected += f * float(np.sum(p.g * q.g)) * self._nwn(p, q, W, O, ON)
         d_out, d_in = np.shape(D)
         k = d_out if O is None else O.shape[0]
         rows = [p.n_rows for _, p in pieces]
@@ -621,10 +663,9 @@ class MultiplierBootstrap:
                 pairs = [(p, wp, q, wq)] if i == j else [(p, wp, q, wq), (q, wq, p, wp)]
                 for u, wu, v, wv in pairs:
                     if u.g is not None and v.L.size:
-                        c = np.einsum("ij,ij->i", LO[id(v)], self._mw(v, W) @ ON[id(u)].T)
-                        quad += (2 * f if i == j else f) * (wu @ u.g) * (wv @ c)
+                        quad += (2 * f if i == j else f) * (wu @ u.g) * (wv @ self._cross_forms(u, v, W, O, ON, LO))
                 if p.g is not None and q.g is not None:
-                    quad += f * (wp @ p.g) * (wq @ q.g) * float(np.sum((ON[id(p)] @ W) * ON[id(q)]))
+                    quad += f * (wp @ p.g) * (wq @ q.g) * self._nwn(p, q, W, O, ON)
         return quad
 
     def expected(self, p: Perturbation, W: np.ndarray, O: np.ndarray | None = None) -> float:
@@ -653,22 +694,28 @@ class MultiplierBootstrap:
             out += sp * (self._w(p) @ a)
         return out
 
-    def _row_forms(self, p: Perturbation, D: np.ndarray, W: np.ndarray | None = None) -> np.ndarray:
+    def _row_forms(self, p: Perturbation, D: np.ndarray, W: np.ndarray | None = None,
+                   exact: bool = False) -> np.ndarray:
         """(n_rows,) lₖᵀ D mₖ (W None) or lₖᵀ D W mₖ for each row of a perturbation. One product L D (n d_out d_in)
         per (piece, D) until :meth:`clear`: its row forms with M and with every cached M W are kept (vectors),
-        so a statistic's linear term and the first-order change of an unweighted norm of D share it."""
-        key = ("forms", id(p), id(D))
+        so a statistic's linear term and the first-order change of an unweighted norm of D share it.
+
+        These forms move replicates and standard errors only (linear terms, :meth:`linear_variance`): from
+        :data:`REPLICATE_FLOAT32_MIN` inputs the product L D runs in float32 (its forms summed in float64 against the
+        float64 M and M W). ``exact``: float64 whatever the size (forms that enter a bias correction)."""
+        dt = np.float64 if exact else self._replicate_dtype(p)
+        key = ("forms", id(p), id(D), dt)
         forms = self._cache.get(key)
         want = None if W is None else id(W)
         if forms is None or want not in forms:
-            LD = p.L @ np.asarray(D, dtype=np.float64)
+            LD = self._low(p, "L", dt) @ np.asarray(D, dtype=np.float64).astype(dt, copy=False)
             forms = {} if forms is None else forms
-            forms[None] = np.einsum("ij,ij->i", LD, p.M)
+            forms[None] = _row_dots(LD, p.M)
             for k, MW in list(self._cache.items()):
                 if k[0] == "MW" and k[1] == id(p):
-                    forms[k[2]] = np.einsum("ij,ij->i", LD, MW)
+                    forms[k[2]] = _row_dots(LD, MW)
             if want is not None and want not in forms:
-                forms[want] = np.einsum("ij,ij->i", LD, self._mw(p, W))
+                forms[want] = _row_dots(LD, self._mw(p, W))
             self._cache[key] = forms
             self._keep.append((p, D))
         return forms[want]

@@ -351,7 +351,8 @@ def paired_mean_difference(loss_a: Any, loss_b: Any, a: str = "a", b: str = "b",
 
 
 def surrogate_excess(Y_fit: Any, F_fit: Any, Y_test: Any, errors_test: Any, *,
-                     fit: tuple[FixedDesign, Any] | None = None) -> tuple[float, float]:
+                     fit: tuple[FixedDesign, Any] | None = None,
+                     test_forms: np.ndarray | None = None) -> tuple[float, float]:
     """What a surrogate's own estimation error adds to its test squared error, for :func:`linlens.stats.gain_split`.
 
     The OLS surrogate (with intercept) of F on Y, fitted on n rows and scored on other points, errs at a test point
@@ -373,6 +374,11 @@ def surrogate_excess(Y_fit: Any, F_fit: Any, Y_test: Any, errors_test: Any, *,
         errors_test: (n_test, d_out) the surrogate's prediction − target on the test points.
         fit: the (:class:`~linlens.surrogate.multiplier.FixedDesign`, its ``perturbation(F_fit, ...)``) a caller
             already has for these rows (no second factorization); Y_fit and F_fit are then not read.
+        test_forms: (n,) zᵢᵀ Σₜ zᵢ with Σₜ = (1/n_test) Σₜ (yₜ − ȳ)(yₜ − ȳ)ᵀ the test inputs' covariance about their
+            own mean, when the caller has them (e.g. :meth:`~linlens.surrogate.multiplier.MultiplierBootstrap.
+            weight_forms` of the design rows under the test rows' second moment, times its scale²): then
+            Σₜ aᵢₜ² = n_test/n² + (2/n) zᵢᵀs + n_test (zᵢᵀΣₜzᵢ + (zᵢᵀδ)²) (δ = ȳ_test − ȳ_fit, s = n_test δ) needs
+            neither Σₜ nor Z Σₜ (an n_test·d² and an n·d² product).
 
     Returns:
         (bias, se): the expected excess squared error per test point, mean over t of Σᵢ ‖lᵢ‖² aᵢₜ², and the standard
@@ -404,10 +410,19 @@ def surrogate_excess(Y_fit: Any, F_fit: Any, Y_test: Any, errors_test: Any, *,
                          f"the same m points; got {Yt.shape} and {Et.shape}")
     n, n_t = design.n, len(Yt)
     Tc = Yt - design.mean
-    s_t, S_t = Tc.sum(axis=0), Tc.T @ Tc
     l2 = np.einsum("ij,ij->i", p.L, p.L)
     Z = p.M
-    a2 = n_t / n**2 + (2.0 / n) * (Z @ s_t) + np.einsum("ij,ij->i", Z @ S_t, Z)  # Σₜ aᵢₜ²
+    if test_forms is None:
+        s_t, S_t = Tc.sum(axis=0), Tc.T @ Tc
+        quad = np.einsum("ij,ij->i", Z @ S_t, Z)  # Σₜ (zᵢᵀỹₜ)²
+    else:  # Σₜ (zᵢᵀỹₜ)² = n_t (zᵢᵀΣₜzᵢ + (zᵢᵀδ)²), ỹₜ = (yₜ − ȳ_test) + δ
+        tf = np.asarray(test_forms, dtype=np.float64)
+        if tf.shape != (n,):
+            raise ShapeError(f"test_forms must be ({n},) (one per fit row); got {tf.shape}")
+        delta = Yt.mean(axis=0) - design.mean
+        s_t, zd = n_t * delta, Z @ delta
+        quad = n_t * (tf + zd * zd)
+    a2 = n_t / n**2 + (2.0 / n) * (Z @ s_t) + quad  # Σₜ aᵢₜ²
     bias = float(l2 @ a2) / n_t
     q, Q = Et.sum(axis=0), Et.T @ Tc  # Σₜ eₜ, Σₜ eₜ ỹₜᵀ
     infl = (2.0 / n_t) * (p.L @ q / n + np.einsum("ij,ij->i", p.L, Z @ Q.T))

@@ -691,7 +691,7 @@ def inverse_study(
         report_progress(steps, 2, 4)
 
         if np.array_equal(Yt_m, Yt):
-            S_m, T_m = S_T, T_c
+            S_m, s_m, T_m = S_T, s_T, T_c
             tp = ref_tp | {"C": _centred_products(P, yt_mean, coef, s_T)}
         else:  # a cast changed the inputs: the references' products are on other rows
             S_m, s_m = probe_covariance(Yt_m)
@@ -717,6 +717,7 @@ def inverse_study(
                        or k.startswith("band_")}
         # noise floor of unweighted numbers: the Frobenius size of C's own estimation error, √E‖Ĉ − C‖²_F
         floor = math.sqrt(max(mb.expected(fitp, np.eye(n_y)), 0.0))
+        z_forms = mb.weight_forms(fitp, S_m) * s_m**2  # zᵢᵀΣₜzᵢ from the M S_T the statistics formed (gain split)
         mb.clear()
         floors = {"‖C‖_F": floor, "σ_max(C)": floor}
         floors.update({f"‖C − {k}‖_F/‖{k}‖_F": floor / max(float(np.linalg.norm(R)), 1e-300) for k, R in refs.items()})
@@ -731,7 +732,7 @@ def inverse_study(
         gain = paired_mean_difference(model_sq, cdata_sq, mname, "C_data", ci=ci)
         # the one rule (stats.gain_split): a nonlinear gain only against the network's own surrogate, whose
         # out-of-sample error from its finite fit rows is removed (surrogate_excess, from C's HC2 rows)
-        excess = surrogate_excess(None, None, Yt_m, pred - Xt, fit=(design_m, fitp))
+        excess = surrogate_excess(None, None, Yt_m, pred - Xt, fit=(design_m, fitp), test_forms=z_forms)
         split_gain = gain_split(model_sq, np.sum((pred - Xt) ** 2, axis=1), cdata_sq, surrogate_bias=excess[0],
                                 surrogate_se=excess[1], confidence=ci)
         results[mname] = ModelLinearity(
