@@ -366,6 +366,37 @@ def test_comparison_with_the_leading_values_of_R_only_says_so_and_computes_nothi
         compare_operators(C, R, k=128, svd_C=svd(C), svd_R=short)
 
 
+@pytest.mark.parametrize("shape,rank", [((12, 12), 12), ((12, 12), 9), ((10, 14), 10)])
+def test_signal_rows_equal_the_direct_formula(shape, rank):
+    """SignalNoiseModel.signal_rows(C): Φ_s V_rᵀ must be Vᵀ(CA − P) formed directly (P = A⁺A from numpy's pinv), B_rr
+    the leading block of VᵀΣₓV, and the per-component quadratic forms (Φ_s B_rr Φ_sᵀ)ᵢᵢ/tr Σₓ the diagonal of
+    Vᵀ(CA − P)Σₓ(CA − P)ᵀV/tr Σₓ (direct products), whose band sums are the split's (1e-10 relative); on a full-rank,
+    a rank-deficient and a wide A. After split(C) the same arrays come back (no product); another array is computed."""
+    rng = np.random.default_rng(11)
+    n_y, n_x = shape
+    Ua, Va = np.linalg.qr(rng.normal(size=(n_y, n_y)))[0], np.linalg.qr(rng.normal(size=(n_x, n_x)))[0]
+    s = np.r_[np.geomspace(3.0, 0.05, rank), np.zeros(min(shape) - rank)]
+    A = (Ua[:, : s.size] * s) @ Va[:, : s.size].T
+    G = rng.normal(size=(n_x, n_x))
+    Sx = G @ G.T / n_x + 0.1 * np.eye(n_x)
+    C = rng.normal(size=(n_x, n_y))
+    snm = SignalNoiseModel(A, Sx, 0.1, n_bands=3)
+    sp = snm.split(C)
+    Phi_s, B, PB = snm.signal_rows(C)
+    assert snm.signal_rows(C)[0] is Phi_s  # reused from the split of the same array
+    r = s.size
+    P = np.linalg.pinv(A) @ A
+    E = snm.Vt @ (C @ A - P)  # rows of Vᵀ(CA − P), directly
+    np.testing.assert_allclose(Phi_s @ snm.Vt[:r], E, rtol=0, atol=1e-12 * np.abs(E).max())
+    np.testing.assert_allclose(B, (snm.Vt @ Sx @ snm.Vt.T)[:r, :r], rtol=0, atol=1e-12 * np.abs(Sx).max())
+    direct = np.einsum("ij,jk,ik->i", E, Sx, E) / np.trace(Sx)
+    rows = np.sum(Phi_s * PB, axis=1) / np.trace(Sx)
+    np.testing.assert_allclose(rows, direct, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(sp.band_signal_error, [direct[a:b].sum() for a, b in sp.bands], rtol=1e-10)
+    fresh = SignalNoiseModel(A, Sx, 0.1, n_bands=3).signal_rows(C.copy())  # computed without a split first
+    np.testing.assert_allclose(fresh[2], PB, rtol=0, atol=1e-12 * np.abs(PB).max())
+
+
 def test_signal_noise_model_takes_the_callers_full_svd_of_A():
     """A study factorizes A once: the model built from the caller's full SVD splits every C exactly as the one
     that factorizes A itself (second route), and an SVD of another shape is refused."""

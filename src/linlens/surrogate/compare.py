@@ -394,6 +394,7 @@ class SignalNoiseModel:
         self.ASx = a @ Sx
         self.AS = self.ASx @ a.T
         self._vtc: tuple[Any, np.ndarray, np.ndarray] | None = None
+        self._sig: tuple[Any, np.ndarray, np.ndarray] | None = None  # (C, Φ_s, Φ_s B_rr) of the last split
         self._pinv: Any = None  # the array pinv() returned, whose Vᵀ A⁺ and Φ in _vtc are exact
 
     def pinv(self, tol: float | None = None) -> np.ndarray:
@@ -440,14 +441,9 @@ class SignalNoiseModel:
             Phi = G_noise @ (U * s)
             self._vtc = (C, G_noise, Phi)  # Vᵀ C and Φ, reused by filter_factors(C) for the same C
         r = s.size
-        Phi_s = Phi - np.eye(n_x, r)[:, :r] * (np.arange(r) < self.rank)
-        # the quadratic form row by row, on the rows of Φ − J that are not zero (all of them for a general C; none
-        # for A⁺: no d³ product there)
-        nz = np.flatnonzero(np.any(Phi_s, axis=1))
-        sig_rows = np.zeros(n_x)
-        if nz.size:
-            Phs = Phi_s[nz] if nz.size < n_x else Phi_s
-            sig_rows[nz] = np.sum((Phs @ self._basis_prior()[:r, :r]) * Phs, axis=1) / self.trace
+        Phi_s, PB = self._signal_products(Phi)
+        sig_rows = np.sum(PB * Phi_s, axis=1) / self.trace
+        self._sig = (C, Phi_s, PB)  # for signal_rows(C) (the statistics' band terms in this basis)
         G_noise_S = G_noise * self._noise_var if self._noise_var is not None else G_noise @ self.noise_covariance
         noise_rows = np.sum(G_noise_S * G_noise, axis=1) / self.trace
         signal = float(sig_rows.sum())
@@ -467,6 +463,44 @@ class SignalNoiseModel:
             band_signal_error=self.band_sums(sig_rows),
             band_noise_amplification=self.band_sums(noise_rows),
         )
+
+    def _signal_products(self, Phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(Φ_s, Φ_s B_rr) of a filter-factor matrix Φ (n_x, r): Φ_s = Φ − J (J: ones at (i, i), i < rank), the rows
+        of Vᵀ(CA − P) in A's right singular basis (Vᵀ(CA − P) = Φ_s V_rᵀ), and B_rr = (VᵀΣₓV)[:r, :r]. The product
+        runs on the rows of Φ_s that are not zero only (all of them for a general C; none for A⁺: no d³ product)."""
+        r = self.svd_A.s.size
+        n_x = Phi.shape[0]
+        Phi_s = Phi - np.eye(n_x, r)[:, :r] * (np.arange(r) < self.rank)
+        nz = np.flatnonzero(np.any(Phi_s, axis=1))
+        PB = np.zeros_like(Phi_s)
+        if nz.size == n_x:
+            PB = Phi_s @ self._basis_prior()[:r, :r]
+        elif nz.size:
+            PB[nz] = Phi_s[nz] @ self._basis_prior()[:r, :r]
+        return Phi_s, PB
+
+    def signal_rows(self, C: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The signal error of C (n_x, n_y) in A's right singular basis: (Φ_s, B_rr, Φ_s B_rr), with
+        Φ_s = Vᵀ C U_r diag(s) − J (n_x, r) — the rows of Vᵀ(CA − P) are Φ_s V_rᵀ —, B_rr = (Vᵀ Σₓ V)[:r, :r] (r, r)
+        symmetric and their product (n_x, r): the signal error of singular component i is (Φ_s B_rr Φ_sᵀ)ᵢᵢ / tr Σₓ,
+        so a band's signal error is a quadratic form in B_rr on the band's rows of Φ_s (what :meth:`split` sums).
+        Reused from the last :meth:`split` of the same array object (no d³ product), else computed (three). The arrays
+        are shared: do not modify them.
+
+        Example:
+            >>> A = np.diag([2.0, 0.5]); snm = SignalNoiseModel(A, np.eye(2), 0.1); C = np.diag([0.4, 1.0])
+            >>> Phi_s, B, PB = snm.signal_rows(C)  # Φ = diag(0.8, 0.5): Φ − I = diag(−0.2, −0.5)
+            >>> np.round(Phi_s, 12).tolist(), B.tolist()
+            ([[-0.2, 0.0], [0.0, -0.5]], [[1.0, 0.0], [0.0, 1.0]])
+            >>> round(float(np.sum(PB * Phi_s)) / 2, 12), round(snm.split(C).signal_error, 12)  # (0.04 + 0.25)/tr Σₓ
+            (0.145, 0.145)
+        """
+        last = self._sig
+        if last is None or last[0] is not C:
+            self.split(C)
+            last = self._sig
+        r = self.svd_A.s.size
+        return last[1], self._basis_prior()[:r, :r], last[2]
 
     def _basis_prior(self) -> np.ndarray:
         """Vᵀ Σₓ V (n_x, n_x), the prior covariance in A's right singular basis (formed once)."""
