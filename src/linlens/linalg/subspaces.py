@@ -700,8 +700,11 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     K = prod_h(rng.standard_normal((n, L)).astype(dt))
     if not np.isfinite(K).all():
         raise NonFiniteError("X contains NaN/Inf values")
-    Qs: list[np.ndarray] = []
-    Ps: list[np.ndarray] = []
+    # the basis [Q_0 … Q_j] and [P_0 … P_j] = X [Q_0 … Q_j] in buffers of every step's columns (block j in columns
+    # c_j … c_(j+1)): the Gram–Schmidt and Gram products read a prefix in place, no concatenated copy per step
+    cols = L * (max_steps + 1)
+    Qbuf, Pbuf = np.empty((d, cols), order="F"), np.empty((n, cols), order="F")  # columns untouched until used
+    c = 0
     Ks: list[np.ndarray] = []  # Xᵀ P_j as formed: the final residuals' products
     gram = W = np.zeros((0, 0))
     sv = np.zeros(0)
@@ -715,10 +718,11 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
             break
         P = prod(Q)  # X Q_j
         # Gram of [P_0 … P_j] (X Q) extended by the new block: its eigenvalues are the Ritz values sᵢ²
-        cross = np.concatenate(Ps, axis=1).T @ P if Ps else np.zeros((0, Q.shape[1]))
+        cross = Pbuf[:, :c].T @ P
         gram = np.block([[gram, cross], [cross.T, P.T @ P]])
-        Qs.append(Q)
-        Ps.append(P)
+        Qbuf[:, c:c + Q.shape[1]] = Q
+        Pbuf[:, c:c + Q.shape[1]] = P
+        c += Q.shape[1]
         K = prod_h(P)  # XᵀX Q_j: the next block, and the residuals of this step's Ritz pairs
         Ks.append(K)
         steps = j
@@ -733,7 +737,7 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
         # block classical Gram–Schmidt of the next block, twice; the first pass's coefficients QᵀK = QᵀXᵀ(XQ_j) =
         # (XQ)ᵀ(XQ_j) are the Gram's last block column
         norms = np.linalg.norm(K, axis=0)
-        Qa = np.concatenate(Qs, axis=1)
+        Qa = Qbuf[:, :c]
         K = K - Qa @ gram[:, -Q.shape[1]:]
         K -= Qa @ (Qa.T @ K)
         # the stopping rule: Xᵀuᵢ − sᵢvᵢ (uᵢ = P wᵢ/sᵢ, vᵢ = Q wᵢ) has no part in span(Q) (QᵀXᵀP = PᵀP, the Gram, whose
@@ -746,13 +750,13 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     s1 = float(sv[0]) if sv.size else 0.0
     rows = []
     if r:  # the sign rule on the left vectors U = P W / s; V = Q W and Xᵀ U = (Xᵀ P) W / s follow
-        sg = sign_flips(_blocks_times(Ps, W[:, :r] / sv[:r]))
+        sg = sign_flips(Pbuf[:, :c] @ (W[:, :r] / sv[:r]))
         XtU = _blocks_times(Ks, W[:, :r] * (sg / sv[:r]))
-        rows.append(_blocks_times(Qs, W[:, :r] * sg).T)
+        rows.append((Qbuf[:, :c] @ (W[:, :r] * sg)).T)
     # beyond the resolved pairs: the remaining Ritz vectors (‖X v‖ ≤ noise·s₁), completed by orthonormal directions
     # outside the Krylov space (an exhausted space holds X's row space: X v = 0 there) up to k, at s = 0
-    if Qs and min(k, len(sv)) > r:
-        rows.append(_blocks_times(Qs, W[:, r:min(k, len(sv))]).T)
+    if c and min(k, len(sv)) > r:
+        rows.append((Qbuf[:, :c] @ W[:, r:min(k, len(sv))]).T)
     have = sum(len(v) for v in rows)
     if have < k:
         rows.append(_complete_rows(np.vstack(rows) if rows else np.zeros((0, d)), k - have, rng))

@@ -283,12 +283,18 @@ class GroupedFit:
     def _gradient_terms(self, yf: np.ndarray, Yfb: np.ndarray, sfY: np.ndarray, YB: np.ndarray,
                         zb: np.ndarray) -> np.ndarray:
         """:meth:`_fit_gradient_terms` from its d_out-sized pieces: yf (g,) = ⟨Y, zf_g⟩, Yfb = Y f̄ (m,),
-        sfY (g,) = ⟨sf_g, z̄ᵀY⟩, YB = Y B (m, m) (the bootstrap computes them for many Y at once)."""
-        zfc = yf - self.sz @ Yfb - sfY + self.n * float(zb @ Yfb)
-        # ⟨Y, z̃z̃ᵀ Bᵀ⟩ = ⟨z̃z̃ᵀ, Y B⟩
-        zzc = (np.tensordot(self.zz, YB, axes=([1, 2], [0, 1])) - self.sz @ (YB @ zb) - self.sz @ (YB.T @ zb)
-               + self.n * float(zb @ YB @ zb))
-        return zfc - zzc
+        sfY (g,) = ⟨sf_g, z̄ᵀY⟩, YB = Y B (m, m); or for b matrices Y at once (the bootstrap's replicates): yf (g, b),
+        Yfb (b, m), sfY (g, b), YB (b, m, m), giving (g, b)."""
+        m = self.m
+        one = np.ndim(yf) == 1
+        yf, sfY = (yf[:, None], sfY[:, None]) if one else (yf, sfY)
+        Yfb, YB = Yfb.reshape(-1, m), YB.reshape(-1, m, m)
+        zfc = yf - self.sz @ Yfb.T - sfY + self.n[:, None] * (Yfb @ zb)[None, :]
+        # ⟨Y, z̃z̃ᵀ Bᵀ⟩ = ⟨z̃z̃ᵀ, Y B⟩, for every Y in one product with the groups' zz_g
+        zzc = (self.zz.reshape(self.n_groups, m * m) @ YB.reshape(-1, m * m).T - self.sz @ (YB @ zb).T
+               - self.sz @ (zb @ YB).T + self.n[:, None] * (YB @ zb @ zb)[None, :])
+        out = zfc - zzc
+        return out[:, 0] if one else out
 
     def _held_variance(self, v: np.ndarray) -> tuple[float, float]:
         """The held-out error's ratio-of-means variance over groups weighted by v (n_groups,): (variance, e)."""
@@ -329,12 +335,17 @@ class GroupedFit:
         sfB, sfS = self.sf @ B, self.sf @ Szt.T
         fit_const = fit_const - float(np.sum((B @ S) * B) - 2 * np.sum(B * Szt.T))
         # the m × m factors of every replicate first (no d_out work): G_w⁺, G̃⁻¹S G_w⁺, X_w S_ztᵀ, Y* B
-        nw, SZ, SF = W @ self.n, W @ self.sz, W @ self.sf  # (n_boot,), (n_boot, m), (n_boot, d_out)
+        nw, SZ = W @ self.n, W @ self.sz  # (n_boot,), (n_boot, m)
+        # every replicate's weighted m × m sums at once, one product each over the groups: Σ_g w_g zz_g (→ G_w) and
+        # Σ_g w_g zf_g B (→ X_w B); then G_w⁺ (one m³ eigenproblem each) and Y* B = G̃⁻¹S G_w⁺ X_w B − G̃⁻¹S_zt B
+        cen0 = SZ / nw[:, None]
+        Gw = (W @ self.zz.reshape(g, m * m)).reshape(n_boot, m, m) - SZ[:, :, None] * cen0[:, None, :]
+        XB = (W @ zfB.reshape(g, m * m)).reshape(n_boot, m, m) - cen0[:, :, None] * (W @ sfB)[:, None, :]
         P = np.empty((n_boot, m, m))
-        XSzt, YB = np.empty((n_boot, m, m)), np.empty((n_boot, m, m))
-        for i, w in enumerate(W):
-            P[i] = pinv_psd(np.tensordot(w, self.zz, 1) - np.outer(SZ[i], SZ[i]) / nw[i])
-            YB[i] = GS @ (P[i] @ (np.tensordot(w, zfB, 1) - np.outer(SZ[i], w @ sfB) / nw[i])) - GSztB
+        for i in range(n_boot):
+            P[i] = pinv_psd(Gw[i])
+        YB = np.matmul(GS, np.matmul(P, XB)) - GSztB
+        Gw = XB = None
         # S = H H (H = S^½, symmetric psd): tr(B*SB*ᵀ) = ‖H P X_w‖², and Y* = G̃⁻¹H (H P X_w) − G̃⁻¹S_zt, so one product
         # per replicate, Y' = (H P) X_w, gives both; its inner products with the groups' sums are those of
         # H G̃⁻¹ zf_g (formed once per tile for all replicates)
@@ -353,14 +364,15 @@ class GroupedFit:
         yf, sfY, Yfb = np.zeros((g, n_boot)), np.zeros((g, n_boot)), np.zeros((n_boot, m))
         tile = max(1, min(d_out, int(TILE_VALUES // max(n_boot * m, 1))))  # ≤ 64 MiB of X_w (and of Y*) per tile
         # buffers reused by every tile (fresh 64 MiB arrays per tile cost more in page faults than their products)
-        zf_buf, X_buf, Y_buf = (np.empty(g * m * tile, dtype=dt), np.empty(n_boot * m * tile, dtype=dt),
+        # the group sums on a tile carry one more row, the outputs' sums sf_g − n_g f̄: X_w − (Σ_g w_g sz_g / n_w)(W sf −
+        # n_w f̄)ᵀ is then one product with [A | −A z̄_w] (z̄_w = Σ_g w_g sz_g / n_w), no rank-one update per replicate
+        zf_buf, X_buf, Y_buf = (np.empty(g * (m + 1) * tile, dtype=dt), np.empty(n_boot * (m + 1) * tile, dtype=dt),
                                 np.empty(n_boot * m * tile, dtype=dt))
         zh_buf = np.empty(g * m * tile, dtype=dt)
         c64 = np.empty(g * m * tile)
-        cen = (SZ / nw[:, None]).astype(dt)
-        SFc = SF - nw[:, None] * fb  # (n_boot, d_out): W (sf − n f̄)
         sfc = self.sf - self.n[:, None] * fb
-        Wd, Ad, HGd, fbd = W.astype(dt), A.astype(dt), HG.astype(dt), fb.astype(dt)
+        Aw = np.concatenate([A, -np.matmul(A, cen0[:, :, None])], axis=2)  # (n_boot, m, m + 1): [A | −A z̄_w]
+        Wd, Ad, HGd, fbd = W.astype(dt), Aw.astype(dt), HG.astype(dt), fb.astype(dt)
         vzb = (HG @ zb).astype(dt)  # z̄ᵀ G̃⁻¹H Y' = (H G̃⁻¹ z̄)ᵀ Y'
         kz = np.zeros(g)  # ⟨zf_g − sz_g f̄ᵀ, G̃⁻¹S_zt⟩
         SztTd = np.ascontiguousarray(Szt.T, dtype=dt)
@@ -371,22 +383,23 @@ class GroupedFit:
             zc64 = c64[:g * m * t].reshape(g, m, t)
             np.multiply(self.sz[:, :, None], fb[None, None, c], out=zc64)
             np.subtract(self.zf[:, :, c], zc64, out=zc64)  # zf_g − sz_g f̄ᵀ on the tile
-            zf_c = zf_buf[:g * m * t].reshape(g, m, t)
+            zs_c = zf_buf[:g * (m + 1) * t].reshape(g, m + 1, t)
+            zf_c = zs_c[:, :m]
             np.copyto(zf_c, zc64)
+            np.copyto(zs_c[:, m], sfc[:, c])  # sf_g − n_g f̄ on the tile
             zfS += np.matmul(zf_c, SztTd[c], out=zfS_tile)  # (zf_g − sz_g f̄ᵀ) S_ztᵀ on the tile
             zh = np.matmul(HGd, zf_c, out=zh_buf[:g * m * t].reshape(g, m, t)).reshape(g, m * t)  # H G̃⁻¹ zf_g
             kz += zc64.reshape(g, m * t) @ GSzt[:, c].reshape(m * t)
-            zf_c = zf_c.reshape(g, m * t)
-            X = np.matmul(Wd, zf_c, out=X_buf[:n_boot * m * t].reshape(n_boot, m * t)).reshape(n_boot, m, t)
-            SFt = SFc[:, c].astype(dt)
-            for i in range(n_boot):
-                X[i] -= np.outer(cen[i], SFt[i])
+            X = np.matmul(Wd, zs_c.reshape(g, (m + 1) * t),
+                          out=X_buf[:n_boot * (m + 1) * t].reshape(n_boot, (m + 1) * t)).reshape(n_boot, m + 1, t)
             Yc = np.matmul(Ad, X, out=Y_buf[:n_boot * m * t].reshape(n_boot, m, t))  # Y' = H P X_w on the tile
             Yr = Yc.reshape(n_boot, m * t)
-            fitq += np.einsum("ij,ij->i", Yr, Yr, dtype=np.float64)
+            # ‖Y'‖² on the tile: each replicate's row sums of at most `tile` squares in the sweep's precision, then
+            # summed in float64 (relative rounding ~1e-8 in float32, far below FLOAT32_ROUNDING; no float64 copy of Y')
+            fitq += np.einsum("bij,bij->bi", Yc, Yc).sum(axis=1, dtype=np.float64)
             yf += zh @ Yr.T
             Ypf += Yc @ fbd[c]
-            sfY += sfc[:, c].astype(dt) @ (vzb @ Yc).T
+            sfY += zs_c[:, m] @ (vzb @ Yc).T
         # the constant parts of Y* = G̃⁻¹H Y' − G̃⁻¹S_zt
         yf -= kz[:, None]
         Yfb = Ypf @ HG - (GSzt @ fb)[None, :]  # Y* f̄ (n_boot, m)
@@ -394,16 +407,16 @@ class GroupedFit:
         yf += self.sz @ Yfb.T  # back to ⟨Y*, zf_g⟩ (the centring above)
         sfY += self.n[:, None] * (Yfb @ zb)[None, :]  # back to ⟨sf_g, z̄ᵀY*⟩
         zfS += self.sz[:, :, None] * (Szt @ fb)[None, None, :]  # back to zf_g S_ztᵀ
-        for i, w in enumerate(W):
-            XSzt[i] = np.tensordot(w, zfS, 1) - np.outer(SZ[i], w @ sfS) / nw[i]
+        XSzt = (W @ zfS.reshape(g, m * m)).reshape(n_boot, m, m) - cen0[:, :, None] * (W @ sfS)[:, None, :]
+        # B*ᵀ = P X_w: tr(B*SB*ᵀ) = ‖H P X_w‖² and tr(B*S_zt) = ⟨P, X_w S_ztᵀ⟩ (P symmetric)
+        fit_num = fitq - 2 * np.einsum("bij,bij->b", P, XSzt) + fit_const
+        cb = 2 * self._gradient_terms(yf, Yfb, sfY, YB, zb) / den  # (g, n_boot)
         reps, se_reps = np.empty(n_boot), np.empty(n_boot)
-        for i, w in enumerate(W):
-            # B*ᵀ = P X_w: tr(B*SB*ᵀ) = ‖H P X_w‖² and tr(B*S_zt) = ⟨P, X_w S_ztᵀ⟩ (P symmetric)
-            fit_num = float(fitq[i] - 2 * np.sum(P[i] * XSzt[i])) + fit_const
+        for i in range(n_boot):
             held_num, held_den = self._held(draws[i, 1])
-            reps[i] = fit_num / den + (held_num / held_den - plug if held_den > 0 else 0.0)
-            cb = 2 * self._gradient_terms(yf[:, i], Yfb[i], sfY[:, i], YB[i], zb) / den
-            se_reps[i] = np.sqrt(float(w @ (cb * cb)) * g / (g - 1) + self._held_variance(draws[i, 1])[0])
+            reps[i] = fit_num[i] / den + (held_num / held_den - plug if held_den > 0 else 0.0)
+            se_reps[i] = np.sqrt(float(W[i] @ (cb[:, i] * cb[:, i])) * g / (g - 1)
+                                 + self._held_variance(draws[i, 1])[0])
         return reps, se_reps
 
     def error(self, n_boot: int = 200, seed: int = 0, ci: float = 0.95, float32: bool | None = None) -> GroupedError:
