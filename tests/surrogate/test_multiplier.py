@@ -29,11 +29,14 @@ def test_replicates_equal_the_statistic_of_the_explicitly_perturbed_operator(met
     D = rng.normal(size=(d_out, d_in))
     mb = MultiplierBootstrap({"fit": n, "train": n_tr}, n_boot=7, seed=3, method=method)
     for pieces in ([(1.0, fit)], [(1.0, fit), (-1.0, ref)], [(1.0, ref2), (-1.0, fit), (2.0, ref)]):
-        for o in (None, O):
+        for o in (None, O, slice(1, 3)):
             q = mb.quadratic(D, W, pieces, O=o, scale=2.0)
+            qw = mb.quadratic(D, W, pieces, O=o, scale=2.0, DW=D @ W)  # the caller's D W: the same numbers
+            assert qw.plug_in == pytest.approx(q.plug_in, rel=1e-12) and qw.expected == q.expected
+            np.testing.assert_allclose(qw.replicates, q.replicates, rtol=1e-12)
             for b in range(mb.n_boot):
                 Ds = D + sum(s * _explicit(p, mb.omega[p.source][b]) for s, p in pieces)
-                OD = Ds if o is None else o @ Ds
+                OD = Ds if o is None else Ds[o] if isinstance(o, slice) else o @ Ds
                 assert q.replicates[b] == pytest.approx(np.trace(OD @ W @ OD.T) / 4.0, rel=1e-10)
             # the expected quadratic term, by averaging over every multiplier draw is costly: check it against
             # its definition E_ω tr(O E W Eᵀ Oᵀ) = Σₖ tr(O eₖ W eₖᵀ Oᵀ) for the per-row pieces eₖ (ω iid ±1)
@@ -45,7 +48,7 @@ def test_replicates_equal_the_statistic_of_the_explicitly_perturbed_operator(met
                     w = np.zeros(m)
                     w[k] = 1.0
                     Ek = sum(s * _explicit(p, w) for s, p in pieces if p.source == src)
-                    OE = Ek if o is None else o @ Ek
+                    OE = Ek if o is None else Ek[o] if isinstance(o, slice) else o @ Ek
                     E_rows += float(np.trace(OE @ W @ OE.T))
             assert q.expected == pytest.approx(E_rows / 4.0, rel=1e-10)
     g = rng.normal(size=(d_out, d_in))

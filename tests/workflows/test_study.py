@@ -306,3 +306,45 @@ def test_test_products_shared_with_the_predictions_give_the_statistics_formed_fr
         for f in ("estimate", "low", "high", "std"):
             assert a.errors[k][f] == pytest.approx(b.errors[k][f], rel=1e-9, abs=1e-14)
     assert shared.test_mse == pytest.approx(ref.test_mse, rel=1e-12)
+
+
+def test_band_terms_in_a_singular_basis_equal_the_bands_of_c_a_minus_p():
+    """The study evaluates the signal error per band in A's right singular basis (slices of Φ − J under VᵀΣₓV, C's
+    perturbation rotated to rows Vᵀlₖ and (U s)ᵀmₖ) and the filter-factor leakage's first-order change from the
+    same rows: second route, the original basis — the quadratic of CA − P under Σₓ on the output rows Vᵀ[a:b] with
+    C's perturbation times A, and ⟨V Γ (U s)ᵀ, E⟩ — on the same multipliers (rank-deficient A: P ≠ I)."""
+    from linlens.linalg import svd
+    from linlens.surrogate.compare import SignalNoiseModel
+    from linlens.surrogate.multiplier import FixedDesign, MultiplierBootstrap
+    from linlens.workflows.study import _multiplier_statistics
+
+    rng = np.random.default_rng(8)
+    d, n = 7, 300
+    A = rng.normal(size=(d, d)) @ np.diag([3, 2, 1, 0.5, 0.2, 0.0, 0.0]) @ rng.normal(size=(d, d)) / d
+    Sx = np.cov(rng.normal(size=(50, d)).T)
+    Y, T = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+    F = Y @ rng.normal(size=(d, d)) + np.abs(Y[:, :1])
+    fit = FixedDesign(Y).perturbation(F, "fit")
+    C = fit.coef
+    snm = SignalNoiseModel(A, Sx, 0.1, n_bands=3, svd_A=np.linalg.svd(A))
+    T_c = T - T.mean(axis=0)
+    S_T = T_c.T @ T_c / n
+    ci, B = 0.95, 40
+    boot = _multiplier_statistics(MultiplierBootstrap({"fit": n}, n_boot=B, seed=2), fit, C, {"R": np.eye(d)},
+                                  {"R": None}, S_T, T_c, snm, A, snm.svd_A, svd(C), ci)
+    mb = MultiplierBootstrap({"fit": n}, n_boot=B, seed=2, method="explicit")
+    fit_A = fit.times(A)
+    for j, (a0, b0) in enumerate(snm.bands):
+        q = mb.quadratic(fit_A.coef - snm.P, Sx, [(1.0, fit_A)], O=snm.Vt[a0:b0])
+        assert boot.bias_corrected[f"band_{j}"] == pytest.approx(q.corrected / snm.trace, rel=1e-9, abs=1e-13)
+        np.testing.assert_allclose(boot.samples[f"band_{j}"], (q.replicates - q.expected) / snm.trace,
+                                   rtol=1e-8, atol=1e-12)
+    ff = snm.filter_factors(C)
+    model = np.zeros_like(ff.matrix)
+    for a0, b0 in ff.clusters:
+        model[a0:b0, a0:b0] = ff.factors[a0] * np.eye(b0 - a0)
+    nphi, noff = np.linalg.norm(ff.matrix), np.linalg.norm(ff.matrix - model)
+    Gam = (ff.matrix - model) / (noff * nphi) - ff.leakage * ff.matrix / nphi**2
+    U, s, Vt = snm.svd_A
+    lin = mb.linear(Vt.T @ Gam @ (U * s).T, [(1.0, fit)])
+    np.testing.assert_allclose(boot.samples["filter-factor leakage"], ff.leakage + lin, rtol=1e-9, atol=1e-12)

@@ -396,8 +396,11 @@ class MultiplierBootstrap:
         return om
 
     @staticmethod
-    def _rows(X: np.ndarray, O: np.ndarray | None) -> np.ndarray:
-        return X if O is None else X @ O.T
+    def _rows(X: np.ndarray, O: np.ndarray | slice | None) -> np.ndarray:
+        """X Oᵀ: X's columns taken by output rows O (a (k, d_out) matrix, or a slice of the outputs: no product)."""
+        if O is None:
+            return X
+        return X[:, O] if isinstance(O, slice) else X @ O.T
 
     def _times_w(self, kind: str, p: Perturbation, W: np.ndarray) -> np.ndarray:
         """``kind`` "MW": M W (n, d_in) of a perturbation; "NW": N W (d_out, d_in) of its full-rank part; kept until
@@ -486,8 +489,8 @@ class MultiplierBootstrap:
         return float(np.sum((ON[id(p)] @ W) * ON[id(q)]))
 
     def quadratic(self, D: np.ndarray | Sequence[tuple[float, np.ndarray]], W: np.ndarray,
-                  pieces: Sequence[tuple[float, Perturbation]], O: np.ndarray | None = None,
-                  scale: float = 1.0, plug_in: float | None = None) -> Quadratic:
+                  pieces: Sequence[tuple[float, Perturbation]], O: np.ndarray | slice | None = None,
+                  scale: float = 1.0, plug_in: float | None = None, DW: np.ndarray | None = None) -> Quadratic:
         """tr(O D* W D*ᵀ Oᵀ)/scale² over the replicates, D* = D + Σ sign·E(ω).
 
         Arguments:
@@ -496,10 +499,13 @@ class MultiplierBootstrap:
                 the same arrays.
             W: (d_in, d_in) symmetric weight.
             pieces: (sign, :class:`Perturbation`) pairs; the same objects across calls reuse cached Grams.
-            O: (k, d_out) output rows (a band of a singular basis), or None for all outputs.
+            O: (k, d_out) output rows (a band of a singular basis), a slice of the outputs (rows of an operator
+                already in that basis: no products), or None for all outputs.
             scale: divides every operator (ratios of tiny or huge operators neither under- nor overflow).
             plug_in: tr(D W Dᵀ)/scale² when the caller has it (O None only; e.g. from :meth:`test_forms` when W is
                 the evaluation rows' second moment): without output rows, the quadratic then forms no d³ product.
+            DW: (d_out, d_in) the product D W when the caller has it (e.g. a factorization formed it): its rows O D W
+                give the plug-in and the linear term without the d³ product O D W.
 
         Returns:
             :class:`Quadratic`.
@@ -511,8 +517,13 @@ class MultiplierBootstrap:
         OD = self._rows(D.T, O).T / scale  # O D, (k, d_in)
         dW = self._diagonal(W)
         ODW = None
-        if plug_in is None:
+        if DW is not None:
+            if np.shape(DW) != np.shape(D):
+                raise ShapeError(f"quadratic: DW must be D W, shape {np.shape(D)}; got {np.shape(DW)}")
+            ODW = self._rows(np.asarray(DW, dtype=np.float64).T, O).T / scale
+        elif plug_in is None:
             ODW = OD * dW if dW is not None else OD @ W
+        if plug_in is None:
             plug = float(np.sum(OD * ODW))
         else:
             plug = float(plug_in)
@@ -551,7 +562,7 @@ class MultiplierBootstrap:
                 if p.g is not None and q.g is not None:
                     expected += f * float(np.sum(p.g * q.g)) * self._nwn(p, q, W, O, ON)
         d_out, d_in = np.shape(D)
-        k = d_out if O is None else O.shape[0]
+        k = d_out if O is None else len(range(d_out)[O]) if isinstance(O, slice) else O.shape[0]
         rows = [p.n_rows for _, p in pieces]
         costs = {"explicit": B * sum(rows) * d_out * d_in + B * k * d_in * (d_in + d_out),
                  "gram": sum(a * b for a in rows for b in rows) * (k + d_in + B),

@@ -337,13 +337,19 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
             reps[k] = (num.replicates - num.expected) / den_reps + mb.test_ratio_deltas(T_c, Ds[k], R, rho)
         se[k], se_reps[k] = _error_standard_errors(mb, fit, rp, C, R, S_T, T_c, rho, corr[k], den_corr, den_reps,
                                                    D=Ds[k], num=num)
+    fit_v = None  # C's perturbation in A's right singular basis (below), shared by the bands and the leakage
     if snm is not None:
         sp = snm.split(C) if split is None else split
-        fit_A = fit.times(A)
-        CA_P = fit_A.coef - snm.P  # C A formed once (fit.coef is C: the same OLS fit on the same rows)
+        # the bands in A's right singular basis, where they are slices of rows: Vᵀ(CA − P)V = [Φ − J, 0] (Φ the
+        # filter-factor matrix, J the identity on A's rank) under Vᵀ Σₓ V; C's perturbation there has rows Vᵀlₖ and
+        # (U s)ᵀmₖ (A V = [U s, 0]: only the first r = len(s) columns). The rows Φ − J and (Φ − J) B_rr come from
+        # the split: no C A, no band rows O(CA − P) and O(CA − P)Σₓ (three d³ products)
+        Phi_s, B_rr, Phi_B = snm.signal_rows(C)
+        U_A, s_A, _ = snm.svd_A
+        fit_v = Perturbation(source=fit.source, coef=Phi_s, L=fit.L @ snm.Vt.T, M=fit.M @ (U_A * s_A))
         sig_c, sig_r = 0.0, np.zeros(mb.n_boot)
         for j, (a0, b0) in enumerate(snm.bands):
-            q = mb.quadratic(CA_P, snm.Sx, [(1.0, fit_A)], O=snm.Vt[a0:b0])
+            q = mb.quadratic(Phi_s, B_rr, [(1.0, fit_v)], O=slice(int(a0), int(b0)), DW=Phi_B)
             key = f"band_{j}"
             plug[key] = float(sp.band_signal_error[j])
             corr[key] = q.corrected / snm.trace
@@ -386,7 +392,12 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         lin = np.zeros(mb.n_boot)
         if nphi > 0 and noff > 0:  # dℓ = ⟨Γ, dΦ⟩, dΦ = Vᵀ dC U diag(s)
             Gam = (Phi - model) / (noff * nphi) - ff.leakage * Phi / nphi**2
-            lin = mb.linear(svd_A.Vt.T @ Gam @ (svd_A.U * svd_A.s).T, [(1.0, fit)])
+            if fit_v is not None and Gam.shape == (fit_v.M.shape[1],) * 2:  # ⟨V_rΓ(U s)ᵀ, E⟩ from the bands' rows
+                Gam_v = np.zeros((fit_v.L.shape[1], Gam.shape[1]))
+                Gam_v[: Gam.shape[0]] = Gam
+                lin = mb.linear(Gam_v, [(1.0, fit_v)])
+            else:
+                lin = mb.linear(svd_A.Vt.T @ Gam @ (svd_A.U * svd_A.s).T, [(1.0, fit)])
         unweighted["filter-factor leakage"] = (ff.leakage, lin)
     for k, (v, lin) in unweighted.items():
         plug[k] = corr[k] = v
