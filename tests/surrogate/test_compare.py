@@ -366,6 +366,20 @@ def test_comparison_with_the_leading_values_of_R_only_says_so_and_computes_nothi
         compare_operators(C, R, k=128, svd_C=svd(C), svd_R=short)
 
 
+@pytest.mark.parametrize("m,block", [(100, 16), (97, 10), (30, 16)])
+def test_symmetric_product_equals_the_full_product(m, block):
+    """compare._symmetric_product (A Σₓ Aᵀ, VᵀΣₓV of SignalNoiseModel: the blocks on and above the diagonal)
+    equals the full product X Yᵀ to rounding and is exactly symmetric; blocks that do not divide m, the small case."""
+    from linlens.surrogate.compare import _symmetric_product
+
+    rng = np.random.default_rng(12)
+    A, G = rng.normal(size=(m, m)), rng.normal(size=(m, m))
+    X = A @ (G @ G.T)
+    P = _symmetric_product(X, A, block=block)
+    np.testing.assert_allclose(P, X @ A.T, rtol=0, atol=1e-13 * np.abs(P).max())
+    assert np.array_equal(P, P.T)
+
+
 @pytest.mark.parametrize("shape,rank", [((12, 12), 12), ((12, 12), 9), ((10, 14), 10)])
 def test_signal_rows_equal_the_direct_formula(shape, rank):
     """SignalNoiseModel.signal_rows(C): Φ_s V_rᵀ must be Vᵀ(CA − P) formed directly (P = A⁺A from numpy's pinv), B_rr
