@@ -625,19 +625,22 @@ def _gram_subspace(X: np.ndarray, k: int) -> PrincipalSubspace:
     return PrincipalSubspace(_orthonormal_rows(Vt), s, s_next, res, "gram", 0, True)
 
 
-def _range_basis(K: np.ndarray, cut: float, rel: float = 0.0) -> np.ndarray:
+def _range_basis(K: np.ndarray, cut: float, rel: float = 0.0, out: np.ndarray | None = None,
+                 work: np.ndarray | None = None) -> np.ndarray:
     """Orthonormal basis (d, r) of the range of K (d, L) without its directions of singular value below ``cut`` or
     below ``rel`` times the largest: the eigen-decomposition of the small Gram KᵀK (KᵀK = E Λ Eᵀ, Q = K E Λ^(−1/2) over
     the kept λ), twice (the second pass restores the orthogonality the first loses to the Gram's squared condition
     number; Cholesky QR2, Fukaya et al. 2014, with the rank cut of an eigen-decomposition). Costs two d·L² products, a
-    tenth of a Householder QR."""
+    tenth of a Householder QR. ``work`` and ``out`` (d, ≥ L), when given, receive the first pass and the result in
+    their leading columns (the result is then a view of ``out``)."""
     Q = K
-    for _ in range(2):
+    for dest in (work, out):
         lam, E = np.linalg.eigh(Q.T @ Q)
         keep = lam > max(cut * cut, rel * rel * (float(lam[-1]) if lam.size else 0.0))
         if not keep.any():
             return np.zeros((K.shape[0], 0))
-        Q = Q @ (E[:, keep] / np.sqrt(lam[keep]))
+        F = E[:, keep] / np.sqrt(lam[keep])
+        Q = Q @ F if dest is None else np.matmul(Q, F, out=dest[:, :F.shape[1]])
         cut, rel = 0.5, 0.0  # second pass: Q has orthonormal columns up to rounding; keep them all
     return Q
 
@@ -649,16 +652,6 @@ def _complete_rows(Vt: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarr
     for _ in range(2):
         G -= (G @ Vt.T) @ Vt
     return np.linalg.qr(G.T)[0].T
-
-
-def _blocks_times(blocks: list[np.ndarray], W: np.ndarray) -> np.ndarray:
-    """[B_0 … B_j] W for blocks B_i (m, L_i) and W (Σ L_i, r), block by block (no concatenated copy)."""
-    out = np.zeros((blocks[0].shape[0], W.shape[1]))
-    i = 0
-    for B in blocks:
-        out += B @ W[i:i + B.shape[1]]
-        i += B.shape[1]
-    return out
 
 
 def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: float,
@@ -686,48 +679,51 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     dt = X.dtype
     L = min(k + n_oversamples, n, d)
 
-    def prod(M: np.ndarray) -> np.ndarray:
-        return (X @ M.astype(dt)).astype(np.float64)
+    def prod(M: np.ndarray, out: np.ndarray) -> np.ndarray:
+        np.copyto(out, X @ M.astype(dt))  # X M in float64, into ``out``
+        return out
 
-    def prod_h(M: np.ndarray) -> np.ndarray:
-        return (X.T @ M.astype(dt)).astype(np.float64)
+    def prod_h(M: np.ndarray, out: np.ndarray) -> np.ndarray:
+        np.copyto(out, X.T @ M.astype(dt))
+        return out
 
     # rounding of a product with X relative to ‖X‖₂ (an entry sums max(n, d) terms; 4√(max(n, d))·ε, generous): a
     # Ritz value below noise·s₁ is a zero singular value to the products' precision
     noise = 4.0 * np.sqrt(max(n, d)) * float(np.finfo(dt).eps)
     drop = 1e-5 if dt == np.float32 else 1e-12  # in a new block: directions this far below its largest are dependent
     rng = np.random.default_rng(seed)
-    K = prod_h(rng.standard_normal((n, L)).astype(dt))
+    # every block-sized float64 array lives in a buffer allocated once (a fresh 35 MB temporary per operation, at
+    # d = 16,384, is mapped and zeroed afresh by the kernel each time): the basis [Q_0 … Q_j], the products
+    # [P_0 … P_j] = X [Q_0 … Q_j] and [XᵀP_0 … XᵀP_j] in column buffers (block j in columns c_j … c_(j+1)), the block
+    # being orthogonalized (Kw) and one scratch block (T)
+    cols = L * (max_steps + 1)
+    Qbuf, Pbuf, Kbuf = (np.empty((d, cols), order="F"), np.empty((n, cols), order="F"),
+                        np.empty((d, cols), order="F"))  # columns untouched until used
+    Kw, T = np.empty((d, L), order="F"), np.empty((d, L), order="F")
+    K = prod_h(rng.standard_normal((n, L)).astype(dt), Kw)
     if not np.isfinite(K).all():
         raise NonFiniteError("X contains NaN/Inf values")
-    # the basis [Q_0 … Q_j] and [P_0 … P_j] = X [Q_0 … Q_j] in buffers of every step's columns (block j in columns
-    # c_j … c_(j+1)): the Gram–Schmidt and Gram products read a prefix in place, no concatenated copy per step
-    cols = L * (max_steps + 1)
-    Qbuf, Pbuf = np.empty((d, cols), order="F"), np.empty((n, cols), order="F")  # columns untouched until used
     c = 0
-    Ks: list[np.ndarray] = []  # Xᵀ P_j as formed: the final residuals' products
     gram = W = np.zeros((0, 0))
     sv = np.zeros(0)
     captured, gain, steps, r = 0.0, float("nan"), 0, 0
     norms = np.linalg.norm(K, axis=0)
     for j in range(max_steps + 1):
         # each column relative to its own norm before projection (the span is unchanged), whatever the others' scale
-        K = K / np.where(norms > 0, norms, 1.0)
-        Q = _range_basis(K, np.finfo(float).tiny, rel=drop)
+        K /= np.where(norms > 0, norms, 1.0)
+        Q = _range_basis(K, np.finfo(float).tiny, rel=drop, out=Qbuf[:, c:], work=T)
         if Q.shape[1] == 0:  # the Krylov space is exhausted (X of low rank): the last Ritz pairs are X's
             break
-        P = prod(Q)  # X Q_j
+        w = Q.shape[1]
+        P = prod(Q, Pbuf[:, c:c + w])  # X Q_j
         # Gram of [P_0 … P_j] (X Q) extended by the new block: its eigenvalues are the Ritz values sᵢ²
         cross = Pbuf[:, :c].T @ P
         gram = np.block([[gram, cross], [cross.T, P.T @ P]])
-        Qbuf[:, c:c + Q.shape[1]] = Q
-        Pbuf[:, c:c + Q.shape[1]] = P
-        c += Q.shape[1]
-        K = prod_h(P)  # XᵀX Q_j: the next block, and the residuals of this step's Ritz pairs
-        Ks.append(K)
+        Kr = prod_h(P, Kbuf[:, c:c + w])  # XᵀX Q_j: the next block, and the residuals of this step's Ritz pairs
+        c += w
         steps = j
-        w, W = top_eigh(gram, k + 1)
-        sv = np.sqrt(np.maximum(w, 0.0))
+        w_, W = top_eigh(gram, k + 1)
+        sv = np.sqrt(np.maximum(w_, 0.0))
         now = float(np.sum(sv[:k] ** 2))
         gain = (now - captured) / now if now > 0 else 0.0  # reported: the fraction of the variance this step added
         captured = now
@@ -736,22 +732,23 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
             break
         # block classical Gram–Schmidt of the next block, twice; the first pass's coefficients QᵀK = QᵀXᵀ(XQ_j) =
         # (XQ)ᵀ(XQ_j) are the Gram's last block column
-        norms = np.linalg.norm(K, axis=0)
+        norms = np.linalg.norm(Kr, axis=0)
         Qa = Qbuf[:, :c]
-        K = K - Qa @ gram[:, -Q.shape[1]:]
-        K -= Qa @ (Qa.T @ K)
+        K, Tw = Kw[:, :w], T[:, :w]
+        np.subtract(Kr, np.matmul(Qa, gram[:, -w:], out=Tw), out=K)
+        K -= np.matmul(Qa, Qa.T @ K, out=Tw)
         # the stopping rule: Xᵀuᵢ − sᵢvᵢ (uᵢ = P wᵢ/sᵢ, vᵢ = Q wᵢ) has no part in span(Q) (QᵀXᵀP = PᵀP, the Gram, whose
         # eigenvectors wᵢ are), and each Xᵀ P_b (b < j) lies in span(Q_0 … Q_(b+1)) up to the cut directions: what is
         # left is the next block's new part, (I − QQᵀ) Xᵀ P_j, along the block's rows of wᵢ / sᵢ (the final residuals
         # are formed in full below)
-        est = np.linalg.norm(K @ (W[-Q.shape[1]:, :r] / sv[:r]), axis=0) / sv[:r]
+        est = np.linalg.norm(np.matmul(K, W[-w:, :r] / sv[:r], out=T[:, :r]), axis=0) / sv[:r]
         if est.max(initial=0.0) <= tol:
             break
     s1 = float(sv[0]) if sv.size else 0.0
     rows = []
     if r:  # the sign rule on the left vectors U = P W / s; V = Q W and Xᵀ U = (Xᵀ P) W / s follow
         sg = sign_flips(Pbuf[:, :c] @ (W[:, :r] / sv[:r]))
-        XtU = _blocks_times(Ks, W[:, :r] * (sg / sv[:r]))
+        XtU = Kbuf[:, :c] @ (W[:, :r] * (sg / sv[:r]))
         rows.append((Qbuf[:, :c] @ (W[:, :r] * sg)).T)
     # beyond the resolved pairs: the remaining Ritz vectors (‖X v‖ ≤ noise·s₁), completed by orthonormal directions
     # outside the Krylov space (an exhausted space holds X's row space: X v = 0 there) up to k, at s = 0
@@ -769,7 +766,7 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     if r:
         res[:r] = np.linalg.norm(XtU - Vt[:r].T * sk[:r], axis=0) / sk[:r]
     if r < k and s1 > 0:  # a zero singular value: ‖X vᵢ‖ relative to s₁ (one product of the k − r directions)
-        res[r:] = np.linalg.norm(prod(Vt[r:].T), axis=0) / s1
+        res[r:] = np.linalg.norm((X @ Vt[r:].T.astype(dt)).astype(np.float64), axis=0) / s1
     if k >= min(n, d) or (len(sv) <= k and r < k):  # no σ_(k+1), or an exhausted space of rank < k: σ_(k+1) = 0
         s_next = 0.0
     elif len(sv) > k:
