@@ -348,23 +348,26 @@ def _dominant(seed=0):
     return _data(2000, 600, np.r_[1000.0, np.linspace(1.0, 0.9, 19), np.linspace(0.8, 0.5, 580)], seed)
 
 
+@pytest.mark.parametrize("transpose", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_krylov_with_a_dominant_direction_never_says_converged_on_a_wrong_subspace(dtype):
+def test_krylov_with_a_dominant_direction_never_says_converged_on_a_wrong_subspace(dtype, transpose):
     """One dominant direction (σ₁ = 1000) and a clear gap at k = 20 (σ₂₀ = 0.9, σ₂₁ = 0.8): the first Krylov stop rule
     (a step's gain against the whole captured variance, and a rounding cut relative to the whole block) said
     "converged" after 1 step on a subspace 88° from numpy's. Now, against numpy's exact SVD: ``converged`` holds
     exactly when every reported residual is within the tolerance; the residual bound (each sᵢ within sᵢ·residualᵢ of
     an exact singular value) and Wedin's bound on the largest angle hold, the largest angle is below 0.1 rad; with the
     default 4 steps (or in float32, whose rounded products leave residuals ~7e-3 here) the route does not claim
-    convergence, and in float64 given the steps it needs it converges to numpy's subspace, s_k and gap."""
-    X = _dominant()
+    convergence, and in float64 given the steps it needs it converges to numpy's subspace, s_k and gap. Transposed
+    (600 rows, 2000 columns) the route iterates on Xᵀ (the basis in the smaller space) and returns X's right vectors
+    from its products: the same guarantees against numpy's SVD of that matrix."""
+    X = _dominant().T if transpose else _dominant()
     _, s, Vt = np.linalg.svd(X, full_matrices=False)
     k = 20
     exact_gap = (s[k - 1] - s[k]) / s[k - 1]
     rounding = 1e-4 if dtype == np.float32 else 1e-10
     for steps in (KRYLOV_MAX_STEPS, 12):
         p = principal_subspace(X.astype(dtype), k, method="krylov", max_steps=steps)
-        assert p.Vt.shape == (k, 600) and np.allclose(p.Vt @ p.Vt.T, np.eye(k), atol=1e-12)
+        assert p.Vt.shape == (k, X.shape[1]) and np.allclose(p.Vt @ p.Vt.T, np.eye(k), atol=1e-12)
         assert p.converged == (p.max_residual <= KRYLOV_TOL)
         abs_res = p.s * p.residuals
         assert all(np.min(np.abs(s - si)) <= ri * (1 + 1e-3) + rounding * s[0] for si, ri in zip(p.s, abs_res,

@@ -523,11 +523,12 @@ def eigenvalue_condition_numbers(M: Any) -> tuple[np.ndarray, np.ndarray]:
 _GRAM_PRODUCT_S, _GRAM_EIGH_S, _POWER_ITER_S = 1.93e-11, 8.6e-11, 8.0e-11
 
 #: Block Krylov route: at most this many Krylov steps q (the basis [XᵀΩ, (XᵀX)XᵀΩ, …, (XᵀX)^q XᵀΩ], 1 + 2(q + 1)
-#: products with X), stopping (``converged``) when every top-k pair's relative residual ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ is at most
-#: KRYLOV_TOL. Each pair is measured against its own sᵢ: a stop on the captured variance Σ sᵢ² (this route's first
-#: rule) let one dominant direction hide the others (σ₁ = 1000, σ₂..₂₀ ≈ 1: "converged" after 1 step, 88° from the
-#: exact subspace). On blurred-image rows like ``bench_analyze.py --side 128`` (4,800 × 16,384, flat spectrum at
-#: k = 256, relative gap 0.001) q = 3 leaves a largest residual of 5e-3 and q = 4 6e-5 (1.3e-6 more variance).
+#: products with X; on Xᵀ when n < d), stopping (``converged``) when every top-k pair's relative residual
+#: (‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ, or ‖X vᵢ − sᵢuᵢ‖/sᵢ on Xᵀ) is at most KRYLOV_TOL. Each pair is measured against its own sᵢ:
+#: a stop on the captured variance Σ sᵢ² (this route's first rule) let one dominant direction hide the others
+#: (σ₁ = 1000, σ₂..₂₀ ≈ 1: "converged" after 1 step, 88° from the exact subspace). On blurred-image rows like
+#: ``bench_analyze.py --side 128`` (4,800 × 16,384, flat spectrum at k = 256, relative gap 0.001) q = 3 leaves a
+#: largest residual of 5e-3 and q = 4 6e-5 (1.3e-6 more variance).
 KRYLOV_MAX_STEPS, KRYLOV_TOL = 4, 1e-3
 
 
@@ -557,14 +558,17 @@ class PrincipalSubspace(ResultMixin):
             vectors).
         s: (k,) singular values of X along them (Ritz values; exact for "gram").
         s_next: σ_{k+1} ("gram": exact) or its Ritz estimate (a lower bound; "randomized"); nan when unknown.
-        residuals: (k,) relative residuals ‖X vᵢ − sᵢ uᵢ‖ / sᵢ of the pairs (with Xᵀuᵢ = sᵢvᵢ; "krylov": the other
-            side, ‖Xᵀuᵢ − sᵢvᵢ‖ / sᵢ): a singular value of X lies within sᵢ·residualᵢ of each sᵢ (0 up to rounding when
-            exact). "krylov" on X of rank r < k: the directions past r have sᵢ = 0 and residual ‖X vᵢ‖ / s₁.
+        residuals: (k,) relative residuals ‖X vᵢ − sᵢ uᵢ‖ / sᵢ of the pairs (with Xᵀuᵢ = sᵢvᵢ; "krylov" with n ≥ d:
+            the other side, ‖Xᵀuᵢ − sᵢvᵢ‖ / sᵢ, see ``residual_form``): a singular value of X lies within
+            sᵢ·residualᵢ of each sᵢ (0 up to rounding when exact). "krylov" on X of rank r < k: the directions past r
+            have sᵢ = 0 and residual ‖X vᵢ‖ / s₁.
         method: "gram", "krylov" or "randomized".
         n_iter: power iterations ("randomized") or Krylov steps q ("krylov") run (0 for "gram").
         converged: the iteration met its tolerance (True for "gram"; "krylov": every residual ≤ its ``tol``).
         last_gain: "krylov": the fraction of the captured variance Σ sᵢ² that the last Krylov step added (reported, not
             the stopping rule); nan for the other routes.
+        residual_form: the residual reported, in words: "‖X vᵢ − sᵢuᵢ‖/sᵢ" (Xᵀuᵢ = sᵢvᵢ by construction) or, for
+            "krylov" on X with n ≥ d rows, "‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ" (X vᵢ = sᵢuᵢ by construction).
 
     Example:
         >>> X = np.diag([3.0, 2.0, 1.0])[:, :2] @ np.eye(2, 4)  # singular values 3, 2 along e₁, e₂ of R⁴
@@ -581,6 +585,7 @@ class PrincipalSubspace(ResultMixin):
     n_iter: int
     converged: bool
     last_gain: float = float("nan")
+    residual_form: str = "‖X vᵢ − sᵢuᵢ‖/sᵢ"
 
     @property
     def max_residual(self) -> float:
@@ -660,7 +665,8 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     the basis Q of [XᵀΩ, (XᵀX)XᵀΩ, …, (XᵀX)^q XᵀΩ] (Ω Gaussian (n, L)), each new block orthogonalized twice against the
     earlier ones (float64), then Rayleigh–Ritz on X Q. Step j takes two products, P_j = X Q_j and Xᵀ P_j (the next
     block before its orthogonalization), 1 + 2(q + 1) in all: the last Xᵀ P gives the residuals (U = [P_0 … P_j] W / s,
-    so Xᵀ U = [XᵀP_0 … XᵀP_j] W / s).
+    so Xᵀ U = [XᵀP_0 … XᵀP_j] W / s). With fewer rows than columns (n < d) all of this runs on Xᵀ, so that the
+    float64 basis and its orthogonalization live in the smaller space; X's right vectors are then P W / s.
 
     Stopping rule: every top-k pair's relative residual ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ ≤ ``tol`` — each pair against its own sᵢ, so
     one dominant direction cannot hide the others —, else ``max_steps``. Each step reads its residuals from the next
@@ -675,6 +681,13 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     (Rayleigh–Ritz finds their Ritz values at the rounding level). Ritz values below the products' rounding (X of
     rank < k) are returned as sᵢ = 0 along orthonormal directions (residual ‖X vᵢ‖/s₁) as in the Gram route, so that
     Vt always has k rows; a block with nothing left (X = 0, or an exhausted space) ends the iteration."""
+    n0, d0 = X.shape
+    # the basis lives in the smaller of the two spaces: with fewer rows than columns the iteration runs on Xᵀ (a view),
+    # whose right vectors are X's left ones U; X's right vectors V = XᵀU/s are then its products P W / s (no more
+    # passes) and the residuals are those of the other side, ‖X vᵢ − sᵢuᵢ‖/sᵢ (the basis's orthogonalization, a
+    # float64 cost ∝ its length, halves at n = d/2)
+    swap = n0 < d0
+    X = X.T if swap else X
     n, d = X.shape
     dt = X.dtype
     L = min(k + n_oversamples, n, d)
@@ -746,27 +759,37 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
             break
     s1 = float(sv[0]) if sv.size else 0.0
     rows = []
-    if r:  # the sign rule on the left vectors U = P W / s; V = Q W and Xᵀ U = (Xᵀ P) W / s follow
-        sg = sign_flips(Pbuf[:, :c] @ (W[:, :r] / sv[:r]))
-        XtU = Kbuf[:, :c] @ (W[:, :r] * (sg / sv[:r]))
-        rows.append((Qbuf[:, :c] @ (W[:, :r] * sg)).T)
+    d_out = n if swap else d  # the length of the returned (right) vectors of the caller's X
+    if r:  # the sign rule on the caller's left vectors: U = P W / s here (swapped: U = Q W)
+        if swap:  # X's V = (Xᵀ-side) P W / s, orthonormal up to rounding (Wᵀ PᵀP W = s²); XV = (Xᵀ-side) K W / s
+            sg = sign_flips(Qbuf[:, :c] @ W[:, :r])
+            U = Qbuf[:, :c] @ (W[:, :r] * sg)
+            XtU = Kbuf[:, :c] @ (W[:, :r] * (sg / sv[:r]))  # X vᵢ (of the caller's X), before the last step below
+            rows.append((Pbuf[:, :c] @ (W[:, :r] * (sg / sv[:r]))).T)
+        else:  # V = Q W and Xᵀ U = (Xᵀ P) W / s follow
+            sg = sign_flips(Pbuf[:, :c] @ (W[:, :r] / sv[:r]))
+            XtU = Kbuf[:, :c] @ (W[:, :r] * (sg / sv[:r]))
+            rows.append((Qbuf[:, :c] @ (W[:, :r] * sg)).T)
     # beyond the resolved pairs: the remaining Ritz vectors (‖X v‖ ≤ noise·s₁), completed by orthonormal directions
-    # outside the Krylov space (an exhausted space holds X's row space: X v = 0 there) up to k, at s = 0
-    if c and min(k, len(sv)) > r:
+    # outside the Krylov space (an exhausted space holds X's row space: X v = 0 there) up to k, at s = 0 (swapped: the
+    # right vectors of the unresolved pairs, P W / s, are not defined: orthonormal completions, their ‖X v‖ measured)
+    if c and min(k, len(sv)) > r and not swap:
         rows.append((Qbuf[:, :c] @ W[:, r:min(k, len(sv))]).T)
     have = sum(len(v) for v in rows)
     if have < k:
-        rows.append(_complete_rows(np.vstack(rows) if rows else np.zeros((0, d)), k - have, rng))
+        rows.append(_complete_rows(np.vstack(rows) if rows else np.zeros((0, d_out)), k - have, rng))
     Vt = np.vstack(rows)
-    # V = Q W is orthonormal up to rounding already: one Cholesky QR step (R ≈ I keeps each direction and its sign)
+    # V (= Q W, or P W / s swapped) is orthonormal up to rounding already: one Cholesky QR step (R ≈ I keeps each
+    # direction and its sign)
     Vt = sla.solve_triangular(np.linalg.cholesky(Vt @ Vt.T), Vt, lower=True, check_finite=False)
     sk = np.zeros(k)
     sk[:r] = sv[:r]
     res = np.zeros(k)
-    if r:
-        res[:r] = np.linalg.norm(XtU - Vt[:r].T * sk[:r], axis=0) / sk[:r]
+    if r:  # ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ, or swapped ‖X vᵢ − sᵢuᵢ‖/sᵢ (vᵢ before the rounding-level Cholesky step)
+        res[:r] = np.linalg.norm(XtU - (U if swap else Vt[:r].T) * sk[:r], axis=0) / sk[:r]
     if r < k and s1 > 0:  # a zero singular value: ‖X vᵢ‖ relative to s₁ (one product of the k − r directions)
-        res[r:] = np.linalg.norm((X @ Vt[r:].T.astype(dt)).astype(np.float64), axis=0) / s1
+        XV = Vt[r:].astype(dt) @ X if swap else (X @ Vt[r:].T.astype(dt)).T
+        res[r:] = np.linalg.norm(XV.astype(np.float64), axis=1) / s1
     if k >= min(n, d) or (len(sv) <= k and r < k):  # no σ_(k+1), or an exhausted space of rank < k: σ_(k+1) = 0
         s_next = 0.0
     elif len(sv) > k:
@@ -774,7 +797,8 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     else:
         s_next = float("nan")
     converged = bool(res.max(initial=0.0) <= tol)
-    return PrincipalSubspace(Vt, sk, s_next, res, "krylov", int(steps), converged, float(gain))
+    return PrincipalSubspace(Vt, sk, s_next, res, "krylov", int(steps), converged, float(gain),
+                             "‖X vᵢ − sᵢuᵢ‖/sᵢ" if swap else "‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ")
 
 
 def principal_subspace(X: Any, k: int, *, method: str = "auto", n_oversamples: int = 10, max_iter: int = 7,
@@ -800,7 +824,8 @@ def principal_subspace(X: Any, k: int, *, method: str = "auto", n_oversamples: i
       runs in float64 and keeps only (n, k + ``n_oversamples``) products in memory.
 
     Either way the accuracy is measured, not assumed: the relative residual of each pair (‖X vᵢ − sᵢ uᵢ‖/sᵢ for
-    "randomized", ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ for "krylov", whose other side holds by construction: one more product) and
+    "randomized", ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ for "krylov" — ‖X vᵢ − sᵢuᵢ‖/sᵢ when n < d, where it iterates on Xᵀ so that its
+    basis lives in the smaller space —, whose other side holds by construction: one more product) and
     σ_{k+1} for the gap at k (:attr:`PrincipalSubspace.relative_gap`).
 
     References:
@@ -814,7 +839,7 @@ def principal_subspace(X: Any, k: int, *, method: str = "auto", n_oversamples: i
         n_oversamples, max_iter, tol, seed: of the randomized routes (for "randomized" tol defaults to 1e-6 in
             float64, 1e-4 in float32: the change of the top-k left vectors between iterations,
             :func:`linlens.linalg.randomized_svd`; for "krylov" to :data:`KRYLOV_TOL`: the largest relative
-            residual ‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ).
+            residual, :attr:`PrincipalSubspace.residual_form`).
         max_steps: Krylov steps q at most ("krylov").
 
     Returns:
