@@ -51,6 +51,10 @@ __all__ = ["GroupedFit", "GroupedError", "FLOAT32_ROUNDING", "SINGLE_SHARE", "TI
 #: Bound on the relative rounding of the bootstrap sweep's float32 products (X_w X_wᵀ, Y* = A X_w), 10× the largest
 #: measured (``tests/surrogate/test_grouped.py``); the sweep runs in float32 only where this bound, carried to a
 #: replicate and to its standard error, stays below SINGLE_SHARE of the analytic standard error (else in float64).
+#: (The dense study's bootstrap has a different rule, :data:`linlens.surrogate.multiplier.REPLICATE_FLOAT32_MIN`: a
+#: size threshold for its replicate-only products, checked by tests to a stated tolerance, not a bound per data set;
+#: the two are not interchangeable and neither reads the other. The sweep's ‖Y'‖² sums each replicate's rows of
+#: squares in the sweep's precision and those row sums in float64: its relative rounding ~1e-8 is inside this bound.)
 FLOAT32_ROUNDING, SINGLE_SHARE = 1e-5, 1e-2
 
 #: Values of X_w (and of Y*) held at once by the bootstrap's sweep over the outputs, all replicates together
