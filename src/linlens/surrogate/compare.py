@@ -486,12 +486,14 @@ class SignalNoiseModel:
         runs on the rows of Φ_s that are not zero only (all of them for a general C; none for A⁺: no d³ product)."""
         r = self.svd_A.s.size
         n_x = Phi.shape[0]
-        Phi_s = Phi - np.eye(n_x, r)[:, :r] * (np.arange(r) < self.rank)
+        Phi_s = np.array(Phi, dtype=np.float64)  # one copy; J subtracted on its diagonal (no n_x × r identity)
+        j = np.arange(min(self.rank, r, n_x))
+        Phi_s[j, j] -= 1.0
         nz = np.flatnonzero(np.any(Phi_s, axis=1))
-        PB = np.zeros_like(Phi_s)
         if nz.size == n_x:
-            PB = Phi_s @ self._basis_prior()[:r, :r]
-        elif nz.size:
+            return Phi_s, Phi_s @ self._basis_prior()[:r, :r]
+        PB = np.zeros_like(Phi_s)
+        if nz.size:
             PB[nz] = Phi_s[nz] @ self._basis_prior()[:r, :r]
         return Phi_s, PB
 
