@@ -568,7 +568,8 @@ class PrincipalSubspace(ResultMixin):
         last_gain: "krylov": the fraction of the captured variance Σ sᵢ² that the last Krylov step added (reported, not
             the stopping rule); nan for the other routes.
         residual_form: the residual reported, in words: "‖X vᵢ − sᵢuᵢ‖/sᵢ" (Xᵀuᵢ = sᵢvᵢ by construction) or, for
-            "krylov" on X with n ≥ d rows, "‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ" (X vᵢ = sᵢuᵢ by construction).
+            "krylov" on X with n ≥ d rows, "‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ" (X vᵢ = sᵢuᵢ by construction); "gram": the eigenpairs'
+            relative residual in the Gram matrix.
 
     Example:
         >>> X = np.diag([3.0, 2.0, 1.0])[:, :2] @ np.eye(2, 4)  # singular values 3, 2 along e₁, e₂ of R⁴
@@ -627,7 +628,8 @@ def _gram_subspace(X: np.ndarray, k: int) -> PrincipalSubspace:
         V = Ek
         U = (X @ V) / np.where(s > 0, s, 1.0)
     U, Vt = fix_signs(U, V.T)
-    return PrincipalSubspace(_orthonormal_rows(Vt), s, s_next, res, "gram", 0, True)
+    return PrincipalSubspace(_orthonormal_rows(Vt), s, s_next, res, "gram", 0, True,
+                             residual_form="‖K eᵢ − λᵢeᵢ‖/λᵢ of the smaller Gram matrix K (λᵢ = sᵢ²)")
 
 
 def _range_basis(K: np.ndarray, cut: float, rel: float = 0.0, out: np.ndarray | None = None,

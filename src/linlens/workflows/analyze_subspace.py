@@ -484,7 +484,7 @@ def _subspace_check(sub: PrincipalSubspace, m: int) -> str:
     """
     gap = sub.relative_gap
     other = "X vᵢ = sᵢuᵢ" if sub.residual_form.startswith("‖Xᵀ") else "Xᵀuᵢ = sᵢvᵢ"
-    res = f"{sub.residual_form} ({other} by construction)" if sub.method == "krylov" else "‖X vᵢ − sᵢuᵢ‖/sᵢ"
+    res = f"{sub.residual_form} ({other} by construction)" if sub.method == "krylov" else sub.residual_form
     text = (f"Subspace check: the m = {m} pairs (vᵢ, sᵢ) have relative residuals {res} of at most "
             f"{sub.max_residual:.2g} (each sᵢ lies within that fraction of a singular value of the centred inputs), "
             f"and the relative gap at m, (s_m − s_(m+1))/s_m, is {gap:.3g}"
