@@ -89,17 +89,6 @@ def _terms(D: np.ndarray | Sequence[tuple[float, np.ndarray]]) -> list[tuple[flo
     return [(1.0, np.asarray(D, dtype=np.float64))]
 
 
-def _row_dots(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """(n,) Σⱼ Xᵢⱼ Yᵢⱼ in float64 (X may be float32: its rows are widened in blocks, no float64 copy of X)."""
-    if X.dtype == np.float64 and Y.dtype == np.float64:
-        return np.einsum("ij,ij->i", X, Y)
-    out = np.empty(X.shape[0])
-    step = max(1, 2**22 // max(X.shape[1], 1))
-    for i in range(0, X.shape[0], step):
-        out[i:i + step] = np.einsum("ij,ij->i", X[i:i + step].astype(np.float64), Y[i:i + step])
-    return out
-
-
 @dataclass(frozen=True)
 class Perturbation:
     """The linearized estimation error of a (d_out, d_in) operator: E(ω) = Σₖ ωₖ lₖ mₖᵀ + (gᵀω) N.
@@ -191,13 +180,16 @@ class FixedDesign:
         mf = F.mean(axis=0)
         Fc = F - mf
         coef = Fc.T @ self.Z
-        return coef, mf - self.mean @ coef.T, Fc - self._Yc @ coef.T
+        resid = self._Yc @ coef.T
+        np.subtract(Fc, resid, out=resid)  # Fc − Ỹ coefᵀ into the product's array (no third n × d_out array)
+        return coef, mf - self.mean @ coef.T, resid
 
     def perturbation(self, F: np.ndarray, source: str) -> Perturbation:
         """The OLS fit of F with its HC2 perturbation: lᵢ = rᵢ/√(1 − hᵢ), mᵢ = zᵢ (1 − hᵢ capped at 1/n)."""
         coef, _, r = self.fit(F)
         w = 1.0 / np.sqrt(np.clip(1.0 - self.leverage, 1.0 / self.n, None))
-        return Perturbation(source=source, coef=coef, L=r * w[:, None], M=self.Z)
+        r *= w[:, None]  # the residuals are fit()'s own new array: scaled in place
+        return Perturbation(source=source, coef=coef, L=r, M=self.Z)
 
 
 def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: float, X_train: np.ndarray,
@@ -276,7 +268,8 @@ def _spd_inverse(G: np.ndarray, pinv: bool = True) -> np.ndarray | None:
     if info == 0:
         inv, info = lapack.dpotri(c, lower=False)
         if info == 0:
-            return np.triu(inv) + np.triu(inv, 1).T
+            _symmetrize_upper(inv)  # in place, by blocks (np.triu twice cost ~1 s at d = 4096)
+            return inv
     return np.linalg.pinv(G, hermitian=True) if pinv else None
 
 
@@ -421,6 +414,23 @@ class MultiplierBootstrap:
     def _nw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
         return self._times_w("NW", p, W)
 
+    def _buffer(self, shape: tuple[int, ...], dt: type, name: str) -> np.ndarray:
+        """A scratch array kept until :meth:`clear` (large temporaries reused: no fresh pages to fault in each time)."""
+        key = ("buf", name, tuple(shape), np.dtype(dt).str)
+        buf = self._cache.get(key)
+        if buf is None:
+            buf = self._cache[key] = np.empty(shape, dtype=dt)
+        return buf
+
+    def _cast(self, X: np.ndarray, dt: type) -> np.ndarray:
+        """X as dt (a float64 X as is; else into a scratch array)."""
+        X = np.asarray(X)
+        if np.dtype(dt) == np.float64:
+            return X if X.dtype == np.float64 else X.astype(np.float64)
+        out = self._buffer(X.shape, dt, "cast")
+        np.copyto(out, X, casting="unsafe")
+        return out
+
     def weight_forms(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
         """(n_rows,) mₖᵀ W mₖ of a perturbation's rows under a weight W (float64; e.g. for a fit's design rows and the
         test rows' second moment, what :func:`~linlens.surrogate.resampling.surrogate_excess` needs), from the
@@ -513,10 +523,16 @@ class MultiplierBootstrap:
         if plug_in is not None and O is not None:
             raise ConfigError("quadratic: plug_in is tr(D W Dᵀ) over all outputs; not with output rows O")
         terms = _terms(D)
-        D = terms[0][1] if len(terms) == 1 and terms[0][0] == 1.0 else sum(c * X for c, X in terms)
-        OD = self._rows(D.T, O).T / scale  # O D, (k, d_in)
         dW = self._diagonal(W)
         ODW = None
+        if O is None and plug_in is not None and DW is None:
+            # the linear term reads each term's row forms and the plug-in is given: no combined D, no scaled copy
+            D, OD = terms[0][1], None
+        else:
+            D = terms[0][1] if len(terms) == 1 and terms[0][0] == 1.0 else sum(c * X for c, X in terms)
+            OD = self._rows(D.T, O).T  # O D, (k, d_in)
+            if scale != 1.0:
+                OD = OD / scale
         if DW is not None:
             if np.shape(DW) != np.shape(D):
                 raise ShapeError(f"quadratic: DW must be D W, shape {np.shape(D)}; got {np.shape(DW)}")
@@ -541,8 +557,12 @@ class MultiplierBootstrap:
             else:
                 a = np.einsum("ij,ij->i", LO[id(p)], self._low(p) @ ODW.T.astype(self._replicate_dtype(p)))
             if p.g is not None:  # ⟨O N, O D W⟩; without output rows ⟨N W, D⟩ from N W kept per (piece, W)
-                a = a + p.g * (float(np.sum(ON[id(p)] * ODW)) if ODW is not None else
-                               float(np.sum(self._nw(p, W) * OD)))
+                if ODW is not None:
+                    a = a + p.g * float(np.sum(ON[id(p)] * ODW))
+                else:
+                    NW = self._nw(p, W)
+                    a = a + p.g * (sum(c * float(np.vdot(NW, X)) for c, X in terms) / scale if OD is None
+                                   else float(np.sum(NW * OD)))
             lin += 2 * sp * (self._w(p) @ a) / scale
         # E_ω of the quadratic term (pieces on the same rows share multipliers): the diagonal of every Gram
         expected = 0.0
@@ -594,8 +614,9 @@ class MultiplierBootstrap:
                 continue
             for j in range(i, len(X)):
                 sq, y = X[j]
-                if y is not None:  # summed in float64 (pairwise) when the sketch is float32
-                    out += (1.0 if i == j else 2.0) * sp * sq * (x * WX[j]).sum(axis=(0, 1), dtype=np.float64)
+                if y is not None:  # summed in float64 (pairwise) when the sketch is float32; products in scratch
+                    xy = np.multiply(x, WX[j], out=self._buffer(x.shape, x.dtype, "sketch_xy"))
+                    out += (1.0 if i == j else 2.0) * sp * sq * xy.sum(axis=(0, 1), dtype=np.float64)
         return out / SKETCH_PROBES
 
     def _sketch_x(self, p: Perturbation, O: np.ndarray | None, U: np.ndarray, ON: dict[int, np.ndarray],
@@ -713,20 +734,23 @@ class MultiplierBootstrap:
 
         These forms move replicates and standard errors only (linear terms, :meth:`linear_variance`): from
         :data:`REPLICATE_FLOAT32_MIN` inputs the product L D runs in float32 (its forms summed in float64 against the
-        float64 M and M W). ``exact``: float64 whatever the size (forms that enter a bias correction)."""
+        float64 M and M W: numpy's einsum casts in its buffers). ``exact``: float64 whatever the size (forms that enter
+        a bias correction)."""
         dt = np.float64 if exact else self._replicate_dtype(p)
         key = ("forms", id(p), id(D), dt)
         forms = self._cache.get(key)
         want = None if W is None else id(W)
         if forms is None or want not in forms:
-            LD = self._low(p, "L", dt) @ np.asarray(D, dtype=np.float64).astype(dt, copy=False)
+            L = self._low(p, "L", dt)
+            LD = self._buffer((L.shape[0], np.shape(D)[1]), dt, "LD")  # one scratch array per shape (no new pages)
+            np.matmul(L, self._cast(D, dt), out=LD)
             forms = {} if forms is None else forms
-            forms[None] = _row_dots(LD, p.M)
+            forms[None] = np.einsum("ij,ij->i", LD, p.M)
             for k, MW in list(self._cache.items()):
                 if k[0] == "MW" and k[1] == id(p):
-                    forms[k[2]] = _row_dots(LD, MW)
+                    forms[k[2]] = np.einsum("ij,ij->i", LD, MW)
             if want is not None and want not in forms:
-                forms[want] = _row_dots(LD, self._mw(p, W))
+                forms[want] = np.einsum("ij,ij->i", LD, self._mw(p, W))
             self._cache[key] = forms
             self._keep.append((p, D))
         return forms[want]
@@ -889,9 +913,9 @@ class MultiplierBootstrap:
                     TX /= scale
             elif TX.shape != (n_t, X.shape[0]):
                 raise ShapeError(f"TX must be T Xᵀ, shape {(n_t, X.shape[0])}; got {TX.shape}")
-            elif scale != 1.0:
-                TX = TX / scale
-            u = np.sum(TX * TX, axis=1)
+            elif scale != 1.0:  # the scaled forms in a scratch array (no new m × d array per call)
+                TX = np.divide(TX, scale, out=self._buffer(TX.shape, np.float64, "test_scaled"))
+            u = np.sum(np.multiply(TX, TX, out=self._buffer(TX.shape, np.float64, "test_sq")), axis=1)
             mstar = (V / n_t) @ TX
             out = (u, float(u.mean() - np.sum(TX.mean(axis=0) ** 2)), V @ u / n_t - np.sum(mstar * mstar, axis=1))
             self._cache[key] = out

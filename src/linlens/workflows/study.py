@@ -309,12 +309,13 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     tp = test_products or {}
     TC = tp["C"] if "C" in tp else T_c @ C.T  # the test rows' products: one per operator; each difference's T Cᵀ − T Rᵀ
     mb.test_forms(T_c, C, 1.0, TX=TC)
+    TD = np.empty_like(TC)  # each difference's T Cᵀ − T Rᵀ, in one array (only its reductions are kept)
     for k, R in refs.items():
         rp = ref_pert[k]
         rho = float(np.max(np.abs(R))) or 1.0
         TR = tp[k] if k in tp else T_c @ R.T
         mb.test_forms(T_c, R, rho, TX=TR)
-        mb.test_forms(T_c, Ds[k], rho, TX=TC - TR)
+        mb.test_forms(T_c, Ds[k], rho, TX=np.subtract(TC, TR, out=TD))
         del TR
         # the test rows' products T Xᵀ/ρ are formed once for every use (mb.test_forms; no scaled copies of D and R)
         # plug-ins tr(XΣXᵀ) on the test rows (Σ = S_T = T_cᵀT_c/m): from the products the ratios' replicates form
@@ -388,13 +389,17 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         model = np.zeros_like(Phi)
         for a0, b0 in ff.clusters:
             model[a0:b0, a0:b0] = ff.factors[a0] * np.eye(b0 - a0)
-        nphi, noff = float(np.linalg.norm(Phi)), float(np.linalg.norm(Phi - model))
+        Gam = np.subtract(Phi, model, out=model)  # Φ − model (in model's array: d² temporaries are large here)
+        nphi, noff = float(np.linalg.norm(Phi)), float(np.linalg.norm(Gam))
         lin = np.zeros(mb.n_boot)
         if nphi > 0 and noff > 0:  # dℓ = ⟨Γ, dΦ⟩, dΦ = Vᵀ dC U diag(s)
-            Gam = (Phi - model) / (noff * nphi) - ff.leakage * Phi / nphi**2
+            Gam /= noff * nphi
+            Gam -= ff.leakage * Phi / nphi**2  # Γ = (Φ − model)/(‖Φ − model‖‖Φ‖) − ℓ Φ/‖Φ‖²
             if fit_v is not None and Gam.shape == (fit_v.M.shape[1],) * 2:  # ⟨V_rΓ(U s)ᵀ, E⟩ from the bands' rows
-                Gam_v = np.zeros((fit_v.L.shape[1], Gam.shape[1]))
-                Gam_v[: Gam.shape[0]] = Gam
+                Gam_v = Gam
+                if fit_v.L.shape[1] > Gam.shape[0]:  # A's null-space rows of V: zero rows of Γ
+                    Gam_v = np.zeros((fit_v.L.shape[1], Gam.shape[1]))
+                    Gam_v[: Gam.shape[0]] = Gam
                 lin = mb.linear(Gam_v, [(1.0, fit_v)])
             else:
                 lin = mb.linear(svd_A.Vt.T @ Gam @ (svd_A.U * svd_A.s).T, [(1.0, fit)])
