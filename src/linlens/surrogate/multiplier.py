@@ -660,7 +660,12 @@ class MultiplierBootstrap:
         key = ("diag", id(W))
         if key not in self._cache:
             dW = np.diag(W).copy()
-            self._cache[key] = dW if np.array_equal(W, np.diag(dW)) else None
+            n = W.shape[0]
+            if W.ndim == 2 and W.shape == (n, n) and W.flags.c_contiguous and n > 1:  # off-diagonal entries as a view
+                diagonal = not np.any(W.reshape(-1)[1:].reshape(n - 1, n + 1)[:, :n])
+            else:
+                diagonal = bool(np.array_equal(W, np.diag(dW)))
+            self._cache[key] = dW if diagonal else None
             self._keep.append(W)
         return self._cache[key]
 
@@ -700,10 +705,12 @@ class MultiplierBootstrap:
                     quad += f * (wp @ p.g) * (wq @ q.g) * self._nwn(p, q, W, O, ON)
         return quad
 
-    def expected(self, p: Perturbation, W: np.ndarray, O: np.ndarray | None = None) -> float:
-        """E_ω tr(O E W Eᵀ Oᵀ) of one rank-one perturbation without forming its Gram matrix (O(n d²))."""
+    def expected(self, p: Perturbation, W: np.ndarray | None, O: np.ndarray | None = None) -> float:
+        """E_ω tr(O E W Eᵀ Oᵀ) of one rank-one perturbation without forming its Gram matrix (O(n d²)); W None: the
+        identity (E‖O E‖²_F, no d × d identity and no M W)."""
         LO = self._rows(p.L, O)
-        return float(np.sum(np.sum(LO * LO, axis=1) * np.einsum("ij,ij->i", self._mw(p, W), p.M)))
+        mwm = np.einsum("ij,ij->i", p.M, p.M) if W is None else np.einsum("ij,ij->i", self._mw(p, W), p.M)
+        return float(np.sum(np.sum(LO * LO, axis=1) * mwm))
 
     def linear(self, G: np.ndarray | tuple[np.ndarray, np.ndarray],
                pieces: Sequence[tuple[float, Perturbation]]) -> np.ndarray:

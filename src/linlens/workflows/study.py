@@ -737,7 +737,7 @@ def inverse_study(
             sn_corr = {k: table[k] for k in table if k in ("signal_error", "noise_amplification", "total")
                        or k.startswith("band_")}
         # noise floor of unweighted numbers: the Frobenius size of C's own estimation error, √E‖Ĉ − C‖²_F
-        floor = math.sqrt(max(mb.expected(fitp, np.eye(n_y)), 0.0))
+        floor = math.sqrt(max(mb.expected(fitp, None), 0.0))
         z_forms = mb.weight_forms(fitp, S_m) * s_m**2  # zᵢᵀΣₜzᵢ from the M S_T the statistics formed (gain split)
         mb.clear()
         floors = {"‖C‖_F": floor, "σ_max(C)": floor}
