@@ -584,8 +584,10 @@ class MultiplierBootstrap:
         d_out, d_in = np.shape(D)
         k = d_out if O is None else len(range(d_out)[O]) if isinstance(O, slice) else O.shape[0]
         rows = [p.n_rows for _, p in pieces]
+        # the Grams' M W Mᵀ part (n² d_in) is shared by every band of one weight (_gram): a band of k of the d_out
+        # output rows carries k/d_out of it
         costs = {"explicit": B * sum(rows) * d_out * d_in + B * k * d_in * (d_in + d_out),
-                 "gram": sum(a * b for a in rows for b in rows) * (k + d_in + B),
+                 "gram": sum(a * b for a in rows for b in rows) * (k + d_in * k / d_out + B),
                  "sketch": SKETCH_PROBES * (B * (sum(rows) * d_in + d_in * d_in) + sum(rows) * k)}
         method = min(costs, key=costs.get) if self.method == "auto" else self.method
         if method == "sketch":
