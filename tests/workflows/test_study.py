@@ -348,3 +348,46 @@ def test_band_terms_in_a_singular_basis_equal_the_bands_of_c_a_minus_p():
     U, s, Vt = snm.svd_A
     lin = mb.linear(Vt.T @ Gam @ (U * s).T, [(1.0, fit)])
     np.testing.assert_allclose(boot.samples["filter-factor leakage"], ff.leakage + lin, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [12, 520])
+def test_differences_row_forms_from_each_operator_give_the_direct_numbers(d, monkeypatch):
+    """Each difference C − R's linear-term row forms are read as those of C minus those of R (one product per operator
+    and row source) where ‖C − R‖ ≥ _DIFFERENCE_MIN of the larger operator: second route, every difference's own
+    product (_DIFFERENCE_MIN = inf). Float64 (d = 12): replicates and standard errors to 1e-9; from
+    REPLICATE_FLOAT32_MIN inputs (d = 520, float32 products): replicates within 1e-5 of their spread, standard errors
+    to 1e-5; plug-ins and bias-corrected values identical either way (an estimated Wiener reference and C_data)."""
+    import linlens.workflows.study as study_mod
+
+    rng = np.random.default_rng(11)
+    n = 3 * d + 600
+    A = np.linalg.qr(rng.normal(size=(d, d)))[0] * np.linspace(1.0, 0.2, d)
+    X, Xtr = rng.normal(size=(2 * n, d)), rng.normal(size=(n, d))
+    Y, Ytr = X @ A.T + 0.1 * rng.normal(size=(2 * n, d)), Xtr @ A.T + 0.1 * rng.normal(size=(n, d))
+    net = Fixed(np.linalg.inv(A) * 0.5 + 0.05 * rng.normal(size=(d, d)) / np.sqrt(d), rng.normal(size=(d, d)) / d, 0.5)
+    assert study_mod._DIFFERENCE_MIN == 0.25
+    own, boots = study_mod._multiplier_statistics, []
+
+    def spy(*args, **kw):
+        boots.append(own(*args, **kw))
+        return boots[-1]
+
+    monkeypatch.setattr(study_mod, "_multiplier_statistics", spy)
+    out = {}
+    for lim in (0.25, np.inf):
+        monkeypatch.setattr(study_mod, "_DIFFERENCE_MIN", lim)
+        res = inverse_study({"net": net}, Y, X, Xtr, Ytr, A=A, n_boot=30)
+        out[lim] = boots[-1]
+    C = res.models["net"].coef
+    for R in res.references.values():  # every difference takes the shared route at the default
+        assert np.linalg.norm(C - R) >= 0.25 * max(np.linalg.norm(C), np.linalg.norm(R))
+    a, b = out[0.25], out[np.inf]
+    assert a.estimate == b.estimate and a.bias_corrected == b.bias_corrected
+    tol = 1e-9 if d < 512 else 1e-5
+    for k in b.samples:
+        spread = float(np.std(b.samples[k]))
+        if spread > 1e-12 * float(np.max(np.abs(b.samples[k]))):
+            assert np.max(np.abs(a.samples[k] - b.samples[k])) <= tol * spread, k
+    for k in ("A⁻¹", "Wiener", "C_data"):
+        assert a.standard_error[k] == pytest.approx(b.standard_error[k], rel=tol)
+        np.testing.assert_allclose(a.se_samples[k], b.se_samples[k], rtol=tol)

@@ -95,6 +95,10 @@ __all__ = [
 #: numerical rank and no log-spectral distance (None, the reason in ``omitted``); the surrogates C keep every value.
 REFERENCE_SPECTRUM_MAX_D = 1024
 
+#: A difference C − R whose Frobenius norm is at least this fraction of the larger of ‖C‖, ‖R‖ gets its linear terms'
+#: row forms as those of C minus those of R (shared products; float32 rounding then grows by at most 1/this).
+_DIFFERENCE_MIN = 0.25
+
 #: Fewer fit rows per unknown than this get a note in the study (estimation noise dominates quadratic statistics).
 FEW_ROWS_PER_FEATURE = 3
 
@@ -282,6 +286,13 @@ def _ols_fit(design: FixedDesign, Y: np.ndarray, F: np.ndarray, source: str) -> 
     return pert, sur.coef_, sur.intercept_
 
 
+def _linear_terms(mb: MultiplierBootstrap, D: Any, c: float, p: Perturbation) -> np.ndarray:
+    """(n_boot,) c⟨D, E_p(ω)⟩ of D given as an array or as a linear combination [(cᵢ, Xᵢ), …] (each Xᵢ's row forms)."""
+    if isinstance(D, np.ndarray):
+        return mb.linear(D, [(c, p)])
+    return sum(mb.linear(X, [(c * ci, p)]) for ci, X in D)
+
+
 def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.ndarray,
                            refs: dict[str, np.ndarray], ref_pert: dict[str, Perturbation | None], S_T: np.ndarray,
                            T_c: np.ndarray, snm: SignalNoiseModel | None, A: np.ndarray | None,
@@ -304,6 +315,17 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
     corr: dict[str, float] = {}
     reps: dict[str, np.ndarray] = {}
     Ds = {k: C - R for k, R in refs.items()}  # one array per difference: its products L D are formed once (mb)
+    # the linear terms' row products of each difference as L C − L R where that cancels little (‖C − R‖ at least
+    # _DIFFERENCE_MIN of the larger operator): the statistics of one row source then share one product per operator
+    # (three differences and the references' own terms: two n·d² products fewer on the fit rows)
+    cn = float(np.linalg.norm(C))
+    Dt: dict[str, Any] = {}
+    for k, R in refs.items():
+        big = max(cn, float(np.linalg.norm(R)))
+        Dt[k] = [(1.0, C), (-1.0, R)] if float(np.linalg.norm(Ds[k])) >= _DIFFERENCE_MIN * big else Ds[k]
+    mb.weight_forms(fit, S_T)  # the weights' M W before any product L X, so that each product's forms are read once
+    if snm is not None:
+        mb.weight_forms(fit, snm.noise_covariance)
     se: dict[str, float] = {}  # the errors' analytic standard errors, at the estimate and per replicate (bootstrap-t)
     se_reps: dict[str, np.ndarray] = {}
     tp = test_products or {}
@@ -320,7 +342,7 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         # the test rows' products T Xᵀ/ρ are formed once for every use (mb.test_forms; no scaled copies of D and R)
         # plug-ins tr(XΣXᵀ) on the test rows (Σ = S_T = T_cᵀT_c/m): from the products the ratios' replicates form
         # anyway, not from a d³ product X S_T per statistic
-        num = mb.quadratic(Ds[k], S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho,
+        num = mb.quadratic(Dt[k], S_T, [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else []), scale=rho,
                            plug_in=mb.test_forms(T_c, Ds[k], rho)[1])
         if rp is None:
             den_plug = mb.test_forms(T_c, R, rho)[1]
@@ -337,7 +359,7 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         with np.errstate(divide="ignore", invalid="ignore"):
             reps[k] = (num.replicates - num.expected) / den_reps + mb.test_ratio_deltas(T_c, Ds[k], R, rho)
         se[k], se_reps[k] = _error_standard_errors(mb, fit, rp, C, R, S_T, T_c, rho, corr[k], den_corr, den_reps,
-                                                   D=Ds[k], num=num)
+                                                   D=Ds[k], num=num, Dt=Dt[k])
     fit_v = None  # C's perturbation in A's right singular basis (below), shared by the bands and the leakage
     if snm is not None:
         sp = snm.split(C) if split is None else split
@@ -366,7 +388,6 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         corr["total"] = sig_c + corr["noise_amplification"] + sp.null_space_error
         reps["total"] = sig_r + reps["noise_amplification"] + sp.null_space_error
     # unweighted numbers, to first order: value + ⟨gradient, E(ω)⟩
-    cn = float(np.linalg.norm(C))
     unweighted: dict[str, tuple[float, np.ndarray]] = {}
     unweighted["‖C‖_F"] = (cn, mb.linear(C, [(1.0 / cn, fit)]) if cn > 0 else np.zeros(mb.n_boot))
     smax = float(svd_C.s[0]) if svd_C.s.size else 0.0
@@ -378,9 +399,9 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
         v = nd / max(nr, 1e-300)
         lin = np.zeros(mb.n_boot)
         if nd > 0 and nr > 0:
-            lin = mb.linear(D, [(1.0 / (nd * nr), fit)])
+            lin = _linear_terms(mb, Dt[k], 1.0 / (nd * nr), fit)
             if ref_pert[k] is not None:  # dD = −E_R, d‖R‖ = ⟨R, E_R⟩/‖R‖
-                lin = lin + mb.linear(D, [(-1.0 / (nd * nr), ref_pert[k])]) + mb.linear(
+                lin = lin + _linear_terms(mb, Dt[k], -1.0 / (nd * nr), ref_pert[k]) + mb.linear(
                     R, [(-nd / nr**3, ref_pert[k])])
         unweighted[f"‖C − {k}‖_F/‖{k}‖_F"] = (v, lin)
     if A is not None and svd_A is not None:
@@ -430,7 +451,7 @@ def _multiplier_statistics(mb: MultiplierBootstrap, fit: Perturbation, C: np.nda
 def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Perturbation | None, C: np.ndarray,
                            R: np.ndarray, S_T: np.ndarray, T_c: np.ndarray, rho: float, e: float, den: float,
                            den_reps: np.ndarray, D: np.ndarray | None = None,
-                           num: Quadratic | None = None) -> tuple[float, np.ndarray]:
+                           num: Quadratic | None = None, Dt: Any = None) -> tuple[float, np.ndarray]:
     """Delta-method standard error of the data-weighted error e = tr(DΣDᵀ)/tr(RΣRᵀ) (D = Ĉ − R), at the estimate
     and at every multiplier replicate, for the bootstrap-t "none" test of :func:`~linlens.stats.closest_reference`.
 
@@ -452,9 +473,12 @@ def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Pertu
     replicate's multinomial counts (as :func:`~linlens.surrogate.resampling.corrected_data_weighted_error`); the test
     rows' products of D/ρ and R/ρ are those :meth:`~linlens.surrogate.multiplier.MultiplierBootstrap.
     test_ratio_deltas` formed for the same arrays. ``D``: C − R as the caller's statistics used it (their row products
-    are reused); ``num``: the caller's numerator quadratic of D (computed when omitted).
+    are reused); ``num``: the caller's numerator quadratic of D (computed when omitted); ``Dt``: D as the caller's
+    statistics wrote it (the array, or [(1, C), (−1, R)]: the same row products).
     Returns (s, s* (n_boot,))."""
     D = C - R if D is None else D
+    Dt = D if Dt is None else Dt
+    Dt_eR = [*Dt, (e, R)] if isinstance(Dt, list) else [(1.0, D), (e, R)]  # D + eR on the same row products
     pieces = [(1.0, fit)] + ([(-1.0, rp)] if rp is not None else [])
 
     def ratio(q_reps: np.ndarray, q_plug: float) -> np.ndarray:
@@ -471,16 +495,16 @@ def _error_standard_errors(mb: MultiplierBootstrap, fit: Perturbation, rp: Pertu
             v, v_b = v + v_ref.plug_in, v_b + v_ref.replicates
     else:
         if num is None:
-            num = mb.quadratic(D, S_T, pieces, scale=rho, plug_in=mb.test_forms(T_c, D, rho)[1])
-        v = mb.linear_variance(D, S_T, fit, scale=rho)
+            num = mb.quadratic(Dt, S_T, pieces, scale=rho, plug_in=mb.test_forms(T_c, D, rho)[1])
+        v = mb.linear_variance(Dt, S_T, fit, scale=rho)
         v_b = v * ratio(num.replicates, num.plug_in)
         if rp is not None:  # D + eR moves by E_fit − (1 − e) E_R
-            v_ref = mb.linear_variance([(1.0, D), (e, R)], S_T, rp, scale=rho)
+            v_ref = mb.linear_variance(Dt_eR, S_T, rp, scale=rho)
             # its plug-in tr((D + eR)Σ(D + eR)ᵀ)/ρ² from the test rows' forms (D + R = C: polarization, no d³ product)
             nd, nr = mb.test_forms(T_c, D, rho)[1], mb.test_forms(T_c, R, rho)[1]
             cross = (mb.test_forms(T_c, C, 1.0)[1] / (rho * rho) - nd - nr) / 2
             q_plug = nd + 2 * e * cross + e * e * nr
-            q = mb.quadratic([(1.0, D), (e, R)], S_T, [(1.0, fit), (-(1.0 - e), rp)], scale=rho, plug_in=q_plug)
+            q = mb.quadratic(Dt_eR, S_T, [(1.0, fit), (-(1.0 - e), rp)], scale=rho, plug_in=q_plug)
             v, v_b = v + v_ref, v_b + v_ref * ratio(q.replicates, q_plug)
     with np.errstate(divide="ignore", invalid="ignore"):
         v, v_b = 4.0 * v / den**2, 4.0 * v_b / np.asarray(den_reps, dtype=np.float64) ** 2
