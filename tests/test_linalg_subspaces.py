@@ -428,3 +428,22 @@ def test_principal_subspace_refuses_bad_input():
                     ({"k": 1, "method": "gram", "X": X.astype(np.float32)}, "float64")):
         with pytest.raises(ConfigError, match=msg):
             principal_subspace(**({"X": X} | kw))
+
+
+@pytest.mark.parametrize("shape", [(60, 300), (300, 60)])
+def test_krylov_float64_does_not_say_converged_on_a_tail_below_its_resolution(shape):
+    """σ = [1 ×5, 1e-10·(1 … 0.5) ×20], k = 15, float64: the Krylov route's Ritz values come from the squared Gram
+    PᵀP, which cannot resolve values below √(pε)·σ₁ ≈ 1e-7·σ₁, so its directions 6 … 15 are not numpy's top-15:
+    it must not say converged (it did, with cosines 0.02 to numpy's subspace). The 5 resolved pairs equal numpy's
+    (independent route: LAPACK's SVD) and the unresolved values are returned as 0, never as wrong positive values;
+    the Gram route's exact answer is unaffected."""
+    n, d = shape
+    sv = np.r_[np.ones(5), 1e-10 * np.linspace(1.0, 0.5, 20)]
+    X = _data(n, d, sv, 5)
+    _, s, Vt = np.linalg.svd(X, full_matrices=False)
+    p = principal_subspace(X, 15, method="krylov")
+    assert not p.converged
+    assert np.allclose(p.s[:5], s[:5], rtol=1e-12) and np.all(p.s[5:] == 0.0)
+    assert principal_angles(p.Vt[:5].T, Vt[:5].T).max() < 1e-6
+    low = principal_subspace(_data(n, d, np.array([3.0, 2.0, 1.0, 1.0, 1.0]), 5), 8, method="krylov")
+    assert low.converged  # an exactly rank-deficient X: its zero directions are zeros to rounding

@@ -266,3 +266,30 @@ def test_more_components_than_the_inputs_rank_and_constant_inputs(tmp_path, caps
     assert np.abs(np.linalg.svd(V[:3] @ Vt.T, compute_uv=False) - 1).max() < 1e-6
     code, _, err = _run([*base, "-i", tmp_path / "c.npy", "-o", tmp_path / "c"], capsys)
     assert code == 2 and "all identical" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_outputs_wider_than_the_inputs(tmp_path, capsys):
+    """d_out = 50 > d_in = 6 (the cached inputs' memory is too small to hold the outputs' batch buffer, which is then
+    allocated afresh): a linear model M y + b on inputs of rank m = 6 is reproduced exactly (R² = 1, error 0 against
+    M), and the error against a random R equals a direct numpy evaluation on the held-out rows."""
+    rng = np.random.default_rng(5)
+    d, d_out, n = 6, 50, 1200
+    Y = rng.normal(size=(n, d)) * np.linspace(2.0, 0.5, d) + 1.0
+    np.save(tmp_path / "y.npy", Y)
+    lin = torch.nn.Linear(d, d_out).double()
+    _script(lin, tmp_path / "m.pt")
+    M = lin.weight.detach().numpy()
+    R = M + 0.1 * rng.normal(size=M.shape)
+    np.save(tmp_path / "M.npy", M)
+    np.save(tmp_path / "R.npy", R)
+    for ref, rep in (("M.npy", "a"), ("R.npy", "b")):
+        code, _, err = _run(["analyze", "--trust-model", "-m", tmp_path / "m.pt", "-i", tmp_path / "y.npy",
+                             "--components", d, "-r", tmp_path / ref, "-o", tmp_path / rep], capsys)
+        assert code in (0, None), err
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert a["r2"] == pytest.approx(1.0, abs=1e-10) and a["data_weighted_error"] < 1e-18
+    held = Y[holdout_mask(0, n, 0)]
+    yc = held - held.mean(axis=0)
+    expected = np.sum((yc @ (M - R).T) ** 2) / np.sum((yc @ R.T) ** 2)
+    assert b["data_weighted_error"] == pytest.approx(expected, rel=1e-9)

@@ -484,3 +484,29 @@ def test_split_of_an_array_changed_in_place_is_computed_again():
     C *= 2.0
     fresh = SignalNoiseModel(A, Sx, 0.1, n_bands=2).split(C.copy())
     assert model.split(C).total == pytest.approx(fresh.total, rel=1e-12)
+
+
+def test_signal_noise_model_caches_see_an_array_changed_in_place():
+    """SignalNoiseModel reuses Vᵀ C, Φ and the signal rows of the last split for the same array object: after the
+    array is changed in place (and after pinv()'s A⁺ is changed in place) every result must equal a fresh model's
+    on the new values (independent route: a new SignalNoiseModel, no cache)."""
+    rng = np.random.default_rng(3)
+    d = 6
+    A = rng.normal(size=(d, d)) + 3 * np.eye(d)
+    Sx = np.cov(rng.normal(size=(40, d)).T)
+    C = rng.normal(size=(d, d))
+    snm = SignalNoiseModel(A, Sx, 0.1, n_bands=2)
+    snm.split(C)
+    C *= 2.0
+    C[0, 1] += 0.5
+    fresh = SignalNoiseModel(A, Sx, 0.1, n_bands=2)
+    for got, want in zip(snm.signal_rows(C), fresh.signal_rows(C.copy()), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(snm.filter_factors(C).matrix, fresh.filter_factors(C.copy()).matrix, rtol=1e-12)
+    assert snm.split(C).signal_error == pytest.approx(fresh.split(C.copy()).signal_error, rel=1e-12)
+    R = snm.pinv()
+    R[:, 0] *= 0.5  # no longer A⁻¹: the closed form must not be used
+    assert snm.split(R).signal_error == pytest.approx(fresh.split(R.copy()).signal_error, rel=1e-12)
+    assert snm.split(R).signal_error > 1e-3
+    np.testing.assert_allclose(snm.filter_factors(R).matrix, fresh.filter_factors(R.copy()).matrix, rtol=1e-12,
+                               atol=1e-14)

@@ -680,9 +680,11 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     projection (each column first scaled by its norm before projection) — never relative to the
     whole block, whose norm one dominant direction makes ~σ₁²/σᵢ² times larger than the new directions (such a cut
     removed every new direction in float32). Directions that are rounding noise cost a column and do no harm
-    (Rayleigh–Ritz finds their Ritz values at the rounding level). Ritz values below the products' rounding (X of
-    rank < k) are returned as sᵢ = 0 along orthonormal directions (residual ‖X vᵢ‖/s₁) as in the Gram route, so that
-    Vt always has k rows; a block with nothing left (X = 0, or an exhausted space) ends the iteration."""
+    (Rayleigh–Ritz finds their Ritz values at the rounding level). Ritz values below the products' rounding or below
+    the resolution of the squared Gram PᵀP they come from, √(pε)·s₁ (p its size; ~1e-7·s₁ in float64), are returned
+    as sᵢ = 0 (X of rank < k, or a tail too small to resolve) along orthonormal directions (residual ‖X vᵢ‖/s₁) as
+    in the Gram route, so that Vt always has k rows; a block with nothing left (X = 0, or an exhausted space) ends
+    the iteration."""
     n0, d0 = X.shape
     # the basis lives in the smaller of the two spaces: with fewer rows than columns the iteration runs on Xᵀ (a view),
     # whose right vectors are X's left ones U; X's right vectors V = XᵀU/s are then its products P W / s (no more
@@ -721,7 +723,7 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     c = 0
     gram = W = np.zeros((0, 0))
     sv = np.zeros(0)
-    captured, gain, steps, r = 0.0, float("nan"), 0, 0
+    captured, gain, steps, r, zero = 0.0, float("nan"), 0, 0, noise
     norms = np.linalg.norm(K, axis=0)
     for j in range(max_steps + 1):
         # each column relative to its own norm before projection (the span is unchanged), whatever the others' scale
@@ -742,7 +744,11 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
         now = float(np.sum(sv[:k] ** 2))
         gain = (now - captured) / now if now > 0 else 0.0  # reported: the fraction of the variance this step added
         captured = now
-        r = int(np.sum(sv[:k] > noise * sv[0])) if sv[0] > 0 else 0  # resolved pairs; the others are zero
+        # the Ritz values come from the eigenvalues of the squared Gram PᵀP (absolute error ~ p·ε·s₁², p its size):
+        # below √(p·ε)·s₁ a Ritz value and its vector are not resolved (in float64 this floor is above the products'
+        # rounding; a tail at 1e-10·s₁ read as resolved values/vectors of the wrong size and direction)
+        zero = max(noise, float(np.sqrt(gram.shape[0] * np.finfo(float).eps)))
+        r = int(np.sum(sv[:k] > zero * sv[0])) if sv[0] > 0 else 0  # resolved pairs; the others are zero
         if j == max_steps:
             break
         # block classical Gram–Schmidt of the next block, twice; the first pass's coefficients QᵀK = QᵀXᵀ(XQ_j) =
@@ -772,7 +778,7 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
             sg = sign_flips(Pbuf[:, :c] @ (W[:, :r] / sv[:r]))
             XtU = Kbuf[:, :c] @ (W[:, :r] * (sg / sv[:r]))
             rows.append((Qbuf[:, :c] @ (W[:, :r] * sg)).T)
-    # beyond the resolved pairs: the remaining Ritz vectors (‖X v‖ ≤ noise·s₁), completed by orthonormal directions
+    # beyond the resolved pairs: the remaining Ritz vectors (‖X v‖ ≤ zero·s₁), completed by orthonormal directions
     # outside the Krylov space (an exhausted space holds X's row space: X v = 0 there) up to k, at s = 0 (swapped: the
     # right vectors of the unresolved pairs, P W / s, are not defined: orthonormal completions, their ‖X v‖ measured)
     if c and min(k, len(sv)) > r and not swap:
@@ -795,10 +801,13 @@ def _krylov_subspace(X: Any, k: int, n_oversamples: int, max_steps: int, tol: fl
     if k >= min(n, d) or (len(sv) <= k and r < k):  # no σ_(k+1), or an exhausted space of rank < k: σ_(k+1) = 0
         s_next = 0.0
     elif len(sv) > k:
-        s_next = float(sv[k]) if sv[k] > noise * s1 else 0.0
+        s_next = float(sv[k]) if sv[k] > zero * s1 else 0.0
     else:
         s_next = float("nan")
-    converged = bool(res.max(initial=0.0) <= tol)
+    # converged: every resolved pair within tol, and every unresolved direction (sᵢ = 0) a zero of X to the products'
+    # rounding — a tail between the rounding and the squared Gram's resolution (float64: ~1e-14 … 1e-7·s₁) is not
+    # resolved by this route, so its directions are not the top-k ones: not converged (the Gram route resolves it)
+    converged = bool(res[:r].max(initial=0.0) <= tol and res[r:].max(initial=0.0) <= min(tol, 10.0 * noise))
     return PrincipalSubspace(Vt, sk, s_next, res, "krylov", int(steps), converged, float(gain),
                              "‖X vᵢ − sᵢuᵢ‖/sᵢ" if swap else "‖Xᵀuᵢ − sᵢvᵢ‖/sᵢ")
 

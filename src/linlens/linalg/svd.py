@@ -166,7 +166,7 @@ def svd_leading(A: Any, k: int, method: str = "arpack", n_values: int | None = N
     pairs). Forming AᵀA squares the spectrum — its vectors carry errors ~ε(σ₁/σ_k)²/gap — so when σ_k < σ₁ ·
     :data:`GRAM_MIN_RATIO` (the values are known first) the vectors come from ARPACK, as with "arpack".
 
-    ``n_values`` (k ≤ n_values < min(m, n)) asks for the leading n_values singular values only, not every one: no
+    ``n_values`` (k ≤ n_values ≤ min(m, n)) asks for the leading n_values singular values only, not every one: no
     gesdd then (its bidiagonalization is most of the cost at d = 4096: ~20 s); the values are the Rayleigh–Ritz values
     of the same route as the vectors, computed with n_values pairs (the Gram route's, accurate to rounding relative to
     σ₁ where σ_k ≥ :data:`GRAM_MIN_RATIO` σ₁ — the ratio is read from the Gram eigenvalues —, else ARPACK's). s then has

@@ -339,6 +339,19 @@ def signal_noise_split(
                             n_bands=n_bands).split(C)
 
 
+def _fingerprint(c: np.ndarray) -> float:
+    """A cheap check that an array has not changed since it was last seen (O(size), no copy): wᵣᵀ c w_c with fixed
+    Gaussian weights. Any change of one entry changes it (almost surely); the cached factorizations of
+    :class:`SignalNoiseModel` are reused only when the array is the same object AND its fingerprint agrees, so an
+    array modified in place after :meth:`SignalNoiseModel.split` is multiplied out afresh."""
+    a = np.asarray(c, dtype=np.float64)
+    if a.ndim != 2:
+        return float("nan")
+    rng = np.random.default_rng(20261207)
+    wr, wc = rng.standard_normal(a.shape[0]), rng.standard_normal(a.shape[1])
+    return float(wr @ (a @ wc))
+
+
 def _symmetric_product(X: np.ndarray, Y: np.ndarray, block: int = 512) -> np.ndarray:
     """X Yᵀ (m, m) for X, Y (m, n) whose product is known to be symmetric (e.g. (AΣₓ)Aᵀ): the blocks on and above
     the diagonal are multiplied (~(1 + 1/b)/2 of the flops for b blocks) and mirrored, so it is exactly symmetric."""
@@ -409,9 +422,10 @@ class SignalNoiseModel:
         self.A, self.Sx = a, Sx
         self.ASx = a @ Sx
         self.AS = _symmetric_product(self.ASx, a)  # A Σₓ Aᵀ
-        self._vtc: tuple[Any, np.ndarray, np.ndarray] | None = None
-        self._sig: tuple[Any, np.ndarray, np.ndarray] | None = None  # (C, Φ_s, Φ_s B_rr) of the last split
-        self._pinv: Any = None  # the array pinv() returned, whose Vᵀ A⁺ and Φ in _vtc are exact
+        # caches keyed by the array object AND its _fingerprint (an array changed in place is multiplied out afresh)
+        self._vtc: tuple[Any, np.ndarray, np.ndarray, float] | None = None  # (C, Vᵀ C, Φ, fingerprint)
+        self._sig: tuple[Any, np.ndarray, np.ndarray, float] | None = None  # (C, Φ_s, Φ_s B_rr, fp) of the last split
+        self._pinv: tuple[Any, float] | None = None  # the array pinv() returned (exact Vᵀ A⁺ and Φ in _vtc), its fp
 
     def pinv(self, tol: float | None = None) -> np.ndarray:
         """A⁺ (n_x, n_y) — A⁻¹ when A is invertible — from this model's SVD (:func:`~linlens.linalg.pinv_svd`: the
@@ -435,7 +449,7 @@ class SignalNoiseModel:
         G[:r] = U[:, :r].T / s[:r, None]  # Vᵀ A⁺ (V orthogonal)
         Phi = np.zeros((n_x, s.size))
         Phi[np.arange(r), np.arange(r)] = 1.0  # Vᵀ A⁺ U diag(s) = diag(1/sᵢ) U_rᵀ U diag(s)
-        self._vtc, self._pinv = (R, G, Phi), R
+        self._vtc, self._pinv = (R, G, Phi, _fingerprint(R)), (R, _fingerprint(R))
         return R
 
     def split(self, C: Any) -> SignalNoiseSplit:
@@ -450,16 +464,18 @@ class SignalNoiseModel:
         # instead of five, and filter_factors(C) reuses Φ
         U, s, _ = self.svd_A
         last = self._vtc
-        if last is not None and last[0] is C and C is self._pinv:  # A⁺ from pinv(): Vᵀ A⁺ and Φ in closed form
+        fp = _fingerprint(c)
+        if (last is not None and last[0] is C and self._pinv is not None and C is self._pinv[0]
+                and fp == self._pinv[1] == last[3]):  # A⁺ from pinv(), unchanged: Vᵀ A⁺ and Φ in closed form
             G_noise, Phi = last[1], last[2]
         else:  # any other C is multiplied out (even the same array again: a caller may have changed it in place)
             G_noise = self.Vt @ c
             Phi = G_noise @ (U * s)
-            self._vtc = (C, G_noise, Phi)  # Vᵀ C and Φ, reused by filter_factors(C) for the same C
+            self._vtc = (C, G_noise, Phi, fp)  # Vᵀ C and Φ, reused by filter_factors(C) for the same, unchanged C
         r = s.size
         Phi_s, PB = self._signal_products(Phi)
         sig_rows = np.sum(PB * Phi_s, axis=1) / self.trace
-        self._sig = (C, Phi_s, PB)  # for signal_rows(C) (the statistics' band terms in this basis)
+        self._sig = (C, Phi_s, PB, fp)  # for signal_rows(C) (the statistics' band terms in this basis)
         G_noise_S = G_noise * self._noise_var if self._noise_var is not None else G_noise @ self.noise_covariance
         noise_rows = np.sum(G_noise_S * G_noise, axis=1) / self.trace
         signal = float(sig_rows.sum())
@@ -502,8 +518,8 @@ class SignalNoiseModel:
         Φ_s = Vᵀ C U_r diag(s) − J (n_x, r) — the rows of Vᵀ(CA − P) are Φ_s V_rᵀ —, B_rr = (Vᵀ Σₓ V)[:r, :r] (r, r)
         symmetric and their product (n_x, r): the signal error of singular component i is (Φ_s B_rr Φ_sᵀ)ᵢᵢ / tr Σₓ,
         so a band's signal error is a quadratic form in B_rr on the band's rows of Φ_s (what :meth:`split` sums).
-        Reused from the last :meth:`split` of the same array object (no d³ product), else computed (three). The arrays
-        are shared: do not modify them.
+        Reused from the last :meth:`split` of the same, unchanged array object (no d³ product; an array modified in
+        place since is multiplied out afresh), else computed (three). The arrays are shared: do not modify them.
 
         Example:
             >>> A = np.diag([2.0, 0.5]); snm = SignalNoiseModel(A, np.eye(2), 0.1); C = np.diag([0.4, 1.0])
@@ -514,7 +530,7 @@ class SignalNoiseModel:
             (0.145, 0.145)
         """
         last = self._sig
-        if last is None or last[0] is not C:
+        if last is None or last[0] is not C or last[3] != _fingerprint(as_array(C, "C", ndim=2)):
             self.split(C)
             last = self._sig
         r = self.svd_A.s.size
@@ -528,7 +544,7 @@ class SignalNoiseModel:
 
     def filter_factors(self, C: Any, rtol: float = 1e-8) -> FilterFactors:
         """:func:`filter_factors` of C (n_x, n_y) against A from this model's SVD; Vᵀ C is reused from the last
-        :meth:`split` of the same C (the same array object), which saves a d³ product.
+        :meth:`split` of the same, unchanged C (the same array object, not modified since), which saves a d³ product.
 
         Example:
             >>> A = np.diag([2.0, 0.5]); snm = SignalNoiseModel(A, np.eye(2), 0.1)
@@ -537,7 +553,7 @@ class SignalNoiseModel:
         """
         U, s, Vt = self.svd_A
         last = self._vtc
-        if last is not None and last[0] is C:
+        if last is not None and last[0] is C and last[3] == _fingerprint(as_array(C, "C", ndim=2)):
             Phi = last[2][: s.size]
         else:
             c = as_array(C, "C", ndim=2)
