@@ -55,10 +55,17 @@ from linlens.linalg import numerical_rank
 from linlens.linalg.lstsq import _kappa_and_factor, _symmetrize_upper, _syrk_upper
 
 __all__ = ["Perturbation", "FixedDesign", "MultiplierBootstrap", "Quadratic", "wiener_perturbation",
-           "quadratic_interval", "GRAM_KAPPA_LIMIT", "SKETCH_PROBES", "KRON_FULL_MAX", "REPLICATE_FLOAT32_MIN"]
+           "quadratic_interval", "GRAM_KAPPA_LIMIT", "SKETCH_PROBES", "SKETCH_NOISE_MAX", "KRON_FULL_MAX",
+           "REPLICATE_FLOAT32_MIN"]
 
 #: Rademacher probes of the Hutchinson sketch of the quadratic term's fluctuations (large operators on many rows).
 SKETCH_PROBES = 32
+
+#: The "auto" method drops a sketch whose own noise (the probes' sample variance / p, averaged over the replicates)
+#: exceeds this fraction of the replicates' variance, and takes the exact Grams (or explicit operators) instead: a
+#: large quadratic term (an estimate fitted on about as many rows as it has inputs) made the sketch's noise several
+#: times the true spread (d = 300, n = 700: replicate s.d. 4.7 against the exact 2.5).
+SKETCH_NOISE_MAX = 0.01
 
 #: :meth:`MultiplierBootstrap.delta_variance` uses the residuals' full output covariance LᵀL/n up to this many
 #: outputs and its mean eigenvalue × I above (no d_out³ eigendecomposition, no rotated copies of the pieces: at
@@ -592,16 +599,23 @@ class MultiplierBootstrap:
         method = min(costs, key=costs.get) if self.method == "auto" else self.method
         if method == "sketch":
             # Hutchinson sketch of the fluctuations only; their mean is replaced by the exact expectation
-            quad = self._quad_sketch(pieces, W, O, ON, LO)
+            quad, noise = self._quad_sketch(pieces, W, O, ON, LO)
             quad = quad - quad.mean() + expected * s2
-        else:
-            quad = (self._quad_explicit if method == "explicit" else self._quad_gram)(pieces, W, O, ON, LO)
+            reps = plug + lin + quad / s2
+            # the sketch's own noise (each replicate's probe-to-probe variance / p) adds to the replicates' spread:
+            # where it is more than SKETCH_NOISE_MAX of their variance (a large quadratic term, e.g. a reference
+            # fitted on as many rows as the surrogate) the auto route takes the exact Grams (or explicit operators)
+            if self.method == "sketch" or not float(np.mean(noise)) / s2**2 > SKETCH_NOISE_MAX * float(np.var(reps)):
+                return Quadratic(plug_in=plug, expected=expected, replicates=reps)
+            method = "gram" if costs["gram"] <= costs["explicit"] else "explicit"
+        quad = (self._quad_explicit if method == "explicit" else self._quad_gram)(pieces, W, O, ON, LO)
         return Quadratic(plug_in=plug, expected=expected, replicates=plug + lin + quad / s2)
 
     def _quad_sketch(self, pieces: Sequence[tuple[float, Perturbation]], W: np.ndarray, O: np.ndarray | None,
-                     ON: dict[int, np.ndarray], LO: dict[int, np.ndarray]) -> np.ndarray:
+                     ON: dict[int, np.ndarray], LO: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """tr(O E_b W E_bᵀ Oᵀ) ≈ (1/p) Σⱼ ‖W^½ E_bᵀ Oᵀ uⱼ‖² with p Rademacher probes uⱼ shared by the replicates
-        (Hutchinson 1990): O(p (n d + d²)) per replicate, for large operators fitted on many rows.
+        (Hutchinson 1990): O(p (n d + d²)) per replicate, for large operators fitted on many rows. Returns the
+        estimates (n_boot,) and their own noise variances (n_boot,), the probes' sample variance / p.
 
         Computed per pair of pieces, Σₚ,q ±(1/p) Σⱼ ⟨Xₚⱼ, W X_qⱼ⟩ with Xₚⱼ = Eₚ(ω)ᵀ Oᵀ uⱼ (the same sum, bilinear):
         without output rows (O None) each piece's Xₚ and W Xₚ are kept until :meth:`clear`, so the references'
@@ -610,7 +624,7 @@ class MultiplierBootstrap:
         U = np.random.default_rng(12345).choice(np.array([-1.0, 1.0]), size=(k, SKETCH_PROBES))
         X = [(sp, self._sketch_x(p, O, U, ON, LO)) for sp, p in pieces]
         WX = [self._sketch_wx(p, W, O, x) for (_, p), (_, x) in zip(pieces, X, strict=True)]
-        out = np.zeros(self.n_boot)
+        per_probe = np.zeros((SKETCH_PROBES, self.n_boot))
         for i, (sp, x) in enumerate(X):
             if x is None:
                 continue
@@ -618,8 +632,8 @@ class MultiplierBootstrap:
                 sq, y = X[j]
                 if y is not None:  # summed in float64 (pairwise) when the sketch is float32; products in scratch
                     xy = np.multiply(x, WX[j], out=self._buffer(x.shape, x.dtype, "sketch_xy"))
-                    out += (1.0 if i == j else 2.0) * sp * sq * xy.sum(axis=(0, 1), dtype=np.float64)
-        return out / SKETCH_PROBES
+                    per_probe += (1.0 if i == j else 2.0) * sp * sq * xy.sum(axis=1, dtype=np.float64)
+        return per_probe.mean(axis=0), per_probe.var(axis=0) / SKETCH_PROBES
 
     def _sketch_x(self, p: Perturbation, O: np.ndarray | None, U: np.ndarray, ON: dict[int, np.ndarray],
                   LO: dict[int, np.ndarray]) -> np.ndarray | None:
