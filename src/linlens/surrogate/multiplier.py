@@ -418,6 +418,18 @@ class MultiplierBootstrap:
     def _mw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
         return self._times_w("MW", p, W)
 
+    def _mw_low(self, p: Perturbation, W: np.ndarray, dt: type) -> np.ndarray:
+        """M W in dtype dt (a float32 copy kept until :meth:`clear`: the Grams of every block of a piece reuse it)."""
+        MW = self._mw(p, W)
+        if np.dtype(dt) == MW.dtype:
+            return MW
+        key = ("MW32", id(p), id(W))
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = MW.astype(dt)
+            self._keep.append((p, W))
+        return out
+
     def _nw(self, p: Perturbation, W: np.ndarray) -> np.ndarray:
         return self._times_w("NW", p, W)
 
@@ -474,16 +486,20 @@ class MultiplierBootstrap:
         K = self._cache.get(key)
         if K is None:
             dt = self._replicate_dtype(p)
-            lp = LO[id(p)] if LO is not None else self._rows(p.L, O)  # the rows the quadratic formed
-            lq = LO[id(q)] if LO is not None else self._rows(q.L, O)
+            if O is None:  # the rows' copies in the replicate dtype, kept (every block of a piece reuses them)
+                lp, lq = self._low(p, "L", dt), self._low(q, "L", dt)
+            else:
+                lp = LO[id(p)] if LO is not None else self._rows(p.L, O)  # the rows the quadratic formed
+                lq = LO[id(q)] if LO is not None else self._rows(q.L, O)
             GL = lp.astype(dt, copy=False) @ lq.astype(dt, copy=False).T
             km = ("M", id(p), id(q), id(W))
             GM = self._cache.get(km)
             if GM is None:
-                GM = self._mw(p, W).astype(dt, copy=False) @ self._low(q).T
+                GM = self._mw_low(p, W, dt) @ self._low(q).T
                 if O is not None:  # the bands of one weight share it
                     self._cache[km] = GM
-            K = GL * GM
+            K = GL
+            K *= GM  # (L Lᵀ) ∘ (M W Mᵀ) in GL's array
             if O is None:  # the references of one weight share it; banded Grams are used once
                 self._cache[key] = K
             self._keep.append((p, q, W, O))  # the ids in the keys stay valid until clear()
