@@ -158,6 +158,17 @@ def test_few_rows_per_feature_get_a_note():
     assert not any("per unknown" in n for n in many.notes)
 
 
+def test_few_training_pairs_for_c_data_get_a_note():
+    """C_data fitted on fewer than 3 training pairs per unknown: its error interval undercovers in simulation
+    (bench_intervals.py --parts study-cdata: 0.87 at 2.3 per unknown), so the study says so; enough pairs, no note."""
+    few_x, few_y = PROB.sample(25, seed=0)  # 25 pairs for 10 inputs + intercept
+    X, Y = PROB.sample(2000, seed=0)
+    few = linearity_study({"w": Fixed(PROB.wiener())}, PROB, X_train=few_x, Y_train=few_y, n_probe=400, n_boot=10)
+    many = linearity_study({"w": Fixed(PROB.wiener())}, PROB, X_train=X, Y_train=Y, n_probe=400, n_boot=10)
+    assert sum("C_data is fitted on 25 training pairs" in n and "not calibrated" in n for n in few.notes) == 1
+    assert not any("C_data is fitted" in n for n in many.notes)
+
+
 def test_estimated_reference_is_resampled_with_its_own_rows_and_covered():
     """f = C₀y + β|Gy| (population surrogate C₀) against C_data fitted on its own pairs x = Ky + e (population
     value K): the truth is tr((C₀ − K)Σ(C₀ − K)ᵀ)/tr(KΣKᵀ) in closed form. With C_data's estimation noise

@@ -99,7 +99,8 @@ REFERENCE_SPECTRUM_MAX_D = 1024
 #: row forms as those of C minus those of R (shared products; float32 rounding then grows by at most 1/this).
 _DIFFERENCE_MIN = 0.25
 
-#: Fewer fit rows per unknown than this get a note in the study (estimation noise dominates quadratic statistics).
+#: Fewer fit rows per unknown than this get a note in the study (estimation noise dominates quadratic statistics);
+#: so do fewer training pairs per unknown for C_data, whose error interval then undercovers in simulation.
 FEW_ROWS_PER_FEATURE = 3
 
 #: An unweighted number is flagged as dominated by the estimation noise of C when its bootstrap standard
@@ -632,6 +633,12 @@ def inverse_study(
         notes.append(f"noise σ estimated from the training pairs as the RMS of the centred y − Ax (ν = n·d − d): "
                      f"{noise_std:.4g}")
 
+    if len(Ytr) < FEW_ROWS_PER_FEATURE * (n_y + 1):
+        notes.append(f"C_data is fitted on {len(Ytr)} training pairs for {n_y} input features (+ intercept), fewer "
+                     f"than {FEW_ROWS_PER_FEATURE} per unknown: the interval and verdict of the error against C_data "
+                     "are not calibrated there — in simulation (benchmarks/bench_intervals.py --parts study-cdata, "
+                     "d = 10, truth 0) they covered 0.91 of nominal 0.95 at 2.7 pairs per unknown, 0.87 at 2.3 and "
+                     "0.75 at 1.8 (0.95 from 3.6); more training pairs help")
     design_tr = FixedDesign(Ytr)
     cd_pert, cd_coef, cd_icpt = _ols_fit(design_tr, Ytr, Xtr, "train")
     refs: dict[str, np.ndarray] = {}
