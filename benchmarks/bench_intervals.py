@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 import numpy as np
 
@@ -87,18 +88,17 @@ def coverage(eps: float, repeats: int, n_boot: int, n: int) -> dict[str, float]:
     return out
 
 
-def study_coverage(repeats: int, n_boot: int, n_probe: int = 400, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """Coverage (rate, MC s.e.) of the study's signal-error, noise-amplification, total and per-band intervals on a
-    known inverse problem with a strongly heteroscedastic nonlinearity: f(y) = Wy + |Gy| (d = 10, W the Wiener
-    estimator, G normal): |Gy| is even and y symmetric, so the population surrogate is W exactly and every truth is
-    the Wiener estimator's own split (closed form); plus the error against the Wiener estimator (truth 0)."""
+def _wiener_plus_abs() -> tuple[Any, Any]:
+    """The study's known problem (d = 10, spectrum 1 … 1e-3, Gaussian prior, σ = 0.01) and f(y) = Wy + |Gy| with W
+    its Wiener estimator and G normal, as a float64 torch module (probed in float64): |Gy| is even and y symmetric,
+    so the population surrogate of f is W exactly."""
     import torch
 
     from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum
-    from linlens.workflows.study import linearity_study
 
     prob = InverseProblem(prescribed_spectrum(np.logspace(0, -3, 10), seed=1), GaussianPrior(10), 1e-2)
-    class F(torch.nn.Module):  # float64 parameters: probed in float64
+
+    class F(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.W = torch.nn.Parameter(torch.as_tensor(prob.wiener()))
@@ -107,7 +107,17 @@ def study_coverage(repeats: int, n_boot: int, n_probe: int = 400, seed: int = 0)
         def forward(self, y: torch.Tensor) -> torch.Tensor:
             return y @ self.W.T + torch.abs(y @ self.G.T)
 
-    f = F()
+    return prob, F()
+
+
+def study_coverage(repeats: int, n_boot: int, n_probe: int = 400, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Coverage (rate, MC s.e.) of the study's signal-error, noise-amplification, total and per-band intervals on a
+    known inverse problem with a strongly heteroscedastic nonlinearity: f(y) = Wy + |Gy| (d = 10, W the Wiener
+    estimator, G normal): |Gy| is even and y symmetric, so the population surrogate is W exactly and every truth is
+    the Wiener estimator's own split (closed form); plus the error against the Wiener estimator (truth 0)."""
+    from linlens.workflows.study import linearity_study
+
+    prob, f = _wiener_plus_abs()
 
     X, Y = prob.sample(20000, seed=0)
     hits: dict[str, list[bool]] = {}
@@ -128,22 +138,9 @@ def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400) 
     training pairs (d = 10, f = Wiener + |Gy| as in :func:`study_coverage`): the population surrogate and the
     population C_data are both the Wiener estimator, so the truth is 0; with few training pairs per unknown the
     reference's own estimation noise dominates. Returns (rate, s.e., mean estimate, s.d. of the estimates)."""
-    import torch
-
-    from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum
     from linlens.workflows.study import linearity_study
 
-    prob = InverseProblem(prescribed_spectrum(np.logspace(0, -3, 10), seed=1), GaussianPrior(10), 1e-2)
-    class F(torch.nn.Module):  # float64 parameters: probed in float64
-        def __init__(self) -> None:
-            super().__init__()
-            self.W = torch.nn.Parameter(torch.as_tensor(prob.wiener()))
-            self.G = torch.nn.Parameter(torch.as_tensor(np.random.default_rng(5).normal(size=(10, 10))))
-
-        def forward(self, y: torch.Tensor) -> torch.Tensor:
-            return y @ self.W.T + torch.abs(y @ self.G.T)
-
-    f = F()
+    prob, f = _wiener_plus_abs()
     hits, est = [], []
     for r in range(repeats):
         X, Y = prob.sample(n_train, seed=1000 + r)
