@@ -352,6 +352,11 @@ def _fingerprint(c: np.ndarray) -> float:
     return float(wr @ (a @ wc))
 
 
+def _unchanged(entry: tuple[Any, ...] | None, C: Any) -> bool:
+    """Whether a cache entry (C, …, fingerprint) was made from this very array C, unchanged since."""
+    return entry is not None and entry[0] is C and entry[-1] == _fingerprint(as_array(C, "C", ndim=2))
+
+
 def _symmetric_product(X: np.ndarray, Y: np.ndarray, block: int = 512) -> np.ndarray:
     """X Yᵀ (m, m) for X, Y (m, n) whose product is known to be symmetric (e.g. (AΣₓ)Aᵀ): the blocks on and above
     the diagonal are multiplied (~(1 + 1/b)/2 of the flops for b blocks) and mirrored, so it is exactly symmetric."""
@@ -449,7 +454,8 @@ class SignalNoiseModel:
         G[:r] = U[:, :r].T / s[:r, None]  # Vᵀ A⁺ (V orthogonal)
         Phi = np.zeros((n_x, s.size))
         Phi[np.arange(r), np.arange(r)] = 1.0  # Vᵀ A⁺ U diag(s) = diag(1/sᵢ) U_rᵀ U diag(s)
-        self._vtc, self._pinv = (R, G, Phi, _fingerprint(R)), (R, _fingerprint(R))
+        fp = _fingerprint(R)
+        self._vtc, self._pinv = (R, G, Phi, fp), (R, fp)
         return R
 
     def split(self, C: Any) -> SignalNoiseSplit:
@@ -530,7 +536,7 @@ class SignalNoiseModel:
             (0.145, 0.145)
         """
         last = self._sig
-        if last is None or last[0] is not C or last[3] != _fingerprint(as_array(C, "C", ndim=2)):
+        if not _unchanged(last, C):
             self.split(C)
             last = self._sig
         r = self.svd_A.s.size
@@ -553,7 +559,7 @@ class SignalNoiseModel:
         """
         U, s, Vt = self.svd_A
         last = self._vtc
-        if last is not None and last[0] is C and last[3] == _fingerprint(as_array(C, "C", ndim=2)):
+        if _unchanged(last, C):
             Phi = last[2][: s.size]
         else:
             c = as_array(C, "C", ndim=2)
