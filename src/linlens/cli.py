@@ -314,6 +314,10 @@ def analyze(
                                       "'dense' (dense study even for a circular operator, or the dense surrogate) or "
                                       "'subspace' (with --components) or 'matrix-free' (--targets with an operator "
                                       "applied as a function); default: chosen from the problem" + _r("assume")),
+    full_spectrum: bool = typer.Option(False, "--full-spectrum", help="with --reference: R's full SVD (every "
+                                       "singular value, filter factors on every pair) at any size; default above "
+                                       "1024 inputs or outputs: R's leading 128 pairs only, as the inverse study "
+                                       "does (said in the report)" + _r("full_spectrum")),
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
     inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,
@@ -331,7 +335,7 @@ def analyze(
         trust_model=trust_model, reference=reference, fit_intercept=fit_intercept, dask=dask,
         output_index=output_index, output_key=output_key, max_memory=max_memory, components=components,
         targets=targets, operator=operator, noise_std=noise_std, n_boot=n_boot, train_inputs=train_inputs,
-        train_targets=train_targets, prior_covariance=prior_covariance, assume=assume)
+        train_targets=train_targets, prior_covariance=prior_covariance, assume=assume, full_spectrum=full_spectrum)
     summary = run(options, console)
     print_summary(f"linlens analyze ({summary['route']})", summary, out)
 

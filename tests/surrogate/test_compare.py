@@ -510,3 +510,40 @@ def test_signal_noise_model_caches_see_an_array_changed_in_place():
     assert snm.split(R).signal_error > 1e-3
     np.testing.assert_allclose(snm.filter_factors(R).matrix, fresh.filter_factors(R.copy()).matrix, rtol=1e-12,
                                atol=1e-14)
+
+
+def test_leading_filter_factors_equal_the_full_route_on_those_pairs():
+    """R's leading pairs (svd_leading's Gram route, 40 pairs + 1 value of a 300 × 300 R) give the filter factors
+    numpy's full SVD gives on those indices (φⱼ = uⱼᵀ C vⱼ / σⱼ, R = A⁻¹), and the same Φ block as
+    filter_factors(C, A = R⁺) in A's order; a cluster of equal values cut by the boundary is dropped whole (its
+    cluster mean, kept by the full route, needs all of it); values at R's rank cut are refused."""
+    from linlens.linalg import svd_leading
+    from linlens.surrogate.compare import leading_filter_factors
+
+    rng = np.random.default_rng(3)
+    d = 300
+    Q1, Q2 = (np.linalg.qr(rng.normal(size=(d, d)))[0] for _ in range(2))
+    s = np.geomspace(5.0, 0.01, d)
+    R = (Q1 * s) @ Q2.T
+    C = R @ (np.eye(d) + 0.2 * rng.normal(size=(d, d)) / np.sqrt(d))  # a perturbed R: Φ not diagonal
+    U, sn, Vt = np.linalg.svd(R)
+    phi = np.einsum("ij,ik,kj->j", U, C, Vt.T) / sn
+    ff = leading_filter_factors(C, svd_leading(R, 40, method="gram", n_values=41))
+    assert len(ff.factors) == 40
+    np.testing.assert_allclose(ff.factors[::-1], phi[:40], rtol=0, atol=1e-10)
+    full = filter_factors(C, np.linalg.pinv(R))
+    np.testing.assert_allclose(np.abs(ff.matrix), np.abs(full.matrix[-40:, -40:]), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ff.singular_values, full.singular_values[-40:], rtol=1e-10)
+
+    s2 = s.copy()
+    s2[39] = s2[40] = s2[41] = s[40]  # pairs 40–42 (1-based) equal: the 40th pair's cluster goes past the cut
+    R2 = (Q1 * s2) @ Q2.T
+    U2, sn2, Vt2 = np.linalg.svd(R2)
+    ff2 = leading_filter_factors(C, svd_leading(R2, 40, method="gram", n_values=41))
+    assert len(ff2.factors) == 39  # the cut cluster is dropped whole
+    phi2 = np.einsum("ij,ik,kj->j", U2, C, Vt2.T) / sn2
+    np.testing.assert_allclose(ff2.factors[::-1], phi2[:39], rtol=0, atol=1e-10)
+
+    low = (Q1[:, :50] * s[:50]) @ Q2[:, :50].T  # rank 50: its leading 51 values reach the rank cut
+    with pytest.raises(ConfigError, match="numerical-rank cut"):
+        leading_filter_factors(C, svd_leading(low, 50, method="gram", n_values=51))

@@ -91,3 +91,70 @@ def test_reference_twice_the_map_has_error_one_quarter(tmp_path):
     e = m["data_weighted_error_corrected"]  # held-out rows, training fit (= W): also 1/4 on every row, no spread
     assert e["estimate"] == pytest.approx(0.25, rel=1e-9)
     assert e["low"] == pytest.approx(0.25, rel=1e-9) and e["high"] == pytest.approx(0.25, rel=1e-9)
+
+
+def _lin(W):
+    lin = torch.nn.Linear(W.shape[1], W.shape[0], bias=False).double()
+    lin.weight.data = torch.as_tensor(W)
+    return torch.nn.Sequential(torch.nn.Flatten(), lin)
+
+
+def test_reference_above_the_size_rule_gets_its_leading_pairs_labelled(tmp_path, monkeypatch):
+    """Above the study's size rule (lowered here to 256; d = 600) R gets its leading 128 pairs + 129 values only:
+    the filter factors there equal numpy's full-SVD route φⱼ = uⱼᵀ C vⱼ / σⱼ and the closed form (C = R F, F the
+    filter on R's right singular vectors: φⱼ = fⱼ); what needs R's whole spectrum is null with the reason; the
+    labels are in metrics.json and the report; --full-spectrum restores every pair (and those equal numpy's too)."""
+    from linlens.workflows import study
+
+    monkeypatch.setattr(study, "REFERENCE_SPECTRUM_MAX_D", 256)
+    rng = np.random.default_rng(1)
+    d, side = 600, (24, 25)
+    Q1, Q2 = (np.linalg.qr(rng.normal(size=(d, d)))[0] for _ in range(2))
+    s = np.geomspace(10.0, 0.1, d)  # distinct: relative gaps ~0.8%
+    f = 1.0 / (1.0 + np.linspace(0.0, 3.0, d))  # the model's filter on R's singular pairs
+    R = (Q1 * s) @ Q2.T
+    W = (Q1 * (s * f)) @ Q2.T  # C = W exactly (a linear model): φⱼ = uⱼᵀ W vⱼ / σⱼ = fⱼ
+    np.save(tmp_path / "R.npy", R)
+    Y = rng.normal(size=(1300, 1, *side))
+    _, m = _run(tmp_path, Y, _lin(W), batch_size=512, reference=str(tmp_path / "R.npy"), n_boot=10)
+    C = np.load(tmp_path / "rep" / "surrogate_coef.npy")
+    U, sn, Vt = np.linalg.svd(R)  # the independent route: numpy's full SVD
+    phi = np.einsum("ij,ik,kj->j", U, C, Vt.T) / sn  # uⱼᵀ C vⱼ / σⱼ
+    ff = m["filter_factors"]
+    k = len(ff["factors"])
+    assert k == 128 and ff["r_index"] == list(range(k, 0, -1))  # no cluster at the cut: every pair kept
+    np.testing.assert_allclose(ff["factors"][::-1], phi[:k], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ff["factors"][::-1], f[:k], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ff["singular_values"][::-1], 1 / sn[:k], rtol=1e-10)
+    assert ff["leakage"] is None and "leakage" in ff["omitted"] and ff["leakage_within_computed"] < 1e-8
+    assert "leading 128 of 600" in ff["spectrum"]
+    cmpd = m["comparison"]
+    assert cmpd["spectra"]["R"] == "leading 129 of 600" and cmpd["spectra"]["C"] == "all 600"
+    assert cmpd["rank_info_R"] is None and cmpd["log_spectral_distance"] is None
+    assert {"rank_info_R", "log_spectral_distance"} <= set(cmpd["omitted"])
+    np.testing.assert_allclose(cmpd["singular_values_R"], sn[:129], rtol=0, atol=1e-12 * sn[0])
+    assert len(m["singular_values"]) == d  # C keeps every value, as in the study
+    rs = m["reference_spectrum"]
+    assert "REFERENCE_SPECTRUM_MAX_D = 256" in rs["why"] and rs["full_spectrum_option"] == "--full-spectrum"
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "leading 129 of 600" in html and "--full-spectrum" in html
+    assert (tmp_path / "rep" / "filter_factor_images.png").is_file()
+
+    # --full-spectrum: every pair of R, as below the rule
+    _, m2 = _run(tmp_path, Y, _lin(W), batch_size=512, reference=str(tmp_path / "R.npy"), n_boot=10, force=True,
+                 full_spectrum=True)
+    ff2 = m2["filter_factors"]
+    assert len(ff2["factors"]) == d and ff2["leakage"] is not None and "spectrum" not in ff2
+    np.testing.assert_allclose(ff2["factors"][::-1], phi, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ff2["factors"][-k:], ff["factors"], rtol=0, atol=1e-10)  # the same pairs agree
+    assert m2["comparison"]["spectra"]["R"] == "all 600" and m2["comparison"]["rank_info_R"] is not None
+    assert m2["reference_spectrum"]["why"].startswith("--full-spectrum")
+
+
+def test_full_spectrum_without_reference_is_refused(tmp_path):
+    from linlens.errors import ConfigError
+    from linlens.workflows.analyze import plan
+
+    o = AnalyzeOptions(model="m.pt", inputs=tmp_path / "y.npy", full_spectrum=True)
+    with pytest.raises(ConfigError, match="^--full-spectrum asks for every singular pair of the reference R"):
+        plan(o)

@@ -67,7 +67,8 @@ def _value(d, option: str, route: str):
                        "fourier": "shift-invariant", "fourier_dask": "shift-invariant",
                        "subspace_dask": "subspace", "matrix_free": "matrix-free",
                        "matrix_free_dask": "matrix-free"}[route],
-            "force": True, "batch_size": 64, "device": "cpu", "seed": 3, "trust_model": True}[option]
+            "force": True, "batch_size": 64, "device": "cpu", "seed": 3, "trust_model": True,
+            "full_spectrum": True}[option]
 
 
 ROUTE_OPTIONS = [f.name for f in fields(AnalyzeOptions) if f.name not in ("model", "inputs", "out")]
@@ -83,6 +84,8 @@ def test_options_times_routes(d, route, option):
     is refused in one line naming it and the route (or, for an option that selects a route, takes a route
     that uses every option given, or refuses one of them)."""
     kw = {**_base(d)[route], option: _value(d, option, route)}
+    if option == "full_spectrum" and route in OPTION_ROUTES["reference"]:  # it needs --reference (refused without)
+        kw["reference"] = _value(d, "reference", route)
     o = AnalyzeOptions(model=str(d / "m.pt"), inputs=d / "y.npy", out=d / "never", **kw)
     if route in OPTION_ROUTES[option]:
         assert plan(o).name == route

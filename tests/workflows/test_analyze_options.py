@@ -34,7 +34,7 @@ OTHER = {"out": Path("elsewhere"), "force": True, "batch_size": 7, "device": "cp
          "reference": "r.npy", "fit_intercept": False, "dask": "local", "output_index": 1, "output_key": None,
          "max_memory": 10**9, "components": 2, "targets": Path("x.npy"), "operator": "A.npy", "noise_std": 0.1,
          "n_boot": 5, "train_inputs": Path("a.npy"), "train_targets": Path("b.npy"),
-         "prior_covariance": Path("S.npy"), "assume": "dense", "local_samples": 4}
+         "prior_covariance": Path("S.npy"), "assume": "dense", "local_samples": 4, "full_spectrum": True}
 OTHER["output_key"] = "out"  # (alone: output_index and output_key together are refused)
 FIELDS = [f.name for f in fields(AnalyzeOptions) if f.name not in ("model", "inputs")]
 

@@ -111,9 +111,11 @@ def plot_filter_factors(
     singular_values: np.ndarray | None = None,
     ax: Any = None,
     title: str = "Filter factors φ = diag(Vᵀ C A V), mean per cluster of equal σᵢ",
+    xlabel: str = "singular index i of A",
 ):
     """Filter factors against the singular index of A (1 = A⁻¹, 0 = discarded); ``factors`` maps a name to
-    a FilterFactors result or an array. With ``singular_values`` a second axis shows σᵢ(A).
+    a FilterFactors result or an array. With ``singular_values`` a second axis shows σᵢ(A). ``xlabel`` says what
+    the index counts when the factors cover part of A's spectrum only.
 
     Example:
         >>> fig = plot_filter_factors({"truncated SVD": np.array([1.0, 1.0, 0.0])},
@@ -128,7 +130,7 @@ def plot_filter_factors(
         ax.plot(np.arange(1, len(vals) + 1), vals, label=name, markevery=max(len(vals) // 24, 1), **next(styles))
     ax.axhline(1.0, color="k", lw=0.8, ls="--")
     ax.axhline(0.0, color="k", lw=0.8)
-    ax.set_xlabel("singular index i of A")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("φᵢ")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
@@ -537,11 +539,14 @@ def singular_indices(s: np.ndarray, count: int = 8) -> list[int]:
 
 def plot_singular_images(Vt: np.ndarray, singular_values: np.ndarray, factors: Mapping[str, np.ndarray],
                          image_shape: tuple[int, int], count: int = 8, ax: Any = None,
-                         title: str = "Filter factors as images"):
+                         title: str = "Filter factors as images", index_name: str = "i",
+                         indices: np.ndarray | None = None):
     """Right singular vectors vᵢ (rows of ``Vt``, (k, H·W)) of a forward operator A as images, at about
     ``count`` indices spread log-evenly over its spectrum, each captioned with i, σᵢ and the filter factor φᵢ of
     every estimator in ``factors`` (name → (k,) factors): which image patterns each estimator passes (φ ≈ 1)
-    and which it suppresses (φ ≈ 0). Each tile is scaled to its own largest |entry| (blue < 0 < red).
+    and which it suppresses (φ ≈ 0). Each tile is scaled to its own largest |entry| (blue < 0 < red). When the rows
+    are part of A's spectrum only, ``indices`` (k,) gives the number printed for each row (default: its position,
+    1-based) and ``index_name`` what it counts.
 
     Example:
         >>> phi = {"Wiener": np.array([0.9, 0.7, 0.3, 0.0])}
@@ -562,7 +567,7 @@ def plot_singular_images(Vt: np.ndarray, singular_values: np.ndarray, factors: M
     ax.set_xticks([j * (W + 1) + W / 2 for j in range(len(idx))])
     labels = []
     for i in idx:
-        lines = [f"i = {i + 1}", f"σ = {singular_values[i]:.2g}"]
+        lines = [f"{index_name} = {i + 1 if indices is None else int(indices[i])}", f"σ = {singular_values[i]:.2g}"]
         lines += [f"φ {name} = {np.asarray(f)[i]:.2f}" for name, f in factors.items()]
         labels.append("\n".join(lines))
     ax.set_xticklabels(labels, fontsize=7)

@@ -20,7 +20,9 @@ from linlens.linalg import (
     SubspaceComparison,
     SVDResult,
     check_svd,
+    default_tol,
     eigenvalue_condition_numbers,
+    fix_signs,
     match_eigenvalues,
     numerical_rank,
     pinv_svd,
@@ -36,6 +38,7 @@ __all__ = [
     "probe_covariance",
     "FilterFactors",
     "filter_factors",
+    "leading_filter_factors",
     "singular_value_clusters",
     "SignalNoiseSplit",
     "signal_noise_split",
@@ -235,6 +238,62 @@ def filter_factors(C: Any, A: Any = None, rtol: float = 1e-8, *, svd_A: SVDResul
                          f"{c.shape}")
     U, s, Vt = svd(a) if svd_A is None else check_svd(svd_A, a_shape, "svd_A")
     return _filter_factors_of(Vt @ c @ (U * s), s, a_shape, rtol)  # Φ = Vᵀ C A V since A V = U diag(s)
+
+
+def leading_filter_factors(C: Any, svd_R: SVDResult, rtol: float = 1e-8) -> FilterFactors:
+    """Filter factors of C against A = R⁺ on R's LEADING singular pairs only (the smallest nonzero singular values
+    of A), from a partial SVD of R (:func:`~linlens.linalg.svd_leading` with k vectors and ``n_values`` > k): the
+    diagonal block of :func:`filter_factors`' Φ on those indices, φᵢ = uᵢᵀ C vᵢ / σᵢ, without R's full SVD.
+
+    Only whole clusters of equal singular values are kept (a cluster's mean factor is invariant only over all of
+    it): the (k+1)-th value tells whether the k-th pair's cluster goes on, and then that cluster is dropped, so
+    k' ≤ k pairs are returned. The entries are in :func:`filter_factors`' order — A's singular values descending,
+    i.e. R's leading values reversed: entry j ↔ R's singular index k' − j (1-based) — and ``matrix`` is Φ's
+    (k', k') block on them. ``leakage`` is then the leakage WITHIN that block: the whole Φ's needs every pair (a
+    caller must say so). Every given value of R must lie above R's numerical-rank cut (the default "tol" rule of
+    :func:`~linlens.linalg.numerical_rank`; else A = R⁺ has zeros whose place needs R's whole spectrum: take the
+    full SVD then).
+
+    Arguments:
+        C: estimator (m, n), the shape of R.
+        svd_R: U (m, k), s (p,) with p > k, the leading p singular values of R descending, Vt (k, n).
+        rtol: as :func:`filter_factors`.
+
+    Returns:
+        :class:`FilterFactors` with (k',) entries.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> Q1, Q2 = (np.linalg.qr(rng.normal(size=(6, 6)))[0] for _ in range(2))
+        >>> R = Q1 @ np.diag([6.0, 5.0, 5.0, 3.0, 2.0, 1.0]) @ Q2.T; C = 0.5 * R
+        >>> U, s, Vt = np.linalg.svd(R)
+        >>> ff = leading_filter_factors(C, SVDResult(U[:, :2], s[:3], Vt[:2]))  # σ₂ = σ₃: that cluster is dropped
+        >>> ff.singular_values.round(12).tolist(), ff.factors.round(12).tolist()  # A = R⁺'s 1/6, φ = 0.5
+        ([0.166666666667], [0.5])
+    """
+    c = as_array(C, "C", ndim=2)
+    U, s, Vt = (np.asarray(x, dtype=np.float64) for x in svd_R)
+    m, n = c.shape
+    k = U.shape[1] if U.ndim == 2 else -1
+    if U.shape != (m, k) or Vt.shape != (k, n) or s.ndim != 1 or not k < len(s) <= min(m, n) or k < 1:
+        raise ShapeError(f"svd_R must hold k ≥ 1 leading singular pairs of an {(m, n)} matrix R and more than k values "
+                         f"(svd_leading(n_values=)); got U {U.shape}, s {s.shape}, Vt {Vt.shape}")
+    cut = default_tol((m, n)) * s[0]
+    if not s[-1] > cut:
+        raise ConfigError(f"R's leading values reach its numerical-rank cut ({s[-1]:.3g} ≤ {cut:.3g}): A = R⁺ then has "
+                          "zeros whose place needs R's whole spectrum; use filter_factors with R's full SVD")
+    a_s = 1.0 / s[::-1]  # A = R⁺'s values on these indices, descending: position p − 1 − j ↔ R's index j
+    p = len(s)
+    starts = singular_value_clusters(a_s, rtol=rtol, shape=(n, m))[:, 0]
+    whole = starts[starts >= p - k]  # clusters that begin among R's first k (those with vectors) lie whole in them
+    k_whole = p - int(whole.min()) if whole.size else 0
+    if k_whole < 1:
+        raise ConfigError(f"R's leading {k} singular values are all equal to the next within rtol = {rtol:g}: no "
+                          "whole cluster among them; give more pairs, or R's full SVD")
+    # A = R⁺ on these indices, A's order (descending): U_A = V_R, V_A = U_R reversed; the sign rule as pinv_svd's
+    UA, VtA = fix_signs(Vt[:k_whole][::-1].T.copy(), U[:, :k_whole][:, ::-1].T.copy())
+    sA = 1.0 / s[:k_whole][::-1]
+    return _filter_factors_of(VtA @ c @ (UA * sA), sA, (n, m), rtol)  # Φ's block, as filter_factors forms it
 
 
 def _filter_factors_of(Phi: np.ndarray, s: np.ndarray, a_shape: tuple[int, int], rtol: float) -> FilterFactors:

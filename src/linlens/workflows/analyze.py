@@ -160,6 +160,7 @@ def run_analyze(
     output_index: int | None = None,
     output_key: str | None = None,
     max_memory: int | None = None,
+    full_spectrum: bool = False,
 ) -> dict[str, Any]:
     """The surrogate routes (dense in memory, or on Dask) with the older signature: builds the options and
     calls :func:`run` (the same plan and refusals).
@@ -175,4 +176,4 @@ def run_analyze(
     return run(AnalyzeOptions(model=model, inputs=inputs, reference=reference, out=out, force=force,
                               batch_size=batch_size, fit_intercept=fit_intercept, dask=dask, device=device, seed=seed,
                               trust_model=trust_model, output_index=output_index, output_key=output_key,
-                              max_memory=max_memory), console)
+                              max_memory=max_memory, full_spectrum=full_spectrum), console)

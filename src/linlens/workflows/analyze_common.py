@@ -42,6 +42,7 @@ from linlens.linalg import (
     REFINE_THRESHOLD,
     GramAccumulator,
     TSQRAccumulator,
+    default_tol,
     pinv_svd,
     scaled_sq_norm,
     solver_policy,
@@ -54,9 +55,11 @@ from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.stats import GainSplit, closest_reference, interval_text, summarize
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors, r2_from_sums
+from linlens.surrogate.compare import leading_filter_factors
 from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.validation import check_gram_range, check_memory
 from linlens.workflows.analyze_options import Route
+from linlens.workflows import study  # the size rule of the references' spectra (one place: the study's)
 
 __all__ = [
     "HOLDOUT_EVERY",
@@ -462,7 +465,7 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                      P: np.ndarray, R: np.ndarray | None, out: Path, force: bool, extra_metrics: dict[str, Any],
                      warn: list[dict[str, str]], image: tuple[int, int] | None = None,
                      route: Route | None = None, err: GroupedError | None = None,
-                     err_note: str = "") -> dict[str, Any]:
+                     err_note: str = "", full_spectrum: bool = False) -> dict[str, Any]:
     """Write the analyze report (warnings box, summary table, comparison with R when given, figures)
     atomically to ``out`` and return the summary. Shared by the in-memory and the Dask routes.
 
@@ -476,6 +479,13 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         route: the dispatch's route, stated first in the report and recorded in metrics.json.
         err: the bias-corrected error against R with its interval (:func:`reference_error`), or None with
             ``err_note`` saying why there is none.
+        full_spectrum: R's full SVD at any size. Default: the study's size rule
+            (:func:`~linlens.workflows.study.reference_n_values`): above REFERENCE_SPECTRUM_MAX_D (1024) inputs or
+            outputs, R's leading DEFAULT_MAX_K singular pairs (+ one value) only, and the filter factors on those
+            pairs (:func:`~linlens.surrogate.compare.leading_filter_factors`); the report, metrics.json
+            (``reference_spectrum``, the comparison's ``spectra``/``omitted``, ``filter_factors.spectrum``) and the
+            figures say so, and what needs R's whole spectrum (its rank, the log-spectral distance, the whole
+            leakage) is null with the reason. C keeps every singular value either way, as in the study.
 
     Example:
         >>> import tempfile
@@ -526,15 +536,55 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                        "trusting these numbers.")
     spectra = {"C (surrogate)": sv}
     if R is not None:
-        svd_R = svd(R)
+        svd_R, partial, why_full = _reference_svd(R, full_spectrum)
         cmp = compare_operators(C, R, covariance=P, svd_C=svd_C, svd_R=svd_R)
         angles = (f"k = {cmp.k} (clear gap), largest {np.degrees(cmp.subspaces.max_angle):.3g}°"
                   if cmp.k is not None else "none: no clear spectral gap of both")
         metrics["comparison"] = cmp.to_dict()
-        spectra["reference R"] = cmp.singular_values_R
+        spectra["reference R" + (f" ({cmp.spectra['R']})" if partial else "")] = cmp.singular_values_R
         summary.update({"data-weighted error vs R": cmp.data_weighted_error,
                         "‖C−R‖_F/‖R‖_F": cmp.rel_fro_error, "‖C−R‖₂/‖R‖₂": cmp.rel_spectral_error,
                         "principal angles": angles})
+        if partial:
+            ff = leading_filter_factors(C, svd_R)
+            kf, mn = len(ff.factors), min(R.shape)
+            # A = R⁺'s right singular vectors on these indices are R's left ones (A's order: R's reversed)
+            Vt_A, r_index = svd_R.U[:, :kf][:, ::-1].T, np.arange(kf, 0, -1)
+            why = (f"the size rule REFERENCE_SPECTRUM_MAX_D = {study.REFERENCE_SPECTRUM_MAX_D} (max(d_in, d_out) = "
+                   f"{max(R.shape)} > {study.REFERENCE_SPECTRUM_MAX_D}, as in the inverse study): R's leading "
+                   f"{svd_R.U.shape[1]} singular pairs and {len(svd_R.s)} values only, not its full SVD; "
+                   "--full-spectrum computes every pair")
+            pairs = (f"R's leading {kf} of {mn} singular pairs (whole clusters of equal values) = the {kf} smallest "
+                     "nonzero singular values of A = R⁺, where a regularizing network departs from R")
+            metrics["reference_spectrum"] = {"singular_values": cmp.spectra["R"], "filter_factors": pairs,
+                                             "why": why, "full_spectrum_option": "--full-spectrum"}
+            metrics["filter_factors"] = {
+                **ff.to_dict(), "spectrum": f"{pairs}; entries in A's order (descending σ of A): entry j is R's "
+                "singular index r_index[j] (1 = largest)", "r_index": r_index,
+                "leakage": None, "leakage_within_computed": ff.leakage,
+                "omitted": {"leakage": f"the leakage of the whole Φ needs every singular pair of R; only {kf} of "
+                            f"{mn} were computed ({why}); leakage_within_computed is Φ's on those pairs only"}}
+            summary["reference R spectrum"] = (f"{cmp.spectra['R']} singular values, filter factors on R's leading "
+                                               f"{kf} pairs (size rule above d = {study.REFERENCE_SPECTRUM_MAX_D}; "
+                                               "--full-spectrum for all)")
+            spectrum_text = (f"Reference spectrum: {why}. So the spectrum of R shown holds {cmp.spectra['R']} values, "
+                             f"and the filter factors cover {pairs}. Not reported (null in metrics.json, with the "
+                             "reason): R's numerical rank, the log-spectral distance between C and R, the leakage of "
+                             "the whole filter-factor matrix.")
+            ff_caption = (f"Filter factors with R⁺ as the forward operator A (so R = A⁻¹ gives φ = 1), on {pairs} "
+                          f"only ({why}); leakage within those pairs {ff.leakage:.3g}.")
+            xlabel = f"position among the {kf} smallest singular values of A = R⁺ (R's leading {kf} of {mn})"
+        else:
+            svd_A = pinv_svd(svd_R, R.shape)  # A = R⁺ from R's SVD, no new factorization (A itself is not needed)
+            ff = filter_factors(C, svd_A=svd_A)
+            Vt_A, r_index = svd_A.Vt, None
+            metrics["filter_factors"] = ff.to_dict()
+            metrics["reference_spectrum"] = {
+                "singular_values": cmp.spectra["R"], "filter_factors": "every singular pair of R",
+                "why": why_full}
+            ff_caption = ("Filter factors with R⁺ as the forward operator A (so R = A⁻¹ gives φ = 1); leakage "
+                          f"{ff.leakage:.3g}.")
+            xlabel = "singular index i of A"
         if err is not None:
             table = summarize(err.boot)["R"]
             table["low"], table["high"] = err.low, err.high
@@ -559,6 +609,9 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                            f"no closer than the zero map); a plug-in point estimate, biased up: {err_note}.")
         rep.add_answer(f"Principal angles: {angles}; ‖C−R‖_F/‖R‖_F = {cmp.rel_fro_error:.3g} (for an ill-conditioned"
                        " R dominated by its smallest singular values).")
+        if partial:
+            rep.add_answer(f"R's spectrum: {cmp.spectra['R']} singular values and filter factors on {pairs} (the "
+                           f"size rule above d = {study.REFERENCE_SPECTRUM_MAX_D}; --full-spectrum computes all of them).")
         rep.answer_next = ("the filter factors (which singular directions of R the surrogate keeps, 1 = as R does), "
                            "then the principal-angle figure.")
         rep.add_heading("Comparison with the reference R")
@@ -566,24 +619,25 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
         rep.add_text("The data-weighted error E‖(C−R)y‖²/E‖Ry‖² over your inputs is the headline: it weights "
                      "each direction by how much your data uses it. Frobenius and spectral errors are shown "
                      "but, for ill-conditioned references, are dominated by the tiniest singular values.")
+        if partial:
+            rep.add_text(spectrum_text)
         rep.add_figure(figs.plot_subspace_angles(cmp.subspaces), "principal_angles",
                        "Largest principal angle between the top-k singular subspaces of C and R against k, with the "
                        "spectral gaps marked; angles are reported only at a clear gap of both ("
                        + (f"k = {cmp.k})." if cmp.k is not None else "none here)."))
-        svd_A = pinv_svd(svd_R, R.shape)  # A = R⁺ from R's SVD, no new factorization (A itself is not needed)
-        ff = filter_factors(C, svd_A=svd_A)
-        metrics["filter_factors"] = ff.to_dict()
         if ff.matrix.size > JSON_ARRAY_LIMIT:
             rep.add_array("filter_factor_matrix", ff.matrix)
             metrics["filter_factors"]["matrix"] = "filter_factor_matrix.npy"
-        rep.add_figure(figs.plot_filter_factors({"C": ff}, ff.singular_values),
-                       "filter_factors", "Filter factors with R⁺ as the forward operator A (so R = A⁻¹ gives "
-                       f"φ = 1); leakage {ff.leakage:.3g}.")
+        rep.add_figure(figs.plot_filter_factors({"C": ff}, ff.singular_values, xlabel=xlabel),
+                       "filter_factors", ff_caption)
         if image is not None and C.shape[0] == C.shape[1] == int(np.prod(image)):
-            rep.add_figure(figs.plot_singular_images(svd_A.Vt, ff.singular_values, {"C": ff.factors}, image),
+            rep.add_figure(figs.plot_singular_images(Vt_A, ff.singular_values, {"C": ff.factors}, image,
+                                                     **({} if r_index is None else
+                                                        {"index_name": "R's j", "indices": r_index})),
                            "filter_factor_images", "Filter factors as images: right singular vectors vᵢ of A = R⁺ "
                            "(the patterns of the target image, from the best-seen to the worst-seen), each with its "
-                           "σᵢ and C's filter factor φᵢ (1: passed as R passes it; 0: suppressed).")
+                           "σᵢ and C's filter factor φᵢ (1: passed as R passes it; 0: suppressed)"
+                           + (f"; only {pairs}, captioned with R's singular index j." if partial else "."))
         if image is not None and C.shape[1] == int(np.prod(image)):
             rep.add_figure(figs.plot_operator_rows({"surrogate C": C, "reference R": R}, image,
                                                    figs.row_pixels(image, C.shape[0])), "operator_rows",
@@ -608,6 +662,26 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
     rep.metrics.update(metrics)
     rep.write(out, force=force)
     return summary
+
+
+def _reference_svd(R: np.ndarray, full_spectrum: bool) -> tuple[Any, bool, str]:
+    """R's SVD for the report: the full one (``full_spectrum``, or up to the size rule), else its leading
+    DEFAULT_MAX_K pairs and one more value by the study's route (``svd_leading(method="gram", n_values=)``) —
+    unless those values reach R's numerical-rank cut (then A = R⁺'s zeros need the whole spectrum: full SVD).
+    Returns (svd_R, partial, why the full SVD was taken — "" when partial)."""
+    lead = min(DEFAULT_MAX_K, *R.shape)
+    rule = study.reference_n_values(R.shape, lead)
+    if rule is None or rule >= min(R.shape):
+        return svd(R), False, (f"max(d_in, d_out) = {max(R.shape)} ≤ REFERENCE_SPECTRUM_MAX_D = "
+                               f"{study.REFERENCE_SPECTRUM_MAX_D}" if rule is None else
+                               f"min(d_in, d_out) = {min(R.shape)}: the leading {rule} values are all of them")
+    if full_spectrum:
+        return svd(R), False, "--full-spectrum (above the size rule REFERENCE_SPECTRUM_MAX_D)"
+    svd_R = svd_leading(R, lead, method="gram", n_values=rule)
+    if not svd_R.s[-1] > default_tol(R.shape) * svd_R.s[0]:
+        return svd(R), False, (f"R's leading {rule} values reach its numerical-rank cut: the full SVD places the "
+                               "zeros of A = R⁺")
+    return svd_R, True, ""
 
 
 def r2_and_split(stats: BlockStats, full: LinearSurrogate, fit_intercept: bool,
@@ -716,7 +790,7 @@ def input_covariance(acc: GramAccumulator | TSQRAccumulator) -> np.ndarray:
 
 def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndarray | None, out: Path, force: bool,
                    title: str, how: str, extra: dict[str, Any], route: Route | None = None,
-                   err: GroupedError | None = None, err_note: str = "") -> dict[str, Any]:
+                   err: GroupedError | None = None, err_note: str = "", full_spectrum: bool = False) -> dict[str, Any]:
     """From merged statistics: the surrogate (library solver policy), the one R², the warnings, the report (with
     the error against R and its interval ``err``, or ``err_note`` saying why there is none).
     Shared by the in-memory and the Dask routes.
@@ -747,7 +821,7 @@ def finish_analyze(stats: BlockStats, fit_intercept: bool, seed: int, R: np.ndar
     extra = {**extra, "input_checks": flags, "r2_per_output": info["r2_per_output"]}
     image = image_shape(tuple(extra.get("input_shape", ())))
     return surrogate_report(title, intro, full, r2, info, input_covariance(acc), R, out, force, extra, warn,
-                            image=image, route=route, err=err, err_note=err_note)
+                            image=image, route=route, err=err, err_note=err_note, full_spectrum=full_spectrum)
 
 
 def answer_r2(r2: float, n_held_out: int, *, outside: float | None = None) -> str:

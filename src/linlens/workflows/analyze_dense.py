@@ -42,7 +42,7 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
     Arguments:
         options: the run's options (fields used: model, inputs (n_samples, d_in) or (n_samples, *shape), e.g.
             images, in .npy (memory-mapped), .npz, .pt, .csv/.txt; reference (d_out, d_in); out, force, batch_size,
-            fit_intercept, device, seed, trust_model, output_index, output_key, max_memory, n_boot). See
+            fit_intercept, device, seed, trust_model, output_index, output_key, max_memory, n_boot, full_spectrum). See
             :class:`~linlens.workflows.analyze_options.AnalyzeOptions`.
         route: the plan's route (recorded in the report).
         console: rich console for progress (None: quiet).
@@ -119,4 +119,4 @@ def run_dense(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
                           "pass(es) of the model)" + (f"; {cast_note(net)}" if cast_note(net) else ""),
                           {"model": model, "inputs": str(inputs), "n_samples": n, "model_passes": passes,
                            "input_shape": list(in_shape), "input_cast": cast_note(net)}, route=route, err=err,
-                          err_note=err_note)
+                          err_note=err_note, full_spectrum=o.full_spectrum)

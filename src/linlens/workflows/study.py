@@ -83,7 +83,7 @@ from linlens.validation import as_array, check_covariance, check_noise_std
 
 __all__ = [
     "ModelLinearity", "LinearityStudy", "inverse_study", "linearity_study", "NOISE_FLAG_RATIO", "NOISE_FLOOR_RATIO",
-    "FEW_ROWS_PER_FEATURE", "REFERENCE_SPECTRUM_MAX_D",
+    "FEW_ROWS_PER_FEATURE", "REFERENCE_SPECTRUM_MAX_D", "reference_n_values",
 ]
 
 #: The study's size rule for the references' spectra. Up to this many inputs/outputs (max(n_x, n_y); the report draws
@@ -94,6 +94,19 @@ __all__ = [
 #: value (~20 s each at d = 4096). Their comparisons then say so ("leading 129 of 4096" in ``spectra``) and report no
 #: numerical rank and no log-spectral distance (None, the reason in ``omitted``); the surrogates C keep every value.
 REFERENCE_SPECTRUM_MAX_D = 1024
+
+
+def reference_n_values(shape: tuple[int, int], lead: int) -> int | None:
+    """The size rule :data:`REFERENCE_SPECTRUM_MAX_D` for a reference of ``shape`` (m, n) whose ``lead`` leading
+    singular vectors are computed: None (every singular value) up to that size, else lead + 1 leading values (the
+    ``n_values`` of :func:`~linlens.linalg.svd_leading`; the extra value shows whether the lead-th one's cluster goes
+    on). The study's references and ``analyze --reference`` (unless ``--full-spectrum``) follow it.
+
+    Example:
+        >>> reference_n_values((1024, 1024), 128), reference_n_values((4096, 4096), 128)
+        (None, 129)
+    """
+    return min(lead + 1, *shape) if max(shape) > REFERENCE_SPECTRUM_MAX_D else None
 
 #: A difference C − R whose Frobenius norm is at least this fraction of the larger of ‖C‖, ‖R‖ gets its linear terms'
 #: row forms as those of C minus those of R (shared products; float32 rounding then grows by at most 1/this).
@@ -694,7 +707,7 @@ def inverse_study(
     for k, R in refs.items():
         if k not in ref_svds:  # every singular value (the spectra shown) and the leading vectors the angles use
             lead = min(DEFAULT_MAX_K, *R.shape)
-            n_values = min(lead + 1, *R.shape) if max(n_x, n_y) > REFERENCE_SPECTRUM_MAX_D else None
+            n_values = reference_n_values(R.shape, lead)
             ref_svds[k] = svd_leading(R, lead, method="gram", n_values=n_values)
             if len(ref_svds[k].s) < min(R.shape):
                 partial.append(f"{k}: leading {len(ref_svds[k].s)} of {min(R.shape)}")
