@@ -58,8 +58,8 @@ from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors
 from linlens.surrogate.compare import leading_filter_factors
 from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.validation import check_gram_range, check_memory
-from linlens.workflows.analyze_options import Route
 from linlens.workflows import study  # the size rule of the references' spectra (one place: the study's)
+from linlens.workflows.analyze_options import Route
 
 __all__ = [
     "HOLDOUT_EVERY",
@@ -611,7 +611,8 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                        " R dominated by its smallest singular values).")
         if partial:
             rep.add_answer(f"R's spectrum: {cmp.spectra['R']} singular values and filter factors on {pairs} (the "
-                           f"size rule above d = {study.REFERENCE_SPECTRUM_MAX_D}; --full-spectrum computes all of them).")
+                           f"size rule above d = {study.REFERENCE_SPECTRUM_MAX_D}; --full-spectrum computes all of "
+                           "them).")
         rep.answer_next = ("the filter factors (which singular directions of R the surrogate keeps, 1 = as R does), "
                            "then the principal-angle figure.")
         rep.add_heading("Comparison with the reference R")

@@ -247,7 +247,8 @@ def run_dask(options: AnalyzeOptions, route: Route, console: Any = None) -> dict
         options: the run's options (:class:`~linlens.workflows.analyze_options.AnalyzeOptions`). Fields used:
             model (loaded, and a file inspected, on each worker); inputs, an ``.npy`` file or ``.zarr`` array
             folder (n_samples, d_in) or (n_samples, *shape) (images: the model is called on that shape), read block
-            by block on the workers; reference (d_out, d_in) and full_spectrum (its full SVD above the size rule); out (checked first, written atomically at the end,
+            by block on the workers; reference (d_out, d_in) and full_spectrum (its full SVD above the size rule);
+            out (checked first, written atomically at the end,
             only on success); force; batch_size (rows per task; results do not depend on it); fit_intercept;
             dask (scheduler address, or "local" to start a ``LocalCluster``, closed afterwards); device ("auto" →
             CUDA where the worker has one); seed; trust_model, output_index, output_key, max_memory.
