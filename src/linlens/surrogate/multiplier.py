@@ -61,6 +61,15 @@ __all__ = ["Perturbation", "FixedDesign", "MultiplierBootstrap", "Quadratic", "w
 #: Rademacher probes of the Hutchinson sketch of the quadratic term's fluctuations (large operators on many rows).
 SKETCH_PROBES = 32
 
+#: The "auto" method forms a sketch's first this many probes first (without output rows): where they show its noise
+#: far above SKETCH_NOISE_MAX (:func:`_pilot_says_exact`), it takes the exact route without forming the others (the
+#: work of a sketch that is then dropped); otherwise it forms the rest, and the decision is the full sketch's.
+_SKETCH_PILOT = 8
+
+#: "Far above": the pilot's estimate of the full sketch's noise ratio exceeds SKETCH_NOISE_MAX by this factor (the
+#: estimate's own spread is ~10% at 100 replicates; where it is below, the full sketch decides, as without a pilot).
+_PILOT_MARGIN = 2.0
+
 #: The "auto" method drops a sketch whose own noise (the probes' sample variance / p, averaged over the replicates)
 #: exceeds this fraction of the replicates' variance, and takes the exact Grams (or explicit operators) instead: a
 #: large quadratic term (an estimate fitted on about as many rows as it has inputs) made the sketch's noise several
@@ -81,6 +90,10 @@ KRON_FULL_MAX = 256
 #: to 1e-5 of their spread, standard errors to 1e-5 relative, plug-in and bias bit for bit); at d = 4096 it halves the
 #: cost of these products.
 REPLICATE_FLOAT32_MIN = 512
+
+#: Rows per block of a symmetric Gram's upper triangle (:meth:`MultiplierBootstrap._gram` of a piece with itself):
+#: the blocks right of the diagonal are formed, ~(1 + block/n)/2 of the full product's flops.
+_SYM_BLOCK = 512
 
 #: A design whose condition number (from its Gram matrix) is below this is factorized through the Gram matrix
 #: (O(n d²) BLAS products and one d × d symmetric eigendecomposition); above it, through the SVD of the rows.
@@ -263,6 +276,35 @@ def wiener_perturbation(A: np.ndarray, prior_covariance: np.ndarray, noise_std: 
     elif prior_estimated:
         g = np.full(n, -noise_std**2 / n)
     return Perturbation(source=source, coef=W, L=L, M=M, g=g, N=None if g is None else W @ Minv)
+
+
+def _pilot_says_exact(per_probe: np.ndarray, base: np.ndarray, s2: float) -> bool:
+    """Whether the first probes of a sketch (``per_probe``: (p₀, n_boot) Hutchinson terms, unscaled) show the full
+    sketch's own noise above :data:`_PILOT_MARGIN` × :data:`SKETCH_NOISE_MAX` of the replicates' variance (``base``:
+    plug-in + linear term per replicate, scaled; ``s2``: scale²). The per-probe variance σ_b² is estimated
+    unbiasedly from the p₀ probes; the full sketch's noise is σ_b²(p − 1)/p² (what its own rule measures, on
+    average), and the replicates' variance it would show is the pilot replicates' variance minus the pilot's own
+    noise σ_b²/p₀ plus that. A non-positive estimate (noise-dominated) also says exact."""
+    p0, p = per_probe.shape[0], SKETCH_PROBES
+    if p0 < 2:
+        return False
+    sig2 = float(np.mean(per_probe.var(axis=0, ddof=1))) / (s2 * s2)
+    noise_full = sig2 * (p - 1) / (p * p)
+    var_full = float(np.var(base + per_probe.mean(axis=0) / s2)) - sig2 / p0 + noise_full
+    return var_full <= 0 or noise_full > _PILOT_MARGIN * SKETCH_NOISE_MAX * var_full
+
+
+def _times_gram(w: np.ndarray, K: np.ndarray, upper: bool) -> np.ndarray:
+    """w K (w: (B, n) multipliers, K: (n, n_q)) in K's dtype; ``upper``: K symmetric with only its upper triangle
+    defined (:meth:`MultiplierBootstrap._gram` of a piece with itself), read by BLAS symm."""
+    wt = w.astype(K.dtype)
+    if not upper:
+        return wt @ K
+    from scipy.linalg.blas import dsymm, ssymm
+
+    symm = ssymm if K.dtype == np.float32 else dsymm
+    # K (C order) is Kᵀ in Fortran order, whose lower triangle is K's upper one; wᵀ (n, B) is Fortran-ordered
+    return symm(1.0, K.T, wt.T, side=0, lower=1).T
 
 
 def _spd_inverse(G: np.ndarray, pinv: bool = True) -> np.ndarray | None:
@@ -482,6 +524,10 @@ class MultiplierBootstrap:
 
     def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None,
               LO: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """Kₚq = (LₚOᵀ OL_qᵀ) ∘ (MₚWM_qᵀ) (n_p, n_q), kept until :meth:`clear` (without output rows). For a piece with
+        itself (p is q) K is symmetric and only its upper triangle is formed (blocks of :data:`_SYM_BLOCK` rows from
+        the diagonal on: about half the flops) — the lower triangle is left undefined; :meth:`_quad_gram` reads it
+        with a symmetric product (BLAS symm)."""
         key = (id(p), id(q), id(W), None if O is None else id(O))
         K = self._cache.get(key)
         if K is None:
@@ -491,18 +537,42 @@ class MultiplierBootstrap:
             else:
                 lp = LO[id(p)] if LO is not None else self._rows(p.L, O)  # the rows the quadratic formed
                 lq = LO[id(q)] if LO is not None else self._rows(q.L, O)
-            GL = lp.astype(dt, copy=False) @ lq.astype(dt, copy=False).T
+            lp, lq = lp.astype(dt, copy=False), lq.astype(dt, copy=False)
             km = ("M", id(p), id(q), id(W))
             GM = self._cache.get(km)
-            if GM is None:
-                GM = self._mw_low(p, W, dt) @ self._low(q).T
-                if O is not None:  # the bands of one weight share it
-                    self._cache[km] = GM
-            K = GL
-            K *= GM  # (L Lᵀ) ∘ (M W Mᵀ) in GL's array
+            if p is q:  # symmetric: the upper triangle only
+                if GM is None and O is not None:  # the bands of one weight share M W Mᵀ (its upper triangle)
+                    GM = self._cache[km] = self._upper_gram(self._mw_low(p, W, dt), None, None, self._low(q))
+                K = self._upper_gram(lp, None if GM is not None else (self._mw_low(p, W, dt), self._low(q)), GM)
+            else:
+                GL = lp @ lq.T
+                if GM is None:
+                    GM = self._mw_low(p, W, dt) @ self._low(q).T
+                    if O is not None:  # the bands of one weight share it
+                        self._cache[km] = GM
+                K = GL
+                K *= GM  # (L Lᵀ) ∘ (M W Mᵀ) in GL's array
             if O is None:  # the references of one weight share it; banded Grams are used once
                 self._cache[key] = K
             self._keep.append((p, q, W, O))  # the ids in the keys stay valid until clear()
+        return K
+
+    def _upper_gram(self, X: np.ndarray, second: tuple[np.ndarray, np.ndarray] | None, H: np.ndarray | None,
+                    Y: np.ndarray | None = None) -> np.ndarray:
+        """The upper triangle (by blocks of :data:`_SYM_BLOCK` rows, the lower triangle left undefined) of
+        (X Yᵀ) ∘ (P Qᵀ) (``second`` = (P, Q)), of (X Yᵀ) ∘ H (H's upper triangle used), or of X Yᵀ alone (both None);
+        Y defaults to X (X Xᵀ: symmetric). X, Y (n, k); P, Q (n, k'). Returns (n, n) in X's dtype."""
+        Y = X if Y is None else Y
+        n = X.shape[0]
+        K = np.empty((n, n), dtype=X.dtype)
+        for a in range(0, n, _SYM_BLOCK):
+            b = min(n, a + _SYM_BLOCK)
+            blk = K[a:b, a:]
+            np.matmul(X[a:b], Y[a:].T, out=blk)
+            if second is not None:
+                blk *= second[0][a:b] @ second[1][a:].T
+            elif H is not None:
+                blk *= H[a:b, a:]
         return K
 
     def _cross_forms(self, u: Perturbation, v: Perturbation, W: np.ndarray, O: np.ndarray | None,
@@ -614,77 +684,106 @@ class MultiplierBootstrap:
                  "sketch": SKETCH_PROBES * (B * (sum(rows) * d_in + d_in * d_in) + sum(rows) * k)}
         method = min(costs, key=costs.get) if self.method == "auto" else self.method
         if method == "sketch":
-            # Hutchinson sketch of the fluctuations only; their mean is replaced by the exact expectation
-            quad, noise = self._quad_sketch(pieces, W, O, ON, LO)
-            quad = quad - quad.mean() + expected * s2
-            reps = plug + lin + quad / s2
-            # the sketch's own noise (each replicate's probe-to-probe variance / p) adds to the replicates' spread:
-            # where it is more than SKETCH_NOISE_MAX of their variance (a large quadratic term, e.g. a reference
-            # fitted on as many rows as the surrogate) the auto route takes the exact Grams (or explicit operators)
-            if self.method == "sketch" or not float(np.mean(noise)) / s2**2 > SKETCH_NOISE_MAX * float(np.var(reps)):
-                return Quadratic(plug_in=plug, expected=expected, replicates=reps)
-            method = "gram" if costs["gram"] <= costs["explicit"] else "explicit"
+            # Hutchinson sketch of the fluctuations only; their mean is replaced by the exact expectation. Under
+            # "auto" (output rows O None) its first SKETCH_PILOT probes come first: where they show the full
+            # sketch's noise far above SKETCH_NOISE_MAX (_pilot_says_exact), the other probes are not formed
+            pilot = self.method == "auto" and O is None and _SKETCH_PILOT < SKETCH_PROBES
+            per_probe = self._quad_sketch(pieces, W, O, ON, LO, 0, _SKETCH_PILOT if pilot else SKETCH_PROBES)
+            if pilot and _pilot_says_exact(per_probe, plug + lin, s2):
+                method = "gram" if costs["gram"] <= costs["explicit"] else "explicit"
+            else:
+                if pilot:  # the remaining probes: the same numbers as the full sketch formed at once
+                    per_probe = np.concatenate([per_probe, self._quad_sketch(pieces, W, O, ON, LO, _SKETCH_PILOT,
+                                                                             SKETCH_PROBES)])
+                quad, noise = per_probe.mean(axis=0), per_probe.var(axis=0) / SKETCH_PROBES
+                quad = quad - quad.mean() + expected * s2
+                reps = plug + lin + quad / s2
+                # the sketch's own noise (each replicate's probe-to-probe variance / p) adds to the replicates'
+                # spread: where it is more than SKETCH_NOISE_MAX of their variance (a large quadratic term, e.g. a
+                # reference fitted on as many rows as the surrogate) the auto route takes the exact Grams (or explicit
+                # operators)
+                if self.method == "sketch" or not (float(np.mean(noise)) / s2**2
+                                                   > SKETCH_NOISE_MAX * float(np.var(reps))):
+                    return Quadratic(plug_in=plug, expected=expected, replicates=reps)
+                method = "gram" if costs["gram"] <= costs["explicit"] else "explicit"
         quad = (self._quad_explicit if method == "explicit" else self._quad_gram)(pieces, W, O, ON, LO)
         return Quadratic(plug_in=plug, expected=expected, replicates=plug + lin + quad / s2)
 
     def _quad_sketch(self, pieces: Sequence[tuple[float, Perturbation]], W: np.ndarray, O: np.ndarray | None,
-                     ON: dict[int, np.ndarray], LO: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """tr(O E_b W E_bᵀ Oᵀ) ≈ (1/p) Σⱼ ‖W^½ E_bᵀ Oᵀ uⱼ‖² with p Rademacher probes uⱼ shared by the replicates
-        (Hutchinson 1990): O(p (n d + d²)) per replicate, for large operators fitted on many rows. Returns the
-        estimates (n_boot,) and their own noise variances (n_boot,), the probes' sample variance / p.
+                     ON: dict[int, np.ndarray], LO: dict[int, np.ndarray], j0: int = 0,
+                     j1: int = SKETCH_PROBES) -> np.ndarray:
+        """(j1 − j0, n_boot) the Hutchinson terms ‖W^½ E_bᵀ Oᵀ uⱼ‖² of probes j0 ≤ j < j1 of the p =
+        :data:`SKETCH_PROBES` Rademacher probes uⱼ shared by the replicates (Hutchinson 1990): their mean over the p
+        probes estimates tr(O E_b W E_bᵀ Oᵀ), their variance / p is the estimate's own noise. O(p (n d + d²)) per
+        replicate, for large operators fitted on many rows.
 
-        Computed per pair of pieces, Σₚ,q ±(1/p) Σⱼ ⟨Xₚⱼ, W X_qⱼ⟩ with Xₚⱼ = Eₚ(ω)ᵀ Oᵀ uⱼ (the same sum, bilinear):
-        without output rows (O None) each piece's Xₚ and W Xₚ are kept until :meth:`clear`, so the references'
-        errors, which share the surrogate's piece and the weight, sketch it once."""
+        Computed per pair of pieces, Σₚ,q ±⟨Xₚⱼ, W X_qⱼ⟩ with Xₚⱼ = Eₚ(ω)ᵀ Oᵀ uⱼ (the same sum, bilinear): without
+        output rows (O None) each piece's Xₚ and W Xₚ are kept until :meth:`clear` (the probes formed so far), so the
+        references' errors, which share the surrogate's piece and the weight, sketch it once; probes asked for in two
+        ranges give the same numbers as in one."""
         k = next(iter(LO.values())).shape[1]
         U = np.random.default_rng(12345).choice(np.array([-1.0, 1.0]), size=(k, SKETCH_PROBES))
-        X = [(sp, self._sketch_x(p, O, U, ON, LO)) for sp, p in pieces]
-        WX = [self._sketch_wx(p, W, O, x) for (_, p), (_, x) in zip(pieces, X, strict=True)]
-        per_probe = np.zeros((SKETCH_PROBES, self.n_boot))
+        X = [(sp, self._sketch_x(p, O, U, ON, LO, j1)) for sp, p in pieces]
+        WX = [self._sketch_wx(p, W, O, x, j1) for (_, p), (_, x) in zip(pieces, X, strict=True)]
+        per_probe = np.zeros((j1 - j0, self.n_boot))
         for i, (sp, x) in enumerate(X):
             if x is None:
                 continue
+            x = x[j0:j1]
             for j in range(i, len(X)):
                 sq, y = X[j]
                 if y is not None:  # summed in float64 (pairwise) when the sketch is float32; products in scratch
-                    xy = np.multiply(x, WX[j], out=self._buffer(x.shape, x.dtype, "sketch_xy"))
+                    xy = np.multiply(x, WX[j][j0:j1], out=self._buffer(x.shape, x.dtype, "sketch_xy"))
                     per_probe += (1.0 if i == j else 2.0) * sp * sq * xy.sum(axis=1, dtype=np.float64)
-        return per_probe.mean(axis=0), per_probe.var(axis=0) / SKETCH_PROBES
+        return per_probe
 
     def _sketch_x(self, p: Perturbation, O: np.ndarray | None, U: np.ndarray, ON: dict[int, np.ndarray],
-                  LO: dict[int, np.ndarray]) -> np.ndarray | None:
-        """(probes, d_in, n_boot) Eₚ(ω_b)ᵀ Oᵀ uⱼ of one piece (None when it has no rows), kept when O is None."""
+                  LO: dict[int, np.ndarray], j1: int = SKETCH_PROBES) -> np.ndarray | None:
+        """(probes, d_in, n_boot) Eₚ(ω_b)ᵀ Oᵀ uⱼ of one piece (None when it has no rows), the probes j < j1 formed;
+        kept with the count of formed probes when O is None."""
         key = ("SX", id(p)) if O is None else None
         X = self._cache.get(key) if key else None
-        if X is not None or (not p.L.size and p.g is None):
+        done = self._cache.get(("SXn", id(p)), 0) if X is not None else 0
+        if (X is not None and done >= j1) or (not p.L.size and p.g is None):
             return X
         w = self._w(p)
         dt = self._replicate_dtype(p)
-        X = np.zeros((U.shape[1], p.M.shape[1], self.n_boot), dtype=dt)
+        if X is None:
+            X = np.zeros((U.shape[1], p.M.shape[1], self.n_boot), dtype=dt)
         Mt, wt = self._low(p).T, w.T.astype(dt)
-        for j in range(U.shape[1]):
+        for j in range(done, j1):
             if p.L.size:
                 X[j] += Mt @ (wt * (LO[id(p)] @ U[:, j]).astype(dt)[:, None])
             if p.g is not None:
                 X[j] += np.outer(ON[id(p)].T @ U[:, j], w @ p.g).astype(dt)
         if key:
-            self._cache[key] = X
-            self._keep.append(p)
+            if done == 0:
+                self._keep.append(p)
+            self._cache[key], self._cache[("SXn", id(p))] = X, j1
         return X
 
-    def _sketch_wx(self, p: Perturbation, W: np.ndarray, O: np.ndarray | None,
-                   X: np.ndarray | None) -> np.ndarray | None:
-        """W Xₚⱼ for every probe (a diagonal W scales rows: the same numbers as the product), kept when O is None."""
+    def _sketch_wx(self, p: Perturbation, W: np.ndarray, O: np.ndarray | None, X: np.ndarray | None,
+                   j1: int = SKETCH_PROBES) -> np.ndarray | None:
+        """W Xₚⱼ for the probes j < j1 (a diagonal W scales rows: the same numbers as the product), kept with the count
+        of formed probes when O is None."""
         if X is None:
             return None
         key = ("SWX", id(p), id(W)) if O is None else None
         WX = self._cache.get(key) if key else None
+        done = self._cache.get(("SWXn", id(p), id(W)), 0) if WX is not None else 0
+        if WX is not None and done >= j1:
+            return WX
         if WX is None:
-            dW = self._diagonal(W)
-            WX = X * dW.astype(X.dtype)[None, :, None] if dW is not None else W.astype(X.dtype) @ X
-            if key:
-                self._cache[key] = WX
+            WX = np.empty_like(X)
+        dW = self._diagonal(W)
+        if dW is not None:
+            np.multiply(X[done:j1], dW.astype(X.dtype)[None, :, None], out=WX[done:j1])
+        else:
+            np.matmul(W.astype(X.dtype), X[done:j1], out=WX[done:j1])
+        if key:
+            if done == 0:
                 self._keep.append((p, W))
+            self._cache[key], self._cache[("SWXn", id(p), id(W))] = WX, j1
         return WX
 
     def _diagonal(self, W: np.ndarray) -> np.ndarray | None:
@@ -728,7 +827,7 @@ class MultiplierBootstrap:
                 f = (1.0 if i == j else 2.0) * sp * sq
                 if p.L.size and q.L.size:
                     K = self._gram(p, q, W, O, LO)
-                    quad += f * np.einsum("bi,bi->b", (wp.astype(K.dtype) @ K).astype(np.float64), wq)
+                    quad += f * np.einsum("bi,bi->b", _times_gram(wp, K, p is q).astype(np.float64), wq)
                 pairs = [(p, wp, q, wq)] if i == j else [(p, wp, q, wq), (q, wq, p, wp)]
                 for u, wu, v, wv in pairs:
                     if u.g is not None and v.L.size:
