@@ -14,9 +14,14 @@ def _explicit(p: Perturbation, w: np.ndarray) -> np.ndarray:
     return E
 
 
-@pytest.mark.parametrize("method", ["explicit", "gram"])
-def test_replicates_equal_the_statistic_of_the_explicitly_perturbed_operator(method):
-    """Second algorithm: form D* = D + Σ ±E(ω_b) explicitly and evaluate tr(O D* W D*ᵀ Oᵀ) directly."""
+@pytest.mark.parametrize(("method", "block"), [("explicit", 512), ("gram", 512), ("gram", 7)])
+def test_replicates_equal_the_statistic_of_the_explicitly_perturbed_operator(method, block, monkeypatch):
+    """Second algorithm: form D* = D + Σ ±E(ω_b) explicitly and evaluate tr(O D* W D*ᵀ Oᵀ) directly. ``block`` 7:
+    the Grams of a piece with itself are formed as upper triangles by several blocks of rows (their lower triangle
+    undefined, read by BLAS symm; the bands' shared M W Mᵀ too)."""
+    import linlens.surrogate.multiplier as mm
+
+    monkeypatch.setattr(mm, "_SYM_BLOCK", block)
     rng = np.random.default_rng(0)
     n, n_tr, d_in, d_out = 30, 40, 5, 4
     fit = FixedDesign(rng.normal(size=(n, d_in))).perturbation(rng.normal(size=(n, d_out)), "fit")
@@ -341,3 +346,26 @@ def test_auto_drops_a_sketch_whose_own_noise_would_inflate_the_replicates():
     big = {m: MultiplierBootstrap({"fit": n}, n_boot=B, seed=1, method=m).quadratic(large, W, [(1.0, fit)])
            for m in ("auto", "sketch")}
     np.testing.assert_array_equal(big["auto"].replicates, big["sketch"].replicates)
+
+
+def test_the_sketch_pilot_forms_8_probes_where_the_noise_is_large_and_all_32_else():
+    """"auto" forms a sketch's first _SKETCH_PILOT probes first. Quadratic-dominated (D small): the pilot shows the
+    noise far above SKETCH_NOISE_MAX, the other probes are never formed, and the replicates are the explicit ones
+    (second algorithm). Linear-dominated (D large): the sketch is completed and kept, its replicates equal to the
+    sketch formed at once (method="sketch", the same probes) — the two ranges give the same numbers."""
+    import linlens.surrogate.multiplier as mm
+
+    rng = np.random.default_rng(0)
+    d, n, B = 300, 3000, 50
+    Y = rng.normal(size=(n, d))
+    fit = FixedDesign(Y).perturbation(Y @ rng.normal(size=(d, d)).T / np.sqrt(d) + 3 * rng.normal(size=(n, d)), "fit")
+    W = np.cov(rng.normal(size=(2 * d, d)).T)
+    small, large = 0.001 * rng.normal(size=(d, d)), 3.0 * rng.normal(size=(d, d))
+    for D, probes in ((small, mm._SKETCH_PILOT), (large, mm.SKETCH_PROBES)):
+        auto = MultiplierBootstrap({"fit": n}, n_boot=B, seed=1)
+        q = auto.quadratic(D, W, [(1.0, fit)])
+        assert auto._cache[("SXn", id(fit))] == probes
+        ref = "explicit" if probes < mm.SKETCH_PROBES else "sketch"
+        r = MultiplierBootstrap({"fit": n}, n_boot=B, seed=1, method=ref).quadratic(D, W, [(1.0, fit)])
+        assert q.plug_in == r.plug_in and q.expected == pytest.approx(r.expected, rel=1e-12)
+        np.testing.assert_allclose(q.replicates, r.replicates, rtol=1e-9 if ref == "explicit" else 1e-13)

@@ -825,9 +825,15 @@ class MultiplierBootstrap:
                 sq, q = pieces[j]
                 wq = self._w(q)
                 f = (1.0 if i == j else 2.0) * sp * sq
-                if p.L.size and q.L.size:
-                    K = self._gram(p, q, W, O, LO)
-                    quad += f * np.einsum("bi,bi->b", _times_gram(wp, K, p is q).astype(np.float64), wq)
+                if p.L.size and q.L.size:  # ω_pᵀ K ω_q per replicate, kept with K (numerator, denominator and
+                    kq = ("wKw", id(p), id(q), id(W)) if O is None else None  # standard error share them)
+                    v = self._cache.get(kq) if kq else None
+                    if v is None:
+                        K = self._gram(p, q, W, O, LO)
+                        v = np.einsum("bi,bi->b", _times_gram(wp, K, p is q).astype(np.float64), wq)
+                        if kq:
+                            self._cache[kq] = v
+                    quad += f * v
                 pairs = [(p, wp, q, wq)] if i == j else [(p, wp, q, wq), (q, wq, p, wp)]
                 for u, wu, v, wv in pairs:
                     if u.g is not None and v.L.size:
