@@ -294,3 +294,35 @@ def test_surrogate_torch_ill_conditioned_falls_back_to_refinement_or_qr():
     assert sur.solver_ in ("gram+refine", "qr")
     sol = np.linalg.lstsq(np.hstack([X, np.ones((len(X), 1))]), Y, rcond=None)[0]
     assert _rel(sur.coef_, sol[:-1].T) < 1e-8
+
+
+def test_dask_reference_follows_the_size_rule_and_full_spectrum(client, tmp_path, monkeypatch):
+    """The Dask route reports R as the dense route does: above the study's size rule (lowered to 100 here; d = 200)
+    its leading 129 values, labelled, and the filter factors on its leading pairs equal to numpy's full SVD;
+    --full-spectrum gives every value."""
+    from linlens.workflows import study
+    from linlens.workflows.analyze import AnalyzeOptions, run
+
+    monkeypatch.setattr(study, "REFERENCE_SPECTRUM_MAX_D", 100)  # read in this (client) process, which reports
+    rng = np.random.default_rng(2)
+    d = 200
+    W = rng.normal(size=(d, d)) / np.sqrt(d)
+    lin = torch.nn.Linear(d, d, bias=False).double()
+    lin.weight.data = torch.as_tensor(W)
+    torch.jit.script(lin).save(str(tmp_path / "m.pt"))
+    R = W + 0.1 * rng.normal(size=(d, d)) / np.sqrt(d)
+    np.save(tmp_path / "R.npy", R)
+    np.save(tmp_path / "y.npy", rng.normal(size=(800, d)))
+    U, s, Vt = np.linalg.svd(R)
+    phi = np.einsum("ij,ik,kj->j", U, W, Vt.T) / s  # C = W exactly: φⱼ = uⱼᵀ W vⱼ / σⱼ
+    for full, out in ((False, "a"), (True, "b")):
+        o = AnalyzeOptions(model=str(tmp_path / "m.pt"), inputs=tmp_path / "y.npy", reference=str(tmp_path / "R.npy"),
+                           out=tmp_path / out, dask=client.scheduler.address, device="cpu", trust_model=True,
+                           batch_size=400, n_boot=10, full_spectrum=full)
+        run(o)
+        m = json.loads((tmp_path / out / "metrics.json").read_text())
+        assert m["comparison"]["spectra"]["R"] == ("all 200" if full else "leading 129 of 200")
+        k = len(m["filter_factors"]["factors"])
+        assert k == (d if full else 128)
+        np.testing.assert_allclose(m["filter_factors"]["factors"][::-1], phi[:k], rtol=0, atol=1e-9)
+        assert (m["filter_factors"]["leakage"] is None) != full

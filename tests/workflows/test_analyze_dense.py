@@ -149,6 +149,14 @@ def test_reference_above_the_size_rule_gets_its_leading_pairs_labelled(tmp_path,
     np.testing.assert_allclose(ff2["factors"][-k:], ff["factors"], rtol=0, atol=1e-10)  # the same pairs agree
     assert m2["comparison"]["spectra"]["R"] == "all 600" and m2["comparison"]["rank_info_R"] is not None
     assert m2["reference_spectrum"]["why"].startswith("--full-spectrum")
+    # the size rule changes only what it labels: every other number equals the full route's
+    for key in ("r2", "condition_number_inputs", "singular_values", "intercept"):
+        np.testing.assert_allclose(m[key], m2[key], rtol=1e-12, atol=0)
+    for key in ("data_weighted_error", "rel_fro_error", "rel_spectral_error"):
+        np.testing.assert_allclose(cmpd[key], m2["comparison"][key], rtol=1e-12, atol=0)
+    p = len(cmpd["singular_values_R"])
+    np.testing.assert_allclose(cmpd["singular_values_R"], m2["comparison"]["singular_values_R"][:p], rtol=1e-12)
+    assert cmpd["rank_info_C"] == m2["comparison"]["rank_info_C"]
 
 
 def test_full_spectrum_without_reference_is_refused(tmp_path):
