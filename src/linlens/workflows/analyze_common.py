@@ -555,7 +555,7 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
                    f"{svd_R.U.shape[1]} singular pairs and {len(svd_R.s)} values only, not its full SVD; "
                    "--full-spectrum computes every pair")
             pairs = (f"R's leading {kf} of {mn} singular pairs (whole clusters of equal values) = the {kf} smallest "
-                     "nonzero singular values of A = R⁺, where a regularizing network departs from R")
+                     "nonzero singular values of A = R⁺ (for R = A⁻¹: where a regularizing network departs from R)")
             metrics["reference_spectrum"] = {"singular_values": cmp.spectra["R"], "filter_factors": pairs,
                                              "why": why, "full_spectrum_option": "--full-spectrum"}
             metrics["filter_factors"] = {
