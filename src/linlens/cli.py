@@ -314,10 +314,12 @@ def analyze(
                                       "'dense' (dense study even for a circular operator, or the dense surrogate) or "
                                       "'subspace' (with --components) or 'matrix-free' (--targets with an operator "
                                       "applied as a function); default: chosen from the problem" + _r("assume")),
-    full_spectrum: bool = typer.Option(False, "--full-spectrum", help="with --reference: R's full SVD (every "
-                                       "singular value, filter factors on every pair) at any size; default above "
-                                       "1024 inputs or outputs: R's leading 128 pairs only, as the inverse study "
-                                       "does (said in the report)" + _r("full_spectrum")),
+    full_spectrum: bool = typer.Option(False, "--full-spectrum", help="every singular value of the references "
+                                       "at any size; default above 1024 inputs or outputs: leading values only "
+                                       "(said in the report). With --reference: R's full SVD (filter factors on "
+                                       "every pair); with --targets (dense study): the Wiener estimator's and "
+                                       "C_data's full spectra, numerical ranks and log-spectral distances"
+                                       + _r("full_spectrum")),
 ) -> None:
     """Fit the global linear surrogate of your model on your inputs; with --targets (and --operator), the whole
     inverse-operator study: C against A⁺, the Wiener estimator and C_data, signal/noise split, filter factors,

@@ -76,7 +76,7 @@ def plan(options: AnalyzeOptions) -> Route:
         linlens.errors.ConfigError: --noise-std is not used by the dense (in memory) route (it is used by: ...
     """
     o = options
-    inverse = o.targets is not None or (o.operator is not None and o.inputs.suffix.lower() == ".npz")
+    inverse = o.inverse
     if (o.components is not None and not inverse) or o.assume == "subspace":
         if o.components is None:
             raise ConfigError("--assume subspace needs --components m (the dimension of the inputs' principal "

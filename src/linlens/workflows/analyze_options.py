@@ -53,7 +53,7 @@ OPTION_ROUTES: dict[str, frozenset[str]] = {
     "targets": _INVERSE, "operator": _INVERSE, "noise_std": _INVERSE, "n_boot": _INVERSE | _SURROGATE,
     "train_inputs": frozenset({"study"}), "train_targets": frozenset({"study"}),
     "prior_covariance": frozenset({"study"}), "local_samples": frozenset({"study"}),
-    "full_spectrum": frozenset({"dense", "dask"}),
+    "full_spectrum": frozenset({"dense", "dask", "study"}),
 }
 
 #: option → its command-line spelling (as refusals name it)
@@ -156,9 +156,11 @@ class AnalyzeOptions:
         assume: "dense", "shift-invariant", "subspace" or "matrix-free": the route family the user asserts.
         local_samples: test rows at which Jacobians are compared with the surrogate (dense study; None: 200 up to
             d = 1024 inputs, none above: workflows.inverse.LOCAL_ROWS, LOCAL_MAX_D).
-        full_spectrum: R's full SVD (every singular value, filter factors on every pair) at any size; default: the
-            study's size rule (workflows.study.REFERENCE_SPECTRUM_MAX_D): above 1024 inputs or outputs, R's leading
-            128 pairs only, labelled in the report. Needs ``reference``.
+        full_spectrum: every singular value of the references at any size; default: the study's size rule
+            (workflows.study.REFERENCE_SPECTRUM_MAX_D): above 1024 inputs or outputs, leading values only, labelled
+            in the report. Without ``targets``: R's full SVD (filter factors on every pair; needs ``reference``);
+            with them (dense study): the Wiener estimator's and C_data's full spectra, ranks and log-spectral
+            distances.
 
     Example:
         >>> o = AnalyzeOptions(model="m.pt", inputs="y.npy", targets="x.npy", n_boot=50)
@@ -223,11 +225,18 @@ class AnalyzeOptions:
                               f"before; each resample costs time and memory); got {self.n_boot:,}")
         if self.noise_std is not None:
             check_noise_std(self.noise_std)  # finite and > 0 (linlens.validation: the one σ check)
-        if self.full_spectrum and self.reference is None:
+        if self.full_spectrum and self.reference is None and not self.inverse:
             raise ConfigError("--full-spectrum asks for every singular pair of the reference R: give --reference (the "
-                              "surrogate's own spectrum is whole without it)")
+                              "surrogate's own spectrum is whole without it; with --targets it is the study's "
+                              "references')")
         if self.max_memory is not None and (isinstance(self.max_memory, bool) or self.max_memory <= 0):
             raise ConfigError(f"--max-memory must be a positive number of bytes; got {self.max_memory!r}")
+
+    @property
+    def inverse(self) -> bool:
+        """Whether these options ask for an inverse study (a route of the ``--targets`` family): targets given, or
+        an ``inputs`` .npz (holding 'inputs' and 'targets') with an operator."""
+        return self.targets is not None or (self.operator is not None and self.inputs.suffix.lower() == ".npz")
 
     def given(self) -> list[str]:
         """The fields set to something other than their default, in declaration order."""

@@ -305,7 +305,8 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
             product),
             trust_model; train_inputs, train_targets (separate training pairs for C_data, Σₓ and σ; then every
             row of ``inputs`` is a probe); prior_covariance (Σₓ as ``.npy`` instead of the training targets'
-            empirical covariance).
+            empirical covariance); full_spectrum (every singular value of the Wiener estimator and C_data
+            above the size rule REFERENCE_SPECTRUM_MAX_D).
         route: the plan's route (recorded in the report).
         console: a rich console for progress lines, or None.
 
@@ -342,7 +343,7 @@ def run_study(options: AnalyzeOptions, route: Route, console: Any = None) -> dic
                                         batch_size=o.batch_size, device=o.device, seed=seed, n_boot=n_boot,
                                         load_model_kwargs={"trust_model": o.trust_model}, say=say,
                                         name=f"{Path(str(model)).name} on {Path(inputs).name}",
-                                        max_memory=o.max_memory)
+                                        max_memory=o.max_memory, full_spectrum=o.full_spectrum)
     study, train, probe, n_fit = core.study, core.train, core.probe, core.study.n_fit
     noise_std, sigma_ci, A = core.noise_std, core.noise_std_interval, core.A
     in_shape, x_shape, n = core.in_shape, core.x_shape, core.n_rows
@@ -472,6 +473,7 @@ def inverse_study_from_files(
     say: Any = None,
     name: str = "problem",
     max_memory: int | None = None,
+    full_spectrum: bool = False,
 ) -> FileStudy:
     """The dense inverse-operator study from files: the one path of ``linlens analyze --targets`` and of the demo.
 
@@ -490,6 +492,7 @@ def inverse_study_from_files(
         name: the problem's label.
         max_memory: memory limit in bytes (None: half the physical memory); a study whose estimate
             (:func:`study_memory`) exceeds it is refused before the model runs.
+        full_spectrum: the references' full spectra at any size (``--full-spectrum``; :func:`inverse_study`).
 
     Returns:
         :class:`FileStudy`.
@@ -567,7 +570,7 @@ def inverse_study_from_files(
     del AX
     study = inverse_study(nets, Yp, Xp, Xtr, Ytr, A=A_op, prior_covariance=Sx, noise_std=noise_std,
                           noise_std_estimated=sigma_ci is not None, n_boot=n_boot, seed=seed, name=name,
-                          batch_size=batch_size, AX_train=handed.pop())
+                          batch_size=batch_size, AX_train=handed.pop(), full_spectrum=full_spectrum)
     if sigma_note:
         study.notes.append(sigma_note)
     for k, mod in study.models.items():

@@ -569,6 +569,7 @@ def inverse_study(
     name: str = "problem",
     batch_size: int = 8192,
     AX_train: Any = None,
+    full_spectrum: bool = False,
 ) -> LinearityStudy:
     """Compare each model's global linear surrogate with A⁻¹ (or A⁺), the Wiener estimator and C_data.
 
@@ -594,6 +595,9 @@ def inverse_study(
         AX_train: ``X_train @ A.T`` (n, n_y) when the caller has formed it (e.g. for its own estimate of σ): σ's
             estimate and the Wiener estimator's perturbation use it instead of forming it again (an n·d² product;
             checked against A on two rows).
+        full_spectrum: every singular value of the Wiener estimator and C_data at any size (``--full-spectrum``);
+            default the size rule :func:`reference_n_values` (leading values only above
+            :data:`REFERENCE_SPECTRUM_MAX_D`). Only the spectra, ranks and log-spectral distances change.
 
     Returns:
         :class:`LinearityStudy`.
@@ -715,12 +719,13 @@ def inverse_study(
     cdata_sq = np.sum((cdata_pred - Xt) ** 2, axis=1)
     design = FixedDesign(Yf)
 
-    partial = []  # references with their leading values only (REFERENCE_SPECTRUM_MAX_D)
+    partial, ruled = [], False  # references with their leading values only; whether the size rule applied
     for k, R in refs.items():
         if k not in ref_svds:  # every singular value (the spectra shown) and the leading vectors the angles use
             lead = min(DEFAULT_MAX_K, *R.shape)
             n_values = reference_n_values(R.shape, lead)
-            ref_svds[k] = svd_leading(R, lead, method="gram", n_values=n_values)
+            ruled = ruled or n_values is not None
+            ref_svds[k] = svd_leading(R, lead, method="gram", n_values=None if full_spectrum else n_values)
             if len(ref_svds[k].s) < min(R.shape):
                 partial.append(f"{k}: leading {len(ref_svds[k].s)} of {min(R.shape)}")
         if snm is not None and k not in ref_sn:  # each split keeps Vᵀ R for its filter factors
@@ -730,7 +735,12 @@ def inverse_study(
                      "drawn there) the references' spectra hold their leading singular values only ("
                      + "; ".join(partial) + "), enough for the principal angles: their numerical ranks and "
                      "log-spectral distances are not reported (null in metrics.json, with the reason under each "
-                     "comparison's 'omitted'); the surrogates' spectra hold every value")
+                     "comparison's 'omitted'); the surrogates' spectra hold every value; --full-spectrum "
+                     "(full_spectrum=True) computes every value")
+    elif full_spectrum and ruled:
+        notes.append(f"above d = {REFERENCE_SPECTRUM_MAX_D} (the size rule REFERENCE_SPECTRUM_MAX_D) --full-spectrum "
+                     "(full_spectrum=True) was given: the references' spectra hold every singular value, with their "
+                     "numerical ranks and log-spectral distances")
     svd_A = snm.svd_A if snm is not None else None
     # the statistics' replicates: a multiplier bootstrap with the designs fixed (no refit, no O(d³) per replicate);
     # references that are estimates carry their own training rows' multipliers
