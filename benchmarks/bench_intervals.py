@@ -133,20 +133,41 @@ def study_coverage(repeats: int, n_boot: int, n_probe: int = 400, seed: int = 0)
     return {k: _rate(v) for k, v in hits.items()}
 
 
-def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400) -> tuple[float, float, float, float]:
+def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400,
+                   theta: float = 0.0) -> tuple[float, float, float, float]:
     """Coverage (rate, MC s.e.) of the study's interval for the error against C_data, the reference fitted on the
     training pairs (d = 10, f = Wiener + |Gy| as in :func:`study_coverage`): the population surrogate and the
     population C_data are both the Wiener estimator, so the truth is 0; with few training pairs per unknown the
-    reference's own estimation noise dominates. Returns (rate, s.e., mean estimate, s.d. of the estimates)."""
+    reference's own estimation noise dominates. ``theta`` > 0 adds a linear part Δy to f (Δ a fixed normal matrix
+    scaled so that the truth tr(ΔΣ_yΔᵀ)/tr(WΣ_yWᵀ) is theta, Σ_y = AΣₓAᵀ + σ²I in closed form). Returns (rate, s.e.,
+    mean estimate, s.d. of the estimates)."""
+    import torch
+
     from linlens.workflows.study import linearity_study
 
-    prob, f = _wiener_plus_abs()
+    prob, f0 = _wiener_plus_abs()
+    f = f0
+    if theta > 0:
+        W, A = prob.wiener(), prob.A
+        Sy = A @ prob.prior.covariance() @ A.T + prob.noise_std**2 * np.eye(A.shape[0])
+        delta = np.random.default_rng(11).normal(size=W.shape)
+        delta *= np.sqrt(theta * np.trace(W @ Sy @ W.T) / np.trace(delta @ Sy @ delta.T))
+
+        class F(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.D = torch.nn.Parameter(torch.as_tensor(delta))
+
+            def forward(self, y: torch.Tensor) -> torch.Tensor:
+                return f0(y) + y @ self.D.T
+
+        f = F()
     hits, est = [], []
     for r in range(repeats):
         X, Y = prob.sample(n_train, seed=1000 + r)
         e = linearity_study({"f": f}, prob, X_train=X, Y_train=Y, n_probe=n_probe, n_boot=n_boot,
                             seed=r).models["f"].errors["C_data"]
-        hits.append(e["low"] <= 0.0 <= e["high"])
+        hits.append(e["low"] <= theta <= e["high"])
         est.append(e["estimate"])
     rate, se = _rate(hits)
     return rate, se, float(np.mean(est)), float(np.std(est))
@@ -753,6 +774,12 @@ def main() -> None:
             rate, se, m, sd = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100))
             print(f"    {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± {se:.3f}   "
                   f"estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
+        print("  the same with a linear part Δy added to f (truth θ > 0):")
+        for theta in (0.05, 0.3):
+            for n_train in (25, 80):
+                rate, se, m, sd = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), theta=theta)
+                print(f"    θ = {theta:<5} {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± "
+                      f"{se:.3f}   estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
     if "verdicts" in parts:
         print(f"verdict rule (linlens.stats.closest_reference), d_in = 3, d_out = 2, n = 200 fit + 200 test rows, "
               f"{args.verdict_repeats} data sets per line, {args.verdict_boot} resamples; rate ± Monte Carlo s.e.:")
