@@ -316,8 +316,9 @@ def test_float32_replicate_products_change_the_replicates_by_less_than_1e5_of_th
         monkeypatch.setattr(mm, "REPLICATE_FLOAT32_MIN", lo)
         mb = MultiplierBootstrap({"fit": n, "train": n}, n_boot=40, seed=3, method=method)
         out[lo] = (mb.quadratic(D, W, [(1.0, fit), (-1.0, ref)]), mb.quadratic(D, W, [(1.0, fit)], O=O))
-        key = ("SX", id(fit)) if method == "sketch" else (id(fit), id(fit), id(W), None)
-        assert mb._cache[key].dtype == (np.float32 if lo == d else np.float64)
+        dt = np.dtype(np.float32 if lo == d else np.float64)
+        key = ("SX", id(fit)) if method == "sketch" else ("flat", "gram", dt.str)  # the sketch, the Grams' array
+        assert mb._cache[key].dtype == dt
         assert (("forms", id(fit), id(D), np.float32) in mb._cache) == (lo == d)
         var[lo] = (mb.linear_variance(D, W, fit), mb.linear_variance([(1.0, D), (0.5, ref.coef)], W, ref))
         lin[lo] = mb.linear(fit.coef, [(1.0, fit), (-0.3, ref)])

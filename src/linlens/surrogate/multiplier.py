@@ -401,7 +401,8 @@ class MultiplierBootstrap:
             expectation: large operators on many rows) or "auto" (the cheapest by a flop count). "explicit" and
             "gram" give the same replicates up to rounding; "sketch" adds a little spread to the quadratic term.
 
-    The Gram matrices Kₚq are cached per (pieces, weight, output rows) until :meth:`clear` (they are n × n).
+    The Gram matrices Kₚq (n × n) are formed in one scratch array; their replicates' forms ωₚᵀKω_q are kept per
+    (pieces, weight) until :meth:`clear`.
 
     Example:
         >>> rng = np.random.default_rng(0); Y = rng.normal(size=(40, 2))
@@ -524,47 +525,56 @@ class MultiplierBootstrap:
 
     def _gram(self, p: Perturbation, q: Perturbation, W: np.ndarray, O: np.ndarray | None,
               LO: dict[int, np.ndarray] | None = None) -> np.ndarray:
-        """Kₚq = (LₚOᵀ OL_qᵀ) ∘ (MₚWM_qᵀ) (n_p, n_q), kept until :meth:`clear` (without output rows). For a piece with
-        itself (p is q) K is symmetric and only its upper triangle is formed (blocks of :data:`_SYM_BLOCK` rows from
-        the diagonal on: about half the flops) — the lower triangle is left undefined; :meth:`_quad_gram` reads it
-        with a symmetric product (BLAS symm)."""
-        key = (id(p), id(q), id(W), None if O is None else id(O))
-        K = self._cache.get(key)
-        if K is None:
-            dt = self._replicate_dtype(p)
-            if O is None:  # the rows' copies in the replicate dtype, kept (every block of a piece reuses them)
-                lp, lq = self._low(p, "L", dt), self._low(q, "L", dt)
-            else:
-                lp = LO[id(p)] if LO is not None else self._rows(p.L, O)  # the rows the quadratic formed
-                lq = LO[id(q)] if LO is not None else self._rows(q.L, O)
-            lp, lq = lp.astype(dt, copy=False), lq.astype(dt, copy=False)
-            km = ("M", id(p), id(q), id(W))
-            GM = self._cache.get(km)
-            if p is q:  # symmetric: the upper triangle only
-                if GM is None and O is not None:  # the bands of one weight share M W Mᵀ (its upper triangle)
-                    GM = self._cache[km] = self._upper_gram(self._mw_low(p, W, dt), None, None, self._low(q))
-                K = self._upper_gram(lp, None if GM is not None else (self._mw_low(p, W, dt), self._low(q)), GM)
-            else:
-                GL = lp @ lq.T
-                if GM is None:
-                    GM = self._mw_low(p, W, dt) @ self._low(q).T
-                    if O is not None:  # the bands of one weight share it
-                        self._cache[km] = GM
-                K = GL
-                K *= GM  # (L Lᵀ) ∘ (M W Mᵀ) in GL's array
-            if O is None:  # the references of one weight share it; banded Grams are used once
-                self._cache[key] = K
-            self._keep.append((p, q, W, O))  # the ids in the keys stay valid until clear()
+        """Kₚq = (LₚOᵀ OL_qᵀ) ∘ (MₚWM_qᵀ) (n_p, n_q), in a scratch array (:meth:`_scratch`: valid until the next
+        Gram; :meth:`_quad_gram` keeps its replicates' forms ωₚᵀKω_q instead, so no n × n array is kept and none is
+        faulted in afresh per Gram). For a piece with itself (p is q) K is symmetric and only its upper triangle is
+        formed (blocks of :data:`_SYM_BLOCK` rows from the diagonal on: about half the flops) — the lower triangle is
+        undefined; :meth:`_quad_gram` reads it with a symmetric product (BLAS symm)."""
+        dt = self._replicate_dtype(p)
+        if O is None:  # the rows' copies in the replicate dtype, kept (every block of a piece reuses them)
+            lp, lq = self._low(p, "L", dt), self._low(q, "L", dt)
+        else:
+            lp = LO[id(p)] if LO is not None else self._rows(p.L, O)  # the rows the quadratic formed
+            lq = LO[id(q)] if LO is not None else self._rows(q.L, O)
+        lp, lq = lp.astype(dt, copy=False), lq.astype(dt, copy=False)
+        out = self._scratch((lp.shape[0], lq.shape[0]), dt, "gram")
+        km = ("M", id(p), id(q), id(W))
+        GM = self._cache.get(km)
+        if p is q:  # symmetric: the upper triangle only
+            if GM is None and O is not None:  # the bands of one weight share M W Mᵀ (its upper triangle)
+                GM = self._cache[km] = self._upper_gram(self._mw_low(p, W, dt), None, None, self._low(q))
+            K = self._upper_gram(lp, None if GM is not None else (self._mw_low(p, W, dt), self._low(q)), GM, out=out)
+        else:
+            K = np.matmul(lp, lq.T, out=out)
+            if GM is None:
+                if O is not None:  # the bands of one weight share it
+                    GM = self._cache[km] = self._mw_low(p, W, dt) @ self._low(q).T
+                else:
+                    GM = np.matmul(self._mw_low(p, W, dt), self._low(q).T, out=self._scratch(K.shape, dt, "gram_m"))
+            K *= GM  # (L Lᵀ) ∘ (M W Mᵀ) in place
+        self._keep.append((p, q, W, O))  # the ids in the keys stay valid until clear()
         return K
 
+    def _scratch(self, shape: tuple[int, ...], dt: type, name: str) -> np.ndarray:
+        """A C-ordered ``shape`` view of one flat scratch array per (name, dtype), grown when too small and kept until
+        :meth:`clear` (the Grams of all sizes share it: no fresh pages per Gram)."""
+        key = ("flat", name, np.dtype(dt).str)
+        size = math.prod(shape)
+        buf = self._cache.get(key)
+        if buf is None or buf.size < size:
+            self._cache.pop(key, None)  # the smaller one goes first
+            buf = self._cache[key] = np.empty(size, dtype=dt)
+        return buf[:size].reshape(shape)
+
     def _upper_gram(self, X: np.ndarray, second: tuple[np.ndarray, np.ndarray] | None, H: np.ndarray | None,
-                    Y: np.ndarray | None = None) -> np.ndarray:
+                    Y: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """The upper triangle (by blocks of :data:`_SYM_BLOCK` rows, the lower triangle left undefined) of
         (X Yᵀ) ∘ (P Qᵀ) (``second`` = (P, Q)), of (X Yᵀ) ∘ H (H's upper triangle used), or of X Yᵀ alone (both None);
-        Y defaults to X (X Xᵀ: symmetric). X, Y (n, k); P, Q (n, k'). Returns (n, n) in X's dtype."""
+        Y defaults to X (X Xᵀ: symmetric). X, Y (n, k); P, Q (n, k'). Returns (n, n) in X's dtype (into ``out`` when
+        given)."""
         Y = X if Y is None else Y
         n = X.shape[0]
-        K = np.empty((n, n), dtype=X.dtype)
+        K = np.empty((n, n), dtype=X.dtype) if out is None else out
         for a in range(0, n, _SYM_BLOCK):
             b = min(n, a + _SYM_BLOCK)
             blk = K[a:b, a:]
@@ -825,8 +835,8 @@ class MultiplierBootstrap:
                 sq, q = pieces[j]
                 wq = self._w(q)
                 f = (1.0 if i == j else 2.0) * sp * sq
-                if p.L.size and q.L.size:  # ω_pᵀ K ω_q per replicate, kept with K (numerator, denominator and
-                    kq = ("wKw", id(p), id(q), id(W)) if O is None else None  # standard error share them)
+                if p.L.size and q.L.size:  # ω_pᵀ K ω_q per replicate, kept (numerator, denominator and standard
+                    kq = ("wKw", id(p), id(q), id(W)) if O is None else None  # error of one reference share them)
                     v = self._cache.get(kq) if kq else None
                     if v is None:
                         K = self._gram(p, q, W, O, LO)
