@@ -134,13 +134,14 @@ def study_coverage(repeats: int, n_boot: int, n_probe: int = 400, seed: int = 0)
 
 
 def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400,
-                   theta: float = 0.0) -> tuple[float, float, float, float]:
+                   theta: float = 0.0) -> tuple[float, float, float, float, float]:
     """Coverage (rate, MC s.e.) of the study's interval for the error against C_data, the reference fitted on the
     training pairs (d = 10, f = Wiener + |Gy| as in :func:`study_coverage`): the population surrogate and the
     population C_data are both the Wiener estimator, so the truth is 0; with few training pairs per unknown the
     reference's own estimation noise dominates. ``theta`` > 0 adds a linear part Δy to f (Δ a fixed normal matrix
     scaled so that the truth tr(ΔΣ_yΔᵀ)/tr(WΣ_yWᵀ) is theta, Σ_y = AΣₓAᵀ + σ²I in closed form). Returns (rate, s.e.,
-    mean estimate, s.d. of the estimates)."""
+    mean estimate, s.d. of the estimates, the rate of verdicts naming C_data or the Wiener estimator alone — wrong at
+    theta = 0, where both errors are 0: a true tie)."""
     import torch
 
     from linlens.workflows.study import linearity_study
@@ -162,15 +163,16 @@ def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400,
                 return f0(y) + y @ self.D.T
 
         f = F()
-    hits, est = [], []
+    hits, est, single = [], [], []
     for r in range(repeats):
         X, Y = prob.sample(n_train, seed=1000 + r)
-        e = linearity_study({"f": f}, prob, X_train=X, Y_train=Y, n_probe=n_probe, n_boot=n_boot,
-                            seed=r).models["f"].errors["C_data"]
+        m = linearity_study({"f": f}, prob, X_train=X, Y_train=Y, n_probe=n_probe, n_boot=n_boot, seed=r).models["f"]
+        e = m.errors["C_data"]
         hits.append(e["low"] <= theta <= e["high"])
         est.append(e["estimate"])
+        single.append(m.verdict.verdict in ("C_data", "Wiener"))
     rate, se = _rate(hits)
-    return rate, se, float(np.mean(est)), float(np.std(est))
+    return rate, se, float(np.mean(est)), float(np.std(est)), float(np.mean(single))
 
 
 def _rate(hits: list[bool]) -> tuple[float, float]:
@@ -771,13 +773,14 @@ def main() -> None:
         print(f"study: the error against C_data fitted on few training pairs (d = 10, 11 unknowns per output, truth 0, "
               f"400 probes), {args.study_repeats} repeats, coverage ± MC s.e. at nominal 0.95:")
         for n_train in (20, 25, 30, 40, 80):
-            rate, se, m, sd = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100))
+            rate, se, m, sd, one = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100))
             print(f"    {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± {se:.3f}   "
-                  f"estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
+                  f"estimate mean {m:+.3g}, s.d. {sd:.3g}; verdict on the true tie (C_data, Wiener) named one of "
+                  f"them {one:.3f} ± {(one * (1 - one) / args.study_repeats) ** 0.5:.3f} (target 0.05)", flush=True)
         print("  the same with a linear part Δy added to f (truth θ > 0):")
         for theta in (0.05, 0.3):
             for n_train in (25, 80):
-                rate, se, m, sd = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), theta=theta)
+                rate, se, m, sd, _ = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), theta=theta)
                 print(f"    θ = {theta:<5} {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± "
                       f"{se:.3f}   estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
     if "verdicts" in parts:

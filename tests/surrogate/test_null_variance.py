@@ -93,5 +93,5 @@ def test_c_data_interval_covers_at_few_training_pairs_per_unknown():
         "bench_intervals", Path(__file__).resolve().parents[2] / "benchmarks" / "bench_intervals.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    rate, se, _, _ = bench.cdata_coverage(25, 200, 100)
+    rate, se, _, _, _ = bench.cdata_coverage(25, 200, 100)
     assert 0.92 <= rate <= 0.98, (rate, se)
