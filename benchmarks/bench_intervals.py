@@ -133,13 +133,16 @@ def study_coverage(repeats: int, n_boot: int, n_probe: int = 400, seed: int = 0)
     return {k: _rate(v) for k, v in hits.items()}
 
 
-def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400,
-                   theta: float = 0.0) -> tuple[float, float, float, float, float]:
+def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400, theta: float = 0.0,
+                   hetero: bool = False) -> tuple[float, float, float, float, float]:
     """Coverage (rate, MC s.e.) of the study's interval for the error against C_data, the reference fitted on the
     training pairs (d = 10, f = Wiener + |Gy| as in :func:`study_coverage`): the population surrogate and the
     population C_data are both the Wiener estimator, so the truth is 0; with few training pairs per unknown the
     reference's own estimation noise dominates. ``theta`` > 0 adds a linear part Δy to f (Δ a fixed normal matrix
-    scaled so that the truth tr(ΔΣ_yΔᵀ)/tr(WΣ_yWᵀ) is theta, Σ_y = AΣₓAᵀ + σ²I in closed form). Returns (rate, s.e.,
+    scaled so that the truth tr(ΔΣ_yΔᵀ)/tr(WΣ_yWᵀ) is theta, Σ_y = AΣₓAᵀ + σ²I in closed form). ``hetero``: the
+    training targets are x = Wy + (0.3 + |gᵀy|) L ε instead (LLᵀ the posterior covariance, g a fixed unit vector:
+    E[x | y] = Wy, so C_data's population value is still W, with residuals whose size grows with the leverage of y).
+    Returns (rate, s.e.,
     mean estimate, s.d. of the estimates, the rate of verdicts naming C_data or the Wiener estimator alone — wrong at
     theta = 0, where both errors are 0: a true tie)."""
     import torch
@@ -163,9 +166,17 @@ def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400,
                 return f0(y) + y @ self.D.T
 
         f = F()
+    W = prob.wiener()
+    post = prob.prior.covariance() - W @ prob.A @ prob.prior.covariance()
+    chol = np.linalg.cholesky(post + 1e-12 * np.eye(len(post)))
+    g = np.random.default_rng(3).normal(size=W.shape[1])
+    g /= np.linalg.norm(g)
     hits, est, single = [], [], []
     for r in range(repeats):
         X, Y = prob.sample(n_train, seed=1000 + r)
+        if hetero:
+            eps = np.random.default_rng(5000 + r).normal(size=X.shape) @ chol.T
+            X = Y @ W.T + (0.3 + np.abs(Y @ g))[:, None] * eps
         m = linearity_study({"f": f}, prob, X_train=X, Y_train=Y, n_probe=n_probe, n_boot=n_boot, seed=r).models["f"]
         e = m.errors["C_data"]
         hits.append(e["low"] <= theta <= e["high"])
@@ -777,6 +788,11 @@ def main() -> None:
             print(f"    {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± {se:.3f}   "
                   f"estimate mean {m:+.3g}, s.d. {sd:.3g}; verdict on the true tie (C_data, Wiener) named one of "
                   f"them {one:.3f} ± {(one * (1 - one) / args.study_repeats) ** 0.5:.3f} (target 0.05)", flush=True)
+        print("  the same with heteroscedastic training residuals (x = Wy + (0.3 + |gᵀy|) L ε; truth 0):")
+        for n_train in (25, 80):
+            rate, se, m, sd, _ = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), hetero=True)
+            print(f"    {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± {se:.3f}   "
+                  f"estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
         print("  the same with a linear part Δy added to f (truth θ > 0):")
         for theta in (0.05, 0.3):
             for n_train in (25, 80):
