@@ -159,6 +159,26 @@ def test_reference_above_the_size_rule_gets_its_leading_pairs_labelled(tmp_path,
     assert cmpd["rank_info_C"] == m2["comparison"]["rank_info_C"]
 
 
+def test_reference_with_one_flat_leading_cluster_takes_the_full_svd_and_says_why(tmp_path, monkeypatch):
+    """R = 2·I above the size rule (a denoiser's A⁻¹ up to scale): the leading 129 values are one cluster, so no
+    whole cluster has vectors; the route takes R's full SVD, says why, and the filter factors equal the closed form
+    (one cluster: φ = tr(Vᵀ C A V)/d = tr(C)/(2d), A = R⁺ = I/2) — it used to stop with an error after the model pass."""
+    from linlens.workflows import study
+
+    monkeypatch.setattr(study, "REFERENCE_SPECTRUM_MAX_D", 256)
+    rng = np.random.default_rng(3)
+    d = 300
+    np.save(tmp_path / "R.npy", 2.0 * np.eye(d))
+    W = 1.9 * np.eye(d) + 0.01 * rng.normal(size=(d, d))
+    _, m = _run(tmp_path, rng.normal(size=(900, d)), _lin(W), batch_size=256, reference=str(tmp_path / "R.npy"),
+                n_boot=10)
+    assert "one cluster" in m["reference_spectrum"]["why"] and m["comparison"]["spectra"]["R"] == f"all {d}"
+    C = np.load(tmp_path / "rep" / "surrogate_coef.npy")
+    ff = m["filter_factors"]
+    assert len(ff["factors"]) == d
+    np.testing.assert_allclose(ff["factors"], 0.5 * np.trace(C) / d, rtol=1e-10)  # Φ = Vᵀ C A V, A = R⁺ = I/2
+
+
 def test_full_spectrum_without_reference_is_refused(tmp_path):
     from linlens.errors import ConfigError
     from linlens.workflows.analyze import plan

@@ -39,6 +39,7 @@ __all__ = [
     "FilterFactors",
     "filter_factors",
     "leading_filter_factors",
+    "leading_whole_pairs",
     "singular_value_clusters",
     "SignalNoiseSplit",
     "signal_noise_split",
@@ -240,6 +241,27 @@ def filter_factors(C: Any, A: Any = None, rtol: float = 1e-8, *, svd_A: SVDResul
     return _filter_factors_of(Vt @ c @ (U * s), s, a_shape, rtol)  # Φ = Vᵀ C A V since A V = U diag(s)
 
 
+def leading_whole_pairs(s: np.ndarray, k: int, shape: tuple[int, int], rtol: float = 1e-8) -> int:
+    """How many of R's k leading singular pairs form whole clusters of equal values (the pairs
+    :func:`leading_filter_factors` keeps): the (k+1)-th of the p > k leading values ``s`` (descending) tells whether
+    the k-th pair's cluster goes on. 0 when every value given is one cluster (e.g. R = c·I).
+
+    Arguments:
+        s: (p,) R's leading singular values, descending, p > k. k: pairs with vectors. shape: R's (m, n).
+        rtol: as :func:`filter_factors`.
+
+    Example:
+        >>> leading_whole_pairs(np.array([6.0, 5.0, 5.0, 3.0]), 2, (6, 6)), leading_whole_pairs(np.ones(4), 3, (6, 6))
+        (1, 0)
+    """
+    s = np.asarray(s, dtype=np.float64)
+    p = len(s)
+    a_s = 1.0 / s[::-1]  # A = R⁺'s values on these indices, descending: position p − 1 − j ↔ R's index j
+    starts = singular_value_clusters(a_s, rtol=rtol, shape=(shape[1], shape[0]))[:, 0]
+    whole = starts[starts >= p - k]  # clusters that begin among R's first k (those with vectors) lie whole in them
+    return p - int(whole.min()) if whole.size else 0
+
+
 def leading_filter_factors(C: Any, svd_R: SVDResult, rtol: float = 1e-8) -> FilterFactors:
     """Filter factors of C against A = R⁺ on R's LEADING singular pairs only (the smallest nonzero singular values
     of A), from a partial SVD of R (:func:`~linlens.linalg.svd_leading` with k vectors and ``n_values`` > k): the
@@ -282,11 +304,7 @@ def leading_filter_factors(C: Any, svd_R: SVDResult, rtol: float = 1e-8) -> Filt
     if not s[-1] > cut:
         raise ConfigError(f"R's leading values reach its numerical-rank cut ({s[-1]:.3g} ≤ {cut:.3g}): A = R⁺ then has "
                           "zeros whose place needs R's whole spectrum; use filter_factors with R's full SVD")
-    a_s = 1.0 / s[::-1]  # A = R⁺'s values on these indices, descending: position p − 1 − j ↔ R's index j
-    p = len(s)
-    starts = singular_value_clusters(a_s, rtol=rtol, shape=(n, m))[:, 0]
-    whole = starts[starts >= p - k]  # clusters that begin among R's first k (those with vectors) lie whole in them
-    k_whole = p - int(whole.min()) if whole.size else 0
+    k_whole = leading_whole_pairs(s, k, (m, n), rtol)
     if k_whole < 1:
         raise ConfigError(f"R's leading {k} singular values are all equal to the next within rtol = {rtol:g}: no "
                           "whole cluster among them; give more pairs, or R's full SVD")

@@ -55,7 +55,7 @@ from linlens.report import Report
 from linlens.report import figures as figs
 from linlens.stats import GainSplit, closest_reference, interval_text, summarize
 from linlens.surrogate import LinearSurrogate, compare_operators, filter_factors, r2_from_sums
-from linlens.surrogate.compare import leading_filter_factors
+from linlens.surrogate.compare import leading_filter_factors, leading_whole_pairs
 from linlens.surrogate.grouped import GroupedError, GroupedFit
 from linlens.validation import check_gram_range, check_memory
 from linlens.workflows import study  # the size rule of the references' spectra (one place: the study's)
@@ -668,7 +668,8 @@ def surrogate_report(title: str, intro: str, full: LinearSurrogate, r2: float, r
 def _reference_svd(R: np.ndarray, full_spectrum: bool) -> tuple[Any, bool, str]:
     """R's SVD for the report: the full one (``full_spectrum``, or up to the size rule), else its leading
     DEFAULT_MAX_K pairs and one more value by the study's route (``svd_leading(method="gram", n_values=)``) —
-    unless those values reach R's numerical-rank cut (then A = R⁺'s zeros need the whole spectrum: full SVD).
+    unless those values reach R's numerical-rank cut (then A = R⁺'s zeros need the whole spectrum: full SVD) or are
+    all one cluster (R = c·I, c times an orthogonal matrix: no whole cluster among the leading pairs: full SVD).
     Returns (svd_R, partial, why the full SVD was taken — "" when partial)."""
     lead = min(DEFAULT_MAX_K, *R.shape)
     rule = study.reference_n_values(R.shape, lead)
@@ -682,6 +683,9 @@ def _reference_svd(R: np.ndarray, full_spectrum: bool) -> tuple[Any, bool, str]:
     if not svd_R.s[-1] > default_tol(R.shape) * svd_R.s[0]:
         return svd(R), False, (f"R's leading {rule} values reach its numerical-rank cut: the full SVD places the "
                                "zeros of A = R⁺")
+    if leading_whole_pairs(svd_R.s, lead, R.shape) < 1:  # e.g. R = c·I: one cluster beyond the leading pairs
+        return svd(R), False, (f"R's leading {rule} singular values are one cluster (equal within rtol): no whole "
+                               "cluster among the leading pairs, so the filter factors need R's full SVD")
     return svd_R, True, ""
 
 
