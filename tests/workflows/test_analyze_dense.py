@@ -162,7 +162,7 @@ def test_reference_above_the_size_rule_gets_its_leading_pairs_labelled(tmp_path,
 def test_reference_with_one_flat_leading_cluster_takes_the_full_svd_and_says_why(tmp_path, monkeypatch):
     """R = 2·I above the size rule (a denoiser's A⁻¹ up to scale): the leading 129 values are one cluster, so no
     whole cluster has vectors; the route takes R's full SVD, says why, and the filter factors equal the closed form
-    (one cluster: φ = tr(Vᵀ C A V)/d = tr(C)/(2d), A = R⁺ = I/2) — it used to stop with an error after the model pass."""
+    (one cluster: φ = tr(Vᵀ C A V)/d = tr(C)/(2d), A = R⁺ = I/2) (it used to stop after the model pass)."""
     from linlens.workflows import study
 
     monkeypatch.setattr(study, "REFERENCE_SPECTRUM_MAX_D", 256)
