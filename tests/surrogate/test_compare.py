@@ -547,3 +547,65 @@ def test_leading_filter_factors_equal_the_full_route_on_those_pairs():
     low = (Q1[:, :50] * s[:50]) @ Q2[:, :50].T  # rank 50: its leading 51 values reach the rank cut
     with pytest.raises(ConfigError, match="numerical-rank cut"):
         leading_filter_factors(C, svd_leading(low, 50, method="gram", n_values=51))
+
+
+def _brute_split(A, Sx, sigma, W, bands, Vt_signs):
+    """The split of W by its definition (independent route): CA − I under Σₓ, σ²‖·‖² of the rows of Vᵀ W, per band of
+    A's right singular basis (numpy's SVD), and the filter-factor matrix Vᵀ W A V (V with the signs of Vt_signs)."""
+    _, s, Vt = np.linalg.svd(A)
+    Vt = Vt * np.sign(np.sum(Vt * Vt_signs, axis=1))[:, None]
+    E = Vt @ (W @ A - np.eye(A.shape[1]))
+    sig_rows = np.sum((E @ Sx) * E, axis=1) / np.trace(Sx)
+    G = Vt @ W
+    noise_rows = sigma**2 * np.sum(G * G, axis=1) / np.trace(Sx)
+    band = lambda r: np.array([r[a:b].sum() for a, b in bands])  # noqa: E731
+    return band(sig_rows), band(noise_rows), Vt @ W @ A @ Vt.T
+
+
+@pytest.mark.parametrize("kappa, sigma", [(1e3, 0.1), (1e8, 1e-2), (1e8, 0.3)])
+def test_adopt_wiener_split_in_as_basis_equals_an_independent_solve(kappa, sigma):
+    """adopt_wiener takes the Wiener estimator's Φ = Ṽ S K⁻¹ S in A's basis (no rotations of W): its split and filter
+    factors must equal those of W formed by an independent route (np.linalg.solve of (AΣₓAᵀ + σ²I) X = AΣₓ, split by
+    the definition in numpy's SVD basis) and those of the general route (a model that did not adopt it) — on an
+    ill-conditioned A (κ up to 1e8) with an estimated Σₓ (correlated, 3 samples per unknown)."""
+    rng = np.random.default_rng(7)
+    n = 40
+    U, V = _orth(n, 61), _orth(n, 62)
+    A = (U * np.logspace(0, -np.log10(kappa), n)) @ V.T
+    X = rng.normal(size=(3 * n, n)) @ (rng.normal(size=(n, n)) / np.sqrt(n)).T
+    Sx = np.cov(X.T, bias=True)
+    W = np.linalg.solve(A @ Sx @ A.T + sigma**2 * np.eye(n), A @ Sx).T
+    model = SignalNoiseModel(A, Sx, sigma, n_bands=4)
+    assert model.adopt_wiener(W)
+    sp, ff = model.split(W), model.filter_factors(W)
+    general = SignalNoiseModel(A, Sx, sigma, n_bands=4)
+    ref, ff_ref = general.split(W), general.filter_factors(W)
+    b_sig, b_noise, Phi = _brute_split(A, Sx, sigma, W, model.bands, model.Vt)
+    total = sp.signal_error + sp.noise_amplification
+    for got, want in ((sp.band_signal_error, b_sig), (sp.band_noise_amplification, b_noise),
+                      (sp.band_signal_error, ref.band_signal_error),
+                      (sp.band_noise_amplification, ref.band_noise_amplification)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * total)
+    assert sp.total == pytest.approx(ref.total, rel=1e-12) and sp.null_space_error == 0.0
+    np.testing.assert_allclose(ff.matrix, Phi, rtol=0, atol=1e-10 * np.abs(Phi).max())
+    np.testing.assert_allclose(ff.factors, ff_ref.factors, rtol=0, atol=1e-10)
+    assert ff.leakage == pytest.approx(ff_ref.leakage, rel=1e-9)
+
+
+def test_adopt_wiener_refuses_what_is_not_this_models_wiener_estimator():
+    """Nothing is adopted (False; the next split multiplies W out) for a W that is not this model's Wiener estimator
+    (1e-6 off, another σ), a non-square A, or a noise covariance; the split then equals the general route's."""
+    rng = np.random.default_rng(8)
+    n = 12
+    A = _orth(n, 71) * np.logspace(0, -2, n)
+    Sx = np.cov(rng.normal(size=(50, n)).T)
+    W = wiener_estimator(A, Sx, 0.1)
+    model = SignalNoiseModel(A, Sx, 0.1, n_bands=3)
+    for other in (W * (1 + 1e-6), wiener_estimator(A, Sx, 0.11)):
+        assert not model.adopt_wiener(other)
+        ref = SignalNoiseModel(A, Sx, 0.1, n_bands=3).split(other.copy())
+        np.testing.assert_allclose(model.split(other).band_signal_error, ref.band_signal_error, rtol=1e-12)
+    assert model.adopt_wiener(W)
+    assert not SignalNoiseModel(A, Sx, noise_covariance=0.01 * np.eye(n)).adopt_wiener(W)
+    A2 = np.vstack([A, A[:2]])
+    assert not SignalNoiseModel(A2, Sx, 0.1).adopt_wiener(wiener_estimator(A2, Sx, 0.1))

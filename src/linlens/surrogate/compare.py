@@ -508,6 +508,7 @@ class SignalNoiseModel:
         self._vtc: tuple[Any, np.ndarray, np.ndarray, float] | None = None  # (C, Vᵀ C, Φ, fingerprint)
         self._sig: tuple[Any, np.ndarray, np.ndarray, float] | None = None  # (C, Φ_s, Φ_s B_rr, fp) of the last split
         self._pinv: tuple[Any, float] | None = None  # the array pinv() returned (exact Vᵀ A⁺ and Φ in _vtc), its fp
+        self._wien: tuple[Any, np.ndarray, np.ndarray, float] | None = None  # (W, Vᵀ W U, Φ, fp): adopt_wiener
 
     def pinv(self, tol: float | None = None) -> np.ndarray:
         """A⁺ (n_x, n_y) — A⁻¹ when A is invertible — from this model's SVD (:func:`~linlens.linalg.pinv_svd`: the
@@ -535,6 +536,54 @@ class SignalNoiseModel:
         self._vtc, self._pinv = (R, G, Phi, fp), (R, fp)
         return R
 
+    def adopt_wiener(self, W: Any, rtol: float = 1e-9) -> bool:
+        """Take W (n_x, n_y), this model's Wiener estimator Σₓ Aᵀ(AΣₓAᵀ + σ²I)⁻¹ (e.g. the one a study formed from the
+        same A, Σₓ and white σ), in A's singular basis: with A = U S Vᵀ square of full rank, Ṽ = VᵀΣₓV and
+        K = S Ṽ S + σ²I = Uᵀ(AΣₓAᵀ + σ²I)U, Vᵀ W U = Ṽ S K⁻¹, so its filter-factor matrix is Φ = Ṽ (S K⁻¹ S): one
+        Cholesky inverse of K and one product (~3 d³ flops) instead of the two rotations Vᵀ W and (Vᵀ W)(U S) (~4 d³)
+        that the next :meth:`split` / :meth:`filter_factors` of the same, unchanged array would form. Its noise rows
+        are the row norms of Vᵀ W U = Φ S⁻¹ (those of Vᵀ W: U is orthogonal). K is conditioned as AΣₓAᵀ + σ²I, the
+        matrix W's own route inverts; the diagonal of Φ is formed from s without the rotations' rounding.
+
+        W is checked against the closed form on a random vector (O(d²)): nothing is kept, and False returned, where
+        ‖W y − V (Vᵀ W U) Uᵀ y‖ > ``rtol`` ‖W y‖, or where the closed form does not apply (A not square or of lower
+        rank, a noise covariance instead of σ, K not positive definite).
+
+        Example:
+            >>> A = np.diag([2.0, 0.5]); snm = SignalNoiseModel(A, np.eye(2), 0.1)
+            >>> W = A / (np.diag(A) ** 2 + 0.01)  # Σₓ = I: W = A/(A² + σ²), φᵢ = sᵢ²/(sᵢ² + σ²)
+            >>> snm.adopt_wiener(W), snm.filter_factors(W).factors.round(6).tolist(), snm.adopt_wiener(1.1 * W)
+            (True, [0.997506, 0.961538], False)
+        """
+        from linlens.surrogate.multiplier import _spd_inverse  # the one Cholesky inverse (potrf/potri)
+
+        w = as_array(W, "W", ndim=2)
+        n_y, n_x = self.A.shape
+        U, s, Vt = self.svd_A
+        self._wien = None
+        if (w.shape != (n_x, n_y) or n_x != n_y or self.rank < n_x or self._noise_var is None
+                or not np.all(s > 0)):
+            return False
+        B = self._basis_prior()
+        K = B * s[:, None]
+        K *= s[None, :]  # S Ṽ S
+        K[np.diag_indices_from(K)] += self._noise_var
+        T = _spd_inverse(K, pinv=False)
+        del K
+        if T is None:
+            return False
+        T *= s[:, None]
+        T *= s[None, :]  # S K⁻¹ S
+        Phi = B @ T
+        del T
+        Z = Phi / s  # Vᵀ W U = Ṽ S K⁻¹ (a column scaling: its relative rounding only)
+        y = np.random.default_rng(20261208).standard_normal(n_y)
+        wy = w @ y
+        if not float(np.linalg.norm(wy - Vt.T @ (Z @ (U.T @ y)))) <= rtol * float(np.linalg.norm(wy)):
+            return False
+        self._wien = (W, Z, Phi, _fingerprint(w))
+        return True
+
     def split(self, C: Any) -> SignalNoiseSplit:
         """The :class:`SignalNoiseSplit` of an estimator C (n_x, n_y)."""
         c = as_array(C, "C", ndim=2)
@@ -551,6 +600,9 @@ class SignalNoiseModel:
         if (last is not None and last[0] is C and self._pinv is not None and C is self._pinv[0]
                 and fp == self._pinv[1] == last[3]):  # A⁺ from pinv(), unchanged: Vᵀ A⁺ and Φ in closed form
             G_noise, Phi = last[1], last[2]
+        elif _unchanged(self._wien, C):  # the Wiener estimator adopted in A's basis (adopt_wiener): Vᵀ W U and Φ
+            G_noise, Phi = self._wien[1], self._wien[2]  # Vᵀ W U: the row norms of Vᵀ W (white noise, U orthogonal)
+            self._vtc = (C, G_noise, Phi, fp)
         else:  # any other C is multiplied out (even the same array again: a caller may have changed it in place)
             G_noise = self.Vt @ c
             Phi = G_noise @ (U * s)
@@ -638,6 +690,8 @@ class SignalNoiseModel:
         last = self._vtc
         if _unchanged(last, C):
             Phi = last[2][: s.size]
+        elif _unchanged(self._wien, C):  # the adopted Wiener estimator's Φ in closed form (adopt_wiener)
+            Phi = self._wien[2][: s.size]
         else:
             c = as_array(C, "C", ndim=2)
             if c.shape != self.A.shape[::-1]:

@@ -702,6 +702,8 @@ def inverse_study(
         else:
             W = wiener_estimator(Amat, Sx, float(noise_std)) if wiener is None else as_array(wiener, "wiener", ndim=2)
         refs["Wiener"] = W
+        if wiener is None:  # its split and filter factors in A's basis (Φ = Ṽ S K⁻¹ S: no two rotations of W)
+            snm.adopt_wiener(W)
         AX_train = AXtr = None  # X Aᵀ (n × d) is not needed any more: freed before the models' statistics
     elif wiener is not None:
         refs["Wiener"] = as_array(wiener, "wiener", ndim=2)
