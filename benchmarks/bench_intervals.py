@@ -88,15 +88,18 @@ def coverage(eps: float, repeats: int, n_boot: int, n: int) -> dict[str, float]:
     return out
 
 
-def _wiener_plus_abs() -> tuple[Any, Any]:
+def _wiener_plus_abs(sparse: bool = False) -> tuple[Any, Any]:
     """The study's known problem (d = 10, spectrum 1 … 1e-3, Gaussian prior, σ = 0.01) and f(y) = Wy + |Gy| with W
     its Wiener estimator and G normal, as a float64 torch module (probed in float64): |Gy| is even and y symmetric,
-    so the population surrogate of f is W exactly."""
+    so the population surrogate of f is W exactly. ``sparse``: a Bernoulli(0.2)–Laplace prior of unit variance
+    instead (non-Gaussian x: E[x | y] is nonlinear, the least-squares residuals depend on y; W is still the
+    population least-squares map)."""
     import torch
 
-    from linlens.problems import GaussianPrior, InverseProblem, prescribed_spectrum
+    from linlens.problems import GaussianPrior, InverseProblem, SparsePrior, prescribed_spectrum
 
-    prob = InverseProblem(prescribed_spectrum(np.logspace(0, -3, 10), seed=1), GaussianPrior(10), 1e-2)
+    prior = SparsePrior(10, p=0.2, scale=1.0 / np.sqrt(0.4)) if sparse else GaussianPrior(10)
+    prob = InverseProblem(prescribed_spectrum(np.logspace(0, -3, 10), seed=1), prior, 1e-2)
 
     class F(torch.nn.Module):
         def __init__(self) -> None:
@@ -134,7 +137,7 @@ def study_coverage(repeats: int, n_boot: int, n_probe: int = 400, seed: int = 0)
 
 
 def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400, theta: float = 0.0,
-                   hetero: bool = False) -> tuple[float, float, float, float, float]:
+                   hetero: bool = False, sparse: bool = False) -> tuple[float, float, float, float, float]:
     """Coverage (rate, MC s.e.) of the study's interval for the error against C_data, the reference fitted on the
     training pairs (d = 10, f = Wiener + |Gy| as in :func:`study_coverage`): the population surrogate and the
     population C_data are both the Wiener estimator, so the truth is 0; with few training pairs per unknown the
@@ -142,6 +145,7 @@ def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400, 
     scaled so that the truth tr(ΔΣ_yΔᵀ)/tr(WΣ_yWᵀ) is theta, Σ_y = AΣₓAᵀ + σ²I in closed form). ``hetero``: the
     training targets are x = Wy + (0.3 + |gᵀy|) L ε instead (LLᵀ the posterior covariance, g a fixed unit vector:
     E[x | y] = Wy, so C_data's population value is still W, with residuals whose size grows with the leverage of y).
+    ``sparse``: the sparse prior of :func:`_wiener_plus_abs` (truth still 0).
     Returns (rate, s.e.,
     mean estimate, s.d. of the estimates, the rate of verdicts naming C_data or the Wiener estimator alone — wrong at
     theta = 0, where both errors are 0: a true tie)."""
@@ -149,7 +153,7 @@ def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400, 
 
     from linlens.workflows.study import linearity_study
 
-    prob, f0 = _wiener_plus_abs()
+    prob, f0 = _wiener_plus_abs(sparse)
     f = f0
     if theta > 0:
         W, A = prob.wiener(), prob.A
@@ -793,8 +797,13 @@ def main() -> None:
             rate, se, m, sd, _ = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), hetero=True)
             print(f"    {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± {se:.3f}   "
                   f"estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
+        print("  the same with a sparse (Bernoulli–Laplace) prior, non-Gaussian x (truth 0):")
+        for n_train in (80, 400):
+            rate, se, m, sd, _ = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), sparse=True)
+            print(f"    {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± {se:.3f}   "
+                  f"estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
         print("  the same with a linear part Δy added to f (truth θ > 0):")
-        for theta in (0.05, 0.3):
+        for theta in (0.05, 0.3, 3.0):
             for n_train in (25, 80):
                 rate, se, m, sd, _ = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), theta=theta)
                 print(f"    θ = {theta:<5} {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± "

@@ -23,7 +23,11 @@ spread at 2.3 training pairs per unknown, 1.37 at 7.3; coverage 0.873 and 0.970 
   Vₚ ≈ Σ̄ₚ ⊗ MₚᵀMₚ, Σ̄ₚ the residuals' covariance, so tr(V²) = Σₚ tr(Σ̄ₚ²)‖MₚSMₚᵀ‖²_F + 2 Σₚ<q tr(Σ̄ₚΣ̄_q)‖MₚSM_qᵀ‖²_F,
   with tr(Σ̄ₚ²) from the pairs of distinct rows, (‖LᵀL‖²_F − Σₖ‖lₖ‖⁴)/(n(n − 1)) (unbiased: ‖lₖ‖⁴ alone has mean
   (tr Σ)² + 2 tr Σ²);
-* Var B̂ = Σₖ aₖ² Var‖lₖ‖², estimated by Σₖ aₖ² (‖lₖ‖² − mean‖l‖²)² (heteroscedasticity makes it conservative).
+* Var B̂ = Σₖ aₖ² Var‖lₖ‖², estimated by Σₖ aₖ² (‖lₖ‖² − mean‖l‖²)².
+
+Both assume each row's residual independent of its design row; with non-Gaussian x or residuals that grow with
+the leverage they fall short, so the study takes c₀ at least the bootstrap's extrapolation and adds the
+denominator's own null variance (``workflows.study._estimated_reference_interval``).
 
 :func:`score_interval` then inverts |θ − θ̃| ≤ z √(κθ + c₀) with the null variance c₀ = (2 tr V² + Var B̂)/den²
 estimated directly, and the slope κ the bootstrap's, as before (:func:`null_slope`: away from the null the bootstrap
