@@ -138,6 +138,17 @@ def study_coverage(repeats: int, n_boot: int, n_probe: int = 400, seed: int = 0)
 
 def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400, theta: float = 0.0,
                    hetero: bool = False, sparse: bool = False) -> tuple[float, float, float, float, float]:
+    """:func:`cdata_runs`' coverage summary (see there): (rate, s.e., mean estimate, s.d. of the estimates, the rate
+    of verdicts naming C_data or the Wiener estimator alone — wrong at theta = 0, where both errors are 0)."""
+    hits, est, verdicts = cdata_runs(n_train, repeats, n_boot, n_probe, theta, hetero, sparse)
+    rate, se = _rate(hits)
+    return rate, se, float(np.mean(est)), float(np.std(est)), float(np.mean([v in ("C_data", "Wiener")
+                                                                              for v in verdicts]))
+
+
+def cdata_runs(n_train: int, repeats: int, n_boot: int, n_probe: int = 400, theta: float = 0.0,
+               hetero: bool = False, sparse: bool = False, shift: float = 0.0
+               ) -> tuple[list[bool], list[float], list[str]]:
     """Coverage (rate, MC s.e.) of the study's interval for the error against C_data, the reference fitted on the
     training pairs (d = 10, f = Wiener + |Gy| as in :func:`study_coverage`): the population surrogate and the
     population C_data are both the Wiener estimator, so the truth is 0; with few training pairs per unknown the
@@ -145,10 +156,11 @@ def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400, 
     scaled so that the truth tr(ΔΣ_yΔᵀ)/tr(WΣ_yWᵀ) is theta, Σ_y = AΣₓAᵀ + σ²I in closed form). ``hetero``: the
     training targets are x = Wy + (0.3 + |gᵀy|) L ε instead (LLᵀ the posterior covariance, g a fixed unit vector:
     E[x | y] = Wy, so C_data's population value is still W, with residuals whose size grows with the leverage of y).
-    ``sparse``: the sparse prior of :func:`_wiener_plus_abs` (truth still 0).
-    Returns (rate, s.e.,
-    mean estimate, s.d. of the estimates, the rate of verdicts naming C_data or the Wiener estimator alone — wrong at
-    theta = 0, where both errors are 0: a true tie)."""
+    ``sparse``: the sparse prior of :func:`_wiener_plus_abs` (truth still 0). ``shift`` > 0 adds Δ'y to the training
+    targets (Δ' a fixed normal matrix with tr(Δ'Σ_yΔ'ᵀ) = shift · tr(WΣ_yWᵀ)): C_data's population value is then
+    W + Δ', the Wiener estimator is truly closer than C_data (with theta = 0 the right verdict is "Wiener": power;
+    the coverage hits then refer to theta, not to the error against the shifted C_data).
+    Returns per data set (interval covers theta, the estimate, the verdict's text: a name, "tie" or "none")."""
     import torch
 
     from linlens.workflows.study import linearity_study
@@ -175,19 +187,25 @@ def cdata_coverage(n_train: int, repeats: int, n_boot: int, n_probe: int = 400, 
     chol = np.linalg.cholesky(post + 1e-12 * np.eye(len(post)))
     g = np.random.default_rng(3).normal(size=W.shape[1])
     g /= np.linalg.norm(g)
-    hits, est, single = [], [], []
+    shift_map = None
+    if shift > 0:
+        Sy = prob.A @ prob.prior.covariance() @ prob.A.T + prob.noise_std**2 * np.eye(prob.A.shape[0])
+        shift_map = np.random.default_rng(13).normal(size=W.shape)
+        shift_map *= np.sqrt(shift * np.trace(W @ Sy @ W.T) / np.trace(shift_map @ Sy @ shift_map.T))
+    hits, est, verdicts = [], [], []
     for r in range(repeats):
         X, Y = prob.sample(n_train, seed=1000 + r)
         if hetero:
             eps = np.random.default_rng(5000 + r).normal(size=X.shape) @ chol.T
             X = Y @ W.T + (0.3 + np.abs(Y @ g))[:, None] * eps
+        if shift_map is not None:
+            X = X + Y @ shift_map.T
         m = linearity_study({"f": f}, prob, X_train=X, Y_train=Y, n_probe=n_probe, n_boot=n_boot, seed=r).models["f"]
         e = m.errors["C_data"]
         hits.append(e["low"] <= theta <= e["high"])
         est.append(e["estimate"])
-        single.append(m.verdict.verdict in ("C_data", "Wiener"))
-    rate, se = _rate(hits)
-    return rate, se, float(np.mean(est)), float(np.std(est)), float(np.mean(single))
+        verdicts.append(m.verdict.verdict)
+    return hits, est, verdicts
 
 
 def _rate(hits: list[bool]) -> tuple[float, float]:
@@ -802,12 +820,24 @@ def main() -> None:
             rate, se, m, sd, _ = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), sparse=True)
             print(f"    {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± {se:.3f}   "
                   f"estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
-        print("  the same with a linear part Δy added to f (truth θ > 0):")
+        print("  the same with a linear part Δy added to f (truth θ > 0; both errors are θ: the right verdict is the "
+              "tie for θ < 1, 'none' for θ = 3):")
         for theta in (0.05, 0.3, 3.0):
             for n_train in (25, 80):
-                rate, se, m, sd, _ = cdata_coverage(n_train, args.study_repeats, min(args.boot, 100), theta=theta)
+                hits, est, ver = cdata_runs(n_train, args.study_repeats, min(args.boot, 100), theta=theta)
+                (rate, se), right = _rate(hits), _rate([v == ("none" if theta >= 1 else "tie") for v in ver])
                 print(f"    θ = {theta:<5} {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   {rate:.3f} ± "
-                      f"{se:.3f}   estimate mean {m:+.3g}, s.d. {sd:.3g}", flush=True)
+                      f"{se:.3f}   estimate mean {np.mean(est):+.3g}, s.d. {np.std(est):.3g}; right verdict "
+                      f"{right[0]:.3f} ± {right[1]:.3f}", flush=True)
+        print("  power: C_data's population value shifted by Δ'y (tr(Δ'Σ_yΔ'ᵀ) = s · tr(WΣ_yWᵀ)), f = Wiener + |Gy|: "
+              "the Wiener estimator is truly closer (error 0); rate of the verdict 'Wiener' ± MC s.e. (and 'C_data', "
+              "wrong):")
+        for shift in (0.3, 1.0):
+            for n_train in (25, 40, 80):
+                _, _, ver = cdata_runs(n_train, args.study_repeats, min(args.boot, 100), shift=shift)
+                (r, se), wrong = _rate([v == "Wiener" for v in ver]), float(np.mean([v == "C_data" for v in ver]))
+                print(f"    s = {shift:<4} {n_train:>3} pairs ({n_train / 11:.1f} per unknown)   'Wiener' {r:.3f} ± "
+                      f"{se:.3f}   'C_data' {wrong:.3f}", flush=True)
     if "verdicts" in parts:
         print(f"verdict rule (linlens.stats.closest_reference), d_in = 3, d_out = 2, n = 200 fit + 200 test rows, "
               f"{args.verdict_repeats} data sets per line, {args.verdict_boot} resamples; rate ± Monte Carlo s.e.:")
