@@ -250,8 +250,8 @@ def test_extra_variance_keeps_a_true_tie_at_its_level_where_the_replicates_miss_
     training rows in the dense study): θ̂ ~ N(truth, cov) + (0, N(0, v)), replicates θ̂ + N(0, cov). On a true tie the
     paired test on the replicates alone names one side in most sets (its s² is var(Δ*) ≈ 4·10⁻⁵, a tenth of the true
     4.4·10⁻⁴; measured 0.57); with ``extra_variance`` {b: v} it is Student's t on the true variance: rejection rate
-    0.05 (measured 0.04; 400 sets: MC s.e. 0.011; ≤ 0.09 allowed, 3.6 s.e.). The standard error is √(var(Δ*) + v) exactly; an empty extra_variance
-    leaves the test as it was (the replicates' standard deviation)."""
+    0.05 (measured 0.04; 400 sets: MC s.e. 0.011; ≤ 0.09 allowed, 3.6 s.e.). The standard error is √(var(Δ*) + v)
+    exactly; an empty extra_variance leaves the test as it was (the replicates' standard deviation)."""
     rng = np.random.default_rng(7)
     cov, v = np.array([[1e-4, 8e-5], [8e-5, 1e-4]]), 4e-4
     plain, fixed = [], []
