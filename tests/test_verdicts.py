@@ -274,3 +274,19 @@ def test_extra_variance_must_be_a_variance():
     res, names = _ideal([0.3, 0.3], np.eye(2) * 1e-4, np.random.default_rng(0))
     with pytest.raises(ConfigError, match="extra_variance"):
         paired_difference(dataclasses.replace(res, extra_variance={"R0": -1.0}), *names)
+
+
+def test_an_untestable_reference_is_left_out_instead_of_deciding_the_verdict():
+    """A reference with an infinite error (e.g. C_data whose bias-corrected denominator is ≤ 0) used to empty every
+    reference's replicates (rows with a non-finite value dropped: B = 0, verdict "none") or, with finite replicates,
+    to tie by a NaN p-value; it is now left out (p = 1, never closest) and the rule says so."""
+    rng = np.random.default_rng(0)
+    n = 0.01 * rng.normal(size=(200, 3))
+    res = bootstrap_from_replicates({"W": 0.1, "C_data": np.inf, "A": 0.9},
+                                    {"W": 0.1 + n[:, 0], "C_data": np.full(200, np.inf), "A": 0.9 + n[:, 2]})
+    v = closest_reference(res, ["A", "C_data", "W"])
+    assert v.verdict == "W" and v.zero_map_p["C_data"] == 1.0 and "left out of the tests: C_data" in v.rule
+    res2 = bootstrap_from_replicates({"W": 0.1, "C_data": np.inf}, {"W": 0.1 + n[:, 0], "C_data": 0.1 + n[:, 1]})
+    assert closest_reference(res2, ["W", "C_data"]).closest == ("W",)
+    res3 = bootstrap_from_replicates({"C_data": np.inf}, {"C_data": np.full(200, np.inf)})
+    assert closest_reference(res3, ["C_data"]).verdict == "none"

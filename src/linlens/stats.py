@@ -734,9 +734,17 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
     alpha = 1.0 - result.ci
     bc = {k: float(result.bias_corrected[k]) for k in names}
     ranking = tuple(sorted(names, key=lambda k: (not math.isfinite(bc[k]), bc[k])))
-    best = ranking[0]
-    draws = np.column_stack([np.asarray(result.samples[k], dtype=np.float64) for k in names])
-    studentized = (isinstance(result.se_samples, dict) and isinstance(result.standard_error, dict)
+    # a reference without a finite estimate or with fewer than two finite replicates (e.g. C_data whose
+    # bias-corrected denominator is ≤ 0: its error is reported as infinite) cannot be tested: it takes no part in
+    # the max-T test nor in the ties (p = 1, never closest), instead of emptying every other reference's replicates
+    all_names = names
+    untestable = [k for k in names if not (math.isfinite(bc[k]) and np.isfinite(
+        np.asarray(result.samples[k], dtype=np.float64)).sum() >= 2)]
+    names = [k for k in names if k not in untestable]
+    best = next((k for k in ranking if k not in untestable), ranking[0])
+    draws = np.column_stack([np.asarray(result.samples[k], dtype=np.float64) for k in names] or
+                            [np.zeros(0)])
+    studentized = (bool(names) and isinstance(result.se_samples, dict) and isinstance(result.standard_error, dict)
                    and all(k in result.se_samples and k in result.standard_error for k in names))
     method = _NONE_BOTH if studentized else "max-T, multivariate t"
     n_finite = int(np.isfinite(draws).all(axis=1).sum())
@@ -752,7 +760,7 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
         draws, se_draws = draws[keep], se_draws[keep]
     else:
         draws = draws[np.isfinite(draws).all(axis=1)]
-    B = draws.shape[0]
+    B = draws.shape[0] if names else 0
     if B >= 2:  # the multivariate-t approximation (studentized by the replicates' standard deviation, with the
         # variance they miss added: BootstrapResult.extra_variance)
         extra = np.array([_extra_variance(result, k) for k in names])
@@ -776,19 +784,22 @@ def closest_reference(result: BootstrapResult, names: Sequence[str], zero_map_er
         # replicates' spread fall short of the true spread alike where the residual variance grows with leverage
         # (HC2 rows; see the docstring), a shortfall the bootstrap world does not reproduce
         padj = np.maximum(padj, _bootstrap_t_p_values(np.nan_to_num(t, nan=-np.inf), centre, draws, se_draws))
-    zero_p = {k: float(p) for k, p in zip(names, padj, strict=True)}
-    below = {k: zero_p[k] <= alpha / 2 for k in names}
+    zero_p = {k: float(p) for k, p in zip(names, padj, strict=True)} | dict.fromkeys(untestable, 1.0)
+    below = {k: zero_p[k] <= alpha / 2 for k in all_names}
     none_p = min(zero_p.values())
-    diffs = {f"{k} − {best}": paired_difference(result, k, best) for k in ranking[1:]}
+    diffs = {f"{k} − {best}": paired_difference(result, k, best) for k in ranking if k != best}
     if not none_p <= alpha / 2:
         verdict, closest = "none", ()
     else:
-        tied = [best] + [k for k in ranking[1:] if not diffs[f"{k} − {best}"].p_value <= alpha]
+        tied = [best] + [k for k in ranking if k != best
+                         and k not in untestable and not diffs[f"{k} − {best}"].p_value <= alpha]
         verdict, closest = (best, (best,)) if len(tied) == 1 else ("tie", tuple(tied))
     far_error = float(far_fraction) * float(zero_map_error)
     far = bool(verdict != "none" and float(result.low[best]) >= far_error)
     rule = VERDICT_RULE + (f" (ci = {result.ci:g}, zero map's error {zero_map_error:g}, B = {B}; far when the "
-                           f"closest error's interval lies above {far_error:g})")
+                           f"closest error's interval lies above {far_error:g})") + (
+        f"; not testable (no finite estimate or fewer than 2 finite replicates), left out of the tests: "
+        f"{', '.join(untestable)}" if untestable else "")
     return ClosestVerdict(verdict=verdict, closest=closest, ranking=ranking, differences=diffs,
                           below_zero_map=below, rule=rule, zero_map_p=zero_p, none_p_value=float(none_p),
                           ci=float(result.ci), none_method=method, far=far, far_error=far_error)

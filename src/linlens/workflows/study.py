@@ -504,7 +504,8 @@ def _estimated_reference_interval(nv: QuadraticNullVariance, den: float, den_nul
 
     The third value is the interval's variance at the estimate, κθ̃₊ + c₀, minus the replicates' own sd²: the spread
     of C_data's training rows (fourth-moment and bias-correction terms, the denominator's) that the replicates miss.
-    It comes from C_data's own rows, independent of the other references' replicates, so the verdict's paired tests
+    It comes mostly from C_data's own rows, independent of the other references' replicates (the fit rows' share is
+    common to every error: counting it too is conservative), so the verdict's paired tests
     add it to the replicated difference's variance (:attr:`~linlens.stats.BootstrapResult.extra_variance`). With it a
     true tie of C_data and the Wiener estimator was named one of them in 0.043 of data sets at 1.8 pairs per unknown
     (0.340 on the replicates alone; 300 sets, docs/guide/inverse.md).
