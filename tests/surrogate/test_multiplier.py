@@ -329,17 +329,23 @@ def test_float32_replicate_products_change_the_replicates_by_less_than_1e5_of_th
     assert np.max(np.abs(lin[d] - lin[10**9])) < 1e-5 * np.std(lin[10**9])
 
 
-def test_auto_drops_a_sketch_whose_own_noise_would_inflate_the_replicates():
-    """A large quadratic term (an operator fitted on ~10 rows per input, D small): the cost rule picks the sketch, whose
-    32-probe noise is several times the true spread. "auto" measures that noise (the probes' variance / p) and takes
-    the exact route: its replicates are the explicit ones (second algorithm), not the sketch's inflated ones. With a
-    large D (the linear term dominates) the sketch's noise is negligible and "auto" keeps it."""
+def _quadratic_dominated_case():
+    """An operator fitted on ~10 rows per input (d = 300, n = 3000, B = 50), a weight W, and a small (quadratic term
+    dominates) and a large (linear term dominates) difference D: (n, B, fit, W, small, large)."""
     rng = np.random.default_rng(0)
     d, n, B = 300, 3000, 50
     Y = rng.normal(size=(n, d))
     fit = FixedDesign(Y).perturbation(Y @ rng.normal(size=(d, d)).T / np.sqrt(d) + 3 * rng.normal(size=(n, d)), "fit")
     W = np.cov(rng.normal(size=(2 * d, d)).T)
-    small, large = 0.001 * rng.normal(size=(d, d)), 3.0 * rng.normal(size=(d, d))
+    return n, B, fit, W, 0.001 * rng.normal(size=(d, d)), 3.0 * rng.normal(size=(d, d))
+
+
+def test_auto_drops_a_sketch_whose_own_noise_would_inflate_the_replicates():
+    """A large quadratic term (an operator fitted on ~10 rows per input, D small): the cost rule picks the sketch, whose
+    32-probe noise is several times the true spread. "auto" measures that noise (the probes' variance / p) and takes
+    the exact route: its replicates are the explicit ones (second algorithm), not the sketch's inflated ones. With a
+    large D (the linear term dominates) the sketch's noise is negligible and "auto" keeps it."""
+    n, B, fit, W, small, large = _quadratic_dominated_case()
     q = {m: MultiplierBootstrap({"fit": n}, n_boot=B, seed=1, method=m).quadratic(small, W, [(1.0, fit)])
          for m in ("auto", "explicit", "sketch")}
     assert np.std(q["sketch"].replicates) > 2 * np.std(q["explicit"].replicates)  # the sketch's noise dominates
@@ -356,12 +362,7 @@ def test_the_sketch_pilot_forms_8_probes_where_the_noise_is_large_and_all_32_els
     sketch formed at once (method="sketch", the same probes) — the two ranges give the same numbers."""
     import linlens.surrogate.multiplier as mm
 
-    rng = np.random.default_rng(0)
-    d, n, B = 300, 3000, 50
-    Y = rng.normal(size=(n, d))
-    fit = FixedDesign(Y).perturbation(Y @ rng.normal(size=(d, d)).T / np.sqrt(d) + 3 * rng.normal(size=(n, d)), "fit")
-    W = np.cov(rng.normal(size=(2 * d, d)).T)
-    small, large = 0.001 * rng.normal(size=(d, d)), 3.0 * rng.normal(size=(d, d))
+    n, B, fit, W, small, large = _quadratic_dominated_case()
     for D, probes in ((small, mm._SKETCH_PILOT), (large, mm.SKETCH_PROBES)):
         auto = MultiplierBootstrap({"fit": n}, n_boot=B, seed=1)
         q = auto.quadratic(D, W, [(1.0, fit)])
